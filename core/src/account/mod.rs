@@ -1,0 +1,3 @@
+//! Accounts: isolated subject spaces, with stream and service exports and imports.
+
+pub mod validate;

@@ -1,0 +1,1 @@
+//! Config-time validation of accounts: unknown accounts, unauthorized imports, import cycles.

@@ -1,0 +1,1 @@
+//! Authentication (user/password, bcrypt, token, nkeys) and authorization (permissions).

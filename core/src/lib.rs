@@ -1,0 +1,39 @@
+//! natsd-core: the sans-IO state machines of the natsd NATS server.
+//!
+//! # Contract
+//!
+//! Nothing in this crate performs I/O, reads a clock or draws OS randomness:
+//!
+//! * time comes in as a `now: Instant` argument, monotonic across calls; wall-clock time (JWT
+//!   expiry, JetStream timestamps) is an explicit input;
+//! * randomness comes from a seeded [`rng::SplitMix64`] handed down from the parent
+//!   (server seed → connection seed), so a simulation seed replays a whole run;
+//! * a peer's misbehaviour is an *output* (a `-ERR '…'` transmit followed by a close event),
+//!   never a Rust `Err`; `Result` is reserved for API misuse and configuration errors;
+//! * every queue and buffer has a bound, with nats-server's default and error text.
+//!
+//! # Driving rule
+//!
+//! Every machine is driven the same way (quinn's `Connection`, str0m's `Rtc`): after each
+//! `handle_*` call, the driver
+//!
+//! 1. drains `poll_transmit` until `None` (or until the socket is not writable),
+//! 2. drains `poll_event` until `None`, routing each event (which may deliver to other
+//!    machines, whose outputs are drained in turn),
+//! 3. asks `poll_timeout` and re-arms its single timer.
+//!
+//! The production driver is the tokio shell in the `natsd` crate; the simulation drives the very
+//! same shell over turmoil.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod account;
+pub mod auth;
+pub mod conf;
+pub mod conn;
+pub mod options;
+pub mod outbound;
+pub mod proto;
+pub mod rng;
+pub mod subject;
+pub mod sublist;

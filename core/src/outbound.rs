@@ -1,0 +1,1 @@
+//! A connection's bounded outbound queue, with slow-consumer accounting.

@@ -1,0 +1,1 @@
+//! NATS message headers (`NATS/1.0` blocks): parse and encode.

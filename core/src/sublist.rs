@@ -1,0 +1,1 @@
+//! The subscription index: a trie of subject tokens with a match cache.

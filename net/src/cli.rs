@@ -1,0 +1,1 @@
+//! The `natsd` command line: nats-server's flags.

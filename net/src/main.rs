@@ -1,0 +1,3 @@
+//! The `natsd` binary.
+
+fn main() {}

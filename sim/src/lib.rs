@@ -1,0 +1,2 @@
+//! natsd-sim: seeded, reproducible runs of natsd servers on the turmoil simulated network.
+#![forbid(unsafe_code)]

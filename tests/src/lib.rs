@@ -1,0 +1,1 @@
+//! Black-box test support: start a server binary, talk to it with real clients.
