@@ -1,4 +1,24 @@
 //! natsd: a NATS server. The tokio shell around `natsd-core`'s machines, the embedding API and
 //! the pieces of the `natsd` binary.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), natsd::ServerError> {
+//! let opts = natsd::Options { port: None, ..Default::default() };
+//! let server = natsd::Server::new(opts)?;
+//! server.start().await?;
+//! println!("clients connect to {}", server.client_url().unwrap_or_default());
+//! server.shutdown();
+//! server.wait_for_shutdown().await;
+//! # Ok(()) }
+//! ```
 
 pub mod cli;
+mod client;
+pub mod config;
+pub mod logging;
+mod server;
+mod tls;
+pub mod transport;
+
+pub use natsd_core::options::Options;
+pub use server::{os_seed, ClientEntry, Server, ServerError, NATSD_VERSION, NATS_COMPAT_VERSION};

@@ -1,3 +1,160 @@
-//! The `natsd` binary.
+//! The `natsd` binary: nats-server's command line, signals and logging around the library.
 
-fn main() {}
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use natsd::cli::{self, Cli};
+use natsd::logging::{LogTarget, NatsFormat};
+use natsd::{Options, Server};
+
+fn fatal(msg: &str) -> ExitCode {
+    eprintln!("[{}] {} [FTL] {msg}", std::process::id(), natsd::logging::timestamp(std::time::SystemTime::now()));
+    ExitCode::from(1)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cli = match cli::parse_args(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("natsd: {e}\n\n{}", cli::USAGE);
+            return ExitCode::from(1);
+        }
+    };
+    if cli.help {
+        #[allow(clippy::print_stdout)]
+        {
+            println!("{}", cli::USAGE);
+        }
+        return ExitCode::SUCCESS;
+    }
+    if cli.version {
+        #[allow(clippy::print_stdout)]
+        {
+            println!("natsd: v{} (nats-server v{} compatible)", natsd::NATSD_VERSION, natsd::NATS_COMPAT_VERSION);
+        }
+        return ExitCode::SUCCESS;
+    }
+    let (opts, ignored) = match load_options(&cli) {
+        Ok(o) => o,
+        Err(e) => return fatal(&e),
+    };
+    if cli.test_config {
+        eprintln!("natsd: configuration file {} is valid", opts.config_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
+    let target = match LogTarget::new(opts.log_file.clone()) {
+        Ok(t) => t,
+        Err(e) => return fatal(&format!("error opening log file: {e}")),
+    };
+    let level = if opts.trace {
+        tracing::Level::TRACE
+    } else if opts.debug {
+        tracing::Level::DEBUG
+    } else {
+        tracing::Level::INFO
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(target.clone())
+        .event_format(NatsFormat::new(opts.logtime))
+        .init();
+    for key in &ignored {
+        tracing::warn!("{key}: not supported by this natsd build yet; ignored");
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fatal(&format!("cannot start runtime: {e}")),
+    };
+    rt.block_on(run(opts, target))
+}
+
+fn load_options(cli: &Cli) -> Result<(Options, Vec<String>), String> {
+    let (mut opts, ignored) = match &cli.config_file {
+        Some(path) => {
+            let loaded = natsd::config::load(path)?;
+            (loaded.options, loaded.ignored)
+        }
+        None => (Options::default(), Vec::new()),
+    };
+    cli.apply(&mut opts);
+    Ok((opts, ignored))
+}
+
+async fn run(opts: Options, target: LogTarget) -> ExitCode {
+    let seed = natsd::os_seed();
+    tracing::info!("Starting natsd (nats-server compatible)");
+    tracing::info!("  Version:  {} (protocol level of nats-server {})", natsd::NATSD_VERSION, natsd::NATS_COMPAT_VERSION);
+    tracing::info!("  Seed:     {seed}");
+    let pid_file = opts.pid_file.clone();
+    let ports_dir = opts.ports_file_dir.clone();
+    if let Some(cf) = &opts.config_file {
+        tracing::info!("Using configuration file: {}", cf.display());
+    }
+    let server = match Server::with_seed(opts, seed) {
+        Ok(s) => Arc::new(s),
+        Err(e) => return fatal(&e.to_string()),
+    };
+    tracing::info!("  Name:     {}", server.name());
+    tracing::info!("  ID:       {}", server.id());
+    if let Some(p) = &pid_file {
+        if let Err(e) = std::fs::write(p, std::process::id().to_string()) {
+            return fatal(&format!("could not write pid file: {e}"));
+        }
+    }
+    if let Err(e) = server.start().await {
+        return fatal(&e.to_string());
+    }
+    if let Some(dir) = &ports_dir {
+        if let Err(e) = write_ports_file(dir, &server) {
+            tracing::error!("could not write ports file: {e}");
+        }
+    }
+    wait_for_signals(&server, &target).await;
+    server.shutdown();
+    server.wait_for_shutdown().await;
+    if let Some(p) = &pid_file {
+        let _ = std::fs::remove_file(p);
+    }
+    ExitCode::SUCCESS
+}
+
+fn write_ports_file(dir: &std::path::Path, server: &Server) -> std::io::Result<()> {
+    let exe = std::env::args()
+        .next()
+        .and_then(|a| std::path::Path::new(&a).file_name().map(|f| f.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "natsd".to_owned());
+    let path = dir.join(format!("{exe}_{}.ports", std::process::id()));
+    let body = serde_json::json!({ "nats": [server.client_url().unwrap_or_default()] });
+    std::fs::write(path, body.to_string())
+}
+
+#[cfg(unix)]
+async fn wait_for_signals(server: &Server, target: &LogTarget) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term), Ok(mut usr1)) =
+        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::user_defined1()))
+    else {
+        tracing::error!("cannot install signal handlers");
+        return std::future::pending().await;
+    };
+    let _ = server;
+    loop {
+        tokio::select! {
+            _ = int.recv() => { tracing::info!("Trapped \"interrupt\" signal"); return; }
+            _ = term.recv() => { tracing::info!("Trapped \"terminated\" signal"); return; }
+            _ = usr1.recv() => {
+                if let Err(e) = target.reopen() {
+                    tracing::error!("could not reopen log file: {e}");
+                } else {
+                    tracing::info!("Reopened log file");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signals(_server: &Server, _target: &LogTarget) {
+    let _ = tokio::signal::ctrl_c().await;
+}

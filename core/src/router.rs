@@ -1,0 +1,552 @@
+//! Message routing within and across accounts.
+//!
+//! The publish path (DESIGN.md): the publisher's own task matches the subject in its account's
+//! sublist and appends the refcounted payload to each receiver's bounded [`Outbound`], then
+//! wakes that receiver's writer through its [`Notifier`]. No global lock and no channel hop per
+//! message: the only locks taken are the sublist's (read, or its cache) and each receiver's
+//! outbound queue.
+//!
+//! Delivery rules, each with its nats-server counterpart:
+//! * echo off: a connection does not get its own messages (Go: client.go deliverMsg);
+//! * queue groups: one member per group per message, picked by the publisher's seeded
+//!   generator, the next member tried when the first cannot take it;
+//! * auto-unsubscribe: a subscription with a max is removed once it has delivered that many;
+//! * permissions: a subscription that overlaps a subscribe deny is re-checked per message
+//!   (the advisories GHSA-wh7g-5m82-pmhr and CVE-2022-29946 are this bug);
+//! * slow consumers: a receiver whose pending bytes pass `max_pending` is closed; the publisher
+//!   and every other receiver carry on;
+//! * no-responders: a request nobody received gets a 503 status back when the requester
+//!   asked for it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::account::{Account, Rename};
+use crate::auth::{PermissionChecker, ResponseTracker};
+use crate::conn::CloseReason;
+use crate::options::ResponseType;
+use crate::outbound::{Outbound, PushError};
+use crate::proto::client::{encode_hmsg_header, encode_msg_header};
+use crate::proto::headers::no_responders_block;
+use crate::rng::SplitMix64;
+
+/// Forwarding through imports stops at this depth (cycles are rejected at config time; this is
+/// the runtime backstop).
+const MAX_IMPORT_DEPTH: u8 = 8;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks cannot leave the data half-updated in a way that
+    // matters more than stopping the whole server would; carry on with the inner value.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Wakes a connection's driver. Implemented by the shell (tokio `Notify`, turmoil alike).
+pub trait Notifier: Send + Sync + std::fmt::Debug {
+    /// There are bytes in the outbound queue.
+    fn notify_write(&self);
+    /// The connection must close (reason recorded in [`ClientShared`]).
+    fn notify_close(&self);
+}
+
+/// Counters of one connection.
+#[derive(Debug, Default)]
+pub struct ClientStats {
+    /// Messages received from the client.
+    pub in_msgs: AtomicU64,
+    /// Payload bytes received from the client.
+    pub in_bytes: AtomicU64,
+    /// Messages delivered to the client.
+    pub out_msgs: AtomicU64,
+    /// Payload bytes delivered to the client.
+    pub out_bytes: AtomicU64,
+}
+
+/// What the router knows about a connection, shared by every task that delivers to it.
+#[derive(Debug)]
+pub struct ClientShared {
+    /// Connection id.
+    pub id: u64,
+    outbound: Mutex<Outbound>,
+    notifier: Arc<dyn Notifier>,
+    close_reason: OnceLock<CloseReason>,
+    echo: AtomicBool,
+    no_responders: AtomicBool,
+    headers: AtomicBool,
+    perms: OnceLock<Arc<PermissionChecker>>,
+    responses: OnceLock<Mutex<ResponseTracker>>,
+    subs: Mutex<HashMap<Bytes, SubRef>>,
+    /// Message and byte counters.
+    pub stats: ClientStats,
+    /// Set when this connection's outbound queue hit `max_pending`.
+    pub slow_consumer: AtomicBool,
+}
+
+impl ClientShared {
+    /// A connection with an empty outbound queue bounded by `max_pending_bytes`.
+    pub fn new(id: u64, max_pending_bytes: u64, notifier: Arc<dyn Notifier>) -> Arc<Self> {
+        Arc::new(Self {
+            id,
+            outbound: Mutex::new(Outbound::new(max_pending_bytes)),
+            notifier,
+            close_reason: OnceLock::new(),
+            echo: AtomicBool::new(true),
+            no_responders: AtomicBool::new(false),
+            headers: AtomicBool::new(false),
+            perms: OnceLock::new(),
+            responses: OnceLock::new(),
+            subs: Mutex::new(HashMap::new()),
+            stats: ClientStats::default(),
+            slow_consumer: AtomicBool::new(false),
+        })
+    }
+
+    /// Records what CONNECT said and who the client turned out to be.
+    pub fn set_connected(&self, echo: bool, headers: bool, no_responders: bool, perms: Option<Arc<PermissionChecker>>) {
+        self.echo.store(echo, Ordering::Relaxed);
+        self.headers.store(headers, Ordering::Relaxed);
+        self.no_responders.store(no_responders, Ordering::Relaxed);
+        if let Some(p) = perms {
+            if let Some(rp) = p.response_permission() {
+                let _ = self.responses.set(Mutex::new(ResponseTracker::new(rp)));
+            }
+            let _ = self.perms.set(p);
+        }
+    }
+
+    /// Queues protocol bytes of the connection's own (INFO, PONG, -ERR ...) and wakes the writer.
+    pub fn send_control(&self, bytes: &[u8]) {
+        lock(&self.outbound).push_control(bytes);
+        self.notifier.notify_write();
+    }
+
+    /// Takes everything queued for writing.
+    pub fn drain_outbound(&self, out: &mut Vec<Bytes>) -> u64 {
+        lock(&self.outbound).drain_into(out)
+    }
+
+    /// Bytes waiting to be written.
+    pub fn pending_bytes(&self) -> u64 {
+        lock(&self.outbound).pending_bytes()
+    }
+
+    /// Marks the connection closed for `reason` (the first reason wins) and wakes its driver.
+    pub fn close(&self, reason: CloseReason) {
+        if self.close_reason.set(reason).is_ok() {
+            lock(&self.outbound).close();
+            self.notifier.notify_close();
+        }
+    }
+
+    /// Why the connection closed, if it has.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.close_reason.get().copied()
+    }
+
+    /// Number of subscriptions.
+    pub fn num_subs(&self) -> usize {
+        lock(&self.subs).len()
+    }
+
+    /// The connection's subscriptions (subject, queue, sid), sorted by sid.
+    pub fn subscriptions(&self) -> Vec<(Bytes, Option<Bytes>, Bytes)> {
+        let subs = lock(&self.subs);
+        let mut v: Vec<_> = subs
+            .iter()
+            .map(|(sid, s)| (s.0.subject.clone(), s.0.queue.clone(), sid.clone()))
+            .collect();
+        v.sort_by(|a, b| a.2.cmp(&b.2));
+        v
+    }
+
+    fn deliver(&self, sid: &[u8], m: &Message<'_>) -> bool {
+        let total = m.headers.map_or(0, |h| h.len()) + m.payload.len();
+        let res = {
+            let mut out = lock(&self.outbound);
+            match m.headers {
+                None => out.push_msg(
+                    m.subject.len() + sid.len() + 32,
+                    |b| encode_msg_header(b, m.subject, sid, m.reply, m.payload.len()),
+                    m.payload,
+                ),
+                Some(h) => out.push_msg(
+                    m.subject.len() + sid.len() + 48 + h.len(),
+                    |b| {
+                        encode_hmsg_header(b, m.subject, sid, m.reply, h.len(), total);
+                        b.extend_from_slice(h);
+                    },
+                    m.payload,
+                ),
+            }
+        };
+        match res {
+            Ok(_) => {
+                self.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
+                self.stats.out_bytes.fetch_add(total as u64, Ordering::Relaxed);
+                self.notifier.notify_write();
+                true
+            }
+            Err(PushError::SlowConsumer) => {
+                self.slow_consumer.store(true, Ordering::Relaxed);
+                self.close(CloseReason::SlowConsumerPendingBytes);
+                false
+            }
+            Err(PushError::Closed) => false,
+        }
+    }
+}
+
+/// Where a matched subscription sends the message.
+#[derive(Debug)]
+pub enum SubTarget {
+    /// A client's subscription.
+    Client {
+        /// The subscriber.
+        client: Arc<ClientShared>,
+        /// Its subscription id.
+        sid: Bytes,
+        /// Re-check subscribe permissions per message (the pattern overlaps a deny).
+        check_deny: bool,
+    },
+    /// A stream import: republish into the importing account.
+    StreamImport {
+        /// The importing account.
+        into: Weak<Account>,
+        /// Subject rename on the way in.
+        rename: Rename,
+    },
+    /// A service import: republish the request into the exporting account.
+    ServiceImport {
+        /// The exporting account.
+        exporter: Weak<Account>,
+        /// From the importer's subject to the exporter's.
+        rename: Rename,
+        /// How many responses to carry back.
+        response_type: ResponseType,
+        /// How long stream/chunked response mappings live.
+        threshold: Duration,
+    },
+    /// Carries a service response back to the requester's account.
+    Response {
+        /// The importing (requesting) account.
+        importer: Weak<Account>,
+        /// The requester's reply subject there.
+        reply: Bytes,
+        /// Remove after one response.
+        singleton: bool,
+    },
+}
+
+/// An entry of a sublist.
+#[derive(Debug)]
+pub struct Subscription {
+    /// Subject (maybe with wildcards).
+    pub subject: Bytes,
+    /// Queue group.
+    pub queue: Option<Bytes>,
+    /// What a match does.
+    pub target: SubTarget,
+    max: AtomicU64,
+    delivered: AtomicU64,
+    removed: AtomicBool,
+}
+
+impl Subscription {
+    /// A new subscription entry.
+    pub fn new(subject: Bytes, queue: Option<Bytes>, target: SubTarget) -> Self {
+        Self {
+            subject,
+            queue,
+            target,
+            max: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            removed: AtomicBool::new(false),
+        }
+    }
+
+    /// Messages delivered through this subscription.
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
+    }
+
+    /// Returns true if this call marked it removed (so exactly one caller removes it).
+    pub(crate) fn mark_removed(&self) -> bool {
+        !self.removed.swap(true, Ordering::AcqRel)
+    }
+}
+
+/// A refcounted subscription, equal only to itself (sublist identity).
+#[derive(Debug, Clone)]
+pub struct SubRef(pub Arc<Subscription>);
+
+impl PartialEq for SubRef {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// A message on its way through the router.
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    /// Literal subject.
+    pub subject: &'a [u8],
+    /// Reply subject.
+    pub reply: Option<&'a [u8]>,
+    /// Header block (`NATS/1.0…\r\n\r\n`), for HPUB/HMSG.
+    pub headers: Option<&'a Bytes>,
+    /// Body.
+    pub payload: &'a Bytes,
+}
+
+/// Why a SUB was refused by the router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubscribeError {
+    /// `max_subscriptions` reached.
+    #[error("maximum subscriptions exceeded")]
+    MaxSubscriptions,
+    /// The subject was rejected by the sublist.
+    #[error("Invalid Subject")]
+    InvalidSubject,
+}
+
+/// The per-publisher routing context: its generator and the clock reading of this batch.
+#[derive(Debug)]
+pub struct Publisher<'a> {
+    /// The publishing connection, if a client (None for internal publishes).
+    pub client: Option<&'a Arc<ClientShared>>,
+    /// Queue-member choice and reply tokens.
+    pub rng: &'a mut SplitMix64,
+    /// Now, for response-mapping expiry.
+    pub now: Instant,
+}
+
+/// Adds a client subscription. A duplicate sid is ignored, as nats-server does.
+pub fn subscribe(
+    account: &Account,
+    client: &Arc<ClientShared>,
+    sid: Bytes,
+    subject: Bytes,
+    queue: Option<Bytes>,
+    max_subscriptions: u32,
+) -> Result<(), SubscribeError> {
+    let mut subs = lock(&client.subs);
+    if subs.contains_key(&sid) {
+        return Ok(());
+    }
+    if max_subscriptions > 0 && subs.len() >= max_subscriptions as usize {
+        return Err(SubscribeError::MaxSubscriptions);
+    }
+    let check_deny = client
+        .perms
+        .get()
+        .is_some_and(|p| p.needs_delivery_check(&subject, queue.as_deref()));
+    let sub = SubRef(Arc::new(Subscription::new(
+        subject.clone(),
+        queue.clone(),
+        SubTarget::Client { client: Arc::clone(client), sid: sid.clone(), check_deny },
+    )));
+    account
+        .sublist
+        .insert(&subject, queue.as_deref(), sub.clone())
+        .map_err(|_| SubscribeError::InvalidSubject)?;
+    subs.insert(sid, sub);
+    Ok(())
+}
+
+/// UNSUB: removes now, or once `max` messages have been delivered in total.
+pub fn unsubscribe(account: &Account, client: &ClientShared, sid: &[u8], max: Option<u64>) {
+    let mut subs = lock(&client.subs);
+    let Some(sub) = subs.get(sid).cloned() else { return };
+    if let Some(max) = max {
+        if max > 0 && sub.0.delivered() < max {
+            sub.0.max.store(max, Ordering::Release);
+            // A delivery may have raced past the new max between the load and the store.
+            if sub.0.delivered() < max {
+                return;
+            }
+        }
+    }
+    subs.remove(sid);
+    drop(subs);
+    if sub.0.mark_removed() {
+        let _ = account.sublist.remove(&sub.0.subject, sub.0.queue.as_deref(), &sub);
+    }
+}
+
+/// Removes every subscription of a closing connection.
+pub fn remove_all(account: &Account, client: &ClientShared) {
+    let subs: Vec<SubRef> = lock(&client.subs).drain().map(|(_, s)| s).collect();
+    for sub in subs {
+        if sub.0.mark_removed() {
+            let _ = account.sublist.remove(&sub.0.subject, sub.0.queue.as_deref(), &sub);
+        }
+    }
+}
+
+/// May this client publish to `subject`? Checks publish permissions and, failing those, a
+/// response permission granted by a request it received (`allow_responses`).
+pub fn can_publish(client: &ClientShared, now: Instant, subject: &[u8]) -> bool {
+    let Some(p) = client.perms.get() else { return true };
+    if p.can_publish(subject) {
+        return true;
+    }
+    client.responses.get().is_some_and(|t| lock(t).consume(now, subject))
+}
+
+/// Routes a published message within `account` (and through its imports). Returns how many
+/// client subscriptions received it.
+pub fn publish(account: &Arc<Account>, p: &mut Publisher<'_>, m: &Message<'_>) -> usize {
+    account.in_msgs.fetch_add(1, Ordering::Relaxed);
+    account
+        .in_bytes
+        .fetch_add((m.payload.len() + m.headers.map_or(0, |h| h.len())) as u64, Ordering::Relaxed);
+    let delivered = route(account, p, m, 0);
+    if delivered == 0 {
+        if let (Some(client), Some(reply)) = (p.client, m.reply) {
+            if client.no_responders.load(Ordering::Relaxed) && client.headers.load(Ordering::Relaxed) {
+                send_no_responders(account, client, reply);
+            }
+        }
+    }
+    delivered
+}
+
+fn route(account: &Arc<Account>, p: &mut Publisher<'_>, m: &Message<'_>, depth: u8) -> usize {
+    if depth > MAX_IMPORT_DEPTH {
+        return 0;
+    }
+    let result = account.sublist.matches(m.subject);
+    let mut delivered = 0;
+    for sub in &result.psubs {
+        delivered += deliver_to(account, p, sub, m, depth);
+    }
+    for group in &result.qsubs {
+        if group.is_empty() {
+            continue;
+        }
+        let start = p.rng.below(group.len() as u64) as usize;
+        for i in 0..group.len() {
+            let n = deliver_to(account, p, &group[(start + i) % group.len()], m, depth);
+            if n > 0 {
+                delivered += n;
+                break;
+            }
+        }
+    }
+    delivered
+}
+
+fn deliver_to(account: &Arc<Account>, p: &mut Publisher<'_>, sub: &SubRef, m: &Message<'_>, depth: u8) -> usize {
+    let s = &sub.0;
+    if s.is_removed() {
+        return 0;
+    }
+    match &s.target {
+        SubTarget::Client { client, sid, check_deny } => {
+            if let Some(from) = p.client {
+                if from.id == client.id && !client.echo.load(Ordering::Relaxed) {
+                    return 0;
+                }
+            }
+            if *check_deny {
+                if let Some(perms) = client.perms.get() {
+                    if !perms.deliver_allowed(m.subject, s.queue.as_deref()) {
+                        return 0;
+                    }
+                }
+            }
+            // Auto-unsubscribe: claim a delivery slot first so concurrent publishers never
+            // deliver more than max in total.
+            let n = s.delivered.fetch_add(1, Ordering::AcqRel) + 1;
+            let max = s.max.load(Ordering::Acquire);
+            if max > 0 && n > max {
+                return 0;
+            }
+            if !client.deliver(sid, m) {
+                return 0;
+            }
+            if let (Some(reply), Some(tracker)) = (m.reply, client.responses.get()) {
+                lock(tracker).record(p.now, reply);
+            }
+            if max > 0 && n == max && s.mark_removed() {
+                lock(&client.subs).remove(sid);
+                let _ = account.sublist.remove(&s.subject, s.queue.as_deref(), sub);
+            }
+            1
+        }
+        SubTarget::StreamImport { into, rename } => {
+            let Some(into) = into.upgrade() else { return 0 };
+            let subject = rename.apply(m.subject);
+            let fwd = Message { subject: &subject, ..*m };
+            route(&into, p, &fwd, depth + 1)
+        }
+        SubTarget::ServiceImport { exporter, rename, response_type, threshold } => {
+            let Some(exporter) = exporter.upgrade() else { return 0 };
+            let subject = rename.apply(m.subject);
+            let reply = m.reply.map(|r| {
+                let token = p.rng.next_u64();
+                exporter.add_response(
+                    p.now,
+                    Arc::downgrade(account),
+                    Bytes::copy_from_slice(r),
+                    *response_type,
+                    *threshold,
+                    token,
+                )
+            });
+            let fwd = Message { subject: &subject, reply: reply.as_deref(), ..*m };
+            // The requester's own connection is not the publisher inside the exporter.
+            let mut inner = Publisher { client: None, rng: p.rng, now: p.now };
+            route(&exporter, &mut inner, &fwd, depth + 1)
+        }
+        SubTarget::Response { importer, reply, singleton } => {
+            let Some(importer) = importer.upgrade() else { return 0 };
+            if *singleton {
+                if !s.mark_removed() {
+                    return 0;
+                }
+                let _ = account.sublist.remove(&s.subject, None, sub);
+            }
+            let fwd = Message { subject: reply, reply: None, ..*m };
+            let mut inner = Publisher { client: None, rng: p.rng, now: p.now };
+            route(&importer, &mut inner, &fwd, depth + 1)
+        }
+    }
+}
+
+/// Go: server/client.go — a request with no subscribers gets an immediate `NATS/1.0 503`
+/// message on its reply subject, delivered only to the requester's own subscriptions.
+fn send_no_responders(account: &Account, client: &Arc<ClientShared>, reply: &[u8]) {
+    let result = account.sublist.matches(reply);
+    let hdr = no_responders_block();
+    let empty = Bytes::new();
+    let m = Message { subject: reply, reply: None, headers: Some(&hdr), payload: &empty };
+    for sub in result.psubs.iter().chain(result.qsubs.iter().flatten()) {
+        if let SubTarget::Client { client: c, sid, .. } = &sub.0.target {
+            if c.id == client.id {
+                client.deliver(sid, &m);
+                return;
+            }
+        }
+    }
+}
+
+/// Builds an `INFO`-style `-ERR` text for a publish permission violation.
+pub fn publish_violation_text(subject: &[u8]) -> String {
+    format!("Permissions Violation for Publish to \"{}\"", String::from_utf8_lossy(subject))
+}
+
+/// Encodes `-ERR 'text'\r\n`.
+pub fn err_line(text: &str) -> Bytes {
+    let mut b = BytesMut::with_capacity(text.len() + 10);
+    crate::proto::client::encode_err(&mut b, text);
+    b.freeze()
+}

@@ -1,0 +1,255 @@
+//! The per-connection driver: one reader task running the [`ClientConn`] machine and the
+//! router, one writer task draining the connection's outbound queue with vectored writes.
+
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use natsd_core::account::Account;
+use natsd_core::auth::ConnType;
+use natsd_core::conn::{ClientConn, CloseReason, ConnEvent};
+use natsd_core::router::{self, ClientShared, Message, Notifier, Publisher};
+use natsd_core::rng::SplitMix64;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+
+use crate::server::Shared;
+use crate::transport::now;
+
+/// Read buffer size; grows when a large message is in flight.
+const READ_BUF: usize = 32 * 1024;
+/// At most this many buffers go into one vectored write.
+const MAX_IOVECS: usize = 64;
+/// Time a closing connection gets to flush its last bytes (a final -ERR).
+const CLOSE_FLUSH: Duration = Duration::from_secs(1);
+
+/// Wakes the reader and writer tasks of one connection.
+#[derive(Debug, Default)]
+pub(crate) struct ConnNotify {
+    write: Notify,
+    close: Notify,
+}
+
+impl Notifier for ConnNotify {
+    fn notify_write(&self) {
+        self.write.notify_one();
+    }
+
+    fn notify_close(&self) {
+        self.close.notify_one();
+        self.write.notify_one();
+    }
+}
+
+/// Runs one client connection to completion.
+pub(crate) fn new_conn(srv: &Shared, peer: SocketAddr, id: u64, rng: &mut SplitMix64) -> ClientConn {
+    ClientConn::new(now(), id, srv.client_config(), &peer.ip().to_string(), ConnType::Standard, rng.next_u64())
+}
+
+/// Runs one client connection to completion. `conn` may already have sent its INFO (TLS after
+/// INFO); `rejected` closes it at once with that reason (after INFO and the -ERR).
+pub(crate) async fn run<S>(
+    srv: Arc<Shared>,
+    stream: S,
+    peer: SocketAddr,
+    mut conn: ClientConn,
+    mut rng: SplitMix64,
+    rejected: Option<CloseReason>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let id = conn.id();
+    let notify = Arc::new(ConnNotify::default());
+    let shared = ClientShared::new(id, srv.opts().max_pending, notify.clone());
+    srv.register_client(id, &shared, peer);
+
+    let (mut rd, wr) = tokio::io::split(stream);
+    let writer = tokio::spawn(write_loop(wr, Arc::clone(&shared), Arc::clone(&notify), srv.opts().write_deadline));
+
+    let mut account: Option<Arc<Account>> = None;
+    let mut rbuf = BytesMut::with_capacity(READ_BUF);
+    if let Some(reason) = rejected {
+        if reason == CloseReason::MaxConnectionsExceeded {
+            conn.send_err("maximum connections exceeded");
+        }
+        conn.handle_close(reason);
+    }
+    let reason = loop {
+        if let Some(reason) = drain(&srv, &mut conn, &shared, &mut account, &mut rng) {
+            break reason;
+        }
+        let deadline = conn.poll_timeout().map(|(t, _)| tokio::time::Instant::from_std(t));
+        if rbuf.capacity() - rbuf.len() < 1024 {
+            rbuf.reserve(READ_BUF);
+        }
+        tokio::select! {
+            biased;
+            () = notify.close.notified() => {
+                if let Some(r) = shared.close_reason() {
+                    conn.handle_close(r);
+                }
+            }
+            r = rd.read_buf(&mut rbuf) => match r {
+                Ok(0) => conn.handle_close(CloseReason::ClientClosed),
+                Ok(_) => conn.handle_input(now(), &mut rbuf),
+                Err(_) => conn.handle_close(CloseReason::ReadError),
+            },
+            () = sleep_until(deadline) => conn.handle_timeout(now()),
+        }
+    };
+    shared.close(reason);
+    if let Some(acc) = &account {
+        router::remove_all(acc, &shared);
+        acc.num_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+    let _ = writer.await;
+    srv.unregister_client(id, reason);
+    tracing::debug!(cid = id, %peer, reason = reason.as_str(), "client connection closed");
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Applies the driving rule: transmits, then events. Returns the close reason once closed.
+fn drain(
+    srv: &Shared,
+    conn: &mut ClientConn,
+    shared: &Arc<ClientShared>,
+    account: &mut Option<Arc<Account>>,
+    rng: &mut SplitMix64,
+) -> Option<CloseReason> {
+    loop {
+        while let Some(bytes) = conn.poll_transmit() {
+            shared.send_control(&bytes);
+        }
+        let Some(ev) = conn.poll_event() else { return None };
+        match ev {
+            ConnEvent::Connected { outcome, connect } => {
+                let Some(acc) = srv.lookup_account(&outcome.account) else {
+                    conn.send_err("Authorization Violation");
+                    conn.handle_close(CloseReason::AuthenticationViolation);
+                    continue;
+                };
+                acc.num_connections.fetch_add(1, Ordering::Relaxed);
+                shared.set_connected(connect.echo, connect.headers, connect.no_responders, conn.permissions().cloned());
+                srv.set_client_identity(shared.id, &outcome, &connect);
+                *account = Some(acc);
+            }
+            ConnEvent::Subscribe { sid, subject, queue } => {
+                let acc = bind_default(srv, account);
+                if let Err(e) = router::subscribe(&acc, shared, sid, subject, queue, srv.opts().max_subscriptions) {
+                    conn.send_err(&e.to_string());
+                }
+            }
+            ConnEvent::Unsubscribe { sid, max } => {
+                let acc = bind_default(srv, account);
+                router::unsubscribe(&acc, shared, &sid, max);
+            }
+            ConnEvent::Publish(msg) => {
+                let t = now();
+                let size = msg.payload.len() + msg.headers.as_ref().map_or(0, Bytes::len);
+                shared.stats.in_msgs.fetch_add(1, Ordering::Relaxed);
+                shared.stats.in_bytes.fetch_add(size as u64, Ordering::Relaxed);
+                srv.count_in(size);
+                if !router::can_publish(shared, t, &msg.subject) {
+                    conn.send_err(&router::publish_violation_text(&msg.subject));
+                    continue;
+                }
+                let acc = bind_default(srv, account);
+                let m = Message {
+                    subject: &msg.subject,
+                    reply: msg.reply.as_deref(),
+                    headers: msg.headers.as_ref(),
+                    payload: &msg.payload,
+                };
+                let mut p = Publisher { client: Some(shared), rng, now: t };
+                router::publish(&acc, &mut p, &m);
+            }
+            ConnEvent::Closed(reason) => {
+                // Queue whatever the machine wrote last (a final -ERR) before closing.
+                while let Some(bytes) = conn.poll_transmit() {
+                    shared.send_control(&bytes);
+                }
+                return Some(reason);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Ops before CONNECT on a server without auth act in the default account, as in nats-server.
+fn bind_default(srv: &Shared, account: &mut Option<Arc<Account>>) -> Arc<Account> {
+    if let Some(a) = account {
+        return Arc::clone(a);
+    }
+    let acc = srv.default_account();
+    acc.num_connections.fetch_add(1, Ordering::Relaxed);
+    *account = Some(Arc::clone(&acc));
+    acc
+}
+
+async fn write_loop<W>(mut wr: tokio::io::WriteHalf<W>, shared: Arc<ClientShared>, notify: Arc<ConnNotify>, deadline: Duration)
+where
+    W: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_IOVECS);
+    loop {
+        batch.clear();
+        let n = shared.drain_outbound(&mut batch);
+        if n == 0 {
+            if shared.close_reason().is_some() {
+                break;
+            }
+            notify.write.notified().await;
+            continue;
+        }
+        let closing = shared.close_reason();
+        if matches!(closing, Some(CloseReason::SlowConsumerPendingBytes | CloseReason::SlowConsumerWriteDeadline)) {
+            // A slow consumer is cut off at once; its backlog is dropped.
+            break;
+        }
+        let limit = if closing.is_some() { CLOSE_FLUSH.min(deadline) } else { deadline };
+        match tokio::time::timeout(limit, write_all_vectored(&mut wr, &mut batch)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                shared.close(CloseReason::WriteError);
+                break;
+            }
+            Err(_) => {
+                shared.close(CloseReason::SlowConsumerWriteDeadline);
+                break;
+            }
+        }
+    }
+    let _ = tokio::time::timeout(CLOSE_FLUSH, wr.shutdown()).await;
+}
+
+async fn write_all_vectored<W: AsyncWrite + Unpin>(wr: &mut W, bufs: &mut [Bytes]) -> std::io::Result<()> {
+    let mut start = 0;
+    while start < bufs.len() {
+        let end = (start + MAX_IOVECS).min(bufs.len());
+        let slices: Vec<IoSlice<'_>> = bufs[start..end].iter().map(|b| IoSlice::new(b)).collect();
+        let mut n = wr.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 && start < bufs.len() {
+            let len = bufs[start].len();
+            if n >= len {
+                n -= len;
+                start += 1;
+            } else {
+                bufs[start].advance(n);
+                n = 0;
+            }
+        }
+    }
+    wr.flush().await
+}

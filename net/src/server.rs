@@ -1,0 +1,474 @@
+//! The server: shared state, the accept loop, and the embedding API.
+
+use std::collections::hash_map::RandomState;
+use std::collections::BTreeMap;
+use std::hash::BuildHasher;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, SystemTime};
+
+use natsd_core::account::{self, Account};
+use natsd_core::auth::{AuthOutcome, Authenticator};
+use natsd_core::conn::{ClientConfig, CloseReason};
+use natsd_core::options::{ExportKind, Options, GLOBAL_ACCOUNT};
+use natsd_core::proto::info::{ConnectInfo, ServerInfo};
+use natsd_core::rng::SplitMix64;
+use natsd_core::router::ClientShared;
+use tokio::sync::watch;
+
+use crate::client;
+use crate::tls::TlsSetup;
+use crate::transport::{Tokio, Transport};
+
+/// The NATS protocol level natsd implements, reported as `version` in INFO so that clients
+/// gate features on what is really there.
+pub const NATS_COMPAT_VERSION: &str = "2.9.10";
+/// natsd's own version.
+pub const NATSD_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Why the server could not be built or started.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The options are inconsistent.
+    #[error("configuration error: {0}")]
+    Config(String),
+    /// TLS material could not be loaded.
+    #[error("TLS configuration error: {0}")]
+    Tls(String),
+    /// A listener could not be bound.
+    #[error("error listening on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the server keeps about a live connection (for monitoring and the embedding API).
+#[derive(Debug, Clone)]
+pub struct ClientEntry {
+    /// The router's view of the connection.
+    pub shared: Arc<ClientShared>,
+    /// Peer address.
+    pub peer: SocketAddr,
+    /// When it connected.
+    pub start: SystemTime,
+    /// Account name, once CONNECT was accepted.
+    pub account: Option<String>,
+    /// Authenticated user.
+    pub user: Option<String>,
+    /// Client name from CONNECT.
+    pub name: Option<String>,
+    /// Client library language.
+    pub lang: Option<String>,
+    /// Client library version.
+    pub version: Option<String>,
+}
+
+/// State shared by every task of one server.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    opts: RwLock<Arc<Options>>,
+    client_cfg: RwLock<Arc<ClientConfig>>,
+    accounts: RwLock<BTreeMap<String, Arc<Account>>>,
+    default_account: RwLock<Arc<Account>>,
+    clients: Mutex<BTreeMap<u64, ClientEntry>>,
+    next_cid: AtomicU64,
+    rng: Mutex<SplitMix64>,
+    pub(crate) server_id: String,
+    pub(crate) server_name: String,
+    in_msgs: AtomicU64,
+    in_bytes: AtomicU64,
+    total_connections: AtomicU64,
+    pub(crate) start_time: SystemTime,
+}
+
+impl Shared {
+    pub(crate) fn opts(&self) -> Arc<Options> {
+        Arc::clone(&self.opts.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub(crate) fn client_config(&self) -> Arc<ClientConfig> {
+        Arc::clone(&self.client_cfg.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub(crate) fn lookup_account(&self, name: &str) -> Option<Arc<Account>> {
+        self.accounts.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+    }
+
+    pub(crate) fn default_account(&self) -> Arc<Account> {
+        Arc::clone(&self.default_account.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub(crate) fn next_seed(&self) -> u64 {
+        lock(&self.rng).next_u64()
+    }
+
+    pub(crate) fn register_client(&self, id: u64, shared: &Arc<ClientShared>, peer: SocketAddr) {
+        self.total_connections.fetch_add(1, Ordering::Relaxed);
+        lock(&self.clients).insert(
+            id,
+            ClientEntry {
+                shared: Arc::clone(shared),
+                peer,
+                start: Tokio::wall_clock(),
+                account: None,
+                user: None,
+                name: None,
+                lang: None,
+                version: None,
+            },
+        );
+    }
+
+    pub(crate) fn set_client_identity(&self, id: u64, outcome: &AuthOutcome, connect: &ConnectInfo) {
+        if let Some(e) = lock(&self.clients).get_mut(&id) {
+            e.account = Some(outcome.account.clone());
+            e.user = outcome.user.clone().or_else(|| outcome.nkey.clone());
+            e.name = connect.name.clone();
+            e.lang = connect.lang.clone();
+            e.version = connect.version.clone();
+        }
+    }
+
+    pub(crate) fn unregister_client(&self, id: u64, _reason: CloseReason) {
+        lock(&self.clients).remove(&id);
+    }
+
+    pub(crate) fn count_in(&self, bytes: usize) {
+        self.in_msgs.fetch_add(1, Ordering::Relaxed);
+        self.in_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    fn num_clients(&self) -> usize {
+        lock(&self.clients).len()
+    }
+}
+
+/// Builds the accounts of `opts`, with their imports wired.
+fn build_accounts(opts: &Options) -> Result<BTreeMap<String, Arc<Account>>, ServerError> {
+    account::validate::validate_accounts(opts).map_err(|e| ServerError::Config(e.to_string()))?;
+    let mut accounts = BTreeMap::new();
+    accounts.insert(GLOBAL_ACCOUNT.to_owned(), Account::new(GLOBAL_ACCOUNT));
+    for a in &opts.accounts {
+        accounts.entry(a.name.clone()).or_insert_with(|| Account::new(&a.name));
+    }
+    for a in &opts.accounts {
+        let into = &accounts[&a.name];
+        for imp in &a.imports {
+            let from = accounts
+                .get(&imp.account)
+                .ok_or_else(|| ServerError::Config(format!("import from unknown account {:?}", imp.account)))?;
+            let res = match imp.kind {
+                ExportKind::Stream => {
+                    Account::add_stream_import(from, into, &imp.subject, imp.to.as_deref(), imp.prefix.as_deref())
+                }
+                ExportKind::Service => {
+                    let export = opts
+                        .accounts
+                        .iter()
+                        .find(|x| x.name == imp.account)
+                        .and_then(|x| {
+                            x.exports.iter().find(|e| {
+                                e.kind == ExportKind::Service
+                                    && natsd_core::subject::is_subset(imp.subject.as_bytes(), e.subject.as_bytes())
+                            })
+                        });
+                    let (rt, threshold) = export.map_or((Default::default(), account::DEFAULT_RESPONSE_THRESHOLD), |e| {
+                        (e.response_type, e.response_threshold.unwrap_or(account::DEFAULT_RESPONSE_THRESHOLD))
+                    });
+                    Account::add_service_import(from, into, &imp.subject, imp.to.as_deref(), rt, threshold)
+                }
+            };
+            res.map_err(|e| ServerError::Config(format!("account {:?}: bad import {:?}: {e}", a.name, imp.subject)))?;
+        }
+    }
+    Ok(accounts)
+}
+
+fn server_identity(seed: u64) -> String {
+    let mut raw = [0u8; 32];
+    SplitMix64::new(seed).fill(&mut raw);
+    nkeys::KeyPair::new_from_raw(nkeys::KeyPairType::Server, raw)
+        .map(|kp| kp.public_key())
+        .unwrap_or_else(|_| format!("N{seed:016X}"))
+}
+
+/// A seed from the OS: production runs log it so a run can be related to its choices.
+pub fn os_seed() -> u64 {
+    RandomState::new().hash_one((SystemTime::now(), std::process::id()))
+}
+
+fn client_config(opts: &Options, server_id: &str, server_name: &str, port: u16) -> Result<ClientConfig, ServerError> {
+    let authenticator = Authenticator::new(opts).map_err(|e| ServerError::Config(e.to_string()))?;
+    let tls = opts.tls.as_ref();
+    let info = ServerInfo {
+        server_id: server_id.to_owned(),
+        server_name: server_name.to_owned(),
+        version: NATS_COMPAT_VERSION.to_owned(),
+        go: String::new(),
+        host: opts.host.clone(),
+        port,
+        headers: true,
+        max_payload: opts.max_payload,
+        proto: 1,
+        tls_required: tls.is_some(),
+        tls_verify: tls.is_some_and(|t| t.verify || t.verify_and_map),
+        tls_available: tls.is_some(),
+        ..ServerInfo::default()
+    };
+    Ok(ClientConfig {
+        info,
+        max_control_line: opts.max_control_line,
+        max_payload: opts.max_payload,
+        ping_interval: opts.ping_interval,
+        ping_max: opts.ping_max,
+        auth_timeout: opts.auth_timeout(),
+        authenticator: Arc::new(authenticator),
+    })
+}
+
+/// A natsd server. Build it with [`Server::new`], then [`Server::start`] it on a tokio runtime.
+///
+/// The library never installs signal handlers or exits the process; the binary does. Several
+/// servers can run side by side in one process.
+#[derive(Debug)]
+pub struct Server {
+    shared: Arc<Shared>,
+    tls: Option<Arc<TlsSetup>>,
+    client_addr: Mutex<Option<SocketAddr>>,
+    shutdown_tx: watch::Sender<bool>,
+    running: AtomicBool,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    ready_tx: watch::Sender<bool>,
+}
+
+impl Server {
+    /// Builds a server from options, with a seed drawn from the OS.
+    pub fn new(opts: Options) -> Result<Self, ServerError> {
+        Self::with_seed(opts, os_seed())
+    }
+
+    /// Builds a server whose every random choice derives from `seed`.
+    pub fn with_seed(opts: Options, seed: u64) -> Result<Self, ServerError> {
+        let mut rng = SplitMix64::new(seed);
+        let server_id = server_identity(rng.next_u64());
+        let server_name = opts.server_name.clone().unwrap_or_else(|| server_id.clone());
+        let accounts = build_accounts(&opts)?;
+        let default_name = match &opts.no_auth_user {
+            _ => GLOBAL_ACCOUNT,
+        };
+        let default_account = Arc::clone(&accounts[default_name]);
+        let tls = opts
+            .tls
+            .as_ref()
+            .map(|t| TlsSetup::new(t).map(Arc::new))
+            .transpose()
+            .map_err(|e| ServerError::Tls(e.to_string()))?;
+        let cfg = client_config(&opts, &server_id, &server_name, opts.port.unwrap_or(0))?;
+        let (shutdown_tx, _) = watch::channel(false);
+        let (ready_tx, _) = watch::channel(false);
+        Ok(Self {
+            shared: Arc::new(Shared {
+                opts: RwLock::new(Arc::new(opts)),
+                client_cfg: RwLock::new(Arc::new(cfg)),
+                accounts: RwLock::new(accounts),
+                default_account: RwLock::new(default_account),
+                clients: Mutex::new(BTreeMap::new()),
+                next_cid: AtomicU64::new(1),
+                rng: Mutex::new(rng),
+                server_id,
+                server_name,
+                in_msgs: AtomicU64::new(0),
+                in_bytes: AtomicU64::new(0),
+                total_connections: AtomicU64::new(0),
+                start_time: SystemTime::now(),
+            }),
+            tls,
+            client_addr: Mutex::new(None),
+            shutdown_tx,
+            running: AtomicBool::new(false),
+            tasks: Mutex::new(Vec::new()),
+            ready_tx,
+        })
+    }
+
+    /// Binds the client listener and starts accepting. Must be called within a tokio runtime.
+    pub async fn start(&self) -> Result<(), ServerError> {
+        let opts = self.shared.opts();
+        let host: IpAddr = opts
+            .host
+            .parse()
+            .map_err(|_| ServerError::Config(format!("invalid listen host {:?}", opts.host)))?;
+        let addr = SocketAddr::new(host, opts.port.unwrap_or(0));
+        let listener = Tokio::bind(addr)
+            .await
+            .map_err(|source| ServerError::Listen { addr: addr.to_string(), source })?;
+        let bound = Tokio::local_addr(&listener).map_err(|source| ServerError::Listen { addr: addr.to_string(), source })?;
+        if bound.port() != opts.port.unwrap_or(0) {
+            // A random port: INFO must carry the real one.
+            let cfg = client_config(&opts, &self.shared.server_id, &self.shared.server_name, bound.port())?;
+            *self.shared.client_cfg.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
+        }
+        *lock(&self.client_addr) = Some(bound);
+        tracing::info!("Listening for client connections on {bound}");
+        if let Some(tls) = &self.tls {
+            tracing::info!("TLS required for client connections");
+            let _ = tls;
+        }
+        let shared = Arc::clone(&self.shared);
+        let tls = self.tls.clone();
+        let mut shutdown = self.shutdown_tx.subscribe();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    r = Tokio::accept(&listener) => match r {
+                        Ok((stream, peer)) => accept(&shared, tls.clone(), stream, peer),
+                        Err(e) => {
+                            tracing::error!("Error accepting client connection: {e}");
+                            // Out of file descriptors and the like: back off instead of spinning.
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    },
+                    _ = shutdown.changed() => break,
+                }
+            }
+        });
+        lock(&self.tasks).push(task);
+        self.running.store(true, Ordering::Release);
+        let _ = self.ready_tx.send(true);
+        tracing::info!("Server is ready");
+        Ok(())
+    }
+
+    /// Waits until the server accepts connections, at most `timeout`.
+    pub async fn ready_for_connections(&self, timeout: Duration) -> bool {
+        let mut rx = self.ready_tx.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|r| *r)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// The server id (an nkey-style public key).
+    pub fn id(&self) -> &str {
+        &self.shared.server_id
+    }
+
+    /// The server name.
+    pub fn name(&self) -> &str {
+        &self.shared.server_name
+    }
+
+    /// Is the server running?
+    pub fn running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+
+    /// The bound client address, once started.
+    pub fn client_addr(&self) -> Option<SocketAddr> {
+        *lock(&self.client_addr)
+    }
+
+    /// `nats://host:port` for clients, once started.
+    pub fn client_url(&self) -> Option<String> {
+        self.client_addr().map(|a| {
+            let host = if a.ip().is_unspecified() { "127.0.0.1".to_owned() } else { a.ip().to_string() };
+            format!("nats://{host}:{}", a.port())
+        })
+    }
+
+    /// Number of client connections.
+    pub fn num_clients(&self) -> usize {
+        self.shared.num_clients()
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> Arc<Options> {
+        self.shared.opts()
+    }
+
+    /// A live connection by id.
+    pub fn get_client(&self, id: u64) -> Option<ClientEntry> {
+        lock(&self.shared.clients).get(&id).cloned()
+    }
+
+    /// Closes a client connection by id. Returns false when there is no such connection.
+    pub fn disconnect_client(&self, id: u64) -> bool {
+        match lock(&self.shared.clients).get(&id) {
+            Some(e) => {
+                e.shared.close(CloseReason::Kicked);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Looks up an account by name.
+    pub fn lookup_account(&self, name: &str) -> Option<Arc<Account>> {
+        self.shared.lookup_account(name)
+    }
+
+    /// Messages received from clients.
+    pub fn in_msgs(&self) -> u64 {
+        self.shared.in_msgs.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting and closes every connection. Idempotent.
+    pub fn shutdown(&self) {
+        if !self.running.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let _ = self.shutdown_tx.send(true);
+        let clients: Vec<_> = lock(&self.shared.clients).values().map(|e| Arc::clone(&e.shared)).collect();
+        for c in clients {
+            c.close(CloseReason::ServerShutdown);
+        }
+        tracing::info!("Server Exiting..");
+    }
+
+    /// Waits until [`Server::shutdown`] has been called and the connections are gone.
+    pub async fn wait_for_shutdown(&self) {
+        let mut rx = self.shutdown_tx.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+        let tasks: Vec<_> = lock(&self.tasks).drain(..).collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+        // Connections finish on their own once closed; wait for them to unregister, bounded.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while self.shared.num_clients() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn accept(shared: &Arc<Shared>, tls: Option<Arc<TlsSetup>>, stream: tokio::net::TcpStream, peer: SocketAddr) {
+    let id = shared.next_cid.fetch_add(1, Ordering::Relaxed);
+    let mut rng = SplitMix64::new(shared.next_seed());
+    let rejected = (shared.num_clients() >= shared.opts().max_connections as usize)
+        .then_some(CloseReason::MaxConnectionsExceeded);
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        match tls {
+            None => {
+                let conn = client::new_conn(&shared, peer, id, &mut rng);
+                client::run(shared, stream, peer, conn, rng, rejected).await;
+            }
+            Some(tls) => match tls.accept(&shared, stream, peer, id, &mut rng).await {
+                Ok((tls_stream, conn)) => client::run(shared, tls_stream, peer, conn, rng, rejected).await,
+                Err(e) => tracing::debug!(cid = id, %peer, "TLS handshake error: {e}"),
+            },
+        }
+    });
+}

@@ -1,0 +1,70 @@
+//! The one seam between the driver and the network: tokio in production, turmoil in the sim.
+//!
+//! The driver never names a socket type; it is generic over [`Transport`]. The simulation
+//! implements the same trait on turmoil's sockets, so the code under test is the production code.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// A network to listen on and dial out of, plus the wall clock that goes with it.
+pub trait Transport: Send + Sync + 'static {
+    /// A bound listener.
+    type Listener: Send + Sync + 'static;
+    /// A connected byte stream.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// Binds a listener.
+    fn bind(addr: SocketAddr) -> impl Future<Output = io::Result<Self::Listener>> + Send;
+    /// Accepts the next connection.
+    fn accept(l: &Self::Listener) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
+    /// The address a listener is bound to.
+    fn local_addr(l: &Self::Listener) -> io::Result<SocketAddr>;
+    /// Dials out.
+    fn connect(addr: SocketAddr) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+    /// Wall-clock time (the sim's is simulated).
+    fn wall_clock() -> SystemTime;
+}
+
+/// The production transport: `tokio::net`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tokio;
+
+impl Transport for Tokio {
+    type Listener = tokio::net::TcpListener;
+    type Stream = tokio::net::TcpStream;
+
+    async fn bind(addr: SocketAddr) -> io::Result<Self::Listener> {
+        tokio::net::TcpListener::bind(addr).await
+    }
+
+    async fn accept(l: &Self::Listener) -> io::Result<(Self::Stream, SocketAddr)> {
+        let (s, a) = l.accept().await?;
+        // Small protocol lines must not wait for Nagle.
+        s.set_nodelay(true)?;
+        Ok((s, a))
+    }
+
+    fn local_addr(l: &Self::Listener) -> io::Result<SocketAddr> {
+        l.local_addr()
+    }
+
+    async fn connect(addr: SocketAddr) -> io::Result<Self::Stream> {
+        let s = tokio::net::TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        Ok(s)
+    }
+
+    fn wall_clock() -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// The monotonic clock the driver feeds to the machines. Under turmoil tokio's clock is
+/// simulated, so this is too.
+pub fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
