@@ -198,7 +198,10 @@ impl ClientConn {
         } else {
             String::new()
         };
-        let auth_deadline = cfg.authenticator.auth_required().then(|| now + cfg.auth_timeout);
+        let auth_deadline = cfg
+            .authenticator
+            .auth_required()
+            .then(|| now + cfg.auth_timeout);
         let first = cfg.ping_interval.min(FIRST_CLIENT_PING_INTERVAL);
         // Spread first PINGs so a connect storm does not turn into a PING storm.
         let jitter_ms = rng.below(first.as_millis() as u64 / 5 + 1);
@@ -335,7 +338,11 @@ impl ClientConn {
         match op {
             ClientOp::Connect(info) => self.handle_connect(now, *info),
             ClientOp::Pub(msg) => self.handle_pub(msg),
-            ClientOp::Sub { subject, queue, sid } => self.handle_sub(subject, queue, sid),
+            ClientOp::Sub {
+                subject,
+                queue,
+                sid,
+            } => self.handle_sub(subject, queue, sid),
             ClientOp::Unsub { sid, max } => {
                 self.events.push_back(ConnEvent::Unsubscribe { sid, max });
                 self.ok();
@@ -380,10 +387,16 @@ impl ClientConn {
         };
         self.verbose = info.verbose;
         self.pedantic = info.pedantic;
-        self.perms = outcome.permissions.as_ref().map(|p| Arc::new(PermissionChecker::new(p)));
+        self.perms = outcome
+            .permissions
+            .as_ref()
+            .map(|p| Arc::new(PermissionChecker::new(p)));
         self.state = State::Open;
         self.auth_deadline = None;
-        self.events.push_back(ConnEvent::Connected { outcome: Box::new(outcome), connect: Box::new(info) });
+        self.events.push_back(ConnEvent::Connected {
+            outcome: Box::new(outcome),
+            connect: Box::new(info),
+        });
         self.ok();
     }
 
@@ -429,7 +442,11 @@ impl ClientConn {
                 return;
             }
         }
-        self.events.push_back(ConnEvent::Subscribe { sid, subject: subj, queue });
+        self.events.push_back(ConnEvent::Subscribe {
+            sid,
+            subject: subj,
+            queue,
+        });
         self.ok();
     }
 
@@ -498,7 +515,12 @@ mod tests {
 
     fn cfg(opts: &Options) -> Arc<ClientConfig> {
         Arc::new(ClientConfig {
-            info: ServerInfo { server_id: "NTEST".into(), version: "2.9.10".into(), max_payload: opts.max_payload, ..ServerInfo::default() },
+            info: ServerInfo {
+                server_id: "NTEST".into(),
+                version: "2.9.10".into(),
+                max_payload: opts.max_payload,
+                ..ServerInfo::default()
+            },
             max_control_line: opts.max_control_line,
             max_payload: opts.max_payload,
             ping_interval: opts.ping_interval,
@@ -528,7 +550,11 @@ mod tests {
     fn auth_opts() -> Options {
         Options {
             authorization: crate::options::Authorization {
-                users: vec![User { username: Some("u".into()), password: Some("p".into()), ..User::default() }],
+                users: vec![User {
+                    username: Some("u".into()),
+                    password: Some("p".into()),
+                    ..User::default()
+                }],
                 ..Default::default()
             },
             ..Options::default()
@@ -538,16 +564,29 @@ mod tests {
     #[test]
     fn info_first_then_connect_and_pub() {
         let t0 = Instant::now();
-        let mut c = ClientConn::new(t0, 7, cfg(&Options::default()), "127.0.0.1", ConnType::Standard, 1);
+        let mut c = ClientConn::new(
+            t0,
+            7,
+            cfg(&Options::default()),
+            "127.0.0.1",
+            ConnType::Standard,
+            1,
+        );
         let info = out(&mut c);
         assert!(info.starts_with("INFO {"), "{info}");
         assert!(info.contains("\"client_id\":7"));
         assert!(!info.contains("auth_required"));
-        feed(&mut c, t0, "CONNECT {\"verbose\":true}\r\nPUB a 2\r\nhi\r\nPING\r\n");
+        feed(
+            &mut c,
+            t0,
+            "CONNECT {\"verbose\":true}\r\nPUB a 2\r\nhi\r\nPING\r\n",
+        );
         assert_eq!(out(&mut c), "+OK\r\n+OK\r\nPONG\r\n");
         let ev = events(&mut c);
         assert!(matches!(ev[0], ConnEvent::Connected { .. }));
-        assert!(matches!(&ev[1], ConnEvent::Publish(m) if &m.subject[..] == b"a" && &m.payload[..] == b"hi"));
+        assert!(
+            matches!(&ev[1], ConnEvent::Publish(m) if &m.subject[..] == b"a" && &m.payload[..] == b"hi")
+        );
     }
 
     #[test]
@@ -557,7 +596,10 @@ mod tests {
         assert!(out(&mut c).contains("\"auth_required\":true"));
         feed(&mut c, t0, "PUB a 0\r\n\r\n");
         assert_eq!(out(&mut c), "-ERR 'Authorization Violation'\r\n");
-        assert!(matches!(events(&mut c)[..], [ConnEvent::Closed(CloseReason::AuthenticationViolation)]));
+        assert!(matches!(
+            events(&mut c)[..],
+            [ConnEvent::Closed(CloseReason::AuthenticationViolation)]
+        ));
     }
 
     #[test]
@@ -565,12 +607,20 @@ mod tests {
         let t0 = Instant::now();
         let mut c = ClientConn::new(t0, 1, cfg(&auth_opts()), "127.0.0.1", ConnType::Standard, 1);
         out(&mut c);
-        feed(&mut c, t0, "CONNECT {\"user\":\"u\",\"pass\":\"wrong\"}\r\n");
+        feed(
+            &mut c,
+            t0,
+            "CONNECT {\"user\":\"u\",\"pass\":\"wrong\"}\r\n",
+        );
         assert_eq!(out(&mut c), "-ERR 'Authorization Violation'\r\n");
         assert!(c.is_closed());
         let mut c = ClientConn::new(t0, 2, cfg(&auth_opts()), "127.0.0.1", ConnType::Standard, 1);
         out(&mut c);
-        feed(&mut c, t0, "CONNECT {\"user\":\"u\",\"pass\":\"p\"}\r\nPING\r\n");
+        feed(
+            &mut c,
+            t0,
+            "CONNECT {\"user\":\"u\",\"pass\":\"p\"}\r\nPING\r\n",
+        );
         assert_eq!(out(&mut c), "PONG\r\n");
         assert!(c.is_open());
     }
@@ -587,14 +637,21 @@ mod tests {
         assert!(!c.is_closed());
         c.handle_timeout(deadline);
         assert_eq!(out(&mut c), "-ERR 'Authentication Timeout'\r\n");
-        assert!(matches!(events(&mut c)[..], [ConnEvent::Closed(CloseReason::AuthenticationTimeout)]));
+        assert!(matches!(
+            events(&mut c)[..],
+            [ConnEvent::Closed(CloseReason::AuthenticationTimeout)]
+        ));
         assert!(c.poll_timeout().is_none());
     }
 
     #[test]
     fn unanswered_pings_make_a_stale_connection() {
         let t0 = Instant::now();
-        let opts = Options { ping_interval: Duration::from_secs(10), ping_max: 2, ..Options::default() };
+        let opts = Options {
+            ping_interval: Duration::from_secs(10),
+            ping_max: 2,
+            ..Options::default()
+        };
         let mut c = ClientConn::new(t0, 1, cfg(&opts), "127.0.0.1", ConnType::Standard, 1);
         feed(&mut c, t0, "CONNECT {}\r\n");
         out(&mut c);
@@ -602,7 +659,9 @@ mod tests {
         let mut pings = 0;
         let mut now = t0;
         for _ in 0..10 {
-            let Some((t, kind)) = c.poll_timeout() else { break };
+            let Some((t, kind)) = c.poll_timeout() else {
+                break;
+            };
             assert_eq!(kind, TimerKind::Ping);
             assert!(t >= now, "timer moves forward");
             now = t;
@@ -622,7 +681,11 @@ mod tests {
     #[test]
     fn pong_resets_outstanding_pings() {
         let t0 = Instant::now();
-        let opts = Options { ping_interval: Duration::from_secs(10), ping_max: 1, ..Options::default() };
+        let opts = Options {
+            ping_interval: Duration::from_secs(10),
+            ping_max: 1,
+            ..Options::default()
+        };
         let mut c = ClientConn::new(t0, 1, cfg(&opts), "127.0.0.1", ConnType::Standard, 1);
         feed(&mut c, t0, "CONNECT {}\r\n");
         out(&mut c);
@@ -644,10 +707,24 @@ mod tests {
     #[test]
     fn invalid_subjects_and_queues_are_refused_but_not_fatal() {
         let t0 = Instant::now();
-        let mut c = ClientConn::new(t0, 1, cfg(&Options::default()), "127.0.0.1", ConnType::Standard, 1);
+        let mut c = ClientConn::new(
+            t0,
+            1,
+            cfg(&Options::default()),
+            "127.0.0.1",
+            ConnType::Standard,
+            1,
+        );
         out(&mut c);
-        feed(&mut c, t0, "CONNECT {\"pedantic\":true}\r\nSUB foo..bar 1\r\nPUB foo.* 0\r\n\r\nSUB ok 2\r\n");
-        assert_eq!(out(&mut c), "-ERR 'Invalid Subject'\r\n-ERR 'Invalid Publish Subject'\r\n");
+        feed(
+            &mut c,
+            t0,
+            "CONNECT {\"pedantic\":true}\r\nSUB foo..bar 1\r\nPUB foo.* 0\r\n\r\nSUB ok 2\r\n",
+        );
+        assert_eq!(
+            out(&mut c),
+            "-ERR 'Invalid Subject'\r\n-ERR 'Invalid Publish Subject'\r\n"
+        );
         let ev = events(&mut c);
         assert!(matches!(&ev[1], ConnEvent::Subscribe { sid, .. } if &sid[..] == b"2"));
         assert!(c.is_open());
@@ -656,22 +733,38 @@ mod tests {
     #[test]
     fn no_responders_needs_headers() {
         let t0 = Instant::now();
-        let mut c = ClientConn::new(t0, 1, cfg(&Options::default()), "127.0.0.1", ConnType::Standard, 1);
+        let mut c = ClientConn::new(
+            t0,
+            1,
+            cfg(&Options::default()),
+            "127.0.0.1",
+            ConnType::Standard,
+            1,
+        );
         out(&mut c);
         feed(&mut c, t0, "CONNECT {\"no_responders\":true}\r\n");
-        assert_eq!(out(&mut c), "-ERR 'no responders requires headers support'\r\n");
+        assert_eq!(
+            out(&mut c),
+            "-ERR 'no responders requires headers support'\r\n"
+        );
         assert!(c.is_closed());
     }
 
     #[test]
     fn max_payload_closes_with_reason() {
         let t0 = Instant::now();
-        let opts = Options { max_payload: 4, ..Options::default() };
+        let opts = Options {
+            max_payload: 4,
+            ..Options::default()
+        };
         let mut c = ClientConn::new(t0, 1, cfg(&opts), "127.0.0.1", ConnType::Standard, 1);
         out(&mut c);
         feed(&mut c, t0, "CONNECT {}\r\nPUB a 5\r\nhello\r\n");
         assert_eq!(out(&mut c), "-ERR 'Maximum Payload Violation'\r\n");
         let ev = events(&mut c);
-        assert!(matches!(ev.last(), Some(ConnEvent::Closed(CloseReason::MaxPayloadExceeded))));
+        assert!(matches!(
+            ev.last(),
+            Some(ConnEvent::Closed(CloseReason::MaxPayloadExceeded))
+        ));
     }
 }

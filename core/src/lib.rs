@@ -34,7 +34,7 @@ pub mod conn;
 pub mod options;
 pub mod outbound;
 pub mod proto;
-pub mod router;
 pub mod rng;
+pub mod router;
 pub mod subject;
 pub mod sublist;

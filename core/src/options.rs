@@ -1,7 +1,7 @@
 //! Server options: what the config file and the command line resolve to.
 //!
 //! Defaults follow nats-server (`server/const.go`, `server/opts.go`). The config-file format is
-//! parsed by [`crate::conf`]; [`crate::conf::options`] maps the parsed tree onto [`Options`].
+//! parsed by [`crate::conf`]; `conf::options` maps the parsed tree onto [`Options`].
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -240,7 +240,10 @@ pub struct ResponsePermission {
 
 impl Default for ResponsePermission {
     fn default() -> Self {
-        Self { max: 1, expires: Duration::from_secs(120) }
+        Self {
+            max: 1,
+            expires: Duration::from_secs(120),
+        }
     }
 }
 

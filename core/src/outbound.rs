@@ -148,9 +148,11 @@ mod tests {
         let mut o = Outbound::new(1 << 20);
         o.push_control(b"PONG\r\n");
         let small = Bytes::from_static(b"hi");
-        o.push_msg(16, |b| b.extend_from_slice(b"MSG a 1 2\r\n"), &small).unwrap();
+        o.push_msg(16, |b| b.extend_from_slice(b"MSG a 1 2\r\n"), &small)
+            .unwrap();
         let large = Bytes::from(vec![b'x'; 5000]);
-        o.push_msg(16, |b| b.extend_from_slice(b"MSG a 1 5000\r\n"), &large).unwrap();
+        o.push_msg(16, |b| b.extend_from_slice(b"MSG a 1 5000\r\n"), &large)
+            .unwrap();
         o.push_control(b"PING\r\n");
         let pending = o.pending_bytes();
         let out = collect(&mut o);
@@ -166,14 +168,17 @@ mod tests {
     fn slow_consumer_when_over_max_pending() {
         let mut o = Outbound::new(100);
         let p = Bytes::from(vec![0u8; 60]);
-        o.push_msg(10, |b| b.extend_from_slice(b"MSG a 1 60\r\n"), &p).unwrap();
+        o.push_msg(10, |b| b.extend_from_slice(b"MSG a 1 60\r\n"), &p)
+            .unwrap();
         assert_eq!(
             o.push_msg(10, |b| b.extend_from_slice(b"MSG a 1 60\r\n"), &p),
             Err(PushError::SlowConsumer)
         );
         // Draining frees room again.
         collect(&mut o);
-        assert!(o.push_msg(10, |b| b.extend_from_slice(b"MSG a 1 60\r\n"), &p).is_ok());
+        assert!(o
+            .push_msg(10, |b| b.extend_from_slice(b"MSG a 1 60\r\n"), &p)
+            .is_ok());
     }
 
     #[test]

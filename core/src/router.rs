@@ -105,7 +105,13 @@ impl ClientShared {
     }
 
     /// Records what CONNECT said and who the client turned out to be.
-    pub fn set_connected(&self, echo: bool, headers: bool, no_responders: bool, perms: Option<Arc<PermissionChecker>>) {
+    pub fn set_connected(
+        &self,
+        echo: bool,
+        headers: bool,
+        no_responders: bool,
+        perms: Option<Arc<PermissionChecker>>,
+    ) {
         self.echo.store(echo, Ordering::Relaxed);
         self.headers.store(headers, Ordering::Relaxed);
         self.no_responders.store(no_responders, Ordering::Relaxed);
@@ -185,7 +191,9 @@ impl ClientShared {
         match res {
             Ok(_) => {
                 self.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
-                self.stats.out_bytes.fetch_add(total as u64, Ordering::Relaxed);
+                self.stats
+                    .out_bytes
+                    .fetch_add(total as u64, Ordering::Relaxed);
                 self.notifier.notify_write();
                 true
             }
@@ -351,7 +359,11 @@ pub fn subscribe(
     let sub = SubRef(Arc::new(Subscription::new(
         subject.clone(),
         queue.clone(),
-        SubTarget::Client { client: Arc::clone(client), sid: sid.clone(), check_deny },
+        SubTarget::Client {
+            client: Arc::clone(client),
+            sid: sid.clone(),
+            check_deny,
+        },
     )));
     account
         .sublist
@@ -364,7 +376,9 @@ pub fn subscribe(
 /// UNSUB: removes now, or once `max` messages have been delivered in total.
 pub fn unsubscribe(account: &Account, client: &ClientShared, sid: &[u8], max: Option<u64>) {
     let mut subs = lock(&client.subs);
-    let Some(sub) = subs.get(sid).cloned() else { return };
+    let Some(sub) = subs.get(sid).cloned() else {
+        return;
+    };
     if let Some(max) = max {
         if max > 0 && sub.0.delivered() < max {
             sub.0.max.store(max, Ordering::Release);
@@ -377,7 +391,9 @@ pub fn unsubscribe(account: &Account, client: &ClientShared, sid: &[u8], max: Op
     subs.remove(sid);
     drop(subs);
     if sub.0.mark_removed() {
-        let _ = account.sublist.remove(&sub.0.subject, sub.0.queue.as_deref(), &sub);
+        let _ = account
+            .sublist
+            .remove(&sub.0.subject, sub.0.queue.as_deref(), &sub);
     }
 }
 
@@ -386,7 +402,9 @@ pub fn remove_all(account: &Account, client: &ClientShared) {
     let subs: Vec<SubRef> = lock(&client.subs).drain().map(|(_, s)| s).collect();
     for sub in subs {
         if sub.0.mark_removed() {
-            let _ = account.sublist.remove(&sub.0.subject, sub.0.queue.as_deref(), &sub);
+            let _ = account
+                .sublist
+                .remove(&sub.0.subject, sub.0.queue.as_deref(), &sub);
         }
     }
 }
@@ -394,24 +412,32 @@ pub fn remove_all(account: &Account, client: &ClientShared) {
 /// May this client publish to `subject`? Checks publish permissions and, failing those, a
 /// response permission granted by a request it received (`allow_responses`).
 pub fn can_publish(client: &ClientShared, now: Instant, subject: &[u8]) -> bool {
-    let Some(p) = client.perms.get() else { return true };
+    let Some(p) = client.perms.get() else {
+        return true;
+    };
     if p.can_publish(subject) {
         return true;
     }
-    client.responses.get().is_some_and(|t| lock(t).consume(now, subject))
+    client
+        .responses
+        .get()
+        .is_some_and(|t| lock(t).consume(now, subject))
 }
 
 /// Routes a published message within `account` (and through its imports). Returns how many
 /// client subscriptions received it.
 pub fn publish(account: &Arc<Account>, p: &mut Publisher<'_>, m: &Message<'_>) -> usize {
     account.in_msgs.fetch_add(1, Ordering::Relaxed);
-    account
-        .in_bytes
-        .fetch_add((m.payload.len() + m.headers.map_or(0, |h| h.len())) as u64, Ordering::Relaxed);
+    account.in_bytes.fetch_add(
+        (m.payload.len() + m.headers.map_or(0, |h| h.len())) as u64,
+        Ordering::Relaxed,
+    );
     let delivered = route(account, p, m, 0);
     if delivered == 0 {
         if let (Some(client), Some(reply)) = (p.client, m.reply) {
-            if client.no_responders.load(Ordering::Relaxed) && client.headers.load(Ordering::Relaxed) {
+            if client.no_responders.load(Ordering::Relaxed)
+                && client.headers.load(Ordering::Relaxed)
+            {
                 send_no_responders(account, client, reply);
             }
         }
@@ -444,13 +470,23 @@ fn route(account: &Arc<Account>, p: &mut Publisher<'_>, m: &Message<'_>, depth: 
     delivered
 }
 
-fn deliver_to(account: &Arc<Account>, p: &mut Publisher<'_>, sub: &SubRef, m: &Message<'_>, depth: u8) -> usize {
+fn deliver_to(
+    account: &Arc<Account>,
+    p: &mut Publisher<'_>,
+    sub: &SubRef,
+    m: &Message<'_>,
+    depth: u8,
+) -> usize {
     let s = &sub.0;
     if s.is_removed() {
         return 0;
     }
     match &s.target {
-        SubTarget::Client { client, sid, check_deny } => {
+        SubTarget::Client {
+            client,
+            sid,
+            check_deny,
+        } => {
             if let Some(from) = p.client {
                 if from.id == client.id && !client.echo.load(Ordering::Relaxed) {
                     return 0;
@@ -485,11 +521,21 @@ fn deliver_to(account: &Arc<Account>, p: &mut Publisher<'_>, sub: &SubRef, m: &M
         SubTarget::StreamImport { into, rename } => {
             let Some(into) = into.upgrade() else { return 0 };
             let subject = rename.apply(m.subject);
-            let fwd = Message { subject: &subject, ..*m };
+            let fwd = Message {
+                subject: &subject,
+                ..*m
+            };
             route(&into, p, &fwd, depth + 1)
         }
-        SubTarget::ServiceImport { exporter, rename, response_type, threshold } => {
-            let Some(exporter) = exporter.upgrade() else { return 0 };
+        SubTarget::ServiceImport {
+            exporter,
+            rename,
+            response_type,
+            threshold,
+        } => {
+            let Some(exporter) = exporter.upgrade() else {
+                return 0;
+            };
             let subject = rename.apply(m.subject);
             let reply = m.reply.map(|r| {
                 let token = p.rng.next_u64();
@@ -502,21 +548,43 @@ fn deliver_to(account: &Arc<Account>, p: &mut Publisher<'_>, sub: &SubRef, m: &M
                     token,
                 )
             });
-            let fwd = Message { subject: &subject, reply: reply.as_deref(), ..*m };
+            let fwd = Message {
+                subject: &subject,
+                reply: reply.as_deref(),
+                ..*m
+            };
             // The requester's own connection is not the publisher inside the exporter.
-            let mut inner = Publisher { client: None, rng: p.rng, now: p.now };
+            let mut inner = Publisher {
+                client: None,
+                rng: p.rng,
+                now: p.now,
+            };
             route(&exporter, &mut inner, &fwd, depth + 1)
         }
-        SubTarget::Response { importer, reply, singleton } => {
-            let Some(importer) = importer.upgrade() else { return 0 };
+        SubTarget::Response {
+            importer,
+            reply,
+            singleton,
+        } => {
+            let Some(importer) = importer.upgrade() else {
+                return 0;
+            };
             if *singleton {
                 if !s.mark_removed() {
                     return 0;
                 }
                 let _ = account.sublist.remove(&s.subject, None, sub);
             }
-            let fwd = Message { subject: reply, reply: None, ..*m };
-            let mut inner = Publisher { client: None, rng: p.rng, now: p.now };
+            let fwd = Message {
+                subject: reply,
+                reply: None,
+                ..*m
+            };
+            let mut inner = Publisher {
+                client: None,
+                rng: p.rng,
+                now: p.now,
+            };
             route(&importer, &mut inner, &fwd, depth + 1)
         }
     }
@@ -528,7 +596,12 @@ fn send_no_responders(account: &Account, client: &Arc<ClientShared>, reply: &[u8
     let result = account.sublist.matches(reply);
     let hdr = no_responders_block();
     let empty = Bytes::new();
-    let m = Message { subject: reply, reply: None, headers: Some(&hdr), payload: &empty };
+    let m = Message {
+        subject: reply,
+        reply: None,
+        headers: Some(&hdr),
+        payload: &empty,
+    };
     for sub in result.psubs.iter().chain(result.qsubs.iter().flatten()) {
         if let SubTarget::Client { client: c, sid, .. } = &sub.0.target {
             if c.id == client.id {
@@ -541,7 +614,10 @@ fn send_no_responders(account: &Account, client: &Arc<ClientShared>, reply: &[u8
 
 /// Builds an `INFO`-style `-ERR` text for a publish permission violation.
 pub fn publish_violation_text(subject: &[u8]) -> String {
-    format!("Permissions Violation for Publish to \"{}\"", String::from_utf8_lossy(subject))
+    format!(
+        "Permissions Violation for Publish to \"{}\"",
+        String::from_utf8_lossy(subject)
+    )
 }
 
 /// Encodes `-ERR 'text'\r\n`.

@@ -12,7 +12,7 @@ pub const PWC: u8 = b'*';
 pub const FWC: u8 = b'>';
 
 /// Iterates over the tokens of a subject.
-pub fn tokens(subject: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub fn tokens(subject: &[u8]) -> impl Iterator<Item = &[u8]> + Clone {
     subject.split(|b| *b == SEP)
 }
 
@@ -80,9 +80,10 @@ pub fn overlaps(a: &[u8], b: &[u8]) -> bool {
     loop {
         match (at.next(), bt.next()) {
             (None, None) => return true,
-            (Some(x), _) if x == [FWC] => return true,
-            (_, Some(y)) if y == [FWC] => return true,
             (Some(x), Some(y)) => {
+                if x == [FWC] || y == [FWC] {
+                    return true;
+                }
                 if x != [PWC] && y != [PWC] && x != y {
                     return false;
                 }
@@ -122,10 +123,22 @@ mod tests {
 
     #[test]
     fn validity() {
-        for ok in ["foo", "foo.bar", "foo.*", "foo.>", ">", "*", "*.*", "foo*.bar", "a.>"] {
+        for ok in [
+            "foo", "foo.bar", "foo.*", "foo.>", ">", "*", "*.*", "foo*.bar", "a.>",
+        ] {
             assert!(is_valid_subject(ok.as_bytes()), "{ok}");
         }
-        for bad in ["", ".", "foo.", ".foo", "foo..bar", "foo.>.bar", "foo bar", "foo\tbar", ">.a"] {
+        for bad in [
+            "",
+            ".",
+            "foo.",
+            ".foo",
+            "foo..bar",
+            "foo.>.bar",
+            "foo bar",
+            "foo\tbar",
+            ">.a",
+        ] {
             assert!(!is_valid_subject(bad.as_bytes()), "{bad}");
         }
         assert!(is_valid_literal_subject(b"foo.bar"));
@@ -152,6 +165,9 @@ mod tests {
         assert!(overlaps(b"foo.>", b"foo.bar.baz"));
         assert!(!overlaps(b"foo.*", b"bar.*"));
         assert!(!overlaps(b"foo.*", b"foo.a.b"));
+        assert!(!overlaps(b"foo", b"foo.>"));
+        assert!(!overlaps(b"foo.>", b"foo"));
+        assert!(overlaps(b"foo.>", b"*.bar"));
         assert!(is_subset(b"foo.bar", b"foo.*"));
         assert!(is_subset(b"foo.*", b"foo.>"));
         assert!(!is_subset(b"foo.>", b"foo.*"));

@@ -11,8 +11,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use natsd_core::account::Account;
 use natsd_core::auth::ConnType;
 use natsd_core::conn::{ClientConn, CloseReason, ConnEvent};
-use natsd_core::router::{self, ClientShared, Message, Notifier, Publisher};
 use natsd_core::rng::SplitMix64;
+use natsd_core::router::{self, ClientShared, Message, Notifier, Publisher};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
@@ -45,8 +45,20 @@ impl Notifier for ConnNotify {
 }
 
 /// Runs one client connection to completion.
-pub(crate) fn new_conn(srv: &Shared, peer: SocketAddr, id: u64, rng: &mut SplitMix64) -> ClientConn {
-    ClientConn::new(now(), id, srv.client_config(), &peer.ip().to_string(), ConnType::Standard, rng.next_u64())
+pub(crate) fn new_conn(
+    srv: &Shared,
+    peer: SocketAddr,
+    id: u64,
+    rng: &mut SplitMix64,
+) -> ClientConn {
+    ClientConn::new(
+        now(),
+        id,
+        srv.client_config(),
+        &peer.ip().to_string(),
+        ConnType::Standard,
+        rng.next_u64(),
+    )
 }
 
 /// Runs one client connection to completion. `conn` may already have sent its INFO (TLS after
@@ -67,7 +79,12 @@ pub(crate) async fn run<S>(
     srv.register_client(id, &shared, peer);
 
     let (mut rd, wr) = tokio::io::split(stream);
-    let writer = tokio::spawn(write_loop(wr, Arc::clone(&shared), Arc::clone(&notify), srv.opts().write_deadline));
+    let writer = tokio::spawn(write_loop(
+        wr,
+        Arc::clone(&shared),
+        Arc::clone(&notify),
+        srv.opts().write_deadline,
+    ));
 
     let mut account: Option<Arc<Account>> = None;
     let mut rbuf = BytesMut::with_capacity(READ_BUF);
@@ -81,7 +98,9 @@ pub(crate) async fn run<S>(
         if let Some(reason) = drain(&srv, &mut conn, &shared, &mut account, &mut rng) {
             break reason;
         }
-        let deadline = conn.poll_timeout().map(|(t, _)| tokio::time::Instant::from_std(t));
+        let deadline = conn
+            .poll_timeout()
+            .map(|(t, _)| tokio::time::Instant::from_std(t));
         if rbuf.capacity() - rbuf.len() < 1024 {
             rbuf.reserve(READ_BUF);
         }
@@ -129,7 +148,9 @@ fn drain(
         while let Some(bytes) = conn.poll_transmit() {
             shared.send_control(&bytes);
         }
-        let Some(ev) = conn.poll_event() else { return None };
+        let Some(ev) = conn.poll_event() else {
+            return None;
+        };
         match ev {
             ConnEvent::Connected { outcome, connect } => {
                 let Some(acc) = srv.lookup_account(&outcome.account) else {
@@ -138,13 +159,29 @@ fn drain(
                     continue;
                 };
                 acc.num_connections.fetch_add(1, Ordering::Relaxed);
-                shared.set_connected(connect.echo, connect.headers, connect.no_responders, conn.permissions().cloned());
+                shared.set_connected(
+                    connect.echo,
+                    connect.headers,
+                    connect.no_responders,
+                    conn.permissions().cloned(),
+                );
                 srv.set_client_identity(shared.id, &outcome, &connect);
                 *account = Some(acc);
             }
-            ConnEvent::Subscribe { sid, subject, queue } => {
+            ConnEvent::Subscribe {
+                sid,
+                subject,
+                queue,
+            } => {
                 let acc = bind_default(srv, account);
-                if let Err(e) = router::subscribe(&acc, shared, sid, subject, queue, srv.opts().max_subscriptions) {
+                if let Err(e) = router::subscribe(
+                    &acc,
+                    shared,
+                    sid,
+                    subject,
+                    queue,
+                    srv.opts().max_subscriptions,
+                ) {
                     conn.send_err(&e.to_string());
                 }
             }
@@ -156,7 +193,10 @@ fn drain(
                 let t = now();
                 let size = msg.payload.len() + msg.headers.as_ref().map_or(0, Bytes::len);
                 shared.stats.in_msgs.fetch_add(1, Ordering::Relaxed);
-                shared.stats.in_bytes.fetch_add(size as u64, Ordering::Relaxed);
+                shared
+                    .stats
+                    .in_bytes
+                    .fetch_add(size as u64, Ordering::Relaxed);
                 srv.count_in(size);
                 if !router::can_publish(shared, t, &msg.subject) {
                     conn.send_err(&router::publish_violation_text(&msg.subject));
@@ -169,7 +209,11 @@ fn drain(
                     headers: msg.headers.as_ref(),
                     payload: &msg.payload,
                 };
-                let mut p = Publisher { client: Some(shared), rng, now: t };
+                let mut p = Publisher {
+                    client: Some(shared),
+                    rng,
+                    now: t,
+                };
                 router::publish(&acc, &mut p, &m);
             }
             ConnEvent::Closed(reason) => {
@@ -195,8 +239,12 @@ fn bind_default(srv: &Shared, account: &mut Option<Arc<Account>>) -> Arc<Account
     acc
 }
 
-async fn write_loop<W>(mut wr: tokio::io::WriteHalf<W>, shared: Arc<ClientShared>, notify: Arc<ConnNotify>, deadline: Duration)
-where
+async fn write_loop<W>(
+    mut wr: tokio::io::WriteHalf<W>,
+    shared: Arc<ClientShared>,
+    notify: Arc<ConnNotify>,
+    deadline: Duration,
+) where
     W: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_IOVECS);
@@ -211,11 +259,18 @@ where
             continue;
         }
         let closing = shared.close_reason();
-        if matches!(closing, Some(CloseReason::SlowConsumerPendingBytes | CloseReason::SlowConsumerWriteDeadline)) {
+        if matches!(
+            closing,
+            Some(CloseReason::SlowConsumerPendingBytes | CloseReason::SlowConsumerWriteDeadline)
+        ) {
             // A slow consumer is cut off at once; its backlog is dropped.
             break;
         }
-        let limit = if closing.is_some() { CLOSE_FLUSH.min(deadline) } else { deadline };
+        let limit = if closing.is_some() {
+            CLOSE_FLUSH.min(deadline)
+        } else {
+            deadline
+        };
         match tokio::time::timeout(limit, write_all_vectored(&mut wr, &mut batch)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => {
@@ -231,7 +286,10 @@ where
     let _ = tokio::time::timeout(CLOSE_FLUSH, wr.shutdown()).await;
 }
 
-async fn write_all_vectored<W: AsyncWrite + Unpin>(wr: &mut W, bufs: &mut [Bytes]) -> std::io::Result<()> {
+async fn write_all_vectored<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    bufs: &mut [Bytes],
+) -> std::io::Result<()> {
     let mut start = 0;
     while start < bufs.len() {
         let end = (start + MAX_IOVECS).min(bufs.len());

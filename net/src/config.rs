@@ -38,7 +38,8 @@ pub struct Loaded {
 pub fn load(path: &Path) -> Result<Loaded, String> {
     let src = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let map = conf::parse(&src, path, &FsLoader, &ProcessEnv).map_err(|e| e.to_string())?;
-    let (mut options, ignored) = conf::options::options_from_conf(&map).map_err(|e| e.to_string())?;
+    let (mut options, ignored) =
+        conf::options::options_from_conf(&map).map_err(|e| e.to_string())?;
     options.config_file = Some(path.to_path_buf());
     Ok(Loaded { options, ignored })
 }

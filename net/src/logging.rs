@@ -24,7 +24,10 @@ pub struct NatsFormat {
 impl NatsFormat {
     /// A formatter; `logtime` adds the timestamp.
     pub fn new(logtime: bool) -> Self {
-        Self { pid: std::process::id(), logtime }
+        Self {
+            pid: std::process::id(),
+            logtime,
+        }
     }
 }
 
@@ -69,7 +72,12 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
         write!(w, "[{}] ", self.pid)?;
         if self.logtime {
             write!(w, "{} ", timestamp(SystemTime::now()))?;
@@ -92,7 +100,10 @@ impl LogTarget {
         let file = match path {
             None => None,
             Some(p) => {
-                let f = std::fs::OpenOptions::new().create(true).append(true).open(&p)?;
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&p)?;
                 Some((p, Arc::new(Mutex::new(f))))
             }
         };
@@ -102,7 +113,10 @@ impl LogTarget {
     /// Reopens the log file (after an external rotation moved it away).
     pub fn reopen(&self) -> std::io::Result<()> {
         if let Some((p, f)) = &self.file {
-            let nf = std::fs::OpenOptions::new().create(true).append(true).open(p)?;
+            let nf = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)?;
             *f.lock().unwrap_or_else(|e| e.into_inner()) = nf;
         }
         Ok(())

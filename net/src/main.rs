@@ -8,7 +8,11 @@ use natsd::logging::{LogTarget, NatsFormat};
 use natsd::{Options, Server};
 
 fn fatal(msg: &str) -> ExitCode {
-    eprintln!("[{}] {} [FTL] {msg}", std::process::id(), natsd::logging::timestamp(std::time::SystemTime::now()));
+    eprintln!(
+        "[{}] {} [FTL] {msg}",
+        std::process::id(),
+        natsd::logging::timestamp(std::time::SystemTime::now())
+    );
     ExitCode::from(1)
 }
 
@@ -31,7 +35,11 @@ fn main() -> ExitCode {
     if cli.version {
         #[allow(clippy::print_stdout)]
         {
-            println!("natsd: v{} (nats-server v{} compatible)", natsd::NATSD_VERSION, natsd::NATS_COMPAT_VERSION);
+            println!(
+                "natsd: v{} (nats-server v{} compatible)",
+                natsd::NATSD_VERSION,
+                natsd::NATS_COMPAT_VERSION
+            );
         }
         return ExitCode::SUCCESS;
     }
@@ -40,7 +48,13 @@ fn main() -> ExitCode {
         Err(e) => return fatal(&e),
     };
     if cli.test_config {
-        eprintln!("natsd: configuration file {} is valid", opts.config_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
+        eprintln!(
+            "natsd: configuration file {} is valid",
+            opts.config_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
         return ExitCode::SUCCESS;
     }
     let target = match LogTarget::new(opts.log_file.clone()) {
@@ -62,7 +76,10 @@ fn main() -> ExitCode {
     for key in &ignored {
         tracing::warn!("{key}: not supported by this natsd build yet; ignored");
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fatal(&format!("cannot start runtime: {e}")),
     };
@@ -84,7 +101,11 @@ fn load_options(cli: &Cli) -> Result<(Options, Vec<String>), String> {
 async fn run(opts: Options, target: LogTarget) -> ExitCode {
     let seed = natsd::os_seed();
     tracing::info!("Starting natsd (nats-server compatible)");
-    tracing::info!("  Version:  {} (protocol level of nats-server {})", natsd::NATSD_VERSION, natsd::NATS_COMPAT_VERSION);
+    tracing::info!(
+        "  Version:  {} (protocol level of nats-server {})",
+        natsd::NATSD_VERSION,
+        natsd::NATS_COMPAT_VERSION
+    );
     tracing::info!("  Seed:     {seed}");
     let pid_file = opts.pid_file.clone();
     let ports_dir = opts.ports_file_dir.clone();
@@ -122,7 +143,11 @@ async fn run(opts: Options, target: LogTarget) -> ExitCode {
 fn write_ports_file(dir: &std::path::Path, server: &Server) -> std::io::Result<()> {
     let exe = std::env::args()
         .next()
-        .and_then(|a| std::path::Path::new(&a).file_name().map(|f| f.to_string_lossy().into_owned()))
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+        })
         .unwrap_or_else(|| "natsd".to_owned());
     let path = dir.join(format!("{exe}_{}.ports", std::process::id()));
     let body = serde_json::json!({ "nats": [server.client_url().unwrap_or_default()] });
@@ -132,9 +157,11 @@ fn write_ports_file(dir: &std::path::Path, server: &Server) -> std::io::Result<(
 #[cfg(unix)]
 async fn wait_for_signals(server: &Server, target: &LogTarget) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term), Ok(mut usr1)) =
-        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::user_defined1()))
-    else {
+    let (Ok(mut int), Ok(mut term), Ok(mut usr1)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::user_defined1()),
+    ) else {
         tracing::error!("cannot install signal handlers");
         return std::future::pending().await;
     };

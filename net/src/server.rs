@@ -100,11 +100,20 @@ impl Shared {
     }
 
     pub(crate) fn lookup_account(&self, name: &str) -> Option<Arc<Account>> {
-        self.accounts.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+        self.accounts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
 
     pub(crate) fn default_account(&self) -> Arc<Account> {
-        Arc::clone(&self.default_account.read().unwrap_or_else(|e| e.into_inner()))
+        Arc::clone(
+            &self
+                .default_account
+                .read()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
     }
 
     pub(crate) fn next_seed(&self) -> u64 {
@@ -128,7 +137,12 @@ impl Shared {
         );
     }
 
-    pub(crate) fn set_client_identity(&self, id: u64, outcome: &AuthOutcome, connect: &ConnectInfo) {
+    pub(crate) fn set_client_identity(
+        &self,
+        id: u64,
+        outcome: &AuthOutcome,
+        connect: &ConnectInfo,
+    ) {
         if let Some(e) = lock(&self.clients).get_mut(&id) {
             e.account = Some(outcome.account.clone());
             e.user = outcome.user.clone().or_else(|| outcome.nkey.clone());
@@ -158,18 +172,24 @@ fn build_accounts(opts: &Options) -> Result<BTreeMap<String, Arc<Account>>, Serv
     let mut accounts = BTreeMap::new();
     accounts.insert(GLOBAL_ACCOUNT.to_owned(), Account::new(GLOBAL_ACCOUNT));
     for a in &opts.accounts {
-        accounts.entry(a.name.clone()).or_insert_with(|| Account::new(&a.name));
+        accounts
+            .entry(a.name.clone())
+            .or_insert_with(|| Account::new(&a.name));
     }
     for a in &opts.accounts {
         let into = &accounts[&a.name];
         for imp in &a.imports {
-            let from = accounts
-                .get(&imp.account)
-                .ok_or_else(|| ServerError::Config(format!("import from unknown account {:?}", imp.account)))?;
+            let from = accounts.get(&imp.account).ok_or_else(|| {
+                ServerError::Config(format!("import from unknown account {:?}", imp.account))
+            })?;
             let res = match imp.kind {
-                ExportKind::Stream => {
-                    Account::add_stream_import(from, into, &imp.subject, imp.to.as_deref(), imp.prefix.as_deref())
-                }
+                ExportKind::Stream => Account::add_stream_import(
+                    from,
+                    into,
+                    &imp.subject,
+                    imp.to.as_deref(),
+                    imp.prefix.as_deref(),
+                ),
                 ExportKind::Service => {
                     let export = opts
                         .accounts
@@ -178,16 +198,38 @@ fn build_accounts(opts: &Options) -> Result<BTreeMap<String, Arc<Account>>, Serv
                         .and_then(|x| {
                             x.exports.iter().find(|e| {
                                 e.kind == ExportKind::Service
-                                    && natsd_core::subject::is_subset(imp.subject.as_bytes(), e.subject.as_bytes())
+                                    && natsd_core::subject::is_subset(
+                                        imp.subject.as_bytes(),
+                                        e.subject.as_bytes(),
+                                    )
                             })
                         });
-                    let (rt, threshold) = export.map_or((Default::default(), account::DEFAULT_RESPONSE_THRESHOLD), |e| {
-                        (e.response_type, e.response_threshold.unwrap_or(account::DEFAULT_RESPONSE_THRESHOLD))
-                    });
-                    Account::add_service_import(from, into, &imp.subject, imp.to.as_deref(), rt, threshold)
+                    let (rt, threshold) = export.map_or(
+                        (Default::default(), account::DEFAULT_RESPONSE_THRESHOLD),
+                        |e| {
+                            (
+                                e.response_type,
+                                e.response_threshold
+                                    .unwrap_or(account::DEFAULT_RESPONSE_THRESHOLD),
+                            )
+                        },
+                    );
+                    Account::add_service_import(
+                        from,
+                        into,
+                        &imp.subject,
+                        imp.to.as_deref(),
+                        rt,
+                        threshold,
+                    )
                 }
             };
-            res.map_err(|e| ServerError::Config(format!("account {:?}: bad import {:?}: {e}", a.name, imp.subject)))?;
+            res.map_err(|e| {
+                ServerError::Config(format!(
+                    "account {:?}: bad import {:?}: {e}",
+                    a.name, imp.subject
+                ))
+            })?;
         }
     }
     Ok(accounts)
@@ -206,7 +248,12 @@ pub fn os_seed() -> u64 {
     RandomState::new().hash_one((SystemTime::now(), std::process::id()))
 }
 
-fn client_config(opts: &Options, server_id: &str, server_name: &str, port: u16) -> Result<ClientConfig, ServerError> {
+fn client_config(
+    opts: &Options,
+    server_id: &str,
+    server_name: &str,
+    port: u16,
+) -> Result<ClientConfig, ServerError> {
     let authenticator = Authenticator::new(opts).map_err(|e| ServerError::Config(e.to_string()))?;
     let tls = opts.tls.as_ref();
     let info = ServerInfo {
@@ -260,7 +307,10 @@ impl Server {
     pub fn with_seed(opts: Options, seed: u64) -> Result<Self, ServerError> {
         let mut rng = SplitMix64::new(seed);
         let server_id = server_identity(rng.next_u64());
-        let server_name = opts.server_name.clone().unwrap_or_else(|| server_id.clone());
+        let server_name = opts
+            .server_name
+            .clone()
+            .unwrap_or_else(|| server_id.clone());
         let accounts = build_accounts(&opts)?;
         let default_name = match &opts.no_auth_user {
             _ => GLOBAL_ACCOUNT,
@@ -310,12 +360,27 @@ impl Server {
         let addr = SocketAddr::new(host, opts.port.unwrap_or(0));
         let listener = Tokio::bind(addr)
             .await
-            .map_err(|source| ServerError::Listen { addr: addr.to_string(), source })?;
-        let bound = Tokio::local_addr(&listener).map_err(|source| ServerError::Listen { addr: addr.to_string(), source })?;
+            .map_err(|source| ServerError::Listen {
+                addr: addr.to_string(),
+                source,
+            })?;
+        let bound = Tokio::local_addr(&listener).map_err(|source| ServerError::Listen {
+            addr: addr.to_string(),
+            source,
+        })?;
         if bound.port() != opts.port.unwrap_or(0) {
             // A random port: INFO must carry the real one.
-            let cfg = client_config(&opts, &self.shared.server_id, &self.shared.server_name, bound.port())?;
-            *self.shared.client_cfg.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
+            let cfg = client_config(
+                &opts,
+                &self.shared.server_id,
+                &self.shared.server_name,
+                bound.port(),
+            )?;
+            *self
+                .shared
+                .client_cfg
+                .write()
+                .unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
         }
         *lock(&self.client_addr) = Some(bound);
         tracing::info!("Listening for client connections on {bound}");
@@ -351,7 +416,9 @@ impl Server {
     /// Waits until the server accepts connections, at most `timeout`.
     pub async fn ready_for_connections(&self, timeout: Duration) -> bool {
         let mut rx = self.ready_tx.subscribe();
-        tokio::time::timeout(timeout, rx.wait_for(|r| *r)).await.is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(timeout, rx.wait_for(|r| *r))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// The server id (an nkey-style public key).
@@ -377,7 +444,11 @@ impl Server {
     /// `nats://host:port` for clients, once started.
     pub fn client_url(&self) -> Option<String> {
         self.client_addr().map(|a| {
-            let host = if a.ip().is_unspecified() { "127.0.0.1".to_owned() } else { a.ip().to_string() };
+            let host = if a.ip().is_unspecified() {
+                "127.0.0.1".to_owned()
+            } else {
+                a.ip().to_string()
+            };
             format!("nats://{host}:{}", a.port())
         })
     }
@@ -424,7 +495,10 @@ impl Server {
             return;
         }
         let _ = self.shutdown_tx.send(true);
-        let clients: Vec<_> = lock(&self.shared.clients).values().map(|e| Arc::clone(&e.shared)).collect();
+        let clients: Vec<_> = lock(&self.shared.clients)
+            .values()
+            .map(|e| Arc::clone(&e.shared))
+            .collect();
         for c in clients {
             c.close(CloseReason::ServerShutdown);
         }
@@ -453,7 +527,12 @@ impl Drop for Server {
     }
 }
 
-fn accept(shared: &Arc<Shared>, tls: Option<Arc<TlsSetup>>, stream: tokio::net::TcpStream, peer: SocketAddr) {
+fn accept(
+    shared: &Arc<Shared>,
+    tls: Option<Arc<TlsSetup>>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+) {
     let id = shared.next_cid.fetch_add(1, Ordering::Relaxed);
     let mut rng = SplitMix64::new(shared.next_seed());
     let rejected = (shared.num_clients() >= shared.opts().max_connections as usize)
@@ -466,7 +545,9 @@ fn accept(shared: &Arc<Shared>, tls: Option<Arc<TlsSetup>>, stream: tokio::net::
                 client::run(shared, stream, peer, conn, rng, rejected).await;
             }
             Some(tls) => match tls.accept(&shared, stream, peer, id, &mut rng).await {
-                Ok((tls_stream, conn)) => client::run(shared, tls_stream, peer, conn, rng, rejected).await,
+                Ok((tls_stream, conn)) => {
+                    client::run(shared, tls_stream, peer, conn, rng, rejected).await
+                }
                 Err(e) => tracing::debug!(cid = id, %peer, "TLS handshake error: {e}"),
             },
         }

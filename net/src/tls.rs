@@ -43,7 +43,10 @@ pub enum TlsError {
 }
 
 fn read_pem(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read { path: path.display().to_string(), source })
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -51,7 +54,10 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut BufReader::new(&pem[..])).collect();
     let certs = certs.map_err(|e| TlsError::Material(format!("{}: {e}", path.display())))?;
     if certs.is_empty() {
-        return Err(TlsError::Material(format!("{}: no certificate found", path.display())));
+        return Err(TlsError::Material(format!(
+            "{}: no certificate found",
+            path.display()
+        )));
     }
     Ok(certs)
 }
@@ -127,7 +133,9 @@ impl TlsSetup {
         if !tls_first {
             let mut c = client::new_conn(srv, peer, id, rng);
             if let Some(info) = c.poll_transmit() {
-                tcp.write_all(&info).await.map_err(|e| TlsError::Handshake(e.to_string()))?;
+                tcp.write_all(&info)
+                    .await
+                    .map_err(|e| TlsError::Handshake(e.to_string()))?;
             }
             conn = Some(c);
         }
@@ -154,7 +162,9 @@ impl TlsSetup {
 /// SAN DNS names, and the subject DN in RFC 4514 order ("CN=..,O=..").
 fn cert_identities(der: &[u8]) -> Vec<String> {
     use x509_parser::prelude::*;
-    let Ok((_, cert)) = X509Certificate::from_der(der) else { return Vec::new() };
+    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+        return Vec::new();
+    };
     let mut ids = Vec::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for name in &san.value.general_names {

@@ -20,7 +20,9 @@ pub trait Transport: Send + Sync + 'static {
     /// Binds a listener.
     fn bind(addr: SocketAddr) -> impl Future<Output = io::Result<Self::Listener>> + Send;
     /// Accepts the next connection.
-    fn accept(l: &Self::Listener) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
+    fn accept(
+        l: &Self::Listener,
+    ) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
     /// The address a listener is bound to.
     fn local_addr(l: &Self::Listener) -> io::Result<SocketAddr>;
     /// Dials out.

@@ -22,8 +22,8 @@ use bytes::{Bytes, BytesMut};
 
 use crate::options::ResponseType;
 use crate::router::{SubRef, SubTarget, Subscription};
-use crate::sublist::Sublist;
 use crate::subject;
+use crate::sublist::Sublist;
 
 /// How long a response mapping for a stream/chunked service lives without traffic (Go's
 /// default response threshold is 2 minutes).
@@ -74,9 +74,13 @@ impl Account {
         let sub = Subscription::new(
             Bytes::copy_from_slice(subject.as_bytes()),
             None,
-            SubTarget::StreamImport { into: Arc::downgrade(into), rename },
+            SubTarget::StreamImport {
+                into: Arc::downgrade(into),
+                rename,
+            },
         );
-        from.sublist.insert(subject.as_bytes(), None, SubRef(Arc::new(sub)))
+        from.sublist
+            .insert(subject.as_bytes(), None, SubRef(Arc::new(sub)))
     }
 
     /// Adds a service import: requests on `local` (default: `subject`) in `into` go to
@@ -94,9 +98,15 @@ impl Account {
         let sub = Subscription::new(
             Bytes::copy_from_slice(local.as_bytes()),
             None,
-            SubTarget::ServiceImport { exporter: Arc::downgrade(from), rename, response_type, threshold },
+            SubTarget::ServiceImport {
+                exporter: Arc::downgrade(from),
+                rename,
+                response_type,
+                threshold,
+            },
         );
-        into.sublist.insert(local.as_bytes(), None, SubRef(Arc::new(sub)))
+        into.sublist
+            .insert(local.as_bytes(), None, SubRef(Arc::new(sub)))
     }
 
     /// Creates a response mapping in this (exporting) account that carries replies back to
@@ -117,7 +127,11 @@ impl Account {
         let sub = SubRef(Arc::new(Subscription::new(
             subj.clone(),
             None,
-            SubTarget::Response { importer, reply, singleton: response_type == ResponseType::Singleton },
+            SubTarget::Response {
+                importer,
+                reply,
+                singleton: response_type == ResponseType::Singleton,
+            },
         )));
         if self.sublist.insert(&subj, None, sub.clone()).is_ok() {
             let mut q = self.responses.lock().unwrap_or_else(|e| e.into_inner());
@@ -152,7 +166,10 @@ impl Account {
 
     /// Outstanding response mappings.
     pub fn num_responses(&self) -> usize {
-        self.responses.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.responses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 }
 
@@ -177,12 +194,18 @@ pub struct Rename {
 impl Rename {
     /// A rename from `from` to `to` (patterns with the same wildcards), or by `prefix`.
     pub fn new(from: &str, to: Option<&str>, prefix: Option<&str>) -> Self {
-        let toks = |s: &str| subject::tokens(s.as_bytes()).map(<[u8]>::to_vec).collect::<Vec<_>>();
+        let toks = |s: &str| {
+            subject::tokens(s.as_bytes())
+                .map(<[u8]>::to_vec)
+                .collect::<Vec<_>>()
+        };
         let to = to.filter(|t| *t != from).map(toks);
         Self {
             from: toks(from),
             to,
-            prefix: prefix.filter(|p| !p.is_empty()).map(|p| p.trim_end_matches('.').as_bytes().to_vec()),
+            prefix: prefix
+                .filter(|p| !p.is_empty())
+                .map(|p| p.trim_end_matches('.').as_bytes().to_vec()),
         }
     }
 
@@ -250,6 +273,8 @@ mod tests {
         let a = encode_token(1);
         let b = encode_token(2);
         assert_ne!(a, b);
-        assert!(subject::is_valid_literal_subject(format!("_R_.{a}").as_bytes()));
+        assert!(subject::is_valid_literal_subject(
+            format!("_R_.{a}").as_bytes()
+        ));
     }
 }
