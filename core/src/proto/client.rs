@@ -133,6 +133,10 @@ pub enum ProtoError {
     /// `HPUB` header size above its total size.
     #[error("processHeaderPub Header Size larger then TotalSize: {0:?}")]
     HpubHeaderTooLarge(String),
+    /// An op other than `CONNECT` while the server awaits authentication
+    /// (see [`ClientParser::set_awaiting_auth`]).
+    #[error("authentication error: op before CONNECT")]
+    AuthViolation,
     /// `HPUB` on a connection that has not negotiated headers.
     #[error("message headers not supported")]
     HeadersNotSupported,
@@ -164,6 +168,8 @@ impl ProtoError {
             Self::MaxControlLine { .. } => "maximum control line exceeded".to_owned(),
             // Go: server/client.go maxPayloadViolation
             Self::MaxPayload { .. } => "Maximum Payload Violation".to_owned(),
+            // Go: server/client.go authViolation
+            Self::AuthViolation => "Authorization Violation".to_owned(),
             other => other.to_string(),
         }
     }
@@ -175,7 +181,10 @@ impl ProtoError {
     pub fn sends_err(&self) -> bool {
         matches!(
             self,
-            Self::UnknownOp | Self::MaxControlLine { .. } | Self::MaxPayload { .. }
+            Self::UnknownOp
+                | Self::MaxControlLine { .. }
+                | Self::MaxPayload { .. }
+                | Self::AuthViolation
         )
     }
 
@@ -272,6 +281,7 @@ pub struct ClientParser {
     max_control_line: u32,
     max_payload: u32,
     headers: bool,
+    awaiting_auth: bool,
     state: State,
 }
 
@@ -283,6 +293,7 @@ impl ClientParser {
             max_control_line,
             max_payload,
             headers: true,
+            awaiting_auth: false,
             state: State::Start,
         }
     }
@@ -302,6 +313,14 @@ impl ClientParser {
     /// connection silently ([`ProtoError::HeadersNotSupported`]).
     pub fn set_headers(&mut self, allowed: bool) {
         self.headers = allowed;
+    }
+
+    /// Whether the server still awaits the client's CONNECT to authenticate it. While true, any
+    /// op not starting with `C` fails at its first byte with [`ProtoError::AuthViolation`]
+    /// (Go: parser.go OP_START `authSet`). Set it while authentication is required and no
+    /// CONNECT has passed it (and no `no_auth_user` applies); clear it once a CONNECT succeeds.
+    pub fn set_awaiting_auth(&mut self, awaiting: bool) {
+        self.awaiting_auth = awaiting;
     }
 
     /// Consumes at most one complete op from the front of `buf`.
@@ -394,6 +413,10 @@ impl ClientParser {
                         self.state = state;
                         return Ok(None);
                     };
+                    if self.awaiting_auth && state == State::Start && !b.eq_ignore_ascii_case(&b'C')
+                    {
+                        return Err(ProtoError::AuthViolation);
+                    }
                     self.state = name_step(&state, b)?;
                     buf.advance(1);
                 }
@@ -1132,6 +1155,31 @@ HPUB foo r 12 14\r\nNATS/1.0\r\n\r\nyo\r\nUNSUB 1 5\r\nPONG\r\n+OK\r\n-ERR x\r\n
             p.parse(&mut buf),
             Ok(Some(publ("foo", None, Some("ab"), "")))
         );
+    }
+
+    #[test]
+    fn ops_before_connect_when_awaiting_auth() {
+        for input in [&b"PING\r\n"[..], b"SUB foo 1\r\n", b"FOO\r\n", b"\r\n"] {
+            let mut p = ClientParser::new(4096, 4096);
+            p.set_awaiting_auth(true);
+            let mut buf = BytesMut::from(input);
+            let e = p.parse(&mut buf).unwrap_err();
+            assert_eq!(e, ProtoError::AuthViolation);
+            assert_eq!(e.err_text(), "Authorization Violation");
+            assert!(e.sends_err() && e.closes());
+        }
+        let mut p = ClientParser::new(4096, 4096);
+        p.set_awaiting_auth(true);
+        let mut buf = BytesMut::from(&b"connect {}\r\nPING\r\n"[..]);
+        assert!(matches!(p.parse(&mut buf), Ok(Some(ClientOp::Connect(_)))));
+        // Still awaiting (the CONNECT failed authentication): the PING is refused.
+        assert_eq!(p.parse(&mut buf), Err(ProtoError::AuthViolation));
+        let mut p = ClientParser::new(4096, 4096);
+        p.set_awaiting_auth(true);
+        let mut buf = BytesMut::from(&b"CONNECT {}\r\nPING\r\n"[..]);
+        assert!(matches!(p.parse(&mut buf), Ok(Some(ClientOp::Connect(_)))));
+        p.set_awaiting_auth(false);
+        assert_eq!(p.parse(&mut buf), Ok(Some(ClientOp::Ping)));
     }
 
     #[test]
