@@ -1,1 +1,1529 @@
 //! The client protocol: parser of client → server ops, encoders of server → client ops.
+//!
+//! Behaviour follows nats-server 2.9.10 (`server/parser.go`, `server/client.go`), checked
+//! against the real binary:
+//!
+//! * op names are case-insensitive; `PUB`, `HPUB`, `SUB`, `UNSUB` and `-ERR` need at least one
+//!   space or tab after the name, `CONNECT` and `INFO` do not (`CONNECT{}` is accepted);
+//! * arguments are separated by runs of spaces and tabs; a control line may end in `\n` alone;
+//! * `PING`, `PONG` and `+OK` ignore anything up to the end of the line (`PINGX\n` is a ping);
+//! * a payload must be followed by exactly `\r\n`, else `Unknown Protocol Operation`;
+//! * sizes are 1–9 ASCII digits, nothing else (no sign, no more than 9 digits).
+//!
+//! Every [`ProtoError`] closes the connection in nats-server; only some of them send an `-ERR`
+//! first (see [`ProtoError::sends_err`]).
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use super::info::{ConnectInfo, ServerInfo};
+
+/// `PING\r\n`.
+pub const PING: &[u8] = b"PING\r\n";
+/// `PONG\r\n`.
+pub const PONG: &[u8] = b"PONG\r\n";
+/// `+OK\r\n`, the verbose-mode acknowledgement.
+pub const OK: &[u8] = b"+OK\r\n";
+/// The line terminator of the protocol.
+pub const CRLF: &[u8] = b"\r\n";
+
+/// nats-server's default `max_control_line` (Go: `MAX_CONTROL_LINE_SIZE`).
+pub const DEFAULT_MAX_CONTROL_LINE: u32 = 4096;
+/// nats-server's default `max_payload` (Go: `MAX_PAYLOAD_SIZE`).
+pub const DEFAULT_MAX_PAYLOAD: u32 = 1024 * 1024;
+
+/// One op sent by a client.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientOp {
+    /// `CONNECT {json}`, already decoded with nats-server's defaults for absent fields.
+    Connect(Box<ConnectInfo>),
+    /// `PUB` or `HPUB` with its payload.
+    Pub(PubMsg),
+    /// `SUB <subject> [queue] <sid>`.
+    Sub {
+        /// Subject (not validated here).
+        subject: Bytes,
+        /// Queue group name.
+        queue: Option<Bytes>,
+        /// Subscription id chosen by the client.
+        sid: Bytes,
+    },
+    /// `UNSUB <sid> [max]`.
+    ///
+    /// `max` is `None` when absent *or not a valid size* (nats-server treats both alike);
+    /// nats-server unsubscribes at once when `max` is `None`, `Some(0)`, or not above the count
+    /// already delivered.
+    Unsub {
+        /// Subscription id.
+        sid: Bytes,
+        /// Auto-unsubscribe after this many messages.
+        max: Option<u64>,
+    },
+    /// `PING`.
+    Ping,
+    /// `PONG`.
+    Pong,
+    /// `INFO {json}`: the raw JSON, checked to be `null` or an object. The server ignores it.
+    Info(Bytes),
+    /// `+OK` (ignored by the server).
+    Ok,
+    /// `-ERR <text>`: the raw text. nats-server logs it and closes the connection.
+    Err(Bytes),
+}
+
+/// A published message (`PUB` or `HPUB`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PubMsg {
+    /// Subject (not validated here).
+    pub subject: Bytes,
+    /// Reply subject.
+    pub reply: Option<Bytes>,
+    /// `HPUB` only: the whole header block (`NATS/1.0…\r\n\r\n`). `None` for `PUB`, and for an
+    /// `HPUB` declaring a header size of 0, which nats-server delivers as a plain `MSG`.
+    pub headers: Option<Bytes>,
+    /// The body, without headers and without the trailing CRLF. Shares the read buffer.
+    pub payload: Bytes,
+}
+
+impl PubMsg {
+    /// Size of headers plus body, as declared on the wire (the `MSG`/`HMSG` total size).
+    pub fn total_len(&self) -> usize {
+        self.headers.as_ref().map_or(0, Bytes::len) + self.payload.len()
+    }
+}
+
+/// A protocol violation by the client. nats-server closes the connection after every one of them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtoError {
+    /// Unknown op name, missing separator after an op name, or a payload not followed by CRLF.
+    #[error("unknown protocol operation")]
+    UnknownOp,
+    /// The arguments of a control line are longer than `max_control_line`.
+    ///
+    /// Detected on a complete line, or as soon as the pending arguments pass the limit (how many
+    /// bytes had arrived by then depends on how the input was split, so it is not recorded).
+    #[error("maximum control line exceeded (max_control_line {max})")]
+    MaxControlLine {
+        /// The limit.
+        max: u32,
+    },
+    /// A `PUB`/`HPUB` declares more than `max_payload` bytes.
+    #[error("maximum payload exceeded: {size} vs {max}")]
+    MaxPayload {
+        /// The declared total size.
+        size: usize,
+        /// The limit.
+        max: u32,
+    },
+    /// `PUB` with other than 2 or 3 arguments.
+    #[error("processPub Parse Error: {0:?}")]
+    PubArgs(String),
+    /// `PUB` size that is not 1–9 digits.
+    #[error("processPub Bad or Missing Size: {0:?}")]
+    PubSize(String),
+    /// `HPUB` with other than 3 or 4 arguments.
+    #[error("processHeaderPub Parse Error: {0:?}")]
+    HpubArgs(String),
+    /// `HPUB` header size that is not 1–9 digits.
+    #[error("processHeaderPub Bad or Missing Header Size: {0:?}")]
+    HpubHeaderSize(String),
+    /// `HPUB` total size that is not 1–9 digits.
+    #[error("processHeaderPub Bad or Missing Total Size: {0:?}")]
+    HpubTotalSize(String),
+    /// `HPUB` header size above its total size.
+    #[error("processHeaderPub Header Size larger then TotalSize: {0:?}")]
+    HpubHeaderTooLarge(String),
+    /// An op other than `CONNECT` while the server awaits authentication
+    /// (see [`ClientParser::set_awaiting_auth`]).
+    #[error("authentication error: op before CONNECT")]
+    AuthViolation,
+    /// `HPUB` on a connection that has not negotiated headers.
+    #[error("message headers not supported")]
+    HeadersNotSupported,
+    /// `SUB` with other than 2 or 3 arguments.
+    #[error("processSub Parse Error: {0:?}")]
+    SubArgs(String),
+    /// `UNSUB` with other than 1 or 2 arguments.
+    #[error("processUnsub Parse Error: {0:?}")]
+    UnsubArgs(String),
+    /// `CONNECT` whose JSON does not decode.
+    #[error("CONNECT: {0}")]
+    ConnectJson(String),
+    /// `INFO` whose JSON does not decode.
+    #[error("INFO: {0}")]
+    InfoJson(String),
+}
+
+impl ProtoError {
+    /// The text nats-server puts inside `-ERR '…'` for this error.
+    ///
+    /// Only meaningful when [`sends_err`](Self::sends_err) is true: for the other errors
+    /// nats-server sends nothing and just closes; this then returns the log message.
+    pub fn err_text(&self) -> String {
+        match self {
+            // Go: server/parser.go parseErr
+            Self::UnknownOp => "Unknown Protocol Operation".to_owned(),
+            // Go: server/parser.go overMaxControlLineLimit — ErrMaxControlLine's text, the
+            // context is only logged.
+            Self::MaxControlLine { .. } => "maximum control line exceeded".to_owned(),
+            // Go: server/client.go maxPayloadViolation
+            Self::MaxPayload { .. } => "Maximum Payload Violation".to_owned(),
+            // Go: server/client.go authViolation
+            Self::AuthViolation => "Authorization Violation".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Whether nats-server sends `-ERR '<err_text>'` before closing.
+    ///
+    /// Argument-count, size-syntax and JSON errors are returned from nats-server's parser as
+    /// plain errors: readLoop logs them and closes without a word to the client.
+    pub fn sends_err(&self) -> bool {
+        matches!(
+            self,
+            Self::UnknownOp
+                | Self::MaxControlLine { .. }
+                | Self::MaxPayload { .. }
+                | Self::AuthViolation
+        )
+    }
+
+    /// Whether nats-server closes the connection after this error (always, today).
+    pub fn closes(&self) -> bool {
+        true
+    }
+}
+
+/// The ops the parser knows, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Pub,
+    Hpub,
+    Sub,
+    Unsub,
+    Ping,
+    Pong,
+    Connect,
+    Info,
+    Ok,
+    Err,
+}
+
+impl Op {
+    /// The op name, upper case.
+    fn name(self) -> &'static [u8] {
+        match self {
+            Self::Pub => b"PUB",
+            Self::Hpub => b"HPUB",
+            Self::Sub => b"SUB",
+            Self::Unsub => b"UNSUB",
+            Self::Ping => b"PING",
+            Self::Pong => b"PONG",
+            Self::Connect => b"CONNECT",
+            Self::Info => b"INFO",
+            Self::Ok => b"+OK",
+            Self::Err => b"-ERR",
+        }
+    }
+
+    /// The state once the whole name has been matched.
+    fn after_name(self) -> State {
+        match self {
+            // Go: OP_PUB etc. demand one space or tab after the name.
+            Self::Pub | Self::Hpub | Self::Sub | Self::Unsub | Self::Err => State::NeedSpace(self),
+            // Go: OP_CONNECT / OP_INFO skip whitespace but do not require it.
+            Self::Connect | Self::Info => State::Space(self),
+            // Go: OP_PING / OP_PONG / OP_PLUS_OK ignore everything up to '\n'.
+            Self::Ping | Self::Pong | Self::Ok => State::Tail(self),
+        }
+    }
+}
+
+/// Where the parser is inside the current op.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    /// Before the first byte of an op.
+    Start,
+    /// After `P`: `PUB`, `PING` or `PONG`.
+    P,
+    /// Inside an op name; `matched` bytes of it are consumed.
+    Name { op: Op, matched: usize },
+    /// After the name of an op that needs a separator.
+    NeedSpace(Op),
+    /// Skipping whitespace before the arguments.
+    Space(Op),
+    /// The arguments are at the front of the buffer; `scanned` bytes hold no `\n`.
+    Arg { op: Op, scanned: usize },
+    /// Skipping the rest of a `PING`/`PONG`/`+OK` line.
+    Tail(Op),
+    /// A `PUB`/`HPUB` control line is consumed; its payload is awaited.
+    Payload(PendingPub),
+}
+
+/// The control line of a `PUB`/`HPUB` whose payload has not fully arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PendingPub {
+    subject: Bytes,
+    reply: Option<Bytes>,
+    header_len: usize,
+    total_len: usize,
+}
+
+/// Incremental parser of the client → server protocol.
+///
+/// Feed it the connection's read buffer: [`parse`](Self::parse) takes complete ops from the
+/// front. It may consume the already-understood start of a partial op (its name, separators,
+/// a control line whose payload is still missing) and remember it, so keep feeding the same
+/// parser the same buffer. After an `Err` the connection is to be closed; the parser restarts
+/// from a clean state if used again.
+#[derive(Debug, Clone)]
+pub struct ClientParser {
+    max_control_line: u32,
+    max_payload: u32,
+    headers: bool,
+    awaiting_auth: bool,
+    state: State,
+}
+
+impl ClientParser {
+    /// A parser with the given limits. `HPUB` is accepted until [`set_headers`](Self::set_headers)
+    /// says otherwise.
+    pub fn new(max_control_line: u32, max_payload: u32) -> Self {
+        Self {
+            max_control_line,
+            max_payload,
+            headers: true,
+            awaiting_auth: false,
+            state: State::Start,
+        }
+    }
+
+    /// Changes the payload limit (nats-server lowers it per account or user).
+    pub fn set_max_payload(&mut self, n: u32) {
+        self.max_payload = n;
+    }
+
+    /// Changes the control line limit.
+    pub fn set_max_control_line(&mut self, n: u32) {
+        self.max_control_line = n;
+    }
+
+    /// Whether `HPUB` is allowed. nats-server allows it only once the client's CONNECT said
+    /// `"headers":true` and the server supports headers; an `HPUB` otherwise closes the
+    /// connection silently ([`ProtoError::HeadersNotSupported`]).
+    pub fn set_headers(&mut self, allowed: bool) {
+        self.headers = allowed;
+    }
+
+    /// Whether the server still awaits the client's CONNECT to authenticate it. While true, any
+    /// op not starting with `C` fails at its first byte with [`ProtoError::AuthViolation`]
+    /// (Go: parser.go OP_START `authSet`). Set it while authentication is required and no
+    /// CONNECT has passed it (and no `no_auth_user` applies); clear it once a CONNECT succeeds.
+    pub fn set_awaiting_auth(&mut self, awaiting: bool) {
+        self.awaiting_auth = awaiting;
+    }
+
+    /// Consumes at most one complete op from the front of `buf`.
+    ///
+    /// `Ok(None)`: more bytes are needed; the unconsumed part of the partial op stays in `buf`.
+    pub fn parse(&mut self, buf: &mut BytesMut) -> Result<Option<ClientOp>, ProtoError> {
+        let res = self.step(buf);
+        if res.is_err() {
+            self.state = State::Start;
+        }
+        res
+    }
+
+    fn step(&mut self, buf: &mut BytesMut) -> Result<Option<ClientOp>, ProtoError> {
+        loop {
+            // Each arm puts back the state it leaves the parser in.
+            match std::mem::replace(&mut self.state, State::Start) {
+                State::Payload(p) => {
+                    let total = p.total_len;
+                    // Check the terminator as soon as its bytes arrive, like Go's MSG_END_R/N.
+                    if buf.len() > total && buf[total] != b'\r' {
+                        return Err(ProtoError::UnknownOp);
+                    }
+                    if buf.len() > total + 1 && buf[total + 1] != b'\n' {
+                        return Err(ProtoError::UnknownOp);
+                    }
+                    if buf.len() < total + 2 {
+                        self.state = State::Payload(p);
+                        return Ok(None);
+                    }
+                    let mut payload = buf.split_to(total).freeze();
+                    buf.advance(2);
+                    let headers = (p.header_len > 0).then(|| payload.split_to(p.header_len));
+                    return Ok(Some(ClientOp::Pub(PubMsg {
+                        subject: p.subject,
+                        reply: p.reply,
+                        headers,
+                        payload,
+                    })));
+                }
+                State::Arg { op, scanned } => {
+                    let Some(off) = buf[scanned..].iter().position(|&b| b == b'\n') else {
+                        // Go: the split-buffer check at the end of parse(); a trailing '\r' is
+                        // not counted, as on a complete line.
+                        let len = arg_len(buf);
+                        if len > self.max_control_line as usize {
+                            return Err(self.control_line_error());
+                        }
+                        self.state = State::Arg {
+                            op,
+                            scanned: buf.len(),
+                        };
+                        return Ok(None);
+                    };
+                    if let Some(op) = self.control_line(op, buf, scanned + off)? {
+                        return Ok(Some(op));
+                    }
+                    // PUB/HPUB: the state is now Payload; go round for the body.
+                }
+                State::Tail(op) => match buf.iter().position(|&b| b == b'\n') {
+                    Some(nl) => {
+                        buf.advance(nl + 1);
+                        return Ok(Some(match op {
+                            Op::Pong => ClientOp::Pong,
+                            Op::Ok => ClientOp::Ok,
+                            _ => ClientOp::Ping,
+                        }));
+                    }
+                    None => {
+                        // Nothing before the '\n' matters; drop it so it cannot pile up.
+                        buf.clear();
+                        self.state = State::Tail(op);
+                        return Ok(None);
+                    }
+                },
+                State::Space(op) => match buf.first() {
+                    None => {
+                        self.state = State::Space(op);
+                        return Ok(None);
+                    }
+                    Some(b' ' | b'\t') => {
+                        buf.advance(1);
+                        self.state = State::Space(op);
+                    }
+                    // Go: the first argument byte is taken as is, even a '\r' or '\n'.
+                    Some(_) => self.state = State::Arg { op, scanned: 1 },
+                },
+                state @ (State::Start | State::P | State::Name { .. } | State::NeedSpace(_)) => {
+                    let Some(&b) = buf.first() else {
+                        self.state = state;
+                        return Ok(None);
+                    };
+                    if self.awaiting_auth && state == State::Start && !b.eq_ignore_ascii_case(&b'C')
+                    {
+                        return Err(ProtoError::AuthViolation);
+                    }
+                    self.state = name_step(&state, b)?;
+                    buf.advance(1);
+                }
+            }
+        }
+    }
+
+    fn control_line_error(&self) -> ProtoError {
+        ProtoError::MaxControlLine {
+            max: self.max_control_line,
+        }
+    }
+
+    /// A complete control line: arguments in `buf[..nl]`, `\n` at `nl`.
+    fn control_line(
+        &mut self,
+        op: Op,
+        buf: &mut BytesMut,
+        nl: usize,
+    ) -> Result<Option<ClientOp>, ProtoError> {
+        let end = arg_len(&buf[..nl]);
+        if end > self.max_control_line as usize {
+            return Err(self.control_line_error());
+        }
+        let arg = &buf[..end];
+        let out = match op {
+            Op::Pub | Op::Hpub => {
+                let line = buf.split_to(nl + 1).freeze();
+                self.state = State::Payload(self.pub_args(op, &line, end)?);
+                return Ok(None);
+            }
+            Op::Sub => {
+                let (n, f) = split_fields(arg, true);
+                let field = |i: usize| Bytes::copy_from_slice(&arg[f[i].0..f[i].1]);
+                // Go: parseSub copies the arguments so that a long-lived subscription does not
+                // pin the read buffer; so do we.
+                match n {
+                    2 => ClientOp::Sub {
+                        subject: field(0),
+                        queue: None,
+                        sid: field(1),
+                    },
+                    3 => ClientOp::Sub {
+                        subject: field(0),
+                        queue: Some(field(1)),
+                        sid: field(2),
+                    },
+                    _ => return Err(ProtoError::SubArgs(lossy(arg))),
+                }
+            }
+            Op::Unsub => {
+                let (n, f) = split_fields(arg, true);
+                let sid = Bytes::copy_from_slice(&arg[f[0].0..f[0].1]);
+                match n {
+                    1 => ClientOp::Unsub { sid, max: None },
+                    2 => ClientOp::Unsub {
+                        sid,
+                        max: parse_size(&arg[f[1].0..f[1].1]).map(|n| n as u64),
+                    },
+                    _ => return Err(ProtoError::UnsubArgs(lossy(arg))),
+                }
+            }
+            Op::Connect => ClientOp::Connect(Box::new(decode_connect(arg)?)),
+            Op::Info => {
+                check_info(arg)?;
+                ClientOp::Info(Bytes::copy_from_slice(arg))
+            }
+            Op::Err => ClientOp::Err(Bytes::copy_from_slice(arg)),
+            // PING, PONG and +OK lines end in State::Tail and never get here.
+            Op::Ping => ClientOp::Ping,
+            Op::Pong => ClientOp::Pong,
+            Op::Ok => ClientOp::Ok,
+        };
+        buf.advance(nl + 1);
+        self.state = State::Start;
+        Ok(Some(out))
+    }
+
+    /// Go: processPub / processHeaderPub, in their order of checks.
+    fn pub_args(&self, op: Op, line: &Bytes, end: usize) -> Result<PendingPub, ProtoError> {
+        let arg = &line[..end];
+        let (n, f) = split_fields(arg, false);
+        let field = |i: usize| line.slice(f[i].0..f[i].1);
+        let size_of = |i: usize| parse_size(&arg[f[i].0..f[i].1]);
+        let (subject, reply, header_len, total_len) = if op == Op::Pub {
+            let (reply, size) = match n {
+                2 => (None, size_of(1)),
+                3 => (Some(field(1)), size_of(2)),
+                _ => return Err(ProtoError::PubArgs(lossy(arg))),
+            };
+            let size = size.ok_or_else(|| ProtoError::PubSize(lossy(arg)))?;
+            (field(0), reply, 0, size)
+        } else {
+            if !self.headers {
+                return Err(ProtoError::HeadersNotSupported);
+            }
+            let (reply, hdr, total) = match n {
+                3 => (None, size_of(1), size_of(2)),
+                4 => (Some(field(1)), size_of(2), size_of(3)),
+                _ => return Err(ProtoError::HpubArgs(lossy(arg))),
+            };
+            let hdr = hdr.ok_or_else(|| ProtoError::HpubHeaderSize(lossy(arg)))?;
+            let total = total.ok_or_else(|| ProtoError::HpubTotalSize(lossy(arg)))?;
+            if hdr > total {
+                return Err(ProtoError::HpubHeaderTooLarge(lossy(arg)));
+            }
+            (field(0), reply, hdr, total)
+        };
+        if total_len > self.max_payload as usize {
+            return Err(ProtoError::MaxPayload {
+                size: total_len,
+                max: self.max_payload,
+            });
+        }
+        Ok(PendingPub {
+            subject,
+            reply,
+            header_len,
+            total_len,
+        })
+    }
+}
+
+/// One byte of an op name (or of the separator after it).
+fn name_step(state: &State, b: u8) -> Result<State, ProtoError> {
+    let up = b.to_ascii_uppercase();
+    let next = match (state, up) {
+        (State::Start, b'P') => State::P,
+        (State::Start, b'H') => name_state(Op::Hpub, 1),
+        (State::Start, b'S') => name_state(Op::Sub, 1),
+        (State::Start, b'U') => name_state(Op::Unsub, 1),
+        (State::Start, b'C') => name_state(Op::Connect, 1),
+        (State::Start, b'I') => name_state(Op::Info, 1),
+        (State::Start, b'+') => name_state(Op::Ok, 1),
+        (State::Start, b'-') => name_state(Op::Err, 1),
+        (State::P, b'U') => name_state(Op::Pub, 2),
+        (State::P, b'I') => name_state(Op::Ping, 2),
+        (State::P, b'O') => name_state(Op::Pong, 2),
+        (State::Name { op, matched }, _) if op.name().get(*matched) == Some(&up) => {
+            name_state(*op, matched + 1)
+        }
+        (State::NeedSpace(op), b' ' | b'\t') => State::Space(*op),
+        // Go: anything else is parseErr. MSG/HMSG/RS+/LS+/A+ are not client ops.
+        _ => return Err(ProtoError::UnknownOp),
+    };
+    Ok(next)
+}
+
+fn name_state(op: Op, matched: usize) -> State {
+    if matched == op.name().len() {
+        op.after_name()
+    } else {
+        State::Name { op, matched }
+    }
+}
+
+/// Length of the arguments in `line` (everything before the `\n`): one trailing `\r` does not
+/// count, unless it is the very first argument byte (Go takes that byte verbatim).
+fn arg_len(line: &[u8]) -> usize {
+    match line {
+        [_, .., b'\r'] => line.len() - 1,
+        _ => line.len(),
+    }
+}
+
+/// The most fields any op accepts, plus one to tell "too many".
+const MAX_FIELDS: usize = 5;
+
+/// Splits `arg` on runs of spaces and tabs (and of `\r`/`\n` too when `crlf`, like Go's
+/// splitArg used by SUB/UNSUB; PUB/HPUB split on spaces and tabs only). Returns the number of
+/// fields, saturating at [`MAX_FIELDS`], and the first fields' ranges.
+fn split_fields(arg: &[u8], crlf: bool) -> (usize, [(usize, usize); MAX_FIELDS]) {
+    let mut out = [(0, 0); MAX_FIELDS];
+    let mut n = 0;
+    let mut start = None;
+    let is_sep = |b: u8| b == b' ' || b == b'\t' || (crlf && (b == b'\r' || b == b'\n'));
+    for (i, &b) in arg.iter().enumerate() {
+        match (is_sep(b), start) {
+            (true, Some(s)) => {
+                if n < MAX_FIELDS {
+                    out[n] = (s, i);
+                }
+                n += 1;
+                start = None;
+            }
+            (false, None) => start = Some(i),
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        if n < MAX_FIELDS {
+            out[n] = (s, arg.len());
+        }
+        n += 1;
+    }
+    (n.min(MAX_FIELDS), out)
+}
+
+/// Go: server/util.go parseSize — 1 to 9 ASCII digits, nothing else.
+fn parse_size(d: &[u8]) -> Option<usize> {
+    if d.is_empty() || d.len() > 9 {
+        return None;
+    }
+    d.iter().try_fold(0usize, |n, &c| {
+        c.is_ascii_digit().then(|| n * 10 + usize::from(c - b'0'))
+    })
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Decodes a CONNECT body the way Go's `json.Unmarshal` into nats-server's `ClientOpts` does.
+///
+/// Go starts from `defaultOpts` (verbose, pedantic and echo all true) and overwrites only the
+/// fields present; `null` leaves a field alone and a top-level `null` is accepted as "nothing";
+/// keys match case-insensitively.
+fn decode_connect(arg: &[u8]) -> Result<ConnectInfo, ProtoError> {
+    let err = |e: serde_json::Error| ProtoError::ConnectJson(e.to_string());
+    let value: serde_json::Value = serde_json::from_slice(arg).map_err(err)?;
+    let mut obj = match value {
+        serde_json::Value::Object(m) => m,
+        serde_json::Value::Null => serde_json::Map::new(),
+        other => {
+            return Err(ProtoError::ConnectJson(format!(
+                "cannot decode {} into CONNECT options",
+                json_kind(&other)
+            )))
+        }
+    };
+    obj.retain(|_, v| !v.is_null());
+    // Every CONNECT field is lower case: fold other spellings onto it unless it is present.
+    let folded: Vec<String> = obj
+        .keys()
+        .filter(|k| k.bytes().any(|b| b.is_ascii_uppercase()))
+        .cloned()
+        .collect();
+    for k in folded {
+        let lower = k.to_ascii_lowercase();
+        if let Some(v) = obj.remove(&k) {
+            obj.entry(lower).or_insert(v);
+        }
+    }
+    // Go: server/client.go defaultOpts.
+    for key in ["verbose", "pedantic", "echo"] {
+        obj.entry(key).or_insert(serde_json::Value::Bool(true));
+    }
+    serde_json::from_value(serde_json::Value::Object(obj)).map_err(err)
+}
+
+/// Go decodes a client's INFO into its `Info` struct and drops it: only a JSON object or `null`
+/// gets through. (Field type mismatches, which Go also rejects, are not checked.)
+fn check_info(arg: &[u8]) -> Result<(), ProtoError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(arg).map_err(|e| ProtoError::InfoJson(e.to_string()))?;
+    match value {
+        serde_json::Value::Object(_) | serde_json::Value::Null => Ok(()),
+        other => Err(ProtoError::InfoJson(format!(
+            "cannot decode {} into INFO",
+            json_kind(&other)
+        ))),
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
+fn put_decimal(out: &mut BytesMut, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.put_slice(&digits[i..]);
+}
+
+fn put_msg_prefix(out: &mut BytesMut, op: &[u8], subject: &[u8], sid: &[u8], reply: Option<&[u8]>) {
+    out.put_slice(op);
+    out.put_slice(subject);
+    out.put_u8(b' ');
+    out.put_slice(sid);
+    out.put_u8(b' ');
+    if let Some(reply) = reply {
+        out.put_slice(reply);
+        out.put_u8(b' ');
+    }
+}
+
+/// Writes `MSG <subject> <sid> [reply] <len>\r\n`.
+///
+/// nats-server echoes the size digits exactly as the publisher wrote them (`PUB foo 005` gives
+/// `MSG foo 1 005`); this writes the plain decimal.
+pub fn encode_msg_header(
+    out: &mut BytesMut,
+    subject: &[u8],
+    sid: &[u8],
+    reply: Option<&[u8]>,
+    payload_len: usize,
+) {
+    put_msg_prefix(out, b"MSG ", subject, sid, reply);
+    put_decimal(out, payload_len);
+    out.put_slice(CRLF);
+}
+
+/// Writes `HMSG <subject> <sid> [reply] <header_len> <total_len>\r\n`.
+pub fn encode_hmsg_header(
+    out: &mut BytesMut,
+    subject: &[u8],
+    sid: &[u8],
+    reply: Option<&[u8]>,
+    header_len: usize,
+    total_len: usize,
+) {
+    put_msg_prefix(out, b"HMSG ", subject, sid, reply);
+    put_decimal(out, header_len);
+    out.put_u8(b' ');
+    put_decimal(out, total_len);
+    out.put_slice(CRLF);
+}
+
+/// Writes the whole no-responders status message nats-server sends to a requester:
+/// `HMSG <reply> <sid> 16 16\r\nNATS/1.0 503\r\n\r\n\r\n` (Go: processInboundClientMsg).
+pub fn encode_no_responders(out: &mut BytesMut, reply: &[u8], sid: &[u8]) {
+    let block = super::headers::NO_RESPONDERS;
+    encode_hmsg_header(out, reply, sid, None, block.len(), block.len());
+    out.put_slice(block);
+    out.put_slice(CRLF);
+}
+
+/// Writes `INFO {json} \r\n`. nats-server puts a space before the CRLF (Go joins the
+/// three parts `INFO`, json, CRLF with spaces), and so do we.
+pub fn encode_info(out: &mut BytesMut, info: &ServerInfo) {
+    out.put_slice(b"INFO ");
+    match serde_json::to_vec(info) {
+        Ok(json) => out.put_slice(&json),
+        Err(e) => {
+            // Strings and numbers only: serialization cannot fail.
+            tracing::error!(error = %e, "cannot serialize INFO");
+            out.put_slice(b"{}");
+        }
+    }
+    out.put_slice(b" \r\n");
+}
+
+/// Writes `-ERR '<text>'\r\n`.
+pub fn encode_err(out: &mut BytesMut, text: &str) {
+    out.put_slice(b"-ERR '");
+    out.put_slice(text.as_bytes());
+    out.put_slice(b"'\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    type Out = Vec<Result<ClientOp, ProtoError>>;
+
+    /// Parses until more bytes are needed or an error; returns true on error.
+    fn drain(p: &mut ClientParser, buf: &mut BytesMut, out: &mut Out) -> bool {
+        loop {
+            match p.parse(buf) {
+                Ok(Some(op)) => out.push(Ok(op)),
+                Ok(None) => return false,
+                Err(e) => {
+                    out.push(Err(e));
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// Feeds `input` in pieces cut at `cuts` (ascending), parsing after each piece.
+    fn feed_cut(input: &[u8], cuts: &[usize], mcl: u32, mp: u32) -> (Out, BytesMut) {
+        let mut p = ClientParser::new(mcl, mp);
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        let mut last = 0;
+        for &c in cuts.iter().chain(std::iter::once(&input.len())) {
+            buf.extend_from_slice(&input[last..c]);
+            last = c;
+            if drain(&mut p, &mut buf, &mut out) {
+                break;
+            }
+        }
+        (out, buf)
+    }
+
+    /// Parses `input` whole, then split at every boundary, then byte by byte; all must agree.
+    fn parse_everywhere(input: &[u8], mcl: u32, mp: u32) -> Out {
+        let (whole, rest) = feed_cut(input, &[], mcl, mp);
+        let failed = matches!(whole.last(), Some(Err(_)));
+        for k in 0..=input.len() {
+            let (split, split_rest) = feed_cut(input, &[k], mcl, mp);
+            assert_eq!(
+                split,
+                whole,
+                "split at {k} of {:?}",
+                String::from_utf8_lossy(input)
+            );
+            if !failed {
+                assert_eq!(split_rest, rest, "leftover, split at {k}");
+            }
+        }
+        let every: Vec<usize> = (1..input.len()).collect();
+        let (bytewise, _) = feed_cut(input, &every, mcl, mp);
+        assert_eq!(bytewise, whole, "byte by byte");
+        whole
+    }
+
+    fn ops(input: &[u8]) -> Out {
+        parse_everywhere(input, DEFAULT_MAX_CONTROL_LINE, DEFAULT_MAX_PAYLOAD)
+    }
+
+    fn one(input: &[u8]) -> ClientOp {
+        let out = ops(input);
+        assert_eq!(out.len(), 1, "{out:?}");
+        out.into_iter().next().unwrap().unwrap()
+    }
+
+    fn err(input: &[u8]) -> ProtoError {
+        let out = ops(input);
+        match out.last() {
+            Some(Err(e)) => e.clone(),
+            other => panic!(
+                "no error for {:?}: {other:?}",
+                String::from_utf8_lossy(input)
+            ),
+        }
+    }
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn publ(subject: &str, reply: Option<&str>, headers: Option<&str>, payload: &str) -> ClientOp {
+        ClientOp::Pub(PubMsg {
+            subject: b(subject),
+            reply: reply.map(b),
+            headers: headers.map(b),
+            payload: b(payload),
+        })
+    }
+
+    fn sub(subject: &str, queue: Option<&str>, sid: &str) -> ClientOp {
+        ClientOp::Sub {
+            subject: b(subject),
+            queue: queue.map(b),
+            sid: b(sid),
+        }
+    }
+
+    #[test]
+    fn pub_variants() {
+        assert_eq!(
+            one(b"PUB foo 5\r\nhello\r\n"),
+            publ("foo", None, None, "hello")
+        );
+        assert_eq!(
+            one(b"PUB foo.bar _INBOX.1 5\r\nhello\r\n"),
+            publ("foo.bar", Some("_INBOX.1"), None, "hello")
+        );
+        assert_eq!(one(b"PUB foo 0\r\n\r\n"), publ("foo", None, None, ""));
+        assert_eq!(
+            one(b"pub foo 2\r\n\r\n\r\n"),
+            publ("foo", None, None, "\r\n")
+        );
+        // Runs of spaces and tabs, a bare '\n' ending the control line, leading zeros.
+        assert_eq!(
+            one(b"PuB \t foo\t\t r  005 \nhello\r\n"),
+            publ("foo", Some("r"), None, "hello")
+        );
+        // A '\r' inside a PUB line is not a separator (Go splits PUB on spaces and tabs only).
+        assert_eq!(one(b"PUB a\rb 1\r\nx\r\n"), publ("a\rb", None, None, "x"));
+    }
+
+    #[test]
+    fn hpub_variants() {
+        let hdr = "NATS/1.0\r\nA: b\r\n\r\n";
+        let line = format!("HPUB foo {} {}\r\n{hdr}hello\r\n", hdr.len(), hdr.len() + 5);
+        assert_eq!(one(line.as_bytes()), publ("foo", None, Some(hdr), "hello"));
+        let line = format!("hpub\tfoo  bar {} {}\n{hdr}\r\n", hdr.len(), hdr.len());
+        assert_eq!(
+            one(line.as_bytes()),
+            publ("foo", Some("bar"), Some(hdr), "")
+        );
+        // Header size 0: nats-server delivers a plain MSG, so there are no headers.
+        assert_eq!(
+            one(b"HPUB foo 0 5\r\nhello\r\n"),
+            publ("foo", None, None, "hello")
+        );
+        let op = one(b"HPUB foo 2 2\r\nab\r\n");
+        assert_eq!(op, publ("foo", None, Some("ab"), ""));
+        let ClientOp::Pub(m) = op else { unreachable!() };
+        assert_eq!(m.total_len(), 2);
+    }
+
+    #[test]
+    fn sub_unsub() {
+        assert_eq!(one(b"SUB foo 1\r\n"), sub("foo", None, "1"));
+        assert_eq!(one(b"sub foo.* q 22\r\n"), sub("foo.*", Some("q"), "22"));
+        assert_eq!(one(b"SUB\t>\t\tq\t3\n"), sub(">", Some("q"), "3"));
+        let unsub = |sid: &str, max| ClientOp::Unsub { sid: b(sid), max };
+        assert_eq!(one(b"UNSUB 1\r\n"), unsub("1", None));
+        assert_eq!(one(b"unsub 1 10\r\n"), unsub("1", Some(10)));
+        assert_eq!(one(b"UNSUB 1 0\r\n"), unsub("1", Some(0)));
+        // Go: parseSize gives -1, which nats-server treats like no max at all.
+        assert_eq!(one(b"UNSUB 1 abc\r\n"), unsub("1", None));
+        assert_eq!(one(b"UNSUB 1 1234567890\r\n"), unsub("1", None));
+    }
+
+    #[test]
+    fn ping_pong_ok_ignore_the_rest_of_the_line() {
+        for input in [&b"PING\r\n"[..], b"ping\n", b"PiNg foo\r\n", b"PINGX\n"] {
+            assert_eq!(one(input), ClientOp::Ping);
+        }
+        assert_eq!(one(b"PONG\r\n"), ClientOp::Pong);
+        assert_eq!(one(b"pong whatever\r\n"), ClientOp::Pong);
+        assert_eq!(one(b"+OK\r\n"), ClientOp::Ok);
+        assert_eq!(one(b"+okgarbage\r\n"), ClientOp::Ok);
+        // Unbounded junk after PING is dropped as it comes, never buffered nor refused.
+        let mut input = b"PING".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 10_000));
+        let (out, rest) = feed_cut(&input, &[100, 5000], 16, 16);
+        assert!(out.is_empty());
+        assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn connect_info_err() {
+        // No line end yet: nothing.
+        assert!(feed_cut(b"CONNECT {}", &[], 4096, 4096).0.is_empty());
+        let ClientOp::Connect(c) = one(
+            b"CONNECT {\"verbose\":false,\"pedantic\":false,\"name\":\"n\",\"headers\":true}\r\n",
+        ) else {
+            panic!("not a CONNECT")
+        };
+        assert!(!c.verbose && !c.pedantic && c.echo && c.headers);
+        assert_eq!(c.name.as_deref(), Some("n"));
+    }
+
+    #[test]
+    fn connect_defaults() {
+        // Go: defaultOpts — verbose, pedantic and echo default to true.
+        let defaults = ConnectInfo {
+            verbose: true,
+            pedantic: true,
+            echo: true,
+            ..ConnectInfo::default()
+        };
+        for input in [
+            &b"CONNECT {}\r\n"[..],
+            b"connect\t{}\n",
+            b"CONNECT{}\r\n",
+            b"CONNECT null\r\n",
+            b"CONNECT {\"verbose\":null,\"echo\":null}\r\n",
+            b"CONNECT {\"unknown\":[1,2]}\r\n",
+        ] {
+            assert_eq!(one(input), ClientOp::Connect(Box::new(defaults.clone())));
+        }
+        // Go's encoding/json matches keys case-insensitively.
+        let ClientOp::Connect(c) = one(b"CONNECT {\"Verbose\":false,\"USER\":\"u\"}\r\n") else {
+            panic!("not a CONNECT")
+        };
+        assert!(!c.verbose);
+        assert_eq!(c.user.as_deref(), Some("u"));
+        assert_eq!(one(b"INFO {}\r\n"), ClientOp::Info(b("{}")));
+        assert_eq!(one(b"info {\"a\":1}\n"), ClientOp::Info(b("{\"a\":1}")));
+        assert_eq!(one(b"-ERR 'oops'\r\n"), ClientOp::Err(b("'oops'")));
+        assert_eq!(one(b"-err\t\tx y\n"), ClientOp::Err(b("x y")));
+    }
+
+    #[test]
+    fn several_ops_in_one_buffer() {
+        let input = b"CONNECT {\"verbose\":false}\r\nSUB foo 1\r\nPUB foo 2\r\nhi\r\nPING\r\n\
+HPUB foo r 12 14\r\nNATS/1.0\r\n\r\nyo\r\nUNSUB 1 5\r\nPONG\r\n+OK\r\n-ERR x\r\nINFO {}\r\nPUB fo";
+        let out = ops(input);
+        let kinds: Vec<_> = out
+            .iter()
+            .map(|r| match r.as_ref().unwrap() {
+                ClientOp::Connect(_) => "connect",
+                ClientOp::Pub(m) if m.headers.is_some() => "hpub",
+                ClientOp::Pub(_) => "pub",
+                ClientOp::Sub { .. } => "sub",
+                ClientOp::Unsub { .. } => "unsub",
+                ClientOp::Ping => "ping",
+                ClientOp::Pong => "pong",
+                ClientOp::Info(_) => "info",
+                ClientOp::Ok => "ok",
+                ClientOp::Err(_) => "err",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["connect", "sub", "pub", "ping", "hpub", "unsub", "pong", "ok", "err", "info"]
+        );
+        assert_eq!(out[2], Ok(publ("foo", None, None, "hi")));
+        assert_eq!(
+            out[4],
+            Ok(publ("foo", Some("r"), Some("NATS/1.0\r\n\r\n"), "yo"))
+        );
+        // The partial "PUB fo" waits: its arguments stay in the buffer.
+        let (_, rest) = feed_cut(input, &[], 4096, 4096);
+        assert_eq!(&rest[..], b"fo");
+    }
+
+    #[test]
+    fn unknown_op_errors() {
+        for input in [
+            &b"FOO\r\n"[..],
+            b"\r\n",
+            b" PING\r\n",
+            b"P\r\n",
+            b"PUB\r\n",
+            b"PUBX foo 1\r\n",
+            b"UNSUB\r\n",
+            b"SUB\r\n",
+            b"-ERR\r\n",
+            b"+O\r\n",
+            b"MSG foo 1 3\r\n",
+            b"HMSG foo 1 2 3\r\n",
+            b"RS+ foo\r\n",
+            b"LS+ foo\r\n",
+            b"A+ foo\r\n",
+            b"CONNEC {}\r\n",
+            // The payload must be followed by exactly CRLF.
+            b"PUB foo 3\r\nabcX\r\n",
+            b"PUB foo 3\r\nabc\nPING\r\n",
+            b"PUB foo 3\r\nabc\rX",
+            b"PUB foo 0\r\nX",
+            b"HPUB foo 1 1\r\naXY",
+        ] {
+            let e = err(input);
+            assert_eq!(
+                e,
+                ProtoError::UnknownOp,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+            assert_eq!(e.err_text(), "Unknown Protocol Operation");
+            assert!(e.sends_err() && e.closes());
+        }
+        // Ops before the bad one are still delivered.
+        let out = ops(b"PING\r\nXX\r\n");
+        assert_eq!(out, vec![Ok(ClientOp::Ping), Err(ProtoError::UnknownOp)]);
+    }
+
+    #[test]
+    fn argument_errors_close_silently() {
+        let cases: &[(&[u8], ProtoError)] = &[
+            (b"PUB foo\r\n", ProtoError::PubArgs("foo".into())),
+            // Go takes the first byte after the separators verbatim, even a '\r'.
+            (b"PUB \r\n", ProtoError::PubArgs("\r".into())),
+            (b"PUB a b c 1\r\n", ProtoError::PubArgs("a b c 1".into())),
+            (b"PUB foo -1\r\n", ProtoError::PubSize("foo -1".into())),
+            (b"PUB foo 1x\r\n", ProtoError::PubSize("foo 1x".into())),
+            (
+                b"PUB foo 1234567890\r\n",
+                ProtoError::PubSize("foo 1234567890".into()),
+            ),
+            (b"HPUB foo 3\r\n", ProtoError::HpubArgs("foo 3".into())),
+            (
+                b"HPUB a b c d e\r\n",
+                ProtoError::HpubArgs("a b c d e".into()),
+            ),
+            (
+                b"HPUB foo x 3\r\n",
+                ProtoError::HpubHeaderSize("foo x 3".into()),
+            ),
+            (
+                b"HPUB foo 1 x\r\n",
+                ProtoError::HpubTotalSize("foo 1 x".into()),
+            ),
+            (
+                b"HPUB foo 5 3\r\n",
+                ProtoError::HpubHeaderTooLarge("foo 5 3".into()),
+            ),
+            (b"SUB foo\r\n", ProtoError::SubArgs("foo".into())),
+            (b"SUB a b c d\r\n", ProtoError::SubArgs("a b c d".into())),
+            (b"UNSUB \r\n", ProtoError::UnsubArgs("\r".into())),
+            (b"UNSUB 1 2 3\r\n", ProtoError::UnsubArgs("1 2 3".into())),
+        ];
+        for (input, want) in cases {
+            let e = err(input);
+            assert_eq!(&e, want, "{:?}", String::from_utf8_lossy(input));
+            assert!(!e.sends_err() && e.closes());
+        }
+        assert_eq!(
+            ProtoError::PubArgs("foo".into()).err_text(),
+            "processPub Parse Error: \"foo\""
+        );
+    }
+
+    #[test]
+    fn json_errors() {
+        for input in [
+            &b"CONNECT {bad\r\n"[..],
+            b"CONNECT\r\n",
+            b"CONNECT []\r\n",
+            b"CONNECT {} x\r\n",
+            b"CONNECT {\"verbose\":\"x\"}\r\n",
+        ] {
+            let e = err(input);
+            assert!(matches!(e, ProtoError::ConnectJson(_)), "{e:?}");
+            assert!(!e.sends_err() && e.closes());
+        }
+        for input in [&b"INFO x\r\n"[..], b"INFO []\r\n", b"INFO\r\n"] {
+            assert!(matches!(err(input), ProtoError::InfoJson(_)));
+        }
+    }
+
+    #[test]
+    fn hpub_needs_headers() {
+        let mut p = ClientParser::new(4096, 4096);
+        p.set_headers(false);
+        let mut buf = BytesMut::from(&b"HPUB foo 2 2\r\nab\r\n"[..]);
+        let e = p.parse(&mut buf).unwrap_err();
+        assert_eq!(e, ProtoError::HeadersNotSupported);
+        assert!(!e.sends_err());
+        p.set_headers(true);
+        let mut buf = BytesMut::from(&b"HPUB foo 2 2\r\nab\r\n"[..]);
+        assert_eq!(
+            p.parse(&mut buf),
+            Ok(Some(publ("foo", None, Some("ab"), "")))
+        );
+    }
+
+    #[test]
+    fn ops_before_connect_when_awaiting_auth() {
+        for input in [&b"PING\r\n"[..], b"SUB foo 1\r\n", b"FOO\r\n", b"\r\n"] {
+            let mut p = ClientParser::new(4096, 4096);
+            p.set_awaiting_auth(true);
+            let mut buf = BytesMut::from(input);
+            let e = p.parse(&mut buf).unwrap_err();
+            assert_eq!(e, ProtoError::AuthViolation);
+            assert_eq!(e.err_text(), "Authorization Violation");
+            assert!(e.sends_err() && e.closes());
+        }
+        let mut p = ClientParser::new(4096, 4096);
+        p.set_awaiting_auth(true);
+        let mut buf = BytesMut::from(&b"connect {}\r\nPING\r\n"[..]);
+        assert!(matches!(p.parse(&mut buf), Ok(Some(ClientOp::Connect(_)))));
+        // Still awaiting (the CONNECT failed authentication): the PING is refused.
+        assert_eq!(p.parse(&mut buf), Err(ProtoError::AuthViolation));
+        let mut p = ClientParser::new(4096, 4096);
+        p.set_awaiting_auth(true);
+        let mut buf = BytesMut::from(&b"CONNECT {}\r\nPING\r\n"[..]);
+        assert!(matches!(p.parse(&mut buf), Ok(Some(ClientOp::Connect(_)))));
+        p.set_awaiting_auth(false);
+        assert_eq!(p.parse(&mut buf), Ok(Some(ClientOp::Ping)));
+    }
+
+    #[test]
+    fn max_control_line_edge() {
+        let mcl = 16;
+        let ok = |line: &[u8]| parse_everywhere(line, mcl, 1024);
+        // Arguments of exactly 16 bytes pass, 17 fail; the op name and its separators do not count.
+        let arg16 = b"abcdefghijklm 12"; // 16 bytes: SUB subject + sid
+        let mut line = b"SUB    \t".to_vec();
+        line.extend_from_slice(arg16);
+        line.extend_from_slice(b"\r\n");
+        assert_eq!(ok(&line), vec![Ok(sub("abcdefghijklm", None, "12"))]);
+        let line17 = b"SUB abcdefghijklm 123\r\n";
+        let e = ok(line17).pop().unwrap().unwrap_err();
+        assert_eq!(e, ProtoError::MaxControlLine { max: 16 });
+        assert_eq!(e.err_text(), "maximum control line exceeded");
+        assert!(e.sends_err() && e.closes());
+        // Without a line end yet: 16 pending argument bytes wait, 17 fail at once.
+        let (out, rest) = feed_cut(b"PUB abcdefghijklmnop", &[], mcl, 1024);
+        assert!(out.is_empty());
+        assert_eq!(rest.len(), 16);
+        let (out, _) = feed_cut(b"PUB abcdefghijklmnopq", &[], mcl, 1024);
+        assert_eq!(out, vec![Err(ProtoError::MaxControlLine { max: 16 })]);
+        // A pending trailing '\r' does not count, as on a complete line.
+        let (out, _) = feed_cut(b"PUB abcdefghijklmnop\r", &[], mcl, 1024);
+        assert!(out.is_empty());
+        // Every op is checked, CONNECT too.
+        let e = ok(b"CONNECT {\"name\":\"abcdefgh\"}\r\n").pop().unwrap();
+        assert!(matches!(e, Err(ProtoError::MaxControlLine { .. })));
+        // Whitespace before the arguments is skipped as it comes, not buffered nor limited.
+        let mut spaces = b"SUB".to_vec();
+        spaces.extend(std::iter::repeat_n(b' ', 1000));
+        let (out, rest) = feed_cut(&spaces, &[10, 500], mcl, 1024);
+        assert!(out.is_empty() && rest.is_empty());
+        spaces.extend_from_slice(b"a 1\r\n");
+        assert_eq!(
+            feed_cut(&spaces, &[10, 500], mcl, 1024).0,
+            vec![Ok(sub("a", None, "1"))]
+        );
+    }
+
+    #[test]
+    fn max_payload_edge() {
+        let mp = 5;
+        assert_eq!(
+            parse_everywhere(b"PUB foo 5\r\nhello\r\n", 4096, mp),
+            vec![Ok(publ("foo", None, None, "hello"))]
+        );
+        // Refused as soon as the control line is complete, before any payload byte arrives.
+        let (out, _) = feed_cut(b"PUB foo 6\r\n", &[], 4096, mp);
+        let e = out[0].clone().unwrap_err();
+        assert_eq!(e, ProtoError::MaxPayload { size: 6, max: 5 });
+        assert_eq!(e.err_text(), "Maximum Payload Violation");
+        assert!(e.sends_err() && e.closes());
+        // HPUB: the total size counts.
+        let (out, _) = feed_cut(b"HPUB foo 2 6\r\n", &[], 4096, mp);
+        assert_eq!(out, vec![Err(ProtoError::MaxPayload { size: 6, max: 5 })]);
+        assert_eq!(
+            parse_everywhere(b"HPUB foo 2 5\r\nabcde\r\n", 4096, mp),
+            vec![Ok(publ("foo", None, Some("ab"), "cde"))]
+        );
+        // The limit can change between ops.
+        let mut p = ClientParser::new(4096, mp);
+        p.set_max_payload(6);
+        let mut buf = BytesMut::from(&b"PUB foo 6\r\nhello!\r\n"[..]);
+        assert_eq!(
+            p.parse(&mut buf),
+            Ok(Some(publ("foo", None, None, "hello!")))
+        );
+    }
+
+    #[test]
+    fn payload_shares_the_read_buffer() {
+        let hdr = "NATS/1.0\r\n\r\n";
+        let input = format!(
+            "PUB foo 5\r\nhello\r\nHPUB bar {0} {1}\r\n{hdr}world\r\n",
+            hdr.len(),
+            hdr.len() + 5
+        );
+        let mut buf = BytesMut::from(input.as_bytes());
+        let base = buf.as_ptr() as usize;
+        let mut p = ClientParser::new(4096, 4096);
+        let Ok(Some(ClientOp::Pub(m))) = p.parse(&mut buf) else {
+            panic!("no PUB")
+        };
+        assert_eq!(
+            m.payload.as_ptr() as usize,
+            base + input.find("hello").unwrap()
+        );
+        assert_eq!(
+            m.subject.as_ptr() as usize,
+            base + input.find("foo").unwrap()
+        );
+        let Ok(Some(ClientOp::Pub(m))) = p.parse(&mut buf) else {
+            panic!("no HPUB")
+        };
+        assert_eq!(
+            m.payload.as_ptr() as usize,
+            base + input.find("world").unwrap()
+        );
+        assert_eq!(
+            m.headers.unwrap().as_ptr() as usize,
+            base + input.find("NATS").unwrap()
+        );
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn parser_restarts_after_an_error() {
+        let mut p = ClientParser::new(4096, 4096);
+        let mut buf = BytesMut::from(&b"PUB foo 1\r\nxY"[..]);
+        assert_eq!(p.parse(&mut buf), Err(ProtoError::UnknownOp));
+        let mut buf = BytesMut::from(&b"PING\r\n"[..]);
+        assert_eq!(p.parse(&mut buf), Ok(Some(ClientOp::Ping)));
+    }
+
+    #[test]
+    fn encoders() {
+        let mut out = BytesMut::new();
+        encode_msg_header(&mut out, b"foo.bar", b"7", None, 0);
+        encode_msg_header(&mut out, b"foo", b"12", Some(b"_INBOX.x"), 1_048_576);
+        assert_eq!(
+            &out[..],
+            b"MSG foo.bar 7 0\r\nMSG foo 12 _INBOX.x 1048576\r\n"
+        );
+        let mut out = BytesMut::new();
+        encode_hmsg_header(&mut out, b"s", b"1", None, 12, 17);
+        encode_hmsg_header(&mut out, b"s", b"1", Some(b"r"), 12, 12);
+        assert_eq!(&out[..], b"HMSG s 1 12 17\r\nHMSG s 1 r 12 12\r\n");
+        let mut out = BytesMut::new();
+        encode_err(&mut out, "Unknown Protocol Operation");
+        assert_eq!(&out[..], b"-ERR 'Unknown Protocol Operation'\r\n");
+        let mut out = BytesMut::new();
+        encode_no_responders(&mut out, b"_INBOX.abc", b"9");
+        assert_eq!(
+            &out[..],
+            b"HMSG _INBOX.abc 9 16 16\r\nNATS/1.0 503\r\n\r\n\r\n"
+        );
+        assert_eq!(
+            (PING, PONG, OK, CRLF),
+            (
+                &b"PING\r\n"[..],
+                &b"PONG\r\n"[..],
+                &b"+OK\r\n"[..],
+                &b"\r\n"[..]
+            )
+        );
+    }
+
+    #[test]
+    fn encode_info_matches_nats_server_framing() {
+        let info = ServerInfo {
+            server_id: "ID".into(),
+            server_name: "n".into(),
+            version: "2.9.10".into(),
+            host: "0.0.0.0".into(),
+            port: 4222,
+            headers: true,
+            max_payload: 1024,
+            proto: 1,
+            ..ServerInfo::default()
+        };
+        let mut out = BytesMut::new();
+        encode_info(&mut out, &info);
+        let json = serde_json::to_string(&info).unwrap();
+        assert_eq!(out, format!("INFO {json} \r\n").as_bytes());
+        assert!(out.starts_with(b"INFO {\"server_id\":\"ID\""));
+        // And our parser reads it back (the raw arguments keep the space).
+        assert_eq!(one(&out), ClientOp::Info(Bytes::from(format!("{json} "))));
+    }
+
+    #[derive(Debug, Clone)]
+    enum Gen {
+        Pub {
+            subject: String,
+            reply: Option<String>,
+            headers: Option<Vec<(String, String)>>,
+            payload: Vec<u8>,
+        },
+        Sub {
+            subject: String,
+            queue: Option<String>,
+            sid: String,
+        },
+        Unsub {
+            sid: String,
+            max: Option<u32>,
+        },
+        Ping,
+        Pong,
+    }
+
+    fn token() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9_.*>$-]{1,12}"
+    }
+
+    fn gen_op() -> impl Strategy<Value = Gen> {
+        prop_oneof![
+            (
+                token(),
+                proptest::option::of(token()),
+                proptest::option::of(proptest::collection::vec(
+                    ("[A-Za-z-]{1,6}", "[ -~]{0,8}"),
+                    0..3
+                )),
+                proptest::collection::vec(any::<u8>(), 0..40),
+            )
+                .prop_map(|(subject, reply, headers, payload)| Gen::Pub {
+                    subject,
+                    reply,
+                    headers,
+                    payload
+                }),
+            (token(), proptest::option::of(token()), "[0-9a-z]{1,6}").prop_map(
+                |(subject, queue, sid)| Gen::Sub {
+                    subject,
+                    queue,
+                    sid
+                }
+            ),
+            ("[0-9a-z]{1,6}", proptest::option::of(0u32..1_000_000))
+                .prop_map(|(sid, max)| Gen::Unsub { sid, max }),
+            Just(Gen::Ping),
+            Just(Gen::Pong),
+        ]
+    }
+
+    /// Encodes `op` as a client would, with the given separator, line end and op-name case.
+    fn encode_client(op: &Gen, sep: &str, eol: &str, lower: bool, out: &mut Vec<u8>) -> ClientOp {
+        let name = |n: &str| {
+            if lower {
+                n.to_ascii_lowercase()
+            } else {
+                n.to_owned()
+            }
+        };
+        let mut line = String::new();
+        let expected = match op {
+            Gen::Pub {
+                subject,
+                reply,
+                headers,
+                payload,
+            } => {
+                let block = headers.as_ref().map(|hs| {
+                    let mut h = super::super::headers::Headers::new();
+                    for (k, v) in hs {
+                        h.append(k, Bytes::copy_from_slice(v.trim().as_bytes()))
+                            .unwrap();
+                    }
+                    h.to_bytes()
+                });
+                let mut fields = vec![subject.clone()];
+                fields.extend(reply.clone());
+                match &block {
+                    Some(bl) => {
+                        line.push_str(&name("HPUB"));
+                        fields.push(bl.len().to_string());
+                        fields.push((bl.len() + payload.len()).to_string());
+                    }
+                    None => {
+                        line.push_str(&name("PUB"));
+                        fields.push(payload.len().to_string());
+                    }
+                }
+                line.push_str(sep);
+                line.push_str(&fields.join(sep));
+                line.push_str(eol);
+                out.extend_from_slice(line.as_bytes());
+                if let Some(bl) = &block {
+                    out.extend_from_slice(bl);
+                }
+                out.extend_from_slice(payload);
+                out.extend_from_slice(b"\r\n");
+                return ClientOp::Pub(PubMsg {
+                    subject: b(subject),
+                    reply: reply.as_deref().map(b),
+                    headers: block,
+                    payload: Bytes::copy_from_slice(payload),
+                });
+            }
+            Gen::Sub {
+                subject,
+                queue,
+                sid,
+            } => {
+                let mut fields = vec![subject.clone()];
+                fields.extend(queue.clone());
+                fields.push(sid.clone());
+                line = format!("{}{sep}{}{eol}", name("SUB"), fields.join(sep));
+                sub(subject, queue.as_deref(), sid)
+            }
+            Gen::Unsub { sid, max } => {
+                let mut fields = vec![sid.clone()];
+                fields.extend(max.map(|m| m.to_string()));
+                line = format!("{}{sep}{}{eol}", name("UNSUB"), fields.join(sep));
+                ClientOp::Unsub {
+                    sid: b(sid),
+                    max: max.map(u64::from),
+                }
+            }
+            Gen::Ping => {
+                line = format!("{}{eol}", name("PING"));
+                ClientOp::Ping
+            }
+            Gen::Pong => {
+                line = format!("{}{eol}", name("PONG"));
+                ClientOp::Pong
+            }
+        };
+        out.extend_from_slice(line.as_bytes());
+        expected
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(
+            ops in proptest::collection::vec(
+                (gen_op(), prop_oneof![Just(" "), Just("\t"), Just("  \t ")], prop_oneof![Just("\r\n"), Just("\n")], any::<bool>()),
+                1..12,
+            ),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
+        ) {
+            let mut wire = Vec::new();
+            let expected: Vec<_> = ops
+                .iter()
+                .map(|(op, sep, eol, lower)| Ok(encode_client(op, sep, eol, *lower, &mut wire)))
+                .collect();
+            let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(wire.len() + 1)).collect();
+            cuts.sort_unstable();
+            let (out, rest) = feed_cut(&wire, &cuts, DEFAULT_MAX_CONTROL_LINE, DEFAULT_MAX_PAYLOAD);
+            prop_assert_eq!(out, expected);
+            prop_assert!(rest.is_empty());
+        }
+
+        #[test]
+        fn never_panics_on_garbage(input in proptest::collection::vec(
+            prop_oneof![Just(b'P'), Just(b'U'), Just(b'B'), Just(b' '), Just(b'\r'), Just(b'\n'), Just(b'1'), any::<u8>()],
+            0..200,
+        ), cut in any::<prop::sample::Index>()) {
+            let k = cut.index(input.len() + 1);
+            let (out, _) = feed_cut(&input, &[k], 32, 64);
+            let (whole, _) = feed_cut(&input, &[], 32, 64);
+            prop_assert_eq!(out, whole);
+        }
+    }
+}
