@@ -205,9 +205,13 @@ impl ClientConn {
         let first = cfg.ping_interval.min(FIRST_CLIENT_PING_INTERVAL);
         // Spread first PINGs so a connect storm does not turn into a PING storm.
         let jitter_ms = rng.below(first.as_millis() as u64 / 5 + 1);
+        let mut parser = ClientParser::new(cfg.max_control_line, cfg.max_payload);
+        parser.set_awaiting_auth(auth_deadline.is_some());
+        // Go: HPUB is refused until CONNECT asks for headers.
+        parser.set_headers(false);
         let mut conn = Self {
             id,
-            parser: ClientParser::new(cfg.max_control_line, cfg.max_payload),
+            parser,
             cfg,
             state: State::AwaitingConnect,
             conn_type,
@@ -287,12 +291,19 @@ impl ClientConn {
     }
 
     fn protocol_error(&mut self, e: &ProtoError) {
-        client::encode_err(&mut self.transmit, &e.err_text());
+        // Go: most parser errors close silently; only a few say why on the wire.
+        if e.sends_err() {
+            client::encode_err(&mut self.transmit, &e.err_text());
+        } else {
+            tracing::debug!(cid = self.id, error = %e, "client protocol error");
+        }
         if e.closes() {
             let reason = match e {
                 ProtoError::MaxPayload { .. } => CloseReason::MaxPayloadExceeded,
                 ProtoError::MaxControlLine { .. } => CloseReason::MaxControlLineExceeded,
-                _ => CloseReason::ParseError,
+                ProtoError::AuthViolation => CloseReason::AuthenticationViolation,
+                ProtoError::UnknownOp => CloseReason::ParseError,
+                _ => CloseReason::ProtocolViolation,
             };
             self.close(reason);
         }
@@ -326,15 +337,6 @@ impl ClientConn {
     }
 
     fn handle_op(&mut self, now: Instant, op: ClientOp) {
-        if self.state == State::AwaitingConnect
-            && self.auth_deadline.is_some()
-            && !matches!(op, ClientOp::Connect(_))
-        {
-            // Go: server/parser.go — with auth on, anything but CONNECT first is a violation.
-            self.err("Authorization Violation");
-            self.close(CloseReason::AuthenticationViolation);
-            return;
-        }
         match op {
             ClientOp::Connect(info) => self.handle_connect(now, *info),
             ClientOp::Pub(msg) => self.handle_pub(msg),
@@ -363,6 +365,7 @@ impl ClientConn {
             // A second CONNECT only updates the protocol flags, as in nats-server.
             self.verbose = info.verbose;
             self.pedantic = info.pedantic;
+            self.parser.set_headers(info.headers);
             self.ok();
             return;
         }
@@ -393,6 +396,8 @@ impl ClientConn {
             .map(|p| Arc::new(PermissionChecker::new(p)));
         self.state = State::Open;
         self.auth_deadline = None;
+        self.parser.set_awaiting_auth(false);
+        self.parser.set_headers(info.headers);
         self.events.push_back(ConnEvent::Connected {
             outcome: Box::new(outcome),
             connect: Box::new(info),
@@ -619,7 +624,7 @@ mod tests {
         feed(
             &mut c,
             t0,
-            "CONNECT {\"user\":\"u\",\"pass\":\"p\"}\r\nPING\r\n",
+            "CONNECT {\"verbose\":false,\"user\":\"u\",\"pass\":\"p\"}\r\nPING\r\n",
         );
         assert_eq!(out(&mut c), "PONG\r\n");
         assert!(c.is_open());
@@ -653,7 +658,7 @@ mod tests {
             ..Options::default()
         };
         let mut c = ClientConn::new(t0, 1, cfg(&opts), "127.0.0.1", ConnType::Standard, 1);
-        feed(&mut c, t0, "CONNECT {}\r\n");
+        feed(&mut c, t0, "CONNECT {\"verbose\":false,\"pedantic\":false}\r\n");
         out(&mut c);
         events(&mut c);
         let mut pings = 0;
@@ -687,7 +692,7 @@ mod tests {
             ..Options::default()
         };
         let mut c = ClientConn::new(t0, 1, cfg(&opts), "127.0.0.1", ConnType::Standard, 1);
-        feed(&mut c, t0, "CONNECT {}\r\n");
+        feed(&mut c, t0, "CONNECT {\"verbose\":false,\"pedantic\":false}\r\n");
         out(&mut c);
         let mut now = t0;
         for _ in 0..20 {
@@ -719,7 +724,7 @@ mod tests {
         feed(
             &mut c,
             t0,
-            "CONNECT {\"pedantic\":true}\r\nSUB foo..bar 1\r\nPUB foo.* 0\r\n\r\nSUB ok 2\r\n",
+            "CONNECT {\"verbose\":false,\"pedantic\":true}\r\nSUB foo..bar 1\r\nPUB foo.* 0\r\n\r\nSUB ok 2\r\n",
         );
         assert_eq!(
             out(&mut c),
@@ -742,7 +747,7 @@ mod tests {
             1,
         );
         out(&mut c);
-        feed(&mut c, t0, "CONNECT {\"no_responders\":true}\r\n");
+        feed(&mut c, t0, "CONNECT {\"verbose\":false,\"no_responders\":true}\r\n");
         assert_eq!(
             out(&mut c),
             "-ERR 'no responders requires headers support'\r\n"
@@ -759,7 +764,7 @@ mod tests {
         };
         let mut c = ClientConn::new(t0, 1, cfg(&opts), "127.0.0.1", ConnType::Standard, 1);
         out(&mut c);
-        feed(&mut c, t0, "CONNECT {}\r\nPUB a 5\r\nhello\r\n");
+        feed(&mut c, t0, "CONNECT {\"verbose\":false}\r\nPUB a 5\r\nhello\r\n");
         assert_eq!(out(&mut c), "-ERR 'Maximum Payload Violation'\r\n");
         let ev = events(&mut c);
         assert!(matches!(

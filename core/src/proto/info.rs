@@ -11,6 +11,8 @@ pub struct ServerInfo {
     pub server_name: String,
     /// Version of the NATS protocol implementation this server speaks.
     pub version: String,
+    /// Protocol level (1: async INFO updates).
+    pub proto: u32,
     /// Implementation language; nats-server says "go".
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub go: String,
@@ -22,8 +24,6 @@ pub struct ServerInfo {
     pub headers: bool,
     /// Maximum payload accepted.
     pub max_payload: u32,
-    /// Protocol level (1: async INFO updates).
-    pub proto: u32,
     /// This connection's id.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub client_id: u64,
