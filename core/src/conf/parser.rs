@@ -161,8 +161,9 @@ impl Parser<'_> {
         loop {
             self.skip_all();
             match self.peek() {
-                // Go: lexTop skips '{' so a JSON-style file wrapped in braces reads the same.
-                Some('{') if top => {
+                // Go: lexTop skips '{' (and a value may end with '}') so a JSON-style file
+                // wrapped in braces reads the same.
+                Some('{' | '}') if top => {
                     self.bump();
                     continue;
                 }
@@ -381,10 +382,12 @@ impl Parser<'_> {
                     _ => return Err(self.err("expected two hexadecimal digits after '\\x'")),
                 }
             }
-            c => return Err(self.err(format!(
+            c => {
+                return Err(self.err(format!(
                 "invalid escape character {}; only \\xXX, \\t, \\n, \\r, \\\" and \\\\ are allowed",
                 describe(c)
-            ))),
+            )))
+            }
         }
         Ok(())
     }
