@@ -1,5 +1,6 @@
 //! Mapping tests: small config texts to [`Options`] fields.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -550,17 +551,16 @@ max_payload: 1MB
 ping_interval: "2m"
 include 'auth.conf'
 "#;
-    let fs: std::collections::BTreeMap<PathBuf, String> = [(
+    let fs: BTreeMap<PathBuf, String> = [(
         PathBuf::from("/etc/auth.conf"),
         "authorization { users = [ {user: $USER, password: $PASS} ] }".to_owned(),
     )]
     .into_iter()
     .collect();
-    let env: std::collections::BTreeMap<String, String> =
-        [("NAME", "n1"), ("USER", "u"), ("PASS", "p")]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
+    let env: BTreeMap<String, String> = [("NAME", "n1"), ("USER", "u"), ("PASS", "p")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
     let m = parse(src, Path::new("/etc/natsd.conf"), &fs, &env).unwrap();
     let (o, _) = options_from_conf(&m).unwrap();
     assert_eq!(o.server_name.as_deref(), Some("n1"));

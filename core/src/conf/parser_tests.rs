@@ -414,7 +414,7 @@ fn includes_relative_to_the_including_file() {
         ),
         ("/etc/nats/sub/users.conf", "user: alice\npass = secret"),
     ]);
-    let m = super::parse_file(Path::new("/etc/nats/main.conf"), &fs, &NoEnv).unwrap();
+    let m = parse_file(Path::new("/etc/nats/main.conf"), &fs, &NoEnv).unwrap();
     assert_eq!(get(&m, "port"), &Value::Int(2));
     assert_eq!(get(&m, "debug"), &Value::Bool(true));
     let Value::Map(a) = get(&m, "authorization") else {
@@ -464,9 +464,9 @@ fn include_cycles_error() {
         ("/c/b.conf", "include a.conf"),
         ("/c/self.conf", "include self.conf"),
     ]);
-    let e = super::parse_file(Path::new("/c/a.conf"), &fs, &NoEnv).unwrap_err();
+    let e = parse_file(Path::new("/c/a.conf"), &fs, &NoEnv).unwrap_err();
     assert!(e.message.contains("cycle"), "{e}");
-    let e = super::parse_file(Path::new("/c/self.conf"), &fs, &NoEnv).unwrap_err();
+    let e = parse_file(Path::new("/c/self.conf"), &fs, &NoEnv).unwrap_err();
     assert!(e.message.contains("cycle"), "{e}");
 }
 
