@@ -16,6 +16,7 @@ pub mod cli;
 mod client;
 pub mod config;
 pub mod logging;
+mod prefixed;
 mod server;
 mod tls;
 pub mod transport;

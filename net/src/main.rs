@@ -43,11 +43,15 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
+    if let Some(req) = &cli.signal {
+        return send_signal(req);
+    }
+    let cli_warnings: Vec<String> = cli.warnings.iter().map(ToString::to_string).collect();
     let (opts, ignored) = match load_options(&cli) {
         Ok(o) => o,
         Err(e) => return fatal(&e),
     };
-    if cli.test_config {
+    if cli.check_config {
         eprintln!(
             "natsd: configuration file {} is valid",
             opts.config_file
@@ -76,6 +80,9 @@ fn main() -> ExitCode {
     for key in &ignored {
         tracing::warn!("{key}: not supported by this natsd build yet; ignored");
     }
+    for w in &cli_warnings {
+        tracing::warn!("{w}");
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -87,7 +94,7 @@ fn main() -> ExitCode {
 }
 
 fn load_options(cli: &Cli) -> Result<(Options, Vec<String>), String> {
-    let (mut opts, ignored) = match &cli.config_file {
+    let (mut opts, ignored) = match &cli.config {
         Some(path) => {
             let loaded = natsd::config::load(path)?;
             (loaded.options, loaded.ignored)
@@ -184,4 +191,30 @@ async fn wait_for_signals(server: &Server, target: &LogTarget) {
 #[cfg(not(unix))]
 async fn wait_for_signals(_server: &Server, _target: &LogTarget) {
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// `--signal CMD[=PID]`: sends the matching signal to a running server, as nats-server does.
+fn send_signal(req: &cli::SignalRequest) -> ExitCode {
+    let sig = match req.command.as_str() {
+        "stop" => "KILL",
+        "quit" => "INT",
+        "term" => "TERM",
+        "reopen" => "USR1",
+        "reload" => "HUP",
+        "ldm" => "USR2",
+        other => return fatal(&format!("unknown signal {other:?}")),
+    };
+    let pid = match &req.pid {
+        Some(p) if p.chars().all(|c| c.is_ascii_digit()) => p.clone(),
+        Some(file) => match std::fs::read_to_string(file) {
+            Ok(s) => s.trim().to_owned(),
+            Err(e) => return fatal(&format!("could not read pid file {file}: {e}")),
+        },
+        None => return fatal("--signal needs a pid: --signal CMD=PID (or =PIDFILE)"),
+    };
+    match std::process::Command::new("kill").arg(format!("-{sig}")).arg(&pid).status() {
+        Ok(s) if s.success() => ExitCode::SUCCESS,
+        Ok(_) => fatal(&format!("could not signal process {pid}")),
+        Err(e) => fatal(&format!("could not run kill: {e}")),
+    }
 }

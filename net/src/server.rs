@@ -88,6 +88,7 @@ pub(crate) struct Shared {
     in_bytes: AtomicU64,
     total_connections: AtomicU64,
     pub(crate) start_time: SystemTime,
+    wall_clock: fn() -> SystemTime,
 }
 
 impl Shared {
@@ -120,6 +121,10 @@ impl Shared {
         lock(&self.rng).next_u64()
     }
 
+    pub(crate) fn wall_clock(&self) -> SystemTime {
+        (self.wall_clock)()
+    }
+
     pub(crate) fn register_client(&self, id: u64, shared: &Arc<ClientShared>, peer: SocketAddr) {
         self.total_connections.fetch_add(1, Ordering::Relaxed);
         lock(&self.clients).insert(
@@ -127,7 +132,7 @@ impl Shared {
             ClientEntry {
                 shared: Arc::clone(shared),
                 peer,
-                start: Tokio::wall_clock(),
+                start: self.wall_clock(),
                 account: None,
                 user: None,
                 name: None,
@@ -287,7 +292,8 @@ fn client_config(
 /// The library never installs signal handlers or exits the process; the binary does. Several
 /// servers can run side by side in one process.
 #[derive(Debug)]
-pub struct Server {
+pub struct Server<T: Transport = Tokio> {
+    _transport: std::marker::PhantomData<T>,
     shared: Arc<Shared>,
     tls: Option<Arc<TlsSetup>>,
     client_addr: Mutex<Option<SocketAddr>>,
@@ -297,12 +303,14 @@ pub struct Server {
     ready_tx: watch::Sender<bool>,
 }
 
-impl Server {
+impl Server<Tokio> {
     /// Builds a server from options, with a seed drawn from the OS.
     pub fn new(opts: Options) -> Result<Self, ServerError> {
         Self::with_seed(opts, os_seed())
     }
+}
 
+impl<T: Transport> Server<T> {
     /// Builds a server whose every random choice derives from `seed`.
     pub fn with_seed(opts: Options, seed: u64) -> Result<Self, ServerError> {
         let mut rng = SplitMix64::new(seed);
@@ -312,10 +320,7 @@ impl Server {
             .clone()
             .unwrap_or_else(|| server_id.clone());
         let accounts = build_accounts(&opts)?;
-        let default_name = match &opts.no_auth_user {
-            _ => GLOBAL_ACCOUNT,
-        };
-        let default_account = Arc::clone(&accounts[default_name]);
+        let default_account = Arc::clone(&accounts[GLOBAL_ACCOUNT]);
         let tls = opts
             .tls
             .as_ref()
@@ -326,6 +331,7 @@ impl Server {
         let (shutdown_tx, _) = watch::channel(false);
         let (ready_tx, _) = watch::channel(false);
         Ok(Self {
+            _transport: std::marker::PhantomData,
             shared: Arc::new(Shared {
                 opts: RwLock::new(Arc::new(opts)),
                 client_cfg: RwLock::new(Arc::new(cfg)),
@@ -339,7 +345,8 @@ impl Server {
                 in_msgs: AtomicU64::new(0),
                 in_bytes: AtomicU64::new(0),
                 total_connections: AtomicU64::new(0),
-                start_time: SystemTime::now(),
+                start_time: T::wall_clock(),
+                wall_clock: T::wall_clock,
             }),
             tls,
             client_addr: Mutex::new(None),
@@ -358,13 +365,13 @@ impl Server {
             .parse()
             .map_err(|_| ServerError::Config(format!("invalid listen host {:?}", opts.host)))?;
         let addr = SocketAddr::new(host, opts.port.unwrap_or(0));
-        let listener = Tokio::bind(addr)
+        let listener = T::bind(addr)
             .await
             .map_err(|source| ServerError::Listen {
                 addr: addr.to_string(),
                 source,
             })?;
-        let bound = Tokio::local_addr(&listener).map_err(|source| ServerError::Listen {
+        let bound = T::local_addr(&listener).map_err(|source| ServerError::Listen {
             addr: addr.to_string(),
             source,
         })?;
@@ -394,8 +401,8 @@ impl Server {
         let task = tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    r = Tokio::accept(&listener) => match r {
-                        Ok((stream, peer)) => accept(&shared, tls.clone(), stream, peer),
+                    r = T::accept(&listener) => match r {
+                        Ok((stream, peer)) => accept::<T>(&shared, tls.clone(), stream, peer),
                         Err(e) => {
                             tracing::error!("Error accepting client connection: {e}");
                             // Out of file descriptors and the like: back off instead of spinning.
@@ -521,7 +528,7 @@ impl Server {
     }
 }
 
-impl Drop for Server {
+impl<T: Transport> Drop for Server<T> {
     fn drop(&mut self) {
         self.shutdown();
     }

@@ -11,9 +11,10 @@ use natsd_core::options::TlsConfig;
 use natsd_core::rng::SplitMix64;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::server::TlsStream;
+
+use crate::prefixed::Prefixed;
 use tokio_rustls::TlsAcceptor;
 
 use crate::client;
@@ -110,23 +111,33 @@ impl TlsSetup {
 
     /// Runs the handshake (before or after INFO, as configured) and returns the stream with its
     /// connection machine.
-    pub(crate) async fn accept(
+    pub(crate) async fn accept<S>(
         &self,
         srv: &Shared,
-        tcp: TcpStream,
+        tcp: S,
         peer: SocketAddr,
         id: u64,
         rng: &mut SplitMix64,
-    ) -> Result<(TlsStream<TcpStream>, ClientConn), TlsError> {
-        let mut tcp = tcp;
+    ) -> Result<(TlsStream<Prefixed<S>>, ClientConn), TlsError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let mut tcp = Prefixed::new(tcp);
         let tls_first = match self.handshake_first {
             None => false,
             Some(d) if d.is_zero() => true,
             // Go: the server waits this long for a TLS ClientHello before falling back to
-            // sending INFO in the clear first.
+            // sending INFO in the clear first. The byte read is replayed to the TLS layer.
             Some(d) => {
                 let mut b = [0u8; 1];
-                matches!(tokio::time::timeout(d, tcp.peek(&mut b)).await, Ok(Ok(1)))
+                match tokio::time::timeout(d, tcp.read(&mut b)).await {
+                    Ok(Ok(1)) => {
+                        tcp.push_front(b[0]);
+                        true
+                    }
+                    Ok(_) => return Err(TlsError::Handshake("closed before handshake".to_owned())),
+                    Err(_) => false,
+                }
             }
         };
         let mut conn = None;
