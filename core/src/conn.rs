@@ -179,6 +179,10 @@ pub struct ClientConn {
     pings_out: u32,
     /// Input arrived since the last PING timer fired: no PING is needed to prove liveness.
     input_since_ping: bool,
+    #[cfg(test)]
+    replay: Vec<u8>,
+    #[cfg(test)]
+    replay_events: Vec<ConnEvent>,
 }
 
 impl ClientConn {
@@ -226,6 +230,10 @@ impl ClientConn {
             next_ping: now + first + Duration::from_millis(jitter_ms),
             pings_out: 0,
             input_since_ping: false,
+            #[cfg(test)]
+            replay: Vec::new(),
+            #[cfg(test)]
+            replay_events: Vec::new(),
         };
         conn.send_info(client_ip);
         conn
@@ -273,21 +281,29 @@ impl ClientConn {
         }
     }
 
-    /// Eats every complete op at the front of `buf`; a partial op stays in `buf`.
-    pub fn handle_input(&mut self, now: Instant, buf: &mut BytesMut) {
-        if !buf.is_empty() {
-            self.input_since_ping = true;
-        }
+    /// Eats complete ops from the front of `buf`; a partial op stays in `buf`.
+    ///
+    /// Stops after the first op that emits an event, so that replies to later ops (a PONG, say)
+    /// never overtake the routing of earlier ones: PING/PONG is the clients' flush barrier.
+    /// Returns true when it stopped early; the driver drains, then calls again.
+    pub fn handle_input(&mut self, now: Instant, buf: &mut BytesMut) -> bool {
         while self.state != State::Closed {
             match self.parser.parse(buf) {
-                Ok(Some(op)) => self.handle_op(now, op),
-                Ok(None) => return,
+                Ok(Some(op)) => {
+                    self.input_since_ping = true;
+                    self.handle_op(now, op);
+                    if !self.events.is_empty() {
+                        return self.state != State::Closed && !buf.is_empty();
+                    }
+                }
+                Ok(None) => return false,
                 Err(e) => {
                     self.protocol_error(&e);
-                    return;
+                    return false;
                 }
             }
         }
+        false
     }
 
     fn protocol_error(&mut self, e: &ProtoError) {
@@ -513,6 +529,8 @@ impl ClientConn {
     }
 }
 
+// The tests take one arbitrary starting instant; every later time is derived from it.
+#[allow(clippy::disallowed_methods)]
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,12 +549,12 @@ mod tests {
             ping_interval: opts.ping_interval,
             ping_max: opts.ping_max,
             auth_timeout: opts.auth_timeout(),
-            authenticator: Arc::new(Authenticator::new(opts).unwrap()),
+            authenticator: Arc::new(Authenticator::new(opts)),
         })
     }
 
     fn out(c: &mut ClientConn) -> String {
-        let mut s = Vec::new();
+        let mut s = std::mem::take(&mut c.replay);
         while let Some(b) = c.poll_transmit() {
             s.extend_from_slice(&b);
         }
@@ -544,12 +562,50 @@ mod tests {
     }
 
     fn events(c: &mut ClientConn) -> Vec<ConnEvent> {
-        std::iter::from_fn(|| c.poll_event()).collect()
+        let mut v: Vec<ConnEvent> = c.replay_events.drain(..).collect();
+        v.extend(std::iter::from_fn(|| c.poll_event()));
+        v
     }
 
+    #[test]
+    fn pong_never_overtakes_earlier_publishes() {
+        let t0 = Instant::now();
+        let mut c = ClientConn::new(
+            t0,
+            1,
+            cfg(&Options::default()),
+            "127.0.0.1",
+            ConnType::Standard,
+            1,
+        );
+        let _ = c.poll_transmit();
+        let mut b = BytesMut::from(&b"CONNECT {\"verbose\":false}\r\nPUB a 1\r\nx\r\nPING\r\n"[..]);
+        assert!(c.handle_input(t0, &mut b));
+        assert!(matches!(c.poll_event(), Some(ConnEvent::Connected { .. })));
+        assert!(c.poll_transmit().is_none());
+        assert!(c.handle_input(t0, &mut b));
+        assert!(matches!(c.poll_event(), Some(ConnEvent::Publish(_))));
+        assert!(
+            c.poll_transmit().is_none(),
+            "no PONG before the PUB is routed"
+        );
+        assert!(!c.handle_input(t0, &mut b));
+        assert_eq!(&c.poll_transmit().unwrap()[..], b"PONG\r\n");
+    }
+
+    /// Feeds input, collecting events as a driver would, and keeps them for `events`.
     fn feed(c: &mut ClientConn, now: Instant, s: &str) {
         let mut b = BytesMut::from(s.as_bytes());
-        c.handle_input(now, &mut b);
+        while c.handle_input(now, &mut b) {
+            let mut t = Vec::new();
+            while let Some(x) = c.poll_transmit() {
+                t.extend_from_slice(&x);
+            }
+            c.replay.extend_from_slice(&t);
+            while let Some(e) = c.poll_event() {
+                c.replay_events.push(e);
+            }
+        }
     }
 
     fn auth_opts() -> Options {
@@ -658,7 +714,11 @@ mod tests {
             ..Options::default()
         };
         let mut c = ClientConn::new(t0, 1, cfg(&opts), "127.0.0.1", ConnType::Standard, 1);
-        feed(&mut c, t0, "CONNECT {\"verbose\":false,\"pedantic\":false}\r\n");
+        feed(
+            &mut c,
+            t0,
+            "CONNECT {\"verbose\":false,\"pedantic\":false}\r\n",
+        );
         out(&mut c);
         events(&mut c);
         let mut pings = 0;
@@ -692,7 +752,11 @@ mod tests {
             ..Options::default()
         };
         let mut c = ClientConn::new(t0, 1, cfg(&opts), "127.0.0.1", ConnType::Standard, 1);
-        feed(&mut c, t0, "CONNECT {\"verbose\":false,\"pedantic\":false}\r\n");
+        feed(
+            &mut c,
+            t0,
+            "CONNECT {\"verbose\":false,\"pedantic\":false}\r\n",
+        );
         out(&mut c);
         let mut now = t0;
         for _ in 0..20 {
@@ -747,7 +811,11 @@ mod tests {
             1,
         );
         out(&mut c);
-        feed(&mut c, t0, "CONNECT {\"verbose\":false,\"no_responders\":true}\r\n");
+        feed(
+            &mut c,
+            t0,
+            "CONNECT {\"verbose\":false,\"no_responders\":true}\r\n",
+        );
         assert_eq!(
             out(&mut c),
             "-ERR 'no responders requires headers support'\r\n"
@@ -764,7 +832,11 @@ mod tests {
         };
         let mut c = ClientConn::new(t0, 1, cfg(&opts), "127.0.0.1", ConnType::Standard, 1);
         out(&mut c);
-        feed(&mut c, t0, "CONNECT {\"verbose\":false}\r\nPUB a 5\r\nhello\r\n");
+        feed(
+            &mut c,
+            t0,
+            "CONNECT {\"verbose\":false}\r\nPUB a 5\r\nhello\r\n",
+        );
         assert_eq!(out(&mut c), "-ERR 'Maximum Payload Violation'\r\n");
         let ev = events(&mut c);
         assert!(matches!(

@@ -421,7 +421,7 @@ pub fn can_publish(client: &ClientShared, now: Instant, subject: &[u8]) -> bool 
     client
         .responses
         .get()
-        .is_some_and(|t| lock(t).consume(now, subject))
+        .is_some_and(|t| lock(t).try_publish(now, subject))
 }
 
 /// Routes a published message within `account` (and through its imports). Returns how many

@@ -95,7 +95,18 @@ pub(crate) async fn run<S>(
         conn.handle_close(reason);
     }
     let reason = loop {
-        if let Some(reason) = drain(&srv, &mut conn, &shared, &mut account, &mut rng) {
+        let mut more = true;
+        let mut closed = None;
+        while more {
+            if let Some(reason) = drain(&srv, &mut conn, &shared, &mut account, &mut rng) {
+                closed = Some(reason);
+                break;
+            }
+            more = conn.handle_input(now(), &mut rbuf);
+        }
+        if let Some(reason) =
+            closed.or_else(|| drain(&srv, &mut conn, &shared, &mut account, &mut rng))
+        {
             break reason;
         }
         let deadline = conn
@@ -113,7 +124,10 @@ pub(crate) async fn run<S>(
             }
             r = rd.read_buf(&mut rbuf) => match r {
                 Ok(0) => conn.handle_close(CloseReason::ClientClosed),
-                Ok(_) => conn.handle_input(now(), &mut rbuf),
+                Ok(_) => {
+                    // Whatever is left after the first event is handled at the top of the loop.
+                    conn.handle_input(now(), &mut rbuf);
+                }
                 Err(_) => conn.handle_close(CloseReason::ReadError),
             },
             () = sleep_until(deadline) => conn.handle_timeout(now()),
@@ -148,9 +162,7 @@ fn drain(
         while let Some(bytes) = conn.poll_transmit() {
             shared.send_control(&bytes);
         }
-        let Some(ev) = conn.poll_event() else {
-            return None;
-        };
+        let ev = conn.poll_event()?;
         match ev {
             ConnEvent::Connected { outcome, connect } => {
                 let Some(acc) = srv.lookup_account(&outcome.account) else {

@@ -38,8 +38,14 @@ pub struct Loaded {
 pub fn load(path: &Path) -> Result<Loaded, String> {
     let src = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let map = conf::parse(&src, path, &FsLoader, &ProcessEnv).map_err(|e| e.to_string())?;
-    let (mut options, ignored) =
+    let (mut options, report) =
         conf::options::options_from_conf(&map).map_err(|e| e.to_string())?;
     options.config_file = Some(path.to_path_buf());
+    let mut ignored: Vec<String> = report
+        .ignored
+        .iter()
+        .map(|k| format!("{}: {}", k.pos, k.key))
+        .collect();
+    ignored.extend(report.warnings.iter().map(ToString::to_string));
     Ok(Loaded { options, ignored })
 }

@@ -212,7 +212,11 @@ fn send_signal(req: &cli::SignalRequest) -> ExitCode {
         },
         None => return fatal("--signal needs a pid: --signal CMD=PID (or =PIDFILE)"),
     };
-    match std::process::Command::new("kill").arg(format!("-{sig}")).arg(&pid).status() {
+    match std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(&pid)
+        .status()
+    {
         Ok(s) if s.success() => ExitCode::SUCCESS,
         Ok(_) => fatal(&format!("could not signal process {pid}")),
         Err(e) => fatal(&format!("could not run kill: {e}")),

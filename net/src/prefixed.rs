@@ -8,25 +8,32 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Wraps a stream; bytes pushed back with [`Prefixed::push_front`] are read first.
 #[derive(Debug)]
-pub struct Prefixed<S> {
+pub(crate) struct Prefixed<S> {
     prefix: Vec<u8>,
     inner: S,
 }
 
 impl<S> Prefixed<S> {
     /// Wraps `inner` with nothing to replay.
-    pub fn new(inner: S) -> Self {
-        Self { prefix: Vec::new(), inner }
+    pub(crate) fn new(inner: S) -> Self {
+        Self {
+            prefix: Vec::new(),
+            inner,
+        }
     }
 
     /// Makes `b` the next byte read.
-    pub fn push_front(&mut self, b: u8) {
+    pub(crate) fn push_front(&mut self, b: u8) {
         self.prefix.insert(0, b);
     }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         if !self.prefix.is_empty() {
             let n = self.prefix.len().min(buf.remaining());
             buf.put_slice(&self.prefix[..n]);
@@ -38,7 +45,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 

@@ -259,7 +259,7 @@ fn client_config(
     server_name: &str,
     port: u16,
 ) -> Result<ClientConfig, ServerError> {
-    let authenticator = Authenticator::new(opts).map_err(|e| ServerError::Config(e.to_string()))?;
+    let authenticator = Authenticator::new(opts);
     let tls = opts.tls.as_ref();
     let info = ServerInfo {
         server_id: server_id.to_owned(),
@@ -365,12 +365,10 @@ impl<T: Transport> Server<T> {
             .parse()
             .map_err(|_| ServerError::Config(format!("invalid listen host {:?}", opts.host)))?;
         let addr = SocketAddr::new(host, opts.port.unwrap_or(0));
-        let listener = T::bind(addr)
-            .await
-            .map_err(|source| ServerError::Listen {
-                addr: addr.to_string(),
-                source,
-            })?;
+        let listener = T::bind(addr).await.map_err(|source| ServerError::Listen {
+            addr: addr.to_string(),
+            source,
+        })?;
         let bound = T::local_addr(&listener).map_err(|source| ServerError::Listen {
             addr: addr.to_string(),
             source,
@@ -436,6 +434,11 @@ impl<T: Transport> Server<T> {
     /// The server name.
     pub fn name(&self) -> &str {
         &self.shared.server_name
+    }
+
+    /// When the server was built (wall clock).
+    pub fn start_time(&self) -> SystemTime {
+        self.shared.start_time
     }
 
     /// Is the server running?
@@ -534,10 +537,10 @@ impl<T: Transport> Drop for Server<T> {
     }
 }
 
-fn accept(
+fn accept<T: Transport>(
     shared: &Arc<Shared>,
     tls: Option<Arc<TlsSetup>>,
-    stream: tokio::net::TcpStream,
+    stream: T::Stream,
     peer: SocketAddr,
 ) {
     let id = shared.next_cid.fetch_add(1, Ordering::Relaxed);

@@ -23,7 +23,7 @@ use crate::server::Shared;
 /// Why TLS could not be set up or a handshake failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum TlsError {
+pub(crate) enum TlsError {
     /// A PEM file could not be read.
     #[error("{path}: {source}")]
     Read {
@@ -71,12 +71,20 @@ fn key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 }
 
 /// A listener's TLS setup.
-#[derive(Debug)]
 pub(crate) struct TlsSetup {
     acceptor: TlsAcceptor,
     timeout: Duration,
     handshake_first: Option<Duration>,
     map_identities: bool,
+}
+
+impl std::fmt::Debug for TlsSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSetup")
+            .field("timeout", &self.timeout)
+            .field("handshake_first", &self.handshake_first)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TlsSetup {
