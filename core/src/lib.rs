@@ -31,6 +31,8 @@ pub mod account;
 pub mod auth;
 pub mod conf;
 pub mod conn;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod options;
 pub mod outbound;
 pub mod proto;

@@ -12,6 +12,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bench;
 pub mod cli;
 mod client;
 pub mod config;

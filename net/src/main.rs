@@ -18,6 +18,9 @@ fn fatal(msg: &str) -> ExitCode {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("bench") {
+        return natsd::bench::main(args[1..].to_vec());
+    }
     let cli = match cli::parse_args(args) {
         Ok(c) => c,
         Err(e) => {
