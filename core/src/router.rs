@@ -33,6 +33,7 @@ use crate::outbound::{Outbound, PushError};
 use crate::proto::client::{encode_hmsg_header, encode_msg_header};
 use crate::proto::headers::no_responders_block;
 use crate::rng::SplitMix64;
+use crate::sublist::SublistResult;
 
 /// Forwarding through imports stops at this depth (cycles are rejected at config time; this is
 /// the runtime backstop).
@@ -83,6 +84,9 @@ pub struct ClientShared {
     pub stats: ClientStats,
     /// Set when this connection's outbound queue hit `max_pending`.
     pub slow_consumer: AtomicBool,
+    /// A publisher has queued bytes here and promised to wake the writer at the end of its
+    /// batch (Go: client.go pcd, the per-client deferred flush set).
+    flush_pending: AtomicBool,
 }
 
 impl ClientShared {
@@ -101,6 +105,7 @@ impl ClientShared {
             subs: Mutex::new(HashMap::new()),
             stats: ClientStats::default(),
             slow_consumer: AtomicBool::new(false),
+            flush_pending: AtomicBool::new(false),
         })
     }
 
@@ -325,7 +330,73 @@ pub enum SubscribeError {
     InvalidSubject,
 }
 
-/// The per-publisher routing context: its generator and the clock reading of this batch.
+/// Receivers with bytes queued by one publisher's current batch whose writers still need a
+/// wake-up. Waking once per batch instead of once per message lets writers send big batches.
+#[derive(Debug, Default)]
+pub struct PendingFlush {
+    clients: Vec<Arc<ClientShared>>,
+}
+
+impl PendingFlush {
+    fn add(&mut self, client: &Arc<ClientShared>) {
+        // Whoever flips the flag owns the wake-up; a receiver is listed once per batch.
+        if !client.flush_pending.swap(true, Ordering::AcqRel) {
+            self.clients.push(Arc::clone(client));
+        }
+    }
+
+    /// Wakes every listed writer. Call before the publisher waits for more input.
+    pub fn flush(&mut self) {
+        for c in self.clients.drain(..) {
+            c.flush_pending.store(false, Ordering::Release);
+            c.notifier.notify_write();
+        }
+    }
+
+    /// Is any wake-up owed?
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+}
+
+/// A publisher's own cache of match results for its account, checked against the sublist's
+/// generation, so repeated subjects skip the shared cache's lock entirely.
+#[derive(Debug, Default)]
+pub struct MatchCache {
+    account: usize,
+    entries: HashMap<Bytes, (u64, Arc<SublistResult<SubRef>>)>,
+}
+
+/// Entries a [`MatchCache`] keeps before it starts over.
+const MATCH_CACHE_MAX: usize = 256;
+
+impl MatchCache {
+    fn lookup(&mut self, account: &Account, subject: &[u8]) -> Arc<SublistResult<SubRef>> {
+        let key = std::ptr::from_ref(account) as usize;
+        if self.account != key {
+            self.entries.clear();
+            self.account = key;
+        }
+        // Read the generation before matching: a result is never newer than its stamp.
+        let generation = account.sublist.generation();
+        if let Some((g, r)) = self.entries.get(subject) {
+            if *g == generation {
+                return Arc::clone(r);
+            }
+        }
+        let r = account.sublist.matches(subject);
+        if self.entries.len() >= MATCH_CACHE_MAX {
+            self.entries.clear();
+        }
+        self.entries.insert(
+            Bytes::copy_from_slice(subject),
+            (generation, Arc::clone(&r)),
+        );
+        r
+    }
+}
+
+/// The per-publisher routing context: its generator, caches and the clock reading of this batch.
 #[derive(Debug)]
 pub struct Publisher<'a> {
     /// The publishing connection, if a client (None for internal publishes).
@@ -334,6 +405,10 @@ pub struct Publisher<'a> {
     pub rng: &'a mut SplitMix64,
     /// Now, for response-mapping expiry.
     pub now: Instant,
+    /// Writers to wake at the end of the batch.
+    pub pending: &'a mut PendingFlush,
+    /// The publisher's match cache for its own account, if it keeps one.
+    pub cache: Option<&'a mut MatchCache>,
 }
 
 /// Adds a client subscription. A duplicate sid is ignored, as nats-server does.
@@ -449,7 +524,10 @@ fn route(account: &Arc<Account>, p: &mut Publisher<'_>, m: &Message<'_>, depth: 
     if depth > MAX_IMPORT_DEPTH {
         return 0;
     }
-    let result = account.sublist.matches(m.subject);
+    let result = match (&mut p.cache, depth) {
+        (Some(cache), 0) => cache.lookup(account, m.subject),
+        _ => account.sublist.matches(m.subject),
+    };
     let mut delivered = 0;
     for sub in &result.psubs {
         delivered += deliver_to(account, p, sub, m, depth);
@@ -509,6 +587,7 @@ fn deliver_to(
             if !client.deliver(sid, m) {
                 return 0;
             }
+            p.pending.add(client);
             if let (Some(reply), Some(tracker)) = (m.reply, client.responses.get()) {
                 lock(tracker).record(p.now, reply);
             }
@@ -558,6 +637,8 @@ fn deliver_to(
                 client: None,
                 rng: p.rng,
                 now: p.now,
+                pending: p.pending,
+                cache: None,
             };
             route(&exporter, &mut inner, &fwd, depth + 1)
         }
@@ -584,6 +665,8 @@ fn deliver_to(
                 client: None,
                 rng: p.rng,
                 now: p.now,
+                pending: p.pending,
+                cache: None,
             };
             route(&importer, &mut inner, &fwd, depth + 1)
         }
@@ -605,7 +688,9 @@ fn send_no_responders(account: &Account, client: &Arc<ClientShared>, reply: &[u8
     for sub in result.psubs.iter().chain(result.qsubs.iter().flatten()) {
         if let SubTarget::Client { client: c, sid, .. } = &sub.0.target {
             if c.id == client.id {
-                client.deliver(sid, &m);
+                if client.deliver(sid, &m) {
+                    client.notifier.notify_write();
+                }
                 return;
             }
         }

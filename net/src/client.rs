@@ -12,7 +12,9 @@ use natsd_core::account::Account;
 use natsd_core::auth::ConnType;
 use natsd_core::conn::{ClientConn, CloseReason, ConnEvent};
 use natsd_core::rng::SplitMix64;
-use natsd_core::router::{self, ClientShared, Message, Notifier, Publisher};
+use natsd_core::router::{
+    self, ClientShared, MatchCache, Message, Notifier, PendingFlush, Publisher,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
@@ -68,7 +70,7 @@ pub(crate) async fn run<S>(
     stream: S,
     peer: SocketAddr,
     mut conn: ClientConn,
-    mut rng: SplitMix64,
+    rng: SplitMix64,
     rejected: Option<CloseReason>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -87,6 +89,11 @@ pub(crate) async fn run<S>(
     ));
 
     let mut account: Option<Arc<Account>> = None;
+    let mut route_ctx = RouteCtx {
+        rng,
+        pending: PendingFlush::default(),
+        cache: MatchCache::default(),
+    };
     let mut rbuf = BytesMut::with_capacity(READ_BUF);
     if let Some(reason) = rejected {
         if reason == CloseReason::MaxConnectionsExceeded {
@@ -98,14 +105,14 @@ pub(crate) async fn run<S>(
         let mut more = true;
         let mut closed = None;
         while more {
-            if let Some(reason) = drain(&srv, &mut conn, &shared, &mut account, &mut rng) {
+            if let Some(reason) = drain(&srv, &mut conn, &shared, &mut account, &mut route_ctx) {
                 closed = Some(reason);
                 break;
             }
             more = conn.handle_input(now(), &mut rbuf);
         }
         if let Some(reason) =
-            closed.or_else(|| drain(&srv, &mut conn, &shared, &mut account, &mut rng))
+            closed.or_else(|| drain(&srv, &mut conn, &shared, &mut account, &mut route_ctx))
         {
             break reason;
         }
@@ -150,13 +157,21 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+/// What a publishing connection keeps between messages.
+#[derive(Debug)]
+struct RouteCtx {
+    rng: SplitMix64,
+    pending: PendingFlush,
+    cache: MatchCache,
+}
+
 /// Applies the driving rule: transmits, then events. Returns the close reason once closed.
 fn drain(
     srv: &Shared,
     conn: &mut ClientConn,
     shared: &Arc<ClientShared>,
     account: &mut Option<Arc<Account>>,
-    rng: &mut SplitMix64,
+    ctx: &mut RouteCtx,
 ) -> Option<CloseReason> {
     loop {
         while let Some(bytes) = conn.poll_transmit() {
@@ -223,8 +238,10 @@ fn drain(
                 };
                 let mut p = Publisher {
                     client: Some(shared),
-                    rng,
+                    rng: &mut ctx.rng,
                     now: t,
+                    pending: &mut ctx.pending,
+                    cache: Some(&mut ctx.cache),
                 };
                 router::publish(&acc, &mut p, &m);
             }
