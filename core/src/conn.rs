@@ -244,6 +244,12 @@ impl ClientConn {
         self.id
     }
 
+    /// Will the next input possibly run a slow credential check (bcrypt)? The shell moves such
+    /// input off its async worker threads.
+    pub fn may_block_on_auth(&self) -> bool {
+        self.state == State::AwaitingConnect && self.cfg.authenticator.uses_bcrypt()
+    }
+
     /// Is the connection past CONNECT and not closed?
     pub fn is_open(&self) -> bool {
         self.state == State::Open

@@ -109,7 +109,7 @@ pub(crate) async fn run<S>(
                 closed = Some(reason);
                 break;
             }
-            more = conn.handle_input(now(), &mut rbuf);
+            more = feed(&mut conn, &mut rbuf);
         }
         if let Some(reason) =
             closed.or_else(|| drain(&srv, &mut conn, &shared, &mut account, &mut route_ctx))
@@ -133,7 +133,7 @@ pub(crate) async fn run<S>(
                 Ok(0) => conn.handle_close(CloseReason::ClientClosed),
                 Ok(_) => {
                     // Whatever is left after the first event is handled at the top of the loop.
-                    conn.handle_input(now(), &mut rbuf);
+                    feed(&mut conn, &mut rbuf);
                 }
                 Err(_) => conn.handle_close(CloseReason::ReadError),
             },
@@ -148,6 +148,19 @@ pub(crate) async fn run<S>(
     let _ = writer.await;
     srv.unregister_client(id, reason);
     tracing::debug!(cid = id, %peer, reason = reason.as_str(), "client connection closed");
+}
+
+/// Feeds input to the machine. A CONNECT checked against bcrypt hashes takes tens of
+/// milliseconds of CPU: on the multi-threaded runtime it runs in `block_in_place`, so a connect
+/// storm cannot stall the other connections on this worker.
+fn feed(conn: &mut ClientConn, rbuf: &mut BytesMut) -> bool {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_thread && conn.may_block_on_auth() {
+        tokio::task::block_in_place(|| conn.handle_input(now(), rbuf))
+    } else {
+        conn.handle_input(now(), rbuf)
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
