@@ -411,6 +411,20 @@ pub struct Publisher<'a> {
     pub cache: Option<&'a mut MatchCache>,
 }
 
+impl Publisher<'_> {
+    /// The same batch seen from inside another account: no publishing client (echo and
+    /// no-responders are the requester's business only in its own account) and no cache.
+    fn internal(&mut self) -> Publisher<'_> {
+        Publisher {
+            client: None,
+            rng: self.rng,
+            now: self.now,
+            pending: self.pending,
+            cache: None,
+        }
+    }
+}
+
 /// Adds a client subscription. A duplicate sid is ignored, as nats-server does.
 pub fn subscribe(
     account: &Account,
@@ -633,13 +647,7 @@ fn deliver_to(
                 ..*m
             };
             // The requester's own connection is not the publisher inside the exporter.
-            let mut inner = Publisher {
-                client: None,
-                rng: p.rng,
-                now: p.now,
-                pending: p.pending,
-                cache: None,
-            };
+            let mut inner = p.internal();
             route(&exporter, &mut inner, &fwd, depth + 1)
         }
         SubTarget::Response {
@@ -661,13 +669,7 @@ fn deliver_to(
                 reply: None,
                 ..*m
             };
-            let mut inner = Publisher {
-                client: None,
-                rng: p.rng,
-                now: p.now,
-                pending: p.pending,
-                cache: None,
-            };
+            let mut inner = p.internal();
             route(&importer, &mut inner, &fwd, depth + 1)
         }
     }
