@@ -59,8 +59,19 @@ where
         eprintln!("note: {} is not installed; scenario skipped", kind.name());
         return;
     }
-    if tokio::time::timeout(SCENARIO, scenario(kind)).await.is_err() {
-        panic!("scenario against {} did not finish within {SCENARIO:?}", kind.name());
+    // Resolve (for natsd: build) the binary before the scenario clock starts.
+    let bin = kind.binary();
+    if !bin.is_file() {
+        panic!("{} binary {} does not exist", kind.name(), bin.display());
+    }
+    if tokio::time::timeout(SCENARIO, scenario(kind))
+        .await
+        .is_err()
+    {
+        panic!(
+            "scenario against {} did not finish within {SCENARIO:?}",
+            kind.name()
+        );
     }
 }
 

@@ -37,9 +37,8 @@ impl RawClient {
             info: serde_json::Value::Null,
             seen: Vec::new(),
         };
-        let line = match client.read_line().await {
-            Some(l) => l,
-            None => panic!("server closed before sending INFO"),
+        let Some(line) = client.read_line().await else {
+            panic!("server closed before sending INFO");
         };
         let Some(json) = line.strip_prefix("INFO ") else {
             panic!("first line is not INFO: {line:?}");
@@ -69,7 +68,10 @@ impl RawClient {
     ///
     /// With `verbose` off this proves the CONNECT was accepted.
     pub async fn handshake(&mut self, connect_json: &str) {
-        if let Err(e) = self.send(&format!("CONNECT {connect_json}\r\nPING\r\n")).await {
+        if let Err(e) = self
+            .send(&format!("CONNECT {connect_json}\r\nPING\r\n"))
+            .await
+        {
             panic!("cannot send CONNECT: {e}");
         }
         self.expect("PONG").await;
@@ -130,7 +132,10 @@ impl RawClient {
     pub async fn expect_exact(&mut self, want: &str) {
         match self.read_line().await {
             Some(l) if l == want => {}
-            other => panic!("expected {want:?}, got {other:?}; lines seen: {:?}", self.seen),
+            other => panic!(
+                "expected {want:?}, got {other:?}; lines seen: {:?}",
+                self.seen
+            ),
         }
     }
 
@@ -139,11 +144,8 @@ impl RawClient {
         let mut lines = Vec::new();
         let mut rest = Vec::new();
         let r = within("server to close the connection", async {
-            loop {
-                match self.read_line().await {
-                    Some(l) => lines.push(l),
-                    None => break,
-                }
+            while let Some(l) = self.read_line().await {
+                lines.push(l);
             }
             // Drain anything unterminated so the caller sees it in a panic.
             let _ = self.reader.read_to_end(&mut rest).await;

@@ -96,7 +96,9 @@ fn build_natsd() -> Result<PathBuf, String> {
         .status()
         .map_err(|e| format!("cannot run {}: {e}", Path::new(&cargo).display()))?;
     if !status.success() {
-        return Err(format!("`cargo build -p natsd --bin natsd` failed: {status}"));
+        return Err(format!(
+            "`cargo build -p natsd --bin natsd` failed: {status}"
+        ));
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)

@@ -1,5 +1,8 @@
 //! Multi-tenancy: account isolation, stream and service exports/imports.
 
+// Integration-test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use async_nats::{Client, ConnectOptions};
 use futures::StreamExt;
 use natsd_tests::{both, drain_ready, flush, next_msg, text, within, ServerKind, TestServer};
@@ -37,7 +40,11 @@ const ACCOUNTS_CONF: &str = r#"
 "#;
 
 async fn login(s: &TestServer, user: &str, pass: &str) -> Client {
-    s.client_with(ConnectOptions::with_user_and_password(user.into(), pass.into())).await
+    s.client_with(ConnectOptions::with_user_and_password(
+        user.into(),
+        pass.into(),
+    ))
+    .await
 }
 
 async fn accounts_isolated(kind: ServerKind) {
@@ -92,7 +99,10 @@ async fn stream_import_with_prefix(kind: ServerKind) {
     b.publish("from_a.events.fake", "x".into()).await.unwrap();
     flush(&b).await;
     a.publish("events.real", "y".into()).await.unwrap();
-    assert_eq!(next_msg(&mut a_events).await.subject.as_str(), "events.real");
+    assert_eq!(
+        next_msg(&mut a_events).await.subject.as_str(),
+        "events.real"
+    );
 }
 
 async fn stream_import_plain(kind: ServerKind) {
@@ -123,7 +133,10 @@ async fn service_import_with_to(kind: ServerKind) {
     let responder = tokio::spawn(async move {
         for _ in 0..2 {
             let Some(m) = svc.next().await else { return };
-            let reply = m.reply.clone().expect("imported request keeps a reply subject");
+            let reply = m
+                .reply
+                .clone()
+                .expect("imported request keeps a reply subject");
             // The request arrives on the exporter's subject, not the importer's `to`.
             let body = format!("{}:{}", m.subject, text(&m));
             a2.publish(reply, body.into()).await.unwrap();
@@ -131,13 +144,18 @@ async fn service_import_with_to(kind: ServerKind) {
         }
     });
 
-    let resp = within("service request", b.request("echo", "hi".into())).await.unwrap();
+    let resp = within("service request", b.request("echo", "hi".into()))
+        .await
+        .unwrap();
     assert_eq!(text(&resp), "svc.echo:hi");
 
     // Raw requester in B: the reply comes back on B's own inbox subject.
     let mut raw = s.raw().await;
-    raw.handshake(r#"{"verbose":false,"user":"b","pass":"pb"}"#).await;
-    raw.send("SUB my.inbox 9\r\nPUB echo my.inbox 3\r\nraw\r\n").await.unwrap();
+    raw.handshake(r#"{"verbose":false,"user":"b","pass":"pb"}"#)
+        .await;
+    raw.send("SUB my.inbox 9\r\nPUB echo my.inbox 3\r\nraw\r\n")
+        .await
+        .unwrap();
     raw.expect_exact("MSG my.inbox 9 12").await;
     raw.expect_exact("svc.echo:raw").await;
     within("responder", responder).await.unwrap();
@@ -147,7 +165,8 @@ async fn unimported_subjects_stay_private(kind: ServerKind) {
     let s = TestServer::start(kind, ACCOUNTS_CONF).await;
     let a = login(&s, "a", "pa").await;
     let mut b = s.raw().await;
-    b.handshake(r#"{"verbose":false,"user":"b","pass":"pb"}"#).await;
+    b.handshake(r#"{"verbose":false,"user":"b","pass":"pb"}"#)
+        .await;
     b.send("SUB > 1\r\n").await.unwrap();
     assert!(b.lines_until_pong().await.is_empty());
     a.publish("private.stuff", "secret".into()).await.unwrap();
@@ -155,5 +174,8 @@ async fn unimported_subjects_stay_private(kind: ServerKind) {
     a.publish("svc.echo", "not a stream".into()).await.unwrap();
     flush(&a).await;
     // Only the exported stream arrives, under its import prefix.
-    assert_eq!(b.lines_until_pong().await, ["MSG from_a.events.ok 1 6", "public"]);
+    assert_eq!(
+        b.lines_until_pong().await,
+        ["MSG from_a.events.ok 1 6", "public"]
+    );
 }

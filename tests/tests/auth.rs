@@ -1,6 +1,9 @@
 //! Authentication (user/password, bcrypt, token, users list, nkeys, no_auth_user,
 //! auth timeout) and per-user permissions.
 
+// Integration-test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use async_nats::{ConnectErrorKind, ConnectOptions, Event, ServerError};
@@ -55,7 +58,9 @@ fn with_error_events(opts: ConnectOptions) -> (ConnectOptions, mpsc::UnboundedRe
 /// Authorization Violation error and is disconnected.
 async fn assert_raw_rejected(s: &TestServer, connect_json: &str) {
     let mut raw = s.raw().await;
-    raw.send(&format!("CONNECT {connect_json}\r\nPING\r\n")).await.unwrap();
+    raw.send(&format!("CONNECT {connect_json}\r\nPING\r\n"))
+        .await
+        .unwrap();
     raw.expect_exact("-ERR 'Authorization Violation'").await;
     raw.expect_closed().await;
 }
@@ -70,13 +75,22 @@ async fn assert_async_rejected(s: &TestServer, opts: ConnectOptions) {
 async fn user_password(kind: ServerKind) {
     let s = TestServer::start(kind, "authorization { user: alice, password: s3cret }").await;
     let c = s
-        .client_with(ConnectOptions::with_user_and_password("alice".into(), "s3cret".into()))
+        .client_with(ConnectOptions::with_user_and_password(
+            "alice".into(),
+            "s3cret".into(),
+        ))
         .await;
     round_trip(&c, "up").await;
 
     let mut raw = s.raw().await;
-    assert_eq!(raw.info["auth_required"], serde_json::json!(true), "{}", raw.info);
-    raw.handshake(r#"{"verbose":false,"user":"alice","pass":"s3cret"}"#).await;
+    assert_eq!(
+        raw.info["auth_required"],
+        serde_json::json!(true),
+        "{}",
+        raw.info
+    );
+    raw.handshake(r#"{"verbose":false,"user":"alice","pass":"s3cret"}"#)
+        .await;
     assert_raw_rejected(&s, r#"{"verbose":false}"#).await;
     assert_raw_rejected(&s, r#"{"verbose":false,"user":"alice","pass":"nope"}"#).await;
 }
@@ -91,26 +105,38 @@ async fn user_password_bcrypt(kind: ServerKind) {
     );
     let s = TestServer::start(kind, &conf).await;
     let c = s
-        .client_with(ConnectOptions::with_user_and_password("alice".into(), "s3cret".into()))
+        .client_with(ConnectOptions::with_user_and_password(
+            "alice".into(),
+            "s3cret".into(),
+        ))
         .await;
     round_trip(&c, "bc").await;
     let c = s
-        .client_with(ConnectOptions::with_user_and_password("bob".into(), "other".into()))
+        .client_with(ConnectOptions::with_user_and_password(
+            "bob".into(),
+            "other".into(),
+        ))
         .await;
     round_trip(&c, "bc2").await;
     // The hash itself is not a password.
     let json = serde_json::json!({"verbose": false, "user": "alice", "pass": hash}).to_string();
     assert_raw_rejected(&s, &json).await;
-    assert_async_rejected(&s, ConnectOptions::with_user_and_password("alice".into(), "x".into()))
-        .await;
+    assert_async_rejected(
+        &s,
+        ConnectOptions::with_user_and_password("alice".into(), "x".into()),
+    )
+    .await;
 }
 
 async fn token(kind: ServerKind) {
     let s = TestServer::start(kind, "authorization { token: \"t0k-en\" }").await;
-    let c = s.client_with(ConnectOptions::with_token("t0k-en".into())).await;
+    let c = s
+        .client_with(ConnectOptions::with_token("t0k-en".into()))
+        .await;
     round_trip(&c, "tok").await;
     let mut raw = s.raw().await;
-    raw.handshake(r#"{"verbose":false,"auth_token":"t0k-en"}"#).await;
+    raw.handshake(r#"{"verbose":false,"auth_token":"t0k-en"}"#)
+        .await;
     assert_raw_rejected(&s, r#"{"verbose":false,"auth_token":"wrong"}"#).await;
     assert_async_rejected(&s, ConnectOptions::with_token("wrong".into())).await;
 }
@@ -126,10 +152,16 @@ async fn users_list(kind: ServerKind) {
     "#;
     let s = TestServer::start(kind, conf).await;
     let a = s
-        .client_with(ConnectOptions::with_user_and_password("alice".into(), "pa".into()))
+        .client_with(ConnectOptions::with_user_and_password(
+            "alice".into(),
+            "pa".into(),
+        ))
         .await;
     let b = s
-        .client_with(ConnectOptions::with_user_and_password("bob".into(), "pb".into()))
+        .client_with(ConnectOptions::with_user_and_password(
+            "bob".into(),
+            "pb".into(),
+        ))
         .await;
     // Users of one (global) account see each other's messages.
     let mut sub = b.subscribe("shared").await.unwrap();
@@ -138,19 +170,30 @@ async fn users_list(kind: ServerKind) {
     assert_eq!(text(&next_msg(&mut sub).await), "from alice");
     // One user's password does not work for another.
     assert_raw_rejected(&s, r#"{"verbose":false,"user":"alice","pass":"pb"}"#).await;
-    assert_async_rejected(&s, ConnectOptions::with_user_and_password("carol".into(), "pa".into()))
-        .await;
+    assert_async_rejected(
+        &s,
+        ConnectOptions::with_user_and_password("carol".into(), "pa".into()),
+    )
+    .await;
 }
 
 async fn nkey_user(kind: ServerKind) {
     let user = nkeys::KeyPair::new_user();
     let other = nkeys::KeyPair::new_user();
-    let conf = format!("authorization {{ users: [ {{ nkey: {} }} ] }}", user.public_key());
+    let conf = format!(
+        "authorization {{ users: [ {{ nkey: {} }} ] }}",
+        user.public_key()
+    );
     let s = TestServer::start(kind, &conf).await;
     let nonce_info = s.raw().await.info;
-    assert!(nonce_info["nonce"].as_str().is_some_and(|n| !n.is_empty()), "{nonce_info}");
+    assert!(
+        nonce_info["nonce"].as_str().is_some_and(|n| !n.is_empty()),
+        "{nonce_info}"
+    );
 
-    let c = s.client_with(ConnectOptions::with_nkey(user.seed().unwrap())).await;
+    let c = s
+        .client_with(ConnectOptions::with_nkey(user.seed().unwrap()))
+        .await;
     round_trip(&c, "nk").await;
     // A key pair the server does not know is rejected.
     assert_async_rejected(&s, ConnectOptions::with_nkey(other.seed().unwrap())).await;
@@ -169,7 +212,11 @@ fn b64url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..=chunk.len() {
             out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
@@ -197,10 +244,14 @@ async fn no_auth_user(kind: ServerKind) {
     assert!(raw.info.get("auth_required").is_none(), "{}", raw.info);
     raw.handshake(r#"{"verbose":false}"#).await;
     raw.send("PUB elsewhere 0\r\n\r\n").await.unwrap();
-    raw.expect_exact(r#"-ERR 'Permissions Violation for Publish to "elsewhere"'"#).await;
+    raw.expect_exact(r#"-ERR 'Permissions Violation for Publish to "elsewhere"'"#)
+        .await;
     // Explicit credentials still pick their own user, and wrong ones still fail.
     let a = s
-        .client_with(ConnectOptions::with_user_and_password("alice".into(), "pa".into()))
+        .client_with(ConnectOptions::with_user_and_password(
+            "alice".into(),
+            "pa".into(),
+        ))
         .await;
     round_trip(&a, "elsewhere").await;
     assert_raw_rejected(&s, r#"{"verbose":false,"user":"alice","pass":"bad"}"#).await;
@@ -209,7 +260,11 @@ async fn no_auth_user(kind: ServerKind) {
 async fn wrong_credentials_rejected(kind: ServerKind) {
     let s = TestServer::start(kind, "authorization { user: u, password: p }").await;
     assert_async_rejected(&s, ConnectOptions::new()).await;
-    assert_async_rejected(&s, ConnectOptions::with_user_and_password("u".into(), "x".into())).await;
+    assert_async_rejected(
+        &s,
+        ConnectOptions::with_user_and_password("u".into(), "x".into()),
+    )
+    .await;
     assert_async_rejected(&s, ConnectOptions::with_token("p".into())).await;
     assert_raw_rejected(&s, r#"{"verbose":false,"user":"x","pass":"p"}"#).await;
     // Nothing but CONNECT is allowed before authenticating.
@@ -223,9 +278,13 @@ async fn auth_timeout(kind: ServerKind) {
     let s = TestServer::start(kind, "authorization { user: u, password: p, timeout: 1 }").await;
     let mut raw = s.raw().await;
     let started = std::time::Instant::now();
-    raw.expect_for(Duration::from_secs(4), "-ERR 'Authentication Timeout'").await;
+    raw.expect_for(Duration::from_secs(4), "-ERR 'Authentication Timeout'")
+        .await;
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(500), "timed out too early: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(500),
+        "timed out too early: {waited:?}"
+    );
     raw.expect_closed().await;
 }
 
@@ -244,31 +303,41 @@ const PERMS_CONF: &str = r#"
 async fn publish_deny(kind: ServerKind) {
     let s = TestServer::start(kind, PERMS_CONF).await;
     let admin = s
-        .client_with(ConnectOptions::with_user_and_password("admin".into(), "pw".into()))
+        .client_with(ConnectOptions::with_user_and_password(
+            "admin".into(),
+            "pw".into(),
+        ))
         .await;
     let mut watch = admin.subscribe("open.>").await.unwrap();
     let mut secret = admin.subscribe("secret.>").await.unwrap();
     flush(&admin).await;
 
     let mut raw = s.raw().await;
-    raw.handshake(r#"{"verbose":false,"user":"limited","pass":"pw"}"#).await;
+    raw.handshake(r#"{"verbose":false,"user":"limited","pass":"pw"}"#)
+        .await;
     raw.send("PUB secret.plans 2\r\nno\r\n").await.unwrap();
-    raw.expect_exact(r#"-ERR 'Permissions Violation for Publish to "secret.plans"'"#).await;
+    raw.expect_exact(r#"-ERR 'Permissions Violation for Publish to "secret.plans"'"#)
+        .await;
     // The connection stays open and allowed subjects still work.
     raw.send("PUB open.news 3\r\nyes\r\n").await.unwrap();
     assert!(raw.lines_until_pong().await.is_empty());
     let m = next_msg(&mut watch).await;
     assert_eq!(m.subject.as_str(), "open.news");
     // The denied message, sent before, would have arrived first.
-    assert!(drain_ready(&mut secret).is_empty(), "the denied message was not routed");
+    assert!(
+        drain_ready(&mut secret).is_empty(),
+        "the denied message was not routed"
+    );
 }
 
 async fn subscribe_deny(kind: ServerKind) {
     let s = TestServer::start(kind, PERMS_CONF).await;
     let mut raw = s.raw().await;
-    raw.handshake(r#"{"verbose":false,"user":"limited","pass":"pw"}"#).await;
+    raw.handshake(r#"{"verbose":false,"user":"limited","pass":"pw"}"#)
+        .await;
     raw.send("SUB hidden.x 1\r\n").await.unwrap();
-    raw.expect_exact(r#"-ERR 'Permissions Violation for Subscription to "hidden.x"'"#).await;
+    raw.expect_exact(r#"-ERR 'Permissions Violation for Subscription to "hidden.x"'"#)
+        .await;
     raw.send("SUB my.private q 2\r\n").await.unwrap();
     raw.expect_exact(
         r#"-ERR 'Permissions Violation for Subscription to "my.private" using queue "q"'"#,
@@ -278,7 +347,10 @@ async fn subscribe_deny(kind: ServerKind) {
     assert!(raw.lines_until_pong().await.is_empty());
 
     let admin = s
-        .client_with(ConnectOptions::with_user_and_password("admin".into(), "pw".into()))
+        .client_with(ConnectOptions::with_user_and_password(
+            "admin".into(),
+            "pw".into(),
+        ))
         .await;
     admin.publish("hidden.x", "h".into()).await.unwrap();
     admin.publish("my.private", "p".into()).await.unwrap();
@@ -289,14 +361,19 @@ async fn subscribe_deny(kind: ServerKind) {
 
 async fn publish_deny_async_nats_event(kind: ServerKind) {
     let s = TestServer::start(kind, PERMS_CONF).await;
-    let (opts, mut errors) =
-        with_error_events(ConnectOptions::with_user_and_password("limited".into(), "pw".into()));
+    let (opts, mut errors) = with_error_events(ConnectOptions::with_user_and_password(
+        "limited".into(),
+        "pw".into(),
+    ));
     let c = s.client_with(opts).await;
     c.publish("secret.x", "no".into()).await.unwrap();
     flush(&c).await;
-    let err = within("server error event", errors.recv()).await.expect("event channel open");
+    let err = within("server error event", errors.recv())
+        .await
+        .expect("event channel open");
     assert!(
-        err.to_lowercase().contains(r#"permissions violation for publish to "secret.x""#),
+        err.to_lowercase()
+            .contains(r#"permissions violation for publish to "secret.x""#),
         "{err}"
     );
 }
@@ -312,45 +389,64 @@ async fn allow_responses(kind: ServerKind) {
     "#;
     let s = TestServer::start(kind, conf).await;
     let mut svc = s.raw().await;
-    svc.handshake(r#"{"verbose":false,"user":"svc","pass":"pw"}"#).await;
+    svc.handshake(r#"{"verbose":false,"user":"svc","pass":"pw"}"#)
+        .await;
     svc.send("SUB req.> 1\r\n").await.unwrap();
     assert!(svc.lines_until_pong().await.is_empty());
 
     // Without a request to answer, the responder may not publish at all.
     svc.send("PUB elsewhere 1\r\nx\r\n").await.unwrap();
-    svc.expect_exact(r#"-ERR 'Permissions Violation for Publish to "elsewhere"'"#).await;
+    svc.expect_exact(r#"-ERR 'Permissions Violation for Publish to "elsewhere"'"#)
+        .await;
 
     let cli = s
-        .client_with(ConnectOptions::with_user_and_password("cli".into(), "pw".into()))
+        .client_with(ConnectOptions::with_user_and_password(
+            "cli".into(),
+            "pw".into(),
+        ))
         .await;
     let inbox = cli.new_inbox();
     let mut replies = cli.subscribe(inbox.clone()).await.unwrap();
     flush(&cli).await;
-    cli.publish_with_reply("req.time", inbox.clone(), "now?".into()).await.unwrap();
+    cli.publish_with_reply("req.time", inbox.clone(), "now?".into())
+        .await
+        .unwrap();
     flush(&cli).await;
 
     let head = svc.expect("MSG req.time").await;
     assert_eq!(head, format!("MSG req.time 1 {inbox} 4"));
     svc.expect_exact("now?").await;
     // One reply is allowed...
-    svc.send(&format!("PUB {inbox} 4\r\nnoon\r\n")).await.unwrap();
+    svc.send(&format!("PUB {inbox} 4\r\nnoon\r\n"))
+        .await
+        .unwrap();
     assert!(svc.lines_until_pong().await.is_empty());
     assert_eq!(text(&next_msg(&mut replies).await), "noon");
     // ...a second one to the same reply subject is not (default max 1).
-    svc.send(&format!("PUB {inbox} 5\r\nagain\r\n")).await.unwrap();
-    svc.expect_exact(&format!("-ERR 'Permissions Violation for Publish to \"{inbox}\"'")).await;
+    svc.send(&format!("PUB {inbox} 5\r\nagain\r\n"))
+        .await
+        .unwrap();
+    svc.expect_exact(&format!(
+        "-ERR 'Permissions Violation for Publish to \"{inbox}\"'"
+    ))
+    .await;
 
     // The async-nats request helper works against such a responder too.
     // The raw responder leaves first, so requests below reach only `svc2`.
     svc.send("UNSUB 1\r\n").await.unwrap();
     assert!(svc.lines_until_pong().await.is_empty());
     let svc2 = s
-        .client_with(ConnectOptions::with_user_and_password("svc".into(), "pw".into()))
+        .client_with(ConnectOptions::with_user_and_password(
+            "svc".into(),
+            "pw".into(),
+        ))
         .await;
     let mut reqs = svc2.subscribe("req.echo").await.unwrap();
     let responder = tokio::spawn(async move {
         let m = reqs.next().await.expect("a request");
-        svc2.publish(m.reply.clone().expect("reply subject"), m.payload.clone()).await.unwrap();
+        svc2.publish(m.reply.clone().expect("reply subject"), m.payload.clone())
+            .await
+            .unwrap();
         svc2.flush().await.unwrap();
     });
     // svc2 cannot publish, so a flush cannot tell when its SUB is in place: retry

@@ -1,13 +1,18 @@
 //! Core protocol: pub/sub, wildcards, queues, headers, request/reply, unsubscribe,
 //! echo, verbose mode, PING/PONG, INFO and unknown operations.
 
+// Integration-test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use async_nats::{HeaderMap, RequestErrorKind};
 use bytes::Bytes;
 use futures::StreamExt;
-use natsd_tests::{both, drain_ready, flush, flush_with, next_msg, text, within, ServerKind, TestServer};
+use natsd_tests::{
+    both, drain_ready, flush, flush_with, next_msg, text, within, ServerKind, TestServer,
+};
 
 both!(
     pubsub_basic,
@@ -31,10 +36,15 @@ async fn pubsub_basic(kind: ServerKind) {
     let s = TestServer::start(kind, "").await;
     let sub_client = s.client().await;
     let pub_client = s.client().await;
-    let mut sub = within("subscribe", sub_client.subscribe("greet.joe")).await.unwrap();
+    let mut sub = within("subscribe", sub_client.subscribe("greet.joe"))
+        .await
+        .unwrap();
     flush(&sub_client).await;
 
-    pub_client.publish("greet.joe", "hello".into()).await.unwrap();
+    pub_client
+        .publish("greet.joe", "hello".into())
+        .await
+        .unwrap();
     pub_client.publish("greet.joe", Bytes::new()).await.unwrap();
     flush(&pub_client).await;
 
@@ -55,7 +65,14 @@ async fn wildcards(kind: ServerKind) {
     let mut mid = c.subscribe("*.mid.*").await.unwrap();
     flush(&c).await;
 
-    for subj in ["foo", "foo.bar", "foo.bar.baz", "a.mid.b", "a.mid", "done.mid.x"] {
+    for subj in [
+        "foo",
+        "foo.bar",
+        "foo.bar.baz",
+        "a.mid.b",
+        "a.mid",
+        "done.mid.x",
+    ] {
         publisher.publish(subj, subj.into()).await.unwrap();
     }
     flush(&publisher).await;
@@ -67,9 +84,15 @@ async fn wildcards(kind: ServerKind) {
     mid_got.sort();
     assert_eq!(mid_got, ["a.mid.b", "done.mid.x"]);
 
-    let star_got: Vec<String> = drain_ready(&mut star).iter().map(|m| m.subject.to_string()).collect();
+    let star_got: Vec<String> = drain_ready(&mut star)
+        .iter()
+        .map(|m| m.subject.to_string())
+        .collect();
     assert_eq!(star_got, ["foo.bar"]);
-    let gt_got: Vec<String> = drain_ready(&mut gt).iter().map(|m| m.subject.to_string()).collect();
+    let gt_got: Vec<String> = drain_ready(&mut gt)
+        .iter()
+        .map(|m| m.subject.to_string())
+        .collect();
     assert_eq!(gt_got, ["foo.bar", "foo.bar.baz"]);
 }
 
@@ -90,7 +113,10 @@ async fn queue_groups(kind: ServerKind) {
 
     let publisher = s.client().await;
     for i in 0..N {
-        publisher.publish("work", i.to_string().into()).await.unwrap();
+        publisher
+            .publish("work", i.to_string().into())
+            .await
+            .unwrap();
     }
     publisher.publish("work.end", "end".into()).await.unwrap();
     flush(&publisher).await;
@@ -106,9 +132,19 @@ async fn queue_groups(kind: ServerKind) {
             *seen.entry(text(&m)).or_default() += 1;
         }
     }
-    assert_eq!(seen.len(), N, "every message reaches the group: {per_member:?}");
-    assert!(seen.values().all(|&n| n == 1), "no message reaches two members");
-    assert!(per_member.iter().all(|&n| n > 0), "all members get some: {per_member:?}");
+    assert_eq!(
+        seen.len(),
+        N,
+        "every message reaches the group: {per_member:?}"
+    );
+    assert!(
+        seen.values().all(|&n| n == 1),
+        "no message reaches two members"
+    );
+    assert!(
+        per_member.iter().all(|&n| n > 0),
+        "all members get some: {per_member:?}"
+    );
 
     // A plain subscriber on the same subject still gets everything.
     for _ in 0..N {
@@ -127,8 +163,12 @@ async fn headers_round_trip(kind: ServerKind) {
     h.insert("X-One", "1");
     h.append("X-Multi", "a");
     h.append("X-Multi", "b");
-    c.publish_with_headers("hdr", h, "body".into()).await.unwrap();
-    c.publish_with_headers("hdr", HeaderMap::new(), Bytes::new()).await.unwrap();
+    c.publish_with_headers("hdr", h, "body".into())
+        .await
+        .unwrap();
+    c.publish_with_headers("hdr", HeaderMap::new(), Bytes::new())
+        .await
+        .unwrap();
     flush(&c).await;
 
     let m = next_msg(&mut sub).await;
@@ -148,16 +188,25 @@ async fn headers_raw_wire(kind: ServerKind) {
     sub.handshake(r#"{"verbose":false,"headers":true}"#).await;
     sub.send("SUB h.x 7\r\n").await.unwrap();
     let mut publisher = s.raw().await;
-    publisher.handshake(r#"{"verbose":false,"headers":true}"#).await;
+    publisher
+        .handshake(r#"{"verbose":false,"headers":true}"#)
+        .await;
     assert!(sub.lines_until_pong().await.is_empty());
 
     let hdr = "NATS/1.0\r\nA: 1\r\nA: 2\r\n\r\n";
-    let frame = format!("HPUB h.x reply.to {} {}\r\n{hdr}hi\r\n", hdr.len(), hdr.len() + 2);
+    let frame = format!(
+        "HPUB h.x reply.to {} {}\r\n{hdr}hi\r\n",
+        hdr.len(),
+        hdr.len() + 2
+    );
     publisher.send(&frame).await.unwrap();
     assert!(publisher.lines_until_pong().await.is_empty());
 
     let head = sub.expect("HMSG").await;
-    assert_eq!(head, format!("HMSG h.x 7 reply.to {} {}", hdr.len(), hdr.len() + 2));
+    assert_eq!(
+        head,
+        format!("HMSG h.x 7 reply.to {} {}", hdr.len(), hdr.len() + 2)
+    );
     sub.expect_exact("NATS/1.0").await;
     sub.expect_exact("A: 1").await;
     sub.expect_exact("A: 2").await;
@@ -168,7 +217,9 @@ async fn headers_raw_wire(kind: ServerKind) {
     // the server closes it (Go sends no -ERR text first) and routes nothing.
     let mut old = s.raw().await;
     old.handshake(r#"{"verbose":false}"#).await;
-    old.send("HPUB h.x 12 12\r\nNATS/1.0\r\n\r\n\r\n").await.unwrap();
+    old.send("HPUB h.x 12 12\r\nNATS/1.0\r\n\r\n\r\n")
+        .await
+        .unwrap();
     let after = old.expect_closed().await;
     assert!(after.iter().all(|l| !l.starts_with("PONG")), "{after:?}");
     assert!(sub.lines_until_pong().await.is_empty());
@@ -184,13 +235,17 @@ async fn request_reply(kind: ServerKind) {
         for _ in 0..3 {
             let Some(m) = svc.next().await else { return };
             let reply = m.reply.clone().expect("request carries a reply subject");
-            r2.publish(reply, text(&m).to_uppercase().into()).await.unwrap();
+            r2.publish(reply, text(&m).to_uppercase().into())
+                .await
+                .unwrap();
         }
     });
 
     let requester = s.client().await;
     for word in ["a", "bc", "def"] {
-        let resp = within("request", requester.request("svc.upper", word.into())).await.unwrap();
+        let resp = within("request", requester.request("svc.upper", word.into()))
+            .await
+            .unwrap();
         assert_eq!(text(&resp), word.to_uppercase());
     }
     within("responder to finish", task).await.unwrap();
@@ -200,25 +255,37 @@ async fn no_responders(kind: ServerKind) {
     let s = TestServer::start(kind, "").await;
     let c = s.client().await;
     let started = Instant::now();
-    let err = within("request without responders", c.request("nobody.home", "x".into()))
-        .await
-        .expect_err("no one is listening");
+    let err = within(
+        "request without responders",
+        c.request("nobody.home", "x".into()),
+    )
+    .await
+    .expect_err("no one is listening");
     assert_eq!(err.kind(), RequestErrorKind::NoResponders, "{err}");
-    assert!(started.elapsed() < Duration::from_secs(3), "no-responders must be quick");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "no-responders must be quick"
+    );
 }
 
 async fn unsubscribe(kind: ServerKind) {
     let s = TestServer::start(kind, "").await;
     let mut sub = s.raw().await;
     sub.handshake(r#"{"verbose":false}"#).await;
-    sub.send("SUB u.x 1\r\nSUB u.x 2\r\nUNSUB 1\r\n").await.unwrap();
+    sub.send("SUB u.x 1\r\nSUB u.x 2\r\nUNSUB 1\r\n")
+        .await
+        .unwrap();
     assert!(sub.lines_until_pong().await.is_empty());
 
     let publisher = s.client().await;
     publisher.publish("u.x", "m".into()).await.unwrap();
     flush(&publisher).await;
     let got = sub.lines_until_pong().await;
-    assert_eq!(got, ["MSG u.x 2 1", "m"], "only the remaining subscription gets it");
+    assert_eq!(
+        got,
+        ["MSG u.x 2 1", "m"],
+        "only the remaining subscription gets it"
+    );
 
     // Unsubscribing an unknown sid is not an error.
     sub.send("UNSUB 99\r\n").await.unwrap();
@@ -242,7 +309,10 @@ async fn auto_unsubscribe(kind: ServerKind) {
     flush(&c).await;
     let publisher = s.client().await;
     for i in 0..5 {
-        publisher.publish("auto", i.to_string().into()).await.unwrap();
+        publisher
+            .publish("auto", i.to_string().into())
+            .await
+            .unwrap();
     }
     flush(&publisher).await;
     assert_eq!(text(&next_msg(&mut sub).await), "0");
@@ -259,7 +329,10 @@ async fn auto_unsubscribe_raw(kind: ServerKind) {
 
     let mut publisher = s.raw().await;
     publisher.handshake(r#"{"verbose":false}"#).await;
-    publisher.send("PUB a.x 1\r\n1\r\nPUB a.x 1\r\n2\r\nPUB a.x 1\r\n3\r\n").await.unwrap();
+    publisher
+        .send("PUB a.x 1\r\n1\r\nPUB a.x 1\r\n2\r\nPUB a.x 1\r\n3\r\n")
+        .await
+        .unwrap();
     assert!(publisher.lines_until_pong().await.is_empty());
 
     let got = sub.lines_until_pong().await;
@@ -268,7 +341,9 @@ async fn auto_unsubscribe_raw(kind: ServerKind) {
 
 async fn echo_off(kind: ServerKind) {
     let s = TestServer::start(kind, "").await;
-    let quiet = s.client_with(async_nats::ConnectOptions::new().no_echo()).await;
+    let quiet = s
+        .client_with(async_nats::ConnectOptions::new().no_echo())
+        .await;
     let other = s.client().await;
     let mut sub = quiet.subscribe("echo").await.unwrap();
     quiet.publish("echo", "own".into()).await.unwrap();
@@ -288,7 +363,9 @@ async fn echo_off(kind: ServerKind) {
     // Wire check: echo:false in CONNECT.
     let mut raw = s.raw().await;
     raw.handshake(r#"{"verbose":false,"echo":false}"#).await;
-    raw.send("SUB echo 1\r\nPUB echo 2\r\nhi\r\n").await.unwrap();
+    raw.send("SUB echo 1\r\nPUB echo 2\r\nhi\r\n")
+        .await
+        .unwrap();
     assert!(raw.lines_until_pong().await.is_empty());
 }
 
@@ -314,14 +391,23 @@ async fn ping_pong_and_info(kind: ServerKind) {
     let s = TestServer::start(kind, "").await;
     let mut c = s.raw().await;
     let info = c.info.clone();
-    assert!(info["server_id"].as_str().is_some_and(|id| !id.is_empty()), "{info}");
+    assert!(
+        info["server_id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{info}"
+    );
     assert!(info["version"].is_string(), "{info}");
     assert_eq!(info["max_payload"], serde_json::json!(1_048_576), "{info}");
     assert_eq!(info["port"], serde_json::json!(s.port()), "{info}");
     assert_eq!(info["proto"], serde_json::json!(1), "{info}");
     assert_eq!(info["headers"], serde_json::json!(true), "{info}");
-    assert!(info.get("auth_required").is_none_or(|v| v == false), "{info}");
-    assert!(info.get("tls_required").is_none_or(|v| v == false), "{info}");
+    assert!(
+        info.get("auth_required").is_none_or(|v| v == false),
+        "{info}"
+    );
+    assert!(
+        info.get("tls_required").is_none_or(|v| v == false),
+        "{info}"
+    );
 
     // PING before CONNECT is answered too.
     c.send("PING\r\n").await.unwrap();
