@@ -9,22 +9,28 @@ import sys
 
 import nats
 
-STEP = 5.0
+STEP = 10.0
+
+
+def step(name: str) -> None:
+    print(f"step: {name}", file=sys.stderr, flush=True)
 
 
 async def main(url: str) -> None:
+    step("connect")
     nc = await asyncio.wait_for(nats.connect(url, allow_reconnect=False), STEP)
     other = await asyncio.wait_for(nats.connect(url, allow_reconnect=False), STEP)
     try:
-        # Pub/sub across two connections.
+        step("pub/sub")
         sub = await nc.subscribe("smoke.greet")
         await nc.flush(timeout=STEP)
         await other.publish("smoke.greet", b"hello")
+        await other.flush(timeout=STEP)
         msg = await sub.next_msg(timeout=STEP)
         assert msg.subject == "smoke.greet", msg.subject
         assert msg.data == b"hello", msg.data
 
-        # Request/reply.
+        step("request/reply")
         async def upper(m):
             await m.respond(m.data.upper())
 
@@ -33,16 +39,17 @@ async def main(url: str) -> None:
         resp = await other.request("smoke.upper", b"shout", timeout=STEP)
         assert resp.data == b"SHOUT", resp.data
 
-        # Headers.
+        step("headers")
         hsub = await nc.subscribe("smoke.hdr")
         await nc.flush(timeout=STEP)
         await other.publish("smoke.hdr", b"body", headers={"X-Test": "yes", "X-Other": "1"})
+        await other.flush(timeout=STEP)
         hmsg = await hsub.next_msg(timeout=STEP)
         assert hmsg.data == b"body", hmsg.data
         assert hmsg.headers is not None and hmsg.headers.get("X-Test") == "yes", hmsg.headers
         assert hmsg.headers.get("X-Other") == "1", hmsg.headers
 
-        # No responders.
+        step("no responders")
         try:
             await other.request("smoke.nobody", b"?", timeout=STEP)
             raise AssertionError("request without responders succeeded")

@@ -5,6 +5,16 @@
 //! server kind, so the same expectations run against natsd and the Go reference.
 //! Nothing here sleeps for timing: every wait polls or reads towards a condition
 //! and gives up at a deadline.
+//!
+//! Running:
+//! - `cargo test -p natsd-tests nats_server`: only the Go reference variants
+//!   (validates the expectations themselves);
+//! - `cargo test -p natsd-tests natsd`: only natsd (built with cargo on first use,
+//!   or `$NATSD_BIN`); a natsd that cannot be built or started fails, never skips;
+//! - `$NATS_SERVER_BIN` overrides the `nats-server` found on `PATH`; without one the
+//!   Go variants print a note and pass.
+//!
+//! When a test fails, the server's log is printed after the panic message.
 
 mod raw;
 mod server;

@@ -40,7 +40,7 @@ async fn python_smoke(kind: ServerKind) {
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
-    let out = match within_for(Duration::from_secs(30), "python smoke script", run).await {
+    let out = match within_for(Duration::from_secs(45), "python smoke script", run).await {
         Ok(o) => o,
         Err(e) => panic!("cannot run python3: {e}"),
     };
