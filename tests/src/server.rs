@@ -136,6 +136,21 @@ impl TestServer {
     /// The listen address always comes from the command line (`-a 127.0.0.1 -p N`),
     /// which overrides anything in the config.
     pub async fn start_with_args(kind: ServerKind, config: &str, args: &[&str]) -> Self {
+        Self::start_full(kind, config, &[], args).await
+    }
+
+    /// Starts `kind` with `config`, after writing `files` (name, contents) next to
+    /// the config file, for `include` directives and the like.
+    pub async fn start_with_files(kind: ServerKind, config: &str, files: &[(&str, &str)]) -> Self {
+        Self::start_full(kind, config, files, &[]).await
+    }
+
+    async fn start_full(
+        kind: ServerKind,
+        config: &str,
+        files: &[(&str, &str)],
+        args: &[&str],
+    ) -> Self {
         let bin = kind.binary();
         let mut last_log = String::new();
         for _ in 0..START_ATTEMPTS {
@@ -145,6 +160,11 @@ impl TestServer {
             };
             let port = free_port();
             let log_path = dir.path().join("server.log");
+            for (name, contents) in files {
+                if let Err(e) = std::fs::write(dir.path().join(name), contents) {
+                    panic!("cannot write {name}: {e}");
+                }
+            }
             let mut cmd = Command::new(&bin);
             if !config.is_empty() {
                 let conf = dir.path().join("server.conf");
