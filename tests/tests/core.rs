@@ -30,6 +30,9 @@ both!(
     ping_pong_and_info,
     raw_pub_sub_wire,
     unknown_operation,
+    split_writes,
+    large_payload,
+    garbage_does_not_hurt_others,
 );
 
 async fn pubsub_basic(kind: ServerKind) {
@@ -445,4 +448,70 @@ async fn unknown_operation(kind: ServerKind) {
     c.send("FOO bar\r\n").await.unwrap();
     c.expect_exact("-ERR 'Unknown Protocol Operation'").await;
     c.expect_closed().await;
+}
+
+async fn split_writes(kind: ServerKind) {
+    let s = TestServer::start(kind, "").await;
+    let mut c = s.raw().await;
+    c.handshake(r#"{"verbose":false,"headers":true}"#).await;
+    // Every operation arrives one byte per write: the server must reassemble them.
+    let ops =
+        "SUB sp.x 1\r\nPUB sp.x 5\r\nhello\r\nHPUB sp.x 12 14\r\nNATS/1.0\r\n\r\nhi\r\nPING\r\n";
+    for b in ops.as_bytes() {
+        c.send_bytes(std::slice::from_ref(b)).await.unwrap();
+    }
+    c.expect_exact("MSG sp.x 1 5").await;
+    c.expect_exact("hello").await;
+    c.expect_exact("HMSG sp.x 1 12 14").await;
+    c.expect_exact("NATS/1.0").await;
+    c.expect_exact("").await;
+    c.expect_exact("hi").await;
+    c.expect_exact("PONG").await;
+    // Many operations in one write work as well.
+    let batch: String = (0..50)
+        .map(|i| format!("PUB sp.x {}\r\n{i}\r\n", i.to_string().len()))
+        .collect();
+    c.send(&batch).await.unwrap();
+    let got = c.lines_until_pong().await;
+    assert_eq!(got.len(), 100, "{got:?}");
+    assert_eq!(got[98], "MSG sp.x 1 2");
+    assert_eq!(got[99], "49");
+}
+
+async fn large_payload(kind: ServerKind) {
+    let s = TestServer::start(kind, "").await;
+    let c = s.client().await;
+    let mut sub = c.subscribe("big").await.unwrap();
+    flush(&c).await;
+    let max = c.server_info().max_payload;
+    let payload: Vec<u8> = (0..max).map(|i| (i % 251) as u8).collect();
+    c.publish("big", payload.clone().into()).await.unwrap();
+    let mut h = HeaderMap::new();
+    h.insert("K", "v");
+    let body: Vec<u8> = payload[..max - 100].to_vec();
+    c.publish_with_headers("big", h, body.clone().into())
+        .await
+        .unwrap();
+    let m = next_msg(&mut sub).await;
+    assert!(m.payload == payload, "1 MiB payload must arrive intact");
+    let m = next_msg(&mut sub).await;
+    assert!(m.payload == body, "payload with headers must arrive intact");
+}
+
+async fn garbage_does_not_hurt_others(kind: ServerKind) {
+    let s = TestServer::start(kind, "").await;
+    let c = s.client().await;
+    let mut sub = c.subscribe("still.here").await.unwrap();
+    flush(&c).await;
+    for junk in [
+        &b"\x00\xff\xfe garbage\r\n"[..],
+        b"MSG x 1 1\r\nx\r\n",
+        b"+OK\r\nPUB\r\n",
+    ] {
+        let mut raw = s.raw().await;
+        let _ = raw.send_bytes(junk).await;
+        raw.expect_closed().await;
+    }
+    c.publish("still.here", "yes".into()).await.unwrap();
+    assert_eq!(text(&next_msg(&mut sub).await), "yes");
 }
