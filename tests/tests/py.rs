@@ -1,0 +1,54 @@
+//! Runs the nats-py smoke script (tests/py/smoke.py) against each server kind,
+//! when python3 with the `nats` module is installed.
+
+// Integration-test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use natsd_tests::{both, within_for, ServerKind, TestServer};
+use tokio::process::Command;
+
+both!(python_smoke);
+
+/// Whether `python3 -c "import nats"` succeeds.
+async fn nats_py_available() -> bool {
+    let probe = Command::new("python3")
+        .args(["-c", "import nats"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    matches!(within_for(Duration::from_secs(20), "python3 probe", probe).await, Ok(s) if s.success())
+}
+
+async fn python_smoke(kind: ServerKind) {
+    if !nats_py_available().await {
+        eprintln!("note: python3 with nats-py is not available; python smoke test skipped");
+        return;
+    }
+    let s = TestServer::start(kind, "").await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("py")
+        .join("smoke.py");
+    let run = Command::new("python3")
+        .arg(&script)
+        .arg(s.url())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = match within_for(Duration::from_secs(45), "python smoke script", run).await {
+        Ok(o) => o,
+        Err(e) => panic!("cannot run python3: {e}"),
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("smoke ok"),
+        "smoke.py failed ({})\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        out.status
+    );
+}
