@@ -37,6 +37,7 @@ pub mod options;
 pub mod outbound;
 pub mod proto;
 pub mod rng;
+pub mod route;
 pub mod router;
 pub mod subject;
 pub mod sublist;

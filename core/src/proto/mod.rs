@@ -3,3 +3,4 @@
 pub mod client;
 pub mod headers;
 pub mod info;
+pub mod route;

@@ -1,0 +1,765 @@
+//! The route connection machine: one TCP connection to another server of the cluster.
+//!
+//! [`RouteConn`] speaks nats-server 2.9.10's route protocol ([`crate::proto::route`]) in both
+//! roles: *solicited* (we dialed a configured or gossiped route URL: we send CONNECT, then INFO)
+//! and *accepted* (the peer dialed our cluster port: we send INFO and expect CONNECT). It turns
+//! the peer's bytes into [`RouteEvent`]s for the server, and the server's interest and message
+//! updates into bytes for the peer. It does no I/O and reads no clock: drive it as the crate docs
+//! say (after every `handle_*` or `send_*` call, drain [`RouteConn::poll_transmit`], then
+//! [`RouteConn::poll_event`], then re-arm the timer from [`RouteConn::poll_timeout`]).
+//!
+//! What needs the whole server stays outside: the duplicate-route decision (nats-server keeps
+//! whichever connection to a server id registered first and closes the newcomer with
+//! [`RouteCloseReason::DuplicateRoute`]), the account sublists, gossip to the other routes and
+//! the dialing of implicit routes. The machine reports what it learns ([`RouteEvent::PeerInfo`],
+//! [`RouteEvent::ImplicitRoute`]…) and offers the encoders the server calls.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::proto::route::{
+    self as proto, MsgHeader, RemoteSub, RemoteUnsub, RouteConnect, RouteInfo, RouteOp,
+    RouteParser, RouteProtoError, RoutedMsg,
+};
+use crate::rng::SplitMix64;
+
+/// Go: server/server.go firstPingInterval — a route's first PING goes out within a second, so
+/// the RTT is known early.
+const FIRST_PING_INTERVAL: Duration = Duration::from_secs(1);
+/// Go: server/const.go DEFAULT_RTT_MEASUREMENT_INTERVAL — a PING is forced this long after the
+/// last RTT sample even when traffic proves the route alive.
+const RTT_MEASUREMENT_INTERVAL: Duration = Duration::from_secs(3600);
+/// Payloads up to this size are copied into the control-line buffer rather than queued as their
+/// own chunk: one write instead of three for small messages.
+const INLINE_PAYLOAD_MAX: usize = 512;
+
+/// Why a route closed, with nats-server's wording (`/routez`, log lines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RouteCloseReason {
+    /// The peer closed the connection.
+    ClientClosed,
+    /// No CONNECT within `cluster.authorization.timeout`.
+    AuthenticationTimeout,
+    /// Bad route credentials, or an op before CONNECT while credentials are required.
+    AuthenticationViolation,
+    /// Outbound bytes passed the pending bound.
+    SlowConsumerPendingBytes,
+    /// A write did not finish within the write deadline.
+    SlowConsumerWriteDeadline,
+    /// Too many PINGs went unanswered.
+    StaleConnection,
+    /// Unknown op, or `-ERR` from the peer.
+    ParseError,
+    /// Bad arguments or JSON.
+    ProtocolViolation,
+    /// A message larger than our bound.
+    MaxPayloadExceeded,
+    /// A control line longer than our bound.
+    MaxControlLineExceeded,
+    /// A route to ourselves, or a second connection to a server already routed.
+    DuplicateRoute,
+    /// A route whose URL was removed from the configuration.
+    RouteRemoved,
+    /// The cluster names differ (and ours may not give way).
+    ClusterNameConflict,
+    /// The peer (which dialed us) has our server name.
+    DuplicateServerName,
+    /// A client dialed the cluster port.
+    WrongPort,
+    /// A gateway dialed the cluster port.
+    WrongGateway,
+    /// Reading from the socket failed.
+    ReadError,
+    /// Writing to the socket failed.
+    WriteError,
+    /// The TLS handshake failed.
+    TlsHandshakeError,
+    /// The server is shutting down.
+    ServerShutdown,
+}
+
+impl RouteCloseReason {
+    /// nats-server's text for this reason (Go: server/monitor.go ClosedState.String).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientClosed => "Client Closed",
+            Self::AuthenticationTimeout => "Authentication Timeout",
+            Self::AuthenticationViolation => "Authentication Failure",
+            Self::SlowConsumerPendingBytes => "Slow Consumer (Pending Bytes)",
+            Self::SlowConsumerWriteDeadline => "Slow Consumer (Write Deadline)",
+            Self::StaleConnection => "Stale Connection",
+            Self::ParseError => "Parse Error",
+            Self::ProtocolViolation => "Protocol Violation",
+            Self::MaxPayloadExceeded => "Maximum Message Payload Exceeded",
+            Self::MaxControlLineExceeded => "Maximum Control Line Exceeded",
+            Self::DuplicateRoute => "Duplicate Route",
+            Self::RouteRemoved => "Route Removed",
+            Self::ClusterNameConflict => "Cluster Name Conflict",
+            Self::DuplicateServerName => "Duplicate Server Name",
+            Self::WrongPort => "Incorrect Port",
+            Self::WrongGateway => "Wrong Gateway",
+            Self::ReadError => "Read Error",
+            Self::WriteError => "Write Error",
+            Self::TlsHandshakeError => "TLS Handshake Failure",
+            Self::ServerShutdown => "Server Shutdown",
+        }
+    }
+}
+
+impl fmt::Display for RouteCloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the server must do about this route.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum RouteEvent {
+    /// The peer's first INFO: who it is. The server registers the route under
+    /// `info.server_id` — or, if that id already has a route, closes this one with
+    /// [`RouteCloseReason::DuplicateRoute`] — then sends its interest ([`RouteConn::send_sub`]),
+    /// forwards the INFO to its other routes ([`RouteConn::send_forwarded_info`], after filling
+    /// `ip` from the socket address if empty) and merges `connect_urls` into its client INFO.
+    PeerInfo(Box<RouteInfo>),
+    /// A later INFO from the same peer: lame duck mode (`ldm`), changed permissions, or gateway
+    /// news (`gateway` set).
+    PeerUpdate(Box<RouteInfo>),
+    /// An INFO about a third server (gossip): dial `info.ip` unless a route to
+    /// `info.server_id` exists or `host:port` is a configured route.
+    ImplicitRoute(Box<RouteInfo>),
+    /// Our generated cluster name gave way to the peer's: adopt it, and close every other
+    /// route with [`RouteCloseReason::ClusterNameConflict`] (Go: removeAllRoutesExcept).
+    ClusterNameChanged {
+        /// The new name.
+        name: String,
+        /// Whether it is still a generated name.
+        dynamic: bool,
+    },
+    /// `RS+`/`LS+`: the peer has interest (or a new queue weight).
+    RemoteSub(RemoteSub),
+    /// `RS-`/`LS-`: the peer lost interest.
+    RemoteUnsub(RemoteUnsub),
+    /// `RMSG`/`HMSG`/`LMSG`: deliver to local subscribers (never to other routes).
+    RoutedMsg(RoutedMsg),
+    /// The route must close; a final `-ERR` (if any) is queued.
+    Closed(RouteCloseReason),
+}
+
+/// Checks the CONNECT of a route that dialed us (`cluster.authorization`).
+pub trait RouteAuthorizer: fmt::Debug + Send + Sync {
+    /// Whether a CONNECT with credentials is required before anything else.
+    fn auth_required(&self) -> bool;
+    /// Whether this CONNECT may open a route.
+    fn authorize(&self, connect: &RouteConnect) -> bool;
+}
+
+/// `cluster { authorization { user, password } }`: one user for every route.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RouteCredentials {
+    /// Expected user; empty means no authentication.
+    pub user: String,
+    /// Expected password, plain or a bcrypt hash (`$2a$…`).
+    pub password: String,
+}
+
+impl fmt::Debug for RouteCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RouteCredentials")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RouteAuthorizer for RouteCredentials {
+    fn auth_required(&self) -> bool {
+        // Go: server/route.go startRouteAcceptLoop — auth_required iff Cluster.Username is set.
+        !self.user.is_empty()
+    }
+
+    fn authorize(&self, connect: &RouteConnect) -> bool {
+        // Go: server/auth.go isRouterAuthorized.
+        if self.user.is_empty() {
+            return true;
+        }
+        connect.user == self.user && password_matches(&self.password, &connect.pass)
+    }
+}
+
+/// Go: server/auth.go comparePasswords — bcrypt when the configured secret is a hash, else a
+/// constant-time comparison.
+fn password_matches(configured: &str, given: &str) -> bool {
+    let is_bcrypt = ["$2a$", "$2b$", "$2x$", "$2y$"]
+        .iter()
+        .any(|p| configured.starts_with(p));
+    if is_bcrypt {
+        return bcrypt::verify(given, configured).unwrap_or(false);
+    }
+    let (a, b) = (configured.as_bytes(), given.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Per-server settings every route connection reads.
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    /// Our route INFO: `server_id`, `server_name`, `version`, `proto` (2), `go`, `host`/`port`
+    /// of the cluster listener, `headers`, `max_payload`, `cluster`, `dynamic`, `ip` (with
+    /// `cluster.advertise`), `connect_urls` (unless `no_advertise`), `lnoc`, permissions.
+    /// The nonce and `auth_required` are filled in per connection.
+    pub info: RouteInfo,
+    /// Bound on a control line ([`proto::DEFAULT_ROUTE_MAX_CONTROL_LINE`]).
+    pub max_control_line: u32,
+    /// Bound on a routed message (headers plus body). Keep it at least the largest
+    /// `max_payload` of any server in the cluster.
+    pub max_payload: u32,
+    /// Bound on bytes queued for the peer; passing it closes the route.
+    pub max_pending: usize,
+    /// `ping_interval`.
+    pub ping_interval: Duration,
+    /// `ping_max`.
+    pub ping_max: u32,
+    /// `cluster.authorization.timeout`.
+    pub auth_timeout: Duration,
+    /// Checks CONNECTs on accepted routes; `None`: no authentication.
+    pub authorizer: Option<Arc<dyn RouteAuthorizer>>,
+}
+
+/// Which side dialed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteRole {
+    /// We dialed; credentials come from the route URL (`nats://user:pass@host:port`).
+    Solicited {
+        /// URL user.
+        user: Option<String>,
+        /// URL password.
+        pass: Option<String>,
+    },
+    /// The peer dialed our cluster port.
+    Accepted,
+}
+
+/// Which timer is armed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteTimer {
+    /// CONNECT must arrive before this.
+    Auth,
+    /// Time to send a PING (or declare the route stale).
+    Ping,
+}
+
+/// What we know of the peer once its first INFO has passed.
+#[derive(Debug, Clone)]
+struct Peer {
+    id: String,
+    name: String,
+}
+
+/// One route connection's protocol state.
+#[derive(Debug)]
+pub struct RouteConn {
+    id: u64,
+    cfg: Arc<RouteConfig>,
+    solicited: bool,
+    parser: RouteParser,
+    closed: bool,
+    cluster: String,
+    dynamic: bool,
+    connect_received: bool,
+    peer: Option<Peer>,
+    /// Both sides support headers (Go: c.headers, set from CONNECT or INFO).
+    peer_headers: bool,
+    /// Bytes not yet chunked; chunks wait in `queue`.
+    out: BytesMut,
+    queue: VecDeque<Bytes>,
+    queued: usize,
+    events: VecDeque<RouteEvent>,
+    auth_deadline: Option<Instant>,
+    next_ping: Instant,
+    pings_out: u32,
+    last_activity: Option<Instant>,
+    last_ping_in: Option<Instant>,
+    rtt_start: Option<Instant>,
+    rtt: Option<Duration>,
+}
+
+impl RouteConn {
+    /// A new route connection; its CONNECT (solicited) and INFO are queued at once.
+    pub fn new(now: Instant, id: u64, cfg: Arc<RouteConfig>, role: RouteRole, seed: u64) -> Self {
+        let mut rng = SplitMix64::new(seed);
+        let solicited = matches!(role, RouteRole::Solicited { .. });
+        let auth_required = cfg.authorizer.as_ref().is_some_and(|a| a.auth_required());
+        // Go: server/client.go setFirstPingTimer — routes start within a second, plus up to 20%
+        // so that a cluster restart does not PING in lockstep.
+        let first = cfg.ping_interval.min(FIRST_PING_INTERVAL);
+        let jitter_ms = rng.below(first.as_millis() as u64 / 5 + 1);
+        let mut conn = Self {
+            id,
+            parser: RouteParser::new(cfg.max_control_line, cfg.max_payload),
+            solicited,
+            closed: false,
+            cluster: cfg.info.cluster.clone(),
+            dynamic: cfg.info.dynamic,
+            connect_received: false,
+            peer: None,
+            peer_headers: false,
+            out: BytesMut::with_capacity(1024),
+            queue: VecDeque::new(),
+            queued: 0,
+            events: VecDeque::new(),
+            // Go: createRoute arms the auth timer on accepted routes only.
+            auth_deadline: (auth_required && !solicited).then(|| now + cfg.auth_timeout),
+            next_ping: now + first + Duration::from_millis(jitter_ms),
+            pings_out: 0,
+            last_activity: None,
+            last_ping_in: None,
+            rtt_start: None,
+            rtt: None,
+            cfg,
+        };
+        if let RouteRole::Solicited { user, pass } = role {
+            // Go: server/route.go sendRouteConnect.
+            let connect = RouteConnect {
+                echo: true,
+                user: user.unwrap_or_default(),
+                pass: pass.unwrap_or_default(),
+                tls_required: conn.cfg.info.tls_required,
+                headers: conn.cfg.info.headers,
+                name: conn.cfg.info.server_id.clone(),
+                cluster: conn.cluster.clone(),
+                dynamic: conn.dynamic,
+                lnoc: true,
+                ..RouteConnect::default()
+            };
+            proto::encode_connect(&mut conn.out, &connect);
+        }
+        let mut info = conn.cfg.info.clone();
+        info.nonce = crate::auth::new_nonce(&mut rng);
+        info.auth_required = auth_required;
+        info.cluster = conn.cluster.clone();
+        proto::encode_info(&mut conn.out, &info);
+        conn
+    }
+
+    /// This connection's id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Did we dial?
+    pub fn is_solicited(&self) -> bool {
+        self.solicited
+    }
+
+    /// Has the route closed?
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The peer's server id, once its INFO has arrived.
+    pub fn peer_id(&self) -> Option<&str> {
+        self.peer.as_ref().map(|p| p.id.as_str())
+    }
+
+    /// The peer's server name, once its INFO has arrived.
+    pub fn peer_name(&self) -> Option<&str> {
+        self.peer.as_ref().map(|p| p.name.as_str())
+    }
+
+    /// Whether messages to the peer may carry headers.
+    pub fn peer_headers(&self) -> bool {
+        self.peer_headers
+    }
+
+    /// Last measured round-trip time.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.rtt
+    }
+
+    /// Our cluster name as negotiated on this route.
+    pub fn cluster_name(&self) -> &str {
+        &self.cluster
+    }
+
+    /// Bytes queued for the peer.
+    pub fn pending_bytes(&self) -> usize {
+        self.queued + self.out.len()
+    }
+
+    /// Eats complete ops from the front of `buf`; a partial op stays in `buf`.
+    ///
+    /// Stops after the first op that emits an event, so that replies to later ops (a PONG)
+    /// never overtake the handling of earlier ones. Returns true when it stopped early with
+    /// input left; the driver drains, then calls again.
+    pub fn handle_input(&mut self, now: Instant, buf: &mut BytesMut) -> bool {
+        while !self.closed {
+            match self.parser.parse(buf) {
+                Ok(Some(op)) => {
+                    self.handle_op(now, op);
+                    if !self.events.is_empty() {
+                        return !self.closed && !buf.is_empty();
+                    }
+                }
+                Ok(None) => return false,
+                Err(e) => {
+                    self.protocol_error(&e);
+                    return false;
+                }
+            }
+        }
+        false
+    }
+
+    fn protocol_error(&mut self, e: &RouteProtoError) {
+        tracing::debug!(rid = self.id, error = %e, "route protocol error");
+        // Go: parser errors say why only for an unknown op; argument errors close silently.
+        if e.sends_err() {
+            proto::encode_err(&mut self.out, &e.err_text());
+        }
+        let reason = match e {
+            RouteProtoError::UnknownOp => RouteCloseReason::ParseError,
+            RouteProtoError::MaxPayload { .. } => RouteCloseReason::MaxPayloadExceeded,
+            RouteProtoError::MaxControlLine { .. } => RouteCloseReason::MaxControlLineExceeded,
+            _ => RouteCloseReason::ProtocolViolation,
+        };
+        self.close(reason);
+    }
+
+    fn handle_op(&mut self, now: Instant, op: RouteOp) {
+        let awaiting_auth = self.auth_deadline.is_some() && !self.connect_received;
+        if awaiting_auth && !matches!(op, RouteOp::Connect(_)) {
+            // Go: parser.go OP_START — anything but CONNECT while auth is pending.
+            self.err_and_close(
+                "Authorization Violation",
+                RouteCloseReason::AuthenticationViolation,
+            );
+            return;
+        }
+        match op {
+            RouteOp::Connect(c) => self.handle_connect(*c),
+            RouteOp::Info(info) => self.handle_info(*info),
+            RouteOp::Ping => {
+                self.out.extend_from_slice(proto::PONG);
+                self.last_ping_in = Some(now);
+            }
+            RouteOp::Pong => {
+                self.pings_out = 0;
+                if let Some(start) = self.rtt_start {
+                    self.rtt = Some(
+                        now.saturating_duration_since(start)
+                            .max(Duration::from_nanos(1)),
+                    );
+                }
+            }
+            RouteOp::Ok | RouteOp::AccountSub(_) | RouteOp::AccountUnsub(_) => {}
+            RouteOp::Err(text) => {
+                // Go: processErr — "Route Error 'text'", then close without answering.
+                tracing::warn!(rid = self.id, error = %String::from_utf8_lossy(&text), "route error");
+                self.close(RouteCloseReason::ParseError);
+            }
+            RouteOp::Sub(sub) => {
+                self.last_activity = Some(now);
+                self.events.push_back(RouteEvent::RemoteSub(sub));
+            }
+            RouteOp::Unsub(unsub) => {
+                self.last_activity = Some(now);
+                self.events.push_back(RouteEvent::RemoteUnsub(unsub));
+            }
+            RouteOp::Msg(msg) => {
+                self.last_activity = Some(now);
+                self.events.push_back(RouteEvent::RoutedMsg(msg));
+            }
+        }
+    }
+
+    fn err_and_close(&mut self, text: &str, reason: RouteCloseReason) {
+        proto::encode_err(&mut self.out, text);
+        self.close(reason);
+    }
+
+    /// Go: server/client.go processConnect (ROUTER) → checkAuthentication, then
+    /// server/route.go processRouteConnect.
+    fn handle_connect(&mut self, c: RouteConnect) {
+        if let Some(a) = &self.cfg.authorizer {
+            if a.auth_required() && !a.authorize(&c) {
+                self.err_and_close(
+                    "Authorization Violation",
+                    RouteCloseReason::AuthenticationViolation,
+                );
+                return;
+            }
+        }
+        if !c.lang.is_empty() {
+            self.err_and_close(
+                "attempted to connect to route port",
+                RouteCloseReason::WrongPort,
+            );
+            return;
+        }
+        if !c.gateway.is_empty() {
+            let text = format!(
+                "Rejecting connection from gateway {:?} on the Route port",
+                c.gateway
+            );
+            self.err_and_close(&text, RouteCloseReason::WrongGateway);
+            return;
+        }
+        // Go compares even an empty name: a peer without a cluster name is rejected.
+        if c.cluster != self.cluster {
+            if self.dynamic && (!c.dynamic || self.cluster < c.cluster) {
+                self.cluster = c.cluster.clone();
+                // A configured name from the peer becomes ours for good.
+                self.dynamic = c.dynamic;
+                self.events.push_back(RouteEvent::ClusterNameChanged {
+                    name: c.cluster.clone(),
+                    dynamic: c.dynamic,
+                });
+            } else {
+                let text = format!(
+                    "Rejecting connection, cluster name {:?} does not match {:?}",
+                    c.cluster, self.cluster
+                );
+                self.err_and_close(&text, RouteCloseReason::ClusterNameConflict);
+                return;
+            }
+        }
+        self.connect_received = true;
+        self.auth_deadline = None;
+        self.peer_headers = self.cfg.info.headers && c.headers;
+    }
+
+    /// Go: server/route.go processRouteInfo.
+    fn handle_info(&mut self, info: RouteInfo) {
+        if info.server_id == self.cfg.info.server_id {
+            // A route to ourselves (a configured URL that resolves to us).
+            self.close(RouteCloseReason::DuplicateRoute);
+            return;
+        }
+        if !info.cluster.is_empty() && info.cluster != self.cluster {
+            if self.dynamic && (!info.dynamic || self.cluster < info.cluster) {
+                self.cluster = info.cluster.clone();
+                self.events.push_back(RouteEvent::ClusterNameChanged {
+                    name: info.cluster.clone(),
+                    dynamic: self.dynamic,
+                });
+            } else {
+                tracing::warn!(rid = self.id, theirs = %info.cluster, ours = %self.cluster, "cluster name conflict");
+                self.close(RouteCloseReason::ClusterNameConflict);
+                return;
+            }
+        }
+        if let Some(peer) = &self.peer {
+            let event = if info.gateway.is_empty() && info.server_id != peer.id {
+                RouteEvent::ImplicitRoute(Box::new(info))
+            } else {
+                RouteEvent::PeerUpdate(Box::new(info))
+            };
+            self.events.push_back(event);
+            return;
+        }
+        if !self.solicited && info.server_name == self.cfg.info.server_name {
+            tracing::error!(rid = self.id, name = %info.server_name, "remote server has a duplicate name");
+            self.close(RouteCloseReason::DuplicateServerName);
+            return;
+        }
+        self.peer_headers = self.cfg.info.headers && info.headers;
+        self.peer = Some(Peer {
+            id: info.server_id.clone(),
+            name: info.server_name.clone(),
+        });
+        self.events.push_back(RouteEvent::PeerInfo(Box::new(info)));
+    }
+
+    /// Closes from outside (duplicate route, shutdown, EOF, write error…).
+    pub fn close(&mut self, reason: RouteCloseReason) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        if matches!(
+            reason,
+            RouteCloseReason::SlowConsumerPendingBytes
+                | RouteCloseReason::SlowConsumerWriteDeadline
+                | RouteCloseReason::ReadError
+                | RouteCloseReason::WriteError
+        ) {
+            // Go: closeConnection sets skipFlushOnClose for these: nothing more is written.
+            self.out.clear();
+            self.queue.clear();
+            self.queued = 0;
+        }
+        self.events.push_back(RouteEvent::Closed(reason));
+    }
+
+    /// Sends `RS+` (`queue`: group and its local member count).
+    pub fn send_sub(&mut self, account: &[u8], subject: &[u8], queue: Option<(&[u8], u32)>) {
+        if !self.closed {
+            proto::encode_sub(&mut self.out, account, subject, queue);
+            self.check_pending();
+        }
+    }
+
+    /// Sends `RS-`.
+    pub fn send_unsub(&mut self, account: &[u8], subject: &[u8], queue: Option<&[u8]>) {
+        if !self.closed {
+            proto::encode_unsub(&mut self.out, account, subject, queue);
+            self.check_pending();
+        }
+    }
+
+    /// Sends one message to the peer: `RMSG` (or `HMSG` with headers), naming every queue group
+    /// for which a member on the peer was chosen. Headers are dropped if the peer does not
+    /// support them (Go: msgHeaderForRouteOrLeaf). The payload is queued without copying unless
+    /// it is small.
+    pub fn send_msg(
+        &mut self,
+        account: &[u8],
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        queues: &[&[u8]],
+        headers: Option<&Bytes>,
+        payload: &Bytes,
+    ) {
+        if self.closed {
+            return;
+        }
+        let headers = headers.filter(|h| !h.is_empty() && self.peer_headers);
+        let header_len = headers.map(Bytes::len);
+        let h = MsgHeader {
+            origin: None,
+            reply,
+            queues,
+            header_len,
+            total_len: header_len.unwrap_or(0) + payload.len(),
+        };
+        proto::encode_msg_header(&mut self.out, account, subject, &h);
+        for part in headers.into_iter().chain(std::iter::once(payload)) {
+            if part.len() <= INLINE_PAYLOAD_MAX {
+                self.out.extend_from_slice(part);
+            } else {
+                self.flush_out();
+                self.queued += part.len();
+                self.queue.push_back(part.clone());
+            }
+        }
+        self.out.extend_from_slice(b"\r\n");
+        self.check_pending();
+    }
+
+    /// Sends an INFO update about this server (lame duck mode, new client URLs, permissions).
+    pub fn send_info_update(&mut self, info: &RouteInfo) {
+        if !self.closed {
+            proto::encode_info(&mut self.out, info);
+            self.check_pending();
+        }
+    }
+
+    /// Forwards another server's INFO so that the peer connects to it (gossip). The nonce is
+    /// cleared, as nats-server does.
+    pub fn send_forwarded_info(&mut self, info: &RouteInfo) {
+        if self.closed {
+            return;
+        }
+        if info.nonce.is_empty() {
+            proto::encode_forwarded_info(&mut self.out, info);
+        } else {
+            let mut info = info.clone();
+            info.nonce.clear();
+            proto::encode_forwarded_info(&mut self.out, &info);
+        }
+        self.check_pending();
+    }
+
+    fn flush_out(&mut self) {
+        if !self.out.is_empty() {
+            let chunk = self.out.split().freeze();
+            self.queued += chunk.len();
+            self.queue.push_back(chunk);
+        }
+    }
+
+    fn check_pending(&mut self) {
+        if self.pending_bytes() > self.cfg.max_pending {
+            tracing::warn!(
+                rid = self.id,
+                max = self.cfg.max_pending,
+                "route slow consumer"
+            );
+            self.close(RouteCloseReason::SlowConsumerPendingBytes);
+        }
+    }
+
+    /// Fires due timers; early or spurious calls do nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        if let Some(deadline) = self.auth_deadline {
+            if now >= deadline {
+                self.err_and_close(
+                    "Authentication Timeout",
+                    RouteCloseReason::AuthenticationTimeout,
+                );
+                return;
+            }
+        }
+        if now < self.next_ping {
+            return;
+        }
+        let interval = self.cfg.ping_interval;
+        self.next_ping = now + interval;
+        // Go: server/client.go processPingTimer — recent messages, interest changes or a PING
+        // from the peer prove the route alive, unless an RTT sample is due.
+        let need_rtt = match (self.rtt, self.rtt_start) {
+            (Some(_), Some(start)) => {
+                now.saturating_duration_since(start) > RTT_MEASUREMENT_INTERVAL
+            }
+            _ => true,
+        };
+        let recent =
+            |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) < interval);
+        if !need_rtt && (recent(self.last_activity) || recent(self.last_ping_in)) {
+            return;
+        }
+        if self.pings_out + 1 > self.cfg.ping_max {
+            self.err_and_close("Stale Connection", RouteCloseReason::StaleConnection);
+            return;
+        }
+        self.pings_out += 1;
+        self.rtt_start = Some(now);
+        self.out.extend_from_slice(proto::PING);
+    }
+
+    /// The next chunk of bytes for the peer, if any. Call when the socket is writable.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        self.flush_out();
+        let chunk = self.queue.pop_front()?;
+        debug_assert!(self.queued >= chunk.len());
+        self.queued -= chunk.len();
+        Some(chunk)
+    }
+
+    /// The next event for the server, if any.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<RouteEvent> {
+        self.events.pop_front()
+    }
+
+    /// When to call [`Self::handle_timeout`] next.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<(Instant, RouteTimer)> {
+        if self.closed {
+            return None;
+        }
+        let ping = (self.next_ping, RouteTimer::Ping);
+        match self.auth_deadline {
+            Some(a) if a < ping.0 => Some((a, RouteTimer::Auth)),
+            _ => Some(ping),
+        }
+    }
+}
