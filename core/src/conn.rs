@@ -276,7 +276,7 @@ impl ClientConn {
         info.client_id = self.id;
         info.client_ip = client_ip.to_owned();
         info.nonce = self.nonce.clone();
-        info.auth_required = self.cfg.authenticator.auth_required();
+        info.auth_required = self.cfg.authenticator.info_auth_required();
         client::encode_info(&mut self.transmit, &info);
     }
 
