@@ -1,0 +1,122 @@
+//! Publish/subscribe across two accounts and a restricted user, with network faults and
+//! server crashes, then a fault-free phase that must converge.
+
+use std::time::Duration;
+
+use natsd_sim::checkers;
+use natsd_sim::faults::{FaultConfig, FaultKinds};
+use natsd_sim::seeds::sweep;
+use natsd_sim::workloads::{
+    publisher, subscriber, two_account_options, PublisherPlan, SubscriberPlan, PASSWORD,
+};
+use natsd_sim::{ClientCtx, Outcome, Scenario};
+
+const SUBJECTS: [&str; 3] = ["orders.x", "orders.y", "orders.secret"];
+
+fn account_of(client: &str) -> Option<String> {
+    match client {
+        "pa" | "sa" | "sl" => Some("A".into()),
+        "pb" | "sb" => Some("B".into()),
+        _ => None,
+    }
+}
+
+/// Builds and runs the pub/sub scenario; `fault_phase` zero means no faults.
+pub fn run(seed: u64, fault_phase: Duration, kinds: FaultKinds) -> Result<Outcome, String> {
+    let heal = fault_phase;
+    let pub_until = heal + Duration::from_secs(4);
+    let sub_until = heal + Duration::from_secs(5);
+    let pubr = move |user: &'static str, acct: &'static str| {
+        move |ctx: ClientCtx| async move {
+            let plan = PublisherPlan {
+                opts: ctx.opts("n1").user(user, PASSWORD),
+                account: acct.to_owned(),
+                subjects: SUBJECTS.iter().map(|s| (*s).to_owned()).collect(),
+                start: Duration::from_millis(300),
+                until: pub_until,
+                interval: Duration::from_millis(20),
+                flush_every: 10,
+            };
+            publisher(ctx, plan).await.map(drop)
+        }
+    };
+    let subr = move |user: &'static str, subs: &'static [&'static str]| {
+        move |ctx: ClientCtx| async move {
+            let plan = SubscriberPlan {
+                opts: ctx.opts("n1").user(user, PASSWORD),
+                subs: subs.iter().map(|s| ((*s).to_owned(), None)).collect(),
+                until: sub_until,
+            };
+            subscriber(ctx, plan).await.map(drop)
+        }
+    };
+    let outcome = Scenario::new("pubsub", seed)
+        .server("n1", two_account_options())
+        .client("pa", pubr("a1", "A"))
+        .client("pb", pubr("b1", "B"))
+        .client("sa", subr("a2", &["orders.>"]))
+        .client("sb", subr("b2", &["orders.*"]))
+        .client(
+            "sl",
+            subr("limited", &["orders.>", "orders.*", "orders.secret"]),
+        )
+        .faults(FaultConfig::new(fault_phase, 4, kinds))
+        .duration(sub_until + Duration::from_secs(10))
+        .run()?;
+    check(&outcome, heal)?;
+    Ok(outcome)
+}
+
+fn check(o: &Outcome, heal: Duration) -> Result<(), String> {
+    let ev = &o.events;
+    let with_plan =
+        |r: Result<(), String>| r.map_err(|e| format!("{e}\nfault plan:\n{}", o.plan.describe()));
+    with_plan(checkers::at_most_once_in_order(ev))?;
+    with_plan(checkers::no_cross_account(ev, account_of))?;
+    with_plan(checkers::never_received(ev, "sl", |s| s == "orders.secret"))?;
+    let after = heal + Duration::from_secs(1);
+    with_plan(checkers::converged(ev, &["sa", "sl"], &["pa"], after))?;
+    with_plan(checkers::converged(ev, &["sb"], &["pb"], after))?;
+    if o.plan.actions.is_empty() {
+        // Nothing went wrong, so nothing may be missing.
+        with_plan(received_all_from(ev, "sa", "pa", |_| true))?;
+        with_plan(received_all_from(ev, "sb", "pb", |_| true))?;
+        with_plan(received_all_from(ev, "sl", "pa", |s| s != "orders.secret"))?;
+    }
+    Ok(())
+}
+
+fn received_all_from(
+    ev: &[natsd_sim::trace::Event],
+    client: &str,
+    publisher: &str,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<(), String> {
+    let mine: Vec<_> = ev
+        .iter()
+        .filter(|e| e.client == client || e.client == publisher)
+        .cloned()
+        .collect();
+    checkers::received_all(&mine, client, wanted)
+}
+
+#[test]
+fn pubsub_no_faults() {
+    sweep(module_path!(), "pubsub_no_faults", 2, |seed| {
+        run(seed, Duration::ZERO, FaultKinds::NONE).map(drop)
+    });
+}
+
+#[test]
+fn pubsub_network_faults() {
+    sweep(module_path!(), "pubsub_network_faults", 4, |seed| {
+        run(seed, Duration::from_secs(6), FaultKinds::NETWORK).map(drop)
+    });
+}
+
+#[test]
+fn pubsub_all_faults() {
+    sweep(module_path!(), "pubsub_all_faults", 4, |seed| {
+        run(seed, Duration::from_secs(6), FaultKinds::ALL).map(drop)
+    });
+}
