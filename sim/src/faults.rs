@@ -117,7 +117,7 @@ pub enum FaultAction {
     Hold(String, String),
     /// Deliver what was held on `a`–`b`.
     Release(String, String),
-    /// Crash a host: its software stops, its sockets die.
+    /// Crash a host (power cut): its software stops, its sockets die without a word.
     Crash(String),
     /// Restart a crashed host's software.
     Bounce(String),
@@ -292,7 +292,19 @@ pub fn apply(sim: &mut Sim<'_>, all_hosts: &[String], action: &FaultAction) {
         FaultAction::RepairOneway(a, b) => sim.repair_oneway(a.as_str(), b.as_str()),
         FaultAction::Hold(a, b) => sim.hold(a.as_str(), b.as_str()),
         FaultAction::Release(a, b) => sim.release(a.as_str(), b.as_str()),
-        FaultAction::Crash(h) => sim.crash(h.as_str()),
+        FaultAction::Crash(h) => {
+            // A power cut, not a process kill: the host's last words (the FINs and RSTs its
+            // sockets send as tokio drops its tasks) never leave it. This is also what keeps a
+            // crash deterministic: tokio drops tasks in an order that depends on process-global
+            // task ids, so the order of those FINs differs between runs in one process.
+            for o in all_hosts.iter().filter(|o| *o != h) {
+                sim.partition_oneway(h.as_str(), o.as_str());
+            }
+            sim.crash(h.as_str());
+            for o in all_hosts.iter().filter(|o| *o != h) {
+                sim.repair_oneway(h.as_str(), o.as_str());
+            }
+        }
         FaultAction::Bounce(h) => {
             if !sim.is_host_running(h.as_str()) {
                 sim.bounce(h.as_str());

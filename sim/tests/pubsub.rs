@@ -120,3 +120,98 @@ fn pubsub_all_faults() {
         run(seed, Duration::from_secs(6), FaultKinds::ALL).map(drop)
     });
 }
+
+/// Env var set on the child process of [`determinism_across_processes`].
+const CHILD_VAR: &str = "NATS_SIM_DETERMINISM_CHILD";
+const HASH_PREFIX: &str = "NATS_SIM_TRACE_HASH=";
+
+#[test]
+fn determinism_same_process() {
+    sweep(module_path!(), "determinism_same_process", 3, |seed| {
+        let a = run(seed, Duration::from_secs(6), FaultKinds::ALL)?;
+        let b = run(seed, Duration::from_secs(6), FaultKinds::ALL)?;
+        if a.events != b.events {
+            let i = a
+                .events
+                .iter()
+                .zip(&b.events)
+                .position(|(x, y)| x != y)
+                .unwrap_or(a.events.len().min(b.events.len()));
+            if std::env::var_os("NATS_SIM_VERBOSE").is_some() {
+                for j in i.saturating_sub(15)..(i + 5).min(a.events.len()).min(b.events.len()) {
+                    eprintln!("{j}: {:?}\n    {:?}", a.events[j], b.events[j]);
+                }
+            }
+            return Err(format!(
+                "same seed, different traces: first difference at event {i}: {:?} vs {:?}",
+                a.events.get(i),
+                b.events.get(i)
+            ));
+        }
+        assert_eq!(a.hash, b.hash);
+        assert!(a.events.len() > 100, "trace too small to prove anything");
+        Ok(())
+    });
+}
+
+/// Runs one seed and prints its trace hash; the parent test runs this in fresh processes.
+#[test]
+fn determinism_child() {
+    sweep(module_path!(), "determinism_child", 1, |seed| {
+        let o = run(seed, Duration::from_secs(6), FaultKinds::ALL)?;
+        if std::env::var_os(CHILD_VAR).is_some() {
+            println!("{HASH_PREFIX}{:016x}", o.hash);
+        }
+        Ok(())
+    });
+}
+
+fn child_hash(seed: u64) -> Result<String, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = std::process::Command::new(exe)
+        .args([
+            "determinism_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("NATS_SIM_SEED", seed.to_string())
+        .env_remove("NATS_SIM_SEEDS")
+        .env(CHILD_VAR, "1")
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "child failed: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    stdout
+        .lines()
+        .find_map(|l| l.split_once(HASH_PREFIX))
+        // libtest prints "test name ... " before the test's own output on the same line.
+        .map(|(_, h)| h.trim().to_owned())
+        .ok_or_else(|| format!("child printed no hash: {stdout}"))
+}
+
+#[test]
+fn determinism_across_processes() {
+    if std::env::var_os(CHILD_VAR).is_some() {
+        return; // never recurse
+    }
+    sweep(module_path!(), "determinism_across_processes", 2, |seed| {
+        let here = format!(
+            "{:016x}",
+            run(seed, Duration::from_secs(6), FaultKinds::ALL)?.hash
+        );
+        let first = child_hash(seed)?;
+        let second = child_hash(seed)?;
+        if first != second || first != here {
+            return Err(format!(
+                "trace hash differs across processes: {first} vs {second} (in process: {here})"
+            ));
+        }
+        Ok(())
+    });
+}
