@@ -82,6 +82,33 @@ pub struct PublisherPlan {
     pub interval: Duration,
     /// Flush (PING/PONG) every this many publishes, to detect dead links.
     pub flush_every: u64,
+    /// Bytes of padding after the id (`|xxx…`), for volume.
+    pub pad: usize,
+    /// Stop after this many messages (0: no limit).
+    pub max_msgs: u64,
+}
+
+impl PublisherPlan {
+    /// A plan with 20 ms between messages, a flush every 10, no padding and no limit.
+    pub fn new(
+        opts: ClientOpts,
+        account: &str,
+        subjects: &[&str],
+        start: Duration,
+        until: Duration,
+    ) -> Self {
+        Self {
+            opts,
+            account: account.to_owned(),
+            subjects: subjects.iter().map(|s| (*s).to_owned()).collect(),
+            start,
+            until,
+            interval: Duration::from_millis(20),
+            flush_every: 10,
+            pad: 0,
+            max_msgs: 0,
+        }
+    }
 }
 
 /// Publishes [`MsgId`] payloads until `plan.until`, reconnecting whenever an operation fails.
@@ -97,13 +124,17 @@ pub async fn publisher(mut ctx: ClientCtx, plan: PublisherPlan) -> Result<u64, S
             Err(_) => break,
         };
         while ctx.now() < plan.until {
+            if plan.max_msgs > 0 && seq >= plan.max_msgs {
+                break;
+            }
             seq += 1;
             let subject = &plan.subjects[(seq as usize) % plan.subjects.len()];
-            let id = MsgId::new(&plan.account, &ctx.name, epoch, seq);
-            if let Err(e) = c
-                .publish(subject, id.to_string().as_bytes(), OP_TIMEOUT)
-                .await
-            {
+            let mut payload = MsgId::new(&plan.account, &ctx.name, epoch, seq).to_string();
+            if plan.pad > 0 {
+                payload.push('|');
+                payload.extend(std::iter::repeat_n('x', plan.pad));
+            }
+            if let Err(e) = c.publish(subject, payload.as_bytes(), OP_TIMEOUT).await {
                 c.close(&format!("publish: {e}"));
                 continue 'outer;
             }
@@ -118,6 +149,7 @@ pub async fn publisher(mut ctx: ClientCtx, plan: PublisherPlan) -> Result<u64, S
         // Make sure the tail reached the server before leaving.
         let _ = c.flush(OP_TIMEOUT).await;
         c.close("done");
+        break;
     }
     Ok(seq)
 }

@@ -28,15 +28,13 @@ pub fn run(seed: u64, fault_phase: Duration, kinds: FaultKinds) -> Result<Outcom
     let sub_until = heal + Duration::from_secs(5);
     let pubr = move |user: &'static str, acct: &'static str| {
         move |ctx: ClientCtx| async move {
-            let plan = PublisherPlan {
-                opts: ctx.opts("n1").user(user, PASSWORD),
-                account: acct.to_owned(),
-                subjects: SUBJECTS.iter().map(|s| (*s).to_owned()).collect(),
-                start: Duration::from_millis(300),
-                until: pub_until,
-                interval: Duration::from_millis(20),
-                flush_every: 10,
-            };
+            let plan = PublisherPlan::new(
+                ctx.opts("n1").user(user, PASSWORD),
+                acct,
+                &SUBJECTS,
+                Duration::from_millis(300),
+                pub_until,
+            );
             publisher(ctx, plan).await.map(drop)
         }
     };
