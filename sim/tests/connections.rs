@@ -112,14 +112,14 @@ fn storm_run(seed: u64, fault_phase: Duration, kinds: FaultKinds) -> Result<Outc
 
 #[test]
 fn connect_storm_no_faults() {
-    sweep(module_path!(), "connect_storm_no_faults", 3, |seed| {
+    sweep(module_path!(), "connect_storm_no_faults", 20, |seed| {
         storm_run(seed, Duration::ZERO, FaultKinds::NONE).map(drop)
     });
 }
 
 #[test]
 fn connect_storm_faults() {
-    sweep(module_path!(), "connect_storm_faults", 4, |seed| {
+    sweep(module_path!(), "connect_storm_faults", 40, |seed| {
         storm_run(seed, Duration::from_secs(2), FaultKinds::ALL).map(drop)
     });
 }
@@ -203,14 +203,14 @@ fn auth_run(seed: u64, fault_phase: Duration, kinds: FaultKinds) -> Result<Outco
 
 #[test]
 fn auth_churn_no_faults() {
-    sweep(module_path!(), "auth_churn_no_faults", 3, |seed| {
+    sweep(module_path!(), "auth_churn_no_faults", 20, |seed| {
         auth_run(seed, Duration::ZERO, FaultKinds::NONE).map(drop)
     });
 }
 
 #[test]
 fn auth_churn_faults() {
-    sweep(module_path!(), "auth_churn_faults", 4, |seed| {
+    sweep(module_path!(), "auth_churn_faults", 40, |seed| {
         auth_run(seed, Duration::from_secs(3), FaultKinds::ALL).map(drop)
     });
 }

@@ -100,21 +100,21 @@ fn received_all_from(
 
 #[test]
 fn pubsub_no_faults() {
-    sweep(module_path!(), "pubsub_no_faults", 2, |seed| {
+    sweep(module_path!(), "pubsub_no_faults", 10, |seed| {
         run(seed, Duration::ZERO, FaultKinds::NONE).map(drop)
     });
 }
 
 #[test]
 fn pubsub_network_faults() {
-    sweep(module_path!(), "pubsub_network_faults", 4, |seed| {
+    sweep(module_path!(), "pubsub_network_faults", 30, |seed| {
         run(seed, Duration::from_secs(6), FaultKinds::NETWORK).map(drop)
     });
 }
 
 #[test]
 fn pubsub_all_faults() {
-    sweep(module_path!(), "pubsub_all_faults", 4, |seed| {
+    sweep(module_path!(), "pubsub_all_faults", 30, |seed| {
         run(seed, Duration::from_secs(6), FaultKinds::ALL).map(drop)
     });
 }
@@ -125,7 +125,7 @@ const HASH_PREFIX: &str = "NATS_SIM_TRACE_HASH=";
 
 #[test]
 fn determinism_same_process() {
-    sweep(module_path!(), "determinism_same_process", 3, |seed| {
+    sweep(module_path!(), "determinism_same_process", 5, |seed| {
         let a = run(seed, Duration::from_secs(6), FaultKinds::ALL)?;
         let b = run(seed, Duration::from_secs(6), FaultKinds::ALL)?;
         if a.events != b.events {

@@ -71,14 +71,14 @@ fn queue_run(seed: u64, fault_phase: Duration, kinds: FaultKinds) -> Result<Outc
 
 #[test]
 fn queue_group_no_faults() {
-    sweep(module_path!(), "queue_group_no_faults", 2, |seed| {
+    sweep(module_path!(), "queue_group_no_faults", 10, |seed| {
         queue_run(seed, Duration::ZERO, FaultKinds::NONE).map(drop)
     });
 }
 
 #[test]
 fn queue_group_faults() {
-    sweep(module_path!(), "queue_group_faults", 4, |seed| {
+    sweep(module_path!(), "queue_group_faults", 30, |seed| {
         queue_run(seed, Duration::from_secs(6), FaultKinds::ALL).map(drop)
     });
 }
@@ -179,7 +179,7 @@ fn slow_consumer_is_cut_off_others_unaffected() {
     sweep(
         module_path!(),
         "slow_consumer_is_cut_off_others_unaffected",
-        3,
+        10,
         |seed| slow_consumer_run(seed).map(drop),
     );
 }

@@ -143,14 +143,14 @@ fn run(seed: u64, fault_phase: Duration, kinds: FaultKinds) -> Result<Outcome, S
 
 #[test]
 fn request_reply_no_faults() {
-    sweep(module_path!(), "request_reply_no_faults", 2, |seed| {
+    sweep(module_path!(), "request_reply_no_faults", 10, |seed| {
         run(seed, Duration::ZERO, FaultKinds::NONE).map(drop)
     });
 }
 
 #[test]
 fn request_reply_faults() {
-    sweep(module_path!(), "request_reply_faults", 4, |seed| {
+    sweep(module_path!(), "request_reply_faults", 30, |seed| {
         run(seed, Duration::from_secs(6), FaultKinds::ALL).map(drop)
     });
 }
