@@ -6,6 +6,13 @@
 //! host's seed, every client's rng and the fault schedule ([`seeds`], [`faults`]). Scenarios
 //! are built with [`harness::Scenario`]; [`checkers`] judge the [`trace`] of what clients saw.
 //!
+//! # Running
+//!
+//! `cargo test -p natsd-sim` sweeps a fixed set of about 290 seeds across the scenarios in
+//! `sim/tests/`. `NATS_SIM_SEEDS=<n>` sweeps `n` seeds per test, `NATS_SIM_SEED_BASE=<u64>`
+//! moves to other seeds, `NATS_SIM_SEED=<u64>` replays one (a failure prints the command),
+//! and `NATS_SIM_VERBOSE=1` prints each run's fault plan and trace hash.
+//!
 //! # Determinism rules
 //!
 //! A seed must replay bit for bit, in this process and in a fresh one. Banned in this crate
@@ -19,7 +26,11 @@
 //!   fixed epoch plus sim time.
 //! - Spawning threads: they run outside turmoil's single-threaded schedule.
 //! - Unbiased `tokio::select!` in harness code: its branch order comes from tokio's RNG, which
-//!   turmoil only seeds under `--cfg tokio_unstable`.
+//!   turmoil only seeds under `--cfg tokio_unstable` (not needed so far: natsd's one unbiased
+//!   select, accept vs shutdown, never has both branches ready in a sim).
+//! - Letting a crashed host speak: tokio drops a runtime's tasks in an order keyed by
+//!   process-global task ids, so the FINs of a killed process would race. A crash is a power
+//!   cut instead (see [`faults::FaultAction::Crash`]).
 //!
 //! Traces hold only sim-relative time and are hashed with a fixed FNV-1a, never `DefaultHasher`.
 #![forbid(unsafe_code)]
