@@ -34,7 +34,7 @@ impl MsgId {
         }
     }
 
-    /// Parses a payload written by [`MsgId::to_string`]; anything else is `None`.
+    /// Parses a payload written by its `Display` impl; anything else is `None`.
     pub fn parse(payload: &str) -> Option<Self> {
         let mut it = payload.split('|');
         if it.next()? != "m" {

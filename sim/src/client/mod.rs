@@ -18,7 +18,7 @@ use turmoil::net::TcpStream;
 use crate::trace::{EventKind, Trace};
 pub use proto::{Msg, ServerOp};
 
-/// Why a client call failed. After any error but [`ClientError::Server`] on a live connection
+/// Why a client call failed. After any of these errors the connection
 /// the connection is unusable: drop it and reconnect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientError {
