@@ -18,8 +18,8 @@ use turmoil::net::TcpStream;
 use crate::trace::{EventKind, Trace};
 pub use proto::{Msg, ServerOp};
 
-/// Why a client call failed. After any of these errors the connection
-/// the connection is unusable: drop it and reconnect.
+/// Why a client call failed. After any of these errors the connection is unusable: drop it
+/// and reconnect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientError {
     /// The deadline passed.
