@@ -1,0 +1,7 @@
+//! Events published in the system account.
+
+use crate::server::{ClientEntry, ClosedClient, Shared};
+
+pub(crate) fn client_connected(_srv: &Shared, _e: &ClientEntry) {}
+
+pub(crate) fn client_disconnected(_srv: &Shared, _c: &ClosedClient) {}
