@@ -313,7 +313,9 @@ impl Shared {
     fn client_sub_details(&self) -> BTreeMap<u64, Vec<SubDetail>> {
         let mut by_cid: BTreeMap<u64, Vec<SubDetail>> = BTreeMap::new();
         for acc in self.accounts_snapshot() {
-            for d in sub_details(&acc, None) {
+            for mut d in sub_details(&acc, None) {
+                // Go: a connection's own list does not repeat the account.
+                d.account.clear();
                 by_cid.entry(d.cid).or_default().push(d);
             }
         }
