@@ -184,7 +184,7 @@ fn drain(
                     connect.no_responders,
                     conn.permissions().cloned(),
                 );
-                srv.set_client_identity(shared.id, &outcome, &connect);
+                srv.set_client_identity(shared.id, &outcome, &connect, conn.nonce());
                 *account = Some(acc);
             }
             ConnEvent::Subscribe {

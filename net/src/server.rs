@@ -18,6 +18,8 @@ use natsd_core::rng::SplitMix64;
 use natsd_core::router::ClientShared;
 use tokio::sync::watch;
 
+mod lifecycle;
+
 use crate::client;
 use crate::monitor::types::{
     AccountStatz, Accountz, Connz, Gatewayz, HealthStatus, Jsz, Leafz, Raftz, Routez, Subsz, Varz,
@@ -100,6 +102,21 @@ pub struct ClosedClient {
     pub subs: Vec<(Bytes, Option<Bytes>, Bytes)>,
 }
 
+/// A client's CONNECT and nonce, kept to authenticate it again after a reload. Holds secrets:
+/// never shown, and its Debug output is redacted.
+#[derive(Clone)]
+pub(crate) struct AuthRecord {
+    pub(crate) connect: ConnectInfo,
+    pub(crate) nonce: String,
+    pub(crate) outcome: AuthOutcome,
+}
+
+impl std::fmt::Debug for AuthRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthRecord([REDACTED])")
+    }
+}
+
 /// Counters of one account that outlive its connections.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct AccountTotals {
@@ -140,6 +157,10 @@ pub(crate) struct Shared {
     pub(crate) http_addr: Mutex<Option<SocketAddr>>,
     pub(crate) https_addr: Mutex<Option<SocketAddr>>,
     pub(crate) lame_duck: AtomicBool,
+    pub(crate) tls: RwLock<Option<Arc<TlsSetup>>>,
+    /// What each client authenticated with, to check again after a reload.
+    pub(crate) auth_records: Mutex<BTreeMap<u64, AuthRecord>>,
+    #[allow(dead_code)]
     pub(crate) sys: crate::sys::SysState,
     pub(crate) start_time: SystemTime,
     wall_clock: fn() -> SystemTime,
@@ -148,6 +169,10 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn opts(&self) -> Arc<Options> {
         Arc::clone(&self.opts.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub(crate) fn tls(&self) -> Option<Arc<TlsSetup>> {
+        self.tls.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub(crate) fn client_config(&self) -> Arc<ClientConfig> {
@@ -210,7 +235,16 @@ impl Shared {
         id: u64,
         outcome: &AuthOutcome,
         connect: &ConnectInfo,
+        nonce: &str,
     ) {
+        lock(&self.auth_records).insert(
+            id,
+            AuthRecord {
+                connect: connect.clone(),
+                nonce: nonce.to_owned(),
+                outcome: outcome.clone(),
+            },
+        );
         if let Some(e) = lock(&self.clients).get_mut(&id) {
             e.account = Some(outcome.account.clone());
             e.user = outcome.user.clone().or_else(|| outcome.nkey.clone());
@@ -235,6 +269,7 @@ impl Shared {
         reason: CloseReason,
         subs: Vec<(Bytes, Option<Bytes>, Bytes)>,
     ) {
+        lock(&self.auth_records).remove(&id);
         let Some(entry) = lock(&self.clients).remove(&id) else {
             return;
         };
@@ -309,22 +344,34 @@ impl Shared {
 }
 
 /// Builds the accounts of `opts`, with their imports wired.
-fn build_accounts(opts: &Options) -> Result<BTreeMap<String, Arc<Account>>, ServerError> {
+/// Accounts that already exist in `existing` are kept as they are (their sublists hold live
+/// subscriptions); only new accounts are created and get their imports wired.
+fn build_accounts(
+    opts: &Options,
+    existing: &BTreeMap<String, Arc<Account>>,
+) -> Result<BTreeMap<String, Arc<Account>>, ServerError> {
     account::validate::validate_accounts(opts).map_err(|e| ServerError::Config(e.to_string()))?;
-    let mut accounts = BTreeMap::new();
-    accounts.insert(GLOBAL_ACCOUNT.to_owned(), Account::new(GLOBAL_ACCOUNT));
+    let mut accounts: BTreeMap<String, Arc<Account>> = existing.clone();
+    accounts
+        .entry(GLOBAL_ACCOUNT.to_owned())
+        .or_insert_with(|| Account::new(GLOBAL_ACCOUNT));
     // Go: the system account always exists, `$SYS` unless `system_account` names another.
     let sys = opts
         .system_account
         .clone()
         .unwrap_or_else(|| DEFAULT_SYSTEM_ACCOUNT.to_owned());
-    accounts.insert(sys.clone(), Account::new(&sys));
+    accounts
+        .entry(sys.clone())
+        .or_insert_with(|| Account::new(&sys));
     for a in &opts.accounts {
         accounts
             .entry(a.name.clone())
             .or_insert_with(|| Account::new(&a.name));
     }
     for a in &opts.accounts {
+        if existing.contains_key(&a.name) {
+            continue;
+        }
         let into = &accounts[&a.name];
         for imp in &a.imports {
             let from = accounts.get(&imp.account).ok_or_else(|| {
@@ -438,9 +485,10 @@ fn client_config(
 pub struct Server<T: Transport = Tokio> {
     _transport: std::marker::PhantomData<T>,
     shared: Arc<Shared>,
-    tls: Option<Arc<TlsSetup>>,
     client_addr: Mutex<Option<SocketAddr>>,
     shutdown_tx: watch::Sender<bool>,
+    /// Set when the client listener must stop accepting (lame duck mode).
+    stop_accept_tx: watch::Sender<bool>,
     running: AtomicBool,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     ready_tx: watch::Sender<bool>,
@@ -462,7 +510,7 @@ impl<T: Transport> Server<T> {
             .server_name
             .clone()
             .unwrap_or_else(|| server_id.clone());
-        let accounts = build_accounts(&opts)?;
+        let accounts = build_accounts(&opts, &BTreeMap::new())?;
         let default_account = Arc::clone(&accounts[GLOBAL_ACCOUNT]);
         let tls = opts
             .tls
@@ -472,6 +520,7 @@ impl<T: Transport> Server<T> {
             .map_err(|e| ServerError::Tls(e.to_string()))?;
         let cfg = client_config(&opts, &server_id, &server_name, opts.port.unwrap_or(0))?;
         let (shutdown_tx, _) = watch::channel(false);
+        let (stop_accept_tx, _) = watch::channel(false);
         let (ready_tx, _) = watch::channel(false);
         Ok(Self {
             _transport: std::marker::PhantomData,
@@ -499,13 +548,15 @@ impl<T: Transport> Server<T> {
                 http_addr: Mutex::new(None),
                 https_addr: Mutex::new(None),
                 lame_duck: AtomicBool::new(false),
+                tls: RwLock::new(tls),
+                auth_records: Mutex::new(BTreeMap::new()),
                 sys: crate::sys::SysState::default(),
                 start_time: T::wall_clock(),
                 wall_clock: T::wall_clock,
             }),
-            tls,
             client_addr: Mutex::new(None),
             shutdown_tx,
+            stop_accept_tx,
             running: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
             ready_tx,
@@ -544,18 +595,17 @@ impl<T: Transport> Server<T> {
         }
         *lock(&self.client_addr) = Some(bound);
         tracing::info!("Listening for client connections on {bound}");
-        if let Some(tls) = &self.tls {
+        if self.shared.tls().is_some() {
             tracing::info!("TLS required for client connections");
-            let _ = tls;
         }
         let shared = Arc::clone(&self.shared);
-        let tls = self.tls.clone();
         let mut shutdown = self.shutdown_tx.subscribe();
+        let mut stop_accept = self.stop_accept_tx.subscribe();
         let task = tokio::spawn(async move {
             loop {
                 tokio::select! {
                     r = T::accept(&listener) => match r {
-                        Ok((stream, peer)) => accept::<T>(&shared, tls.clone(), stream, peer),
+                        Ok((stream, peer)) => accept::<T>(&shared, shared.tls(), stream, peer),
                         Err(e) => {
                             tracing::error!("Error accepting client connection: {e}");
                             // Out of file descriptors and the like: back off instead of spinning.
@@ -563,6 +613,7 @@ impl<T: Transport> Server<T> {
                         }
                     },
                     _ = shutdown.changed() => break,
+                    _ = stop_accept.changed() => break,
                 }
             }
         });

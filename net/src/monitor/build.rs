@@ -89,7 +89,6 @@ pub enum ConnState {
 
 /// `/connz` query options. Go: server/monitor.go ConnzOptions.
 #[derive(Debug, Clone, Default)]
-#[non_exhaustive]
 pub struct ConnzOptions {
     /// Sort order.
     pub sort: SortOpt,
@@ -115,7 +114,6 @@ pub struct ConnzOptions {
 
 /// `/subsz` query options. Go: server/monitor.go SubszOptions.
 #[derive(Debug, Clone, Default)]
-#[non_exhaustive]
 pub struct SubszOptions {
     /// List the subscriptions.
     pub subscriptions: bool,
@@ -131,7 +129,6 @@ pub struct SubszOptions {
 
 /// `/accountz` query options.
 #[derive(Debug, Clone, Default)]
-#[non_exhaustive]
 pub struct AccountzOptions {
     /// Detail of this account instead of the list of names.
     pub account: String,
@@ -139,7 +136,6 @@ pub struct AccountzOptions {
 
 /// `/accstatz` query options.
 #[derive(Debug, Clone, Default)]
-#[non_exhaustive]
 pub struct AccountStatzOptions {
     /// Only these accounts (all when empty).
     pub accounts: Vec<String>,
@@ -666,28 +662,21 @@ fn closed_info(c: &ClosedClient, o: &ConnzOptions) -> ConnInfo {
 }
 
 fn sort_infos(v: &mut [ConnInfo], by: SortOpt) {
-    // RFC 3339 strings with a fixed-width date sort like the times they hold, except for the
-    // trimmed fraction; compare the parsed order key instead where it matters.
+    use std::cmp::Reverse;
+    // Our RFC 3339 strings drop trailing zeros of the fraction, so times are compared by
+    // their parsed order key, not as strings.
     match by {
         SortOpt::Cid => v.sort_by_key(|c| c.cid),
-        SortOpt::Start => v.sort_by(|a, b| time_key(&a.start).cmp(&time_key(&b.start))),
-        SortOpt::Subs => v.sort_by(|a, b| b.subscriptions.cmp(&a.subscriptions)),
-        SortOpt::Pending => v.sort_by(|a, b| b.pending_bytes.cmp(&a.pending_bytes)),
-        SortOpt::MsgsTo => v.sort_by(|a, b| b.out_msgs.cmp(&a.out_msgs)),
-        SortOpt::MsgsFrom => v.sort_by(|a, b| b.in_msgs.cmp(&a.in_msgs)),
-        SortOpt::BytesTo => v.sort_by(|a, b| b.out_bytes.cmp(&a.out_bytes)),
-        SortOpt::BytesFrom => v.sort_by(|a, b| b.in_bytes.cmp(&a.in_bytes)),
-        SortOpt::Last => {
-            v.sort_by(|a, b| time_key(&b.last_activity).cmp(&time_key(&a.last_activity)))
-        }
-        SortOpt::Idle => {
-            v.sort_by(|a, b| time_key(&a.last_activity).cmp(&time_key(&b.last_activity)))
-        }
-        SortOpt::Uptime => v.sort_by(|a, b| time_key(&a.start).cmp(&time_key(&b.start))),
-        SortOpt::Stop => v.sort_by(|a, b| {
-            let k = |c: &ConnInfo| c.stop.as_deref().map(time_key);
-            k(b).cmp(&k(a))
-        }),
+        SortOpt::Start | SortOpt::Uptime => v.sort_by_key(|c| time_key(&c.start)),
+        SortOpt::Subs => v.sort_by_key(|c| Reverse(c.subscriptions)),
+        SortOpt::Pending => v.sort_by_key(|c| Reverse(c.pending_bytes)),
+        SortOpt::MsgsTo => v.sort_by_key(|c| Reverse(c.out_msgs)),
+        SortOpt::MsgsFrom => v.sort_by_key(|c| Reverse(c.in_msgs)),
+        SortOpt::BytesTo => v.sort_by_key(|c| Reverse(c.out_bytes)),
+        SortOpt::BytesFrom => v.sort_by_key(|c| Reverse(c.in_bytes)),
+        SortOpt::Last => v.sort_by_key(|c| Reverse(time_key(&c.last_activity))),
+        SortOpt::Idle => v.sort_by_key(|c| time_key(&c.last_activity)),
+        SortOpt::Stop => v.sort_by_key(|c| Reverse(c.stop.as_deref().map(time_key))),
         SortOpt::Reason => v.sort_by(|a, b| a.reason.cmp(&b.reason)),
         SortOpt::Rtt => v.sort_by(|a, b| b.rtt.cmp(&a.rtt)),
     }

@@ -8,7 +8,7 @@ use natsd::{Options, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Options for a test server on loopback with OS-chosen client and monitoring ports.
-pub fn test_options() -> Options {
+pub(crate) fn test_options() -> Options {
     Options {
         host: "127.0.0.1".to_owned(),
         port: None,
@@ -19,14 +19,14 @@ pub fn test_options() -> Options {
 }
 
 /// Builds and starts a server.
-pub async fn start(opts: Options) -> Server {
+pub(crate) async fn start(opts: Options) -> Server {
     let s = Server::new(opts).expect("server builds");
     s.start().await.expect("server starts");
     s
 }
 
 /// `GET path` over HTTP/1.0 (no chunked bodies to undo): (status, body).
-pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let req = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
     s.write_all(req.as_bytes()).await.expect("write");
@@ -46,14 +46,14 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 }
 
 /// `GET path`, expecting 200 and JSON.
-pub async fn get_json(addr: SocketAddr, path: &str) -> serde_json::Value {
+pub(crate) async fn get_json(addr: SocketAddr, path: &str) -> serde_json::Value {
     let (status, body) = http_get(addr, path).await;
     assert_eq!(status, 200, "GET {path}: {body}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
 }
 
 /// Polls `f` until it returns true, at most 10 s.
-pub async fn wait_until<F: FnMut() -> bool>(what: &str, mut f: F) {
+pub(crate) async fn wait_until<F: FnMut() -> bool>(what: &str, mut f: F) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !f() {
         assert!(
@@ -66,7 +66,7 @@ pub async fn wait_until<F: FnMut() -> bool>(what: &str, mut f: F) {
 
 /// A raw protocol client: sends `lines` after CONNECT, then PING, and returns once PONG is
 /// back (so the server has processed everything sent).
-pub async fn raw_client(url: &str, connect: &str, lines: &str) -> tokio::net::TcpStream {
+pub(crate) async fn raw_client(url: &str, connect: &str, lines: &str) -> tokio::net::TcpStream {
     let addr = url.trim_start_matches("nats://");
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let msg = format!("CONNECT {connect}\r\n{lines}PING\r\n");
@@ -76,7 +76,7 @@ pub async fn raw_client(url: &str, connect: &str, lines: &str) -> tokio::net::Tc
 }
 
 /// Reads until `needle` has been seen; returns everything read.
-pub async fn read_until(s: &mut tokio::net::TcpStream, needle: &str) -> String {
+pub(crate) async fn read_until(s: &mut tokio::net::TcpStream, needle: &str) -> String {
     let mut buf = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
