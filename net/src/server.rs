@@ -160,7 +160,6 @@ pub(crate) struct Shared {
     pub(crate) tls: RwLock<Option<Arc<TlsSetup>>>,
     /// What each client authenticated with, to check again after a reload.
     pub(crate) auth_records: Mutex<BTreeMap<u64, AuthRecord>>,
-    #[allow(dead_code)]
     pub(crate) sys: crate::sys::SysState,
     pub(crate) start_time: SystemTime,
     wall_clock: fn() -> SystemTime,
@@ -619,6 +618,8 @@ impl<T: Transport> Server<T> {
         });
         lock(&self.tasks).push(task);
         self.start_monitoring(&opts).await?;
+        let sys_tasks = crate::sys::start(&self.shared, self.shutdown_tx.subscribe());
+        lock(&self.tasks).extend(sys_tasks);
         self.running.store(true, Ordering::Release);
         let _ = self.ready_tx.send(true);
         tracing::info!("Server is ready");
@@ -834,6 +835,7 @@ impl<T: Transport> Server<T> {
         if !self.running.swap(false, Ordering::AcqRel) {
             return;
         }
+        crate::sys::events::shutdown(&self.shared);
         let _ = self.shutdown_tx.send(true);
         let clients: Vec<_> = lock(&self.shared.clients)
             .values()

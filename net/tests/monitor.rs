@@ -30,7 +30,9 @@ async fn endpoints_report_real_traffic() {
     assert_eq!(v["in_msgs"], 1);
     assert_eq!(v["in_bytes"], 5);
     assert_eq!(v["out_msgs"], 1);
-    assert_eq!(v["subscriptions"], 2);
+    // Two of the client's, and the system account's four service subscriptions (nats-server
+    // counts its internal subscriptions too).
+    assert_eq!(v["subscriptions"], 6);
     assert_eq!(v["system_account"], "$SYS");
     assert_eq!(v["http_port"], mon.port());
     assert!(v["mem"].as_u64().unwrap() > 0);
@@ -55,7 +57,7 @@ async fn endpoints_report_real_traffic() {
         .unwrap();
     assert_eq!(list.len(), 2);
 
-    let s = get_json(mon, "/subsz").await;
+    let s = get_json(mon, "/subsz?acc=%24G").await;
     assert_eq!(s["num_subscriptions"], 2);
     assert!(s.get("subscriptions_list").is_none());
     let s = get_json(mon, "/subscriptionsz?subs=1&test=foo").await;
@@ -126,7 +128,8 @@ async fn connz_query_options() {
         c.flush().await.unwrap();
         clients.push(c);
     }
-    wait_until("three connected", || srv.num_clients() == 3).await;
+    // Six of the clients' plus the four system services.
+    wait_until("six subscriptions", || srv.varz().subscriptions == 10).await;
 
     let c = get_json(mon, "/connz?sort=subs&limit=2").await;
     assert_eq!(c["total"], 3);

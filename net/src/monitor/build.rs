@@ -404,7 +404,7 @@ impl Shared {
         Ok(z)
     }
 
-    fn account_info(&self, acc: &Account) -> AccountInfo {
+    pub(crate) fn account_info(&self, acc: &Account) -> AccountInfo {
         let opts = self.opts();
         let cfg = opts.accounts.iter().find(|a| a.name == acc.name);
         let kind = |k: natsd_core::options::ExportKind| match k {
