@@ -212,9 +212,19 @@ impl ClientShared {
     }
 }
 
+/// An in-process subscriber: the server's own services (the system account's `$SYS.REQ.…`
+/// handlers). It runs on the publisher's task, so it must only hand the message over (to a
+/// bounded queue, say), never block or publish from inside.
+pub trait InternalSink: Send + Sync + std::fmt::Debug {
+    /// A message matched the subscription.
+    fn deliver(&self, m: &Message<'_>);
+}
+
 /// Where a matched subscription sends the message.
 #[derive(Debug)]
 pub enum SubTarget {
+    /// An in-process subscriber of the server itself.
+    Internal(Arc<dyn InternalSink>),
     /// A client's subscription.
     Client {
         /// The subscriber.
@@ -574,6 +584,11 @@ fn deliver_to(
         return 0;
     }
     match &s.target {
+        SubTarget::Internal(sink) => {
+            s.delivered.fetch_add(1, Ordering::Relaxed);
+            sink.deliver(m);
+            1
+        }
         SubTarget::Client {
             client,
             sid,

@@ -18,7 +18,7 @@ use natsd_core::router::{
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
-use crate::server::Shared;
+use crate::server::{unix_nanos, Shared};
 use crate::transport::now;
 
 /// Read buffer size; grows when a large message is in flight.
@@ -78,7 +78,7 @@ pub(crate) async fn run<S>(
     let id = conn.id();
     let notify = Arc::new(ConnNotify::default());
     let shared = ClientShared::new(id, srv.opts().max_pending, notify.clone());
-    srv.register_client(id, &shared, peer);
+    let last_activity = srv.register_client(id, &shared, peer);
 
     let (mut rd, wr) = tokio::io::split(stream);
     let writer = tokio::spawn(write_loop(
@@ -132,6 +132,7 @@ pub(crate) async fn run<S>(
             r = rd.read_buf(&mut rbuf) => match r {
                 Ok(0) => conn.handle_close(CloseReason::ClientClosed),
                 Ok(_) => {
+                    last_activity.store(unix_nanos(srv.wall_clock()), Ordering::Relaxed);
                     // Whatever is left after the first event is handled at the top of the loop.
                     feed(&mut conn, &mut rbuf);
                 }
@@ -141,12 +142,18 @@ pub(crate) async fn run<S>(
         }
     };
     shared.close(reason);
+    // Snapshot for the closed-connections ring before the router forgets the subscriptions.
+    let subs = if srv.opts().max_closed_clients > 0 {
+        shared.subscriptions()
+    } else {
+        Vec::new()
+    };
     if let Some(acc) = &account {
         router::remove_all(acc, &shared);
         acc.num_connections.fetch_sub(1, Ordering::Relaxed);
     }
     let _ = writer.await;
-    srv.unregister_client(id, reason);
+    srv.unregister_client(id, reason, subs);
     tracing::debug!(cid = id, %peer, reason = reason.as_str(), "client connection closed");
 }
 
@@ -205,7 +212,7 @@ fn drain(
                     connect.no_responders,
                     conn.permissions().cloned(),
                 );
-                srv.set_client_identity(shared.id, &outcome, &connect);
+                srv.set_client_identity(shared.id, &outcome, &connect, conn.nonce());
                 *account = Some(acc);
             }
             ConnEvent::Subscribe {

@@ -17,10 +17,14 @@ pub mod cli;
 mod client;
 pub mod config;
 pub mod logging;
+pub mod monitor;
 mod prefixed;
 mod server;
+mod sys;
 mod tls;
 pub mod transport;
 
 pub use natsd_core::options::Options;
-pub use server::{os_seed, ClientEntry, Server, ServerError, NATSD_VERSION, NATS_COMPAT_VERSION};
+pub use server::{
+    os_seed, ClientEntry, ClosedClient, Server, ServerError, NATSD_VERSION, NATS_COMPAT_VERSION,
+};

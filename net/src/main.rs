@@ -6,6 +6,8 @@ use std::sync::Arc;
 use natsd::cli::{self, Cli};
 use natsd::logging::{LogTarget, NatsFormat};
 use natsd::{Options, Server};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::prelude::*;
 
 fn fatal(msg: &str) -> ExitCode {
     eprintln!(
@@ -68,17 +70,16 @@ fn main() -> ExitCode {
         Ok(t) => t,
         Err(e) => return fatal(&format!("error opening log file: {e}")),
     };
-    let level = if opts.trace {
-        tracing::Level::TRACE
-    } else if opts.debug {
-        tracing::Level::DEBUG
-    } else {
-        tracing::Level::INFO
-    };
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(target.clone())
-        .event_format(NatsFormat::new(opts.logtime))
+    let level = level_of(&opts);
+    // The level sits behind a reload handle so that a config reload can switch debug/trace.
+    let (filter, log_level) = tracing_subscriber::reload::Layer::new(level);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(target.clone())
+                .event_format(NatsFormat::new(opts.logtime)),
+        )
         .init();
     for key in &ignored {
         tracing::warn!("{key}: not supported by this natsd build yet; ignored");
@@ -93,7 +94,12 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fatal(&format!("cannot start runtime: {e}")),
     };
-    rt.block_on(run(opts, target))
+    let ctx = RunCtx {
+        cli,
+        target,
+        log_level,
+    };
+    rt.block_on(run(opts, ctx))
 }
 
 fn load_options(cli: &Cli) -> Result<(Options, Vec<String>), String> {
@@ -108,7 +114,48 @@ fn load_options(cli: &Cli) -> Result<(Options, Vec<String>), String> {
     Ok((opts, ignored))
 }
 
-async fn run(opts: Options, target: LogTarget) -> ExitCode {
+type LevelHandle = tracing_subscriber::reload::Handle<LevelFilter, tracing_subscriber::Registry>;
+
+/// What the signal handlers need besides the server.
+struct RunCtx {
+    cli: Cli,
+    target: LogTarget,
+    log_level: LevelHandle,
+}
+
+fn level_of(opts: &Options) -> LevelFilter {
+    if opts.trace {
+        LevelFilter::TRACE
+    } else if opts.debug {
+        LevelFilter::DEBUG
+    } else {
+        LevelFilter::INFO
+    }
+}
+
+/// SIGHUP / `--signal reload`: re-read the config file, apply the command line on top again
+/// (as nats-server does), and swap it in. A bad file is logged and the old config stays.
+fn reload(server: &Server, ctx: &RunCtx) {
+    tracing::info!("Trapped \"hangup\" signal");
+    let opts = match load_options(&ctx.cli) {
+        Ok((o, _)) => o,
+        Err(e) => {
+            tracing::error!("Failed to reload server configuration: {e}");
+            return;
+        }
+    };
+    let level = level_of(&opts);
+    match server.reload_options(opts) {
+        Ok(()) => {
+            if let Err(e) = ctx.log_level.modify(|f| *f = level) {
+                tracing::error!("could not change the log level: {e}");
+            }
+        }
+        Err(e) => tracing::error!("Failed to reload server configuration: {e}"),
+    }
+}
+
+async fn run(opts: Options, ctx: RunCtx) -> ExitCode {
     let seed = natsd::os_seed();
     tracing::info!("Starting natsd (nats-server compatible)");
     tracing::info!(
@@ -141,7 +188,7 @@ async fn run(opts: Options, target: LogTarget) -> ExitCode {
             tracing::error!("could not write ports file: {e}");
         }
     }
-    wait_for_signals(&server, &target).await;
+    wait_for_signals(&server, &ctx).await;
     server.shutdown();
     server.wait_for_shutdown().await;
     if let Some(p) = &pid_file {
@@ -165,23 +212,30 @@ fn write_ports_file(dir: &std::path::Path, server: &Server) -> std::io::Result<(
 }
 
 #[cfg(unix)]
-async fn wait_for_signals(server: &Server, target: &LogTarget) {
+async fn wait_for_signals(server: &Server, ctx: &RunCtx) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term), Ok(mut usr1)) = (
+    let (Ok(mut int), Ok(mut term), Ok(mut usr1), Ok(mut usr2), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
         signal(SignalKind::user_defined1()),
+        signal(SignalKind::user_defined2()),
+        signal(SignalKind::hangup()),
     ) else {
         tracing::error!("cannot install signal handlers");
         return std::future::pending().await;
     };
-    let _ = server;
     loop {
         tokio::select! {
             _ = int.recv() => { tracing::info!("Trapped \"interrupt\" signal"); return; }
             _ = term.recv() => { tracing::info!("Trapped \"terminated\" signal"); return; }
+            _ = hup.recv() => reload(server, ctx),
+            _ = usr2.recv() => {
+                tracing::info!("Trapped \"user defined signal 2\" signal");
+                server.lame_duck().await;
+                return;
+            }
             _ = usr1.recv() => {
-                if let Err(e) = target.reopen() {
+                if let Err(e) = ctx.target.reopen() {
                     tracing::error!("could not reopen log file: {e}");
                 } else {
                     tracing::info!("Reopened log file");
@@ -192,7 +246,7 @@ async fn wait_for_signals(server: &Server, target: &LogTarget) {
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signals(_server: &Server, _target: &LogTarget) {
+async fn wait_for_signals(_server: &Server, _ctx: &RunCtx) {
     let _ = tokio::signal::ctrl_c().await;
 }
 

@@ -1,23 +1,30 @@
 //! The server: shared state, the accept loop, and the embedding API.
 
 use std::collections::hash_map::RandomState;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use natsd_core::account::{self, Account};
 use natsd_core::auth::{AuthOutcome, Authenticator};
 use natsd_core::conn::{ClientConfig, CloseReason};
-use natsd_core::options::{ExportKind, Options, GLOBAL_ACCOUNT};
+use natsd_core::options::{ExportKind, Options, DEFAULT_SYSTEM_ACCOUNT, GLOBAL_ACCOUNT};
 use natsd_core::proto::info::{ConnectInfo, ServerInfo};
 use natsd_core::rng::SplitMix64;
 use natsd_core::router::ClientShared;
 use tokio::sync::watch;
 
+mod lifecycle;
+
 use crate::client;
+use crate::monitor::types::{
+    AccountStatz, Accountz, Connz, Gatewayz, HealthStatus, Jsz, Leafz, Raftz, Routez, Subsz, Varz,
+};
+use crate::monitor::{AccountStatzOptions, AccountzOptions, ConnzOptions, SubszOptions};
 use crate::tls::TlsSetup;
 use crate::transport::{Tokio, Transport};
 
@@ -47,12 +54,13 @@ pub enum ServerError {
     },
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// What the server keeps about a live connection (for monitoring and the embedding API).
+/// What the server keeps about a connection (for monitoring and the embedding API).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientEntry {
     /// The router's view of the connection.
     pub shared: Arc<ClientShared>,
@@ -70,6 +78,56 @@ pub struct ClientEntry {
     pub lang: Option<String>,
     /// Client library version.
     pub version: Option<String>,
+    /// Wall-clock time of the last input, in nanoseconds since the Unix epoch.
+    pub last_activity: Arc<AtomicU64>,
+}
+
+impl ClientEntry {
+    /// The last time the client sent anything.
+    pub fn last_activity(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(self.last_activity.load(Ordering::Relaxed))
+    }
+}
+
+/// A connection that has gone, kept in a bounded ring for `/connz?state=closed`.
+#[derive(Debug, Clone)]
+pub struct ClosedClient {
+    /// What was known about it while it was open.
+    pub entry: ClientEntry,
+    /// When it closed.
+    pub stop: SystemTime,
+    /// Why it closed.
+    pub reason: CloseReason,
+    /// Its subscriptions at the time (subject, queue, sid).
+    pub subs: Vec<(Bytes, Option<Bytes>, Bytes)>,
+}
+
+/// A client's CONNECT and nonce, kept to authenticate it again after a reload. Holds secrets:
+/// never shown, and its Debug output is redacted.
+#[derive(Clone)]
+pub(crate) struct AuthRecord {
+    pub(crate) connect: ConnectInfo,
+    pub(crate) nonce: String,
+    pub(crate) outcome: AuthOutcome,
+}
+
+impl std::fmt::Debug for AuthRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthRecord([REDACTED])")
+    }
+}
+
+/// Counters of one account that outlive its connections.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct AccountTotals {
+    pub(crate) out_msgs: u64,
+    pub(crate) out_bytes: u64,
+    pub(crate) slow_consumers: u64,
+}
+
+pub(crate) fn unix_nanos(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// State shared by every task of one server.
@@ -84,9 +142,25 @@ pub(crate) struct Shared {
     rng: Mutex<SplitMix64>,
     pub(crate) server_id: String,
     pub(crate) server_name: String,
-    in_msgs: AtomicU64,
-    in_bytes: AtomicU64,
-    total_connections: AtomicU64,
+    pub(crate) in_msgs: AtomicU64,
+    pub(crate) in_bytes: AtomicU64,
+    pub(crate) total_connections: AtomicU64,
+    pub(crate) slow_consumers: AtomicU64,
+    /// Deliveries to connections that have since closed (live ones count in their own stats).
+    pub(crate) closed_out_msgs: AtomicU64,
+    pub(crate) closed_out_bytes: AtomicU64,
+    pub(crate) closed: Mutex<VecDeque<ClosedClient>>,
+    pub(crate) account_totals: Mutex<BTreeMap<String, AccountTotals>>,
+    pub(crate) http_req_stats: Mutex<BTreeMap<String, u64>>,
+    pub(crate) config_load_time: Mutex<SystemTime>,
+    pub(crate) cpu_sample: Mutex<Option<(std::time::Instant, u64)>>,
+    pub(crate) http_addr: Mutex<Option<SocketAddr>>,
+    pub(crate) https_addr: Mutex<Option<SocketAddr>>,
+    pub(crate) lame_duck: AtomicBool,
+    pub(crate) tls: RwLock<Option<Arc<TlsSetup>>>,
+    /// What each client authenticated with, to check again after a reload.
+    pub(crate) auth_records: Mutex<BTreeMap<u64, AuthRecord>>,
+    pub(crate) sys: crate::sys::SysState,
     pub(crate) start_time: SystemTime,
     wall_clock: fn() -> SystemTime,
 }
@@ -94,6 +168,10 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn opts(&self) -> Arc<Options> {
         Arc::clone(&self.opts.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub(crate) fn tls(&self) -> Option<Arc<TlsSetup>> {
+        self.tls.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub(crate) fn client_config(&self) -> Arc<ClientConfig> {
@@ -125,21 +203,30 @@ impl Shared {
         (self.wall_clock)()
     }
 
-    pub(crate) fn register_client(&self, id: u64, shared: &Arc<ClientShared>, peer: SocketAddr) {
+    pub(crate) fn register_client(
+        &self,
+        id: u64,
+        shared: &Arc<ClientShared>,
+        peer: SocketAddr,
+    ) -> Arc<AtomicU64> {
         self.total_connections.fetch_add(1, Ordering::Relaxed);
+        let start = self.wall_clock();
+        let last_activity = Arc::new(AtomicU64::new(unix_nanos(start)));
         lock(&self.clients).insert(
             id,
             ClientEntry {
                 shared: Arc::clone(shared),
                 peer,
-                start: self.wall_clock(),
+                start,
                 account: None,
                 user: None,
                 name: None,
                 lang: None,
                 version: None,
+                last_activity: Arc::clone(&last_activity),
             },
         );
+        last_activity
     }
 
     pub(crate) fn set_client_identity(
@@ -147,7 +234,16 @@ impl Shared {
         id: u64,
         outcome: &AuthOutcome,
         connect: &ConnectInfo,
+        nonce: &str,
     ) {
+        lock(&self.auth_records).insert(
+            id,
+            AuthRecord {
+                connect: connect.clone(),
+                nonce: nonce.to_owned(),
+                outcome: outcome.clone(),
+            },
+        );
         if let Some(e) = lock(&self.clients).get_mut(&id) {
             e.account = Some(outcome.account.clone());
             e.user = outcome.user.clone().or_else(|| outcome.nkey.clone());
@@ -155,10 +251,85 @@ impl Shared {
             e.lang = connect.lang.clone();
             e.version = connect.version.clone();
         }
+        if let Some(e) = self.get_client(id) {
+            crate::sys::events::client_connected(self, &e);
+        }
     }
 
-    pub(crate) fn unregister_client(&self, id: u64, _reason: CloseReason) {
-        lock(&self.clients).remove(&id);
+    pub(crate) fn get_client(&self, id: u64) -> Option<ClientEntry> {
+        lock(&self.clients).get(&id).cloned()
+    }
+
+    /// Forgets a live connection and keeps its record in the closed ring. `subs` is what it
+    /// was subscribed to (taken before the router dropped the subscriptions).
+    pub(crate) fn unregister_client(
+        &self,
+        id: u64,
+        reason: CloseReason,
+        subs: Vec<(Bytes, Option<Bytes>, Bytes)>,
+    ) {
+        lock(&self.auth_records).remove(&id);
+        let Some(entry) = lock(&self.clients).remove(&id) else {
+            return;
+        };
+        let st = &entry.shared.stats;
+        let (out_msgs, out_bytes) = (
+            st.out_msgs.load(Ordering::Relaxed),
+            st.out_bytes.load(Ordering::Relaxed),
+        );
+        self.closed_out_msgs.fetch_add(out_msgs, Ordering::Relaxed);
+        self.closed_out_bytes
+            .fetch_add(out_bytes, Ordering::Relaxed);
+        let slow = matches!(
+            reason,
+            CloseReason::SlowConsumerPendingBytes | CloseReason::SlowConsumerWriteDeadline
+        );
+        if slow {
+            self.slow_consumers.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(acc) = &entry.account {
+            let mut totals = lock(&self.account_totals);
+            let t = totals.entry(acc.clone()).or_default();
+            t.out_msgs += out_msgs;
+            t.out_bytes += out_bytes;
+            t.slow_consumers += u64::from(slow);
+        }
+        let closed = ClosedClient {
+            entry,
+            stop: self.wall_clock(),
+            reason,
+            subs,
+        };
+        crate::sys::events::client_disconnected(self, &closed);
+        let max = self.opts().max_closed_clients;
+        if max > 0 {
+            let mut ring = lock(&self.closed);
+            while ring.len() >= max {
+                ring.pop_front();
+            }
+            ring.push_back(closed);
+        }
+    }
+
+    pub(crate) fn clients_snapshot(&self) -> Vec<ClientEntry> {
+        lock(&self.clients).values().cloned().collect()
+    }
+
+    pub(crate) fn accounts_snapshot(&self) -> Vec<Arc<Account>> {
+        self.accounts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The system account's name: `system_account`, else `$SYS`.
+    pub(crate) fn system_account_name(&self) -> String {
+        self.opts()
+            .system_account
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SYSTEM_ACCOUNT.to_owned())
     }
 
     pub(crate) fn count_in(&self, bytes: usize) {
@@ -166,22 +337,40 @@ impl Shared {
         self.in_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
-    fn num_clients(&self) -> usize {
+    pub(crate) fn num_clients(&self) -> usize {
         lock(&self.clients).len()
     }
 }
 
 /// Builds the accounts of `opts`, with their imports wired.
-fn build_accounts(opts: &Options) -> Result<BTreeMap<String, Arc<Account>>, ServerError> {
+/// Accounts that already exist in `existing` are kept as they are (their sublists hold live
+/// subscriptions); only new accounts are created and get their imports wired.
+fn build_accounts(
+    opts: &Options,
+    existing: &BTreeMap<String, Arc<Account>>,
+) -> Result<BTreeMap<String, Arc<Account>>, ServerError> {
     account::validate::validate_accounts(opts).map_err(|e| ServerError::Config(e.to_string()))?;
-    let mut accounts = BTreeMap::new();
-    accounts.insert(GLOBAL_ACCOUNT.to_owned(), Account::new(GLOBAL_ACCOUNT));
+    let mut accounts: BTreeMap<String, Arc<Account>> = existing.clone();
+    accounts
+        .entry(GLOBAL_ACCOUNT.to_owned())
+        .or_insert_with(|| Account::new(GLOBAL_ACCOUNT));
+    // Go: the system account always exists, `$SYS` unless `system_account` names another.
+    let sys = opts
+        .system_account
+        .clone()
+        .unwrap_or_else(|| DEFAULT_SYSTEM_ACCOUNT.to_owned());
+    accounts
+        .entry(sys.clone())
+        .or_insert_with(|| Account::new(&sys));
     for a in &opts.accounts {
         accounts
             .entry(a.name.clone())
             .or_insert_with(|| Account::new(&a.name));
     }
     for a in &opts.accounts {
+        if existing.contains_key(&a.name) {
+            continue;
+        }
         let into = &accounts[&a.name];
         for imp in &a.imports {
             let from = accounts.get(&imp.account).ok_or_else(|| {
@@ -295,9 +484,10 @@ fn client_config(
 pub struct Server<T: Transport = Tokio> {
     _transport: std::marker::PhantomData<T>,
     shared: Arc<Shared>,
-    tls: Option<Arc<TlsSetup>>,
     client_addr: Mutex<Option<SocketAddr>>,
     shutdown_tx: watch::Sender<bool>,
+    /// Set when the client listener must stop accepting (lame duck mode).
+    stop_accept_tx: watch::Sender<bool>,
     running: AtomicBool,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     ready_tx: watch::Sender<bool>,
@@ -319,7 +509,7 @@ impl<T: Transport> Server<T> {
             .server_name
             .clone()
             .unwrap_or_else(|| server_id.clone());
-        let accounts = build_accounts(&opts)?;
+        let accounts = build_accounts(&opts, &BTreeMap::new())?;
         let default_account = Arc::clone(&accounts[GLOBAL_ACCOUNT]);
         let tls = opts
             .tls
@@ -329,6 +519,7 @@ impl<T: Transport> Server<T> {
             .map_err(|e| ServerError::Tls(e.to_string()))?;
         let cfg = client_config(&opts, &server_id, &server_name, opts.port.unwrap_or(0))?;
         let (shutdown_tx, _) = watch::channel(false);
+        let (stop_accept_tx, _) = watch::channel(false);
         let (ready_tx, _) = watch::channel(false);
         Ok(Self {
             _transport: std::marker::PhantomData,
@@ -345,12 +536,26 @@ impl<T: Transport> Server<T> {
                 in_msgs: AtomicU64::new(0),
                 in_bytes: AtomicU64::new(0),
                 total_connections: AtomicU64::new(0),
+                slow_consumers: AtomicU64::new(0),
+                closed_out_msgs: AtomicU64::new(0),
+                closed_out_bytes: AtomicU64::new(0),
+                closed: Mutex::new(VecDeque::new()),
+                account_totals: Mutex::new(BTreeMap::new()),
+                http_req_stats: Mutex::new(BTreeMap::new()),
+                config_load_time: Mutex::new(T::wall_clock()),
+                cpu_sample: Mutex::new(None),
+                http_addr: Mutex::new(None),
+                https_addr: Mutex::new(None),
+                lame_duck: AtomicBool::new(false),
+                tls: RwLock::new(tls),
+                auth_records: Mutex::new(BTreeMap::new()),
+                sys: crate::sys::SysState::default(),
                 start_time: T::wall_clock(),
                 wall_clock: T::wall_clock,
             }),
-            tls,
             client_addr: Mutex::new(None),
             shutdown_tx,
+            stop_accept_tx,
             running: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
             ready_tx,
@@ -389,18 +594,17 @@ impl<T: Transport> Server<T> {
         }
         *lock(&self.client_addr) = Some(bound);
         tracing::info!("Listening for client connections on {bound}");
-        if let Some(tls) = &self.tls {
+        if self.shared.tls().is_some() {
             tracing::info!("TLS required for client connections");
-            let _ = tls;
         }
         let shared = Arc::clone(&self.shared);
-        let tls = self.tls.clone();
         let mut shutdown = self.shutdown_tx.subscribe();
+        let mut stop_accept = self.stop_accept_tx.subscribe();
         let task = tokio::spawn(async move {
             loop {
                 tokio::select! {
                     r = T::accept(&listener) => match r {
-                        Ok((stream, peer)) => accept::<T>(&shared, tls.clone(), stream, peer),
+                        Ok((stream, peer)) => accept::<T>(&shared, shared.tls(), stream, peer),
                         Err(e) => {
                             tracing::error!("Error accepting client connection: {e}");
                             // Out of file descriptors and the like: back off instead of spinning.
@@ -408,10 +612,14 @@ impl<T: Transport> Server<T> {
                         }
                     },
                     _ = shutdown.changed() => break,
+                    _ = stop_accept.changed() => break,
                 }
             }
         });
         lock(&self.tasks).push(task);
+        self.start_monitoring(&opts).await?;
+        let sys_tasks = crate::sys::start(&self.shared, self.shutdown_tx.subscribe());
+        lock(&self.tasks).extend(sys_tasks);
         self.running.store(true, Ordering::Release);
         let _ = self.ready_tx.send(true);
         tracing::info!("Server is ready");
@@ -499,11 +707,135 @@ impl<T: Transport> Server<T> {
         self.shared.in_msgs.load(Ordering::Relaxed)
     }
 
+    async fn start_monitoring(&self, opts: &Options) -> Result<(), ServerError> {
+        let ports = [(opts.http_port, false), (opts.https_port, true)];
+        for (port, secure) in ports {
+            let Some(port) = port else { continue };
+            let acceptor = if secure {
+                let tls = opts.tls.as_ref().ok_or_else(|| {
+                    ServerError::Config("https_port requires a tls block".to_owned())
+                })?;
+                // Go: monitoring over HTTPS uses the client TLS config without client certs.
+                let cfg = natsd_core::options::TlsConfig {
+                    verify: false,
+                    verify_and_map: false,
+                    handshake_first: None,
+                    ..tls.clone()
+                };
+                Some(
+                    TlsSetup::new(&cfg)
+                        .map_err(|e| ServerError::Tls(e.to_string()))?
+                        .acceptor(),
+                )
+            } else {
+                None
+            };
+            let host: IpAddr = opts.http_host.parse().map_err(|_| {
+                ServerError::Config(format!("invalid monitoring host {:?}", opts.http_host))
+            })?;
+            let addr = SocketAddr::new(host, port);
+            let listener = T::bind(addr).await.map_err(|source| ServerError::Listen {
+                addr: addr.to_string(),
+                source,
+            })?;
+            let bound = T::local_addr(&listener).map_err(|source| ServerError::Listen {
+                addr: addr.to_string(),
+                source,
+            })?;
+            let scheme = if secure { "https" } else { "http" };
+            tracing::info!("Starting {scheme} monitor on {scheme}://{bound}");
+            if secure {
+                *lock(&self.shared.https_addr) = Some(bound);
+            } else {
+                *lock(&self.shared.http_addr) = Some(bound);
+            }
+            let task = tokio::spawn(crate::monitor::serve::<T>(
+                Arc::clone(&self.shared),
+                listener,
+                acceptor,
+                self.shutdown_tx.subscribe(),
+            ));
+            lock(&self.tasks).push(task);
+        }
+        Ok(())
+    }
+
+    /// The bound monitoring (HTTP) address, once started with `http_port`.
+    pub fn monitor_addr(&self) -> Option<SocketAddr> {
+        *lock(&self.shared.http_addr)
+    }
+
+    /// The bound monitoring (HTTPS) address, once started with `https_port`.
+    pub fn monitor_tls_addr(&self) -> Option<SocketAddr> {
+        *lock(&self.shared.https_addr)
+    }
+
+    /// `/varz`: configuration and counters.
+    pub fn varz(&self) -> Varz {
+        self.shared.varz()
+    }
+
+    /// `/connz`: connections. Errors are nats-server's texts for bad options.
+    pub fn connz(&self, opts: &ConnzOptions) -> Result<Connz, String> {
+        self.shared.connz(opts)
+    }
+
+    /// `/subsz`: subscription counters and, on request, the subscriptions.
+    pub fn subsz(&self, opts: &SubszOptions) -> Subsz {
+        self.shared.subsz(opts)
+    }
+
+    /// `/routez` (no routes in this build).
+    pub fn routez(&self) -> Routez {
+        self.shared.routez()
+    }
+
+    /// `/gatewayz` (no gateways in this build).
+    pub fn gatewayz(&self) -> Gatewayz {
+        self.shared.gatewayz()
+    }
+
+    /// `/leafz` (no leaf nodes in this build).
+    pub fn leafz(&self) -> Leafz {
+        self.shared.leafz()
+    }
+
+    /// `/accountz`: account names, or one account in detail.
+    pub fn accountz(&self, opts: &AccountzOptions) -> Result<Accountz, String> {
+        self.shared.accountz(opts)
+    }
+
+    /// `/accstatz`: per-account counters.
+    pub fn account_statz(&self, opts: &AccountStatzOptions) -> AccountStatz {
+        self.shared.account_statz(opts)
+    }
+
+    /// `/jsz` (JetStream is not built yet: `disabled`).
+    pub fn jsz(&self) -> Jsz {
+        self.shared.jsz()
+    }
+
+    /// `/healthz`.
+    pub fn healthz(&self) -> HealthStatus {
+        self.shared.healthz()
+    }
+
+    /// `/raftz` (no Raft groups in this build).
+    pub fn raftz(&self) -> Raftz {
+        Raftz::new()
+    }
+
+    /// Recently closed connections, oldest first.
+    pub fn closed_clients(&self) -> Vec<ClosedClient> {
+        lock(&self.shared.closed).iter().cloned().collect()
+    }
+
     /// Stops accepting and closes every connection. Idempotent.
     pub fn shutdown(&self) {
         if !self.running.swap(false, Ordering::AcqRel) {
             return;
         }
+        crate::sys::events::shutdown(&self.shared);
         let _ = self.shutdown_tx.send(true);
         let clients: Vec<_> = lock(&self.shared.clients)
             .values()

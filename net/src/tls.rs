@@ -117,6 +117,11 @@ impl TlsSetup {
         })
     }
 
+    /// The rustls acceptor, for listeners that speak TLS from the first byte (HTTPS monitoring).
+    pub(crate) fn acceptor(&self) -> TlsAcceptor {
+        self.acceptor.clone()
+    }
+
     /// Runs the handshake (before or after INFO, as configured) and returns the stream with its
     /// connection machine.
     pub(crate) async fn accept<S>(
