@@ -122,10 +122,13 @@ pub(crate) fn publish(srv: &Shared, acc: &Arc<Account>, subject: &[u8], payload:
     let payload = Bytes::from(payload);
     let mut rng = lock(&srv.sys.rng);
     let Some(rng) = rng.as_mut() else { return };
+    let mut pending = router::PendingFlush::default();
     let mut p = Publisher {
         client: None,
         rng,
         now: crate::transport::now(),
+        pending: &mut pending,
+        cache: None,
     };
     let m = Message {
         subject,
@@ -134,6 +137,7 @@ pub(crate) fn publish(srv: &Shared, acc: &Arc<Account>, subject: &[u8], payload:
         payload: &payload,
     };
     router::publish(acc, &mut p, &m);
+    pending.flush();
 }
 
 /// A fresh event id (22 base-62 characters, like a NUID).
