@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 
 /// Payloads up to this size are copied into the tail buffer instead of queued by reference.
-const COPY_THRESHOLD: usize = 2048;
+pub const COPY_THRESHOLD: usize = 2048;
 
 /// Why a push was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -97,15 +97,29 @@ impl Outbound {
         write_header: impl FnOnce(&mut BytesMut),
         payload: &Bytes,
     ) -> Result<usize, PushError> {
+        self.push_msg_from(header_len_hint, write_header, payload, Some(payload))
+    }
+
+    /// Like [`Self::push_msg`] for a borrowed payload; `shared`, when given, holds the same bytes
+    /// refcounted, and a large payload is then queued by reference instead of copied.
+    pub fn push_msg_from(
+        &mut self,
+        header_len_hint: usize,
+        write_header: impl FnOnce(&mut BytesMut),
+        payload: &[u8],
+        shared: Option<&Bytes>,
+    ) -> Result<usize, PushError> {
         self.admit(header_len_hint + payload.len() + 2)?;
         let before = self.tail.len();
         write_header(&mut self.tail);
         let header_len = self.tail.len() - before;
-        if payload.len() <= COPY_THRESHOLD {
-            self.tail.extend_from_slice(payload);
-        } else {
-            self.seal_tail();
-            self.queue.push_back(payload.clone());
+        match shared {
+            Some(b) if payload.len() > COPY_THRESHOLD => {
+                debug_assert_eq!(&b[..], payload);
+                self.seal_tail();
+                self.queue.push_back(b.clone());
+            }
+            _ => self.tail.extend_from_slice(payload),
         }
         self.tail.extend_from_slice(b"\r\n");
         let total = header_len + payload.len() + 2;

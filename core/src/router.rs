@@ -178,18 +178,20 @@ impl ClientShared {
         let res = {
             let mut out = lock(&self.outbound);
             match m.headers {
-                None => out.push_msg(
+                None => out.push_msg_from(
                     m.subject.len() + sid.len() + 32,
                     |b| encode_msg_header(b, m.subject, sid, m.reply, m.payload.len()),
                     m.payload,
+                    m.shared,
                 ),
-                Some(h) => out.push_msg(
+                Some(h) => out.push_msg_from(
                     m.subject.len() + sid.len() + 48 + h.len(),
                     |b| {
                         encode_hmsg_header(b, m.subject, sid, m.reply, h.len(), total);
                         b.extend_from_slice(h);
                     },
                     m.payload,
+                    m.shared,
                 ),
             }
         };
@@ -323,9 +325,12 @@ pub struct Message<'a> {
     /// Reply subject.
     pub reply: Option<&'a [u8]>,
     /// Header block (`NATS/1.0…\r\n\r\n`), for HPUB/HMSG.
-    pub headers: Option<&'a Bytes>,
+    pub headers: Option<&'a [u8]>,
     /// Body.
-    pub payload: &'a Bytes,
+    pub payload: &'a [u8],
+    /// The body as refcounted bytes, when the publisher has them: large bodies are then queued
+    /// to every receiver by reference instead of copied.
+    pub shared: Option<&'a Bytes>,
 }
 
 /// Why a SUB was refused by the router.
@@ -526,11 +531,6 @@ pub fn can_publish(client: &ClientShared, now: Instant, subject: &[u8]) -> bool 
 /// Routes a published message within `account` (and through its imports). Returns how many
 /// client subscriptions received it.
 pub fn publish(account: &Arc<Account>, p: &mut Publisher<'_>, m: &Message<'_>) -> usize {
-    account.in_msgs.fetch_add(1, Ordering::Relaxed);
-    account.in_bytes.fetch_add(
-        (m.payload.len() + m.headers.map_or(0, |h| h.len())) as u64,
-        Ordering::Relaxed,
-    );
     let delivered = route(account, p, m, 0);
     if delivered == 0 {
         if let (Some(client), Some(reply)) = (p.client, m.reply) {
@@ -695,12 +695,12 @@ fn deliver_to(
 fn send_no_responders(account: &Account, client: &Arc<ClientShared>, reply: &[u8]) {
     let result = account.sublist.matches(reply);
     let hdr = no_responders_block();
-    let empty = Bytes::new();
     let m = Message {
         subject: reply,
         reply: None,
-        headers: Some(&hdr),
-        payload: &empty,
+        headers: Some(&hdr[..]),
+        payload: &[],
+        shared: None,
     };
     for sub in result.psubs.iter().chain(result.qsubs.iter().flatten()) {
         if let SubTarget::Client { client: c, sid, .. } = &sub.0.target {

@@ -5,12 +5,13 @@ use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use natsd_core::account::Account;
 use natsd_core::auth::ConnType;
 use natsd_core::conn::{ClientConn, CloseReason, ConnEvent};
+use natsd_core::outbound::COPY_THRESHOLD;
 use natsd_core::rng::SplitMix64;
 use natsd_core::router::{
     self, ClientShared, MatchCache, Message, Notifier, PendingFlush, Publisher,
@@ -93,6 +94,9 @@ pub(crate) async fn run<S>(
         rng,
         pending: PendingFlush::default(),
         cache: MatchCache::default(),
+        now: now(),
+        in_msgs: 0,
+        in_bytes: 0,
     };
     let mut rbuf = BytesMut::with_capacity(READ_BUF);
     if let Some(reason) = rejected {
@@ -109,11 +113,21 @@ pub(crate) async fn run<S>(
                 closed = Some(reason);
                 break;
             }
-            more = feed(&mut conn, &mut rbuf);
+            more = feed(
+                &srv,
+                &mut conn,
+                &mut rbuf,
+                &shared,
+                account.as_ref(),
+                &mut route_ctx,
+            );
         }
-        if let Some(reason) =
-            closed.or_else(|| drain(&srv, &mut conn, &shared, &mut account, &mut route_ctx))
-        {
+        let closed =
+            closed.or_else(|| drain(&srv, &mut conn, &shared, &mut account, &mut route_ctx));
+        // Wake the receivers of everything routed from this read, and publish the counters,
+        // before waiting for more.
+        route_ctx.end_batch(&srv, &shared, account.as_deref());
+        if let Some(reason) = closed {
             break reason;
         }
         let deadline = conn
@@ -133,12 +147,16 @@ pub(crate) async fn run<S>(
                 Ok(0) => conn.handle_close(CloseReason::ClientClosed),
                 Ok(_) => {
                     last_activity.store(unix_nanos(srv.wall_clock()), Ordering::Relaxed);
+                    route_ctx.now = now();
                     // Whatever is left after the first event is handled at the top of the loop.
-                    feed(&mut conn, &mut rbuf);
+                    feed(&srv, &mut conn, &mut rbuf, &shared, account.as_ref(), &mut route_ctx);
                 }
                 Err(_) => conn.handle_close(CloseReason::ReadError),
             },
-            () = sleep_until(deadline) => conn.handle_timeout(now()),
+            () = sleep_until(deadline) => {
+                route_ctx.now = now();
+                conn.handle_timeout(route_ctx.now);
+            }
         }
     };
     shared.close(reason);
@@ -157,17 +175,68 @@ pub(crate) async fn run<S>(
     tracing::debug!(cid = id, %peer, reason = reason.as_str(), "client connection closed");
 }
 
-/// Feeds input to the machine. A CONNECT checked against bcrypt hashes takes tens of
-/// milliseconds of CPU: on the multi-threaded runtime it runs in `block_in_place`, so a connect
-/// storm cannot stall the other connections on this worker.
-fn feed(conn: &mut ClientConn, rbuf: &mut BytesMut) -> bool {
-    let multi_thread = tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    if multi_thread && conn.may_block_on_auth() {
-        tokio::task::block_in_place(|| conn.handle_input(now(), rbuf))
-    } else {
-        conn.handle_input(now(), rbuf)
+/// Feeds input to the machine; plainly formatted publishes take the fast lane straight into
+/// the router. A CONNECT checked against bcrypt hashes takes tens of milliseconds of CPU: on the
+/// multi-threaded runtime it runs in `block_in_place`, so a connect storm cannot stall the other
+/// connections on this worker.
+fn feed(
+    srv: &Shared,
+    conn: &mut ClientConn,
+    rbuf: &mut BytesMut,
+    shared: &Arc<ClientShared>,
+    account: Option<&Arc<Account>>,
+    ctx: &mut RouteCtx,
+) -> bool {
+    let t = ctx.now;
+    if conn.may_block_on_auth() {
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi_thread {
+            return tokio::task::block_in_place(|| conn.handle_input(t, rbuf));
+        }
     }
+    let Some(acc) = account else {
+        return conn.handle_input(t, rbuf);
+    };
+    conn.handle_input_with(t, rbuf, COPY_THRESHOLD, |p| {
+        let m = Message {
+            subject: p.subject,
+            reply: p.reply,
+            headers: p.headers,
+            payload: p.payload,
+            shared: None,
+        };
+        publish_one(srv, shared, acc, ctx, &m);
+    })
+}
+
+/// Checks publish permission and routes one message from this connection.
+fn publish_one(
+    srv: &Shared,
+    shared: &Arc<ClientShared>,
+    acc: &Arc<Account>,
+    ctx: &mut RouteCtx,
+    m: &Message<'_>,
+) {
+    let _ = srv;
+    ctx.in_msgs += 1;
+    ctx.in_bytes += (m.payload.len() + m.headers.map_or(0, <[u8]>::len)) as u64;
+    if !router::can_publish(shared, ctx.now, m.subject) {
+        // Nothing of this connection's own is pending here (the drain order guarantees it), so
+        // the error goes straight into the outbound queue without overtaking anything.
+        shared.send_control(&router::err_line(&router::publish_violation_text(
+            m.subject,
+        )));
+        return;
+    }
+    let mut p = Publisher {
+        client: Some(shared),
+        rng: &mut ctx.rng,
+        now: ctx.now,
+        pending: &mut ctx.pending,
+        cache: Some(&mut ctx.cache),
+    };
+    router::publish(acc, &mut p, m);
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -183,6 +252,35 @@ struct RouteCtx {
     rng: SplitMix64,
     pending: PendingFlush,
     cache: MatchCache,
+    /// The clock reading for the current read batch (one read of the clock per batch).
+    now: Instant,
+    /// Counters of this batch, published once at its end: per-message atomic adds on
+    /// server-wide counters would bounce one cache line between every publishing core.
+    in_msgs: u64,
+    in_bytes: u64,
+}
+
+impl RouteCtx {
+    fn end_batch(&mut self, srv: &Shared, shared: &ClientShared, account: Option<&Account>) {
+        self.pending.flush();
+        if self.in_msgs > 0 {
+            shared
+                .stats
+                .in_msgs
+                .fetch_add(self.in_msgs, Ordering::Relaxed);
+            shared
+                .stats
+                .in_bytes
+                .fetch_add(self.in_bytes, Ordering::Relaxed);
+            srv.count_in(self.in_msgs, self.in_bytes);
+            if let Some(acc) = account {
+                acc.in_msgs.fetch_add(self.in_msgs, Ordering::Relaxed);
+                acc.in_bytes.fetch_add(self.in_bytes, Ordering::Relaxed);
+            }
+            self.in_msgs = 0;
+            self.in_bytes = 0;
+        }
+    }
 }
 
 /// Applies the driving rule: transmits, then events. Returns the close reason once closed.
@@ -237,33 +335,15 @@ fn drain(
                 router::unsubscribe(&acc, shared, &sid, max);
             }
             ConnEvent::Publish(msg) => {
-                let t = now();
-                let size = msg.payload.len() + msg.headers.as_ref().map_or(0, Bytes::len);
-                shared.stats.in_msgs.fetch_add(1, Ordering::Relaxed);
-                shared
-                    .stats
-                    .in_bytes
-                    .fetch_add(size as u64, Ordering::Relaxed);
-                srv.count_in(size);
-                if !router::can_publish(shared, t, &msg.subject) {
-                    conn.send_err(&router::publish_violation_text(&msg.subject));
-                    continue;
-                }
                 let acc = bind_default(srv, account);
                 let m = Message {
                     subject: &msg.subject,
                     reply: msg.reply.as_deref(),
-                    headers: msg.headers.as_ref(),
+                    headers: msg.headers.as_deref(),
                     payload: &msg.payload,
+                    shared: Some(&msg.payload),
                 };
-                let mut p = Publisher {
-                    client: Some(shared),
-                    rng: &mut ctx.rng,
-                    now: t,
-                    pending: &mut ctx.pending,
-                    cache: Some(&mut ctx.cache),
-                };
-                router::publish(&acc, &mut p, &m);
+                publish_one(srv, shared, &acc, ctx, &m);
             }
             ConnEvent::Closed(reason) => {
                 // Queue whatever the machine wrote last (a final -ERR) before closing.

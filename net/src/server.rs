@@ -332,9 +332,9 @@ impl Shared {
             .unwrap_or_else(|| DEFAULT_SYSTEM_ACCOUNT.to_owned())
     }
 
-    pub(crate) fn count_in(&self, bytes: usize) {
-        self.in_msgs.fetch_add(1, Ordering::Relaxed);
-        self.in_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    pub(crate) fn count_in(&self, msgs: u64, bytes: u64) {
+        self.in_msgs.fetch_add(msgs, Ordering::Relaxed);
+        self.in_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
     pub(crate) fn num_clients(&self) -> usize {

@@ -13,6 +13,8 @@
 //! Every [`ProtoError`] closes the connection in nats-server; only some of them send an `-ERR`
 //! first (see [`ProtoError::sends_err`]).
 
+use std::ops::Range;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::info::{ConnectInfo, ServerInfo};
@@ -260,6 +262,21 @@ enum State {
     Payload(PendingPub),
 }
 
+/// Where the parts of a complete `PUB`/`HPUB` lie in the buffer ([`ClientParser::fast_pub`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FastPub {
+    /// The subject.
+    pub subject: Range<usize>,
+    /// The reply subject.
+    pub reply: Option<Range<usize>>,
+    /// The header block (HPUB).
+    pub headers: Option<Range<usize>>,
+    /// The body.
+    pub payload: Range<usize>,
+    /// Bytes the op takes, trailing CRLF included.
+    pub consumed: usize,
+}
+
 /// The control line of a `PUB`/`HPUB` whose payload has not fully arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct PendingPub {
@@ -321,6 +338,104 @@ impl ClientParser {
     /// CONNECT has passed it (and no `no_auth_user` applies); clear it once a CONNECT succeeds.
     pub fn set_awaiting_auth(&mut self, awaiting: bool) {
         self.awaiting_auth = awaiting;
+    }
+
+    /// The fast lane for the common case: when the parser is between ops and `buf` starts with
+    /// a complete, plainly formatted `PUB`/`HPUB` (upper case, single spaces, CRLF, sizes within
+    /// the limits, payload and trailing CRLF present, at most `max_total` bytes of payload),
+    /// returns where its parts are without consuming anything.
+    ///
+    /// Anything else returns `None`, and [`Self::parse`] handles it — with exactly the result it
+    /// would have had anyway, errors included. So the fast lane never changes behaviour; it only
+    /// skips the byte-at-a-time state machine, the refcounted slices and the op enum.
+    pub fn fast_pub(&self, buf: &[u8], max_total: usize) -> Option<FastPub> {
+        if self.state != State::Start || self.awaiting_auth {
+            return None;
+        }
+        let (hpub, args_at) = match buf {
+            [b'P', b'U', b'B', b' ', ..] => (false, 4),
+            [b'H', b'P', b'U', b'B', b' ', ..] if self.headers => (true, 5),
+            _ => return None,
+        };
+        let limit = (args_at + self.max_control_line as usize + 2).min(buf.len());
+        let nl = args_at + buf[args_at..limit].iter().position(|&b| b == b'\n')?;
+        if nl < args_at + 2 || buf[nl - 1] != b'\r' {
+            return None;
+        }
+        let line = &buf[args_at..nl - 1];
+        if line.len() > self.max_control_line as usize {
+            return None;
+        }
+        let mut fields = [0..0, 0..0, 0..0, 0..0];
+        let mut n = 0;
+        let mut start = 0;
+        for (i, &b) in line.iter().enumerate() {
+            if b == b' ' {
+                if i == start || n == fields.len() {
+                    return None;
+                }
+                fields[n] = args_at + start..args_at + i;
+                n += 1;
+                start = i + 1;
+            } else if b == b'\t' {
+                return None;
+            }
+        }
+        if start == line.len() || n == fields.len() {
+            return None;
+        }
+        fields[n] = args_at + start..args_at + line.len();
+        n += 1;
+        let size = |r: &Range<usize>| -> Option<usize> {
+            let d = &buf[r.clone()];
+            if d.is_empty() || d.len() > 9 || !d.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            Some(
+                d.iter()
+                    .fold(0usize, |acc, c| acc * 10 + usize::from(c - b'0')),
+            )
+        };
+        let (subject, reply, header_len, total) = match (hpub, n) {
+            (false, 2) => (fields[0].clone(), None, 0, size(&fields[1])?),
+            (false, 3) => (
+                fields[0].clone(),
+                Some(fields[1].clone()),
+                0,
+                size(&fields[2])?,
+            ),
+            (true, 3) => (
+                fields[0].clone(),
+                None,
+                size(&fields[1])?,
+                size(&fields[2])?,
+            ),
+            (true, 4) => (
+                fields[0].clone(),
+                Some(fields[1].clone()),
+                size(&fields[2])?,
+                size(&fields[3])?,
+            ),
+            _ => return None,
+        };
+        if total > self.max_payload as usize
+            || total > max_total
+            || (hpub && (header_len == 0 || header_len > total))
+        {
+            return None;
+        }
+        let body = nl + 1;
+        let end = body + total;
+        if buf.len() < end + 2 || buf[end] != b'\r' || buf[end + 1] != b'\n' {
+            return None;
+        }
+        Some(FastPub {
+            subject,
+            reply,
+            headers: hpub.then(|| body..body + header_len),
+            payload: body + header_len..end,
+            consumed: end + 2,
+        })
     }
 
     /// Consumes at most one complete op from the front of `buf`.

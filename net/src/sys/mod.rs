@@ -49,7 +49,10 @@ impl InternalSink for Sink {
         let _ = self.tx.try_send(Request {
             subject: Bytes::copy_from_slice(m.subject),
             reply: m.reply.map(Bytes::copy_from_slice),
-            payload: m.payload.clone(),
+            payload: m
+                .shared
+                .cloned()
+                .unwrap_or_else(|| Bytes::copy_from_slice(m.payload)),
         });
     }
 }
@@ -135,6 +138,7 @@ pub(crate) fn publish(srv: &Shared, acc: &Arc<Account>, subject: &[u8], payload:
         reply: None,
         headers: None,
         payload: &payload,
+        shared: Some(&payload),
     };
     router::publish(acc, &mut p, &m);
     pending.flush();

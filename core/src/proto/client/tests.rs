@@ -741,3 +741,103 @@ proptest! {
         prop_assert_eq!(out, whole);
     }
 }
+
+/// The fast lane must agree with the full parser wherever it answers, and it must answer for
+/// the plainly formatted publishes real clients send.
+mod fast_lane {
+    use super::*;
+
+    fn check(input: &[u8], headers: bool) -> bool {
+        let mut p = ClientParser::new(4096, 1024);
+        p.set_headers(headers);
+        let Some(fp) = p.fast_pub(input, 2048) else {
+            return false;
+        };
+        let mut buf = BytesMut::from(input);
+        let op = p
+            .parse(&mut buf)
+            .expect("fast lane accepted what the parser rejects");
+        let Some(ClientOp::Pub(m)) = op else {
+            panic!("fast lane accepted a non-PUB: {op:?}")
+        };
+        assert_eq!(&m.subject[..], &input[fp.subject.clone()]);
+        assert_eq!(m.reply.as_deref(), fp.reply.clone().map(|r| &input[r]));
+        assert_eq!(m.headers.as_deref(), fp.headers.clone().map(|h| &input[h]));
+        assert_eq!(&m.payload[..], &input[fp.payload.clone()]);
+        assert_eq!(input.len() - buf.len(), fp.consumed, "consumed");
+        true
+    }
+
+    #[test]
+    fn answers_for_plain_publishes() {
+        assert!(check(b"PUB foo 5\r\nhello\r\n", true));
+        assert!(check(b"PUB foo.bar _INBOX.1 0\r\n\r\nPING\r\n", true));
+        assert!(check(b"HPUB foo 12 14\r\nNATS/1.0\r\n\r\nhi\r\n", true));
+        assert!(check(b"HPUB foo r 12 12\r\nNATS/1.0\r\n\r\n\r\n", true));
+    }
+
+    #[test]
+    fn declines_what_it_does_not_handle() {
+        let p = ClientParser::new(4096, 1024);
+        for input in [
+            &b"pub foo 5\r\nhello\r\n"[..],
+            b"PUB foo  5\r\nhello\r\n",
+            b"PUB\tfoo 5\r\nhello\r\n",
+            b"PUB foo 5\nhello\r\n",
+            b"PUB foo 5\r\nhell",
+            b"PUB foo 5\r\nhelloXX",
+            b"PUB foo 2000\r\n",
+            b"PUB foo bar baz 1\r\nx\r\n",
+            b"HPUB foo 0 2\r\nhi\r\n",
+            b"HPUB foo 5 2\r\nhi\r\n",
+            b"SUB foo 1\r\n",
+        ] {
+            assert!(
+                p.fast_pub(input, 2048).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        let mut h = ClientParser::new(4096, 1024);
+        h.set_headers(false);
+        assert!(h
+            .fast_pub(b"HPUB foo 12 14\r\nNATS/1.0\r\n\r\nhi\r\n", 2048)
+            .is_none());
+    }
+
+    fn token() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(b"foo".to_vec()),
+            Just(b"a.b".to_vec()),
+            Just(b"_INBOX.x".to_vec()),
+            Just(b"12".to_vec()),
+            Just(b"0".to_vec()),
+            Just(b"5".to_vec()),
+            Just(Vec::new()),
+            proptest::collection::vec(any::<u8>(), 0..4),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_the_parser(
+            op in prop_oneof![Just(&b"PUB"[..]), Just(&b"HPUB"[..]), Just(&b"pub"[..])],
+            args in proptest::collection::vec(token(), 0..5),
+            seps in proptest::collection::vec(prop_oneof![Just(&b" "[..]), Just(&b"  "[..]), Just(&b"\t"[..])], 5),
+            eol in prop_oneof![Just(&b"\r\n"[..]), Just(&b"\n"[..])],
+            body in proptest::collection::vec(any::<u8>(), 0..24),
+            tail in prop_oneof![Just(&b"\r\n"[..]), Just(&b"\n"[..]), Just(&b""[..]), Just(&b"\r\nPING\r\n"[..])],
+            headers in any::<bool>(),
+        ) {
+            let mut input = op.to_vec();
+            for (i, a) in args.iter().enumerate() {
+                input.extend_from_slice(seps[i % seps.len()]);
+                input.extend_from_slice(a);
+            }
+            input.extend_from_slice(eol);
+            input.extend_from_slice(&body);
+            input.extend_from_slice(tail);
+            check(&input, headers);
+        }
+    }
+}
