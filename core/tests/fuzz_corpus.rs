@@ -93,13 +93,3 @@ fn sublist_ops() {
 fn permissions() {
     replay("permissions");
 }
-
-/// Open bugs in `conf::parser` (see `fuzz/known_crashes/config_parser/`): deeply nested maps
-/// overflow the stack (the process aborts), and `$variable` references copy their value, so a
-/// chain of doublings grows the tree exponentially. Move the files to `fuzz/corpus/` and drop
-/// the `ignore` once the parser bounds nesting and expansion.
-#[test]
-#[ignore = "open bugs in conf::parser: stack overflow and exponential $variable expansion"]
-fn config_parser_known_crashes() {
-    replay_from("known_crashes", "config_parser");
-}

@@ -30,6 +30,8 @@ pub(super) fn parse_file(
         env,
         chain,
         stack: vec![ConfMap::new()],
+        depth: 0,
+        expanded: 0,
     };
     p.body(true)?;
     Ok(p.stack.pop().unwrap_or_default())
@@ -48,6 +50,26 @@ struct Parser<'a> {
     /// The maps being built, outermost first: variable lookups search them innermost first.
     /// Arrays are not on this stack, as in Go (`lookupVariable` skips array contexts).
     stack: Vec<ConfMap>,
+    /// Maps and arrays open around the current position.
+    depth: usize,
+    /// Value nodes copied by `$variable` references so far.
+    expanded: usize,
+}
+
+/// How deeply maps and arrays may nest. Real configs use a handful of levels; the bound keeps
+/// a hostile file from overflowing the stack (found by the `config_parser` fuzz target).
+pub const MAX_NESTING: usize = 128;
+/// How many value nodes `$variable` references may copy in one file. Each reference copies its
+/// value, so a chain of `b: [$a, $a]` lines doubles the tree per line; the budget turns that
+/// into an error instead of an exponential blow-up (found by the `config_parser` fuzz target).
+pub const MAX_EXPANDED_NODES: usize = 100_000;
+
+fn node_count(v: &Value) -> usize {
+    match v {
+        Value::Array(items) => 1 + items.iter().map(|n| node_count(&n.value)).sum::<usize>(),
+        Value::Map(m) => 1 + m.iter().map(|e| node_count(&e.value.value)).sum::<usize>(),
+        _ => 1,
+    }
 }
 
 fn is_blank(c: char) -> bool {
@@ -269,6 +291,21 @@ impl Parser<'_> {
 
     fn value(&mut self) -> Result<Node, ConfError> {
         let pos = self.pos();
+        if matches!(self.peek(), Some('[' | '{')) {
+            if self.depth >= MAX_NESTING {
+                return Err(self.err(format!(
+                    "maps and arrays nest deeper than {MAX_NESTING} levels"
+                )));
+            }
+            self.depth += 1;
+            let v = self.value_inner(pos.clone());
+            self.depth -= 1;
+            return v;
+        }
+        self.value_inner(pos)
+    }
+
+    fn value_inner(&mut self, pos: Pos) -> Result<Node, ConfError> {
         let value = match self.peek() {
             None => return Err(self.err("expected a value but found end of file")),
             Some(c) if is_nl(c) => return Err(self.err("expected a value but found new line")),
@@ -622,10 +659,22 @@ impl Parser<'_> {
         if ["2a$", "2b$", "2y$"].iter().any(|p| name.starts_with(p)) {
             return Ok(Value::String(format!("${name}")));
         }
+        let mut found = None;
         for map in self.stack.iter_mut().rev() {
             if let Some(node) = map.lookup_and_mark(name) {
-                return Ok(node.value.clone());
+                found = Some(node.value.clone());
+                break;
             }
+        }
+        if let Some(v) = found {
+            self.expanded += node_count(&v);
+            if self.expanded > MAX_EXPANDED_NODES {
+                return Err(ConfError::new(
+                    pos,
+                    format!("variable references expand to more than {MAX_EXPANDED_NODES} values"),
+                ));
+            }
+            return Ok(v);
         }
         let Some(raw) = self.env.var(name) else {
             return Err(ConfError::new(

@@ -555,3 +555,48 @@ fn top_level_empty_and_comment_only_files() {
     assert!(ok("").is_empty());
     assert!(ok("# nothing\n// at all\n\n").is_empty());
 }
+
+#[test]
+fn nesting_is_bounded() {
+    let deep_maps = format!("a{}", "{a".repeat(2000));
+    let err = crate::conf::parse(
+        &deep_maps,
+        Path::new("deep.conf"),
+        &crate::conf::NoIncludes,
+        &crate::conf::NoEnv,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("nest deeper"), "{err}");
+    let deep_arrays = format!("a: {}", "[".repeat(8000));
+    assert!(crate::conf::parse(
+        &deep_arrays,
+        Path::new("deep.conf"),
+        &crate::conf::NoIncludes,
+        &crate::conf::NoEnv
+    )
+    .is_err());
+    let ok = format!("a: {}1{}", "[".repeat(100), "]".repeat(100));
+    assert!(crate::conf::parse(
+        &ok,
+        Path::new("ok.conf"),
+        &crate::conf::NoIncludes,
+        &crate::conf::NoEnv
+    )
+    .is_ok());
+}
+
+#[test]
+fn variable_expansion_is_bounded() {
+    let mut src = String::from("b0: [1, 2]\n");
+    for i in 1..40 {
+        src.push_str(&format!("b{i}: [$b{}, $b{}]\n", i - 1, i - 1));
+    }
+    let err = crate::conf::parse(
+        &src,
+        Path::new("vars.conf"),
+        &crate::conf::NoIncludes,
+        &crate::conf::NoEnv,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("expand to more than"), "{err}");
+}
