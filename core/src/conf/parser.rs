@@ -58,11 +58,11 @@ struct Parser<'a> {
 
 /// How deeply maps and arrays may nest. Real configs use a handful of levels; the bound keeps
 /// a hostile file from overflowing the stack (found by the `config_parser` fuzz target).
-pub const MAX_NESTING: usize = 128;
+pub(super) const MAX_NESTING: usize = 128;
 /// How many value nodes `$variable` references may copy in one file. Each reference copies its
 /// value, so a chain of `b: [$a, $a]` lines doubles the tree per line; the budget turns that
 /// into an error instead of an exponential blow-up (found by the `config_parser` fuzz target).
-pub const MAX_EXPANDED_NODES: usize = 100_000;
+pub(super) const MAX_EXPANDED_NODES: usize = 100_000;
 
 fn node_count(v: &Value) -> usize {
     match v {

@@ -559,28 +559,28 @@ fn top_level_empty_and_comment_only_files() {
 #[test]
 fn nesting_is_bounded() {
     let deep_maps = format!("a{}", "{a".repeat(2000));
-    let err = crate::conf::parse(
+    let err = parse(
         &deep_maps,
         Path::new("deep.conf"),
-        &crate::conf::NoIncludes,
-        &crate::conf::NoEnv,
+        &NoIncludes,
+        &NoEnv,
     )
     .unwrap_err();
     assert!(err.to_string().contains("nest deeper"), "{err}");
     let deep_arrays = format!("a: {}", "[".repeat(8000));
-    assert!(crate::conf::parse(
+    assert!(parse(
         &deep_arrays,
         Path::new("deep.conf"),
-        &crate::conf::NoIncludes,
-        &crate::conf::NoEnv
+        &NoIncludes,
+        &NoEnv
     )
     .is_err());
     let ok = format!("a: {}1{}", "[".repeat(100), "]".repeat(100));
-    assert!(crate::conf::parse(
+    assert!(parse(
         &ok,
         Path::new("ok.conf"),
-        &crate::conf::NoIncludes,
-        &crate::conf::NoEnv
+        &NoIncludes,
+        &NoEnv
     )
     .is_ok());
 }
@@ -591,11 +591,11 @@ fn variable_expansion_is_bounded() {
     for i in 1..40 {
         src.push_str(&format!("b{i}: [$b{}, $b{}]\n", i - 1, i - 1));
     }
-    let err = crate::conf::parse(
+    let err = parse(
         &src,
         Path::new("vars.conf"),
-        &crate::conf::NoIncludes,
-        &crate::conf::NoEnv,
+        &NoIncludes,
+        &NoEnv,
     )
     .unwrap_err();
     assert!(err.to_string().contains("expand to more than"), "{err}");
