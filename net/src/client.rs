@@ -22,8 +22,10 @@ use tokio::sync::Notify;
 use crate::server::{unix_nanos, Shared};
 use crate::transport::now;
 
-/// Read buffer size; grows when a large message is in flight.
-const READ_BUF: usize = 32 * 1024;
+/// Read sizes adapt like nats-server's (Go: client.go startBufSize/maxBufSize): an idle
+/// connection holds a small buffer, a busy one grows it so each read carries many ops.
+const MIN_READ: usize = 512;
+const MAX_READ: usize = 64 * 1024;
 /// At most this many buffers go into one vectored write.
 const MAX_IOVECS: usize = 64;
 /// Time a closing connection gets to flush its last bytes (a final -ERR).
@@ -98,7 +100,8 @@ pub(crate) async fn run<S>(
         in_msgs: 0,
         in_bytes: 0,
     };
-    let mut rbuf = BytesMut::with_capacity(READ_BUF);
+    let mut read_size = MIN_READ;
+    let mut rbuf = BytesMut::with_capacity(read_size);
     if let Some(reason) = rejected {
         if reason == CloseReason::MaxConnectionsExceeded {
             conn.send_err("maximum connections exceeded");
@@ -133,9 +136,11 @@ pub(crate) async fn run<S>(
         let deadline = conn
             .poll_timeout()
             .map(|(t, _)| tokio::time::Instant::from_std(t));
-        if rbuf.capacity() - rbuf.len() < 1024 {
-            rbuf.reserve(READ_BUF);
+        if rbuf.is_empty() && rbuf.capacity() > 4 * read_size {
+            // Quiet again after a burst: give the big buffer back.
+            rbuf = BytesMut::with_capacity(read_size);
         }
+        rbuf.reserve(read_size);
         tokio::select! {
             biased;
             () = notify.close.notified() => {
@@ -145,7 +150,12 @@ pub(crate) async fn run<S>(
             }
             r = rd.read_buf(&mut rbuf) => match r {
                 Ok(0) => conn.handle_close(CloseReason::ClientClosed),
-                Ok(_) => {
+                Ok(n) => {
+                    if n >= read_size {
+                        read_size = (read_size * 2).min(MAX_READ);
+                    } else if n < read_size / 2 {
+                        read_size = (read_size / 2).max(MIN_READ);
+                    }
                     last_activity.store(unix_nanos(srv.wall_clock()), Ordering::Relaxed);
                     route_ctx.now = now();
                     // Whatever is left after the first event is handled at the top of the loop.

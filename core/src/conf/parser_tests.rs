@@ -559,30 +559,12 @@ fn top_level_empty_and_comment_only_files() {
 #[test]
 fn nesting_is_bounded() {
     let deep_maps = format!("a{}", "{a".repeat(2000));
-    let err = parse(
-        &deep_maps,
-        Path::new("deep.conf"),
-        &NoIncludes,
-        &NoEnv,
-    )
-    .unwrap_err();
+    let err = parse(&deep_maps, Path::new("deep.conf"), &NoIncludes, &NoEnv).unwrap_err();
     assert!(err.to_string().contains("nest deeper"), "{err}");
     let deep_arrays = format!("a: {}", "[".repeat(8000));
-    assert!(parse(
-        &deep_arrays,
-        Path::new("deep.conf"),
-        &NoIncludes,
-        &NoEnv
-    )
-    .is_err());
+    assert!(parse(&deep_arrays, Path::new("deep.conf"), &NoIncludes, &NoEnv).is_err());
     let ok = format!("a: {}1{}", "[".repeat(100), "]".repeat(100));
-    assert!(parse(
-        &ok,
-        Path::new("ok.conf"),
-        &NoIncludes,
-        &NoEnv
-    )
-    .is_ok());
+    assert!(parse(&ok, Path::new("ok.conf"), &NoIncludes, &NoEnv).is_ok());
 }
 
 #[test]
@@ -591,12 +573,6 @@ fn variable_expansion_is_bounded() {
     for i in 1..40 {
         src.push_str(&format!("b{i}: [$b{}, $b{}]\n", i - 1, i - 1));
     }
-    let err = parse(
-        &src,
-        Path::new("vars.conf"),
-        &NoIncludes,
-        &NoEnv,
-    )
-    .unwrap_err();
+    let err = parse(&src, Path::new("vars.conf"), &NoIncludes, &NoEnv).unwrap_err();
     assert!(err.to_string().contains("expand to more than"), "{err}");
 }
