@@ -202,3 +202,63 @@ async fn tls_verify_client_cert(kind: ServerKind) {
         "client with an untrusted certificate accepted"
     );
 }
+
+both!(tls_verify_and_map);
+
+/// `verify_and_map`: the client certificate's subject names the user, whose permissions apply.
+async fn tls_verify_and_map(kind: ServerKind) {
+    let p = pki();
+    let conf = format!(
+        "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  ca_file: \"{}\"\n  verify_and_map: true\n  timeout: 2\n}}\n\
+         authorization {{\n  users: [ {{ user: \"CN=client\", permissions: {{ publish: \"mapped.>\", subscribe: \"mapped.>\" }} }} ]\n}}\n",
+        p.server_cert.display(),
+        p.server_key.display(),
+        p.ca.display()
+    );
+    let s = TestServer::start(kind, &conf).await;
+    let with_cert =
+        trusting(&p).add_client_certificate(p.client_cert.clone(), p.client_key.clone());
+    let c = s.client_with(with_cert).await;
+    let mut sub = c.subscribe("mapped.in").await.unwrap();
+    c.publish("mapped.in", "as CN=client".into()).await.unwrap();
+    assert_eq!(text(&next_msg(&mut sub).await), "as CN=client");
+    // The mapped user's permissions hold: a subscription outside them is refused.
+    let mut errors = c.subscribe("elsewhere").await.unwrap();
+    c.publish("elsewhere", "x".into()).await.unwrap();
+    c.publish("mapped.in", "after".into()).await.unwrap();
+    assert_eq!(text(&next_msg(&mut sub).await), "after");
+    assert!(natsd_tests::drain_ready(&mut errors).is_empty());
+    // Without a certificate nobody is mapped: the connection fails.
+    assert!(s.connect(trusting(&p)).await.is_err());
+}
+
+/// `handshake_first` (not in nats-server 2.9.10, so natsd only): with a fallback delay, a client
+/// that starts TLS at once gets TLS before INFO, and one that waits gets INFO in the clear. (The
+/// harness needs a clear INFO to see the server is ready, so the pure `true` form is covered by
+/// the same code path minus the wait.)
+#[tokio::test]
+async fn tls_handshake_first_natsd() {
+    let p = pki();
+    let conf = format!(
+        "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  handshake_first: \"300ms\"\n  timeout: 2\n}}\n",
+        p.server_cert.display(),
+        p.server_key.display()
+    );
+    let s = TestServer::start(ServerKind::Natsd, &conf).await;
+    // A client that waits gets INFO in the clear after the fallback delay...
+    let raw = s.raw().await;
+    assert_eq!(
+        raw.info["tls_required"],
+        serde_json::json!(true),
+        "{}",
+        raw.info
+    );
+    // ...a TLS-first client talks TLS from its first byte...
+    let c = s.client_with(trusting(&p).tls_first()).await;
+    let mut sub = c.subscribe("first").await.unwrap();
+    c.publish("first", "tls first".into()).await.unwrap();
+    assert_eq!(text(&next_msg(&mut sub).await), "tls first");
+    // ...and an ordinary TLS client still works.
+    let late = s.client_with(trusting(&p)).await;
+    flush(&late).await;
+}
