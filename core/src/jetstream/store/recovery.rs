@@ -270,7 +270,22 @@ impl<D: Disk> Replay<'_, D> {
                 }
                 self.expected = Some(self.expected.map_or(p.seq, |e| e.max(p.seq)));
             }
-            Kind::SyncMark => {}
+            Kind::SyncMark => {
+                // The mark names the last sequence synced: if the messages up to it are not all
+                // here, the newest of them were damaged (nothing else follows them to tell).
+                if let Some(exp) = self.expected.filter(|e| p.seq >= *e) {
+                    self.damage(
+                        id,
+                        off,
+                        CorruptionKind::MissingSeqs {
+                            first: exp,
+                            last: p.seq,
+                        },
+                    );
+                    self.expected = Some(p.seq + 1);
+                }
+                self.idx.last_seq = self.idx.last_seq.max(p.seq);
+            }
         }
     }
 }
