@@ -412,3 +412,68 @@ fn oversized_message_gets_its_own_block() {
     assert_eq!(fs.load_msg(1).unwrap().payload.len(), 1000);
     assert_eq!(fs.backend().block_ids().len(), 2);
 }
+
+#[test]
+fn torn_tail_is_cut_and_counted_not_reported_as_corruption() {
+    let disk = MemDisk::new(1);
+    let mut fs =
+        FileStore::open(disk.clone(), DIR, StoreConfig::default(), file_cfg(1 << 20)).unwrap();
+    for i in 0..5 {
+        fs.store_msg("a", b"", format!("synced {i}").as_bytes(), 0)
+            .unwrap();
+    }
+    fs.sync().unwrap();
+    fs.store_msg("a", b"", &[5; 100], 0).unwrap();
+    let path = fs.backend().block_path(1);
+    drop(fs);
+    // Keep half of the unsynced record: a torn write.
+    let synced = disk.synced_len(&path).unwrap();
+    disk.truncate_file(&path, synced + 50).unwrap();
+    let fs = FileStore::open(disk.clone(), DIR, StoreConfig::default(), file_cfg(1 << 20)).unwrap();
+    assert_eq!(fs.recovery().torn_bytes, 50);
+    assert!(fs.corruption().is_empty());
+    assert_eq!((fs.state().msgs, fs.state().last_seq), (5, 5));
+    assert_eq!(
+        disk.len(&path).unwrap(),
+        synced,
+        "the tail is cut on disk too"
+    );
+}
+
+#[test]
+fn crash_during_purge_keeps_the_old_state() {
+    let disk = MemDisk::new(1);
+    let mut fs =
+        FileStore::open(disk.clone(), DIR, StoreConfig::default(), file_cfg(1 << 20)).unwrap();
+    for _ in 0..5 {
+        fs.store_msg("a", b"", b"x", 0).unwrap();
+    }
+    fs.sync().unwrap();
+    let want = fs.state();
+    fs.purge().unwrap();
+    assert_eq!(
+        fs.backend().block_ids(),
+        vec![1, 2],
+        "purge starts a fresh block"
+    );
+    drop(fs);
+    disk.crash(CrashMode::LoseUnsynced);
+    let mut fs =
+        FileStore::open(disk.clone(), DIR, StoreConfig::default(), file_cfg(1 << 20)).unwrap();
+    assert_eq!(
+        fs.state(),
+        want,
+        "an unsynced purge is undone, never half done"
+    );
+    assert!(fs.corruption().is_empty());
+    assert_eq!(fs.store_msg("a", b"", b"y", 0).unwrap().0, 6);
+}
+
+#[test]
+fn mem_store_sync_is_immediate() {
+    let mut s = mem(StoreConfig::default());
+    put(&mut s, "a", "x");
+    assert_eq!(s.synced_through(), 0);
+    assert_eq!(s.sync().unwrap(), 1);
+    assert_eq!(s.synced_through(), 1);
+}
