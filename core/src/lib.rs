@@ -33,6 +33,7 @@ pub mod conf;
 pub mod conn;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod jetstream;
 pub mod options;
 pub mod outbound;
 pub mod proto;
