@@ -1,13 +1,12 @@
 //! The per-connection driver: one reader task running the [`ClientConn`] machine and the
 //! router, one writer task draining the connection's outbound queue with vectored writes.
 
-use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::BytesMut;
 use natsd_core::account::Account;
 use natsd_core::auth::ConnType;
 use natsd_core::conn::{ClientConn, CloseReason, ConnEvent};
@@ -16,30 +15,38 @@ use natsd_core::rng::SplitMix64;
 use natsd_core::router::{
     self, ClientShared, MatchCache, Message, Notifier, PendingFlush, Publisher,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::Notify;
 
 use crate::server::{unix_nanos, Shared};
 use crate::transport::now;
+use crate::writer::ConnWriter;
 
 /// Read sizes adapt like nats-server's (Go: client.go startBufSize/maxBufSize): an idle
 /// connection holds a small buffer, a busy one grows it so each read carries many ops.
 const MIN_READ: usize = 512;
 const MAX_READ: usize = 64 * 1024;
-/// At most this many buffers go into one vectored write.
-const MAX_IOVECS: usize = 64;
 /// Time a closing connection gets to flush its last bytes (a final -ERR).
 const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
-/// Wakes the reader and writer tasks of one connection.
+/// Wakes the reader and writer tasks of one connection, or writes inline when its writer is
+/// idle (see [`crate::writer`]).
 #[derive(Debug, Default)]
 pub(crate) struct ConnNotify {
     write: Notify,
     close: Notify,
+    inline: OnceLock<(Weak<ClientShared>, Arc<ConnWriter>)>,
 }
 
 impl Notifier for ConnNotify {
     fn notify_write(&self) {
+        if let Some((client, writer)) = self.inline.get() {
+            if let Some(client) = client.upgrade() {
+                if writer.try_inline(&client) {
+                    return;
+                }
+            }
+        }
         self.write.notify_one();
     }
 
@@ -84,8 +91,12 @@ pub(crate) async fn run<S>(
     let last_activity = srv.register_client(id, &shared, peer);
 
     let (mut rd, wr) = tokio::io::split(stream);
+    let conn_writer = Arc::new(ConnWriter::new(Box::new(wr)));
+    let _ = notify
+        .inline
+        .set((Arc::downgrade(&shared), Arc::clone(&conn_writer)));
     let writer = tokio::spawn(write_loop(
-        wr,
+        conn_writer,
         Arc::clone(&shared),
         Arc::clone(&notify),
         srv.opts().write_deadline,
@@ -378,31 +389,31 @@ fn bind_default(srv: &Shared, account: &mut Option<Arc<Account>>) -> Arc<Account
     acc
 }
 
-async fn write_loop<W>(
-    mut wr: tokio::io::WriteHalf<W>,
+async fn write_loop(
+    writer: Arc<ConnWriter>,
     shared: Arc<ClientShared>,
     notify: Arc<ConnNotify>,
     deadline: Duration,
-) where
-    W: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_IOVECS);
+) {
     loop {
-        batch.clear();
-        let n = shared.drain_outbound(&mut batch);
-        if n == 0 {
-            if shared.close_reason().is_some() {
+        let Ok(busy) = writer.take(&shared) else {
+            shared.close(CloseReason::WriteError);
+            break;
+        };
+        let closing = shared.close_reason();
+        if !busy {
+            if closing.is_some() {
                 break;
             }
             notify.write.notified().await;
             continue;
         }
-        let closing = shared.close_reason();
         if matches!(
             closing,
             Some(CloseReason::SlowConsumerPendingBytes | CloseReason::SlowConsumerWriteDeadline)
         ) {
             // A slow consumer is cut off at once; its backlog is dropped.
+            writer.discard();
             break;
         }
         let limit = if closing.is_some() {
@@ -410,43 +421,19 @@ async fn write_loop<W>(
         } else {
             deadline
         };
-        match tokio::time::timeout(limit, write_all_vectored(&mut wr, &mut batch)).await {
+        match tokio::time::timeout(limit, writer.write_backlog()).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => {
                 shared.close(CloseReason::WriteError);
                 break;
             }
             Err(_) => {
+                writer.stop_waiting();
                 shared.close(CloseReason::SlowConsumerWriteDeadline);
+                writer.discard();
                 break;
             }
         }
     }
-    let _ = tokio::time::timeout(CLOSE_FLUSH, wr.shutdown()).await;
-}
-
-async fn write_all_vectored<W: AsyncWrite + Unpin>(
-    wr: &mut W,
-    bufs: &mut [Bytes],
-) -> std::io::Result<()> {
-    let mut start = 0;
-    while start < bufs.len() {
-        let end = (start + MAX_IOVECS).min(bufs.len());
-        let slices: Vec<IoSlice<'_>> = bufs[start..end].iter().map(|b| IoSlice::new(b)).collect();
-        let mut n = wr.write_vectored(&slices).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        while n > 0 && start < bufs.len() {
-            let len = bufs[start].len();
-            if n >= len {
-                n -= len;
-                start += 1;
-            } else {
-                bufs[start].advance(n);
-                n = 0;
-            }
-        }
-    }
-    wr.flush().await
+    let _ = tokio::time::timeout(CLOSE_FLUSH, writer.shutdown()).await;
 }

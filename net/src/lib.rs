@@ -23,6 +23,7 @@ mod server;
 mod sys;
 mod tls;
 pub mod transport;
+mod writer;
 
 pub use natsd_core::options::Options;
 pub use server::{

@@ -18,8 +18,8 @@ def step(name: str) -> None:
 
 async def main(url: str) -> None:
     step("connect")
-    nc = await asyncio.wait_for(nats.connect(url, allow_reconnect=False), STEP)
-    other = await asyncio.wait_for(nats.connect(url, allow_reconnect=False), STEP)
+    nc = await asyncio.wait_for(nats.connect(url, allow_reconnect=False, connect_timeout=STEP), STEP)
+    other = await asyncio.wait_for(nats.connect(url, allow_reconnect=False, connect_timeout=STEP), STEP)
     try:
         step("pub/sub")
         sub = await nc.subscribe("smoke.greet")
