@@ -2,9 +2,10 @@
 //!
 //! nats-server's publishers write straight into a receiver's socket when it is idle (Go:
 //! client.go flushClients → flushOutbound) instead of waking the receiver's writer. We do the
-//! same: after routing a batch, a publisher that finds the receiver's writer idle writes what the
-//! socket takes without waiting, and only hands the rest to the writer task. One task hop less
-//! per delivery is what request/reply latency is made of.
+//! same for small deliveries: after routing a batch, a publisher that finds the receiver's writer
+//! idle and its queue short writes what the socket takes without waiting, and only hands the rest
+//! to the writer task. One task hop less per delivery is what request/reply latency is made of;
+//! bulk deliveries stay with the writer task, which sends them in parallel on another core.
 //!
 //! The one rule that keeps this safe: a publisher never polls the stream while the writer task
 //! is parked on it (`writer_waiting`), because its no-op waker would replace the task's waker and
@@ -23,6 +24,10 @@ use tokio::io::AsyncWrite;
 
 /// At most this many buffers go into one vectored write.
 const MAX_IOVECS: usize = 64;
+/// Publishers write inline only this much. Small deliveries (a request, a reply, a trickle)
+/// are latency-bound and gain a task hop; bulk ones are throughput-bound and go faster when the
+/// receiver's own writer task sends them from another core while the publisher keeps parsing.
+const INLINE_MAX_BYTES: u64 = 8 * 1024;
 
 /// The boxed write half of a connection.
 pub(crate) type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
@@ -122,7 +127,7 @@ impl ConnWriter {
         {
             return false;
         }
-        if client.close_reason().is_some() {
+        if client.close_reason().is_some() || client.pending_bytes() > INLINE_MAX_BYTES {
             return false;
         }
         let mut batch = Vec::new();
