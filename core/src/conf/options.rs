@@ -271,8 +271,9 @@ impl Mapper {
                 }
                 "permissions" => self.route_permissions(&mut c, ce)?,
                 // Known to nats-server, no effect here (JetStream and compression settings).
-                "compression" | "accounts" | "pinned_accounts" | "ping_interval"
-                | "ping_max" => self.ignore("cluster", ce),
+                "compression" | "accounts" | "pinned_accounts" | "ping_interval" | "ping_max" => {
+                    self.ignore("cluster", ce)
+                }
                 _ => unknown(ce)?,
             }
         }

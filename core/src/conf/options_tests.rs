@@ -233,13 +233,16 @@ fn cluster_block() {
     assert_eq!(c.advertise.as_deref(), Some("10.0.0.1:6333"));
     assert_eq!(
         c.routes,
-        ["nats-route://ruser:T0p@127.0.0.1:6334", "nats://127.0.0.1:6335"]
+        [
+            "nats-route://ruser:T0p@127.0.0.1:6334",
+            "nats://127.0.0.1:6335"
+        ]
     );
     assert_eq!(
         (c.user.as_deref(), c.password.as_deref()),
         (Some("ruser"), Some("T0p"))
     );
-    assert_eq!(c.auth_timeout, std::time::Duration::from_millis(500));
+    assert_eq!(c.auth_timeout, Duration::from_millis(500));
     assert_eq!(c.import.expect("import").allow, ["a.>"]);
     assert_eq!(c.export.expect("export").deny, ["b.x"]);
     assert_eq!((c.connect_retries, c.pool_size), (3, Some(3)));
@@ -249,7 +252,9 @@ fn cluster_block() {
 #[test]
 fn cluster_port_forms_and_errors() {
     assert_eq!(opts("cluster { port: -1 }").cluster.expect("c").port, None);
-    let c = opts("cluster { host: 127.0.0.1, port: 0 }").cluster.expect("c");
+    let c = opts("cluster { host: 127.0.0.1, port: 0 }")
+        .cluster
+        .expect("c");
     assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", Some(6222)));
     assert!(err("cluster { bogus: 1 }").message.contains("bogus"));
     assert!(err("cluster { name: \"a b\" }").message.contains("spaces"));
