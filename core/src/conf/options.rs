@@ -2,7 +2,7 @@
 //!
 //! Keys compare case-insensitively, as in nats-server. A key nats-server does not know is an
 //! error naming its position; a key nats-server knows but natsd does not implement yet
-//! (cluster, jetstream, gateway, leafnodes, websocket, mqtt, operator, resolver, …) is accepted
+//! (jetstream, gateway, leafnodes, websocket, mqtt, operator, resolver, …) is accepted
 //! and reported in [`ConfReport::ignored`] so the server can warn about it.
 
 use std::path::PathBuf;

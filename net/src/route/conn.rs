@@ -14,7 +14,7 @@ use natsd_core::router::{self, MatchCache, Message, PendingFlush, Publisher};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::interest::registered;
-use super::{Cluster, RouteEntry, RouteHandle, RouteUrl};
+use super::{RouteEntry, RouteHandle, RouteUrl};
 use crate::server::{lock, Shared};
 use crate::transport::now;
 
@@ -256,7 +256,7 @@ fn peer_info(srv: &Arc<Shared>, handle: &Arc<RouteHandle>, peer: SocketAddr, inf
     entry.info = Some(info.clone());
     st.by_peer.insert(info.server_id.clone(), handle.id);
     tracing::info!(rid = handle.id, %peer, remote = %info.server_name, "route connection registered");
-    Cluster::send_all_interest(&st, handle);
+    cluster.send_all_interest(&st, handle);
     let others: Vec<_> = registered(&st)
         .into_iter()
         .filter(|h| h.id != handle.id)

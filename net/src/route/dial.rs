@@ -131,6 +131,17 @@ pub(crate) async fn start<T: Transport>(
         addr: addr.to_string(),
         source,
     })?;
+    if c.import.is_some() || c.export.is_some() {
+        let perms = natsd_core::options::Permissions {
+            publish: c.import.clone(),
+            subscribe: c.export.clone(),
+            allow_responses: None,
+        };
+        let _ = srv
+            .cluster
+            .perms
+            .set(natsd_core::auth::PermissionChecker::new(&perms));
+    }
     let cfg = route_config(srv, opts, c, bound.port(), client_urls);
     *srv.cluster.cfg.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(cfg));
     *lock(&srv.cluster.addr) = Some(bound);

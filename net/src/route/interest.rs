@@ -73,7 +73,7 @@ impl Cluster {
             Some(_) => before != after,
             None => (before == 0) != (after == 0),
         };
-        if !send {
+        if !send || !self.may_import(subject) {
             return;
         }
         for h in registered(&st) {
@@ -87,10 +87,18 @@ impl Cluster {
         }
     }
 
+    /// Go: route.go canImport — we only ask for subjects we may receive.
+    fn may_import(&self, subject: &[u8]) -> bool {
+        self.perms.get().is_none_or(|p| p.can_publish(subject))
+    }
+
     /// Sends a newly registered route our whole interest (Go: sendSubsToRoute).
-    pub(crate) fn send_all_interest(st: &ClusterState, h: &RouteHandle) {
+    pub(crate) fn send_all_interest(&self, st: &ClusterState, h: &RouteHandle) {
         h.with(|c| {
             for ((acc, subject, queue), n) in &st.interest {
+                if !self.may_import(subject) {
+                    continue;
+                }
                 c.send_sub(
                     acc.as_bytes(),
                     subject,
@@ -111,6 +119,15 @@ impl Cluster {
             tracing::debug!(rid = handle.id, account = %String::from_utf8_lossy(&sub.account), "unknown account for remote subscription");
             return;
         };
+        // Go: route.go processRemoteSub → canExport.
+        if self
+            .perms
+            .get()
+            .is_some_and(|p| !p.can_subscribe(&sub.subject, None))
+        {
+            tracing::debug!(rid = handle.id, subject = %String::from_utf8_lossy(&sub.subject), "can not export, ignoring remote subscription");
+            return;
+        }
         let key: InterestKey = (account.name.clone(), sub.subject.clone(), sub.queue.clone());
         let mut st = lock(&self.state);
         if !st.routes.contains_key(&handle.id) {

@@ -171,6 +171,9 @@ pub(crate) struct Cluster {
     /// The bound route listener.
     pub(crate) addr: Mutex<Option<SocketAddr>>,
     pub(crate) shutting_down: AtomicBool,
+    /// `cluster.permissions` as a checker: import is "publish" (the interest we send), export
+    /// is "subscribe" (the interest we accept). Go: route.go setRoutePermissions.
+    pub(crate) perms: OnceLock<natsd_core::auth::PermissionChecker>,
     /// Starts a dialer on the server's transport (set when the listener starts).
     pub(crate) dialer: OnceLock<fn(Arc<crate::server::Shared>, conn::Dialed)>,
 }
@@ -187,6 +190,7 @@ impl Cluster {
             }),
             addr: Mutex::new(None),
             shutting_down: AtomicBool::new(false),
+            perms: OnceLock::new(),
             dialer: OnceLock::new(),
         }
     }
