@@ -18,6 +18,10 @@
 #   PORT_NATSD=14222 PORT_GO=14223
 #   OUT=target/bench/<timestamp>   where results.jsonl, bench.log, server logs and report.md go
 #   NO_BUILD=1          use the existing target/release/natsd
+#   CLUSTER_GROUP="pubsub queue"
+#                       cross-node scenarios: each server kind runs as a 3-node cluster
+#                       (routes on PORT+1000..), publishers on node 1, subscribers on node 2;
+#                       reported in their own table. Empty skips them.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -48,12 +52,18 @@ fi
 NATSD=target/release/natsd
 
 SERVER_PID=
+CLUSTER_PIDS=()
 cleanup() {
-    # Only ever the server this script started.
+    # Only ever the servers this script started.
     if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill -TERM "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
     fi
+    local p
+    for p in "${CLUSTER_PIDS[@]}"; do
+        kill -TERM "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
 }
 trap cleanup EXIT INT TERM
 
@@ -104,6 +114,52 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 elapsed=$(( $(date +%s) - start ))
 
+CLUSTER_GROUP=${CLUSTER_GROUP-"pubsub queue"}
+CLUSTER_RESULTS="$OUT/cluster-results.jsonl"
+: >"$CLUSTER_RESULTS"
+
+# Three nodes of one kind: node 0 is the seed route of the others; waits for the full mesh
+# through /routez on each node's monitoring port.
+run_cluster() {
+    local label=$1 round=$2 bin base i port cport hport routes
+    if [ "$label" = natsd ]; then bin=$NATSD; base=$PORT_NATSD; else bin=$NATS_SERVER; base=$PORT_GO; fi
+    CLUSTER_PIDS=()
+    for i in 0 1 2; do
+        port=$((base + 10 + i)); cport=$((base + 1000 + i)); hport=$((base + 2000 + i))
+        routes=()
+        [ "$i" -gt 0 ] && routes=(--routes "nats://127.0.0.1:$((base + 1000))")
+        "$bin" -a 127.0.0.1 -p "$port" -m "$hport" -n "bench$i" --cluster_name bench \
+            --cluster "nats://127.0.0.1:$cport" "${routes[@]}" \
+            >>"$OUT/$label-cluster-$round.log" 2>&1 &
+        CLUSTER_PIDS+=($!)
+        wait_port "$port"
+    done
+    for i in 0 1 2; do
+        hport=$((base + 2000 + i))
+        for _ in $(seq 1 100); do
+            curl -s "http://127.0.0.1:$hport/routez" | grep -Eq '"num_routes": ?2' && break
+            sleep 0.1
+        done
+    done
+    echo "== round $round: $label 3-node cluster: $CLUSTER_GROUP" >&2
+    # shellcheck disable=SC2086 # word splitting of the groups and BENCH_ARGS is intended
+    "$NATSD" bench --url "nats://127.0.0.1:$((base + 10))" --sub-url "nats://127.0.0.1:$((base + 11))" \
+        --label "$label" --round "$round" --duration "$DURATION" $BENCH_ARGS $CLUSTER_GROUP \
+        >>"$CLUSTER_RESULTS" 2> >(tee -a "$OUT/bench.log" >&2) || echo "warning: some $label cluster scenarios failed" >&2
+    for i in "${CLUSTER_PIDS[@]}"; do
+        kill -TERM "$i" 2>/dev/null || true
+        wait "$i" 2>/dev/null || true
+    done
+    CLUSTER_PIDS=()
+}
+
+if [ -n "$CLUSTER_GROUP" ]; then
+    for round in $(seq 1 "$ROUNDS"); do
+        if [ $((round % 2)) -eq 1 ]; then order="natsd nats-server"; else order="nats-server natsd"; fi
+        for label in $order; do run_cluster "$label" "$round"; done
+    done
+fi
+
 {
     echo "### natsd vs nats-server ($(date -u +%Y-%m-%d))"
     echo
@@ -114,4 +170,10 @@ elapsed=$(( $(date +%s) - start ))
     echo "- median across rounds (min–max); ratio = natsd / nats-server (per-round ratios min–max); ↑ higher is better, ↓ lower is better"
     echo
     "$NATSD" bench report "$RESULTS"
+    if [ -s "$CLUSTER_RESULTS" ]; then
+        echo
+        echo "#### Across a route: 3-node clusters, publisher on node 1, subscribers on node 2"
+        echo
+        "$NATSD" bench report "$CLUSTER_RESULTS"
+    fi
 } | tee "$OUT/report.md"

@@ -94,6 +94,9 @@ pub struct Options {
     /// `tls` block for the client port.
     pub tls: Option<TlsConfig>,
 
+    /// `cluster { … }` / `--cluster`: routes to the other servers of a cluster.
+    pub cluster: Option<ClusterConfig>,
+
     /// `debug` / `-D`.
     pub debug: bool,
     /// `trace` / `-V`.
@@ -138,6 +141,7 @@ impl Default for Options {
             no_auth_user: None,
             system_account: None,
             tls: None,
+            cluster: None,
             debug: false,
             trace: false,
             logtime: true,
@@ -311,6 +315,65 @@ pub struct ImportConfig {
     pub to: Option<String>,
     /// For streams: a prefix prepended to delivered subjects (legacy form).
     pub prefix: Option<String>,
+}
+
+/// Default cluster port (Go: server/const.go DEFAULT_ROUTE_PORT).
+pub const DEFAULT_CLUSTER_PORT: u16 = 6222;
+/// Default `cluster.authorization.timeout` (Go: setBaselineOptions, the client default).
+pub const DEFAULT_CLUSTER_AUTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The `cluster { … }` block (Go: server/opts.go ClusterOpts). The client-URL gossip switch,
+/// `cluster.no_advertise`, is [`Options::no_advertise`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterConfig {
+    /// `name`; `None` lets the servers agree on a generated one.
+    pub name: Option<String>,
+    /// Listen host.
+    pub host: String,
+    /// Listen port; `None` asks the OS for a free port (`-1`).
+    pub port: Option<u16>,
+    /// `advertise` / `cluster_advertise`: the `host:port` other servers are told to dial.
+    pub advertise: Option<String>,
+    /// `routes`: URLs to dial, `nats-route://[user:pass@]host:port`.
+    pub routes: Vec<String>,
+    /// `authorization.user`: the user every route that dials us must present.
+    pub user: Option<String>,
+    /// `authorization.password` (plain or bcrypt).
+    pub password: Option<String>,
+    /// `authorization.timeout`.
+    pub auth_timeout: Duration,
+    /// `permissions.import`: subjects we accept messages for (we only send interest in these).
+    pub import: Option<SubjectPermission>,
+    /// `permissions.export`: subjects whose remote interest we accept.
+    pub export: Option<SubjectPermission>,
+    /// `tls` block of the route listener and dialer.
+    pub tls: Option<TlsConfig>,
+    /// `connect_retries`: extra attempts for a route learned by gossip (configured routes are
+    /// retried forever).
+    pub connect_retries: u32,
+    /// `pool_size`: accepted for compatibility with newer servers; 2.9.10 has one connection
+    /// per peer and so does natsd.
+    pub pool_size: Option<i64>,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            name: None,
+            host: "0.0.0.0".to_owned(),
+            port: Some(DEFAULT_CLUSTER_PORT),
+            advertise: None,
+            routes: Vec::new(),
+            user: None,
+            password: None,
+            auth_timeout: DEFAULT_CLUSTER_AUTH_TIMEOUT,
+            import: None,
+            export: None,
+            tls: None,
+            connect_retries: 0,
+            pool_size: None,
+        }
+    }
 }
 
 /// The `tls { … }` block of a listener.

@@ -19,7 +19,7 @@
 //!   asked for it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -87,6 +87,8 @@ pub struct ClientShared {
     /// A publisher has queued bytes here and promised to wake the writer at the end of its
     /// batch (Go: client.go pcd, the per-client deferred flush set).
     flush_pending: AtomicBool,
+    /// Told about every subscription this connection adds or drops (cluster interest).
+    interest: OnceLock<Arc<dyn InterestHook>>,
 }
 
 impl ClientShared {
@@ -106,7 +108,20 @@ impl ClientShared {
             stats: ClientStats::default(),
             slow_consumer: AtomicBool::new(false),
             flush_pending: AtomicBool::new(false),
+            interest: OnceLock::new(),
         })
+    }
+
+    /// Reports this connection's subscription changes to `hook` from now on (set once, before
+    /// the first SUB).
+    pub fn set_interest_hook(&self, hook: Arc<dyn InterestHook>) {
+        let _ = self.interest.set(hook);
+    }
+
+    fn interest_changed(&self, account: &Account, sub: &Subscription, added: bool) {
+        if let Some(h) = self.interest.get() {
+            h.interest_changed(&account.name, &sub.subject, sub.queue.as_deref(), added);
+        }
     }
 
     /// Records what CONNECT said and who the client turned out to be.
@@ -222,6 +237,27 @@ pub trait InternalSink: Send + Sync + std::fmt::Debug {
     fn deliver(&self, m: &Message<'_>);
 }
 
+/// Learns of local subscriptions coming and going, so that a cluster can tell its routes
+/// (Go: server/route.go updateRouteSubscriptionMap). Called with the connection's
+/// subscription lock held: record and hand over, never call back into the router.
+pub trait InterestHook: Send + Sync + std::fmt::Debug {
+    /// A subscription on `subject` (in `queue`) was added (`added`) or removed in `account`.
+    fn interest_changed(&self, account: &str, subject: &[u8], queue: Option<&[u8]>, added: bool);
+}
+
+/// A route to another server of the cluster, as the publish path sees it.
+pub trait RouteSink: Send + Sync + std::fmt::Debug {
+    /// The route's connection id.
+    fn route_id(&self) -> u64;
+    /// Queues one message for the peer, naming the queue groups a member of the peer was
+    /// chosen for. Returns false when the route is gone.
+    fn send_msg(&self, account: &str, m: &Message<'_>, queues: &[&[u8]]) -> bool;
+    /// The "wake-up owed" flag a [`PendingFlush`] flips (one wake per batch).
+    fn flush_flag(&self) -> &AtomicBool;
+    /// Wakes the route's writer.
+    fn wake(&self);
+}
+
 /// Where a matched subscription sends the message.
 #[derive(Debug)]
 pub enum SubTarget {
@@ -253,6 +289,14 @@ pub enum SubTarget {
         response_type: ResponseType,
         /// How long stream/chunked response mappings live.
         threshold: Duration,
+    },
+    /// Interest of another server, learned from a route (`RS+`). A plain one stands for every
+    /// subscriber of the peer on that subject; a queue one for `weight` members of the group.
+    Route {
+        /// The route to forward on.
+        route: Arc<dyn RouteSink>,
+        /// Members of the queue group on the peer (updated in place by later `RS+`).
+        weight: AtomicU32,
     },
     /// Carries a service response back to the requester's account.
     Response {
@@ -297,12 +341,13 @@ impl Subscription {
         self.delivered.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn is_removed(&self) -> bool {
+    /// Has it been taken out of its sublist (or is it about to be)?
+    pub fn is_removed(&self) -> bool {
         self.removed.load(Ordering::Acquire)
     }
 
     /// Returns true if this call marked it removed (so exactly one caller removes it).
-    pub(crate) fn mark_removed(&self) -> bool {
+    pub fn mark_removed(&self) -> bool {
         !self.removed.swap(true, Ordering::AcqRel)
     }
 }
@@ -350,6 +395,7 @@ pub enum SubscribeError {
 #[derive(Debug, Default)]
 pub struct PendingFlush {
     clients: Vec<Arc<ClientShared>>,
+    routes: Vec<Arc<dyn RouteSink>>,
 }
 
 impl PendingFlush {
@@ -360,17 +406,27 @@ impl PendingFlush {
         }
     }
 
+    fn add_route(&mut self, route: &Arc<dyn RouteSink>) {
+        if !route.flush_flag().swap(true, Ordering::AcqRel) {
+            self.routes.push(Arc::clone(route));
+        }
+    }
+
     /// Wakes every listed writer. Call before the publisher waits for more input.
     pub fn flush(&mut self) {
         for c in self.clients.drain(..) {
             c.flush_pending.store(false, Ordering::Release);
             c.notifier.notify_write();
         }
+        for r in self.routes.drain(..) {
+            r.flush_flag().store(false, Ordering::Release);
+            r.wake();
+        }
     }
 
     /// Is any wake-up owed?
     pub fn is_empty(&self) -> bool {
-        self.clients.is_empty()
+        self.clients.is_empty() && self.routes.is_empty()
     }
 }
 
@@ -473,6 +529,7 @@ pub fn subscribe(
         .sublist
         .insert(&subject, queue.as_deref(), sub.clone())
         .map_err(|_| SubscribeError::InvalidSubject)?;
+    client.interest_changed(account, &sub.0, true);
     subs.insert(sid, sub);
     Ok(())
 }
@@ -493,22 +550,23 @@ pub fn unsubscribe(account: &Account, client: &ClientShared, sid: &[u8], max: Op
         }
     }
     subs.remove(sid);
-    drop(subs);
     if sub.0.mark_removed() {
         let _ = account
             .sublist
             .remove(&sub.0.subject, sub.0.queue.as_deref(), &sub);
+        client.interest_changed(account, &sub.0, false);
     }
 }
 
 /// Removes every subscription of a closing connection.
 pub fn remove_all(account: &Account, client: &ClientShared) {
-    let subs: Vec<SubRef> = lock(&client.subs).drain().map(|(_, s)| s).collect();
-    for sub in subs {
+    let mut subs = lock(&client.subs);
+    for (_, sub) in subs.drain() {
         if sub.0.mark_removed() {
             let _ = account
                 .sublist
                 .remove(&sub.0.subject, sub.0.queue.as_deref(), &sub);
+            client.interest_changed(account, &sub.0, false);
         }
     }
 }
@@ -528,10 +586,11 @@ pub fn can_publish(client: &ClientShared, now: Instant, subject: &[u8]) -> bool 
         .is_some_and(|t| lock(t).try_publish(now, subject))
 }
 
-/// Routes a published message within `account` (and through its imports). Returns how many
-/// client subscriptions received it.
+/// Routes a published message within `account` (and through its imports), to local
+/// subscribers and to the routes with interest. Returns how many subscriptions (a route
+/// counting once) received it.
 pub fn publish(account: &Arc<Account>, p: &mut Publisher<'_>, m: &Message<'_>) -> usize {
-    let delivered = route(account, p, m, 0);
+    let delivered = route(account, p, m, 0, None);
     if delivered == 0 {
         if let (Some(client), Some(reply)) = (p.client, m.reply) {
             if client.no_responders.load(Ordering::Relaxed)
@@ -544,7 +603,69 @@ pub fn publish(account: &Arc<Account>, p: &mut Publisher<'_>, m: &Message<'_>) -
     delivered
 }
 
-fn route(account: &Arc<Account>, p: &mut Publisher<'_>, m: &Message<'_>, depth: u8) -> usize {
+/// Delivers a message that came from a route (`RMSG`): to local plain subscribers, and to one
+/// local member of each queue group in `queues` (the sender chose us for those). Never to
+/// another route (Go: client.go processMsgResults skips ROUTER subs for a ROUTER source).
+pub fn deliver_routed(
+    account: &Arc<Account>,
+    p: &mut Publisher<'_>,
+    m: &Message<'_>,
+    queues: &[Bytes],
+) -> usize {
+    route(account, p, m, 0, Some(queues))
+}
+
+/// Routes that get one copy of the message at this level, with the queue groups each was
+/// chosen for. Small: one entry per route with interest.
+#[derive(Default)]
+struct RouteTargets {
+    list: Vec<(Arc<dyn RouteSink>, Vec<Bytes>)>,
+}
+
+impl RouteTargets {
+    fn add(&mut self, route: &Arc<dyn RouteSink>, queue: Option<&Bytes>) {
+        let id = route.route_id();
+        let entry = match self.list.iter().position(|(r, _)| r.route_id() == id) {
+            Some(i) => &mut self.list[i],
+            None => {
+                self.list.push((Arc::clone(route), Vec::new()));
+                let last = self.list.len() - 1;
+                &mut self.list[last]
+            }
+        };
+        if let Some(q) = queue {
+            entry.1.push(q.clone());
+        }
+    }
+
+    fn send(self, account: &Account, p: &mut Publisher<'_>, m: &Message<'_>) -> usize {
+        let mut sent = 0;
+        for (route, queues) in self.list {
+            let names: Vec<&[u8]> = queues.iter().map(|q| &q[..]).collect();
+            if route.send_msg(&account.name, m, &names) {
+                p.pending.add_route(&route);
+                sent += 1;
+            }
+        }
+        sent
+    }
+}
+
+fn route_weight(sub: &SubRef) -> Option<u64> {
+    match &sub.0.target {
+        SubTarget::Route { weight, .. } => Some(u64::from(weight.load(Ordering::Relaxed))),
+        _ => None,
+    }
+}
+
+/// `routed`: the queue groups a routed message is meant for (`None`: a local publish).
+fn route(
+    account: &Arc<Account>,
+    p: &mut Publisher<'_>,
+    m: &Message<'_>,
+    depth: u8,
+    routed: Option<&[Bytes]>,
+) -> usize {
     if depth > MAX_IMPORT_DEPTH {
         return 0;
     }
@@ -553,23 +674,85 @@ fn route(account: &Arc<Account>, p: &mut Publisher<'_>, m: &Message<'_>, depth: 
         _ => account.sublist.matches(m.subject),
     };
     let mut delivered = 0;
+    let mut targets = RouteTargets::default();
     for sub in &result.psubs {
-        delivered += deliver_to(account, p, sub, m, depth);
-    }
-    for group in &result.qsubs {
-        if group.is_empty() {
+        if let SubTarget::Route { route, .. } = &sub.0.target {
+            if routed.is_none() && !sub.0.is_removed() {
+                targets.add(route, None);
+            }
             continue;
         }
-        let start = p.rng.below(group.len() as u64) as usize;
-        for i in 0..group.len() {
-            let n = deliver_to(account, p, &group[(start + i) % group.len()], m, depth);
-            if n > 0 {
-                delivered += n;
-                break;
+        delivered += deliver_to(account, p, sub, m, depth, routed.is_some());
+    }
+    for group in &result.qsubs {
+        let Some(first) = group.first() else { continue };
+        if let Some(wanted) = routed {
+            // Through an import the names no longer apply; only the first level filters.
+            if depth == 0 && !wanted.iter().any(|q| Some(q) == first.0.queue.as_ref()) {
+                continue;
             }
         }
+        delivered += pick_queue_member(account, p, group, m, depth, routed.is_some(), &mut targets);
+    }
+    if !targets.list.is_empty() {
+        delivered += targets.send(account, p, m);
     }
     delivered
+}
+
+/// One member of a queue group gets the message. A route member stands for `weight` members of
+/// the peer (Go: sublist.go addRemoteQSubToResult expands it that many times), so the pick is
+/// uniform over every member of the cluster; a routed message only picks local members.
+fn pick_queue_member(
+    account: &Arc<Account>,
+    p: &mut Publisher<'_>,
+    group: &[SubRef],
+    m: &Message<'_>,
+    depth: u8,
+    routed: bool,
+    targets: &mut RouteTargets,
+) -> usize {
+    let len = group.len();
+    let weight = |s: &SubRef| match route_weight(s) {
+        Some(_) if routed => 0,
+        Some(w) => w,
+        None => 1,
+    };
+    let has_routes = group.iter().any(|s| route_weight(s).is_some());
+    let start = if has_routes {
+        let total: u64 = group.iter().map(weight).sum();
+        if total == 0 {
+            return 0;
+        }
+        let mut r = p.rng.below(total);
+        let mut idx = 0;
+        for (i, s) in group.iter().enumerate() {
+            let w = weight(s);
+            if r < w {
+                idx = i;
+                break;
+            }
+            r -= w;
+        }
+        idx
+    } else {
+        p.rng.below(len as u64) as usize
+    };
+    for i in 0..len {
+        let sub = &group[(start + i) % len];
+        if let SubTarget::Route { route, weight } = &sub.0.target {
+            if routed || weight.load(Ordering::Relaxed) == 0 || sub.0.is_removed() {
+                continue;
+            }
+            targets.add(route, sub.0.queue.as_ref());
+            return 0;
+        }
+        let n = deliver_to(account, p, sub, m, depth, routed);
+        if n > 0 {
+            return n;
+        }
+    }
+    0
 }
 
 fn deliver_to(
@@ -578,12 +761,15 @@ fn deliver_to(
     sub: &SubRef,
     m: &Message<'_>,
     depth: u8,
+    routed: bool,
 ) -> usize {
     let s = &sub.0;
     if s.is_removed() {
         return 0;
     }
     match &s.target {
+        // Collected by the caller: one message per route.
+        SubTarget::Route { .. } => 0,
         SubTarget::Internal(sink) => {
             s.delivered.fetch_add(1, Ordering::Relaxed);
             sink.deliver(m);
@@ -621,8 +807,10 @@ fn deliver_to(
                 lock(tracker).record(p.now, reply);
             }
             if max > 0 && n == max && s.mark_removed() {
-                lock(&client.subs).remove(sid);
+                let mut subs = lock(&client.subs);
+                subs.remove(sid);
                 let _ = account.sublist.remove(&s.subject, s.queue.as_deref(), sub);
+                client.interest_changed(account, s, false);
             }
             1
         }
@@ -633,7 +821,7 @@ fn deliver_to(
                 subject: &subject,
                 ..*m
             };
-            route(&into, p, &fwd, depth + 1)
+            route(&into, p, &fwd, depth + 1, routed.then_some(&[]))
         }
         SubTarget::ServiceImport {
             exporter,
@@ -663,7 +851,13 @@ fn deliver_to(
             };
             // The requester's own connection is not the publisher inside the exporter.
             let mut inner = p.internal();
-            route(&exporter, &mut inner, &fwd, depth + 1)
+            route(
+                &exporter,
+                &mut inner,
+                &fwd,
+                depth + 1,
+                routed.then_some(&[]),
+            )
         }
         SubTarget::Response {
             importer,
@@ -685,7 +879,13 @@ fn deliver_to(
                 ..*m
             };
             let mut inner = p.internal();
-            route(&importer, &mut inner, &fwd, depth + 1)
+            route(
+                &importer,
+                &mut inner,
+                &fwd,
+                depth + 1,
+                routed.then_some(&[]),
+            )
         }
     }
 }

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use natsd_core::options::{Options, TlsConfig};
+use natsd_core::options::{ClusterConfig, Options, TlsConfig};
 
 /// A command-line error; the binary prints it with [`USAGE`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,16 +52,6 @@ pub struct LaterFlags {
     pub jetstream: Option<bool>,
     /// `-sd` / `--store_dir`.
     pub store_dir: Option<String>,
-    /// `--cluster` / `--cluster_listen`.
-    pub cluster_listen: Option<String>,
-    /// `--cluster_advertise`.
-    pub cluster_advertise: Option<String>,
-    /// `--cluster_name`.
-    pub cluster_name: Option<String>,
-    /// `--routes`.
-    pub routes: Option<String>,
-    /// `--connect_retries`.
-    pub connect_retries: Option<i64>,
     /// `-s` / `--syslog`.
     pub syslog: Option<bool>,
     /// `-r` / `--remote_syslog`.
@@ -133,6 +123,16 @@ pub struct Cli {
     pub tls_key: Option<PathBuf>,
     /// `--tlscacert`.
     pub tls_ca_cert: Option<PathBuf>,
+    /// `--cluster` / `--cluster_listen`: `nats://[user:pass@]host:port` of the route listener.
+    pub cluster_listen: Option<String>,
+    /// `--cluster_advertise`.
+    pub cluster_advertise: Option<String>,
+    /// `--cluster_name`.
+    pub cluster_name: Option<String>,
+    /// `--routes`: comma-separated route URLs.
+    pub routes: Option<String>,
+    /// `--connect_retries`.
+    pub connect_retries: Option<i64>,
     /// Flags accepted now, acted upon once their features exist.
     pub later: LaterFlags,
     /// Warnings for the log (flags accepted but ignored).
@@ -392,17 +392,11 @@ impl Cli {
                 self.warn(name, "JetStream is not implemented yet");
             }
             ("sd" | "store_dir", Val::Str(s)) => self.later.store_dir = Some(s),
-            ("cluster" | "cluster_listen", Val::Str(s)) => {
-                self.later.cluster_listen = Some(s);
-                self.warn(name, "clustering is not implemented yet");
-            }
-            ("cluster_advertise", Val::Str(s)) => self.later.cluster_advertise = Some(s),
-            ("cluster_name", Val::Str(s)) => self.later.cluster_name = Some(s),
-            ("routes", Val::Str(s)) => {
-                self.later.routes = Some(s);
-                self.warn(name, "routes are not implemented yet");
-            }
-            ("connect_retries", Val::Int(n)) => self.later.connect_retries = Some(n),
+            ("cluster" | "cluster_listen", Val::Str(s)) => self.cluster_listen = Some(s),
+            ("cluster_advertise", Val::Str(s)) => self.cluster_advertise = Some(s),
+            ("cluster_name", Val::Str(s)) => self.cluster_name = Some(s),
+            ("routes", Val::Str(s)) => self.routes = Some(s),
+            ("connect_retries", Val::Int(n)) => self.connect_retries = Some(n),
             // The table and this match list the same flags with the same kinds.
             _ => return Err(CliError::UnknownFlag(name.to_owned())),
         }
@@ -507,8 +501,65 @@ impl Cli {
                 opts.tls = Some(t);
             }
         }
+        self.apply_cluster(opts);
         if let Some(c) = &self.config {
             opts.config_file = Some(c.clone());
+        }
+    }
+
+    /// Go: server/opts.go overrideCluster and the `--routes` handling of ConfigureOptions.
+    fn apply_cluster(&self, opts: &mut Options) {
+        let listen = self.cluster_listen.as_ref().filter(|s| !s.is_empty());
+        let routes = self.routes.as_ref().filter(|s| !s.is_empty());
+        let name = self.cluster_name.as_ref().filter(|s| !s.is_empty());
+        let advertise = self.cluster_advertise.as_ref().filter(|s| !s.is_empty());
+        let any = listen.is_some()
+            || routes.is_some()
+            || name.is_some()
+            || advertise.is_some()
+            || self.connect_retries.is_some();
+        if !any {
+            return;
+        }
+        let c = opts.cluster.get_or_insert_with(ClusterConfig::default);
+        if let Some(url) = listen {
+            // `nats://[user:pass@]host:port`: the credentials are the ones routes must present.
+            let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+            let rest = rest.trim_end_matches('/');
+            let hostport = match rest.rsplit_once('@') {
+                Some((cred, hp)) => {
+                    let (u, p) = cred.split_once(':').unwrap_or((cred, ""));
+                    c.user = Some(u.to_owned());
+                    c.password = Some(p.to_owned());
+                    hp
+                }
+                None => rest,
+            };
+            if let Some((h, p)) = hostport.rsplit_once(':') {
+                c.host = h.trim_start_matches('[').trim_end_matches(']').to_owned();
+                c.port = match p.parse::<i64>() {
+                    Ok(-1) => None,
+                    Ok(p) => u16::try_from(p).ok().or(c.port),
+                    Err(_) => c.port,
+                };
+            }
+        }
+        if let Some(r) = routes {
+            c.routes = r
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if let Some(n) = name {
+            c.name = Some(n.clone());
+        }
+        if let Some(a) = advertise {
+            c.advertise = Some(a.clone());
+        }
+        if let Some(n) = self.connect_retries {
+            c.connect_retries = u32::try_from(n).unwrap_or(0);
         }
     }
 }
@@ -606,10 +657,17 @@ TLS:
         --tlsverify                  Require and verify client certificates
         --tlscacert <file>           CA bundle for client certificates
 
+Cluster:
+        --cluster, --cluster_listen <url>  Route listener, nats://[user:pass@]host:port
+        --routes <urls>              Comma-separated routes to dial
+        --cluster_name <name>        Cluster name (default: agreed on a generated one)
+        --cluster_advertise <url>    Route address to gossip instead of host:port
+        --no_advertise               Do not gossip client URLs to other servers
+        --connect_retries <n>        Retries for routes learned by gossip
+
 Accepted now, used once the features exist:
-    -js, --jetstream, -sd, --store_dir <dir>, --cluster, --cluster_listen <url>,
-    --cluster_name <name>, --cluster_advertise <url>, --routes <urls>, --no_advertise,
-    --connect_retries <n>, --log_size_limit <n>, --max_traced_msg_len <n>, --profile <port>
+    -js, --jetstream, -sd, --store_dir <dir>, --log_size_limit <n>,
+    --max_traced_msg_len <n>, --profile <port>
 
 Common:
     -h, --help                       Show this help

@@ -19,6 +19,7 @@ pub mod config;
 pub mod logging;
 pub mod monitor;
 mod prefixed;
+mod route;
 mod server;
 mod sys;
 mod tls;

@@ -163,6 +163,8 @@ pub(crate) struct Shared {
     pub(crate) sys: crate::sys::SysState,
     pub(crate) start_time: SystemTime,
     wall_clock: fn() -> SystemTime,
+    /// Routes to the other servers of the cluster (inert without a `cluster` block).
+    pub(crate) cluster: Arc<crate::route::Cluster>,
 }
 
 impl Shared {
@@ -210,6 +212,9 @@ impl Shared {
         peer: SocketAddr,
     ) -> Arc<AtomicU64> {
         self.total_connections.fetch_add(1, Ordering::Relaxed);
+        if self.cluster.enabled {
+            shared.set_interest_hook(self.cluster.interest_hook(self.system_account_name()));
+        }
         let start = self.wall_clock();
         let last_activity = Arc::new(AtomicU64::new(unix_nanos(start)));
         lock(&self.clients).insert(
@@ -339,6 +344,71 @@ impl Shared {
 
     pub(crate) fn num_clients(&self) -> usize {
         lock(&self.clients).len()
+    }
+
+    /// A fresh connection id (clients and routes share the sequence, as in nats-server).
+    pub(crate) fn next_conn_id(&self) -> u64 {
+        self.next_cid.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// This server's own client URLs (`host:port`), as gossiped to routes and listed in
+    /// `connect_urls`: `client_advertise`, else the listen address unless it is unspecified.
+    pub(crate) fn own_client_urls(&self) -> Vec<String> {
+        let opts = self.opts();
+        if let Some(a) = &opts.client_advertise {
+            let hp = a.split_once("://").map_or(a.as_str(), |(_, r)| r);
+            return vec![hp.to_owned()];
+        }
+        let info = &self.client_config().info;
+        match info.host.parse::<IpAddr>() {
+            Ok(ip) if ip.is_unspecified() => Vec::new(),
+            _ => vec![format!("{}:{}", info.host, info.port)],
+        }
+    }
+
+    /// Recomputes the cluster fields of the client INFO (`connect_urls`, `cluster`) and, when
+    /// they changed, sends the new INFO to every connected client (Go:
+    /// sendAsyncInfoToClients).
+    pub(crate) fn update_client_urls(&self) {
+        if !self.cluster.enabled {
+            return;
+        }
+        let opts = self.opts();
+        let mut urls = self.own_client_urls();
+        if !opts.no_advertise {
+            for u in self.cluster.peer_client_urls() {
+                if !urls.contains(&u) {
+                    urls.push(u);
+                }
+            }
+        }
+        let name = Some(self.cluster.name());
+        let info = {
+            let mut cfg = self.client_cfg.write().unwrap_or_else(|e| e.into_inner());
+            if cfg.info.connect_urls == urls && cfg.info.cluster == name {
+                return;
+            }
+            let mut info = cfg.info.clone();
+            info.connect_urls = urls;
+            info.cluster = name;
+            *cfg = Arc::new(ClientConfig {
+                info: info.clone(),
+                max_control_line: cfg.max_control_line,
+                max_payload: cfg.max_payload,
+                ping_interval: cfg.ping_interval,
+                ping_max: cfg.ping_max,
+                auth_timeout: cfg.auth_timeout,
+                authenticator: Arc::clone(&cfg.authenticator),
+            });
+            info
+        };
+        let mut buf = bytes::BytesMut::new();
+        natsd_core::proto::client::encode_info(&mut buf, &info);
+        for c in self.clients_snapshot() {
+            if c.account.is_some() {
+                c.shared.send_control(&buf);
+            }
+        }
     }
 }
 
@@ -518,6 +588,14 @@ impl<T: Transport> Server<T> {
             .transpose()
             .map_err(|e| ServerError::Tls(e.to_string()))?;
         let cfg = client_config(&opts, &server_id, &server_name, opts.port.unwrap_or(0))?;
+        let cluster_enabled = opts.cluster.is_some();
+        let name_seed = rng.next_u64();
+        let (cluster_name, cluster_dynamic) =
+            match opts.cluster.as_ref().and_then(|c| c.name.clone()) {
+                Some(n) => (n, false),
+                // Go: an unnamed cluster starts with a generated name that may give way.
+                None => (crate::route::generated_name(name_seed), true),
+            };
         let (shutdown_tx, _) = watch::channel(false);
         let (stop_accept_tx, _) = watch::channel(false);
         let (ready_tx, _) = watch::channel(false);
@@ -552,6 +630,11 @@ impl<T: Transport> Server<T> {
                 sys: crate::sys::SysState::default(),
                 start_time: T::wall_clock(),
                 wall_clock: T::wall_clock,
+                cluster: Arc::new(crate::route::Cluster::new(
+                    cluster_enabled,
+                    cluster_name,
+                    cluster_dynamic,
+                )),
             }),
             client_addr: Mutex::new(None),
             shutdown_tx,
@@ -617,6 +700,18 @@ impl<T: Transport> Server<T> {
             }
         });
         lock(&self.tasks).push(task);
+        let own_urls = self.shared.own_client_urls();
+        if let Some(t) = crate::route::dial::start::<T>(
+            &self.shared,
+            &opts,
+            own_urls,
+            self.shutdown_tx.subscribe(),
+        )
+        .await?
+        {
+            lock(&self.tasks).push(t);
+            self.shared.update_client_urls();
+        }
         self.start_monitoring(&opts).await?;
         let sys_tasks = crate::sys::start(&self.shared, self.shutdown_tx.subscribe());
         lock(&self.tasks).extend(sys_tasks);
@@ -785,9 +880,19 @@ impl<T: Transport> Server<T> {
         self.shared.subsz(opts)
     }
 
-    /// `/routez` (no routes in this build).
+    /// `/routez`: the registered routes and their counters.
     pub fn routez(&self) -> Routez {
-        self.shared.routez()
+        self.shared.routez(false)
+    }
+
+    /// `/routez?subs=1`: the routes with the interest each brought.
+    pub fn routez_with_subs(&self) -> Routez {
+        self.shared.routez(true)
+    }
+
+    /// The bound route listener, once started with a `cluster` block.
+    pub fn cluster_addr(&self) -> Option<SocketAddr> {
+        *lock(&self.shared.cluster.addr)
     }
 
     /// `/gatewayz` (no gateways in this build).
@@ -837,6 +942,7 @@ impl<T: Transport> Server<T> {
         }
         crate::sys::events::shutdown(&self.shared);
         let _ = self.shutdown_tx.send(true);
+        self.shared.cluster.shutdown();
         let clients: Vec<_> = lock(&self.shared.clients)
             .values()
             .map(|e| Arc::clone(&e.shared))

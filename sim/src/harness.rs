@@ -124,6 +124,52 @@ pub struct Outcome {
     pub plan: FaultPlan,
 }
 
+/// The port every simulated server listens on for routes, when clustered.
+pub const CLUSTER_PORT: u16 = 6222;
+
+/// Route URLs name sim hosts (`nats://n2:6222`); natsd resolves names with the system
+/// resolver, which knows nothing of turmoil's hosts, so they become turmoil's addresses here.
+fn resolve_route_hosts(opts: &mut Options) {
+    let Some(c) = opts.cluster.as_mut() else {
+        return;
+    };
+    for r in &mut c.routes {
+        let (scheme, rest) = r.split_once("://").unwrap_or(("nats", r.as_str()));
+        let (cred, hostport) = match rest.rsplit_once('@') {
+            Some((c, hp)) => (format!("{c}@"), hp),
+            None => (String::new(), rest),
+        };
+        let Some((host, port)) = hostport.rsplit_once(':') else {
+            continue;
+        };
+        if host.parse::<std::net::IpAddr>().is_ok() {
+            continue;
+        }
+        let ip = turmoil::lookup(host);
+        *r = format!("{scheme}://{cred}{ip}:{port}");
+    }
+}
+
+/// Server options for host `me` of a cluster of `hosts` (full mesh of configured routes on
+/// [`CLUSTER_PORT`]), on top of `base`.
+pub fn cluster_options(base: Options, me: &str, hosts: &[&str]) -> Options {
+    let routes = hosts
+        .iter()
+        .filter(|h| **h != me)
+        .map(|h| format!("nats-route://{h}:{CLUSTER_PORT}"))
+        .collect();
+    Options {
+        server_name: Some(me.to_owned()),
+        cluster: Some(natsd_core::options::ClusterConfig {
+            name: Some("sim".to_owned()),
+            port: Some(CLUSTER_PORT),
+            routes,
+            ..natsd_core::options::ClusterConfig::default()
+        }),
+        ..base
+    }
+}
+
 /// A scenario under construction. Server hosts and client hosts are registered in the order
 /// given; seeds are drawn in a fixed order (turmoil, servers, fault plan, clients).
 pub struct Scenario {
@@ -275,7 +321,8 @@ impl Scenario {
         for ((name, opts), host_seed) in self.servers.into_iter().zip(host_seeds) {
             // Drawn outside the closure: a bounced host restarts with the same seed.
             sim.host(name.as_str(), move || {
-                let opts = opts.clone();
+                let mut opts = opts.clone();
+                resolve_route_hosts(&mut opts);
                 async move {
                     let server = natsd::Server::<Turmoil>::with_seed(opts, host_seed)?;
                     server.start().await?;

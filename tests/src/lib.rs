@@ -16,11 +16,12 @@
 //!
 //! When a test fails, the server's log is printed after the panic message.
 
+pub mod cluster;
 mod raw;
 mod server;
 
 pub use raw::RawClient;
-pub use server::{ServerKind, TestServer};
+pub use server::{free_port, ServerKind, TestServer};
 
 use std::future::Future;
 use std::time::Duration;

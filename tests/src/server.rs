@@ -323,7 +323,7 @@ impl Drop for TestServer {
 }
 
 /// A port that was free a moment ago. The start loop retries on the rare race.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     match TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
         Ok(a) => a.port(),
         Err(e) => panic!("cannot bind a loopback port: {e}"),

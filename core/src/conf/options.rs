@@ -2,7 +2,7 @@
 //!
 //! Keys compare case-insensitively, as in nats-server. A key nats-server does not know is an
 //! error naming its position; a key nats-server knows but natsd does not implement yet
-//! (cluster, jetstream, gateway, leafnodes, websocket, mqtt, operator, resolver, …) is accepted
+//! (jetstream, gateway, leafnodes, websocket, mqtt, operator, resolver, …) is accepted
 //! and reported in [`ConfReport::ignored`] so the server can warn about it.
 
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::duration::{nanos_to_duration, parse_duration, parse_nanos};
 use super::{ConfError, ConfMap, Entry, Node, Pos, Value};
-use crate::options::{Options, TlsConfig, DEFAULT_PORT};
+use crate::options::{ClusterConfig, Options, TlsConfig, DEFAULT_CLUSTER_PORT, DEFAULT_PORT};
 
 /// A recognised key whose feature natsd does not have yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,20 +208,86 @@ impl Mapper {
             "logfile" | "log_file" => o.log_file = Some(PathBuf::from(str_of(e)?)),
             "pidfile" | "pid_file" => o.pid_file = Some(PathBuf::from(str_of(e)?)),
             "ports_file_dir" => o.ports_file_dir = Some(PathBuf::from(str_of(e)?)),
-            "cluster" => {
-                // Only the client-URL gossip switch lives in Options; the rest waits for
-                // clustering.
-                if let Value::Map(cm) = &e.value.value {
-                    for ce in cm {
-                        if lower(ce) == "no_advertise" {
-                            o.no_advertise = bool_of(ce)?;
+            "cluster" => o.cluster = Some(self.cluster(o, e)?),
+            k if IGNORED_TOP.contains(&k) => self.ignore("", e),
+            _ => unknown(e)?,
+        }
+        Ok(())
+    }
+
+    /// Go: server/opts.go parseCluster.
+    fn cluster(&mut self, o: &mut Options, e: &Entry) -> Result<ClusterConfig, ConfError> {
+        let mut c = ClusterConfig::default();
+        for ce in map_of(e)? {
+            match lower(ce).as_str() {
+                "name" => {
+                    let name = str_of(ce)?;
+                    if name.contains(' ') {
+                        return Err(ConfError::new(
+                            &ce.value.pos,
+                            "cluster name cannot contain spaces",
+                        ));
+                    }
+                    c.name = Some(name);
+                }
+                "listen" => {
+                    let (host, port) = listen_of(ce)?;
+                    if let Some(h) = host {
+                        c.host = h;
+                    }
+                    c.port = cluster_port(ce, port)?;
+                }
+                "port" => c.port = cluster_port(ce, int_of(ce)?)?,
+                "host" | "net" => c.host = str_of(ce)?,
+                "advertise" | "cluster_advertise" => c.advertise = Some(str_of(ce)?),
+                "no_advertise" => o.no_advertise = bool_of(ce)?,
+                "routes" => c.routes = string_list(ce)?,
+                "connect_retries" => c.connect_retries = u32_of(ce, i64::from(u32::MAX))?,
+                "pool_size" => c.pool_size = Some(int_of(ce)?),
+                "tls" => c.tls = Some(self.tls(ce)?),
+                "authorization" => {
+                    for ae in map_of(ce)? {
+                        match lower(ae).as_str() {
+                            "user" | "username" => c.user = Some(str_of(ae)?),
+                            "password" | "pass" => c.password = Some(str_of(ae)?),
+                            "timeout" => c.auth_timeout = seconds_of(ae)?,
+                            // Go: "Cluster authorization does not allow multiple users".
+                            "users" => {
+                                return Err(ConfError::new(
+                                    &ae.key_pos,
+                                    "Cluster authorization does not allow multiple users",
+                                ))
+                            }
+                            "token" => {
+                                return Err(ConfError::new(
+                                    &ae.key_pos,
+                                    "Cluster authorization does not support tokens",
+                                ))
+                            }
+                            "permissions" => self.route_permissions(&mut c, ae)?,
+                            _ => self.ignore("cluster.authorization", ae),
                         }
                     }
                 }
-                self.ignore("", e);
+                "permissions" => self.route_permissions(&mut c, ce)?,
+                // Known to nats-server, no effect here (JetStream and compression settings).
+                "compression" | "accounts" | "pinned_accounts" | "ping_interval" | "ping_max" => {
+                    self.ignore("cluster", ce)
+                }
+                _ => unknown(ce)?,
             }
-            k if IGNORED_TOP.contains(&k) => self.ignore("", e),
-            _ => unknown(e)?,
+        }
+        Ok(c)
+    }
+
+    /// `permissions { import, export }` of the cluster block (Go: parseClusterPermissions).
+    fn route_permissions(&mut self, c: &mut ClusterConfig, e: &Entry) -> Result<(), ConfError> {
+        for pe in map_of(e)? {
+            match lower(pe).as_str() {
+                "import" => c.import = super::options_auth::subject_permission(pe)?,
+                "export" => c.export = super::options_auth::subject_permission(pe)?,
+                _ => unknown(pe)?,
+            }
         }
         Ok(())
     }
@@ -423,6 +489,15 @@ fn client_port(e: &Entry, p: i64) -> Result<Option<u16>, ConfError> {
     match p {
         -1 => Ok(None),
         0 => Ok(Some(DEFAULT_PORT)),
+        _ => u16::try_from(p).map(Some).map_err(|_| bad_port(e, p)),
+    }
+}
+
+/// Cluster port: -1 asks for a random port, 0 means the default.
+fn cluster_port(e: &Entry, p: i64) -> Result<Option<u16>, ConfError> {
+    match p {
+        -1 => Ok(None),
+        0 => Ok(Some(DEFAULT_CLUSTER_PORT)),
         _ => u16::try_from(p).map(Some).map_err(|_| bad_port(e, p)),
     }
 }

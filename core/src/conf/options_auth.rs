@@ -209,7 +209,7 @@ pub(super) fn permissions(e: &Entry) -> Result<Permissions, ConfError> {
 }
 
 /// `"x"`, `["x", "y"]` (allow lists) or `{ allow: …, deny: … }`. An empty map is `None`.
-fn subject_permission(e: &Entry) -> Result<Option<SubjectPermission>, ConfError> {
+pub(super) fn subject_permission(e: &Entry) -> Result<Option<SubjectPermission>, ConfError> {
     let Value::Map(map) = &e.value.value else {
         return Ok(Some(SubjectPermission {
             allow: subjects(e)?,

@@ -204,7 +204,6 @@ fn features_not_yet_implemented_are_ignored_and_reported() {
     assert_eq!(
         keys,
         [
-            "cluster",
             "jetstream",
             "gateway",
             "leafnodes",
@@ -216,7 +215,52 @@ fn features_not_yet_implemented_are_ignored_and_reported() {
             "server_tags"
         ]
     );
-    assert_eq!(rep.ignored[2].pos.line, 3);
+    assert_eq!(rep.ignored[1].pos.line, 3);
+}
+
+#[test]
+fn cluster_block() {
+    let o = opts(concat!(
+        "cluster {\n  name: c1\n  listen: 127.0.0.1:6333\n  advertise: \"10.0.0.1:6333\"\n",
+        "  routes: [nats-route://ruser:T0p@127.0.0.1:6334, \"nats://127.0.0.1:6335\"]\n",
+        "  authorization { user: ruser, password: T0p, timeout: 0.5 }\n",
+        "  permissions { import: [\"a.>\"], export: { allow: [\"b.>\"], deny: [\"b.x\"] } }\n",
+        "  connect_retries: 3\n  pool_size: 3\n  no_advertise: true\n}\n"
+    ));
+    let c = o.cluster.expect("cluster");
+    assert_eq!(c.name.as_deref(), Some("c1"));
+    assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", Some(6333)));
+    assert_eq!(c.advertise.as_deref(), Some("10.0.0.1:6333"));
+    assert_eq!(
+        c.routes,
+        [
+            "nats-route://ruser:T0p@127.0.0.1:6334",
+            "nats://127.0.0.1:6335"
+        ]
+    );
+    assert_eq!(
+        (c.user.as_deref(), c.password.as_deref()),
+        (Some("ruser"), Some("T0p"))
+    );
+    assert_eq!(c.auth_timeout, Duration::from_millis(500));
+    assert_eq!(c.import.expect("import").allow, ["a.>"]);
+    assert_eq!(c.export.expect("export").deny, ["b.x"]);
+    assert_eq!((c.connect_retries, c.pool_size), (3, Some(3)));
+    assert!(o.no_advertise);
+}
+
+#[test]
+fn cluster_port_forms_and_errors() {
+    assert_eq!(opts("cluster { port: -1 }").cluster.expect("c").port, None);
+    let c = opts("cluster { host: 127.0.0.1, port: 0 }")
+        .cluster
+        .expect("c");
+    assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", Some(6222)));
+    assert!(err("cluster { bogus: 1 }").message.contains("bogus"));
+    assert!(err("cluster { name: \"a b\" }").message.contains("spaces"));
+    assert!(err("cluster { authorization { users: [] } }")
+        .message
+        .contains("multiple users"));
 }
 
 #[test]

@@ -35,6 +35,7 @@ Scenarios (default: all):
 
 Options:
   --url URL           server to load (default nats://127.0.0.1:4222)
+  --sub-url URL       subscribers connect here instead (another node of a cluster)
   --msgs N            message budget per scenario (default 20000000)
   --duration SECS     time budget per scenario (default 3)
   --timeout SECS      hard limit per scenario (default duration + 30)
@@ -54,6 +55,8 @@ Options:
 #[derive(Debug, Clone)]
 pub(crate) struct Args {
     pub(crate) addr: String,
+    /// Where subscribers connect (another node of a cluster); `None`: `addr`.
+    pub(crate) sub_addr: Option<String>,
     pub(crate) msgs: u64,
     pub(crate) duration: Duration,
     pub(crate) timeout: Option<Duration>,
@@ -75,6 +78,7 @@ impl Default for Args {
     fn default() -> Self {
         Self {
             addr: "127.0.0.1:4222".into(),
+            sub_addr: None,
             msgs: 20_000_000,
             duration: Duration::from_secs(3),
             timeout: None,
@@ -146,6 +150,7 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Args, String> {
         };
         match flag {
             "--url" | "-s" | "--server" => a.addr = proto::socket_addr(&value()?),
+            "--sub-url" => a.sub_addr = Some(proto::socket_addr(&value()?)),
             "--msgs" => a.msgs = num(flag, &value()?)?,
             "--duration" => a.duration = secs(flag, &value()?)?,
             "--timeout" => a.timeout = Some(secs(flag, &value()?)?),

@@ -211,7 +211,8 @@ pub(crate) async fn run(args: &Args, shape: Shape, size: usize) -> anyhow::Resul
     let sink = Arc::new(Delivered::new(nsubs, shared));
     let mut subs = Vec::new();
     for i in 0..nsubs {
-        let mut c = Conn::connect(&args.addr, "bench-sub").await?;
+        let addr = args.sub_addr.as_ref().unwrap_or(&args.addr);
+        let mut c = Conn::connect(addr, "bench-sub").await?;
         let op = if shared {
             format!("SUB {subject} bench 1\r\n")
         } else {
@@ -224,6 +225,21 @@ pub(crate) async fn run(args: &Args, shape: Shape, size: usize) -> anyhow::Resul
     let mut conns = Vec::new();
     for _ in 0..args.pubs {
         conns.push(Conn::connect(&args.addr, "bench-pub").await?);
+    }
+    if args.sub_addr.is_some() && nsubs > 0 {
+        // Subscribers on another node: their interest crosses a route first. Warm up until
+        // every subscriber has seen a message (the extra messages only add to the count).
+        let mut w = Conn::connect(&args.addr, "bench-warmup").await?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sink.progress() == 0 {
+            if Instant::now() > deadline {
+                anyhow::bail!("subscribers on {:?} never saw a message", args.sub_addr);
+            }
+            w.wr.write_all(format!("PUB {subject} 0\r\n\r\n").as_bytes())
+                .await?;
+            w.flush().await?;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     let (batch, msg_len, per_batch) = fixed_batch(&subject, size);
     let plan = Arc::new(Plan::new(args.msgs, args.duration));

@@ -180,16 +180,44 @@ fn later_features_are_recorded_with_warnings() {
     ]);
     assert_eq!(c.later.jetstream, Some(true));
     assert_eq!(c.later.store_dir.as_deref(), Some("/data"));
-    assert_eq!(
-        c.later.cluster_listen.as_deref(),
-        Some("nats://0.0.0.0:6222")
-    );
-    assert_eq!(c.later.routes.as_deref(), Some("nats://a:6222"));
-    assert_eq!(c.later.cluster_name.as_deref(), Some("c"));
-    assert_eq!(c.later.connect_retries, Some(3));
+    assert_eq!(c.cluster_listen.as_deref(), Some("nats://0.0.0.0:6222"));
+    assert_eq!(c.routes.as_deref(), Some("nats://a:6222"));
+    assert_eq!(c.cluster_name.as_deref(), Some("c"));
+    assert_eq!(c.connect_retries, Some(3));
     assert_eq!(c.later.syslog, Some(true));
     assert_eq!(c.no_advertise, Some(true));
-    assert_eq!(c.warnings.len(), 4, "{:?}", c.warnings);
+    assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+}
+
+#[test]
+fn cluster_flags_become_cluster_options() {
+    let c = ok(&[
+        "--cluster",
+        "nats://ruser:pw@127.0.0.1:6333",
+        "--routes",
+        "nats://127.0.0.1:6334, nats-route://u:p@127.0.0.1:6335",
+        "--cluster_name",
+        "c1",
+        "--connect_retries",
+        "2",
+    ]);
+    let mut o = Options::default();
+    c.apply(&mut o);
+    let cl = o.cluster.expect("cluster");
+    assert_eq!((cl.host.as_str(), cl.port), ("127.0.0.1", Some(6333)));
+    assert_eq!(
+        (cl.user.as_deref(), cl.password.as_deref()),
+        (Some("ruser"), Some("pw"))
+    );
+    assert_eq!(
+        cl.routes,
+        ["nats://127.0.0.1:6334", "nats-route://u:p@127.0.0.1:6335"]
+    );
+    assert_eq!(cl.name.as_deref(), Some("c1"));
+    assert_eq!(cl.connect_retries, 2);
+    let mut o = Options::default();
+    ok(&["-p", "4333"]).apply(&mut o);
+    assert!(o.cluster.is_none());
 }
 
 #[test]

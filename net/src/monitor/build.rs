@@ -212,7 +212,7 @@ impl Shared {
             max_control_line: opts.max_control_line,
             max_payload: opts.max_payload,
             max_pending: opts.max_pending,
-            cluster: ClusterOptsVarz::default(),
+            cluster: self.cluster_varz(),
             gateway: GatewayOptsVarz::default(),
             leaf: LeafNodeOptsVarz::default(),
             mqtt: MqttOptsVarz::default(),
@@ -233,8 +233,8 @@ impl Shared {
             cpu,
             connections: self.num_clients() as u64,
             total_connections: self.total_connections.load(Ordering::Relaxed),
-            routes: 0,
-            remotes: 0,
+            routes: self.cluster.num_routes() as u64,
+            remotes: self.cluster.num_routes() as u64,
             leafnodes: 0,
             in_msgs: self.in_msgs.load(Ordering::Relaxed),
             out_msgs,
@@ -356,12 +356,74 @@ impl Shared {
         }
     }
 
-    pub(crate) fn routez(&self) -> Routez {
+    pub(crate) fn routez(&self, subs: bool) -> Routez {
+        let now = self.wall_clock();
+        let routes: Vec<RouteInfoz> = self
+            .cluster
+            .routes_snapshot()
+            .into_iter()
+            .filter_map(|e| {
+                let info = e.info.as_ref()?;
+                let h = &e.handle;
+                let (pending, rtt) = {
+                    let c = lock(&h.conn);
+                    (c.pending_bytes(), c.rtt())
+                };
+                let list = self.cluster.route_subs(h.id);
+                Some(RouteInfoz {
+                    rid: h.id,
+                    remote_id: info.server_id.clone(),
+                    remote_name: info.server_name.clone(),
+                    did_solicit: e.solicited,
+                    is_configured: e.configured,
+                    ip: e.peer.ip().to_string(),
+                    port: e.peer.port(),
+                    start: rfc3339(e.start),
+                    rtt: rtt.map(go_duration).unwrap_or_default(),
+                    uptime: uptime(now.duration_since(e.start).unwrap_or_default()),
+                    pending_size: pending,
+                    in_msgs: h.in_msgs.load(Ordering::Relaxed),
+                    out_msgs: h.out_msgs.load(Ordering::Relaxed),
+                    in_bytes: h.in_bytes.load(Ordering::Relaxed),
+                    out_bytes: h.out_bytes.load(Ordering::Relaxed),
+                    subscriptions: list.len(),
+                    subscriptions_list: if subs {
+                        list.iter()
+                            .map(|(a, s, q)| {
+                                let s = String::from_utf8_lossy(s);
+                                match q {
+                                    Some(q) => format!("{a} {s} {}", String::from_utf8_lossy(q)),
+                                    None => format!("{a} {s}"),
+                                }
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
+                })
+            })
+            .collect();
         Routez {
             server_id: self.server_id.clone(),
+            server_name: self.server_name.clone(),
             now: self.now_string().1,
-            num_routes: 0,
-            routes: Vec::new(),
+            num_routes: routes.len(),
+            routes,
+        }
+    }
+
+    fn cluster_varz(&self) -> ClusterOptsVarz {
+        let opts = self.opts();
+        let Some(c) = &opts.cluster else {
+            return ClusterOptsVarz::default();
+        };
+        let bound = *lock(&self.cluster.addr);
+        ClusterOptsVarz {
+            name: self.cluster.name(),
+            addr: c.host.clone(),
+            cluster_port: bound.map_or(c.port.unwrap_or(0), |a| a.port()),
+            auth_timeout: c.auth_timeout.as_secs_f64(),
+            urls: c.routes.clone(),
         }
     }
 

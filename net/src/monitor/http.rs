@@ -171,7 +171,7 @@ pub(crate) fn handle(srv: &Shared, path: &str, query: Option<&str>) -> Response<
         "/connz" => connz_options(&q)
             .and_then(|o| srv.connz(&o))
             .map(|z| json(&z)),
-        "/routez" => Ok(json(&srv.routez())),
+        "/routez" => q.bool("subs").map(|subs| json(&srv.routez(subs))),
         "/gatewayz" => Ok(json(&srv.gatewayz())),
         "/leafz" => Ok(json(&srv.leafz())),
         "/subsz" | "/subscriptionsz" => subsz_options(&q).map(|o| {

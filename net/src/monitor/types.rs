@@ -91,11 +91,29 @@ fn is_zero_u32(n: &u32) -> bool {
     *n == 0
 }
 
-/// `cluster` in `/varz`; empty while natsd has no routes.
+/// `cluster` in `/varz`; empty without a `cluster` block. Go: server/monitor.go
+/// ClusterOptsVarz.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ClusterOptsVarz {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub addr: String,
+    #[serde(default, skip_serializing_if = "is_zero_u16")]
+    pub cluster_port: u16,
+    /// Seconds, as a float.
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub auth_timeout: f64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
+}
+
+fn is_zero_u16(n: &u16) -> bool {
+    *n == 0
+}
+
+fn is_zero_f64(n: &f64) -> bool {
+    *n == 0.0
 }
 /// `gateway` in `/varz`; empty while natsd has no gateways.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -243,14 +261,43 @@ impl From<&SublistStats> for SublistStatsDoc {
     }
 }
 
-/// `/routez`. Go: server/monitor.go Routez. natsd has no routes yet: always empty.
+/// `/routez`. Go: server/monitor.go Routez.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Routez {
     pub server_id: String,
+    #[serde(default)]
+    pub server_name: String,
     pub now: String,
     pub num_routes: usize,
-    pub routes: Vec<serde_json::Value>,
+    pub routes: Vec<RouteInfoz>,
+}
+
+/// One route of `/routez`. Go: server/monitor.go RouteInfo.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RouteInfoz {
+    pub rid: u64,
+    pub remote_id: String,
+    #[serde(default)]
+    pub remote_name: String,
+    pub did_solicit: bool,
+    pub is_configured: bool,
+    pub ip: String,
+    pub port: u16,
+    pub start: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rtt: String,
+    pub uptime: String,
+    pub pending_size: usize,
+    pub in_msgs: u64,
+    pub out_msgs: u64,
+    pub in_bytes: u64,
+    pub out_bytes: u64,
+    pub subscriptions: usize,
+    /// `account subject [queue]` entries, with `?subs=1`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscriptions_list: Vec<String>,
 }
 
 /// `/gatewayz`. Go: server/monitor.go Gatewayz. natsd has no gateways yet: always empty.

@@ -159,7 +159,7 @@ fn server_request(srv: &Shared, what: &str, payload: &[u8]) -> Option<Vec<u8>> {
             connz_opts(payload, None).and_then(|o| srv.connz(&o).map_err(bad)),
         ),
         "SUBSZ" => reply(srv, subsz_opts(payload, None).map(|o| srv.subsz(&o))),
-        "ROUTEZ" => reply(srv, Ok(srv.routez())),
+        "ROUTEZ" => reply(srv, Ok(srv.routez(false))),
         "GATEWAYZ" => reply(srv, Ok(srv.gatewayz())),
         "LEAFZ" => reply(srv, Ok(srv.leafz())),
         "JSZ" => reply(srv, Ok(srv.jsz())),

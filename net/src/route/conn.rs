@@ -1,0 +1,340 @@
+//! The per-route driver: one reader task feeding the [`RouteConn`] machine and acting on its
+//! events, one writer task draining its output.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use natsd_core::proto::route::{RouteInfo, RoutedMsg};
+use natsd_core::rng::SplitMix64;
+use natsd_core::route::{RouteCloseReason, RouteConn, RouteEvent, RouteRole};
+use natsd_core::router::{self, MatchCache, Message, PendingFlush, Publisher};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::interest::registered;
+use super::{RouteEntry, RouteHandle, RouteUrl};
+use crate::server::{lock, Shared};
+use crate::transport::now;
+
+const READ_BUF: usize = 32 * 1024;
+/// Time a closing route gets to flush its last bytes (a final -ERR).
+const CLOSE_FLUSH: Duration = Duration::from_secs(1);
+
+/// Where a route came from: dialed (with the URL and whether it is a configured one) or
+/// accepted.
+#[derive(Debug, Clone)]
+pub(crate) struct Dialed {
+    pub(crate) url: RouteUrl,
+    pub(crate) configured: bool,
+}
+
+/// What a routed message needs from the reader between messages.
+struct DeliverCtx {
+    rng: SplitMix64,
+    pending: PendingFlush,
+    cache: MatchCache,
+}
+
+/// Runs one route connection to completion. Returns the URL to dial again, if any (the route
+/// was solicited, or took over a duplicate's URL, and the server is not shutting down).
+pub(crate) async fn run<S>(
+    srv: Arc<Shared>,
+    stream: S,
+    peer: SocketAddr,
+    dialed: Option<Dialed>,
+) -> Option<Dialed>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let cluster = Arc::clone(&srv.cluster);
+    let cfg = cluster.config()?;
+    let id = srv.next_conn_id();
+    let role = match &dialed {
+        Some(d) => RouteRole::Solicited {
+            user: d.url.user.clone(),
+            pass: d.url.pass.clone(),
+        },
+        None => RouteRole::Accepted,
+    };
+    let mut rng = SplitMix64::new(srv.next_seed());
+    let conn = RouteConn::new(now(), id, cfg, role, rng.next_u64());
+    let handle = RouteHandle::new(conn);
+    {
+        let mut st = lock(&cluster.state);
+        st.routes.insert(
+            id,
+            RouteEntry {
+                handle: Arc::clone(&handle),
+                info: None,
+                solicited: dialed.is_some(),
+                url: dialed.as_ref().map(|d| d.url.clone()),
+                configured: dialed.as_ref().is_some_and(|d| d.configured),
+                peer,
+                start: srv.wall_clock(),
+            },
+        );
+    }
+    if cluster.shutting_down.load(Ordering::Acquire) {
+        handle.close(RouteCloseReason::ServerShutdown);
+    }
+    tracing::debug!(rid = id, %peer, solicited = dialed.is_some(), "route connection created");
+
+    let (mut rd, wr) = tokio::io::split(stream);
+    let writer = tokio::spawn(write_loop(wr, Arc::clone(&handle)));
+    let mut ctx = DeliverCtx {
+        rng,
+        pending: PendingFlush::default(),
+        cache: MatchCache::default(),
+    };
+    let mut buf = BytesMut::with_capacity(READ_BUF);
+    let reason = loop {
+        if let Some(r) = process(&srv, &handle, peer, &mut ctx) {
+            break r;
+        }
+        let deadline = lock(&handle.conn)
+            .poll_timeout()
+            .map(|(t, _)| tokio::time::Instant::from_std(t));
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(READ_BUF);
+        }
+        tokio::select! {
+            biased;
+            () = handle.close.notified() => {}
+            r = rd.read_buf(&mut buf) => match r {
+                Ok(0) => handle.close(RouteCloseReason::ClientClosed),
+                Ok(_) => {
+                    let mut closed = None;
+                    loop {
+                        let more = handle.with(|c| c.handle_input(now(), &mut buf));
+                        if let Some(r) = process(&srv, &handle, peer, &mut ctx) {
+                            closed = Some(r);
+                            break;
+                        }
+                        if !more {
+                            break;
+                        }
+                    }
+                    if let Some(r) = closed {
+                        break r;
+                    }
+                }
+                Err(_) => handle.close(RouteCloseReason::ReadError),
+            },
+            () = sleep_until(deadline) => handle.with(|c| c.handle_timeout(now())),
+        }
+    };
+    ctx.pending.flush();
+    let entry = lock(&cluster.state).routes.remove(&id);
+    let registered = entry.as_ref().is_some_and(|e| e.info.is_some());
+    if let Some(info) = entry.as_ref().and_then(|e| e.info.as_ref()) {
+        let mut st = lock(&cluster.state);
+        if st.by_peer.get(&info.server_id) == Some(&id) {
+            st.by_peer.remove(&info.server_id);
+        }
+    }
+    cluster.drop_route_interest(id, |a| srv.lookup_account(a));
+    if registered {
+        let name = entry
+            .as_ref()
+            .and_then(|e| e.info.as_ref())
+            .map(|i| i.server_name.clone())
+            .unwrap_or_default();
+        tracing::info!(rid = id, %peer, remote = %name, reason = reason.as_str(), "route connection closed");
+        srv.update_client_urls();
+    } else {
+        tracing::debug!(rid = id, %peer, reason = reason.as_str(), "route connection closed");
+    }
+    let _ = tokio::time::timeout(CLOSE_FLUSH, writer).await;
+    if cluster.shutting_down.load(Ordering::Acquire) {
+        return None;
+    }
+    let e = entry?;
+    e.url.map(|url| Dialed {
+        url,
+        configured: e.configured,
+    })
+}
+
+/// Acts on every event the machine has queued. Returns the close reason once it closed.
+fn process(
+    srv: &Arc<Shared>,
+    handle: &Arc<RouteHandle>,
+    peer: SocketAddr,
+    ctx: &mut DeliverCtx,
+) -> Option<RouteCloseReason> {
+    let mut closed = None;
+    loop {
+        let Some(ev) = lock(&handle.conn).poll_event() else {
+            break;
+        };
+        match ev {
+            RouteEvent::Closed(r) => closed = Some(r),
+            RouteEvent::PeerInfo(info) => peer_info(srv, handle, peer, *info),
+            RouteEvent::PeerUpdate(_) => {}
+            RouteEvent::ImplicitRoute(info) => super::dial::implicit(srv, &info),
+            RouteEvent::ClusterNameChanged { name, dynamic } => {
+                name_changed(srv, handle.id, name, dynamic);
+            }
+            RouteEvent::RemoteSub(sub) => {
+                let acc = account_of(srv, &sub.account);
+                srv.cluster.remote_sub(handle, acc, sub);
+            }
+            RouteEvent::RemoteUnsub(unsub) => {
+                let acc = account_of(srv, &unsub.account);
+                srv.cluster.remote_unsub(handle.id, acc, unsub);
+            }
+            RouteEvent::RoutedMsg(msg) => deliver(srv, handle, ctx, &msg),
+            _ => {}
+        }
+    }
+    ctx.pending.flush();
+    closed
+}
+
+/// The account a route op names; the system account's traffic stays local (see interest.rs).
+fn account_of(srv: &Shared, name: &Bytes) -> Option<Arc<natsd_core::account::Account>> {
+    let name = std::str::from_utf8(name).ok()?;
+    if name == srv.system_account_name() {
+        return None;
+    }
+    srv.lookup_account(name)
+}
+
+fn deliver(srv: &Shared, handle: &RouteHandle, ctx: &mut DeliverCtx, msg: &RoutedMsg) {
+    handle.in_msgs.fetch_add(1, Ordering::Relaxed);
+    handle
+        .in_bytes
+        .fetch_add(msg.total_len() as u64, Ordering::Relaxed);
+    let Some(acc) = account_of(srv, &msg.account) else {
+        return;
+    };
+    let m = Message {
+        subject: &msg.subject,
+        reply: msg.reply.as_deref(),
+        headers: msg.headers.as_deref(),
+        payload: &msg.payload,
+        shared: Some(&msg.payload),
+    };
+    let mut p = Publisher {
+        client: None,
+        rng: &mut ctx.rng,
+        now: now(),
+        pending: &mut ctx.pending,
+        cache: Some(&mut ctx.cache),
+    };
+    router::deliver_routed(&acc, &mut p, &m, &msg.queues);
+}
+
+/// Go: server/route.go processRouteInfo → addRoute. Registers the route under the peer's id,
+/// or closes it as a duplicate.
+fn peer_info(srv: &Arc<Shared>, handle: &Arc<RouteHandle>, peer: SocketAddr, info: RouteInfo) {
+    let cluster = &srv.cluster;
+    let mut st = lock(&cluster.state);
+    if let Some(&existing) = st.by_peer.get(&info.server_id) {
+        // Keep the first; a URL we dialed moves to it so that it is redialed when it closes.
+        let mine = st.routes.get_mut(&handle.id).and_then(|e| {
+            let url = e.url.take()?;
+            Some((url, e.configured))
+        });
+        if let (Some((url, configured)), Some(e)) = (mine, st.routes.get_mut(&existing)) {
+            if e.url.is_none() {
+                e.url = Some(url);
+                e.configured = configured;
+                e.solicited = true;
+            }
+        }
+        drop(st);
+        tracing::debug!(rid = handle.id, remote = %info.server_id, "duplicate route");
+        handle.close(RouteCloseReason::DuplicateRoute);
+        return;
+    }
+    let Some(entry) = st.routes.get_mut(&handle.id) else {
+        return;
+    };
+    entry.info = Some(info.clone());
+    st.by_peer.insert(info.server_id.clone(), handle.id);
+    tracing::info!(rid = handle.id, %peer, remote = %info.server_name, "route connection registered");
+    cluster.send_all_interest(&st, handle);
+    let others: Vec<_> = registered(&st)
+        .into_iter()
+        .filter(|h| h.id != handle.id)
+        .collect();
+    if !others.is_empty() {
+        // Tell the others about the newcomer so that they dial it (gossip).
+        let mut fwd = info.clone();
+        if fwd.ip.is_empty() {
+            fwd.ip = format!("nats-route://{}/", SocketAddr::new(peer.ip(), info.port));
+        }
+        for o in others {
+            o.with(|c| c.send_forwarded_info(&fwd));
+        }
+    }
+    drop(st);
+    srv.update_client_urls();
+}
+
+/// Our generated cluster name gave way: adopt the new one and drop every other route.
+fn name_changed(srv: &Shared, id: u64, name: String, dynamic: bool) {
+    let cluster = &srv.cluster;
+    let others: Vec<_> = {
+        let mut st = lock(&cluster.state);
+        st.name.clone_from(&name);
+        st.dynamic = dynamic;
+        st.routes
+            .iter()
+            .filter(|(rid, _)| **rid != id)
+            .map(|(_, e)| Arc::clone(&e.handle))
+            .collect()
+    };
+    {
+        let mut cfg = cluster.cfg.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = cfg.as_mut() {
+            let mut new = (**c).clone();
+            new.info.cluster.clone_from(&name);
+            new.info.dynamic = dynamic;
+            *c = Arc::new(new);
+        }
+    }
+    tracing::info!(cluster = %name, "cluster name updated");
+    for h in others {
+        h.close(RouteCloseReason::ClusterNameConflict);
+    }
+    srv.update_client_urls();
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, h: Arc<RouteHandle>) {
+    let mut chunks: Vec<Bytes> = Vec::new();
+    loop {
+        let closed = {
+            let mut c = lock(&h.conn);
+            while let Some(b) = c.poll_transmit() {
+                chunks.push(b);
+            }
+            c.is_closed()
+        };
+        if chunks.is_empty() {
+            if closed {
+                break;
+            }
+            h.write.notified().await;
+            continue;
+        }
+        for b in chunks.drain(..) {
+            if wr.write_all(&b).await.is_err() {
+                h.close(RouteCloseReason::WriteError);
+                return;
+            }
+        }
+    }
+    let _ = wr.flush().await;
+    let _ = wr.shutdown().await;
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,267 @@
+//! Clustering: the route listener, route dialing, and what the server keeps about its routes.
+//!
+//! Each route connection runs the sans-IO [`RouteConn`] machine in a driver ([`conn`]) generic
+//! over the [`Transport`](crate::transport::Transport), like the client driver, so the
+//! simulation runs this very code. The machine sits behind a mutex in a [`RouteHandle`]: its
+//! driver feeds it input and drains its output, and publishers on other tasks append `RMSG`s
+//! through it (the [`RouteSink`] of the publish path) and wake its writer.
+//!
+//! What spans routes lives in [`Cluster`]: the route table (connection id → route, peer server
+//! id → connection id), the local interest every route is told about (`RS+`/`RS-` on 0↔1
+//! transitions; queue groups with their member count as weight), the remote interest entered
+//! into the account sublists as [`SubTarget::Route`] subscriptions, and the client URLs gossiped
+//! by the peers.
+
+pub(crate) mod conn;
+pub(crate) mod dial;
+mod interest;
+mod url;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use natsd_core::proto::route::RouteInfo;
+use natsd_core::route::{RouteCloseReason, RouteConfig, RouteConn};
+use natsd_core::router::{Message, RouteSink, SubRef};
+use tokio::sync::Notify;
+
+use crate::server::lock;
+pub(crate) use url::RouteUrl;
+
+/// Local interest: (account, subject, queue) → number of local subscriptions.
+type InterestKey = (String, Bytes, Option<Bytes>);
+
+/// One route connection as the rest of the server sees it.
+#[derive(Debug)]
+pub(crate) struct RouteHandle {
+    pub(crate) id: u64,
+    pub(crate) conn: Mutex<RouteConn>,
+    write: Notify,
+    close: Notify,
+    flush: AtomicBool,
+    pub(crate) in_msgs: AtomicU64,
+    pub(crate) in_bytes: AtomicU64,
+    pub(crate) out_msgs: AtomicU64,
+    pub(crate) out_bytes: AtomicU64,
+}
+
+impl RouteHandle {
+    fn new(conn: RouteConn) -> Arc<Self> {
+        Arc::new(Self {
+            id: conn.id(),
+            conn: Mutex::new(conn),
+            write: Notify::new(),
+            close: Notify::new(),
+            flush: AtomicBool::new(false),
+            in_msgs: AtomicU64::new(0),
+            in_bytes: AtomicU64::new(0),
+            out_msgs: AtomicU64::new(0),
+            out_bytes: AtomicU64::new(0),
+        })
+    }
+
+    /// Runs `f` on the machine, then wakes the writer (and the reader, if `f` closed it).
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut RouteConn) -> R) -> R {
+        let (r, closed) = {
+            let mut c = lock(&self.conn);
+            let r = f(&mut c);
+            (r, c.is_closed())
+        };
+        self.write.notify_one();
+        if closed {
+            self.close.notify_one();
+        }
+        r
+    }
+
+    /// Closes the route from outside (duplicate, name conflict, shutdown).
+    pub(crate) fn close(&self, reason: RouteCloseReason) {
+        self.with(|c| c.close(reason));
+    }
+}
+
+impl RouteSink for RouteHandle {
+    fn route_id(&self) -> u64 {
+        self.id
+    }
+
+    fn send_msg(&self, account: &str, m: &Message<'_>, queues: &[&[u8]]) -> bool {
+        let payload = m
+            .shared
+            .cloned()
+            .unwrap_or_else(|| Bytes::copy_from_slice(m.payload));
+        let headers = m.headers.map(Bytes::copy_from_slice);
+        let mut c = lock(&self.conn);
+        if c.is_closed() {
+            return false;
+        }
+        c.send_msg(
+            account.as_bytes(),
+            m.subject,
+            m.reply,
+            queues,
+            headers.as_ref(),
+            &payload,
+        );
+        let closed = c.is_closed();
+        drop(c);
+        self.out_msgs.fetch_add(1, Ordering::Relaxed);
+        self.out_bytes.fetch_add(
+            (payload.len() + headers.as_ref().map_or(0, Bytes::len)) as u64,
+            Ordering::Relaxed,
+        );
+        if closed {
+            // Slow consumer: the machine closed itself; its reader must notice.
+            self.close.notify_one();
+        }
+        true
+    }
+
+    fn flush_flag(&self) -> &AtomicBool {
+        &self.flush
+    }
+
+    fn wake(&self) {
+        self.write.notify_one();
+    }
+}
+
+/// What the server keeps about one live route connection.
+#[derive(Debug, Clone)]
+pub(crate) struct RouteEntry {
+    pub(crate) handle: Arc<RouteHandle>,
+    /// The peer's first INFO, once it arrived and the route was registered.
+    pub(crate) info: Option<RouteInfo>,
+    /// We dialed (possibly taken over from a duplicate we dialed).
+    pub(crate) solicited: bool,
+    /// The URL to redial when this route closes (a solicited route).
+    pub(crate) url: Option<RouteUrl>,
+    /// Whether `url` is a configured route (redialed forever) or learned by gossip.
+    pub(crate) configured: bool,
+    pub(crate) peer: SocketAddr,
+    pub(crate) start: SystemTime,
+}
+
+/// Route-table and interest state, under one lock.
+#[derive(Debug, Default)]
+pub(crate) struct ClusterState {
+    pub(crate) routes: BTreeMap<u64, RouteEntry>,
+    /// Peer server id → connection id of its registered route.
+    pub(crate) by_peer: BTreeMap<String, u64>,
+    /// `host:port` of gossiped routes a dialer is working on.
+    dialing: BTreeSet<String>,
+    pub(crate) interest: BTreeMap<InterestKey, u32>,
+    /// Remote interest per route: (route id, account, subject, queue) → its subscription.
+    pub(crate) remote: HashMap<(u64, InterestKey), SubRef>,
+    /// The cluster name in force (it may change while a generated one gives way).
+    pub(crate) name: String,
+    pub(crate) dynamic: bool,
+}
+
+/// The cluster side of the server.
+#[derive(Debug)]
+pub(crate) struct Cluster {
+    pub(crate) enabled: bool,
+    pub(crate) cfg: RwLock<Option<Arc<RouteConfig>>>,
+    pub(crate) state: Mutex<ClusterState>,
+    /// The bound route listener.
+    pub(crate) addr: Mutex<Option<SocketAddr>>,
+    pub(crate) shutting_down: AtomicBool,
+    /// `cluster.permissions` as a checker: import is "publish" (the interest we send), export
+    /// is "subscribe" (the interest we accept). Go: route.go setRoutePermissions.
+    pub(crate) perms: OnceLock<natsd_core::auth::PermissionChecker>,
+    /// Starts a dialer on the server's transport (set when the listener starts).
+    pub(crate) dialer: OnceLock<fn(Arc<crate::server::Shared>, conn::Dialed)>,
+}
+
+impl Cluster {
+    pub(crate) fn new(enabled: bool, name: String, dynamic: bool) -> Self {
+        Self {
+            enabled,
+            cfg: RwLock::new(None),
+            state: Mutex::new(ClusterState {
+                name,
+                dynamic,
+                ..ClusterState::default()
+            }),
+            addr: Mutex::new(None),
+            shutting_down: AtomicBool::new(false),
+            perms: OnceLock::new(),
+            dialer: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn config(&self) -> Option<Arc<RouteConfig>> {
+        self.cfg.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn name(&self) -> String {
+        lock(&self.state).name.clone()
+    }
+
+    /// Registered routes (the peer's INFO arrived).
+    pub(crate) fn num_routes(&self) -> usize {
+        lock(&self.state).by_peer.len()
+    }
+
+    /// Every registered route, by connection id.
+    pub(crate) fn routes_snapshot(&self) -> Vec<RouteEntry> {
+        let st = lock(&self.state);
+        st.routes
+            .values()
+            .filter(|e| e.info.is_some())
+            .cloned()
+            .collect()
+    }
+
+    /// Remote interest of one route (account, subject, queue, weight), sorted.
+    pub(crate) fn route_subs(&self, id: u64) -> Vec<(String, Bytes, Option<Bytes>)> {
+        let st = lock(&self.state);
+        let mut v: Vec<_> = st
+            .remote
+            .keys()
+            .filter(|(rid, _)| *rid == id)
+            .map(|(_, k)| k.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Closes every route (server shutdown).
+    pub(crate) fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+        let handles: Vec<_> = lock(&self.state)
+            .routes
+            .values()
+            .map(|e| Arc::clone(&e.handle))
+            .collect();
+        for h in handles {
+            h.close(RouteCloseReason::ServerShutdown);
+        }
+    }
+
+    /// Client URLs gossiped by the registered peers, sorted and deduplicated.
+    pub(crate) fn peer_client_urls(&self) -> Vec<String> {
+        let st = lock(&self.state);
+        let set: BTreeSet<String> = st
+            .routes
+            .values()
+            .filter_map(|e| e.info.as_ref())
+            .flat_map(|i| i.connect_urls.iter().cloned())
+            .collect();
+        set.into_iter().collect()
+    }
+}
+
+/// A generated cluster name: 22 characters like a NUID (Go: server.go uses nuid.Next()).
+pub(crate) fn generated_name(seed: u64) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut rng = natsd_core::rng::SplitMix64::new(seed);
+    (0..22)
+        .map(|_| ALPHABET[rng.below(ALPHABET.len() as u64) as usize] as char)
+        .collect()
+}

@@ -1,0 +1,175 @@
+//! Several servers routed into one cluster: natsd, nats-server, or a mix.
+//!
+//! Every node gets a route listener and a monitoring port on fresh loopback ports; node 0 is
+//! the seed and every other node lists it as its only route, so the full mesh forms by gossip
+//! (as nats-server clusters are usually deployed).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::{within, ServerKind, TestServer, STEP};
+
+/// Name every test cluster uses.
+pub const CLUSTER_NAME: &str = "natsd-test";
+
+/// One server of a [`TestCluster`].
+#[derive(Debug)]
+pub struct ClusterNode {
+    /// The process.
+    pub server: TestServer,
+    /// Its route port.
+    pub cluster_port: u16,
+    /// Its monitoring port.
+    pub http_port: u16,
+}
+
+/// A running cluster; the processes are killed on drop.
+#[derive(Debug)]
+pub struct TestCluster {
+    /// The nodes, seed first.
+    pub nodes: Vec<ClusterNode>,
+}
+
+impl TestCluster {
+    /// Starts one node per entry of `kinds` and waits until every node has a route to every
+    /// other one.
+    pub async fn start(kinds: &[ServerKind]) -> Self {
+        let seed_port = crate::free_port();
+        let mut nodes = Vec::new();
+        for (i, kind) in kinds.iter().enumerate() {
+            let cluster_port = if i == 0 {
+                seed_port
+            } else {
+                crate::free_port()
+            };
+            let http_port = crate::free_port();
+            let listen = format!("nats://127.0.0.1:{cluster_port}");
+            let seed = format!("nats://127.0.0.1:{seed_port}");
+            let http = http_port.to_string();
+            let name = format!("n{i}");
+            let mut args = vec![
+                "--cluster",
+                &listen,
+                "--cluster_name",
+                CLUSTER_NAME,
+                "-m",
+                &http,
+                "-n",
+                &name,
+            ];
+            if i > 0 {
+                args.extend(["--routes", &seed]);
+            }
+            let server = TestServer::start_with_args(*kind, "", &args).await;
+            nodes.push(ClusterNode {
+                server,
+                cluster_port,
+                http_port,
+            });
+        }
+        let cluster = Self { nodes };
+        cluster.wait_mesh().await;
+        cluster
+    }
+
+    /// Waits until every node reports a route to every other node.
+    pub async fn wait_mesh(&self) {
+        let want = self.nodes.len() - 1;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        for (i, n) in self.nodes.iter().enumerate() {
+            loop {
+                let got = num_routes(n.http_port).await;
+                if got == Some(want) {
+                    break;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    panic!(
+                        "node {i} ({}) has {got:?} routes, want {want}",
+                        n.server.kind().name()
+                    );
+                }
+                // Poll interval; the wait is bounded by `deadline`.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    /// A client of node `i`.
+    pub async fn client(&self, i: usize) -> async_nats::Client {
+        self.nodes[i].server.client().await
+    }
+}
+
+/// `GET path` on a monitoring port; the body as JSON.
+pub async fn monitor_get(http_port: u16, path: &str) -> Option<serde_json::Value> {
+    let fetch = async {
+        let mut s = TcpStream::connect(("127.0.0.1", http_port)).await.ok()?;
+        let req = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.ok()?;
+        let text = String::from_utf8_lossy(&buf);
+        let (_, body) = text.split_once("\r\n\r\n")?;
+        serde_json::from_str(body).ok()
+    };
+    tokio::time::timeout(Duration::from_secs(2), fetch)
+        .await
+        .ok()
+        .flatten()
+}
+
+async fn num_routes(http_port: u16) -> Option<usize> {
+    let v = monitor_get(http_port, "/routez").await?;
+    v.get("num_routes")?.as_u64().map(|n| n as usize)
+}
+
+/// Payload of the probes [`await_interest`] sends.
+pub const PROBE: &[u8] = b"__probe__";
+const PROBE_END: &[u8] = b"__probe_end__";
+
+/// Waits until messages `publisher` sends on `subject` reach `sub` (the subscription's
+/// interest has crossed the routes), then swallows every probe it sent. `sub` must be a
+/// plain subscription matching `subject`.
+pub async fn await_interest(
+    publisher: &async_nats::Client,
+    subject: &str,
+    sub: &mut async_nats::Subscriber,
+) {
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        if let Err(e) = publisher
+            .publish(subject.to_owned(), Bytes::from_static(PROBE))
+            .await
+        {
+            panic!("probe publish failed: {e}");
+        }
+        let _ = publisher.flush().await;
+        match tokio::time::timeout(Duration::from_millis(100), sub.next()).await {
+            Ok(Some(_)) => break,
+            Ok(None) => panic!("subscription ended while probing"),
+            Err(_) if tokio::time::Instant::now() >= deadline => {
+                panic!("interest in {subject:?} did not cross the cluster")
+            }
+            Err(_) => {}
+        }
+    }
+    if let Err(e) = publisher
+        .publish(subject.to_owned(), Bytes::from_static(PROBE_END))
+        .await
+    {
+        panic!("probe publish failed: {e}");
+    }
+    let _ = publisher.flush().await;
+    loop {
+        let Some(m) = within("probe end", sub.next()).await else {
+            panic!("subscription ended while probing")
+        };
+        if m.payload.as_ref() == PROBE_END {
+            break;
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! Clusters of natsd and nats-server 2.9.10 routed together: messages, queue groups, wildcard
+//! interest and request/reply for every placement of publisher and subscriber.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use natsd_tests::cluster::{await_interest, monitor_get, TestCluster, PROBE};
+use natsd_tests::{drain_ready, flush, text, within, within_for, ServerKind};
+
+use ServerKind::{NatsServer, Natsd};
+
+const MSGS: usize = 20;
+
+/// Go variants need the reference binary; without it the mixed tests have nothing to test.
+fn go_available() -> bool {
+    if NatsServer.available() {
+        return true;
+    }
+    eprintln!("note: nats-server is not installed; mixed cluster test skipped");
+    false
+}
+
+/// Every (publisher node, subscriber node) pair, same node included: the subscriber gets
+/// every message once, in order.
+async fn every_placement(c: &TestCluster) {
+    let n = c.nodes.len();
+    let mut clients = Vec::new();
+    for i in 0..n {
+        clients.push(c.client(i).await);
+    }
+    for p in 0..n {
+        for s in 0..n {
+            let subject = format!("place.{p}.{s}");
+            let mut sub = within("subscribe", clients[s].subscribe(subject.clone()))
+                .await
+                .expect("subscribe");
+            flush(&clients[s]).await;
+            await_interest(&clients[p], &subject, &mut sub).await;
+            for k in 0..MSGS {
+                clients[p]
+                    .publish(subject.clone(), Bytes::from(k.to_string()))
+                    .await
+                    .expect("publish");
+            }
+            flush(&clients[p]).await;
+            for k in 0..MSGS {
+                let m = within("routed message", sub.next()).await.expect("message");
+                assert_eq!(text(&m), k.to_string(), "placement {p}->{s}");
+            }
+            flush(&clients[s]).await;
+            assert!(drain_ready(&mut sub).is_empty(), "duplicates at {p}->{s}");
+        }
+    }
+}
+
+/// Queue members on every node; messages from every node: exactly one delivery each.
+async fn queue_exactly_once(c: &TestCluster) {
+    let n = c.nodes.len();
+    let mut clients = Vec::new();
+    let mut members = Vec::new();
+    for i in 0..n {
+        let cl = c.client(i).await;
+        for _ in 0..2 {
+            members.push(
+                within(
+                    "queue subscribe",
+                    cl.queue_subscribe("q.work", "workers".into()),
+                )
+                .await
+                .expect("queue subscribe"),
+            );
+        }
+        flush(&cl).await;
+        clients.push(cl);
+    }
+    // A plain subscriber on the last node proves the members' interest has crossed too (it
+    // travelled before it, on the same routes).
+    let mut watch = clients[n - 1].subscribe("q.work").await.expect("subscribe");
+    flush(&clients[n - 1]).await;
+    for cl in &clients {
+        await_interest(cl, "q.work", &mut watch).await;
+    }
+    let mut sent = 0;
+    for (i, cl) in clients.iter().enumerate() {
+        for k in 0..MSGS {
+            cl.publish("q.work", Bytes::from(format!("{i}-{k}")))
+                .await
+                .expect("publish");
+            sent += 1;
+        }
+        flush(cl).await;
+    }
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut per_member = vec![0usize; members.len()];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while seen.values().sum::<usize>() < sent && tokio::time::Instant::now() < deadline {
+        for (mi, m) in members.iter_mut().enumerate() {
+            for msg in drain_ready(m) {
+                if msg.payload.as_ref() == PROBE || msg.payload.starts_with(b"__probe") {
+                    continue;
+                }
+                *seen.entry(text(&msg)).or_default() += 1;
+                per_member[mi] += 1;
+            }
+        }
+        // Poll interval; bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for cl in &clients {
+        flush(cl).await;
+    }
+    for m in members.iter_mut() {
+        for msg in drain_ready(m) {
+            if !msg.payload.starts_with(b"__probe") {
+                *seen.entry(text(&msg)).or_default() += 1;
+            }
+        }
+    }
+    assert_eq!(seen.len(), sent, "every message delivered: {per_member:?}");
+    assert!(
+        seen.values().all(|&v| v == 1),
+        "exactly once: {:?}",
+        seen.iter().filter(|(_, &v)| v != 1).collect::<Vec<_>>()
+    );
+    assert!(
+        per_member.iter().filter(|&&v| v > 0).count() > 1,
+        "spread over members: {per_member:?}"
+    );
+    drop(watch);
+}
+
+/// Wildcard subscriptions on one node, literal publishes from every other.
+async fn wildcards(c: &TestCluster) {
+    let n = c.nodes.len();
+    for s in 0..n {
+        let sc = c.client(s).await;
+        let mut star = sc.subscribe("wc.*.x").await.expect("subscribe");
+        let mut gt = sc.subscribe("wc.>").await.expect("subscribe");
+        flush(&sc).await;
+        for p in (0..n).filter(|&p| p != s) {
+            let pc = c.client(p).await;
+            await_interest(&pc, "wc.probe.x", &mut star).await;
+            // The `>` subscription saw those probes too; wait for its own interest and drain.
+            await_interest(&pc, "wc.probe", &mut gt).await;
+            while let Some(m) = drain_ready(&mut gt).pop() {
+                assert!(m.payload.starts_with(b"__probe"));
+            }
+            flush(&sc).await;
+            let _ = drain_ready(&mut gt);
+            pc.publish(format!("wc.{p}.x"), "a".into())
+                .await
+                .expect("pub");
+            pc.publish(format!("wc.{p}.y.z"), "b".into())
+                .await
+                .expect("pub");
+            flush(&pc).await;
+            let m = within("star", star.next()).await.expect("star msg");
+            assert_eq!(m.subject.as_str(), format!("wc.{p}.x"));
+            let mut got = Vec::new();
+            while got.len() < 2 {
+                let m = within("gt", gt.next()).await.expect("gt msg");
+                if !m.payload.starts_with(b"__probe") {
+                    got.push(m.subject.to_string());
+                }
+            }
+            assert_eq!(got, [format!("wc.{p}.x"), format!("wc.{p}.y.z")]);
+            flush(&sc).await;
+            assert!(drain_ready(&mut star).is_empty(), "star duplicates");
+        }
+    }
+}
+
+/// A responder on one node answers requests from every node.
+async fn request_reply(c: &TestCluster) {
+    let n = c.nodes.len();
+    for r in 0..n {
+        let rc = c.client(r).await;
+        let subject = format!("svc.{r}");
+        let mut reqs = rc.subscribe(subject.clone()).await.expect("subscribe");
+        flush(&rc).await;
+        let responder = {
+            let rc = rc.clone();
+            tokio::spawn(async move {
+                while let Some(m) = reqs.next().await {
+                    let body = format!("re:{}", text(&m));
+                    if let Some(reply) = m.reply {
+                        let _ = rc.publish(reply, body.into()).await;
+                        let _ = rc.flush().await;
+                    }
+                }
+            })
+        };
+        for p in 0..n {
+            let pc = c.client(p).await;
+            // Requests retry until the responder's interest has crossed the cluster.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            let resp = loop {
+                let req = pc.request(subject.clone(), format!("{p}").into());
+                match tokio::time::timeout(Duration::from_millis(500), req).await {
+                    Ok(Ok(m)) => break m,
+                    _ if tokio::time::Instant::now() >= deadline => {
+                        panic!("no reply from node {r} to node {p}")
+                    }
+                    _ => {}
+                }
+            };
+            assert_eq!(text(&resp), format!("re:{p}"));
+        }
+        responder.abort();
+    }
+}
+
+async fn suite(kinds: &[ServerKind]) {
+    let c = within_for(
+        Duration::from_secs(40),
+        "cluster start",
+        TestCluster::start(kinds),
+    )
+    .await;
+    every_placement(&c).await;
+    queue_exactly_once(&c).await;
+    wildcards(&c).await;
+    request_reply(&c).await;
+}
+
+#[tokio::test]
+async fn three_natsd_nodes() {
+    suite(&[Natsd, Natsd, Natsd]).await;
+}
+
+#[tokio::test]
+async fn mixed_natsd_seed() {
+    if go_available() {
+        suite(&[Natsd, NatsServer, Natsd]).await;
+    }
+}
+
+#[tokio::test]
+async fn mixed_go_seed() {
+    if go_available() {
+        suite(&[NatsServer, Natsd, NatsServer]).await;
+    }
+}
+
+#[tokio::test]
+async fn three_go_nodes_baseline() {
+    if go_available() {
+        suite(&[NatsServer, NatsServer, NatsServer]).await;
+    }
+}
+
+/// `/routez` and `/varz` agree with the cluster's shape; client INFO lists the peers.
+#[tokio::test]
+async fn monitoring_and_connect_urls() {
+    let c = TestCluster::start(&[Natsd, Natsd, Natsd]).await;
+    let sub = c.client(1).await;
+    let _s = sub.subscribe("mon.x").await.expect("subscribe");
+    flush(&sub).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let routez = loop {
+        let z = monitor_get(c.nodes[0].http_port, "/routez?subs=1")
+            .await
+            .expect("routez");
+        let has = z["routes"].as_array().is_some_and(|r| {
+            r.iter()
+                .any(|r| r["subscriptions_list"].to_string().contains("mon.x"))
+        });
+        if has || tokio::time::Instant::now() >= deadline {
+            break z;
+        }
+        // Poll interval; bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(routez["num_routes"], 2);
+    assert!(routez.to_string().contains("$G mon.x"), "{routez}");
+    let varz = monitor_get(c.nodes[0].http_port, "/varz")
+        .await
+        .expect("varz");
+    assert_eq!(varz["routes"], 2);
+    assert_eq!(varz["cluster"]["name"], "natsd-test");
+    let raw = c.nodes[2].server.raw().await;
+    let info = raw.info["connect_urls"].to_string();
+    for n in &c.nodes {
+        assert!(
+            info.contains(&format!("127.0.0.1:{}", n.server.port())),
+            "connect_urls in {info}"
+        );
+    }
+}
