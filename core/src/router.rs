@@ -49,6 +49,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub trait Notifier: Send + Sync + std::fmt::Debug {
     /// There are bytes in the outbound queue.
     fn notify_write(&self);
+    /// Like [`Notifier::notify_write`] after a small batch (a request, a reply): the shell may
+    /// write inline instead of waking the connection's writer.
+    fn notify_write_small(&self) {
+        self.notify_write();
+    }
     /// The connection must close (reason recorded in [`ClientShared`]).
     fn notify_close(&self);
 }
@@ -146,7 +151,8 @@ impl ClientShared {
     /// Queues protocol bytes of the connection's own (INFO, PONG, -ERR ...) and wakes the writer.
     pub fn send_control(&self, bytes: &[u8]) {
         lock(&self.outbound).push_control(bytes);
-        self.notifier.notify_write();
+        // A protocol reply (PONG, +OK, -ERR) is small and latency-bound.
+        self.notifier.notify_write_small();
     }
 
     /// Takes everything queued for writing.
@@ -396,10 +402,17 @@ pub enum SubscribeError {
 pub struct PendingFlush {
     clients: Vec<Arc<ClientShared>>,
     routes: Vec<Arc<dyn RouteSink>>,
+    /// Deliveries in this batch: a small batch is latency-bound (a request, a reply), a big one
+    /// throughput-bound; the shell may write the small ones inline.
+    deliveries: usize,
 }
+
+/// Batches with at most this many deliveries may be written inline by the publisher.
+const SMALL_BATCH: usize = 4;
 
 impl PendingFlush {
     fn add(&mut self, client: &Arc<ClientShared>) {
+        self.deliveries += 1;
         // Whoever flips the flag owns the wake-up; a receiver is listed once per batch.
         if !client.flush_pending.swap(true, Ordering::AcqRel) {
             self.clients.push(Arc::clone(client));
@@ -414,9 +427,15 @@ impl PendingFlush {
 
     /// Wakes every listed writer. Call before the publisher waits for more input.
     pub fn flush(&mut self) {
+        let small = self.deliveries <= SMALL_BATCH;
+        self.deliveries = 0;
         for c in self.clients.drain(..) {
             c.flush_pending.store(false, Ordering::Release);
-            c.notifier.notify_write();
+            if small {
+                c.notifier.notify_write_small();
+            } else {
+                c.notifier.notify_write();
+            }
         }
         for r in self.routes.drain(..) {
             r.flush_flag().store(false, Ordering::Release);

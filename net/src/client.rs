@@ -40,6 +40,10 @@ pub(crate) struct ConnNotify {
 
 impl Notifier for ConnNotify {
     fn notify_write(&self) {
+        self.write.notify_one();
+    }
+
+    fn notify_write_small(&self) {
         if let Some((client, writer)) = self.inline.get() {
             if let Some(client) = client.upgrade() {
                 if writer.try_inline(&client) {
