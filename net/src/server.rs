@@ -161,6 +161,7 @@ pub(crate) struct Shared {
     /// What each client authenticated with, to check again after a reload.
     pub(crate) auth_records: Mutex<BTreeMap<u64, AuthRecord>>,
     pub(crate) sys: crate::sys::SysState,
+    pub(crate) js: crate::jetstream::JsState,
     pub(crate) start_time: SystemTime,
     wall_clock: fn() -> SystemTime,
 }
@@ -463,6 +464,7 @@ fn client_config(
         tls_required: tls.is_some(),
         tls_verify: tls.is_some_and(|t| t.verify || t.verify_and_map),
         tls_available: tls.is_some(),
+        jetstream: opts.jetstream.is_some(),
         ..ServerInfo::default()
     };
     Ok(ClientConfig {
@@ -550,6 +552,7 @@ impl<T: Transport> Server<T> {
                 tls: RwLock::new(tls),
                 auth_records: Mutex::new(BTreeMap::new()),
                 sys: crate::sys::SysState::default(),
+                js: crate::jetstream::JsState::default(),
                 start_time: T::wall_clock(),
                 wall_clock: T::wall_clock,
             }),
@@ -620,6 +623,7 @@ impl<T: Transport> Server<T> {
         self.start_monitoring(&opts).await?;
         let sys_tasks = crate::sys::start(&self.shared, self.shutdown_tx.subscribe());
         lock(&self.tasks).extend(sys_tasks);
+        crate::jetstream::start(&self.shared).map_err(ServerError::Config)?;
         self.running.store(true, Ordering::Release);
         let _ = self.ready_tx.send(true);
         tracing::info!("Server is ready");
@@ -836,6 +840,7 @@ impl<T: Transport> Server<T> {
             return;
         }
         crate::sys::events::shutdown(&self.shared);
+        crate::jetstream::stop(&self.shared);
         let _ = self.shutdown_tx.send(true);
         let clients: Vec<_> = lock(&self.shared.clients)
             .values()
