@@ -596,6 +596,8 @@ impl<T: Transport> Server<T> {
                 .unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
         }
         *lock(&self.client_addr) = Some(bound);
+        // Before the first client can connect: `$JS.API` must answer from the start.
+        crate::jetstream::start(&self.shared).map_err(ServerError::Config)?;
         tracing::info!("Listening for client connections on {bound}");
         if self.shared.tls().is_some() {
             tracing::info!("TLS required for client connections");
@@ -623,7 +625,6 @@ impl<T: Transport> Server<T> {
         self.start_monitoring(&opts).await?;
         let sys_tasks = crate::sys::start(&self.shared, self.shutdown_tx.subscribe());
         lock(&self.tasks).extend(sys_tasks);
-        crate::jetstream::start(&self.shared).map_err(ServerError::Config)?;
         self.running.store(true, Ordering::Release);
         let _ = self.ready_tx.send(true);
         tracing::info!("Server is ready");

@@ -36,6 +36,28 @@ both!(
     file_stream_survives_restart,
 );
 
+/// natsd only: async-nats' own `create_key_value` (it needs 2.10 account-info fields).
+#[tokio::test]
+async fn kv_create_with_client_natsd() {
+    natsd_tests::run_scenario(ServerKind::Natsd, |kind| async move {
+        let (s, _sd) = js_server(kind).await;
+        let js = jetstream::new(s.client().await);
+        let kv = js
+            .create_key_value(kv::Config {
+                bucket: "made".into(),
+                history: 2,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        kv.put("a", "1".into()).await.unwrap();
+        assert_eq!(kv.get("a").await.unwrap().unwrap(), "1");
+        let st = kv.status().await.unwrap();
+        assert_eq!(st.history(), 2);
+    })
+    .await;
+}
+
 /// A server with JetStream on, storing under its own temp dir.
 async fn js_server(kind: ServerKind) -> (TestServer, tempfile::TempDir) {
     let sd = tempfile::tempdir().unwrap();
@@ -76,9 +98,30 @@ async fn account_info(kind: ServerKind) {
     assert_eq!(v["streams"], 0);
     assert_eq!(v["consumers"], 0);
     assert_eq!(v["limits"]["max_streams"], -1);
-    let js = jetstream::new(c);
-    let info = within("query_account", js.query_account()).await.unwrap();
-    assert_eq!(info.streams, 0);
+    if kind == ServerKind::Natsd {
+        // async-nats wants 2.10's reserved_* fields, which nats-server 2.9 does not send.
+        let js = jetstream::new(c);
+        let info = within("query_account", js.query_account()).await.unwrap();
+        assert_eq!(info.streams, 0);
+    }
+}
+
+/// A KV bucket's stream, made as async-nats' `create_key_value` makes it (that call first
+/// queries account info, which async-nats cannot parse from nats-server 2.9).
+async fn make_kv(js: &jetstream::Context, bucket: &str, history: i64) -> kv::Store {
+    js.create_stream(stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: history,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    js.get_key_value(bucket).await.unwrap()
 }
 
 async fn config_block_enables(kind: ServerKind) {
@@ -589,8 +632,14 @@ async fn deliver_policies(kind: ServerKind) {
         .await
         .unwrap();
     assert_eq!(first(c).await, [4, 5, 6]);
-    let c = st.create_consumer(mk("lps", consumer::DeliverPolicy::LastPerSubject, "")).await.unwrap();
+    let c = st.create_consumer(mk("lps", consumer::DeliverPolicy::LastPerSubject, "w.*")).await.unwrap();
     assert_eq!(first(c).await, [5, 6]);
+    // nats-server 2.9 wants a filter with last_per_subject.
+    let e = st
+        .create_consumer(mk("lps2", consumer::DeliverPolicy::LastPerSubject, ""))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("10094"), "{e}");
 }
 
 async fn consumer_errors(kind: ServerKind) {
@@ -642,14 +691,7 @@ async fn consumer_errors(kind: ServerKind) {
 async fn kv_basics(kind: ServerKind) {
     let (s, _sd) = js_server(kind).await;
     let js = jetstream::new(s.client().await);
-    let kv = js
-        .create_key_value(kv::Config {
-            bucket: "cfg".into(),
-            history: 5,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let kv = make_kv(&js, "cfg", 5).await;
     let r1 = kv.put("a", "1".into()).await.unwrap();
     assert_eq!(kv.get("a").await.unwrap().unwrap(), "1");
     let r2 = kv.update("a", "2".into(), r1).await.unwrap();
@@ -671,14 +713,7 @@ async fn kv_basics(kind: ServerKind) {
 async fn kv_history_keys(kind: ServerKind) {
     let (s, _sd) = js_server(kind).await;
     let js = jetstream::new(s.client().await);
-    let kv = js
-        .create_key_value(kv::Config {
-            bucket: "h".into(),
-            history: 3,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let kv = make_kv(&js, "h", 3).await;
     for v in ["1", "2", "3", "4"] {
         kv.put("k", v.into()).await.unwrap();
     }
@@ -705,13 +740,7 @@ async fn kv_history_keys(kind: ServerKind) {
 async fn kv_watch(kind: ServerKind) {
     let (s, _sd) = js_server(kind).await;
     let js = jetstream::new(s.client().await);
-    let kv = js
-        .create_key_value(kv::Config {
-            bucket: "w".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let kv = make_kv(&js, "w", 1).await;
     kv.put("old", "0".into()).await.unwrap();
     let mut w = kv.watch_with_history("*").await.unwrap();
     let e = within("initial", w.next()).await.unwrap().unwrap();

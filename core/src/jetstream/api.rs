@@ -386,8 +386,10 @@ pub struct MsgGetRequest {
     /// By sequence.
     pub seq: u64,
     /// Last by subject.
+    #[serde(deserialize_with = "null_str")]
     pub last_by_subj: String,
     /// Next by subject from `seq`.
+    #[serde(deserialize_with = "null_str")]
     pub next_by_subj: String,
 }
 
@@ -406,6 +408,7 @@ pub struct MsgDeleteRequest {
 #[serde(default)]
 pub struct PurgeRequest {
     /// Subject filter.
+    #[serde(deserialize_with = "null_str")]
     pub filter: String,
     /// Purge below this sequence.
     pub seq: u64,
@@ -419,8 +422,13 @@ pub struct PurgeRequest {
 pub struct ListRequest {
     /// Paging offset.
     pub offset: usize,
-    /// Subject filter (stream names).
-    pub subject: String,
+    /// Subject filter (stream names); clients send `null` for none.
+    pub subject: Option<String>,
+}
+
+/// A string field a client may send as `null`.
+fn null_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
 /// RFC 3339 UTC with nanoseconds, as Go's `time.Time` JSON; 0 is Go's zero time.

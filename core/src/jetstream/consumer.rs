@@ -129,7 +129,7 @@ pub fn check_config(
     mut c: ConsumerConfig,
     stream_subjects: &[String],
 ) -> Result<ConsumerConfig, ApiError> {
-    let bad = |t: &str| Err(ApiError::new(400, 10084, t));
+    let bad = |t: &str| Err(ApiError::new(400, 10094, t));
     if c.deliver_policy.is_empty() {
         c.deliver_policy = "all".to_owned();
     }
@@ -166,6 +166,13 @@ pub fn check_config(
             return bad("consumer delivery policy is deliver by start sequence, but optional start sequence is not set")
         }
         _ => return bad("invalid deliver policy"),
+    }
+    if c.deliver_policy == "last_per_subject" && c.filter_subject.is_empty() {
+        return Err(ApiError::new(
+            400,
+            10094,
+            "consumer delivery policy is deliver last per subject, but optional filter subject is not set",
+        ));
     }
     if c.idle_heartbeat > 0 && c.deliver_subject.is_none() {
         return Err(ApiError::new(

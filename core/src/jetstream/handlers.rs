@@ -173,6 +173,10 @@ impl JetStream {
                 "storage_max_stream_bytes": -1, "max_bytes_required": false,
             },
             "api": {"total": total, "errors": errors},
+            // nats-server 2.10 fields: async-nats (0.46 and later) cannot parse account
+            // info without them.
+            "reserved_memory": 0,
+            "reserved_storage": 0,
         });
         if let Some(d) = &self.settings.domain {
             v["domain"] = json!(d);
@@ -236,11 +240,13 @@ impl JetStream {
         let names: Vec<&String> = self
             .stream_names()
             .filter(|n| {
-                req.subject.is_empty()
+                let want = req.subject.as_deref().unwrap_or_default();
+                want.is_empty()
                     || self.stream(n).is_some_and(|s| {
-                        s.config.subjects.iter().any(|x| {
-                            crate::subject::overlaps(x.as_bytes(), req.subject.as_bytes())
-                        })
+                        s.config
+                            .subjects
+                            .iter()
+                            .any(|x| crate::subject::overlaps(x.as_bytes(), want.as_bytes()))
                     })
             })
             .collect();

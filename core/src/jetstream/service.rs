@@ -321,7 +321,27 @@ impl JetStream {
     }
 
     /// An ack on `$JS.ACK.<stream>.<consumer>.<n>.<sseq>.<cseq>.<ts>.<pending>`.
-    pub fn ack(&mut self, subj: &str, body: &[u8], now: UnixNanos) -> Vec<Delivery> {
+    /// With a `reply` (a "double ack"), an empty message confirms it.
+    pub fn ack(
+        &mut self,
+        subj: &str,
+        reply: Option<&str>,
+        body: &[u8],
+        now: UnixNanos,
+    ) -> Vec<Delivery> {
+        let mut out = self.ack_inner(subj, body, now);
+        if let Some(r) = reply {
+            out.push(Delivery {
+                subject: r.to_owned(),
+                reply: None,
+                headers: Vec::new(),
+                payload: Vec::new(),
+            });
+        }
+        out
+    }
+
+    fn ack_inner(&mut self, subj: &str, body: &[u8], now: UnixNanos) -> Vec<Delivery> {
         let t: Vec<&str> = subj.split('.').collect();
         if t.len() < 9 {
             return Vec::new();

@@ -230,10 +230,12 @@ impl Worker {
             let now = unix_nanos(self.srv.wall_clock());
             out.extend(self.commit(now));
             out.extend(self.js.tick(now));
-            self.emit(&out);
+            // Subscribe to new stream subjects before the create reply goes out, so a
+            // publish right after it is captured.
             if changed {
                 self.reconcile();
             }
+            self.emit(&out);
             self.refresh_stats();
         }
     }
@@ -266,7 +268,7 @@ impl Worker {
             *changed = true;
             out.extend(self.js.api(&subject, reply.as_deref(), &payload, now));
         } else if subject.starts_with("$JS.ACK.") {
-            out.extend(self.js.ack(&subject, &payload, now));
+            out.extend(self.js.ack(&subject, reply.as_deref(), &payload, now));
         } else {
             out.extend(
                 self.js
