@@ -544,6 +544,28 @@ pub fn publish(account: &Arc<Account>, p: &mut Publisher<'_>, m: &Message<'_>) -
     delivered
 }
 
+/// Delivers `m` to the subscribers of `to` while showing them `m.subject`: a JetStream
+/// consumer's messages go to its deliver (or pull reply) subject but carry the subject they
+/// were stored under (Go: the consumer's `dsubj` versus the message subject).
+pub fn deliver_as(account: &Arc<Account>, p: &mut Publisher<'_>, to: &[u8], m: &Message<'_>) -> usize {
+    let result = account.sublist.matches(to);
+    let mut delivered = 0;
+    for sub in &result.psubs {
+        delivered += deliver_to(account, p, sub, m, 0);
+    }
+    for group in result.qsubs.iter().filter(|g| !g.is_empty()) {
+        let start = p.rng.below(group.len() as u64) as usize;
+        for i in 0..group.len() {
+            let n = deliver_to(account, p, &group[(start + i) % group.len()], m, 0);
+            if n > 0 {
+                delivered += n;
+                break;
+            }
+        }
+    }
+    delivered
+}
+
 fn route(account: &Arc<Account>, p: &mut Publisher<'_>, m: &Message<'_>, depth: u8) -> usize {
     if depth > MAX_IMPORT_DEPTH {
         return 0;

@@ -26,6 +26,9 @@ pub struct Delivery {
     pub headers: Vec<u8>,
     /// Body.
     pub payload: Vec<u8>,
+    /// The subject receivers see, when it is not `subject` (a consumer delivers a stored
+    /// message to its deliver subject under the subject it was stored with).
+    pub shown_subject: Option<String>,
 }
 
 impl Delivery {
@@ -41,6 +44,7 @@ impl Delivery {
             reply: None,
             headers: h.into_bytes(),
             payload: Vec::new(),
+            shown_subject: None,
         }
     }
 }
@@ -122,6 +126,9 @@ pub struct Consumer {
     /// Messages matching the filter not yet delivered.
     num_pending: u64,
     last_activity: UnixNanos,
+    /// A push consumer delivers only while someone listens on its deliver subject (the shell
+    /// watches the interest and sets this).
+    pub active: bool,
 }
 
 /// Fills in Go's defaults and validates (Go: setConsumerConfigDefaults + checkConsumerCfg).
@@ -258,6 +265,7 @@ impl Consumer {
             redelivered_count: 0,
             num_pending: 0,
             last_activity: now,
+            active: false,
         };
         c.recount(store);
         c
@@ -374,6 +382,7 @@ impl Consumer {
             reply: Some(reply),
             headers,
             payload,
+            shown_subject: Some(m.subject.clone()),
         };
         (d, m.subject)
     }
@@ -415,7 +424,7 @@ impl Consumer {
     pub fn pump(&mut self, store: &dyn StreamStore, now: UnixNanos) -> Vec<(Delivery, String)> {
         let mut out = Vec::new();
         if let Some(to) = self.config.deliver_subject.clone() {
-            while !self.max_ack_pending_reached() {
+            while self.active && !self.max_ack_pending_reached() {
                 let Some((m, _)) = self.next_msg(store) else {
                     break;
                 };

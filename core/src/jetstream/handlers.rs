@@ -104,7 +104,15 @@ impl JetStream {
             Ok(v) => with_type(&ty(kind), v),
             Err(e) => error_body(&ty(kind), &e),
         };
-        vec![json_reply(reply, &body)]
+        let mut out = vec![json_reply(reply, &body)];
+        // A new push consumer starts delivering right away.
+        if let ["CONSUMER", "CREATE" | "DURABLE", ..] = t.as_slice() {
+            let stream = if t[1] == "DURABLE" { t.get(3) } else { t.get(2) };
+            if let Some(stream) = stream {
+                out.extend(self.pump_stream(stream, now));
+            }
+        }
+        out
     }
 
     fn dispatch(
@@ -364,6 +372,7 @@ impl JetStream {
             reply: None,
             headers: h.into_bytes(),
             payload: m.payload.to_vec(),
+            shown_subject: None,
         }
     }
 

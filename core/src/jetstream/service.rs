@@ -82,6 +82,7 @@ pub(crate) fn json_reply(to: &str, v: &Value) -> Delivery {
         reply: None,
         headers: Vec::new(),
         payload: serde_json::to_vec(v).unwrap_or_default(),
+        shown_subject: None,
     }
 }
 
@@ -336,6 +337,7 @@ impl JetStream {
                 reply: None,
                 headers: Vec::new(),
                 payload: Vec::new(),
+                shown_subject: None,
             });
         }
         out
@@ -358,6 +360,52 @@ impl JetStream {
             return Vec::new();
         };
         c.on_ack(sseq, AckKind::parse(body), now);
+        c.pump(stream.store.as_ref(), now)
+            .into_iter()
+            .map(|d| d.0)
+            .collect()
+    }
+
+    /// Lets every consumer of `name` hand out what it can.
+    pub(crate) fn pump_stream(&mut self, name: &str, now: UnixNanos) -> Vec<Delivery> {
+        let Some(Entry { stream, consumers }) = self.streams.get_mut(name) else {
+            return Vec::new();
+        };
+        consumers
+            .values_mut()
+            .flat_map(|c| c.pump(stream.store.as_ref(), now))
+            .map(|d| d.0)
+            .collect()
+    }
+
+    /// Push consumers as (stream, consumer, deliver subject, active).
+    pub fn push_consumers(&self) -> Vec<(String, String, String, bool)> {
+        self.streams
+            .iter()
+            .flat_map(|(sn, e)| {
+                e.consumers.values().filter_map(move |c| {
+                    let d = c.config.deliver_subject.clone()?;
+                    Some((sn.clone(), c.name.clone(), d, c.active))
+                })
+            })
+            .collect()
+    }
+
+    /// Interest on a push consumer's deliver subject came or went; delivers when it came.
+    pub fn set_push_active(
+        &mut self,
+        stream: &str,
+        consumer: &str,
+        active: bool,
+        now: UnixNanos,
+    ) -> Vec<Delivery> {
+        let Some(Entry { stream, consumers }) = self.streams.get_mut(stream) else {
+            return Vec::new();
+        };
+        let Some(c) = consumers.get_mut(consumer) else {
+            return Vec::new();
+        };
+        c.active = active;
         c.pump(stream.store.as_ref(), now)
             .into_iter()
             .map(|d| d.0)

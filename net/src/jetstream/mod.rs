@@ -166,6 +166,7 @@ struct Worker {
     subjects: Vec<String>,
     sync: SyncPolicy,
     next_sync: SystemTime,
+    waiting_push: bool,
 }
 
 impl Worker {
@@ -189,6 +190,7 @@ impl Worker {
             subjects: Vec::new(),
             sync,
             next_sync: now,
+            waiting_push: false,
         }
     }
 
@@ -204,6 +206,12 @@ impl Worker {
                     Duration::from_nanos(d.saturating_sub(now)).min(Duration::from_millis(250))
                 })
                 .max(Duration::from_millis(1));
+            // A push consumer waiting for its subscriber: look again soon.
+            let wait = if self.waiting_push {
+                wait.min(Duration::from_millis(2))
+            } else {
+                wait
+            };
             let first = match self.rx.recv_timeout(wait) {
                 Ok(i) => Some(i),
                 Err(RecvTimeoutError::Timeout) => None,
@@ -230,6 +238,7 @@ impl Worker {
             let now = unix_nanos(self.srv.wall_clock());
             out.extend(self.commit(now));
             out.extend(self.js.tick(now));
+            out.extend(self.watch_push_interest(now));
             // Subscribe to new stream subjects before the create reply goes out, so a
             // publish right after it is captured.
             if changed {
@@ -238,6 +247,22 @@ impl Worker {
             self.emit(&out);
             self.refresh_stats();
         }
+    }
+
+    /// Push consumers deliver while their deliver subject has a subscriber (Go: the consumer
+    /// tracks interest on `dsubj`).
+    fn watch_push_interest(&mut self, now: u64) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        let mut waiting = false;
+        for (stream, consumer, subject, active) in self.js.push_consumers() {
+            let interest = self.acc.sublist.has_interest(subject.as_bytes());
+            if interest != active {
+                out.extend(self.js.set_push_active(&stream, &consumer, interest, now));
+            }
+            waiting |= !interest;
+        }
+        self.waiting_push = waiting;
+        out
     }
 
     fn commit(&mut self, now: u64) -> Vec<Delivery> {
@@ -293,13 +318,17 @@ impl Worker {
         for d in out {
             let payload = Bytes::copy_from_slice(&d.payload);
             let m = Message {
-                subject: d.subject.as_bytes(),
+                subject: d.shown_subject.as_deref().unwrap_or(&d.subject).as_bytes(),
                 reply: d.reply.as_deref().map(str::as_bytes),
                 headers: (!d.headers.is_empty()).then_some(d.headers.as_slice()),
                 payload: &payload,
                 shared: Some(&payload),
             };
-            router::publish(&self.acc, &mut p, &m);
+            if d.shown_subject.is_some() {
+                router::deliver_as(&self.acc, &mut p, d.subject.as_bytes(), &m);
+            } else {
+                router::publish(&self.acc, &mut p, &m);
+            }
         }
         pending.flush();
     }
