@@ -547,7 +547,12 @@ pub fn publish(account: &Arc<Account>, p: &mut Publisher<'_>, m: &Message<'_>) -
 /// Delivers `m` to the subscribers of `to` while showing them `m.subject`: a JetStream
 /// consumer's messages go to its deliver (or pull reply) subject but carry the subject they
 /// were stored under (Go: the consumer's `dsubj` versus the message subject).
-pub fn deliver_as(account: &Arc<Account>, p: &mut Publisher<'_>, to: &[u8], m: &Message<'_>) -> usize {
+pub fn deliver_as(
+    account: &Arc<Account>,
+    p: &mut Publisher<'_>,
+    to: &[u8],
+    m: &Message<'_>,
+) -> usize {
     let result = account.sublist.matches(to);
     let mut delivered = 0;
     for sub in &result.psubs {

@@ -815,7 +815,7 @@ impl<T: Transport> Server<T> {
         self.shared.account_statz(opts)
     }
 
-    /// `/jsz` (JetStream is not built yet: `disabled`).
+    /// `/jsz`: JetStream usage (`disabled` when JetStream is off).
     pub fn jsz(&self) -> Jsz {
         self.shared.jsz()
     }

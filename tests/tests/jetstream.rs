@@ -181,9 +181,12 @@ async fn stream_errors(kind: ServerKind) {
     assert_eq!(err_code(&v), 10065, "{v}");
     let v = api(&c, "$JS.API.STREAM.CREATE.A", mk("A", "x")).await;
     assert_eq!(err_code(&v), 10058, "{v}");
-    let m = within("bad json", c.request("$JS.API.STREAM.CREATE.D", "{\"name\": ".into()))
-        .await
-        .unwrap();
+    let m = within(
+        "bad json",
+        c.request("$JS.API.STREAM.CREATE.D", "{\"name\": ".into()),
+    )
+    .await
+    .unwrap();
     let v: Value = serde_json::from_slice(&m.payload).unwrap();
     assert_eq!(err_code(&v), 10025, "{v}");
     for (subject, code) in [
@@ -194,7 +197,12 @@ async fn stream_errors(kind: ServerKind) {
         let v = api(&c, subject, Value::Null).await;
         assert_eq!(err_code(&v), code, "{subject}: {v}");
     }
-    let v = api(&c, "$JS.API.STREAM.CREATE.E", json!({"name": "E", "subjects": ["e"], "num_replicas": 3})).await;
+    let v = api(
+        &c,
+        "$JS.API.STREAM.CREATE.E",
+        json!({"name": "E", "subjects": ["e"], "num_replicas": 3}),
+    )
+    .await;
     assert_eq!(err_code(&v), 10074, "{v}");
 }
 
@@ -368,8 +376,16 @@ async fn direct_get(kind: ServerKind) {
     })
     .await
     .unwrap();
-    js.publish("d.x", "one".into()).await.unwrap().await.unwrap();
-    js.publish("d.y", "two".into()).await.unwrap().await.unwrap();
+    js.publish("d.x", "one".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    js.publish("d.y", "two".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     let m = within(
         "direct",
         c.request("$JS.API.DIRECT.GET.D", r#"{"seq":1}"#.into()),
@@ -500,7 +516,13 @@ async fn pull_consumer_fetch_ack(kind: ServerKind) {
     let info = cons.info().await.unwrap().clone();
     assert_eq!(info.num_pending, 2);
     assert_eq!(info.delivered.stream_sequence, 3);
-    let mut batch = cons.batch().max_messages(10).expires(Duration::from_millis(500)).messages().await.unwrap();
+    let mut batch = cons
+        .batch()
+        .max_messages(10)
+        .expires(Duration::from_millis(500))
+        .messages()
+        .await
+        .unwrap();
     let mut rest = Vec::new();
     while let Some(m) = within("batch", batch.next()).await {
         let m = m.unwrap();
@@ -621,18 +643,34 @@ async fn deliver_policies(kind: ServerKind) {
         ack_policy: consumer::AckPolicy::None,
         ..Default::default()
     };
-    let c = st.create_consumer(mk("all", consumer::DeliverPolicy::All, "w.odd")).await.unwrap();
+    let c = st
+        .create_consumer(mk("all", consumer::DeliverPolicy::All, "w.odd"))
+        .await
+        .unwrap();
     assert_eq!(first(c).await, [2, 4, 6]);
-    let c = st.create_consumer(mk("last", consumer::DeliverPolicy::Last, "")).await.unwrap();
+    let c = st
+        .create_consumer(mk("last", consumer::DeliverPolicy::Last, ""))
+        .await
+        .unwrap();
     assert_eq!(first(c).await, [6]);
-    let c = st.create_consumer(mk("new", consumer::DeliverPolicy::New, "")).await.unwrap();
+    let c = st
+        .create_consumer(mk("new", consumer::DeliverPolicy::New, ""))
+        .await
+        .unwrap();
     assert!(first(c).await.is_empty());
     let c = st
-        .create_consumer(mk("seq", consumer::DeliverPolicy::ByStartSequence { start_sequence: 4 }, ""))
+        .create_consumer(mk(
+            "seq",
+            consumer::DeliverPolicy::ByStartSequence { start_sequence: 4 },
+            "",
+        ))
         .await
         .unwrap();
     assert_eq!(first(c).await, [4, 5, 6]);
-    let c = st.create_consumer(mk("lps", consumer::DeliverPolicy::LastPerSubject, "w.*")).await.unwrap();
+    let c = st
+        .create_consumer(mk("lps", consumer::DeliverPolicy::LastPerSubject, "w.*"))
+        .await
+        .unwrap();
     assert_eq!(first(c).await, [5, 6]);
     // nats-server 2.9 wants a filter with last_per_subject.
     let e = st
@@ -678,7 +716,10 @@ async fn consumer_errors(kind: ServerKind) {
         json!({"stream_name": "W", "config": {"name": "ok", "ack_policy": "explicit"}}),
     )
     .await;
-    assert_eq!(v["type"], "io.nats.jetstream.api.v1.consumer_create_response", "{v}");
+    assert_eq!(
+        v["type"], "io.nats.jetstream.api.v1.consumer_create_response",
+        "{v}"
+    );
     assert_eq!(v["config"]["ack_wait"], 30_000_000_000u64);
     let v = api(&c, "$JS.API.CONSUMER.NAMES.W", Value::Null).await;
     assert_eq!(v["consumers"], json!(["ok"]), "{v}");

@@ -90,7 +90,11 @@ pub mod err {
     }
     /// 10074.
     pub fn replicas_not_supported() -> ApiError {
-        ApiError::new(500, 10074, "replicas > 1 not supported in non-clustered mode")
+        ApiError::new(
+            500,
+            10074,
+            "replicas > 1 not supported in non-clustered mode",
+        )
     }
     /// 10077.
     pub fn store_failed(e: &str) -> ApiError {

@@ -433,9 +433,8 @@ impl Consumer {
             }
             return out;
         }
-        loop {
-            let Some(w) = self.waiting.front() else { break };
-            if w.left == 0 {
+        while let Some(left) = self.waiting.front().map(|w| w.left) {
+            if left == 0 {
                 self.waiting.pop_front();
                 continue;
             }
@@ -460,7 +459,9 @@ impl Consumer {
                 }
                 break;
             };
-            let Some(w) = self.waiting.front_mut() else { break };
+            let Some(w) = self.waiting.front_mut() else {
+                break;
+            };
             let reply = w.reply.clone();
             w.left -= 1;
             w.delivered += 1;
@@ -590,4 +591,3 @@ impl Consumer {
         })
     }
 }
-

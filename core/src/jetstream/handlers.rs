@@ -107,7 +107,11 @@ impl JetStream {
         let mut out = vec![json_reply(reply, &body)];
         // A new push consumer starts delivering right away.
         if let ["CONSUMER", "CREATE" | "DURABLE", ..] = t.as_slice() {
-            let stream = if t[1] == "DURABLE" { t.get(3) } else { t.get(2) };
+            let stream = if t[1] == "DURABLE" {
+                t.get(3)
+            } else {
+                t.get(2)
+            };
             if let Some(stream) = stream {
                 out.extend(self.pump_stream(stream, now));
             }
@@ -123,8 +127,12 @@ impl JetStream {
     ) -> (&'static str, Result<Value, ApiError>) {
         match t {
             ["INFO"] => ("account_info", Ok(self.account_info())),
-            ["STREAM", "CREATE", name] => ("stream_create", self.api_stream_create(name, payload, now)),
-            ["STREAM", "UPDATE", name] => ("stream_update", self.api_stream_update(name, payload, now)),
+            ["STREAM", "CREATE", name] => {
+                ("stream_create", self.api_stream_create(name, payload, now))
+            }
+            ["STREAM", "UPDATE", name] => {
+                ("stream_update", self.api_stream_update(name, payload, now))
+            }
             ["STREAM", "INFO", name] => ("stream_info", self.stream_info(name, now)),
             ["STREAM", "DELETE", name] => (
                 "stream_delete",
@@ -156,13 +164,22 @@ impl JetStream {
                 "consumer_create",
                 self.api_consumer_create(stream, Some(name), None, payload, now),
             ),
-            ["CONSUMER", "INFO", stream, name] => ("consumer_info", self.consumer_info(stream, name, now)),
+            ["CONSUMER", "INFO", stream, name] => {
+                ("consumer_info", self.consumer_info(stream, name, now))
+            }
             ["CONSUMER", "DELETE", stream, name] => (
                 "consumer_delete",
-                self.consumer_delete(stream, name).map(|()| json!({"success": true})),
+                self.consumer_delete(stream, name)
+                    .map(|()| json!({"success": true})),
             ),
-            ["CONSUMER", "NAMES", stream] => ("consumer_names", self.consumer_list(stream, payload, now, false)),
-            ["CONSUMER", "LIST", stream] => ("consumer_list", self.consumer_list(stream, payload, now, true)),
+            ["CONSUMER", "NAMES", stream] => (
+                "consumer_names",
+                self.consumer_list(stream, payload, now, false),
+            ),
+            ["CONSUMER", "LIST", stream] => (
+                "consumer_list",
+                self.consumer_list(stream, payload, now, true),
+            ),
             _ => ("unknown", Err(ApiError::new(400, 10003, "bad request"))),
         }
     }
@@ -204,7 +221,12 @@ impl JetStream {
         Ok(cfg)
     }
 
-    fn api_stream_create(&mut self, name: &str, payload: &[u8], now: UnixNanos) -> Result<Value, ApiError> {
+    fn api_stream_create(
+        &mut self,
+        name: &str,
+        payload: &[u8],
+        now: UnixNanos,
+    ) -> Result<Value, ApiError> {
         let cfg = Self::stream_config_for(name, payload)?;
         let created = self.create_stream(cfg, now)?;
         let mut v = self.stream_info(name, now)?;
@@ -212,7 +234,12 @@ impl JetStream {
         Ok(v)
     }
 
-    fn api_stream_update(&mut self, name: &str, payload: &[u8], now: UnixNanos) -> Result<Value, ApiError> {
+    fn api_stream_update(
+        &mut self,
+        name: &str,
+        payload: &[u8],
+        now: UnixNanos,
+    ) -> Result<Value, ApiError> {
         let cfg = Self::stream_config_for(name, payload)?;
         self.update_stream(cfg)?;
         self.stream_info(name, now)
@@ -429,7 +456,12 @@ impl JetStream {
             None => self.ephemeral_name(),
         };
         cfg.name = Some(cname.clone());
-        let subjects = self.stream(stream).ok_or_else(err::stream_not_found)?.config.subjects.clone();
+        let subjects = self
+            .stream(stream)
+            .ok_or_else(err::stream_not_found)?
+            .config
+            .subjects
+            .clone();
         let cfg = check_consumer(cfg, &subjects)?;
         let server = self.settings.server_name.clone();
         let e = self.store_of(stream)?;
@@ -442,20 +474,34 @@ impl JetStream {
             {
                 return Err(err::consumer_name_exist());
             }
-            let c = e.consumers.get_mut(&cname).ok_or_else(err::consumer_not_found)?;
+            let c = e
+                .consumers
+                .get_mut(&cname)
+                .ok_or_else(err::consumer_not_found)?;
             c.config = cfg;
             return Ok(c.info(&server, now));
         }
         if req.action == "update" {
             return Err(ApiError::new(404, 10149, "consumer does not exist"));
         }
-        let c = Consumer::new(cname.clone(), stream.to_owned(), cfg, e.stream.store.as_ref(), now);
+        let c = Consumer::new(
+            cname.clone(),
+            stream.to_owned(),
+            cfg,
+            e.stream.store.as_ref(),
+            now,
+        );
         let info = c.info(&server, now);
         e.consumers.insert(cname, c);
         Ok(info)
     }
 
-    fn consumer_info(&mut self, stream: &str, name: &str, now: UnixNanos) -> Result<Value, ApiError> {
+    fn consumer_info(
+        &mut self,
+        stream: &str,
+        name: &str,
+        now: UnixNanos,
+    ) -> Result<Value, ApiError> {
         let server = self.settings.server_name.clone();
         let e = self.store_of(stream)?;
         let c = e.consumers.get(name).ok_or_else(err::consumer_not_found)?;
@@ -464,7 +510,10 @@ impl JetStream {
 
     fn consumer_delete(&mut self, stream: &str, name: &str) -> Result<(), ApiError> {
         let e = self.store_of(stream)?;
-        e.consumers.remove(name).map(|_| ()).ok_or_else(err::consumer_not_found)
+        e.consumers
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(err::consumer_not_found)
     }
 
     fn consumer_list(
@@ -497,7 +546,10 @@ impl JetStream {
         now: UnixNanos,
     ) -> Vec<Delivery> {
         // Go: a bare number is a batch size.
-        let req = match std::str::from_utf8(payload).ok().and_then(|s| s.trim().parse::<i64>().ok()) {
+        let req = match std::str::from_utf8(payload)
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+        {
             Some(n) => NextRequest {
                 batch: n,
                 ..NextRequest::default()

@@ -162,6 +162,14 @@ impl JetStream {
         (mem, file)
     }
 
+    /// Messages held by every stream.
+    pub fn total_messages(&self) -> u64 {
+        self.streams
+            .values()
+            .map(|e| e.stream.store.state().msgs)
+            .sum()
+    }
+
     /// API calls and API errors served.
     pub fn api_stats(&self) -> (u64, u64) {
         (self.api_total, self.api_errors)
@@ -509,7 +517,10 @@ impl JetStream {
 
     /// Deletes a stream and its data.
     pub(crate) fn delete_stream(&mut self, name: &str) -> Result<(), ApiError> {
-        let e = self.streams.remove(name).ok_or_else(err::stream_not_found)?;
+        let e = self
+            .streams
+            .remove(name)
+            .ok_or_else(err::stream_not_found)?;
         drop(e);
         self.factory.remove(name);
         self.acks.retain(|a| a.stream != name);

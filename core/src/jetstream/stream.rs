@@ -43,7 +43,11 @@ pub fn check_config(mut c: StreamConfig) -> Result<StreamConfig, ApiError> {
         return Err(err::replicas_not_supported());
     }
     if c.num_replicas < 0 {
-        return Err(ApiError::new(400, 10133, "replicas count cannot be negative"));
+        return Err(ApiError::new(
+            400,
+            10133,
+            "replicas count cannot be negative",
+        ));
     }
     match c.storage.as_str() {
         "file" | "memory" => {}
@@ -164,7 +168,11 @@ impl std::fmt::Debug for Stream {
 
 impl Stream {
     /// A stream over an opened store.
-    pub fn new(config: StreamConfig, store: Box<dyn StreamStore + Send>, created: UnixNanos) -> Self {
+    pub fn new(
+        config: StreamConfig,
+        store: Box<dyn StreamStore + Send>,
+        created: UnixNanos,
+    ) -> Self {
         Self {
             config,
             store,

@@ -37,6 +37,7 @@ pub(crate) struct JsStats {
     pub(crate) consumers: usize,
     pub(crate) memory: u64,
     pub(crate) storage: u64,
+    pub(crate) messages: u64,
     pub(crate) api_total: u64,
     pub(crate) api_errors: u64,
 }
@@ -107,7 +108,9 @@ pub(crate) fn start(srv: &Arc<Shared>) -> Result<(), String> {
         .map_err(|e| format!("could not create storage directory {root:?}: {e}"))?;
     tracing::info!("Starting JetStream");
     tracing::info!("    Store Directory: \"{}\"", root.display());
-    let sync = cfg.sync_interval.map_or(SyncPolicy::Always, SyncPolicy::Interval);
+    let sync = cfg
+        .sync_interval
+        .map_or(SyncPolicy::Always, SyncPolicy::Interval);
     let acc_root = root.join("$G");
     let factory = DiskFactory::new(move || FsDisk::new(acc_root.clone()), sync);
     let settings = JsSettings {
@@ -365,6 +368,7 @@ impl Worker {
             consumers: self.js.num_consumers(),
             memory,
             storage,
+            messages: self.js.total_messages(),
             api_total,
             api_errors,
         };
