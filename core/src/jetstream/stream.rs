@@ -91,7 +91,7 @@ pub fn check_config(mut c: StreamConfig) -> Result<StreamConfig, ApiError> {
         if !subject::is_valid_subject(s.as_bytes()) {
             return bad(&format!("invalid subject {s:?}"));
         }
-        if s.starts_with("$JS.API") {
+        if subject::overlaps(s.as_bytes(), b"$JS.API.>") {
             return bad("subjects that overlap with jetstream api require no-ack to be true");
         }
         if c.subjects[..i].iter().any(|o| o == s) {
