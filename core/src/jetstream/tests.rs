@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use super::consumer::Delivery;
 use super::factory::DiskFactory;
 use super::service::{JetStream, JsSettings};
-use super::store::{CrashMode, MemDisk, StreamStore, SyncPolicy};
+use super::store::{CrashMode, MemDisk, SyncPolicy};
 
 const T0: u64 = 1_700_000_000_000_000_000;
 const SEC: u64 = 1_000_000_000;
