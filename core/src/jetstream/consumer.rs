@@ -129,6 +129,8 @@ pub struct Consumer {
     /// A push consumer delivers only while someone listens on its deliver subject (the shell
     /// watches the interest and sets this).
     pub active: bool,
+    /// When a push consumer last sent anything (for idle heartbeats).
+    last_sent: UnixNanos,
 }
 
 /// Fills in Go's defaults and validates (Go: setConsumerConfigDefaults + checkConsumerCfg).
@@ -266,6 +268,7 @@ impl Consumer {
             num_pending: 0,
             last_activity: now,
             active: false,
+            last_sent: now,
         };
         c.recount(store);
         c
@@ -338,6 +341,7 @@ impl Consumer {
     }
 
     fn deliver_one(&mut self, m: StoredMsg, to: &str, now: UnixNanos) -> (Delivery, String) {
+        self.last_sent = now;
         let count = {
             let e = self.deliveries.entry(m.seq).or_insert(0);
             *e += 1;
@@ -556,7 +560,28 @@ impl Consumer {
             }
         }
         out.extend(self.pump(store, now));
+        out.extend(self.heartbeat(now));
         out
+    }
+
+    /// Go: a push consumer with `idle_heartbeat` sends `100 Idle Heartbeat` when it has been
+    /// quiet that long, naming its last delivered sequences.
+    fn heartbeat(&mut self, now: UnixNanos) -> Option<(Delivery, String)> {
+        let hb = self.config.idle_heartbeat;
+        let to = self.config.deliver_subject.as_ref()?;
+        if hb == 0 || !self.active || now.saturating_sub(self.last_sent) < hb {
+            return None;
+        }
+        self.last_sent = now;
+        let d = Delivery::status(
+            to,
+            "100 Idle Heartbeat",
+            &[
+                ("Nats-Last-Consumer", self.cseq.to_string()),
+                ("Nats-Last-Stream", self.last_sseq.to_string()),
+            ],
+        );
+        Some((d, String::new()))
     }
 
     /// The earliest time [`Consumer::tick`] has work.
@@ -567,10 +592,9 @@ impl Consumer {
             .values()
             .map(|p| p.sent.saturating_add(self.config.ack_wait))
             .min();
-        match (exp, ack) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let hb = (self.active && self.config.idle_heartbeat > 0)
+            .then(|| self.last_sent.saturating_add(self.config.idle_heartbeat));
+        [exp, ack, hb].into_iter().flatten().min()
     }
 
     /// Go: `ConsumerInfo` JSON body (without the `type`).

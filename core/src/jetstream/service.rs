@@ -50,6 +50,8 @@ pub struct JetStream {
     acks: Vec<PendingAck>,
     /// Streams written to since the last commit.
     dirty: Vec<String>,
+    /// Streams acknowledged without a sync (interval mode), for the next [`JetStream::commit`].
+    unsynced: Vec<String>,
     rng: SplitMix64,
     api_total: u64,
     api_errors: u64,
@@ -101,6 +103,7 @@ impl JetStream {
             streams: BTreeMap::new(),
             acks: Vec::new(),
             dirty: Vec::new(),
+            unsynced: Vec::new(),
             rng: SplitMix64::new(seed),
             api_total: 0,
             api_errors: 0,
@@ -248,7 +251,21 @@ impl JetStream {
     fn commit_inner(&mut self, now: UnixNanos, sync: bool) -> Vec<Delivery> {
         let mut out = Vec::new();
         let mut synced: BTreeMap<String, Result<u64, ApiError>> = BTreeMap::new();
-        for name in std::mem::take(&mut self.dirty) {
+        let mut names = std::mem::take(&mut self.dirty);
+        if sync {
+            for n in std::mem::take(&mut self.unsynced) {
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+        } else {
+            for n in &names {
+                if !self.unsynced.contains(n) {
+                    self.unsynced.push(n.clone());
+                }
+            }
+        }
+        for name in names {
             if let Some(e) = self.streams.get_mut(&name) {
                 let r = if sync {
                     e.stream.store.sync().map_err(|x| store_error(&x))
@@ -525,6 +542,7 @@ impl JetStream {
         self.factory.remove(name);
         self.acks.retain(|a| a.stream != name);
         self.dirty.retain(|d| d != name);
+        self.unsynced.retain(|d| d != name);
         Ok(())
     }
 

@@ -360,3 +360,36 @@ fn streams_recover_with_their_config() {
     assert_eq!(k.store.state().msgs, 2);
     assert_eq!(js.subjects(), ["k.>"]);
 }
+
+#[test]
+fn push_idle_heartbeat() {
+    let mut js = filled(1);
+    let v = api(
+        &mut js,
+        "$JS.API.CONSUMER.CREATE.W",
+        json!({"stream_name": "W", "config": {"deliver_subject": "hb", "ack_policy": "none", "idle_heartbeat": SEC}}),
+    );
+    let name = v["name"].as_str().unwrap().to_owned();
+    assert_eq!(js.set_push_active("W", &name, true, T0).len(), 1);
+    assert!(js.tick(T0 + SEC / 2).is_empty());
+    assert_eq!(js.next_deadline(), Some(T0 + SEC));
+    let out = js.tick(T0 + SEC);
+    let h = String::from_utf8_lossy(&out[0].headers).into_owned();
+    assert!(h.starts_with("NATS/1.0 100 Idle Heartbeat\r\n"), "{h}");
+    assert!(
+        h.contains("Nats-Last-Consumer: 1\r\nNats-Last-Stream: 1\r\n"),
+        "{h}"
+    );
+}
+
+#[test]
+fn interval_mode_acks_at_once_and_syncs_later() {
+    let disk = MemDisk::new(2);
+    let mut js = js_on(&disk);
+    create(&mut js, "I", json!({}));
+    publish(&mut js, "i.a", "", "x");
+    assert_eq!(body(&js.commit_unsynced(T0)[0])["seq"], 1);
+    assert_eq!(js.stream("I").unwrap().store.synced_through(), 0);
+    assert!(js.commit(T0).is_empty());
+    assert_eq!(js.stream("I").unwrap().store.synced_through(), 1);
+}
