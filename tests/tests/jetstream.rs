@@ -34,6 +34,9 @@ both!(
     kv_history_keys,
     kv_watch,
     file_stream_survives_restart,
+    stream_update,
+    max_age_expires,
+    ack_all_and_max_ack_pending,
 );
 
 /// natsd only: async-nats' own `create_key_value` (it needs 2.10 account-info fields).
@@ -823,4 +826,89 @@ async fn file_stream_survives_restart(kind: ServerKind) {
     assert_eq!(info.state.last_sequence, 10);
     let m = st.get_raw_message(10).await.unwrap();
     assert_eq!(&m.payload[..], b"9");
+}
+
+async fn stream_update(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let c = s.client().await;
+    let js = jetstream::new(c.clone());
+    let mut cfg = stream::Config {
+        name: "U".into(),
+        subjects: vec!["u.*".into()],
+        ..Default::default()
+    };
+    js.create_stream(cfg.clone()).await.unwrap();
+    for _ in 0..5 {
+        js.publish("u.a", "x".into()).await.unwrap().await.unwrap();
+    }
+    cfg.max_messages = 2;
+    cfg.subjects.push("v".into());
+    let info = js.update_stream(cfg.clone()).await.unwrap();
+    assert_eq!(info.config.max_messages, 2);
+    assert_eq!(info.state.messages, 2);
+    js.publish("v", "y".into()).await.unwrap().await.unwrap();
+    let v = api(
+        &c,
+        "$JS.API.STREAM.UPDATE.U",
+        json!({"name": "U", "subjects": ["u.*"], "storage": "memory"}),
+    )
+    .await;
+    assert!(err_code(&v) != 0, "{v}");
+    let v = api(&c, "$JS.API.STREAM.UPDATE.NOPE", json!({"name": "NOPE"})).await;
+    assert_eq!(err_code(&v), 10059, "{v}");
+}
+
+async fn max_age_expires(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let js = jetstream::new(s.client().await);
+    let mut st = js
+        .create_stream(stream::Config {
+            name: "AGE".into(),
+            subjects: vec!["age".into()],
+            max_age: Duration::from_millis(300),
+            storage: stream::StorageType::Memory,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    js.publish("age", "x".into()).await.unwrap().await.unwrap();
+    within("expiry", async {
+        while st.info().await.unwrap().state.messages != 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(st.info().await.unwrap().state.last_sequence, 1);
+}
+
+async fn ack_all_and_max_ack_pending(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let js = jetstream::new(s.client().await);
+    let st = make_stream(&js, 4).await;
+    let mut cons: consumer::PullConsumer = st
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("all".into()),
+            ack_policy: consumer::AckPolicy::All,
+            max_ack_pending: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut b = cons
+        .batch()
+        .max_messages(10)
+        .expires(Duration::from_millis(800))
+        .messages()
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while let Some(m) = within("fetch", b.next()).await {
+        got.push(m.unwrap());
+    }
+    // max_ack_pending caps what is handed out.
+    assert_eq!(got.len(), 3);
+    got[2].double_ack().await.unwrap();
+    let info = cons.info().await.unwrap();
+    assert_eq!(info.num_ack_pending, 0);
+    assert_eq!(info.ack_floor.stream_sequence, 3);
 }
