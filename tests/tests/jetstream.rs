@@ -817,6 +817,18 @@ async fn file_stream_survives_restart(kind: ServerKind) {
                 .await
                 .unwrap();
         }
+        let st = js.get_stream("P").await.unwrap();
+        let cons: consumer::PullConsumer = st
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some("keep".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut b = cons.fetch().max_messages(3).messages().await.unwrap();
+        while let Some(m) = within("fetch", b.next()).await {
+            m.unwrap().double_ack().await.unwrap();
+        }
     }
     let s = TestServer::start_with_args(kind, "", &["-js", "-sd", &path]).await;
     let js = jetstream::new(s.client().await);
@@ -826,6 +838,11 @@ async fn file_stream_survives_restart(kind: ServerKind) {
     assert_eq!(info.state.last_sequence, 10);
     let m = st.get_raw_message(10).await.unwrap();
     assert_eq!(&m.payload[..], b"9");
+    // The durable consumer resumes after what it acknowledged.
+    let cons: consumer::PullConsumer = st.get_consumer("keep").await.unwrap();
+    let mut b = cons.fetch().max_messages(1).messages().await.unwrap();
+    let m = within("resume", b.next()).await.unwrap().unwrap();
+    assert_eq!(&m.payload[..], b"3");
 }
 
 async fn stream_update(kind: ServerKind) {

@@ -133,6 +133,22 @@ pub struct Consumer {
     last_sent: UnixNanos,
 }
 
+/// What a durable consumer keeps across restarts: its config and ack floor. Messages past
+/// the floor are delivered again after a restart (at-least-once, as after a lost ack).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConsumerMeta {
+    /// Name.
+    pub name: String,
+    /// Creation time.
+    pub created: UnixNanos,
+    /// Config.
+    pub config: ConsumerConfig,
+    /// Stream sequence everything at or below which is acknowledged.
+    pub ack_floor_sseq: u64,
+    /// Consumer sequence of that floor.
+    pub ack_floor_cseq: u64,
+}
+
 /// Fills in Go's defaults and validates (Go: setConsumerConfigDefaults + checkConsumerCfg).
 pub fn check_config(
     mut c: ConsumerConfig,
@@ -272,6 +288,35 @@ impl Consumer {
         };
         c.recount(store);
         c
+    }
+
+    /// Rebuilds a durable consumer from what it kept.
+    pub fn restore(meta: ConsumerMeta, stream: String, store: &dyn StreamStore) -> Self {
+        let mut c = Self::new(meta.name, stream, meta.config, store, meta.created);
+        c.initial.clear();
+        c.next_sseq = meta.ack_floor_sseq + 1;
+        c.cseq = meta.ack_floor_cseq;
+        c.last_sseq = meta.ack_floor_sseq;
+        c.ack_floor_sseq = meta.ack_floor_sseq;
+        c.ack_floor_cseq = meta.ack_floor_cseq;
+        c.recount(store);
+        c
+    }
+
+    /// What to keep of it (see [`ConsumerMeta`]).
+    pub fn meta(&self) -> ConsumerMeta {
+        ConsumerMeta {
+            name: self.name.clone(),
+            created: self.created,
+            config: self.config.clone(),
+            ack_floor_sseq: self.ack_floor_sseq,
+            ack_floor_cseq: self.ack_floor_cseq,
+        }
+    }
+
+    /// Is it durable (kept across restarts)?
+    pub fn is_durable(&self) -> bool {
+        self.config.durable_name.is_some()
     }
 
     fn filter(&self) -> &str {

@@ -20,6 +20,12 @@ pub trait StoreFactory: Send {
     fn save_meta(&mut self, name: &str, meta: &[u8]) -> Result<(), StoreError>;
     /// Every recorded stream meta.
     fn load_metas(&mut self) -> Vec<(String, Vec<u8>)>;
+    /// Durably records a durable consumer's state.
+    fn save_consumer(&mut self, stream: &str, name: &str, meta: &[u8]) -> Result<(), StoreError>;
+    /// Forgets a consumer.
+    fn remove_consumer(&mut self, stream: &str, name: &str);
+    /// Every recorded consumer of `stream`.
+    fn load_consumers(&mut self, stream: &str) -> Vec<(String, Vec<u8>)>;
 }
 
 /// A factory making file stores on disks from `make` (each store owns its disk handle).
@@ -75,31 +81,55 @@ impl<D: Disk + Send + 'static, F: FnMut() -> D + Send> StoreFactory for DiskFact
 
     fn remove(&mut self, name: &str) {
         let mut d = (self.make)();
-        let dir = format!("streams/{name}");
-        for f in d.list(&dir).unwrap_or_default() {
-            let _ = d.remove(&format!("{dir}/{f}"));
+        for dir in [format!("streams/{name}"), format!("consumers/{name}")] {
+            for f in d.list(&dir).unwrap_or_default() {
+                let _ = d.remove(&format!("{dir}/{f}"));
+            }
         }
         let _ = d.remove(&format!("meta/{name}.json"));
     }
 
     fn save_meta(&mut self, name: &str, meta: &[u8]) -> Result<(), StoreError> {
-        let mut d = (self.make)();
-        let tmp = format!("meta/{name}.json.tmp");
-        d.create(&tmp).map_err(|e| disk_err(&e))?;
-        d.append(&tmp, meta).map_err(|e| disk_err(&e))?;
-        d.sync(&tmp).map_err(|e| disk_err(&e))?;
-        d.rename(&tmp, &format!("meta/{name}.json"))
-            .map_err(|e| disk_err(&e))
+        self.write_atomic(&format!("meta/{name}.json"), meta)
     }
 
     fn load_metas(&mut self) -> Vec<(String, Vec<u8>)> {
+        self.read_dir("meta")
+    }
+
+    fn save_consumer(&mut self, stream: &str, name: &str, meta: &[u8]) -> Result<(), StoreError> {
+        self.write_atomic(&format!("consumers/{stream}/{name}.json"), meta)
+    }
+
+    fn remove_consumer(&mut self, stream: &str, name: &str) {
+        let _ = (self.make)().remove(&format!("consumers/{stream}/{name}.json"));
+    }
+
+    fn load_consumers(&mut self, stream: &str) -> Vec<(String, Vec<u8>)> {
+        self.read_dir(&format!("consumers/{stream}"))
+    }
+}
+
+impl<D: Disk + Send + 'static, F: FnMut() -> D + Send> DiskFactory<D, F> {
+    /// Writes a small file so that a crash leaves the old or the new version, never a mix.
+    fn write_atomic(&mut self, path: &str, data: &[u8]) -> Result<(), StoreError> {
+        let mut d = (self.make)();
+        let tmp = format!("{path}.tmp");
+        d.create(&tmp).map_err(|e| disk_err(&e))?;
+        d.append(&tmp, data).map_err(|e| disk_err(&e))?;
+        d.sync(&tmp).map_err(|e| disk_err(&e))?;
+        d.rename(&tmp, path).map_err(|e| disk_err(&e))
+    }
+
+    /// The `*.json` files of `dir` by name (without the suffix).
+    fn read_dir(&mut self, dir: &str) -> Vec<(String, Vec<u8>)> {
         let d = (self.make)();
         let mut out = Vec::new();
-        for f in d.list("meta").unwrap_or_default() {
+        for f in d.list(dir).unwrap_or_default() {
             let Some(name) = f.strip_suffix(".json") else {
                 continue;
             };
-            let path = format!("meta/{f}");
+            let path = format!("{dir}/{f}");
             let Ok(len) = d.len(&path) else { continue };
             if let Ok(bytes) = d.read_at(&path, 0, usize::try_from(len).unwrap_or(0)) {
                 out.push((name.to_owned(), bytes));

@@ -492,7 +492,13 @@ impl JetStream {
             now,
         );
         let info = c.info(&server, now);
-        e.consumers.insert(cname, c);
+        e.consumers.insert(cname.clone(), c);
+        if let Err(x) = self.save_consumer(stream, &cname) {
+            if let Ok(e) = self.store_of(stream) {
+                e.consumers.remove(&cname);
+            }
+            return Err(x);
+        }
         Ok(info)
     }
 
@@ -512,8 +518,9 @@ impl JetStream {
         let e = self.store_of(stream)?;
         e.consumers
             .remove(name)
-            .map(|_| ())
-            .ok_or_else(err::consumer_not_found)
+            .ok_or_else(err::consumer_not_found)?;
+        self.forget_consumer(stream, name);
+        Ok(())
     }
 
     fn consumer_list(

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::api::{err, rfc3339, ApiError, StreamConfig};
-use super::consumer::{AckKind, Consumer, Delivery};
+use super::consumer::{AckKind, Consumer, ConsumerMeta, Delivery};
 use super::factory::StoreFactory;
 use super::store::{StreamStore, UnixNanos};
 use super::stream::{check_config, store_config, store_error, Stream};
@@ -52,6 +52,8 @@ pub struct JetStream {
     dirty: Vec<String>,
     /// Streams acknowledged without a sync (interval mode), for the next [`JetStream::commit`].
     unsynced: Vec<String>,
+    /// Durable consumers whose ack floor moved since they were last saved.
+    moved: Vec<(String, String)>,
     rng: SplitMix64,
     api_total: u64,
     api_errors: u64,
@@ -104,6 +106,7 @@ impl JetStream {
             acks: Vec::new(),
             dirty: Vec::new(),
             unsynced: Vec::new(),
+            moved: Vec::new(),
             rng: SplitMix64::new(seed),
             api_total: 0,
             api_errors: 0,
@@ -115,11 +118,23 @@ impl JetStream {
             };
             match js.factory.open(&m.config, store_config(&m.config)) {
                 Ok(store) => {
+                    let mut consumers = BTreeMap::new();
+                    for (cname, bytes) in js.factory.load_consumers(&name) {
+                        match serde_json::from_slice::<ConsumerMeta>(&bytes) {
+                            Ok(cm) => {
+                                let c = Consumer::restore(cm, name.clone(), store.as_ref());
+                                consumers.insert(cname, c);
+                            }
+                            Err(e) => {
+                                tracing::warn!("JetStream: unreadable consumer {name}/{cname}: {e}")
+                            }
+                        }
+                    }
                     js.streams.insert(
                         name,
                         Entry {
                             stream: Stream::new(m.config, store, m.created),
-                            consumers: BTreeMap::new(),
+                            consumers,
                         },
                     );
                 }
@@ -265,6 +280,9 @@ impl JetStream {
                 }
             }
         }
+        if sync {
+            self.save_moved_consumers();
+        }
         for name in names {
             if let Some(e) = self.streams.get_mut(&name) {
                 let r = if sync {
@@ -311,6 +329,46 @@ impl JetStream {
         }
         self.acks = keep;
         out
+    }
+
+    /// Records the durable consumers whose ack floor moved (once per group commit).
+    fn save_moved_consumers(&mut self) {
+        for (stream, name) in std::mem::take(&mut self.moved) {
+            let Some(c) = self
+                .streams
+                .get(&stream)
+                .and_then(|e| e.consumers.get(&name))
+            else {
+                continue;
+            };
+            let meta = serde_json::to_vec(&c.meta()).unwrap_or_default();
+            if let Err(e) = self.factory.save_consumer(&stream, &name, &meta) {
+                tracing::warn!("JetStream: cannot save consumer {stream}/{name}: {e}");
+            }
+        }
+    }
+
+    /// Saves a durable consumer of a file stream now (create, update).
+    pub(crate) fn save_consumer(&mut self, stream: &str, name: &str) -> Result<(), ApiError> {
+        let Some(e) = self.streams.get(stream) else {
+            return Ok(());
+        };
+        let Some(c) = e.consumers.get(name) else {
+            return Ok(());
+        };
+        if !c.is_durable() || e.stream.config.storage == "memory" {
+            return Ok(());
+        }
+        let meta = serde_json::to_vec(&c.meta()).unwrap_or_default();
+        self.factory
+            .save_consumer(stream, name, &meta)
+            .map_err(|x| store_error(&x))
+    }
+
+    /// Forgets a consumer's saved state.
+    pub(crate) fn forget_consumer(&mut self, stream: &str, name: &str) {
+        self.moved.retain(|(s, n)| s != stream || n != name);
+        self.factory.remove_consumer(stream, name);
     }
 
     /// Are publishes waiting for a sync?
@@ -385,6 +443,10 @@ impl JetStream {
             return Vec::new();
         };
         c.on_ack(sseq, AckKind::parse(body), now);
+        let key = (stream.config.name.clone(), c.name.clone());
+        if c.is_durable() && stream.config.storage != "memory" && !self.moved.contains(&key) {
+            self.moved.push(key);
+        }
         c.pump(stream.store.as_ref(), now)
             .into_iter()
             .map(|d| d.0)
@@ -543,6 +605,7 @@ impl JetStream {
         self.acks.retain(|a| a.stream != name);
         self.dirty.retain(|d| d != name);
         self.unsynced.retain(|d| d != name);
+        self.moved.retain(|(s, _)| s != name);
         Ok(())
     }
 

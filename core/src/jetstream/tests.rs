@@ -393,3 +393,40 @@ fn interval_mode_acks_at_once_and_syncs_later() {
     assert!(js.commit(T0).is_empty());
     assert_eq!(js.stream("I").unwrap().store.synced_through(), 1);
 }
+
+#[test]
+fn durable_consumer_survives_restart_at_its_ack_floor() {
+    let disk = MemDisk::new(4);
+    let mut js = js_on(&disk);
+    create(&mut js, "W", json!({}));
+    for i in 0..4 {
+        publish(&mut js, "w.x", "", &i.to_string());
+    }
+    js.commit(T0);
+    consumer(
+        &mut js,
+        "W",
+        json!({"durable_name": "d", "ack_policy": "explicit"}),
+    );
+    let out = next(&mut js, json!({"batch": 2}), T0);
+    js.ack(out[0].reply.as_deref().unwrap(), None, b"", T0);
+    js.ack(out[1].reply.as_deref().unwrap(), None, b"", T0);
+    js.commit(T0);
+    drop(js);
+    disk.crash(CrashMode::LoseUnsynced);
+    let mut js = js_on(&disk);
+    let out = next(&mut js, json!({"batch": 5, "no_wait": true}), T0);
+    let seqs: Vec<&str> = out
+        .iter()
+        .filter_map(|d| d.reply.as_deref())
+        .map(|r| r.split('.').nth(5).unwrap())
+        .collect();
+    assert_eq!(seqs, ["3", "4"]);
+    // Deleting forgets it for good.
+    let v = api(&mut js, "$JS.API.CONSUMER.DELETE.W.d", Value::Null);
+    assert_eq!(v["success"], true);
+    drop(js);
+    let mut js = js_on(&disk);
+    let v = api(&mut js, "$JS.API.CONSUMER.INFO.W.d", Value::Null);
+    assert_eq!(err_code(&v), 10014);
+}
