@@ -929,3 +929,46 @@ async fn ack_all_and_max_ack_pending(kind: ServerKind) {
     assert_eq!(info.num_ack_pending, 0);
     assert_eq!(info.ack_floor.stream_sequence, 3);
 }
+
+/// Throughput of acknowledged publishes (file storage), both servers; prints msgs/s.
+/// `cargo test -p natsd-tests --test jetstream -- --ignored --nocapture ack_throughput`
+#[tokio::test]
+#[ignore = "measurement, not a check"]
+async fn ack_throughput() {
+    for kind in [ServerKind::Natsd, ServerKind::NatsServer] {
+        if !kind.available() {
+            continue;
+        }
+        let (s, _sd) = js_server(kind).await;
+        let js = jetstream::new(s.client().await);
+        js.create_stream(stream::Config {
+            name: "T".into(),
+            subjects: vec!["t".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        const N: usize = 20_000;
+        let start = std::time::Instant::now();
+        // async-nats caps acks in flight; await them in windows of 1000.
+        let mut acks = Vec::with_capacity(1000);
+        for i in 0..N {
+            acks.push(
+                js.publish("t", bytes::Bytes::from_static(&[b'x'; 128]))
+                    .await
+                    .unwrap(),
+            );
+            if acks.len() == 1000 || i + 1 == N {
+                for a in acks.drain(..) {
+                    a.await.unwrap();
+                }
+            }
+        }
+        let el = start.elapsed();
+        println!(
+            "{}: {N} acked 128-byte publishes in {el:?} = {:.0} msgs/s",
+            kind.name(),
+            N as f64 / el.as_secs_f64()
+        );
+    }
+}
