@@ -482,7 +482,7 @@ impl JetStream {
             return Ok(c.info(&server, now));
         }
         if req.action == "update" {
-            return Err(ApiError::new(404, 10149, "consumer does not exist"));
+            return Err(ApiError::new(400, 10149, "consumer does not exist"));
         }
         let c = Consumer::new(
             cname.clone(),
