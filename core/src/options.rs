@@ -111,6 +111,8 @@ pub struct Options {
     pub ports_file_dir: Option<PathBuf>,
     /// The config file these options were read from, if any (for reload).
     pub config_file: Option<PathBuf>,
+    /// `jetstream {}` / `-js`: JetStream on this server (`None`: disabled).
+    pub jetstream: Option<JetStreamConfig>,
 }
 
 impl Default for Options {
@@ -149,6 +151,7 @@ impl Default for Options {
             pid_file: None,
             ports_file_dir: None,
             config_file: None,
+            jetstream: None,
         }
     }
 }
@@ -409,4 +412,20 @@ impl TlsConfig {
             handshake_first: None,
         }
     }
+}
+
+/// JetStream settings (Go: `jetstream {}` block, `-js`, `-sd`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JetStreamConfig {
+    /// Where file-backed streams live; `None`: a `jetstream` directory under the system temp dir.
+    pub store_dir: Option<PathBuf>,
+    /// Memory-storage limit in bytes (`None`: 75% of system memory, as nats-server).
+    pub max_memory_store: Option<u64>,
+    /// File-storage limit in bytes (`None`: unlimited here).
+    pub max_file_store: Option<u64>,
+    /// JetStream domain.
+    pub domain: Option<String>,
+    /// `sync_interval`: `None` syncs before every acknowledgement (natsd's default); `Some(d)`
+    /// acknowledges at once and syncs every `d`, as nats-server does by default.
+    pub sync_interval: Option<Duration>,
 }

@@ -622,6 +622,41 @@ pub fn publish(account: &Arc<Account>, p: &mut Publisher<'_>, m: &Message<'_>) -
     delivered
 }
 
+/// Delivers `m` to the subscribers of `to` while showing them `m.subject`: a JetStream
+/// consumer's messages go to its deliver (or pull reply) subject but carry the subject they
+/// were stored under (Go: the consumer's `dsubj` versus the message subject).
+pub fn deliver_as(
+    account: &Arc<Account>,
+    p: &mut Publisher<'_>,
+    to: &[u8],
+    m: &Message<'_>,
+) -> usize {
+    let result = account.sublist.matches(to);
+    let mut delivered = 0;
+    for sub in &result.psubs {
+        // JetStream is single-server for now: consumers deliver to local subscribers only.
+        if matches!(sub.0.target, SubTarget::Route { .. }) {
+            continue;
+        }
+        delivered += deliver_to(account, p, sub, m, 0, false);
+    }
+    for group in result.qsubs.iter().filter(|g| !g.is_empty()) {
+        let start = p.rng.below(group.len() as u64) as usize;
+        for i in 0..group.len() {
+            let sub = &group[(start + i) % group.len()];
+            if matches!(sub.0.target, SubTarget::Route { .. }) {
+                continue;
+            }
+            let n = deliver_to(account, p, sub, m, 0, false);
+            if n > 0 {
+                delivered += n;
+                break;
+            }
+        }
+    }
+    delivered
+}
+
 /// Delivers a message that came from a route (`RMSG`): to local plain subscribers, and to one
 /// local member of each queue group in `queues` (the sender chose us for those). Never to
 /// another route (Go: client.go processMsgResults skips ROUTER subs for a ROUTER source).

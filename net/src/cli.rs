@@ -389,7 +389,6 @@ impl Cli {
             }
             ("js" | "jetstream", Val::Bool(b)) => {
                 self.later.jetstream = Some(b);
-                self.warn(name, "JetStream is not implemented yet");
             }
             ("sd" | "store_dir", Val::Str(s)) => self.later.store_dir = Some(s),
             ("cluster" | "cluster_listen", Val::Str(s)) => self.cluster_listen = Some(s),
@@ -504,6 +503,22 @@ impl Cli {
         self.apply_cluster(opts);
         if let Some(c) = &self.config {
             opts.config_file = Some(c.clone());
+        }
+        self.apply_jetstream(opts);
+    }
+
+    /// Go: `-js` enables JetStream; `-sd` sets (and, as in nats-server, enables) the store.
+    fn apply_jetstream(&self, opts: &mut Options) {
+        let sd = self.later.store_dir.as_ref().filter(|s| !s.is_empty());
+        match self.later.jetstream {
+            Some(false) => opts.jetstream = None,
+            Some(true) => {
+                opts.jetstream.get_or_insert_with(Default::default);
+            }
+            None => {}
+        }
+        if let (Some(sd), Some(js)) = (sd, opts.jetstream.as_mut()) {
+            js.store_dir = Some(PathBuf::from(sd));
         }
     }
 

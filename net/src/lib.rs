@@ -16,6 +16,7 @@ pub mod bench;
 pub mod cli;
 mod client;
 pub mod config;
+mod jetstream;
 pub mod logging;
 pub mod monitor;
 mod prefixed;

@@ -161,6 +161,7 @@ pub(crate) struct Shared {
     /// What each client authenticated with, to check again after a reload.
     pub(crate) auth_records: Mutex<BTreeMap<u64, AuthRecord>>,
     pub(crate) sys: crate::sys::SysState,
+    pub(crate) js: crate::jetstream::JsState,
     pub(crate) start_time: SystemTime,
     wall_clock: fn() -> SystemTime,
     /// Routes to the other servers of the cluster (inert without a `cluster` block).
@@ -533,6 +534,7 @@ fn client_config(
         tls_required: tls.is_some(),
         tls_verify: tls.is_some_and(|t| t.verify || t.verify_and_map),
         tls_available: tls.is_some(),
+        jetstream: opts.jetstream.is_some(),
         ..ServerInfo::default()
     };
     Ok(ClientConfig {
@@ -628,6 +630,7 @@ impl<T: Transport> Server<T> {
                 tls: RwLock::new(tls),
                 auth_records: Mutex::new(BTreeMap::new()),
                 sys: crate::sys::SysState::default(),
+                js: crate::jetstream::JsState::default(),
                 start_time: T::wall_clock(),
                 wall_clock: T::wall_clock,
                 cluster: Arc::new(crate::route::Cluster::new(
@@ -676,6 +679,8 @@ impl<T: Transport> Server<T> {
                 .unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
         }
         *lock(&self.client_addr) = Some(bound);
+        // Before the first client can connect: `$JS.API` must answer from the start.
+        crate::jetstream::start(&self.shared).map_err(ServerError::Config)?;
         tracing::info!("Listening for client connections on {bound}");
         if self.shared.tls().is_some() {
             tracing::info!("TLS required for client connections");
@@ -915,7 +920,7 @@ impl<T: Transport> Server<T> {
         self.shared.account_statz(opts)
     }
 
-    /// `/jsz` (JetStream is not built yet: `disabled`).
+    /// `/jsz`: JetStream usage (`disabled` when JetStream is off).
     pub fn jsz(&self) -> Jsz {
         self.shared.jsz()
     }
@@ -941,6 +946,7 @@ impl<T: Transport> Server<T> {
             return;
         }
         crate::sys::events::shutdown(&self.shared);
+        crate::jetstream::stop(&self.shared);
         let _ = self.shutdown_tx.send(true);
         self.shared.cluster.shutdown();
         let clients: Vec<_> = lock(&self.shared.clients)

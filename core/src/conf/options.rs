@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use super::duration::{nanos_to_duration, parse_duration, parse_nanos};
 use super::{ConfError, ConfMap, Entry, Node, Pos, Value};
-use crate::options::{ClusterConfig, Options, TlsConfig, DEFAULT_CLUSTER_PORT, DEFAULT_PORT};
+use crate::options::{
+    ClusterConfig, JetStreamConfig, Options, TlsConfig, DEFAULT_CLUSTER_PORT, DEFAULT_PORT,
+};
 
 /// A recognised key whose feature natsd does not have yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,6 +211,7 @@ impl Mapper {
             "pidfile" | "pid_file" => o.pid_file = Some(PathBuf::from(str_of(e)?)),
             "ports_file_dir" => o.ports_file_dir = Some(PathBuf::from(str_of(e)?)),
             "cluster" => o.cluster = Some(self.cluster(o, e)?),
+            "jetstream" => o.jetstream = self.jetstream(e)?,
             k if IGNORED_TOP.contains(&k) => self.ignore("", e),
             _ => unknown(e)?,
         }
@@ -292,6 +295,45 @@ impl Mapper {
         Ok(())
     }
 
+    /// Go: parseJetStream — `jetstream: enabled|disabled|true|false` or a block.
+    fn jetstream(&mut self, e: &Entry) -> Result<Option<JetStreamConfig>, ConfError> {
+        let on = match &e.value.value {
+            Value::Bool(b) => *b,
+            Value::String(s) => match s.to_ascii_lowercase().as_str() {
+                "enabled" | "enable" | "true" | "yes" | "on" => true,
+                "disabled" | "disable" | "false" | "no" | "off" => false,
+                _ => return Err(type_err(e, "enabled, disabled or a map")),
+            },
+            Value::Map(_) => true,
+            _ => return Err(type_err(e, "a boolean, a string or a map")),
+        };
+        let mut cfg = JetStreamConfig::default();
+        let mut enabled = on;
+        if let Value::Map(m) = &e.value.value {
+            for je in m {
+                match lower(je).as_str() {
+                    "store_dir" | "storedir" => cfg.store_dir = Some(PathBuf::from(str_of(je)?)),
+                    "max_memory_store" | "max_mem_store" | "max_mem" => {
+                        cfg.max_memory_store = limit_of(je)?;
+                    }
+                    "max_file_store" | "max_file" => cfg.max_file_store = limit_of(je)?,
+                    "domain" => cfg.domain = Some(str_of(je)?).filter(|d| !d.is_empty()),
+                    "sync_interval" | "sync" => {
+                        let always = matches!(&je.value.value, Value::String(s) if s == "always");
+                        cfg.sync_interval = if always {
+                            None
+                        } else {
+                            Some(strict_duration(je)?)
+                        };
+                    }
+                    "enabled" | "enable" => enabled = bool_of(je)?,
+                    _ => self.ignore(&e.key, je),
+                }
+            }
+        }
+        Ok(enabled.then_some(cfg))
+    }
+
     /// Go: parseTLS for the client listener.
     fn tls(&mut self, e: &Entry) -> Result<TlsConfig, ConfError> {
         let map = map_of(e)?;
@@ -355,7 +397,6 @@ const IGNORED_TOP: &[&str] = &[
     "leafnodes",
     "store_dir",
     "storedir",
-    "jetstream",
     "mappings",
     "maps",
     "disable_sublist_cache",
@@ -572,6 +613,11 @@ pub(super) fn map_of(e: &Entry) -> Result<&ConfMap, ConfError> {
         Value::Map(m) => Ok(m),
         _ => Err(type_err(e, "a map")),
     }
+}
+
+/// A JetStream size limit: a negative value means unlimited.
+fn limit_of(e: &Entry) -> Result<Option<u64>, ConfError> {
+    Ok(u64::try_from(int_of(e)?).ok())
 }
 
 /// A non-negative integer no larger than `max`.

@@ -204,7 +204,6 @@ fn features_not_yet_implemented_are_ignored_and_reported() {
     assert_eq!(
         keys,
         [
-            "jetstream",
             "gateway",
             "leafnodes",
             "websocket",
@@ -613,4 +612,25 @@ include 'auth.conf'
     assert_eq!(o.ping_interval, Duration::from_secs(120));
     assert_eq!(o.authorization.users[0].username.as_deref(), Some("u"));
     assert_eq!(o.authorization.users[0].password.as_deref(), Some("p"));
+}
+
+#[test]
+fn jetstream_block_and_shorthands() {
+    let o = opts("jetstream { store_dir: /data, max_mem: 1GB, max_file_store: -1, domain: hub, sync_interval: 1s }");
+    let js = o.jetstream.unwrap();
+    assert_eq!(js.store_dir, Some(PathBuf::from("/data")));
+    assert_eq!(js.max_memory_store, Some(1 << 30));
+    assert_eq!(js.max_file_store, None);
+    assert_eq!(js.domain.as_deref(), Some("hub"));
+    assert_eq!(js.sync_interval, Some(Duration::from_secs(1)));
+    assert!(opts("jetstream: enabled").jetstream.is_some());
+    assert!(opts("jetstream: true").jetstream.is_some());
+    assert!(opts("jetstream: disabled").jetstream.is_none());
+    assert!(opts("jetstream { enabled: false }").jetstream.is_none());
+    assert!(opts("jetstream { sync_interval: always }")
+        .jetstream
+        .unwrap()
+        .sync_interval
+        .is_none());
+    assert!(map("jetstream: 5").is_err());
 }

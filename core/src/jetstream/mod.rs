@@ -1,6 +1,22 @@
-//! JetStream: persistent streams.
+//! JetStream: persistent streams on one server.
 //!
-//! Only the storage layer lives here so far ([`store`]); the stream and consumer machines will
-//! sit on top of its [`store::StreamStore`] trait.
+//! * [`store`]: the storage layer ([`store::StreamStore`], memory and file stores).
+//! * [`api`]: the `$JS.API` JSON documents and error codes.
+//! * [`stream`] and [`consumer`]: the stream and consumer machines.
+//! * [`service::JetStream`]: one account's streams and consumers, the API dispatcher
+//!   ([`service::JetStream::api`]) and group commit ([`service::JetStream::commit`]): a stored
+//!   publish is acknowledged only once its store synced it.
+//!
+//! Everything here is pure: time comes in as Unix nanoseconds, replies and deliveries go out as
+//! [`consumer::Delivery`] values the shell publishes.
 
+pub mod api;
+pub mod consumer;
+pub mod factory;
+mod handlers;
+pub mod service;
 pub mod store;
+pub mod stream;
+
+#[cfg(test)]
+mod tests;

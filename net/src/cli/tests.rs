@@ -186,7 +186,12 @@ fn later_features_are_recorded_with_warnings() {
     assert_eq!(c.connect_retries, Some(3));
     assert_eq!(c.later.syslog, Some(true));
     assert_eq!(c.no_advertise, Some(true));
-    assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    // -js and -sd are real now.
+    let mut o = Options::default();
+    c.apply(&mut o);
+    let js = o.jetstream.unwrap();
+    assert_eq!(js.store_dir.as_deref(), Some(std::path::Path::new("/data")));
 }
 
 #[test]

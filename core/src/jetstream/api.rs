@@ -1,0 +1,496 @@
+//! The JetStream API's JSON documents and error codes, shaped as nats-server sends them
+//! (Go: server/jetstream_api.go, stream.go, consumer.go, errors.json).
+
+use serde::{Deserialize, Serialize};
+
+use super::store::UnixNanos;
+
+/// An API error: HTTP-like `code`, JetStream `err_code`, text (Go: `ApiError`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// HTTP-like status.
+    pub code: u16,
+    /// JetStream error code (Go: errors.json `error_code`).
+    pub err_code: u16,
+    /// Text.
+    pub description: String,
+}
+
+impl ApiError {
+    /// An error with its own text.
+    pub fn new(code: u16, err_code: u16, description: impl Into<String>) -> Self {
+        Self {
+            code,
+            err_code,
+            description: description.into(),
+        }
+    }
+}
+
+/// Constructors for the errors natsd answers with; numbers and texts from nats-server's
+/// errors.json.
+pub mod err {
+    use super::ApiError;
+
+    /// 10003.
+    pub fn bad_request() -> ApiError {
+        ApiError::new(400, 10003, "bad request")
+    }
+    /// 10025.
+    pub fn invalid_json(e: &str) -> ApiError {
+        ApiError::new(400, 10025, format!("invalid JSON: {e}"))
+    }
+    /// 10047 (ENOSPC from the store).
+    pub fn storage_exceeded() -> ApiError {
+        ApiError::new(500, 10047, "insufficient storage resources available")
+    }
+    /// 10052.
+    pub fn stream_invalid_config(e: &str) -> ApiError {
+        ApiError::new(500, 10052, e)
+    }
+    /// 10054.
+    pub fn msg_too_large() -> ApiError {
+        ApiError::new(400, 10054, "message size exceeds maximum allowed")
+    }
+    /// 10056.
+    pub fn stream_mismatch() -> ApiError {
+        ApiError::new(400, 10056, "stream name in subject does not match request")
+    }
+    /// 10057.
+    pub fn msg_delete_failed(e: &str) -> ApiError {
+        ApiError::new(500, 10057, e)
+    }
+    /// 10058.
+    pub fn stream_name_exist() -> ApiError {
+        ApiError::new(
+            400,
+            10058,
+            "stream name already in use with a different configuration",
+        )
+    }
+    /// 10059.
+    pub fn stream_not_found() -> ApiError {
+        ApiError::new(404, 10059, "stream not found")
+    }
+    /// 10060.
+    pub fn stream_not_match() -> ApiError {
+        ApiError::new(400, 10060, "expected stream does not match")
+    }
+    /// 10065.
+    pub fn subject_overlap() -> ApiError {
+        ApiError::new(400, 10065, "subjects overlap with an existing stream")
+    }
+    /// 10070.
+    pub fn wrong_last_msg_id(id: &str) -> ApiError {
+        ApiError::new(400, 10070, format!("wrong last msg ID: {id}"))
+    }
+    /// 10071.
+    pub fn wrong_last_sequence(seq: u64) -> ApiError {
+        ApiError::new(400, 10071, format!("wrong last sequence: {seq}"))
+    }
+    /// 10074.
+    pub fn replicas_not_supported() -> ApiError {
+        ApiError::new(
+            500,
+            10074,
+            "replicas > 1 not supported in non-clustered mode",
+        )
+    }
+    /// 10077.
+    pub fn store_failed(e: &str) -> ApiError {
+        ApiError::new(503, 10077, e)
+    }
+    /// 10037.
+    pub fn no_message_found() -> ApiError {
+        ApiError::new(404, 10037, "no message found")
+    }
+    /// 10014.
+    pub fn consumer_not_found() -> ApiError {
+        ApiError::new(404, 10014, "consumer not found")
+    }
+    /// 10012.
+    pub fn consumer_create(e: &str) -> ApiError {
+        ApiError::new(500, 10012, e)
+    }
+    /// 10013.
+    pub fn consumer_name_exist() -> ApiError {
+        ApiError::new(400, 10013, "consumer name already in use")
+    }
+    /// 10017.
+    pub fn durable_name_mismatch() -> ApiError {
+        ApiError::new(
+            400,
+            10017,
+            "consumer name in subject does not match durable name in request",
+        )
+    }
+    /// 10078.
+    pub fn consumer_config_required() -> ApiError {
+        ApiError::new(400, 10078, "consumer config required")
+    }
+    /// 10093.
+    pub fn filter_not_subset() -> ApiError {
+        ApiError::new(
+            400,
+            10093,
+            "consumer filter subject is not a valid subset of the interest subjects",
+        )
+    }
+    /// 10127.
+    pub fn consumer_name_path_separators() -> ApiError {
+        ApiError::new(400, 10127, "Consumer name can not contain path separators")
+    }
+    /// 10128.
+    pub fn stream_name_path_separators() -> ApiError {
+        ApiError::new(400, 10128, "Stream name can not contain path separators")
+    }
+    /// 10131.
+    pub fn filter_mismatch() -> ApiError {
+        ApiError::new(
+            400,
+            10131,
+            "Consumer create request did not match filtered subject from create subject",
+        )
+    }
+    /// 10148.
+    pub fn consumer_already_exists() -> ApiError {
+        ApiError::new(400, 10148, "consumer already exists")
+    }
+    /// 10111.
+    pub fn rollup_failed(e: &str) -> ApiError {
+        ApiError::new(500, 10111, e)
+    }
+    /// 10110.
+    pub fn purge_failed(e: &str) -> ApiError {
+        ApiError::new(500, 10110, e)
+    }
+    /// 10109.
+    pub fn sealed() -> ApiError {
+        ApiError::new(400, 10109, "invalid operation on sealed stream")
+    }
+}
+
+/// Go's `-1` for "no limit" in JSON.
+fn unlimited() -> i64 {
+    -1
+}
+
+fn default_dup_window() -> u64 {
+    120_000_000_000
+}
+
+fn one() -> i64 {
+    1
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Go: `StreamConfig` (the fields natsd implements; others are rejected or ignored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamConfig {
+    /// Stream name.
+    #[serde(default)]
+    pub name: String,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Captured subjects.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subjects: Vec<String>,
+    /// `limits`, `interest` or `workqueue`.
+    #[serde(default = "retention_default")]
+    pub retention: String,
+    /// Most consumers.
+    #[serde(default = "unlimited")]
+    pub max_consumers: i64,
+    /// Most messages.
+    #[serde(default = "unlimited")]
+    pub max_msgs: i64,
+    /// Most bytes.
+    #[serde(default = "unlimited")]
+    pub max_bytes: i64,
+    /// Oldest message age, nanoseconds (0: unlimited).
+    #[serde(default)]
+    pub max_age: i64,
+    /// Most messages per subject.
+    #[serde(default = "unlimited")]
+    pub max_msgs_per_subject: i64,
+    /// Largest message.
+    #[serde(default = "unlimited")]
+    pub max_msg_size: i64,
+    /// `old` or `new`.
+    #[serde(default = "discard_default")]
+    pub discard: String,
+    /// `file` or `memory`.
+    #[serde(default = "storage_default")]
+    pub storage: String,
+    /// Replicas (1 on one server).
+    #[serde(default = "one")]
+    pub num_replicas: i64,
+    /// Nats-Msg-Id de-duplication window, nanoseconds.
+    #[serde(default = "default_dup_window")]
+    pub duplicate_window: u64,
+    /// Sealed: no writes, no deletes.
+    #[serde(default)]
+    pub sealed: bool,
+    /// Refuse MSG.DELETE.
+    #[serde(default)]
+    pub deny_delete: bool,
+    /// Refuse PURGE.
+    #[serde(default)]
+    pub deny_purge: bool,
+    /// Honour `Nats-Rollup`.
+    #[serde(default)]
+    pub allow_rollup_hdrs: bool,
+    /// Answer `$JS.API.DIRECT.GET`.
+    #[serde(default)]
+    pub allow_direct: bool,
+    /// Mirror direct get (not used on one server).
+    #[serde(default)]
+    pub mirror_direct: bool,
+    /// With discard new, also refuse at `max_msgs_per_subject`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub discard_new_per_subject: bool,
+    /// First sequence of a new stream.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub first_seq: u64,
+}
+
+fn retention_default() -> String {
+    "limits".to_owned()
+}
+fn discard_default() -> String {
+    "old".to_owned()
+}
+fn storage_default() -> String {
+    "file".to_owned()
+}
+
+/// Go: `StreamState` as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamStateJson {
+    /// Messages.
+    pub messages: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// First sequence.
+    pub first_seq: u64,
+    /// First timestamp (RFC 3339).
+    pub first_ts: String,
+    /// Last sequence.
+    pub last_seq: u64,
+    /// Last timestamp.
+    pub last_ts: String,
+    /// Interior deletes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub num_deleted: u64,
+    /// Distinct subjects.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub num_subjects: u64,
+    /// Consumers.
+    pub consumer_count: u64,
+}
+
+/// Go: `ConsumerConfig` (the fields natsd implements).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConsumerConfig {
+    /// Durable name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub durable_name: Option<String>,
+    /// Name (durable or not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Free text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Push target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliver_subject: Option<String>,
+    /// `all`, `last`, `new`, `by_start_sequence`, `by_start_time`, `last_per_subject`.
+    pub deliver_policy: String,
+    /// Start sequence for `by_start_sequence`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub opt_start_seq: u64,
+    /// `none`, `all`, `explicit`.
+    pub ack_policy: String,
+    /// Redelivery delay, nanoseconds.
+    pub ack_wait: u64,
+    /// Most deliveries (-1: unlimited).
+    pub max_deliver: i64,
+    /// Filter.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub filter_subject: String,
+    /// `instant` or `original`.
+    pub replay_policy: String,
+    /// Most outstanding pull requests.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub max_waiting: u64,
+    /// Most unacknowledged messages.
+    pub max_ack_pending: i64,
+    /// Push heartbeats, nanoseconds.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub idle_heartbeat: u64,
+    /// Push flow control.
+    #[serde(skip_serializing_if = "is_false")]
+    pub flow_control: bool,
+    /// Only headers.
+    #[serde(skip_serializing_if = "is_false")]
+    pub headers_only: bool,
+    /// Ephemeral cleanup delay, nanoseconds.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub inactive_threshold: u64,
+    /// Replicas.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub num_replicas: u64,
+    /// Memory storage for the consumer state.
+    #[serde(skip_serializing_if = "is_false")]
+    pub mem_storage: bool,
+}
+
+/// A consumer create request (Go: `CreateConsumerRequest`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CreateConsumerRequest {
+    /// Stream.
+    #[serde(default)]
+    pub stream_name: String,
+    /// Config.
+    pub config: Option<ConsumerConfig>,
+    /// `create`, `update` or empty.
+    #[serde(default)]
+    pub action: String,
+}
+
+/// A pull request (Go: `JSApiConsumerGetNextRequest`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct NextRequest {
+    /// Expiry, nanoseconds.
+    pub expires: u64,
+    /// Most messages.
+    pub batch: i64,
+    /// Most bytes.
+    pub max_bytes: i64,
+    /// Answer 404 at once when nothing is pending.
+    pub no_wait: bool,
+    /// Heartbeat, nanoseconds.
+    pub idle_heartbeat: u64,
+}
+
+/// Go: `JSApiMsgGetRequest`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct MsgGetRequest {
+    /// By sequence.
+    pub seq: u64,
+    /// Last by subject.
+    #[serde(deserialize_with = "null_str")]
+    pub last_by_subj: String,
+    /// Next by subject from `seq`.
+    #[serde(deserialize_with = "null_str")]
+    pub next_by_subj: String,
+}
+
+/// Go: `JSApiMsgDeleteRequest`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct MsgDeleteRequest {
+    /// Sequence.
+    pub seq: u64,
+    /// Overwrite (natsd removes either way).
+    pub no_erase: bool,
+}
+
+/// Go: `JSApiStreamPurgeRequest`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct PurgeRequest {
+    /// Subject filter.
+    #[serde(deserialize_with = "null_str")]
+    pub filter: String,
+    /// Purge below this sequence.
+    pub seq: u64,
+    /// Keep this many.
+    pub keep: u64,
+}
+
+/// Go: `JSApiStreamNamesRequest` / list paging.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ListRequest {
+    /// Paging offset.
+    pub offset: usize,
+    /// Subject filter (stream names); clients send `null` for none.
+    pub subject: Option<String>,
+}
+
+/// A string field a client may send as `null`.
+fn null_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+}
+
+/// RFC 3339 UTC with nanoseconds, as Go's `time.Time` JSON; 0 is Go's zero time.
+pub fn rfc3339(ns: UnixNanos) -> String {
+    if ns == 0 {
+        return "0001-01-01T00:00:00Z".to_owned();
+    }
+    let secs = (ns / 1_000_000_000) as i64;
+    let nanos = ns % 1_000_000_000;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil(days);
+    let frac = if nanos == 0 {
+        String::new()
+    } else {
+        let s = format!(".{nanos:09}");
+        s.trim_end_matches('0').to_owned()
+    };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}{frac}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) (H. Hinnant's algorithm).
+fn civil(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_format() {
+        assert_eq!(rfc3339(0), "0001-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339(1_700_000_000_123_000_000),
+            "2023-11-14T22:13:20.123Z"
+        );
+    }
+
+    #[test]
+    fn stream_config_defaults() {
+        let c: StreamConfig = serde_json::from_str(r#"{"name":"S"}"#).unwrap();
+        assert_eq!(c.max_msgs, -1);
+        assert_eq!(c.storage, "file");
+        assert_eq!(c.duplicate_window, 120_000_000_000);
+    }
+}

@@ -1,0 +1,581 @@
+//! `$JS.API.…` request handlers (Go: server/jetstream_api.go).
+
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use super::api::{
+    err, rfc3339, ApiError, CreateConsumerRequest, ListRequest, MsgDeleteRequest, MsgGetRequest,
+    NextRequest, PurgeRequest, StreamConfig,
+};
+use super::consumer::{check_config as check_consumer, Consumer, Delivery};
+use super::service::{error_body, json_reply, JetStream};
+use super::store::{StoreError, StoredMsg, UnixNanos};
+use super::stream::validate_name;
+
+const PREFIX: &str = "$JS.API.";
+
+fn parse<T: DeserializeOwned + Default>(payload: &[u8]) -> Result<T, ApiError> {
+    if payload.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(payload).map_err(|e| err::invalid_json(&e.to_string()))
+}
+
+fn parse_required<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ApiError> {
+    if payload.iter().all(u8::is_ascii_whitespace) {
+        return Err(err::bad_request());
+    }
+    serde_json::from_slice(payload).map_err(|e| err::invalid_json(&e.to_string()))
+}
+
+/// Standard base64 (message bodies in MSG.GET replies, as Go's `[]byte` JSON).
+pub(crate) fn base64(data: &[u8]) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::with_capacity(data.len().div_ceil(3) * 4);
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        s.push(T[(n >> 18) as usize & 63] as char);
+        s.push(T[(n >> 12) as usize & 63] as char);
+        s.push(if c.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        s.push(if c.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
+    }
+    s
+}
+
+fn with_type(t: &str, mut v: Value) -> Value {
+    if let Value::Object(m) = &mut v {
+        m.insert("type".to_owned(), json!(t));
+    }
+    v
+}
+
+fn ty(kind: &str) -> String {
+    format!("io.nats.jetstream.api.v1.{kind}_response")
+}
+
+impl JetStream {
+    /// A request on `$JS.API.…`; answers go to `reply` (none: nothing is answered).
+    pub fn api(
+        &mut self,
+        subj: &str,
+        reply: Option<&str>,
+        payload: &[u8],
+        now: UnixNanos,
+    ) -> Vec<Delivery> {
+        let Some(reply) = reply else {
+            return Vec::new();
+        };
+        let Some(rest) = subj.strip_prefix(PREFIX) else {
+            return Vec::new();
+        };
+        let t: Vec<&str> = rest.split('.').collect();
+        // Pull requests and direct gets answer with messages, not API documents.
+        match t.as_slice() {
+            ["CONSUMER", "MSG", "NEXT", stream, consumer] => {
+                return self.next(stream, consumer, reply, payload, now);
+            }
+            ["DIRECT", "GET", stream] => {
+                let req = parse::<MsgGetRequest>(payload);
+                return vec![self.direct_get(stream, req, reply)];
+            }
+            ["DIRECT", "GET", stream, ..] => {
+                let subject = t[3..].join(".");
+                let req = Ok(MsgGetRequest {
+                    last_by_subj: subject,
+                    ..MsgGetRequest::default()
+                });
+                return vec![self.direct_get(stream, req, reply)];
+            }
+            _ => {}
+        }
+        let (kind, r) = self.dispatch(&t, payload, now);
+        self.count_api(r.is_err());
+        let body = match r {
+            Ok(v) => with_type(&ty(kind), v),
+            Err(e) => error_body(&ty(kind), &e),
+        };
+        let mut out = vec![json_reply(reply, &body)];
+        // A new push consumer starts delivering right away.
+        if let ["CONSUMER", "CREATE" | "DURABLE", ..] = t.as_slice() {
+            let stream = if t[1] == "DURABLE" {
+                t.get(3)
+            } else {
+                t.get(2)
+            };
+            if let Some(stream) = stream {
+                out.extend(self.pump_stream(stream, now));
+            }
+        }
+        out
+    }
+
+    fn dispatch(
+        &mut self,
+        t: &[&str],
+        payload: &[u8],
+        now: UnixNanos,
+    ) -> (&'static str, Result<Value, ApiError>) {
+        match t {
+            ["INFO"] => ("account_info", Ok(self.account_info())),
+            ["STREAM", "CREATE", name] => {
+                ("stream_create", self.api_stream_create(name, payload, now))
+            }
+            ["STREAM", "UPDATE", name] => {
+                ("stream_update", self.api_stream_update(name, payload, now))
+            }
+            ["STREAM", "INFO", name] => ("stream_info", self.stream_info(name, now)),
+            ["STREAM", "DELETE", name] => (
+                "stream_delete",
+                self.delete_stream(name).map(|()| json!({"success": true})),
+            ),
+            ["STREAM", "PURGE", name] => ("stream_purge", self.api_purge(name, payload)),
+            ["STREAM", "NAMES"] => ("stream_names", self.api_stream_names(payload)),
+            ["STREAM", "LIST"] => ("stream_list", self.api_stream_list(payload, now)),
+            ["STREAM", "MSG", "GET", name] => ("stream_msg_get", self.api_msg_get(name, payload)),
+            ["STREAM", "MSG", "DELETE", name] => {
+                ("stream_msg_delete", self.api_msg_delete(name, payload))
+            }
+            ["CONSUMER", "CREATE", stream] => (
+                "consumer_create",
+                self.api_consumer_create(stream, None, None, payload, now),
+            ),
+            ["CONSUMER", "CREATE", stream, name] => (
+                "consumer_create",
+                self.api_consumer_create(stream, Some(name), None, payload, now),
+            ),
+            ["CONSUMER", "CREATE", stream, name, filter @ ..] => {
+                let f = filter.join(".");
+                (
+                    "consumer_create",
+                    self.api_consumer_create(stream, Some(name), Some(&f), payload, now),
+                )
+            }
+            ["CONSUMER", "DURABLE", "CREATE", stream, name] => (
+                "consumer_create",
+                self.api_consumer_create(stream, Some(name), None, payload, now),
+            ),
+            ["CONSUMER", "INFO", stream, name] => {
+                ("consumer_info", self.consumer_info(stream, name, now))
+            }
+            ["CONSUMER", "DELETE", stream, name] => (
+                "consumer_delete",
+                self.consumer_delete(stream, name)
+                    .map(|()| json!({"success": true})),
+            ),
+            ["CONSUMER", "NAMES", stream] => (
+                "consumer_names",
+                self.consumer_list(stream, payload, now, false),
+            ),
+            ["CONSUMER", "LIST", stream] => (
+                "consumer_list",
+                self.consumer_list(stream, payload, now, true),
+            ),
+            _ => ("unknown", Err(ApiError::new(400, 10003, "bad request"))),
+        }
+    }
+
+    fn account_info(&self) -> Value {
+        let (memory, storage) = self.usage();
+        let (total, errors) = self.api_stats();
+        let mut v = json!({
+            "memory": memory,
+            "storage": storage,
+            "streams": self.num_streams(),
+            "consumers": self.num_consumers(),
+            "limits": {
+                "max_memory": -1, "max_storage": -1, "max_streams": -1, "max_consumers": -1,
+                "max_ack_pending": -1, "memory_max_stream_bytes": -1,
+                "storage_max_stream_bytes": -1, "max_bytes_required": false,
+            },
+            "api": {"total": total, "errors": errors},
+            // nats-server 2.10 fields: async-nats (0.46 and later) cannot parse account
+            // info without them.
+            "reserved_memory": 0,
+            "reserved_storage": 0,
+        });
+        if let Some(d) = &self.settings.domain {
+            v["domain"] = json!(d);
+        }
+        v
+    }
+
+    fn stream_config_for(name: &str, payload: &[u8]) -> Result<StreamConfig, ApiError> {
+        validate_name(name, err::stream_name_path_separators)?;
+        let mut cfg: StreamConfig = parse_required(payload)?;
+        if cfg.name.is_empty() {
+            cfg.name = name.to_owned();
+        }
+        if cfg.name != name {
+            return Err(err::stream_mismatch());
+        }
+        Ok(cfg)
+    }
+
+    fn api_stream_create(
+        &mut self,
+        name: &str,
+        payload: &[u8],
+        now: UnixNanos,
+    ) -> Result<Value, ApiError> {
+        let cfg = Self::stream_config_for(name, payload)?;
+        let created = self.create_stream(cfg, now)?;
+        let mut v = self.stream_info(name, now)?;
+        v["did_create"] = json!(created);
+        Ok(v)
+    }
+
+    fn api_stream_update(
+        &mut self,
+        name: &str,
+        payload: &[u8],
+        now: UnixNanos,
+    ) -> Result<Value, ApiError> {
+        let cfg = Self::stream_config_for(name, payload)?;
+        self.update_stream(cfg)?;
+        self.stream_info(name, now)
+    }
+
+    fn api_purge(&mut self, name: &str, payload: &[u8]) -> Result<Value, ApiError> {
+        let req: PurgeRequest = parse(payload)?;
+        let e = self.store_of(name)?;
+        if e.stream.config.deny_purge {
+            return Err(ApiError::new(400, 10110, "stream purge not permitted"));
+        }
+        if e.stream.config.sealed {
+            return Err(err::sealed());
+        }
+        let store = &mut e.stream.store;
+        let r = if req.filter.is_empty() && req.seq == 0 && req.keep == 0 {
+            store.purge()
+        } else if req.filter.is_empty() && req.keep == 0 {
+            store.compact(req.seq)
+        } else {
+            store.purge_ex(&req.filter, req.keep, req.seq)
+        };
+        let purged = r.map_err(|x| err::purge_failed(&x.to_string()))?;
+        let _ = store.sync();
+        for c in e.consumers.values_mut() {
+            c.recount(e.stream.store.as_ref());
+        }
+        Ok(json!({"success": true, "purged": purged}))
+    }
+
+    fn api_stream_names(&self, payload: &[u8]) -> Result<Value, ApiError> {
+        let req: ListRequest = parse(payload)?;
+        let names: Vec<&String> = self
+            .stream_names()
+            .filter(|n| {
+                let want = req.subject.as_deref().unwrap_or_default();
+                want.is_empty()
+                    || self.stream(n).is_some_and(|s| {
+                        s.config
+                            .subjects
+                            .iter()
+                            .any(|x| crate::subject::overlaps(x.as_bytes(), want.as_bytes()))
+                    })
+            })
+            .collect();
+        let total = names.len();
+        let page: Vec<&String> = names.into_iter().skip(req.offset).take(1024).collect();
+        Ok(json!({"total": total, "offset": req.offset, "limit": 1024, "streams": page}))
+    }
+
+    fn api_stream_list(&self, payload: &[u8], now: UnixNanos) -> Result<Value, ApiError> {
+        let req: ListRequest = parse(payload)?;
+        let names: Vec<String> = self.stream_names().cloned().collect();
+        let total = names.len();
+        let page: Vec<Value> = names
+            .iter()
+            .skip(req.offset)
+            .take(256)
+            .filter_map(|n| self.stream_info(n, now).ok())
+            .collect();
+        Ok(json!({"total": total, "offset": req.offset, "limit": 256, "streams": page}))
+    }
+
+    fn lookup_msg(&self, name: &str, req: &MsgGetRequest) -> Result<StoredMsg, ApiError> {
+        let store = self.stream_store(name)?;
+        let r = if !req.last_by_subj.is_empty() {
+            store.load_last_msg(&req.last_by_subj)
+        } else if !req.next_by_subj.is_empty() {
+            store.load_next_msg(&req.next_by_subj, req.seq)
+        } else if req.seq > 0 {
+            store.load_msg(req.seq)
+        } else {
+            return Err(err::bad_request());
+        };
+        r.map_err(|e| match e {
+            StoreError::NotFound | StoreError::Eof => err::no_message_found(),
+            e => err::store_failed(&e.to_string()),
+        })
+    }
+
+    fn api_msg_get(&mut self, name: &str, payload: &[u8]) -> Result<Value, ApiError> {
+        let req: MsgGetRequest = parse_required(payload)?;
+        let m = self.lookup_msg(name, &req)?;
+        let mut msg = json!({
+            "subject": m.subject, "seq": m.seq, "time": rfc3339(m.ts),
+        });
+        if !m.headers.is_empty() {
+            msg["hdrs"] = json!(base64(&m.headers));
+        }
+        if !m.payload.is_empty() {
+            msg["data"] = json!(base64(&m.payload));
+        }
+        Ok(json!({ "message": msg }))
+    }
+
+    fn api_msg_delete(&mut self, name: &str, payload: &[u8]) -> Result<Value, ApiError> {
+        let req: MsgDeleteRequest = parse_required(payload)?;
+        let e = self.store_of(name)?;
+        if e.stream.config.deny_delete {
+            return Err(ApiError::new(400, 10057, "message delete not permitted"));
+        }
+        if e.stream.config.sealed {
+            return Err(err::sealed());
+        }
+        match e.stream.store.remove_msg(req.seq) {
+            Ok(true) => {
+                let _ = e.stream.store.sync();
+                for c in e.consumers.values_mut() {
+                    c.recount(e.stream.store.as_ref());
+                }
+                Ok(json!({"success": true}))
+            }
+            Ok(false) | Err(StoreError::NotFound | StoreError::Eof) => {
+                Err(err::msg_delete_failed("no message found"))
+            }
+            Err(x) => Err(err::msg_delete_failed(&x.to_string())),
+        }
+    }
+
+    /// Go: processDirectGetRequest — the message itself with `Nats-*` headers, or a status.
+    fn direct_get(
+        &mut self,
+        name: &str,
+        req: Result<MsgGetRequest, ApiError>,
+        reply: &str,
+    ) -> Delivery {
+        let Some(s) = self.stream(name) else {
+            return Delivery::status(reply, "404 Message Not Found", &[]);
+        };
+        if !s.config.allow_direct {
+            return Delivery::status(reply, "404 Message Not Found", &[]);
+        }
+        let Ok(req) = req else {
+            return Delivery::status(reply, "408 Bad Request", &[]);
+        };
+        let m = match self.lookup_msg(name, &req) {
+            Ok(m) => m,
+            Err(e) if e.err_code == 10003 => {
+                return Delivery::status(reply, "408 Empty Request", &[]);
+            }
+            Err(_) => return Delivery::status(reply, "404 Message Not Found", &[]),
+        };
+        let mut h = if m.headers.is_empty() {
+            "NATS/1.0\r\n".to_owned()
+        } else {
+            let s = String::from_utf8_lossy(&m.headers).into_owned();
+            s.trim_end_matches("\r\n").to_owned() + "\r\n"
+        };
+        h.push_str(&format!(
+            "Nats-Stream: {name}\r\nNats-Subject: {}\r\nNats-Sequence: {}\r\nNats-Time-Stamp: {}\r\n\r\n",
+            m.subject,
+            m.seq,
+            rfc3339(m.ts)
+        ));
+        Delivery {
+            subject: reply.to_owned(),
+            reply: None,
+            headers: h.into_bytes(),
+            payload: m.payload.to_vec(),
+            shown_subject: None,
+        }
+    }
+
+    fn api_consumer_create(
+        &mut self,
+        stream: &str,
+        name: Option<&str>,
+        filter: Option<&str>,
+        payload: &[u8],
+        now: UnixNanos,
+    ) -> Result<Value, ApiError> {
+        let req: CreateConsumerRequest = parse_required(payload)?;
+        if !req.stream_name.is_empty() && req.stream_name != stream {
+            return Err(err::stream_mismatch());
+        }
+        let mut cfg = req.config.ok_or_else(err::consumer_config_required)?;
+        if let Some(n) = name {
+            if let Some(d) = &cfg.durable_name {
+                if d != n {
+                    return Err(err::durable_name_mismatch());
+                }
+            }
+            if let Some(x) = &cfg.name {
+                if x != n {
+                    return Err(err::durable_name_mismatch());
+                }
+            }
+            if cfg.name.is_none() {
+                cfg.name = Some(n.to_owned());
+            }
+        }
+        if let Some(f) = filter {
+            if f != cfg.filter_subject {
+                return Err(err::filter_mismatch());
+            }
+        }
+        if let (Some(d), None) = (&cfg.durable_name, &cfg.name) {
+            cfg.name = Some(d.clone());
+        }
+        let cname = match &cfg.name {
+            Some(n) => {
+                if n.contains(['/', '\\']) {
+                    return Err(err::consumer_name_path_separators());
+                }
+                if n.is_empty() || n.contains(['.', '*', '>', ' ']) {
+                    return Err(ApiError::new(
+                        400,
+                        10103,
+                        "durable name can not contain '.', '*', '>'",
+                    ));
+                }
+                n.clone()
+            }
+            None => self.ephemeral_name(),
+        };
+        cfg.name = Some(cname.clone());
+        let subjects = self
+            .stream(stream)
+            .ok_or_else(err::stream_not_found)?
+            .config
+            .subjects
+            .clone();
+        let cfg = check_consumer(cfg, &subjects)?;
+        let server = self.settings.server_name.clone();
+        let e = self.store_of(stream)?;
+        if let Some(existing) = e.consumers.get(&cname) {
+            if req.action == "create" && existing.config != cfg {
+                return Err(err::consumer_already_exists());
+            }
+            if existing.config.deliver_policy != cfg.deliver_policy
+                || existing.config.filter_subject != cfg.filter_subject && req.action == "create"
+            {
+                return Err(err::consumer_name_exist());
+            }
+            let c = e
+                .consumers
+                .get_mut(&cname)
+                .ok_or_else(err::consumer_not_found)?;
+            c.config = cfg;
+            return Ok(c.info(&server, now));
+        }
+        if req.action == "update" {
+            return Err(ApiError::new(400, 10149, "consumer does not exist"));
+        }
+        let c = Consumer::new(
+            cname.clone(),
+            stream.to_owned(),
+            cfg,
+            e.stream.store.as_ref(),
+            now,
+        );
+        let info = c.info(&server, now);
+        e.consumers.insert(cname.clone(), c);
+        if let Err(x) = self.save_consumer(stream, &cname) {
+            if let Ok(e) = self.store_of(stream) {
+                e.consumers.remove(&cname);
+            }
+            return Err(x);
+        }
+        Ok(info)
+    }
+
+    fn consumer_info(
+        &mut self,
+        stream: &str,
+        name: &str,
+        now: UnixNanos,
+    ) -> Result<Value, ApiError> {
+        let server = self.settings.server_name.clone();
+        let e = self.store_of(stream)?;
+        let c = e.consumers.get(name).ok_or_else(err::consumer_not_found)?;
+        Ok(c.info(&server, now))
+    }
+
+    fn consumer_delete(&mut self, stream: &str, name: &str) -> Result<(), ApiError> {
+        let e = self.store_of(stream)?;
+        e.consumers
+            .remove(name)
+            .ok_or_else(err::consumer_not_found)?;
+        self.forget_consumer(stream, name);
+        Ok(())
+    }
+
+    fn consumer_list(
+        &mut self,
+        stream: &str,
+        payload: &[u8],
+        now: UnixNanos,
+        full: bool,
+    ) -> Result<Value, ApiError> {
+        let req: ListRequest = parse(payload)?;
+        let server = self.settings.server_name.clone();
+        let e = self.store_of(stream)?;
+        let total = e.consumers.len();
+        let page = e.consumers.values().skip(req.offset);
+        let list: Vec<Value> = if full {
+            page.take(256).map(|c| c.info(&server, now)).collect()
+        } else {
+            page.take(1024).map(|c| json!(c.name)).collect()
+        };
+        let limit = if full { 256 } else { 1024 };
+        Ok(json!({"total": total, "offset": req.offset, "limit": limit, "consumers": list}))
+    }
+
+    fn next(
+        &mut self,
+        stream: &str,
+        consumer: &str,
+        reply: &str,
+        payload: &[u8],
+        now: UnixNanos,
+    ) -> Vec<Delivery> {
+        // Go: a bare number is a batch size.
+        let req = match std::str::from_utf8(payload)
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+        {
+            Some(n) => NextRequest {
+                batch: n,
+                ..NextRequest::default()
+            },
+            None => match parse::<NextRequest>(payload) {
+                Ok(r) => r,
+                Err(_) => return vec![Delivery::status(reply, "400 Bad Request", &[])],
+            },
+        };
+        let Ok(e) = self.store_of(stream) else {
+            return vec![Delivery::status(reply, "404 No Messages", &[])];
+        };
+        let super::service::Entry { stream, consumers } = e;
+        let Some(c) = consumers.get_mut(consumer) else {
+            return vec![Delivery::status(reply, "404 No Messages", &[])];
+        };
+        c.on_next(reply, &req, stream.store.as_ref(), now)
+            .into_iter()
+            .map(|d| d.0)
+            .collect()
+    }
+}

@@ -1,0 +1,638 @@
+//! The JetStream of one account: streams, consumers, the `$JS.API` dispatcher and group
+//! commit. Pure: requests and time come in, [`Delivery`] values go out.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::api::{err, rfc3339, ApiError, StreamConfig};
+use super::consumer::{AckKind, Consumer, ConsumerMeta, Delivery};
+use super::factory::StoreFactory;
+use super::store::{StreamStore, UnixNanos};
+use super::stream::{check_config, store_config, store_error, Stream};
+use crate::rng::SplitMix64;
+use crate::subject;
+
+/// Settings of a JetStream instance.
+#[derive(Debug, Clone, Default)]
+pub struct JsSettings {
+    /// Server name (reported as the stream leader).
+    pub server_name: String,
+    /// JetStream domain.
+    pub domain: Option<String>,
+    /// Memory limit (`None`: unlimited).
+    pub max_memory: Option<u64>,
+    /// File limit.
+    pub max_file: Option<u64>,
+}
+
+/// A stream and its consumers.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) stream: Stream,
+    pub(crate) consumers: BTreeMap<String, Consumer>,
+}
+
+/// A publish stored but not yet acknowledged (it waits for the store to sync it).
+#[derive(Debug)]
+struct PendingAck {
+    stream: String,
+    seq: u64,
+    reply: String,
+}
+
+/// A JetStream instance.
+pub struct JetStream {
+    pub(crate) settings: JsSettings,
+    factory: Box<dyn StoreFactory>,
+    pub(crate) streams: BTreeMap<String, Entry>,
+    acks: Vec<PendingAck>,
+    /// Streams written to since the last commit.
+    dirty: Vec<String>,
+    /// Streams acknowledged without a sync (interval mode), for the next [`JetStream::commit`].
+    unsynced: Vec<String>,
+    /// Durable consumers whose ack floor moved since they were last saved.
+    moved: Vec<(String, String)>,
+    rng: SplitMix64,
+    api_total: u64,
+    api_errors: u64,
+}
+
+impl std::fmt::Debug for JetStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JetStream")
+            .field("streams", &self.streams.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+#[derive(Serialize)]
+struct Meta {
+    created: UnixNanos,
+    config: StreamConfig,
+}
+
+#[derive(serde::Deserialize)]
+struct MetaIn {
+    created: UnixNanos,
+    config: StreamConfig,
+}
+
+/// Builds a reply to `to` with a JSON body.
+pub(crate) fn json_reply(to: &str, v: &Value) -> Delivery {
+    Delivery {
+        subject: to.to_owned(),
+        reply: None,
+        headers: Vec::new(),
+        payload: serde_json::to_vec(v).unwrap_or_default(),
+        shown_subject: None,
+    }
+}
+
+/// `{"type": t, "error": {...}}`.
+pub(crate) fn error_body(t: &str, e: &ApiError) -> Value {
+    json!({"type": t, "error": e})
+}
+
+impl JetStream {
+    /// A JetStream over `factory`, recovering the streams it recorded.
+    pub fn new(settings: JsSettings, mut factory: Box<dyn StoreFactory>, seed: u64) -> Self {
+        let metas = factory.load_metas();
+        let mut js = Self {
+            settings,
+            factory,
+            streams: BTreeMap::new(),
+            acks: Vec::new(),
+            dirty: Vec::new(),
+            unsynced: Vec::new(),
+            moved: Vec::new(),
+            rng: SplitMix64::new(seed),
+            api_total: 0,
+            api_errors: 0,
+        };
+        for (name, bytes) in metas {
+            let Ok(m) = serde_json::from_slice::<MetaIn>(&bytes) else {
+                tracing::warn!("JetStream: unreadable config of stream {name:?}, skipped");
+                continue;
+            };
+            match js.factory.open(&m.config, store_config(&m.config)) {
+                Ok(store) => {
+                    let mut consumers = BTreeMap::new();
+                    for (cname, bytes) in js.factory.load_consumers(&name) {
+                        match serde_json::from_slice::<ConsumerMeta>(&bytes) {
+                            Ok(cm) => {
+                                let c = Consumer::restore(cm, name.clone(), store.as_ref());
+                                consumers.insert(cname, c);
+                            }
+                            Err(e) => {
+                                tracing::warn!("JetStream: unreadable consumer {name}/{cname}: {e}")
+                            }
+                        }
+                    }
+                    js.streams.insert(
+                        name,
+                        Entry {
+                            stream: Stream::new(m.config, store, m.created),
+                            consumers,
+                        },
+                    );
+                }
+                Err(e) => tracing::error!("JetStream: cannot open stream {name:?}: {e}"),
+            }
+        }
+        js
+    }
+
+    /// Every subject streams capture (the shell subscribes to these).
+    pub fn subjects(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .streams
+            .values()
+            .flat_map(|e| e.stream.config.subjects.iter().cloned())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Number of streams.
+    pub fn num_streams(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Number of consumers.
+    pub fn num_consumers(&self) -> usize {
+        self.streams.values().map(|e| e.consumers.len()).sum()
+    }
+
+    /// (memory bytes, file bytes) held.
+    pub fn usage(&self) -> (u64, u64) {
+        let (mut mem, mut file) = (0, 0);
+        for e in self.streams.values() {
+            let b = e.stream.store.state().bytes;
+            if e.stream.config.storage == "memory" {
+                mem += b;
+            } else {
+                file += b;
+            }
+        }
+        (mem, file)
+    }
+
+    /// Messages held by every stream.
+    pub fn total_messages(&self) -> u64 {
+        self.streams
+            .values()
+            .map(|e| e.stream.store.state().msgs)
+            .sum()
+    }
+
+    /// API calls and API errors served.
+    pub fn api_stats(&self) -> (u64, u64) {
+        (self.api_total, self.api_errors)
+    }
+
+    /// A stream by name (tests, monitoring).
+    pub fn stream(&self, name: &str) -> Option<&Stream> {
+        self.streams.get(name).map(|e| &e.stream)
+    }
+
+    /// A message published on some subject: stored if a stream captures it. Errors are
+    /// answered at once; successes wait for [`JetStream::commit`].
+    pub fn publish(
+        &mut self,
+        subj: &str,
+        reply: Option<&str>,
+        hdr: &[u8],
+        payload: &[u8],
+        now: UnixNanos,
+    ) -> Vec<Delivery> {
+        let Some(name) = self
+            .streams
+            .iter()
+            .find(|(_, e)| e.stream.captures(subj))
+            .map(|(n, _)| n.clone())
+        else {
+            return Vec::new();
+        };
+        let Some(e) = self.streams.get_mut(&name) else {
+            return Vec::new();
+        };
+        match e.stream.publish(subj, hdr, payload, now) {
+            Ok(st) if st.duplicate => reply
+                .map(|r| {
+                    let mut v = json!({"stream": name, "seq": st.seq, "duplicate": true});
+                    if let Some(d) = &self.settings.domain {
+                        v["domain"] = json!(d);
+                    }
+                    vec![json_reply(r, &v)]
+                })
+                .unwrap_or_default(),
+            Ok(st) => {
+                for c in e.consumers.values_mut() {
+                    c.on_stored(subj, st.seq);
+                }
+                if !self.dirty.contains(&name) {
+                    self.dirty.push(name.clone());
+                }
+                if let Some(r) = reply {
+                    self.acks.push(PendingAck {
+                        stream: name,
+                        seq: st.seq,
+                        reply: r.to_owned(),
+                    });
+                }
+                Vec::new()
+            }
+            Err(e) => reply
+                .map(|r| vec![json_reply(r, &json!({"error": e}))])
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Group commit: syncs every stream written since the last call, then acknowledges the
+    /// publishes the sync covered and hands new messages to consumers.
+    pub fn commit(&mut self, now: UnixNanos) -> Vec<Delivery> {
+        self.commit_inner(now, true)
+    }
+
+    /// Releases acks without syncing: nats-server's `sync_interval` mode, where a power loss
+    /// can lose acknowledged messages (the shell syncs on a timer with [`JetStream::commit`]).
+    pub fn commit_unsynced(&mut self, now: UnixNanos) -> Vec<Delivery> {
+        self.commit_inner(now, false)
+    }
+
+    fn commit_inner(&mut self, now: UnixNanos, sync: bool) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        let mut synced: BTreeMap<String, Result<u64, ApiError>> = BTreeMap::new();
+        let mut names = std::mem::take(&mut self.dirty);
+        if sync {
+            for n in std::mem::take(&mut self.unsynced) {
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+        } else {
+            for n in &names {
+                if !self.unsynced.contains(n) {
+                    self.unsynced.push(n.clone());
+                }
+            }
+        }
+        if sync {
+            self.save_moved_consumers();
+        }
+        for name in names {
+            if let Some(e) = self.streams.get_mut(&name) {
+                let r = if sync {
+                    e.stream.store.sync().map_err(|x| store_error(&x))
+                } else {
+                    Ok(e.stream.store.state().last_seq)
+                };
+                synced.insert(name.clone(), r);
+                let Entry { stream, consumers } = e;
+                for c in consumers.values_mut() {
+                    out.extend(c.pump(stream.store.as_ref(), now).into_iter().map(|d| d.0));
+                }
+            }
+        }
+        let domain = self.settings.domain.clone();
+        let mut keep = Vec::new();
+        for a in std::mem::take(&mut self.acks) {
+            let through = match synced.get(&a.stream) {
+                Some(Ok(t)) => *t,
+                Some(Err(e)) => {
+                    out.push(json_reply(&a.reply, &json!({"error": e})));
+                    continue;
+                }
+                None => match self.streams.get(&a.stream) {
+                    Some(e) => e.stream.store.synced_through(),
+                    None => {
+                        out.push(json_reply(
+                            &a.reply,
+                            &json!({"error": err::stream_not_found()}),
+                        ));
+                        continue;
+                    }
+                },
+            };
+            if through >= a.seq {
+                let mut v = json!({"stream": a.stream, "seq": a.seq});
+                if let Some(d) = &domain {
+                    v["domain"] = json!(d);
+                }
+                out.push(json_reply(&a.reply, &v));
+            } else {
+                keep.push(a);
+            }
+        }
+        self.acks = keep;
+        out
+    }
+
+    /// Records the durable consumers whose ack floor moved (once per group commit).
+    fn save_moved_consumers(&mut self) {
+        for (stream, name) in std::mem::take(&mut self.moved) {
+            let Some(c) = self
+                .streams
+                .get(&stream)
+                .and_then(|e| e.consumers.get(&name))
+            else {
+                continue;
+            };
+            let meta = serde_json::to_vec(&c.meta()).unwrap_or_default();
+            if let Err(e) = self.factory.save_consumer(&stream, &name, &meta) {
+                tracing::warn!("JetStream: cannot save consumer {stream}/{name}: {e}");
+            }
+        }
+    }
+
+    /// Saves a durable consumer of a file stream now (create, update).
+    pub(crate) fn save_consumer(&mut self, stream: &str, name: &str) -> Result<(), ApiError> {
+        let Some(e) = self.streams.get(stream) else {
+            return Ok(());
+        };
+        let Some(c) = e.consumers.get(name) else {
+            return Ok(());
+        };
+        if !c.is_durable() || e.stream.config.storage == "memory" {
+            return Ok(());
+        }
+        let meta = serde_json::to_vec(&c.meta()).unwrap_or_default();
+        self.factory
+            .save_consumer(stream, name, &meta)
+            .map_err(|x| store_error(&x))
+    }
+
+    /// Forgets a consumer's saved state.
+    pub(crate) fn forget_consumer(&mut self, stream: &str, name: &str) {
+        self.moved.retain(|(s, n)| s != stream || n != name);
+        self.factory.remove_consumer(stream, name);
+    }
+
+    /// Are publishes waiting for a sync?
+    pub fn has_pending_acks(&self) -> bool {
+        !self.acks.is_empty() || !self.dirty.is_empty()
+    }
+
+    /// Timers: max-age expiry, pull request expiry, ack-wait redelivery.
+    pub fn tick(&mut self, now: UnixNanos) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        for e in self.streams.values_mut() {
+            let expired = e.stream.store.expire(now).unwrap_or(0);
+            let Entry { stream, consumers } = e;
+            for c in consumers.values_mut() {
+                if expired > 0 {
+                    c.recount(stream.store.as_ref());
+                }
+                out.extend(c.tick(stream.store.as_ref(), now).into_iter().map(|d| d.0));
+            }
+        }
+        out
+    }
+
+    /// The earliest time [`JetStream::tick`] has work.
+    pub fn next_deadline(&self) -> Option<UnixNanos> {
+        self.streams
+            .values()
+            .flat_map(|e| {
+                std::iter::once(e.stream.store.next_expiry())
+                    .chain(e.consumers.values().map(Consumer::next_deadline))
+            })
+            .flatten()
+            .min()
+    }
+
+    /// An ack on `$JS.ACK.<stream>.<consumer>.<n>.<sseq>.<cseq>.<ts>.<pending>`.
+    /// With a `reply` (a "double ack"), an empty message confirms it.
+    pub fn ack(
+        &mut self,
+        subj: &str,
+        reply: Option<&str>,
+        body: &[u8],
+        now: UnixNanos,
+    ) -> Vec<Delivery> {
+        let mut out = self.ack_inner(subj, body, now);
+        if let Some(r) = reply {
+            out.push(Delivery {
+                subject: r.to_owned(),
+                reply: None,
+                headers: Vec::new(),
+                payload: Vec::new(),
+                shown_subject: None,
+            });
+        }
+        out
+    }
+
+    fn ack_inner(&mut self, subj: &str, body: &[u8], now: UnixNanos) -> Vec<Delivery> {
+        let t: Vec<&str> = subj.split('.').collect();
+        if t.len() < 9 {
+            return Vec::new();
+        }
+        let (stream, consumer) = (t[2], t[3]);
+        let Ok(sseq) = t[5].parse::<u64>() else {
+            return Vec::new();
+        };
+        let Some(e) = self.streams.get_mut(stream) else {
+            return Vec::new();
+        };
+        let Entry { stream, consumers } = e;
+        let Some(c) = consumers.get_mut(consumer) else {
+            return Vec::new();
+        };
+        c.on_ack(sseq, AckKind::parse(body), now);
+        let key = (stream.config.name.clone(), c.name.clone());
+        if c.is_durable() && stream.config.storage != "memory" && !self.moved.contains(&key) {
+            self.moved.push(key);
+        }
+        c.pump(stream.store.as_ref(), now)
+            .into_iter()
+            .map(|d| d.0)
+            .collect()
+    }
+
+    /// Lets every consumer of `name` hand out what it can.
+    pub(crate) fn pump_stream(&mut self, name: &str, now: UnixNanos) -> Vec<Delivery> {
+        let Some(Entry { stream, consumers }) = self.streams.get_mut(name) else {
+            return Vec::new();
+        };
+        consumers
+            .values_mut()
+            .flat_map(|c| c.pump(stream.store.as_ref(), now))
+            .map(|d| d.0)
+            .collect()
+    }
+
+    /// Push consumers as (stream, consumer, deliver subject, active).
+    pub fn push_consumers(&self) -> Vec<(String, String, String, bool)> {
+        self.streams
+            .iter()
+            .flat_map(|(sn, e)| {
+                e.consumers.values().filter_map(move |c| {
+                    let d = c.config.deliver_subject.clone()?;
+                    Some((sn.clone(), c.name.clone(), d, c.active))
+                })
+            })
+            .collect()
+    }
+
+    /// Interest on a push consumer's deliver subject came or went; delivers when it came.
+    pub fn set_push_active(
+        &mut self,
+        stream: &str,
+        consumer: &str,
+        active: bool,
+        now: UnixNanos,
+    ) -> Vec<Delivery> {
+        let Some(Entry { stream, consumers }) = self.streams.get_mut(stream) else {
+            return Vec::new();
+        };
+        let Some(c) = consumers.get_mut(consumer) else {
+            return Vec::new();
+        };
+        c.active = active;
+        c.pump(stream.store.as_ref(), now)
+            .into_iter()
+            .map(|d| d.0)
+            .collect()
+    }
+
+    /// A fresh ephemeral consumer name.
+    pub(crate) fn ephemeral_name(&mut self) -> String {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        (0..8)
+            .map(|_| A[self.rng.below(A.len() as u64) as usize] as char)
+            .collect()
+    }
+
+    pub(crate) fn count_api(&mut self, failed: bool) {
+        self.api_total += 1;
+        if failed {
+            self.api_errors += 1;
+        }
+    }
+
+    /// Creates (or idempotently re-creates) a stream.
+    pub(crate) fn create_stream(
+        &mut self,
+        cfg: StreamConfig,
+        now: UnixNanos,
+    ) -> Result<bool, ApiError> {
+        let cfg = check_config(cfg)?;
+        if let Some(e) = self.streams.get(&cfg.name) {
+            return if e.stream.config == cfg {
+                Ok(false)
+            } else {
+                Err(err::stream_name_exist())
+            };
+        }
+        self.check_overlap(&cfg.name, &cfg.subjects)?;
+        let store = self
+            .factory
+            .open(&cfg, store_config(&cfg))
+            .map_err(|e| store_error(&e))?;
+        if cfg.storage != "memory" {
+            let meta = serde_json::to_vec(&Meta {
+                created: now,
+                config: cfg.clone(),
+            })
+            .unwrap_or_default();
+            if let Err(e) = self.factory.save_meta(&cfg.name, &meta) {
+                self.factory.remove(&cfg.name);
+                return Err(store_error(&e));
+            }
+        }
+        let name = cfg.name.clone();
+        self.streams.insert(
+            name,
+            Entry {
+                stream: Stream::new(cfg, store, now),
+                consumers: BTreeMap::new(),
+            },
+        );
+        Ok(true)
+    }
+
+    fn check_overlap(&self, name: &str, subjects: &[String]) -> Result<(), ApiError> {
+        for (n, e) in &self.streams {
+            if n == name {
+                continue;
+            }
+            for a in subjects {
+                for b in &e.stream.config.subjects {
+                    if subject::overlaps(a.as_bytes(), b.as_bytes()) {
+                        return Err(err::subject_overlap());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Updates a stream's config.
+    pub(crate) fn update_stream(&mut self, cfg: StreamConfig) -> Result<(), ApiError> {
+        let cfg = check_config(cfg)?;
+        self.check_overlap(&cfg.name, &cfg.subjects)?;
+        let e = self
+            .streams
+            .get_mut(&cfg.name)
+            .ok_or_else(err::stream_not_found)?;
+        e.stream.update(cfg)?;
+        if e.stream.config.storage != "memory" {
+            let meta = serde_json::to_vec(&Meta {
+                created: e.stream.created,
+                config: e.stream.config.clone(),
+            })
+            .unwrap_or_default();
+            let name = e.stream.config.name.clone();
+            self.factory
+                .save_meta(&name, &meta)
+                .map_err(|x| store_error(&x))?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a stream and its data.
+    pub(crate) fn delete_stream(&mut self, name: &str) -> Result<(), ApiError> {
+        let e = self
+            .streams
+            .remove(name)
+            .ok_or_else(err::stream_not_found)?;
+        drop(e);
+        self.factory.remove(name);
+        self.acks.retain(|a| a.stream != name);
+        self.dirty.retain(|d| d != name);
+        self.unsynced.retain(|d| d != name);
+        self.moved.retain(|(s, _)| s != name);
+        Ok(())
+    }
+
+    /// Stream info as JSON (without `type`).
+    pub(crate) fn stream_info(&self, name: &str, now: UnixNanos) -> Result<Value, ApiError> {
+        let e = self.streams.get(name).ok_or_else(err::stream_not_found)?;
+        Ok(json!({
+            "config": e.stream.config,
+            "created": rfc3339(e.stream.created),
+            "state": e.stream.state_json(e.consumers.len()),
+            "cluster": {"leader": self.settings.server_name},
+            "ts": rfc3339(now),
+        }))
+    }
+
+    pub(crate) fn store_of(&mut self, name: &str) -> Result<&mut Entry, ApiError> {
+        self.streams.get_mut(name).ok_or_else(err::stream_not_found)
+    }
+
+    pub(crate) fn stream_names(&self) -> impl Iterator<Item = &String> {
+        self.streams.keys()
+    }
+
+    pub(crate) fn stream_store(&self, name: &str) -> Result<&dyn StreamStore, ApiError> {
+        self.streams
+            .get(name)
+            .map(|e| e.stream.store.as_ref() as &dyn StreamStore)
+            .ok_or_else(err::stream_not_found)
+    }
+}

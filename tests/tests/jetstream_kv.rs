@@ -1,0 +1,123 @@
+//! JetStream key-value buckets through async-nats, against natsd and nats-server.
+
+// Integration-test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use async_nats::jetstream::{self, kv, stream};
+use futures::StreamExt;
+use natsd_tests::{both, within, ServerKind, TestServer};
+
+both!(kv_basics, kv_history_keys, kv_watch);
+
+/// A server with JetStream on, storing under its own temp dir.
+async fn js_server(kind: ServerKind) -> (TestServer, tempfile::TempDir) {
+    let sd = tempfile::tempdir().unwrap();
+    let path = sd.path().to_str().unwrap().to_owned();
+    let s = TestServer::start_with_args(kind, "", &["-js", "-sd", &path]).await;
+    (s, sd)
+}
+
+/// A KV bucket's stream, made as async-nats' `create_key_value` makes it (that call first
+/// queries account info, which async-nats cannot parse from nats-server 2.9).
+async fn make_kv(js: &jetstream::Context, bucket: &str, history: i64) -> kv::Store {
+    js.create_stream(stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: history,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    js.get_key_value(bucket).await.unwrap()
+}
+
+async fn kv_basics(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let js = jetstream::new(s.client().await);
+    let kv = make_kv(&js, "cfg", 5).await;
+    let r1 = kv.put("a", "1".into()).await.unwrap();
+    assert_eq!(kv.get("a").await.unwrap().unwrap(), "1");
+    let r2 = kv.update("a", "2".into(), r1).await.unwrap();
+    assert!(r2 > r1);
+    assert!(kv.update("a", "3".into(), r1).await.is_err());
+    assert!(kv.create("a", "x".into()).await.is_err());
+    kv.create("b", "new".into()).await.unwrap();
+    kv.delete("a").await.unwrap();
+    assert!(kv.get("a").await.unwrap().is_none());
+    kv.create("a", "again".into()).await.unwrap();
+    assert_eq!(kv.get("a").await.unwrap().unwrap(), "again");
+    kv.purge("b").await.unwrap();
+    assert!(kv.get("b").await.unwrap().is_none());
+    assert!(kv.get("missing").await.unwrap().is_none());
+    let e = kv.entry("a").await.unwrap().unwrap();
+    assert_eq!(e.key, "a");
+}
+
+async fn kv_history_keys(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let js = jetstream::new(s.client().await);
+    let kv = make_kv(&js, "h", 3).await;
+    for v in ["1", "2", "3", "4"] {
+        kv.put("k", v.into()).await.unwrap();
+    }
+    kv.put("j", "x".into()).await.unwrap();
+    let hist: Vec<String> = within(
+        "history",
+        kv.history("k")
+            .await
+            .unwrap()
+            .map(|e| String::from_utf8(e.unwrap().value.to_vec()).unwrap())
+            .collect(),
+    )
+    .await;
+    assert_eq!(hist, ["2", "3", "4"]);
+    let mut keys: Vec<String> = within(
+        "keys",
+        kv.keys().await.unwrap().map(|k| k.unwrap()).collect(),
+    )
+    .await;
+    keys.sort();
+    assert_eq!(keys, ["j", "k"]);
+}
+
+async fn kv_watch(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let js = jetstream::new(s.client().await);
+    let kv = make_kv(&js, "w", 1).await;
+    kv.put("old", "0".into()).await.unwrap();
+    let mut w = kv.watch_with_history("*").await.unwrap();
+    let e = within("initial", w.next()).await.unwrap().unwrap();
+    assert_eq!(e.key, "old");
+    kv.put("k1", "1".into()).await.unwrap();
+    kv.delete("k1").await.unwrap();
+    let e = within("put", w.next()).await.unwrap().unwrap();
+    assert_eq!((e.key.as_str(), &e.value[..]), ("k1", &b"1"[..]));
+    let e = within("del", w.next()).await.unwrap().unwrap();
+    assert_eq!(e.operation, kv::Operation::Delete);
+}
+
+/// natsd only: async-nats' own `create_key_value` (it needs 2.10 account-info fields).
+#[tokio::test]
+async fn kv_create_with_client_natsd() {
+    natsd_tests::run_scenario(ServerKind::Natsd, |kind| async move {
+        let (s, _sd) = js_server(kind).await;
+        let js = jetstream::new(s.client().await);
+        let kv = js
+            .create_key_value(kv::Config {
+                bucket: "made".into(),
+                history: 2,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        kv.put("a", "1".into()).await.unwrap();
+        assert_eq!(kv.get("a").await.unwrap().unwrap(), "1");
+        let st = kv.status().await.unwrap();
+        assert_eq!(st.history(), 2);
+    })
+    .await;
+}
