@@ -214,7 +214,7 @@ fn features_not_yet_implemented_are_ignored_and_reported() {
             "server_tags"
         ]
     );
-    assert_eq!(rep.ignored[1].pos.line, 3);
+    assert_eq!(rep.ignored[0].pos.line, 3);
 }
 
 #[test]
