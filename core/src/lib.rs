@@ -29,6 +29,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod civil;
 pub mod conf;
 pub mod conn;
 #[doc(hidden)]

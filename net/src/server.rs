@@ -500,6 +500,19 @@ fn build_accounts(
     Ok(accounts)
 }
 
+/// Binds a listener and reads back the address it got (the port, when 0 asked for any).
+pub(crate) async fn bind_listener<T: Transport>(
+    addr: SocketAddr,
+) -> Result<(T::Listener, SocketAddr), ServerError> {
+    let listen_err = |source| ServerError::Listen {
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = T::bind(addr).await.map_err(listen_err)?;
+    let bound = T::local_addr(&listener).map_err(listen_err)?;
+    Ok((listener, bound))
+}
+
 fn server_identity(seed: u64) -> String {
     let mut raw = [0u8; 32];
     SplitMix64::new(seed).fill(&mut raw);
@@ -656,14 +669,7 @@ impl<T: Transport> Server<T> {
             .parse()
             .map_err(|_| ServerError::Config(format!("invalid listen host {:?}", opts.host)))?;
         let addr = SocketAddr::new(host, opts.port.unwrap_or(0));
-        let listener = T::bind(addr).await.map_err(|source| ServerError::Listen {
-            addr: addr.to_string(),
-            source,
-        })?;
-        let bound = T::local_addr(&listener).map_err(|source| ServerError::Listen {
-            addr: addr.to_string(),
-            source,
-        })?;
+        let (listener, bound) = bind_listener::<T>(addr).await?;
         if bound.port() != opts.port.unwrap_or(0) {
             // A random port: INFO must carry the real one.
             let cfg = client_config(

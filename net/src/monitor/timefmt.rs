@@ -9,7 +9,7 @@ pub(crate) fn rfc3339(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, day) = civil_from_days(days as i64);
+    let (y, m, day) = natsd_core::civil::civil_from_days(days as i64);
     let mut s = format!(
         "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}",
         rem / 3600,
@@ -24,21 +24,6 @@ pub(crate) fn rfc3339(t: SystemTime) -> String {
     }
     s.push('Z');
     s
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
-/// (Howard Hinnant's civil-from-days algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 /// Go: server/monitor.go myUptime — "1y2d3h4m5s" style, whole seconds, largest unit first.

@@ -123,14 +123,7 @@ pub(crate) async fn start<T: Transport>(
         .parse()
         .map_err(|_| ServerError::Config(format!("invalid cluster host {:?}", c.host)))?;
     let addr = SocketAddr::new(host, c.port.unwrap_or(0));
-    let listener = T::bind(addr).await.map_err(|source| ServerError::Listen {
-        addr: addr.to_string(),
-        source,
-    })?;
-    let bound = T::local_addr(&listener).map_err(|source| ServerError::Listen {
-        addr: addr.to_string(),
-        source,
-    })?;
+    let (listener, bound) = crate::server::bind_listener::<T>(addr).await?;
     if c.import.is_some() || c.export.is_some() {
         let perms = natsd_core::options::Permissions {
             publish: c.import.clone(),
