@@ -15,14 +15,18 @@ use std::time::Instant;
 
 mod conf;
 mod conn;
+mod js;
 mod perms;
 mod proto;
+mod route;
 mod sublist;
 
 pub use conf::config_parser;
 pub use conn::conn_machine;
+pub use js::js_api;
 pub use perms::permissions;
 pub use proto::{client_parser, connect_json};
+pub use route::route_parser;
 pub use sublist::sublist_ops;
 
 /// A fuzz entry point as the replay test calls it: a starting instant, then the input.
@@ -38,6 +42,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("config_parser", |_, d| config_parser(d)),
     ("sublist_ops", |_, d| sublist_ops(d)),
     ("permissions", |_, d| permissions(d)),
+    ("route_parser", |_, d| route_parser(d)),
+    ("js_api", |_, d| js_api(d)),
 ];
 
 /// Reads fuzz bytes front to back; past the end every read yields zero, so decoding never fails

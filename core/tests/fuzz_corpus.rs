@@ -59,7 +59,9 @@ fn every_target_has_a_replay_test() {
             "conn_machine",
             "config_parser",
             "sublist_ops",
-            "permissions"
+            "permissions",
+            "route_parser",
+            "js_api"
         ]
     );
 }
@@ -92,4 +94,14 @@ fn sublist_ops() {
 #[test]
 fn permissions() {
     replay("permissions");
+}
+
+#[test]
+fn route_parser() {
+    replay("route_parser");
+}
+
+#[test]
+fn js_api() {
+    replay("js_api");
 }
