@@ -129,11 +129,19 @@ fn open(disk: &MemDisk) -> JetStream {
     JetStream::new(settings, Box::new(factory), 7)
 }
 
-fn stream_names(js: &mut JetStream, now: u64) -> Vec<Value> {
-    let out = js.api("$JS.API.STREAM.NAMES", Some(REPLY), b"", now);
-    let doc: Value = serde_json::from_slice(&out[0].payload).expect("STREAM.NAMES is JSON");
-    let mut names = doc["streams"].as_array().cloned().unwrap_or_default();
-    names.sort_by_key(ToString::to_string);
+/// The file-backed streams the API lists (memory streams do not outlive a restart, as in
+/// nats-server).
+fn file_streams(js: &mut JetStream, now: u64) -> Vec<String> {
+    let out = js.api("$JS.API.STREAM.LIST", Some(REPLY), b"", now);
+    let doc: Value = serde_json::from_slice(&out[0].payload).expect("STREAM.LIST is JSON");
+    let mut names: Vec<String> = doc["streams"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["config"]["storage"] != "memory")
+        .map(|s| s["config"]["name"].to_string())
+        .collect();
+    names.sort();
     names
 }
 
@@ -181,10 +189,10 @@ pub fn js_api(data: &[u8]) {
                 js.tick(now)
             }
             _ => {
-                let before = stream_names(&mut js, now);
+                let before = file_streams(&mut js, now);
                 drop(js);
                 js = open(&disk);
-                let after = stream_names(&mut js, now);
+                let after = file_streams(&mut js, now);
                 assert_eq!(before, after, "a restart recovers every stream");
                 ack_subjects.clear();
                 Vec::new()
