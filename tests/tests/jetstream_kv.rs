@@ -156,7 +156,11 @@ async fn kv_markers_in_history_and_keys(kind: ServerKind) {
     use kv::Operation::{Delete, Purge, Put};
     assert_eq!(
         ops(&kv, "k").await,
-        [(Put, "1".into()), (Delete, String::new()), (Put, "2".into())]
+        [
+            (Put, "1".into()),
+            (Delete, String::new()),
+            (Put, "2".into())
+        ]
     );
     // Purge is a rollup: only the purge marker stays.
     kv.purge("k").await.unwrap();
@@ -189,7 +193,10 @@ async fn kv_watch_key_and_revision(kind: ServerKind) {
     let e = within("a.two", w.next()).await.unwrap().unwrap();
     assert_eq!((e.key.as_str(), &e.value[..]), ("a.two", &b"2"[..]));
     let e = within("purge", w.next()).await.unwrap().unwrap();
-    assert_eq!((e.key.as_str(), e.operation), ("a.one", kv::Operation::Purge));
+    assert_eq!(
+        (e.key.as_str(), e.operation),
+        ("a.one", kv::Operation::Purge)
+    );
     // From a revision: everything still stored from r1 on, in order. The purge rolled up
     // `a.one`, so its first value (r1 itself) is gone.
     let mut w = kv.watch_all_from_revision(r1).await.unwrap();

@@ -103,7 +103,12 @@ async fn obj_info_list_delete(kind: ServerKind) {
 
     let mut names: Vec<String> = within(
         "list",
-        store.list().await.unwrap().map(|i| i.unwrap().name).collect(),
+        store
+            .list()
+            .await
+            .unwrap()
+            .map(|i| i.unwrap().name)
+            .collect(),
     )
     .await;
     names.sort();
@@ -114,7 +119,12 @@ async fn obj_info_list_delete(kind: ServerKind) {
     assert!(store.info("a.txt").await.unwrap().deleted);
     let names: Vec<String> = within(
         "list after delete",
-        store.list().await.unwrap().map(|i| i.unwrap().name).collect(),
+        store
+            .list()
+            .await
+            .unwrap()
+            .map(|i| i.unwrap().name)
+            .collect(),
     )
     .await;
     assert_eq!(names, ["b.txt"]);
@@ -163,6 +173,13 @@ async fn obj_seal(kind: ServerKind) {
     assert!(store.delete("kept").await.is_err());
     assert_eq!(read_all(&store, "kept").await, b"k");
     let js = jetstream::new(s.client().await);
-    let info = js.get_stream("OBJ_sealed").await.unwrap().info().await.unwrap().clone();
+    let info = js
+        .get_stream("OBJ_sealed")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .clone();
     assert!(info.config.sealed);
 }

@@ -35,7 +35,9 @@ async fn run_script(kind: ServerKind, script: &str, done: &str) -> Option<u32> {
     let sd = tempfile::tempdir().unwrap();
     let path = sd.path().to_str().unwrap().to_owned();
     let s = TestServer::start_with_args(kind, "", &["-js", "-sd", &path]).await;
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("py").join(script);
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("py")
+        .join(script);
     let run = Command::new("python3")
         .arg(&file)
         .arg(s.url())

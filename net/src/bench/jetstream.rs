@@ -17,8 +17,13 @@ use super::proto::{put_pub, server_err, Conn, Event};
 use super::{grouped, Args, Record};
 
 /// The JetStream scenarios, by command-line name (not part of `all`: they need `-js`).
-pub(crate) const JS_SCENARIOS: [&str; 5] =
-    ["js-pub-sync", "js-pub-async", "js-consume", "kv-put", "kv-get"];
+pub(crate) const JS_SCENARIOS: [&str; 5] = [
+    "js-pub-sync",
+    "js-pub-async",
+    "js-consume",
+    "kv-put",
+    "kv-get",
+];
 
 /// Publishes in flight at most in `js-pub-async` (and while pre-filling `js-consume`).
 pub(crate) const WINDOW: usize = 256;
@@ -419,7 +424,8 @@ pub(crate) async fn consume(args: &Args, size: usize) -> anyhow::Result<Record> 
         c.send().await?;
         let mut n = 0;
         // Stream messages were published without headers; a status (408/409) would have them.
-        c.replies(|p| n += u64::from(!p.starts_with(b"NATS/1.0"))).await?;
+        c.replies(|p| n += u64::from(!p.starts_with(b"NATS/1.0")))
+            .await?;
         got += n;
     }
     let secs = start.elapsed().as_secs_f64().max(1e-9);

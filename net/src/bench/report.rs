@@ -235,7 +235,10 @@ mod tests {
             md.contains("| natsd / go (min–max) | natsd / go-sync (min–max) |\n|---|---|---:|---:|---:|---:|---:|\n"),
             "{md}"
         );
-        assert!(md.contains("| **1.00** (1.00–1.00) | **3.00** (3.00–3.00) |"), "{md}");
+        assert!(
+            md.contains("| **1.00** (1.00–1.00) | **3.00** (3.00–3.00) |"),
+            "{md}"
+        );
     }
 
     #[test]

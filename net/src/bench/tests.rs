@@ -168,7 +168,14 @@ fn js_scenarios_are_named_and_configured() {
     let a = parse_args(&args(&["js", "kv-get"])).unwrap();
     assert_eq!(
         a.scenarios,
-        ["js-pub-sync", "js-pub-async", "js-consume", "kv-put", "kv-get", "kv-get"]
+        [
+            "js-pub-sync",
+            "js-pub-async",
+            "js-consume",
+            "kv-put",
+            "kv-get",
+            "kv-get"
+        ]
     );
     // `all` stays the core scenarios: JetStream needs a server started with it.
     assert!(!parse_args(&args(&["all"]))
@@ -205,7 +212,15 @@ async fn js_scenarios_run_against_natsd() {
     server.start().await.unwrap();
     let url = server.client_url().unwrap();
     let a = parse_args(&args(&[
-        "--url", &url, "--msgs", "300", "--duration", "20", "--size", "64", "js",
+        "--url",
+        &url,
+        "--msgs",
+        "300",
+        "--duration",
+        "20",
+        "--size",
+        "64",
+        "js",
     ]))
     .unwrap();
     let mut records = Vec::new();
