@@ -8,6 +8,7 @@ import asyncio
 import sys
 
 import nats
+from nats.js import api
 from nats.js.errors import NotFoundError, ObjectNotFoundError
 
 STEP = 10.0
@@ -76,6 +77,24 @@ async def main(url: str) -> None:
         check(gone.deleted, "deleted marker kept")
         names = sorted(o.name for o in await obs.list(ignore_deletes=True))
         check(names == ["big.bin"], f"list after delete {names}")
+
+        step("watch")
+        w = await obs.watch(updates_only=True)
+        await obs.put("watched", b"w")
+        e = await w.updates(timeout=STEP)
+        check(e.name == "watched" and e.size == 1, f"watched put {e}")
+        await obs.delete("watched")
+        e = await w.updates(timeout=STEP)
+        check(e.name == "watched" and e.deleted, f"watched delete {e}")
+        await w.stop()
+
+        step("update_meta")
+        # Same name only: nats-py 2.16's rename checks the old name and always refuses.
+        await obs.put("doc.txt", b"body")
+        await obs.update_meta("doc.txt", api.ObjectMeta(name="doc.txt", description="described"))
+        i = await obs.get_info("doc.txt")
+        check(i.description == "described", f"updated info {i}")
+        check((await obs.get("doc.txt")).data == b"body", "bytes kept")
 
         step("status/seal")
         st = await obs.status()

@@ -18,7 +18,8 @@ both!(
     obj_info_list_delete,
     obj_watch,
     obj_links,
-    obj_seal
+    obj_seal,
+    obj_metadata_and_rename
 );
 
 /// A server with JetStream on, storing under its own temp dir.
@@ -182,4 +183,38 @@ async fn obj_seal(kind: ServerKind) {
         .unwrap()
         .clone();
     assert!(info.config.sealed);
+}
+
+async fn obj_metadata_and_rename(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let store = bucket(&s, "meta").await;
+    let meta = object_store::ObjectMetadata {
+        name: "old".into(),
+        metadata: [("k".to_string(), "v".to_string())].into(),
+        ..Default::default()
+    };
+    store.put(meta, &mut &b"body"[..]).await.unwrap();
+    assert_eq!(store.info("old").await.unwrap().metadata["k"], "v");
+    // A rename purges the old name's info message and writes the new one.
+    let renamed = store
+        .update_metadata(
+            "old",
+            object_store::UpdateMetadata {
+                name: "new".into(),
+                description: Some("renamed".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.name, "new");
+    assert!(store.info("old").await.is_err());
+    let info = store.info("new").await.unwrap();
+    assert_eq!(info.description.as_deref(), Some("renamed"));
+    assert_eq!(read_all(&store, "new").await, b"body");
+    // Replacing an object purges its old chunks: one chunk and one info message remain.
+    store.put("new", &mut &b"other"[..]).await.unwrap();
+    let js = jetstream::new(s.client().await);
+    let mut st = js.get_stream("OBJ_meta").await.unwrap();
+    assert_eq!(st.info().await.unwrap().state.messages, 2);
 }
