@@ -5,7 +5,7 @@
 
 use async_nats::jetstream::{self, kv, stream};
 use futures::StreamExt;
-use natsd_tests::{both, within, ServerKind, TestServer};
+use natsd_tests::{both, drain_ready, next_msg, within, ServerKind, TestServer};
 
 both!(
     kv_basics,
@@ -13,7 +13,8 @@ both!(
     kv_watch,
     kv_error_kinds,
     kv_markers_in_history_and_keys,
-    kv_watch_key_and_revision
+    kv_watch_key_and_revision,
+    direct_get_only_where_allowed
 );
 
 /// A server with JetStream on, storing under its own temp dir.
@@ -209,6 +210,60 @@ async fn kv_watch_key_and_revision(kind: ServerKind) {
     assert_eq!(keys, ["b", "b", "a.two", "a.one"]);
     assert!(seen[0].1 > r1);
     assert!(seen.windows(2).all(|p| p[0].1 < p[1].1), "{seen:?}");
+}
+
+/// Direct gets are answered only by a stream with `allow_direct` (nats-py makes buckets without
+/// it by default and then reads with STREAM.MSG.GET). Without it, or without the stream, nobody
+/// answers: nats-server has no direct-get subscription there, so a `404` would claim that a
+/// stored message is missing.
+async fn direct_get_only_where_allowed(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let c = s.client().await;
+    let js = jetstream::new(c.clone());
+    for (name, direct) in [("ND", false), ("D", true)] {
+        js.create_stream(stream::Config {
+            name: name.into(),
+            subjects: vec![name.to_lowercase()],
+            allow_direct: direct,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        js.publish(name.to_lowercase(), "v".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let inbox = c.new_inbox();
+    let mut replies = c.subscribe(format!("{inbox}.*")).await.unwrap();
+    let asks = [
+        ("$JS.API.DIRECT.GET.ND", r#"{"seq":1}"#),
+        ("$JS.API.DIRECT.GET.ND.nd", ""),
+        ("$JS.API.DIRECT.GET.NOPE", r#"{"seq":1}"#),
+    ];
+    for (i, (subj, body)) in asks.iter().enumerate() {
+        c.publish_with_reply(*subj, format!("{inbox}.{i}"), body.to_string().into())
+            .await
+            .unwrap();
+    }
+    // The stream that allows direct gets answers after the others were handled.
+    c.publish_with_reply(
+        "$JS.API.DIRECT.GET.D",
+        format!("{inbox}.ok"),
+        r#"{"seq":1}"#.into(),
+    )
+    .await
+    .unwrap();
+    let m = next_msg(&mut replies).await;
+    assert_eq!(m.subject.as_str(), format!("{inbox}.ok"));
+    assert_eq!(&m.payload[..], b"v");
+    natsd_tests::flush(&c).await;
+    let extra: Vec<String> = drain_ready(&mut replies)
+        .iter()
+        .map(|m| m.subject.to_string())
+        .collect();
+    assert!(extra.is_empty(), "unexpected replies: {extra:?}");
 }
 
 /// natsd only: async-nats' own `create_key_value` (it needs 2.10 account-info fields).
