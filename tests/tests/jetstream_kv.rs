@@ -266,6 +266,43 @@ async fn direct_get_only_where_allowed(kind: ServerKind) {
     assert!(extra.is_empty(), "unexpected replies: {extra:?}");
 }
 
+/// Per-key message counts of a bucket through stream info's `subjects_filter`.
+#[tokio::test]
+#[ignore = "natsd: STREAM.INFO ignores subjects_filter (no state.subjects map, no paging); \
+            the fix belongs in service.rs stream_info plus a per-subject count in the stores"]
+async fn kv_subject_counts_natsd() {
+    natsd_tests::run_scenario(ServerKind::Natsd, kv_subject_counts).await;
+}
+
+#[tokio::test]
+async fn kv_subject_counts_nats_server() {
+    natsd_tests::run_scenario(ServerKind::NatsServer, kv_subject_counts).await;
+}
+
+async fn kv_subject_counts(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let js = jetstream::new(s.client().await);
+    let kv = make_kv(&js, "cnt", 5).await;
+    for k in ["a", "a", "b"] {
+        kv.put(k, "v".into()).await.unwrap();
+    }
+    let st = js.get_stream("KV_cnt").await.unwrap();
+    let mut counts: Vec<(String, usize)> = within(
+        "subjects",
+        st.info_with_subjects("$KV.cnt.>")
+            .await
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect(),
+    )
+    .await;
+    counts.sort();
+    assert_eq!(
+        counts,
+        [("$KV.cnt.a".to_string(), 2), ("$KV.cnt.b".to_string(), 1)]
+    );
+}
+
 /// natsd only: async-nats' own `create_key_value` (it needs 2.10 account-info fields).
 #[tokio::test]
 async fn kv_create_with_client_natsd() {
