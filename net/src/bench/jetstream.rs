@@ -29,6 +29,10 @@ pub(crate) const JS_SCENARIOS: [&str; 5] = [
 pub(crate) const WINDOW: usize = 256;
 /// Messages per pull request in `js-consume`.
 pub(crate) const PULL_BATCH: usize = 256;
+/// Messages pre-filled for `js-consume` (at most `--msgs`): the same stream for every server.
+pub(crate) const CONSUME_PREFILL: u64 = 100_000;
+/// Time allowed for the pre-fill, which is not measured.
+const PREFILL_LIMIT: Duration = Duration::from_secs(20);
 /// Distinct keys in the KV scenarios.
 const KEYS: usize = 1000;
 /// How long one reply may take before the scenario fails.
@@ -378,8 +382,9 @@ pub(crate) async fn pub_async(
     Ok(r)
 }
 
-/// `js-consume`: pre-fills a file stream (for up to the duration), then drains it through an
-/// ephemeral pull consumer (ack none) with [`PULL_BATCH`]-message pulls, two in flight.
+/// `js-consume`: pre-fills a file stream with [`CONSUME_PREFILL`] messages, then drains it
+/// through an ephemeral pull consumer (ack none) with [`PULL_BATCH`]-message pulls, two in
+/// flight, until it is empty or the duration is up.
 pub(crate) async fn consume(args: &Args, size: usize) -> anyhow::Result<Record> {
     let mut c = JsConn::connect(&args.addr).await?;
     let (name, subject) = ("BENCH_CONSUME", "bench.js.consume");
@@ -391,8 +396,8 @@ pub(crate) async fn consume(args: &Args, size: usize) -> anyhow::Result<Record> 
             subject.as_bytes(),
             &payload,
             WINDOW,
-            args.msgs,
-            Instant::now() + args.duration,
+            args.msgs.min(CONSUME_PREFILL),
+            Instant::now() + PREFILL_LIMIT,
         )
         .await?;
     let created = c
@@ -412,14 +417,20 @@ pub(crate) async fn consume(args: &Args, size: usize) -> anyhow::Result<Record> 
         .to_string();
     let next = format!("$JS.API.CONSUMER.MSG.NEXT.{name}.{consumer}");
     let start = Instant::now();
+    let deadline = start + args.duration;
     let (mut requested, mut got) = (0u64, 0u64);
-    while got < total {
-        // Two pulls outstanding keep the server busy while the client counts.
-        while requested < total && requested < got + 2 * PULL_BATCH as u64 {
+    loop {
+        // Two pulls outstanding keep the server busy while the client counts; past the
+        // deadline no new pull goes out and the outstanding ones are drained.
+        let open = requested == 0 || Instant::now() < deadline;
+        while open && requested < total && requested < got + 2 * PULL_BATCH as u64 {
             let batch = (total - requested).min(PULL_BATCH as u64);
             let body = format!("{{\"batch\":{batch},\"expires\":5000000000}}");
             c.queue(next.as_bytes(), body.as_bytes());
             requested += batch;
+        }
+        if got >= requested {
+            break;
         }
         c.send().await?;
         let mut n = 0;
