@@ -12,21 +12,33 @@
 #   DURATION=3          seconds per throughput/latency scenario
 #   BENCH_GROUPS="pub pubsub fanout queue reqrep;idle-conns;subs"
 #                       scenario groups separated by ';'; each group runs against a freshly
-#                       started server, so the RSS scenarios start from a clean process
+#                       started server, so the RSS scenarios start from a clean process;
+#                       empty skips them
 #   BENCH_ARGS=         extra `natsd bench` flags (e.g. "--conns 2000")
 #   NATS_SERVER=/usr/sbin/nats-server
 #   PORT_NATSD=14222 PORT_GO=14223
 #   OUT=target/bench/<timestamp>   where results.jsonl, bench.log, server logs and report.md go
 #   NO_BUILD=1          use the existing target/release/natsd
+#   NATSD_BIN=path      use this natsd binary instead (no build; e.g. a debug build for a smoke run)
 #   CLUSTER_GROUP="pubsub queue"
 #                       cross-node scenarios: each server kind runs as a 3-node cluster
 #                       (routes on PORT+1000..), publishers on node 1, subscribers on node 2;
 #                       reported in their own table. Empty skips them.
+#   JS_GROUP="js-pub-sync js-pub-async js-consume kv-put kv-get"
+#                       JetStream scenarios, reported in their own table; each round starts, in
+#                       a fresh store dir: natsd (default: synced before every PubAck),
+#                       nats-server (default: lazy, synced every 2 min) and nats-server with
+#                       `jetstream { sync_interval: always }`. Empty skips them.
+#   JS_STORE_BASE=$OUT  where the fresh store dirs go (keep it on the disk you mean to measure:
+#                       a tmpfs /tmp makes fsync free)
+#   NATS_SERVER_SYNC=$NATS_SERVER
+#                       the binary for the sync_interval run; the option arrived after 2.9.10,
+#                       which rejects it: that run is then skipped (say which binary supports it)
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-3}
-BENCH_GROUPS=${BENCH_GROUPS:-"pub pubsub fanout queue reqrep;idle-conns;subs"}
+BENCH_GROUPS=${BENCH_GROUPS-"pub pubsub fanout queue reqrep;idle-conns;subs"}
 BENCH_ARGS=${BENCH_ARGS:-}
 NATS_SERVER=${NATS_SERVER:-/usr/sbin/nats-server}
 PORT_NATSD=${PORT_NATSD:-14222}
@@ -46,10 +58,14 @@ hard=$(ulimit -Hn)
 if [ "$hard" != unlimited ] && [ "$hard" -lt "$want" ]; then want=$hard; fi
 ulimit -n "$want" || echo "warning: could not raise ulimit -n to $want (now $(ulimit -n))" >&2
 
-if [ -z "${NO_BUILD:-}" ]; then
-    cargo build --release -p natsd >&2
+if [ -n "${NATSD_BIN:-}" ]; then
+    NATSD=$NATSD_BIN
+else
+    if [ -z "${NO_BUILD:-}" ]; then
+        cargo build --release -p natsd >&2
+    fi
+    NATSD=target/release/natsd
 fi
-NATSD=target/release/natsd
 
 SERVER_PID=
 CLUSTER_PIDS=()
@@ -160,20 +176,100 @@ if [ -n "$CLUSTER_GROUP" ]; then
     done
 fi
 
+JS_GROUP=${JS_GROUP-"js-pub-sync js-pub-async js-consume kv-put kv-get"}
+JS_RESULTS="$OUT/js-results.jsonl"
+JS_STORE_BASE=${JS_STORE_BASE:-$OUT}
+NATS_SERVER_SYNC=${NATS_SERVER_SYNC:-$NATS_SERVER}
+: >"$JS_RESULTS"
+JS_LABELS="natsd nats-server"
+JS_SYNC_NOTE=
+if [ -n "$JS_GROUP" ]; then
+    probe=$(mktemp -d "$JS_STORE_BASE/js-probe.XXXXXX")
+    printf 'jetstream { store_dir: "%s", sync_interval: always }\n' "$probe/sd" >"$probe/sync.conf"
+    if "$NATS_SERVER_SYNC" -c "$probe/sync.conf" -t >"$probe/t.log" 2>&1; then
+        JS_LABELS="natsd nats-server nats-server-sync"
+    else
+        JS_SYNC_NOTE="$("$NATS_SERVER_SYNC" --version 2>&1 | head -1) rejects \`sync_interval: always\` ($(head -1 "$probe/t.log")): no synced nats-server run; set NATS_SERVER_SYNC to a nats-server that has the option"
+        echo "note: $JS_SYNC_NOTE" >&2
+    fi
+    rm -rf "$probe"
+fi
+
+# One JetStream server in a fresh store dir, the JetStream scenarios against it, then the
+# server and its store are removed.
+run_js() {
+    local label=$1 round=$2 bin=$NATS_SERVER port=$PORT_GO store args
+    store=$(mktemp -d "$JS_STORE_BASE/js-$label-$round.XXXXXX")
+    args=(-a 127.0.0.1 -p "$port" -js -sd "$store")
+    case $label in
+        natsd) bin=$NATSD; port=$PORT_NATSD; args=(-a 127.0.0.1 -p "$port" -js -sd "$store") ;;
+        nats-server-sync)
+            bin=$NATS_SERVER_SYNC
+            printf 'jetstream { store_dir: "%s", sync_interval: always }\n' "$store" >"$store.conf"
+            args=(-a 127.0.0.1 -p "$port" -c "$store.conf") ;;
+    esac
+    "$bin" "${args[@]}" >>"$OUT/$label-js-$round.log" 2>&1 &
+    SERVER_PID=$!
+    wait_port "$port"
+    echo "== round $round: $label JetStream (pid $SERVER_PID, store $store): $JS_GROUP" >&2
+    # shellcheck disable=SC2086 # word splitting of the group and BENCH_ARGS is intended
+    "$NATSD" bench --url "nats://127.0.0.1:$port" --label "$label" --round "$round" \
+        --server-pid "$SERVER_PID" --duration "$DURATION" $BENCH_ARGS $JS_GROUP \
+        >>"$JS_RESULTS" 2> >(tee -a "$OUT/bench.log" >&2) || echo "warning: some $label JetStream scenarios failed" >&2
+    stop_server
+    rm -rf "$store" "$store.conf"
+}
+
+if [ -n "$JS_GROUP" ]; then
+    for round in $(seq 1 "$ROUNDS"); do
+        # Rotate the start order so no server always runs first.
+        read -ra labels <<<"$JS_LABELS"
+        n=${#labels[@]}
+        for i in $(seq 0 $((n - 1))); do run_js "${labels[$(((i + round - 1) % n))]}" "$round"; done
+    done
+fi
+
+# The issue's targets: windowed file-backed publishing, natsd (synced before each PubAck) at
+# least as fast as lazy nats-server, and twice nats-server synced always.
+js_targets() {
+    local row r
+    row=$(grep -m1 '^| js_pub_async_file_[0-9]*B_w[0-9]* | msgs/s' "$1" || true)
+    [ -n "$row" ] || return 0
+    mapfile -t r < <(grep -o '[*][*][0-9.]*[*][*]' <<<"$row" | tr -d '*')
+    verdict() { awk -v x="$1" -v t="$2" 'BEGIN { print (x + 0 >= t ? "met" : "NOT met") }'; }
+    echo
+    echo "Targets (js_pub_async_file, ratio of medians):"
+    if [ -n "${r[0]:-}" ]; then echo "- natsd / nats-server ≥ 1.0: ${r[0]} ($(verdict "${r[0]}" 1.0))"; fi
+    if [ -n "${r[1]:-}" ]; then
+        echo "- natsd / nats-server-sync ≥ 2.0: ${r[1]} ($(verdict "${r[1]}" 2.0))"
+    else
+        echo "- natsd / nats-server-sync ≥ 2.0: not measured (no nats-server with sync_interval)"
+    fi
+}
+
 {
     echo "### natsd vs nats-server ($(date -u +%Y-%m-%d))"
     echo
     echo "- host: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, $(uname -sr)"
-    echo "- natsd $(git rev-parse --short HEAD 2>/dev/null || echo '?') (release build) vs $("$NATS_SERVER" --version 2>&1 | head -1)"
+    echo "- natsd $(git rev-parse --short HEAD 2>/dev/null || echo '?') ($([ -n "${NATSD_BIN:-}" ] && echo "$NATSD_BIN" || echo "release build")) vs $("$NATS_SERVER" --version 2>&1 | head -1)"
     echo "- load average before/after: $load0 / $(cut -d" " -f1-3 /proc/loadavg) (other jobs share this host)"
     echo "- $ROUNDS rounds, servers started alternately on loopback (a fresh server for each of: $BENCH_GROUPS), ${DURATION}s per scenario; bench client on the same host (\`natsd bench\`, 2 threads); ${elapsed}s in total"
     echo "- median across rounds (min–max); ratio = natsd / nats-server (per-round ratios min–max); ↑ higher is better, ↓ lower is better"
     echo
-    "$NATSD" bench report "$RESULTS"
+    if [ -s "$RESULTS" ]; then "$NATSD" bench report "$RESULTS"; fi
     if [ -s "$CLUSTER_RESULTS" ]; then
         echo
         echo "#### Across a route: 3-node clusters, publisher on node 1, subscribers on node 2"
         echo
         "$NATSD" bench report "$CLUSTER_RESULTS"
+    fi
+    if [ -s "$JS_RESULTS" ]; then
+        echo
+        echo "#### JetStream: file and memory streams, fresh store per server (store under $JS_STORE_BASE)"
+        echo
+        echo "natsd syncs before every PubAck (its default); nats-server by default acknowledges at once and syncs every 2 min${JS_SYNC_NOTE:+; $JS_SYNC_NOTE}."
+        echo
+        "$NATSD" bench report "$JS_RESULTS" | tee "$OUT/js-report.md"
+        js_targets "$OUT/js-report.md"
     fi
 } | tee "$OUT/report.md"

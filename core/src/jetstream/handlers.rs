@@ -86,7 +86,7 @@ impl JetStream {
             }
             ["DIRECT", "GET", stream] => {
                 let req = parse::<MsgGetRequest>(payload);
-                return vec![self.direct_get(stream, req, reply)];
+                return self.direct_get(stream, req, reply).into_iter().collect();
             }
             ["DIRECT", "GET", stream, ..] => {
                 let subject = t[3..].join(".");
@@ -94,7 +94,7 @@ impl JetStream {
                     last_by_subj: subject,
                     ..MsgGetRequest::default()
                 });
-                return vec![self.direct_get(stream, req, reply)];
+                return self.direct_get(stream, req, reply).into_iter().collect();
             }
             _ => {}
         }
@@ -360,27 +360,28 @@ impl JetStream {
     }
 
     /// Go: processDirectGetRequest — the message itself with `Nats-*` headers, or a status.
+    /// No answer at all without the stream or without `allow_direct`.
+    // Go: server/stream.go subscribeToDirect — the direct-get subscription exists only for a
+    // stream that allows it, so such a request reaches no one and the requester times out.
     fn direct_get(
         &mut self,
         name: &str,
         req: Result<MsgGetRequest, ApiError>,
         reply: &str,
-    ) -> Delivery {
-        let Some(s) = self.stream(name) else {
-            return Delivery::status(reply, "404 Message Not Found", &[]);
-        };
+    ) -> Option<Delivery> {
+        let s = self.stream(name)?;
         if !s.config.allow_direct {
-            return Delivery::status(reply, "404 Message Not Found", &[]);
+            return None;
         }
         let Ok(req) = req else {
-            return Delivery::status(reply, "408 Bad Request", &[]);
+            return Some(Delivery::status(reply, "408 Bad Request", &[]));
         };
         let m = match self.lookup_msg(name, &req) {
             Ok(m) => m,
             Err(e) if e.err_code == 10003 => {
-                return Delivery::status(reply, "408 Empty Request", &[]);
+                return Some(Delivery::status(reply, "408 Empty Request", &[]));
             }
-            Err(_) => return Delivery::status(reply, "404 Message Not Found", &[]),
+            Err(_) => return Some(Delivery::status(reply, "404 Message Not Found", &[])),
         };
         let mut h = if m.headers.is_empty() {
             "NATS/1.0\r\n".to_owned()
@@ -394,13 +395,13 @@ impl JetStream {
             m.seq,
             rfc3339(m.ts)
         ));
-        Delivery {
+        Some(Delivery {
             subject: reply.to_owned(),
             reply: None,
             headers: h.into_bytes(),
             payload: m.payload.to_vec(),
             shown_subject: None,
-        }
+        })
     }
 
     fn api_consumer_create(

@@ -6,6 +6,7 @@
 //! JSON line on stdout and one human line on stderr.
 
 mod hist;
+mod jetstream;
 mod latency;
 mod memory;
 mod proto;
@@ -32,6 +33,14 @@ Scenarios (default: all):
   subs         --subjects subscriptions on distinct subjects (default 100000), then RSS
                growth and the publish rate over them
   all          all of the above
+JetStream scenarios (not in `all`; the server needs JetStream on; one run per --size, default 128):
+  js-pub-sync  publish one message at a time, waiting for its PubAck (file and memory stream)
+  js-pub-async publish with 256 PubAcks outstanding (file and memory stream)
+  js-consume   pre-fill a file stream for --duration, then drain it with a pull consumer
+               (ack none, batches of 256)
+  kv-put       KV puts, one at a time, over 1000 keys (file bucket)
+  kv-get       KV direct gets, one at a time, over 1000 keys
+  js           all five JetStream scenarios
 
 Options:
   --url URL           server to load (default nats://127.0.0.1:4222)
@@ -132,7 +141,12 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Args, String> {
             _ => (arg.as_str(), None),
         };
         if !flag.starts_with('-') {
-            if flag == "all" {
+            if flag == "js" {
+                a.scenarios
+                    .extend(jetstream::JS_SCENARIOS.iter().map(ToString::to_string));
+            } else if jetstream::JS_SCENARIOS.contains(&flag) {
+                a.scenarios.push(flag.to_string());
+            } else if flag == "all" {
                 a.scenarios
                     .extend(SCENARIOS.iter().map(ToString::to_string));
             } else if SCENARIOS.contains(&flag) {
@@ -260,6 +274,9 @@ async fn run_one(args: &Args, scenario: &str) -> anyhow::Result<Vec<Record>> {
             }
         }
         "idle-conns" => out.push(memory::idle_conns(args).await?),
+        _ if jetstream::JS_SCENARIOS.contains(&scenario) => {
+            out.extend(jetstream::run(args, scenario).await?);
+        }
         _ => out.push(memory::subs(args).await?),
     }
     Ok(out)

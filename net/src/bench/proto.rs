@@ -170,6 +170,15 @@ pub(crate) fn socket_addr(url: &str) -> String {
 impl Conn {
     /// Connects, waits for INFO, sends CONNECT and completes a PING/PONG round trip.
     pub(crate) async fn connect(addr: &str, name: &str) -> io::Result<Self> {
+        Self::connect_opts(addr, name, false).await
+    }
+
+    /// [`Conn::connect`] announcing header support (JetStream direct gets reply with headers).
+    pub(crate) async fn connect_with_headers(addr: &str, name: &str) -> io::Result<Self> {
+        Self::connect_opts(addr, name, true).await
+    }
+
+    async fn connect_opts(addr: &str, name: &str, headers: bool) -> io::Result<Self> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let (rd, wr) = stream.into_split();
@@ -194,7 +203,7 @@ impl Conn {
         let connect = format!(
             "CONNECT {{\"verbose\":false,\"pedantic\":false,\"tls_required\":false,\
              \"name\":\"{name}\",\"lang\":\"rust\",\"version\":\"natsd-bench\",\"protocol\":1,\
-             \"echo\":true,\"headers\":false,\"no_responders\":false}}\r\nPING\r\n"
+             \"echo\":true,\"headers\":{headers},\"no_responders\":false}}\r\nPING\r\n"
         );
         c.wr.write_all(connect.as_bytes()).await?;
         c.wait_pongs(1).await?;

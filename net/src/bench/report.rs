@@ -69,14 +69,13 @@ impl Table {
         for l in &self.labels {
             out += &format!(" {l} median (min–max) |");
         }
-        if ratio {
-            out += &format!(" {} / {} (min–max) |", self.labels[0], self.labels[1]);
+        // With more than two servers, the first is compared with each of the others.
+        let others = if ratio { &self.labels[1..] } else { &[] };
+        for other in others {
+            out += &format!(" {} / {other} (min–max) |", self.labels[0]);
         }
         out += "\n|---|---|";
-        for _ in &self.labels {
-            out += "---:|";
-        }
-        if ratio {
+        for _ in self.labels.iter().chain(others) {
             out += "---:|";
         }
         out += "\n";
@@ -99,8 +98,8 @@ impl Table {
                         None => " – |".to_string(),
                     };
                 }
-                if ratio {
-                    out += &ratio_cell(series.get(&self.labels[0]), series.get(&self.labels[1]));
+                for other in others {
+                    out += &ratio_cell(series.get(&self.labels[0]), series.get(other));
                 }
                 out += "\n";
             }
@@ -219,6 +218,25 @@ mod tests {
         );
         assert!(
             md.contains("| reqrep_1 | p99 µs ↓ | 50.5 (50.5–50.5) | – | – |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn the_first_server_is_compared_with_each_other() {
+        let mut t = Table::default();
+        t.add_lines(
+            "{\"scenario\":\"js\",\"label\":\"natsd\",\"round\":1,\"msgs_per_sec\":300}\n\
+             {\"scenario\":\"js\",\"label\":\"go\",\"round\":1,\"msgs_per_sec\":300}\n\
+             {\"scenario\":\"js\",\"label\":\"go-sync\",\"round\":1,\"msgs_per_sec\":100}\n",
+        );
+        let md = t.markdown();
+        assert!(
+            md.contains("| natsd / go (min–max) | natsd / go-sync (min–max) |\n|---|---|---:|---:|---:|---:|---:|\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| **1.00** (1.00–1.00) | **3.00** (3.00–3.00) |"),
             "{md}"
         );
     }

@@ -134,3 +134,120 @@ fn a_dead_server_fails_fast() {
     ]));
     assert_eq!(code, ExitCode::from(1));
 }
+
+#[test]
+fn pub_acks_and_header_blocks_are_read() {
+    use jetstream::{header_ok, parse_pub_ack, PubAck};
+    assert_eq!(
+        parse_pub_ack(br#"{"stream":"S","seq":42}"#),
+        Ok(PubAck::Stored {
+            stream: "S".into(),
+            seq: 42
+        })
+    );
+    // A duplicate is still a stored message.
+    assert!(matches!(
+        parse_pub_ack(br#"{"stream":"S","seq":7,"duplicate":true}"#),
+        Ok(PubAck::Stored { seq: 7, .. })
+    ));
+    assert_eq!(
+        parse_pub_ack(
+            br#"{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}"#
+        ),
+        Ok(PubAck::Error(10077, "maximum messages exceeded".into()))
+    );
+    assert!(parse_pub_ack(b"+OK").is_err());
+    assert!(parse_pub_ack(br#"{"stream":"S"}"#).is_err());
+    assert!(header_ok(b"NATS/1.0\r\nNats-Stream: KV_b\r\n\r\nvalue"));
+    assert!(!header_ok(b"NATS/1.0 404 Message Not Found\r\n\r\n"));
+    assert!(!header_ok(b"value"));
+}
+
+#[test]
+fn js_scenarios_are_named_and_configured() {
+    let a = parse_args(&args(&["js", "kv-get"])).unwrap();
+    assert_eq!(
+        a.scenarios,
+        [
+            "js-pub-sync",
+            "js-pub-async",
+            "js-consume",
+            "kv-put",
+            "kv-get",
+            "kv-get"
+        ]
+    );
+    // `all` stays the core scenarios: JetStream needs a server started with it.
+    assert!(!parse_args(&args(&["all"]))
+        .unwrap()
+        .scenarios
+        .iter()
+        .any(|s| s.starts_with("js") || s.starts_with("kv")));
+    let v: Value = serde_json::from_str(&jetstream::stream_config(
+        "KV_b",
+        "$KV.b.>",
+        jetstream::Storage::Memory,
+        true,
+    ))
+    .unwrap();
+    assert_eq!(v["storage"], "memory");
+    assert_eq!(v["subjects"][0], "$KV.b.>");
+    assert_eq!(v["max_msgs_per_subject"], 1);
+    assert_eq!(v["allow_direct"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_scenarios_run_against_natsd() {
+    let dir = std::env::temp_dir().join(format!("natsd-bench-js-{}", std::process::id()));
+    let server = Server::new(Options {
+        port: Some(0),
+        host: "127.0.0.1".into(),
+        jetstream: Some(natsd_core::options::JetStreamConfig {
+            store_dir: Some(dir.clone()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .unwrap();
+    server.start().await.unwrap();
+    let url = server.client_url().unwrap();
+    let a = parse_args(&args(&[
+        "--url",
+        &url,
+        "--msgs",
+        "300",
+        "--duration",
+        "20",
+        "--size",
+        "64",
+        "js",
+    ]))
+    .unwrap();
+    let mut records = Vec::new();
+    for s in &a.scenarios {
+        records.extend(run_one(&a, s).await.unwrap());
+    }
+    let names: Vec<_> = records.iter().map(|r| r.scenario.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "js_pub_sync_file_64B",
+            "js_pub_sync_mem_64B",
+            "js_pub_async_file_64B_w256",
+            "js_pub_async_mem_64B_w256",
+            "js_consume_file_64B_b256",
+            "kv_put_64B",
+            "kv_get_64B"
+        ]
+    );
+    // Bounded by the message budget, not the (long) duration: every message acknowledged,
+    // every pre-filled message consumed.
+    for r in &records {
+        assert_eq!(field(r, "msgs"), 300.0, "{r:?}");
+    }
+    for r in [&records[0], &records[5], &records[6]] {
+        assert!(field(r, "p50_us") > 0.0 && field(r, "p50_us") <= field(r, "p99_us"));
+    }
+    server.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
