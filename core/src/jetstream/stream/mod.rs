@@ -463,3 +463,6 @@ impl Stream {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
