@@ -102,7 +102,7 @@ impl SourceState {
 /// RFC 3339 (as Go's `time.Time` JSON) to Unix nanoseconds.
 fn parse_time(s: &str) -> Option<UnixNanos> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
+    if !s.is_ascii() || b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
         return None;
     }
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
@@ -447,6 +447,8 @@ mod tests {
             Some(1_700_000_000_500_000_000)
         );
         assert_eq!(parse_time("yesterday"), None);
+        assert_eq!(parse_time("2023-11-14T22:13:2é.5Z"), None);
+        assert_eq!(parse_time("2023-11-14T22:13:20.5+01"), None);
     }
 
     #[test]

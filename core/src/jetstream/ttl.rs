@@ -77,7 +77,8 @@ pub fn parse(v: &str) -> Result<Option<Ttl>, ApiError> {
         if ns < i128::from(SEC) {
             return Err(err::msg_ttl_invalid());
         }
-        return Ok(Some(Ttl::Secs((ns / i128::from(SEC)) as u64)));
+        let secs = u64::try_from(ns / i128::from(SEC)).unwrap_or(u64::MAX);
+        return Ok(Some(Ttl::Secs(secs)));
     }
     match v.parse::<u64>() {
         Ok(0) => Ok(None),
@@ -164,6 +165,10 @@ mod tests {
         assert_eq!(parse("never").unwrap(), Some(Ttl::Never));
         assert_eq!(parse("NEVER").unwrap(), Some(Ttl::Never));
         assert_eq!(parse("").unwrap(), None);
+        assert_eq!(
+            parse("99999999999999999999999999h").unwrap(),
+            Some(Ttl::Secs(u64::MAX))
+        );
     }
 
     #[test]
