@@ -315,6 +315,11 @@ impl JetStream {
             ostore.state().last_seq
         };
         let next = match st.next {
+            // The origin was deleted and created again: a source starts over on the new
+            // one (a mirror cannot go back and waits for it to catch up).
+            Some(n) if source.is_some() && ostore.state().last_seq + 1 < n => {
+                start_of(&st.cfg, ostore)
+            }
             Some(n) => n,
             None if source.is_none() => {
                 let last = target.stream.store.state().last_seq;

@@ -297,6 +297,29 @@ fn sources_copy_with_header_filter_and_transform() {
 }
 
 #[test]
+fn source_starts_over_on_a_recreated_origin() {
+    let mut js = js_on(&MemDisk::new(1));
+    create(
+        &mut js,
+        json!({"name": "O", "subjects": ["o"], "storage": "memory"}),
+    );
+    create(
+        &mut js,
+        json!({"name": "S", "storage": "memory", "sources": [{"name": "O"}]}),
+    );
+    put(&mut js, "o", "", "1");
+    put(&mut js, "o", "", "2");
+    api(&mut js, "$JS.API.STREAM.DELETE.O", &Value::Null);
+    create(
+        &mut js,
+        json!({"name": "O", "subjects": ["o"], "storage": "memory"}),
+    );
+    put(&mut js, "o", "", "new");
+    let payloads: Vec<String> = msgs(&js, "S").into_iter().map(|m| m.2).collect();
+    assert_eq!(payloads, ["1", "2", "new"]);
+}
+
+#[test]
 fn source_filter_and_start_sequence() {
     let mut js = js_on(&MemDisk::new(1));
     create(
