@@ -1,6 +1,8 @@
 //! The JetStream API's JSON documents and error codes, shaped as nats-server sends them
 //! (Go: server/jetstream_api.go, stream.go, consumer.go, errors.json).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::store::UnixNanos;
@@ -168,15 +170,127 @@ pub mod err {
     pub fn sealed() -> ApiError {
         ApiError::new(400, 10109, "invalid operation on sealed stream")
     }
+    /// 10030.
+    pub fn mirror_max_msg_size() -> ApiError {
+        ApiError::new(
+            400,
+            10030,
+            "stream mirror must have max message size >= source",
+        )
+    }
+    /// 10031.
+    pub fn mirror_with_sources() -> ApiError {
+        ApiError::new(
+            400,
+            10031,
+            "stream mirrors can not also contain other sources",
+        )
+    }
+    /// 10032.
+    pub fn mirror_with_start_seq_and_time() -> ApiError {
+        ApiError::new(
+            400,
+            10032,
+            "stream mirrors can not have both start seq and start time configured",
+        )
+    }
+    /// 10034.
+    pub fn mirror_with_subjects() -> ApiError {
+        ApiError::new(400, 10034, "stream mirrors can not contain subjects")
+    }
+    /// 10046.
+    pub fn source_max_msg_size() -> ApiError {
+        ApiError::new(
+            400,
+            10046,
+            "stream source must have max message size >= target",
+        )
+    }
+    /// 10055.
+    pub fn mirror_not_updatable() -> ApiError {
+        ApiError::new(400, 10055, "stream mirror configuration can not be updated")
+    }
+    /// 10140.
+    pub fn source_duplicate() -> ApiError {
+        ApiError::new(400, 10140, "duplicate source configuration detected")
+    }
+    /// 10141.
+    pub fn source_invalid_stream_name() -> ApiError {
+        ApiError::new(400, 10141, "sourced stream name is invalid")
+    }
+    /// 10142.
+    pub fn mirror_invalid_stream_name() -> ApiError {
+        ApiError::new(400, 10142, "mirrored stream name is invalid")
+    }
+    /// 10143.
+    pub fn mirror_with_first_seq() -> ApiError {
+        ApiError::new(
+            400,
+            10143,
+            "stream mirrors can not have first sequence configured",
+        )
+    }
+    /// 10144.
+    pub fn source_multiple_filters() -> ApiError {
+        ApiError::new(
+            400,
+            10144,
+            "source with multiple subject transforms cannot also have a single subject filter",
+        )
+    }
+    /// 10147.
+    pub fn source_overlapping_filters() -> ApiError {
+        ApiError::new(400, 10147, "source filters can not overlap")
+    }
+    /// 10150.
+    pub fn mirror_multiple_filters() -> ApiError {
+        ApiError::new(
+            400,
+            10150,
+            "mirror with multiple subject transforms cannot also have a single subject filter",
+        )
+    }
+    /// 10152.
+    pub fn mirror_overlapping_filters() -> ApiError {
+        ApiError::new(400, 10152, "mirror subject filters can not overlap")
+    }
+    /// 10165.
+    pub fn msg_ttl_invalid() -> ApiError {
+        ApiError::new(400, 10165, "invalid per-message TTL")
+    }
+    /// 10166.
+    pub fn msg_ttl_disabled() -> ApiError {
+        ApiError::new(400, 10166, "per-message TTL is disabled")
+    }
+    /// 10145.
+    pub fn source_invalid_subject_filter(e: &str) -> ApiError {
+        ApiError::new(400, 10145, format!("source transform source: {e}"))
+    }
+    /// 10146.
+    pub fn source_invalid_transform_dest(e: &str) -> ApiError {
+        ApiError::new(400, 10146, format!("source transform: {e}"))
+    }
+    /// 10151.
+    pub fn mirror_invalid_subject_filter(e: &str) -> ApiError {
+        ApiError::new(400, 10151, format!("mirror transform source: {e}"))
+    }
+    /// 10154.
+    pub fn mirror_invalid_transform_dest(e: &str) -> ApiError {
+        ApiError::new(400, 10154, format!("mirror transform: {e}"))
+    }
+    /// 10155.
+    pub fn stream_transform_invalid_source(e: &str) -> ApiError {
+        ApiError::new(400, 10155, format!("stream transform source: {e}"))
+    }
+    /// 10156.
+    pub fn stream_transform_invalid_dest(e: &str) -> ApiError {
+        ApiError::new(400, 10156, format!("stream transform: {e}"))
+    }
 }
 
 /// Go's `-1` for "no limit" in JSON.
 fn unlimited() -> i64 {
     -1
-}
-
-fn default_dup_window() -> u64 {
-    120_000_000_000
 }
 
 fn one() -> i64 {
@@ -233,8 +347,9 @@ pub struct StreamConfig {
     /// Replicas (1 on one server).
     #[serde(default = "one")]
     pub num_replicas: i64,
-    /// Nats-Msg-Id de-duplication window, nanoseconds.
-    #[serde(default = "default_dup_window")]
+    /// Nats-Msg-Id de-duplication window, nanoseconds (0 in a request: the default, set by
+    /// the config check; mirrors and sourcing streams keep 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub duplicate_window: u64,
     /// Sealed: no writes, no deletes.
     #[serde(default)]
@@ -260,6 +375,136 @@ pub struct StreamConfig {
     /// First sequence of a new stream.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub first_seq: u64,
+    /// Where to place it (accepted; one server has nowhere else to put it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+    /// Another stream this one copies, sequences and all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<StreamSource>,
+    /// Streams whose messages this one also stores.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub sources: Vec<StreamSource>,
+    /// `none` or `s2` (natsd stores `s2` streams uncompressed).
+    #[serde(default = "compression_default")]
+    pub compression: String,
+    /// Rewrites the subject of every captured message before it is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_transform: Option<SubjectTransformConfig>,
+    /// Publishes every stored message again, to a transformed subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub republish: Option<RePublish>,
+    /// Honour the `Nats-TTL` header (Go 2.11).
+    #[serde(default)]
+    pub allow_msg_ttl: bool,
+    /// TTL of subject delete markers, nanoseconds (accepted and checked; no markers are
+    /// written).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub subject_delete_marker_ttl: u64,
+    /// Free-form key/value pairs.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub metadata: BTreeMap<String, String>,
+}
+
+fn compression_default() -> String {
+    "none".to_owned()
+}
+
+/// A field a client may send as `null` for its default.
+fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Go: `Placement`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// Cluster name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cluster: String,
+    /// Server tags.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub tags: Vec<String>,
+    /// Preferred server (refused, as by nats-server).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub preferred: String,
+}
+
+/// Go: `SubjectTransformConfig`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectTransformConfig {
+    /// Source filter (empty: `>`).
+    #[serde(default)]
+    pub src: String,
+    /// Destination template.
+    #[serde(default)]
+    pub dest: String,
+}
+
+/// Go: `RePublish`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RePublish {
+    /// Which stored subjects (empty: `>`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub src: String,
+    /// Destination template.
+    #[serde(default)]
+    pub dest: String,
+    /// Send only the headers, with `Nats-Msg-Size`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub headers_only: bool,
+}
+
+/// Go: `ExternalStream` (another account or domain; not reachable on one server).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalStream {
+    /// API prefix.
+    #[serde(default)]
+    pub api: String,
+    /// Delivery prefix.
+    #[serde(default)]
+    pub deliver: String,
+}
+
+/// Go: `StreamSource`, for `mirror` and `sources`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamSource {
+    /// Origin stream.
+    #[serde(default)]
+    pub name: String,
+    /// First origin sequence to copy.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub opt_start_seq: u64,
+    /// First origin time to copy (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opt_start_time: Option<String>,
+    /// Only these origin subjects.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub filter_subject: String,
+    /// Filters with subject rewrites.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub subject_transforms: Vec<SubjectTransformConfig>,
+    /// Another account or domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalStream>,
 }
 
 fn retention_default() -> String {
@@ -477,6 +722,10 @@ mod tests {
         let c: StreamConfig = serde_json::from_str(r#"{"name":"S"}"#).unwrap();
         assert_eq!(c.max_msgs, -1);
         assert_eq!(c.storage, "file");
-        assert_eq!(c.duplicate_window, 120_000_000_000);
+        assert_eq!(c.duplicate_window, 0);
+        assert_eq!(c.compression, "none");
+        let c: StreamConfig =
+            serde_json::from_str(r#"{"name":"S","sources":null,"metadata":null}"#).unwrap();
+        assert!(c.sources.is_empty() && c.metadata.is_empty());
     }
 }

@@ -15,8 +15,11 @@ pub mod consumer;
 pub mod factory;
 mod handlers;
 pub mod service;
+pub mod sourcing;
 pub mod store;
 pub mod stream;
+pub mod transform;
+pub mod ttl;
 
 #[cfg(test)]
 mod tests;

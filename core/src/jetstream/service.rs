@@ -243,7 +243,7 @@ impl JetStream {
                         reply: r.to_owned(),
                     });
                 }
-                Vec::new()
+                st.republish.into_iter().collect()
             }
             Err(e) => reply
                 .map(|r| vec![json_reply(r, &json!({"error": e}))])
@@ -254,13 +254,35 @@ impl JetStream {
     /// Group commit: syncs every stream written since the last call, then acknowledges the
     /// publishes the sync covered and hands new messages to consumers.
     pub fn commit(&mut self, now: UnixNanos) -> Vec<Delivery> {
-        self.commit_inner(now, true)
+        self.commit_and_source(now, true)
     }
 
     /// Releases acks without syncing: nats-server's `sync_interval` mode, where a power loss
     /// can lose acknowledged messages (the shell syncs on a timer with [`JetStream::commit`]).
     pub fn commit_unsynced(&mut self, now: UnixNanos) -> Vec<Delivery> {
-        self.commit_inner(now, false)
+        self.commit_and_source(now, false)
+    }
+
+    /// A commit, then mirrors and sources copy what it committed; what they stored is
+    /// committed in turn (a few rounds, for chains of sources).
+    fn commit_and_source(&mut self, now: UnixNanos, sync: bool) -> Vec<Delivery> {
+        let mut out = self.commit_inner(now, sync);
+        for _ in 0..4 {
+            let (copies, stored) = self.pull_sources(now, sync);
+            out.extend(copies);
+            if !stored {
+                break;
+            }
+            out.extend(self.commit_inner(now, sync));
+        }
+        out
+    }
+
+    /// Streams sourcing wrote to wait for the next commit.
+    pub(crate) fn mark_dirty(&mut self, name: &str) {
+        if !self.dirty.iter().any(|d| d == name) {
+            self.dirty.push(name.to_owned());
+        }
     }
 
     fn commit_inner(&mut self, now: UnixNanos, sync: bool) -> Vec<Delivery> {
@@ -380,7 +402,7 @@ impl JetStream {
     pub fn tick(&mut self, now: UnixNanos) -> Vec<Delivery> {
         let mut out = Vec::new();
         for e in self.streams.values_mut() {
-            let expired = e.stream.store.expire(now).unwrap_or(0);
+            let expired = e.stream.store.expire(now).unwrap_or(0) + e.stream.expire_ttl(now);
             let Entry { stream, consumers } = e;
             for c in consumers.values_mut() {
                 if expired > 0 {
@@ -398,8 +420,10 @@ impl JetStream {
             .values()
             .flat_map(|e| {
                 std::iter::once(e.stream.store.next_expiry())
+                    .chain([e.stream.next_ttl()])
                     .chain(e.consumers.values().map(Consumer::next_deadline))
             })
+            .chain([self.sourcing_deadline()])
             .flatten()
             .min()
     }
@@ -521,6 +545,7 @@ impl JetStream {
         now: UnixNanos,
     ) -> Result<bool, ApiError> {
         let cfg = check_config(cfg)?;
+        self.check_sourcing(&cfg)?;
         if let Some(e) = self.streams.get(&cfg.name) {
             return if e.stream.config == cfg {
                 Ok(false)
@@ -574,6 +599,7 @@ impl JetStream {
     /// Updates a stream's config.
     pub(crate) fn update_stream(&mut self, cfg: StreamConfig) -> Result<(), ApiError> {
         let cfg = check_config(cfg)?;
+        self.check_sourcing(&cfg)?;
         self.check_overlap(&cfg.name, &cfg.subjects)?;
         let e = self
             .streams
@@ -612,13 +638,15 @@ impl JetStream {
     /// Stream info as JSON (without `type`).
     pub(crate) fn stream_info(&self, name: &str, now: UnixNanos) -> Result<Value, ApiError> {
         let e = self.streams.get(name).ok_or_else(err::stream_not_found)?;
-        Ok(json!({
+        let mut v = json!({
             "config": e.stream.config,
             "created": rfc3339(e.stream.created),
             "state": e.stream.state_json(e.consumers.len()),
             "cluster": {"leader": self.settings.server_name},
             "ts": rfc3339(now),
-        }))
+        });
+        e.stream.sourcing_info(&mut v, now);
+        Ok(v)
     }
 
     pub(crate) fn store_of(&mut self, name: &str) -> Result<&mut Entry, ApiError> {

@@ -1,0 +1,468 @@
+//! One stream: its config, its store, de-duplication, the publish checks, the subject
+//! transform, republish and per-message TTL (Go: server/stream.go processJetStreamMsg).
+//!
+//! * [`config`]: the config checks and the store-level part of a config.
+//! * Mirrors and sources are driven by the service (see `super::sourcing`); this module
+//!   stores what they bring in ([`Stream::store_sourced`], [`Stream::store_mirrored`]).
+
+mod config;
+
+use std::collections::{BTreeMap, VecDeque};
+
+pub use config::{check_config, check_update, source_iname, store_config, validate_name};
+
+use super::api::{err, rfc3339, ApiError, StreamConfig, StreamStateJson};
+use super::consumer::Delivery;
+use super::sourcing::SourceState;
+use super::store::{StoreError, StoredMsg, StreamStore, UnixNanos};
+use super::transform::Transform;
+use super::ttl::{self, Ttl, TtlIndex};
+use crate::proto::headers::Headers;
+use crate::subject;
+
+/// The header a sourced message carries: origin, sequence, filters, destinations.
+pub const SOURCE_HEADER: &str = "Nats-Stream-Source";
+
+/// Maps a store failure on the publish path to its API error.
+pub fn store_error(e: &StoreError) -> ApiError {
+    match e {
+        StoreError::InsufficientResources => err::storage_exceeded(),
+        StoreError::MsgTooLarge => err::msg_too_large(),
+        StoreError::MaxMsgs | StoreError::MaxBytes | StoreError::MaxMsgsPerSubject => {
+            ApiError::new(503, 10077, e.to_string())
+        }
+        _ => err::store_failed(&e.to_string()),
+    }
+}
+
+/// A stored, not yet acknowledged publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// Assigned sequence.
+    pub seq: u64,
+    /// Was it a duplicate (nothing stored; `seq` is the original's)?
+    pub duplicate: bool,
+    /// The copy `republish` sends, if any.
+    pub republish: Option<Delivery>,
+}
+
+/// A stream.
+pub struct Stream {
+    /// Its config.
+    pub config: StreamConfig,
+    /// Its store.
+    pub store: Box<dyn StreamStore + Send>,
+    /// Creation time.
+    pub created: UnixNanos,
+    /// Nats-Msg-Id → (seq, ts), within the duplicate window.
+    dedup: BTreeMap<String, (u64, UnixNanos)>,
+    dedup_order: VecDeque<(UnixNanos, String)>,
+    last_msg_id: String,
+    /// The compiled `subject_transform`.
+    transform: Option<Transform>,
+    /// The compiled `republish` transform.
+    republish: Option<Transform>,
+    /// Messages with a `Nats-TTL`, by expiry.
+    ttl: TtlIndex,
+    /// Progress of the mirror, when this stream is one.
+    pub(crate) mirror: Option<SourceState>,
+    /// Progress of each source.
+    pub(crate) sources: Vec<SourceState>,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// Header lookups the publish path makes (Go: getHeader and friends).
+struct Hdr(Option<Headers>);
+
+impl Hdr {
+    fn parse(hdr: &[u8]) -> Self {
+        Self(if hdr.is_empty() {
+            None
+        } else {
+            Headers::parse(hdr).ok()
+        })
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        self.0
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .map(|v| String::from_utf8_lossy(v).trim().to_owned())
+    }
+}
+
+impl Stream {
+    /// A stream over an opened store.
+    pub fn new(
+        config: StreamConfig,
+        store: Box<dyn StreamStore + Send>,
+        created: UnixNanos,
+    ) -> Self {
+        let ttl = if config.allow_msg_ttl {
+            TtlIndex::rebuild(store.as_ref())
+        } else {
+            TtlIndex::default()
+        };
+        let mut s = Self {
+            config,
+            store,
+            created,
+            dedup: BTreeMap::new(),
+            dedup_order: VecDeque::new(),
+            last_msg_id: String::new(),
+            transform: None,
+            republish: None,
+            ttl,
+            mirror: None,
+            sources: Vec::new(),
+        };
+        s.compile();
+        s
+    }
+
+    /// Builds the transforms and the sourcing states from the config, keeping the progress
+    /// of the sources that did not change.
+    fn compile(&mut self) {
+        let c = &self.config;
+        self.transform = c
+            .subject_transform
+            .as_ref()
+            .and_then(|t| Transform::new(&t.src, &t.dest).ok());
+        self.republish = c
+            .republish
+            .as_ref()
+            .and_then(|r| Transform::new(&r.src, &r.dest).ok());
+        let mut old = std::mem::take(&mut self.sources);
+        self.sources = c
+            .sources
+            .iter()
+            .map(|src| {
+                let iname = source_iname(src);
+                match old.iter().position(|o| o.iname == iname) {
+                    Some(i) => old.swap_remove(i),
+                    None => SourceState::new(src.clone()),
+                }
+            })
+            .collect();
+        self.mirror = match (self.mirror.take(), &c.mirror) {
+            (Some(m), Some(cfg)) if m.cfg == *cfg => Some(m),
+            (_, Some(cfg)) => Some(SourceState::new(cfg.clone())),
+            (_, None) => None,
+        };
+    }
+
+    /// State as JSON.
+    pub fn state_json(&self, consumers: usize) -> StreamStateJson {
+        let s = self.store.state();
+        StreamStateJson {
+            messages: s.msgs,
+            bytes: s.bytes,
+            first_seq: s.first_seq,
+            first_ts: rfc3339(s.first_ts),
+            last_seq: s.last_seq,
+            last_ts: rfc3339(s.last_ts),
+            num_deleted: s.num_deleted,
+            num_subjects: s.num_subjects,
+            consumer_count: consumers as u64,
+        }
+    }
+
+    /// Does this stream capture `subject`?
+    pub fn captures(&self, subj: &str) -> bool {
+        self.config
+            .subjects
+            .iter()
+            .any(|f| subject::matches(f.as_bytes(), subj.as_bytes()))
+    }
+
+    fn prune_dedup(&mut self, now: UnixNanos) {
+        let window = self.config.duplicate_window;
+        while let Some((ts, _)) = self.dedup_order.front() {
+            if now.saturating_sub(*ts) <= window {
+                break;
+            }
+            if let Some((_, id)) = self.dedup_order.pop_front() {
+                self.dedup.remove(&id);
+            }
+        }
+    }
+
+    /// Stores a published message after the subject transform, the expected-*, TTL and
+    /// rollup checks (Go: processJetStreamMsg). The caller acknowledges once the store
+    /// synced `seq`.
+    pub fn publish(
+        &mut self,
+        subj: &str,
+        hdr: &[u8],
+        payload: &[u8],
+        now: UnixNanos,
+    ) -> Result<Stored, ApiError> {
+        let transformed = self.transform.as_ref().and_then(|t| t.apply(subj));
+        let subj = transformed.as_deref().unwrap_or(subj);
+        self.process(subj, hdr, payload, now, false)
+    }
+
+    /// Stores a message a source brought in; `hdr` already carries its
+    /// [`SOURCE_HEADER`] and no `Nats-Expected-*` lines.
+    pub fn store_sourced(
+        &mut self,
+        subj: &str,
+        hdr: &[u8],
+        payload: &[u8],
+        now: UnixNanos,
+    ) -> Result<Stored, ApiError> {
+        self.process(subj, hdr, payload, now, true)
+    }
+
+    fn process(
+        &mut self,
+        subj: &str,
+        hdr: &[u8],
+        payload: &[u8],
+        now: UnixNanos,
+        sourced: bool,
+    ) -> Result<Stored, ApiError> {
+        if self.config.sealed {
+            return Err(err::sealed());
+        }
+        let h = Hdr::parse(hdr);
+        self.prune_dedup(now);
+        let msg_id = h.get("Nats-Msg-Id").filter(|s| !s.is_empty());
+        if let Some(id) = &msg_id {
+            if let Some((seq, _)) = self.dedup.get(id) {
+                return Ok(Stored {
+                    seq: *seq,
+                    duplicate: true,
+                    republish: None,
+                });
+            }
+        }
+        if let Some(s) = h.get("Nats-Expected-Stream") {
+            if s != self.config.name {
+                return Err(err::stream_not_match());
+            }
+        }
+        // Go: a TTL on a stream without allow_msg_ttl refuses the message, unless it was
+        // sourced (the origin accepted it).
+        let ttl = match h.get(ttl::HEADER) {
+            Some(v) => ttl::parse(&v)?,
+            None => None,
+        };
+        if ttl.is_some() && !sourced && !self.config.allow_msg_ttl {
+            return Err(err::msg_ttl_disabled());
+        }
+        let state = self.store.state();
+        if let Some(v) = h.get("Nats-Expected-Last-Sequence") {
+            let want: u64 = v.parse().map_err(|_| err::bad_request())?;
+            if want != state.last_seq {
+                return Err(err::wrong_last_sequence(state.last_seq));
+            }
+        }
+        if let Some(v) = h.get("Nats-Expected-Last-Subject-Sequence") {
+            let want: u64 = v.parse().map_err(|_| err::bad_request())?;
+            let last = self.store.load_last_msg(subj).map(|m| m.seq).unwrap_or(0);
+            if want != last {
+                return Err(err::wrong_last_sequence(last));
+            }
+        }
+        if let Some(v) = h.get("Nats-Expected-Last-Msg-Id") {
+            if v != self.last_msg_id {
+                return Err(err::wrong_last_msg_id(&self.last_msg_id));
+            }
+        }
+        let rollup = h.get("Nats-Rollup");
+        if let Some(r) = &rollup {
+            if !self.config.allow_rollup_hdrs {
+                return Err(err::rollup_failed("rollup not permitted"));
+            }
+            if r != "sub" && r != "all" {
+                return Err(err::rollup_failed(&format!("rollup value invalid: {r:?}")));
+            }
+        }
+        let prev = self.last_of_subject(subj);
+        let (seq, ts) = self
+            .store
+            .store_msg(subj, hdr, payload, now)
+            .map_err(|e| store_error(&e))?;
+        match rollup.as_deref() {
+            Some("sub") => {
+                let _ = self.store.purge_ex(subj, 1, 0);
+            }
+            Some("all") => {
+                let _ = self.store.compact(seq);
+            }
+            _ => {}
+        }
+        if let Some(id) = msg_id {
+            self.dedup.insert(id.clone(), (seq, now));
+            self.dedup_order.push_back((now, id.clone()));
+            self.last_msg_id = id;
+        }
+        let republish = self.after_store(seq, ts, subj, hdr, payload, ttl, prev);
+        Ok(Stored {
+            seq,
+            duplicate: false,
+            republish,
+        })
+    }
+
+    /// The last sequence stored on exactly `subj`, when republish needs it
+    /// (Go: `Nats-Last-Sequence`, for gap detection by lightweight clients).
+    fn last_of_subject(&self, subj: &str) -> u64 {
+        if self.republish.as_ref().is_none_or(|r| !r.matches(subj)) {
+            return 0;
+        }
+        self.store.load_last_msg(subj).map_or(0, |m| m.seq)
+    }
+
+    /// Stores a mirrored message under its origin sequence (Go: processInboundMirrorMsg).
+    /// Older sequences are ignored; a gap is skipped.
+    pub fn store_mirrored(
+        &mut self,
+        m: &StoredMsg,
+        subj: &str,
+    ) -> Result<Option<Delivery>, ApiError> {
+        if m.seq <= self.store.state().last_seq {
+            return Ok(None);
+        }
+        self.skip_to(m.seq, m.ts)?;
+        let ttl = ttl::from_headers(&m.headers).unwrap_or(None);
+        let prev = self.last_of_subject(subj);
+        let (seq, ts) = self
+            .store
+            .store_msg(subj, &m.headers, &m.payload, m.ts)
+            .map_err(|e| store_error(&e))?;
+        Ok(self.after_store(seq, ts, subj, &m.headers, &m.payload, ttl, prev))
+    }
+
+    /// Makes `seq` the next sequence the store assigns. An empty store moves its floor; one
+    /// holding messages gets placeholders it removes at once, stored with the limits lifted
+    /// so that they cannot push real messages out.
+    pub(crate) fn skip_to(&mut self, seq: u64, ts: UnixNanos) -> Result<(), ApiError> {
+        let state = self.store.state();
+        if seq <= state.last_seq + 1 {
+            return Ok(());
+        }
+        if state.msgs == 0 {
+            return self
+                .store
+                .compact(seq)
+                .map(|_| ())
+                .map_err(|e| store_error(&e));
+        }
+        let limits = store_config(&self.config);
+        self.store
+            .update_config(Default::default())
+            .map_err(|e| store_error(&e))?;
+        let mut r = Ok(());
+        for _ in state.last_seq + 1..seq {
+            match self.store.store_msg("_natsd.skip", &[], &[], ts) {
+                Ok((s, _)) => {
+                    let _ = self.store.remove_msg(s);
+                }
+                Err(e) => {
+                    r = Err(store_error(&e));
+                    break;
+                }
+            }
+        }
+        let restored = self
+            .store
+            .update_config(limits)
+            .map_err(|e| store_error(&e));
+        r.and(restored)
+    }
+
+    /// TTL bookkeeping and the republished copy of a message just stored.
+    #[allow(clippy::too_many_arguments)]
+    fn after_store(
+        &mut self,
+        seq: u64,
+        ts: UnixNanos,
+        subj: &str,
+        hdr: &[u8],
+        payload: &[u8],
+        ttl: Option<Ttl>,
+        prev: u64,
+    ) -> Option<Delivery> {
+        if let (true, Some(Ttl::Secs(s))) = (self.config.allow_msg_ttl, ttl) {
+            self.ttl.track(seq, ts, s);
+        }
+        let dest = self.republish.as_ref()?.apply(subj)?;
+        if !subject::is_valid_literal_subject(dest.as_bytes()) {
+            return None;
+        }
+        let headers_only = self
+            .config
+            .republish
+            .as_ref()
+            .is_some_and(|r| r.headers_only);
+        let mut h = if hdr.is_empty() {
+            "NATS/1.0\r\n".to_owned()
+        } else {
+            let s = String::from_utf8_lossy(hdr);
+            s.trim_end_matches("\r\n").to_owned() + "\r\n"
+        };
+        h.push_str(&format!(
+            "Nats-Stream: {}\r\nNats-Subject: {subj}\r\nNats-Sequence: {seq}\r\nNats-Time-Stamp: {}\r\nNats-Last-Sequence: {prev}\r\n",
+            self.config.name,
+            rfc3339(ts),
+        ));
+        if headers_only {
+            h.push_str(&format!("Nats-Msg-Size: {}\r\n", payload.len()));
+        }
+        h.push_str("\r\n");
+        Some(Delivery {
+            subject: dest,
+            reply: None,
+            headers: h.into_bytes(),
+            payload: if headers_only {
+                Vec::new()
+            } else {
+                payload.to_vec()
+            },
+            shown_subject: None,
+        })
+    }
+
+    /// Removes the messages whose `Nats-TTL` ran out by `now`; returns how many went.
+    pub fn expire_ttl(&mut self, now: UnixNanos) -> u64 {
+        let mut n = 0;
+        for seq in self.ttl.take_due(now) {
+            if let Ok(true) = self.store.remove_msg(seq) {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// When the next `Nats-TTL` runs out.
+    pub fn next_ttl(&self) -> Option<UnixNanos> {
+        self.ttl.next()
+    }
+
+    /// Applies an updated config (Go: stream.update; see [`check_update`]).
+    pub fn update(&mut self, c: StreamConfig) -> Result<(), ApiError> {
+        check_update(&self.config, &c)?;
+        self.store
+            .update_config(store_config(&c))
+            .map_err(|e| store_error(&e))?;
+        let ttl_on = c.allow_msg_ttl && !self.config.allow_msg_ttl;
+        self.config = c;
+        if ttl_on {
+            self.ttl = TtlIndex::rebuild(self.store.as_ref());
+        }
+        self.compile();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

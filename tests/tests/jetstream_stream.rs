@@ -1,0 +1,352 @@
+//! Stream features with async-nats' JetStream API: mirrors, sources and republish against
+//! natsd and nats-server; first sequence, metadata, subject transforms and per-message TTL
+//! against natsd only (nats-server 2.9.10 predates them: they are 2.10 and 2.11 features).
+
+// Integration-test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use async_nats::HeaderMap;
+use natsd_tests::{both, next_msg, within, within_for, ServerKind, TestServer};
+use serde_json::{json, Value};
+
+both!(
+    mirror_backfills_and_follows,
+    sources_merge_with_source_header,
+    republish_to_another_subject,
+    sourcing_config_errors,
+);
+
+/// A server with JetStream on, storing under its own temp dir.
+async fn js_server(kind: ServerKind) -> (TestServer, tempfile::TempDir) {
+    let sd = tempfile::tempdir().unwrap();
+    let path = sd.path().to_str().unwrap().to_owned();
+    let s = TestServer::start_with_args(kind, "", &["-js", "-sd", &path]).await;
+    (s, sd)
+}
+
+async fn api(c: &async_nats::Client, subject: &str, body: Value) -> Value {
+    let payload = if body.is_null() {
+        bytes::Bytes::new()
+    } else {
+        serde_json::to_vec(&body).unwrap().into()
+    };
+    let m = within("api request", c.request(subject.to_owned(), payload))
+        .await
+        .unwrap();
+    serde_json::from_slice(&m.payload).unwrap()
+}
+
+fn err_code(v: &Value) -> u64 {
+    v["error"]["err_code"].as_u64().unwrap_or(0)
+}
+
+/// Waits until stream `name` reports `state` (messages, last sequence): mirrors and sources
+/// copy asynchronously.
+async fn wait_state(js: &jetstream::Context, name: &str, want: (u64, u64)) -> stream::Info {
+    within_for(Duration::from_secs(10), "sourcing to catch up", async {
+        loop {
+            let mut st = js.get_stream(name).await.unwrap();
+            let info = st.info().await.unwrap().clone();
+            if (info.state.messages, info.state.last_sequence) == want {
+                return info;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+async fn memory_stream(js: &jetstream::Context, name: &str, subjects: &[&str]) {
+    js.create_stream(stream::Config {
+        name: name.into(),
+        subjects: subjects.iter().map(|s| (*s).to_owned()).collect(),
+        storage: stream::StorageType::Memory,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+}
+
+async fn publish(js: &jetstream::Context, subject: &str, payload: &str) -> u64 {
+    js.publish(subject.to_owned(), payload.to_owned().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+        .sequence
+}
+
+async fn mirror_backfills_and_follows(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let js = jetstream::new(s.client().await);
+    memory_stream(&js, "ORIGIN", &["o.>"]).await;
+    for i in 1..=3 {
+        publish(&js, &format!("o.{i}"), "x").await;
+    }
+    let origin = js.get_stream("ORIGIN").await.unwrap();
+    assert!(origin.delete_message(2).await.unwrap());
+    js.create_stream(stream::Config {
+        name: "M".into(),
+        storage: stream::StorageType::Memory,
+        mirror: Some(stream::Source {
+            name: "ORIGIN".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let info = wait_state(&js, "M", (2, 3)).await;
+    assert_eq!(info.mirror.as_ref().unwrap().name, "ORIGIN");
+    assert!(info.config.subjects.is_empty());
+    // Origin sequences are kept.
+    let m = js.get_stream("M").await.unwrap();
+    assert_eq!(m.get_raw_message(3).await.unwrap().subject.as_str(), "o.3");
+    assert!(m.get_raw_message(2).await.is_err());
+    publish(&js, "o.4", "y").await;
+    wait_state(&js, "M", (3, 4)).await;
+    let got = m.get_raw_message(4).await.unwrap();
+    assert_eq!(&got.payload[..], b"y");
+}
+
+async fn sources_merge_with_source_header(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let js = jetstream::new(s.client().await);
+    memory_stream(&js, "EU", &["eu.>"]).await;
+    memory_stream(&js, "US", &["us.>"]).await;
+    publish(&js, "eu.1", "e1").await;
+    publish(&js, "us.1", "u1").await;
+    js.create_stream(stream::Config {
+        name: "ALL".into(),
+        subjects: vec!["all".into()],
+        storage: stream::StorageType::Memory,
+        sources: Some(vec![
+            stream::Source {
+                name: "EU".into(),
+                ..Default::default()
+            },
+            stream::Source {
+                name: "US".into(),
+                ..Default::default()
+            },
+        ]),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    wait_state(&js, "ALL", (2, 2)).await;
+    publish(&js, "us.2", "u2").await;
+    publish(&js, "all", "direct").await;
+    let info = wait_state(&js, "ALL", (4, 4)).await;
+    let mut names: Vec<&str> = info.sources.iter().map(|s| s.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["EU", "US"]);
+    let all = js.get_stream("ALL").await.unwrap();
+    let mut sourced = 0;
+    for seq in 1..=4 {
+        let m = all.get_raw_message(seq).await.unwrap();
+        match m.headers.get("Nats-Stream-Source") {
+            Some(h) => {
+                // `<origin> <seq> …` (2.9 names the origin alone, 2.10 adds filters).
+                let origin = if m.subject.starts_with("eu.") {
+                    "EU"
+                } else {
+                    "US"
+                };
+                assert!(h.as_str().starts_with(origin), "{h:?}");
+                sourced += 1;
+            }
+            None => assert_eq!(m.subject.as_str(), "all"),
+        }
+    }
+    assert_eq!(sourced, 3);
+}
+
+async fn republish_to_another_subject(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let c = s.client().await;
+    let js = jetstream::new(c.clone());
+    let mut sub = c.subscribe("rp.>").await.unwrap();
+    natsd_tests::flush(&c).await;
+    js.create_stream(stream::Config {
+        name: "R".into(),
+        subjects: vec!["r.>".into()],
+        storage: stream::StorageType::Memory,
+        republish: Some(stream::Republish {
+            source: "r.>".into(),
+            destination: "rp.>".into(),
+            headers_only: false,
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut h = HeaderMap::new();
+    h.insert("X-Mine", "1");
+    js.publish_with_headers("r.a", h, "body".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    publish(&js, "r.a", "again").await;
+    let m = next_msg(&mut sub).await;
+    assert_eq!(m.subject.as_str(), "rp.a");
+    assert_eq!(&m.payload[..], b"body");
+    let h = m.headers.unwrap();
+    assert_eq!(h.get("Nats-Stream").unwrap().as_str(), "R");
+    assert_eq!(h.get("Nats-Subject").unwrap().as_str(), "r.a");
+    assert_eq!(h.get("Nats-Sequence").unwrap().as_str(), "1");
+    assert_eq!(h.get("Nats-Last-Sequence").unwrap().as_str(), "0");
+    assert_eq!(h.get("X-Mine").unwrap().as_str(), "1");
+    let m = next_msg(&mut sub).await;
+    let h = m.headers.unwrap();
+    assert_eq!(h.get("Nats-Sequence").unwrap().as_str(), "2");
+    assert_eq!(h.get("Nats-Last-Sequence").unwrap().as_str(), "1");
+
+    js.create_stream(stream::Config {
+        name: "H".into(),
+        subjects: vec!["h".into()],
+        storage: stream::StorageType::Memory,
+        republish: Some(stream::Republish {
+            source: "h".into(),
+            destination: "rp.h".into(),
+            headers_only: true,
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    publish(&js, "h", "12345").await;
+    let m = next_msg(&mut sub).await;
+    assert_eq!(m.subject.as_str(), "rp.h");
+    assert!(m.payload.is_empty());
+    assert_eq!(
+        m.headers.unwrap().get("Nats-Msg-Size").unwrap().as_str(),
+        "5"
+    );
+}
+
+async fn sourcing_config_errors(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let c = s.client().await;
+    let v = api(
+        &c,
+        "$JS.API.STREAM.CREATE.M",
+        json!({"name": "M", "subjects": ["m"], "mirror": {"name": "O"}}),
+    )
+    .await;
+    assert_eq!(err_code(&v), 10034, "{v}");
+    let v = api(
+        &c,
+        "$JS.API.STREAM.CREATE.M",
+        json!({"name": "M", "mirror": {"name": "O"}, "sources": [{"name": "P"}]}),
+    )
+    .await;
+    assert_eq!(err_code(&v), 10031, "{v}");
+    let v = api(
+        &c,
+        "$JS.API.STREAM.CREATE.C",
+        json!({"name": "C", "subjects": ["c.>"], "republish": {"src": ">", "dest": "c.x"}}),
+    )
+    .await;
+    assert_eq!(err_code(&v), 10052, "{v}");
+    assert_eq!(
+        v["error"]["description"],
+        "stream configuration for republish destination forms a cycle"
+    );
+}
+
+// The natsd-only scenarios use the raw API: the workspace builds async-nats without its
+// `server_2_10`/`server_2_11` features, which carry these config fields.
+
+/// natsd only: `first_seq` and `metadata` came with nats-server 2.10.
+#[tokio::test]
+async fn first_seq_and_metadata_natsd() {
+    natsd_tests::run_scenario(ServerKind::Natsd, |kind| async move {
+        let (s, _sd) = js_server(kind).await;
+        let c = s.client().await;
+        let js = jetstream::new(c.clone());
+        let v = api(
+            &c,
+            "$JS.API.STREAM.CREATE.F",
+            json!({"name": "F", "subjects": ["f"], "first_seq": 100,
+                   "metadata": {"team": "core"}, "description": "numbers"}),
+        )
+        .await;
+        assert_eq!(v["config"]["first_seq"], 100, "{v}");
+        assert_eq!(publish(&js, "f", "a").await, 100);
+        let v = api(&c, "$JS.API.STREAM.INFO.F", Value::Null).await;
+        assert_eq!(v["config"]["metadata"], json!({"team": "core"}));
+        assert_eq!(v["config"]["description"], "numbers");
+        assert_eq!(v["state"]["first_seq"], 100);
+    })
+    .await;
+}
+
+/// natsd only: stream subject transforms came with nats-server 2.10.
+#[tokio::test]
+async fn subject_transform_natsd() {
+    natsd_tests::run_scenario(ServerKind::Natsd, |kind| async move {
+        let (s, _sd) = js_server(kind).await;
+        let c = s.client().await;
+        let js = jetstream::new(c.clone());
+        let v = api(
+            &c,
+            "$JS.API.STREAM.CREATE.T",
+            json!({"name": "T", "subjects": ["in.>"],
+                   "subject_transform": {"src": "in.*.>", "dest": "out.{{wildcard(1)}}.>"}}),
+        )
+        .await;
+        assert_eq!(err_code(&v), 0, "{v}");
+        publish(&js, "in.eu.orders", "x").await;
+        let st = js.get_stream("T").await.unwrap();
+        let m = st.get_raw_message(1).await.unwrap();
+        assert_eq!(m.subject.as_str(), "out.eu.orders");
+    })
+    .await;
+}
+
+/// natsd only: per-message TTL came with nats-server 2.11.
+#[tokio::test]
+async fn message_ttl_natsd() {
+    natsd_tests::run_scenario(ServerKind::Natsd, |kind| async move {
+        let (s, _sd) = js_server(kind).await;
+        let c = s.client().await;
+        let js = jetstream::new(c.clone());
+        memory_stream(&js, "NOTTL", &["n"]).await;
+        let mut h = HeaderMap::new();
+        h.insert("Nats-TTL", "1s");
+        let m = within("pub", c.request_with_headers("n", h.clone(), "x".into()))
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_slice(&m.payload).unwrap();
+        assert_eq!(err_code(&v), 10166, "{v}");
+        let v = api(
+            &c,
+            "$JS.API.STREAM.CREATE.TTL",
+            json!({"name": "TTL", "subjects": ["t"], "allow_msg_ttl": true}),
+        )
+        .await;
+        assert_eq!(v["config"]["allow_msg_ttl"], true, "{v}");
+        js.publish_with_headers("t", h, "short".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        publish(&js, "t", "kept").await;
+        // The TTL'd message goes after a second; the other stays.
+        let info = wait_state(&js, "TTL", (1, 2)).await;
+        assert_eq!(info.state.first_sequence, 2);
+        let mut bad = HeaderMap::new();
+        bad.insert("Nats-TTL", "soon");
+        let m = within("pub", c.request_with_headers("t", bad, "x".into()))
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_slice(&m.payload).unwrap();
+        assert_eq!(err_code(&v), 10165, "{v}");
+    })
+    .await;
+}
