@@ -842,20 +842,3 @@ fn overlap_ref_agrees_with_brute_force() {
         }
     }
 }
-
-/// Memory per subscription is a benchmark target: a trie node with one subscription of a
-/// pointer-sized value is stored in 32 bytes (plus its token key of 24) with no allocation.
-#[test]
-fn node_stays_small() {
-    assert!(size_of::<node::Node<usize>>() <= 32);
-    let sl: Sublist<usize> = Sublist::without_cache();
-    sl.insert(b"a.b", None, 1).unwrap();
-    sl.insert(b"a.b", Some(b"q"), 2).unwrap();
-    sl.insert(b"a.b", None, 3).unwrap();
-    assert_eq!(sl.matches(b"a.b").psubs, [1, 3]);
-    sl.remove(b"a.b", None, &1).unwrap();
-    sl.remove(b"a.b", Some(b"q"), &2).unwrap();
-    assert_eq!(sl.node_count(), 2);
-    sl.remove(b"a.b", None, &3).unwrap();
-    assert_eq!(sl.node_count(), 0);
-}
