@@ -90,6 +90,28 @@ fn bench(c: &mut Criterion) {
         });
     });
     g.finish();
+
+    // Building and tearing down the trie of the `natsd bench subs` scenario: one subscription
+    // per distinct subject under a common prefix (the level with 10k children is a hash map,
+    // every leaf holds its one subscription inline).
+    let mut g = c.benchmark_group("sublist_build");
+    g.throughput(Throughput::Elements(SUBJECTS as u64));
+    let distinct: Vec<Vec<u8>> = (0..SUBJECTS)
+        .map(|i| format!("bench.subs.{i}").into_bytes())
+        .collect();
+    g.bench_function("insert_remove_10k_distinct", |b| {
+        b.iter(|| {
+            let s: Sublist<u64> = Sublist::without_cache();
+            for (i, subject) in distinct.iter().enumerate() {
+                s.insert(subject, None, i as u64).expect("valid");
+            }
+            for (i, subject) in distinct.iter().enumerate() {
+                s.remove(subject, None, &(i as u64)).expect("present");
+            }
+            black_box(s.node_count())
+        });
+    });
+    g.finish();
 }
 
 criterion_group!(benches, bench);

@@ -35,6 +35,9 @@ use crate::proto::headers::no_responders_block;
 use crate::rng::SplitMix64;
 use crate::sublist::SublistResult;
 
+mod sids;
+use sids::SidMap;
+
 /// Forwarding through imports stops at this depth (cycles are rejected at config time; this is
 /// the runtime backstop).
 const MAX_IMPORT_DEPTH: u8 = 8;
@@ -84,7 +87,7 @@ pub struct ClientShared {
     headers: AtomicBool,
     perms: OnceLock<Arc<PermissionChecker>>,
     responses: OnceLock<Mutex<ResponseTracker>>,
-    subs: Mutex<HashMap<Bytes, SubRef>>,
+    subs: Mutex<SidMap>,
     /// Message and byte counters.
     pub stats: ClientStats,
     /// Set when this connection's outbound queue hit `max_pending`.
@@ -109,7 +112,7 @@ impl ClientShared {
             headers: AtomicBool::new(false),
             perms: OnceLock::new(),
             responses: OnceLock::new(),
-            subs: Mutex::new(HashMap::new()),
+            subs: Mutex::new(SidMap::default()),
             stats: ClientStats::default(),
             slow_consumer: AtomicBool::new(false),
             flush_pending: AtomicBool::new(false),
@@ -186,12 +189,10 @@ impl ClientShared {
     /// The connection's subscriptions (subject, queue, sid), sorted by sid.
     pub fn subscriptions(&self) -> Vec<(Bytes, Option<Bytes>, Bytes)> {
         let subs = lock(&self.subs);
-        let mut v: Vec<_> = subs
-            .iter()
+        subs.sorted()
+            .into_iter()
             .map(|(sid, s)| (s.0.subject.clone(), s.0.queue.clone(), sid.clone()))
-            .collect();
-        v.sort_by(|a, b| a.2.cmp(&b.2));
-        v
+            .collect()
     }
 
     fn deliver(&self, sid: &[u8], m: &Message<'_>) -> bool {
@@ -282,15 +283,16 @@ pub enum SubTarget {
     StreamImport {
         /// The importing account.
         into: Weak<Account>,
-        /// Subject rename on the way in.
-        rename: Rename,
+        /// Subject rename on the way in (boxed, as in `ServiceImport`).
+        rename: Box<Rename>,
     },
     /// A service import: republish the request into the exporting account.
     ServiceImport {
         /// The exporting account.
         exporter: Weak<Account>,
-        /// From the importer's subject to the exporter's.
-        rename: Rename,
+        /// From the importer's subject to the exporter's (boxed: a rare variant should not
+        /// size every subscription).
+        rename: Box<Rename>,
         /// How many responses to carry back.
         response_type: ResponseType,
         /// How long stream/chunked response mappings live.
@@ -535,21 +537,23 @@ pub fn subscribe(
         .perms
         .get()
         .is_some_and(|p| p.needs_delivery_check(&subject, queue.as_deref()));
+    // Moved, not cloned: a clone of a freshly parsed `Bytes` allocates a shared header, and
+    // every byte per subscription counts at 100k subscriptions.
     let sub = SubRef(Arc::new(Subscription::new(
-        subject.clone(),
-        queue.clone(),
+        subject,
+        queue,
         SubTarget::Client {
             client: Arc::clone(client),
-            sid: sid.clone(),
+            sid,
             check_deny,
         },
     )));
     account
         .sublist
-        .insert(&subject, queue.as_deref(), sub.clone())
+        .insert(&sub.0.subject, sub.0.queue.as_deref(), sub.clone())
         .map_err(|_| SubscribeError::InvalidSubject)?;
     client.interest_changed(account, &sub.0, true);
-    subs.insert(sid, sub);
+    subs.insert(sub);
     Ok(())
 }
 
@@ -580,7 +584,7 @@ pub fn unsubscribe(account: &Account, client: &ClientShared, sid: &[u8], max: Op
 /// Removes every subscription of a closing connection.
 pub fn remove_all(account: &Account, client: &ClientShared) {
     let mut subs = lock(&client.subs);
-    for (_, sub) in subs.drain() {
+    for sub in subs.drain() {
         if sub.0.mark_removed() {
             let _ = account
                 .sublist

@@ -76,7 +76,7 @@ impl Account {
             None,
             SubTarget::StreamImport {
                 into: Arc::downgrade(into),
-                rename,
+                rename: Box::new(rename),
             },
         );
         from.sublist
@@ -100,7 +100,7 @@ impl Account {
             None,
             SubTarget::ServiceImport {
                 exporter: Arc::downgrade(from),
-                rename,
+                rename: Box::new(rename),
                 response_type,
                 threshold,
             },
