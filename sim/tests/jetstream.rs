@@ -603,7 +603,9 @@ fn a_seed_replays_exactly() {
         let h1 = run(seed, Mode::Crash, &mut t1)?;
         let h2 = run(seed, Mode::Crash, &mut t2)?;
         if h1 != h2 || t1.acked != t2.acked || t1.disk_deaths != t2.disk_deaths {
-            return Err(format!("two runs differ: {h1:016x} {t1:?} / {h2:016x} {t2:?}"));
+            return Err(format!(
+                "two runs differ: {h1:016x} {t1:?} / {h2:016x} {t2:?}"
+            ));
         }
         Ok(())
     });

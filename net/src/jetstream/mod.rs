@@ -146,8 +146,8 @@ fn js_accounts(opts: &Options, cfg: &JetStreamConfig) -> Vec<(String, AccountLim
         .filter(|a| {
             Some(a.name.as_str()) != sys && a.name != natsd_core::options::DEFAULT_SYSTEM_ACCOUNT
         })
-        // TODO(account-jetstream): keep only accounts whose `AccountConfig.jetstream` is set,
-        // with their own limits, once core's options carry that field.
+        // SWITCH(account-jetstream): the one line to change once core's `AccountConfig` has
+        // its `jetstream` field: keep only the accounts that set it, with their own limits.
         .map(|a| (a.name.clone(), server_limits))
         .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
