@@ -27,6 +27,7 @@ mod tls;
 pub mod transport;
 mod writer;
 
+pub use jetstream::{StoreFactoryFn, StreamDamage};
 pub use natsd_core::options::Options;
 pub use server::{
     os_seed, ClientEntry, ClosedClient, Server, ServerError, NATSD_VERSION, NATS_COMPAT_VERSION,

@@ -686,7 +686,7 @@ impl<T: Transport> Server<T> {
         }
         *lock(&self.client_addr) = Some(bound);
         // Before the first client can connect: `$JS.API` must answer from the start.
-        crate::jetstream::start(&self.shared).map_err(ServerError::Config)?;
+        crate::jetstream::start(&self.shared, T::INLINE_WORKERS).map_err(ServerError::Config)?;
         tracing::info!("Listening for client connections on {bound}");
         if self.shared.tls().is_some() {
             tracing::info!("TLS required for client connections");
@@ -929,6 +929,76 @@ impl<T: Transport> Server<T> {
     /// `/jsz`: JetStream usage (`disabled` when JetStream is off).
     pub fn jsz(&self) -> Jsz {
         self.shared.jsz()
+    }
+
+    /// Turns JetStream on with `cfg` (Go: `EnableJetStream`): every JetStream account gets its
+    /// API, and streams kept in the store are recovered. Fails when it is already on.
+    pub fn enable_jetstream(
+        &self,
+        cfg: natsd_core::options::JetStreamConfig,
+    ) -> Result<(), ServerError> {
+        if self.jetstream_enabled() {
+            return Err(ServerError::Config("jetstream already enabled".to_owned()));
+        }
+        self.set_jetstream_option(Some(cfg))?;
+        let r = crate::jetstream::start(&self.shared, T::INLINE_WORKERS);
+        if r.is_err() {
+            self.set_jetstream_option(None)?;
+        }
+        r.map_err(ServerError::Config)
+    }
+
+    /// Turns JetStream off (Go: `DisableJetStream`): what was queued is committed, then the
+    /// API stops answering (requests get no responders). The stores stay on disk.
+    pub fn disable_jetstream(&self) -> Result<(), ServerError> {
+        crate::jetstream::stop(&self.shared);
+        self.set_jetstream_option(None)
+    }
+
+    /// Is JetStream on?
+    pub fn jetstream_enabled(&self) -> bool {
+        self.shared.js.enabled.load(Ordering::Acquire)
+    }
+
+    /// Puts JetStream's stores on the factories `f` makes (one per account, by name) from the
+    /// next time JetStream starts: the simulation's fault-injecting disks, for instance.
+    pub fn set_store_factory(&self, f: crate::jetstream::StoreFactoryFn) {
+        self.shared.js.set_factory(f);
+    }
+
+    /// Damage found in the stores when JetStream last started them (never silent: a damaged
+    /// record is skipped, not served).
+    pub fn jetstream_damage(&self) -> Vec<crate::jetstream::StreamDamage> {
+        self.shared.js.damage()
+    }
+
+    /// Records the JetStream config in the options (for INFO and monitoring).
+    fn set_jetstream_option(
+        &self,
+        cfg: Option<natsd_core::options::JetStreamConfig>,
+    ) -> Result<(), ServerError> {
+        let mut opts = (*self.shared.opts()).clone();
+        opts.jetstream = cfg;
+        let port = self
+            .client_addr()
+            .map_or(opts.port.unwrap_or(0), |a| a.port());
+        let mut cc = client_config(
+            &opts,
+            &self.shared.server_id,
+            &self.shared.server_name,
+            port,
+        )?;
+        // Keep what the cluster added to INFO.
+        let old = self.shared.client_config();
+        cc.info.connect_urls.clone_from(&old.info.connect_urls);
+        cc.info.cluster.clone_from(&old.info.cluster);
+        *self.shared.opts.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(opts);
+        *self
+            .shared
+            .client_cfg
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(cc);
+        Ok(())
     }
 
     /// `/healthz`.

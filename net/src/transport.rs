@@ -29,6 +29,11 @@ pub trait Transport: Send + Sync + 'static {
     fn connect(addr: SocketAddr) -> impl Future<Output = io::Result<Self::Stream>> + Send;
     /// Wall-clock time (the sim's is simulated).
     fn wall_clock() -> SystemTime;
+
+    /// Run the server's blocking workers (JetStream's) as tasks on the caller's runtime
+    /// instead of their own threads. The simulation needs this: a thread would run outside
+    /// turmoil's schedule and survive a host crash.
+    const INLINE_WORKERS: bool = false;
 }
 
 /// The production transport: `tokio::net`.

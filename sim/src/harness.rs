@@ -21,13 +21,15 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use natsd::Options;
 use natsd_core::rng::SplitMix64;
 
 use crate::client::{Client, ClientError, ClientOpts};
-use crate::faults::{self, FaultConfig, FaultPlan};
+use crate::faults::{self, FaultAction, FaultConfig, FaultPlan};
 use crate::seeds::Seeds;
 use crate::trace::{hash_events, Event, Trace};
 use crate::transport::{fixed_epoch, Turmoil};
@@ -40,6 +42,8 @@ pub const SERVER_PORT: u16 = 4222;
 
 type ClientFuture = Pin<Box<dyn Future<Output = Result<(), String>>>>;
 type ClientFn = Box<dyn FnOnce(ClientCtx) -> ClientFuture>;
+/// Prepares a server host's `Server` before it starts, at every boot.
+type ServerSetup = Rc<dyn Fn(&Arc<natsd::Server<Turmoil>>)>;
 
 /// What a client host's code gets: its name, its own seeded rng, the trace, and the phases.
 #[derive(Debug, Clone)]
@@ -177,7 +181,10 @@ pub struct Scenario {
     seed: u64,
     servers: Vec<(String, Options)>,
     clients: Vec<(String, ClientFn)>,
+    setups: Vec<(String, ServerSetup)>,
     faults: FaultConfig,
+    /// Faults at fixed times, on top of the drawn plan.
+    extra_faults: Vec<(Duration, FaultAction)>,
     duration: Duration,
     tick: Duration,
     tcp_capacity: usize,
@@ -205,7 +212,9 @@ impl Scenario {
             seed,
             servers: Vec::new(),
             clients: Vec::new(),
+            setups: Vec::new(),
             faults: FaultConfig::NONE,
+            extra_faults: Vec::new(),
             duration: Duration::from_secs(60),
             tick: Duration::from_millis(1),
             tcp_capacity: 4096,
@@ -242,6 +251,24 @@ impl Scenario {
     {
         self.clients
             .push((host.to_owned(), Box::new(move |ctx| Box::pin(f(ctx)))));
+        self
+    }
+
+    /// Calls `f` with server host `host`'s server every time the host boots (first start and
+    /// every restart after a crash), before the server starts: to inject a store factory, or
+    /// to keep a `Weak` handle to it.
+    pub fn server_setup<F>(mut self, host: &str, f: F) -> Self
+    where
+        F: Fn(&Arc<natsd::Server<Turmoil>>) + 'static,
+    {
+        self.setups.push((host.to_owned(), Rc::new(f)));
+        self
+    }
+
+    /// Adds one fault at a fixed sim time, on top of the drawn schedule (a test that draws
+    /// its own crash points from its seed, say).
+    pub fn fault_at(mut self, at: Duration, action: FaultAction) -> Self {
+        self.extra_faults.push((at, action));
         self
     }
 
@@ -289,13 +316,17 @@ impl Scenario {
         let host_seeds: Vec<u64> = self.servers.iter().map(|_| seeds.next_seed()).collect();
         let server_names: Vec<String> = self.servers.iter().map(|(n, _)| n.clone()).collect();
         let client_names: Vec<String> = self.clients.iter().map(|(n, _)| n.clone()).collect();
-        let plan = FaultPlan::generate(
+        let mut plan = FaultPlan::generate(
             &self.faults,
             &mut seeds.fork(),
             &server_names,
             &client_names,
             self.max_latency,
         );
+        if !self.extra_faults.is_empty() {
+            plan.actions.extend(self.extra_faults.iter().cloned());
+            plan.actions.sort_by_key(|(t, _)| *t);
+        }
         (seeds, plan, turmoil_seed, host_seeds)
     }
 
@@ -319,12 +350,22 @@ impl Scenario {
         let server_names: Vec<String> = self.servers.iter().map(|(n, _)| n.clone()).collect();
         let mut all_hosts = server_names.clone();
         for ((name, opts), host_seed) in self.servers.into_iter().zip(host_seeds) {
+            let setups: Vec<ServerSetup> = self
+                .setups
+                .iter()
+                .filter(|(h, _)| *h == name)
+                .map(|(_, f)| Rc::clone(f))
+                .collect();
             // Drawn outside the closure: a bounced host restarts with the same seed.
             sim.host(name.as_str(), move || {
                 let mut opts = opts.clone();
                 resolve_route_hosts(&mut opts);
+                let setups = setups.clone();
                 async move {
-                    let server = natsd::Server::<Turmoil>::with_seed(opts, host_seed)?;
+                    let server = Arc::new(natsd::Server::<Turmoil>::with_seed(opts, host_seed)?);
+                    for f in &setups {
+                        f(&server);
+                    }
                     server.start().await?;
                     std::future::pending::<()>().await;
                     Ok(())

@@ -23,6 +23,8 @@ impl Transport for Turmoil {
     type Listener = turmoil::net::TcpListener;
     type Stream = turmoil::net::TcpStream;
 
+    const INLINE_WORKERS: bool = true;
+
     async fn bind(addr: SocketAddr) -> io::Result<Self::Listener> {
         turmoil::net::TcpListener::bind(addr).await
     }

@@ -4,6 +4,7 @@
 //! Every wait has a deadline in sim time: turmoil's TCP never retransmits across a partition,
 //! so a dead link looks like silence, and only deadlines turn silence into a reconnect.
 
+pub mod js;
 pub mod proto;
 
 use std::collections::VecDeque;

@@ -1,0 +1,327 @@
+//! The worker that owns every account's [`JetStream`]: handles queued input, runs group
+//! commit across all accounts, emits the results into each account.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use natsd_core::account::Account;
+use natsd_core::jetstream::consumer::Delivery;
+use natsd_core::jetstream::service::JetStream;
+use natsd_core::jetstream::store::SyncPolicy;
+use natsd_core::rng::SplitMix64;
+use natsd_core::router::{self, InternalSink, Message, Publisher};
+use tokio::sync::mpsc::Receiver;
+
+use super::{subscribe, Input, JsStats};
+use crate::server::{lock, unix_nanos, Shared};
+
+/// Most messages handled before one group commit.
+const BATCH: usize = 4096;
+/// Longest the worker sleeps without looking at its timers.
+const MAX_WAIT: Duration = Duration::from_millis(250);
+
+/// One account's JetStream and what the worker tracks for it.
+pub(super) struct AccountJs {
+    name: String,
+    acc: Arc<Account>,
+    sink: Arc<dyn InternalSink>,
+    js: JetStream,
+    /// Stream subjects subscribed to in the account.
+    subjects: Vec<String>,
+    /// A push consumer waits for its subscriber.
+    waiting_push: bool,
+    /// An API call may have changed the streams: resubscribe.
+    changed: bool,
+}
+
+impl AccountJs {
+    pub(super) fn new(
+        name: String,
+        acc: Arc<Account>,
+        sink: Arc<dyn InternalSink>,
+        js: JetStream,
+    ) -> Self {
+        Self {
+            name,
+            acc,
+            sink,
+            js,
+            subjects: Vec::new(),
+            waiting_push: false,
+            changed: true,
+        }
+    }
+}
+
+pub(super) struct Worker {
+    srv: Arc<Shared>,
+    /// By account name: a deterministic order for commits and emission.
+    accounts: BTreeMap<String, AccountJs>,
+    rx: Receiver<Input>,
+    stopping: Arc<AtomicBool>,
+    rng: SplitMix64,
+    sync: SyncPolicy,
+    next_sync: SystemTime,
+}
+
+impl Worker {
+    pub(super) fn new(
+        srv: Arc<Shared>,
+        accounts: Vec<AccountJs>,
+        rx: Receiver<Input>,
+        stopping: Arc<AtomicBool>,
+        sync: SyncPolicy,
+    ) -> Self {
+        let now = srv.wall_clock();
+        let seed = srv.next_seed();
+        Self {
+            srv,
+            accounts: accounts.into_iter().map(|a| (a.name.clone(), a)).collect(),
+            rx,
+            stopping,
+            rng: SplitMix64::new(seed),
+            sync,
+            next_sync: now,
+        }
+    }
+
+    fn now(&self) -> u64 {
+        unix_nanos(self.srv.wall_clock())
+    }
+
+    /// How long to wait for input before the timers need a look.
+    fn wait(&self) -> Duration {
+        let now = self.now();
+        let mut wait = MAX_WAIT;
+        for a in self.accounts.values() {
+            if let Some(d) = a.js.next_deadline() {
+                wait = wait.min(Duration::from_nanos(d.saturating_sub(now)));
+            }
+            // A push consumer waiting for its subscriber: look again soon.
+            if a.waiting_push {
+                wait = wait.min(Duration::from_millis(2));
+            }
+        }
+        wait.max(Duration::from_millis(1))
+    }
+
+    pub(super) async fn run(mut self) {
+        for a in self.accounts.values_mut() {
+            reconcile(&self.srv, a);
+        }
+        self.refresh_stats();
+        loop {
+            let (first, closed) = match tokio::time::timeout(self.wait(), self.rx.recv()).await {
+                Ok(Some(i)) => (Some(i), false),
+                Ok(None) => (None, true),
+                Err(_) => (None, false),
+            };
+            let mut out: Vec<(String, Delivery)> = Vec::new();
+            let mut stop = closed || self.stopping.load(Ordering::Acquire);
+            if let Some(first) = first {
+                stop |= !self.handle(first, &mut out);
+                // Group commit: take whatever else is already queued before one sync.
+                for _ in 0..BATCH {
+                    if stop {
+                        break;
+                    }
+                    match self.rx.try_recv() {
+                        Ok(i) => stop |= !self.handle(i, &mut out),
+                        Err(_) => break,
+                    }
+                }
+            }
+            let now = self.now();
+            let full_sync = self.sync_due(stop);
+            for a in self.accounts.values_mut() {
+                let d = if full_sync {
+                    a.js.commit(now)
+                } else {
+                    a.js.commit_unsynced(now)
+                };
+                tag(&mut out, &a.name, d);
+                tag(&mut out, &a.name, a.js.tick(now));
+                let pushes = watch_push_interest(a, now);
+                tag(&mut out, &a.name, pushes);
+                // Subscribe to new stream subjects before the create reply goes out, so a
+                // publish right after it is captured.
+                if std::mem::take(&mut a.changed) && !stop {
+                    reconcile(&self.srv, a);
+                }
+            }
+            self.emit(&out);
+            if stop {
+                return;
+            }
+            self.refresh_stats();
+        }
+    }
+
+    /// Is a real sync due? Always with the default policy; every interval (and at stop)
+    /// with nats-server's `sync_interval` mode, where acks go out before the sync.
+    fn sync_due(&mut self, stop: bool) -> bool {
+        let SyncPolicy::Interval(d) = self.sync else {
+            return true;
+        };
+        let wall = self.srv.wall_clock();
+        if !stop && wall < self.next_sync {
+            return false;
+        }
+        self.next_sync = wall + d;
+        true
+    }
+
+    /// Handles one input; false to stop.
+    fn handle(&mut self, i: Input, out: &mut Vec<(String, Delivery)>) -> bool {
+        let Input::Msg {
+            account,
+            subject,
+            reply,
+            headers,
+            payload,
+        } = i
+        else {
+            return false;
+        };
+        let now = self.now();
+        let Some(a) = self.accounts.get_mut(&*account) else {
+            return true;
+        };
+        let r =
+            a.js.publish_or_api(&subject, reply.as_deref(), &headers, &payload, now);
+        a.changed |= r.1;
+        tag(out, &a.name, r.0);
+        true
+    }
+
+    fn emit(&mut self, out: &[(String, Delivery)]) {
+        if out.is_empty() {
+            return;
+        }
+        let mut pending = router::PendingFlush::default();
+        let mut p = Publisher {
+            client: None,
+            rng: &mut self.rng,
+            now: crate::transport::now(),
+            pending: &mut pending,
+            cache: None,
+        };
+        for (account, d) in out {
+            let Some(a) = self.accounts.get(account) else {
+                continue;
+            };
+            let payload = Bytes::copy_from_slice(&d.payload);
+            let m = Message {
+                subject: d.shown_subject.as_deref().unwrap_or(&d.subject).as_bytes(),
+                reply: d.reply.as_deref().map(str::as_bytes),
+                headers: (!d.headers.is_empty()).then_some(d.headers.as_slice()),
+                payload: &payload,
+                shared: Some(&payload),
+            };
+            if d.shown_subject.is_some() {
+                router::deliver_as(&a.acc, &mut p, d.subject.as_bytes(), &m);
+            } else {
+                router::publish(&a.acc, &mut p, &m);
+            }
+        }
+        pending.flush();
+    }
+
+    fn refresh_stats(&self) {
+        let mut st = JsStats::default();
+        for a in self.accounts.values() {
+            let (memory, storage) = a.js.usage();
+            let (api_total, api_errors) = a.js.api_stats();
+            st.streams += a.js.num_streams();
+            st.consumers += a.js.num_consumers();
+            st.memory += memory;
+            st.storage += storage;
+            st.messages += a.js.total_messages();
+            st.api_total += api_total;
+            st.api_errors += api_errors;
+        }
+        *lock(&self.srv.js.stats) = st;
+    }
+}
+
+fn tag(out: &mut Vec<(String, Delivery)>, account: &str, ds: Vec<Delivery>) {
+    out.extend(ds.into_iter().map(|d| (account.to_owned(), d)));
+}
+
+/// Routes one message to the API, the ack handler or the streams.
+trait Dispatch {
+    /// The deliveries, and whether the streams may have changed.
+    fn publish_or_api(
+        &mut self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: &[u8],
+        payload: &[u8],
+        now: u64,
+    ) -> (Vec<Delivery>, bool);
+}
+
+impl Dispatch for JetStream {
+    fn publish_or_api(
+        &mut self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: &[u8],
+        payload: &[u8],
+        now: u64,
+    ) -> (Vec<Delivery>, bool) {
+        if subject.starts_with("$JS.API.") {
+            (self.api(subject, reply, payload, now), true)
+        } else if subject.starts_with("$JS.ACK.") {
+            (self.ack(subject, reply, payload, now), false)
+        } else {
+            (self.publish(subject, reply, headers, payload, now), false)
+        }
+    }
+}
+
+/// Push consumers deliver while their deliver subject has a subscriber (Go: the consumer
+/// tracks interest on `dsubj`).
+fn watch_push_interest(a: &mut AccountJs, now: u64) -> Vec<Delivery> {
+    let mut out = Vec::new();
+    let mut waiting = false;
+    for (stream, consumer, subject, active) in a.js.push_consumers() {
+        let interest = a.acc.sublist.has_interest(subject.as_bytes());
+        if interest != active {
+            out.extend(a.js.set_push_active(&stream, &consumer, interest, now));
+        }
+        waiting |= !interest;
+    }
+    a.waiting_push = waiting;
+    out
+}
+
+/// Subscribes to new stream subjects of the account and drops the ones no stream captures.
+fn reconcile(srv: &Shared, a: &mut AccountJs) {
+    let want = a.js.subjects();
+    if want == a.subjects {
+        return;
+    }
+    let mut subs = lock(&srv.js.subs);
+    subs.retain(|(acc, sub)| {
+        if !Arc::ptr_eq(acc, &a.acc) {
+            return true;
+        }
+        let s = String::from_utf8_lossy(&sub.0.subject);
+        let keep = s.starts_with("$JS.") || want.iter().any(|w| *w == s);
+        if !keep {
+            let _ = acc.sublist.remove(&sub.0.subject, None, sub);
+        }
+        keep
+    });
+    drop(subs);
+    for s in &want {
+        if !a.subjects.contains(s) {
+            subscribe(srv, &a.acc, &a.sink, s);
+        }
+    }
+    a.subjects = want;
+}
