@@ -14,7 +14,7 @@ mod worker;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
 use natsd_core::account::Account;
@@ -22,14 +22,17 @@ use natsd_core::jetstream::factory::{DiskFactory, StoreFactory};
 use natsd_core::jetstream::service::{JetStream, JsSettings};
 use natsd_core::jetstream::store::SyncPolicy;
 use natsd_core::options::{JetStreamConfig, Options, GLOBAL_ACCOUNT};
-use natsd_core::router::{InternalSink, Message, SubRef, SubTarget, Subscription};
+use natsd_core::rng::SplitMix64;
+use natsd_core::router::{
+    self, InternalSink, Message, PendingFlush, Publisher, SubRef, SubTarget, Subscription,
+};
 use tokio::sync::mpsc::{self, error::TrySendError, Sender};
 
 use crate::server::{lock, Shared};
 use fsdisk::FsDisk;
 pub use observe::StreamDamage;
 
-/// Messages waiting for the worker; more are dropped (the requester times out and retries).
+/// Messages waiting for the worker; past this, requests are answered 503 (see [`Sink::refuse`]).
 const QUEUE: usize = 65_536;
 
 /// Makes the store factory of one account (called with the account name). Injected through
@@ -100,8 +103,15 @@ enum Input {
 #[derive(Debug)]
 struct Sink {
     account: Arc<str>,
+    /// Weak: the account's sublist holds this sink.
+    acc: Weak<Account>,
     tx: Sender<Input>,
 }
+
+/// The answer to a request the worker has no room for: nats-server's error for a JetStream
+/// that is temporarily unavailable (503, 10008), which clients treat as retryable.
+const OVERLOADED: &[u8] =
+    br#"{"error":{"code":503,"err_code":10008,"description":"JetStream system temporarily unavailable"}}"#;
 
 impl InternalSink for Sink {
     fn deliver(&self, m: &Message<'_>) {
@@ -116,8 +126,41 @@ impl InternalSink for Sink {
                 .unwrap_or_else(|| Bytes::copy_from_slice(m.payload)),
         };
         if let Err(TrySendError::Full(_)) = self.tx.try_send(input) {
-            tracing::warn!("JetStream: request queue full, message dropped");
+            self.refuse(m);
         }
+    }
+}
+
+impl Sink {
+    /// The worker's queue is full. nats-server drops such requests (its requesters wait out
+    /// their timeouts); natsd answers every one that has a reply subject at once, so the
+    /// client sees an error it can back off on. Without a reply subject there is nobody to
+    /// tell, and the message is not stored: logged.
+    fn refuse(&self, m: &Message<'_>) {
+        let (Some(reply), Some(acc)) = (m.reply, self.acc.upgrade()) else {
+            tracing::warn!("JetStream: request queue full, message without reply dropped");
+            return;
+        };
+        // Only a queue group on the reply subject would draw from it; any fixed seed will do.
+        let mut rng = SplitMix64::new(0);
+        let mut pending = PendingFlush::default();
+        let mut p = Publisher {
+            client: None,
+            rng: &mut rng,
+            now: crate::transport::now(),
+            pending: &mut pending,
+            cache: None,
+        };
+        // The answer has no reply subject, so a sink that hears it never answers again.
+        let answer = Message {
+            subject: reply,
+            reply: None,
+            headers: None,
+            payload: OVERLOADED,
+            shared: None,
+        };
+        router::publish(&acc, &mut p, &answer);
+        pending.flush();
     }
 }
 
@@ -208,6 +251,7 @@ pub(crate) fn start(srv: &Arc<Shared>, inline: bool) -> Result<(), String> {
         };
         let sink: Arc<dyn InternalSink> = Arc::new(Sink {
             account: Arc::from(name.as_str()),
+            acc: Arc::downgrade(&acc),
             tx: tx.clone(),
         });
         for s in ["$JS.API.>", "$JS.ACK.>"] {
@@ -270,5 +314,59 @@ fn subscribe(srv: &Shared, acc: &Arc<Account>, sink: &Arc<dyn InternalSink>, sub
     let sub = SubRef(Arc::new(Subscription::new(s.clone(), None, target)));
     if acc.sublist.insert(&s, None, sub.clone()).is_ok() {
         lock(&srv.js.subs).push((Arc::clone(acc), sub));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Collects what an internal subscription hears.
+    #[derive(Debug, Default)]
+    struct Collect(Mutex<Vec<(Vec<u8>, Vec<u8>)>>);
+
+    impl InternalSink for Collect {
+        fn deliver(&self, m: &Message<'_>) {
+            lock(&self.0).push((m.subject.to_vec(), m.payload.to_vec()));
+        }
+    }
+
+    fn msg<'a>(subject: &'a [u8], reply: Option<&'a [u8]>) -> Message<'a> {
+        Message {
+            subject,
+            reply,
+            headers: None,
+            payload: b"{}",
+            shared: None,
+        }
+    }
+
+    #[test]
+    fn a_full_queue_answers_503_instead_of_dropping_silently() {
+        let acc = Account::new("A");
+        let heard = Arc::new(Collect::default());
+        let target = SubTarget::Internal(Arc::clone(&heard) as Arc<dyn InternalSink>);
+        let subject = Bytes::from_static(b"_INBOX.r.*");
+        let sub = SubRef(Arc::new(Subscription::new(subject.clone(), None, target)));
+        acc.sublist
+            .insert(&subject, None, sub)
+            .expect("valid subject");
+        let (tx, _rx) = mpsc::channel(1);
+        let sink = Sink {
+            account: Arc::from("A"),
+            acc: Arc::downgrade(&acc),
+            tx,
+        };
+        // The first request fits; the second finds the queue full and is answered.
+        sink.deliver(&msg(b"$JS.API.INFO", Some(b"_INBOX.r.1")));
+        sink.deliver(&msg(b"$JS.API.INFO", Some(b"_INBOX.r.2")));
+        // Without a reply subject there is nobody to answer.
+        sink.deliver(&msg(b"orders.new", None));
+        let got = lock(&heard.0).clone();
+        assert_eq!(got.len(), 1, "one answer: {got:?}");
+        assert_eq!(got[0].0, b"_INBOX.r.2");
+        let body: serde_json::Value = serde_json::from_slice(&got[0].1).expect("JSON");
+        assert_eq!(body["error"]["code"], 503);
+        assert_eq!(body["error"]["err_code"], 10008);
     }
 }
