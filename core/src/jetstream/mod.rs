@@ -10,10 +10,12 @@
 //! Everything here is pure: time comes in as Unix nanoseconds, replies and deliveries go out as
 //! [`consumer::Delivery`] values the shell publishes.
 
+pub mod advisory;
 pub mod api;
 pub mod consumer;
 pub mod factory;
 mod handlers;
+pub mod limits;
 pub mod service;
 pub mod store;
 pub mod stream;
