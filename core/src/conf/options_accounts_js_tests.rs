@@ -16,7 +16,11 @@ fn opts(src: &str) -> Options {
 }
 
 fn js_of(o: &Options, name: &str) -> Option<AccountLimits> {
-    o.accounts.iter().find(|a| a.name == name).unwrap().jetstream
+    o.accounts
+        .iter()
+        .find(|a| a.name == name)
+        .unwrap()
+        .jetstream
 }
 
 #[test]
@@ -67,7 +71,10 @@ fn limits_map_with_sizes_and_aliases() {
 #[test]
 fn bad_jetstream_values_are_errors() {
     let e = map("accounts { A: { jetstream: maybe } }").unwrap_err();
-    assert!(e.message.contains("Expected 'enabled' or 'disabled'"), "{e}");
+    assert!(
+        e.message.contains("Expected 'enabled' or 'disabled'"),
+        "{e}"
+    );
     let e = map("accounts { A: { jetstream: 5 } }").unwrap_err();
     assert!(e.message.contains("Expected map, bool or string"), "{e}");
     let e = map("accounts { A: { jetstream: { max_mem: abc } } }").unwrap_err();

@@ -3,11 +3,11 @@
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
+use super::advisory::Action;
 use super::api::{
     err, rfc3339, ApiError, CreateConsumerRequest, ListRequest, MsgDeleteRequest, MsgGetRequest,
     NextRequest, PurgeRequest, StreamConfig,
 };
-use super::advisory::Action;
 use super::consumer::{check_config as check_consumer, Consumer, Delivery};
 use super::service::{error_body, json_reply, JetStream};
 use super::store::{StoreError, StoredMsg, UnixNanos};

@@ -79,7 +79,10 @@ pub fn jetstream_accounts(o: &Options) -> Vec<(String, AccountLimits)> {
     if o.jetstream.is_none() {
         return Vec::new();
     }
-    let system = o.system_account.as_deref().unwrap_or(DEFAULT_SYSTEM_ACCOUNT);
+    let system = o
+        .system_account
+        .as_deref()
+        .unwrap_or(DEFAULT_SYSTEM_ACCOUNT);
     let others: Vec<_> = o.accounts.iter().filter(|a| a.name != system).collect();
     if others.is_empty() {
         return vec![(GLOBAL_ACCOUNT.to_owned(), AccountLimits::default())];
@@ -332,3 +335,7 @@ impl JetStream {
         (stream_max > 0 && total > stream_max) || (max >= 0 && total > max)
     }
 }
+
+#[cfg(test)]
+#[path = "limits_tests.rs"]
+mod tests;

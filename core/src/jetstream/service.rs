@@ -6,11 +6,13 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::advisory::Action;
 use super::api::{err, rfc3339, ApiError, StreamConfig};
 use super::consumer::{AckKind, Consumer, ConsumerMeta, Delivery};
-use super::advisory::Action;
 use super::factory::StoreFactory;
-use super::limits::{account_resources_exceeded, insufficient_resources, AccountLimits, ServerUsage};
+use super::limits::{
+    account_resources_exceeded, insufficient_resources, AccountLimits, ServerUsage,
+};
 use super::store::{StreamStore, UnixNanos};
 use super::stream::{check_config, store_config, store_error, Stream};
 use crate::rng::SplitMix64;
@@ -232,7 +234,12 @@ impl JetStream {
         };
         if let Some(err) = self.publish_limit_error(&name) {
             return reply
-                .map(|r| vec![json_reply(r, &json!({"error": err, "stream": name, "seq": 0}))])
+                .map(|r| {
+                    vec![json_reply(
+                        r,
+                        &json!({"error": err, "stream": name, "seq": 0}),
+                    )]
+                })
                 .unwrap_or_default();
         }
         let Some(e) = self.streams.get_mut(&name) else {
@@ -248,7 +255,12 @@ impl JetStream {
                 }
                 let err = account_resources_exceeded();
                 return reply
-                    .map(|r| vec![json_reply(r, &json!({"error": err, "stream": name, "seq": 0}))])
+                    .map(|r| {
+                        vec![json_reply(
+                            r,
+                            &json!({"error": err, "stream": name, "seq": 0}),
+                        )]
+                    })
                     .unwrap_or_default();
             }
         }
