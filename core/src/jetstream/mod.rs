@@ -15,6 +15,7 @@ pub mod api;
 pub mod consumer;
 pub mod factory;
 mod handlers;
+pub mod jsz;
 pub mod limits;
 pub mod service;
 pub mod store;
