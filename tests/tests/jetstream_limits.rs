@@ -8,7 +8,8 @@
 use std::collections::BTreeSet;
 
 use async_nats::{Client, ConnectOptions};
-use natsd_tests::{both, next_msg, run_scenario, within, ServerKind, TestServer};
+use natsd_tests::cluster::monitor_get;
+use natsd_tests::{both, free_port, next_msg, run_scenario, within, ServerKind, TestServer};
 use serde_json::{json, Value};
 
 both!(
@@ -18,6 +19,7 @@ both!(
     global_account_info_limits,
     stream_and_consumer_advisories,
     nak_and_term_advisories,
+    jsz_account_details,
 );
 
 /// Account-level scenarios: nats-server runs them always; natsd once the net worker serves
@@ -380,4 +382,38 @@ async fn account_stream_and_consumer_limits(kind: ServerKind) {
     );
     let v = api(&a, "$JS.API.INFO", Value::Null).await;
     assert_eq!((&v["streams"], &v["consumers"]), (&json!(2), &json!(1)));
+}
+
+async fn jsz_account_details(kind: ServerKind) {
+    let sd = tempfile::tempdir().unwrap();
+    let http = free_port();
+    let conf = format!(
+        "jetstream {{ store_dir: {:?}, max_mem: 1000000 }}\nhttp_port: {http}",
+        sd.path().to_str().unwrap()
+    );
+    let s = TestServer::start(kind, &conf).await;
+    let c = s.client().await;
+    create(&c, "S", json!({"max_bytes": 5000})).await;
+    let z = within("jsz", monitor_get(http, "/jsz")).await.unwrap();
+    assert_eq!(z["config"]["max_memory"], 1_000_000);
+    let dir = z["config"]["store_dir"].as_str().unwrap();
+    assert!(dir.ends_with("/jetstream"), "{dir}");
+    assert!(z.get("account_details").is_none(), "{z}");
+    assert_eq!((&z["streams"], &z["accounts"]), (&json!(1), &json!(1)));
+    let z = within("jsz", monitor_get(http, "/jsz?accounts=true"))
+        .await
+        .unwrap();
+    let d = &z["account_details"][0];
+    assert_eq!((&d["name"], &d["id"]), (&json!("$G"), &json!("$G")));
+    // Go shows the account's (unlimited, -1) limits as unsigned.
+    assert_eq!(d["reserved_memory"], u64::MAX);
+    assert_eq!(d["api"]["total"], 1);
+    let z = within("jsz", monitor_get(http, "/jsz?acc=$G"))
+        .await
+        .unwrap();
+    assert_eq!(z["account_details"].as_array().unwrap().len(), 1);
+    let z = within("jsz", monitor_get(http, "/jsz?acc=NOPE"))
+        .await
+        .unwrap();
+    assert!(z.get("account_details").is_none(), "{z}");
 }

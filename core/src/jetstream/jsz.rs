@@ -96,9 +96,19 @@ mod tests {
         let mut js = JetStream::new(settings, Box::new(f), 3);
         let t = 1_700_000_000_000_000_000;
         let cfg = json!({"name": "S", "subjects": ["s.>"], "max_bytes": 5000});
-        js.api("$JS.API.STREAM.CREATE.S", Some("r"), cfg.to_string().as_bytes(), t);
+        js.api(
+            "$JS.API.STREAM.CREATE.S",
+            Some("r"),
+            cfg.to_string().as_bytes(),
+            t,
+        );
         let c = json!({"stream_name": "S", "config": {"durable_name": "D"}});
-        js.api("$JS.API.CONSUMER.CREATE.S", Some("r"), c.to_string().as_bytes(), t);
+        js.api(
+            "$JS.API.CONSUMER.CREATE.S",
+            Some("r"),
+            c.to_string().as_bytes(),
+            t,
+        );
         let v = js.jsz_account("$G", JszDetail::default(), t);
         assert_eq!(v["name"], "$G");
         assert_eq!(v["reserved_memory"], u64::MAX);
@@ -117,7 +127,14 @@ mod tests {
         assert_eq!(s["state"]["consumer_count"], 1);
         assert_eq!(s["consumer_detail"][0]["name"], "D");
         assert!(s["consumer_detail"][0].get("ts").is_none());
-        let v = js.jsz_account("$G", JszDetail { config: false, ..all }, t);
+        let v = js.jsz_account(
+            "$G",
+            JszDetail {
+                config: false,
+                ..all
+            },
+            t,
+        );
         assert!(v["stream_detail"][0].get("config").is_none());
     }
 }
