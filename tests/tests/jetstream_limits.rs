@@ -206,6 +206,7 @@ async fn stream_and_consumer_advisories(kind: ServerKind) {
     create(&c, "S", json!({})).await;
     durable(&c, "S", "D").await;
     api(&c, "$JS.API.CONSUMER.DELETE.S.D", Value::Null).await;
+    durable(&c, "S", "E").await;
     api(&c, "$JS.API.STREAM.DELETE.S", Value::Null).await;
     let got = collect(
         &mut sub,
@@ -213,6 +214,8 @@ async fn stream_and_consumer_advisories(kind: ServerKind) {
             "$JS.EVENT.ADVISORY.STREAM.CREATED.S",
             "$JS.EVENT.ADVISORY.CONSUMER.CREATED.S.D",
             "$JS.EVENT.ADVISORY.CONSUMER.DELETED.S.D",
+            // A stream's deletion deletes its consumers, each with an advisory.
+            "$JS.EVENT.ADVISORY.CONSUMER.DELETED.S.E",
             "$JS.EVENT.ADVISORY.STREAM.DELETED.S",
             "$JS.EVENT.ADVISORY.API",
         ],

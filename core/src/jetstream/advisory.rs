@@ -218,6 +218,28 @@ impl JetStream {
         )
     }
 
+    /// Deletes a stream with Go's advisories: one per consumer, then the stream's
+    /// (Go: mset.stop with advisories on).
+    pub(crate) fn delete_stream_advised(
+        &mut self,
+        name: &str,
+        now: UnixNanos,
+    ) -> Result<(), super::api::ApiError> {
+        let consumers: Vec<String> = self
+            .streams
+            .get(name)
+            .map(|e| e.consumers.keys().cloned().collect())
+            .unwrap_or_default();
+        self.delete_stream(name)?;
+        for c in consumers {
+            let adv = self.consumer_advisory(name, &c, Action::Delete, now);
+            self.advisories.push(adv);
+        }
+        let adv = self.stream_advisory(name, Action::Delete, now);
+        self.advisories.push(adv);
+        Ok(())
+    }
+
     /// The advisories of an ack on `$JS.ACK.<stream>.<consumer>.<dc>.<sseq>.<cseq>.…`:
     /// Go sends a nak advisory only while the message is still unacknowledged, a term
     /// advisory always. `floor` is the consumer's ack floor (consumer sequence) before the ack.

@@ -141,11 +141,8 @@ impl JetStream {
             ["STREAM", "INFO", name] => ("stream_info", self.stream_info(name, now)),
             ["STREAM", "DELETE", name] => (
                 "stream_delete",
-                self.delete_stream(name).map(|()| {
-                    let adv = self.stream_advisory(name, Action::Delete, now);
-                    self.advisories.push(adv);
-                    json!({"success": true})
-                }),
+                self.delete_stream_advised(name, now)
+                    .map(|()| json!({"success": true})),
             ),
             ["STREAM", "PURGE", name] => ("stream_purge", self.api_purge(name, payload)),
             ["STREAM", "NAMES"] => ("stream_names", self.api_stream_names(payload)),

@@ -418,7 +418,17 @@ fn stream_and_consumer_action_advisories() {
     let out = call(&mut js, "$JS.API.CONSUMER.DELETE.S.D", &Value::Null);
     let v = body(advisories(&out, "$JS.EVENT.ADVISORY.CONSUMER.DELETED.S.D")[0]);
     assert_eq!(v["action"], "delete");
+    // Deleting a stream deletes its consumers, each with an advisory.
+    call(
+        &mut js,
+        "$JS.API.CONSUMER.CREATE.S",
+        &json!({"stream_name": "S", "config": {"durable_name": "E"}}),
+    );
     let out = call(&mut js, "$JS.API.STREAM.DELETE.S", &Value::Null);
+    assert_eq!(
+        advisories(&out, "$JS.EVENT.ADVISORY.CONSUMER.DELETED.S.E").len(),
+        1
+    );
     let v = body(advisories(&out, "$JS.EVENT.ADVISORY.STREAM.DELETED.S")[0]);
     assert_eq!(v["action"], "delete");
     // Failed calls raise no action advisory.
