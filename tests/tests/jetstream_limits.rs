@@ -397,7 +397,18 @@ async fn jsz_account_details(kind: ServerKind) {
     let s = TestServer::start(kind, &conf).await;
     let c = s.client().await;
     create(&c, "S", json!({"max_bytes": 5000})).await;
-    let z = within("jsz", monitor_get(http, "/jsz")).await.unwrap();
+    // natsd's worker refreshes its numbers just after it replies: wait for the stream.
+    let z = within("jsz shows the stream", async {
+        loop {
+            if let Some(z) = monitor_get(http, "/jsz").await {
+                if z["streams"] == 1 {
+                    return z;
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
     assert_eq!(z["config"]["max_memory"], 1_000_000);
     let dir = z["config"]["store_dir"].as_str().unwrap();
     assert!(dir.ends_with("/jetstream"), "{dir}");
