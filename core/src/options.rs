@@ -267,6 +267,8 @@ pub struct AccountConfig {
     pub imports: Vec<ImportConfig>,
     /// `default_permissions` for this account's users.
     pub default_permissions: Option<Permissions>,
+    /// `jetstream: enabled | disabled | { max_mem, max_file, … }` (`None`: disabled).
+    pub jetstream: Option<crate::jetstream::limits::AccountLimits>,
 }
 
 /// What kind of export.

@@ -8,6 +8,7 @@ use super::duration::parse_duration;
 use super::options::{lower, map_of, node_type_err, str_of, type_err, unknown, Mapper};
 use super::options_auth::{permissions, users};
 use super::{ConfError, ConfMap, Entry, Node, Value};
+use crate::jetstream::limits::AccountLimits;
 use crate::options::{
     AccountConfig, ExportConfig, ExportKind, ImportConfig, Options, ResponseType, GLOBAL_ACCOUNT,
 };
@@ -85,11 +86,84 @@ fn account(m: &mut Mapper, ae: &Entry, body: &ConfMap) -> Result<AccountConfig, 
                     acc.imports.push(import(m, &prefix, e, item)?);
                 }
             }
-            "nkey" | "jetstream" | "mappings" | "maps" | "limits" => m.ignore(&prefix, e),
+            "jetstream" => acc.jetstream = jetstream(e)?,
+            "nkey" | "mappings" | "maps" | "limits" => m.ignore(&prefix, e),
             _ => unknown(e)?,
         }
     }
     Ok(acc)
+}
+
+/// Go: parseJetStreamForAccount — `true`/`enabled` gives unlimited limits, `false`/`disabled`
+/// none, a map sets the named limits (the others stay unlimited).
+fn jetstream(e: &Entry) -> Result<Option<AccountLimits>, ConfError> {
+    let map = match &e.value.value {
+        Value::Bool(b) => return Ok(b.then(AccountLimits::default)),
+        Value::String(s) => {
+            return match s.to_ascii_lowercase().as_str() {
+                "enabled" | "enable" => Ok(Some(AccountLimits::default())),
+                "disabled" | "disable" => Ok(None),
+                _ => Err(ConfError::new(
+                    &e.value.pos,
+                    format!("Expected 'enabled' or 'disabled' for string value, got '{s}'"),
+                )),
+            };
+        }
+        Value::Map(map) => map,
+        v => {
+            return Err(ConfError::new(
+                &e.value.pos,
+                format!(
+                    "Expected map, bool or string to define JetStream, got {}",
+                    v.type_name()
+                ),
+            ))
+        }
+    };
+    let mut l = AccountLimits::default();
+    for je in map {
+        let size = || match &je.value.value {
+            Value::Int(n) => Ok(*n),
+            v => Err(ConfError::new(
+                &je.value.pos,
+                format!(
+                    "Expected a parseable size for {:?}, got {}",
+                    je.key,
+                    v.type_name()
+                ),
+            )),
+        };
+        match lower(je).as_str() {
+            "max_memory" | "max_mem" | "mem" | "memory" => l.max_memory = size()?,
+            "max_store" | "max_file" | "max_disk" | "store" | "disk" => l.max_storage = size()?,
+            "max_streams" | "streams" => l.max_streams = size()?,
+            "max_consumers" | "consumers" => l.max_consumers = size()?,
+            "max_ack_pending" => l.max_ack_pending = size()?,
+            "mem_max_stream_bytes" | "memory_max_stream_bytes" => {
+                l.memory_max_stream_bytes = size()?;
+            }
+            "disk_max_stream_bytes" | "store_max_stream_bytes" => {
+                l.storage_max_stream_bytes = size()?;
+            }
+            "max_bytes_required" | "max_stream_bytes" | "max_bytes" => {
+                l.max_bytes_required = match &je.value.value {
+                    Value::Bool(b) => *b,
+                    v => {
+                        return Err(ConfError::new(
+                            &je.value.pos,
+                            format!(
+                                "Expected a parseable bool for {:?}, got {}",
+                                je.key,
+                                v.type_name()
+                            ),
+                        ))
+                    }
+                };
+            }
+            _ => unknown(je)?,
+        }
+    }
+    Ok(Some(l))
 }
 
 fn array_of(e: &Entry) -> Result<&[Node], ConfError> {
@@ -282,3 +356,7 @@ fn import_source(e: &Entry) -> Result<(String, String), ConfError> {
         )),
     }
 }
+
+#[cfg(test)]
+#[path = "options_accounts_js_tests.rs"]
+mod js_tests;

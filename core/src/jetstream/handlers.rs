@@ -3,6 +3,7 @@
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
+use super::advisory::Action;
 use super::api::{
     err, rfc3339, ApiError, CreateConsumerRequest, ListRequest, MsgDeleteRequest, MsgGetRequest,
     NextRequest, PurgeRequest, StreamConfig,
@@ -105,6 +106,10 @@ impl JetStream {
             Err(e) => error_body(&ty(kind), &e),
         };
         let mut out = vec![json_reply(reply, &body)];
+        // Advisories go after the reply; the API audit last (Go: sendAPIResponse).
+        let audit = self.api_audit(subj, payload, &out[0].payload, None, now);
+        out.append(&mut self.advisories);
+        out.push(audit);
         // A new push consumer starts delivering right away.
         if let ["CONSUMER", "CREATE" | "DURABLE", ..] = t.as_slice() {
             let stream = if t[1] == "DURABLE" {
@@ -136,7 +141,8 @@ impl JetStream {
             ["STREAM", "INFO", name] => ("stream_info", self.stream_info(name, now)),
             ["STREAM", "DELETE", name] => (
                 "stream_delete",
-                self.delete_stream(name).map(|()| json!({"success": true})),
+                self.delete_stream_advised(name, now)
+                    .map(|()| json!({"success": true})),
             ),
             ["STREAM", "PURGE", name] => ("stream_purge", self.api_purge(name, payload)),
             ["STREAM", "NAMES"] => ("stream_names", self.api_stream_names(payload)),
@@ -169,8 +175,11 @@ impl JetStream {
             }
             ["CONSUMER", "DELETE", stream, name] => (
                 "consumer_delete",
-                self.consumer_delete(stream, name)
-                    .map(|()| json!({"success": true})),
+                self.consumer_delete(stream, name).map(|()| {
+                    let adv = self.consumer_advisory(stream, name, Action::Delete, now);
+                    self.advisories.push(adv);
+                    json!({"success": true})
+                }),
             ),
             ["CONSUMER", "NAMES", stream] => (
                 "consumer_names",
@@ -192,11 +201,7 @@ impl JetStream {
             "storage": storage,
             "streams": self.num_streams(),
             "consumers": self.num_consumers(),
-            "limits": {
-                "max_memory": -1, "max_storage": -1, "max_streams": -1, "max_consumers": -1,
-                "max_ack_pending": -1, "memory_max_stream_bytes": -1,
-                "storage_max_stream_bytes": -1, "max_bytes_required": false,
-            },
+            "limits": self.account_limits(),
             "api": {"total": total, "errors": errors},
             // nats-server 2.10 fields: async-nats (0.46 and later) cannot parse account
             // info without them.
@@ -228,6 +233,7 @@ impl JetStream {
         now: UnixNanos,
     ) -> Result<Value, ApiError> {
         let cfg = Self::stream_config_for(name, payload)?;
+        self.check_stream_create(&cfg)?;
         let created = self.create_stream(cfg, now)?;
         let mut v = self.stream_info(name, now)?;
         v["did_create"] = json!(created);
@@ -242,6 +248,8 @@ impl JetStream {
     ) -> Result<Value, ApiError> {
         let cfg = Self::stream_config_for(name, payload)?;
         self.update_stream(cfg)?;
+        let adv = self.stream_advisory(name, Action::Modify, now);
+        self.advisories.push(adv);
         self.stream_info(name, now)
     }
 
@@ -463,7 +471,9 @@ impl JetStream {
             .config
             .subjects
             .clone();
-        let cfg = check_consumer(cfg, &subjects)?;
+        let asked_ack_pending = cfg.max_ack_pending;
+        let mut cfg = check_consumer(cfg, &subjects)?;
+        self.apply_ack_pending_limit(asked_ack_pending, &mut cfg)?;
         let server = self.settings.server_name.clone();
         let e = self.store_of(stream)?;
         if let Some(existing) = e.consumers.get(&cname) {
@@ -485,6 +495,8 @@ impl JetStream {
         if req.action == "update" {
             return Err(ApiError::new(400, 10149, "consumer does not exist"));
         }
+        self.check_consumer_count(stream)?;
+        let e = self.store_of(stream)?;
         let c = Consumer::new(
             cname.clone(),
             stream.to_owned(),
@@ -500,6 +512,8 @@ impl JetStream {
             }
             return Err(x);
         }
+        let adv = self.consumer_advisory(stream, &cname, Action::Create, now);
+        self.advisories.push(adv);
         Ok(info)
     }
 

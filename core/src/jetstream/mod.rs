@@ -10,10 +10,13 @@
 //! Everything here is pure: time comes in as Unix nanoseconds, replies and deliveries go out as
 //! [`consumer::Delivery`] values the shell publishes.
 
+pub mod advisory;
 pub mod api;
 pub mod consumer;
 pub mod factory;
 mod handlers;
+pub mod jsz;
+pub mod limits;
 pub mod service;
 pub mod sourcing;
 pub mod store;

@@ -6,9 +6,13 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::advisory::Action;
 use super::api::{err, rfc3339, ApiError, StreamConfig};
 use super::consumer::{AckKind, Consumer, ConsumerMeta, Delivery};
 use super::factory::StoreFactory;
+use super::limits::{
+    account_resources_exceeded, insufficient_resources, AccountLimits, ServerUsage,
+};
 use super::store::{StreamStore, UnixNanos};
 use super::stream::{check_config, store_config, store_error, Stream};
 use crate::rng::SplitMix64;
@@ -57,6 +61,14 @@ pub struct JetStream {
     rng: SplitMix64,
     api_total: u64,
     api_errors: u64,
+    /// This account's limits (Go: `jsa.limits`).
+    pub(crate) limits: AccountLimits,
+    /// What the server's other accounts hold, for the server-wide limits.
+    pub(crate) others: ServerUsage,
+    /// Advisory ids; apart from `rng` so events leave ephemeral names unchanged.
+    pub(crate) events: SplitMix64,
+    /// Advisories raised by the current API call, sent after its reply.
+    pub(crate) advisories: Vec<Delivery>,
 }
 
 impl std::fmt::Debug for JetStream {
@@ -110,6 +122,10 @@ impl JetStream {
             rng: SplitMix64::new(seed),
             api_total: 0,
             api_errors: 0,
+            limits: AccountLimits::default(),
+            others: ServerUsage::default(),
+            events: SplitMix64::new(seed ^ 0x6a73_6576_656e_7473),
+            advisories: Vec::new(),
         };
         for (name, bytes) in metas {
             let Ok(m) = serde_json::from_slice::<MetaIn>(&bytes) else {
@@ -216,10 +232,42 @@ impl JetStream {
         else {
             return Vec::new();
         };
+        if let Some(err) = self.publish_limit_error(&name) {
+            return reply
+                .map(|r| {
+                    vec![json_reply(
+                        r,
+                        &json!({"error": err, "stream": name, "seq": 0}),
+                    )]
+                })
+                .unwrap_or_default();
+        }
         let Some(e) = self.streams.get_mut(&name) else {
             return Vec::new();
         };
-        match e.stream.publish(subj, hdr, payload, now) {
+        let memory = e.stream.config.storage == "memory";
+        let stored = e.stream.publish(subj, hdr, payload, now);
+        // Go: jsa.limitsExceeded after the store — the message is taken back.
+        if let Ok(st) = &stored {
+            if !st.duplicate && self.account_over(memory) {
+                if let Some(e) = self.streams.get_mut(&name) {
+                    let _ = e.stream.store.remove_msg(st.seq);
+                }
+                let err = account_resources_exceeded();
+                return reply
+                    .map(|r| {
+                        vec![json_reply(
+                            r,
+                            &json!({"error": err, "stream": name, "seq": 0}),
+                        )]
+                    })
+                    .unwrap_or_default();
+            }
+        }
+        let Some(e) = self.streams.get_mut(&name) else {
+            return Vec::new();
+        };
+        match stored {
             Ok(st) if st.duplicate => reply
                 .map(|r| {
                     let mut v = json!({"stream": name, "seq": st.seq, "duplicate": true});
@@ -249,6 +297,12 @@ impl JetStream {
                 .map(|r| vec![json_reply(r, &json!({"error": e}))])
                 .unwrap_or_default(),
         }
+    }
+
+    /// Go: processJetStreamMsg — a server over its limit refuses before storing.
+    fn publish_limit_error(&self, stream: &str) -> Option<ApiError> {
+        let memory = self.streams.get(stream)?.stream.config.storage == "memory";
+        self.server_full(memory).then(insufficient_resources)
     }
 
     /// Group commit: syncs every stream written since the last call, then acknowledges the
@@ -466,15 +520,19 @@ impl JetStream {
         let Some(c) = consumers.get_mut(consumer) else {
             return Vec::new();
         };
+        let floor = c.meta().ack_floor_cseq;
         c.on_ack(sseq, AckKind::parse(body), now);
         let key = (stream.config.name.clone(), c.name.clone());
         if c.is_durable() && stream.config.storage != "memory" && !self.moved.contains(&key) {
             self.moved.push(key);
         }
-        c.pump(stream.store.as_ref(), now)
+        let mut out: Vec<Delivery> = c
+            .pump(stream.store.as_ref(), now)
             .into_iter()
             .map(|d| d.0)
-            .collect()
+            .collect();
+        out.extend(self.ack_advisories(&t, body, floor, now));
+        out
     }
 
     /// Lets every consumer of `name` hand out what it can.
@@ -546,6 +604,7 @@ impl JetStream {
     ) -> Result<bool, ApiError> {
         let cfg = check_config(cfg)?;
         self.check_sourcing(&cfg)?;
+        self.check_stream_bytes(&cfg)?;
         if let Some(e) = self.streams.get(&cfg.name) {
             return if e.stream.config == cfg {
                 Ok(false)
@@ -571,12 +630,14 @@ impl JetStream {
         }
         let name = cfg.name.clone();
         self.streams.insert(
-            name,
+            name.clone(),
             Entry {
                 stream: Stream::new(cfg, store, now),
                 consumers: BTreeMap::new(),
             },
         );
+        let adv = self.stream_advisory(&name, Action::Create, now);
+        self.advisories.push(adv);
         Ok(true)
     }
 
@@ -600,6 +661,9 @@ impl JetStream {
     pub(crate) fn update_stream(&mut self, cfg: StreamConfig) -> Result<(), ApiError> {
         let cfg = check_config(cfg)?;
         self.check_sourcing(&cfg)?;
+        if let Some(e) = self.streams.get(&cfg.name) {
+            self.check_stream_update(&e.stream.config, &cfg)?;
+        }
         self.check_overlap(&cfg.name, &cfg.subjects)?;
         let e = self
             .streams

@@ -154,7 +154,7 @@ pub(crate) fn page<T>(mut items: Vec<T>, offset: usize, limit: usize) -> Vec<T> 
 }
 
 impl Shared {
-    fn now_string(&self) -> (SystemTime, String) {
+    pub(super) fn now_string(&self) -> (SystemTime, String) {
         let now = self.wall_clock();
         (now, rfc3339(now))
     }
@@ -569,41 +569,6 @@ impl Shared {
             server_id: self.server_id.clone(),
             now: self.now_string().1,
             account_statz,
-        }
-    }
-
-    pub(crate) fn jsz(&self) -> Jsz {
-        if !self.js.enabled.load(Ordering::Acquire) {
-            return Jsz {
-                server_id: self.server_id.clone(),
-                now: self.now_string().1,
-                disabled: true,
-                ..Jsz::default()
-            };
-        }
-        let st = lock(&self.js.stats).clone();
-        let cfg = self.opts().jetstream.clone().unwrap_or_default();
-        let limit = |v: Option<u64>| v.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
-        Jsz {
-            server_id: self.server_id.clone(),
-            now: self.now_string().1,
-            disabled: false,
-            config: JsConfig {
-                max_memory: limit(cfg.max_memory_store),
-                max_storage: limit(cfg.max_file_store),
-            },
-            memory: st.memory,
-            storage: st.storage,
-            accounts: 1,
-            api: JsApiStats {
-                total: st.api_total,
-                errors: st.api_errors,
-            },
-            streams: st.streams as u64,
-            consumers: st.consumers as u64,
-            messages: st.messages,
-            bytes: st.memory + st.storage,
-            ..Jsz::default()
         }
     }
 

@@ -200,7 +200,7 @@ pub(crate) fn handle(srv: &Shared, path: &str, query: Option<&str>) -> Response<
                 include_unused: unused,
             }))
         }),
-        "/jsz" => Ok(json(&srv.jsz())),
+        "/jsz" => jsz_options(&q).map(|o| json(&srv.jsz_with(&o))),
         "/healthz" => Ok(json(&srv.healthz())),
         "/raftz" => Ok(json(&super::types::Raftz::new())),
         "/ipqueuesz" => Ok(json(&serde_json::Map::new())),
@@ -317,6 +317,20 @@ pub(crate) fn connz_options(q: &Query) -> Result<ConnzOptions, String> {
         state,
         user: q.get("user").to_owned(),
         account: q.get("acc").to_owned(),
+    })
+}
+
+/// Go: HandleJsz's query (`acc`, `accounts`, `streams`, `consumers`, `config`, `offset`,
+/// `limit`).
+pub(crate) fn jsz_options(q: &Query) -> Result<super::JszOptions, String> {
+    Ok(super::JszOptions {
+        account: q.get("acc").to_owned(),
+        accounts: q.bool("accounts")?,
+        streams: q.bool("streams")?,
+        consumers: q.bool("consumers")?,
+        config: q.bool("config")?,
+        offset: q.count("offset")?,
+        limit: q.count("limit")?,
     })
 }
 

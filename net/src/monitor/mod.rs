@@ -6,6 +6,7 @@
 
 mod build;
 mod http;
+mod jsz;
 mod metrics;
 mod proc;
 pub(crate) mod timefmt;
@@ -16,3 +17,4 @@ pub use build::{
     DEFAULT_LIST_SIZE,
 };
 pub(crate) use http::serve;
+pub use jsz::JszOptions;

@@ -412,7 +412,7 @@ pub struct DataStats {
     pub bytes: u64,
 }
 
-/// `/jsz`. Go: server/monitor.go JSInfo. JetStream is not built yet: `disabled` is true.
+/// `/jsz`. Go: server/monitor.go JSInfo; `disabled` when JetStream is off.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Jsz {
@@ -431,6 +431,9 @@ pub struct Jsz {
     pub consumers: u64,
     pub messages: u64,
     pub bytes: u64,
+    /// Go: `account_details` (`accounts=true` or `acc=`), AccountDetail documents.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub account_details: Vec<serde_json::Value>,
 }
 
 /// JetStream limits. Go: server/jetstream.go JetStreamConfig.
@@ -438,6 +441,10 @@ pub struct Jsz {
 pub struct JsConfig {
     pub max_memory: i64,
     pub max_storage: i64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub store_dir: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub domain: String,
 }
 
 /// JetStream API counters. Go: server/jetstream.go JetStreamAPIStats.
