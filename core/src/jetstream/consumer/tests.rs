@@ -1,0 +1,1 @@
+//! Unit tests of the consumer machine on a memory store, with a virtual clock.
