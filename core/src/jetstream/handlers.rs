@@ -7,7 +7,9 @@ use super::api::{
     err, rfc3339, ApiError, CreateConsumerRequest, ListRequest, MsgDeleteRequest, MsgGetRequest,
     PurgeRequest, StreamConfig,
 };
-use super::consumer::{check_config as check_consumer, parse_next_request, parse_time, Consumer, Delivery};
+use super::consumer::{
+    check_config as check_consumer, parse_next_request, parse_time, Consumer, Delivery,
+};
 use super::service::{error_body, json_reply, JetStream};
 use super::store::{StoreError, StoredMsg, UnixNanos};
 use super::stream::validate_name;

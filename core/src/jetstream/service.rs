@@ -395,8 +395,7 @@ impl JetStream {
                 out.extend(c.tick(stream.store.as_ref(), now).into_iter().map(|d| d.0));
             }
             super::retention::settle(e);
-            for (c, durable) in super::retention::reap_inactive(e, now, &mut self.consumer_events)
-            {
+            for (c, durable) in super::retention::reap_inactive(e, now, &mut self.consumer_events) {
                 reaped.push((name.clone(), c, durable));
             }
         }

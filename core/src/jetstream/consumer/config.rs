@@ -359,7 +359,8 @@ mod tests {
             e.description,
             "consumer delivery policy is deliver by start time, but optional start time is not set"
         );
-        let e = check(serde_json::json!({"deliver_policy": "all", "opt_start_seq": 3})).unwrap_err();
+        let e =
+            check(serde_json::json!({"deliver_policy": "all", "opt_start_seq": 3})).unwrap_err();
         assert_eq!(
             e.description,
             "consumer delivery policy is deliver all, but optional start sequence is also set"
@@ -389,10 +390,13 @@ mod tests {
 
     #[test]
     fn filters_and_push_pull_rules() {
-        let e = check(serde_json::json!({"filter_subject": "orders.a", "filter_subjects": ["orders.b"]}))
-            .unwrap_err();
+        let e = check(
+            serde_json::json!({"filter_subject": "orders.a", "filter_subjects": ["orders.b"]}),
+        )
+        .unwrap_err();
         assert_eq!(e.err_code, 10136);
-        let e = check(serde_json::json!({"filter_subjects": ["orders.>", "orders.a"]})).unwrap_err();
+        let e =
+            check(serde_json::json!({"filter_subjects": ["orders.>", "orders.a"]})).unwrap_err();
         assert_eq!(e.err_code, 10138);
         let e = check(serde_json::json!({"filter_subjects": [""]})).unwrap_err();
         assert_eq!(e.err_code, 10139);

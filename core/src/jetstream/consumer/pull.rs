@@ -79,7 +79,10 @@ impl Consumer {
         let max_bytes = u64::try_from(req.max_bytes).unwrap_or(0);
         let c = &self.config;
         if c.max_batch > 0 && batch > c.max_batch {
-            return status(reply, &format!("409 Exceeded MaxRequestBatch of {}", c.max_batch));
+            return status(
+                reply,
+                &format!("409 Exceeded MaxRequestBatch of {}", c.max_batch),
+            );
         }
         if req.expires > 0 && c.max_expires > 0 && req.expires > c.max_expires {
             let d = std::time::Duration::from_nanos(c.max_expires);
@@ -119,8 +122,7 @@ impl Consumer {
             expires: (req.expires > 0).then(|| now + req.expires),
             no_wait: req.no_wait,
             delivered: 0,
-            hb: (req.idle_heartbeat > 0)
-                .then(|| (req.idle_heartbeat, now + req.idle_heartbeat)),
+            hb: (req.idle_heartbeat > 0).then(|| (req.idle_heartbeat, now + req.idle_heartbeat)),
         });
         out.extend(self.pump(store, now));
         out
