@@ -52,7 +52,8 @@ pub fn check_config(
         c.deliver_policy = "all".to_owned();
     }
     if c.ack_policy.is_empty() {
-        c.ack_policy = if push { "none" } else { "explicit" }.to_owned();
+        // Go: AckNone is the zero value, for pull consumers too (clients always send one).
+        c.ack_policy = "none".to_owned();
     }
     if c.replay_policy.is_empty() {
         c.replay_policy = "instant".to_owned();
@@ -315,11 +316,9 @@ pub fn parse_time(s: &str) -> Option<UnixNanos> {
         _ => return None,
     };
     let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se - offset;
-    if secs < 0 {
-        return Some(0);
-    }
-    let ns = secs.checked_mul(1_000_000_000)?.checked_add(nanos)?;
-    Some(u64::try_from(ns).unwrap_or(0))
+    // Before 1970 (Go's zero time) is 0; past 2554 saturates.
+    let ns = i128::from(secs) * 1_000_000_000 + i128::from(nanos);
+    Some(u64::try_from(ns.max(0)).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -347,6 +346,7 @@ mod tests {
         );
         assert_eq!(parse_time("0001-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_time("yesterday"), None);
+        assert_eq!(parse_time("2999-01-01T00:00:00Z"), Some(u64::MAX));
         let ns = 1_700_000_000_123_456_789;
         assert_eq!(parse_time(&super::super::super::api::rfc3339(ns)), Some(ns));
     }

@@ -48,7 +48,12 @@ fn publish(js: &mut JetStream, subject: &str, payload: &str, now: u64) {
     js.commit(now);
 }
 
-fn add(js: &mut JetStream, cfg: Value, now: u64) -> Value {
+/// Adds a consumer; pull consumers default to explicit acks here (Go's default is none,
+/// clients always send one).
+fn add(js: &mut JetStream, mut cfg: Value, now: u64) -> Value {
+    if cfg.get("ack_policy").is_none() && cfg.get("deliver_subject").is_none() {
+        cfg["ack_policy"] = json!("explicit");
+    }
     api_at(
         js,
         "$JS.API.CONSUMER.CREATE.S",
