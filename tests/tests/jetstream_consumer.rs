@@ -155,7 +155,12 @@ async fn start_time_and_policy_errors(kind: ServerKind) {
         v["error"]["description"],
         "consumer delivery policy is deliver by start time, but optional start time is not set"
     );
-    let v = durable(&c, "x", json!({"deliver_policy": "new", "opt_start_seq": 2})).await;
+    let v = durable(
+        &c,
+        "x",
+        json!({"deliver_policy": "new", "opt_start_seq": 2}),
+    )
+    .await;
     assert_eq!(
         v["error"]["description"],
         "consumer delivery policy is deliver new, but optional start sequence is also set"
@@ -220,13 +225,20 @@ async fn nak_with_delay(kind: ServerKind) {
     let mut sub = pull(&c, "n", json!({"batch": 1})).await;
     let m = next_msg(&mut sub).await;
     let t = Instant::now();
-    c.publish(m.reply.clone().unwrap(), r#"-NAK {"delay": 500000000}"#.into())
-        .await
-        .unwrap();
+    c.publish(
+        m.reply.clone().unwrap(),
+        r#"-NAK {"delay": 500000000}"#.into(),
+    )
+    .await
+    .unwrap();
     let mut sub = pull(&c, "n", json!({"batch": 1, "expires": 4_000_000_000u64})).await;
     let again = next_msg(&mut sub).await;
     assert_eq!(delivery_count(&again), 2);
-    assert!(t.elapsed() >= Duration::from_millis(450), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(450),
+        "{:?}",
+        t.elapsed()
+    );
     // +TERM: never again.
     c.publish(again.reply.clone().unwrap(), "+TERM".into())
         .await
@@ -254,7 +266,11 @@ async fn replay_original(kind: ServerKind) {
     let t = Instant::now();
     let m = next_msg(&mut sub).await;
     assert_eq!(m.payload.as_ref(), b"2");
-    assert!(t.elapsed() >= Duration::from_millis(300), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
 }
 
 async fn headers_only(kind: ServerKind) {
@@ -406,7 +422,10 @@ async fn ephemeral_inactive_threshold(kind: ServerKind) {
         json!({"stream_name": "S", "config": {"inactive_threshold": 300_000_000u64, "ack_policy": "explicit"}}),
     )
     .await;
-    let name = v["name"].as_str().unwrap_or_else(|| panic!("{v}")).to_owned();
+    let name = v["name"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{v}"))
+        .to_owned();
     assert_eq!(v["config"]["inactive_threshold"], 300_000_000u64);
     let info = format!("$JS.API.CONSUMER.INFO.S.{name}");
     within_for(Duration::from_secs(5), "ephemeral deleted", async {
@@ -461,7 +480,10 @@ async fn pause(kind: ServerKind) {
         json!({"pause_until": "2999-01-01T00:00:00Z"}),
     )
     .await;
-    assert_eq!(v["type"], "io.nats.jetstream.api.v1.consumer_pause_response");
+    assert_eq!(
+        v["type"],
+        "io.nats.jetstream.api.v1.consumer_pause_response"
+    );
     assert_eq!(v["paused"], true, "{v}");
     let info = api(&c, "$JS.API.CONSUMER.INFO.S.p", Value::Null).await;
     assert_eq!(info["paused"], true, "{info}");
@@ -473,4 +495,3 @@ async fn pause(kind: ServerKind) {
     let mut sub = pull(&c, "p", json!({"batch": 1, "expires": 2_000_000_000u64})).await;
     assert_eq!(next_msg(&mut sub).await.payload.as_ref(), b"x");
 }
-

@@ -146,6 +146,9 @@ pub(crate) fn reap_inactive(
     for name in idle {
         if let Some(c) = e.consumers.remove(&name) {
             consumer_removed(e, &c);
+            if events.len() >= super::consumer::MAX_EVENTS {
+                events.remove(0);
+            }
             events.push(ConsumerEvent::Deleted {
                 stream: c.stream.clone(),
                 consumer: name.clone(),

@@ -122,7 +122,7 @@ impl Consumer {
             AckKind::Term => {
                 let deliveries = self.deliveries.get(&sseq).copied().unwrap_or(0);
                 if self.ack(sseq) {
-                    self.events.push(ConsumerEvent::Terminated {
+                    self.event(ConsumerEvent::Terminated {
                         stream: self.stream.clone(),
                         consumer: self.name.clone(),
                         stream_seq: sseq,
@@ -192,7 +192,7 @@ impl Consumer {
         // Go leaves the ack floor where it is until the next ack moves it.
         self.pending.remove(&seq);
         self.deliveries.remove(&seq);
-        self.events.push(ConsumerEvent::MaxDeliveries {
+        self.event(ConsumerEvent::MaxDeliveries {
             stream: self.stream.clone(),
             consumer: self.name.clone(),
             stream_seq: seq,

@@ -99,6 +99,9 @@ pub enum ConsumerEvent {
     },
 }
 
+/// Most undrained events a consumer keeps.
+pub const MAX_EVENTS: usize = 1024;
+
 #[derive(Debug, Clone)]
 struct Pending {
     cseq: u64,
@@ -291,6 +294,9 @@ impl Consumer {
         c.last_sseq = meta.ack_floor_sseq;
         c.ack_floor_sseq = meta.ack_floor_sseq;
         c.ack_floor_cseq = meta.ack_floor_cseq;
+        // The inactivity clock restarts with the server (at the first tick), as Go's timers do.
+        c.last_activity = 0;
+        c.inactive_since = None;
         c.recount(store);
         c
     }
@@ -444,6 +450,14 @@ impl Consumer {
     /// Events since the last call.
     pub fn take_events(&mut self) -> Vec<ConsumerEvent> {
         std::mem::take(&mut self.events)
+    }
+
+    /// Records an event; when nobody drains them, the oldest go (advisories are best effort).
+    pub(super) fn event(&mut self, e: ConsumerEvent) {
+        if self.events.len() >= MAX_EVENTS {
+            self.events.remove(0);
+        }
+        self.events.push(e);
     }
 
     /// The stream sequence all below which is acknowledged.
@@ -601,6 +615,12 @@ impl Consumer {
 
     /// Timers: pull request expiry (408), ack-wait redelivery, pacing, heartbeats.
     pub fn tick(&mut self, store: &dyn StreamStore, now: UnixNanos) -> Vec<(Delivery, String)> {
+        if self.last_activity == 0 {
+            self.last_activity = now;
+            if self.is_push() && !self.active {
+                self.inactive_since = Some(now);
+            }
+        }
         let mut out = self.expire_waiting(now);
         self.check_pending(now);
         out.extend(self.pump(store, now));
