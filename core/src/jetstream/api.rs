@@ -377,6 +377,15 @@ pub struct ConsumerConfig {
     /// Paused until this time (RFC 3339, nats-server 2.11).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pause_until: Option<String>,
+    /// Priority groups pull requests name (nats-server 2.11; one is used).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub priority_groups: Vec<String>,
+    /// `none`, `overflow` or `pinned_client`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub priority_policy: String,
+    /// How long a pin lasts without a request from its client, nanoseconds.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub priority_timeout: u64,
 }
 
 /// A consumer create request (Go: `CreateConsumerRequest`).
@@ -406,6 +415,14 @@ pub struct NextRequest {
     pub no_wait: bool,
     /// Heartbeat, nanoseconds.
     pub idle_heartbeat: u64,
+    /// Priority group (nats-server 2.11).
+    pub group: String,
+    /// Overflow: serve only while this many messages are pending.
+    pub min_pending: u64,
+    /// Overflow: serve only while this many acks are outstanding.
+    pub min_ack_pending: u64,
+    /// Pinned client: the pin id the server handed out.
+    pub id: String,
 }
 
 /// Go: `JSApiMsgGetRequest`.

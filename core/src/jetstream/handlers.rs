@@ -178,6 +178,9 @@ impl JetStream {
                 "consumer_pause",
                 self.consumer_pause(stream, name, payload, now),
             ),
+            ["CONSUMER", "UNPIN", stream, name] => {
+                ("consumer_unpin", self.consumer_unpin(stream, name, payload))
+            }
             ["CONSUMER", "NAMES", stream] => (
                 "consumer_names",
                 self.consumer_list(stream, payload, now, false),
@@ -531,6 +534,38 @@ impl JetStream {
         super::retention::consumer_removed(e, &gone);
         self.forget_consumer(stream, name);
         Ok(())
+    }
+
+    /// Go 2.11: `$JS.API.CONSUMER.UNPIN.<stream>.<consumer>` with `{"group": g}` drops the
+    /// pin of a pinned-client consumer; the next request without an id gets a new one.
+    fn consumer_unpin(
+        &mut self,
+        stream: &str,
+        name: &str,
+        payload: &[u8],
+    ) -> Result<Value, ApiError> {
+        #[derive(Default, serde::Deserialize)]
+        #[serde(default)]
+        struct UnpinRequest {
+            group: String,
+        }
+        let req: UnpinRequest = parse(payload)?;
+        if req.group.is_empty() {
+            return Err(err::invalid_json("consumer group not specified"));
+        }
+        let e = self.store_of(stream)?;
+        let c = e
+            .consumers
+            .get_mut(name)
+            .ok_or_else(err::consumer_not_found)?;
+        if !c.unpin(&req.group) {
+            return Err(ApiError::new(
+                400,
+                10160,
+                "Provided priority group does not exist for this consumer",
+            ));
+        }
+        Ok(json!({}))
     }
 
     /// Go 2.11: `$JS.API.CONSUMER.PAUSE.<stream>.<consumer>` with `{"pause_until": time}`;

@@ -170,6 +170,7 @@ pub fn check_config(
     if c.durable_name.is_none() && c.inactive_threshold == 0 {
         c.inactive_threshold = DEFAULT_EPHEMERAL_THRESHOLD;
     }
+    super::priority::check(&mut c)?;
     filter_subset(&c, stream_subjects)?;
     Ok(c)
 }

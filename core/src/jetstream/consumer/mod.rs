@@ -11,11 +11,13 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::api::{rfc3339, ConsumerConfig};
 use super::store::{StoredMsg, StreamStore, UnixNanos};
+use crate::rng::SplitMix64;
 use crate::subject;
 
 mod ack;
 pub mod config;
 mod pace;
+mod priority;
 mod pull;
 #[cfg(test)]
 mod tests;
@@ -169,6 +171,9 @@ pub struct Consumer {
     /// Stream sequences acknowledged since the stream last looked (retention).
     acked: Vec<u64>,
     events: Vec<ConsumerEvent>,
+    /// Pinned-client priority: the current pin, and where pin ids come from.
+    pin: Option<priority::Pin>,
+    pin_rng: SplitMix64,
 }
 
 /// What a durable consumer keeps across restarts: its config and ack floor. Messages past
@@ -185,6 +190,13 @@ pub struct ConsumerMeta {
     pub ack_floor_sseq: u64,
     /// Consumer sequence of that floor.
     pub ack_floor_cseq: u64,
+}
+
+/// FNV-1a, to seed a consumer's pin ids.
+fn name_hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// The first sequence stored at or after `t` (Go: GetSeqFromTime); `last + 1` if none.
@@ -250,6 +262,7 @@ impl Consumer {
         } else {
             0
         };
+        let seed = now ^ name_hash(&name) ^ name_hash(&stream).rotate_left(32);
         let mut c = Self {
             name,
             stream,
@@ -277,6 +290,8 @@ impl Consumer {
             paused_until: 0,
             acked: Vec::new(),
             events: Vec::new(),
+            pin: None,
+            pin_rng: SplitMix64::new(seed),
             created: now,
             config,
         };
@@ -516,7 +531,21 @@ impl Consumer {
             }
         }
     }
+}
 
+/// `headers` with one more header line.
+fn with_header(headers: &[u8], name: &str, value: &str) -> Vec<u8> {
+    let mut h = if headers.is_empty() {
+        "NATS/1.0\r\n".to_owned()
+    } else {
+        let s = String::from_utf8_lossy(headers).into_owned();
+        s.trim_end_matches("\r\n").to_owned() + "\r\n"
+    };
+    h.push_str(&format!("{name}: {value}\r\n\r\n"));
+    h.into_bytes()
+}
+
+impl Consumer {
     fn ack_reply(&self, m: &StoredMsg, count: u64, cseq: u64) -> String {
         format!(
             "$JS.ACK.{}.{}.{count}.{}.{cseq}.{}.{}",
@@ -576,7 +605,10 @@ impl Consumer {
                 .or_insert(Pending { cseq, sent: now });
         }
         let reply = self.ack_reply(&m, count, self.cseq);
-        let (headers, payload) = self.shaped(&m);
+        let (mut headers, payload) = self.shaped(&m);
+        if let (Some(pin), false) = (self.pin_header(), self.is_push()) {
+            headers = with_header(&headers, "Nats-Pin-Id", pin);
+        }
         let d = Delivery {
             subject: to.to_owned(),
             reply: Some(reply),
@@ -621,6 +653,7 @@ impl Consumer {
                 self.inactive_since = Some(now);
             }
         }
+        self.expire_pin(now);
         let mut out = self.expire_waiting(now);
         self.check_pending(now);
         out.extend(self.pump(store, now));
@@ -661,7 +694,8 @@ impl Consumer {
             .then(|| self.last_sent.saturating_add(self.config.idle_heartbeat));
         let hold = (self.hold_until > 0).then_some(self.hold_until);
         let pause = (self.paused_until > 0).then_some(self.paused_until);
-        [exp, ack, hb, hold, pause, self.inactive_deadline()]
+        let pin = self.pin.as_ref().map(|p| p.expires);
+        [exp, ack, hb, hold, pause, pin, self.inactive_deadline()]
             .into_iter()
             .flatten()
             .min()
@@ -683,6 +717,9 @@ impl Consumer {
             "cluster": {"leader": server_name},
             "ts": rfc3339(now),
         });
+        if let Some(p) = self.priority_info() {
+            v["priority_groups"] = p;
+        }
         if self.is_paused(now) {
             v["paused"] = serde_json::json!(true);
             v["pause_remaining"] = serde_json::json!(self.paused_until - now);

@@ -3,6 +3,7 @@
 
 use super::super::api::NextRequest;
 use super::super::store::{StreamStore, UnixNanos};
+use super::priority::Pick;
 use super::{Consumer, Delivery};
 
 const PENDING_MSGS: &str = "Nats-Pending-Messages";
@@ -21,6 +22,11 @@ pub(super) struct Waiting {
     delivered: u64,
     /// Heartbeat interval and when the next is due.
     hb: Option<(u64, UnixNanos)>,
+    /// Priority (overflow): serve only while this backed up.
+    pub(super) min_pending: u64,
+    pub(super) min_ack_pending: u64,
+    /// Priority (pinned client): the request's pin id.
+    pub(super) pin_id: String,
 }
 
 impl Waiting {
@@ -94,6 +100,9 @@ impl Consumer {
                 &format!("409 Exceeded MaxRequestMaxBytes of {}", c.max_bytes),
             );
         }
+        if let Err(s) = self.check_priority_request(req, now) {
+            return status(reply, s);
+        }
         let mut out = Vec::new();
         if self.waiting.len() as u64 >= self.config.max_waiting {
             out.extend(self.expire_waiting(now));
@@ -123,6 +132,9 @@ impl Consumer {
             no_wait: req.no_wait,
             delivered: 0,
             hb: (req.idle_heartbeat > 0).then(|| (req.idle_heartbeat, now + req.idle_heartbeat)),
+            min_pending: req.min_pending,
+            min_ack_pending: req.min_ack_pending,
+            pin_id: req.id.clone(),
         });
         out.extend(self.pump(store, now));
         out
@@ -154,7 +166,7 @@ impl Consumer {
                 break;
             }
             let size = self.wire_size(&m);
-            let Some(mut w) = self.take_waiter(size, &mut out) else {
+            let Some(mut w) = self.take_waiter(size, now, &mut out) else {
                 self.unread(&m, src);
                 break;
             };
@@ -172,21 +184,40 @@ impl Consumer {
     }
 
     /// The first waiting request that can take a message of `size` bytes; requests whose
-    /// byte budget is too small end with `409 Message Size Exceeds MaxBytes`.
-    fn take_waiter(&mut self, size: u64, out: &mut Vec<(Delivery, String)>) -> Option<Waiting> {
-        while let Some(mut w) = self.waiting.pop_front() {
-            if w.bytes == 0 {
-                return Some(w);
+    /// byte budget is too small end with `409 Message Size Exceeds MaxBytes`, requests with
+    /// a stale pin id with `423 Nats-Wrong-Pin-Id`; priority rules may pass some over.
+    fn take_waiter(
+        &mut self,
+        size: u64,
+        now: UnixNanos,
+        out: &mut Vec<(Delivery, String)>,
+    ) -> Option<Waiting> {
+        let mut i = 0;
+        while let Some(mut w) = self.waiting.remove(i) {
+            if w.bytes > 0 && size > w.bytes {
+                out.push(w.status("409 Message Size Exceeds MaxBytes"));
+                continue;
             }
-            if size <= w.bytes {
-                w.bytes -= size;
-                if w.bytes == 0 {
-                    // Go: the budget is spent exactly; this one goes, then the request ends.
-                    w.left = 1;
+            match self.pick(&mut w, now) {
+                Pick::Serve => {
+                    if w.bytes > 0 {
+                        w.bytes -= size;
+                        if w.bytes == 0 {
+                            // Go: the budget is spent exactly; this one goes, then it ends.
+                            w.left = 1;
+                        }
+                    }
+                    return Some(w);
                 }
-                return Some(w);
+                Pick::Skip => {
+                    self.waiting.insert(i, w);
+                    i += 1;
+                }
+                Pick::WrongPin => {
+                    let d = Delivery::status(&w.reply, "423 Nats-Wrong-Pin-Id", &[]);
+                    out.push((d, String::new()));
+                }
             }
-            out.push(w.status("409 Message Size Exceeds MaxBytes"));
         }
         None
     }

@@ -524,3 +524,131 @@ fn ack_next_asks_for_more() {
     assert_eq!(more[0].subject, "_INBOX.more");
     assert_eq!(info(&mut js, "d", T0)["ack_floor"]["stream_seq"], 1);
 }
+
+#[test]
+fn priority_group_checks() {
+    let mut js = stream(json!({}));
+    let code = |v: Value| v["error"]["err_code"].as_u64().unwrap_or(0);
+    assert_eq!(
+        code(add(&mut js, json!({"priority_policy": "overflow"}), T0)),
+        10159
+    );
+    assert_eq!(
+        code(add(&mut js, json!({"priority_groups": ["A"]}), T0)),
+        10196
+    );
+    assert_eq!(
+        code(add(
+            &mut js,
+            json!({"priority_policy": "overflow", "priority_groups": ["this-name-is-too-long"]}),
+            T0
+        )),
+        10162
+    );
+    assert_eq!(
+        code(add(
+            &mut js,
+            json!({"deliver_subject": "d", "priority_policy": "overflow", "priority_groups": ["A"]}),
+            T0
+        )),
+        10178
+    );
+}
+
+#[test]
+fn overflow_serves_only_when_backed_up() {
+    let mut js = stream(json!({}));
+    for i in 0..3 {
+        publish(&mut js, "s.a", &i.to_string(), T0);
+    }
+    add(
+        &mut js,
+        json!({"durable_name": "o", "priority_policy": "overflow", "priority_groups": ["A"]}),
+        T0,
+    );
+    let s = statuses(&pull(&mut js, "o", json!({"batch": 1}), T0));
+    assert!(
+        s[0].contains("400 Bad Request - Priority Group missing"),
+        "{s:?}"
+    );
+    let s = statuses(&pull(&mut js, "o", json!({"batch": 1, "group": "B"}), T0));
+    assert!(s[0].contains("Invalid Priority Group"), "{s:?}");
+    // Three pending: a request wanting five waits, one wanting two is served.
+    let out = pull(
+        &mut js,
+        "o",
+        json!({"batch": 1, "group": "A", "min_pending": 5, "expires": SEC}),
+        T0,
+    );
+    assert!(out.is_empty());
+    let out = pull(
+        &mut js,
+        "o",
+        json!({"batch": 1, "group": "A", "min_pending": 2}),
+        T0,
+    );
+    assert_eq!(msgs(&out), ["0"]);
+}
+
+#[test]
+fn pinned_client_gets_everything_until_unpinned() {
+    let mut js = stream(json!({}));
+    for i in 0..3 {
+        publish(&mut js, "s.a", &i.to_string(), T0);
+    }
+    let v = add(
+        &mut js,
+        json!({"durable_name": "p", "priority_policy": "pinned_client", "priority_groups": ["A"]}),
+        T0,
+    );
+    assert_eq!(v["config"]["priority_timeout"], 120 * SEC, "{v}");
+    let out = pull(&mut js, "p", json!({"batch": 1, "group": "A"}), T0);
+    let h = String::from_utf8_lossy(&out[0].headers).into_owned();
+    let pin = h
+        .lines()
+        .find_map(|l| l.strip_prefix("Nats-Pin-Id: "))
+        .unwrap()
+        .to_owned();
+    assert_eq!(pin.len(), 22);
+    assert_eq!(
+        info(&mut js, "p", T0)["priority_groups"][0]["pinned_client_id"],
+        pin
+    );
+    // Another client (no id) waits; a wrong id is refused.
+    assert!(pull(
+        &mut js,
+        "p",
+        json!({"batch": 1, "group": "A", "expires": SEC}),
+        T0
+    )
+    .is_empty());
+    let s = statuses(&pull(
+        &mut js,
+        "p",
+        json!({"batch": 1, "group": "A", "id": "nope"}),
+        T0,
+    ));
+    assert!(s[0].contains("423 Nats-Pin-Id mismatch"), "{s:?}");
+    let out = pull(
+        &mut js,
+        "p",
+        json!({"batch": 1, "group": "A", "id": pin}),
+        T0,
+    );
+    assert_eq!(msgs(&out), ["1"]);
+    let v = api_at(
+        &mut js,
+        "$JS.API.CONSUMER.UNPIN.S.p",
+        json!({"group": "A"}),
+        T0,
+    );
+    assert!(v.get("error").is_none(), "{v}");
+    assert_eq!(
+        v["type"],
+        "io.nats.jetstream.api.v1.consumer_unpin_response"
+    );
+    // The waiting request without an id gets the new pin and the next message.
+    let out = js.tick(T0 + 1);
+    assert_eq!(msgs(&out), ["2"]);
+    assert!(!String::from_utf8_lossy(&out[0].headers).contains(&pin));
+}
