@@ -35,6 +35,12 @@ mod natsd_only {
     async fn pause() {
         natsd_tests::run_scenario(natsd_tests::ServerKind::Natsd, super::pause).await;
     }
+
+    #[tokio::test]
+    async fn pinned_priority_group() {
+        natsd_tests::run_scenario(natsd_tests::ServerKind::Natsd, super::pinned_priority_group)
+            .await;
+    }
 }
 
 async fn js_server(kind: ServerKind) -> (TestServer, tempfile::TempDir) {
@@ -494,4 +500,42 @@ async fn pause(kind: ServerKind) {
     assert_eq!(v["paused"], false, "{v}");
     let mut sub = pull(&c, "p", json!({"batch": 1, "expires": 2_000_000_000u64})).await;
     assert_eq!(next_msg(&mut sub).await.payload.as_ref(), b"x");
+}
+
+async fn pinned_priority_group(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let c = s.client().await;
+    stream(&c, json!({})).await;
+    let v = durable(
+        &c,
+        "p",
+        json!({"priority_policy": "pinned_client", "priority_groups": ["jobs"]}),
+    )
+    .await;
+    assert!(v.get("error").is_none(), "{v}");
+    publish(&c, "s.a", "1").await;
+    publish(&c, "s.a", "2").await;
+    let mut sub = pull(&c, "p", json!({"batch": 1, "group": "jobs"})).await;
+    let m = next_msg(&mut sub).await;
+    let pin = m
+        .headers
+        .as_ref()
+        .unwrap()
+        .get("Nats-Pin-Id")
+        .unwrap()
+        .to_string();
+    let mut sub = pull(&c, "p", json!({"batch": 1, "group": "jobs", "id": "stale"})).await;
+    let m = next_msg(&mut sub).await;
+    assert_eq!(
+        (status(&m), description(&m).as_str()),
+        (Some(423), "Nats-Pin-Id mismatch")
+    );
+    let mut sub = pull(&c, "p", json!({"batch": 1, "group": "jobs", "id": pin})).await;
+    assert_eq!(next_msg(&mut sub).await.payload.as_ref(), b"2");
+    let v = api(&c, "$JS.API.CONSUMER.INFO.S.p", Value::Null).await;
+    assert_eq!(
+        v["priority_groups"][0]["pinned_client_id"],
+        json!(pin),
+        "{v}"
+    );
 }
