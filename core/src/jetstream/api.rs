@@ -415,13 +415,18 @@ pub struct NextRequest {
     pub no_wait: bool,
     /// Heartbeat, nanoseconds.
     pub idle_heartbeat: u64,
-    /// Priority group (nats-server 2.11).
+    /// Priority group (nats-server 2.11). Clients send `null` for the priority fields
+    /// they do not use.
+    #[serde(deserialize_with = "null_default")]
     pub group: String,
     /// Overflow: serve only while this many messages are pending.
+    #[serde(deserialize_with = "null_default")]
     pub min_pending: u64,
     /// Overflow: serve only while this many acks are outstanding.
+    #[serde(deserialize_with = "null_default")]
     pub min_ack_pending: u64,
     /// Pinned client: the pin id the server handed out.
+    #[serde(deserialize_with = "null_default")]
     pub id: String,
 }
 
@@ -470,6 +475,13 @@ pub struct ListRequest {
     pub offset: usize,
     /// Subject filter (stream names); clients send `null` for none.
     pub subject: Option<String>,
+}
+
+/// A field a client may send as `null`.
+fn null_default<'de, D: serde::Deserializer<'de>, T: Deserialize<'de> + Default>(
+    d: D,
+) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// A string field a client may send as `null`.

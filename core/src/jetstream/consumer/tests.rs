@@ -652,3 +652,12 @@ fn pinned_client_gets_everything_until_unpinned() {
     assert_eq!(msgs(&out), ["2"]);
     assert!(!String::from_utf8_lossy(&out[0].headers).contains(&pin));
 }
+
+#[test]
+fn pull_request_accepts_null_priority_fields() {
+    let r = super::parse_next_request(
+        br#"{"batch":1,"expires":0,"min_pending":null,"min_ack_pending":null,"group":null,"id":null}"#,
+    )
+    .unwrap();
+    assert_eq!((r.batch, r.min_pending, r.group.as_str()), (1, 0, ""));
+}
