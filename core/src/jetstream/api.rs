@@ -563,17 +563,30 @@ pub struct ConsumerConfig {
     /// Start sequence for `by_start_sequence`.
     #[serde(skip_serializing_if = "is_zero")]
     pub opt_start_seq: u64,
+    /// Start time (RFC 3339) for `by_start_time`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opt_start_time: Option<String>,
     /// `none`, `all`, `explicit`.
     pub ack_policy: String,
     /// Redelivery delay, nanoseconds.
     pub ack_wait: u64,
     /// Most deliveries (-1: unlimited).
     pub max_deliver: i64,
+    /// Redelivery delays, nanoseconds: the nth redelivery waits `backoff[n-1]` (the last one
+    /// repeats); overrides `ack_wait`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub backoff: Vec<u64>,
     /// Filter.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub filter_subject: String,
+    /// Several filters (nats-server 2.10).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub filter_subjects: Vec<String>,
     /// `instant` or `original`.
     pub replay_policy: String,
+    /// Push delivery rate limit, bits per second.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rate_limit_bps: u64,
     /// Most outstanding pull requests.
     #[serde(skip_serializing_if = "is_zero")]
     pub max_waiting: u64,
@@ -597,6 +610,27 @@ pub struct ConsumerConfig {
     /// Memory storage for the consumer state.
     #[serde(skip_serializing_if = "is_false")]
     pub mem_storage: bool,
+    /// Largest batch a pull request may ask for.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub max_batch: u64,
+    /// Longest expiry a pull request may ask for, nanoseconds.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub max_expires: u64,
+    /// Largest `max_bytes` a pull request may ask for.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub max_bytes: u64,
+    /// Paused until this time (RFC 3339, nats-server 2.11).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause_until: Option<String>,
+    /// Priority groups pull requests name (nats-server 2.11; one is used).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub priority_groups: Vec<String>,
+    /// `none`, `overflow` or `pinned_client`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub priority_policy: String,
+    /// How long a pin lasts without a request from its client, nanoseconds.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub priority_timeout: u64,
 }
 
 /// A consumer create request (Go: `CreateConsumerRequest`).
@@ -626,6 +660,19 @@ pub struct NextRequest {
     pub no_wait: bool,
     /// Heartbeat, nanoseconds.
     pub idle_heartbeat: u64,
+    /// Priority group (nats-server 2.11). Clients send `null` for the priority fields
+    /// they do not use.
+    #[serde(deserialize_with = "null_default")]
+    pub group: String,
+    /// Overflow: serve only while this many messages are pending.
+    #[serde(deserialize_with = "null_default")]
+    pub min_pending: u64,
+    /// Overflow: serve only while this many acks are outstanding.
+    #[serde(deserialize_with = "null_default")]
+    pub min_ack_pending: u64,
+    /// Pinned client: the pin id the server handed out.
+    #[serde(deserialize_with = "null_default")]
+    pub id: String,
 }
 
 /// Go: `JSApiMsgGetRequest`.

@@ -6,9 +6,11 @@ use serde_json::{json, Value};
 use super::advisory::Action;
 use super::api::{
     err, rfc3339, ApiError, CreateConsumerRequest, ListRequest, MsgDeleteRequest, MsgGetRequest,
-    NextRequest, PurgeRequest, StreamConfig,
+    PurgeRequest, StreamConfig,
 };
-use super::consumer::{check_config as check_consumer, Consumer, Delivery};
+use super::consumer::{
+    check_config as check_consumer, parse_next_request, parse_time, Consumer, Delivery,
+};
 use super::service::{error_body, json_reply, JetStream};
 use super::store::{StoreError, StoredMsg, UnixNanos};
 use super::stream::validate_name;
@@ -181,6 +183,13 @@ impl JetStream {
                     json!({"success": true})
                 }),
             ),
+            ["CONSUMER", "PAUSE", stream, name] => (
+                "consumer_pause",
+                self.consumer_pause(stream, name, payload, now),
+            ),
+            ["CONSUMER", "UNPIN", stream, name] => {
+                ("consumer_unpin", self.consumer_unpin(stream, name, payload))
+            }
             ["CONSUMER", "NAMES", stream] => (
                 "consumer_names",
                 self.consumer_list(stream, payload, now, false),
@@ -476,6 +485,7 @@ impl JetStream {
         self.apply_ack_pending_limit(asked_ack_pending, &mut cfg)?;
         let server = self.settings.server_name.clone();
         let e = self.store_of(stream)?;
+        super::retention::check_config(&e.stream.config, &cfg)?;
         if let Some(existing) = e.consumers.get(&cname) {
             if req.action == "create" && existing.config != cfg {
                 return Err(err::consumer_already_exists());
@@ -489,7 +499,7 @@ impl JetStream {
                 .consumers
                 .get_mut(&cname)
                 .ok_or_else(err::consumer_not_found)?;
-            c.config = cfg;
+            c.update_config(cfg);
             return Ok(c.info(&server, now));
         }
         if req.action == "update" {
@@ -497,6 +507,7 @@ impl JetStream {
         }
         self.check_consumer_count(stream)?;
         let e = self.store_of(stream)?;
+        super::retention::check_new_consumer(&e.stream.config, &e.consumers, &cfg)?;
         let c = Consumer::new(
             cname.clone(),
             stream.to_owned(),
@@ -531,11 +542,78 @@ impl JetStream {
 
     fn consumer_delete(&mut self, stream: &str, name: &str) -> Result<(), ApiError> {
         let e = self.store_of(stream)?;
-        e.consumers
+        let gone = e
+            .consumers
             .remove(name)
             .ok_or_else(err::consumer_not_found)?;
+        super::retention::consumer_removed(e, &gone);
         self.forget_consumer(stream, name);
         Ok(())
+    }
+
+    /// Go 2.11: `$JS.API.CONSUMER.UNPIN.<stream>.<consumer>` with `{"group": g}` drops the
+    /// pin of a pinned-client consumer; the next request without an id gets a new one.
+    fn consumer_unpin(
+        &mut self,
+        stream: &str,
+        name: &str,
+        payload: &[u8],
+    ) -> Result<Value, ApiError> {
+        #[derive(Default, serde::Deserialize)]
+        #[serde(default)]
+        struct UnpinRequest {
+            group: String,
+        }
+        let req: UnpinRequest = parse(payload)?;
+        if req.group.is_empty() {
+            return Err(err::invalid_json("consumer group not specified"));
+        }
+        let e = self.store_of(stream)?;
+        let c = e
+            .consumers
+            .get_mut(name)
+            .ok_or_else(err::consumer_not_found)?;
+        if !c.unpin(&req.group) {
+            return Err(ApiError::new(
+                400,
+                10160,
+                "Provided priority group does not exist for this consumer",
+            ));
+        }
+        Ok(json!({}))
+    }
+
+    /// Go 2.11: `$JS.API.CONSUMER.PAUSE.<stream>.<consumer>` with `{"pause_until": time}`;
+    /// no time (or a past one) resumes.
+    fn consumer_pause(
+        &mut self,
+        stream: &str,
+        name: &str,
+        payload: &[u8],
+        now: UnixNanos,
+    ) -> Result<Value, ApiError> {
+        #[derive(Default, serde::Deserialize)]
+        #[serde(default)]
+        struct PauseRequest {
+            pause_until: Option<String>,
+        }
+        let req: PauseRequest = parse(payload)?;
+        let until = match req.pause_until.as_deref() {
+            None | Some("") => 0,
+            Some(t) => parse_time(t).ok_or_else(|| err::invalid_json("bad pause_until"))?,
+        };
+        let e = self.store_of(stream)?;
+        let c = e
+            .consumers
+            .get_mut(name)
+            .ok_or_else(err::consumer_not_found)?;
+        c.set_pause(until);
+        let _ = self.save_consumer(stream, name);
+        let mut v = json!({"paused": now < until, "pause_until": rfc3339(until)});
+        if now < until {
+            v["pause_remaining"] = json!(until - now);
+        }
+        Ok(v)
     }
 
     fn consumer_list(
@@ -567,19 +645,9 @@ impl JetStream {
         payload: &[u8],
         now: UnixNanos,
     ) -> Vec<Delivery> {
-        // Go: a bare number is a batch size.
-        let req = match std::str::from_utf8(payload)
-            .ok()
-            .and_then(|s| s.trim().parse::<i64>().ok())
-        {
-            Some(n) => NextRequest {
-                batch: n,
-                ..NextRequest::default()
-            },
-            None => match parse::<NextRequest>(payload) {
-                Ok(r) => r,
-                Err(_) => return vec![Delivery::status(reply, "400 Bad Request", &[])],
-            },
+        let req = match parse_next_request(payload) {
+            Ok(r) => r,
+            Err(status) => return vec![Delivery::status(reply, &status, &[])],
         };
         let Ok(e) = self.store_of(stream) else {
             return vec![Delivery::status(reply, "404 No Messages", &[])];
@@ -592,5 +660,21 @@ impl JetStream {
             .into_iter()
             .map(|d| d.0)
             .collect()
+    }
+
+    /// `+NXT <request>` on an ack subject: the rest is a pull request answered on `reply`.
+    pub(crate) fn ack_next(
+        &mut self,
+        ack_subject: &str,
+        reply: &str,
+        body: &[u8],
+        now: UnixNanos,
+    ) -> Vec<Delivery> {
+        let t: Vec<&str> = ack_subject.split('.').collect();
+        let (Some(stream), Some(consumer)) = (t.get(2), t.get(3)) else {
+            return Vec::new();
+        };
+        let rest = body.trim_ascii().strip_prefix(b"+NXT").unwrap_or_default();
+        self.next(stream, consumer, reply, rest, now)
     }
 }

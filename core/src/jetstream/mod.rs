@@ -17,6 +17,7 @@ pub mod factory;
 mod handlers;
 pub mod jsz;
 pub mod limits;
+mod retention;
 pub mod service;
 pub mod sourcing;
 pub mod store;

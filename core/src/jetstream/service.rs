@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::advisory::Action;
 use super::api::{err, rfc3339, ApiError, StreamConfig};
-use super::consumer::{AckKind, Consumer, ConsumerMeta, Delivery};
+use super::consumer::{AckKind, Consumer, ConsumerEvent, ConsumerMeta, Delivery};
 use super::factory::StoreFactory;
 use super::limits::{
     account_resources_exceeded, insufficient_resources, AccountLimits, ServerUsage,
@@ -59,6 +59,8 @@ pub struct JetStream {
     /// Durable consumers whose ack floor moved since they were last saved.
     moved: Vec<(String, String)>,
     rng: SplitMix64,
+    /// Consumer happenings for advisories (see [`JetStream::take_consumer_events`]).
+    pub(crate) consumer_events: Vec<ConsumerEvent>,
     api_total: u64,
     api_errors: u64,
     /// This account's limits (Go: `jsa.limits`).
@@ -120,6 +122,7 @@ impl JetStream {
             unsynced: Vec::new(),
             moved: Vec::new(),
             rng: SplitMix64::new(seed),
+            consumer_events: Vec::new(),
             api_total: 0,
             api_errors: 0,
             limits: AccountLimits::default(),
@@ -278,8 +281,10 @@ impl JetStream {
                 })
                 .unwrap_or_default(),
             Ok(st) => {
-                for c in e.consumers.values_mut() {
-                    c.on_stored(subj, st.seq);
+                if !super::retention::drop_unwanted(e, subj, st.seq) {
+                    for c in e.consumers.values_mut() {
+                        c.on_stored(subj, st.seq);
+                    }
                 }
                 if !self.dirty.contains(&name) {
                     self.dirty.push(name.clone());
@@ -455,7 +460,8 @@ impl JetStream {
     /// Timers: max-age expiry, pull request expiry, ack-wait redelivery.
     pub fn tick(&mut self, now: UnixNanos) -> Vec<Delivery> {
         let mut out = Vec::new();
-        for e in self.streams.values_mut() {
+        let mut reaped = Vec::new();
+        for (name, e) in self.streams.iter_mut() {
             let expired = e.stream.store.expire(now).unwrap_or(0) + e.stream.expire_ttl(now);
             let Entry { stream, consumers } = e;
             for c in consumers.values_mut() {
@@ -464,8 +470,28 @@ impl JetStream {
                 }
                 out.extend(c.tick(stream.store.as_ref(), now).into_iter().map(|d| d.0));
             }
+            super::retention::settle(e);
+            for (c, durable) in super::retention::reap_inactive(e, now, &mut self.consumer_events) {
+                reaped.push((name.clone(), c, durable));
+            }
+        }
+        for (stream, c, durable) in reaped {
+            if durable {
+                self.forget_consumer(&stream, &c);
+            }
         }
         out
+    }
+
+    /// Consumer events since the last call (max deliveries, terminated, deleted when
+    /// inactive), for the advisories the shell publishes.
+    pub fn take_consumer_events(&mut self) -> Vec<ConsumerEvent> {
+        for e in self.streams.values_mut() {
+            for c in e.consumers.values_mut() {
+                self.consumer_events.extend(c.take_events());
+            }
+        }
+        std::mem::take(&mut self.consumer_events)
     }
 
     /// The earliest time [`JetStream::tick`] has work.
@@ -491,8 +517,12 @@ impl JetStream {
         body: &[u8],
         now: UnixNanos,
     ) -> Vec<Delivery> {
+        let kind = AckKind::parse(body);
         let mut out = self.ack_inner(subj, body, now);
-        if let Some(r) = reply {
+        if let (AckKind::Next, Some(r)) = (kind, reply) {
+            // Go: `+NXT` acks and is a pull request answered on the reply.
+            out.extend(self.ack_next(subj, r, body, now));
+        } else if let Some(r) = reply {
             out.push(Delivery {
                 subject: r.to_owned(),
                 reply: None,
@@ -531,6 +561,7 @@ impl JetStream {
             .into_iter()
             .map(|d| d.0)
             .collect();
+        super::retention::settle(e);
         out.extend(self.ack_advisories(&t, body, floor, now));
         out
     }
@@ -574,7 +605,7 @@ impl JetStream {
         let Some(c) = consumers.get_mut(consumer) else {
             return Vec::new();
         };
-        c.active = active;
+        c.set_active(active, now);
         c.pump(stream.store.as_ref(), now)
             .into_iter()
             .map(|d| d.0)
