@@ -9,7 +9,7 @@
 use serde_json::{json, Map, Value};
 
 use super::api::rfc3339;
-use super::consumer::Delivery;
+use super::consumer::{ConsumerEvent, Delivery};
 use super::service::JetStream;
 use super::store::UnixNanos;
 
@@ -265,5 +265,29 @@ impl JetStream {
         }
         let (stream, consumer) = (tokens.get(2)?, tokens.get(3)?);
         Some(self.msg_advisory(event, stream, consumer, (sseq, cseq, dc), now))
+    }
+
+    /// The advisories of what consumers recorded since the last call: max deliveries, and
+    /// deletion after `inactive_threshold`. Terminations are advised on the ack path
+    /// ([`Self::ack_advisories`]), which sees the ack itself.
+    pub(crate) fn consumer_advisories(&mut self, now: UnixNanos) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        for ev in self.take_consumer_events() {
+            match ev {
+                ConsumerEvent::MaxDeliveries {
+                    stream,
+                    consumer,
+                    stream_seq,
+                    deliveries,
+                } => out.push(
+                    self.max_deliveries_advisory(&stream, &consumer, stream_seq, deliveries, now),
+                ),
+                ConsumerEvent::Deleted { stream, consumer } => {
+                    out.push(self.consumer_advisory(&stream, &consumer, Action::Delete, now));
+                }
+                ConsumerEvent::Terminated { .. } => {}
+            }
+        }
+        out
     }
 }

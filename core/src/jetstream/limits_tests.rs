@@ -576,3 +576,50 @@ fn max_deliveries_and_ack_metric_shapes() {
     let b = body(&js.stream_advisory("S", Action::Delete, T0))["id"].clone();
     assert_ne!(a, b);
 }
+
+#[test]
+fn max_deliveries_advisory_when_redelivery_stops() {
+    const SEC: u64 = 1_000_000_000;
+    let mut js = js(AccountLimits::default());
+    stream(&mut js, "S", &json!({}));
+    publish(&mut js, "s.x", b"m");
+    consumer(
+        &mut js,
+        "S",
+        &json!({"durable_name": "D", "deliver_subject": "dlv", "ack_policy": "explicit",
+                "ack_wait": SEC, "max_deliver": 2}),
+    );
+    let first = js.set_push_active("S", "D", true, T0);
+    assert!(first.iter().any(|d| d.subject == "dlv"), "{first:?}");
+    // Never acked: redelivered once, then given up on, which is advised once.
+    let mut seen = Vec::new();
+    for i in 1..=6 {
+        seen.extend(js.tick(T0 + i * SEC));
+    }
+    let deliveries = seen.iter().filter(|d| d.subject == "dlv").count();
+    assert_eq!(deliveries, 1, "one redelivery: {seen:?}");
+    let adv = advisories(&seen, "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.S.D");
+    assert_eq!(adv.len(), 1, "{seen:?}");
+    let v = body(adv[0]);
+    assert_eq!(v["type"], "io.nats.jetstream.advisory.v1.max_deliver");
+    assert_eq!((&v["stream_seq"], &v["deliveries"]), (&json!(1), &json!(2)));
+}
+
+#[test]
+fn inactive_consumer_deletion_is_advised() {
+    const SEC: u64 = 1_000_000_000;
+    let mut js = js(AccountLimits::default());
+    stream(&mut js, "S", &json!({}));
+    consumer(
+        &mut js,
+        "S",
+        &json!({"name": "E", "ack_policy": "explicit", "inactive_threshold": SEC}),
+    );
+    let mut seen = Vec::new();
+    for i in 1..=4 {
+        seen.extend(js.tick(T0 + i * SEC));
+    }
+    let adv = advisories(&seen, "$JS.EVENT.ADVISORY.CONSUMER.DELETED.S.E");
+    assert_eq!(adv.len(), 1, "{seen:?}");
+    assert_eq!(body(adv[0])["action"], "delete");
+}

@@ -480,6 +480,7 @@ impl JetStream {
                 self.forget_consumer(&stream, &c);
             }
         }
+        out.extend(self.consumer_advisories(now));
         out
     }
 
@@ -563,6 +564,7 @@ impl JetStream {
             .collect();
         super::retention::settle(e);
         out.extend(self.ack_advisories(&t, body, floor, now));
+        out.extend(self.consumer_advisories(now));
         out
     }
 
