@@ -12,6 +12,8 @@ use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::proto::client::MsgTemplate;
+
 /// Payloads up to this size are copied into the tail buffer instead of queued by reference.
 pub const COPY_THRESHOLD: usize = 2048;
 
@@ -127,6 +129,28 @@ impl Outbound {
         Ok(total)
     }
 
+    /// Queues one message encoded once by a [`MsgTemplate`] for all its receivers, completed
+    /// with this receiver's `sid`. `by_ref` is the payload when the template does not hold it
+    /// inline (large payloads are queued by reference, never copied per receiver).
+    pub fn push_template(
+        &mut self,
+        t: &mut MsgTemplate,
+        sid: &[u8],
+        by_ref: Option<&Bytes>,
+    ) -> Result<usize, PushError> {
+        debug_assert_eq!(t.payload_inline(), by_ref.is_none());
+        let total = t.encoded_len(sid) + by_ref.map_or(0, |b| b.len() + 2);
+        self.admit(total)?;
+        t.write_to(&mut self.tail, sid);
+        if let Some(b) = by_ref {
+            self.seal_tail();
+            self.queue.push_back(b.clone());
+            self.tail.extend_from_slice(b"\r\n");
+        }
+        self.pending_bytes += total as u64;
+        Ok(total)
+    }
+
     fn seal_tail(&mut self) {
         if !self.tail.is_empty() {
             self.queue.push_back(self.tail.split().freeze());
@@ -193,6 +217,46 @@ mod tests {
         assert!(o
             .push_msg(10, |b| b.extend_from_slice(b"MSG a 1 60\r\n"), &p)
             .is_ok());
+    }
+
+    #[test]
+    fn template_pushes_match_push_msg() {
+        let small = Bytes::from_static(b"hello");
+        let large = Bytes::from(vec![b'y'; COPY_THRESHOLD + 1]);
+        for (payload, inline) in [(&small, true), (&large, false)] {
+            let mut t = MsgTemplate::default();
+            t.fill(b"a.b", Some(b"r.1"), None, payload, inline);
+            let mut old = Outbound::new(1 << 20);
+            let mut new = Outbound::new(1 << 20);
+            for sid in [&b"1"[..], b"22", b"333"] {
+                old.push_msg(
+                    8,
+                    |b| {
+                        crate::proto::client::encode_msg_header(
+                            b,
+                            b"a.b",
+                            sid,
+                            Some(b"r.1"),
+                            payload.len(),
+                        )
+                    },
+                    payload,
+                )
+                .unwrap();
+                new.push_template(&mut t, sid, (!inline).then_some(payload))
+                    .unwrap();
+            }
+            assert_eq!(old.pending_bytes(), new.pending_bytes());
+            assert_eq!(collect(&mut old), collect(&mut new));
+        }
+        let mut t = MsgTemplate::default();
+        t.fill(b"a", None, None, &[0; 60], true);
+        let mut o = Outbound::new(100);
+        o.push_template(&mut t, b"1", None).unwrap();
+        assert_eq!(
+            o.push_template(&mut t, b"1", None),
+            Err(PushError::SlowConsumer)
+        );
     }
 
     #[test]

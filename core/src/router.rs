@@ -19,6 +19,7 @@
 //!   asked for it.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -29,8 +30,8 @@ use crate::account::{Account, Rename};
 use crate::auth::{PermissionChecker, ResponseTracker};
 use crate::conn::CloseReason;
 use crate::options::ResponseType;
-use crate::outbound::{Outbound, PushError};
-use crate::proto::client::{encode_hmsg_header, encode_msg_header};
+use crate::outbound::{Outbound, PushError, COPY_THRESHOLD};
+use crate::proto::client::MsgTemplate;
 use crate::proto::headers::no_responders_block;
 use crate::rng::SplitMix64;
 use crate::sublist::SublistResult;
@@ -56,6 +57,15 @@ pub trait Notifier: Send + Sync + std::fmt::Debug {
     /// write inline instead of waking the connection's writer.
     fn notify_write_small(&self) {
         self.notify_write();
+    }
+    /// The end of a publisher's batch that queued `deliveries` messages in all: small batches
+    /// are latency-bound and may be written inline ([`Notifier::notify_write_small`]).
+    fn notify_write_after(&self, deliveries: usize) {
+        if deliveries <= SMALL_BATCH {
+            self.notify_write_small();
+        } else {
+            self.notify_write();
+        }
     }
     /// The connection must close (reason recorded in [`ClientShared`]).
     fn notify_close(&self);
@@ -195,35 +205,23 @@ impl ClientShared {
             .collect()
     }
 
-    fn deliver(&self, sid: &[u8], m: &Message<'_>) -> bool {
-        let total = m.headers.map_or(0, |h| h.len()) + m.payload.len();
-        let res = {
-            let mut out = lock(&self.outbound);
-            match m.headers {
-                None => out.push_msg_from(
-                    m.subject.len() + sid.len() + 32,
-                    |b| encode_msg_header(b, m.subject, sid, m.reply, m.payload.len()),
-                    m.payload,
-                    m.shared,
-                ),
-                Some(h) => out.push_msg_from(
-                    m.subject.len() + sid.len() + 48 + h.len(),
-                    |b| {
-                        encode_hmsg_header(b, m.subject, sid, m.reply, h.len(), total);
-                        b.extend_from_slice(h);
-                    },
-                    m.payload,
-                    m.shared,
-                ),
-            }
-        };
+    /// Queues `m` for this connection's subscription `sid`. `t` is the message's shared
+    /// encoding (filled here by the first receiver of the publish).
+    fn deliver(&self, sid: &[u8], m: &Message<'_>, t: &mut MsgTemplate) -> bool {
+        let total = m.headers.map_or(0, <[u8]>::len) + m.payload.len();
+        let by_ref = m.shared.filter(|_| m.payload.len() > COPY_THRESHOLD);
+        if !t.is_filled() {
+            t.fill(m.subject, m.reply, m.headers, m.payload, by_ref.is_none());
+        }
+        let res = lock(&self.outbound).push_template(t, sid, by_ref);
         match res {
             Ok(_) => {
                 self.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
                 self.stats
                     .out_bytes
                     .fetch_add(total as u64, Ordering::Relaxed);
-                self.notifier.notify_write();
+                // No wake-up here: the caller lists the receiver in its `PendingFlush` (or wakes
+                // it itself), so the writer is woken once per batch, not once per message.
                 true
             }
             Err(PushError::SlowConsumer) => {
@@ -407,6 +405,9 @@ pub struct PendingFlush {
     /// Deliveries in this batch: a small batch is latency-bound (a request, a reply), a big one
     /// throughput-bound; the shell may write the small ones inline.
     deliveries: usize,
+    /// The current message's shared encoding; kept here so its buffer is reused across
+    /// the publisher's messages.
+    template: MsgTemplate,
 }
 
 /// Batches with at most this many deliveries may be written inline by the publisher.
@@ -415,8 +416,11 @@ const SMALL_BATCH: usize = 4;
 impl PendingFlush {
     fn add(&mut self, client: &Arc<ClientShared>) {
         self.deliveries += 1;
-        // Whoever flips the flag owns the wake-up; a receiver is listed once per batch.
-        if !client.flush_pending.swap(true, Ordering::AcqRel) {
+        // Whoever flips the flag owns the wake-up; a receiver is listed once per batch. The
+        // plain load first spares a locked read-modify-write per message once it is set.
+        if !client.flush_pending.load(Ordering::Acquire)
+            && !client.flush_pending.swap(true, Ordering::AcqRel)
+        {
             self.clients.push(Arc::clone(client));
         }
     }
@@ -429,15 +433,10 @@ impl PendingFlush {
 
     /// Wakes every listed writer. Call before the publisher waits for more input.
     pub fn flush(&mut self) {
-        let small = self.deliveries <= SMALL_BATCH;
-        self.deliveries = 0;
+        let deliveries = std::mem::take(&mut self.deliveries);
         for c in self.clients.drain(..) {
             c.flush_pending.store(false, Ordering::Release);
-            if small {
-                c.notifier.notify_write_small();
-            } else {
-                c.notifier.notify_write();
-            }
+            c.notifier.notify_write_after(deliveries);
         }
         for r in self.routes.drain(..) {
             r.flush_flag().store(false, Ordering::Release);
@@ -456,7 +455,43 @@ impl PendingFlush {
 #[derive(Debug, Default)]
 pub struct MatchCache {
     account: usize,
-    entries: HashMap<Bytes, (u64, Arc<SublistResult<SubRef>>)>,
+    entries: HashMap<Bytes, (u64, Arc<SublistResult<SubRef>>), BuildHasherDefault<SubjectHasher>>,
+}
+
+/// A multiply-rotate hash over eight bytes at a time. SipHash cost a hundred instructions
+/// per publish here; flooding the cache with colliding subjects only slows the publisher's
+/// own connection (the cache is its own and bounded by [`MATCH_CACHE_MAX`]), so a keyed hash
+/// buys nothing.
+#[derive(Default)]
+struct SubjectHasher(u64);
+
+impl SubjectHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for SubjectHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let mut w = [0u8; 8];
+        let rest = chunks.remainder();
+        w[..rest.len()].copy_from_slice(rest);
+        self.add(u64::from_le_bytes(w));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Entries a [`MatchCache`] keeps before it starts over.
@@ -637,12 +672,13 @@ pub fn deliver_as(
 ) -> usize {
     let result = account.sublist.matches(to);
     let mut delivered = 0;
+    let mut tpl = MsgTemplate::default();
     for sub in &result.psubs {
         // JetStream is single-server for now: consumers deliver to local subscribers only.
         if matches!(sub.0.target, SubTarget::Route { .. }) {
             continue;
         }
-        delivered += deliver_to(account, p, sub, m, 0, false);
+        delivered += deliver_to(account, p, sub, m, 0, false, &mut tpl);
     }
     for group in result.qsubs.iter().filter(|g| !g.is_empty()) {
         let start = p.rng.below(group.len() as u64) as usize;
@@ -651,7 +687,7 @@ pub fn deliver_as(
             if matches!(sub.0.target, SubTarget::Route { .. }) {
                 continue;
             }
-            let n = deliver_to(account, p, sub, m, 0, false);
+            let n = deliver_to(account, p, sub, m, 0, false, &mut tpl);
             if n > 0 {
                 delivered += n;
                 break;
@@ -733,6 +769,14 @@ fn route(
     };
     let mut delivered = 0;
     let mut targets = RouteTargets::default();
+    // Encoded at most once, by the first local receiver; the outermost level reuses the
+    // publisher's buffer (a nested import level encodes a renamed subject into its own).
+    let mut tpl = if depth == 0 {
+        std::mem::take(&mut p.pending.template)
+    } else {
+        MsgTemplate::default()
+    };
+    tpl.reset();
     for sub in &result.psubs {
         if let SubTarget::Route { route, .. } = &sub.0.target {
             if routed.is_none() && !sub.0.is_removed() {
@@ -740,7 +784,7 @@ fn route(
             }
             continue;
         }
-        delivered += deliver_to(account, p, sub, m, depth, routed.is_some());
+        delivered += deliver_to(account, p, sub, m, depth, routed.is_some(), &mut tpl);
     }
     for group in &result.qsubs {
         let Some(first) = group.first() else { continue };
@@ -750,7 +794,19 @@ fn route(
                 continue;
             }
         }
-        delivered += pick_queue_member(account, p, group, m, depth, routed.is_some(), &mut targets);
+        delivered += pick_queue_member(
+            account,
+            p,
+            group,
+            m,
+            depth,
+            routed.is_some(),
+            &mut targets,
+            &mut tpl,
+        );
+    }
+    if depth == 0 {
+        p.pending.template = tpl;
     }
     if !targets.list.is_empty() {
         delivered += targets.send(account, p, m);
@@ -761,6 +817,7 @@ fn route(
 /// One member of a queue group gets the message. A route member stands for `weight` members of
 /// the peer (Go: sublist.go addRemoteQSubToResult expands it that many times), so the pick is
 /// uniform over every member of the cluster; a routed message only picks local members.
+#[allow(clippy::too_many_arguments)] // the routing state of one level, passed down as is
 fn pick_queue_member(
     account: &Arc<Account>,
     p: &mut Publisher<'_>,
@@ -769,6 +826,7 @@ fn pick_queue_member(
     depth: u8,
     routed: bool,
     targets: &mut RouteTargets,
+    tpl: &mut MsgTemplate,
 ) -> usize {
     let len = group.len();
     let weight = |s: &SubRef| match route_weight(s) {
@@ -805,7 +863,7 @@ fn pick_queue_member(
             targets.add(route, sub.0.queue.as_ref());
             return 0;
         }
-        let n = deliver_to(account, p, sub, m, depth, routed);
+        let n = deliver_to(account, p, sub, m, depth, routed, tpl);
         if n > 0 {
             return n;
         }
@@ -820,6 +878,7 @@ fn deliver_to(
     m: &Message<'_>,
     depth: u8,
     routed: bool,
+    tpl: &mut MsgTemplate,
 ) -> usize {
     let s = &sub.0;
     if s.is_removed() {
@@ -857,7 +916,7 @@ fn deliver_to(
             if max > 0 && n > max {
                 return 0;
             }
-            if !client.deliver(sid, m) {
+            if !client.deliver(sid, m, tpl) {
                 return 0;
             }
             p.pending.add(client);
@@ -963,7 +1022,7 @@ fn send_no_responders(account: &Account, client: &Arc<ClientShared>, reply: &[u8
     for sub in result.psubs.iter().chain(result.qsubs.iter().flatten()) {
         if let SubTarget::Client { client: c, sid, .. } = &sub.0.target {
             if c.id == client.id {
-                if client.deliver(sid, &m) {
+                if client.deliver(sid, &m, &mut MsgTemplate::default()) {
                     client.notifier.notify_write();
                 }
                 return;

@@ -43,6 +43,8 @@ struct State {
     needs_flush: bool,
     /// A write failed; the writer task closes the connection.
     failed: bool,
+    /// Reused for every drain of the outbound queue.
+    scratch: Vec<Bytes>,
 }
 
 impl State {
@@ -51,13 +53,14 @@ impl State {
             return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
         };
         while !self.backlog.is_empty() {
-            let slices: Vec<IoSlice<'_>> = self
-                .backlog
-                .iter()
-                .take(MAX_IOVECS)
-                .map(|b| IoSlice::new(b))
-                .collect();
-            let mut n = match Pin::new(&mut **io).poll_write_vectored(cx, &slices) {
+            // On the stack: this runs once per write, often per message.
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut count = 0;
+            for (slot, b) in slices.iter_mut().zip(&self.backlog) {
+                *slot = IoSlice::new(b);
+                count += 1;
+            }
+            let mut n = match Pin::new(&mut **io).poll_write_vectored(cx, &slices[..count]) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Poll::Ready(Ok(n)) => n,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -130,9 +133,10 @@ impl ConnWriter {
         if client.close_reason().is_some() || client.pending_bytes() > INLINE_MAX_BYTES {
             return false;
         }
-        let mut batch = Vec::new();
+        let mut batch = std::mem::take(&mut st.scratch);
         client.drain_outbound(&mut batch);
-        st.backlog.extend(batch);
+        st.backlog.extend(batch.drain(..));
+        st.scratch = batch;
         let mut cx = Context::from_waker(Waker::noop());
         match st.poll_write_backlog(&mut cx) {
             Poll::Ready(Ok(())) => true,
@@ -151,9 +155,10 @@ impl ConnWriter {
         if st.failed {
             return Err(());
         }
-        let mut batch = Vec::new();
+        let mut batch = std::mem::take(&mut st.scratch);
         client.drain_outbound(&mut batch);
-        st.backlog.extend(batch);
+        st.backlog.extend(batch.drain(..));
+        st.scratch = batch;
         Ok(!st.backlog.is_empty() || st.needs_flush)
     }
 

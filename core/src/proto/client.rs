@@ -19,6 +19,9 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::info::{ConnectInfo, ServerInfo};
 
+mod template;
+pub use template::MsgTemplate;
+
 /// `PING\r\n`.
 pub const PING: &[u8] = b"PING\r\n";
 /// `PONG\r\n`.
@@ -357,44 +360,59 @@ impl ClientParser {
             [b'H', b'P', b'U', b'B', b' ', ..] if self.headers => (true, 5),
             _ => return None,
         };
+        // One pass over the control line finds both the fields and its end: this runs once per
+        // published message.
         let limit = (args_at + self.max_control_line as usize + 2).min(buf.len());
-        let nl = args_at + buf[args_at..limit].iter().position(|&b| b == b'\n')?;
+        let mut fields = [0..0, 0..0, 0..0, 0..0];
+        let mut n = 0;
+        let mut start = args_at;
+        let mut nl = None;
+        for (i, &b) in buf[args_at..limit].iter().enumerate() {
+            let i = args_at + i;
+            match b {
+                b' ' => {
+                    if i == start || n == fields.len() {
+                        return None;
+                    }
+                    fields[n] = start..i;
+                    n += 1;
+                    start = i + 1;
+                }
+                b'\t' => return None,
+                b'\n' => {
+                    nl = Some(i);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let nl = nl?;
         if nl < args_at + 2 || buf[nl - 1] != b'\r' {
             return None;
         }
-        let line = &buf[args_at..nl - 1];
-        if line.len() > self.max_control_line as usize {
+        let line_end = nl - 1;
+        if line_end - args_at > self.max_control_line as usize {
             return None;
         }
-        let mut fields = [0..0, 0..0, 0..0, 0..0];
-        let mut n = 0;
-        let mut start = 0;
-        for (i, &b) in line.iter().enumerate() {
-            if b == b' ' {
-                if i == start || n == fields.len() {
-                    return None;
-                }
-                fields[n] = args_at + start..args_at + i;
-                n += 1;
-                start = i + 1;
-            } else if b == b'\t' {
-                return None;
-            }
-        }
-        if start == line.len() || n == fields.len() {
+        if start >= line_end || n == fields.len() {
             return None;
         }
-        fields[n] = args_at + start..args_at + line.len();
+        fields[n] = start..line_end;
         n += 1;
         let size = |r: &Range<usize>| -> Option<usize> {
             let d = &buf[r.clone()];
-            if d.is_empty() || d.len() > 9 || !d.iter().all(u8::is_ascii_digit) {
+            if d.is_empty() || d.len() > 9 {
                 return None;
             }
-            Some(
-                d.iter()
-                    .fold(0usize, |acc, c| acc * 10 + usize::from(c - b'0')),
-            )
+            let mut v = 0usize;
+            for &c in d {
+                let digit = c.wrapping_sub(b'0');
+                if digit > 9 {
+                    return None;
+                }
+                v = v * 10 + usize::from(digit);
+            }
+            Some(v)
         };
         let (subject, reply, header_len, total) = match (hpub, n) {
             (false, 2) => (fields[0].clone(), None, 0, size(&fields[1])?),
