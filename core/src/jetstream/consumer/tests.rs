@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use super::super::factory::DiskFactory;
 use super::super::service::{JetStream, JsSettings};
 use super::super::store::{MemDisk, SyncPolicy};
-use super::{ConsumerEvent, Delivery};
+use super::Delivery;
 
 const T0: u64 = 1_700_000_000_000_000_000;
 const SEC: u64 = 1_000_000_000;
@@ -193,23 +193,24 @@ fn backoff_spaces_redeliveries_then_max_deliver_stops_them() {
     assert_eq!(msgs(&js.tick(T0 + SEC)), ["x"], "first backoff step");
     assert!(msgs(&js.tick(T0 + 3 * SEC)).is_empty(), "second step is 3s");
     assert_eq!(msgs(&js.tick(T0 + 4 * SEC)), ["x"]);
-    assert!(
-        msgs(&js.tick(T0 + 7 * SEC)).is_empty(),
-        "max_deliver 3 reached"
-    );
+    let last = js.tick(T0 + 7 * SEC);
+    assert!(msgs(&last).is_empty(), "max_deliver 3 reached");
     assert_eq!(info(&mut js, "d", T0 + 7 * SEC)["num_ack_pending"], 0);
-    let ev = js.take_consumer_events();
-    assert!(
-        ev.iter().any(|e| matches!(
-            e,
-            ConsumerEvent::MaxDeliveries {
-                stream_seq: 1,
-                deliveries: 3,
-                ..
-            }
-        )),
-        "{ev:?}"
+    // The consumer's event becomes Go's max-deliveries advisory in the same tick.
+    let adv: Vec<Value> = advisories(&last, "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.S.d");
+    assert_eq!(adv.len(), 1, "{last:?}");
+    assert_eq!(
+        (&adv[0]["stream_seq"], &adv[0]["deliveries"]),
+        (&json!(1), &json!(3))
     );
+}
+
+/// The bodies of the advisories in `out` published on `subject`.
+fn advisories(out: &[Delivery], subject: &str) -> Vec<Value> {
+    out.iter()
+        .filter(|d| d.subject == subject)
+        .map(|d| serde_json::from_slice(&d.payload).unwrap())
+        .collect()
 }
 
 #[test]
@@ -227,7 +228,10 @@ fn nak_delay_progress_and_term() {
     assert_eq!(msgs(&out), ["a", "b", "c"]);
     ack(&mut js, &out[0], r#"-NAK {"delay": 2000000000}"#, T0);
     ack(&mut js, &out[1], "-NAK 5s", T0);
-    ack(&mut js, &out[2], "+TERM", T0);
+    let term = ack(&mut js, &out[2], "+TERM", T0);
+    let adv = advisories(&term, "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.S.d");
+    assert_eq!(adv.len(), 1, "{term:?}");
+    assert_eq!(adv[0]["stream_seq"], 3);
     pull(&mut js, "d", json!({"batch": 10, "expires": 60 * SEC}), T0);
     assert!(msgs(&js.tick(T0 + SEC)).is_empty());
     let a = js.tick(T0 + 2 * SEC);
@@ -241,10 +245,6 @@ fn nak_delay_progress_and_term() {
     );
     // "a" is due 10s after its +WPI, "b" 10s after its redelivery.
     assert_eq!(msgs(&js.tick(T0 + 21 * SEC)), ["a", "b"]);
-    let ev = js.take_consumer_events();
-    assert!(ev
-        .iter()
-        .any(|e| matches!(e, ConsumerEvent::Terminated { stream_seq: 3, .. })));
 }
 
 #[test]
@@ -365,18 +365,20 @@ fn inactive_consumers_go() {
         T0,
     );
     add(&mut js, json!({"durable_name": "keep"}), T0);
-    js.tick(T0 + 2 * SEC + 1);
+    let mut out = js.tick(T0 + 2 * SEC + 1);
     assert_eq!(js.num_consumers(), 2);
-    js.tick(T0 + 5 * SEC + 1);
+    out.extend(js.tick(T0 + 5 * SEC + 1));
     assert_eq!(js.num_consumers(), 1);
     assert_eq!(info(&mut js, "keep", T0)["name"], "keep");
-    let ev = js.take_consumer_events();
-    assert_eq!(
-        ev.iter()
-            .filter(|e| matches!(e, ConsumerEvent::Deleted { .. }))
-            .count(),
-        2
-    );
+    // Each deletion is advised (Go: consumer action "delete").
+    let deleted = out
+        .iter()
+        .filter(|d| {
+            d.subject
+                .starts_with("$JS.EVENT.ADVISORY.CONSUMER.DELETED.S.")
+        })
+        .count();
+    assert_eq!(deleted, 2, "{out:?}");
     // A push consumer goes once nobody listens for that long.
     add(&mut js, json!({"deliver_subject": "d"}), T0);
     let name = js.push_consumers()[0].1.clone();
