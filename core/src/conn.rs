@@ -192,6 +192,10 @@ pub struct ClientConn {
     pings_out: u32,
     /// Input arrived since the last PING timer fired: no PING is needed to prove liveness.
     input_since_ping: bool,
+    /// When the server's outstanding PING was sent, to time the PONG that answers it.
+    rtt_ping_at: Option<Instant>,
+    /// The last round trip measured by a server PING.
+    rtt: Option<Duration>,
     #[cfg(test)]
     replay: Vec<u8>,
     #[cfg(test)]
@@ -243,6 +247,8 @@ impl ClientConn {
             next_ping: now + first + Duration::from_millis(jitter_ms),
             pings_out: 0,
             input_since_ping: false,
+            rtt_ping_at: None,
+            rtt: None,
             #[cfg(test)]
             replay: Vec::new(),
             #[cfg(test)]
@@ -429,6 +435,10 @@ impl ClientConn {
             }
             ClientOp::Pong => {
                 self.pings_out = 0;
+                // Go: server/client.go processPong — the answer to our PING times the round trip.
+                if let Some(sent) = self.rtt_ping_at.take() {
+                    self.rtt = Some(now.saturating_duration_since(sent));
+                }
             }
             // Clients have no business sending these; nats-server ignores them from clients.
             ClientOp::Info(_) | ClientOp::Ok | ClientOp::Err(_) => {}
@@ -544,9 +554,9 @@ impl ClientConn {
         }
         if now >= self.next_ping {
             self.next_ping = now + self.cfg.ping_interval;
-            if self.input_since_ping && self.state == State::Open {
+            if self.input_since_ping && self.state == State::Open && self.rtt.is_some() {
                 // Go: server/client.go processPingTimer — recent client activity proves the
-                // connection alive; skip this PING.
+                // connection alive; skip this PING, unless no round trip was measured yet.
                 self.input_since_ping = false;
                 self.pings_out = 0;
                 return;
@@ -558,8 +568,14 @@ impl ClientConn {
                 return;
             }
             self.pings_out += 1;
+            self.rtt_ping_at = Some(now);
             self.transmit.extend_from_slice(client::PING);
         }
+    }
+
+    /// The round-trip time the last answered server PING measured (`/connz` `rtt`).
+    pub fn rtt(&self) -> Option<Duration> {
+        self.rtt
     }
 
     /// Bytes to send to the client, if any.
@@ -866,6 +882,38 @@ mod tests {
         }
         assert!(c.is_open());
         assert!(now > t0 + Duration::from_secs(100));
+    }
+
+    #[test]
+    fn the_pong_to_a_server_ping_measures_the_round_trip() {
+        let t0 = Instant::now();
+        let opts = Options {
+            ping_interval: Duration::from_secs(10),
+            ..Options::default()
+        };
+        let mut c = ClientConn::new(t0, 1, cfg(&opts), "127.0.0.1", ConnType::Standard, 1);
+        feed(&mut c, t0, "CONNECT {\"verbose\":false}\r\nPING\r\n");
+        out(&mut c);
+        // The client's own PING is answered, not timed.
+        assert_eq!(c.rtt(), None);
+        // A busy client still gets a PING while no round trip is known (Go: needRTT).
+        let sent = loop {
+            let (now, _) = c.poll_timeout().expect("ping timer armed");
+            feed(&mut c, now, "PUB x 0\r\n\r\n");
+            c.handle_timeout(now);
+            if out(&mut c).contains("PING") {
+                break now;
+            }
+            assert!(now < t0 + Duration::from_secs(60), "no PING sent");
+        };
+        feed(&mut c, sent + Duration::from_millis(7), "PONG\r\n");
+        assert_eq!(c.rtt(), Some(Duration::from_millis(7)));
+        // Once measured, activity suppresses the next PING as before.
+        let (t, _) = c.poll_timeout().expect("ping timer armed");
+        feed(&mut c, t, "PUB x 0\r\n\r\n");
+        c.handle_timeout(t);
+        assert!(!out(&mut c).contains("PING"));
+        assert_eq!(c.rtt(), Some(Duration::from_millis(7)));
     }
 
     #[test]

@@ -82,6 +82,8 @@ pub struct ClientStats {
     pub out_msgs: AtomicU64,
     /// Payload bytes delivered to the client.
     pub out_bytes: AtomicU64,
+    /// The last measured PING round trip in nanoseconds; 0 until one was measured.
+    pub rtt_nanos: AtomicU64,
 }
 
 /// What the router knows about a connection, shared by every task that delivers to it.

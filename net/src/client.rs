@@ -175,6 +175,7 @@ pub(crate) async fn run<S>(
                     route_ctx.now = now();
                     // Whatever is left after the first event is handled at the top of the loop.
                     feed(&srv, &mut conn, &mut rbuf, &shared, account.as_ref(), &mut route_ctx);
+                    publish_rtt(&conn, &shared);
                 }
                 Err(_) => conn.handle_close(CloseReason::ReadError),
             },
@@ -198,6 +199,14 @@ pub(crate) async fn run<S>(
     let _ = writer.await;
     srv.unregister_client(id, reason, subs);
     tracing::debug!(cid = id, %peer, reason = reason.as_str(), "client connection closed");
+}
+
+/// Makes the machine's last PING round trip visible to monitoring.
+fn publish_rtt(conn: &ClientConn, shared: &ClientShared) {
+    if let Some(rtt) = conn.rtt() {
+        let nanos = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX).max(1);
+        shared.stats.rtt_nanos.store(nanos, Ordering::Relaxed);
+    }
 }
 
 /// Feeds input to the machine; plainly formatted publishes take the fast lane straight into

@@ -254,3 +254,27 @@ async fn secrets_never_appear() {
     srv.shutdown();
     let _ = Duration::ZERO;
 }
+
+#[tokio::test]
+async fn connz_rtt_is_measured_by_server_pings() {
+    let srv = start(Options {
+        ping_interval: Duration::from_millis(200),
+        ..test_options()
+    })
+    .await;
+    let mon = srv.monitor_addr().unwrap();
+    // async-nats answers server PINGs, which is what times the round trip.
+    let nc = async_nats::connect(srv.client_url().unwrap())
+        .await
+        .unwrap();
+    wait_until("rtt measured", || {
+        srv.connz(&Default::default())
+            .is_ok_and(|z| z.connections.iter().any(|c| c.rtt != "0s"))
+    })
+    .await;
+    let c = get_json(mon, "/connz").await;
+    let rtt = c["connections"][0]["rtt"].as_str().unwrap().to_owned();
+    assert!(rtt.ends_with('s') && rtt != "0s", "{rtt}");
+    drop(nc);
+    srv.shutdown();
+}

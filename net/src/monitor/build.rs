@@ -664,7 +664,9 @@ fn open_info(
     ci.idle = uptime(now.duration_since(e.last_activity()).unwrap_or_default());
     ci.pending_bytes = e.shared.pending_bytes();
     ci.subscriptions = e.shared.num_subs() as u32;
-    ci.rtt = go_duration(Duration::ZERO);
+    ci.rtt = go_duration(Duration::from_nanos(
+        e.shared.stats.rtt_nanos.load(Ordering::Relaxed),
+    ));
     if o.subscriptions_detail {
         ci.subscriptions_list_detail = details.get(&e.shared.id).cloned().unwrap_or_default();
     } else if o.subscriptions {
@@ -686,7 +688,9 @@ fn closed_info(c: &ClosedClient, o: &ConnzOptions) -> ConnInfo {
     ci.uptime = uptime(c.stop.duration_since(e.start).unwrap_or_default());
     ci.idle = uptime(c.stop.duration_since(e.last_activity()).unwrap_or_default());
     ci.subscriptions = c.subs.len() as u32;
-    ci.rtt = go_duration(Duration::ZERO);
+    ci.rtt = go_duration(Duration::from_nanos(
+        e.shared.stats.rtt_nanos.load(Ordering::Relaxed),
+    ));
     if o.subscriptions_detail {
         ci.subscriptions_list_detail = c
             .subs
