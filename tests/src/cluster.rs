@@ -76,6 +76,45 @@ impl TestCluster {
         cluster
     }
 
+    /// Like [`TestCluster::start`], with the cluster set up in a config file: `cluster_extra`
+    /// goes inside every node's `cluster { }` block and `top_extra` at the top level, both
+    /// made per node by the closures (node index in).
+    pub async fn start_conf(
+        kinds: &[ServerKind],
+        cluster_extra: impl Fn(usize) -> String,
+        top_extra: impl Fn(usize) -> String,
+    ) -> Self {
+        let seed_port = crate::free_port();
+        let mut nodes = Vec::new();
+        for (i, kind) in kinds.iter().enumerate() {
+            let cluster_port = if i == 0 {
+                seed_port
+            } else {
+                crate::free_port()
+            };
+            let http_port = crate::free_port();
+            let routes = if i == 0 {
+                String::new()
+            } else {
+                format!("routes: [\"nats://127.0.0.1:{seed_port}\"]")
+            };
+            let conf = format!(
+                "server_name: n{i}\nhttp: \"127.0.0.1:{http_port}\"\n{}\ncluster {{\n  name: {CLUSTER_NAME}\n  listen: \"127.0.0.1:{cluster_port}\"\n  {routes}\n  {}\n}}\n",
+                top_extra(i),
+                cluster_extra(i),
+            );
+            let server = TestServer::start(*kind, &conf).await;
+            nodes.push(ClusterNode {
+                server,
+                cluster_port,
+                http_port,
+            });
+        }
+        let cluster = Self { nodes };
+        cluster.wait_mesh().await;
+        cluster
+    }
+
     /// Waits until every node reports a route to every other node.
     pub async fn wait_mesh(&self) {
         let want = self.nodes.len() - 1;

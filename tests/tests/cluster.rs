@@ -289,3 +289,130 @@ async fn monitoring_and_connect_urls() {
         );
     }
 }
+
+/// PEM files for a TLS cluster: a CA and one certificate every node presents both as TLS
+/// server and as TLS client (nats-server verifies route certificates both ways).
+struct RoutePki {
+    dir: tempfile::TempDir,
+}
+
+impl RoutePki {
+    fn new() -> Self {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair, KeyUsagePurpose,
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("natsd-route-tls-")
+            .tempdir()
+            .expect("tempdir");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "natsd route CA");
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_key = KeyPair::generate().expect("ca key");
+        let ca_cert = ca.self_signed(&ca_key).expect("ca cert");
+        let issuer = Issuer::new(ca, ca_key);
+        let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        let mut leaf = CertificateParams::new(names).expect("leaf params");
+        leaf.distinguished_name.push(DnType::CommonName, "route");
+        leaf.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        leaf.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        leaf.use_authority_key_identifier_extension = true;
+        let key = KeyPair::generate().expect("leaf key");
+        let cert = leaf.signed_by(&key, &issuer).expect("leaf cert");
+        for (name, pem) in [
+            ("ca.pem", ca_cert.pem()),
+            ("route.pem", cert.pem()),
+            ("route-key.pem", key.serialize_pem()),
+        ] {
+            std::fs::write(dir.path().join(name), pem).expect("write pem");
+        }
+        Self { dir }
+    }
+
+    /// The `tls { }` block of a `cluster { }` block.
+    fn block(&self) -> String {
+        let p = |n: &str| self.dir.path().join(n).display().to_string();
+        format!(
+            "tls {{\n    cert_file: \"{}\"\n    key_file: \"{}\"\n    ca_file: \"{}\"\n    timeout: 5\n  }}",
+            p("route.pem"),
+            p("route-key.pem"),
+            p("ca.pem")
+        )
+    }
+}
+
+async fn tls_suite(kinds: &[ServerKind]) {
+    let pki = RoutePki::new();
+    let c = within_for(
+        Duration::from_secs(40),
+        "TLS cluster start",
+        TestCluster::start_conf(kinds, |_| pki.block(), |_| String::new()),
+    )
+    .await;
+    every_placement(&c).await;
+    request_reply(&c).await;
+}
+
+#[tokio::test]
+async fn tls_three_natsd_nodes() {
+    tls_suite(&[Natsd, Natsd, Natsd]).await;
+}
+
+#[tokio::test]
+async fn tls_mixed_cluster() {
+    if go_available() {
+        tls_suite(&[Natsd, NatsServer, Natsd]).await;
+        tls_suite(&[NatsServer, Natsd, NatsServer]).await;
+    }
+}
+
+/// A node whose route certificate comes from another CA never joins.
+#[tokio::test]
+async fn tls_untrusted_peer_rejected() {
+    let good = RoutePki::new();
+    let rogue = RoutePki::new();
+    let pki = [&good, &rogue];
+    let seed_port = natsd_tests::free_port();
+    let http = natsd_tests::free_port();
+    let mut servers = Vec::new();
+    for (i, p) in pki.iter().enumerate() {
+        let port = if i == 0 {
+            seed_port
+        } else {
+            natsd_tests::free_port()
+        };
+        let routes = if i == 0 {
+            String::new()
+        } else {
+            format!("routes: [\"nats://127.0.0.1:{seed_port}\"]")
+        };
+        let http_line = if i == 0 {
+            format!("http: \"127.0.0.1:{http}\"")
+        } else {
+            String::new()
+        };
+        let conf = format!(
+            "{http_line}\ncluster {{\n name: x\n listen: \"127.0.0.1:{port}\"\n {routes}\n {}\n}}\n",
+            p.block()
+        );
+        servers.push(natsd_tests::TestServer::start(Natsd, &conf).await);
+    }
+    // Several dial attempts (one a second) fail their handshake; no route ever registers.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < deadline {
+        let z = monitor_get(http, "/routez").await.expect("routez");
+        assert_eq!(z["num_routes"], 0, "{z}");
+        // Poll interval; bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(servers[1].log().contains("TLS"), "{}", servers[1].log());
+}

@@ -77,6 +77,8 @@ pub(crate) fn route_config(
         import: permission(c.import.as_ref()),
         export: permission(c.export.as_ref()),
         lnoc: true,
+        tls_required: c.tls.is_some(),
+        tls_verify: c.tls.is_some(),
         ..RouteInfo::default()
     };
     let authorizer = c.user.as_ref().map(|u| {
@@ -107,10 +109,10 @@ pub(crate) async fn start<T: Transport>(
     let Some(c) = &opts.cluster else {
         return Ok(None);
     };
-    if c.tls.is_some() {
-        return Err(ServerError::Config(
-            "cluster tls is not supported yet".to_owned(),
-        ));
+    if let Some(t) = &c.tls {
+        let t = super::tls::RouteTls::new(t)
+            .map_err(|e| ServerError::Config(format!("cluster tls: {e}")))?;
+        let _ = srv.cluster.tls.set(Arc::new(t));
     }
     let routes = c
         .routes
@@ -150,7 +152,16 @@ pub(crate) async fn start<T: Transport>(
                     Ok((stream, peer)) => {
                         let srv = Arc::clone(&accept_srv);
                         tokio::spawn(async move {
-                            let again = conn::run(Arc::clone(&srv), stream, peer, None).await;
+                            let again = match srv.cluster.tls.get().cloned() {
+                                None => conn::run(Arc::clone(&srv), stream, peer, None).await,
+                                Some(tls) => match tls.accept(stream).await {
+                                    Ok(s) => conn::run(Arc::clone(&srv), s, peer, None).await,
+                                    Err(e) => {
+                                        tracing::error!(%peer, "route TLS handshake error: {e}");
+                                        None
+                                    }
+                                },
+                            };
                             redial::<T>(srv, again);
                         });
                     }
@@ -219,7 +230,18 @@ fn spawn_dial<T: Transport>(srv: Arc<Shared>, d: Dialed, wait_first: bool) {
             }
         };
         let (stream, addr) = stream;
-        let again = conn::run(Arc::clone(&srv), stream, addr, Some(d.clone())).await;
+        let again = match srv.cluster.tls.get().cloned() {
+            None => conn::run(Arc::clone(&srv), stream, addr, Some(d.clone())).await,
+            Some(tls) => match tls.connect(&d.url.host, stream).await {
+                Ok(s) => conn::run(Arc::clone(&srv), s, addr, Some(d.clone())).await,
+                Err(e) => {
+                    // Go: a failed handshake closes the connection; only configured routes
+                    // are dialed again.
+                    tracing::error!(url = %d.url, "route TLS handshake error: {e}");
+                    d.configured.then(|| d.clone())
+                }
+            },
+        };
         if !d.configured {
             forget_dialing(&srv, &d.url);
         }

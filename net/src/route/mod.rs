@@ -15,6 +15,7 @@
 pub(crate) mod conn;
 pub(crate) mod dial;
 mod interest;
+pub(crate) mod tls;
 mod url;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -176,6 +177,8 @@ pub(crate) struct Cluster {
     pub(crate) perms: OnceLock<natsd_core::auth::PermissionChecker>,
     /// Starts a dialer on the server's transport (set when the listener starts).
     pub(crate) dialer: OnceLock<fn(Arc<crate::server::Shared>, conn::Dialed)>,
+    /// `cluster.tls`: every route is TLS from its first byte.
+    pub(crate) tls: OnceLock<Arc<tls::RouteTls>>,
 }
 
 impl Cluster {
@@ -192,6 +195,7 @@ impl Cluster {
             shutting_down: AtomicBool::new(false),
             perms: OnceLock::new(),
             dialer: OnceLock::new(),
+            tls: OnceLock::new(),
         }
     }
 
