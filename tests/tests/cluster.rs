@@ -416,3 +416,81 @@ async fn tls_untrusted_peer_rejected() {
     }
     assert!(servers[1].log().contains("TLS"), "{}", servers[1].log());
 }
+
+/// Accounts for the account-aware cluster tests: a system account and two application
+/// accounts, `SVC` exporting a service that `APP` imports.
+const ACCOUNTS: &str = r#"
+accounts {
+  SYS { users: [{user: sys, password: pass}] }
+  SVC {
+    users: [{user: svc, password: pass}]
+    exports: [{service: "svc.>"}]
+  }
+  APP {
+    users: [{user: app, password: pass}]
+    imports: [{service: {account: SVC, subject: "svc.>"}}]
+  }
+}
+system_account: SYS
+"#;
+
+async fn user_client(c: &TestCluster, i: usize, user: &str) -> async_nats::Client {
+    c.nodes[i]
+        .server
+        .client_with(async_nats::ConnectOptions::with_user_and_password(
+            user.to_owned(),
+            "pass".to_owned(),
+        ))
+        .await
+}
+
+/// `$SYS.REQ.SERVER.PING` from any node is answered by every node of the cluster.
+async fn sys_ping_all(kinds: &[ServerKind]) {
+    let c = within_for(
+        Duration::from_secs(40),
+        "cluster start",
+        TestCluster::start_conf(kinds, |_| String::new(), |_| ACCOUNTS.to_owned()),
+    )
+    .await;
+    for i in 0..c.nodes.len() {
+        let sys = user_client(&c, i, "sys").await;
+        let inbox = sys.new_inbox();
+        let mut replies = sys.subscribe(inbox.clone()).await.expect("subscribe");
+        flush(&sys).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut ids = std::collections::BTreeSet::new();
+        // Pings repeat until every node's interest (and our inbox's) has crossed the routes.
+        while ids.len() < c.nodes.len() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "node {i}: answers from {ids:?}"
+            );
+            ids.clear();
+            sys.publish_with_reply("$SYS.REQ.SERVER.PING", inbox.clone(), "".into())
+                .await
+                .expect("publish");
+            flush(&sys).await;
+            while let Ok(Some(m)) =
+                tokio::time::timeout(Duration::from_millis(300), replies.next()).await
+            {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&m.payload).expect("PING answer is JSON");
+                ids.insert(v["server"]["id"].as_str().expect("server.id").to_owned());
+            }
+        }
+        assert_eq!(ids.len(), c.nodes.len());
+    }
+}
+
+#[tokio::test]
+async fn sys_ping_three_natsd() {
+    sys_ping_all(&[Natsd, Natsd, Natsd]).await;
+}
+
+#[tokio::test]
+async fn sys_ping_go_and_mixed() {
+    if go_available() {
+        sys_ping_all(&[NatsServer, NatsServer, NatsServer]).await;
+        sys_ping_all(&[Natsd, NatsServer, Natsd]).await;
+    }
+}

@@ -193,12 +193,9 @@ fn process(
     closed
 }
 
-/// The account a route op names; the system account's traffic stays local (see interest.rs).
+/// The account a route op names (the system account included: see interest.rs).
 fn account_of(srv: &Shared, name: &Bytes) -> Option<Arc<natsd_core::account::Account>> {
     let name = std::str::from_utf8(name).ok()?;
-    if name == srv.system_account_name() {
-        return None;
-    }
     srv.lookup_account(name)
 }
 

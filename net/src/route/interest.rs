@@ -11,34 +11,25 @@ use natsd_core::router::{InterestHook, RouteSink, SubRef, SubTarget, Subscriptio
 use super::{Cluster, ClusterState, InterestKey, RouteHandle};
 use crate::server::lock;
 
-/// Whether the system account's interest travels: its `$SYS` services are answered by every
-/// server locally, and nats-server 2.9.10 peers get nothing useful from our internal subjects.
-fn propagates(account: &str, sys: &str) -> bool {
-    account != sys
-}
-
-/// The hook every client connection reports its subscriptions to.
+/// The hook every client connection reports its subscriptions to. Every account's interest
+/// travels, the system account's too: nats-server routes `$SYS` like any account, so that
+/// `$SYS.REQ.SERVER.PING` reaches every server and events are seen cluster-wide.
 #[derive(Debug)]
 pub(crate) struct ClusterInterest {
     pub(crate) cluster: Arc<Cluster>,
-    pub(crate) sys_account: String,
 }
 
 impl InterestHook for ClusterInterest {
     fn interest_changed(&self, account: &str, subject: &[u8], queue: Option<&[u8]>, added: bool) {
-        if !propagates(account, &self.sys_account) {
-            return;
-        }
         self.cluster.local_interest(account, subject, queue, added);
     }
 }
 
 impl Cluster {
     /// The hook a client connection reports its subscriptions through.
-    pub(crate) fn interest_hook(self: &Arc<Self>, sys_account: String) -> Arc<dyn InterestHook> {
+    pub(crate) fn interest_hook(self: &Arc<Self>, _sys_account: String) -> Arc<dyn InterestHook> {
         Arc::new(ClusterInterest {
             cluster: Arc::clone(self),
-            sys_account,
         })
     }
 
