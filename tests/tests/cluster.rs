@@ -424,11 +424,14 @@ accounts {
   SYS { users: [{user: sys, password: pass}] }
   SVC {
     users: [{user: svc, password: pass}]
-    exports: [{service: "svc.>"}]
+    exports: [{service: "svc.>"}, {stream: "feed.>"}]
   }
   APP {
     users: [{user: app, password: pass}]
-    imports: [{service: {account: SVC, subject: "svc.>"}}]
+    imports: [
+      {service: {account: SVC, subject: "svc.>"}}
+      {stream: {account: SVC, subject: "feed.>"}}
+    ]
   }
 }
 system_account: SYS
@@ -492,5 +495,85 @@ async fn sys_ping_go_and_mixed() {
     if go_available() {
         sys_ping_all(&[NatsServer, NatsServer, NatsServer]).await;
         sys_ping_all(&[Natsd, NatsServer, Natsd]).await;
+    }
+}
+
+/// A requester in APP on one node, the SVC responder (behind APP's service import) on
+/// another: the request crosses the import and the route, the response comes back through
+/// the response mapping made on the requester's node. Every placement; then a stream import
+/// fed from every node.
+async fn imports_across_routes(kinds: &[ServerKind]) {
+    let c = within_for(
+        Duration::from_secs(40),
+        "cluster start",
+        TestCluster::start_conf(kinds, |_| String::new(), |_| ACCOUNTS.to_owned()),
+    )
+    .await;
+    let n = c.nodes.len();
+    for r in 0..n {
+        let svc = user_client(&c, r, "svc").await;
+        let subject = format!("svc.echo.{r}");
+        let mut reqs = svc.subscribe(subject.clone()).await.expect("subscribe");
+        flush(&svc).await;
+        let responder = tokio::spawn(async move {
+            while let Some(m) = reqs.next().await {
+                let body = format!("re:{}", text(&m));
+                if let Some(reply) = m.reply {
+                    let _ = svc.publish(reply, body.into()).await;
+                    let _ = svc.flush().await;
+                }
+            }
+        });
+        for p in 0..n {
+            let app = user_client(&c, p, "app").await;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            let resp = loop {
+                let req = app.request(subject.clone(), format!("{p}").into());
+                match tokio::time::timeout(Duration::from_millis(500), req).await {
+                    Ok(Ok(m)) => break m,
+                    _ if tokio::time::Instant::now() >= deadline => {
+                        panic!("no reply through the import from node {r} to node {p}")
+                    }
+                    _ => {}
+                }
+            };
+            assert_eq!(
+                text(&resp),
+                format!("re:{p}"),
+                "responder {r}, requester {p}"
+            );
+        }
+        responder.abort();
+    }
+    for s in 0..n {
+        let app = user_client(&c, s, "app").await;
+        let subject = format!("feed.{s}");
+        let mut sub = app.subscribe(subject.clone()).await.expect("subscribe");
+        flush(&app).await;
+        for p in 0..n {
+            let svc = user_client(&c, p, "svc").await;
+            await_interest(&svc, &subject, &mut sub).await;
+            svc.publish(subject.clone(), format!("from {p}").into())
+                .await
+                .expect("publish");
+            flush(&svc).await;
+            let m = within("imported stream message", sub.next())
+                .await
+                .expect("message");
+            assert_eq!(text(&m), format!("from {p}"));
+        }
+    }
+}
+
+#[tokio::test]
+async fn service_import_three_natsd() {
+    imports_across_routes(&[Natsd, Natsd, Natsd]).await;
+}
+
+#[tokio::test]
+async fn service_import_mixed() {
+    if go_available() {
+        imports_across_routes(&[Natsd, NatsServer, Natsd]).await;
+        imports_across_routes(&[NatsServer, Natsd, NatsServer]).await;
     }
 }

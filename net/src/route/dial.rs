@@ -137,6 +137,10 @@ pub(crate) async fn start<T: Transport>(
             .perms
             .set(natsd_core::auth::PermissionChecker::new(&perms));
     }
+    for (account, subject) in super::interest::import_interest(opts) {
+        srv.cluster
+            .local_interest(&account, subject.as_bytes(), None, true);
+    }
     let cfg = route_config(srv, opts, c, bound.port(), client_urls);
     *srv.cluster.cfg.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(cfg));
     *lock(&srv.cluster.addr) = Some(bound);

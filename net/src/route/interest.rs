@@ -202,3 +202,26 @@ pub(crate) fn registered(st: &ClusterState) -> Vec<Arc<RouteHandle>> {
         .map(|e| Arc::clone(&e.handle))
         .collect()
 }
+
+/// Interest the server has on behalf of its account imports, announced to every route for the
+/// life of the server (Go announces the same through internal subscriptions):
+/// * `_R_.>` in every account that exports a service imported elsewhere: the responses to
+///   requests that crossed a service import here are published into the exporter on the
+///   responder's server, and must come back to the response mapping made on this one;
+/// * a stream import's subject in the exporting account, so that messages published on other
+///   servers reach the import here.
+pub(crate) fn import_interest(opts: &natsd_core::options::Options) -> Vec<(String, String)> {
+    use natsd_core::options::ExportKind;
+    let mut v: Vec<(String, String)> = opts
+        .accounts
+        .iter()
+        .flat_map(|a| a.imports.iter())
+        .map(|imp| match imp.kind {
+            ExportKind::Service => (imp.account.clone(), "_R_.>".to_owned()),
+            ExportKind::Stream => (imp.account.clone(), imp.subject.clone()),
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
