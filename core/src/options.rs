@@ -357,6 +357,9 @@ pub struct ClusterConfig {
     /// `pool_size`: accepted for compatibility with newer servers; 2.9.10 has one connection
     /// per peer and so does natsd.
     pub pool_size: Option<i64>,
+    /// `write_deadline` of the cluster block (nats-server 2.11; 2.9.10 uses the server's):
+    /// a route whose writes make no progress this long is dropped as a slow consumer.
+    pub write_deadline: Option<Duration>,
 }
 
 impl Default for ClusterConfig {
@@ -375,6 +378,7 @@ impl Default for ClusterConfig {
             tls: None,
             connect_retries: 0,
             pool_size: None,
+            write_deadline: None,
         }
     }
 }

@@ -577,3 +577,74 @@ async fn service_import_mixed() {
         imports_across_routes(&[NatsServer, Natsd, NatsServer]).await;
     }
 }
+
+/// A route peer that stops reading is dropped once a write makes no progress for the write
+/// deadline, instead of having its messages buffered without end. natsd only: the fake peer
+/// and the close reason read from natsd's log (nats-server closes such a route too).
+#[tokio::test]
+async fn stalled_route_dropped_at_write_deadline() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let cport = natsd_tests::free_port();
+    let http = natsd_tests::free_port();
+    let conf = format!(
+        "write_deadline: \"1s\"\nhttp: \"127.0.0.1:{http}\"\ncluster {{\n name: stall\n listen: \"127.0.0.1:{cport}\"\n}}\n"
+    );
+    let mut srv = natsd_tests::TestServer::start(Natsd, &conf).await;
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", cport))
+        .await
+        .expect("connect to the route port");
+    let (rd, mut wr) = tcp.into_split();
+    let mut rd = BufReader::new(rd);
+    let mut line = String::new();
+    within("route INFO", rd.read_line(&mut line))
+        .await
+        .expect("read INFO");
+    assert!(line.starts_with("INFO "), "{line}");
+    let hello = "CONNECT {\"verbose\":false,\"pedantic\":false,\"name\":\"FAKEPEER\",\"cluster\":\"stall\",\"headers\":true}\r\n\
+        INFO {\"server_id\":\"FAKEPEER\",\"server_name\":\"fake\",\"cluster\":\"stall\",\"host\":\"127.0.0.1\",\"port\":1,\"headers\":true,\"proto\":2}\r\n\
+        RS+ $G stall.>\r\nPING\r\n";
+    wr.write_all(hello.as_bytes()).await.expect("hello");
+    // Wait for our interest to be in: the PONG comes after the RS+ was processed.
+    loop {
+        line.clear();
+        within("PONG", rd.read_line(&mut line)).await.expect("read");
+        if line.starts_with("PONG") {
+            break;
+        }
+    }
+    let client = srv.client().await;
+    let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+    // 16 MiB: past the socket buffers of both ends (Linux autotunes up to 6 MiB each), well
+    // under the 64 MiB pending bound, so the write deadline is what trips.
+    for _ in 0..256 {
+        client
+            .publish("stall.x", chunk.clone())
+            .await
+            .expect("publish");
+    }
+    flush(&client).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let z = monitor_get(http, "/routez").await.expect("routez");
+        if z["num_routes"] == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stalled route still up: {z}"
+        );
+        // Poll interval; bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(srv.log().contains("Write Deadline"), "{}", srv.log());
+    // The server keeps serving its clients.
+    let mut sub = client.subscribe("after").await.expect("subscribe");
+    flush(&client).await;
+    client.publish("after", "ok".into()).await.expect("publish");
+    let m = within("message after the drop", sub.next())
+        .await
+        .expect("message");
+    assert_eq!(text(&m), "ok");
+    assert!(srv.is_running());
+    drop(rd);
+}

@@ -247,6 +247,7 @@ impl Mapper {
                 "routes" => c.routes = string_list(ce)?,
                 "connect_retries" => c.connect_retries = u32_of(ce, i64::from(u32::MAX))?,
                 "pool_size" => c.pool_size = Some(int_of(ce)?),
+                "write_deadline" => c.write_deadline = Some(self.lenient_duration(ce)?),
                 "tls" => c.tls = Some(self.tls(ce)?),
                 "authorization" => {
                     for ae in map_of(ce)? {

@@ -82,7 +82,14 @@ where
     tracing::debug!(rid = id, %peer, solicited = dialed.is_some(), "route connection created");
 
     let (mut rd, wr) = tokio::io::split(stream);
-    let writer = tokio::spawn(write_loop(wr, Arc::clone(&handle)));
+    let deadline = srv
+        .opts()
+        .cluster
+        .as_ref()
+        .map_or(srv.opts().write_deadline, |c| {
+            c.write_deadline.unwrap_or(srv.opts().write_deadline)
+        });
+    let writer = tokio::spawn(write_loop(wr, Arc::clone(&handle), deadline));
     let mut ctx = DeliverCtx {
         rng,
         pending: PendingFlush::default(),
@@ -301,7 +308,11 @@ fn name_changed(srv: &Shared, id: u64, name: String, dynamic: bool) {
     srv.update_client_urls();
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, h: Arc<RouteHandle>) {
+/// Go: client.go flushOutbound → handleWriteTimeout — a route is a slow consumer when a write
+/// makes no progress at all within the write deadline (a peer that stopped reading); a write
+/// that progresses slowly is given more time, as nats-server closes routes only when nothing
+/// was written.
+async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, h: Arc<RouteHandle>, deadline: Duration) {
     let mut chunks: Vec<Bytes> = Vec::new();
     loop {
         let closed = {
@@ -319,9 +330,23 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, h: Arc<RouteHandle>) {
             continue;
         }
         for b in chunks.drain(..) {
-            if wr.write_all(&b).await.is_err() {
-                h.close(RouteCloseReason::WriteError);
-                return;
+            let mut off = 0;
+            while off < b.len() {
+                match tokio::time::timeout(deadline, wr.write(&b[off..])).await {
+                    Ok(Ok(n)) if n > 0 => off += n,
+                    Ok(_) => {
+                        h.close(RouteCloseReason::WriteError);
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::warn!(
+                            rid = h.id,
+                            "Slow Consumer Detected: WriteDeadline of {deadline:?} exceeded"
+                        );
+                        h.close(RouteCloseReason::SlowConsumerWriteDeadline);
+                        return;
+                    }
+                }
             }
         }
     }
