@@ -84,6 +84,18 @@ impl TestCluster {
         cluster_extra: impl Fn(usize) -> String,
         top_extra: impl Fn(usize) -> String,
     ) -> Self {
+        let n = kinds.len();
+        Self::start_conf_routes(kinds, cluster_extra, top_extra, |_| n - 1).await
+    }
+
+    /// Like [`TestCluster::start_conf`], waiting until node `i` reports `routes(i)` route
+    /// connections (several per peer with route pooling).
+    pub async fn start_conf_routes(
+        kinds: &[ServerKind],
+        cluster_extra: impl Fn(usize) -> String,
+        top_extra: impl Fn(usize) -> String,
+        routes: impl Fn(usize) -> usize,
+    ) -> Self {
         let seed_port = crate::free_port();
         let mut nodes = Vec::new();
         for (i, kind) in kinds.iter().enumerate() {
@@ -111,15 +123,21 @@ impl TestCluster {
             });
         }
         let cluster = Self { nodes };
-        cluster.wait_mesh().await;
+        cluster.wait_routes(routes).await;
         cluster
     }
 
     /// Waits until every node reports a route to every other node.
     pub async fn wait_mesh(&self) {
-        let want = self.nodes.len() - 1;
+        let n = self.nodes.len();
+        self.wait_routes(|_| n - 1).await;
+    }
+
+    /// Waits until node `i` reports `want(i)` route connections.
+    pub async fn wait_routes(&self, want: impl Fn(usize) -> usize) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         for (i, n) in self.nodes.iter().enumerate() {
+            let want = want(i);
             loop {
                 let got = num_routes(n.http_port).await;
                 if got == Some(want) {

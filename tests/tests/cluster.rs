@@ -447,16 +447,24 @@ async fn user_client(c: &TestCluster, i: usize, user: &str) -> async_nats::Clien
         .await
 }
 
-/// `$SYS.REQ.SERVER.PING` from any node is answered by every node of the cluster.
-async fn sys_ping_all(kinds: &[ServerKind]) {
-    let c = within_for(
+/// A cluster with [`ACCOUNTS`].
+async fn accounts_cluster(kinds: &[ServerKind]) -> TestCluster {
+    within_for(
         Duration::from_secs(40),
         "cluster start",
         TestCluster::start_conf(kinds, |_| String::new(), |_| ACCOUNTS.to_owned()),
     )
-    .await;
+    .await
+}
+
+async fn sys_ping_all(kinds: &[ServerKind]) {
+    sys_ping_answers(&accounts_cluster(kinds).await).await;
+}
+
+/// `$SYS.REQ.SERVER.PING` from any node is answered by every node of the cluster.
+async fn sys_ping_answers(c: &TestCluster) {
     for i in 0..c.nodes.len() {
-        let sys = user_client(&c, i, "sys").await;
+        let sys = user_client(c, i, "sys").await;
         let inbox = sys.new_inbox();
         let mut replies = sys.subscribe(inbox.clone()).await.expect("subscribe");
         flush(&sys).await;
@@ -503,15 +511,13 @@ async fn sys_ping_go_and_mixed() {
 /// the response mapping made on the requester's node. Every placement; then a stream import
 /// fed from every node.
 async fn imports_across_routes(kinds: &[ServerKind]) {
-    let c = within_for(
-        Duration::from_secs(40),
-        "cluster start",
-        TestCluster::start_conf(kinds, |_| String::new(), |_| ACCOUNTS.to_owned()),
-    )
-    .await;
+    imports_work(&accounts_cluster(kinds).await).await;
+}
+
+async fn imports_work(c: &TestCluster) {
     let n = c.nodes.len();
     for r in 0..n {
-        let svc = user_client(&c, r, "svc").await;
+        let svc = user_client(c, r, "svc").await;
         let subject = format!("svc.echo.{r}");
         let mut reqs = svc.subscribe(subject.clone()).await.expect("subscribe");
         flush(&svc).await;
@@ -525,7 +531,7 @@ async fn imports_across_routes(kinds: &[ServerKind]) {
             }
         });
         for p in 0..n {
-            let app = user_client(&c, p, "app").await;
+            let app = user_client(c, p, "app").await;
             let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
             let resp = loop {
                 let req = app.request(subject.clone(), format!("{p}").into());
@@ -546,12 +552,12 @@ async fn imports_across_routes(kinds: &[ServerKind]) {
         responder.abort();
     }
     for s in 0..n {
-        let app = user_client(&c, s, "app").await;
+        let app = user_client(c, s, "app").await;
         let subject = format!("feed.{s}");
         let mut sub = app.subscribe(subject.clone()).await.expect("subscribe");
         flush(&app).await;
         for p in 0..n {
-            let svc = user_client(&c, p, "svc").await;
+            let svc = user_client(c, p, "svc").await;
             await_interest(&svc, &subject, &mut sub).await;
             svc.publish(subject.clone(), format!("from {p}").into())
                 .await
@@ -647,4 +653,86 @@ async fn stalled_route_dropped_at_write_deadline() {
     assert_eq!(text(&m), "ok");
     assert!(srv.is_running());
     drop(rd);
+}
+
+/// Route pooling (nats-server 2.10) between natsd nodes: three pooled connections per peer
+/// plus a pinned route for APP. Every account's traffic works (pooled, pinned, system,
+/// service and stream imports) and stays in order per account.
+async fn pooled_suite(kinds: &[ServerKind]) {
+    const POOL: &str = "pool_size: 3\n  accounts: [APP]";
+    let pooled = |i: usize| kinds[i] == Natsd;
+    let per_peer = |i: usize, j: usize| if pooled(i) && pooled(j) { 4 } else { 1 };
+    let n = kinds.len();
+    let c = within_for(
+        Duration::from_secs(40),
+        "pooled cluster start",
+        TestCluster::start_conf_routes(
+            kinds,
+            |i| {
+                if pooled(i) {
+                    POOL.to_owned()
+                } else {
+                    String::new()
+                }
+            },
+            |_| ACCOUNTS.to_owned(),
+            |i| (0..n).filter(|&j| j != i).map(|j| per_peer(i, j)).sum(),
+        ),
+    )
+    .await;
+    sys_ping_answers(&c).await;
+    imports_work(&c).await;
+    // Order per account across every placement: APP (pinned) and SVC (pooled) interleaved.
+    for p in 0..n {
+        for s in (0..n).filter(|&s| s != p) {
+            let mut subs = Vec::new();
+            let mut pubs = Vec::new();
+            for user in ["app", "svc"] {
+                let sc = user_client(&c, s, user).await;
+                let subject = format!("order.{user}.{p}.{s}");
+                let mut sub = sc.subscribe(subject.clone()).await.expect("subscribe");
+                flush(&sc).await;
+                let pc = user_client(&c, p, user).await;
+                await_interest(&pc, &subject, &mut sub).await;
+                subs.push((sc, sub));
+                pubs.push((pc, subject));
+            }
+            for k in 0..200 {
+                for (pc, subject) in &pubs {
+                    pc.publish(subject.clone(), k.to_string().into())
+                        .await
+                        .expect("publish");
+                }
+            }
+            for (pc, _) in &pubs {
+                flush(pc).await;
+            }
+            for (_, sub) in &mut subs {
+                for k in 0..200 {
+                    let m = within("ordered message", sub.next())
+                        .await
+                        .expect("message");
+                    assert_eq!(text(&m), k.to_string(), "{p}->{s}");
+                }
+            }
+        }
+    }
+    let z = monitor_get(c.nodes[0].http_port, "/routez")
+        .await
+        .expect("routez");
+    let want: usize = (1..n).map(|j| per_peer(0, j)).sum();
+    assert_eq!(z["num_routes"], want, "{z}");
+}
+
+#[tokio::test]
+async fn pooled_three_natsd() {
+    pooled_suite(&[Natsd, Natsd, Natsd]).await;
+}
+
+/// A 2.9.10 node among pooled natsd nodes gets one route from each, as before.
+#[tokio::test]
+async fn pooled_mixed_with_go() {
+    if go_available() {
+        pooled_suite(&[Natsd, NatsServer, Natsd]).await;
+    }
 }

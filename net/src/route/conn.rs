@@ -7,13 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use natsd_core::proto::route::{RouteInfo, RoutedMsg};
+use natsd_core::proto::route::RoutedMsg;
 use natsd_core::rng::SplitMix64;
 use natsd_core::route::{RouteCloseReason, RouteConn, RouteEvent, RouteRole};
 use natsd_core::router::{self, MatchCache, Message, PendingFlush, Publisher};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::interest::registered;
 use super::{RouteEntry, RouteHandle, RouteUrl};
 use crate::server::{lock, Shared};
 use crate::transport::now;
@@ -28,6 +27,8 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 pub(crate) struct Dialed {
     pub(crate) url: RouteUrl,
     pub(crate) configured: bool,
+    /// The account whose pinned route this is.
+    pub(crate) account: Option<String>,
 }
 
 /// What a routed message needs from the reader between messages.
@@ -59,7 +60,8 @@ where
         None => RouteRole::Accepted,
     };
     let mut rng = SplitMix64::new(srv.next_seed());
-    let conn = RouteConn::new(now(), id, cfg, role, rng.next_u64());
+    let account = dialed.as_ref().and_then(|d| d.account.clone());
+    let conn = RouteConn::with_pool(now(), id, cfg, role, rng.next_u64(), account.clone());
     let handle = RouteHandle::new(conn);
     {
         let mut st = lock(&cluster.state);
@@ -73,6 +75,8 @@ where
                 configured: dialed.as_ref().is_some_and(|d| d.configured),
                 peer,
                 start: srv.wall_clock(),
+                account,
+                slot: None,
             },
         );
     }
@@ -136,10 +140,7 @@ where
     let entry = lock(&cluster.state).routes.remove(&id);
     let registered = entry.as_ref().is_some_and(|e| e.info.is_some());
     if let Some(info) = entry.as_ref().and_then(|e| e.info.as_ref()) {
-        let mut st = lock(&cluster.state);
-        if st.by_peer.get(&info.server_id) == Some(&id) {
-            st.by_peer.remove(&info.server_id);
-        }
+        super::register::unregister(&mut lock(&cluster.state), id, &info.server_id);
     }
     cluster.drop_route_interest(id, |a| srv.lookup_account(a));
     if registered {
@@ -161,6 +162,7 @@ where
     e.url.map(|url| Dialed {
         url,
         configured: e.configured,
+        account: e.account,
     })
 }
 
@@ -178,7 +180,7 @@ fn process(
         };
         match ev {
             RouteEvent::Closed(r) => closed = Some(r),
-            RouteEvent::PeerInfo(info) => peer_info(srv, handle, peer, *info),
+            RouteEvent::PeerInfo(info) => super::register::peer_info(srv, handle, peer, *info),
             RouteEvent::PeerUpdate(_) => {}
             RouteEvent::ImplicitRoute(info) => super::dial::implicit(srv, &info),
             RouteEvent::ClusterNameChanged { name, dynamic } => {
@@ -229,54 +231,6 @@ fn deliver(srv: &Shared, handle: &RouteHandle, ctx: &mut DeliverCtx, msg: &Route
         cache: Some(&mut ctx.cache),
     };
     router::deliver_routed(&acc, &mut p, &m, &msg.queues);
-}
-
-/// Go: server/route.go processRouteInfo → addRoute. Registers the route under the peer's id,
-/// or closes it as a duplicate.
-fn peer_info(srv: &Arc<Shared>, handle: &Arc<RouteHandle>, peer: SocketAddr, info: RouteInfo) {
-    let cluster = &srv.cluster;
-    let mut st = lock(&cluster.state);
-    if let Some(&existing) = st.by_peer.get(&info.server_id) {
-        // Keep the first; a URL we dialed moves to it so that it is redialed when it closes.
-        let mine = st.routes.get_mut(&handle.id).and_then(|e| {
-            let url = e.url.take()?;
-            Some((url, e.configured))
-        });
-        if let (Some((url, configured)), Some(e)) = (mine, st.routes.get_mut(&existing)) {
-            if e.url.is_none() {
-                e.url = Some(url);
-                e.configured = configured;
-                e.solicited = true;
-            }
-        }
-        drop(st);
-        tracing::debug!(rid = handle.id, remote = %info.server_id, "duplicate route");
-        handle.close(RouteCloseReason::DuplicateRoute);
-        return;
-    }
-    let Some(entry) = st.routes.get_mut(&handle.id) else {
-        return;
-    };
-    entry.info = Some(info.clone());
-    st.by_peer.insert(info.server_id.clone(), handle.id);
-    tracing::info!(rid = handle.id, %peer, remote = %info.server_name, "route connection registered");
-    cluster.send_all_interest(&st, handle);
-    let others: Vec<_> = registered(&st)
-        .into_iter()
-        .filter(|h| h.id != handle.id)
-        .collect();
-    if !others.is_empty() {
-        // Tell the others about the newcomer so that they dial it (gossip).
-        let mut fwd = info.clone();
-        if fwd.ip.is_empty() {
-            fwd.ip = format!("nats-route://{}/", SocketAddr::new(peer.ip(), info.port));
-        }
-        for o in others {
-            o.with(|c| c.send_forwarded_info(&fwd));
-        }
-    }
-    drop(st);
-    srv.update_client_urls();
 }
 
 /// Our generated cluster name gave way: adopt the new one and drop every other route.

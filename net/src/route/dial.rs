@@ -79,6 +79,10 @@ pub(crate) fn route_config(
         lnoc: true,
         tls_required: c.tls.is_some(),
         tls_verify: c.tls.is_some(),
+        route_pool_size: c
+            .pool_size
+            .filter(|n| *n > 0)
+            .map_or(0, |n| i32::try_from(n).unwrap_or(i32::MAX)),
         ..RouteInfo::default()
     };
     let authorizer = c.user.as_ref().map(|u| {
@@ -141,6 +145,8 @@ pub(crate) async fn start<T: Transport>(
         srv.cluster
             .local_interest(&account, subject.as_bytes(), None, true);
     }
+    let pool = usize::try_from(c.pool_size.unwrap_or(0)).unwrap_or(0);
+    let _ = srv.cluster.pool.set((pool, c.pinned_accounts.clone()));
     let cfg = route_config(srv, opts, c, bound.port(), client_urls);
     *srv.cluster.cfg.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(cfg));
     *lock(&srv.cluster.addr) = Some(bound);
@@ -184,6 +190,7 @@ pub(crate) async fn start<T: Transport>(
             Dialed {
                 url,
                 configured: true,
+                account: None,
             },
             false,
         );
@@ -301,6 +308,7 @@ pub(crate) fn implicit(srv: &Arc<Shared>, info: &RouteInfo) {
             Dialed {
                 url,
                 configured: false,
+                account: None,
             },
         );
     }

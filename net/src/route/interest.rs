@@ -67,7 +67,7 @@ impl Cluster {
         if !send || !self.may_import(subject) {
             return;
         }
-        for h in registered(&st) {
+        for h in self.carriers(&st, account) {
             h.with(|c| {
                 if after > 0 {
                     c.send_sub(account.as_bytes(), subject, queue.map(|q| (q, after)));
@@ -83,11 +83,23 @@ impl Cluster {
         self.perms.get().is_none_or(|p| p.can_publish(subject))
     }
 
-    /// Sends a newly registered route our whole interest (Go: sendSubsToRoute).
+    /// The registered routes that carry `account` (one per peer: its only route, the pool
+    /// connection the account hashes to, or the account's pinned route), in id order.
+    fn carriers(&self, st: &ClusterState, account: &str) -> Vec<Arc<RouteHandle>> {
+        st.routes
+            .values()
+            .filter(|e| e.info.is_some() && self.carries(e.slot.as_ref(), account))
+            .map(|e| Arc::clone(&e.handle))
+            .collect()
+    }
+
+    /// Sends a newly registered route our whole interest in the accounts it carries (Go:
+    /// sendSubsToRoute).
     pub(crate) fn send_all_interest(&self, st: &ClusterState, h: &RouteHandle) {
+        let slot = st.routes.get(&h.id).and_then(|e| e.slot.clone());
         h.with(|c| {
             for ((acc, subject, queue), n) in &st.interest {
-                if !self.may_import(subject) {
+                if !self.may_import(subject) || !self.carries(slot.as_ref(), acc) {
                     continue;
                 }
                 c.send_sub(
@@ -192,15 +204,6 @@ fn remove_from(account: &Account, sub: &SubRef) {
     let _ = account
         .sublist
         .remove(&sub.0.subject, sub.0.queue.as_deref(), sub);
-}
-
-/// Handles of the registered routes, in connection-id order.
-pub(crate) fn registered(st: &ClusterState) -> Vec<Arc<RouteHandle>> {
-    st.routes
-        .values()
-        .filter(|e| e.info.is_some())
-        .map(|e| Arc::clone(&e.handle))
-        .collect()
 }
 
 /// Interest the server has on behalf of its account imports, announced to every route for the
