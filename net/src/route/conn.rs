@@ -18,6 +18,8 @@ use crate::server::{lock, Shared};
 use crate::transport::now;
 
 const READ_BUF: usize = 32 * 1024;
+/// Chunks per vectored write (Linux's IOV_MAX is 1024).
+const MAX_IOVECS: usize = 64;
 /// Time a closing route gets to flush its last bytes (a final -ERR).
 const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
@@ -267,12 +269,12 @@ fn name_changed(srv: &Shared, id: u64, name: String, dynamic: bool) {
 /// that progresses slowly is given more time, as nats-server closes routes only when nothing
 /// was written.
 async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, h: Arc<RouteHandle>, deadline: Duration) {
-    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut chunks: std::collections::VecDeque<Bytes> = std::collections::VecDeque::new();
     loop {
         let closed = {
             let mut c = lock(&h.conn);
             while let Some(b) = c.poll_transmit() {
-                chunks.push(b);
+                chunks.push_back(b);
             }
             c.is_closed()
         };
@@ -283,23 +285,30 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, h: Arc<RouteHandle>, deadl
             h.write.notified().await;
             continue;
         }
-        for b in chunks.drain(..) {
-            let mut off = 0;
-            while off < b.len() {
-                match tokio::time::timeout(deadline, wr.write(&b[off..])).await {
-                    Ok(Ok(n)) if n > 0 => off += n,
-                    Ok(_) => {
-                        h.close(RouteCloseReason::WriteError);
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::warn!(
-                            rid = h.id,
-                            "Slow Consumer Detected: WriteDeadline of {deadline:?} exceeded"
-                        );
-                        h.close(RouteCloseReason::SlowConsumerWriteDeadline);
-                        return;
-                    }
+        // Everything taken goes out in vectored writes (a control line and a shared payload
+        // are separate chunks); a partial write leaves the rest of the front chunk.
+        while !chunks.is_empty() {
+            let slices: Vec<std::io::IoSlice<'_>> = chunks
+                .iter()
+                .take(MAX_IOVECS)
+                .map(|b| std::io::IoSlice::new(b))
+                .collect();
+            match tokio::time::timeout(deadline, wr.write_vectored(&slices)).await {
+                Ok(Ok(n)) if n > 0 => {
+                    drop(slices);
+                    advance(&mut chunks, n);
+                }
+                Ok(_) => {
+                    h.close(RouteCloseReason::WriteError);
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        rid = h.id,
+                        "Slow Consumer Detected: WriteDeadline of {deadline:?} exceeded"
+                    );
+                    h.close(RouteCloseReason::SlowConsumerWriteDeadline);
+                    return;
                 }
             }
         }
@@ -308,9 +317,47 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, h: Arc<RouteHandle>, deadl
     let _ = wr.shutdown().await;
 }
 
+/// Drops `n` written bytes from the front of `chunks`.
+fn advance(chunks: &mut std::collections::VecDeque<Bytes>, mut n: usize) {
+    while n > 0 {
+        let Some(front) = chunks.front_mut() else {
+            return;
+        };
+        if n >= front.len() {
+            n -= front.len();
+            chunks.pop_front();
+        } else {
+            let _ = front.split_to(n);
+            n = 0;
+        }
+    }
+}
+
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advance_drops_written_bytes_across_chunks() {
+        let mut q: std::collections::VecDeque<Bytes> = ["RMSG a b 5\r\n", "hello", "\r\n"]
+            .into_iter()
+            .map(|s| Bytes::from_static(s.as_bytes()))
+            .collect();
+        advance(&mut q, 3);
+        assert_eq!(q[0], "G a b 5\r\n");
+        advance(&mut q, 9 + 2);
+        assert_eq!(q.len(), 2);
+        assert_eq!(q[0], "llo");
+        advance(&mut q, 5);
+        assert!(q.is_empty());
+        advance(&mut q, 1);
+        assert!(q.is_empty());
     }
 }
