@@ -356,9 +356,14 @@ pub struct ClusterConfig {
     /// `connect_retries`: extra attempts for a route learned by gossip (configured routes are
     /// retried forever).
     pub connect_retries: u32,
-    /// `pool_size`: accepted for compatibility with newer servers; 2.9.10 has one connection
-    /// per peer and so does natsd.
+    /// `pool_size` (nats-server 2.10): route connections per peer, each account's traffic on
+    /// the one its name hashes to. `None` or `< 1`: one route per peer, as 2.9.10.
     pub pool_size: Option<i64>,
+    /// `accounts` / `pinned_accounts` (nats-server 2.10): accounts with a route of their own.
+    pub pinned_accounts: Vec<String>,
+    /// `write_deadline` of the cluster block (nats-server 2.11; 2.9.10 uses the server's):
+    /// a route whose writes make no progress this long is dropped as a slow consumer.
+    pub write_deadline: Option<Duration>,
 }
 
 impl Default for ClusterConfig {
@@ -377,6 +382,8 @@ impl Default for ClusterConfig {
             tls: None,
             connect_retries: 0,
             pool_size: None,
+            pinned_accounts: Vec::new(),
+            write_deadline: None,
         }
     }
 }

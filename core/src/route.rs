@@ -27,6 +27,8 @@ use crate::proto::route::{
 };
 use crate::rng::SplitMix64;
 
+pub mod pool;
+
 /// Go: server/server.go firstPingInterval — a route's first PING goes out within a second, so
 /// the RTT is known early.
 const FIRST_PING_INTERVAL: Duration = Duration::from_secs(1);
@@ -285,11 +287,30 @@ pub struct RouteConn {
     last_ping_in: Option<Instant>,
     rtt_start: Option<Instant>,
     rtt: Option<Duration>,
+    /// Our first INFO, when a pooled dialer holds it back until the slot is chosen.
+    held_info: Option<RouteInfo>,
+    /// The account of a pinned route: left out of interest and message ops.
+    pinned: Option<Bytes>,
 }
 
 impl RouteConn {
     /// A new route connection; its CONNECT (solicited) and INFO are queued at once.
     pub fn new(now: Instant, id: u64, cfg: Arc<RouteConfig>, role: RouteRole, seed: u64) -> Self {
+        Self::with_pool(now, id, cfg, role, seed, None)
+    }
+
+    /// Like [`RouteConn::new`], for servers with route pooling (`cfg.info.route_pool_size`
+    /// set): a dialed connection holds its INFO back until [`RouteConn::send_pool_info`], unless
+    /// it is the pinned route of `account`, which says so in its INFO at once and leaves the
+    /// account out of every op. See [`pool`].
+    pub fn with_pool(
+        now: Instant,
+        id: u64,
+        cfg: Arc<RouteConfig>,
+        role: RouteRole,
+        seed: u64,
+        account: Option<String>,
+    ) -> Self {
         let mut rng = SplitMix64::new(seed);
         let solicited = matches!(role, RouteRole::Solicited { .. });
         let auth_required = cfg.authorizer.as_ref().is_some_and(|a| a.auth_required());
@@ -319,6 +340,8 @@ impl RouteConn {
             last_ping_in: None,
             rtt_start: None,
             rtt: None,
+            held_info: None,
+            pinned: None,
             cfg,
         };
         if let RouteRole::Solicited { user, pass } = role {
@@ -341,8 +364,48 @@ impl RouteConn {
         info.nonce = crate::auth::new_nonce(&mut rng);
         info.auth_required = auth_required;
         info.cluster = conn.cluster.clone();
-        proto::encode_info(&mut conn.out, &info);
+        let pooled = conn.cfg.info.route_pool_size > 0;
+        match account {
+            Some(a) if solicited => {
+                info.route_account.clone_from(&a);
+                conn.set_account(Bytes::from(a));
+                proto::encode_info(&mut conn.out, &info);
+            }
+            // Go: routeShouldDelayInfo — a pooled dialer waits for the peer's INFO.
+            _ if solicited && pooled => conn.held_info = Some(info),
+            _ => proto::encode_info(&mut conn.out, &info),
+        }
         conn
+    }
+
+    /// Sends the INFO a pooled dialer held back, naming the pool slot it chose for this
+    /// connection (0 for a peer without pooling). Does nothing if the INFO already went out.
+    pub fn send_pool_info(&mut self, idx: usize) {
+        if let Some(mut info) = self.held_info.take() {
+            info.route_pool_idx = i32::try_from(idx).unwrap_or(0);
+            info.cluster = self.cluster.clone();
+            if !self.closed {
+                proto::encode_info(&mut self.out, &info);
+                self.check_pending();
+            }
+        }
+    }
+
+    /// Dedicates this route to `account` (a pinned route): interest and message ops leave the
+    /// account name out, both ways.
+    pub fn set_account(&mut self, account: Bytes) {
+        self.parser.set_account(account.clone());
+        self.pinned = Some(account);
+    }
+
+    /// The account this route is dedicated to, if it is a pinned route.
+    pub fn pinned_account(&self) -> Option<&Bytes> {
+        self.pinned.as_ref()
+    }
+
+    /// Closes with `-ERR text` first (pool negotiation failures).
+    pub fn reject(&mut self, text: &str) {
+        self.err_and_close(text, RouteCloseReason::ProtocolViolation);
     }
 
     /// This connection's id.
@@ -598,6 +661,11 @@ impl RouteConn {
     /// Sends `RS+` (`queue`: group and its local member count).
     pub fn send_sub(&mut self, account: &[u8], subject: &[u8], queue: Option<(&[u8], u32)>) {
         if !self.closed {
+            let account = if self.pinned.is_some() {
+                &[][..]
+            } else {
+                account
+            };
             proto::encode_sub(&mut self.out, account, subject, queue);
             self.check_pending();
         }
@@ -606,6 +674,11 @@ impl RouteConn {
     /// Sends `RS-`.
     pub fn send_unsub(&mut self, account: &[u8], subject: &[u8], queue: Option<&[u8]>) {
         if !self.closed {
+            let account = if self.pinned.is_some() {
+                &[][..]
+            } else {
+                account
+            };
             proto::encode_unsub(&mut self.out, account, subject, queue);
             self.check_pending();
         }
@@ -635,6 +708,11 @@ impl RouteConn {
             queues,
             header_len,
             total_len: header_len.unwrap_or(0) + payload.len(),
+        };
+        let account = if self.pinned.is_some() {
+            &[][..]
+        } else {
+            account
         };
         proto::encode_msg_header(&mut self.out, account, subject, &h);
         for part in headers.into_iter().chain(std::iter::once(payload)) {

@@ -940,7 +940,11 @@ fn deliver_to(
                 subject: &subject,
                 ..*m
             };
-            route(&into, p, &fwd, depth + 1, routed.then_some(&[]))
+            // Local delivery only: other servers get the message in the exporting account
+            // (where every server's import announces its interest) and import it themselves,
+            // as nats-server's shadow subscriptions do. Routing the imported copy too would
+            // deliver it twice.
+            route(&into, p, &fwd, depth + 1, Some(&[]))
         }
         SubTarget::ServiceImport {
             exporter,

@@ -50,7 +50,7 @@ fn read_pem(path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(crate) fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = read_pem(path)?;
     let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut BufReader::new(&pem[..])).collect();
     let certs = certs.map_err(|e| TlsError::Material(format!("{}: {e}", path.display())))?;
@@ -63,7 +63,7 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certs)
 }
 
-fn key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+pub(crate) fn key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     let pem = read_pem(path)?;
     rustls_pemfile::private_key(&mut BufReader::new(&pem[..]))
         .map_err(|e| TlsError::Material(format!("{}: {e}", path.display())))?

@@ -30,6 +30,8 @@ struct Layout {
     hosts: &'static [&'static str],
     /// Only the first host is a configured route of the others (the rest is gossip).
     seed_only: bool,
+    /// Route pooling (nats-server 2.10): pool size, with account B pinned.
+    pool: Option<i64>,
 }
 
 fn run(
@@ -83,7 +85,12 @@ fn run(
         } else {
             hosts.to_vec()
         };
-        sc = sc.server(h, cluster_options(two_account_options(), h, &peers));
+        let mut opts = cluster_options(two_account_options(), h, &peers);
+        if let (Some(n), Some(c)) = (layout.pool, opts.cluster.as_mut()) {
+            c.pool_size = Some(n);
+            c.pinned_accounts = vec!["B".to_owned()];
+        }
+        sc = sc.server(h, opts);
     }
     let o = sc
         .client("pa", pubr(first, "a1", "A", &["orders.x", "orders.y"]))
@@ -137,10 +144,18 @@ fn check(o: &Outcome, heal: Duration) -> Result<(), String> {
 const THREE: Layout = Layout {
     hosts: &["n1", "n2", "n3"],
     seed_only: false,
+    pool: None,
 };
 const FIVE: Layout = Layout {
     hosts: &["n1", "n2", "n3", "n4", "n5"],
     seed_only: true,
+    pool: None,
+};
+/// Two pooled connections per peer (account A hashes to one of them) and B pinned.
+const THREE_POOLED: Layout = Layout {
+    hosts: &["n1", "n2", "n3"],
+    seed_only: true,
+    pool: Some(2),
 };
 
 #[test]
@@ -152,14 +167,14 @@ fn cluster3_no_faults() {
 
 #[test]
 fn cluster3_network_faults() {
-    sweep(module_path!(), "cluster3_network_faults", 8, |seed| {
+    sweep(module_path!(), "cluster3_network_faults", 6, |seed| {
         run(seed, &THREE, Duration::from_secs(8), FaultKinds::NETWORK).map(drop)
     });
 }
 
 #[test]
 fn cluster3_all_faults() {
-    sweep(module_path!(), "cluster3_all_faults", 8, |seed| {
+    sweep(module_path!(), "cluster3_all_faults", 6, |seed| {
         run(seed, &THREE, Duration::from_secs(8), FaultKinds::ALL).map(drop)
     });
 }
@@ -175,6 +190,20 @@ fn cluster5_gossip_no_faults() {
 fn cluster5_gossip_all_faults() {
     sweep(module_path!(), "cluster5_gossip_all_faults", 4, |seed| {
         run(seed, &FIVE, Duration::from_secs(8), FaultKinds::ALL).map(drop)
+    });
+}
+
+#[test]
+fn cluster3_pooled_no_faults() {
+    sweep(module_path!(), "cluster3_pooled_no_faults", 2, |seed| {
+        run(seed, &THREE_POOLED, Duration::ZERO, FaultKinds::NONE).map(drop)
+    });
+}
+
+#[test]
+fn cluster3_pooled_all_faults() {
+    sweep(module_path!(), "cluster3_pooled_all_faults", 4, |seed| {
+        run(seed, &THREE_POOLED, Duration::from_secs(8), FaultKinds::ALL).map(drop)
     });
 }
 

@@ -76,11 +76,68 @@ impl TestCluster {
         cluster
     }
 
+    /// Like [`TestCluster::start`], with the cluster set up in a config file: `cluster_extra`
+    /// goes inside every node's `cluster { }` block and `top_extra` at the top level, both
+    /// made per node by the closures (node index in).
+    pub async fn start_conf(
+        kinds: &[ServerKind],
+        cluster_extra: impl Fn(usize) -> String,
+        top_extra: impl Fn(usize) -> String,
+    ) -> Self {
+        let n = kinds.len();
+        Self::start_conf_routes(kinds, cluster_extra, top_extra, |_| n - 1).await
+    }
+
+    /// Like [`TestCluster::start_conf`], waiting until node `i` reports `routes(i)` route
+    /// connections (several per peer with route pooling).
+    pub async fn start_conf_routes(
+        kinds: &[ServerKind],
+        cluster_extra: impl Fn(usize) -> String,
+        top_extra: impl Fn(usize) -> String,
+        routes: impl Fn(usize) -> usize,
+    ) -> Self {
+        let seed_port = crate::free_port();
+        let mut nodes = Vec::new();
+        for (i, kind) in kinds.iter().enumerate() {
+            let cluster_port = if i == 0 {
+                seed_port
+            } else {
+                crate::free_port()
+            };
+            let http_port = crate::free_port();
+            let routes = if i == 0 {
+                String::new()
+            } else {
+                format!("routes: [\"nats://127.0.0.1:{seed_port}\"]")
+            };
+            let conf = format!(
+                "server_name: n{i}\nhttp: \"127.0.0.1:{http_port}\"\n{}\ncluster {{\n  name: {CLUSTER_NAME}\n  listen: \"127.0.0.1:{cluster_port}\"\n  {routes}\n  {}\n}}\n",
+                top_extra(i),
+                cluster_extra(i),
+            );
+            let server = TestServer::start(*kind, &conf).await;
+            nodes.push(ClusterNode {
+                server,
+                cluster_port,
+                http_port,
+            });
+        }
+        let cluster = Self { nodes };
+        cluster.wait_routes(routes).await;
+        cluster
+    }
+
     /// Waits until every node reports a route to every other node.
     pub async fn wait_mesh(&self) {
-        let want = self.nodes.len() - 1;
+        let n = self.nodes.len();
+        self.wait_routes(|_| n - 1).await;
+    }
+
+    /// Waits until node `i` reports `want(i)` route connections.
+    pub async fn wait_routes(&self, want: impl Fn(usize) -> usize) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         for (i, n) in self.nodes.iter().enumerate() {
+            let want = want(i);
             loop {
                 let got = num_routes(n.http_port).await;
                 if got == Some(want) {

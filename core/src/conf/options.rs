@@ -247,6 +247,8 @@ impl Mapper {
                 "routes" => c.routes = string_list(ce)?,
                 "connect_retries" => c.connect_retries = u32_of(ce, i64::from(u32::MAX))?,
                 "pool_size" => c.pool_size = Some(int_of(ce)?),
+                "accounts" | "pinned_accounts" => c.pinned_accounts = string_list(ce)?,
+                "write_deadline" => c.write_deadline = Some(self.lenient_duration(ce)?),
                 "tls" => c.tls = Some(self.tls(ce)?),
                 "authorization" => {
                     for ae in map_of(ce)? {
@@ -274,9 +276,7 @@ impl Mapper {
                 }
                 "permissions" => self.route_permissions(&mut c, ce)?,
                 // Known to nats-server, no effect here (JetStream and compression settings).
-                "compression" | "accounts" | "pinned_accounts" | "ping_interval" | "ping_max" => {
-                    self.ignore("cluster", ce)
-                }
+                "compression" | "ping_interval" | "ping_max" => self.ignore("cluster", ce),
                 _ => unknown(ce)?,
             }
         }

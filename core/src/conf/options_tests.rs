@@ -224,7 +224,8 @@ fn cluster_block() {
         "  routes: [nats-route://ruser:T0p@127.0.0.1:6334, \"nats://127.0.0.1:6335\"]\n",
         "  authorization { user: ruser, password: T0p, timeout: 0.5 }\n",
         "  permissions { import: [\"a.>\"], export: { allow: [\"b.>\"], deny: [\"b.x\"] } }\n",
-        "  connect_retries: 3\n  pool_size: 3\n  no_advertise: true\n}\n"
+        "  connect_retries: 3\n  pool_size: 3\n  no_advertise: true\n",
+        "  accounts: [A, B]\n  write_deadline: \"2s\"\n}\n"
     ));
     let c = o.cluster.expect("cluster");
     assert_eq!(c.name.as_deref(), Some("c1"));
@@ -245,6 +246,8 @@ fn cluster_block() {
     assert_eq!(c.import.expect("import").allow, ["a.>"]);
     assert_eq!(c.export.expect("export").deny, ["b.x"]);
     assert_eq!((c.connect_retries, c.pool_size), (3, Some(3)));
+    assert_eq!(c.pinned_accounts, ["A", "B"]);
+    assert_eq!(c.write_deadline, Some(Duration::from_secs(2)));
     assert!(o.no_advertise);
 }
 

@@ -286,6 +286,8 @@ pub struct RouteParser {
     max_control_line: u32,
     max_payload: u32,
     state: State,
+    /// The account of a pinned route (nats-server 2.10): its ops leave the account out.
+    account: Option<Bytes>,
 }
 
 impl RouteParser {
@@ -295,7 +297,14 @@ impl RouteParser {
             max_control_line,
             max_payload,
             state: State::Line { scanned: 0 },
+            account: None,
         }
+    }
+
+    /// From now on the route is dedicated to `account`: `RS+`, `RS-`, `RMSG` and `HMSG` carry
+    /// no account name and are read as if they named this one.
+    pub fn set_account(&mut self, account: Bytes) {
+        self.account = Some(account);
     }
 
     /// Consumes at most one complete op from the front of `buf`.
@@ -413,10 +422,16 @@ impl RouteParser {
                 self.state = State::Payload(pending);
                 return Ok(None);
             }
-            Op::RsSub | Op::LsSub => RouteOp::Sub(sub_args(&buf[args..end], op == Op::LsSub)?),
-            Op::RsUnsub | Op::LsUnsub => {
-                RouteOp::Unsub(unsub_args(&buf[args..end], op == Op::LsUnsub)?)
-            }
+            Op::RsSub | Op::LsSub => RouteOp::Sub(sub_args(
+                &buf[args..end],
+                op == Op::LsSub,
+                self.account.as_ref(),
+            )?),
+            Op::RsUnsub | Op::LsUnsub => RouteOp::Unsub(unsub_args(
+                &buf[args..end],
+                op == Op::LsUnsub,
+                self.account.as_ref(),
+            )?),
             Op::Connect => RouteOp::Connect(Box::new(
                 json::decode_go_json(&buf[args..end]).map_err(RouteProtoError::ConnectJson)?,
             )),
@@ -450,14 +465,18 @@ impl RouteParser {
             RouteProtoError::MsgArgs(format!("{name} {what}: '{shown}'"))
         };
         // Account and subject (plus origin for LMSG), then the size fields.
-        let fixed = lead + 2 + sizes;
+        let named = usize::from(self.account.is_none());
+        let fixed = lead + 1 + named + sizes;
         if n < fixed {
             return Err(err("Parse Error", go_fields(arg)));
         }
         let mut it = fields(arg).map(|(s, e)| arg.slice(s..e));
         let mut next = || it.next().unwrap_or_default();
         let origin = (lead == 1).then(&mut next);
-        let account = next();
+        let account = match &self.account {
+            Some(a) => a.clone(),
+            None => next(),
+        };
         let subject = next();
         let mut reply = None;
         let mut queues = Vec::new();
@@ -570,18 +589,22 @@ fn op_name(buf: &[u8]) -> Result<Option<(Op, usize)>, RouteProtoError> {
 
 /// Go: processRemoteSub — `[origin] account subject [queue weight]`. The arguments are copied so
 /// that a long-lived interest entry does not pin the read buffer.
-fn sub_args(arg: &[u8], leaf: bool) -> Result<RemoteSub, RouteProtoError> {
-    let off = usize::from(leaf);
+fn sub_args(arg: &[u8], leaf: bool, pinned: Option<&Bytes>) -> Result<RemoteSub, RouteProtoError> {
+    // Origin (leaf), account (unless pinned), subject.
+    let base = usize::from(leaf) + usize::from(pinned.is_none()) + 1;
     let n = fields(arg).count();
-    if n != 2 + off && n != 4 + off {
+    if n != base && n != base + 2 {
         return Err(RouteProtoError::SubArgs(lossy(arg)));
     }
     let mut it = fields(arg).map(|(s, e)| Bytes::copy_from_slice(&arg[s..e]));
     let mut next = || it.next().unwrap_or_default();
     let origin = leaf.then(&mut next);
-    let account = next();
+    let account = match pinned {
+        Some(a) => a.clone(),
+        None => next(),
+    };
     let subject = next();
-    let (queue, weight) = if n == 4 + off {
+    let (queue, weight) = if n == base + 2 {
         let queue = next();
         let weight = parse_size(&next()).map_or(0, |w| w as u32);
         (Some(queue), weight)
@@ -598,16 +621,24 @@ fn sub_args(arg: &[u8], leaf: bool) -> Result<RemoteSub, RouteProtoError> {
 }
 
 /// Go: parseUnsubProto — `account subject [queue]`, for `RS-` and `LS-` alike.
-fn unsub_args(arg: &[u8], leaf: bool) -> Result<RemoteUnsub, RouteProtoError> {
+fn unsub_args(
+    arg: &[u8],
+    leaf: bool,
+    pinned: Option<&Bytes>,
+) -> Result<RemoteUnsub, RouteProtoError> {
+    let base = usize::from(pinned.is_none()) + 1;
     let n = fields(arg).count();
-    if n != 2 && n != 3 {
+    if n != base && n != base + 1 {
         return Err(RouteProtoError::UnsubArgs(lossy(arg)));
     }
     let mut it = fields(arg).map(|(s, e)| Bytes::copy_from_slice(&arg[s..e]));
     let mut next = || it.next().unwrap_or_default();
-    let account = next();
+    let account = match pinned {
+        Some(a) => a.clone(),
+        None => next(),
+    };
     let subject = next();
-    let queue = (n == 3).then(next);
+    let queue = (n == base + 1).then(next);
     Ok(RemoteUnsub {
         account,
         subject,

@@ -7,18 +7,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use natsd_core::proto::route::{RouteInfo, RoutedMsg};
+use natsd_core::proto::route::RoutedMsg;
 use natsd_core::rng::SplitMix64;
 use natsd_core::route::{RouteCloseReason, RouteConn, RouteEvent, RouteRole};
 use natsd_core::router::{self, MatchCache, Message, PendingFlush, Publisher};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::interest::registered;
 use super::{RouteEntry, RouteHandle, RouteUrl};
 use crate::server::{lock, Shared};
 use crate::transport::now;
 
 const READ_BUF: usize = 32 * 1024;
+/// Chunks per vectored write (Linux's IOV_MAX is 1024).
+const MAX_IOVECS: usize = 64;
 /// Time a closing route gets to flush its last bytes (a final -ERR).
 const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
@@ -28,6 +29,8 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 pub(crate) struct Dialed {
     pub(crate) url: RouteUrl,
     pub(crate) configured: bool,
+    /// The account whose pinned route this is.
+    pub(crate) account: Option<String>,
 }
 
 /// What a routed message needs from the reader between messages.
@@ -59,7 +62,8 @@ where
         None => RouteRole::Accepted,
     };
     let mut rng = SplitMix64::new(srv.next_seed());
-    let conn = RouteConn::new(now(), id, cfg, role, rng.next_u64());
+    let account = dialed.as_ref().and_then(|d| d.account.clone());
+    let conn = RouteConn::with_pool(now(), id, cfg, role, rng.next_u64(), account.clone());
     let handle = RouteHandle::new(conn);
     {
         let mut st = lock(&cluster.state);
@@ -73,6 +77,8 @@ where
                 configured: dialed.as_ref().is_some_and(|d| d.configured),
                 peer,
                 start: srv.wall_clock(),
+                account,
+                slot: None,
             },
         );
     }
@@ -82,7 +88,14 @@ where
     tracing::debug!(rid = id, %peer, solicited = dialed.is_some(), "route connection created");
 
     let (mut rd, wr) = tokio::io::split(stream);
-    let writer = tokio::spawn(write_loop(wr, Arc::clone(&handle)));
+    let deadline = srv
+        .opts()
+        .cluster
+        .as_ref()
+        .map_or(srv.opts().write_deadline, |c| {
+            c.write_deadline.unwrap_or(srv.opts().write_deadline)
+        });
+    let writer = tokio::spawn(write_loop(wr, Arc::clone(&handle), deadline));
     let mut ctx = DeliverCtx {
         rng,
         pending: PendingFlush::default(),
@@ -129,10 +142,7 @@ where
     let entry = lock(&cluster.state).routes.remove(&id);
     let registered = entry.as_ref().is_some_and(|e| e.info.is_some());
     if let Some(info) = entry.as_ref().and_then(|e| e.info.as_ref()) {
-        let mut st = lock(&cluster.state);
-        if st.by_peer.get(&info.server_id) == Some(&id) {
-            st.by_peer.remove(&info.server_id);
-        }
+        super::register::unregister(&mut lock(&cluster.state), id, &info.server_id);
     }
     cluster.drop_route_interest(id, |a| srv.lookup_account(a));
     if registered {
@@ -154,6 +164,7 @@ where
     e.url.map(|url| Dialed {
         url,
         configured: e.configured,
+        account: e.account,
     })
 }
 
@@ -171,7 +182,7 @@ fn process(
         };
         match ev {
             RouteEvent::Closed(r) => closed = Some(r),
-            RouteEvent::PeerInfo(info) => peer_info(srv, handle, peer, *info),
+            RouteEvent::PeerInfo(info) => super::register::peer_info(srv, handle, peer, *info),
             RouteEvent::PeerUpdate(_) => {}
             RouteEvent::ImplicitRoute(info) => super::dial::implicit(srv, &info),
             RouteEvent::ClusterNameChanged { name, dynamic } => {
@@ -193,12 +204,9 @@ fn process(
     closed
 }
 
-/// The account a route op names; the system account's traffic stays local (see interest.rs).
+/// The account a route op names (the system account included: see interest.rs).
 fn account_of(srv: &Shared, name: &Bytes) -> Option<Arc<natsd_core::account::Account>> {
     let name = std::str::from_utf8(name).ok()?;
-    if name == srv.system_account_name() {
-        return None;
-    }
     srv.lookup_account(name)
 }
 
@@ -225,54 +233,6 @@ fn deliver(srv: &Shared, handle: &RouteHandle, ctx: &mut DeliverCtx, msg: &Route
         cache: Some(&mut ctx.cache),
     };
     router::deliver_routed(&acc, &mut p, &m, &msg.queues);
-}
-
-/// Go: server/route.go processRouteInfo → addRoute. Registers the route under the peer's id,
-/// or closes it as a duplicate.
-fn peer_info(srv: &Arc<Shared>, handle: &Arc<RouteHandle>, peer: SocketAddr, info: RouteInfo) {
-    let cluster = &srv.cluster;
-    let mut st = lock(&cluster.state);
-    if let Some(&existing) = st.by_peer.get(&info.server_id) {
-        // Keep the first; a URL we dialed moves to it so that it is redialed when it closes.
-        let mine = st.routes.get_mut(&handle.id).and_then(|e| {
-            let url = e.url.take()?;
-            Some((url, e.configured))
-        });
-        if let (Some((url, configured)), Some(e)) = (mine, st.routes.get_mut(&existing)) {
-            if e.url.is_none() {
-                e.url = Some(url);
-                e.configured = configured;
-                e.solicited = true;
-            }
-        }
-        drop(st);
-        tracing::debug!(rid = handle.id, remote = %info.server_id, "duplicate route");
-        handle.close(RouteCloseReason::DuplicateRoute);
-        return;
-    }
-    let Some(entry) = st.routes.get_mut(&handle.id) else {
-        return;
-    };
-    entry.info = Some(info.clone());
-    st.by_peer.insert(info.server_id.clone(), handle.id);
-    tracing::info!(rid = handle.id, %peer, remote = %info.server_name, "route connection registered");
-    cluster.send_all_interest(&st, handle);
-    let others: Vec<_> = registered(&st)
-        .into_iter()
-        .filter(|h| h.id != handle.id)
-        .collect();
-    if !others.is_empty() {
-        // Tell the others about the newcomer so that they dial it (gossip).
-        let mut fwd = info.clone();
-        if fwd.ip.is_empty() {
-            fwd.ip = format!("nats-route://{}/", SocketAddr::new(peer.ip(), info.port));
-        }
-        for o in others {
-            o.with(|c| c.send_forwarded_info(&fwd));
-        }
-    }
-    drop(st);
-    srv.update_client_urls();
 }
 
 /// Our generated cluster name gave way: adopt the new one and drop every other route.
@@ -304,13 +264,17 @@ fn name_changed(srv: &Shared, id: u64, name: String, dynamic: bool) {
     srv.update_client_urls();
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, h: Arc<RouteHandle>) {
-    let mut chunks: Vec<Bytes> = Vec::new();
+/// Go: client.go flushOutbound → handleWriteTimeout — a route is a slow consumer when a write
+/// makes no progress at all within the write deadline (a peer that stopped reading); a write
+/// that progresses slowly is given more time, as nats-server closes routes only when nothing
+/// was written.
+async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, h: Arc<RouteHandle>, deadline: Duration) {
+    let mut chunks: std::collections::VecDeque<Bytes> = std::collections::VecDeque::new();
     loop {
         let closed = {
             let mut c = lock(&h.conn);
             while let Some(b) = c.poll_transmit() {
-                chunks.push(b);
+                chunks.push_back(b);
             }
             c.is_closed()
         };
@@ -321,10 +285,31 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, h: Arc<RouteHandle>) {
             h.write.notified().await;
             continue;
         }
-        for b in chunks.drain(..) {
-            if wr.write_all(&b).await.is_err() {
-                h.close(RouteCloseReason::WriteError);
-                return;
+        // Everything taken goes out in vectored writes (a control line and a shared payload
+        // are separate chunks); a partial write leaves the rest of the front chunk.
+        while !chunks.is_empty() {
+            let slices: Vec<std::io::IoSlice<'_>> = chunks
+                .iter()
+                .take(MAX_IOVECS)
+                .map(|b| std::io::IoSlice::new(b))
+                .collect();
+            match tokio::time::timeout(deadline, wr.write_vectored(&slices)).await {
+                Ok(Ok(n)) if n > 0 => {
+                    drop(slices);
+                    advance(&mut chunks, n);
+                }
+                Ok(_) => {
+                    h.close(RouteCloseReason::WriteError);
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        rid = h.id,
+                        "Slow Consumer Detected: WriteDeadline of {deadline:?} exceeded"
+                    );
+                    h.close(RouteCloseReason::SlowConsumerWriteDeadline);
+                    return;
+                }
             }
         }
     }
@@ -332,9 +317,47 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, h: Arc<RouteHandle>) {
     let _ = wr.shutdown().await;
 }
 
+/// Drops `n` written bytes from the front of `chunks`.
+fn advance(chunks: &mut std::collections::VecDeque<Bytes>, mut n: usize) {
+    while n > 0 {
+        let Some(front) = chunks.front_mut() else {
+            return;
+        };
+        if n >= front.len() {
+            n -= front.len();
+            chunks.pop_front();
+        } else {
+            let _ = front.split_to(n);
+            n = 0;
+        }
+    }
+}
+
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advance_drops_written_bytes_across_chunks() {
+        let mut q: std::collections::VecDeque<Bytes> = ["RMSG a b 5\r\n", "hello", "\r\n"]
+            .into_iter()
+            .map(|s| Bytes::from_static(s.as_bytes()))
+            .collect();
+        advance(&mut q, 3);
+        assert_eq!(q[0], "G a b 5\r\n");
+        advance(&mut q, 9 + 2);
+        assert_eq!(q.len(), 2);
+        assert_eq!(q[0], "llo");
+        advance(&mut q, 5);
+        assert!(q.is_empty());
+        advance(&mut q, 1);
+        assert!(q.is_empty());
     }
 }

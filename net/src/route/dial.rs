@@ -77,6 +77,12 @@ pub(crate) fn route_config(
         import: permission(c.import.as_ref()),
         export: permission(c.export.as_ref()),
         lnoc: true,
+        tls_required: c.tls.is_some(),
+        tls_verify: c.tls.is_some(),
+        route_pool_size: c
+            .pool_size
+            .filter(|n| *n > 0)
+            .map_or(0, |n| i32::try_from(n).unwrap_or(i32::MAX)),
         ..RouteInfo::default()
     };
     let authorizer = c.user.as_ref().map(|u| {
@@ -107,10 +113,10 @@ pub(crate) async fn start<T: Transport>(
     let Some(c) = &opts.cluster else {
         return Ok(None);
     };
-    if c.tls.is_some() {
-        return Err(ServerError::Config(
-            "cluster tls is not supported yet".to_owned(),
-        ));
+    if let Some(t) = &c.tls {
+        let t = super::tls::RouteTls::new(t)
+            .map_err(|e| ServerError::Config(format!("cluster tls: {e}")))?;
+        let _ = srv.cluster.tls.set(Arc::new(t));
     }
     let routes = c
         .routes
@@ -135,6 +141,12 @@ pub(crate) async fn start<T: Transport>(
             .perms
             .set(natsd_core::auth::PermissionChecker::new(&perms));
     }
+    for (account, subject) in super::interest::import_interest(opts) {
+        srv.cluster
+            .local_interest(&account, subject.as_bytes(), None, true);
+    }
+    let pool = usize::try_from(c.pool_size.unwrap_or(0)).unwrap_or(0);
+    let _ = srv.cluster.pool.set((pool, c.pinned_accounts.clone()));
     let cfg = route_config(srv, opts, c, bound.port(), client_urls);
     *srv.cluster.cfg.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(cfg));
     *lock(&srv.cluster.addr) = Some(bound);
@@ -150,7 +162,16 @@ pub(crate) async fn start<T: Transport>(
                     Ok((stream, peer)) => {
                         let srv = Arc::clone(&accept_srv);
                         tokio::spawn(async move {
-                            let again = conn::run(Arc::clone(&srv), stream, peer, None).await;
+                            let again = match srv.cluster.tls.get().cloned() {
+                                None => conn::run(Arc::clone(&srv), stream, peer, None).await,
+                                Some(tls) => match tls.accept(stream).await {
+                                    Ok(s) => conn::run(Arc::clone(&srv), s, peer, None).await,
+                                    Err(e) => {
+                                        tracing::error!(%peer, "route TLS handshake error: {e}");
+                                        None
+                                    }
+                                },
+                            };
                             redial::<T>(srv, again);
                         });
                     }
@@ -169,6 +190,7 @@ pub(crate) async fn start<T: Transport>(
             Dialed {
                 url,
                 configured: true,
+                account: None,
             },
             false,
         );
@@ -219,7 +241,18 @@ fn spawn_dial<T: Transport>(srv: Arc<Shared>, d: Dialed, wait_first: bool) {
             }
         };
         let (stream, addr) = stream;
-        let again = conn::run(Arc::clone(&srv), stream, addr, Some(d.clone())).await;
+        let again = match srv.cluster.tls.get().cloned() {
+            None => conn::run(Arc::clone(&srv), stream, addr, Some(d.clone())).await,
+            Some(tls) => match tls.connect(&d.url.host, stream).await {
+                Ok(s) => conn::run(Arc::clone(&srv), s, addr, Some(d.clone())).await,
+                Err(e) => {
+                    // Go: a failed handshake closes the connection; only configured routes
+                    // are dialed again.
+                    tracing::error!(url = %d.url, "route TLS handshake error: {e}");
+                    d.configured.then(|| d.clone())
+                }
+            },
+        };
         if !d.configured {
             forget_dialing(&srv, &d.url);
         }
@@ -275,6 +308,7 @@ pub(crate) fn implicit(srv: &Arc<Shared>, info: &RouteInfo) {
             Dialed {
                 url,
                 configured: false,
+                account: None,
             },
         );
     }

@@ -11,34 +11,25 @@ use natsd_core::router::{InterestHook, RouteSink, SubRef, SubTarget, Subscriptio
 use super::{Cluster, ClusterState, InterestKey, RouteHandle};
 use crate::server::lock;
 
-/// Whether the system account's interest travels: its `$SYS` services are answered by every
-/// server locally, and nats-server 2.9.10 peers get nothing useful from our internal subjects.
-fn propagates(account: &str, sys: &str) -> bool {
-    account != sys
-}
-
-/// The hook every client connection reports its subscriptions to.
+/// The hook every client connection reports its subscriptions to. Every account's interest
+/// travels, the system account's too: nats-server routes `$SYS` like any account, so that
+/// `$SYS.REQ.SERVER.PING` reaches every server and events are seen cluster-wide.
 #[derive(Debug)]
 pub(crate) struct ClusterInterest {
     pub(crate) cluster: Arc<Cluster>,
-    pub(crate) sys_account: String,
 }
 
 impl InterestHook for ClusterInterest {
     fn interest_changed(&self, account: &str, subject: &[u8], queue: Option<&[u8]>, added: bool) {
-        if !propagates(account, &self.sys_account) {
-            return;
-        }
         self.cluster.local_interest(account, subject, queue, added);
     }
 }
 
 impl Cluster {
     /// The hook a client connection reports its subscriptions through.
-    pub(crate) fn interest_hook(self: &Arc<Self>, sys_account: String) -> Arc<dyn InterestHook> {
+    pub(crate) fn interest_hook(self: &Arc<Self>, _sys_account: String) -> Arc<dyn InterestHook> {
         Arc::new(ClusterInterest {
             cluster: Arc::clone(self),
-            sys_account,
         })
     }
 
@@ -76,7 +67,7 @@ impl Cluster {
         if !send || !self.may_import(subject) {
             return;
         }
-        for h in registered(&st) {
+        for h in self.carriers(&st, account) {
             h.with(|c| {
                 if after > 0 {
                     c.send_sub(account.as_bytes(), subject, queue.map(|q| (q, after)));
@@ -92,11 +83,23 @@ impl Cluster {
         self.perms.get().is_none_or(|p| p.can_publish(subject))
     }
 
-    /// Sends a newly registered route our whole interest (Go: sendSubsToRoute).
+    /// The registered routes that carry `account` (one per peer: its only route, the pool
+    /// connection the account hashes to, or the account's pinned route), in id order.
+    fn carriers(&self, st: &ClusterState, account: &str) -> Vec<Arc<RouteHandle>> {
+        st.routes
+            .values()
+            .filter(|e| e.info.is_some() && self.carries(e.slot.as_ref(), account))
+            .map(|e| Arc::clone(&e.handle))
+            .collect()
+    }
+
+    /// Sends a newly registered route our whole interest in the accounts it carries (Go:
+    /// sendSubsToRoute).
     pub(crate) fn send_all_interest(&self, st: &ClusterState, h: &RouteHandle) {
+        let slot = st.routes.get(&h.id).and_then(|e| e.slot.clone());
         h.with(|c| {
             for ((acc, subject, queue), n) in &st.interest {
-                if !self.may_import(subject) {
+                if !self.may_import(subject) || !self.carries(slot.as_ref(), acc) {
                     continue;
                 }
                 c.send_sub(
@@ -203,11 +206,25 @@ fn remove_from(account: &Account, sub: &SubRef) {
         .remove(&sub.0.subject, sub.0.queue.as_deref(), sub);
 }
 
-/// Handles of the registered routes, in connection-id order.
-pub(crate) fn registered(st: &ClusterState) -> Vec<Arc<RouteHandle>> {
-    st.routes
-        .values()
-        .filter(|e| e.info.is_some())
-        .map(|e| Arc::clone(&e.handle))
-        .collect()
+/// Interest the server has on behalf of its account imports, announced to every route for the
+/// life of the server (Go announces the same through internal subscriptions):
+/// * `_R_.>` in every account that exports a service imported elsewhere: the responses to
+///   requests that crossed a service import here are published into the exporter on the
+///   responder's server, and must come back to the response mapping made on this one;
+/// * a stream import's subject in the exporting account, so that messages published on other
+///   servers reach the import here.
+pub(crate) fn import_interest(opts: &natsd_core::options::Options) -> Vec<(String, String)> {
+    use natsd_core::options::ExportKind;
+    let mut v: Vec<(String, String)> = opts
+        .accounts
+        .iter()
+        .flat_map(|a| a.imports.iter())
+        .map(|imp| match imp.kind {
+            ExportKind::Service => (imp.account.clone(), "_R_.>".to_owned()),
+            ExportKind::Stream => (imp.account.clone(), imp.subject.clone()),
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }

@@ -15,6 +15,8 @@
 pub(crate) mod conn;
 pub(crate) mod dial;
 mod interest;
+mod register;
+pub(crate) mod tls;
 mod url;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -144,14 +146,40 @@ pub(crate) struct RouteEntry {
     pub(crate) configured: bool,
     pub(crate) peer: SocketAddr,
     pub(crate) start: SystemTime,
+    /// The account we dialed this route for (a pinned route).
+    pub(crate) account: Option<String>,
+    /// What the route carries, once registered.
+    pub(crate) slot: Option<Slot>,
+}
+
+/// Which accounts a registered route carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// Every account (a peer without pooling).
+    Single,
+    /// The accounts whose name hashes to this pool index (except pinned ones).
+    Pool(usize),
+    /// One account.
+    Pinned(String),
+}
+
+/// The registered connections to one peer.
+#[derive(Debug, Default)]
+pub(crate) struct PeerRoutes {
+    /// Pool slots (empty for a peer without pooling).
+    pub(crate) slots: Vec<Option<u64>>,
+    pub(crate) pinned: BTreeMap<String, u64>,
 }
 
 /// Route-table and interest state, under one lock.
 #[derive(Debug, Default)]
 pub(crate) struct ClusterState {
     pub(crate) routes: BTreeMap<u64, RouteEntry>,
-    /// Peer server id → connection id of its registered route.
+    /// Peer server id → connection id of one of its registered routes (the only one without
+    /// pooling).
     pub(crate) by_peer: BTreeMap<String, u64>,
+    /// Peer server id → its pooled and pinned connections.
+    pub(crate) peers: BTreeMap<String, PeerRoutes>,
     /// `host:port` of gossiped routes a dialer is working on.
     dialing: BTreeSet<String>,
     pub(crate) interest: BTreeMap<InterestKey, u32>,
@@ -176,6 +204,10 @@ pub(crate) struct Cluster {
     pub(crate) perms: OnceLock<natsd_core::auth::PermissionChecker>,
     /// Starts a dialer on the server's transport (set when the listener starts).
     pub(crate) dialer: OnceLock<fn(Arc<crate::server::Shared>, conn::Dialed)>,
+    /// `cluster.tls`: every route is TLS from its first byte.
+    pub(crate) tls: OnceLock<Arc<tls::RouteTls>>,
+    /// `cluster.pool_size` in force (0: one route per peer) and the pinned accounts.
+    pub(crate) pool: OnceLock<(usize, Vec<String>)>,
 }
 
 impl Cluster {
@@ -192,6 +224,8 @@ impl Cluster {
             shutting_down: AtomicBool::new(false),
             perms: OnceLock::new(),
             dialer: OnceLock::new(),
+            tls: OnceLock::new(),
+            pool: OnceLock::new(),
         }
     }
 
@@ -203,9 +237,35 @@ impl Cluster {
         lock(&self.state).name.clone()
     }
 
-    /// Registered routes (the peer's INFO arrived).
+    /// Registered route connections (the peer's INFO arrived); with pooling, several per peer,
+    /// as nats-server 2.10 counts them.
     pub(crate) fn num_routes(&self) -> usize {
-        lock(&self.state).by_peer.len()
+        lock(&self.state)
+            .routes
+            .values()
+            .filter(|e| e.info.is_some())
+            .count()
+    }
+
+    /// Pool size in force (0: no pooling) and pinned accounts.
+    pub(crate) fn pool(&self) -> (usize, &[String]) {
+        self.pool
+            .get()
+            .map_or((0, &[][..]), |(n, p)| (*n, p.as_slice()))
+    }
+
+    /// Whether a registered route in `slot` carries `account`'s traffic.
+    pub(crate) fn carries(&self, slot: Option<&Slot>, account: &str) -> bool {
+        let (size, pinned) = self.pool();
+        match slot {
+            None => false,
+            Some(Slot::Single) => true,
+            Some(Slot::Pinned(a)) => a == account,
+            Some(Slot::Pool(i)) => {
+                !pinned.iter().any(|p| p == account)
+                    && *i == natsd_core::route::pool::pool_index(size, account.as_bytes())
+            }
+        }
     }
 
     /// Every registered route, by connection id.

@@ -77,6 +77,9 @@ fn install(srv: &Shared, sink: &Arc<Sink>) {
         let target = SubTarget::Internal(Arc::clone(sink) as Arc<dyn InternalSink>);
         let sub = SubRef(Arc::new(Subscription::new(s.clone(), None, target)));
         if acc.sublist.insert(&s, None, sub.clone()).is_ok() {
+            // Go: internal subscriptions are routed like any other (sysSubscribe), so that
+            // a request from any server of the cluster reaches this one.
+            srv.cluster.local_interest(&acc.name, &s, None, true);
             subs.push((Arc::clone(&acc), sub));
         }
     }
@@ -84,7 +87,10 @@ fn install(srv: &Shared, sink: &Arc<Sink>) {
 
 fn uninstall(srv: &Shared) {
     for (acc, sub) in lock(&srv.sys.subs).drain(..) {
-        let _ = acc.sublist.remove(&sub.0.subject, None, &sub);
+        if acc.sublist.remove(&sub.0.subject, None, &sub).is_ok() {
+            srv.cluster
+                .local_interest(&acc.name, &sub.0.subject, None, false);
+        }
     }
 }
 

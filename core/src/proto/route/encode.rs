@@ -90,10 +90,10 @@ pub fn encode_leaf_unsub(out: &mut BytesMut, account: &[u8], subject: &[u8], que
     put_interest(out, account, subject, queue.map(|q| (q, 0)));
 }
 
-/// `weight` 0 means "no weight field" (unsubscribe protocols).
+/// `weight` 0 means "no weight field" (unsubscribe protocols). An empty `account` is left out
+/// (a pinned route, where the connection names the account).
 fn put_interest(out: &mut BytesMut, account: &[u8], subject: &[u8], queue: Option<(&[u8], u32)>) {
-    out.put_slice(account);
-    out.put_u8(b' ');
+    put_account(out, account);
     out.put_slice(subject);
     if let Some((q, weight)) = queue {
         out.put_u8(b' ');
@@ -135,8 +135,7 @@ pub fn encode_msg_header(out: &mut BytesMut, account: &[u8], subject: &[u8], h: 
         (None, Some(_)) => out.put_slice(b"HMSG "),
         (None, None) => out.put_slice(b"RMSG "),
     }
-    out.put_slice(account);
-    out.put_u8(b' ');
+    put_account(out, account);
     out.put_slice(subject);
     out.put_u8(b' ');
     if !h.queues.is_empty() {
@@ -162,6 +161,14 @@ pub fn encode_msg_header(out: &mut BytesMut, account: &[u8], subject: &[u8], h: 
     }
     put_decimal(out, h.total_len);
     out.put_slice(b"\r\n");
+}
+
+/// Account names are never empty; an empty one stands for "the route's own" (pinned route).
+fn put_account(out: &mut BytesMut, account: &[u8]) {
+    if !account.is_empty() {
+        out.put_slice(account);
+        out.put_u8(b' ');
+    }
 }
 
 pub(super) fn put_decimal(out: &mut BytesMut, mut n: usize) {

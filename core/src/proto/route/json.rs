@@ -136,6 +136,15 @@ pub struct RouteInfo {
     /// Leaf nodes only.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub remote_account: String,
+    /// nats-server 2.10: route connections per peer (`cluster.pool_size`); absent from 2.9.10.
+    #[serde(skip_serializing_if = "is_zero_i32")]
+    pub route_pool_size: i32,
+    /// nats-server 2.10: the pool slot a dialer chose for this connection.
+    #[serde(skip_serializing_if = "is_zero_i32")]
+    pub route_pool_idx: i32,
+    /// nats-server 2.10: the account this connection is dedicated to (a pinned account).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub route_account: String,
 }
 
 /// The body of a route's `CONNECT {…}`, sent by the soliciting side only.
@@ -188,6 +197,11 @@ fn is_zero(n: &u64) -> bool {
 }
 
 fn is_zero_u8(n: &u8) -> bool {
+    *n == 0
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero_i32(n: &i32) -> bool {
     *n == 0
 }
 
