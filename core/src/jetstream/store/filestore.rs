@@ -417,8 +417,10 @@ impl<D: Disk> Backend for FileLog<D> {
                 .is_some_and(|b| b.has_records);
             if f > last_seq && has_records {
                 // Everything goes (purge, or compact past the end): start a fresh block so
-                // every old one becomes dead and is deleted after the next sync.
-                self.roll(f, last_ts, last_seq)?;
+                // every old one becomes dead and is deleted after the next sync. The new
+                // header carries `last_seq + 1`, not `f`: only the floor record moves the start,
+                // so a crash that keeps the header but loses the floor shows no false gap.
+                self.roll(last_seq + 1, last_ts, last_seq)?;
             }
         }
         let mut buf = Vec::with_capacity(record::RECORD_OVERHEAD * (tombstones.len() + 1));
