@@ -163,7 +163,11 @@ impl Model {
             return Err(StoreError::MsgTooLarge);
         }
         if self.cfg.discard == Discard::New {
-            if self.cfg.max_msgs.is_some_and(|max| self.msgs.len() as u64 >= max) {
+            if self
+                .cfg
+                .max_msgs
+                .is_some_and(|max| self.msgs.len() as u64 >= max)
+            {
                 return Err(StoreError::MaxMsgs);
             }
             if self
@@ -355,10 +359,18 @@ impl Limits {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Store { subj: usize, hdr: bool, len: usize },
+    Store {
+        subj: usize,
+        hdr: bool,
+        len: usize,
+    },
     Remove(u8),
     Purge,
-    PurgeEx { filter: usize, keep: u64, seq: Option<u8> },
+    PurgeEx {
+        filter: usize,
+        keep: u64,
+        seq: Option<u8>,
+    },
     Compact(u8),
     /// Advance the clock by this many milliseconds, then expire.
     Expire(u64),
@@ -431,7 +443,7 @@ fn case() -> impl Strategy<Value = Case> {
         prop_oneof![Just(0u64), Just(1), Just(10)],
         limits(),
         any::<u64>(),
-        proptest::collection::vec(op(), 1..60),
+        proptest::collection::vec(op(), 1..100),
     )
         .prop_map(|(first_seq, limits, disk_seed, ops)| Case {
             first_seq,
@@ -555,7 +567,11 @@ fn check_recovery(
     if let Some(m) = ever.get(&st.last_seq) {
         eq("last_ts of the recovered last message", m.ts, st.last_ts)?;
     }
-    eq("synced_through after reopen", st.last_seq, s.synced_through())?;
+    eq(
+        "synced_through after reopen",
+        st.last_seq,
+        s.synced_through(),
+    )?;
     Ok(Model {
         msgs: got,
         last_seq: st.last_seq,
@@ -630,8 +646,12 @@ fn run(case: &Case, file: bool) -> Result<(), String> {
             }
             Op::Load(pick) => {
                 let seq = model.pick_seq(*pick);
-                eq(&format!("load_msg({seq})"), model.load(seq), s.load_msg(seq))
-                    .map_err(step)?;
+                eq(
+                    &format!("load_msg({seq})"),
+                    model.load(seq),
+                    s.load_msg(seq),
+                )
+                .map_err(step)?;
             }
             Op::LoadNext(f, pick) => {
                 let (f, seq) = (FILTERS[*f], model.pick_seq(*pick));
@@ -689,7 +709,11 @@ fn run(case: &Case, file: bool) -> Result<(), String> {
         let fs = FileStore::open(disk.clone(), DIR, model.cfg.clone(), file_cfg())
             .map_err(|e| format!("final reopen: {e}"))?;
         check_state(&model, &fs).map_err(|e| format!("after final reopen: {e}"))?;
-        eq("contents after reopen", Ok(model.msgs.clone()), contents(&fs))?;
+        eq(
+            "contents after reopen",
+            Ok(model.msgs.clone()),
+            contents(&fs),
+        )?;
     }
     Ok(())
 }
@@ -746,7 +770,8 @@ fn torn_compact_past_end_is_undone_not_reported_lost() {
     let newest = *fs.backend().block_ids().last().unwrap();
     let path = fs.backend().block_path(newest);
     drop(fs);
-    disk.truncate_file(&path, record::HEADER_LEN as u64).unwrap();
+    disk.truncate_file(&path, record::HEADER_LEN as u64)
+        .unwrap();
     let fs = file_at(&disk);
     assert_eq!(fs.state(), want);
     assert!(fs.corruption().is_empty(), "{:?}", fs.corruption());
