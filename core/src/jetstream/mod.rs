@@ -14,6 +14,7 @@ pub mod api;
 pub mod consumer;
 pub mod factory;
 mod handlers;
+mod info;
 pub mod service;
 pub mod store;
 pub mod stream;
