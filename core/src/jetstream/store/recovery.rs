@@ -57,6 +57,7 @@ impl<D: Disk> Store<FileLog<D>> {
                 log: &mut log,
                 idx: &mut idx,
                 expected: None,
+                first_seq: cfg.first_seq.max(1),
             };
             for (i, &id) in ids.iter().enumerate() {
                 replay.block(id, i + 1 == ids.len())?;
@@ -101,6 +102,8 @@ struct Replay<'a, D: Disk> {
     idx: &'a mut Index<FileLoc>,
     /// The sequence the next message record must carry.
     expected: Option<u64>,
+    /// Where a new store starts (`StoreConfig::first_seq`).
+    first_seq: u64,
 }
 
 impl<D: Disk> Replay<'_, D> {
@@ -155,6 +158,10 @@ impl<D: Disk> Replay<'_, D> {
             // either: the block was being started when the power went. Start it again.
             None if newest && record::resync(&data, HEADER_LEN.saturating_sub(1)).is_none() => {
                 self.log.report.torn_bytes += len;
+                if self.expected.is_none() {
+                    // No block before it: this was a new store, which starts at `first_seq`.
+                    self.idx.last_seq = self.idx.last_seq.max(self.first_seq - 1);
+                }
                 let header = record::encode_header(self.idx.last_seq + 1, self.idx.last_ts);
                 self.log.disk.truncate(&path, 0).map_err(|e| io(&path, e))?;
                 self.log
