@@ -303,6 +303,17 @@ impl<D: Disk> FileLog<D> {
         Ok(last_seq)
     }
 
+    /// Appends a sync mark for `last_seq` (recovery: the fsync that follows makes it true).
+    pub(crate) fn mark_synced(&mut self, last_seq: u64) -> Result<(), StoreError> {
+        let mut mark = Vec::with_capacity(record::RECORD_OVERHEAD);
+        record::encode(&mut mark, Kind::SyncMark, last_seq, 0, b"", b"", b"");
+        self.write_active(&mark)?;
+        if let Some(b) = self.blocks.get_mut(&self.active()) {
+            b.has_records = true;
+        }
+        Ok(())
+    }
+
     /// Deletes empty blocks from the front. Only from the front: a block's tombstones may
     /// refer to messages in older blocks, which must not come back.
     pub(crate) fn drop_dead_blocks(&mut self) {

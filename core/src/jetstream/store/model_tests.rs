@@ -869,3 +869,27 @@ fn restarted_header_of_a_new_store_keeps_its_first_seq() {
     assert_eq!(fs.state().last_seq, 9);
     assert_eq!(fs.store_msg("a", b"", b"", 1).unwrap().0, 10);
 }
+
+/// A process crash leaves an unsynced message intact; the next open keeps it and fsyncs it.
+/// From then on it is synced like any other, so damage to it must be reported, not taken for
+/// a torn tail and cut.
+#[test]
+fn message_kept_by_recovery_is_protected_like_a_synced_one() {
+    let disk = MemDisk::new(1);
+    let mut fs = file_at(&disk);
+    fs.store_msg("a", b"", b"one", 1).unwrap();
+    fs.sync().unwrap();
+    let path = fs.backend().block_path(1);
+    let at = disk.len(&path).unwrap();
+    fs.store_msg("a", b"", b"two", 2).unwrap();
+    drop(fs);
+    let fs = file_at(&disk);
+    assert_eq!(fs.state().msgs, 2);
+    assert_eq!(fs.synced_through(), 2);
+    drop(fs);
+    disk.flip_bit(&path, (at + 20) * 8).unwrap();
+    let fs = file_at(&disk);
+    assert_eq!(fs.recovery().torn_bytes, 0);
+    assert!(fs.state().lost_msgs > 0, "{:?}", fs.state());
+    assert!(matches!(fs.load_msg(2), Err(StoreError::Corrupt { .. })));
+}

@@ -58,9 +58,20 @@ impl<D: Disk> Store<FileLog<D>> {
                 idx: &mut idx,
                 expected: None,
                 first_seq: cfg.first_seq.max(1),
+                tail_marked: false,
             };
             for (i, &id) in ids.iter().enumerate() {
                 replay.block(id, i + 1 == ids.len())?;
+            }
+            if !replay.tail_marked {
+                // A crash can leave intact unsynced records at the end, which this open makes
+                // durable. Mark them synced, or later damage to the last of them would pass
+                // for a torn tail and be dropped without a report.
+                match log.mark_synced(idx.last_seq) {
+                    // Full disk: open anyway; only this safeguard is missing.
+                    Ok(()) | Err(StoreError::InsufficientResources) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         for id in log.block_ids() {
@@ -104,6 +115,8 @@ struct Replay<'a, D: Disk> {
     expected: Option<u64>,
     /// Where a new store starts (`StoreConfig::first_seq`).
     first_seq: u64,
+    /// The last record replayed was a sync mark.
+    tail_marked: bool,
 }
 
 impl<D: Disk> Replay<'_, D> {
@@ -223,6 +236,7 @@ impl<D: Disk> Replay<'_, D> {
 
     fn apply(&mut self, p: &Parsed, rec: &[u8], id: u64, off: usize) {
         self.log.report.records += 1;
+        self.tail_marked = p.kind == Kind::SyncMark;
         if let Some(b) = self.log.blocks.get_mut(&id) {
             b.has_records = true;
         }
