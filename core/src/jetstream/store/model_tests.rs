@@ -459,15 +459,15 @@ fn case() -> impl Strategy<Value = Case> {
 
 /// The store under test.
 enum Subject {
-    Mem(MemStore),
-    File(Option<FileStore<MemDisk>>, MemDisk),
+    Mem(Box<MemStore>),
+    File(Option<Box<FileStore<MemDisk>>>, MemDisk),
 }
 
 impl Subject {
     fn store(&mut self) -> &mut dyn StreamStore {
         match self {
-            Self::Mem(s) => s,
-            Self::File(s, _) => s.as_mut().expect("store open"),
+            Self::Mem(s) => s.as_mut(),
+            Self::File(s, _) => s.as_deref_mut().expect("store open"),
         }
     }
 }
@@ -591,9 +591,9 @@ fn run(case: &Case, file: bool) -> Result<(), String> {
     let mut subject = if file {
         let disk = MemDisk::new(case.disk_seed);
         let fs = FileStore::open(disk.clone(), DIR, cfg, file_cfg()).map_err(|e| e.to_string())?;
-        Subject::File(Some(fs), disk)
+        Subject::File(Some(Box::new(fs)), disk)
     } else {
-        Subject::Mem(MemStore::new(cfg))
+        Subject::Mem(Box::new(MemStore::new(cfg)))
     };
     let mut synced = model.clone();
     let mut ever: BTreeMap<u64, MMsg> = BTreeMap::new();
@@ -696,7 +696,7 @@ fn run(case: &Case, file: bool) -> Result<(), String> {
                     model = check_recovery(&synced, &model, &ever, &reopened).map_err(step)?;
                     ever.retain(|seq, _| *seq <= model.last_seq);
                     synced = model.clone();
-                    *fs = Some(reopened);
+                    *fs = Some(Box::new(reopened));
                 }
             }
         }
