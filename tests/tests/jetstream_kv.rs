@@ -268,8 +268,6 @@ async fn direct_get_only_where_allowed(kind: ServerKind) {
 
 /// Per-key message counts of a bucket through stream info's `subjects_filter`.
 #[tokio::test]
-#[ignore = "natsd: STREAM.INFO ignores subjects_filter (no state.subjects map, no paging); \
-            the fix belongs in service.rs stream_info plus a per-subject count in the stores"]
 async fn kv_subject_counts_natsd() {
     natsd_tests::run_scenario(ServerKind::Natsd, kv_subject_counts).await;
 }

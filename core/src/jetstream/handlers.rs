@@ -140,7 +140,7 @@ impl JetStream {
             ["STREAM", "UPDATE", name] => {
                 ("stream_update", self.api_stream_update(name, payload, now))
             }
-            ["STREAM", "INFO", name] => ("stream_info", self.stream_info(name, now)),
+            ["STREAM", "INFO", name] => ("stream_info", self.api_stream_info(name, payload, now)),
             ["STREAM", "DELETE", name] => (
                 "stream_delete",
                 self.delete_stream_advised(name, now)

@@ -15,6 +15,7 @@ pub mod api;
 pub mod consumer;
 pub mod factory;
 mod handlers;
+mod info;
 pub mod jsz;
 pub mod limits;
 mod retention;

@@ -303,6 +303,17 @@ impl<D: Disk> FileLog<D> {
         Ok(last_seq)
     }
 
+    /// Appends a sync mark for `last_seq` (recovery: the fsync that follows makes it true).
+    pub(crate) fn mark_synced(&mut self, last_seq: u64) -> Result<(), StoreError> {
+        let mut mark = Vec::with_capacity(record::RECORD_OVERHEAD);
+        record::encode(&mut mark, Kind::SyncMark, last_seq, 0, b"", b"", b"");
+        self.write_active(&mark)?;
+        if let Some(b) = self.blocks.get_mut(&self.active()) {
+            b.has_records = true;
+        }
+        Ok(())
+    }
+
     /// Deletes empty blocks from the front. Only from the front: a block's tombstones may
     /// refer to messages in older blocks, which must not come back.
     pub(crate) fn drop_dead_blocks(&mut self) {
@@ -417,8 +428,10 @@ impl<D: Disk> Backend for FileLog<D> {
                 .is_some_and(|b| b.has_records);
             if f > last_seq && has_records {
                 // Everything goes (purge, or compact past the end): start a fresh block so
-                // every old one becomes dead and is deleted after the next sync.
-                self.roll(f, last_ts, last_seq)?;
+                // every old one becomes dead and is deleted after the next sync. The new
+                // header carries `last_seq + 1`, not `f`: only the floor record moves the start,
+                // so a crash that keeps the header but loses the floor shows no false gap.
+                self.roll(last_seq + 1, last_ts, last_seq)?;
             }
         }
         let mut buf = Vec::with_capacity(record::RECORD_OVERHEAD * (tombstones.len() + 1));

@@ -262,3 +262,6 @@ pub trait StreamStore {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod model_tests;

@@ -57,9 +57,21 @@ impl<D: Disk> Store<FileLog<D>> {
                 log: &mut log,
                 idx: &mut idx,
                 expected: None,
+                first_seq: cfg.first_seq.max(1),
+                tail_marked: false,
             };
             for (i, &id) in ids.iter().enumerate() {
                 replay.block(id, i + 1 == ids.len())?;
+            }
+            if !replay.tail_marked {
+                // A crash can leave intact unsynced records at the end, which this open makes
+                // durable. Mark them synced, or later damage to the last of them would pass
+                // for a torn tail and be dropped without a report.
+                match log.mark_synced(idx.last_seq) {
+                    // Full disk: open anyway; only this safeguard is missing.
+                    Ok(()) | Err(StoreError::InsufficientResources) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         for id in log.block_ids() {
@@ -101,6 +113,10 @@ struct Replay<'a, D: Disk> {
     idx: &'a mut Index<FileLoc>,
     /// The sequence the next message record must carry.
     expected: Option<u64>,
+    /// Where a new store starts (`StoreConfig::first_seq`).
+    first_seq: u64,
+    /// The last record replayed was a sync mark.
+    tail_marked: bool,
 }
 
 impl<D: Disk> Replay<'_, D> {
@@ -155,6 +171,10 @@ impl<D: Disk> Replay<'_, D> {
             // either: the block was being started when the power went. Start it again.
             None if newest && record::resync(&data, HEADER_LEN.saturating_sub(1)).is_none() => {
                 self.log.report.torn_bytes += len;
+                if self.expected.is_none() {
+                    // No block before it: this was a new store, which starts at `first_seq`.
+                    self.idx.last_seq = self.idx.last_seq.max(self.first_seq - 1);
+                }
                 let header = record::encode_header(self.idx.last_seq + 1, self.idx.last_ts);
                 self.log.disk.truncate(&path, 0).map_err(|e| io(&path, e))?;
                 self.log
@@ -216,6 +236,7 @@ impl<D: Disk> Replay<'_, D> {
 
     fn apply(&mut self, p: &Parsed, rec: &[u8], id: u64, off: usize) {
         self.log.report.records += 1;
+        self.tail_marked = p.kind == Kind::SyncMark;
         if let Some(b) = self.log.blocks.get_mut(&id) {
             b.has_records = true;
         }
