@@ -17,6 +17,7 @@
 //! When a test fails, the server's log is printed after the panic message.
 
 pub mod cluster;
+pub mod js;
 mod raw;
 mod server;
 

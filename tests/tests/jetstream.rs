@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, stream};
 use async_nats::HeaderMap;
 use futures::StreamExt;
+use natsd_tests::js::{api, err_code, js_server};
 use natsd_tests::{both, within, ServerKind, TestServer};
 use serde_json::{json, Value};
 
@@ -35,30 +36,6 @@ both!(
     max_age_expires,
     ack_all_and_max_ack_pending,
 );
-
-/// A server with JetStream on, storing under its own temp dir.
-async fn js_server(kind: ServerKind) -> (TestServer, tempfile::TempDir) {
-    let sd = tempfile::tempdir().unwrap();
-    let path = sd.path().to_str().unwrap().to_owned();
-    let s = TestServer::start_with_args(kind, "", &["-js", "-sd", &path]).await;
-    (s, sd)
-}
-
-async fn api(c: &async_nats::Client, subject: &str, body: Value) -> Value {
-    let payload = if body.is_null() {
-        bytes::Bytes::new()
-    } else {
-        serde_json::to_vec(&body).unwrap().into()
-    };
-    let m = within("api request", c.request(subject.to_owned(), payload))
-        .await
-        .unwrap();
-    serde_json::from_slice(&m.payload).unwrap()
-}
-
-fn err_code(v: &Value) -> u64 {
-    v["error"]["err_code"].as_u64().unwrap_or(0)
-}
 
 async fn enabled_in_info(kind: ServerKind) {
     let (s, _sd) = js_server(kind).await;

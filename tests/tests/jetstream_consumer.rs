@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
-use natsd_tests::{both, next_msg, within, within_for, ServerKind, TestServer};
+use natsd_tests::js::{api, err_code, js_server};
+use natsd_tests::{both, next_msg, within, within_for, ServerKind};
 use serde_json::{json, Value};
 
 both!(
@@ -41,29 +42,6 @@ mod natsd_only {
         natsd_tests::run_scenario(natsd_tests::ServerKind::Natsd, super::pinned_priority_group)
             .await;
     }
-}
-
-async fn js_server(kind: ServerKind) -> (TestServer, tempfile::TempDir) {
-    let sd = tempfile::tempdir().unwrap();
-    let path = sd.path().to_str().unwrap().to_owned();
-    let s = TestServer::start_with_args(kind, "", &["-js", "-sd", &path]).await;
-    (s, sd)
-}
-
-async fn api(c: &async_nats::Client, subject: &str, body: Value) -> Value {
-    let payload = if body.is_null() {
-        bytes::Bytes::new()
-    } else {
-        serde_json::to_vec(&body).unwrap().into()
-    };
-    let m = within("api request", c.request(subject.to_owned(), payload))
-        .await
-        .unwrap();
-    serde_json::from_slice(&m.payload).unwrap()
-}
-
-fn err_code(v: &Value) -> u64 {
-    v["error"]["err_code"].as_u64().unwrap_or(0)
 }
 
 /// A memory stream `S` on `s.>`.

@@ -5,7 +5,8 @@
 
 use async_nats::jetstream::{self, kv, stream};
 use futures::StreamExt;
-use natsd_tests::{both, drain_ready, next_msg, within, ServerKind, TestServer};
+use natsd_tests::js::js_server;
+use natsd_tests::{both, drain_ready, next_msg, within, ServerKind};
 
 both!(
     kv_basics,
@@ -16,14 +17,6 @@ both!(
     kv_watch_key_and_revision,
     direct_get_only_where_allowed
 );
-
-/// A server with JetStream on, storing under its own temp dir.
-async fn js_server(kind: ServerKind) -> (TestServer, tempfile::TempDir) {
-    let sd = tempfile::tempdir().unwrap();
-    let path = sd.path().to_str().unwrap().to_owned();
-    let s = TestServer::start_with_args(kind, "", &["-js", "-sd", &path]).await;
-    (s, sd)
-}
 
 /// A KV bucket's stream, made as async-nats' `create_key_value` makes it (that call first
 /// queries account info, which async-nats cannot parse from nats-server 2.9).

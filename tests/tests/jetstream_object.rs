@@ -10,6 +10,7 @@
 
 use async_nats::jetstream::{self, object_store};
 use futures::StreamExt;
+use natsd_tests::js::js_server;
 use natsd_tests::{both, within, ServerKind, TestServer};
 use tokio::io::AsyncReadExt;
 
@@ -21,14 +22,6 @@ both!(
     obj_seal,
     obj_metadata_and_rename
 );
-
-/// A server with JetStream on, storing under its own temp dir.
-async fn js_server(kind: ServerKind) -> (TestServer, tempfile::TempDir) {
-    let sd = tempfile::tempdir().unwrap();
-    let path = sd.path().to_str().unwrap().to_owned();
-    let s = TestServer::start_with_args(kind, "", &["-js", "-sd", &path]).await;
-    (s, sd)
-}
 
 async fn bucket(s: &TestServer, name: &str) -> object_store::ObjectStore {
     let js = jetstream::new(s.client().await);
