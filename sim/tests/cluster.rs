@@ -207,6 +207,23 @@ fn cluster3_pooled_all_faults() {
     });
 }
 
+/// Regression (seed 384836749 of `cluster3_pooled_all_faults`): n3 (gossip-only peer of n2)
+/// is power-cut and restarted with the same server id while n1 and n2 still hold its old
+/// pooled/pinned routes. n1 registered the new routes next to stale ones and so did not
+/// gossip n3 to n2; n2's only routes to n3 were accepted ones, so when they died by PING stale
+/// detection nobody dialed n3 again and account B (bp on n2 → bs on n3) never converged.
+#[test]
+fn cluster3_pooled_restarted_peer_is_gossiped_again() {
+    if let Err(e) = run(
+        384_836_749,
+        &THREE_POOLED,
+        Duration::from_secs(8),
+        FaultKinds::ALL,
+    ) {
+        panic!("{e}");
+    }
+}
+
 #[test]
 fn cluster_determinism() {
     sweep(module_path!(), "cluster_determinism", 2, |seed| {

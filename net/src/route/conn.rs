@@ -143,6 +143,10 @@ where
     let registered = entry.as_ref().is_some_and(|e| e.info.is_some());
     if let Some(info) = entry.as_ref().and_then(|e| e.info.as_ref()) {
         super::register::unregister(&mut lock(&cluster.state), id, &info.server_id);
+        if entry.as_ref().is_some_and(|e| e.url.is_none()) {
+            // A route we will not redial ourselves.
+            super::dial::deferred(&srv, &info.server_id);
+        }
     }
     cluster.drop_route_interest(id, |a| srv.lookup_account(a));
     if registered {

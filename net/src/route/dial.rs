@@ -296,12 +296,42 @@ pub(crate) fn implicit(srv: &Arc<Shared>, info: &RouteInfo) {
     {
         let mut st = lock(&srv.cluster.state);
         if st.by_peer.contains_key(&info.server_id) {
+            st.deferred.insert(info.server_id.clone(), url);
             return;
         }
         if !st.dialing.insert(url.host_port()) {
             return;
         }
     }
+    if let Some(dial) = srv.cluster.dialer.get() {
+        dial(
+            Arc::clone(srv),
+            Dialed {
+                url,
+                configured: false,
+                account: None,
+            },
+        );
+    }
+}
+
+/// The last route to peer `peer_id` closed: dial it if it was gossiped to us while that route
+/// was up (see `ClusterState::deferred`). Call with the state unlocked.
+pub(crate) fn deferred(srv: &Arc<Shared>, peer_id: &str) {
+    let url = {
+        let mut st = lock(&srv.cluster.state);
+        if st.by_peer.contains_key(peer_id) || srv.cluster.shutting_down.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(url) = st.deferred.remove(peer_id) else {
+            return;
+        };
+        if !st.dialing.insert(url.host_port()) {
+            return;
+        }
+        url
+    };
+    tracing::debug!(url = %url, "dialing a route gossiped while an older one was up");
     if let Some(dial) = srv.cluster.dialer.get() {
         dial(
             Arc::clone(srv),

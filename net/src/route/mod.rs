@@ -182,6 +182,10 @@ pub(crate) struct ClusterState {
     pub(crate) peers: BTreeMap<String, PeerRoutes>,
     /// `host:port` of gossiped routes a dialer is working on.
     dialing: BTreeSet<String>,
+    /// Peers gossiped to us while we still held a route to them (possibly a stale one of an
+    /// earlier incarnation that only PING stale detection will close): dialed once their last
+    /// route is gone, so that the gossip is not lost.
+    deferred: BTreeMap<String, RouteUrl>,
     pub(crate) interest: BTreeMap<InterestKey, u32>,
     /// Remote interest per route: (route id, account, subject, queue) → its subscription.
     pub(crate) remote: HashMap<(u64, InterestKey), SubRef>,

@@ -99,9 +99,11 @@ pub(super) fn peer_info(
     st.by_peer.entry(id.clone()).or_insert(handle.id);
     tracing::info!(rid = handle.id, %peer, remote = %info.server_name, ?slot, "route connection registered");
     cluster.send_all_interest(&st, handle);
-    if first {
-        gossip(&st, handle.id, &id, peer, &info);
-    }
+    // Not only on the first route: routes of an earlier incarnation of a restarted peer (same
+    // server id) may still be registered, waiting for PING stale detection, when its new
+    // routes come in; the other peers must still hear about it. They ignore a peer they are
+    // routed to (or dial it once their own old route to it closes: dial::deferred).
+    gossip(&st, handle.id, &id, peer, &info);
     // The side that dialed fills the pool, then dials the pinned accounts' routes.
     let mut dials = Vec::new();
     if let (Some(url), Slot::Pool(_)) = (url, &slot) {
