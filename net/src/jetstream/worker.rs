@@ -131,6 +131,8 @@ impl Worker {
             let mut out: Vec<(String, Delivery)> = Vec::new();
             let mut stop = closed || self.stopping.load(Ordering::Acquire);
             let mut api_called = false;
+            // Input (even a publish nobody acks) or output: the `/jsz` detail is stale.
+            self.detail_dirty |= first.is_some();
             if let Some(first) = first {
                 // What the other accounts hold, for the server-wide limits; an API call
                 // (which may reserve `max_bytes`) shares it again at once.
@@ -188,7 +190,8 @@ impl Worker {
         true
     }
 
-    /// Handles one input; false to stop. Sets `api_called` for a `$JS.API` request.
+    /// Handles one input; false to stop. Sets `api_called` for a `$JS.API` request that may
+    /// change streams or consumers.
     fn handle(
         &mut self,
         i: Input,
@@ -213,7 +216,11 @@ impl Worker {
             a.js.publish_or_api(&subject, reply.as_deref(), &headers, &payload, now);
         a.changed |= r.1;
         tag(out, &a.name, r.0);
-        if r.1 {
+        // Pull requests and direct gets are traffic, not changes to streams or consumers.
+        let admin = r.1
+            && !subject.starts_with("$JS.API.CONSUMER.MSG.NEXT.")
+            && !subject.starts_with("$JS.API.DIRECT.GET.");
+        if admin {
             *api_called = true;
             if self.accounts.len() > 1 {
                 usage::share(self.accounts.values_mut().map(|a| &mut a.js));
