@@ -113,9 +113,11 @@ fn user(name: &str) -> User {
 #[tokio::test]
 async fn each_account_has_its_own_jetstream_and_store_dir() {
     let dir = store_dir("accounts");
+    // `jetstream: enabled` with no limits of its own (Go: accounts need it for JetStream).
     let acct = |name: &str, u: &str| AccountConfig {
         name: name.to_owned(),
         users: vec![user(u)],
+        jetstream: Some(Default::default()),
         ..AccountConfig::default()
     };
     let opts = Options {

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use async_nats::{Client, ConnectOptions};
 use natsd_tests::cluster::monitor_get;
-use natsd_tests::{both, free_port, next_msg, run_scenario, within, ServerKind, TestServer};
+use natsd_tests::{both, free_port, next_msg, within, ServerKind, TestServer};
 use serde_json::{json, Value};
 
 both!(
@@ -20,30 +20,13 @@ both!(
     stream_and_consumer_advisories,
     nak_and_term_advisories,
     jsz_account_details,
+    account_limits_in_info,
+    account_stream_and_consumer_limits,
+    accounts_without_jetstream_answer_10039,
+    accounts_with_different_max_streams,
+    server_limit_across_accounts,
+    jsz_reservations_and_accounts,
 );
-
-/// Account-level scenarios: nats-server runs them always; natsd once the net worker serves
-/// every JetStream account (until then its `$JS.API` only listens in the global account).
-macro_rules! account_level {
-    ($($name:ident),+ $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test]
-                #[ignore = "needs per-account JetStream wiring"]
-                async fn natsd() {
-                    super::run_scenario(super::ServerKind::Natsd, super::$name).await;
-                }
-
-                #[tokio::test]
-                async fn nats_server() {
-                    super::run_scenario(super::ServerKind::NatsServer, super::$name).await;
-                }
-            }
-        )+
-    };
-}
-
-account_level!(account_limits_in_info, account_stream_and_consumer_limits);
 
 async fn api(c: &Client, subject: &str, body: Value) -> Value {
     let payload = if body.is_null() {
@@ -430,4 +413,175 @@ async fn jsz_account_details(kind: ServerKind) {
         .await
         .unwrap();
     assert!(z.get("account_details").is_none(), "{z}");
+}
+
+/// The whole answer Go gives in an account without JetStream.
+fn not_enabled(kind: &str) -> Value {
+    json!({
+        "type": format!("io.nats.jetstream.api.v1.{kind}_response"),
+        "error": {"code": 503, "err_code": 10039, "description": "JetStream not enabled for account"},
+    })
+}
+
+async fn accounts_without_jetstream_answer_10039(kind: ServerKind) {
+    let conf = r#"
+accounts {
+  A: { users: [ { user: a, password: pa } ], jetstream: enabled }
+  B: { users: [ { user: b, password: pb } ] }
+  SYS: { users: [ { user: s, password: ps } ] }
+}
+system_account: SYS
+"#;
+    let (s, _sd) = server(kind, "", conf).await;
+    let b = login(&s, "b", "pb").await;
+    let v = api(&b, "$JS.API.INFO", Value::Null).await;
+    assert_eq!(v, not_enabled("account_info"));
+    assert_eq!(
+        create(&b, "S", json!({})).await,
+        not_enabled("stream_create")
+    );
+    assert_eq!(durable(&b, "S", "D").await, not_enabled("consumer_create"));
+    // Go's paged responses carry their paging and list fields even here.
+    let mut want = not_enabled("stream_names");
+    let paged = json!({"total": 0, "offset": 0, "limit": 0, "streams": null});
+    if let (Value::Object(w), Value::Object(p)) = (&mut want, paged) {
+        w.extend(p);
+    }
+    let v = api(&b, "$JS.API.STREAM.NAMES", Value::Null).await;
+    assert_eq!(v, want);
+    let v = api(&b, "$JS.API.STREAM.PURGE.S", Value::Null).await;
+    assert_eq!(
+        (&v["purged"], &v["error"]["err_code"]),
+        (&json!(0), &json!(10039))
+    );
+    // Nothing B did reached A's JetStream.
+    let a = login(&s, "a", "pa").await;
+    let v = api(&a, "$JS.API.INFO", Value::Null).await;
+    assert_eq!(v["streams"], 0, "{v}");
+    // The system account answers account info (and nothing else, which this does not wait
+    // out: Go leaves such requests to time out, natsd to "no responders").
+    let sys = login(&s, "s", "ps").await;
+    let v = api(&sys, "$JS.API.INFO", Value::Null).await;
+    assert_eq!(v, not_enabled("account_info"));
+}
+
+async fn accounts_with_different_max_streams(kind: ServerKind) {
+    let conf = r#"
+accounts {
+  A: { users: [ { user: a, password: pa } ], jetstream: { max_streams: 1 } }
+  B: { users: [ { user: b, password: pb } ], jetstream: { max_streams: 3 } }
+}
+"#;
+    let (s, _sd) = server(kind, "", conf).await;
+    let a = login(&s, "a", "pa").await;
+    let b = login(&s, "b", "pb").await;
+    assert!(create(&a, "S1", json!({})).await["error"].is_null());
+    let v = create(&a, "S2", json!({})).await;
+    assert_eq!(
+        err_of(&v),
+        (400, 10027, "maximum number of streams reached".into())
+    );
+    // B's streams are its own: the same names, and more of them.
+    for n in ["S1", "S2", "S3"] {
+        let v = create(&b, n, json!({})).await;
+        assert!(v["error"].is_null(), "{n}: {v}");
+    }
+    assert_eq!(err_of(&create(&b, "S4", json!({})).await).1, 10027);
+    let v = api(&a, "$JS.API.INFO", Value::Null).await;
+    assert_eq!(
+        (&v["streams"], &v["limits"]["max_streams"]),
+        (&json!(1), &json!(1))
+    );
+    let v = api(&b, "$JS.API.INFO", Value::Null).await;
+    assert_eq!(
+        (&v["streams"], &v["limits"]["max_streams"]),
+        (&json!(3), &json!(3))
+    );
+    // A stream of A does not capture B's publishes.
+    let m = within("publish", b.request("s1.x", "hi".into()))
+        .await
+        .unwrap();
+    let ack: Value = serde_json::from_slice(&m.payload).unwrap();
+    assert_eq!((&ack["stream"], &ack["seq"]), (&json!("S1"), &json!(1)));
+    let v = api(&a, "$JS.API.STREAM.INFO.S1", Value::Null).await;
+    assert_eq!(v["state"]["messages"], 0);
+}
+
+const TWO_ACCOUNTS: &str = r#"
+accounts {
+  A: { users: [ { user: a, password: pa } ], jetstream: enabled }
+  B: { users: [ { user: b, password: pb } ], jetstream: enabled }
+}
+"#;
+
+async fn server_limit_across_accounts(kind: ServerKind) {
+    let (s, _sd) = server(kind, "max_mem: 1000000", TWO_ACCOUNTS).await;
+    let a = login(&s, "a", "pa").await;
+    let b = login(&s, "b", "pb").await;
+    let mem = |n: i64| json!({"storage": "memory", "max_bytes": n});
+    assert!(create(&a, "M", mem(600_000)).await["error"].is_null());
+    // A reserved 600000 of the server's memory: B's 400001 no longer fits.
+    let v = create(&b, "M", mem(400_001)).await;
+    assert_eq!(
+        err_of(&v),
+        (500, 10028, "insufficient memory resources available".into())
+    );
+    assert!(create(&b, "M", mem(400_000)).await["error"].is_null());
+    assert_eq!(err_of(&create(&a, "M2", mem(1)).await).1, 10028);
+    // B's deletion gives its reservation back to A.
+    api(&b, "$JS.API.STREAM.DELETE.M", Value::Null).await;
+    assert!(create(&a, "M2", mem(400_000)).await["error"].is_null());
+}
+
+async fn jsz_reservations_and_accounts(kind: ServerKind) {
+    let sd = tempfile::tempdir().unwrap();
+    let http = free_port();
+    let conf = format!(
+        "jetstream {{ store_dir: {:?} }}\nhttp_port: {http}\n{TWO_ACCOUNTS}",
+        sd.path().to_str().unwrap()
+    );
+    let s = TestServer::start(kind, &conf).await;
+    let a = login(&s, "a", "pa").await;
+    let b = login(&s, "b", "pb").await;
+    create(&a, "M", json!({"storage": "memory", "max_bytes": 5000})).await;
+    create(&b, "F", json!({"max_bytes": 7000})).await;
+    durable(&b, "F", "D").await;
+    // natsd's worker refreshes its numbers just after it replies: wait for them.
+    let z = within("jsz shows both streams", async {
+        loop {
+            if let Some(z) = monitor_get(http, "/jsz?consumers=true&config=true").await {
+                if z["streams"] == 2 && z["consumers"] == 1 {
+                    return z;
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert_eq!(
+        (&z["reserved_memory"], &z["reserved_storage"]),
+        (&json!(5000), &json!(7000))
+    );
+    assert_eq!(z["accounts"], 2);
+    // Go lists the accounts in map order unless `offset` is given: look them up by name.
+    let d = z["account_details"].as_array().unwrap();
+    let by = |n: &str| d.iter().find(|a| a["name"] == n).unwrap();
+    assert_eq!(d.len(), 2);
+    let f = &by("B")["stream_detail"][0];
+    assert_eq!(f["name"], "F");
+    assert_eq!(f["config"]["max_bytes"], 7000);
+    assert_eq!(f["consumer_detail"][0]["name"], "D");
+    assert_eq!(by("A")["stream_detail"][0]["name"], "M");
+    // Each account counts its own API calls.
+    assert_eq!(
+        (&by("A")["api"]["total"], &by("B")["api"]["total"]),
+        (&json!(1), &json!(2))
+    );
+    let z = within("jsz", monitor_get(http, "/jsz?acc=B"))
+        .await
+        .unwrap();
+    let d = z["account_details"].as_array().unwrap();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0]["name"], "B");
+    assert!(d[0].get("stream_detail").is_none(), "{z}");
 }

@@ -8,8 +8,10 @@
 //! wait); under the simulation it is a task on the host's runtime, so that turmoil owns its
 //! schedule and a crash stops it mid-flight (see [`crate::transport::Transport::INLINE_WORKERS`]).
 
+mod disabled;
 mod fsdisk;
 mod observe;
+mod usage;
 mod worker;
 
 use std::path::PathBuf;
@@ -19,9 +21,10 @@ use std::sync::{Arc, Mutex, Weak};
 use bytes::Bytes;
 use natsd_core::account::Account;
 use natsd_core::jetstream::factory::{DiskFactory, StoreFactory};
+use natsd_core::jetstream::limits::{jetstream_accounts, AccountLimits};
 use natsd_core::jetstream::service::{JetStream, JsSettings};
 use natsd_core::jetstream::store::SyncPolicy;
-use natsd_core::options::{JetStreamConfig, Options, GLOBAL_ACCOUNT};
+use natsd_core::options::{JetStreamConfig, Options};
 use natsd_core::rng::SplitMix64;
 use natsd_core::router::{
     self, InternalSink, Message, PendingFlush, Publisher, SubRef, SubTarget, Subscription,
@@ -47,9 +50,17 @@ pub(crate) struct JsStats {
     pub(crate) consumers: usize,
     pub(crate) memory: u64,
     pub(crate) storage: u64,
+    /// Bytes reserved by streams' `max_bytes` (Go: `js.memReserved`, `js.storeReserved`).
+    pub(crate) reserved_memory: u64,
+    pub(crate) reserved_storage: u64,
     pub(crate) messages: u64,
     pub(crate) api_total: u64,
     pub(crate) api_errors: u64,
+    /// JetStream accounts.
+    pub(crate) accounts: usize,
+    /// Each account's `/jsz` entry with every detail (streams, consumers, configs), by
+    /// account name; `/jsz` drops what its query did not ask for.
+    pub(crate) details: Vec<(String, serde_json::Value)>,
 }
 
 /// What the server keeps for JetStream.
@@ -164,39 +175,6 @@ impl Sink {
     }
 }
 
-/// Per-account JetStream limits.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct AccountLimits {
-    pub(crate) max_memory: Option<u64>,
-    pub(crate) max_file: Option<u64>,
-}
-
-/// The accounts that get a JetStream, in name order, with their limits. Go: `$G` when no
-/// accounts are configured, else the accounts whose config enables JetStream (never the
-/// system account).
-fn js_accounts(opts: &Options, cfg: &JetStreamConfig) -> Vec<(String, AccountLimits)> {
-    let server_limits = AccountLimits {
-        max_memory: cfg.max_memory_store,
-        max_file: cfg.max_file_store,
-    };
-    if opts.accounts.is_empty() {
-        return vec![(GLOBAL_ACCOUNT.to_owned(), server_limits)];
-    }
-    let sys = opts.system_account.as_deref();
-    let mut v: Vec<(String, AccountLimits)> = opts
-        .accounts
-        .iter()
-        .filter(|a| {
-            Some(a.name.as_str()) != sys && a.name != natsd_core::options::DEFAULT_SYSTEM_ACCOUNT
-        })
-        // SWITCH(account-jetstream): the one line to change once core's `AccountConfig` has
-        // its `jetstream` field: keep only the accounts that set it, with their own limits.
-        .map(|a| (a.name.clone(), server_limits))
-        .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
-}
-
 /// The store directory nats-server would use: `<store_dir>/jetstream`.
 fn store_root(cfg: &JetStreamConfig) -> PathBuf {
     cfg.store_dir
@@ -231,7 +209,9 @@ pub(crate) fn start(srv: &Arc<Shared>, inline: bool) -> Result<(), String> {
     lock(&srv.js.damage).clear();
     let (tx, rx) = mpsc::channel(QUEUE);
     let mut accounts = Vec::new();
-    for (name, limits) in js_accounts(&opts, &cfg) {
+    let enabled = jetstream_accounts(&opts);
+    for (name, limits) in &enabled {
+        let name = name.clone();
         let Some(acc) = srv.lookup_account(&name) else {
             continue;
         };
@@ -246,8 +226,9 @@ pub(crate) fn start(srv: &Arc<Shared>, inline: bool) -> Result<(), String> {
         let settings = JsSettings {
             server_name: srv.server_name.clone(),
             domain: cfg.domain.clone(),
-            max_memory: limits.max_memory,
-            max_file: limits.max_file,
+            // The server's limits; the account's own are set below.
+            max_memory: cfg.max_memory_store,
+            max_file: cfg.max_file_store,
         };
         let sink: Arc<dyn InternalSink> = Arc::new(Sink {
             account: Arc::from(name.as_str()),
@@ -258,9 +239,11 @@ pub(crate) fn start(srv: &Arc<Shared>, inline: bool) -> Result<(), String> {
             subscribe(srv, &acc, &sink, s);
         }
         // Recovery happens here, before the first client can ask about a stream.
-        let js = JetStream::new(settings, Box::new(factory), srv.next_seed());
+        let mut js = JetStream::new(settings, Box::new(factory), srv.next_seed());
+        js.set_account_limits(*limits);
         accounts.push(worker::AccountJs::new(name, acc, sink, js));
     }
+    answer_not_enabled(srv, &opts, &enabled);
     *lock(&srv.js.tx) = Some(tx);
     let stopping = Arc::new(AtomicBool::new(false));
     *lock(&srv.js.stopping) = Some(Arc::clone(&stopping));
@@ -306,6 +289,27 @@ pub(crate) fn stop(srv: &Shared) {
     }
     srv.js.enabled.store(false, Ordering::Release);
     *lock(&srv.js.stats) = JsStats::default();
+}
+
+/// Every other account answers its `$JS.API` requests with 10039, the system account only
+/// `$JS.API.INFO` (see [`disabled`]).
+fn answer_not_enabled(srv: &Shared, opts: &Options, enabled: &[(String, AccountLimits)]) {
+    let system = srv.system_account_name();
+    for acc in srv.accounts_snapshot() {
+        let name = acc.name.as_str();
+        if enabled.iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        if name == system {
+            subscribe(srv, &acc, &disabled::sink(&acc), "$JS.API.INFO");
+            continue;
+        }
+        let cfg = opts.accounts.iter().find(|a| a.name == name);
+        if disabled::imports_jetstream(cfg) {
+            continue;
+        }
+        subscribe(srv, &acc, &disabled::sink(&acc), "$JS.API.>");
+    }
 }
 
 fn subscribe(srv: &Shared, acc: &Arc<Account>, sink: &Arc<dyn InternalSink>, subject: &str) {

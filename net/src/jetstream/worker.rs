@@ -9,19 +9,23 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use natsd_core::account::Account;
 use natsd_core::jetstream::consumer::Delivery;
+use natsd_core::jetstream::jsz::JszDetail;
 use natsd_core::jetstream::service::JetStream;
 use natsd_core::jetstream::store::SyncPolicy;
 use natsd_core::rng::SplitMix64;
 use natsd_core::router::{self, InternalSink, Message, Publisher};
 use tokio::sync::mpsc::Receiver;
 
-use super::{subscribe, Input, JsStats};
+use super::{subscribe, usage, Input, JsStats};
 use crate::server::{lock, unix_nanos, Shared};
 
 /// Most messages handled before one group commit.
 const BATCH: usize = 4096;
 /// Longest the worker sleeps without looking at its timers.
 const MAX_WAIT: Duration = Duration::from_millis(250);
+/// Stream and consumer detail for `/jsz` is rebuilt at most this often while only messages
+/// flow (at once after an API call): it is a JSON document per stream and consumer.
+const DETAIL_EVERY: Duration = Duration::from_millis(100);
 
 /// One account's JetStream and what the worker tracks for it.
 pub(super) struct AccountJs {
@@ -65,6 +69,9 @@ pub(super) struct Worker {
     rng: SplitMix64,
     sync: SyncPolicy,
     next_sync: SystemTime,
+    /// Something changed since the `/jsz` detail was last built, and when that was.
+    detail_dirty: bool,
+    detail_at: SystemTime,
 }
 
 impl Worker {
@@ -85,6 +92,8 @@ impl Worker {
             rng: SplitMix64::new(seed),
             sync,
             next_sync: now,
+            detail_dirty: true,
+            detail_at: now,
         }
     }
 
@@ -112,7 +121,7 @@ impl Worker {
         for a in self.accounts.values_mut() {
             reconcile(&self.srv, a);
         }
-        self.refresh_stats();
+        self.refresh_stats(true);
         loop {
             let (first, closed) = match tokio::time::timeout(self.wait(), self.rx.recv()).await {
                 Ok(Some(i)) => (Some(i), false),
@@ -121,15 +130,21 @@ impl Worker {
             };
             let mut out: Vec<(String, Delivery)> = Vec::new();
             let mut stop = closed || self.stopping.load(Ordering::Acquire);
+            let mut api_called = false;
+            // Input (even a publish nobody acks) or output: the `/jsz` detail is stale.
+            self.detail_dirty |= first.is_some();
             if let Some(first) = first {
-                stop |= !self.handle(first, &mut out);
+                // What the other accounts hold, for the server-wide limits; an API call
+                // (which may reserve `max_bytes`) shares it again at once.
+                usage::share(self.accounts.values_mut().map(|a| &mut a.js));
+                stop |= !self.handle(first, &mut out, &mut api_called);
                 // Group commit: take whatever else is already queued before one sync.
                 for _ in 0..BATCH {
                     if stop {
                         break;
                     }
                     match self.rx.try_recv() {
-                        Ok(i) => stop |= !self.handle(i, &mut out),
+                        Ok(i) => stop |= !self.handle(i, &mut out, &mut api_called),
                         Err(_) => break,
                     }
                 }
@@ -152,11 +167,12 @@ impl Worker {
                     reconcile(&self.srv, a);
                 }
             }
+            self.detail_dirty |= !out.is_empty();
             self.emit(&out);
             if stop {
                 return;
             }
-            self.refresh_stats();
+            self.refresh_stats(api_called);
         }
     }
 
@@ -174,8 +190,14 @@ impl Worker {
         true
     }
 
-    /// Handles one input; false to stop.
-    fn handle(&mut self, i: Input, out: &mut Vec<(String, Delivery)>) -> bool {
+    /// Handles one input; false to stop. Sets `api_called` for a `$JS.API` request that may
+    /// change streams or consumers.
+    fn handle(
+        &mut self,
+        i: Input,
+        out: &mut Vec<(String, Delivery)>,
+        api_called: &mut bool,
+    ) -> bool {
         let Input::Msg {
             account,
             subject,
@@ -194,6 +216,16 @@ impl Worker {
             a.js.publish_or_api(&subject, reply.as_deref(), &headers, &payload, now);
         a.changed |= r.1;
         tag(out, &a.name, r.0);
+        // Pull requests and direct gets are traffic, not changes to streams or consumers.
+        let admin = r.1
+            && !subject.starts_with("$JS.API.CONSUMER.MSG.NEXT.")
+            && !subject.starts_with("$JS.API.DIRECT.GET.");
+        if admin {
+            *api_called = true;
+            if self.accounts.len() > 1 {
+                usage::share(self.accounts.values_mut().map(|a| &mut a.js));
+            }
+        }
         true
     }
 
@@ -230,20 +262,51 @@ impl Worker {
         pending.flush();
     }
 
-    fn refresh_stats(&self) {
-        let mut st = JsStats::default();
+    /// Publishes the numbers for `/jsz` and `$JS.API.INFO`; the per-account detail only
+    /// when `now` or when it is due (see [`DETAIL_EVERY`]).
+    fn refresh_stats(&mut self, now: bool) {
+        let mut st = JsStats {
+            accounts: self.accounts.len(),
+            ..JsStats::default()
+        };
         for a in self.accounts.values() {
             let (memory, storage) = a.js.usage();
+            let (reserved_memory, reserved_storage) = a.js.reserved();
             let (api_total, api_errors) = a.js.api_stats();
             st.streams += a.js.num_streams();
             st.consumers += a.js.num_consumers();
             st.memory += memory;
             st.storage += storage;
+            st.reserved_memory += reserved_memory;
+            st.reserved_storage += reserved_storage;
             st.messages += a.js.total_messages();
             st.api_total += api_total;
             st.api_errors += api_errors;
         }
-        *lock(&self.srv.js.stats) = st;
+        let wall = self.srv.wall_clock();
+        let due = self.detail_dirty
+            && wall
+                .duration_since(self.detail_at)
+                .map_or(true, |d| d >= DETAIL_EVERY);
+        let mut stats = lock(&self.srv.js.stats);
+        if now || due {
+            let t = unix_nanos(wall);
+            let all = JszDetail {
+                streams: true,
+                consumers: true,
+                config: true,
+            };
+            st.details = self
+                .accounts
+                .values()
+                .map(|a| (a.name.clone(), a.js.jsz_account(&a.name, all, t)))
+                .collect();
+            self.detail_dirty = false;
+            self.detail_at = wall;
+        } else {
+            st.details = std::mem::take(&mut stats.details);
+        }
+        *stats = st;
     }
 }
 

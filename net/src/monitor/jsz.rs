@@ -4,9 +4,7 @@
 
 use std::sync::atomic::Ordering;
 
-use natsd_core::jetstream::limits::AccountLimits;
-use natsd_core::options::GLOBAL_ACCOUNT;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::types::{JsApiStats, JsConfig, Jsz};
 use crate::server::{lock, Shared};
@@ -53,17 +51,7 @@ impl Shared {
             .clone()
             .unwrap_or_else(|| std::env::temp_dir().join("nats"))
             .join("jetstream");
-        let api = json!({"total": st.api_total, "errors": st.api_errors});
-        // The worker serves the global account; its limits are Go's dynamic (unlimited) ones.
-        // Stream and consumer detail needs a snapshot from the worker
-        // (`JetStream::jsz_account`), which it does not publish yet.
-        let accounts = vec![(
-            GLOBAL_ACCOUNT,
-            AccountLimits::default(),
-            st.memory,
-            st.storage,
-        )];
-        let details = account_details(o, accounts, &api);
+        let details = account_details(o, st.details);
         Jsz {
             server_id: self.server_id.clone(),
             now: self.now_string().1,
@@ -76,7 +64,9 @@ impl Shared {
             },
             memory: st.memory,
             storage: st.storage,
-            accounts: 1,
+            reserved_memory: st.reserved_memory,
+            reserved_storage: st.reserved_storage,
+            accounts: st.accounts as u64,
             api: JsApiStats {
                 total: st.api_total,
                 errors: st.api_errors,
@@ -92,77 +82,106 @@ impl Shared {
 }
 
 /// Go's account filter: `acc` picks one account when it has JetStream; otherwise
-/// `accounts` lists them all (sorted, from `offset`, at most `limit`).
-fn account_details(
-    o: &JszOptions,
-    mut accounts: Vec<(&str, AccountLimits, u64, u64)>,
-    api: &Value,
-) -> Vec<Value> {
+/// `accounts` lists them all (sorted, from `offset`, at most `limit`). `accounts` are the
+/// worker's entries with every detail; what the query did not ask for is dropped.
+fn account_details(o: &JszOptions, mut accounts: Vec<(String, Value)>) -> Vec<Value> {
     let all = o.accounts || o.streams || o.consumers;
     if let Some(i) = accounts.iter().position(|a| a.0 == o.account) {
         accounts = vec![accounts.swap_remove(i)];
     } else if all {
-        accounts.sort_by(|a, b| a.0.cmp(b.0));
+        accounts.sort_by(|a, b| a.0.cmp(&b.0));
         let limit = if o.limit == 0 { 1024 } else { o.limit };
         accounts = accounts.into_iter().skip(o.offset).take(limit).collect();
     } else {
         return Vec::new();
     }
+    // Go: `consumers` implies `streams`; an `acc=` query alone shows no streams.
+    let streams = o.streams || o.consumers;
     accounts
         .into_iter()
-        .map(|(name, l, memory, storage)| {
-            json!({
-                "name": name,
-                "id": name,
-                "memory": memory,
-                "storage": storage,
-                // Go reports the account limits here, cast to unsigned (-1: 2^64-1).
-                "reserved_memory": l.max_memory as u64,
-                "reserved_storage": l.max_storage as u64,
-                "accounts": 0,
-                "ha_assets": 0,
-                "api": api,
-            })
+        .map(|(_, mut d)| {
+            trim(&mut d, streams, o.consumers, o.config);
+            d
         })
         .collect()
 }
 
+/// Drops the parts of one account entry the query did not ask for.
+fn trim(d: &mut Value, streams: bool, consumers: bool, config: bool) {
+    let Value::Object(m) = d else {
+        return;
+    };
+    if !streams {
+        m.remove("stream_detail");
+        return;
+    }
+    if let Some(Value::Array(ss)) = m.get_mut("stream_detail") {
+        for s in ss.iter_mut().filter_map(Value::as_object_mut) {
+            if !config {
+                s.remove("config");
+            }
+            if !consumers {
+                s.remove("consumer_detail");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn names(v: &[Value]) -> Vec<&str> {
         v.iter().map(|d| d["name"].as_str().unwrap_or("")).collect()
     }
 
+    fn entry(name: &str) -> (String, Value) {
+        let d = json!({
+            "name": name,
+            "memory": 1,
+            "stream_detail": [{"name": "S", "config": {}, "consumer_detail": [{}]}],
+        });
+        (name.to_owned(), d)
+    }
+
+    fn accs() -> Vec<(String, Value)> {
+        vec![entry("B"), entry("A")]
+    }
+
     #[test]
     fn account_filter_follows_go() {
-        let api = json!({"total": 1, "errors": 0});
-        let accs = || {
-            vec![
-                ("B", AccountLimits::default(), 1, 2),
-                ("A", AccountLimits::default(), 3, 4),
-            ]
-        };
-        assert!(account_details(&JszOptions::default(), accs(), &api).is_empty());
+        assert!(account_details(&JszOptions::default(), accs()).is_empty());
         let o = JszOptions {
             accounts: true,
             ..JszOptions::default()
         };
-        assert_eq!(names(&account_details(&o, accs(), &api)), ["A", "B"]);
+        let d = account_details(&o, accs());
+        assert_eq!(names(&d), ["A", "B"]);
+        assert!(d[0].get("stream_detail").is_none());
         let o = JszOptions {
             consumers: true,
             offset: 1,
             ..JszOptions::default()
         };
-        assert_eq!(names(&account_details(&o, accs(), &api)), ["B"]);
+        let d = account_details(&o, accs());
+        assert_eq!(names(&d), ["B"]);
+        let s = &d[0]["stream_detail"][0];
+        assert!(s.get("consumer_detail").is_some() && s.get("config").is_none());
         let o = JszOptions {
             account: "B".into(),
             ..JszOptions::default()
         };
-        let d = account_details(&o, accs(), &api);
+        let d = account_details(&o, accs());
         assert_eq!(names(&d), ["B"]);
-        assert_eq!(d[0]["reserved_memory"], u64::MAX);
-        assert_eq!((&d[0]["memory"], &d[0]["storage"]), (&json!(1), &json!(2)));
+        assert_eq!(d[0]["memory"], 1);
+        let o = JszOptions {
+            streams: true,
+            config: true,
+            ..JszOptions::default()
+        };
+        let s = &account_details(&o, accs())[0]["stream_detail"][0];
+        assert!(s.get("consumer_detail").is_none() && s.get("config").is_some());
     }
 }
