@@ -13,8 +13,7 @@ use std::sync::{Arc, Weak};
 
 use natsd_core::account::Account;
 use natsd_core::options::{AccountConfig, ExportKind};
-use natsd_core::rng::SplitMix64;
-use natsd_core::router::{self, InternalSink, Message, PendingFlush, Publisher};
+use natsd_core::router::{InternalSink, Message};
 use serde_json::{json, Value};
 
 /// Answers every known `$JS.API` request of one account with "not enabled for account".
@@ -118,27 +117,7 @@ impl InternalSink for NotEnabled {
         let Some(kind) = response_kind(&subject) else {
             return;
         };
-        let body = not_enabled_body(kind);
-        // Only a queue group on the reply subject would draw from it; any fixed seed will do.
-        let mut rng = SplitMix64::new(0);
-        let mut pending = PendingFlush::default();
-        let mut p = Publisher {
-            client: None,
-            rng: &mut rng,
-            now: crate::transport::now(),
-            pending: &mut pending,
-            cache: None,
-        };
-        // No reply subject on the answer: no responder ever answers it again.
-        let answer = Message {
-            subject: reply,
-            reply: None,
-            headers: None,
-            payload: &body,
-            shared: None,
-        };
-        router::publish(&acc, &mut p, &answer);
-        pending.flush();
+        super::answer_from_sink(&acc, reply, &not_enabled_body(kind));
     }
 }
 

@@ -152,27 +152,32 @@ impl Sink {
             tracing::warn!("JetStream: request queue full, message without reply dropped");
             return;
         };
-        // Only a queue group on the reply subject would draw from it; any fixed seed will do.
-        let mut rng = SplitMix64::new(0);
-        let mut pending = PendingFlush::default();
-        let mut p = Publisher {
-            client: None,
-            rng: &mut rng,
-            now: crate::transport::now(),
-            pending: &mut pending,
-            cache: None,
-        };
-        // The answer has no reply subject, so a sink that hears it never answers again.
-        let answer = Message {
-            subject: reply,
-            reply: None,
-            headers: None,
-            payload: OVERLOADED,
-            shared: None,
-        };
-        router::publish(&acc, &mut p, &answer);
-        pending.flush();
+        answer_from_sink(&acc, reply, OVERLOADED);
     }
+}
+
+/// Publishes `body` to `reply` from inside an [`InternalSink`]. The answer carries no reply
+/// subject, so no sink that hears it ever answers again (the sink contract in core's router).
+pub(super) fn answer_from_sink(acc: &Arc<Account>, reply: &[u8], body: &[u8]) {
+    // Only a queue group on the reply subject would draw from it; any fixed seed will do.
+    let mut rng = SplitMix64::new(0);
+    let mut pending = PendingFlush::default();
+    let mut p = Publisher {
+        client: None,
+        rng: &mut rng,
+        now: crate::transport::now(),
+        pending: &mut pending,
+        cache: None,
+    };
+    let answer = Message {
+        subject: reply,
+        reply: None,
+        headers: None,
+        payload: body,
+        shared: None,
+    };
+    router::publish(acc, &mut p, &answer);
+    pending.flush();
 }
 
 /// The store directory nats-server would use: `<store_dir>/jetstream`.
