@@ -224,7 +224,11 @@ pub(crate) fn start(srv: &Arc<Shared>, inline: bool) -> Result<(), String> {
             Some(f) => f(&name),
             None => {
                 let dir = root.join(&name);
-                Box::new(DiskFactory::new(move || FsDisk::new(dir.clone()), sync))
+                let buffered = sync == SyncPolicy::Always;
+                Box::new(DiskFactory::new(
+                    move || FsDisk::new(dir.clone(), buffered),
+                    sync,
+                ))
             }
         };
         let factory = observe::Observed::new(factory, &name, Arc::clone(&srv.js.damage));
