@@ -21,7 +21,9 @@ use std::sync::{Arc, Mutex, Weak};
 use bytes::Bytes;
 use natsd_core::account::Account;
 use natsd_core::jetstream::factory::{DiskFactory, StoreFactory};
-use natsd_core::jetstream::limits::{jetstream_accounts, AccountLimits};
+use natsd_core::jetstream::limits::{
+    jetstream_accounts, sufficient_resources, AccountLimits, ServerCapacity,
+};
 use natsd_core::jetstream::service::{JetStream, JsSettings};
 use natsd_core::jetstream::store::SyncPolicy;
 use natsd_core::options::{JetStreamConfig, Options};
@@ -215,11 +217,28 @@ pub(crate) fn start(srv: &Arc<Shared>, inline: bool) -> Result<(), String> {
     let (tx, rx) = mpsc::channel(QUEUE);
     let mut accounts = Vec::new();
     let enabled = jetstream_accounts(&opts);
+    let mut capacity = ServerCapacity {
+        max_memory: cfg.max_memory_store,
+        max_file: cfg.max_file_store,
+        ..ServerCapacity::default()
+    };
+    let mut fitted: Vec<AccountLimits> = Vec::new();
     for (name, limits) in &enabled {
         let name = name.clone();
         let Some(acc) = srv.lookup_account(&name) else {
             continue;
         };
+        // Go: EnableJetStream → sufficientResources, one account after the other, each
+        // beside the limits and the recovered streams of those before it; a failure stops
+        // the server from starting.
+        if let Err(e) = sufficient_resources(&capacity, &fitted, limits) {
+            unsubscribe_all(srv);
+            return Err(format!(
+                "Can't start JetStream: Error enabling jetstream on configured accounts: {} ({})",
+                e.description, e.err_code
+            ));
+        }
+        fitted.push(*limits);
         let factory: Box<dyn StoreFactory> = match &injected {
             Some(f) => f(&name),
             None => {
@@ -246,6 +265,9 @@ pub(crate) fn start(srv: &Arc<Shared>, inline: bool) -> Result<(), String> {
         // Recovery happens here, before the first client can ask about a stream.
         let mut js = JetStream::new(settings, Box::new(factory), srv.next_seed());
         js.set_account_limits(*limits);
+        let (mem, file) = js.reserved();
+        capacity.reserved_memory += mem;
+        capacity.reserved_storage += file;
         accounts.push(worker::AccountJs::new(name, acc, sink, js));
     }
     answer_not_enabled(srv, &opts, &enabled);
@@ -289,11 +311,16 @@ pub(crate) fn stop(srv: &Shared) {
     if let Some(h) = lock(&srv.js.thread).take() {
         let _ = h.join();
     }
+    unsubscribe_all(srv);
+    srv.js.enabled.store(false, Ordering::Release);
+    *lock(&srv.js.stats) = JsStats::default();
+}
+
+/// Removes every internal subscription JetStream made.
+fn unsubscribe_all(srv: &Shared) {
     for (acc, sub) in lock(&srv.js.subs).drain(..) {
         let _ = acc.sublist.remove(&sub.0.subject, None, &sub);
     }
-    srv.js.enabled.store(false, Ordering::Release);
-    *lock(&srv.js.stats) = JsStats::default();
 }
 
 /// Every other account answers its `$JS.API` requests with 10039, the system account only
