@@ -10,11 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 
 use super::index::Index;
-use crate::jetstream::ttl;
 use super::{
     msg_size, Discard, SimpleState, StoreConfig, StoreError, StoredMsg, StreamState, StreamStore,
     UnixNanos,
 };
+use crate::jetstream::ttl;
 
 /// Where a store keeps its messages. Implemented by [`MemLog`] and
 /// [`FileLog`](super::FileLog); the [`Store`] above it owns all stream semantics.
