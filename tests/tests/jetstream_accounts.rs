@@ -1,5 +1,6 @@
-//! Which accounts get JetStream, against the server's own limits: an account whose limits
-//! do not fit the server's `max_memory_store`/`max_file_store` stops the server at startup.
+//! Which accounts get JetStream: an account whose limits do not fit the server's
+//! `max_memory_store`/`max_file_store` stops the server at startup, and a config reload
+//! (SIGHUP) gives JetStream to accounts that gain it and takes it from those that lose it.
 
 // Integration-test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -7,11 +8,14 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use natsd_tests::{both, within_for, ServerKind};
+use async_nats::{Client, ConnectOptions};
+use natsd_tests::{both, free_port, within_for, ServerKind};
+use serde_json::{json, Value};
 
 both!(
     account_memory_over_server_is_fatal,
-    account_limits_sum_over_server_is_fatal
+    account_limits_sum_over_server_is_fatal,
+    reload_moves_jetstream_between_accounts,
 );
 
 /// Runs `kind` on `config` (its `jetstream` block gets a fresh store directory) and waits
@@ -74,4 +78,157 @@ async fn account_limits_sum_over_server_is_fatal(kind: ServerKind) {
         log.contains("insufficient storage resources available (10047)"),
         "{log}"
     );
+}
+
+fn write_conf(path: &std::path::Path, store: &str, accounts: &str) {
+    let conf = format!("jetstream {{ store_dir: \"{store}\" }}\naccounts {{ {accounts} }}\n");
+    std::fs::write(path, conf).unwrap();
+}
+
+/// A server this test runs itself, to rewrite its config file and send it SIGHUP.
+struct Reloadable {
+    child: tokio::process::Child,
+    conf: std::path::PathBuf,
+    store: String,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Reloadable {
+    async fn start(kind: ServerKind, accounts: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("js").display().to_string();
+        let conf = dir.path().join("server.conf");
+        write_conf(&conf, &store, accounts);
+        let port = free_port();
+        let child = tokio::process::Command::new(kind.binary())
+            .arg("-c")
+            .arg(&conf)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        Self {
+            child,
+            conf,
+            store,
+            port,
+            _dir: dir,
+        }
+    }
+
+    async fn reload(&self, accounts: &str) {
+        write_conf(&self.conf, &self.store, accounts);
+        let pid = self.child.id().unwrap().to_string();
+        let st = tokio::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(st.success());
+    }
+
+    async fn login(&self, user: &str) -> Client {
+        let url = format!("nats://127.0.0.1:{}", self.port);
+        within_for(
+            Duration::from_secs(10),
+            "the server to accept a login",
+            async {
+                loop {
+                    let o = ConnectOptions::with_user_and_password(user.into(), user.into());
+                    if let Ok(c) = o.connect(&url).await {
+                        return c;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            },
+        )
+        .await
+    }
+}
+
+async fn api(c: &Client, subject: &str, body: Value) -> Value {
+    let payload = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    let m = within_for(
+        Duration::from_secs(5),
+        subject,
+        c.request(subject.to_owned(), payload.into()),
+    )
+    .await
+    .unwrap();
+    serde_json::from_slice(&m.payload).unwrap()
+}
+
+fn err_code(v: &Value) -> u64 {
+    v["error"]["err_code"].as_u64().unwrap_or(0)
+}
+
+/// Polls `$JS.API.INFO` of `c` until its error code is `want` (0: JetStream answers).
+async fn until_info(c: &Client, want: u64) -> Value {
+    within_for(
+        Duration::from_secs(10),
+        "the reload to take effect",
+        async {
+            loop {
+                let v = api(c, "$JS.API.INFO", Value::Null).await;
+                if err_code(&v) == want {
+                    return v;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        },
+    )
+    .await
+}
+
+const A_JS_B_NOT: &str = "A { jetstream: enabled, users: [{user: a, password: a}] }
+                          B { users: [{user: b, password: b}] }";
+const B_JS_A_NOT: &str = "A { users: [{user: a, password: a}] }
+                          B { jetstream: enabled, users: [{user: b, password: b}] }";
+const BOTH_AND_C: &str = "A { jetstream: enabled, users: [{user: a, password: a}] }
+                          B { jetstream: enabled, users: [{user: b, password: b}] }
+                          C { users: [{user: c, password: c}] }";
+
+async fn reload_moves_jetstream_between_accounts(kind: ServerKind) {
+    let s = Reloadable::start(kind, A_JS_B_NOT).await;
+    let a = s.login("a").await;
+    let b = s.login("b").await;
+    let v = api(
+        &a,
+        "$JS.API.STREAM.CREATE.KEPT",
+        json!({"name": "KEPT", "subjects": ["kept"], "storage": "file"}),
+    )
+    .await;
+    assert_eq!(err_code(&v), 0, "{v}");
+    let ack = api(&a, "kept", json!("x")).await;
+    assert_eq!(ack["seq"], 1, "{ack}");
+    until_info(&b, 10039).await;
+
+    // B gains JetStream, A loses it: no restart.
+    s.reload(B_JS_A_NOT).await;
+    until_info(&b, 0).await;
+    let v = until_info(&a, 10039).await;
+    assert_eq!(
+        v["error"]["description"], "JetStream not enabled for account",
+        "{v}"
+    );
+    let v = api(&b, "$JS.API.STREAM.CREATE.NEW", json!({"name": "NEW"})).await;
+    assert_eq!(err_code(&v), 0, "{v}");
+
+    // A gets it back with its stream as it left it; C, new, answers 10039.
+    s.reload(BOTH_AND_C).await;
+    until_info(&a, 0).await;
+    let v = api(&a, "$JS.API.STREAM.INFO.KEPT", Value::Null).await;
+    assert_eq!(v["state"]["messages"], 1, "{v}");
+    let c = s.login("c").await;
+    until_info(&c, 10039).await;
+    let v = api(&b, "$JS.API.STREAM.NAMES", Value::Null).await;
+    assert_eq!(v["streams"], json!(["NEW"]), "{v}");
 }
