@@ -81,7 +81,9 @@ async fn account_limits_sum_over_server_is_fatal(kind: ServerKind) {
 }
 
 fn write_conf(path: &std::path::Path, store: &str, accounts: &str) {
-    let conf = format!("jetstream {{ store_dir: \"{store}\" }}\naccounts {{ {accounts} }}\n");
+    let conf = format!(
+        "jetstream {{ store_dir: \"{store}\", max_memory_store: 1MB }}\naccounts {{ {accounts} }}\n"
+    );
     std::fs::write(path, conf).unwrap();
 }
 
@@ -101,13 +103,14 @@ impl Reloadable {
         let conf = dir.path().join("server.conf");
         write_conf(&conf, &store, accounts);
         let port = free_port();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
         let child = tokio::process::Command::new(kind.binary())
             .arg("-c")
             .arg(&conf)
             .args(["-a", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
             .kill_on_drop(true)
             .spawn()
             .unwrap();
@@ -129,6 +132,17 @@ impl Reloadable {
             .await
             .unwrap();
         assert!(st.success());
+    }
+
+    /// Waits until the server has logged `text`.
+    async fn until_logged(&self, text: &str) {
+        let log = self.conf.with_file_name("server.log");
+        within_for(Duration::from_secs(10), text, async {
+            while !std::fs::read_to_string(&log).unwrap().contains(text) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
     }
 
     async fn login(&self, user: &str) -> Client {
@@ -231,4 +245,35 @@ async fn reload_moves_jetstream_between_accounts(kind: ServerKind) {
     until_info(&c, 10039).await;
     let v = api(&b, "$JS.API.STREAM.NAMES", Value::Null).await;
     assert_eq!(v["streams"], json!(["NEW"]), "{v}");
+
+    // Limits that do not fit the server's 1MB are refused (logged); A keeps its own.
+    s.reload(&BOTH_AND_C.replace(
+        "A { jetstream: enabled",
+        "A { jetstream { max_memory: 2MB }",
+    ))
+    .await;
+    s.until_logged(
+        "Error enabling jetstream on configured accounts: \
+         insufficient memory resources available (10028)",
+    )
+    .await;
+    let v = api(&a, "$JS.API.INFO", Value::Null).await;
+    assert_eq!(v["limits"]["max_memory"], -1, "{v}");
+    // Limits that fit apply.
+    s.reload(&BOTH_AND_C.replace(
+        "A { jetstream: enabled",
+        "A { jetstream { max_memory: 500KB }",
+    ))
+    .await;
+    let v = within_for(Duration::from_secs(10), "A's new limits", async {
+        loop {
+            let v = api(&a, "$JS.API.INFO", Value::Null).await;
+            if v["limits"]["max_memory"] != -1 {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(v["limits"]["max_memory"], 500 * 1024, "{v}");
 }

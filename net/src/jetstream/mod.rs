@@ -298,7 +298,7 @@ pub(crate) fn start(srv: &Arc<Shared>, inline: bool) -> Result<(), String> {
         max_file: cfg.max_file_store,
         ..ServerCapacity::default()
     };
-    let mut fitted: Vec<AccountLimits> = Vec::new();
+    let mut fitted: BTreeMap<String, AccountLimits> = BTreeMap::new();
     for (name, limits) in &enabled {
         let name = name.clone();
         let Some(acc) = srv.lookup_account(&name) else {
@@ -307,14 +307,15 @@ pub(crate) fn start(srv: &Arc<Shared>, inline: bool) -> Result<(), String> {
         // Go: EnableJetStream → sufficientResources, one account after the other, each
         // beside the limits and the recovered streams of those before it; a failure stops
         // the server from starting.
-        if let Err(e) = sufficient_resources(&capacity, &fitted, limits) {
+        let others: Vec<AccountLimits> = fitted.values().copied().collect();
+        if let Err(e) = sufficient_resources(&capacity, &others, limits) {
             unsubscribe_all(srv);
             return Err(format!(
                 "Can't start JetStream: Error enabling jetstream on configured accounts: {} ({})",
                 e.description, e.err_code
             ));
         }
-        fitted.push(*limits);
+        fitted.insert(name.clone(), *limits);
         // Recovery happens here, before the first client can ask about a stream.
         let (sink, js) = opener.open(srv, &name, &acc, *limits);
         for s in API_SUBJECTS {
@@ -325,7 +326,7 @@ pub(crate) fn start(srv: &Arc<Shared>, inline: bool) -> Result<(), String> {
         capacity.reserved_storage += file;
         accounts.push(worker::AccountJs::new(name, acc, sink, js));
     }
-    *lock(&srv.js.limits) = enabled.iter().cloned().collect();
+    *lock(&srv.js.limits) = fitted;
     answer_not_enabled(srv, &opts, &enabled);
     *lock(&srv.js.tx) = Some(tx);
     let stopping = Arc::new(AtomicBool::new(false));

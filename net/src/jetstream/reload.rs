@@ -47,14 +47,16 @@ pub(crate) fn reconfigure(srv: &Shared) {
         send(AccountChange::Remove(name));
     }
     let opener = Opener::new(srv, cfg.clone(), tx.clone());
-    for (name, limits) in want {
-        let stats = lock(&srv.js.stats).clone();
-        let capacity = ServerCapacity {
+    let mut capacity = {
+        let stats = lock(&srv.js.stats);
+        ServerCapacity {
             max_memory: cfg.max_memory_store,
             max_file: cfg.max_file_store,
             reserved_memory: stats.reserved_memory,
             reserved_storage: stats.reserved_storage,
-        };
+        }
+    };
+    for (name, limits) in want {
         let enabled: Vec<AccountLimits> = have.values().copied().collect();
         if let Some(old) = have.get(&name).copied() {
             if old == limits {
@@ -78,6 +80,10 @@ pub(crate) fn reconfigure(srv: &Shared) {
         };
         tracing::info!("Enabling JetStream for account {name:?}");
         let (sink, js) = opener.open(srv, &name, &acc, limits);
+        // Its recovered streams reserve before the next account is checked.
+        let (mem, file) = js.reserved();
+        capacity.reserved_memory += mem;
+        capacity.reserved_storage += file;
         have.insert(name.clone(), limits);
         // Queued before the API subscription exists, so no request can reach the worker
         // ahead of the account it is for.
