@@ -35,6 +35,7 @@ both!(
     stream_update,
     max_age_expires,
     ack_all_and_max_ack_pending,
+    cluster_calls_on_a_single_server,
 );
 
 async fn enabled_in_info(kind: ServerKind) {
@@ -840,4 +841,69 @@ async fn ack_throughput() {
             N as f64 / el.as_secs_f64()
         );
     }
+}
+
+/// Leader stepdowns and peer removal need a cluster: on one server they answer 10010 whether
+/// or not the stream or consumer exists and whatever the body; the meta stepdown and server
+/// removal go unanswered (nats-server's meta handlers only listen in a cluster).
+async fn cluster_calls_on_a_single_server(kind: ServerKind) {
+    use futures::FutureExt;
+
+    let (s, _sd) = js_server(kind).await;
+    let c = s.client().await;
+    let v = api(
+        &c,
+        "$JS.API.STREAM.CREATE.S",
+        json!({"name": "S", "subjects": ["s"]}),
+    )
+    .await;
+    assert_eq!(err_code(&v), 0, "{v}");
+    let v = api(
+        &c,
+        "$JS.API.CONSUMER.DURABLE.CREATE.S.C",
+        json!({"stream_name": "S", "config": {"durable_name": "C", "ack_policy": "explicit"}}),
+    )
+    .await;
+    assert_eq!(err_code(&v), 0, "{v}");
+    let cases = [
+        ("STREAM.LEADER.STEPDOWN.S", "stream_leader_stepdown"),
+        ("STREAM.LEADER.STEPDOWN.NOPE", "stream_leader_stepdown"),
+        ("CONSUMER.LEADER.STEPDOWN.S.C", "consumer_leader_stepdown"),
+        (
+            "CONSUMER.LEADER.STEPDOWN.S.NOPE",
+            "consumer_leader_stepdown",
+        ),
+        (
+            "CONSUMER.LEADER.STEPDOWN.NOPE.C",
+            "consumer_leader_stepdown",
+        ),
+        ("STREAM.PEER.REMOVE.S", "stream_remove_peer"),
+        ("STREAM.PEER.REMOVE.NOPE", "stream_remove_peer"),
+    ];
+    for (subject, kind) in cases {
+        for body in [Value::Null, json!({"peer": "x"}), json!("garbage")] {
+            let v = api(&c, &format!("$JS.API.{subject}"), body).await;
+            assert_eq!(
+                v,
+                json!({
+                    "type": format!("io.nats.jetstream.api.v1.{kind}_response"),
+                    "error": {"code": 503, "err_code": 10010,
+                              "description": "JetStream clustering support required"},
+                }),
+                "{subject}"
+            );
+        }
+    }
+    // Unanswered: an answer would arrive before the one to the request sent after them.
+    let inbox = c.new_inbox();
+    let mut silent = c.subscribe(inbox.clone()).await.unwrap();
+    for subject in ["$JS.API.META.LEADER.STEPDOWN", "$JS.API.SERVER.REMOVE"] {
+        c.publish_with_reply(subject, inbox.clone(), "{}".into())
+            .await
+            .unwrap();
+    }
+    let v = api(&c, "$JS.API.INFO", Value::Null).await;
+    assert_eq!(err_code(&v), 0, "{v}");
+    let heard = silent.next().now_or_never();
+    assert!(heard.is_none(), "answered: {heard:?}");
 }

@@ -327,3 +327,44 @@ async fn message_ttl_natsd() {
     })
     .await;
 }
+
+/// natsd only (per-message TTL came with nats-server 2.11): `Nats-TTL: never` outlives the
+/// stream's `max_age`, while `max_msgs` still removes it.
+#[tokio::test]
+async fn ttl_never_outlives_max_age_natsd() {
+    natsd_tests::run_scenario(ServerKind::Natsd, |kind| async move {
+        let (s, _sd) = js_server(kind).await;
+        let c = s.client().await;
+        let js = jetstream::new(c.clone());
+        let v = api(
+            &c,
+            "$JS.API.STREAM.CREATE.KEEP",
+            json!({"name": "KEEP", "subjects": ["k.>"], "allow_msg_ttl": true,
+                   "max_age": 1_000_000_000u64, "max_msgs": 2}),
+        )
+        .await;
+        assert_eq!(err_code(&v), 0, "{v}");
+        let never = || {
+            let mut h = HeaderMap::new();
+            h.insert("Nats-TTL", "never");
+            h
+        };
+        let ack = js.publish_with_headers("k.a", never(), "kept".into());
+        assert_eq!(ack.await.unwrap().await.unwrap().sequence, 1);
+        publish(&js, "k.b", "aged").await;
+        // The plain message ages out; once a second one has too, the exempt message has
+        // been past max_age twice over and is still the first.
+        wait_state(&js, "KEEP", (1, 2)).await;
+        publish(&js, "k.b", "aged").await;
+        let info = wait_state(&js, "KEEP", (1, 3)).await;
+        assert_eq!(info.state.first_sequence, 1);
+        // max_msgs is no age limit: it drops the oldest, exempt or not.
+        for _ in 0..2 {
+            let ack = js.publish_with_headers("k.c", never(), "new".into());
+            ack.await.unwrap().await.unwrap();
+        }
+        let info = wait_state(&js, "KEEP", (2, 5)).await;
+        assert_eq!(info.state.first_sequence, 4);
+    })
+    .await;
+}

@@ -55,6 +55,15 @@ pub(crate) fn base64(data: &[u8]) -> String {
     s
 }
 
+/// 10010 (Go: JSClusterRequiredErr).
+fn cluster_required() -> Result<Value, ApiError> {
+    Err(ApiError::new(
+        503,
+        10010,
+        "JetStream clustering support required",
+    ))
+}
+
 fn with_type(t: &str, mut v: Value) -> Value {
     if let Value::Object(m) = &mut v {
         m.insert("type".to_owned(), json!(t));
@@ -99,6 +108,9 @@ impl JetStream {
                 });
                 return self.direct_get(stream, req, reply).into_iter().collect();
             }
+            // Go: jsLeaderStepDownRequest / jsLeaderServerRemoveRequest return without an
+            // answer when there is no meta group, i.e. on a server without a cluster.
+            ["META", "LEADER", "STEPDOWN"] | ["SERVER", "REMOVE"] => return Vec::new(),
             _ => {}
         }
         let (kind, r) = self.dispatch(&t, payload, now);
@@ -198,6 +210,13 @@ impl JetStream {
                 "consumer_list",
                 self.consumer_list(stream, payload, now, true),
             ),
+            // Go: the stream and consumer stepdown and peer-remove handlers answer this
+            // before they look at the body or the stream: natsd runs without a cluster.
+            ["STREAM", "LEADER", "STEPDOWN", _] => ("stream_leader_stepdown", cluster_required()),
+            ["CONSUMER", "LEADER", "STEPDOWN", _, _] => {
+                ("consumer_leader_stepdown", cluster_required())
+            }
+            ["STREAM", "PEER", "REMOVE", _] => ("stream_remove_peer", cluster_required()),
             _ => ("unknown", Err(ApiError::new(400, 10003, "bad request"))),
         }
     }

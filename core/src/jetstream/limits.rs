@@ -93,6 +93,73 @@ pub fn jetstream_accounts(o: &Options) -> Vec<(String, AccountLimits)> {
         .collect()
 }
 
+/// The server's JetStream capacity an account's limits are checked against when it gets
+/// JetStream: the configured `max_memory_store`/`max_file_store` and what streams' `max_bytes`
+/// reserve so far across every account. natsd treats an unset server limit as unlimited
+/// (nats-server would compare with its dynamic default: 75% of RAM, 1 TB of disk).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerCapacity {
+    /// `max_memory_store`.
+    pub max_memory: Option<u64>,
+    /// `max_file_store`.
+    pub max_file: Option<u64>,
+    /// Memory bytes reserved by streams.
+    pub reserved_memory: u64,
+    /// File bytes reserved by streams.
+    pub reserved_storage: u64,
+}
+
+/// The limited part of an account's limits: (memory, file); unlimited (`-1`) counts nothing.
+fn limited(l: &AccountLimits) -> (i64, i64) {
+    (l.max_memory.max(0), l.max_storage.max(0))
+}
+
+/// Go: jetStream.sufficientResources (standalone server) — may an account take `adding`
+/// more bytes of limits (its limits when it gets JetStream; new minus old when its limits
+/// change) next to the accounts that already have JetStream (`enabled`)? Memory is checked
+/// before file, the streams' reservations before the other accounts' limits: an account's
+/// limits must fit beside both. Err: 10028 or 10047.
+pub fn sufficient_resources(
+    cap: &ServerCapacity,
+    enabled: &[AccountLimits],
+    adding: &AccountLimits,
+) -> Result<(), ApiError> {
+    let (add_mem, add_file) = limited(adding);
+    let fits = |used: i64, add: i64, max: Option<u64>| {
+        max.is_none_or(|m| used.saturating_add(add) <= as_i64(m))
+    };
+    if !fits(as_i64(cap.reserved_memory), add_mem, cap.max_memory) {
+        return Err(memory_exceeded());
+    }
+    if !fits(as_i64(cap.reserved_storage), add_file, cap.max_file) {
+        return Err(storage_exceeded());
+    }
+    let (mem, file) = enabled
+        .iter()
+        .map(limited)
+        .fold((0i64, 0i64), |(m, f), (a, b)| {
+            (m.saturating_add(a), f.saturating_add(b))
+        });
+    if !fits(mem, add_mem, cap.max_memory) {
+        return Err(memory_exceeded());
+    }
+    if !fits(file, add_file, cap.max_file) {
+        return Err(storage_exceeded());
+    }
+    Ok(())
+}
+
+/// What an account whose limits go from `old` to `new` adds, for [`sufficient_resources`]
+/// with `enabled` still holding `old` (Go: diffCheckedLimits): only the memory and file
+/// limits count; a shrinking limit adds nothing.
+pub fn limits_growth(old: &AccountLimits, new: &AccountLimits) -> AccountLimits {
+    AccountLimits {
+        max_memory: new.max_memory.saturating_sub(old.max_memory),
+        max_storage: new.max_storage.saturating_sub(old.max_storage),
+        ..AccountLimits::default()
+    }
+}
+
 /// 10002.
 pub fn account_resources_exceeded() -> ApiError {
     ApiError::new(400, 10002, "resource limits exceeded for account")

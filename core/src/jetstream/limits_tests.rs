@@ -7,7 +7,7 @@ use super::super::consumer::Delivery;
 use super::super::factory::DiskFactory;
 use super::super::service::{JetStream, JsSettings};
 use super::super::store::{MemDisk, SyncPolicy};
-use super::{AccountLimits, ServerUsage};
+use super::{limits_growth, sufficient_resources, AccountLimits, ServerCapacity, ServerUsage};
 
 const T0: u64 = 1_700_000_000_123_000_000;
 
@@ -622,4 +622,92 @@ fn inactive_consumer_deletion_is_advised() {
     let adv = advisories(&seen, "$JS.EVENT.ADVISORY.CONSUMER.DELETED.S.E");
     assert_eq!(adv.len(), 1, "{seen:?}");
     assert_eq!(body(adv[0])["action"], "delete");
+}
+
+fn cap(mem: u64, file: u64) -> ServerCapacity {
+    ServerCapacity {
+        max_memory: Some(mem),
+        max_file: Some(file),
+        ..ServerCapacity::default()
+    }
+}
+
+fn sized(mem: i64, file: i64) -> AccountLimits {
+    limits(|l| {
+        l.max_memory = mem;
+        l.max_storage = file;
+    })
+}
+
+fn code(r: Result<(), super::ApiError>) -> u64 {
+    r.map_or_else(|e| u64::from(e.err_code), |()| 0)
+}
+
+#[test]
+fn account_limits_must_fit_the_server_10028_10047() {
+    let c = cap(1000, 5000);
+    // Alone: up to the server's limits; unlimited accounts reserve nothing.
+    assert_eq!(code(sufficient_resources(&c, &[], &sized(1000, 5000))), 0);
+    assert_eq!(
+        code(sufficient_resources(&c, &[], &sized(1001, 5000))),
+        10028
+    );
+    assert_eq!(
+        code(sufficient_resources(&c, &[], &sized(1000, 5001))),
+        10047
+    );
+    assert_eq!(code(sufficient_resources(&c, &[], &sized(-1, -1))), 0);
+    // Memory is checked first.
+    assert_eq!(
+        code(sufficient_resources(&c, &[], &sized(2000, 9000))),
+        10028
+    );
+    // Beside other accounts: their limits add up, unlimited ones count nothing.
+    let others = [sized(600, -1), sized(-1, 4000)];
+    assert_eq!(
+        code(sufficient_resources(&c, &others, &sized(400, 1000))),
+        0
+    );
+    assert_eq!(
+        code(sufficient_resources(&c, &others, &sized(401, 0))),
+        10028
+    );
+    assert_eq!(
+        code(sufficient_resources(&c, &others, &sized(0, 1001))),
+        10047
+    );
+    // Beside what streams reserve.
+    let reserved = ServerCapacity {
+        reserved_storage: 4500,
+        ..c
+    };
+    assert_eq!(
+        code(sufficient_resources(&reserved, &[], &sized(0, 500))),
+        0
+    );
+    assert_eq!(
+        code(sufficient_resources(&reserved, &[], &sized(0, 501))),
+        10047
+    );
+    // No server limit: anything goes.
+    let open = ServerCapacity::default();
+    assert_eq!(
+        code(sufficient_resources(&open, &others, &sized(i64::MAX, 1))),
+        0
+    );
+}
+
+#[test]
+fn changed_limits_count_only_their_growth() {
+    let c = cap(1000, 5000);
+    let old = sized(600, 1000);
+    // The account's own old limits are among the enabled ones.
+    let enabled = [old, sized(300, -1)];
+    let grow = limits_growth(&old, &sized(700, 1000));
+    assert_eq!(code(sufficient_resources(&c, &enabled, &grow)), 0);
+    let grow = limits_growth(&old, &sized(701, 1000));
+    assert_eq!(code(sufficient_resources(&c, &enabled, &grow)), 10028);
+    // Shrinking never fails.
+    let shrink = limits_growth(&old, &sized(1, 1));
+    assert_eq!(code(sufficient_resources(&c, &enabled, &shrink)), 0);
 }

@@ -101,6 +101,13 @@ pub fn from_headers(hdr: &[u8]) -> Result<Option<Ttl>, ApiError> {
     }
 }
 
+/// Is this raw header block's `Nats-TTL` `never`? (Such a message is exempt from the
+/// stream's `max_age`.) A cheap scan first: most headers never say "never".
+pub fn is_never(hdr: &[u8]) -> bool {
+    hdr.windows(5).any(|w| w.eq_ignore_ascii_case(b"never"))
+        && matches!(from_headers(hdr), Ok(Some(Ttl::Never)))
+}
+
 /// Messages waiting to expire, soonest first.
 #[derive(Debug, Default)]
 pub struct TtlIndex {
@@ -181,6 +188,15 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn never_only_from_the_header() {
+        assert!(is_never(b"NATS/1.0\r\nNats-TTL: never\r\n\r\n"));
+        assert!(is_never(b"NATS/1.0\r\nNats-TTL: Never\r\n\r\n"));
+        assert!(!is_never(b""));
+        assert!(!is_never(b"NATS/1.0\r\nNats-TTL: 5s\r\nX: never\r\n\r\n"));
+        assert!(!is_never(b"NATS/1.0\r\nX-TTL: never\r\n\r\n"));
     }
 
     #[test]

@@ -11,9 +11,11 @@
 mod disabled;
 mod fsdisk;
 mod observe;
+mod reload;
 mod usage;
 mod worker;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -21,7 +23,9 @@ use std::sync::{Arc, Mutex, Weak};
 use bytes::Bytes;
 use natsd_core::account::Account;
 use natsd_core::jetstream::factory::{DiskFactory, StoreFactory};
-use natsd_core::jetstream::limits::{jetstream_accounts, AccountLimits};
+use natsd_core::jetstream::limits::{
+    jetstream_accounts, sufficient_resources, AccountLimits, ServerCapacity,
+};
 use natsd_core::jetstream::service::{JetStream, JsSettings};
 use natsd_core::jetstream::store::SyncPolicy;
 use natsd_core::options::{JetStreamConfig, Options};
@@ -34,6 +38,7 @@ use tokio::sync::mpsc::{self, error::TrySendError, Sender};
 use crate::server::{lock, Shared};
 use fsdisk::FsDisk;
 pub use observe::StreamDamage;
+pub(crate) use reload::reconfigure;
 
 /// Messages waiting for the worker; past this, requests are answered 503 (see [`Sink::refuse`]).
 const QUEUE: usize = 65_536;
@@ -77,6 +82,8 @@ pub(crate) struct JsState {
     factory: Mutex<Option<StoreFactoryFn>>,
     /// Damage the stores reported when they were opened (since JetStream last started).
     damage: Arc<Mutex<Vec<StreamDamage>>>,
+    /// The accounts that have JetStream and their limits, as a reload finds them.
+    limits: Mutex<BTreeMap<String, AccountLimits>>,
 }
 
 impl std::fmt::Debug for JsState {
@@ -107,7 +114,19 @@ enum Input {
         headers: Vec<u8>,
         payload: Bytes,
     },
+    /// A reload changed which accounts have JetStream; applied in queue order.
+    Account(AccountChange),
     Stop,
+}
+
+/// What a reload changes about one account's JetStream.
+enum AccountChange {
+    /// The account gets JetStream (its streams already recovered).
+    Add(Box<worker::AccountJs>),
+    /// The account loses JetStream: its API answers 10039 again; its stores stay on disk.
+    Remove(String),
+    /// The account's limits changed.
+    Limits(String, AccountLimits),
 }
 
 /// The internal subscriber of one account: tags what it hears with the account.
@@ -180,6 +199,70 @@ pub(super) fn answer_from_sink(acc: &Arc<Account>, reply: &[u8], body: &[u8]) {
     pending.flush();
 }
 
+/// What a JetStream account's sink listens to.
+const API_SUBJECTS: [&str; 2] = ["$JS.API.>", "$JS.ACK.>"];
+
+/// Opens accounts' JetStreams, at start and when a reload gives an account JetStream.
+struct Opener {
+    cfg: JetStreamConfig,
+    injected: Option<StoreFactoryFn>,
+    sync: SyncPolicy,
+    root: PathBuf,
+    tx: Sender<Input>,
+}
+
+impl Opener {
+    fn new(srv: &Shared, cfg: JetStreamConfig, tx: Sender<Input>) -> Self {
+        Self {
+            injected: lock(&srv.js.factory).clone(),
+            sync: cfg
+                .sync_interval
+                .map_or(SyncPolicy::Always, SyncPolicy::Interval),
+            root: store_root(&cfg),
+            cfg,
+            tx,
+        }
+    }
+
+    /// The account's sink (not yet subscribed) and its JetStream, streams recovered.
+    fn open(
+        &self,
+        srv: &Shared,
+        name: &str,
+        acc: &Arc<Account>,
+        limits: AccountLimits,
+    ) -> (Arc<dyn InternalSink>, JetStream) {
+        let factory: Box<dyn StoreFactory> = match &self.injected {
+            Some(f) => f(name),
+            None => {
+                let dir = self.root.join(name);
+                // Appends wait in memory for the sync only where every ack waits for it.
+                let buffered = self.sync == SyncPolicy::Always;
+                Box::new(DiskFactory::new(
+                    move || FsDisk::new(dir.clone(), buffered),
+                    self.sync,
+                ))
+            }
+        };
+        let factory = observe::Observed::new(factory, name, Arc::clone(&srv.js.damage));
+        let settings = JsSettings {
+            server_name: srv.server_name.clone(),
+            domain: self.cfg.domain.clone(),
+            // The server's limits; the account's own are set below.
+            max_memory: self.cfg.max_memory_store,
+            max_file: self.cfg.max_file_store,
+        };
+        let sink: Arc<dyn InternalSink> = Arc::new(Sink {
+            account: Arc::from(name),
+            acc: Arc::downgrade(acc),
+            tx: self.tx.clone(),
+        });
+        let mut js = JetStream::new(settings, Box::new(factory), srv.next_seed());
+        js.set_account_limits(limits);
+        (sink, js)
+    }
+}
+
 /// The store directory nats-server would use: `<store_dir>/jetstream`.
 fn store_root(cfg: &JetStreamConfig) -> PathBuf {
     cfg.store_dir
@@ -198,60 +281,54 @@ pub(crate) fn start(srv: &Arc<Shared>, inline: bool) -> Result<(), String> {
     if srv.js.enabled.load(Ordering::Acquire) {
         return Err("jetstream already enabled".to_owned());
     }
-    let injected = lock(&srv.js.factory).clone();
-    let sync = cfg
-        .sync_interval
-        .map_or(SyncPolicy::Always, SyncPolicy::Interval);
-    let root = store_root(&cfg);
-    if injected.is_none() {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let opener = Opener::new(srv, cfg.clone(), tx.clone());
+    let (injected, sync, root) = (opener.injected.is_some(), opener.sync, opener.root.clone());
+    if !injected {
         std::fs::create_dir_all(&root)
             .map_err(|e| format!("could not create storage directory {root:?}: {e}"))?;
     }
     tracing::info!("Starting JetStream");
-    if injected.is_none() {
+    if !injected {
         tracing::info!("    Store Directory: \"{}\"", root.display());
     }
     lock(&srv.js.damage).clear();
-    let (tx, rx) = mpsc::channel(QUEUE);
     let mut accounts = Vec::new();
     let enabled = jetstream_accounts(&opts);
+    let mut capacity = ServerCapacity {
+        max_memory: cfg.max_memory_store,
+        max_file: cfg.max_file_store,
+        ..ServerCapacity::default()
+    };
+    let mut fitted: BTreeMap<String, AccountLimits> = BTreeMap::new();
     for (name, limits) in &enabled {
         let name = name.clone();
         let Some(acc) = srv.lookup_account(&name) else {
             continue;
         };
-        let factory: Box<dyn StoreFactory> = match &injected {
-            Some(f) => f(&name),
-            None => {
-                let dir = root.join(&name);
-                let buffered = sync == SyncPolicy::Always;
-                Box::new(DiskFactory::new(
-                    move || FsDisk::new(dir.clone(), buffered),
-                    sync,
-                ))
-            }
-        };
-        let factory = observe::Observed::new(factory, &name, Arc::clone(&srv.js.damage));
-        let settings = JsSettings {
-            server_name: srv.server_name.clone(),
-            domain: cfg.domain.clone(),
-            // The server's limits; the account's own are set below.
-            max_memory: cfg.max_memory_store,
-            max_file: cfg.max_file_store,
-        };
-        let sink: Arc<dyn InternalSink> = Arc::new(Sink {
-            account: Arc::from(name.as_str()),
-            acc: Arc::downgrade(&acc),
-            tx: tx.clone(),
-        });
-        for s in ["$JS.API.>", "$JS.ACK.>"] {
+        // Go: EnableJetStream → sufficientResources, one account after the other, each
+        // beside the limits and the recovered streams of those before it; a failure stops
+        // the server from starting.
+        let others: Vec<AccountLimits> = fitted.values().copied().collect();
+        if let Err(e) = sufficient_resources(&capacity, &others, limits) {
+            unsubscribe_all(srv);
+            return Err(format!(
+                "Can't start JetStream: Error enabling jetstream on configured accounts: {} ({})",
+                e.description, e.err_code
+            ));
+        }
+        fitted.insert(name.clone(), *limits);
+        // Recovery happens here, before the first client can ask about a stream.
+        let (sink, js) = opener.open(srv, &name, &acc, *limits);
+        for s in API_SUBJECTS {
             subscribe(srv, &acc, &sink, s);
         }
-        // Recovery happens here, before the first client can ask about a stream.
-        let mut js = JetStream::new(settings, Box::new(factory), srv.next_seed());
-        js.set_account_limits(*limits);
+        let (mem, file) = js.reserved();
+        capacity.reserved_memory += mem;
+        capacity.reserved_storage += file;
         accounts.push(worker::AccountJs::new(name, acc, sink, js));
     }
+    *lock(&srv.js.limits) = fitted;
     answer_not_enabled(srv, &opts, &enabled);
     *lock(&srv.js.tx) = Some(tx);
     let stopping = Arc::new(AtomicBool::new(false));
@@ -293,32 +370,52 @@ pub(crate) fn stop(srv: &Shared) {
     if let Some(h) = lock(&srv.js.thread).take() {
         let _ = h.join();
     }
+    unsubscribe_all(srv);
+    lock(&srv.js.limits).clear();
+    srv.js.enabled.store(false, Ordering::Release);
+    *lock(&srv.js.stats) = JsStats::default();
+}
+
+/// Removes every internal subscription JetStream made.
+fn unsubscribe_all(srv: &Shared) {
     for (acc, sub) in lock(&srv.js.subs).drain(..) {
         let _ = acc.sublist.remove(&sub.0.subject, None, &sub);
     }
-    srv.js.enabled.store(false, Ordering::Release);
-    *lock(&srv.js.stats) = JsStats::default();
 }
 
 /// Every other account answers its `$JS.API` requests with 10039, the system account only
 /// `$JS.API.INFO` (see [`disabled`]).
 fn answer_not_enabled(srv: &Shared, opts: &Options, enabled: &[(String, AccountLimits)]) {
-    let system = srv.system_account_name();
     for acc in srv.accounts_snapshot() {
-        let name = acc.name.as_str();
-        if enabled.iter().any(|(n, _)| n == name) {
-            continue;
+        if !enabled.iter().any(|(n, _)| *n == acc.name) {
+            answer_not_enabled_in(srv, opts, &acc);
         }
-        if name == system {
-            subscribe(srv, &acc, &disabled::sink(&acc), "$JS.API.INFO");
-            continue;
-        }
-        let cfg = opts.accounts.iter().find(|a| a.name == name);
-        if disabled::imports_jetstream(cfg) {
-            continue;
-        }
-        subscribe(srv, &acc, &disabled::sink(&acc), "$JS.API.>");
     }
+}
+
+/// Makes one account without JetStream answer as [`answer_not_enabled`] says.
+fn answer_not_enabled_in(srv: &Shared, opts: &Options, acc: &Arc<Account>) {
+    let name = acc.name.as_str();
+    if name == srv.system_account_name() {
+        subscribe(srv, acc, &disabled::sink(acc), "$JS.API.INFO");
+        return;
+    }
+    let cfg = opts.accounts.iter().find(|a| a.name == name);
+    if !disabled::imports_jetstream(cfg) {
+        subscribe(srv, acc, &disabled::sink(acc), "$JS.API.>");
+    }
+}
+
+/// Drops every internal JetStream subscription of `acc` (its API sink or its 10039 answer,
+/// and its stream subjects).
+fn unsubscribe_account(srv: &Shared, acc: &Arc<Account>) {
+    lock(&srv.js.subs).retain(|(a, sub)| {
+        if !Arc::ptr_eq(a, acc) {
+            return true;
+        }
+        let _ = a.sublist.remove(&sub.0.subject, None, sub);
+        false
+    });
 }
 
 fn subscribe(srv: &Shared, acc: &Arc<Account>, sink: &Arc<dyn InternalSink>, subject: &str) {

@@ -19,6 +19,8 @@ use tokio::sync::mpsc::Receiver;
 use super::{subscribe, usage, Input, JsStats};
 use crate::server::{lock, unix_nanos, Shared};
 
+mod accounts;
+
 /// Most messages handled before one group commit.
 const BATCH: usize = 4096;
 /// Longest the worker sleeps without looking at its timers.
@@ -198,6 +200,13 @@ impl Worker {
         out: &mut Vec<(String, Delivery)>,
         api_called: &mut bool,
     ) -> bool {
+        let i = match i {
+            Input::Account(c) => {
+                self.change_account(c);
+                return true;
+            }
+            i => i,
+        };
         let Input::Msg {
             account,
             subject,

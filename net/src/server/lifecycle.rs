@@ -93,6 +93,8 @@ impl Shared {
         *self.opts.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
         *lock(&self.config_load_time) = self.wall_clock();
         self.recheck_clients(&cfg);
+        // Accounts may have gained or lost JetStream.
+        crate::jetstream::reconfigure(self);
         tracing::info!("Reloaded server configuration");
         Ok(())
     }

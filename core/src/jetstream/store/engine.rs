@@ -5,7 +5,7 @@
 //! back. Every mutation writes to the backend *first* and touches the index only on success,
 //! so a failed write (ENOSPC) leaves the store exactly as it was.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
@@ -14,6 +14,7 @@ use super::{
     msg_size, Discard, SimpleState, StoreConfig, StoreError, StoredMsg, StreamState, StreamStore,
     UnixNanos,
 };
+use crate::jetstream::ttl;
 
 /// Where a store keeps its messages. Implemented by [`MemLog`] and
 /// [`FileLog`](super::FileLog); the [`Store`] above it owns all stream semantics.
@@ -134,6 +135,25 @@ pub struct Store<B: Backend> {
     cfg: StoreConfig,
     pub(crate) idx: Index<B::Loc>,
     log: B,
+    /// `max_age` exemptions (`Nats-TTL: never`).
+    never: NeverAge,
+}
+
+/// Which messages `max_age` must leave alone: those whose `Nats-TTL` is `never`
+/// (Go: filestore/memstore expireMsgs skip a message with a negative TTL; ADR-43).
+/// `max_msgs`/`max_bytes` and the per-subject limit still remove them.
+#[derive(Debug, Default)]
+struct NeverAge {
+    /// Every live message below this sequence has been looked at by `expire` and is exempt,
+    /// so neither `expire` nor `next_expiry` walks over the exempt ones again.
+    floor: u64,
+    /// Exempt messages stored since the store was opened, at or above `floor`: deciding
+    /// needs no read. Removed sequences may linger until `floor` passes them; harmless,
+    /// since a sequence is never reused.
+    stored: BTreeSet<u64>,
+    /// Messages up to this sequence were recovered, not stored here: their headers must be
+    /// read to know (once each, when they age out).
+    recovered_through: u64,
 }
 
 impl Store<MemLog> {
@@ -144,13 +164,37 @@ impl Store<MemLog> {
             idx: Index::new(last, 0),
             log: MemLog { synced: last },
             cfg,
+            never: NeverAge::default(),
         }
     }
 }
 
 impl<B: Backend> Store<B> {
     pub(crate) fn from_parts(cfg: StoreConfig, idx: Index<B::Loc>, log: B) -> Self {
-        Self { cfg, idx, log }
+        let never = NeverAge {
+            recovered_through: idx.last_seq,
+            ..NeverAge::default()
+        };
+        Self {
+            cfg,
+            idx,
+            log,
+            never,
+        }
+    }
+
+    /// Is message `seq` exempt from `max_age`?
+    fn never_ages(&self, seq: u64, e: &super::index::Entry<B::Loc>) -> bool {
+        if self.never.stored.contains(&seq) {
+            return true;
+        }
+        if seq > self.never.recovered_through {
+            return false;
+        }
+        // A message that cannot be read has no header to exempt it: it ages like any other.
+        self.log
+            .read(seq, &e.subject, e.ts, &e.loc)
+            .is_ok_and(|m| ttl::is_never(&m.headers))
     }
 
     /// The limits in force.
@@ -319,6 +363,9 @@ impl<B: Backend> StreamStore for Store<B> {
         let seq = self.idx.last_seq + 1;
         let loc = self.log.append(seq, ts, subject, headers, payload)?;
         self.idx.insert(seq, subject, ts, size, loc);
+        if ttl::is_never(headers) {
+            self.never.stored.insert(seq);
+        }
         // The message is stored whatever happens next. If making room fails (ENOSPC), the
         // stream is briefly over its limits and the next store retries; an I/O error has
         // frozen the backend and surfaces at the next write or sync, before any ack.
@@ -399,24 +446,35 @@ impl<B: Backend> StreamStore for Store<B> {
             return Ok(0);
         };
         let cutoff = now.saturating_sub(u64::try_from(max_age.as_nanos()).unwrap_or(u64::MAX));
-        // Go: expireMsgs walks from the oldest and stops at the first one still young.
-        let old: Vec<u64> = self
-            .idx
-            .msgs
-            .iter()
-            .take_while(|(_, e)| e.ts <= cutoff)
-            .map(|(s, _)| *s)
-            .collect();
-        self.remove_seqs(old, None)
+        // Go: expireMsgs walks from the oldest and stops at the first one still young,
+        // stepping over the ones whose TTL is `never`.
+        let mut old = Vec::new();
+        let mut floor = self.never.floor;
+        for (seq, e) in self.idx.msgs.range(self.never.floor..) {
+            if e.ts > cutoff {
+                break;
+            }
+            if !self.never_ages(*seq, e) {
+                old.push(*seq);
+            }
+            floor = seq + 1;
+        }
+        let removed = self.remove_seqs(old, None)?;
+        // Only now: a failed removal must look at the same messages again next time.
+        self.never.floor = floor;
+        self.never.stored = self.never.stored.split_off(&floor);
+        Ok(removed)
     }
 
     fn next_expiry(&self) -> Option<UnixNanos> {
         let max_age = u64::try_from(self.cfg.max_age?.as_nanos()).unwrap_or(u64::MAX);
+        // The exempt messages below the floor never expire; the first one above it may
+        // turn out exempt too, and then `expire` just moves the floor past it.
         self.idx
             .msgs
-            .values()
+            .range(self.never.floor..)
             .next()
-            .map(|e| e.ts.saturating_add(max_age))
+            .map(|(_, e)| e.ts.saturating_add(max_age))
     }
 
     fn update_config(&mut self, cfg: StoreConfig) -> Result<(), StoreError> {
@@ -468,3 +526,7 @@ impl<B: Backend> StreamStore for Store<B> {
         self.log.synced_through()
     }
 }
+
+#[cfg(test)]
+#[path = "engine_never_tests.rs"]
+mod never_tests;
