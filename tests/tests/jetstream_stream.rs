@@ -405,7 +405,8 @@ fn block_bytes(dir: &std::path::Path, name: &str) -> u64 {
 
 /// natsd only: `compression` came with nats-server 2.10. natsd stores Snappy-compressed
 /// records for `s2`; stream `bytes` stays the uncompressed accounting (Go's
-/// fileStoreMsgSize), the disk holds less, and switching compression off keeps every message.
+/// fileStoreMsgSize), the disk holds less, and switching compression off keeps every message,
+/// across a restart too.
 #[tokio::test]
 async fn compression_s2_natsd() {
     natsd_tests::run_scenario(ServerKind::Natsd, |kind| async move {
@@ -436,8 +437,18 @@ async fn compression_s2_natsd() {
         let v = api(&c, "$JS.API.STREAM.UPDATE.Z", cfg).await;
         assert_eq!(v["config"]["compression"], "none", "{v}");
         publish(&js, "z", "plain").await;
+        // Restart: the mixed blocks are replayed and every message reads back.
+        drop((js, c, s));
+        let path = sd.path().to_str().unwrap();
+        let s = natsd_tests::TestServer::start_with_args(kind, "", &["-js", "-sd", path]).await;
+        let c = s.client().await;
+        let js = jetstream::new(c.clone());
+        let v = api(&c, "$JS.API.STREAM.INFO.Z", Value::Null).await;
+        assert_eq!(v["state"]["messages"], 101, "{v}");
+        assert_eq!(v["state"]["bytes"], accounted + 22 + 1 + 5 + 8, "{v}");
         let st = js.get_stream("Z").await.unwrap();
         assert_eq!(st.get_raw_message(1).await.unwrap().payload, body);
+        assert_eq!(st.get_raw_message(100).await.unwrap().payload, body);
         assert_eq!(
             &st.get_raw_message(101).await.unwrap().payload[..],
             b"plain"
