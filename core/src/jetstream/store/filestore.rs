@@ -133,6 +133,10 @@ pub struct FileLog<D: Disk> {
     /// What the stream's config asks for; it takes effect with the next block, as a
     /// compression change does in nats-server (records carry their own flag either way).
     pub(crate) want_compress: bool,
+    /// The stream's `last_ts` as of the last write. A rolled block's header carries it, not
+    /// the new message's time: if that message is then torn off and the older blocks are
+    /// gone, the header is all that remembers the time of `base_seq - 1`.
+    pub(crate) last_ts: UnixNanos,
     scratch: Vec<u8>,
 }
 
@@ -150,6 +154,7 @@ impl<D: Disk> FileLog<D> {
             lost: BTreeMap::new(),
             compress: false,
             want_compress: false,
+            last_ts: 0,
             scratch: Vec::new(),
         }
     }
@@ -389,7 +394,7 @@ impl<D: Disk> Backend for FileLog<D> {
             .get(&self.active())
             .map_or((0, false), |b| (b.len, b.has_records));
         let rolled = if active.1 && active.0 + rec.len() as u64 > self.cfg.block_size {
-            self.roll(seq, ts, seq - 1)
+            self.roll(seq, self.last_ts, seq - 1)
         } else {
             Ok(())
         };
@@ -397,6 +402,7 @@ impl<D: Disk> Backend for FileLog<D> {
         let len = rec.len() as u32;
         self.scratch = rec;
         let offset = written?;
+        self.last_ts = ts;
         let block = self.active();
         if let Some(b) = self.blocks.get_mut(&block) {
             b.live += 1;
@@ -465,6 +471,7 @@ impl<D: Disk> Backend for FileLog<D> {
             record::encode(&mut buf, Kind::Tombstone, s, 0, b"", b"", b"");
         }
         self.write_active(&buf)?;
+        self.last_ts = last_ts;
         if let Some(b) = self.blocks.get_mut(&self.active()) {
             b.has_records = true;
         }
@@ -476,6 +483,7 @@ impl<D: Disk> Backend for FileLog<D> {
         let mut buf = Vec::with_capacity(record::RECORD_OVERHEAD + 8);
         record::encode_skip(&mut buf, first, last, ts);
         self.write_active(&buf)?;
+        self.last_ts = ts;
         if let Some(b) = self.blocks.get_mut(&self.active()) {
             b.has_records = true;
         }

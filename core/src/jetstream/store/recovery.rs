@@ -86,6 +86,7 @@ impl<D: Disk> Store<FileLog<D>> {
             }
         }
         log.synced = idx.last_seq;
+        log.last_ts = idx.last_ts;
         log.drop_dead_blocks();
         if !log.report.corruption.is_empty() || log.report.torn_bytes > 0 {
             tracing::warn!(dir, torn_bytes = log.report.torn_bytes, damage = ?log.report.corruption, "file store recovered with damage");

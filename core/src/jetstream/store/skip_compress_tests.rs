@@ -231,3 +231,32 @@ fn a_damaged_skip_record_is_reported() {
     assert!(matches!(fs.load_msg(50), Err(StoreError::Corrupt { .. })));
     assert_eq!(fs.load_msg(102).unwrap().payload, "2");
 }
+
+/// Found by the model test: a new block's header must carry the stream's last time, not the
+/// time of the message that rolled it. Here that message is torn off and the older block (only
+/// a floor and skips) is deleted as dead, so the header alone remembers `last_ts`.
+#[test]
+fn rolled_header_carries_the_last_time_before_the_new_message() {
+    let disk = MemDisk::new(15);
+    let mut fs = open(&disk, StoreConfig::default(), 200);
+    fs.store_msg("a", b"", b"", 1).unwrap();
+    fs.purge().unwrap();
+    fs.sync().unwrap();
+    fs.skip_msgs(2, 1, 2).unwrap();
+    fs.skip_msgs(3, 1, 3).unwrap();
+    let blocks = fs.backend().block_ids();
+    fs.store_msg("a", b"", &[7; 28], 4).unwrap();
+    let newest = *fs.backend().block_ids().last().unwrap();
+    assert!(!blocks.contains(&newest), "the message rolled a block");
+    let path = fs.backend().block_path(newest);
+    drop(fs);
+    disk.truncate_file(&path, record::HEADER_LEN as u64)
+        .unwrap();
+    let mut fs = open(&disk, StoreConfig::default(), 200);
+    assert_eq!((fs.state().last_seq, fs.state().last_ts), (3, 3));
+    fs.sync().unwrap();
+    drop(fs);
+    let fs = open(&disk, StoreConfig::default(), 200);
+    assert_eq!((fs.state().last_seq, fs.state().last_ts), (3, 3));
+    assert!(fs.corruption().is_empty(), "{:?}", fs.corruption());
+}
