@@ -18,6 +18,7 @@ both!(
     sources_merge_with_source_header,
     republish_to_another_subject,
     sourcing_config_errors,
+    mirror_skips_a_purged_gap_at_once,
 );
 
 /// Waits until stream `name` reports `state` (messages, last sequence): mirrors and sources
@@ -365,6 +366,134 @@ async fn ttl_never_outlives_max_age_natsd() {
         }
         let info = wait_state(&js, "KEEP", (2, 5)).await;
         assert_eq!(info.state.first_sequence, 4);
+    })
+    .await;
+}
+
+/// An origin purged (compacted) far past its end while its mirror already held messages: the
+/// mirror keeps the origin's sequences across the gap. 100,000 is a gap nats-server 2.9.10
+/// also crosses in time: it writes one placeholder per skipped sequence.
+async fn mirror_skips_a_purged_gap_at_once(kind: ServerKind) {
+    mirror_gap(kind, 100_000).await;
+}
+
+/// natsd only: five million skipped sequences. nats-server 2.9.10 stalls on this (one
+/// placeholder per sequence, the stream unresponsive meanwhile); 2.10 added SkipMsgs, and
+/// natsd writes one skip record whatever the gap.
+#[tokio::test]
+async fn mirror_skips_five_million_natsd() {
+    natsd_tests::run_scenario(ServerKind::Natsd, |kind| mirror_gap(kind, 5_000_000)).await;
+}
+
+async fn mirror_gap(kind: ServerKind, gap: u64) {
+    let (s, _sd) = js_server(kind).await;
+    let c = s.client().await;
+    let js = jetstream::new(c.clone());
+    js.create_stream(stream::Config {
+        name: "GAPO".into(),
+        subjects: vec!["g".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    publish(&js, "g", "a").await;
+    js.create_stream(stream::Config {
+        name: "GAPM".into(),
+        mirror: Some(stream::Source {
+            name: "GAPO".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    wait_state(&js, "GAPM", (1, 1)).await;
+    let v = api(&c, "$JS.API.STREAM.PURGE.GAPO", json!({"seq": gap + 1})).await;
+    assert_eq!(v["purged"], 1, "{v}");
+    assert_eq!(publish(&js, "g", "b").await, gap + 1);
+    wait_state(&js, "GAPM", (2, gap + 1)).await;
+    let v = api(&c, "$JS.API.STREAM.INFO.GAPM", Value::Null).await;
+    assert_eq!(v["state"]["first_seq"], 1, "{v}");
+    assert_eq!(v["state"]["num_deleted"], gap - 1, "{v}");
+    let m = js
+        .get_stream("GAPM")
+        .await
+        .unwrap()
+        .get_raw_message(gap + 1)
+        .await
+        .unwrap();
+    assert_eq!(&m.payload[..], b"b");
+}
+
+/// The block files of stream `name` under a natsd store dir, and their total size.
+fn block_bytes(dir: &std::path::Path, name: &str) -> u64 {
+    let mut total = 0;
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if p.extension().is_some_and(|x| x == "blk")
+                && p.parent().unwrap().ends_with(format!("streams/{name}"))
+            {
+                total += std::fs::metadata(&p).unwrap().len();
+            }
+        }
+    }
+    total
+}
+
+/// natsd only: `compression` came with nats-server 2.10. natsd stores Snappy-compressed
+/// records for `s2`; stream `bytes` stays the uncompressed accounting (Go's
+/// fileStoreMsgSize), the disk holds less, and switching compression off keeps every message,
+/// across a restart too.
+#[tokio::test]
+async fn compression_s2_natsd() {
+    natsd_tests::run_scenario(ServerKind::Natsd, |kind| async move {
+        let (s, sd) = js_server(kind).await;
+        let c = s.client().await;
+        let js = jetstream::new(c.clone());
+        let v = api(
+            &c,
+            "$JS.API.STREAM.CREATE.Z",
+            json!({"name": "Z", "subjects": ["z"], "compression": "s2"}),
+        )
+        .await;
+        assert_eq!(v["config"]["compression"], "s2", "{v}");
+        let body = "order shipped to the warehouse; ".repeat(64);
+        for _ in 0..100 {
+            publish(&js, "z", &body).await;
+        }
+        let v = api(&c, "$JS.API.STREAM.INFO.Z", Value::Null).await;
+        let accounted = 100 * (22 + 1 + body.len() as u64 + 8);
+        assert_eq!(v["state"]["bytes"], accounted, "{v}");
+        let on_disk = block_bytes(sd.path(), "Z");
+        assert!(
+            on_disk > 0 && on_disk * 4 < accounted,
+            "{on_disk} on disk for {accounted}"
+        );
+        let mut cfg = v["config"].clone();
+        cfg["compression"] = json!("none");
+        let v = api(&c, "$JS.API.STREAM.UPDATE.Z", cfg).await;
+        assert_eq!(v["config"]["compression"], "none", "{v}");
+        publish(&js, "z", "plain").await;
+        // Restart: the mixed blocks are replayed and every message reads back.
+        drop((js, c, s));
+        let path = sd.path().to_str().unwrap();
+        let s = natsd_tests::TestServer::start_with_args(kind, "", &["-js", "-sd", path]).await;
+        let c = s.client().await;
+        let js = jetstream::new(c.clone());
+        let v = api(&c, "$JS.API.STREAM.INFO.Z", Value::Null).await;
+        assert_eq!(v["state"]["messages"], 101, "{v}");
+        assert_eq!(v["state"]["bytes"], accounted + 22 + 1 + 5 + 8, "{v}");
+        let st = js.get_stream("Z").await.unwrap();
+        assert_eq!(st.get_raw_message(1).await.unwrap().payload, body);
+        assert_eq!(st.get_raw_message(100).await.unwrap().payload, body);
+        assert_eq!(
+            &st.get_raw_message(101).await.unwrap().payload[..],
+            b"plain"
+        );
     })
     .await;
 }

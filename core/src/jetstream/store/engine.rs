@@ -57,6 +57,12 @@ pub trait Backend {
     fn lost(&self, seq: u64) -> Option<StoreError>;
     /// `(damaged records, messages known lost)` found so far.
     fn damage(&self) -> (u64, u64);
+    /// Persists that sequences `first ..= last` hold nothing (one record however many).
+    fn write_skip(&mut self, _first: u64, _last: u64, _ts: UnixNanos) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// The store's config changed (compression is the backend's business).
+    fn configure(&mut self, _cfg: &StoreConfig) {}
 }
 
 /// The in-memory backend of a [`MemStore`](super::MemStore).
@@ -441,6 +447,24 @@ impl<B: Backend> StreamStore for Store<B> {
         self.remove_seqs(below, Some(seq))
     }
 
+    fn skip_msgs(&mut self, seq: u64, num: u64, ts: UnixNanos) -> Result<(), StoreError> {
+        if seq != self.idx.last_seq + 1 {
+            return Err(StoreError::SequenceMismatch);
+        }
+        if num == 0 {
+            return Ok(());
+        }
+        let last = seq
+            .checked_add(num - 1)
+            .ok_or(StoreError::SequenceMismatch)?;
+        self.log.write_skip(seq, last, ts)?;
+        // No message moves: the range only widens the gap between the messages held and
+        // `last_seq`, which is exactly what `num_deleted` counts.
+        self.idx.last_seq = last;
+        self.idx.last_ts = ts;
+        Ok(())
+    }
+
     fn expire(&mut self, now: UnixNanos) -> Result<u64, StoreError> {
         let Some(max_age) = self.cfg.max_age else {
             return Ok(0);
@@ -482,6 +506,7 @@ impl<B: Backend> StreamStore for Store<B> {
             first_seq: self.cfg.first_seq,
             ..cfg
         };
+        self.log.configure(&self.cfg);
         self.enforce_limits(None).map(|_| ())
     }
 

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use super::disk::{Disk, DiskError};
 use super::engine::Backend;
 use super::record::{self, Kind, HEADER_LEN};
-use super::{StoreError, StoredMsg, SyncPolicy, UnixNanos};
+use super::{StoreConfig, StoreError, StoredMsg, SyncPolicy, UnixNanos};
 
 /// Default block size: big enough that rolling (one extra fsync) is rare, small enough that
 /// purging old data frees space in useful steps (Go uses 8 MiB for unlimited streams too).
@@ -128,6 +128,15 @@ pub struct FileLog<D: Disk> {
     pub(crate) report: RecoveryReport,
     /// Sequences known lost: first → (last, block, offset).
     pub(crate) lost: BTreeMap<u64, (u64, u64, u64)>,
+    /// New message records of the newest block are compressed.
+    pub(crate) compress: bool,
+    /// What the stream's config asks for; it takes effect with the next block, as a
+    /// compression change does in nats-server (records carry their own flag either way).
+    pub(crate) want_compress: bool,
+    /// The stream's `last_ts` as of the last write. A rolled block's header carries it, not
+    /// the new message's time: if that message is then torn off and the older blocks are
+    /// gone, the header is all that remembers the time of `base_seq - 1`.
+    pub(crate) last_ts: UnixNanos,
     scratch: Vec<u8>,
 }
 
@@ -143,6 +152,9 @@ impl<D: Disk> FileLog<D> {
             frozen: None,
             report: RecoveryReport::default(),
             lost: BTreeMap::new(),
+            compress: false,
+            want_compress: false,
+            last_ts: 0,
             scratch: Vec::new(),
         }
     }
@@ -180,6 +192,18 @@ impl<D: Disk> FileLog<D> {
     /// The path of block `id`.
     pub fn block_path(&self, id: u64) -> String {
         format!("{}/{id:010}.blk", self.dir)
+    }
+
+    /// Bytes the block files take on disk (compressed records count as stored). Stream
+    /// accounting (`bytes`, account usage) stays in uncompressed message sizes, as in
+    /// nats-server.
+    pub fn disk_bytes(&self) -> u64 {
+        self.blocks.values().map(|b| b.len).sum()
+    }
+
+    /// Whether new message records are being compressed.
+    pub fn compressing(&self) -> bool {
+        self.compress
     }
 
     /// The disk underneath.
@@ -254,6 +278,7 @@ impl<D: Disk> FileLog<D> {
                     has_records: false,
                 };
                 self.blocks.insert(id, meta);
+                self.compress = self.want_compress;
                 Ok(())
             }
             Err(DiskError::NoSpace) => {
@@ -354,21 +379,22 @@ impl<D: Disk> Backend for FileLog<D> {
         self.check_writable()?;
         let mut rec = std::mem::take(&mut self.scratch);
         rec.clear();
-        record::encode(
+        let compress = self.compress;
+        record::encode_msg(
             &mut rec,
-            Kind::Msg,
             seq,
             ts,
             subject.as_bytes(),
             headers,
             payload,
+            compress,
         );
         let active = self
             .blocks
             .get(&self.active())
             .map_or((0, false), |b| (b.len, b.has_records));
         let rolled = if active.1 && active.0 + rec.len() as u64 > self.cfg.block_size {
-            self.roll(seq, ts, seq - 1)
+            self.roll(seq, self.last_ts, seq - 1)
         } else {
             Ok(())
         };
@@ -376,6 +402,7 @@ impl<D: Disk> Backend for FileLog<D> {
         let len = rec.len() as u32;
         self.scratch = rec;
         let offset = written?;
+        self.last_ts = ts;
         let block = self.active();
         if let Some(b) = self.blocks.get_mut(&block) {
             b.live += 1;
@@ -403,13 +430,15 @@ impl<D: Disk> Backend for FileLog<D> {
         let subject = std::str::from_utf8(&buf[p.subject.clone()])
             .map_err(|_| Self::corrupt(loc))?
             .to_owned();
-        let buf = Bytes::from(buf);
+        let (headers, payload) = p
+            .message(Bytes::from(buf))
+            .ok_or_else(|| Self::corrupt(loc))?;
         Ok(StoredMsg {
             seq,
             ts: p.ts,
             subject,
-            headers: buf.slice(p.headers),
-            payload: buf.slice(p.payload),
+            headers,
+            payload,
         })
     }
 
@@ -442,10 +471,27 @@ impl<D: Disk> Backend for FileLog<D> {
             record::encode(&mut buf, Kind::Tombstone, s, 0, b"", b"", b"");
         }
         self.write_active(&buf)?;
+        self.last_ts = last_ts;
         if let Some(b) = self.blocks.get_mut(&self.active()) {
             b.has_records = true;
         }
         Ok(())
+    }
+
+    fn write_skip(&mut self, first: u64, last: u64, ts: UnixNanos) -> Result<(), StoreError> {
+        self.check_writable()?;
+        let mut buf = Vec::with_capacity(record::RECORD_OVERHEAD + 8);
+        record::encode_skip(&mut buf, first, last, ts);
+        self.write_active(&buf)?;
+        self.last_ts = ts;
+        if let Some(b) = self.blocks.get_mut(&self.active()) {
+            b.has_records = true;
+        }
+        Ok(())
+    }
+
+    fn configure(&mut self, cfg: &StoreConfig) {
+        self.want_compress = cfg.compress;
     }
 
     fn forget(&mut self, loc: &FileLoc) {

@@ -136,6 +136,10 @@ pub struct StoreConfig {
     /// With [`Discard::New`], also refuse a message over `max_msgs_per_subject`
     /// instead of dropping that subject's oldest (Go: `discard_new_per_subject`).
     pub discard_new_per_subject: bool,
+    /// Compress message records (a stream's `compression: "s2"`). A [`FileStore`] stores them
+    /// Snappy-compressed — the format S2 extends — when that saves space; a [`MemStore`]
+    /// ignores it, as nats-server's memory store does. Accounting is unaffected.
+    pub compress: bool,
 }
 
 /// When a [`FileStore`] makes appended data durable.
@@ -189,6 +193,10 @@ pub enum StoreError {
         /// Byte offset of the damaged record in that block.
         offset: u64,
     },
+    /// [`StreamStore::skip_msgs`] was not asked to start right after the last sequence
+    /// (Go: `ErrSequenceMismatch`).
+    #[error("expected sequence does not match store")]
+    SequenceMismatch,
     /// An I/O error (EIO, a failed fsync …). Writes are frozen from here on: after a failed
     /// fsync the kernel may have dropped dirty pages, so retrying could ack lost data.
     #[error("storage I/O error, writes frozen: {0}")]
@@ -198,12 +206,13 @@ pub enum StoreError {
 /// Accounted size of a message: the Go file store's record size, so `bytes` and `max_bytes`
 /// agree with a nats-server file-backed stream (Go: `fileStoreMsgSize`).
 pub fn msg_size(subject: &str, headers: &[u8], payload: &[u8]) -> u64 {
-    let base = 22 + subject.len() + payload.len() + 8;
-    let hdr = if headers.is_empty() {
-        0
-    } else {
-        4 + headers.len()
-    };
+    msg_size_of(subject.len(), headers.len(), payload.len())
+}
+
+/// [`msg_size`] from the lengths alone (recovery of a compressed record knows only those).
+pub(crate) fn msg_size_of(subject_len: usize, headers_len: usize, payload_len: usize) -> u64 {
+    let base = 22 + subject_len + payload_len + 8;
+    let hdr = if headers_len == 0 { 0 } else { 4 + headers_len };
     (base + hdr) as u64
 }
 
@@ -242,6 +251,10 @@ pub trait StreamStore {
     fn purge_ex(&mut self, filter: &str, keep: u64, up_to_seq: u64) -> Result<u64, StoreError>;
     /// Removes every message below `seq`; the stream then starts at `seq` (even past its end).
     fn compact(&mut self, seq: u64) -> Result<u64, StoreError>;
+    /// Skips `num` sequences from `seq` (which must be `last_seq + 1`) in one step, whatever
+    /// `num`: they count as deleted, and `last_seq` becomes `seq + num - 1` at time `ts`. A
+    /// mirror uses it for the holes in its origin (Go: `SkipMsgs`).
+    fn skip_msgs(&mut self, seq: u64, num: u64, ts: UnixNanos) -> Result<(), StoreError>;
     /// Removes messages older than `max_age` at wall time `now`; returns the count removed.
     fn expire(&mut self, now: UnixNanos) -> Result<u64, StoreError>;
     /// When the oldest message will pass `max_age`, for the stream layer's timer.
@@ -265,3 +278,6 @@ mod tests;
 
 #[cfg(test)]
 mod model_tests;
+
+#[cfg(test)]
+mod skip_compress_tests;

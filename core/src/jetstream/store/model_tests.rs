@@ -6,7 +6,8 @@
 //! [`FileStore`] over a [`MemDisk`] with tiny blocks (so blocks roll, get deleted and replayed);
 //! every observation must agree. The file run also crashes the disk and reopens the store:
 //! every synced message that was not removed must come back, nothing that was never stored may
-//! appear, and a crash alone is never reported as corruption.
+//! appear, and a crash alone is never reported as corruption. Half the cases compress the
+//! file store's records (and updates toggle it), and skips of sequence ranges are mixed in.
 //!
 //! `PROPTEST_CASES` overrides the default of 256 cases (each case runs both stores).
 
@@ -243,6 +244,17 @@ impl Model {
         self.remove_all(&below)
     }
 
+    fn skip(&mut self, seq: u64, num: u64, ts: UnixNanos) -> Result<(), StoreError> {
+        if seq != self.last_seq + 1 {
+            return Err(StoreError::SequenceMismatch);
+        }
+        if num > 0 {
+            self.last_seq += num;
+            self.last_ts = ts;
+        }
+        Ok(())
+    }
+
     fn max_age(&self) -> Option<u64> {
         self.cfg.max_age.map(|a| a.as_nanos() as u64)
     }
@@ -336,6 +348,7 @@ struct Limits {
     max_msg_size: Option<u64>,
     discard_new: bool,
     new_per_subject: bool,
+    compress: bool,
 }
 
 impl Limits {
@@ -353,6 +366,7 @@ impl Limits {
                 Discard::Old
             },
             discard_new_per_subject: self.new_per_subject,
+            compress: self.compress,
         }
     }
 }
@@ -365,6 +379,8 @@ enum Op {
         len: usize,
     },
     Remove(u8),
+    /// Skip this many sequences (`true`: asking at the wrong sequence).
+    Skip(u64, bool),
     Purge,
     PurgeEx {
         filter: usize,
@@ -394,8 +410,9 @@ fn limits() -> impl Strategy<Value = Limits> {
         proptest::option::weighted(0.1, 10u64..60),
         proptest::bool::weighted(0.3),
         any::<bool>(),
+        any::<bool>(),
     )
-        .prop_map(|(m, b, a, p, sz, dn, dnp)| Limits {
+        .prop_map(|(m, b, a, p, sz, dn, dnp, compress)| Limits {
             max_msgs: m,
             max_bytes: b,
             max_age_s: a,
@@ -403,6 +420,7 @@ fn limits() -> impl Strategy<Value = Limits> {
             max_msg_size: sz,
             discard_new: dn,
             new_per_subject: dnp,
+            compress,
         })
 }
 
@@ -412,6 +430,8 @@ fn op() -> impl Strategy<Value = Op> {
         12 => (0..SUBJECTS.len(), proptest::bool::weighted(0.3), 0usize..48)
             .prop_map(|(subj, hdr, len)| Op::Store { subj, hdr, len }),
         2 => any::<u8>().prop_map(Op::Remove),
+        1 => (prop_oneof![0u64..4, Just(300)], proptest::bool::weighted(0.1))
+            .prop_map(|(n, wrong)| Op::Skip(n, wrong)),
         1 => Just(Op::Purge),
         2 => (0..nf, 0u64..3, proptest::option::of(any::<u8>()))
             .prop_map(|(filter, keep, seq)| Op::PurgeEx { filter, keep, seq }),
@@ -611,7 +631,13 @@ fn run(case: &Case, file: bool) -> Result<(), String> {
                     } else {
                         Bytes::new()
                     },
-                    payload: Bytes::from(vec![(i % 251) as u8; *len]),
+                    // Even lengths compress well, odd ones hardly: both record forms occur.
+                    payload: (0..*len)
+                        .map(|j| match len % 2 {
+                            0 => (i % 251) as u8,
+                            _ => ((i * 31 + j * j * 7) % 251) as u8,
+                        })
+                        .collect(),
                     ts: now,
                 };
                 let got = s.store_msg(&m.subject, &m.headers, &m.payload, now);
@@ -625,6 +651,13 @@ fn run(case: &Case, file: bool) -> Result<(), String> {
                 let seq = model.pick_seq(*pick);
                 let want = Ok(model.msgs.remove(&seq).is_some());
                 eq(&format!("remove_msg({seq})"), want, s.remove_msg(seq)).map_err(step)?;
+            }
+            Op::Skip(num, wrong) => {
+                now += 1_000;
+                let seq = model.last_seq + 1 + u64::from(*wrong);
+                let want = model.skip(seq, *num, now);
+                let got = s.skip_msgs(seq, *num, now);
+                eq(&format!("skip_msgs({seq}, {num})"), want, got).map_err(step)?;
             }
             Op::Purge => eq("purge", Ok(model.purge()), s.purge()).map_err(step)?,
             Op::PurgeEx { filter, keep, seq } => {

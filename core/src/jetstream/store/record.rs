@@ -6,21 +6,29 @@
 //! header   0  magic "NJSBLK01"   8  base_seq u64 (last_seq + 1 when the block was started)
 //!          16 base_ts u64 (last_ts then)   24 reserved u32   28 crc32c(bytes 0..28)
 //!
-//! record   0  len u32 (whole record, 36 + subject + headers + payload)
-//!          4  magic u16 0x4A53   6  kind u8   7  reserved u8
+//! record   0  len u32 (whole record, 36 + subject + stored body)
+//!          4  magic u16 0x4A53   6  kind u8   7  flags u8
 //!          8  seq u64            16 ts u64 (Unix nanos)
-//!          24 subject_len u16    26 reserved u16   28 headers_len u32
-//!          32 subject | headers | payload
+//!          24 subject_len u16    26 reserved u16   28 headers_len u32 (uncompressed)
+//!          32 subject | body (headers | payload, Snappy-compressed when flag 1 is set)
 //!          len-4 crc32c(bytes 0..len-4)
 //! ```
 //!
 //! Kinds: a message; a tombstone (`seq` removed); a floor (every sequence below `seq` removed,
 //! and `last_seq` is at least `seq - 1`: purge and compact); a sync mark (written just before
 //! each fsync, so the last synced message is never the last record of a block — damage to it
-//! then reads as corruption in the middle, not as a torn tail that may be cut silently).
+//! then reads as corruption in the middle, not as a torn tail that may be cut silently); a skip
+//! (sequences `seq ..= last` never held a message; `last` is the 8-byte body, so one record
+//! covers any gap a mirror inherits from its origin).
 //! The per-record magic lets recovery find the next intact record after a damaged one.
+//!
+//! A message record is compressed only when that makes it smaller, so the flag is per record
+//! and a block may mix both. The CRC covers the stored (compressed) bytes: damage is caught
+//! before anything is decompressed.
 
 use std::ops::Range;
+
+use bytes::Bytes;
 
 use super::crc::crc32c;
 
@@ -30,6 +38,10 @@ pub(crate) const HEADER_LEN: usize = 32;
 pub(crate) const RECORD_OVERHEAD: usize = 36;
 const BLOCK_MAGIC: &[u8; 8] = b"NJSBLK01";
 const RECORD_MAGIC: u16 = 0x4A53;
+/// Record flag: the body is a raw Snappy block.
+const FLAG_SNAPPY: u8 = 1;
+/// Bodies shorter than this are never worth a compression attempt.
+const MIN_COMPRESS: usize = 16;
 
 /// What a record says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +50,7 @@ pub(crate) enum Kind {
     Tombstone = 2,
     Floor = 3,
     SyncMark = 4,
+    Skip = 5,
 }
 
 impl Kind {
@@ -47,6 +60,7 @@ impl Kind {
             2 => Some(Self::Tombstone),
             3 => Some(Self::Floor),
             4 => Some(Self::SyncMark),
+            5 => Some(Self::Skip),
             _ => None,
         }
     }
@@ -60,8 +74,49 @@ pub(crate) struct Parsed {
     pub(crate) ts: u64,
     pub(crate) len: usize,
     pub(crate) subject: Range<usize>,
-    pub(crate) headers: Range<usize>,
-    pub(crate) payload: Range<usize>,
+    /// Headers then payload as stored (compressed when `compressed`).
+    pub(crate) body: Range<usize>,
+    /// Length of the uncompressed headers at the start of the body.
+    pub(crate) headers_len: usize,
+    pub(crate) compressed: bool,
+}
+
+impl Parsed {
+    /// Uncompressed `(headers, payload)` lengths; `None` if a compressed body says nonsense.
+    pub(crate) fn body_lens(&self, rec: &[u8]) -> Option<(usize, usize)> {
+        let body = &rec[self.body.clone()];
+        let total = if self.compressed {
+            snap::raw::decompress_len(body).ok()?
+        } else {
+            body.len()
+        };
+        Some((self.headers_len, total.checked_sub(self.headers_len)?))
+    }
+
+    /// The uncompressed `(headers, payload)`; `None` if the body does not decompress.
+    pub(crate) fn message(&self, rec: Bytes) -> Option<(Bytes, Bytes)> {
+        let body = if self.compressed {
+            let raw = snap::raw::Decoder::new()
+                .decompress_vec(&rec[self.body.clone()])
+                .ok()?;
+            Bytes::from(raw)
+        } else {
+            rec.slice(self.body.clone())
+        };
+        if self.headers_len > body.len() {
+            return None;
+        }
+        Some((
+            body.slice(..self.headers_len),
+            body.slice(self.headers_len..),
+        ))
+    }
+
+    /// The last sequence a skip record covers.
+    pub(crate) fn skip_last(&self, rec: &[u8]) -> Option<u64> {
+        let b = rec.get(self.body.clone())?;
+        (self.kind == Kind::Skip && b.len() == 8).then(|| u64_at(b, 0))
+    }
 }
 
 /// Appends one encoded record to `out`.
@@ -74,22 +129,80 @@ pub(crate) fn encode(
     headers: &[u8],
     payload: &[u8],
 ) {
+    put(
+        out,
+        kind,
+        0,
+        seq,
+        ts,
+        subject,
+        headers.len(),
+        &[headers, payload],
+    );
+}
+
+/// Appends a message record, Snappy-compressing its body when `compress` is set and that
+/// saves space.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn encode_msg(
+    out: &mut Vec<u8>,
+    seq: u64,
+    ts: u64,
+    subject: &[u8],
+    headers: &[u8],
+    payload: &[u8],
+    compress: bool,
+) {
+    let raw_len = headers.len() + payload.len();
+    if compress && raw_len >= MIN_COMPRESS {
+        let mut body = Vec::with_capacity(raw_len);
+        body.extend_from_slice(headers);
+        body.extend_from_slice(payload);
+        if let Ok(packed) = snap::raw::Encoder::new().compress_vec(&body) {
+            if packed.len() < raw_len {
+                let (k, h) = (Kind::Msg, headers.len());
+                put(out, k, FLAG_SNAPPY, seq, ts, subject, h, &[&packed]);
+                return;
+            }
+        }
+    }
+    encode(out, Kind::Msg, seq, ts, subject, headers, payload);
+}
+
+/// Appends a skip record: sequences `first ..= last` hold nothing.
+pub(crate) fn encode_skip(out: &mut Vec<u8>, first: u64, last: u64, ts: u64) {
+    encode(out, Kind::Skip, first, ts, b"", b"", &last.to_le_bytes());
+}
+
+#[allow(clippy::too_many_arguments)]
+fn put(
+    out: &mut Vec<u8>,
+    kind: Kind,
+    flags: u8,
+    seq: u64,
+    ts: u64,
+    subject: &[u8],
+    headers_len: usize,
+    body: &[&[u8]],
+) {
     debug_assert!(subject.len() <= usize::from(u16::MAX));
-    let len = RECORD_OVERHEAD + subject.len() + headers.len() + payload.len();
+    let body_len: usize = body.iter().map(|b| b.len()).sum();
+    let len = RECORD_OVERHEAD + subject.len() + body_len;
     let start = out.len();
     out.reserve(len);
     out.extend_from_slice(&(len as u32).to_le_bytes());
     out.extend_from_slice(&RECORD_MAGIC.to_le_bytes());
     out.push(kind as u8);
-    out.push(0);
+    out.push(flags);
     out.extend_from_slice(&seq.to_le_bytes());
     out.extend_from_slice(&ts.to_le_bytes());
     out.extend_from_slice(&(subject.len() as u16).to_le_bytes());
     out.extend_from_slice(&[0, 0]);
-    out.extend_from_slice(&(headers.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(headers_len as u32).to_le_bytes());
     out.extend_from_slice(subject);
-    out.extend_from_slice(headers);
-    out.extend_from_slice(payload);
+    for b in body {
+        out.extend_from_slice(b);
+    }
     let crc = crc32c(&out[start..]);
     out.extend_from_slice(&crc.to_le_bytes());
     debug_assert_eq!(out.len() - start, len);
@@ -122,25 +235,33 @@ pub(crate) fn decode(buf: &[u8]) -> Option<Parsed> {
         return None;
     }
     let kind = Kind::from_u8(buf[6])?;
+    let flags = buf[7];
+    let compressed = match flags {
+        0 => false,
+        FLAG_SNAPPY if kind == Kind::Msg => true,
+        _ => return None,
+    };
     let subj_len = usize::from(u16_at(buf, 24));
     let hdr_len = u32_at(buf, 28) as usize;
-    if subj_len.checked_add(hdr_len)? > len - RECORD_OVERHEAD {
+    // A compressed body may be shorter than its headers once inflated; only the subject is
+    // bounded by the record then.
+    let stored_hdr = if compressed { 0 } else { hdr_len };
+    if subj_len.checked_add(stored_hdr)? > len - RECORD_OVERHEAD {
         return None;
     }
     if crc32c(&buf[..len - 4]) != u32_at(buf, len - 4) {
         return None;
     }
     let subject = 32..32 + subj_len;
-    let headers = subject.end..subject.end + hdr_len;
-    let payload = headers.end..len - 4;
     Some(Parsed {
         kind,
         seq: u64_at(buf, 8),
         ts: u64_at(buf, 16),
         len,
+        body: subject.end..len - 4,
         subject,
-        headers,
-        payload,
+        headers_len: hdr_len,
+        compressed,
     })
 }
 
@@ -192,10 +313,10 @@ mod tests {
             (p.kind, p.seq, p.ts, p.len),
             (Kind::Msg, 42, 7, out.len() - 3)
         );
-        let r = &out[3..];
-        assert_eq!(&r[p.subject], b"a.b");
-        assert_eq!(&r[p.headers], b"NATS/1.0\r\n\r\n");
-        assert_eq!(&r[p.payload], b"hello");
+        let r = Bytes::copy_from_slice(&out[3..]);
+        assert_eq!(&r[p.subject.clone()], b"a.b");
+        let (h, m) = p.message(r).unwrap();
+        assert_eq!((&h[..], &m[..]), (&b"NATS/1.0\r\n\r\n"[..], &b"hello"[..]));
         assert_eq!(decode_header(&encode_header(5, 6)), Some((5, 6)));
     }
 
@@ -226,5 +347,51 @@ mod tests {
         assert!(decode(&buf).is_none());
         assert_eq!(resync(&buf, 0), Some(second));
         assert_eq!(resync(&buf, second), None);
+    }
+
+    #[test]
+    fn compressed_round_trip_and_only_when_smaller() {
+        let hdr = b"NATS/1.0\r\nK: v\r\n\r\n";
+        let payload = vec![b'z'; 500];
+        let mut rec = Vec::new();
+        encode_msg(&mut rec, 3, 4, b"s", hdr, &payload, true);
+        let p = decode(&rec).unwrap();
+        assert!(p.compressed);
+        assert!(rec.len() < RECORD_OVERHEAD + 1 + hdr.len() + payload.len());
+        assert_eq!(p.body_lens(&rec), Some((hdr.len(), payload.len())));
+        let (h, m) = p.message(Bytes::from(rec.clone())).unwrap();
+        assert_eq!((&h[..], &m[..]), (&hdr[..], &payload[..]));
+        for bit in 0..rec.len() * 8 {
+            let mut r = rec.clone();
+            r[bit / 8] ^= 1 << (bit % 8);
+            assert!(decode(&r).is_none(), "bit {bit}");
+        }
+        // Incompressible (and tiny) bodies are stored as they are.
+        let noise: Vec<u8> = (0..200u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for body in [&noise[..], b"tiny"] {
+            let mut rec = Vec::new();
+            encode_msg(&mut rec, 1, 1, b"s", b"", body, true);
+            let p = decode(&rec).unwrap();
+            assert!(!p.compressed);
+            assert_eq!(&p.message(Bytes::from(rec)).unwrap().1[..], body);
+        }
+    }
+
+    #[test]
+    fn skip_record_names_its_range() {
+        let mut rec = Vec::new();
+        encode_skip(&mut rec, 5, 5_000_004, 9);
+        let p = decode(&rec).unwrap();
+        assert_eq!((p.kind, p.seq, p.ts), (Kind::Skip, 5, 9));
+        assert_eq!(p.skip_last(&rec), Some(5_000_004));
+        // The compression flag is for messages only.
+        let mut bad = rec.clone();
+        bad[7] = FLAG_SNAPPY;
+        let crc = crc32c(&bad[..bad.len() - 4]);
+        let n = bad.len();
+        bad[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        assert!(decode(&bad).is_none());
     }
 }

@@ -14,7 +14,7 @@ use super::filestore::{
 };
 use super::index::Index;
 use super::record::{self, Kind, Parsed, HEADER_LEN};
-use super::{msg_size, Store, StoreConfig, StoreError};
+use super::{msg_size_of, Store, StoreConfig, StoreError};
 
 fn io(what: &str, e: DiskError) -> StoreError {
     match e {
@@ -38,6 +38,8 @@ impl<D: Disk> Store<FileLog<D>> {
         file_cfg: FileStoreConfig,
     ) -> Result<Self, StoreError> {
         let mut log = FileLog::new(disk, dir, file_cfg);
+        log.want_compress = cfg.compress;
+        log.compress = cfg.compress;
         let names = log
             .disk
             .list(&log.dir)
@@ -84,6 +86,7 @@ impl<D: Disk> Store<FileLog<D>> {
             }
         }
         log.synced = idx.last_seq;
+        log.last_ts = idx.last_ts;
         log.drop_dead_blocks();
         if !log.report.corruption.is_empty() || log.report.torn_bytes > 0 {
             tracing::warn!(dir, torn_bytes = log.report.torn_bytes, damage = ?log.report.corruption, "file store recovered with damage");
@@ -257,8 +260,12 @@ impl<D: Disk> Replay<'_, D> {
                         },
                     );
                 }
-                let Ok(subject) = std::str::from_utf8(&rec[p.subject.clone()]) else {
-                    // Checksummed yet not UTF-8: we never write that, so it is damage.
+                let parts = std::str::from_utf8(&rec[p.subject.clone()])
+                    .ok()
+                    .zip(p.body_lens(rec));
+                let Some((subject, (hdr_len, payload_len))) = parts else {
+                    // Checksummed yet not UTF-8, or a compressed body that does not say its
+                    // size: we never write that, so it is damage.
                     self.damage(
                         id,
                         off,
@@ -268,7 +275,7 @@ impl<D: Disk> Replay<'_, D> {
                     );
                     return;
                 };
-                let size = msg_size(subject, &rec[p.headers.clone()], &rec[p.payload.clone()]);
+                let size = msg_size_of(subject.len(), hdr_len, payload_len);
                 let loc = FileLoc::new(id, off as u64, p.len as u32);
                 self.idx.insert(p.seq, subject, p.ts, size, loc);
                 if let Some(b) = self.log.blocks.get_mut(&id) {
@@ -291,6 +298,7 @@ impl<D: Disk> Replay<'_, D> {
                 }
                 self.expected = Some(self.expected.map_or(p.seq, |e| e.max(p.seq)));
             }
+            Kind::Skip => self.skip(p, rec, id, off),
             Kind::SyncMark => {
                 // The mark names the last sequence synced: if the messages up to it are not all
                 // here, the newest of them were damaged (nothing else follows them to tell).
@@ -308,5 +316,33 @@ impl<D: Disk> Replay<'_, D> {
                 self.idx.last_seq = self.idx.last_seq.max(p.seq);
             }
         }
+    }
+
+    /// A skip record: its range is accounted as deleted, not lost.
+    fn skip(&mut self, p: &Parsed, rec: &[u8], id: u64, off: usize) {
+        let first = p.seq;
+        let Some(last) = p.skip_last(rec).filter(|l| *l >= first) else {
+            let bytes = p.len as u64;
+            self.damage(id, off, CorruptionKind::BadRecord { bytes });
+            return;
+        };
+        let exp = self.expected.unwrap_or(first);
+        if last < exp {
+            // Entirely behind us: stale, like a repeated message.
+            self.damage(id, off, CorruptionKind::OutOfOrder { seq: first });
+            return;
+        }
+        if first > exp {
+            let missing = CorruptionKind::MissingSeqs {
+                first: exp,
+                last: first - 1,
+            };
+            self.damage(id, off, missing);
+        }
+        if last >= self.idx.last_seq {
+            self.idx.last_seq = last;
+            self.idx.last_ts = p.ts;
+        }
+        self.expected = Some(last + 1);
     }
 }

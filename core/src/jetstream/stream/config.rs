@@ -380,5 +380,6 @@ pub fn store_config(c: &StreamConfig) -> StoreConfig {
             Discard::Old
         },
         discard_new_per_subject: c.discard_new_per_subject,
+        compress: c.compression == "s2",
     }
 }

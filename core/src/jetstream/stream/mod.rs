@@ -342,42 +342,16 @@ impl Stream {
         Ok(self.after_store(seq, ts, subj, &m.headers, &m.payload, ttl, prev))
     }
 
-    /// Makes `seq` the next sequence the store assigns. An empty store moves its floor; one
-    /// holding messages gets placeholders it removes at once, stored with the limits lifted
-    /// so that they cannot push real messages out.
+    /// Makes `seq` the next sequence the store assigns: the sequences in between are skipped
+    /// in one store operation, however many (Go: processInboundMirrorMsg → SkipMsgs).
     pub(crate) fn skip_to(&mut self, seq: u64, ts: UnixNanos) -> Result<(), ApiError> {
-        let state = self.store.state();
-        if seq <= state.last_seq + 1 {
+        let last = self.store.state().last_seq;
+        if seq <= last + 1 {
             return Ok(());
         }
-        if state.msgs == 0 {
-            return self
-                .store
-                .compact(seq)
-                .map(|_| ())
-                .map_err(|e| store_error(&e));
-        }
-        let limits = store_config(&self.config);
         self.store
-            .update_config(Default::default())
-            .map_err(|e| store_error(&e))?;
-        let mut r = Ok(());
-        for _ in state.last_seq + 1..seq {
-            match self.store.store_msg("_natsd.skip", &[], &[], ts) {
-                Ok((s, _)) => {
-                    let _ = self.store.remove_msg(s);
-                }
-                Err(e) => {
-                    r = Err(store_error(&e));
-                    break;
-                }
-            }
-        }
-        let restored = self
-            .store
-            .update_config(limits)
-            .map_err(|e| store_error(&e));
-        r.and(restored)
+            .skip_msgs(last + 1, seq - last - 1, ts)
+            .map_err(|e| store_error(&e))
     }
 
     /// TTL bookkeeping and the republished copy of a message just stored.

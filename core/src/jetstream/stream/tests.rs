@@ -148,6 +148,41 @@ fn mirror_of_purged_origin_starts_at_its_first_sequence() {
     assert_eq!(seqs, [4, 5]);
 }
 
+/// A mirror holding messages meets a gap of millions (the origin compacted past its end):
+/// one skip, not a placeholder per sequence; the disk holds one record for it.
+#[test]
+fn mirror_skips_a_huge_origin_gap_at_once() {
+    let disk = MemDisk::new(1);
+    let mut js = js_on(&disk);
+    create(&mut js, json!({"name": "O", "subjects": ["o"]}));
+    put(&mut js, "o", "", "a");
+    put(&mut js, "o", "", "b");
+    create(&mut js, json!({"name": "M", "mirror": {"name": "O"}}));
+    js.commit(T0);
+    assert_eq!(info(&mut js, "M")["state"]["messages"], 2);
+    let used = disk.used();
+    api(
+        &mut js,
+        "$JS.API.STREAM.PURGE.O",
+        &json!({"seq": 10_000_001}),
+    );
+    put(&mut js, "o", "", "c");
+    js.commit(T0);
+    let s = &info(&mut js, "M")["state"];
+    assert_eq!(
+        (
+            &s["messages"],
+            &s["first_seq"],
+            &s["last_seq"],
+            &s["num_deleted"]
+        ),
+        (&json!(3), &json!(1), &json!(10_000_001), &json!(9_999_998)),
+        "{s}"
+    );
+    assert_eq!(msgs(&js, "M").last().unwrap().0, 10_000_001);
+    assert!(disk.used() < used + 4096, "{} -> {}", used, disk.used());
+}
+
 #[test]
 fn mirror_waits_for_an_origin_created_later() {
     let mut js = js_on(&MemDisk::new(1));
