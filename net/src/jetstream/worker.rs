@@ -19,6 +19,8 @@ use tokio::sync::mpsc::Receiver;
 use super::{subscribe, usage, Input, JsStats};
 use crate::server::{lock, unix_nanos, Shared};
 
+mod xacct;
+
 /// Most messages handled before one group commit.
 const BATCH: usize = 4096;
 /// Longest the worker sleeps without looking at its timers.
@@ -167,6 +169,7 @@ impl Worker {
                     reconcile(&self.srv, a);
                 }
             }
+            xacct::pull(&mut self.accounts, now, full_sync, &mut out);
             self.detail_dirty |= !out.is_empty();
             self.emit(&out);
             if stop {

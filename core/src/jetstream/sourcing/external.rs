@@ -186,6 +186,11 @@ pub enum Origin<'a> {
 }
 
 impl JetStream {
+    /// This server's JetStream domain, for [`resolve`].
+    pub fn domain(&self) -> Option<&str> {
+        self.settings.domain.as_deref()
+    }
+
     /// Does any stream mirror or source from outside the account?
     pub fn has_external_sources(&self) -> bool {
         self.streams.values().any(|e| {
