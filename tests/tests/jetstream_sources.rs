@@ -20,6 +20,7 @@ both!(
     source_without_import_stays_inactive,
     source_resumes_after_restart,
     external_prefix_errors,
+    missing_origin_stream_shows_error,
 );
 
 /// natsd only: nats-server 2.9.10 accepts such a source but leaves it inactive on a single
@@ -294,4 +295,33 @@ async fn external_prefix_errors(kind: ServerKind) {
     );
     let e = try_create(json!({"api": "JS.*.API", "deliver": "d"})).await;
     assert_eq!(e["err_code"], 10052, "{e}");
+}
+
+async fn missing_origin_stream_shows_error(kind: ServerKind) {
+    let sd = tempfile::tempdir().unwrap();
+    let s = TestServer::start(kind, &config(sd.path())).await;
+    let (a, b) = (user(&s, "a").await, user(&s, "b").await);
+    let src = json!([{"name": "ORDERS", "external": external("JS.A.API")}]);
+    create(&b, json!({"name": "S", "sources": src})).await;
+    // The import reaches A, whose JetStream has no such stream: the source shows A's answer.
+    let v = within_for(Duration::from_secs(15), "source error", async {
+        loop {
+            let v = info(&b, "S").await;
+            if !v["sources"][0]["error"].is_null() {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        v["sources"][0]["error"],
+        json!({"code": 404, "err_code": 10059, "description": "stream not found"}),
+        "{v}"
+    );
+    // Once the origin exists the source picks it up and the error goes.
+    create(&a, json!({"name": "ORDERS", "subjects": ["orders.>"]})).await;
+    publish(&a, 0..1).await;
+    let v = wait_msgs(&b, "S", 1).await;
+    assert!(v["sources"][0]["error"].is_null(), "{v}");
 }
