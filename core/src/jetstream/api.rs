@@ -469,7 +469,8 @@ pub struct RePublish {
     pub headers_only: bool,
 }
 
-/// Go: `ExternalStream` (another account or domain; not reachable on one server).
+/// Go: `ExternalStream`: an origin in another account or domain, reached through the
+/// imports of `api` and `deliver` (see `sourcing::external`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExternalStream {
     /// API prefix.

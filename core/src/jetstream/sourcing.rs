@@ -26,6 +26,8 @@ use super::stream::{source_iname, Stream, SOURCE_HEADER};
 use super::transform::{apply_first, Transform};
 use crate::proto::headers::Headers;
 
+pub mod external;
+
 /// Most messages one source copies per round; the rest follow in the next rounds.
 const BATCH: usize = 1024;
 
@@ -46,6 +48,8 @@ pub struct SourceState {
     last_seen: Option<UnixNanos>,
     /// The last round stopped at its batch limit: more is waiting.
     more: bool,
+    /// Why an external origin cannot be read (Go: `StreamSourceInfo.error`).
+    error: Option<ApiError>,
 }
 
 impl SourceState {
@@ -69,6 +73,7 @@ impl SourceState {
             lag: 0,
             last_seen: None,
             more: false,
+            error: None,
         }
     }
 
@@ -94,6 +99,9 @@ impl SourceState {
         }
         if let Some(e) = &self.cfg.external {
             v["external"] = json!(e);
+        }
+        if let Some(e) = &self.error {
+            v["error"] = json!(e);
         }
         v
     }

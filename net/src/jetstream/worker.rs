@@ -20,6 +20,7 @@ use super::{subscribe, usage, Input, JsStats};
 use crate::server::{lock, unix_nanos, Shared};
 
 mod accounts;
+mod xacct;
 
 /// Most messages handled before one group commit.
 const BATCH: usize = 4096;
@@ -169,6 +170,7 @@ impl Worker {
                     reconcile(&self.srv, a);
                 }
             }
+            xacct::pull(&mut self.accounts, now, full_sync, &mut out);
             self.detail_dirty |= !out.is_empty();
             self.emit(&out);
             if stop {

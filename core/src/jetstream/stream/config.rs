@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::super::api::{err, ApiError, StreamConfig, StreamSource};
+use super::super::sourcing::external::{check_prefixes, iname_base};
 use super::super::store::{Discard, StoreConfig};
 use super::super::transform::Transform;
 use crate::subject;
@@ -77,7 +78,7 @@ pub fn source_iname(s: &StreamSource) -> String {
         } else {
             &s.filter_subject
         };
-        return format!("{} {f} >", s.name);
+        return format!("{} {f} >", iname_base(s));
     }
     let or_fwc = |x: &str| {
         if x.is_empty() {
@@ -96,7 +97,12 @@ pub fn source_iname(s: &StreamSource) -> String {
         .iter()
         .map(|t| or_fwc(&t.dest))
         .collect();
-    format!("{} {} {}", s.name, srcs.join("\x0c"), dests.join("\x0c"))
+    format!(
+        "{} {} {}",
+        iname_base(s),
+        srcs.join("\x0c"),
+        dests.join("\x0c")
+    )
 }
 
 fn check_mirror(c: &StreamConfig, m: &StreamSource) -> Result<(), ApiError> {
@@ -314,6 +320,7 @@ pub fn check_config(mut c: StreamConfig) -> Result<StreamConfig, ApiError> {
         check_mirror(&c, &m)?;
     }
     check_sources(&c)?;
+    check_prefixes(&c)?;
     if c.subjects.is_empty() && !sourcing {
         c.subjects.push(c.name.clone());
     }
