@@ -49,7 +49,7 @@ struct PendingAck {
 /// A JetStream instance.
 pub struct JetStream {
     pub(crate) settings: JsSettings,
-    factory: Box<dyn StoreFactory>,
+    pub(crate) factory: Box<dyn StoreFactory>,
     pub(crate) streams: BTreeMap<String, Entry>,
     acks: Vec<PendingAck>,
     /// Streams written to since the last commit.
@@ -71,6 +71,8 @@ pub struct JetStream {
     pub(crate) events: SplitMix64,
     /// Advisories raised by the current API call, sent after its reply.
     pub(crate) advisories: Vec<Delivery>,
+    /// Snapshots being sent and restores being received.
+    pub(crate) snap: super::snapshot::Jobs,
 }
 
 impl std::fmt::Debug for JetStream {
@@ -129,6 +131,7 @@ impl JetStream {
             others: ServerUsage::default(),
             events: SplitMix64::new(seed ^ 0x6a73_6576_656e_7473),
             advisories: Vec::new(),
+            snap: super::snapshot::Jobs::default(),
         };
         for (name, bytes) in metas {
             let Ok(m) = serde_json::from_slice::<MetaIn>(&bytes) else {
@@ -481,6 +484,7 @@ impl JetStream {
             }
         }
         out.extend(self.consumer_advisories(now));
+        out.extend(self.snapshot_tick(now));
         out
     }
 
@@ -638,6 +642,9 @@ impl JetStream {
         let cfg = check_config(cfg)?;
         self.check_sourcing(&cfg)?;
         self.check_stream_bytes(&cfg)?;
+        if self.snap.restoring(&cfg.name) {
+            return Err(err::stream_name_exist());
+        }
         if let Some(e) = self.streams.get(&cfg.name) {
             return if e.stream.config == cfg {
                 Ok(false)
