@@ -240,7 +240,8 @@ pub(crate) fn start(srv: &Arc<Shared>, inline: bool) -> Result<(), String> {
             acc: Arc::downgrade(&acc),
             tx: tx.clone(),
         });
-        for s in ["$JS.API.>", "$JS.ACK.>"] {
+        // `$JS.SNAPSHOT.>`: snapshot flow-control acks and restore uploads.
+        for s in ["$JS.API.>", "$JS.ACK.>", "$JS.SNAPSHOT.>"] {
             subscribe(srv, &acc, &sink, s);
         }
         // Recovery happens here, before the first client can ask about a stream.

@@ -340,6 +340,10 @@ impl Dispatch for JetStream {
             (self.api(subject, reply, payload, now), true)
         } else if subject.starts_with("$JS.ACK.") {
             (self.ack(subject, reply, payload, now), false)
+        } else if subject.starts_with("$JS.SNAPSHOT.") {
+            // A finished restore adds a stream: reconcile its subjects (acks change nothing).
+            let restore = subject.starts_with("$JS.SNAPSHOT.RESTORE.");
+            (self.snapshot_msg(subject, reply, payload, now), restore)
         } else {
             (self.publish(subject, reply, headers, payload, now), false)
         }

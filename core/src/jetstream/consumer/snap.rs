@@ -72,5 +72,4 @@ impl Consumer {
         c.recount(store);
         c
     }
-
 }

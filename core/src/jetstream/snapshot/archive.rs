@@ -166,7 +166,8 @@ impl Reader {
         let body = &b[5..5 + len];
         let f = match b[0] {
             HEADER => Frame::Header(Box::new(
-                serde_json::from_slice(body).map_err(|e| format!("corrupt snapshot header: {e}"))?,
+                serde_json::from_slice(body)
+                    .map_err(|e| format!("corrupt snapshot header: {e}"))?,
             )),
             CONSUMER => Frame::Consumer(body.to_vec()),
             MSG => Frame::Msg(decode_msg(body)?),

@@ -117,9 +117,7 @@ impl Jobs {
 
 /// Go: IsValidSubject (2.9.10 accepts wildcards in a deliver subject).
 fn valid_subject(s: &str) -> bool {
-    !s.is_empty()
-        && !s.contains([' ', '\t', '\r', '\n'])
-        && s.split('.').all(|t| !t.is_empty())
+    !s.is_empty() && !s.contains([' ', '\t', '\r', '\n']) && s.split('.').all(|t| !t.is_empty())
 }
 
 impl JetStream {
@@ -280,7 +278,8 @@ impl JetStream {
             } else {
                 match e.stream.store.load_next_msg("", j.next_seq) {
                     Ok(m) if m.seq <= j.end_seq => Some(m),
-                    Ok(_) | Err(super::store::StoreError::Eof | super::store::StoreError::NotFound) => {
+                    Ok(_)
+                    | Err(super::store::StoreError::Eof | super::store::StoreError::NotFound) => {
                         None
                     }
                     Err(x) => return Err(format!("500 {x}")),

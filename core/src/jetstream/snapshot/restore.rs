@@ -62,7 +62,9 @@ impl JetStream {
         }
         let req: RestoreRequest =
             serde_json::from_slice(payload).map_err(|e| err::invalid_json(&e.to_string()))?;
-        let mut cfg = req.config.ok_or_else(|| err::invalid_json("config required"))?;
+        let mut cfg = req
+            .config
+            .ok_or_else(|| err::invalid_json("config required"))?;
         if cfg.name.is_empty() {
             cfg.name = name.to_owned();
         }
@@ -133,7 +135,10 @@ impl JetStream {
         let Some(reply) = reply else {
             // Go: a chunk without a reply subject cancels the restore, answering nobody.
             let job = self.snap.restores.remove(i);
-            tracing::warn!("restore of stream {:?} got a chunk without reply subject", job.name());
+            tracing::warn!(
+                "restore of stream {:?} got a chunk without reply subject",
+                job.name()
+            );
             return self.fail_restore(job, None, &err::bad_request(), now);
         };
         let mut job = self.snap.restores.remove(i);
@@ -230,7 +235,12 @@ impl JetStream {
     }
 
     /// The empty chunk: the archive must be whole; then the stream and its consumers appear.
-    fn finish_restore(&mut self, mut job: RestoreJob, reply: &str, now: UnixNanos) -> Vec<Delivery> {
+    fn finish_restore(
+        &mut self,
+        mut job: RestoreJob,
+        reply: &str,
+        now: UnixNanos,
+    ) -> Vec<Delivery> {
         let bad = |e: &str| ApiError::new(500, 10062, format!("restore failed: {e}"));
         if !job.ended || job.reader.leftover() > 0 {
             let e = bad("snapshot truncated");

@@ -70,11 +70,7 @@ fn populate(js: &mut JetStream) {
         );
     }
     js.commit(T0);
-    let v = api(
-        js,
-        "$JS.API.STREAM.MSG.DELETE.ORDERS",
-        &json!({"seq": 5}),
-    );
+    let v = api(js, "$JS.API.STREAM.MSG.DELETE.ORDERS", &json!({"seq": 5}));
     assert_eq!(v["success"], true, "{v}");
     let v = api(
         js,
@@ -101,7 +97,10 @@ fn populate(js: &mut JetStream) {
 fn snapshot(js: &mut JetStream, req: &Value) -> (Vec<u8>, usize, usize, Delivery) {
     let out = call(js, "$JS.API.STREAM.SNAPSHOT.ORDERS", req, T0);
     let v = body(&out[0]);
-    assert_eq!(v["type"], "io.nats.jetstream.api.v1.stream_snapshot_response");
+    assert_eq!(
+        v["type"],
+        "io.nats.jetstream.api.v1.stream_snapshot_response"
+    );
     assert_eq!(code(&v), 0, "{v}");
     let mut queue: Vec<Delivery> = out.into_iter().filter(|d| d.subject == INBOX).collect();
     let (mut data, mut chunks, mut max_out) = (Vec::new(), 0, 0);
@@ -128,7 +127,10 @@ fn restore(js: &mut JetStream, chunks: &[&[u8]]) -> (Vec<Vec<Delivery>>, Value) 
         "$JS.API.STREAM.RESTORE.ORDERS",
         &json!({"config": {"name": "ORDERS", "subjects": ["orders.>"]}, "state": {}}),
     );
-    assert_eq!(v["type"], "io.nats.jetstream.api.v1.stream_restore_response");
+    assert_eq!(
+        v["type"],
+        "io.nats.jetstream.api.v1.stream_restore_response"
+    );
     let subject = v["deliver_subject"].as_str().unwrap().to_owned();
     assert!(subject.starts_with("$JS.SNAPSHOT.RESTORE.ORDERS."), "{v}");
     let mut answers = Vec::new();
@@ -154,7 +156,13 @@ fn msgs(js: &JetStream) -> Vec<(u64, u64, String, Vec<u8>, Vec<u8>)> {
     let mut v = Vec::new();
     while let Ok(m) = s.load_next_msg("", seq) {
         seq = m.seq + 1;
-        v.push((m.seq, m.ts, m.subject, m.headers.to_vec(), m.payload.to_vec()));
+        v.push((
+            m.seq,
+            m.ts,
+            m.subject,
+            m.headers.to_vec(),
+            m.payload.to_vec(),
+        ));
     }
     v
 }
@@ -181,14 +189,25 @@ fn round_trip_keeps_messages_sequences_and_the_durables_state() {
     assert_eq!(v["success"], true);
     let parts: Vec<&[u8]> = archive.chunks(700).collect();
     let (answers, done) = restore(&mut js, &parts);
-    assert!(answers[..parts.len()].iter().all(|a| a.len() == 1 && a[0].payload.is_empty()));
-    assert_eq!(done["type"], "io.nats.jetstream.api.v1.stream_create_response");
+    assert!(answers[..parts.len()]
+        .iter()
+        .all(|a| a.len() == 1 && a[0].payload.is_empty()));
+    assert_eq!(
+        done["type"],
+        "io.nats.jetstream.api.v1.stream_create_response"
+    );
     assert_eq!(code(&done), 0, "{done}");
     assert_eq!(done["state"], info["state"]);
     assert_eq!(done["created"], info["created"]);
     assert_eq!(msgs(&js), before);
     let after = api(&mut js, "$JS.API.CONSUMER.INFO.ORDERS.worker", &Value::Null);
-    for k in ["delivered", "ack_floor", "num_ack_pending", "num_pending", "config"] {
+    for k in [
+        "delivered",
+        "ack_floor",
+        "num_ack_pending",
+        "num_pending",
+        "config",
+    ] {
         assert_eq!(after[k], cinfo[k], "{k}: {after} vs {cinfo}");
     }
     // The restored durable resumes after 8 and redelivers 7 and 8 when their ack wait ends.
@@ -236,7 +255,10 @@ fn damaged_or_truncated_archives_are_refused_whole() {
     bad[mid] ^= 0x10;
     let parts: Vec<&[u8]> = bad.chunks(512).collect();
     let (answers, err) = restore(&mut js, &parts);
-    assert_eq!(err["type"], "io.nats.jetstream.api.v1.stream_create_response");
+    assert_eq!(
+        err["type"],
+        "io.nats.jetstream.api.v1.stream_create_response"
+    );
     assert_eq!(code(&err), 10062, "{err}");
     assert!(answers.len() <= parts.len());
     assert!(js.stream("ORDERS").is_none(), "nothing half-restored");
@@ -245,7 +267,10 @@ fn damaged_or_truncated_archives_are_refused_whole() {
     let cut = &archive[..archive.len() - 30];
     let (_, err) = restore(&mut js, &[cut]);
     assert_eq!(code(&err), 10062, "{err}");
-    assert!(err["error"]["description"].as_str().unwrap().contains("truncated"));
+    assert!(err["error"]["description"]
+        .as_str()
+        .unwrap()
+        .contains("truncated"));
     assert!(js.stream("ORDERS").is_none());
 
     // Not an archive at all.
@@ -261,34 +286,86 @@ fn damaged_or_truncated_archives_are_refused_whole() {
 #[test]
 fn api_errors() {
     let mut js = js_on(&MemDisk::new(6));
-    let v = api(&mut js, "$JS.API.STREAM.SNAPSHOT.NOPE", &json!({"deliver_subject": INBOX}));
+    let v = api(
+        &mut js,
+        "$JS.API.STREAM.SNAPSHOT.NOPE",
+        &json!({"deliver_subject": INBOX}),
+    );
     assert_eq!(code(&v), 10059);
-    assert_eq!(v["type"], "io.nats.jetstream.api.v1.stream_snapshot_response");
+    assert_eq!(
+        v["type"],
+        "io.nats.jetstream.api.v1.stream_snapshot_response"
+    );
     populate(&mut js);
-    assert_eq!(code(&api(&mut js, "$JS.API.STREAM.SNAPSHOT.ORDERS", &Value::Null)), 10003);
-    let v = api(&mut js, "$JS.API.STREAM.SNAPSHOT.ORDERS", &json!({"deliver_subject": ""}));
+    assert_eq!(
+        code(&api(
+            &mut js,
+            "$JS.API.STREAM.SNAPSHOT.ORDERS",
+            &Value::Null
+        )),
+        10003
+    );
+    let v = api(
+        &mut js,
+        "$JS.API.STREAM.SNAPSHOT.ORDERS",
+        &json!({"deliver_subject": ""}),
+    );
     assert_eq!(code(&v), 10015);
-    let out = js.api("$JS.API.STREAM.SNAPSHOT.ORDERS", Some("_INBOX.r"), b"{nope", T0);
+    let out = js.api(
+        "$JS.API.STREAM.SNAPSHOT.ORDERS",
+        Some("_INBOX.r"),
+        b"{nope",
+        T0,
+    );
     assert_eq!(code(&body(&out[0])), 10025);
 
     let cfg = json!({"config": {"name": "ORDERS", "subjects": ["orders.>"]}});
     let v = api(&mut js, "$JS.API.STREAM.RESTORE.ORDERS", &cfg);
     assert_eq!(code(&v), 10130, "{v}");
-    assert_eq!(v["error"]["description"], "stream name already in use, cannot restore");
-    assert_eq!(v["type"], "io.nats.jetstream.api.v1.stream_restore_response");
-    assert_eq!(code(&api(&mut js, "$JS.API.STREAM.RESTORE.X", &Value::Null)), 10003);
-    let v = api(&mut js, "$JS.API.STREAM.RESTORE.X", &json!({"config": {"name": "Y"}}));
+    assert_eq!(
+        v["error"]["description"],
+        "stream name already in use, cannot restore"
+    );
+    assert_eq!(
+        v["type"],
+        "io.nats.jetstream.api.v1.stream_restore_response"
+    );
+    assert_eq!(
+        code(&api(&mut js, "$JS.API.STREAM.RESTORE.X", &Value::Null)),
+        10003
+    );
+    let v = api(
+        &mut js,
+        "$JS.API.STREAM.RESTORE.X",
+        &json!({"config": {"name": "Y"}}),
+    );
     assert_eq!(code(&v), 10056);
     // Another restore of a name being restored, and a create of it meanwhile, are refused.
-    let v = api(&mut js, "$JS.API.STREAM.RESTORE.NEW", &json!({"config": {"name": "NEW"}}));
+    let v = api(
+        &mut js,
+        "$JS.API.STREAM.RESTORE.NEW",
+        &json!({"config": {"name": "NEW"}}),
+    );
     assert!(v["deliver_subject"].is_string(), "{v}");
-    let v = api(&mut js, "$JS.API.STREAM.RESTORE.NEW", &json!({"config": {"name": "NEW"}}));
+    let v = api(
+        &mut js,
+        "$JS.API.STREAM.RESTORE.NEW",
+        &json!({"config": {"name": "NEW"}}),
+    );
     assert_eq!(code(&v), 10130);
-    let v = api(&mut js, "$JS.API.STREAM.CREATE.NEW", &json!({"name": "NEW"}));
+    let v = api(
+        &mut js,
+        "$JS.API.STREAM.CREATE.NEW",
+        &json!({"name": "NEW"}),
+    );
     assert_eq!(code(&v), 10058);
     // It stalls and goes; the name is free then.
     js.tick(T0 + 6 * SEC);
-    let v = api(&mut js, "$JS.API.STREAM.CREATE.NEW", &json!({"name": "NEW"}));
+    let v = api(
+        &mut js,
+        "$JS.API.STREAM.CREATE.NEW",
+        &json!({"name": "NEW"}),
+    );
     assert_eq!(code(&v), 0, "{v}");
 }
 
@@ -326,5 +403,8 @@ fn a_silent_receiver_ends_the_snapshot_with_408() {
         .filter(|d| d.subject == "$JS.EVENT.ADVISORY.STREAM.SNAPSHOT_COMPLETE.ORDERS")
         .collect();
     assert_eq!(adv.len(), 1);
-    assert_eq!(body(adv[0])["type"], "io.nats.jetstream.advisory.v1.snapshot_complete");
+    assert_eq!(
+        body(adv[0])["type"],
+        "io.nats.jetstream.advisory.v1.snapshot_complete"
+    );
 }
