@@ -6,7 +6,7 @@ use crate::jetstream::consumer::Delivery;
 use crate::jetstream::factory::DiskFactory;
 use crate::jetstream::limits::AccountLimits;
 use crate::jetstream::service::{JetStream, JsSettings};
-use crate::jetstream::store::{MemDisk, SyncPolicy};
+use crate::jetstream::store::{MemDisk, StoredMsg, SyncPolicy};
 
 const T0: u64 = 1_700_000_000_000_000_000;
 const SEC: u64 = 1_000_000_000;
@@ -150,19 +150,13 @@ fn restore(js: &mut JetStream, chunks: &[&[u8]]) -> (Vec<Vec<Delivery>>, Value) 
     (answers, last)
 }
 
-fn msgs(js: &JetStream) -> Vec<(u64, u64, String, Vec<u8>, Vec<u8>)> {
+fn msgs(js: &JetStream) -> Vec<StoredMsg> {
     let s = js.stream("ORDERS").unwrap().store.as_ref();
     let mut seq = 1;
     let mut v = Vec::new();
     while let Ok(m) = s.load_next_msg("", seq) {
         seq = m.seq + 1;
-        v.push((
-            m.seq,
-            m.ts,
-            m.subject,
-            m.headers.to_vec(),
-            m.payload.to_vec(),
-        ));
+        v.push(m);
     }
     v
 }
