@@ -20,6 +20,7 @@ both!(
     backup_delete_restore_keeps_messages_and_durable,
     restored_stream_survives_restart,
     corrupted_archive_is_refused,
+    advisories_announce_snapshot_and_restore,
 );
 
 const SNAPSHOT: &str = "$JS.API.STREAM.SNAPSHOT.";
@@ -347,4 +348,50 @@ async fn corrupted_archive_is_refused(kind: ServerKind) {
     let v = restore(&c, file_cfg(), &archive, 4096).await;
     assert_eq!(err_code(&v), 0, "{v}");
     assert_eq!(v["state"]["messages"], 29);
+}
+
+async fn advisories_announce_snapshot_and_restore(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let c = s.client().await;
+    let js = jetstream::new(c.clone());
+    populate(&js).await;
+    let mut adv = c
+        .subscribe("$JS.EVENT.ADVISORY.STREAM.*.ORDERS")
+        .await
+        .unwrap();
+    flush(&c).await;
+    let (_, archive, _) = take_snapshot(&c, "ORDERS", json!({})).await;
+    info(&c, "STREAM.DELETE.ORDERS").await;
+    let done = restore(&c, file_cfg(), &archive, 8192).await;
+    assert_eq!(err_code(&done), 0, "{done}");
+    let want = [
+        ("SNAPSHOT_CREATE", "snapshot_create"),
+        ("SNAPSHOT_COMPLETE", "snapshot_complete"),
+        ("RESTORE_CREATE", "restore_create"),
+        ("RESTORE_COMPLETE", "restore_complete"),
+    ];
+    let mut seen = std::collections::BTreeMap::new();
+    while seen.len() < want.len() {
+        let m = next_msg(&mut adv).await;
+        let kind = m.subject.split('.').nth(4).unwrap().to_owned();
+        if want.iter().any(|(k, _)| *k == kind) {
+            seen.insert(kind, serde_json::from_slice::<Value>(&m.payload).unwrap());
+        }
+    }
+    for (k, t) in want {
+        let v = &seen[k];
+        assert_eq!(
+            v["type"],
+            format!("io.nats.jetstream.advisory.v1.{t}"),
+            "{v}"
+        );
+        assert_eq!(v["stream"], "ORDERS", "{v}");
+        assert!(v["id"].is_string() && v["timestamp"].is_string(), "{v}");
+    }
+    assert_eq!(seen["SNAPSHOT_CREATE"]["state"]["messages"], 29);
+    assert!(seen["SNAPSHOT_COMPLETE"]["start"].is_string());
+    assert!(seen["SNAPSHOT_COMPLETE"]["end"].is_string());
+    let restored = &seen["RESTORE_COMPLETE"];
+    assert!(restored["start"].is_string() && restored["end"].is_string());
+    assert_eq!(restored["bytes"], archive.len(), "{restored}");
 }

@@ -377,6 +377,22 @@ fn restore_respects_account_storage() {
     let (_, err) = restore(&mut js, &parts);
     assert_eq!(code(&err), 10047, "{err}");
     assert!(js.stream("ORDERS").is_none());
+
+    // The server's file limit, with what the other accounts hold.
+    let d = MemDisk::new(11);
+    let f = DiskFactory::new(move || d.clone(), SyncPolicy::Always);
+    let settings = JsSettings {
+        max_file: Some(1 << 20),
+        ..JsSettings::default()
+    };
+    let mut js = JetStream::new(settings, Box::new(f), 1);
+    js.set_other_usage(crate::jetstream::limits::ServerUsage {
+        storage: (1 << 20) - 3000,
+        ..Default::default()
+    });
+    let (_, err) = restore(&mut js, &parts);
+    assert_eq!(code(&err), 10023, "{err}");
+    assert!(js.stream("ORDERS").is_none());
 }
 
 #[test]
@@ -401,4 +417,35 @@ fn a_silent_receiver_ends_the_snapshot_with_408() {
         body(adv[0])["type"],
         "io.nats.jetstream.advisory.v1.snapshot_complete"
     );
+}
+
+#[test]
+fn every_cut_and_every_flipped_byte_is_refused() {
+    let mut js = js_on(&MemDisk::new(10));
+    let v = api(
+        &mut js,
+        "$JS.API.STREAM.CREATE.ORDERS",
+        &json!({"name": "ORDERS", "subjects": ["orders.>"], "storage": "memory"}),
+    );
+    assert_eq!(code(&v), 0);
+    for i in 0..3 {
+        js.publish("orders.a", None, b"NATS/1.0\r\nA: b\r\n\r\n", &[i; 5], T0);
+    }
+    js.commit(T0);
+    let (archive, ..) = snapshot(&mut js, &json!({"deliver_subject": INBOX}));
+    api(&mut js, "$JS.API.STREAM.DELETE.ORDERS", &Value::Null);
+    for cut in 0..archive.len() {
+        let (_, err) = restore(&mut js, &[&archive[..cut]]);
+        assert_eq!(code(&err), 10062, "cut at {cut}: {err}");
+        assert!(js.stream("ORDERS").is_none());
+    }
+    for at in 0..archive.len() {
+        let mut bad = archive.clone();
+        bad[at] ^= 0x01;
+        let (_, err) = restore(&mut js, &[&bad]);
+        assert_eq!(code(&err), 10062, "bit flipped at {at}: {err}");
+        assert!(js.stream("ORDERS").is_none());
+    }
+    let (_, done) = restore(&mut js, &[&archive]);
+    assert_eq!(done["state"]["messages"], 3, "{done}");
 }
