@@ -93,6 +93,9 @@ struct Meta {
 struct MetaIn {
     created: UnixNanos,
     config: StreamConfig,
+    /// A restore was writing this stream when the server stopped (see `snapshot`).
+    #[serde(default)]
+    restoring: bool,
 }
 
 /// Builds a reply to `to` with a JSON body.
@@ -138,6 +141,11 @@ impl JetStream {
                 tracing::warn!("JetStream: unreadable config of stream {name:?}, skipped");
                 continue;
             };
+            if m.restoring {
+                tracing::warn!("JetStream: restore of stream {name:?} was interrupted, removed");
+                js.factory.remove(&name);
+                continue;
+            }
             match js.factory.open(&m.config, store_config(&m.config)) {
                 Ok(store) => {
                     let mut consumers = BTreeMap::new();

@@ -27,7 +27,8 @@
 //! A restore writes into a store that is not yet a stream: only when the end frame arrived,
 //! every count matched and the stream's meta is saved does the stream appear; a damaged or
 //! truncated upload, or one past the account's or server's limits, is refused and its store
-//! removed.
+//! removed. A file stream being restored has a meta marked `restoring`, so a restart in the
+//! middle removes the partial files rather than leaving them to a later stream of that name.
 
 pub(crate) mod archive;
 mod restore;

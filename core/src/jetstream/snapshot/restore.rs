@@ -91,6 +91,18 @@ impl JetStream {
             .factory
             .open(&cfg, store_config(&cfg))
             .map_err(|e| store_error(&e))?;
+        if cfg.storage != "memory" {
+            // Marked as a restore under way: a restart in the middle removes it instead of
+            // leaving its files for a later stream of the same name to pick up.
+            let meta = json!({"created": now, "config": cfg, "restoring": true});
+            let saved = self
+                .factory
+                .save_meta(name, &serde_json::to_vec(&meta).unwrap_or_default());
+            if let Err(e) = saved {
+                self.factory.remove(name);
+                return Err(store_error(&e));
+            }
+        }
         let id = self.snap_id();
         let subject = format!("{RESTORE_PREFIX}{name}.{id}");
         self.snap.restores.push(RestoreJob {

@@ -449,3 +449,34 @@ fn every_cut_and_every_flipped_byte_is_refused() {
     let (_, done) = restore(&mut js, &[&archive]);
     assert_eq!(done["state"]["messages"], 3, "{done}");
 }
+
+#[test]
+fn a_restart_in_the_middle_of_a_restore_leaves_nothing_behind() {
+    let disk = MemDisk::new(12);
+    let mut js = js_on(&disk);
+    populate(&mut js);
+    let (archive, ..) = snapshot(&mut js, &small());
+    api(&mut js, "$JS.API.STREAM.DELETE.ORDERS", &Value::Null);
+    let v = api(
+        &mut js,
+        "$JS.API.STREAM.RESTORE.ORDERS",
+        &json!({"config": {"name": "ORDERS", "subjects": ["orders.>"]}}),
+    );
+    let subject = v["deliver_subject"].as_str().unwrap().to_owned();
+    let half = &archive[..archive.len() / 2];
+    let a = js.snapshot_msg(&subject, Some("_INBOX.c"), half, T0);
+    assert!(a[0].payload.is_empty());
+    drop(js);
+    // After the restart the half-written stream is gone, and a new stream of that name
+    // starts empty.
+    let mut js = js_on(&disk);
+    assert!(js.stream("ORDERS").is_none());
+    let v = api(
+        &mut js,
+        "$JS.API.STREAM.CREATE.ORDERS",
+        &json!({"name": "ORDERS", "subjects": ["orders.>"]}),
+    );
+    assert_eq!(code(&v), 0, "{v}");
+    assert_eq!(v["state"]["messages"], 0, "{v}");
+    assert_eq!(v["state"]["last_seq"], 0, "{v}");
+}
