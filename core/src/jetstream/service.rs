@@ -516,7 +516,7 @@ impl JetStream {
                     .chain([e.stream.next_ttl()])
                     .chain(e.consumers.values().map(Consumer::next_deadline))
             })
-            .chain([self.sourcing_deadline()])
+            .chain([self.sourcing_deadline(), self.snapshot_deadline()])
             .flatten()
             .min()
     }

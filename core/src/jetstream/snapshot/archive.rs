@@ -3,12 +3,14 @@
 //! ```text
 //! archive  "NJSSNAP1" | frame* (header, consumer*, message*, end)
 //! frame    0 kind u8   1 len u32 LE   5 body (len bytes)   5+len crc32c(bytes 0..5+len) u32 LE
+//! message  0 kind u8 (3)   1 record (its own length, sequence, time, subject, headers,
+//!          payload and CRC: one message record of the file store's blocks, `store::record`)
 //! ```
 //!
-//! The header and end frames and each consumer are JSON; a message frame's body is one
-//! message record of the file store's block format (its own length, sequence, time, subject,
-//! headers, payload and CRC: see `store::record`). The end frame counts what came before it,
-//! so an archive cut short anywhere, or with a frame missing, is refused as a whole.
+//! The header and end frames and each consumer are JSON. A message carries no second CRC:
+//! its record's covers all of it, and summing 8 MiB windows twice showed in snapshot times.
+//! The end frame counts what came before it, so an archive cut short anywhere, or with a
+//! frame missing, is refused as a whole.
 
 use serde::{Deserialize, Serialize};
 
@@ -83,9 +85,9 @@ pub(crate) fn write_consumer(out: &mut Vec<u8>, json: &[u8]) {
 
 /// Appends a message frame.
 pub(crate) fn write_msg(out: &mut Vec<u8>, m: &StoredMsg) {
-    let mut rec = Vec::with_capacity(record::RECORD_OVERHEAD + m.payload.len() + 64);
+    out.push(MSG);
     record::encode(
-        &mut rec,
+        out,
         Kind::Msg,
         m.seq,
         m.ts,
@@ -93,7 +95,6 @@ pub(crate) fn write_msg(out: &mut Vec<u8>, m: &StoredMsg) {
         &m.headers,
         &m.payload,
     );
-    frame(out, MSG, &rec);
 }
 
 /// Appends the end frame.
@@ -149,6 +150,9 @@ impl Reader {
         if b.len() < 5 {
             return Ok(None);
         }
+        if b[0] == MSG {
+            return self.next_msg();
+        }
         let mut l = [0u8; 4];
         l.copy_from_slice(&b[1..5]);
         let len = u32::from_le_bytes(l) as usize;
@@ -170,7 +174,6 @@ impl Reader {
                     .map_err(|e| format!("corrupt snapshot header: {e}"))?,
             )),
             CONSUMER => Frame::Consumer(body.to_vec()),
-            MSG => Frame::Msg(decode_msg(body)?),
             END => Frame::End(
                 serde_json::from_slice(body).map_err(|e| format!("corrupt snapshot end: {e}"))?,
             ),
@@ -178,6 +181,25 @@ impl Reader {
         };
         self.at += len + FRAME_OVERHEAD;
         Ok(Some(f))
+    }
+}
+
+impl Reader {
+    /// A message frame: the kind byte, then a record whose own length says where it ends.
+    fn next_msg(&mut self) -> Result<Option<Frame>, String> {
+        let b = &self.buf[self.at + 1..];
+        let mut l = [0u8; 4];
+        l.copy_from_slice(&b[..4]);
+        let len = u32::from_le_bytes(l) as usize;
+        if !(record::RECORD_OVERHEAD..=MAX_BODY).contains(&len) {
+            return Err(format!("corrupt snapshot: message record of {len} bytes"));
+        }
+        if b.len() < len {
+            return Ok(None);
+        }
+        let m = decode_msg(&b[..len])?;
+        self.at += 1 + len;
+        Ok(Some(Frame::Msg(m)))
     }
 }
 

@@ -52,6 +52,10 @@ const DEFAULT_CHUNK: usize = 128 * 1024;
 const DEFAULT_WINDOW: usize = 8 * 1024 * 1024;
 /// Go: defaultSnapshotAckTimeout — a receiver silent this long has gone.
 const ACK_TIMEOUT: UnixNanos = 5_000_000_000;
+/// Archive bytes one snapshot produces per worker turn: a window (8 MiB by default) is
+/// read and encoded over several turns, so publishes and API calls of the same account
+/// are not held up behind a whole window.
+const TURN_BUDGET: usize = 1 << 20;
 /// Prefix of the flow-control acks (Go: jsSnapshotAckT).
 pub(crate) const ACK_PREFIX: &str = "$JS.SNAPSHOT.ACK.";
 /// Prefix of the restore upload subjects (Go: jsRestoreDeliverT).
@@ -241,7 +245,8 @@ impl JetStream {
     /// Sends chunks up to the window. `Some(None)`: the archive is complete, `Some(Some(e))`:
     /// it failed with status line `e`.
     fn pump_one(&self, j: &mut SnapshotJob, out: &mut Vec<Delivery>) -> Option<Option<String>> {
-        while j.in_flight < j.window {
+        let mut budget = TURN_BUDGET;
+        while j.in_flight < j.window && budget > 0 {
             if let Err(e) = self.fill(j) {
                 return Some(Some(e));
             }
@@ -249,6 +254,7 @@ impl JetStream {
                 return j.body_done.then_some(None);
             }
             let n = j.chunk.min(j.buf.len());
+            budget = budget.saturating_sub(n);
             let rest = j.buf.split_off(n);
             let chunk = std::mem::replace(&mut j.buf, rest);
             j.index += 1;
@@ -371,6 +377,24 @@ impl JetStream {
             }
         }
         self.expire_restores(now);
+        // Windows left half sent by the turn budget go on.
+        out.extend(self.pump_snapshots(now));
         out
+    }
+
+    /// When the snapshots need [`JetStream::tick`]: at once while a window has room, else
+    /// when the oldest unacknowledged chunk times out.
+    pub(crate) fn snapshot_deadline(&self) -> Option<UnixNanos> {
+        self.snap
+            .snapshots
+            .iter()
+            .map(|j| {
+                if j.in_flight < j.window {
+                    0
+                } else {
+                    j.last_ack + ACK_TIMEOUT + 1
+                }
+            })
+            .min()
     }
 }

@@ -243,18 +243,18 @@ fn damaged_or_truncated_archives_are_refused_whole() {
     let (archive, ..) = snapshot(&mut js, &small());
     api(&mut js, "$JS.API.STREAM.DELETE.ORDERS", &Value::Null);
 
-    // One flipped bit in the middle: the chunk holding it is answered with the error.
+    // One flipped bit in the middle: the chunk holding it is answered with the error (or
+    // the end is, when the bit made a length longer).
     let mut bad = archive.clone();
     let mid = bad.len() / 2;
     bad[mid] ^= 0x10;
     let parts: Vec<&[u8]> = bad.chunks(512).collect();
-    let (answers, err) = restore(&mut js, &parts);
+    let (_, err) = restore(&mut js, &parts);
     assert_eq!(
         err["type"],
         "io.nats.jetstream.api.v1.stream_create_response"
     );
     assert_eq!(code(&err), 10062, "{err}");
-    assert!(answers.len() <= parts.len());
     assert!(js.stream("ORDERS").is_none(), "nothing half-restored");
 
     // Cut short: every chunk is taken, the end is refused.
