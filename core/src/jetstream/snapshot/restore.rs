@@ -11,7 +11,7 @@ use crate::jetstream::api::{err, rfc3339, ApiError, StreamConfig};
 use crate::jetstream::consumer::{Consumer, Delivery};
 use crate::jetstream::limits::{insufficient_resources, memory_exceeded, storage_exceeded};
 use crate::jetstream::service::{error_body, json_reply, Entry, JetStream};
-use crate::jetstream::store::UnixNanos;
+use crate::jetstream::store::{MemStore, StoreConfig, UnixNanos};
 use crate::jetstream::stream::{check_config, store_config, store_error, validate_name, Stream};
 
 /// Go: processStreamRestore's activity interval — an upload silent this long is dropped.
@@ -303,13 +303,13 @@ impl JetStream {
         }
         let bytes = job.reader.total;
         let start = job.start;
-        self.streams.insert(
-            name.clone(),
-            Entry {
-                stream: job.stream,
-                consumers,
-            },
-        );
+        // A fresh stream over the filled store: what it derives from its messages (the TTL
+        // index) was built when the store was still empty.
+        let empty = Box::new(MemStore::new(StoreConfig::default()));
+        let store = std::mem::replace(&mut job.stream.store, empty);
+        let stream = Stream::new(job.stream.config.clone(), store, job.stream.created);
+        self.streams
+            .insert(name.clone(), Entry { stream, consumers });
         let durables: Vec<String> = self.streams[&name].consumers.keys().cloned().collect();
         for c in durables {
             if let Err(e) = self.save_consumer(&name, &c) {

@@ -480,3 +480,37 @@ fn a_restart_in_the_middle_of_a_restore_leaves_nothing_behind() {
     assert_eq!(v["state"]["messages"], 0, "{v}");
     assert_eq!(v["state"]["last_seq"], 0, "{v}");
 }
+
+#[test]
+fn restored_messages_keep_their_ttl() {
+    let mut js = js_on(&MemDisk::new(14));
+    let v = api(
+        &mut js,
+        "$JS.API.STREAM.CREATE.ORDERS",
+        &json!({"name": "ORDERS", "subjects": ["orders.>"], "allow_msg_ttl": true}),
+    );
+    assert_eq!(code(&v), 0, "{v}");
+    js.publish(
+        "orders.a",
+        None,
+        b"NATS/1.0\r\nNats-TTL: 2s\r\n\r\n",
+        b"short",
+        T0,
+    );
+    js.publish("orders.b", None, b"", b"long", T0);
+    js.commit(T0);
+    let (archive, ..) = snapshot(&mut js, &json!({"deliver_subject": INBOX}));
+    api(&mut js, "$JS.API.STREAM.DELETE.ORDERS", &Value::Null);
+    let v = api(
+        &mut js,
+        "$JS.API.STREAM.RESTORE.ORDERS",
+        &json!({"config": {"name": "ORDERS", "subjects": ["orders.>"], "allow_msg_ttl": true}}),
+    );
+    let subject = v["deliver_subject"].as_str().unwrap().to_owned();
+    js.snapshot_msg(&subject, Some("_INBOX.c"), &archive, T0);
+    let done = js.snapshot_msg(&subject, Some("_INBOX.c"), b"", T0);
+    assert_eq!(body(&done[0])["state"]["messages"], 2);
+    js.tick(T0 + 3 * SEC);
+    let left: Vec<String> = msgs(&js).into_iter().map(|m| m.subject).collect();
+    assert_eq!(left, ["orders.b"]);
+}
