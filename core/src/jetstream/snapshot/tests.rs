@@ -514,3 +514,20 @@ fn restored_messages_keep_their_ttl() {
     let left: Vec<String> = msgs(&js).into_iter().map(|m| m.subject).collect();
     assert_eq!(left, ["orders.b"]);
 }
+
+#[test]
+fn deleting_the_stream_ends_its_snapshot_with_500() {
+    let mut js = js_on(&MemDisk::new(15));
+    populate(&mut js);
+    let out = call(&mut js, "$JS.API.STREAM.SNAPSHOT.ORDERS", &small(), T0);
+    let first = out.iter().find(|d| d.subject == INBOX).unwrap();
+    let ack = first.reply.clone().unwrap();
+    api(&mut js, "$JS.API.STREAM.DELETE.ORDERS", &Value::Null);
+    let out = js.snapshot_msg(&ack, None, b"", T0);
+    let end: Vec<&Delivery> = out.iter().filter(|d| d.subject == INBOX).collect();
+    assert_eq!(end.len(), 1, "{end:?}");
+    assert!(end[0].payload.is_empty() && end[0].reply.is_none());
+    assert_eq!(end[0].headers, b"NATS/1.0 500 stream deleted\r\n\r\n");
+    // Nothing is left running: later ticks send nothing.
+    assert!(js.tick(T0 + 10 * SEC).iter().all(|d| d.subject != INBOX));
+}
