@@ -67,7 +67,13 @@ impl JetStream {
     }
 
     /// `{"type", "id", "timestamp", …fields, "domain"?}` on `subject`.
-    fn event(&mut self, subject: String, ty: &str, now: UnixNanos, fields: Value) -> Delivery {
+    pub(crate) fn event(
+        &mut self,
+        subject: String,
+        ty: &str,
+        now: UnixNanos,
+        fields: Value,
+    ) -> Delivery {
         let mut m = Map::new();
         m.insert("type".to_owned(), json!(ty));
         m.insert("id".to_owned(), json!(self.event_id()));

@@ -124,6 +124,10 @@ impl JetStream {
         let audit = self.api_audit(subj, payload, &out[0].payload, None, now);
         out.append(&mut self.advisories);
         out.push(audit);
+        // A snapshot's first window of chunks follows its reply.
+        if let ["STREAM", "SNAPSHOT", _] = t.as_slice() {
+            out.extend(self.pump_snapshots(now));
+        }
         // A new push consumer starts delivering right away.
         if let ["CONSUMER", "CREATE" | "DURABLE", ..] = t.as_slice() {
             let stream = if t[1] == "DURABLE" {
@@ -159,6 +163,10 @@ impl JetStream {
                     .map(|()| json!({"success": true})),
             ),
             ["STREAM", "PURGE", name] => ("stream_purge", self.api_purge(name, payload)),
+            ["STREAM", "SNAPSHOT", name] => {
+                ("stream_snapshot", self.api_snapshot(name, payload, now))
+            }
+            ["STREAM", "RESTORE", name] => ("stream_restore", self.api_restore(name, payload, now)),
             ["STREAM", "NAMES"] => ("stream_names", self.api_stream_names(payload)),
             ["STREAM", "LIST"] => ("stream_list", self.api_stream_list(payload, now)),
             ["STREAM", "MSG", "GET", name] => ("stream_msg_get", self.api_msg_get(name, payload)),

@@ -49,7 +49,7 @@ struct PendingAck {
 /// A JetStream instance.
 pub struct JetStream {
     pub(crate) settings: JsSettings,
-    factory: Box<dyn StoreFactory>,
+    pub(crate) factory: Box<dyn StoreFactory>,
     pub(crate) streams: BTreeMap<String, Entry>,
     acks: Vec<PendingAck>,
     /// Streams written to since the last commit.
@@ -71,6 +71,8 @@ pub struct JetStream {
     pub(crate) events: SplitMix64,
     /// Advisories raised by the current API call, sent after its reply.
     pub(crate) advisories: Vec<Delivery>,
+    /// Snapshots being sent and restores being received.
+    pub(crate) snap: super::snapshot::Jobs,
 }
 
 impl std::fmt::Debug for JetStream {
@@ -91,6 +93,9 @@ struct Meta {
 struct MetaIn {
     created: UnixNanos,
     config: StreamConfig,
+    /// A restore was writing this stream when the server stopped (see `snapshot`).
+    #[serde(default)]
+    restoring: bool,
 }
 
 /// Builds a reply to `to` with a JSON body.
@@ -129,12 +134,18 @@ impl JetStream {
             others: ServerUsage::default(),
             events: SplitMix64::new(seed ^ 0x6a73_6576_656e_7473),
             advisories: Vec::new(),
+            snap: super::snapshot::Jobs::default(),
         };
         for (name, bytes) in metas {
             let Ok(m) = serde_json::from_slice::<MetaIn>(&bytes) else {
                 tracing::warn!("JetStream: unreadable config of stream {name:?}, skipped");
                 continue;
             };
+            if m.restoring {
+                tracing::warn!("JetStream: restore of stream {name:?} was interrupted, removed");
+                js.factory.remove(&name);
+                continue;
+            }
             match js.factory.open(&m.config, store_config(&m.config)) {
                 Ok(store) => {
                     let mut consumers = BTreeMap::new();
@@ -481,6 +492,7 @@ impl JetStream {
             }
         }
         out.extend(self.consumer_advisories(now));
+        out.extend(self.snapshot_tick(now));
         out
     }
 
@@ -504,7 +516,7 @@ impl JetStream {
                     .chain([e.stream.next_ttl()])
                     .chain(e.consumers.values().map(Consumer::next_deadline))
             })
-            .chain([self.sourcing_deadline()])
+            .chain([self.sourcing_deadline(), self.snapshot_deadline()])
             .flatten()
             .min()
     }
@@ -638,6 +650,9 @@ impl JetStream {
         let cfg = check_config(cfg)?;
         self.check_sourcing(&cfg)?;
         self.check_stream_bytes(&cfg)?;
+        if self.snap.restoring(&cfg.name) {
+            return Err(err::stream_name_exist());
+        }
         if let Some(e) = self.streams.get(&cfg.name) {
             return if e.stream.config == cfg {
                 Ok(false)

@@ -199,8 +199,9 @@ pub(super) fn answer_from_sink(acc: &Arc<Account>, reply: &[u8], body: &[u8]) {
     pending.flush();
 }
 
-/// What a JetStream account's sink listens to.
-const API_SUBJECTS: [&str; 2] = ["$JS.API.>", "$JS.ACK.>"];
+/// What each JetStream account subscribes to besides its streams (`$JS.SNAPSHOT.>`: snapshot
+/// flow-control acks and restore uploads).
+const API_SUBJECTS: [&str; 3] = ["$JS.API.>", "$JS.ACK.>", "$JS.SNAPSHOT.>"];
 
 /// Opens accounts' JetStreams, at start and when a reload gives an account JetStream.
 struct Opener {

@@ -351,6 +351,10 @@ impl Dispatch for JetStream {
             (self.api(subject, reply, payload, now), true)
         } else if subject.starts_with("$JS.ACK.") {
             (self.ack(subject, reply, payload, now), false)
+        } else if subject.starts_with("$JS.SNAPSHOT.") {
+            // A restore's empty last chunk adds a stream: reconcile its subjects.
+            let restore = subject.starts_with("$JS.SNAPSHOT.RESTORE.") && payload.is_empty();
+            (self.snapshot_msg(subject, reply, payload, now), restore)
         } else {
             (self.publish(subject, reply, headers, payload, now), false)
         }

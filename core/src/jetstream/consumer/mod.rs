@@ -19,6 +19,8 @@ pub mod config;
 mod pace;
 mod priority;
 mod pull;
+mod snap;
+pub(crate) use snap::ConsumerSnap;
 #[cfg(test)]
 mod tests;
 

@@ -24,13 +24,13 @@
 //! a damaged record is skipped and counted, never returned and never silently forgotten; loading
 //! a sequence known to be lost answers [`StoreError::Corrupt`].
 
-mod crc;
+pub(crate) mod crc;
 pub mod disk;
 mod engine;
 mod filestore;
 mod index;
 mod memdisk;
-mod record;
+pub(crate) mod record;
 mod recovery;
 
 use std::collections::BTreeMap;
