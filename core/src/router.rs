@@ -372,6 +372,9 @@ pub struct Publisher<'a> {
     pub pending: &'a mut PendingFlush,
     /// The publisher's match cache for its own account, if it keeps one.
     pub cache: Option<&'a mut MatchCache>,
+    /// The subjects are mostly seen once (replies to unique inboxes): match without filling
+    /// the account's shared cache.
+    pub transient: bool,
 }
 
 impl Publisher<'_> {
@@ -384,6 +387,7 @@ impl Publisher<'_> {
             now: self.now,
             pending: self.pending,
             cache: None,
+            transient: self.transient,
         }
     }
 }
@@ -506,7 +510,11 @@ pub fn deliver_as(
     to: &[u8],
     m: &Message<'_>,
 ) -> usize {
-    let result = account.sublist.matches(to);
+    let result = if p.transient {
+        account.sublist.matches_transient(to)
+    } else {
+        account.sublist.matches(to)
+    };
     let mut delivered = 0;
     let mut tpl = MsgTemplate::default();
     for sub in &result.psubs {
@@ -601,6 +609,7 @@ fn route(
     }
     let result = match (&mut p.cache, depth) {
         (Some(cache), 0) => cache.lookup(account, m.subject),
+        _ if p.transient => account.sublist.matches_transient(m.subject),
         _ => account.sublist.matches(m.subject),
     };
     let mut delivered = 0;

@@ -269,6 +269,7 @@ fn publish_one(
         now: ctx.now,
         pending: &mut ctx.pending,
         cache: Some(&mut ctx.cache),
+        transient: false,
     };
     router::publish(acc, &mut p, m);
 }

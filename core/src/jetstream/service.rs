@@ -2,6 +2,7 @@
 //! commit. Pure: requests and time come in, [`Delivery`] values go out.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -105,6 +106,28 @@ pub(crate) fn json_reply(to: &str, v: &Value) -> Delivery {
         reply: None,
         headers: Vec::new(),
         payload: serde_json::to_vec(v).unwrap_or_default(),
+        shown_subject: None,
+    }
+}
+
+/// A PubAck, `{"stream":…,"seq":…[,"domain":…]}` in nats-server's field order. Written
+/// directly rather than through a JSON tree: every stored message gets one.
+fn pub_ack(reply: String, stream: &str, seq: u64, domain: Option<&str>) -> Delivery {
+    let mut p = Vec::with_capacity(40 + stream.len());
+    p.extend_from_slice(b"{\"stream\":");
+    // Writing to a Vec cannot fail, and a str always serializes.
+    let _ = serde_json::to_writer(&mut p, stream);
+    let _ = write!(p, ",\"seq\":{seq}");
+    if let Some(d) = domain {
+        p.extend_from_slice(b",\"domain\":");
+        let _ = serde_json::to_writer(&mut p, d);
+    }
+    p.push(b'}');
+    Delivery {
+        subject: reply,
+        reply: None,
+        headers: Vec::new(),
+        payload: p,
         shown_subject: None,
     }
 }
@@ -410,11 +433,7 @@ impl JetStream {
                 },
             };
             if through >= a.seq {
-                let mut v = json!({"stream": a.stream, "seq": a.seq});
-                if let Some(d) = &domain {
-                    v["domain"] = json!(d);
-                }
-                out.push(json_reply(&a.reply, &v));
+                out.push(pub_ack(a.reply, &a.stream, a.seq, domain.as_deref()));
             } else {
                 keep.push(a);
             }

@@ -337,6 +337,27 @@ impl<T: Clone + PartialEq> Sublist<T> {
         result
     }
 
+    /// Like [`Sublist::matches`], but a miss does not fill the cache: for subjects published
+    /// once (a reply to a unique inbox), where caching would evict useful entries.
+    pub fn matches_transient(&self, subject: &[u8]) -> Arc<SublistResult<T>> {
+        self.matches.fetch_add(1, Ordering::Relaxed);
+        if let Some(cache) = &self.cache {
+            if let Some(e) = read(cache).map.get(subject) {
+                self.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return Arc::clone(&e.result);
+            }
+        }
+        if !is_match_subject(subject) {
+            return Arc::clone(&self.empty);
+        }
+        let result = Self::collect_matches(&read(&self.trie).root, subject);
+        if result.is_empty() {
+            Arc::clone(&self.empty)
+        } else {
+            Arc::new(result)
+        }
+    }
+
     fn collect_matches(root: &Level<T>, subject: &[u8]) -> SublistResult<T> {
         let mut psubs: Vec<&Entry<T>> = Vec::new();
         let mut groups: Vec<(&Bytes, Vec<&Entry<T>>)> = Vec::new();

@@ -187,6 +187,8 @@ pub(super) fn answer_from_sink(acc: &Arc<Account>, reply: &[u8], body: &[u8]) {
         now: crate::transport::now(),
         pending: &mut pending,
         cache: None,
+        // A reply to a one-off inbox.
+        transient: true,
     };
     let answer = Message {
         subject: reply,

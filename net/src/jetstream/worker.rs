@@ -75,6 +75,8 @@ pub(super) struct Worker {
     /// Something changed since the `/jsz` detail was last built, and when that was.
     detail_dirty: bool,
     detail_at: SystemTime,
+    /// The deliveries of one round, kept for its capacity.
+    out: Vec<Tagged>,
 }
 
 impl Worker {
@@ -97,6 +99,7 @@ impl Worker {
             next_sync: now,
             detail_dirty: true,
             detail_at: now,
+            out: Vec::new(),
         }
     }
 
@@ -131,7 +134,8 @@ impl Worker {
                 Ok(None) => (None, true),
                 Err(_) => (None, false),
             };
-            let mut out: Vec<(String, Delivery)> = Vec::new();
+            // Reused from the last round: a batch of acks is hundreds of entries.
+            let mut out = std::mem::take(&mut self.out);
             let mut stop = closed || self.stopping.load(Ordering::Acquire);
             let mut api_called = false;
             // Input (even a publish nobody acks) or output: the `/jsz` detail is stale.
@@ -172,7 +176,8 @@ impl Worker {
             }
             xacct::pull(&mut self.accounts, now, full_sync, &mut out);
             self.detail_dirty |= !out.is_empty();
-            self.emit(&out);
+            self.emit(&mut out);
+            self.out = out;
             if stop {
                 return;
             }
@@ -196,12 +201,7 @@ impl Worker {
 
     /// Handles one input; false to stop. Sets `api_called` for a `$JS.API` request that may
     /// change streams or consumers.
-    fn handle(
-        &mut self,
-        i: Input,
-        out: &mut Vec<(String, Delivery)>,
-        api_called: &mut bool,
-    ) -> bool {
+    fn handle(&mut self, i: Input, out: &mut Vec<Tagged>, api_called: &mut bool) -> bool {
         let i = match i {
             Input::Account(c) => {
                 self.change_account(c);
@@ -240,7 +240,8 @@ impl Worker {
         true
     }
 
-    fn emit(&mut self, out: &[(String, Delivery)]) {
+    /// Publishes (and drains) `out` into the accounts.
+    fn emit(&mut self, out: &mut Vec<Tagged>) {
         if out.is_empty() {
             return;
         }
@@ -251,23 +252,28 @@ impl Worker {
             now: crate::transport::now(),
             pending: &mut pending,
             cache: None,
+            // PubAcks and pull replies go to one-off inboxes: caching them would only evict
+            // the clients' useful entries (and take the cache's write lock per message).
+            transient: true,
         };
-        for (account, d) in out {
-            let Some(a) = self.accounts.get(account) else {
+        for (account, ds) in out.drain(..) {
+            let Some(a) = self.accounts.get(&account) else {
                 continue;
             };
-            let payload = Bytes::copy_from_slice(&d.payload);
-            let m = Message {
-                subject: d.shown_subject.as_deref().unwrap_or(&d.subject).as_bytes(),
-                reply: d.reply.as_deref().map(str::as_bytes),
-                headers: (!d.headers.is_empty()).then_some(d.headers.as_slice()),
-                payload: &payload,
-                shared: Some(&payload),
-            };
-            if d.shown_subject.is_some() {
-                router::deliver_as(&a.acc, &mut p, d.subject.as_bytes(), &m);
-            } else {
-                router::publish(&a.acc, &mut p, &m);
+            for mut d in ds {
+                let payload = Bytes::from(std::mem::take(&mut d.payload));
+                let m = Message {
+                    subject: d.shown_subject.as_deref().unwrap_or(&d.subject).as_bytes(),
+                    reply: d.reply.as_deref().map(str::as_bytes),
+                    headers: (!d.headers.is_empty()).then_some(d.headers.as_slice()),
+                    payload: &payload,
+                    shared: Some(&payload),
+                };
+                if d.shown_subject.is_some() {
+                    router::deliver_as(&a.acc, &mut p, d.subject.as_bytes(), &m);
+                } else {
+                    router::publish(&a.acc, &mut p, &m);
+                }
             }
         }
         pending.flush();
@@ -321,8 +327,14 @@ impl Worker {
     }
 }
 
-fn tag(out: &mut Vec<(String, Delivery)>, account: &str, ds: Vec<Delivery>) {
-    out.extend(ds.into_iter().map(|d| (account.to_owned(), d)));
+/// Deliveries for one account, in order.
+type Tagged = (String, Vec<Delivery>);
+
+/// Queues `ds` for `account`: one entry per call, not per delivery.
+fn tag(out: &mut Vec<Tagged>, account: &str, ds: Vec<Delivery>) {
+    if !ds.is_empty() {
+        out.push((account.to_owned(), ds));
+    }
 }
 
 /// Routes one message to the API, the ack handler or the streams.

@@ -235,6 +235,7 @@ fn deliver(srv: &Shared, handle: &RouteHandle, ctx: &mut DeliverCtx, msg: &Route
         now: now(),
         pending: &mut ctx.pending,
         cache: Some(&mut ctx.cache),
+        transient: false,
     };
     router::deliver_routed(&acc, &mut p, &m, &msg.queues);
 }

@@ -138,6 +138,7 @@ pub(crate) fn publish(srv: &Shared, acc: &Arc<Account>, subject: &[u8], payload:
         now: crate::transport::now(),
         pending: &mut pending,
         cache: None,
+        transient: false,
     };
     let m = Message {
         subject,

@@ -175,7 +175,7 @@ fn round_trip_keeps_messages_sequences_and_the_durables_state() {
     let cinfo = api(&mut js, "$JS.API.CONSUMER.INFO.ORDERS.worker", &Value::Null);
     let (archive, chunks, max_out, end) = snapshot(&mut js, &small());
     assert!(end.headers.is_empty(), "a clean end has no status");
-    assert!(chunks > 4, "{chunks} chunks");
+    assert!(chunks > 2, "{chunks} chunks: more than one window");
     assert_eq!(max_out, 2, "window of 2048 bytes / 1024-byte chunks");
     assert!(archive.starts_with(b"NJSSNAP1"));
 

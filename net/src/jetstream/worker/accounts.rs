@@ -25,7 +25,7 @@ impl Worker {
                 // What it stored is synced and acknowledged before it lets go.
                 let mut out = Vec::new();
                 tag(&mut out, &name, a.js.commit(now));
-                self.emit(&out);
+                self.emit(&mut out);
                 let Some(a) = self.accounts.remove(&name) else {
                     return;
                 };

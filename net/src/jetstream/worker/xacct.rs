@@ -4,10 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use natsd_core::jetstream::consumer::Delivery;
 use natsd_core::jetstream::sourcing::external::{resolve, Origin, Route};
 
-use super::{tag, AccountJs};
+use super::{tag, AccountJs, Tagged};
 
 /// Rounds per pass: a copy may feed another account's source in the same pass.
 const ROUNDS: usize = 4;
@@ -17,7 +16,7 @@ pub(super) fn pull(
     accounts: &mut BTreeMap<String, AccountJs>,
     now: u64,
     sync: bool,
-    out: &mut Vec<(String, Delivery)>,
+    out: &mut Vec<Tagged>,
 ) {
     for _ in 0..ROUNDS {
         let names: Vec<String> = accounts
