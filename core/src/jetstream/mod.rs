@@ -28,4 +28,6 @@ pub mod transform;
 pub mod ttl;
 
 #[cfg(test)]
+mod pipeline_tests;
+#[cfg(test)]
 mod tests;

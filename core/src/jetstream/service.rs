@@ -14,7 +14,7 @@ use super::factory::StoreFactory;
 use super::limits::{
     account_resources_exceeded, insufficient_resources, AccountLimits, ServerUsage,
 };
-use super::store::{StreamStore, UnixNanos};
+use super::store::{DiskError, StreamStore, SyncJob, UnixNanos};
 use super::stream::{check_config, store_config, store_error, Stream};
 use crate::rng::SplitMix64;
 use crate::subject;
@@ -108,6 +108,49 @@ pub(crate) fn json_reply(to: &str, v: &Value) -> Delivery {
         payload: serde_json::to_vec(v).unwrap_or_default(),
         shown_subject: None,
     }
+}
+
+/// Hands what a commit made durable to the stream's consumers.
+fn pump(e: &mut Entry, now: UnixNanos, out: &mut Vec<Delivery>) {
+    let Entry { stream, consumers } = e;
+    for c in consumers.values_mut() {
+        out.extend(c.pump(stream.store.as_ref(), now).into_iter().map(|d| d.0));
+    }
+}
+
+/// The fsyncs of one [`JetStream::commit_begin`], to run off the JetStream thread.
+#[derive(Default)]
+#[must_use = "a begun commit must be run and finished, or its acks never go out"]
+pub struct CommitJobs {
+    jobs: Vec<SyncJob>,
+    /// Per stream: its name, the sequence the sync makes durable, and how many jobs are its.
+    streams: Vec<(String, u64, usize)>,
+}
+
+impl std::fmt::Debug for CommitJobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommitJobs")
+            .field("jobs", &self.jobs.len())
+            .field("streams", &self.streams)
+            .finish()
+    }
+}
+
+impl CommitJobs {
+    /// Runs every fsync, blocking; the outcome goes to [`JetStream::commit_finish`].
+    pub fn run(self) -> CommitDone {
+        CommitDone {
+            results: self.jobs.into_iter().map(|job| job()).collect(),
+            streams: self.streams,
+        }
+    }
+}
+
+/// What [`CommitJobs::run`] found.
+#[derive(Debug)]
+pub struct CommitDone {
+    results: Vec<Result<(), DiskError>>,
+    streams: Vec<(String, u64, usize)>,
 }
 
 /// A PubAck, `{"stream":…,"seq":…[,"domain":…]}` in nats-server's field order. Written
@@ -379,8 +422,30 @@ impl JetStream {
     }
 
     fn commit_inner(&mut self, now: UnixNanos, sync: bool) -> Vec<Delivery> {
+        let names = self.names_to_commit(sync);
+        if sync {
+            self.save_moved_consumers();
+        }
         let mut out = Vec::new();
         let mut synced: BTreeMap<String, Result<u64, ApiError>> = BTreeMap::new();
+        for name in names {
+            if let Some(e) = self.streams.get_mut(&name) {
+                let r = if sync {
+                    e.stream.store.sync().map_err(|x| store_error(&x))
+                } else {
+                    Ok(e.stream.store.state().last_seq)
+                };
+                synced.insert(name.clone(), r);
+                pump(e, now, &mut out);
+            }
+        }
+        self.release_acks(&synced, &mut out);
+        out
+    }
+
+    /// The streams a commit covers: those written since the last one, and with a real sync
+    /// also those acknowledged unsynced meanwhile (`sync_interval` mode).
+    fn names_to_commit(&mut self, sync: bool) -> Vec<String> {
         let mut names = std::mem::take(&mut self.dirty);
         if sync {
             for n in std::mem::take(&mut self.unsynced) {
@@ -395,23 +460,81 @@ impl JetStream {
                 }
             }
         }
-        if sync {
-            self.save_moved_consumers();
-        }
+        names
+    }
+
+    /// Group commit with the fsyncs on another thread (pipelining: this thread goes on
+    /// storing the next batch while the disk works). Streams whose store syncs at once
+    /// (memory, or a disk without deferred syncs) are committed here exactly as by
+    /// [`JetStream::commit`]; the others' acks and consumer deliveries wait for
+    /// [`JetStream::commit_finish`] with the outcome of [`CommitJobs::run`]. At most one
+    /// batch may be in flight: begin the next only after finishing this one.
+    pub fn commit_begin(&mut self, now: UnixNanos) -> (Vec<Delivery>, Option<CommitJobs>) {
+        let names = self.names_to_commit(true);
+        self.save_moved_consumers();
+        let mut out = Vec::new();
+        let mut synced: BTreeMap<String, Result<u64, ApiError>> = BTreeMap::new();
+        let mut batch = CommitJobs::default();
         for name in names {
-            if let Some(e) = self.streams.get_mut(&name) {
-                let r = if sync {
-                    e.stream.store.sync().map_err(|x| store_error(&x))
-                } else {
-                    Ok(e.stream.store.state().last_seq)
-                };
-                synced.insert(name.clone(), r);
-                let Entry { stream, consumers } = e;
-                for c in consumers.values_mut() {
-                    out.extend(c.pump(stream.store.as_ref(), now).into_iter().map(|d| d.0));
+            let Some(e) = self.streams.get_mut(&name) else {
+                continue;
+            };
+            match e.stream.store.begin_sync() {
+                Ok((through, jobs)) if !jobs.is_empty() => {
+                    batch.streams.push((name, through, jobs.len()));
+                    batch.jobs.extend(jobs);
+                }
+                r => {
+                    synced.insert(name, r.map(|(t, _)| t).map_err(|x| store_error(&x)));
+                    pump(e, now, &mut out);
                 }
             }
         }
+        self.release_acks(&synced, &mut out);
+        let (copies, _) = self.pull_sources(now, true);
+        out.extend(copies);
+        (out, (!batch.jobs.is_empty()).then_some(batch))
+    }
+
+    /// Completes a [`JetStream::commit_begin`]: the streams it synced acknowledge what the
+    /// sync covered and hand it to their consumers; a failed fsync answers their publishes
+    /// with the error (and the store stays frozen).
+    pub fn commit_finish(&mut self, now: UnixNanos, done: CommitDone) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        let mut synced: BTreeMap<String, Result<u64, ApiError>> = BTreeMap::new();
+        let mut results = done.results.into_iter();
+        for (name, through, n) in done.streams {
+            let mut outcome = Ok(());
+            for r in results.by_ref().take(n) {
+                if outcome.is_ok() {
+                    outcome = r;
+                }
+            }
+            // A stream deleted meanwhile: its publishes were answered by the deletion.
+            let Some(e) = self.streams.get_mut(&name) else {
+                continue;
+            };
+            let r = e
+                .stream
+                .store
+                .finish_sync(through, outcome)
+                .map_err(|x| store_error(&x));
+            synced.insert(name, r);
+            pump(e, now, &mut out);
+        }
+        self.release_acks(&synced, &mut out);
+        let (copies, _) = self.pull_sources(now, true);
+        out.extend(copies);
+        out
+    }
+
+    /// Acknowledges the publishes a sync covered (`synced` by stream; a stream not in it is
+    /// judged by what its store says is durable), answers errors, keeps the rest waiting.
+    fn release_acks(
+        &mut self,
+        synced: &BTreeMap<String, Result<u64, ApiError>>,
+        out: &mut Vec<Delivery>,
+    ) {
         let domain = self.settings.domain.clone();
         let mut keep = Vec::new();
         for a in std::mem::take(&mut self.acks) {
@@ -439,7 +562,6 @@ impl JetStream {
             }
         }
         self.acks = keep;
-        out
     }
 
     /// Records the durable consumers whose ack floor moved (once per group commit).
@@ -480,6 +602,11 @@ impl JetStream {
     pub(crate) fn forget_consumer(&mut self, stream: &str, name: &str) {
         self.moved.retain(|(s, n)| s != stream || n != name);
         self.factory.remove_consumer(stream, name);
+    }
+
+    /// Was anything stored since the last commit began?
+    pub fn has_uncommitted(&self) -> bool {
+        !self.dirty.is_empty()
     }
 
     /// Are publishes waiting for a sync?

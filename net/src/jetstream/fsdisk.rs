@@ -30,7 +30,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use natsd_core::jetstream::store::{Disk, DiskError};
+use natsd_core::jetstream::store::{Disk, DiskError, SyncJob};
 use rustix::fs::{fallocate, FallocateFlags};
 use rustix::io::Errno;
 
@@ -281,6 +281,19 @@ impl Disk for FsDisk {
         })
     }
 
+    fn sync_later(&mut self, path: &str) -> Result<Option<SyncJob>, DiskError> {
+        // The OS gets every byte now; the fsync runs on a second handle to the same file,
+        // on whichever thread runs the job.
+        let file = self.with_file(path, |h| {
+            h.flush()?;
+            h.file.try_clone()
+        })?;
+        let path = path.to_owned();
+        Ok(Some(Box::new(move || {
+            file.sync_data().map_err(|e| map(&e, &path))
+        })))
+    }
+
     fn truncate(&mut self, path: &str, len: u64) -> Result<(), DiskError> {
         self.with_file(path, |h| {
             h.flush()?;
@@ -346,7 +359,9 @@ mod tests {
             let mut d = FsDisk::new(dir.clone(), buffered);
             d.create("a/b.blk").unwrap();
             assert_eq!(d.append("a/b.blk", b"hello").unwrap(), 0);
+            let job = d.sync_later("a/b.blk").unwrap().expect("a deferred fsync");
             assert_eq!(d.append("a/b.blk", b" world").unwrap(), 5);
+            std::thread::spawn(job).join().unwrap().unwrap();
             d.sync("a/b.blk").unwrap();
             assert_eq!(d.read_at("a/b.blk", 6, 5).unwrap(), b"world");
             assert_eq!(d.len("a/b.blk").unwrap(), 11);

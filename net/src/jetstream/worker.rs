@@ -20,6 +20,7 @@ use super::{subscribe, usage, Input, JsStats};
 use crate::server::{lock, unix_nanos, Shared};
 
 mod accounts;
+mod pipeline;
 mod xacct;
 
 /// Most messages handled before one group commit.
@@ -77,6 +78,10 @@ pub(super) struct Worker {
     detail_at: SystemTime,
     /// The deliveries of one round, kept for its capacity.
     out: Vec<Tagged>,
+    /// Runs pipelined fsyncs; started by the first commit that has any.
+    syncer: Option<pipeline::SyncThread>,
+    /// A commit's fsyncs are running: the next commit begins when they are done.
+    in_flight: bool,
 }
 
 impl Worker {
@@ -100,6 +105,8 @@ impl Worker {
             detail_dirty: true,
             detail_at: now,
             out: Vec::new(),
+            syncer: None,
+            in_flight: false,
         }
     }
 
@@ -119,8 +126,95 @@ impl Worker {
             if a.waiting_push {
                 wait = wait.min(Duration::from_millis(2));
             }
+            // Written to (by sourcing) after the last commit began: commit it now.
+            if !self.in_flight && a.js.has_uncommitted() {
+                return Duration::ZERO;
+            }
         }
         wait.max(Duration::from_millis(1))
+    }
+
+    /// The next input, or the outcome of the fsyncs in flight, or neither by `wait`.
+    async fn next_event(&mut self, wait: Duration) -> Event {
+        let syncing = self.in_flight;
+        let done = self.syncer.as_mut().map(|s| &mut s.done);
+        tokio::select! {
+            biased;
+            d = async {
+                match done {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            }, if syncing => Event::Synced(d),
+            r = tokio::time::timeout(wait, self.rx.recv()) => match r {
+                Ok(Some(i)) => Event::Input(i),
+                Ok(None) => Event::Closed,
+                Err(_) => Event::Timeout,
+            },
+        }
+    }
+
+    /// Commits every account: pipelined (begin now, finish when the fsyncs are done) with
+    /// the default policy, inline at a stop or with `sync_interval`.
+    fn commit_all(&mut self, now: u64, stop: bool, out: &mut Vec<Tagged>) -> bool {
+        let pipelined = self.sync == SyncPolicy::Always && !stop;
+        let full_sync = !pipelined && self.sync_due(stop);
+        let mut batch = pipeline::Batch::new();
+        for a in self.accounts.values_mut() {
+            let d = if pipelined {
+                if self.in_flight {
+                    Vec::new()
+                } else {
+                    let (d, jobs) = a.js.commit_begin(now);
+                    if let Some(jobs) = jobs {
+                        batch.push((a.name.clone(), jobs));
+                    }
+                    d
+                }
+            } else if full_sync {
+                a.js.commit(now)
+            } else {
+                a.js.commit_unsynced(now)
+            };
+            tag(out, &a.name, d);
+        }
+        if !batch.is_empty() {
+            self.start_syncs(batch, now, out);
+        }
+        full_sync || pipelined
+    }
+
+    /// Hands a batch of fsyncs to the sync thread (starting it if needed), or runs them
+    /// here if it cannot be had.
+    fn start_syncs(&mut self, batch: pipeline::Batch, now: u64, out: &mut Vec<Tagged>) {
+        if self.syncer.is_none() {
+            match pipeline::SyncThread::spawn() {
+                Ok(t) => self.syncer = Some(t),
+                Err(e) => tracing::warn!("JetStream: no sync thread ({e}), syncing inline"),
+            }
+        }
+        let batch = match self.syncer.as_ref().map(|t| t.send(batch)) {
+            Some(Ok(())) => {
+                self.in_flight = true;
+                return;
+            }
+            Some(Err(batch)) => {
+                self.syncer = None;
+                batch
+            }
+            None => return,
+        };
+        self.finish_syncs(pipeline::run_inline(batch), now, out);
+    }
+
+    /// The fsyncs of the batch in flight are done: acknowledge what they covered.
+    fn finish_syncs(&mut self, done: pipeline::Done, now: u64, out: &mut Vec<Tagged>) {
+        self.in_flight = false;
+        for (name, d) in done {
+            if let Some(a) = self.accounts.get_mut(&name) {
+                tag(out, &name, a.js.commit_finish(now, d));
+            }
+        }
     }
 
     pub(super) async fn run(mut self) {
@@ -129,10 +223,12 @@ impl Worker {
         }
         self.refresh_stats(true);
         loop {
-            let (first, closed) = match tokio::time::timeout(self.wait(), self.rx.recv()).await {
-                Ok(Some(i)) => (Some(i), false),
-                Ok(None) => (None, true),
-                Err(_) => (None, false),
+            let wait = self.wait();
+            let (first, closed, synced) = match self.next_event(wait).await {
+                Event::Input(i) => (Some(i), false, None),
+                Event::Closed => (None, true, None),
+                Event::Timeout => (None, false, None),
+                Event::Synced(d) => (None, false, Some(d)),
             };
             // Reused from the last round: a batch of acks is hundreds of entries.
             let mut out = std::mem::take(&mut self.out);
@@ -157,14 +253,19 @@ impl Worker {
                 }
             }
             let now = self.now();
-            let full_sync = self.sync_due(stop);
+            match synced {
+                Some(Some(done)) => self.finish_syncs(done, now, &mut out),
+                Some(None) => {
+                    // The sync thread died: forget it; the stores still count its blocks as
+                    // dirty, so the next commit syncs them again.
+                    tracing::error!("JetStream sync thread stopped; syncing inline from now");
+                    self.syncer = None;
+                    self.in_flight = false;
+                }
+                None => {}
+            }
+            let full_sync = self.commit_all(now, stop, &mut out);
             for a in self.accounts.values_mut() {
-                let d = if full_sync {
-                    a.js.commit(now)
-                } else {
-                    a.js.commit_unsynced(now)
-                };
-                tag(&mut out, &a.name, d);
                 tag(&mut out, &a.name, a.js.tick(now));
                 let pushes = watch_push_interest(a, now);
                 tag(&mut out, &a.name, pushes);
@@ -325,6 +426,15 @@ impl Worker {
         }
         *stats = st;
     }
+}
+
+/// What woke the worker.
+enum Event {
+    Input(Input),
+    Closed,
+    Timeout,
+    /// The fsyncs in flight are done (`None`: their thread is gone).
+    Synced(Option<pipeline::Done>),
 }
 
 /// Deliveries for one account, in order.

@@ -45,6 +45,10 @@ pub enum DiskError {
     Io(String),
 }
 
+/// The durable half of a [`Disk::sync_later`]: an fsync that may run on another thread, so
+/// the store's thread can go on appending the next batch meanwhile (pipelined group commit).
+pub type SyncJob = Box<dyn FnOnce() -> Result<(), DiskError> + Send>;
+
 /// The file operations a log-structured store needs, and no more.
 ///
 /// Paths are `/`-separated and relative to the implementation's root.
@@ -60,6 +64,13 @@ pub trait Disk {
     fn len(&self, path: &str) -> Result<u64, DiskError>;
     /// Makes every byte appended so far durable (fsync).
     fn sync(&mut self, path: &str) -> Result<(), DiskError>;
+    /// Like [`Disk::sync`], but the fsync may come back as a job to run elsewhere: every byte
+    /// appended so far is durable once the job returns `Ok`. Appends made meanwhile are not
+    /// covered. The default syncs at once and returns no job (the simulation's disk does:
+    /// its runs stay on one thread).
+    fn sync_later(&mut self, path: &str) -> Result<Option<SyncJob>, DiskError> {
+        self.sync(path).map(|()| None)
+    }
     /// Cuts the file to `len` bytes. Durable on return.
     fn truncate(&mut self, path: &str, len: u64) -> Result<(), DiskError>;
     /// Renames a file, replacing `to` if it exists. Durable on return.

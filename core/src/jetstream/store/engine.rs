@@ -11,8 +11,8 @@ use bytes::Bytes;
 
 use super::index::Index;
 use super::{
-    msg_size, Discard, SimpleState, StoreConfig, StoreError, StoredMsg, StreamState, StreamStore,
-    UnixNanos,
+    msg_size, Discard, DiskError, SimpleState, StoreConfig, StoreError, StoredMsg, StreamState,
+    StreamStore, SyncJob, UnixNanos,
 };
 use crate::jetstream::ttl;
 
@@ -53,6 +53,18 @@ pub trait Backend {
     fn sync(&mut self, last_seq: u64) -> Result<u64, StoreError>;
     /// What the last successful `sync` returned.
     fn synced_through(&self) -> u64;
+    /// A `sync` whose fsyncs may run elsewhere (see [`StreamStore::begin_sync`]).
+    fn begin_sync(&mut self, last_seq: u64) -> Result<Vec<SyncJob>, StoreError> {
+        self.sync(last_seq).map(|_| Vec::new())
+    }
+    /// Completes a `begin_sync` that returned jobs.
+    fn finish_sync(
+        &mut self,
+        _last_seq: u64,
+        _done: Result<(), DiskError>,
+    ) -> Result<u64, StoreError> {
+        Ok(self.synced_through())
+    }
     /// If `seq` is known lost to damage, the error that says where.
     fn lost(&self, seq: u64) -> Option<StoreError>;
     /// `(damaged records, messages known lost)` found so far.
@@ -549,6 +561,19 @@ impl<B: Backend> StreamStore for Store<B> {
 
     fn synced_through(&self) -> u64 {
         self.log.synced_through()
+    }
+
+    fn begin_sync(&mut self) -> Result<(u64, Vec<SyncJob>), StoreError> {
+        let through = self.idx.last_seq;
+        self.log.begin_sync(through).map(|jobs| (through, jobs))
+    }
+
+    fn finish_sync(
+        &mut self,
+        through: u64,
+        done: Result<(), DiskError>,
+    ) -> Result<u64, StoreError> {
+        self.log.finish_sync(through, done)
     }
 }
 

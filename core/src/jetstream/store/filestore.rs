@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use super::disk::{Disk, DiskError};
+use super::disk::{Disk, DiskError, SyncJob};
 use super::engine::Backend;
 use super::record::{self, Kind, HEADER_LEN};
 use super::{StoreConfig, StoreError, StoredMsg, SyncPolicy, UnixNanos};
@@ -128,6 +128,8 @@ pub struct FileLog<D: Disk> {
     pub(crate) report: RecoveryReport,
     /// Sequences known lost: first → (last, block, offset).
     pub(crate) lost: BTreeMap<u64, (u64, u64, u64)>,
+    /// Blocks whose fsync runs elsewhere, with their length when it started.
+    in_flight: Vec<(u64, u64)>,
     /// New message records of the newest block are compressed.
     pub(crate) compress: bool,
     /// What the stream's config asks for; it takes effect with the next block, as a
@@ -152,6 +154,7 @@ impl<D: Disk> FileLog<D> {
             frozen: None,
             report: RecoveryReport::default(),
             lost: BTreeMap::new(),
+            in_flight: Vec::new(),
             compress: false,
             want_compress: false,
             last_ts: 0,
@@ -297,7 +300,17 @@ impl<D: Disk> FileLog<D> {
     }
 
     fn sync_through(&mut self, last_seq: u64) -> Result<u64, StoreError> {
+        let jobs = self.start_sync(last_seq, false)?;
+        debug_assert!(jobs.is_empty(), "an inline sync returned jobs");
+        Ok(last_seq)
+    }
+
+    /// Writes a sync mark and syncs every dirty block: at once, or (`later`) handing the
+    /// fsyncs back as jobs that [`FileLog::finish_sync`] completes. Without jobs the sync
+    /// is complete on return.
+    fn start_sync(&mut self, last_seq: u64, later: bool) -> Result<Vec<SyncJob>, StoreError> {
         self.check_writable()?;
+        let mut jobs = Vec::new();
         if self.blocks.values().any(|b| b.dirty) {
             // The mark keeps the last synced message from being the block's last record.
             let mut mark = Vec::with_capacity(record::RECORD_OVERHEAD);
@@ -306,26 +319,65 @@ impl<D: Disk> FileLog<D> {
                 Ok(_) | Err(StoreError::InsufficientResources) => {}
                 Err(e) => return Err(e),
             }
-            let dirty: Vec<u64> = self
+            let dirty: Vec<(u64, u64)> = self
                 .blocks
                 .iter()
                 .filter(|(_, b)| b.dirty)
-                .map(|(id, _)| *id)
+                .map(|(id, b)| (*id, b.len))
                 .collect();
-            for id in dirty {
+            for (id, len) in dirty {
                 let path = self.block_path(id);
-                if let Err(e) = self.disk.sync(&path) {
-                    return Err(self.freeze(format!("fsync {path}: {e}")));
+                let r = if later {
+                    self.disk.sync_later(&path)
+                } else {
+                    self.disk.sync(&path).map(|()| None)
+                };
+                match r {
+                    Err(e) => return Err(self.freeze(format!("fsync {path}: {e}"))),
+                    Ok(None) => {
+                        if let Some(b) = self.blocks.get_mut(&id) {
+                            b.dirty = false;
+                        }
+                    }
+                    Ok(Some(job)) => {
+                        // Still dirty until the job is done (and after, if written since).
+                        self.in_flight.push((id, len));
+                        jobs.push(job);
+                    }
                 }
-                if let Some(b) = self.blocks.get_mut(&id) {
-                    b.dirty = false;
-                }
+            }
+            if !jobs.is_empty() {
+                return Ok(jobs);
             }
             self.syncs += 1;
         }
         self.synced = last_seq;
         self.drop_dead_blocks();
-        Ok(last_seq)
+        Ok(jobs)
+    }
+
+    /// Completes a sync whose jobs ran elsewhere. Blocks are append-only, so one whose
+    /// length is what it was at the start got nothing the fsync missed.
+    fn finish_sync(
+        &mut self,
+        last_seq: u64,
+        done: Result<(), DiskError>,
+    ) -> Result<u64, StoreError> {
+        let flights = std::mem::take(&mut self.in_flight);
+        if let Err(e) = done {
+            return Err(self.freeze(format!("fsync: {e}")));
+        }
+        for (id, len) in flights {
+            if let Some(b) = self.blocks.get_mut(&id) {
+                if b.len == len {
+                    b.dirty = false;
+                }
+            }
+        }
+        self.syncs += 1;
+        self.synced = self.synced.max(last_seq);
+        self.drop_dead_blocks();
+        Ok(self.synced)
     }
 
     /// Appends a sync mark for `last_seq` (recovery: the fsync that follows makes it true).
@@ -503,6 +555,18 @@ impl<D: Disk> Backend for FileLog<D> {
 
     fn sync(&mut self, last_seq: u64) -> Result<u64, StoreError> {
         self.sync_through(last_seq)
+    }
+
+    fn begin_sync(&mut self, last_seq: u64) -> Result<Vec<SyncJob>, StoreError> {
+        self.start_sync(last_seq, true)
+    }
+
+    fn finish_sync(
+        &mut self,
+        last_seq: u64,
+        done: Result<(), DiskError>,
+    ) -> Result<u64, StoreError> {
+        FileLog::finish_sync(self, last_seq, done)
     }
 
     fn synced_through(&self) -> u64 {

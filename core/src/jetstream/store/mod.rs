@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-pub use disk::{Disk, DiskError};
+pub use disk::{Disk, DiskError, SyncJob};
 pub use engine::{Backend, MemLog, Store};
 pub use filestore::{
     Corruption, CorruptionKind, FileLoc, FileLog, FileStoreConfig, RecoveryReport,
@@ -271,6 +271,22 @@ pub trait StreamStore {
     fn sync(&mut self) -> Result<u64, StoreError>;
     /// The highest sequence known durable (what the last successful `sync` returned).
     fn synced_through(&self) -> u64;
+    /// Starts a [`StreamStore::sync`] whose fsyncs may run on another thread: returns the
+    /// sequence it will make durable and the jobs. No jobs: it is already complete. Call
+    /// [`StreamStore::finish_sync`] with the jobs' outcome before the next `begin_sync`.
+    fn begin_sync(&mut self) -> Result<(u64, Vec<SyncJob>), StoreError> {
+        self.sync().map(|through| (through, Vec::new()))
+    }
+    /// Completes a [`StreamStore::begin_sync`] that returned jobs, with their outcome (the
+    /// first failure, if any); returns the highest sequence now durable. A failure freezes
+    /// the store, as a failed `sync` does.
+    fn finish_sync(
+        &mut self,
+        _through: u64,
+        _done: Result<(), DiskError>,
+    ) -> Result<u64, StoreError> {
+        Ok(self.synced_through())
+    }
 }
 
 #[cfg(test)]
