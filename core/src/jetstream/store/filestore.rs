@@ -306,7 +306,7 @@ impl<D: Disk> FileLog<D> {
     }
 
     /// Writes a sync mark and syncs every dirty block: at once, or (`later`) handing the
-    /// fsyncs back as jobs that [`FileLog::finish_sync`] completes. Without jobs the sync
+    /// fsyncs back as jobs that [`FileLog::complete_sync`] completes. Without jobs the sync
     /// is complete on return.
     fn start_sync(&mut self, last_seq: u64, later: bool) -> Result<Vec<SyncJob>, StoreError> {
         self.check_writable()?;
@@ -358,7 +358,7 @@ impl<D: Disk> FileLog<D> {
 
     /// Completes a sync whose jobs ran elsewhere. Blocks are append-only, so one whose
     /// length is what it was at the start got nothing the fsync missed.
-    fn finish_sync(
+    fn complete_sync(
         &mut self,
         last_seq: u64,
         done: Result<(), DiskError>,
@@ -566,7 +566,7 @@ impl<D: Disk> Backend for FileLog<D> {
         last_seq: u64,
         done: Result<(), DiskError>,
     ) -> Result<u64, StoreError> {
-        FileLog::finish_sync(self, last_seq, done)
+        self.complete_sync(last_seq, done)
     }
 
     fn synced_through(&self) -> u64 {
