@@ -1,6 +1,7 @@
-//! A consumer's delivery state as a stream snapshot carries it: more than the ack floor a
-//! durable keeps across restarts ([`ConsumerMeta`]), so that a restored durable resumes with
-//! the same delivered sequences, outstanding acks and delivery counts.
+//! A consumer's config and delivery state as a stream snapshot carries it (JSON), so that a
+//! restored durable resumes with the same delivered sequences, outstanding acks and delivery
+//! counts. The same [`DeliveryState`] is what a durable keeps on disk across restarts (see
+//! `state`, which encodes it compactly).
 
 use serde::{Deserialize, Serialize};
 

@@ -84,13 +84,26 @@ fn ack(js: &mut JetStream, d: &Delivery, body: &str, now: u64) {
 
 /// Token `i` of a delivery's ack subject (4: delivery count, 5: stream sequence).
 fn tok(d: &Delivery, i: usize) -> u64 {
-    d.reply.as_deref().unwrap().split('.').nth(i).unwrap().parse().unwrap()
+    d.reply
+        .as_deref()
+        .unwrap()
+        .split('.')
+        .nth(i)
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// The parts of consumer info a restart must keep.
 fn kept(js: &mut JetStream, now: u64) -> Value {
     let v = api(js, "$JS.API.CONSUMER.INFO.S.d", Value::Null, now);
-    json!([v["delivered"], v["ack_floor"], v["num_ack_pending"], v["num_redelivered"], v["num_pending"]])
+    json!([
+        v["delivered"],
+        v["ack_floor"],
+        v["num_ack_pending"],
+        v["num_redelivered"],
+        v["num_pending"]
+    ])
 }
 
 #[test]
@@ -101,9 +114,7 @@ fn encoding_round_trips_and_stays_compact() {
         last_sseq: 1000,
         floor_sseq: 10,
         floor_cseq: 12,
-        pending: (11..1000)
-            .map(|s| (s, s + 2, T0 + (s % 7) * SEC))
-            .collect(),
+        pending: (11..1000).map(|s| (s, s + 2, T0 + (s % 7) * SEC)).collect(),
         deliveries: (11..1000).map(|s| (s, 1 + s % 3)).collect(),
         redeliver: vec![15, 12, 900],
         redelivered: 77,
@@ -112,7 +123,10 @@ fn encoding_round_trips_and_stays_compact() {
     assert_eq!(decode(&b).unwrap(), s);
     // Deltas keep ~1000 outstanding messages well under 10 bytes each.
     assert!(b.len() < 10_000, "{} bytes", b.len());
-    assert_eq!(decode(&encode(&DeliveryState::default())).unwrap(), DeliveryState::default());
+    assert_eq!(
+        decode(&encode(&DeliveryState::default())).unwrap(),
+        DeliveryState::default()
+    );
     // Every flipped bit and every cut is caught, never a panic.
     for bit in 0..(b.len().min(64) * 8) {
         let mut x = b.clone();
@@ -153,7 +167,11 @@ fn restart_keeps_delivered_pending_and_delivery_counts() {
     assert!(again.iter().all(|d| tok(d, 4) == 2));
     let after = kept(&mut js, T0 + 31 * SEC);
     // Redeliveries take new consumer sequences, as in nats-server.
-    assert_eq!(after[0], json!({"consumer_seq": 16, "stream_seq": 10}), "{after}");
+    assert_eq!(
+        after[0],
+        json!({"consumer_seq": 16, "stream_seq": 10}),
+        "{after}"
+    );
     assert_eq!(after[3], 6, "{after}");
 }
 
@@ -171,7 +189,13 @@ fn a_nak_and_a_clean_restart_survive() {
     assert_eq!(kept(&mut js, T0), before);
     // The NAKed message comes back at once, long before its ack_wait.
     let again = fetch(&mut js, 3, T0 + SEC);
-    assert_eq!(again.iter().map(|d| (tok(d, 5), tok(d, 4))).collect::<Vec<_>>(), [(2, 2)]);
+    assert_eq!(
+        again
+            .iter()
+            .map(|d| (tok(d, 5), tok(d, 4)))
+            .collect::<Vec<_>>(),
+        [(2, 2)]
+    );
 }
 
 #[test]
@@ -190,12 +214,19 @@ fn max_deliver_counts_deliveries_made_before_a_restart() {
     disk.crash(CrashMode::LoseUnsynced);
     let mut js = js_with(disk.clone());
     js.tick(T0 + 4 * SEC);
-    assert!(fetch(&mut js, 1, T0 + 4 * SEC).is_empty(), "a third delivery");
+    assert!(
+        fetch(&mut js, 1, T0 + 4 * SEC).is_empty(),
+        "a third delivery"
+    );
     let events = js.take_consumer_events();
     assert!(
         events.iter().any(|e| matches!(
             e,
-            super::ConsumerEvent::MaxDeliveries { stream_seq: 1, deliveries: 2, .. }
+            super::ConsumerEvent::MaxDeliveries {
+                stream_seq: 1,
+                deliveries: 2,
+                ..
+            }
         )),
         "{events:?}"
     );
