@@ -616,7 +616,7 @@ async fn durable_state_across(kind: ServerKind, kill: bool) {
             again.push(m);
         }
     }
-    let seqs: Vec<String> = again.iter().map(|m| text_of(m)).collect();
+    let seqs: Vec<String> = again.iter().map(natsd_tests::text).collect();
     assert_eq!(seqs, ["3", "4", "6", "8", "9", "10"]);
     for m in &again {
         assert_eq!(delivery_count(m), 2, "{:?}", m.reply);
@@ -624,8 +624,4 @@ async fn durable_state_across(kind: ServerKind, kill: bool) {
     let v = api(&c, "$JS.API.CONSUMER.INFO.S.d", Value::Null).await;
     assert_eq!(v["num_redelivered"], 6, "{v}");
     assert_eq!(v["delivered"]["consumer_seq"], 16, "{v}");
-}
-
-fn text_of(m: &async_nats::Message) -> String {
-    String::from_utf8_lossy(&m.payload).into_owned()
 }
