@@ -932,7 +932,7 @@ async fn null_body_on_names_and_list(kind: ServerKind) {
     assert_eq!(err_code(&v), 0, "{v}");
     let v = api(
         &c,
-        "$JS.API.CONSUMER.CREATE.N",
+        "$JS.API.CONSUMER.DURABLE.CREATE.N.d",
         json!({"stream_name": "N", "config": {"durable_name": "d", "ack_policy": "explicit"}}),
     )
     .await;
@@ -968,5 +968,9 @@ async fn unknown_api_subject_is_not_answered(kind: ServerKind) {
     assert!(v["limits"].is_object(), "{v}");
     natsd_tests::flush(&c).await;
     let got = natsd_tests::drain_ready(&mut sub);
-    assert!(got.is_empty(), "{:?}", got.iter().map(natsd_tests::text).collect::<Vec<_>>());
+    assert!(
+        got.is_empty(),
+        "{:?}",
+        got.iter().map(natsd_tests::text).collect::<Vec<_>>()
+    );
 }
