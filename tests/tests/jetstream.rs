@@ -36,6 +36,8 @@ both!(
     max_age_expires,
     ack_all_and_max_ack_pending,
     cluster_calls_on_a_single_server,
+    null_body_on_names_and_list,
+    unknown_api_subject_is_not_answered,
 );
 
 async fn enabled_in_info(kind: ServerKind) {
@@ -906,4 +908,69 @@ async fn cluster_calls_on_a_single_server(kind: ServerKind) {
     assert_eq!(err_code(&v), 0, "{v}");
     let heard = silent.next().now_or_never();
     assert!(heard.is_none(), "answered: {heard:?}");
+}
+
+/// A raw request with `body` as is; the answer as JSON.
+async fn api_raw(c: &async_nats::Client, subject: &str, body: &'static [u8]) -> Value {
+    let m = within("api request", c.request(subject.to_owned(), body.into()))
+        .await
+        .unwrap();
+    serde_json::from_slice(&m.payload).unwrap()
+}
+
+/// Go: a `null` body unmarshals into the zero request, so list and names calls take it as
+/// "no options" (clients that serialise an absent options object send it).
+async fn null_body_on_names_and_list(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let c = s.client().await;
+    let v = api(
+        &c,
+        "$JS.API.STREAM.CREATE.N",
+        json!({"name": "N", "subjects": ["n.>"], "storage": "memory"}),
+    )
+    .await;
+    assert_eq!(err_code(&v), 0, "{v}");
+    let v = api(
+        &c,
+        "$JS.API.CONSUMER.DURABLE.CREATE.N.d",
+        json!({"stream_name": "N", "config": {"durable_name": "d", "ack_policy": "explicit"}}),
+    )
+    .await;
+    assert_eq!(err_code(&v), 0, "{v}");
+    let v = api_raw(&c, "$JS.API.STREAM.NAMES", b"null").await;
+    assert_eq!(v["streams"], json!(["N"]), "{v}");
+    let v = api_raw(&c, "$JS.API.STREAM.LIST", b"null").await;
+    assert_eq!(v["total"], 1, "{v}");
+    let v = api_raw(&c, "$JS.API.CONSUMER.NAMES.N", b"null").await;
+    assert_eq!(v["consumers"], json!(["d"]), "{v}");
+    let v = api_raw(&c, "$JS.API.CONSUMER.LIST.N", b"null").await;
+    assert_eq!(v["total"], 1, "{v}");
+}
+
+/// Go: apiDispatch answers only the subjects it has a handler for; any other `$JS.API.`
+/// request gets nothing (the requester times out).
+async fn unknown_api_subject_is_not_answered(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let c = s.client().await;
+    let inbox = c.new_inbox();
+    let mut sub = c.subscribe(inbox.clone()).await.unwrap();
+    for subject in [
+        "$JS.API.STREAM.FROB.X",
+        "$JS.API.NOPE",
+        "$JS.API.CONSUMER.INFO.X",
+    ] {
+        c.publish_with_reply(subject, inbox.clone(), "{}".into())
+            .await
+            .unwrap();
+    }
+    // A known request sent after them is answered; by then the unknown ones were handled.
+    let v = api(&c, "$JS.API.INFO", Value::Null).await;
+    assert!(v["limits"].is_object(), "{v}");
+    natsd_tests::flush(&c).await;
+    let got = natsd_tests::drain_ready(&mut sub);
+    assert!(
+        got.is_empty(),
+        "{:?}",
+        got.iter().map(natsd_tests::text).collect::<Vec<_>>()
+    );
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
 use natsd_tests::js::{api, err_code, js_server};
-use natsd_tests::{both, next_msg, within, within_for, ServerKind};
+use natsd_tests::{both, next_msg, within, within_for, ServerKind, TestServer};
 use serde_json::{json, Value};
 
 both!(
@@ -23,9 +23,11 @@ both!(
     interest_retention,
     workqueue_retention,
     ephemeral_inactive_threshold,
+    durable_state_survives_restart,
 );
 
-/// nats-server 2.9 has neither `filter_subjects` (2.10) nor consumer pause (2.11).
+/// nats-server 2.9 has neither `filter_subjects` (2.10) nor consumer pause (2.11); see
+/// `durable_state_survives_kill` for why that one is natsd only.
 mod natsd_only {
     #[tokio::test]
     async fn multiple_filters() {
@@ -35,6 +37,15 @@ mod natsd_only {
     #[tokio::test]
     async fn pause() {
         natsd_tests::run_scenario(natsd_tests::ServerKind::Natsd, super::pause).await;
+    }
+
+    #[tokio::test]
+    async fn durable_state_survives_kill() {
+        natsd_tests::run_scenario(
+            natsd_tests::ServerKind::Natsd,
+            super::durable_state_survives_kill,
+        )
+        .await;
     }
 
     #[tokio::test]
@@ -516,4 +527,101 @@ async fn pinned_priority_group(kind: ServerKind) {
         json!(pin),
         "{v}"
     );
+}
+
+/// A durable pull consumer's delivered sequences, pending acks and delivery counts survive a
+/// clean stop (SIGTERM): the unacknowledged messages come back as second deliveries, not as
+/// new ones.
+async fn durable_state_survives_restart(kind: ServerKind) {
+    durable_state_across(kind, false).await;
+}
+
+/// The same across SIGKILL. natsd only: nats-server 2.9.10 writes a consumer's state from a
+/// background flusher, and a kill right after the acks loses them (seen: ack floor 0 and
+/// 10 pending after the restart).
+async fn durable_state_survives_kill(kind: ServerKind) {
+    durable_state_across(kind, true).await;
+}
+
+/// Stops `s` with SIGTERM (its pid from its `-P` file) and waits for it to exit.
+async fn stop_cleanly(mut s: TestServer, pid_file: &std::path::Path) {
+    let pid = std::fs::read_to_string(pid_file).unwrap();
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", pid.trim()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    within("clean stop", async {
+        while s.is_running() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+async fn durable_state_across(kind: ServerKind, kill: bool) {
+    let sd = tempfile::tempdir().unwrap();
+    let pid_file = sd.path().join("server.pid");
+    let pid_arg = pid_file.to_str().unwrap().to_owned();
+    let store = sd.path().join("store");
+    let path = store.to_str().unwrap().to_owned();
+    // nats-server also reports `last_active` in both sequence pairs; the sequences matter here.
+    let seqs = |v: &Value| json!([v["consumer_seq"], v["stream_seq"]]);
+    let keep = |v: &Value| {
+        json!([
+            seqs(&v["delivered"]),
+            seqs(&v["ack_floor"]),
+            v["num_ack_pending"],
+            v["num_redelivered"]
+        ])
+    };
+    let before;
+    {
+        let args = ["-js", "-sd", &path, "-P", &pid_arg];
+        let s = TestServer::start_with_args(kind, "", &args).await;
+        let c = s.client().await;
+        stream(&c, json!({"storage": "file"})).await;
+        for i in 1..=10 {
+            publish(&c, "s.a", &i.to_string()).await;
+        }
+        let v = durable(&c, "d", json!({"ack_wait": 1_000_000_000u64})).await;
+        assert!(v.get("error").is_none(), "{v}");
+        let mut sub = pull(&c, "d", json!({"batch": 10, "expires": 5_000_000_000u64})).await;
+        let mut got = Vec::new();
+        while got.len() < 10 {
+            got.push(next_msg(&mut sub).await);
+        }
+        // Acknowledged out of order: the floor stops at 2, 3 4 6 8 9 10 stay pending.
+        for i in [0, 1, 4, 6] {
+            ack_sync(&c, &got[i]).await;
+        }
+        let v = api(&c, "$JS.API.CONSUMER.INFO.S.d", Value::Null).await;
+        before = keep(&v);
+        assert_eq!(before, json!([[10, 10], [2, 2], 6, 0]));
+        if !kill {
+            stop_cleanly(s, &pid_file).await;
+        }
+    }
+    let s = TestServer::start_with_args(kind, "", &["-js", "-sd", &path]).await;
+    let c = s.client().await;
+    let v = api(&c, "$JS.API.CONSUMER.INFO.S.d", Value::Null).await;
+    assert_eq!(keep(&v), before, "{v}");
+    let mut sub = pull(&c, "d", json!({"batch": 6, "expires": 10_000_000_000u64})).await;
+    let mut again = Vec::new();
+    while again.len() < 6 {
+        let m = within_for(Duration::from_secs(12), "redelivery", sub.next())
+            .await
+            .unwrap();
+        if status(&m).is_none() {
+            again.push(m);
+        }
+    }
+    let seqs: Vec<String> = again.iter().map(natsd_tests::text).collect();
+    assert_eq!(seqs, ["3", "4", "6", "8", "9", "10"]);
+    for m in &again {
+        assert_eq!(delivery_count(m), 2, "{:?}", m.reply);
+    }
+    let v = api(&c, "$JS.API.CONSUMER.INFO.S.d", Value::Null).await;
+    assert_eq!(v["num_redelivered"], 6, "{v}");
+    assert_eq!(v["delivered"]["consumer_seq"], 16, "{v}");
 }

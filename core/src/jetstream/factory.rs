@@ -26,6 +26,15 @@ pub trait StoreFactory: Send {
     fn remove_consumer(&mut self, stream: &str, name: &str);
     /// Every recorded consumer of `stream`.
     fn load_consumers(&mut self, stream: &str) -> Vec<(String, Vec<u8>)>;
+    /// Durably replaces a durable consumer's delivery state (old or new after a crash).
+    fn save_consumer_state(
+        &mut self,
+        stream: &str,
+        name: &str,
+        state: &[u8],
+    ) -> Result<(), StoreError>;
+    /// A durable consumer's saved delivery state, if it has one.
+    fn load_consumer_state(&mut self, stream: &str, name: &str) -> Option<Vec<u8>>;
 }
 
 /// A factory making file stores on disks from `make` (each store owns its disk handle).
@@ -102,11 +111,29 @@ impl<D: Disk + Send + 'static, F: FnMut() -> D + Send> StoreFactory for DiskFact
     }
 
     fn remove_consumer(&mut self, stream: &str, name: &str) {
-        let _ = (self.make)().remove(&format!("consumers/{stream}/{name}.json"));
+        let mut d = (self.make)();
+        let _ = d.remove(&format!("consumers/{stream}/{name}.json"));
+        let _ = d.remove(&format!("consumers/{stream}/{name}.state"));
     }
 
     fn load_consumers(&mut self, stream: &str) -> Vec<(String, Vec<u8>)> {
         self.read_dir(&format!("consumers/{stream}"))
+    }
+
+    fn save_consumer_state(
+        &mut self,
+        stream: &str,
+        name: &str,
+        state: &[u8],
+    ) -> Result<(), StoreError> {
+        self.write_atomic(&format!("consumers/{stream}/{name}.state"), state)
+    }
+
+    fn load_consumer_state(&mut self, stream: &str, name: &str) -> Option<Vec<u8>> {
+        let d = (self.make)();
+        let path = format!("consumers/{stream}/{name}.state");
+        let len = d.len(&path).ok()?;
+        d.read_at(&path, 0, usize::try_from(len).ok()?).ok()
     }
 }
 

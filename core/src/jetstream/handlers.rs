@@ -18,7 +18,9 @@ use super::stream::validate_name;
 const PREFIX: &str = "$JS.API.";
 
 fn parse<T: DeserializeOwned + Default>(payload: &[u8]) -> Result<T, ApiError> {
-    if payload.iter().all(u8::is_ascii_whitespace) {
+    // Go: json.Unmarshal of `null` into a request struct leaves it zero, so it means "no
+    // options" like an empty body.
+    if payload.iter().all(u8::is_ascii_whitespace) || payload.trim_ascii() == b"null" {
         return Ok(T::default());
     }
     serde_json::from_slice(payload).map_err(|e| err::invalid_json(&e.to_string()))
@@ -114,6 +116,10 @@ impl JetStream {
             _ => {}
         }
         let (kind, r) = self.dispatch(&t, payload, now);
+        // Go: apiDispatch answers only subjects it has a handler for; the rest get nothing.
+        if kind == "unknown" {
+            return Vec::new();
+        }
         self.count_api(r.is_err());
         let body = match r {
             Ok(v) => with_type(&ty(kind), v),

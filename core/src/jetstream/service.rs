@@ -74,6 +74,8 @@ pub struct JetStream {
     pub(crate) advisories: Vec<Delivery>,
     /// Snapshots being sent and restores being received.
     pub(crate) snap: super::snapshot::Jobs,
+    /// Durables whose state file was damaged at start (see `consumer::state`).
+    pub(crate) consumer_damage: Vec<(String, String, String)>,
 }
 
 impl std::fmt::Debug for JetStream {
@@ -201,6 +203,7 @@ impl JetStream {
             events: SplitMix64::new(seed ^ 0x6a73_6576_656e_7473),
             advisories: Vec::new(),
             snap: super::snapshot::Jobs::default(),
+            consumer_damage: Vec::new(),
         };
         for (name, bytes) in metas {
             let Ok(m) = serde_json::from_slice::<MetaIn>(&bytes) else {
@@ -218,7 +221,17 @@ impl JetStream {
                     for (cname, bytes) in js.factory.load_consumers(&name) {
                         match serde_json::from_slice::<ConsumerMeta>(&bytes) {
                             Ok(cm) => {
-                                let c = Consumer::restore(cm, name.clone(), store.as_ref());
+                                let st = js.factory.load_consumer_state(&name, &cname);
+                                let (c, r) = super::consumer::state::restore_durable(
+                                    cm,
+                                    st,
+                                    name.clone(),
+                                    store.as_ref(),
+                                );
+                                if let Err(e) = r {
+                                    tracing::error!("JetStream: damaged state of consumer {name}/{cname} ({e}): resuming at its ack floor");
+                                    js.consumer_damage.push((name.clone(), cname.clone(), e));
+                                }
                                 consumers.insert(cname, c);
                             }
                             Err(e) => {
@@ -564,21 +577,11 @@ impl JetStream {
         self.acks = keep;
     }
 
-    /// Records the durable consumers whose ack floor moved (once per group commit).
+    /// Records the durable consumers whose state or ack floor changed (once per group
+    /// commit; see `consumer::state`).
     fn save_moved_consumers(&mut self) {
-        for (stream, name) in std::mem::take(&mut self.moved) {
-            let Some(c) = self
-                .streams
-                .get(&stream)
-                .and_then(|e| e.consumers.get(&name))
-            else {
-                continue;
-            };
-            let meta = serde_json::to_vec(&c.meta()).unwrap_or_default();
-            if let Err(e) = self.factory.save_consumer(&stream, &name, &meta) {
-                tracing::warn!("JetStream: cannot save consumer {stream}/{name}: {e}");
-            }
-        }
+        let moved = std::mem::take(&mut self.moved);
+        self.save_consumer_states(moved);
     }
 
     /// Saves a durable consumer of a file stream now (create, update).

@@ -97,4 +97,17 @@ impl StoreFactory for Observed {
     fn load_consumers(&mut self, stream: &str) -> Vec<(String, Vec<u8>)> {
         self.inner.load_consumers(stream)
     }
+
+    fn save_consumer_state(
+        &mut self,
+        stream: &str,
+        name: &str,
+        state: &[u8],
+    ) -> Result<(), StoreError> {
+        self.inner.save_consumer_state(stream, name, state)
+    }
+
+    fn load_consumer_state(&mut self, stream: &str, name: &str) -> Option<Vec<u8>> {
+        self.inner.load_consumer_state(stream, name)
+    }
 }

@@ -135,6 +135,7 @@ impl Consumer {
                 let Some(p) = self.pending.get_mut(&sseq) else {
                     return;
                 };
+                self.state_dirty = true;
                 match delay {
                     // Go: the timer is set as if the message went out `ack_wait - delay` ago.
                     Some(d) => {
@@ -149,6 +150,7 @@ impl Consumer {
             AckKind::Progress => {
                 if let Some(p) = self.pending.get_mut(&sseq) {
                     p.sent = now;
+                    self.state_dirty = true;
                 }
             }
             AckKind::Unknown => {}
@@ -169,6 +171,7 @@ impl Consumer {
             self.redeliver.remove(s);
         }
         let any = !done.is_empty();
+        self.state_dirty |= any;
         self.acked.extend(done);
         self.advance_floor();
         any
@@ -192,6 +195,7 @@ impl Consumer {
         // Go leaves the ack floor where it is until the next ack moves it.
         self.pending.remove(&seq);
         self.deliveries.remove(&seq);
+        self.state_dirty = true;
         self.event(ConsumerEvent::MaxDeliveries {
             stream: self.stream.clone(),
             consumer: self.name.clone(),

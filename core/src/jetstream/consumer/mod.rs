@@ -21,6 +21,9 @@ mod priority;
 mod pull;
 mod snap;
 pub(crate) use snap::ConsumerSnap;
+pub(crate) mod state;
+#[cfg(test)]
+mod state_tests;
 #[cfg(test)]
 mod tests;
 
@@ -176,10 +179,13 @@ pub struct Consumer {
     /// Pinned-client priority: the current pin, and where pin ids come from.
     pin: Option<priority::Pin>,
     pin_rng: SplitMix64,
+    /// The delivery state changed since it was last saved (see `state`).
+    state_dirty: bool,
 }
 
-/// What a durable consumer keeps across restarts: its config and ack floor. Messages past
-/// the floor are delivered again after a restart (at-least-once, as after a lost ack).
+/// A durable consumer's config and ack floor, saved on create and update and when the floor
+/// moves. The rest of its delivery state has its own file (see `state`); should that be
+/// lost, messages past this floor are delivered again (at-least-once, as after a lost ack).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConsumerMeta {
     /// Name.
@@ -294,6 +300,7 @@ impl Consumer {
             events: Vec::new(),
             pin: None,
             pin_rng: SplitMix64::new(seed),
+            state_dirty: false,
             created: now,
             config,
         };
@@ -501,6 +508,7 @@ impl Consumer {
             }
             self.pending.remove(&seq);
             self.deliveries.remove(&seq);
+            self.state_dirty = true;
         }
         if self.max_ack_pending_reached() {
             return None;
@@ -582,6 +590,7 @@ impl Consumer {
     fn deliver_one(&mut self, m: StoredMsg, to: &str, now: UnixNanos) -> (Delivery, String) {
         self.last_sent = now;
         self.last_activity = now;
+        self.state_dirty = true;
         let count = {
             let e = self.deliveries.entry(m.seq).or_insert(0);
             *e += 1;

@@ -1,10 +1,12 @@
-//! A consumer's delivery state as a stream snapshot carries it: more than the ack floor a
-//! durable keeps across restarts ([`ConsumerMeta`]), so that a restored durable resumes with
-//! the same delivered sequences, outstanding acks and delivery counts.
+//! A consumer's config and delivery state as a stream snapshot carries it (JSON), so that a
+//! restored durable resumes with the same delivered sequences, outstanding acks and delivery
+//! counts. The same [`DeliveryState`] is what a durable keeps on disk across restarts (see
+//! `state`, which encodes it compactly).
 
 use serde::{Deserialize, Serialize};
 
-use super::{Consumer, ConsumerMeta, Pending};
+use super::state::DeliveryState;
+use super::{Consumer, ConsumerMeta};
 use crate::jetstream::store::{StreamStore, UnixNanos};
 
 /// One unacknowledged delivery: stream sequence, consumer sequence, when it was sent.
@@ -28,48 +30,41 @@ pub(crate) struct ConsumerSnap {
 impl Consumer {
     /// Its state for a snapshot.
     pub(crate) fn snap(&self) -> ConsumerSnap {
+        let s = self.delivery_state();
         ConsumerSnap {
             meta: self.meta(),
-            next_sseq: self.next_sseq,
-            cseq: self.cseq,
-            last_sseq: self.last_sseq,
-            pending: self
+            next_sseq: s.next_sseq,
+            cseq: s.cseq,
+            last_sseq: s.last_sseq,
+            pending: s
                 .pending
-                .iter()
-                .map(|(s, p)| PendingSnap(*s, p.cseq, p.sent))
+                .into_iter()
+                .map(|(seq, cseq, sent)| PendingSnap(seq, cseq, sent))
                 .collect(),
-            deliveries: self.deliveries.iter().map(|(s, n)| (*s, *n)).collect(),
-            redeliver: self.redeliver.iter().copied().collect(),
-            redelivered: self.redelivered_count,
+            deliveries: s.deliveries,
+            redeliver: s.redeliver,
+            redelivered: s.redelivered,
         }
     }
 
     /// A consumer rebuilt from a snapshot over the restored `store`. Sequences the store no
     /// longer holds are dropped from the pending set (as an ack of a removed message would).
+    /// Its state is marked changed, so the next group commit saves it (durables).
     pub(crate) fn from_snap(s: ConsumerSnap, stream: String, store: &dyn StreamStore) -> Self {
+        let state = DeliveryState {
+            next_sseq: s.next_sseq,
+            cseq: s.cseq,
+            last_sseq: s.last_sseq,
+            floor_sseq: s.meta.ack_floor_sseq,
+            floor_cseq: s.meta.ack_floor_cseq,
+            pending: s.pending.into_iter().map(|p| (p.0, p.1, p.2)).collect(),
+            deliveries: s.deliveries,
+            redeliver: s.redeliver,
+            redelivered: s.redelivered,
+        };
         let mut c = Self::restore(s.meta, stream, store);
-        c.next_sseq = s.next_sseq.max(c.ack_floor_sseq + 1);
-        c.cseq = s.cseq.max(c.ack_floor_cseq);
-        c.last_sseq = s.last_sseq.max(c.ack_floor_sseq);
-        let live = |seq: &u64| store.load_msg(*seq).is_ok();
-        c.pending = s
-            .pending
-            .into_iter()
-            .filter(|p| live(&p.0))
-            .map(|p| {
-                (
-                    p.0,
-                    Pending {
-                        cseq: p.1,
-                        sent: p.2,
-                    },
-                )
-            })
-            .collect();
-        c.deliveries = s.deliveries.into_iter().filter(|d| live(&d.0)).collect();
-        c.redeliver = s.redeliver.into_iter().filter(live).collect();
-        c.redelivered_count = s.redelivered;
-        c.recount(store);
+        c.apply_state(state, store);
+        c.state_dirty = true;
         c
     }
 }
