@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use super::api::{err, ApiError, StreamConfig, StreamSource};
 use super::consumer::Delivery;
-use super::service::JetStream;
+use super::service::{Entry, JetStream};
 use super::store::{StoredMsg, StreamStore, UnixNanos};
 use super::stream::{source_iname, Stream, SOURCE_HEADER};
 use super::transform::{apply_first, Transform};
@@ -191,6 +191,54 @@ fn resume_point(target: &dyn StreamStore, iname: &str) -> Option<u64> {
         }
     }
     found
+}
+
+/// Stores a batch read from an origin into `target`: a mirror keeps the origin's sequences
+/// (skipping what it already holds), a source publishes each message anew under its
+/// `Nats-Stream-Source` header. Returns where the cursor goes next (`cursor`, or the first
+/// message that could not be stored, to retry later) and whether anything was stored.
+pub(crate) fn store_batch(
+    target: &mut Entry,
+    st: &mut SourceState,
+    batch: &[(StoredMsg, String)],
+    mirror: bool,
+    cursor: u64,
+    now: UnixNanos,
+    out: &mut Vec<Delivery>,
+) -> (u64, bool) {
+    let (stream, consumers) = (&mut target.stream, &mut target.consumers);
+    let mut stored = false;
+    for (m, subj) in batch {
+        let r = if mirror && m.seq <= stream.store.state().last_seq {
+            Ok((None, 0))
+        } else if mirror {
+            stream.store_mirrored(m, subj).map(|r| (r, m.seq))
+        } else {
+            let hdr = sourced_headers(m, &st.iname);
+            stream
+                .store_sourced(subj, &hdr, &m.payload, now)
+                .map(|s| (s.republish, if s.duplicate { 0 } else { s.seq }))
+        };
+        match r {
+            Ok((republish, seq)) => {
+                out.extend(republish);
+                if seq > 0 {
+                    stored = true;
+                    for c in consumers.values_mut() {
+                        c.on_stored(subj, seq);
+                    }
+                }
+            }
+            Err(e) => {
+                // Go: a full sourcing stream (discard new) or a sealed one retries later
+                // from the message it could not store.
+                tracing::debug!("JetStream: sourcing {}: {e:?}", st.cfg.name);
+                st.more = false;
+                return (m.seq, stored);
+            }
+        }
+    }
+    (cursor, stored)
 }
 
 /// The header block of a sourced message: the origin's, without its source and
@@ -364,41 +412,8 @@ impl JetStream {
         let Some(target) = self.streams.get_mut(name) else {
             return false;
         };
-        let (stream, consumers) = (&mut target.stream, &mut target.consumers);
-        // Past everything read, unless a message could not be stored: then from it.
-        let mut done = cursor;
-        let mut stored = false;
-        for (m, subj) in &batch {
-            let r = match source {
-                None if m.seq <= stream.store.state().last_seq => Ok((None, 0)),
-                None => stream.store_mirrored(m, subj).map(|r| (r, m.seq)),
-                Some(_) => {
-                    let hdr = sourced_headers(m, &st.iname);
-                    stream
-                        .store_sourced(subj, &hdr, &m.payload, now)
-                        .map(|s| (s.republish, if s.duplicate { 0 } else { s.seq }))
-                }
-            };
-            match r {
-                Ok((republish, seq)) => {
-                    out.extend(republish);
-                    if seq > 0 {
-                        stored = true;
-                        for c in consumers.values_mut() {
-                            c.on_stored(subj, seq);
-                        }
-                    }
-                }
-                Err(e) => {
-                    // Go: a full sourcing stream (discard new) or a sealed one retries later
-                    // from the message it could not store.
-                    tracing::debug!("JetStream: sourcing {} into {name}: {e:?}", st.cfg.name);
-                    st.more = false;
-                    done = m.seq;
-                    break;
-                }
-            }
-        }
+        let (done, stored) =
+            store_batch(target, &mut st, &batch, source.is_none(), cursor, now, out);
         st.next = Some(done);
         let last = self
             .streams

@@ -24,7 +24,7 @@ use super::super::consumer::Delivery;
 use super::super::service::{Entry, JetStream};
 use super::super::store::UnixNanos;
 use super::super::stream::Stream;
-use super::{resume_point, sourced_headers, start_of, SourceState, BATCH};
+use super::{resume_point, start_of, store_batch, SourceState, BATCH};
 use crate::account::Account;
 use crate::router::SubTarget;
 use crate::subject;
@@ -340,47 +340,15 @@ fn copy_batch(
     }
     st.more = batch.len() >= BATCH;
     st.last_seen = Some(now);
-    let (stream, consumers) = (&mut target.stream, &mut target.consumers);
-    let mut done = cursor;
-    let mut stored = false;
-    for (m, subj) in &batch {
-        let r = if is_mirror && m.seq <= stream.store.state().last_seq {
-            Ok((None, 0))
-        } else if is_mirror {
-            stream.store_mirrored(m, subj).map(|r| (r, m.seq))
-        } else {
-            let hdr = sourced_headers(m, &st.iname);
-            stream
-                .store_sourced(subj, &hdr, &m.payload, now)
-                .map(|s| (s.republish, if s.duplicate { 0 } else { s.seq }))
-        };
-        match r {
-            Ok((republish, seq)) => {
-                out.extend(republish);
-                if seq > 0 {
-                    stored = true;
-                    for c in consumers.values_mut() {
-                        c.on_stored(subj, seq);
-                    }
-                }
-            }
-            Err(e) => {
-                // Full (discard new) or sealed: retry later from this message.
-                tracing::debug!("JetStream: external source {}: {e:?}", st.cfg.name);
-                st.more = false;
-                done = m.seq;
-                break;
-            }
-        }
-    }
+    let (done, stored) = store_batch(target, &mut st, &batch, is_mirror, cursor, now, out);
     st.next = Some(done);
     st.lag = ostore
         .state()
         .last_seq
         .saturating_sub(done.saturating_sub(1));
     let slot = match slot {
-        None => stream.mirror.as_mut(),
-        Some(i) => stream.sources.get_mut(i),
+        None => target.stream.mirror.as_mut(),
+        Some(i) => target.stream.sources.get_mut(i),
     };
     if let Some(s) = slot {
         *s = st;
