@@ -15,8 +15,16 @@ use serde_json::{json, Value};
 both!(
     account_memory_over_server_is_fatal,
     account_limits_sum_over_server_is_fatal,
-    reload_moves_jetstream_between_accounts,
 );
+
+/// natsd only: nats-server 2.9.10 passes this scenario only some of the time. Right after a
+/// reload it sometimes answers the first stream create in the account that gained JetStream
+/// with 10049 "error creating store for stream", or not at all within 5 s (seen in 2 of 5
+/// runs), so it cannot be the reference here.
+#[tokio::test]
+async fn reload_moves_jetstream_between_accounts_natsd() {
+    natsd_tests::run_scenario(ServerKind::Natsd, reload_moves_jetstream_between_accounts).await;
+}
 
 /// Runs `kind` on `config` (its `jetstream` block gets a fresh store directory) and waits
 /// for it to exit on its own: (exit code, everything it logged).

@@ -234,24 +234,27 @@ impl Worker {
             let mut out = std::mem::take(&mut self.out);
             let mut stop = closed || self.stopping.load(Ordering::Acquire);
             let mut api_called = false;
-            // Input (even a publish nobody acks) or output: the `/jsz` detail is stale.
-            self.detail_dirty |= first.is_some();
-            if let Some(first) = first {
-                // What the other accounts hold, for the server-wide limits; an API call
-                // (which may reserve `max_bytes`) shares it again at once.
-                usage::share(self.accounts.values_mut().map(|a| &mut a.js));
-                stop |= !self.handle(first, &mut out, &mut api_called);
-                // Group commit: take whatever else is already queued before one sync.
-                for _ in 0..BATCH {
-                    if stop {
-                        break;
-                    }
-                    match self.rx.try_recv() {
-                        Ok(i) => stop |= !self.handle(i, &mut out, &mut api_called),
-                        Err(_) => break,
-                    }
+            // Group commit: take whatever is queued (also when a sync finished, so the next
+            // one covers as much as possible) before one sync.
+            let mut next = first;
+            let mut handled = false;
+            for _ in 0..=BATCH {
+                if stop {
+                    break;
                 }
+                let Some(i) = next.take().or_else(|| self.rx.try_recv().ok()) else {
+                    break;
+                };
+                if !handled {
+                    // What the other accounts hold, for the server-wide limits; an API call
+                    // (which may reserve `max_bytes`) shares it again at once.
+                    usage::share(self.accounts.values_mut().map(|a| &mut a.js));
+                    handled = true;
+                }
+                stop |= !self.handle(i, &mut out, &mut api_called);
             }
+            // Input (even a publish nobody acks) or output: the `/jsz` detail is stale.
+            self.detail_dirty |= handled;
             let now = self.now();
             match synced {
                 Some(Some(done)) => self.finish_syncs(done, now, &mut out),
