@@ -210,3 +210,28 @@ fn consumers_get_messages_after_the_sync() {
     let out = js.commit_finish(T0, jobs.unwrap().run());
     assert_eq!(out.iter().filter(|d| d.subject == "push.p").count(), 3);
 }
+
+/// Two commits in flight finish in order, each acknowledging what it covered.
+#[test]
+fn two_batches_in_flight_finish_in_order() {
+    let disk = MemDisk::new(8);
+    let mut js = js_on(&disk);
+    api(
+        &mut js,
+        "$JS.API.STREAM.CREATE.EV",
+        &json!({"name": "EV", "subjects": ["ev.>"]}),
+    );
+    publish(&mut js, 2, "a");
+    let (_, first) = js.commit_begin(T0);
+    publish(&mut js, 3, "b");
+    let (out, second) = js.commit_begin(T0);
+    assert!(acked(&out).is_empty());
+    let (first, second) = (first.unwrap().run(), second.unwrap().run());
+    assert_eq!(acked(&js.commit_finish(T0, first)), [1, 2]);
+    assert_eq!(acked(&js.commit_finish(T0, second)), [3, 4, 5]);
+    // Every block is clean again: a crash now keeps all five.
+    drop(js);
+    disk.crash(CrashMode::LoseUnsynced);
+    let js = js_on(&disk);
+    assert_eq!(js.stream("EV").unwrap().store.state().msgs, 5);
+}

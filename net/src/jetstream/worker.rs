@@ -25,6 +25,9 @@ mod xacct;
 
 /// Most messages handled before one group commit.
 const BATCH: usize = 4096;
+/// Commits whose fsyncs may be queued at once: with two, the sync thread starts the next
+/// fsync the moment one ends instead of waiting for the worker to begin it.
+const MAX_IN_FLIGHT: usize = 2;
 /// Longest the worker sleeps without looking at its timers.
 const MAX_WAIT: Duration = Duration::from_millis(250);
 /// Stream and consumer detail for `/jsz` is rebuilt at most this often while only messages
@@ -80,8 +83,8 @@ pub(super) struct Worker {
     out: Vec<Tagged>,
     /// Runs pipelined fsyncs; started by the first commit that has any.
     syncer: Option<pipeline::SyncThread>,
-    /// A commit's fsyncs are running: the next commit begins when they are done.
-    in_flight: bool,
+    /// Commits whose fsyncs are queued or running (at most [`MAX_IN_FLIGHT`]).
+    in_flight: usize,
 }
 
 impl Worker {
@@ -106,7 +109,7 @@ impl Worker {
             detail_at: now,
             out: Vec::new(),
             syncer: None,
-            in_flight: false,
+            in_flight: 0,
         }
     }
 
@@ -127,7 +130,7 @@ impl Worker {
                 wait = wait.min(Duration::from_millis(2));
             }
             // Written to (by sourcing) after the last commit began: commit it now.
-            if !self.in_flight && a.js.has_uncommitted() {
+            if self.in_flight < MAX_IN_FLIGHT && a.js.has_uncommitted() {
                 return Duration::ZERO;
             }
         }
@@ -136,7 +139,7 @@ impl Worker {
 
     /// The next input, or the outcome of the fsyncs in flight, or neither by `wait`.
     async fn next_event(&mut self, wait: Duration) -> Event {
-        let syncing = self.in_flight;
+        let syncing = self.in_flight > 0;
         let done = self.syncer.as_mut().map(|s| &mut s.done);
         tokio::select! {
             biased;
@@ -162,7 +165,7 @@ impl Worker {
         let mut batch = pipeline::Batch::new();
         for a in self.accounts.values_mut() {
             let d = if pipelined {
-                if self.in_flight {
+                if self.in_flight >= MAX_IN_FLIGHT {
                     Vec::new()
                 } else {
                     let (d, jobs) = a.js.commit_begin(now);
@@ -195,7 +198,7 @@ impl Worker {
         }
         let batch = match self.syncer.as_ref().map(|t| t.send(batch)) {
             Some(Ok(())) => {
-                self.in_flight = true;
+                self.in_flight += 1;
                 return;
             }
             Some(Err(batch)) => {
@@ -207,9 +210,9 @@ impl Worker {
         self.finish_syncs(pipeline::run_inline(batch), now, out);
     }
 
-    /// The fsyncs of the batch in flight are done: acknowledge what they covered.
+    /// The fsyncs of the oldest batch in flight are done: acknowledge what they covered.
     fn finish_syncs(&mut self, done: pipeline::Done, now: u64, out: &mut Vec<Tagged>) {
-        self.in_flight = false;
+        self.in_flight = self.in_flight.saturating_sub(1);
         for (name, d) in done {
             if let Some(a) = self.accounts.get_mut(&name) {
                 tag(out, &name, a.js.commit_finish(now, d));
@@ -263,7 +266,7 @@ impl Worker {
                     // dirty, so the next commit syncs them again.
                     tracing::error!("JetStream sync thread stopped; syncing inline from now");
                     self.syncer = None;
-                    self.in_flight = false;
+                    self.in_flight = 0;
                 }
                 None => {}
             }

@@ -7,7 +7,7 @@
 //! and floors); a block is deleted once it is at the front, no longer newest, holds no live
 //! message, and the removals that emptied it are synced.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 
@@ -128,8 +128,9 @@ pub struct FileLog<D: Disk> {
     pub(crate) report: RecoveryReport,
     /// Sequences known lost: first → (last, block, offset).
     pub(crate) lost: BTreeMap<u64, (u64, u64, u64)>,
-    /// Blocks whose fsync runs elsewhere, with their length when it started.
-    in_flight: Vec<(u64, u64)>,
+    /// Per sync begun and not finished (oldest first, as they finish): the blocks its fsyncs
+    /// cover, with their length when it began.
+    in_flight: VecDeque<Vec<(u64, u64)>>,
     /// New message records of the newest block are compressed.
     pub(crate) compress: bool,
     /// What the stream's config asks for; it takes effect with the next block, as a
@@ -154,7 +155,7 @@ impl<D: Disk> FileLog<D> {
             frozen: None,
             report: RecoveryReport::default(),
             lost: BTreeMap::new(),
-            in_flight: Vec::new(),
+            in_flight: VecDeque::new(),
             compress: false,
             want_compress: false,
             last_ts: 0,
@@ -325,6 +326,7 @@ impl<D: Disk> FileLog<D> {
                 .filter(|(_, b)| b.dirty)
                 .map(|(id, b)| (*id, b.len))
                 .collect();
+            let mut group = Vec::new();
             for (id, len) in dirty {
                 let path = self.block_path(id);
                 let r = if later {
@@ -341,12 +343,13 @@ impl<D: Disk> FileLog<D> {
                     }
                     Ok(Some(job)) => {
                         // Still dirty until the job is done (and after, if written since).
-                        self.in_flight.push((id, len));
+                        group.push((id, len));
                         jobs.push(job);
                     }
                 }
             }
             if !jobs.is_empty() {
+                self.in_flight.push_back(group);
                 return Ok(jobs);
             }
             self.syncs += 1;
@@ -356,14 +359,16 @@ impl<D: Disk> FileLog<D> {
         Ok(jobs)
     }
 
-    /// Completes a sync whose jobs ran elsewhere. Blocks are append-only, so one whose
-    /// length is what it was at the start got nothing the fsync missed.
+    /// Completes the oldest sync whose jobs ran elsewhere (several may be in flight; they
+    /// finish in order). Blocks are append-only, so one whose length is what it was at the
+    /// start got nothing the fsync missed.
     fn complete_sync(
         &mut self,
         last_seq: u64,
         done: Result<(), DiskError>,
     ) -> Result<u64, StoreError> {
-        let flights = std::mem::take(&mut self.in_flight);
+        // Syncs finish in the order they began.
+        let flights = self.in_flight.pop_front().unwrap_or_default();
         if let Err(e) = done {
             return Err(self.freeze(format!("fsync: {e}")));
         }
