@@ -164,6 +164,24 @@ fn invalid_publish_subjects_match_nothing_and_are_not_cached() {
     assert_eq!(sl.cache_count(), 0);
 }
 
+/// A transient match (a reply to a one-off inbox) finds what `matches` finds, uses a cached
+/// result when there is one, and never adds to the cache.
+#[test]
+fn transient_matches_do_not_fill_the_cache() {
+    let sl = Sl::new();
+    sl.insert(b"_INBOX.a.*", None, 1).unwrap();
+    sl.insert(b"_INBOX.>", Some(b"q"), 2).unwrap();
+    let t = sl.matches_transient(b"_INBOX.a.1");
+    assert_eq!(ids(&t), ids(&sl.matches(b"_INBOX.a.2")));
+    assert_eq!(sl.cache_count(), 1, "only the plain match was cached");
+    let cached = sl.matches(b"_INBOX.a.2");
+    assert!(Arc::ptr_eq(&cached, &sl.matches_transient(b"_INBOX.a.2")));
+    assert!(sl.matches_transient(b"nobody").is_empty());
+    assert!(sl.matches_transient(b"bad..subject").is_empty());
+    assert_eq!(sl.cache_count(), 1);
+    assert_eq!(sl.stats().num_matches, 6);
+}
+
 #[test]
 fn duplicate_values_are_stored_twice() {
     let sl = Sl::new();
