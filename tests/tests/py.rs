@@ -34,16 +34,19 @@ async fn python_smoke(kind: ServerKind) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("py")
         .join("smoke.py");
-    let run = Command::new("python3")
-        .arg(&script)
-        .arg(s.url())
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = match within_for(Duration::from_secs(45), "python smoke script", run).await {
-        Ok(o) => o,
-        Err(e) => panic!("cannot run python3: {e}"),
-    };
+    // One retry, for a step that timed out only: about one run in ten under load, a message
+    // that both servers had sent never reached nats-py within the step's 10 s (seen against
+    // nats-server as well as natsd, never twice in a row). A wrong answer fails at once.
+    let mut out = run_smoke(&script, &s.url()).await;
+    let timed_out = String::from_utf8_lossy(&out.stderr).contains("TimeoutError");
+    if !out.status.success() && timed_out {
+        eprintln!(
+            "warning: smoke.py timed out against {}; retrying once\n{}",
+            kind.name(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out = run_smoke(&script, &s.url()).await;
+    }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -51,4 +54,17 @@ async fn python_smoke(kind: ServerKind) {
         "smoke.py failed ({})\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
         out.status
     );
+}
+
+async fn run_smoke(script: &Path, url: &str) -> std::process::Output {
+    let run = Command::new("python3")
+        .arg(script)
+        .arg(url)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    match within_for(Duration::from_secs(45), "python smoke script", run).await {
+        Ok(o) => o,
+        Err(e) => panic!("cannot run python3: {e}"),
+    }
 }
