@@ -78,6 +78,38 @@ impl SourceState {
     }
 
     /// The subject a message of the origin is stored under, `None` if it is filtered out.
+    /// Reads the next batch from `origin`, starting at `next` and never past `committed`:
+    /// the messages this cursor takes (with the subjects they are stored under) and where
+    /// the read stopped.
+    pub(crate) fn read_batch(
+        &mut self,
+        origin: &dyn StreamStore,
+        next: u64,
+        committed: u64,
+        now: UnixNanos,
+    ) -> (Vec<(StoredMsg, String)>, u64) {
+        let single = match self.transforms.as_slice() {
+            [t] => t.source().to_owned(),
+            _ => String::new(),
+        };
+        let mut batch = Vec::new();
+        let mut cursor = next;
+        while batch.len() < BATCH && cursor <= committed {
+            match origin.load_next_msg(&single, cursor) {
+                Ok(m) if m.seq <= committed => {
+                    cursor = m.seq + 1;
+                    if let Some(subj) = self.map_subject(&m.subject) {
+                        batch.push((m, subj));
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.more = batch.len() >= BATCH;
+        self.last_seen = Some(now);
+        (batch, cursor)
+    }
+
     fn map_subject(&self, subj: &str) -> Option<String> {
         if self.transforms.is_empty() {
             return Some(subj.to_owned());
@@ -390,25 +422,7 @@ impl JetStream {
                 None => start_of(&st.cfg, ostore),
             },
         };
-        let single = match st.transforms.as_slice() {
-            [t] => t.source().to_owned(),
-            _ => String::new(),
-        };
-        let mut batch = Vec::new();
-        let mut cursor = next;
-        while batch.len() < BATCH && cursor <= committed {
-            match ostore.load_next_msg(&single, cursor) {
-                Ok(m) if m.seq <= committed => {
-                    cursor = m.seq + 1;
-                    if let Some(subj) = st.map_subject(&m.subject) {
-                        batch.push((m, subj));
-                    }
-                }
-                _ => break,
-            }
-        }
-        st.more = batch.len() >= BATCH;
-        st.last_seen = Some(now);
+        let (batch, cursor) = st.read_batch(ostore, next, committed, now);
         let Some(target) = self.streams.get_mut(name) else {
             return false;
         };

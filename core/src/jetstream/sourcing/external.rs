@@ -24,7 +24,7 @@ use super::super::consumer::Delivery;
 use super::super::service::{Entry, JetStream};
 use super::super::store::UnixNanos;
 use super::super::stream::Stream;
-use super::{resume_point, start_of, store_batch, SourceState, BATCH};
+use super::{resume_point, start_of, store_batch, SourceState};
 use crate::account::Account;
 use crate::router::SubTarget;
 use crate::subject;
@@ -321,25 +321,7 @@ fn copy_batch(
         None => resume_point(target.stream.store.as_ref(), &st.iname)
             .map_or_else(|| start_of(&st.cfg, ostore), |s| s + 1),
     };
-    let single = match st.transforms.as_slice() {
-        [t] => t.source().to_owned(),
-        _ => String::new(),
-    };
-    let mut batch = Vec::new();
-    let mut cursor = next;
-    while batch.len() < BATCH && cursor <= committed {
-        match ostore.load_next_msg(&single, cursor) {
-            Ok(m) if m.seq <= committed => {
-                cursor = m.seq + 1;
-                if let Some(subj) = st.map_subject(&m.subject) {
-                    batch.push((m, subj));
-                }
-            }
-            _ => break,
-        }
-    }
-    st.more = batch.len() >= BATCH;
-    st.last_seen = Some(now);
+    let (batch, cursor) = st.read_batch(ostore, next, committed, now);
     let (done, stored) = store_batch(target, &mut st, &batch, is_mirror, cursor, now, out);
     st.next = Some(done);
     st.lag = ostore
