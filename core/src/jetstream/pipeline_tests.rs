@@ -91,7 +91,7 @@ fn publish(js: &mut JetStream, n: usize, tag: &str) {
 fn acked(out: &[Delivery]) -> Vec<u64> {
     out.iter()
         .filter(|d| d.subject == "_INBOX.ack")
-        .map(|d| body(d)["seq"].as_u64().unwrap())
+        .filter_map(|d| body(d)["seq"].as_u64())
         .collect()
 }
 
@@ -234,4 +234,42 @@ fn two_batches_in_flight_finish_in_order() {
     disk.crash(CrashMode::LoseUnsynced);
     let js = js_on(&disk);
     assert_eq!(js.stream("EV").unwrap().store.state().msgs, 5);
+}
+
+/// Two commits in flight, the older one's fsync fails: the newer one's publishes come after
+/// a hole the disk may have lost, so they are refused too, even though their own fsync
+/// (which may not see the older failure, as Linux reports one only once) succeeded.
+#[test]
+fn a_failed_older_sync_refuses_the_newer_batch() {
+    let disk = MemDisk::new(9);
+    let mut js = js_on(&disk);
+    api(
+        &mut js,
+        "$JS.API.STREAM.CREATE.EV",
+        &json!({"name": "EV", "subjects": ["ev.>"]}),
+    );
+    publish(&mut js, 2, "a");
+    let (_, first) = js.commit_begin(T0);
+    publish(&mut js, 3, "b");
+    let (_, second) = js.commit_begin(T0);
+    disk.fail_next(DiskOp::Sync, DiskError::Io("EIO".into()));
+    let first = first.unwrap().run();
+    let second = second.unwrap().run();
+    // The failure answers every publish still waiting, the newer batch's too.
+    let out = js.commit_finish(T0, first);
+    assert_eq!(out.len(), 5);
+    for d in &out {
+        assert!(
+            body(d)["error"]["err_code"].as_u64().is_some(),
+            "{:?}",
+            body(d)
+        );
+    }
+    let out = js.commit_finish(T0, second);
+    assert!(
+        acked(&out).is_empty(),
+        "acked after a failed sync: {:?}",
+        acked(&out)
+    );
+    assert!(js.stream("EV").unwrap().store.synced_through() < 3);
 }

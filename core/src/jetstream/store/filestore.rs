@@ -372,6 +372,9 @@ impl<D: Disk> FileLog<D> {
         if let Err(e) = done {
             return Err(self.freeze(format!("fsync: {e}")));
         }
+        // An older sync failed: this one's data comes after bytes the disk may have lost,
+        // and its own fsync may not say so (an error is reported once), so it proves nothing.
+        self.check_writable()?;
         for (id, len) in flights {
             if let Some(b) = self.blocks.get_mut(&id) {
                 if b.len == len {
