@@ -26,6 +26,11 @@
 //!   `read_at` must not move that position (`pread`, `FileExt::read_exact_at`). `FsDisk` may
 //!   cache open handles; `read_at` takes `&self`, so such a cache needs interior mutability.
 //! * `list` returns the plain file names in a directory, sorted; a missing directory is empty.
+//! * **A block file may be laid out ahead with zeros.** `FsDisk` hands out pre-zeroed,
+//!   already synced files for new blocks of a busy stream, so that an fsync has only data to
+//!   write (no size or extent change, which costs a journal commit). Its `len` is the
+//!   logical one while the file is open, but after a restart the zeros are part of the file:
+//!   recovery treats an all-zero tail as unused space, cuts it, and reports nothing.
 
 /// Why a disk operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -173,7 +173,10 @@ impl<D: Disk> Replay<'_, D> {
             // The newest block's header never reached the disk, and nothing after it did
             // either: the block was being started when the power went. Start it again.
             None if newest && record::resync(&data, HEADER_LEN.saturating_sub(1)).is_none() => {
-                self.log.report.torn_bytes += len;
+                // All zeros: laid out ahead (see below), nothing was torn.
+                if data.iter().any(|b| *b != 0) {
+                    self.log.report.torn_bytes += len;
+                }
                 if self.expected.is_none() {
                     // No block before it: this was a new store, which starts at `first_seq`.
                     self.idx.last_seq = self.idx.last_seq.max(self.first_seq - 1);
@@ -197,6 +200,19 @@ impl<D: Disk> Replay<'_, D> {
                 self.apply(&p, &data[off..off + p.len], id, off);
                 off += p.len;
                 continue;
+            }
+            if data[off..].iter().all(|b| *b == 0) {
+                // Space laid out ahead of the appends (see the `disk` module docs), never
+                // written: a record cannot be all zeros (its magic is not).
+                // Cut it so the next append follows the last record.
+                self.log
+                    .disk
+                    .truncate(&path, off as u64)
+                    .map_err(|e| io(&path, e))?;
+                if let Some(b) = self.log.blocks.get_mut(&id) {
+                    b.len = off as u64;
+                }
+                break;
             }
             match record::resync(&data, off) {
                 Some(next) => {

@@ -477,3 +477,67 @@ fn mem_store_sync_is_immediate() {
     assert_eq!(s.sync().unwrap(), 1);
     assert_eq!(s.synced_through(), 1);
 }
+
+/// Zeros after the last record are space the disk layer laid out ahead of the appends
+/// (production pre-zeroes blocks so that an fsync writes data only): neither torn nor damage,
+/// in the newest block or an older one, and cut so that appends go on from the last record.
+#[test]
+fn zero_tail_is_preallocated_space_not_damage() {
+    let disk = MemDisk::new(1);
+    let mut fs = FileStore::open(disk.clone(), DIR, StoreConfig::default(), file_cfg(300)).unwrap();
+    for i in 0..30 {
+        fs.store_msg("a", b"", format!("m{i}").as_bytes(), 0)
+            .unwrap();
+    }
+    fs.sync().unwrap();
+    let ids = fs.backend().block_ids();
+    assert!(ids.len() > 2);
+    let paths: Vec<String> = ids.iter().map(|id| fs.backend().block_path(*id)).collect();
+    let want = fs.state();
+    drop(fs);
+    let mut d = disk.clone();
+    let mut lens = Vec::new();
+    for p in &paths {
+        lens.push(d.len(p).unwrap());
+        d.append(p, &[0; 4096]).unwrap();
+        d.sync(p).unwrap();
+    }
+    let mut fs = FileStore::open(disk.clone(), DIR, StoreConfig::default(), file_cfg(300)).unwrap();
+    assert_eq!(fs.state(), want);
+    assert!(fs.corruption().is_empty(), "{:?}", fs.corruption());
+    assert_eq!(fs.recovery().torn_bytes, 0);
+    for (p, len) in paths.iter().zip(&lens) {
+        assert_eq!(disk.len(p).unwrap(), *len, "{p}: the zeros are cut");
+    }
+    assert_eq!(fs.store_msg("a", b"", b"next", 0).unwrap().0, 31);
+    fs.sync().unwrap();
+    drop(fs);
+    let fs = FileStore::open(disk, DIR, StoreConfig::default(), file_cfg(300)).unwrap();
+    assert_eq!(fs.load_msg(31).unwrap().payload, &b"next"[..]);
+    assert!(fs.corruption().is_empty());
+}
+
+/// A torn write over preallocated zeros (part of a record, then zeros) is still a torn tail.
+#[test]
+fn torn_write_over_zeros_is_a_torn_tail() {
+    let disk = MemDisk::new(1);
+    let mut fs =
+        FileStore::open(disk.clone(), DIR, StoreConfig::default(), file_cfg(1 << 20)).unwrap();
+    for i in 0..5 {
+        fs.store_msg("a", b"", format!("synced {i}").as_bytes(), 0)
+            .unwrap();
+    }
+    fs.sync().unwrap();
+    fs.store_msg("a", b"", &[5; 100], 0).unwrap();
+    let path = fs.backend().block_path(1);
+    drop(fs);
+    let synced = disk.synced_len(&path).unwrap();
+    disk.truncate_file(&path, synced + 50).unwrap();
+    let mut d = disk.clone();
+    d.append(&path, &[0; 1000]).unwrap();
+    let fs = FileStore::open(disk.clone(), DIR, StoreConfig::default(), file_cfg(1 << 20)).unwrap();
+    assert_eq!(fs.recovery().torn_bytes, 1050);
+    assert!(fs.corruption().is_empty());
+    assert_eq!(fs.state().msgs, 5);
+    assert_eq!(disk.len(&path).unwrap(), synced);
+}
