@@ -22,10 +22,17 @@
 //!
 //! With `sync_interval` (acks before the sync) nothing is buffered: there a process crash
 //! must lose nothing the OS had been handed, as with nats-server.
+//!
+//! # Pre-zeroed blocks
+//!
+//! In the same mode, a busy stream's next block is laid out ahead of time as a synced file of
+//! zeros (see [`spare`]), so that its fsyncs write data and nothing else. Such a file is
+//! longer than what was appended to it; writes are positional (`write_all_at` at the
+//! tracked length, never `O_APPEND`) and `len` is the appended length.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -33,6 +40,8 @@ use std::sync::Mutex;
 use natsd_core::jetstream::store::{Disk, DiskError, SyncJob};
 use rustix::fs::{fallocate, FallocateFlags};
 use rustix::io::Errno;
+
+mod spare;
 
 /// Files shorter than this are written through: small files (consumer state, metadata) are
 /// rewritten whole, and a reservation would waste more space than the buffer saves.
@@ -46,11 +55,13 @@ const RESERVE_MAX: u64 = 1024 * 1024;
 #[derive(Debug)]
 struct Handle {
     file: File,
-    /// Logical length: what the OS has plus `buf`.
+    /// Logical length: what was appended, whether the OS has it or `buf` does. A pre-zeroed
+    /// file is longer on disk.
     len: u64,
     /// Appended bytes waiting to be written; they belong right after the OS's end.
     buf: Vec<u8>,
-    /// `fallocate` reserved space up to here; `len` never passes it while `buf` holds data.
+    /// Space up to here cannot run out (reserved by `fallocate`, or zeros already on disk);
+    /// `len` never passes it while `buf` holds data.
     reserved: u64,
     /// This file system cannot reserve: write through.
     no_reserve: bool,
@@ -58,7 +69,7 @@ struct Handle {
 
 impl Handle {
     fn open(path: &Path) -> io::Result<Self> {
-        let file = OpenOptions::new().read(true).append(true).open(path)?;
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
         let len = file.metadata()?.len();
         Ok(Self {
             file,
@@ -79,14 +90,15 @@ impl Handle {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let r = self.file.write_all(&self.buf);
+        let at = self.written();
+        let r = self.file.write_all_at(&self.buf, at);
         self.buf.clear();
         match r {
             Ok(()) => Ok(()),
             Err(e) => {
                 // Unknown how much landed: the store freezes on this error, and a truncate
                 // or reopen measures the file again.
-                self.len = self.file.metadata().map_or(self.len, |m| m.len());
+                self.len = at;
                 Err(io::Error::other(format!("writing reserved bytes: {e}")))
             }
         }
@@ -119,7 +131,10 @@ impl Handle {
 
     fn append(&mut self, data: &[u8], buffered: bool) -> io::Result<u64> {
         let at = self.len;
-        if buffered && self.len >= BUFFER_FROM && self.reserve(data.len() as u64) {
+        let more = data.len() as u64;
+        let room =
+            self.len + more <= self.reserved || (self.len >= BUFFER_FROM && self.reserve(more));
+        if buffered && room {
             self.buf.extend_from_slice(data);
             self.len += data.len() as u64;
             if self.buf.len() >= FLUSH_AT {
@@ -128,9 +143,13 @@ impl Handle {
             return Ok(at);
         }
         self.flush()?;
-        if let Err(e) = self.file.write_all(data) {
-            // A short write may have landed: the store truncates back to `at`.
-            self.len = self.file.metadata().map_or(at, |m| m.len());
+        if let Err(e) = self.file.write_all_at(data, at) {
+            // A short write may have landed: the store truncates back to `at`. Past the
+            // zeros laid out ahead the file says how far it got; inside them, nothing moved.
+            self.len = match self.file.metadata() {
+                Ok(m) if m.len() > self.reserved => m.len(),
+                _ => at,
+            };
             return Err(e);
         }
         self.len += data.len() as u64;
@@ -138,6 +157,10 @@ impl Handle {
     }
 
     fn read_at(&mut self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        if offset.saturating_add(len as u64) > self.len {
+            // Past what was appended (a pre-zeroed file has more bytes on disk).
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
         let written = self.written();
         if offset >= written {
             // Entirely in the buffer (or past the end).
@@ -172,6 +195,8 @@ pub(crate) struct FsDisk {
     files: Mutex<HashMap<String, Handle>>,
     /// Buffer appends until `sync` (see the module docs).
     buffered: bool,
+    /// Pre-zeroed next blocks (buffered mode only).
+    spares: spare::Spares,
 }
 
 fn map(e: &io::Error, path: &str) -> DiskError {
@@ -197,6 +222,7 @@ impl FsDisk {
             root,
             files: Mutex::new(HashMap::new()),
             buffered,
+            spares: spare::Spares::default(),
         }
     }
 
@@ -233,6 +259,49 @@ impl FsDisk {
         }
     }
 
+    /// Renames the ready spare of `path`'s directory to `path`; false if there is none (or
+    /// it is gone: a stream removal deletes it with the rest of the directory).
+    fn use_spare(&self, path: &str) -> bool {
+        let Some((dir, _)) = path.rsplit_once('/') else {
+            return false;
+        };
+        if !path.ends_with(".blk") || !self.spares.take(dir) {
+            return false;
+        }
+        let full = self.full(path);
+        let Ok(()) = fs::rename(self.full(dir).join(spare::SPARE_NAME), &full) else {
+            return false;
+        };
+        match OpenOptions::new().read(true).write(true).open(&full) {
+            Ok(file) => {
+                let reserved = file.metadata().map_or(0, |m| m.len());
+                let h = Handle {
+                    file,
+                    len: 0,
+                    buf: Vec::new(),
+                    reserved,
+                    no_reserve: false,
+                };
+                self.handles().insert(path.to_owned(), h);
+                true
+            }
+            Err(e) => {
+                tracing::debug!("opening a spare block as {path}: {e}");
+                false
+            }
+        }
+    }
+
+    /// Lays out the next block of `path`'s directory once `path` is a busy block.
+    fn maybe_prepare_spare(&self, path: &str, len: u64) {
+        if !self.buffered || len < spare::SPARE_FROM || !path.ends_with(".blk") {
+            return;
+        }
+        if let Some((dir, _)) = path.rsplit_once('/') {
+            self.spares.prepare(dir, &self.full(dir));
+        }
+    }
+
     fn parent_sync(&self, path: &str) -> Result<(), DiskError> {
         let full = self.full(path);
         let dir = full.parent().unwrap_or(&self.root);
@@ -250,6 +319,9 @@ impl Disk for FsDisk {
         if let Some(mut h) = self.handles().remove(path) {
             h.buf.clear();
         }
+        if self.buffered && self.use_spare(path) {
+            return self.parent_sync(path);
+        }
         let f = File::create(&full).map_err(|e| map(&e, path))?;
         f.sync_all().map_err(|e| map(&e, path))?;
         self.parent_sync(path)
@@ -257,7 +329,13 @@ impl Disk for FsDisk {
 
     fn append(&mut self, path: &str, data: &[u8]) -> Result<u64, DiskError> {
         let buffered = self.buffered;
-        self.with_file(path, |h| h.append(data, buffered))
+        let at = self.with_file(path, |h| h.append(data, buffered))?;
+        let end = at + data.len() as u64;
+        // Once per block, as it crosses the mark.
+        if at < spare::SPARE_FROM && end >= spare::SPARE_FROM {
+            self.maybe_prepare_spare(path, end);
+        }
+        Ok(at)
     }
 
     fn read_at(&self, path: &str, offset: u64, len: usize) -> Result<Vec<u8>, DiskError> {
@@ -446,6 +524,61 @@ mod tests {
         let y = fs::read(dir.join("y.blk")).unwrap();
         assert_eq!(&y[BUFFER_FROM as usize..], b"bufferedagain");
         assert!(fs::read(dir.join("z.blk")).unwrap().is_empty());
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    /// A busy block gets its successor laid out ahead: the next `create` there takes a
+    /// synced file of zeros, appends overwrite it in place, and only appended bytes can be
+    /// read. Reopened, the file shows its full length (the store's recovery cuts the zeros).
+    #[test]
+    fn busy_blocks_get_a_pre_zeroed_successor() {
+        let dir = scratch("spare");
+        let mut d = FsDisk::new(dir.clone(), true);
+        d.create("s/1.blk").unwrap();
+        d.append("s/1.blk", &vec![3u8; spare::SPARE_FROM as usize])
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !d.spares.is_ready("s") {
+            assert!(std::time::Instant::now() < deadline, "no spare laid out");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        d.create("s/2.blk").unwrap();
+        assert_eq!(
+            fs::metadata(dir.join("s/2.blk")).unwrap().len(),
+            spare::SPARE_LEN
+        );
+        assert!(!dir.join("s").join(spare::SPARE_NAME).exists());
+        assert_eq!(d.len("s/2.blk").unwrap(), 0);
+        assert_eq!(d.append("s/2.blk", b"header").unwrap(), 0);
+        assert_eq!(d.append("s/2.blk", b"record").unwrap(), 6);
+        assert_eq!(d.read_at("s/2.blk", 0, 12).unwrap(), b"headerrecord");
+        assert_eq!(d.read_at("s/2.blk", 6, 7), Err(DiskError::ShortRead));
+        d.sync("s/2.blk").unwrap();
+        drop(d);
+        let bytes = fs::read(dir.join("s/2.blk")).unwrap();
+        assert_eq!(bytes.len() as u64, spare::SPARE_LEN);
+        assert_eq!(&bytes[..12], b"headerrecord");
+        assert!(bytes[12..].iter().all(|b| *b == 0));
+        let mut d = FsDisk::new(dir.clone(), true);
+        assert_eq!(d.len("s/2.blk").unwrap(), spare::SPARE_LEN);
+        d.truncate("s/2.blk", 12).unwrap();
+        assert_eq!(d.append("s/2.blk", b"!").unwrap(), 12);
+        d.sync("s/2.blk").unwrap();
+        assert_eq!(fs::read(dir.join("s/2.blk")).unwrap(), b"headerrecord!");
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    /// Without buffering (`sync_interval`), nothing is laid out ahead.
+    #[test]
+    fn unbuffered_disks_lay_out_nothing() {
+        let dir = scratch("nospare");
+        let mut d = FsDisk::new(dir.clone(), false);
+        d.create("s/1.blk").unwrap();
+        d.append("s/1.blk", &vec![3u8; spare::SPARE_FROM as usize])
+            .unwrap();
+        d.create("s/2.blk").unwrap();
+        assert_eq!(fs::metadata(dir.join("s/2.blk")).unwrap().len(), 0);
+        assert!(!dir.join("s").join(spare::SPARE_NAME).exists());
         let _ = fs::remove_dir_all(dir);
     }
 }
