@@ -25,9 +25,13 @@ mod xacct;
 
 /// Most messages handled before one group commit.
 const BATCH: usize = 4096;
-/// Commits whose fsyncs may be queued at once: with two, the sync thread starts the next
-/// fsync the moment one ends instead of waiting for the worker to begin it.
+/// Commits whose fsyncs may run at once, each on a thread of the sync pool (see
+/// `pipeline`'s docs for why overlapping them pays, and why not more).
 const MAX_IN_FLIGHT: usize = 2;
+/// Within a round, a commit begins after this many inputs if a sync slot is free: the
+/// first part of a burst goes to the disk while the rest is stored, so its acks (and the
+/// client's next publishes) come back while the disk works on the rest.
+const COMMIT_EVERY: usize = 128;
 /// Longest the worker sleeps without looking at its timers.
 const MAX_WAIT: Duration = Duration::from_millis(250);
 /// Stream and consumer detail for `/jsz` is rebuilt at most this often while only messages
@@ -82,9 +86,7 @@ pub(super) struct Worker {
     /// The deliveries of one round, kept for its capacity.
     out: Vec<Tagged>,
     /// Runs pipelined fsyncs; started by the first commit that has any.
-    syncer: Option<pipeline::SyncThread>,
-    /// Commits whose fsyncs are queued or running (at most [`MAX_IN_FLIGHT`]).
-    in_flight: usize,
+    syncer: Option<pipeline::SyncPool>,
 }
 
 impl Worker {
@@ -109,8 +111,14 @@ impl Worker {
             detail_at: now,
             out: Vec::new(),
             syncer: None,
-            in_flight: 0,
         }
+    }
+
+    /// Commits whose fsyncs are queued or running (at most [`MAX_IN_FLIGHT`]).
+    fn in_flight(&self) -> usize {
+        self.syncer
+            .as_ref()
+            .map_or(0, pipeline::SyncPool::in_flight)
     }
 
     fn now(&self) -> u64 {
@@ -130,7 +138,7 @@ impl Worker {
                 wait = wait.min(Duration::from_millis(2));
             }
             // Written to (by sourcing) after the last commit began: commit it now.
-            if self.in_flight < MAX_IN_FLIGHT && a.js.has_uncommitted() {
+            if self.in_flight() < MAX_IN_FLIGHT && a.js.has_uncommitted() {
                 return Duration::ZERO;
             }
         }
@@ -139,7 +147,7 @@ impl Worker {
 
     /// The next input, or the outcome of the fsyncs in flight, or neither by `wait`.
     async fn next_event(&mut self, wait: Duration) -> Event {
-        let syncing = self.in_flight > 0;
+        let syncing = self.in_flight() > 0;
         let done = self.syncer.as_mut().map(|s| &mut s.done);
         tokio::select! {
             biased;
@@ -163,9 +171,10 @@ impl Worker {
         let pipelined = self.sync == SyncPolicy::Always && !stop;
         let full_sync = !pipelined && self.sync_due(stop);
         let mut batch = pipeline::Batch::new();
+        let in_flight = self.in_flight();
         for a in self.accounts.values_mut() {
             let d = if pipelined {
-                if self.in_flight >= MAX_IN_FLIGHT {
+                if in_flight >= MAX_IN_FLIGHT {
                     Vec::new()
                 } else {
                     let (d, jobs) = a.js.commit_begin(now);
@@ -191,28 +200,46 @@ impl Worker {
     /// here if it cannot be had.
     fn start_syncs(&mut self, batch: pipeline::Batch, now: u64, out: &mut Vec<Tagged>) {
         if self.syncer.is_none() {
-            match pipeline::SyncThread::spawn() {
+            match pipeline::SyncPool::spawn(MAX_IN_FLIGHT) {
                 Ok(t) => self.syncer = Some(t),
                 Err(e) => tracing::warn!("JetStream: no sync thread ({e}), syncing inline"),
             }
         }
-        let batch = match self.syncer.as_ref().map(|t| t.send(batch)) {
-            Some(Ok(())) => {
-                self.in_flight += 1;
-                return;
-            }
-            Some(Err(batch)) => {
-                self.syncer = None;
-                batch
-            }
-            None => return,
+        let batch = match self.syncer.as_mut() {
+            Some(pool) => match pool.send(batch) {
+                Ok(()) => return,
+                Err(batch) => {
+                    self.syncer = None;
+                    batch
+                }
+            },
+            None => batch,
         };
         self.finish_syncs(pipeline::run_inline(batch), now, out);
     }
 
-    /// The fsyncs of the oldest batch in flight are done: acknowledge what they covered.
+    /// A batch's fsyncs are done: finish every batch whose turn has come (in the order
+    /// they began), acknowledging what they covered.
+    fn synced(&mut self, id: u64, done: pipeline::Done, now: u64, out: &mut Vec<Tagged>) {
+        let Some(pool) = self.syncer.as_mut() else {
+            return;
+        };
+        pool.record(id, done);
+        // Others may be in already: take them in the same round.
+        while let Ok((id, done)) = pool.done.try_recv() {
+            pool.record(id, done);
+        }
+        while let Some(done) = self
+            .syncer
+            .as_mut()
+            .and_then(pipeline::SyncPool::take_finished)
+        {
+            self.finish_syncs(done, now, out);
+        }
+    }
+
+    /// Acknowledges what one batch's fsyncs covered.
     fn finish_syncs(&mut self, done: pipeline::Done, now: u64, out: &mut Vec<Tagged>) {
-        self.in_flight = self.in_flight.saturating_sub(1);
         for (name, d) in done {
             if let Some(a) = self.accounts.get_mut(&name) {
                 tag(out, &name, a.js.commit_finish(now, d));
@@ -237,13 +264,30 @@ impl Worker {
             let mut out = std::mem::take(&mut self.out);
             let mut stop = closed || self.stopping.load(Ordering::Acquire);
             let mut api_called = false;
-            // Group commit: take whatever is queued (also when a sync finished, so the next
-            // one covers as much as possible) before one sync.
+            match synced {
+                Some(Some((id, done))) => {
+                    // Acks first: the publishers' next messages are what keeps the disk busy.
+                    self.synced(id, done, self.now(), &mut out);
+                    self.emit(&mut out);
+                }
+                Some(None) => {
+                    // The sync threads died: forget them; the stores still count those
+                    // blocks as dirty, so the next commit syncs them again.
+                    tracing::error!("JetStream sync threads stopped; syncing inline from now");
+                    self.syncer = None;
+                }
+                None => {}
+            }
+            // Group commit: take whatever is queued before one sync, beginning one early
+            // every `COMMIT_EVERY` inputs while a sync slot is free.
             let mut next = first;
             let mut handled = false;
-            for _ in 0..=BATCH {
+            for n in 1..=BATCH + 1 {
                 if stop {
                     break;
+                }
+                if n % COMMIT_EVERY == 0 && self.in_flight() < MAX_IN_FLIGHT {
+                    self.commit_all(self.now(), false, &mut out);
                 }
                 let Some(i) = next.take().or_else(|| self.rx.try_recv().ok()) else {
                     break;
@@ -259,17 +303,6 @@ impl Worker {
             // Input (even a publish nobody acks) or output: the `/jsz` detail is stale.
             self.detail_dirty |= handled;
             let now = self.now();
-            match synced {
-                Some(Some(done)) => self.finish_syncs(done, now, &mut out),
-                Some(None) => {
-                    // The sync thread died: forget it; the stores still count its blocks as
-                    // dirty, so the next commit syncs them again.
-                    tracing::error!("JetStream sync thread stopped; syncing inline from now");
-                    self.syncer = None;
-                    self.in_flight = 0;
-                }
-                None => {}
-            }
             let full_sync = self.commit_all(now, stop, &mut out);
             for a in self.accounts.values_mut() {
                 tag(&mut out, &a.name, a.js.tick(now));
@@ -439,8 +472,8 @@ enum Event {
     Input(Input),
     Closed,
     Timeout,
-    /// The fsyncs in flight are done (`None`: their thread is gone).
-    Synced(Option<pipeline::Done>),
+    /// A batch's fsyncs are done (`None`: the sync threads are gone).
+    Synced(Option<(u64, pipeline::Done)>),
 }
 
 /// Deliveries for one account, in order.
