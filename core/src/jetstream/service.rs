@@ -612,6 +612,11 @@ impl JetStream {
         !self.dirty.is_empty()
     }
 
+    /// How many publishes wait for a sync to be acknowledged.
+    pub fn pending_acks(&self) -> usize {
+        self.acks.len()
+    }
+
     /// Are publishes waiting for a sync?
     pub fn has_pending_acks(&self) -> bool {
         !self.acks.is_empty() || !self.dirty.is_empty()

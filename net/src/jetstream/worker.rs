@@ -32,6 +32,9 @@ const MAX_IN_FLIGHT: usize = 2;
 /// first part of a burst goes to the disk while the rest is stored, so its acks (and the
 /// client's next publishes) come back while the disk works on the rest.
 const COMMIT_EVERY: usize = 128;
+/// A commit this small (publishes waiting for it), with no other input queued and no sync
+/// in flight, syncs on the worker itself.
+const INLINE_UP_TO: usize = 8;
 /// Longest the worker sleeps without looking at its timers.
 const MAX_WAIT: Duration = Duration::from_millis(250);
 /// Stream and consumer detail for `/jsz` is rebuilt at most this often while only messages
@@ -199,6 +202,13 @@ impl Worker {
     /// Hands a batch of fsyncs to the sync thread (starting it if needed), or runs them
     /// here if it cannot be had.
     fn start_syncs(&mut self, batch: pipeline::Batch, now: u64, out: &mut Vec<Tagged>) {
+        // A lone publisher waiting on its ack, nothing else queued: the worker has nothing
+        // to overlap with the fsync, and two thread hand-offs would only add latency.
+        let waiting: usize = self.accounts.values().map(|a| a.js.pending_acks()).sum();
+        if self.in_flight() == 0 && self.rx.is_empty() && waiting <= INLINE_UP_TO {
+            self.finish_syncs(pipeline::run_inline(batch), now, out);
+            return;
+        }
         if self.syncer.is_none() {
             match pipeline::SyncPool::spawn(MAX_IN_FLIGHT) {
                 Ok(t) => self.syncer = Some(t),
