@@ -191,7 +191,7 @@ impl Drop for Handle {
 
 /// Writes zeros over `from..to` of `file`.
 fn write_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
-    const ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+    static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
     let mut at = from;
     while at < to {
         let n = (to - at).min(ZEROS.len() as u64) as usize;
