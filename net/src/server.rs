@@ -955,9 +955,11 @@ fn accept<T: Transport>(
                 let conn = client::new_conn(&shared, peer, id, &mut rng);
                 client::run(shared, stream, peer, conn, rng, rejected).await;
             }
-            Some(tls) => match tls.accept(&shared, stream, peer, id, &mut rng).await {
+            // Boxed: the TLS session makes this branch's future several KiB, and unboxed
+            // every plain connection's task would be that size too.
+            Some(tls) => match Box::pin(tls.accept(&shared, stream, peer, id, &mut rng)).await {
                 Ok((tls_stream, conn)) => {
-                    client::run(shared, tls_stream, peer, conn, rng, rejected).await
+                    Box::pin(client::run(shared, tls_stream, peer, conn, rng, rejected)).await
                 }
                 Err(e) => tracing::debug!(cid = id, %peer, "TLS handshake error: {e}"),
             },
