@@ -64,7 +64,7 @@ struct Handle {
     len: u64,
     /// Appended bytes waiting to be written; they belong right after the OS's end.
     buf: Vec<u8>,
-    /// Space up to here cannot run out (reserved by `fallocate`, or zeros already on disk);
+    /// Space up to here cannot run out (zeros written ahead, or a pre-zeroed block);
     /// `len` never passes it while `buf` holds data.
     reserved: u64,
 }
