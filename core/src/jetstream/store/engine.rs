@@ -544,6 +544,19 @@ impl<B: Backend> StreamStore for Store<B> {
         }
     }
 
+    fn seqs_since(&self, since: UnixNanos) -> Vec<u64> {
+        let mut seqs: Vec<u64> = self
+            .idx
+            .msgs
+            .iter()
+            .rev()
+            .take_while(|(_, e)| e.ts >= since)
+            .map(|(seq, _)| *seq)
+            .collect();
+        seqs.reverse();
+        seqs
+    }
+
     fn filtered_state(&self, filter: &str) -> SimpleState {
         self.idx.filtered_state(filter)
     }

@@ -263,6 +263,10 @@ pub trait StreamStore {
     fn update_config(&mut self, cfg: StoreConfig) -> Result<(), StoreError>;
     /// Whole-stream accounting.
     fn state(&self) -> StreamState;
+    /// The sequences of the messages held that were stored at or after `since`, oldest
+    /// first. Store times grow with sequences, so only the tail of the index is walked, and
+    /// no message is read (Go: `GetSeqFromTime`, used to rebuild the duplicate window).
+    fn seqs_since(&self, since: UnixNanos) -> Vec<u64>;
     /// Accounting of the messages passing `filter`.
     fn filtered_state(&self, filter: &str) -> SimpleState;
     /// Message count per subject passing `filter`.

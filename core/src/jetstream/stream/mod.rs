@@ -6,10 +6,10 @@
 //!   stores what they bring in ([`Stream::store_sourced`], [`Stream::store_mirrored`]).
 
 mod config;
-
-use std::collections::{BTreeMap, VecDeque};
+mod dedupe;
 
 pub use config::{check_config, check_update, source_iname, store_config, validate_name};
+pub use dedupe::MSG_ID;
 
 use super::api::{err, rfc3339, ApiError, StreamConfig, StreamStateJson};
 use super::consumer::Delivery;
@@ -54,10 +54,8 @@ pub struct Stream {
     pub store: Box<dyn StreamStore + Send>,
     /// Creation time.
     pub created: UnixNanos,
-    /// Nats-Msg-Id → (seq, ts), within the duplicate window.
-    dedup: BTreeMap<String, (u64, UnixNanos)>,
-    dedup_order: VecDeque<(UnixNanos, String)>,
-    last_msg_id: String,
+    /// The duplicate window (`Nats-Msg-Id`s seen), rebuilt from the store when opened.
+    dedupe: dedupe::Dedupe,
     /// The compiled `subject_transform`.
     transform: Option<Transform>,
     /// The compiled `republish` transform.
@@ -114,9 +112,7 @@ impl Stream {
             config,
             store,
             created,
-            dedup: BTreeMap::new(),
-            dedup_order: VecDeque::new(),
-            last_msg_id: String::new(),
+            dedupe: dedupe::Dedupe::default(),
             transform: None,
             republish: None,
             ttl,
@@ -124,7 +120,16 @@ impl Stream {
             sources: Vec::new(),
         };
         s.compile();
+        s.rebuild_dedupe();
         s
+    }
+
+    /// Rebuilds the duplicate window from the stored messages' `Nats-Msg-Id` headers and
+    /// store times (Go: rebuildDedupe). Called whenever a stream is opened over a store that
+    /// may hold messages (recovery, restore); a replicated stream calls it once its store
+    /// has caught up with the log.
+    pub fn rebuild_dedupe(&mut self) {
+        self.dedupe = dedupe::Dedupe::rebuild(self.store.as_ref(), self.config.duplicate_window);
     }
 
     /// Builds the transforms and the sourcing states from the config, keeping the progress
@@ -182,18 +187,6 @@ impl Stream {
             .any(|f| subject::matches(f.as_bytes(), subj.as_bytes()))
     }
 
-    fn prune_dedup(&mut self, now: UnixNanos) {
-        let window = self.config.duplicate_window;
-        while let Some((ts, _)) = self.dedup_order.front() {
-            if now.saturating_sub(*ts) <= window {
-                break;
-            }
-            if let Some((_, id)) = self.dedup_order.pop_front() {
-                self.dedup.remove(&id);
-            }
-        }
-    }
-
     /// Stores a published message after the subject transform, the expected-*, TTL and
     /// rollup checks (Go: processJetStreamMsg). The caller acknowledges once the store
     /// synced `seq`.
@@ -233,12 +226,12 @@ impl Stream {
             return Err(err::sealed());
         }
         let h = Hdr::parse(hdr);
-        self.prune_dedup(now);
-        let msg_id = h.get("Nats-Msg-Id").filter(|s| !s.is_empty());
+        self.dedupe.prune(now, self.config.duplicate_window);
+        let msg_id = h.get(MSG_ID).filter(|s| !s.is_empty());
         if let Some(id) = &msg_id {
-            if let Some((seq, _)) = self.dedup.get(id) {
+            if let Some(seq) = self.dedupe.check(id) {
                 return Ok(Stored {
-                    seq: *seq,
+                    seq,
                     duplicate: true,
                     republish: None,
                 });
@@ -273,8 +266,8 @@ impl Stream {
             }
         }
         if let Some(v) = h.get("Nats-Expected-Last-Msg-Id") {
-            if v != self.last_msg_id {
-                return Err(err::wrong_last_msg_id(&self.last_msg_id));
+            if v != self.dedupe.last_msg_id {
+                return Err(err::wrong_last_msg_id(&self.dedupe.last_msg_id));
             }
         }
         let rollup = h.get("Nats-Rollup");
@@ -300,10 +293,9 @@ impl Stream {
             }
             _ => {}
         }
-        if let Some(id) = msg_id {
-            self.dedup.insert(id.clone(), (seq, now));
-            self.dedup_order.push_back((now, id.clone()));
-            self.last_msg_id = id;
+        match msg_id {
+            Some(id) => self.dedupe.record(&id, seq, ts),
+            None => self.dedupe.last_msg_id.clear(),
         }
         let republish = self.after_store(seq, ts, subj, hdr, payload, ttl, prev);
         Ok(Stored {
@@ -339,6 +331,16 @@ impl Stream {
             .store
             .store_msg(subj, &m.headers, &m.payload, m.ts)
             .map_err(|e| store_error(&e))?;
+        // A mirror copies its origin as it is (the origin already judged the ids), but keeps
+        // the window a rebuild after a restart would find, if it has one.
+        let window = self.config.duplicate_window;
+        if window > 0 {
+            self.dedupe.prune(ts, window);
+            match dedupe::msg_id_of(&m.headers) {
+                Some(id) => self.dedupe.record(&id, seq, ts),
+                None => self.dedupe.last_msg_id.clear(),
+            }
+        }
         Ok(self.after_store(seq, ts, subj, &m.headers, &m.payload, ttl, prev))
     }
 
@@ -440,3 +442,6 @@ impl Stream {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod dedupe_tests;
