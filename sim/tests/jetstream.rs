@@ -7,7 +7,10 @@
 //! intact, at its acknowledged sequence; nothing may appear that nobody published; sequences
 //! must be dense from 1. Separate sweeps fill the disk (PubAck 10047, nothing acknowledged
 //! lost) and flip a bit in a synced block (recovery reports it, the damaged message is never
-//! served as data).
+//! served as data). A de-duplication sweep publishes with `Nats-Msg-Id`s and retries every
+//! publish whose PubAck it did not see, with the same id, as a client does; its disk dies
+//! right after a sync, before the PubAcks that sync released are sent, and every retry of a
+//! message that was stored must be answered as a duplicate of it, never stored twice.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
@@ -53,6 +56,10 @@ struct DiskCtl {
     dead: bool,
     mode: Option<CrashMode>,
     deaths: u32,
+    /// Syncs since boot.
+    syncs: u64,
+    /// Complete this sync, then lose power before anything hears of it (Dedupe mode).
+    die_after_sync: Option<u64>,
 }
 
 /// A [`MemDisk`] whose power can go at a chosen operation: what was not synced is lost (or
@@ -111,6 +118,25 @@ impl Disk for CrashDisk {
         self.disk.len(path)
     }
     fn sync(&mut self, path: &str) -> Result<(), DiskError> {
+        let die_after = {
+            let mut c = lock(&self.ctl);
+            if c.dead {
+                return Err(power_lost());
+            }
+            c.syncs += 1;
+            c.die_after_sync == Some(c.syncs)
+        };
+        if die_after {
+            // The data reaches the disk, then the power goes before the server hears of it:
+            // the PubAcks this sync would release are never sent.
+            let synced = self.disk.sync(path);
+            let mut c = lock(&self.ctl);
+            self.disk.crash(c.mode.unwrap_or(CrashMode::LoseUnsynced));
+            c.dead = true;
+            c.deaths += 1;
+            synced?;
+            return Err(power_lost());
+        }
         self.write_op()?;
         self.disk.sync(path)
     }
@@ -141,6 +167,9 @@ enum Mode {
     NoSpace,
     /// A bit of a synced block flips while the host is down.
     BitFlip,
+    /// Publishes carry `Nats-Msg-Id`s and are retried until acknowledged; the disk dies
+    /// between a sync and its PubAcks.
+    Dedupe,
 }
 
 /// What the publishers saw.
@@ -154,6 +183,10 @@ struct PubLog {
     errors: BTreeMap<u64, u64>,
     /// Acks received after the disk had room again (NoSpace mode).
     acked_after_space: u64,
+    /// Publishes sent again, same id, after no PubAck came (Dedupe mode).
+    retries: u64,
+    /// PubAcks that said `duplicate` (Dedupe mode).
+    duplicates: u64,
 }
 
 /// What the verifier read back.
@@ -220,6 +253,7 @@ fn boot(
         }
         c.dead = false;
         c.ops = 0;
+        c.syncs = 0;
         c.mode = Some(if rng.below(2) == 0 {
             CrashMode::LoseUnsynced
         } else {
@@ -231,6 +265,8 @@ fn boot(
         let ends_in_crash = boot + 1 < lives;
         c.die_at = (mode == Mode::Crash && ends_in_crash && rng.below(2) == 0)
             .then(|| 1 + rng.below(1_500));
+        // Early in the life (a group commit is a sync or two), so that it always comes.
+        c.die_after_sync = (mode == Mode::Dedupe && ends_in_crash).then(|| 1 + rng.below(40));
     }
     if mode == Mode::BitFlip && boot == 1 {
         world.flipped.set(flip_a_synced_bit(&disk.disk, &mut rng));
@@ -275,7 +311,9 @@ async fn create_stream(ctx: &mut ClientCtx, epoch: &mut u32) -> Result<(), Strin
         let Ok(mut c) = ctx.connect_retry(&opts, epoch, PUB_UNTIL).await else {
             continue;
         };
-        let cfg = json!({"name": STREAM, "subjects": ["s.>"], "storage": "file"});
+        // The window outlasts the run: every retry falls inside it.
+        let cfg = json!({"name": STREAM, "subjects": ["s.>"], "storage": "file",
+                         "duplicate_window": 600_000_000_000u64});
         match c.js_create_stream(&cfg, OP_TIMEOUT).await {
             Ok(Some(Ok(_))) => return Ok(()),
             Ok(Some(Err(e))) if e.err_code == 10058 => return Ok(()),
@@ -301,20 +339,42 @@ async fn publisher(
     let opts = ctx.opts("n1");
     let subject = format!("s.{k}");
     let (mut n, mut last_seq, mut acks) = (0u64, 0u64, 0u64);
+    // Dedupe mode: the payload (also its Nats-Msg-Id) still waiting for its PubAck.
+    let mut unacked: Option<String> = None;
     while ctx.now() < PUB_UNTIL {
         let Ok(mut c) = ctx.connect_retry(&opts, &mut epoch, PUB_UNTIL).await else {
             break;
         };
         while ctx.now() < PUB_UNTIL {
-            n += 1;
-            let payload = format!("p{k}-{n}");
+            let payload = match unacked.take() {
+                Some(p) => {
+                    world.log.borrow_mut().retries += 1;
+                    p
+                }
+                None => {
+                    n += 1;
+                    format!("p{k}-{n}")
+                }
+            };
             world
                 .log
                 .borrow_mut()
                 .sent
                 .insert(payload.clone(), subject.clone());
-            match c.js_publish(&subject, payload.as_bytes(), OP_TIMEOUT).await {
-                Ok(PubAck::Ok { stream, seq }) => {
+            let id = (mode == Mode::Dedupe).then_some(payload.as_str());
+            let r = c
+                .js_publish_with_id(&subject, id, payload.as_bytes(), OP_TIMEOUT)
+                .await;
+            if mode == Mode::Dedupe && !matches!(r, Ok(PubAck::Ok { .. })) {
+                // No PubAck seen: the next publish is this one again, with the same id.
+                unacked = Some(payload.clone());
+            }
+            match r {
+                Ok(PubAck::Ok {
+                    stream,
+                    seq,
+                    duplicate,
+                }) => {
                     if stream != STREAM || seq <= last_seq {
                         return Err(format!(
                             "{payload}: ack {stream}/{seq} after seq {last_seq} on this publisher"
@@ -327,6 +387,7 @@ async fn publisher(
                         return Err(format!("{payload} and {} both acked as seq {seq}", other.0));
                     }
                     log.acked.insert(payload, seq);
+                    log.duplicates += u64::from(duplicate);
                     if !world.full.get() && log.errors.contains_key(&10047) {
                         log.acked_after_space += 1;
                     }
@@ -472,7 +533,7 @@ fn check(world: &World, mode: Mode) -> Result<(), String> {
                 ));
             }
         }
-        Mode::Crash | Mode::NoSpace => {
+        Mode::Crash | Mode::NoSpace | Mode::Dedupe => {
             if !lost.is_empty() {
                 return Err(format!(
                     "{} acknowledged messages lost, first: {:?}",
@@ -491,6 +552,14 @@ fn check(world: &World, mode: Mode) -> Result<(), String> {
                 ));
             }
         }
+    }
+    if mode == Mode::Dedupe && world.boots.get() > 1 && log.duplicates == 0 {
+        // Each power cut came right after a sync, so some message was stored whose PubAck
+        // never went out, and its publisher's retry must have been answered as a duplicate.
+        return Err(format!(
+            "no retry was answered as a duplicate ({} retries)",
+            log.retries
+        ));
     }
     if mode == Mode::NoSpace {
         if log.errors.get(&10047).copied().unwrap_or(0) == 0 {
@@ -516,6 +585,8 @@ struct Totals {
     served: u64,
     errors: BTreeMap<u64, u64>,
     damaged: u64,
+    retries: u64,
+    duplicates: u64,
 }
 
 /// Runs one seed; returns the trace hash.
@@ -564,6 +635,8 @@ fn run(seed: u64, mode: Mode, totals: &mut Totals) -> Result<u64, String> {
         *totals.errors.entry(*k).or_default() += v;
     }
     totals.damaged += read.damage.iter().map(|d| d.lost_msgs).sum::<u64>();
+    totals.retries += log.retries;
+    totals.duplicates += log.duplicates;
     Ok(outcome.hash)
 }
 
@@ -578,6 +651,15 @@ fn sweep_mode(test: &str, seeds: usize, mode: Mode) {
 #[test]
 fn crash_sweep_loses_no_acknowledged_message() {
     sweep_mode("crash_sweep_loses_no_acknowledged_message", 8, Mode::Crash);
+}
+
+#[test]
+fn retries_after_a_crash_between_sync_and_ack_are_duplicates() {
+    sweep_mode(
+        "retries_after_a_crash_between_sync_and_ack_are_duplicates",
+        4,
+        Mode::Dedupe,
+    );
 }
 
 #[test]
@@ -599,13 +681,19 @@ fn a_seed_replays_exactly() {
     // The worker is a task on the host's runtime and the disks are seeded: the same seed
     // gives the same trace, crashes and disk deaths included.
     sweep(module_path!(), "a_seed_replays_exactly", 1, |seed| {
-        let (mut t1, mut t2) = (Totals::default(), Totals::default());
-        let h1 = run(seed, Mode::Crash, &mut t1)?;
-        let h2 = run(seed, Mode::Crash, &mut t2)?;
-        if h1 != h2 || t1.acked != t2.acked || t1.disk_deaths != t2.disk_deaths {
-            return Err(format!(
-                "two runs differ: {h1:016x} {t1:?} / {h2:016x} {t2:?}"
-            ));
+        for mode in [Mode::Crash, Mode::Dedupe] {
+            let (mut t1, mut t2) = (Totals::default(), Totals::default());
+            let h1 = run(seed, mode, &mut t1)?;
+            let h2 = run(seed, mode, &mut t2)?;
+            if h1 != h2
+                || t1.acked != t2.acked
+                || t1.disk_deaths != t2.disk_deaths
+                || t1.duplicates != t2.duplicates
+            {
+                return Err(format!(
+                    "{mode:?}: two runs differ: {h1:016x} {t1:?} / {h2:016x} {t2:?}"
+                ));
+            }
         }
         Ok(())
     });

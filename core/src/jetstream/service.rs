@@ -45,6 +45,8 @@ struct PendingAck {
     stream: String,
     seq: u64,
     reply: String,
+    /// A duplicate of `seq`, waiting for the original to be durable.
+    duplicate: bool,
 }
 
 /// A JetStream instance.
@@ -153,6 +155,15 @@ impl CommitJobs {
 pub struct CommitDone {
     results: Vec<Result<(), DiskError>>,
     streams: Vec<(String, u64, usize)>,
+}
+
+/// The PubAck of a duplicate: the original's sequence, `"duplicate": true`.
+fn dup_ack(reply: &str, stream: &str, seq: u64, domain: Option<&str>) -> Delivery {
+    let mut v = json!({"stream": stream, "seq": seq, "duplicate": true});
+    if let Some(d) = domain {
+        v["domain"] = json!(d);
+    }
+    json_reply(reply, &v)
 }
 
 /// A PubAck, `{"stream":…,"seq":…[,"domain":…]}` in nats-server's field order. Written
@@ -361,14 +372,22 @@ impl JetStream {
             return Vec::new();
         };
         match stored {
+            // A duplicate of a message not yet synced waits for it: had the sync failed,
+            // an immediate "duplicate" would acknowledge a message the crash then loses.
+            Ok(st) if st.duplicate && e.stream.store.synced_through() < st.seq => {
+                if let Some(r) = reply {
+                    self.acks.push(PendingAck {
+                        stream: name.clone(),
+                        seq: st.seq,
+                        reply: r.to_owned(),
+                        duplicate: true,
+                    });
+                    self.mark_dirty(&name);
+                }
+                Vec::new()
+            }
             Ok(st) if st.duplicate => reply
-                .map(|r| {
-                    let mut v = json!({"stream": name, "seq": st.seq, "duplicate": true});
-                    if let Some(d) = &self.settings.domain {
-                        v["domain"] = json!(d);
-                    }
-                    vec![json_reply(r, &v)]
-                })
+                .map(|r| vec![dup_ack(r, &name, st.seq, self.settings.domain.as_deref())])
                 .unwrap_or_default(),
             Ok(st) => {
                 if !super::retention::drop_unwanted(e, subj, st.seq) {
@@ -384,6 +403,7 @@ impl JetStream {
                         stream: name,
                         seq: st.seq,
                         reply: r.to_owned(),
+                        duplicate: false,
                     });
                 }
                 st.republish.into_iter().collect()
@@ -568,7 +588,9 @@ impl JetStream {
                     }
                 },
             };
-            if through >= a.seq {
+            if through >= a.seq && a.duplicate {
+                out.push(dup_ack(&a.reply, &a.stream, a.seq, domain.as_deref()));
+            } else if through >= a.seq {
                 out.push(pub_ack(a.reply, &a.stream, a.seq, domain.as_deref()));
             } else {
                 keep.push(a);

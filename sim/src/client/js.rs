@@ -41,8 +41,10 @@ pub enum PubAck {
     Ok {
         /// Stream name.
         stream: String,
-        /// Assigned sequence.
+        /// Assigned sequence (the original's, for a duplicate).
         seq: u64,
+        /// Answered as a duplicate of an earlier publish with the same `Nats-Msg-Id`.
+        duplicate: bool,
     },
     /// Refused.
     Err(ApiErr),
@@ -162,7 +164,23 @@ impl Client {
         payload: &[u8],
         timeout: Duration,
     ) -> Result<PubAck, ClientError> {
-        let m = match self.request(subject, payload, timeout).await? {
+        self.js_publish_with_id(subject, None, payload, timeout)
+            .await
+    }
+
+    /// Publishes with an optional `Nats-Msg-Id` and waits for the PubAck.
+    pub async fn js_publish_with_id(
+        &mut self,
+        subject: &str,
+        msg_id: Option<&str>,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<PubAck, ClientError> {
+        let hdr = msg_id.map(|id| format!("NATS/1.0\r\nNats-Msg-Id: {id}\r\n\r\n"));
+        let reply = self
+            .request_with_headers(subject, hdr.as_deref().map(str::as_bytes), payload, timeout)
+            .await?;
+        let m = match reply {
             Reply::Msg(m) => m,
             Reply::NoResponders => return Ok(PubAck::NoResponders),
         };
@@ -174,6 +192,7 @@ impl Client {
             (Some(stream), Some(seq)) => Ok(PubAck::Ok {
                 stream: stream.to_owned(),
                 seq,
+                duplicate: v["duplicate"].as_bool().unwrap_or(false),
             }),
             _ => Err(ClientError::Proto(format!("not a PubAck: {v}"))),
         }

@@ -229,7 +229,23 @@ impl Client {
         payload: &[u8],
         timeout: Duration,
     ) -> Result<(), ClientError> {
-        proto::encode_pub(&mut self.wbuf, subject, reply, payload);
+        self.publish_full(subject, reply, None, payload, timeout)
+            .await
+    }
+
+    /// Publishes with an optional reply subject and an optional header block (`HPUB`).
+    pub async fn publish_full(
+        &mut self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<(), ClientError> {
+        match headers {
+            Some(h) => proto::encode_hpub(&mut self.wbuf, subject, reply, h, payload),
+            None => proto::encode_pub(&mut self.wbuf, subject, reply, payload),
+        }
         self.write_out(Instant::now() + timeout).await?;
         self.trace.record(
             &self.name,
@@ -309,6 +325,18 @@ impl Client {
         payload: &[u8],
         timeout: Duration,
     ) -> Result<Reply, ClientError> {
+        self.request_with_headers(subject, None, payload, timeout)
+            .await
+    }
+
+    /// [`Client::request`] with an optional header block.
+    pub async fn request_with_headers(
+        &mut self,
+        subject: &str,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<Reply, ClientError> {
         let deadline = Instant::now() + timeout;
         let prefix = format!("_INBOX.{}.{}", self.name, self.epoch);
         let inbox_sid = match self.inbox_sid {
@@ -323,7 +351,7 @@ impl Client {
         };
         self.next_req += 1;
         let reply = format!("{prefix}.{}", self.next_req);
-        self.publish_with_reply(subject, Some(&reply), payload, timeout)
+        self.publish_full(subject, Some(&reply), headers, payload, timeout)
             .await?;
         loop {
             let op = match self.pending.iter().position(|m| m.subject == reply) {

@@ -152,6 +152,28 @@ pub fn encode_pub(out: &mut BytesMut, subject: &str, reply: Option<&str>, payloa
     out.extend_from_slice(b"\r\n");
 }
 
+/// Encodes `HPUB subject [reply] hdr_size total_size\r\nheaders payload\r\n`; `headers` is
+/// a whole header block (`NATS/1.0\r\n...\r\n\r\n`).
+pub fn encode_hpub(
+    out: &mut BytesMut,
+    subject: &str,
+    reply: Option<&str>,
+    headers: &[u8],
+    payload: &[u8],
+) {
+    out.extend_from_slice(b"HPUB ");
+    out.extend_from_slice(subject.as_bytes());
+    if let Some(r) = reply {
+        out.extend_from_slice(b" ");
+        out.extend_from_slice(r.as_bytes());
+    }
+    let total = headers.len() + payload.len();
+    out.extend_from_slice(format!(" {} {total}\r\n", headers.len()).as_bytes());
+    out.extend_from_slice(headers);
+    out.extend_from_slice(payload);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Encodes `SUB subject [queue] sid\r\n`.
 pub fn encode_sub(out: &mut BytesMut, subject: &str, queue: Option<&str>, sid: u64) {
     let line = match queue {
@@ -263,5 +285,8 @@ HMSG _INBOX.x 2 16 16\r\nNATS/1.0 503\r\n\r\n\r\n";
         encode_sub(&mut out, "a.*", Some("q"), 3);
         encode_unsub(&mut out, 3, Some(2));
         assert_eq!(&out[..], b"PUB a r 2\r\nxy\r\nSUB a.* q 3\r\nUNSUB 3 2\r\n");
+        let mut out = BytesMut::new();
+        encode_hpub(&mut out, "a", Some("r"), b"NATS/1.0\r\n\r\n", b"xy");
+        assert_eq!(&out[..], b"HPUB a r 12 14\r\nNATS/1.0\r\n\r\nxy\r\n");
     }
 }

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::super::consumer::Delivery;
 use super::super::factory::DiskFactory;
 use super::super::service::{JetStream, JsSettings};
-use super::super::store::{CrashMode, MemDisk, SyncPolicy};
+use super::super::store::{CrashMode, DiskError, DiskOp, MemDisk, SyncPolicy};
 
 const T0: u64 = 1_700_000_000_000_000_000;
 const SEC: u64 = 1_000_000_000;
@@ -239,4 +239,44 @@ fn a_restored_stream_rebuilds_its_window() {
     let acks = publish_ids(&mut js, "d", 4, T0 + MIN);
     assert!(acks.iter().all(|a| a["duplicate"] == true), "{acks:?}");
     assert_eq!(msgs(&js, "D"), 4);
+}
+
+#[test]
+fn a_duplicate_of_an_unsynced_message_waits_for_its_sync() {
+    let disk = MemDisk::new(27);
+    let mut js = js_on(&disk);
+    create(&mut js, json!({"name": "D", "subjects": ["d"]}));
+    let h = id_hdr("a");
+    assert!(js
+        .publish("d", Some("_INBOX.1"), h.as_bytes(), b"x", T0)
+        .is_empty());
+    // Not answered before the original is durable.
+    assert!(js
+        .publish("d", Some("_INBOX.2"), h.as_bytes(), b"x", T0)
+        .is_empty());
+    let acks: Vec<(String, Value)> = js
+        .commit(T0)
+        .iter()
+        .map(|d| (d.subject.clone(), body(d)))
+        .collect();
+    assert_eq!(
+        acks,
+        [
+            ("_INBOX.1".to_owned(), json!({"stream": "D", "seq": 1})),
+            (
+                "_INBOX.2".to_owned(),
+                json!({"stream": "D", "seq": 1, "duplicate": true})
+            ),
+        ]
+    );
+    // The original's sync fails: its duplicate is an error too, never a "duplicate".
+    let h = id_hdr("b");
+    js.publish("d", Some("_INBOX.3"), h.as_bytes(), b"y", T0);
+    js.publish("d", Some("_INBOX.4"), h.as_bytes(), b"y", T0);
+    disk.fail_next(DiskOp::Sync, DiskError::Io("EIO".into()));
+    let out = js.commit(T0);
+    assert_eq!(out.len(), 2, "{out:?}");
+    for d in &out {
+        assert!(body(d).get("error").is_some(), "{}", body(d));
+    }
 }
