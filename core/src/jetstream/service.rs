@@ -648,8 +648,21 @@ impl JetStream {
     pub fn tick(&mut self, now: UnixNanos) -> Vec<Delivery> {
         let mut out = Vec::new();
         let mut reaped = Vec::new();
+        let mut marked = Vec::new();
         for (name, e) in self.streams.iter_mut() {
-            let expired = e.stream.store.expire(now).unwrap_or(0) + e.stream.expire_ttl(now);
+            let exp = e.stream.expire(now);
+            let expired = exp.removed;
+            // Subject delete markers went through the publish path: consumers and the next
+            // commit see them like any stored message.
+            for (subj, seq, republish) in exp.markers {
+                if !super::retention::drop_unwanted(e, &subj, seq) {
+                    for c in e.consumers.values_mut() {
+                        c.on_stored(&subj, seq);
+                    }
+                }
+                out.extend(republish);
+                marked.push(name.clone());
+            }
             let Entry { stream, consumers } = e;
             for c in consumers.values_mut() {
                 if expired > 0 {
@@ -661,6 +674,9 @@ impl JetStream {
             for (c, durable) in super::retention::reap_inactive(e, now, &mut self.consumer_events) {
                 reaped.push((name.clone(), c, durable));
             }
+        }
+        for name in marked {
+            self.mark_dirty(&name);
         }
         for (stream, c, durable) in reaped {
             if durable {

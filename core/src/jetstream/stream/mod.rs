@@ -7,9 +7,11 @@
 
 mod config;
 mod dedupe;
+mod markers;
 
 pub use config::{check_config, check_update, source_iname, store_config, validate_name};
 pub use dedupe::MSG_ID;
+pub use markers::{Expired, MARKER_REASON};
 
 use super::api::{err, rfc3339, ApiError, StreamConfig, StreamStateJson};
 use super::consumer::Delivery;
@@ -445,3 +447,6 @@ mod tests;
 
 #[cfg(test)]
 mod dedupe_tests;
+
+#[cfg(test)]
+mod features_tests;

@@ -1,0 +1,138 @@
+//! Stream features of nats-server 2.11–2.12 that current clients use: KV limit markers and
+//! per-key TTL, counters, atomic batch publish, message schedules and `persist_mode`.
+//! nats-server 2.9.10 has none of them, so these scenarios run against natsd only.
+
+// Integration-test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv};
+use futures::StreamExt;
+use natsd_tests::js::{api, err_code, js_server};
+use natsd_tests::{within, within_for, ServerKind};
+use serde_json::{json, Value};
+
+macro_rules! natsd_only {
+    ($($name:ident),+ $(,)?) => {
+        mod natsd_only {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    natsd_tests::run_scenario(natsd_tests::ServerKind::Natsd, super::$name).await;
+                }
+            )+
+        }
+    };
+}
+
+natsd_only!(kv_per_key_ttl_and_limit_markers);
+
+const SEC: u64 = 1_000_000_000;
+
+/// Publishes with headers and returns the PubAck (or error) as JSON.
+async fn publish(
+    c: &async_nats::Client,
+    subject: &str,
+    hdrs: &[(&str, &str)],
+    body: &str,
+) -> Value {
+    let mut h = async_nats::HeaderMap::new();
+    for (k, v) in hdrs {
+        h.append(*k, *v);
+    }
+    let m = within(
+        "PubAck",
+        c.request_with_headers(subject.to_owned(), h, body.to_owned().into()),
+    )
+    .await
+    .unwrap();
+    serde_json::from_slice(&m.payload).unwrap()
+}
+
+/// A KV bucket as a 2.11 client creates one with limit markers (`allow_msg_ttl` and
+/// `subject_delete_marker_ttl`); a key created with a TTL expires and its watcher sees the
+/// server's marker as a purge.
+async fn kv_per_key_ttl_and_limit_markers(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let c = s.client().await;
+    let cfg = json!({
+        "name": "KV_b", "subjects": ["$KV.b.>"], "max_msgs_per_subject": 1,
+        "discard": "new", "allow_rollup_hdrs": true, "deny_delete": true,
+        "allow_direct": true, "storage": "file", "num_replicas": 1,
+        "allow_msg_ttl": true, "subject_delete_marker_ttl": 30 * SEC,
+    });
+    let v = api(&c, "$JS.API.STREAM.CREATE.KV_b", cfg).await;
+    assert_eq!(err_code(&v), 0, "{v}");
+    assert_eq!(v["config"]["subject_delete_marker_ttl"], 30 * SEC, "{v}");
+    let js = jetstream::new(c.clone());
+    let kv = js.get_key_value("b").await.unwrap();
+    kv.put("keep", "forever".into()).await.unwrap();
+    // `watch` delivers updates from now on: start it before the key exists.
+    let mut watch = kv.watch("k").await.unwrap();
+    kv.create_with_ttl("k", "short".into(), Duration::from_secs(1))
+        .await
+        .unwrap();
+    let first = within("watch: the value", watch.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.operation, kv::Operation::Put);
+    assert_eq!(&first.value[..], b"short");
+    let gone = within_for(Duration::from_secs(10), "watch: the marker", watch.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(gone.operation, kv::Operation::Purge);
+    assert!(kv.get("k").await.unwrap().is_none());
+    assert_eq!(&kv.get("keep").await.unwrap().unwrap()[..], b"forever");
+    // The marker as stored: empty, with the reason, its own TTL and a subject roll-up.
+    let v = api(
+        &c,
+        "$JS.API.STREAM.MSG.GET.KV_b",
+        json!({"last_by_subj": "$KV.b.k"}),
+    )
+    .await;
+    let hdrs = v["message"]["hdrs"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{v}"));
+    let hdrs = decode_b64(hdrs);
+    assert_eq!(
+        hdrs,
+        "NATS/1.0\r\nNats-Marker-Reason: MaxAge\r\nNats-TTL: 30s\r\nNats-Rollup: sub\r\n\r\n"
+    );
+    // A TTL on a stream without allow_msg_ttl is refused (10166).
+    let v = api(
+        &c,
+        "$JS.API.STREAM.CREATE.P",
+        json!({"name": "P", "subjects": ["p"], "storage": "memory"}),
+    )
+    .await;
+    assert_eq!(err_code(&v), 0, "{v}");
+    let v = publish(&c, "p", &[("Nats-TTL", "5s")], "x").await;
+    assert_eq!(err_code(&v), 10166, "{v}");
+}
+
+fn decode_b64(s: &str) -> String {
+    let val = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            _ => 63,
+        }
+    };
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &c in s.trim_end_matches('=').as_bytes() {
+        acc = (acc << 6) | val(c);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
