@@ -72,11 +72,11 @@ pub(super) fn header_block(hdrs: &[(&str, &str)]) -> String {
     h + "\r\n"
 }
 
-/// (seq, subject, headers, payload) of every message of a stream.
-pub(super) fn msgs(
-    js: &JetStream,
-    name: &str,
-) -> Vec<(u64, String, Vec<(String, String)>, String)> {
+/// One stored message: (seq, subject, headers, payload).
+pub(super) type Msg = (u64, String, Vec<(String, String)>, String);
+
+/// Every message of a stream.
+pub(super) fn msgs(js: &JetStream, name: &str) -> Vec<Msg> {
     let store = &js.stream(name).unwrap().store;
     let mut out = Vec::new();
     let mut seq = 0;
