@@ -404,6 +404,21 @@ pub struct StreamConfig {
     /// written).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub subject_delete_marker_ttl: u64,
+    /// Every subject is a counter: publishes carry `Nats-Incr` (Go 2.12, ADR-49).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_msg_counter: bool,
+    /// Accept atomic batch publishes, `Nats-Batch-*` (Go 2.12, ADR-50).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_atomic: bool,
+    /// Accept message schedules, `Nats-Schedule` (Go 2.12, ADR-51).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_msg_schedules: bool,
+    /// `default` (acknowledge once synced) or `async` (acknowledge before the sync; Go 2.12).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::jetstream::stream::persist_mode_is_default"
+    )]
+    pub persist_mode: String,
     /// Free-form key/value pairs.
     #[serde(
         default,

@@ -47,6 +47,8 @@ struct PendingAck {
     reply: String,
     /// A duplicate of `seq`, waiting for the original to be durable.
     duplicate: bool,
+    /// A counter's new total (`val` in the PubAck).
+    val: Option<String>,
 }
 
 /// A JetStream instance.
@@ -155,6 +157,17 @@ impl CommitJobs {
 pub struct CommitDone {
     results: Vec<Result<(), DiskError>>,
     streams: Vec<(String, u64, usize)>,
+}
+
+/// The PubAck of a stored message, with a counter's total (Go: PubAck.Value, after the
+/// domain).
+fn stored_ack(a: PendingAck, domain: Option<&str>) -> Delivery {
+    let mut ack = pub_ack(a.reply, &a.stream, a.seq, domain);
+    if let Some(v) = &a.val {
+        ack.payload.pop();
+        let _ = write!(ack.payload, ",\"val\":\"{v}\"}}");
+    }
+    ack
 }
 
 /// The PubAck of a duplicate: the original's sequence, `"duplicate": true`.
@@ -381,6 +394,7 @@ impl JetStream {
                         seq: st.seq,
                         reply: r.to_owned(),
                         duplicate: true,
+                        val: None,
                     });
                     self.mark_dirty(&name);
                 }
@@ -398,15 +412,23 @@ impl JetStream {
                 if !self.dirty.contains(&name) {
                     self.dirty.push(name.clone());
                 }
+                let mut out: Vec<Delivery> = st.republish.into_iter().collect();
                 if let Some(r) = reply {
-                    self.acks.push(PendingAck {
+                    let a = PendingAck {
                         stream: name,
                         seq: st.seq,
                         reply: r.to_owned(),
                         duplicate: false,
-                    });
+                        val: st.val,
+                    };
+                    // `persist_mode: async` (Go 2.12): acknowledged before the sync.
+                    if super::stream::persist_async(&e.stream.config) {
+                        out.push(stored_ack(a, self.settings.domain.as_deref()));
+                    } else {
+                        self.acks.push(a);
+                    }
                 }
-                st.republish.into_iter().collect()
+                out
             }
             Err(e) => reply
                 .map(|r| vec![json_reply(r, &json!({"error": e}))])
@@ -591,7 +613,7 @@ impl JetStream {
             if through >= a.seq && a.duplicate {
                 out.push(dup_ack(&a.reply, &a.stream, a.seq, domain.as_deref()));
             } else if through >= a.seq {
-                out.push(pub_ack(a.reply, &a.stream, a.seq, domain.as_deref()));
+                out.push(stored_ack(a, domain.as_deref()));
             } else {
                 keep.push(a);
             }

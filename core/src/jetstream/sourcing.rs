@@ -287,7 +287,12 @@ fn sourced_headers(m: &StoredMsg, iname: &str) -> Vec<u8> {
     }
     let mut f = iname.splitn(2, ' ');
     let (name, rest) = (f.next().unwrap_or_default(), f.next().unwrap_or_default());
-    let _ = h.append(SOURCE_HEADER, format!("{name} {} {rest}", m.seq));
+    // Go 2.12: `<origin> <seq> <filters> <dests> <original subject>`; the last field lets an
+    // aggregate counter tell the origin's subjects apart after a transform.
+    let _ = h.append(
+        SOURCE_HEADER,
+        format!("{name} {} {rest} {}", m.seq, m.subject),
+    );
     h.to_bytes().to_vec()
 }
 
@@ -507,6 +512,6 @@ mod tests {
         let h = Headers::parse(&sourced_headers(&m, "ORIGIN > >")).unwrap();
         assert_eq!(h.get("X"), Some(&b"1"[..]));
         assert_eq!(h.get("Nats-Expected-Stream"), None);
-        assert_eq!(h.get(SOURCE_HEADER), Some(&b"ORIGIN 7 > >"[..]));
+        assert_eq!(h.get(SOURCE_HEADER), Some(&b"ORIGIN 7 > > a"[..]));
     }
 }

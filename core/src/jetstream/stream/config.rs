@@ -316,6 +316,7 @@ pub fn check_config(mut c: StreamConfig) -> Result<StreamConfig, ApiError> {
         c.allow_rollup_hdrs = true;
         c.deny_purge = false;
     }
+    super::features::check(&mut c)?;
     if let Some(m) = c.mirror.clone() {
         check_mirror(&c, &m)?;
     }
@@ -365,7 +366,7 @@ pub fn check_update(old: &StreamConfig, c: &StreamConfig) -> Result<(), ApiError
     if old.allow_msg_ttl && !c.allow_msg_ttl {
         return bad("message TTL status can not be disabled");
     }
-    Ok(())
+    super::features::check_update(old, c)
 }
 
 fn limit(v: i64) -> Option<u64> {

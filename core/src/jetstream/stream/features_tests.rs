@@ -220,3 +220,159 @@ fn kv_key_with_ttl_lives_its_ttl() {
     assert_eq!(got[1].1, "$KV.b.k", "{got:?}");
     assert_eq!(got[1].2, marker_hdrs("30s"));
 }
+
+fn code(v: &Value) -> u64 {
+    v["error"]["err_code"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn counters_add_up_and_refuse_what_they_cannot_count() {
+    let mut js = js_on(&MemDisk::new(5));
+    let v = create(
+        &mut js,
+        json!({"name": "C", "subjects": ["c.>"], "allow_msg_counter": true}),
+    );
+    assert_eq!(v["config"]["allow_msg_counter"], true, "{v}");
+    let a = put(&mut js, "c.hits", &[("Nats-Incr", "+2")], "", T0).unwrap();
+    assert_eq!(a, json!({"stream": "C", "seq": 1, "val": "2"}));
+    let a = put(&mut js, "c.hits", &[("Nats-Incr", "-5")], "", T0).unwrap();
+    assert_eq!(a["val"], "-3");
+    let a = put(&mut js, "c.other", &[("Nats-Incr", "10")], "", T0).unwrap();
+    assert_eq!(a["val"], "10");
+    let got = msgs(&js, "C");
+    assert_eq!(got[1].3, r#"{"val":"-3"}"#);
+    assert_eq!(got[1].2, [("Nats-Incr".to_owned(), "-5".to_owned())]);
+    // Go's refusals.
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, u64);
+    let cases: [Case<'_>; 5] = [
+        (&[], "", 10169),
+        (&[("Nats-Incr", "1")], "body", 10170),
+        (&[("Nats-Incr", "1.5")], "", 10171),
+        (
+            &[("Nats-Incr", "1"), ("Nats-Expected-Last-Sequence", "3")],
+            "",
+            10171,
+        ),
+        (&[("Nats-Incr", "1"), ("Nats-Rollup", "sub")], "", 10171),
+    ];
+    for (h, body, want) in cases {
+        let v = put(&mut js, "c.hits", h, body, T0).unwrap();
+        assert_eq!(code(&v), want, "{h:?}: {v}");
+    }
+    // A plain stream refuses an increment.
+    create(&mut js, json!({"name": "P", "subjects": ["p"]}));
+    let v = put(&mut js, "p", &[("Nats-Incr", "1")], "", T0).unwrap();
+    assert_eq!(code(&v), 10168, "{v}");
+    // A broken last value is reported, not overwritten.
+    create(
+        &mut js,
+        json!({"name": "B", "subjects": ["b"], "allow_msg_counter": true}),
+    );
+    js.streams
+        .get_mut("B")
+        .unwrap()
+        .stream
+        .store
+        .store_msg("b", b"", b"not json", T0)
+        .unwrap();
+    let v = put(&mut js, "b", &[("Nats-Incr", "1")], "", T0).unwrap();
+    assert_eq!(code(&v), 10172, "{v}");
+}
+
+#[test]
+fn counter_config_rules() {
+    let mut js = js_on(&MemDisk::new(6));
+    let bad = [
+        (json!({"discard": "new"}), 10052),
+        (json!({"allow_msg_ttl": true}), 10052),
+        (json!({"retention": "workqueue"}), 10052),
+    ];
+    for (extra, want) in bad {
+        let mut cfg = json!({"name": "C", "subjects": ["c"], "allow_msg_counter": true});
+        cfg.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let v = create(&mut js, cfg);
+        assert_eq!(code(&v), want, "{v}");
+    }
+    create(&mut js, json!({"name": "O", "subjects": ["o"]}));
+    let v = create(
+        &mut js,
+        json!({"name": "M", "mirror": {"name": "O"}, "allow_msg_counter": true}),
+    );
+    assert_eq!(code(&v), 10173, "{v}");
+    create(&mut js, json!({"name": "C", "subjects": ["c"]}));
+    let payload =
+        serde_json::to_vec(&json!({"name": "C", "subjects": ["c"], "allow_msg_counter": true}))
+            .unwrap();
+    let out = js.api("$JS.API.STREAM.UPDATE.C", Some("_INBOX.r"), &payload, T0);
+    let v = body(&out[0]);
+    assert_eq!(code(&v), 10052, "{v}");
+    assert_eq!(
+        v["error"]["description"],
+        "stream configuration update can not change message counter setting"
+    );
+}
+
+#[test]
+fn an_aggregate_counter_counts_what_changed_at_each_source() {
+    let mut js = js_on(&MemDisk::new(7));
+    for r in ["EU", "US"] {
+        create(
+            &mut js,
+            json!({"name": r, "subjects": [format!("{}.>", r.to_lowercase())],
+                   "allow_msg_counter": true}),
+        );
+    }
+    put(&mut js, "eu.hits", &[("Nats-Incr", "5")], "", T0);
+    put(&mut js, "us.hits", &[("Nats-Incr", "7")], "", T0);
+    let v = create(
+        &mut js,
+        json!({"name": "ALL", "allow_msg_counter": true, "sources": [
+            {"name": "EU", "subject_transforms": [{"src": "eu.>", "dest": "all.>"}]},
+            {"name": "US", "subject_transforms": [{"src": "us.>", "dest": "all.>"}]},
+        ]}),
+    );
+    assert_eq!(code(&v), 0, "{v}");
+    js.commit(T0);
+    put(&mut js, "eu.hits", &[("Nats-Incr", "1")], "", T0);
+    let last = msgs(&js, "ALL").pop().unwrap();
+    assert_eq!(last.1, "all.hits");
+    assert_eq!(last.3, r#"{"val":"13"}"#);
+    let hdr = |n: &str| last.2.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    // The increment is what changed at EU (5 → 6), whatever EU's own header said.
+    assert_eq!(hdr("Nats-Incr").as_deref(), Some("1"));
+    assert_eq!(
+        hdr("Nats-Counter-Sources").as_deref(),
+        Some(r#"{"EU":{"eu.hits":"6"},"US":{"us.hits":"7"}}"#)
+    );
+}
+
+#[test]
+fn persist_mode_async_acks_before_the_sync() {
+    let disk = MemDisk::new(8);
+    let mut js = js_on(&disk);
+    let v = create(
+        &mut js,
+        json!({"name": "A", "subjects": ["a"], "persist_mode": "async"}),
+    );
+    assert_eq!(v["config"]["persist_mode"], "async", "{v}");
+    let out = js.publish("a", Some("_INBOX.ack"), b"", b"x", T0);
+    assert_eq!(body(&out[0]), json!({"stream": "A", "seq": 1}));
+    let v = create(
+        &mut js,
+        json!({"name": "D", "subjects": ["d"], "persist_mode": "default"}),
+    );
+    assert!(v["config"].get("persist_mode").is_none(), "{v}");
+    assert!(js
+        .publish("d", Some("_INBOX.ack"), b"", b"x", T0)
+        .is_empty());
+    let v = create(
+        &mut js,
+        json!({"name": "M", "subjects": ["m"], "storage": "memory", "persist_mode": "async"}),
+    );
+    assert_eq!(
+        v["error"]["description"],
+        "async persist mode is only supported on file storage"
+    );
+}

@@ -6,11 +6,16 @@
 //!   stores what they bring in ([`Stream::store_sourced`], [`Stream::store_mirrored`]).
 
 mod config;
+mod counter;
 mod dedupe;
+mod features;
 mod markers;
 
 pub use config::{check_config, check_update, source_iname, store_config, validate_name};
+pub use counter::{INCR, SOURCES as COUNTER_SOURCES};
 pub use dedupe::MSG_ID;
+pub(crate) use features::persist_async;
+pub use features::persist_mode_is_default;
 pub use markers::{Expired, MARKER_REASON};
 
 use super::api::{err, rfc3339, ApiError, StreamConfig, StreamStateJson};
@@ -46,6 +51,8 @@ pub struct Stored {
     pub duplicate: bool,
     /// The copy `republish` sends, if any.
     pub republish: Option<Delivery>,
+    /// A counter's new total, for the PubAck's `val`.
+    pub val: Option<String>,
 }
 
 /// A stream.
@@ -228,6 +235,7 @@ impl Stream {
             return Err(err::sealed());
         }
         let h = Hdr::parse(hdr);
+        let incr = counter::check(self.config.allow_msg_counter, &h, payload, sourced)?;
         self.dedupe.prune(now, self.config.duplicate_window);
         let msg_id = h.get(MSG_ID).filter(|s| !s.is_empty());
         if let Some(id) = &msg_id {
@@ -236,6 +244,7 @@ impl Stream {
                     seq,
                     duplicate: true,
                     republish: None,
+                    val: None,
                 });
             }
         }
@@ -281,6 +290,14 @@ impl Stream {
                 return Err(err::rollup_failed(&format!("rollup value invalid: {r:?}")));
             }
         }
+        let counted = match incr {
+            Some(n) => Some(self.count(subj, hdr, payload, n)?),
+            None => None,
+        };
+        let (hdr, payload) = match &counted {
+            Some(c) => (&c.hdr[..], &c.payload[..]),
+            None => (hdr, payload),
+        };
         let prev = self.last_of_subject(subj);
         let (seq, ts) = self
             .store
@@ -304,6 +321,7 @@ impl Stream {
             seq,
             duplicate: false,
             republish,
+            val: counted.map(|c| c.val),
         })
     }
 

@@ -311,12 +311,12 @@ fn sources_copy_with_header_filter_and_transform() {
     assert_eq!(got[1].1, "from.us.1");
     assert_eq!(
         header_of(&js, "ALL", 1, "Nats-Stream-Source").as_deref(),
-        Some("EU 1 > >")
+        Some("EU 1 > > eu.1")
     );
     assert_eq!(header_of(&js, "ALL", 1, "Nats-Expected-Stream"), None);
     assert_eq!(
         header_of(&js, "ALL", 3, "Nats-Stream-Source").as_deref(),
-        Some("US 2 us.* from.us.$1")
+        Some("US 2 us.* from.us.$1 us.2")
     );
     // New origin messages follow; direct publishes to the sourcing stream still work.
     put(&mut js, "eu.2", "", "e2");

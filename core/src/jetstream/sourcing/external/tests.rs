@@ -252,7 +252,7 @@ fn source_and_mirror_copy_from_another_account() {
     for (i, (subj, payload, src)) in got[1..].iter().enumerate() {
         assert_eq!(subj, &format!("orders.{i}"));
         assert_eq!(payload, &format!("m{i}"));
-        assert_eq!(src, &format!("ORDERS:3V17LQ3b {} > >", i + 1));
+        assert_eq!(src, &format!("ORDERS:3V17LQ3b {} > > orders.{i}", i + 1));
     }
     // The mirror keeps the origin sequence of what its filter lets through.
     let m = &b.streams["M"].stream.store;
@@ -308,7 +308,7 @@ fn own_domain_sources_a_local_stream() {
     assert!(pull(&mut b, Origin::Local));
     let got = contents(&b, "S");
     assert_eq!(got.len(), 2);
-    assert_eq!(got[1].2, "ORDERS:bTMUkJQk 2 > >");
+    assert_eq!(got[1].2, "ORDERS:bTMUkJQk 2 > > orders.1");
     // A stream cannot read itself through its own domain.
     let v = create(
         &mut b,
