@@ -49,6 +49,8 @@ struct PendingAck {
     duplicate: bool,
     /// A counter's new total (`val` in the PubAck).
     val: Option<String>,
+    /// The commit of an atomic batch: its id and size (`batch`, `count`).
+    batch: Option<(String, u64)>,
 }
 
 /// A JetStream instance.
@@ -166,6 +168,12 @@ fn stored_ack(a: PendingAck, domain: Option<&str>) -> Delivery {
     if let Some(v) = &a.val {
         ack.payload.pop();
         let _ = write!(ack.payload, ",\"val\":\"{v}\"}}");
+    }
+    if let Some((id, count)) = &a.batch {
+        ack.payload.pop();
+        ack.payload.extend_from_slice(b",\"batch\":");
+        let _ = serde_json::to_writer(&mut ack.payload, id);
+        let _ = write!(ack.payload, ",\"count\":{count}}}");
     }
     ack
 }
@@ -359,6 +367,9 @@ impl JetStream {
                 })
                 .unwrap_or_default();
         }
+        if super::stream::is_batched(hdr) {
+            return self.publish_batched(&name, subj, reply, hdr, payload, now);
+        }
         let Some(e) = self.streams.get_mut(&name) else {
             return Vec::new();
         };
@@ -395,6 +406,7 @@ impl JetStream {
                         reply: r.to_owned(),
                         duplicate: true,
                         val: None,
+                        batch: None,
                     });
                     self.mark_dirty(&name);
                 }
@@ -420,6 +432,7 @@ impl JetStream {
                         reply: r.to_owned(),
                         duplicate: false,
                         val: st.val,
+                        batch: None,
                     };
                     // `persist_mode: async` (Go 2.12): acknowledged before the sync.
                     if super::stream::persist_async(&e.stream.config) {
@@ -433,6 +446,73 @@ impl JetStream {
             Err(e) => reply
                 .map(|r| vec![json_reply(r, &json!({"error": e}))])
                 .unwrap_or_default(),
+        }
+    }
+
+    /// A publish that is part of an atomic batch (see `stream::batch`): staged with an empty
+    /// reply, or committed whole with one PubAck after the sync of its last message.
+    fn publish_batched(
+        &mut self,
+        name: &str,
+        subj: &str,
+        reply: Option<&str>,
+        hdr: &[u8],
+        payload: &[u8],
+        now: UnixNanos,
+    ) -> Vec<Delivery> {
+        let total = self
+            .streams
+            .values()
+            .map(|e| e.stream.batches_in_flight())
+            .sum();
+        let Some(e) = self.streams.get_mut(name) else {
+            return Vec::new();
+        };
+        match e.stream.publish_batched(subj, hdr, payload, now, total) {
+            super::stream::Batched::Staged => reply
+                .map(|r| {
+                    vec![Delivery {
+                        subject: r.to_owned(),
+                        reply: None,
+                        headers: Vec::new(),
+                        payload: Vec::new(),
+                        shown_subject: None,
+                    }]
+                })
+                .unwrap_or_default(),
+            super::stream::Batched::Refused(err) => reply
+                .map(|r| {
+                    vec![json_reply(
+                        r,
+                        &json!({"error": err, "stream": name, "seq": 0}),
+                    )]
+                })
+                .unwrap_or_default(),
+            super::stream::Batched::Committed { stored, id, count } => {
+                let mut out = Vec::new();
+                let mut last = 0;
+                for (subj, st) in stored {
+                    if !super::retention::drop_unwanted(e, &subj, st.seq) {
+                        for c in e.consumers.values_mut() {
+                            c.on_stored(&subj, st.seq);
+                        }
+                    }
+                    last = st.seq;
+                    out.extend(st.republish);
+                }
+                self.mark_dirty(name);
+                if let Some(r) = reply {
+                    self.acks.push(PendingAck {
+                        stream: name.to_owned(),
+                        seq: last,
+                        reply: r.to_owned(),
+                        duplicate: false,
+                        val: None,
+                        batch: Some((id, count)),
+                    });
+                }
+                out
+            }
         }
     }
 
@@ -672,6 +752,7 @@ impl JetStream {
         let mut reaped = Vec::new();
         let mut marked = Vec::new();
         for (name, e) in self.streams.iter_mut() {
+            e.stream.expire_batches(now);
             let exp = e.stream.expire(now);
             let expired = exp.removed;
             // Subject delete markers went through the publish path: consumers and the next

@@ -101,6 +101,11 @@ impl Dedupe {
         id.clone_into(&mut self.last_msg_id);
     }
 
+    /// Forgets `id` (a batch that was taken back).
+    pub(crate) fn forget(&mut self, id: &str) {
+        self.ids.remove(id);
+    }
+
     /// Ids held.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

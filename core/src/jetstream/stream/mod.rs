@@ -5,12 +5,14 @@
 //! * Mirrors and sources are driven by the service (see `super::sourcing`); this module
 //!   stores what they bring in ([`Stream::store_sourced`], [`Stream::store_mirrored`]).
 
+mod batch;
 mod config;
 mod counter;
 mod dedupe;
 mod features;
 mod markers;
 
+pub use batch::{is_batched, Batched, BATCH_COMMIT, BATCH_ID, BATCH_SEQ};
 pub use config::{check_config, check_update, source_iname, store_config, validate_name};
 pub use counter::{INCR, SOURCES as COUNTER_SOURCES};
 pub use dedupe::MSG_ID;
@@ -75,6 +77,8 @@ pub struct Stream {
     pub(crate) mirror: Option<SourceState>,
     /// Progress of each source.
     pub(crate) sources: Vec<SourceState>,
+    /// Atomic batches being staged.
+    batches: batch::Batches,
 }
 
 impl std::fmt::Debug for Stream {
@@ -127,8 +131,10 @@ impl Stream {
             ttl,
             mirror: None,
             sources: Vec::new(),
+            batches: batch::Batches::new(),
         };
         s.compile();
+        s.drop_torn_batch();
         s.rebuild_dedupe();
         s
     }
@@ -468,3 +474,6 @@ mod dedupe_tests;
 
 #[cfg(test)]
 mod features_tests;
+
+#[cfg(test)]
+mod batch_tests;
