@@ -26,7 +26,12 @@ macro_rules! natsd_only {
     };
 }
 
-natsd_only!(kv_per_key_ttl_and_limit_markers);
+natsd_only!(
+    kv_per_key_ttl_and_limit_markers,
+    counters,
+    atomic_batch,
+    persist_mode
+);
 
 const SEC: u64 = 1_000_000_000;
 
@@ -111,6 +116,136 @@ async fn kv_per_key_ttl_and_limit_markers(kind: ServerKind) {
     assert_eq!(err_code(&v), 0, "{v}");
     let v = publish(&c, "p", &[("Nats-TTL", "5s")], "x").await;
     assert_eq!(err_code(&v), 10166, "{v}");
+}
+
+async fn create(c: &async_nats::Client, cfg: Value) -> Value {
+    let name = cfg["name"].as_str().unwrap().to_owned();
+    api(c, &format!("$JS.API.STREAM.CREATE.{name}"), cfg).await
+}
+
+/// A counter stream adds up `Nats-Incr`s, answers the total in the PubAck and refuses a
+/// plain publish and a body.
+async fn counters(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let c = s.client().await;
+    let v = create(
+        &c,
+        json!({"name": "C", "subjects": ["c.>"], "allow_msg_counter": true, "allow_direct": true}),
+    )
+    .await;
+    assert_eq!(v["config"]["allow_msg_counter"], true, "{v}");
+    let a = publish(&c, "c.hits", &[("Nats-Incr", "+5")], "").await;
+    assert_eq!(a, json!({"stream": "C", "seq": 1, "val": "5"}));
+    let a = publish(&c, "c.hits", &[("Nats-Incr", "-2")], "").await;
+    assert_eq!(a["val"], "3");
+    let v = publish(&c, "c.hits", &[], "plain").await;
+    assert_eq!(err_code(&v), 10169, "{v}");
+    let v = publish(&c, "c.hits", &[("Nats-Incr", "1")], "body").await;
+    assert_eq!(err_code(&v), 10170, "{v}");
+    let v = api(
+        &c,
+        "$JS.API.DIRECT.GET.C",
+        json!({"last_by_subj": "c.hits"}),
+    )
+    .await;
+    assert_eq!(v, json!({"val": "3"}));
+}
+
+/// A batch is staged (empty replies), then stored whole by its commit with one PubAck.
+async fn atomic_batch(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let c = s.client().await;
+    let v = create(
+        &c,
+        json!({"name": "B", "subjects": ["b.>"], "allow_atomic": true}),
+    )
+    .await;
+    assert_eq!(err_code(&v), 0, "{v}");
+    for seq in 1..=3u32 {
+        let seq_s = seq.to_string();
+        let mut h = vec![
+            ("Nats-Batch-Id", "one"),
+            ("Nats-Batch-Sequence", seq_s.as_str()),
+        ];
+        if seq == 3 {
+            h.push(("Nats-Batch-Commit", "1"));
+        }
+        let mut hm = async_nats::HeaderMap::new();
+        for (k, v) in &h {
+            hm.insert(*k, *v);
+        }
+        let m = within(
+            "batch reply",
+            c.request_with_headers("b.x", hm, format!("m{seq}").into()),
+        )
+        .await
+        .unwrap();
+        if seq < 3 {
+            assert!(m.payload.is_empty(), "{m:?}");
+            let v = api(&c, "$JS.API.STREAM.INFO.B", Value::Null).await;
+            assert_eq!(v["state"]["messages"], 0, "staged, not stored: {v}");
+        } else {
+            let v: Value = serde_json::from_slice(&m.payload).unwrap();
+            assert_eq!(
+                v,
+                json!({"stream": "B", "seq": 3, "batch": "one", "count": 3})
+            );
+        }
+    }
+    let v = api(&c, "$JS.API.STREAM.INFO.B", Value::Null).await;
+    assert_eq!(v["state"]["messages"], 3, "{v}");
+    // A gap abandons a batch; nothing of it is stored.
+    let mut hm = async_nats::HeaderMap::new();
+    hm.insert("Nats-Batch-Id", "two");
+    hm.insert("Nats-Batch-Sequence", "1");
+    let m = within("staged", c.request_with_headers("b.x", hm, "x".into()))
+        .await
+        .unwrap();
+    assert!(m.payload.is_empty(), "{m:?}");
+    let v = publish(
+        &c,
+        "b.x",
+        &[
+            ("Nats-Batch-Id", "two"),
+            ("Nats-Batch-Sequence", "3"),
+            ("Nats-Batch-Commit", "1"),
+        ],
+        "y",
+    )
+    .await;
+    assert_eq!(err_code(&v), 10176, "{v}");
+    let v = api(&c, "$JS.API.STREAM.INFO.B", Value::Null).await;
+    assert_eq!(v["state"]["messages"], 3, "{v}");
+}
+
+/// `persist_mode: async` is echoed and refused where nats-server refuses it.
+async fn persist_mode(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let c = s.client().await;
+    let v = create(
+        &c,
+        json!({"name": "A", "subjects": ["a"], "persist_mode": "async"}),
+    )
+    .await;
+    assert_eq!(v["config"]["persist_mode"], "async", "{v}");
+    let a = publish(&c, "a", &[], "x").await;
+    assert_eq!(a, json!({"stream": "A", "seq": 1}));
+    let v = create(
+        &c,
+        json!({"name": "M", "subjects": ["m"], "storage": "memory", "persist_mode": "async"}),
+    )
+    .await;
+    assert_eq!(err_code(&v), 10052, "{v}");
+    let v = api(
+        &c,
+        "$JS.API.STREAM.UPDATE.A",
+        json!({"name": "A", "subjects": ["a"]}),
+    )
+    .await;
+    assert_eq!(
+        v["error"]["description"],
+        "stream configuration update can not change persist mode"
+    );
 }
 
 fn decode_b64(s: &str) -> String {
