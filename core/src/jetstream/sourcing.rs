@@ -140,7 +140,7 @@ impl SourceState {
 }
 
 /// RFC 3339 (as Go's `time.Time` JSON) to Unix nanoseconds.
-fn parse_time(s: &str) -> Option<UnixNanos> {
+pub(crate) fn parse_time(s: &str) -> Option<UnixNanos> {
     let b = s.as_bytes();
     if !s.is_ascii() || b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
         return None;

@@ -17,13 +17,16 @@ use crate::proto::headers::Headers;
 /// The header naming why the server wrote a marker.
 pub const MARKER_REASON: &str = "Nats-Marker-Reason";
 
+/// A message the stream stored by itself: (subject, sequence, republished copy).
+pub type Fired = (String, u64, Option<Delivery>);
+
 /// What one expiry pass did.
 #[derive(Debug, Default)]
 pub struct Expired {
     /// Messages removed (by `max_age` or `Nats-TTL`).
     pub removed: u64,
-    /// Markers stored: (subject, sequence, republished copy).
-    pub markers: Vec<(String, u64, Option<Delivery>)>,
+    /// Messages the stream stored by itself: markers and what schedules published.
+    pub markers: Vec<Fired>,
 }
 
 /// Is this message itself a marker, or a KV purge tombstone (Go: isSubjectDeleteMarker)?
@@ -59,15 +62,16 @@ pub(crate) fn marker_headers(ttl_ns: u64) -> String {
 }
 
 impl Stream {
-    /// Removes what `max_age` and `Nats-TTL` expire at `now`, and stores a marker for each
-    /// subject that lost its last message when the stream asks for them.
+    /// Fires the schedules due at `now`, removes what `max_age` and `Nats-TTL` expire, and
+    /// stores a marker for each subject that lost its last message when the stream asks.
     pub fn expire(&mut self, now: UnixNanos) -> Expired {
+        let fired = self.fire_schedules(now);
         let marker_ttl = self.config.subject_delete_marker_ttl;
         if marker_ttl == 0 {
             let removed = self.store.expire(now).unwrap_or(0) + self.expire_ttl(now);
             return Expired {
                 removed,
-                markers: Vec::new(),
+                markers: fired,
             };
         }
         // Subject → was the newest removed message a marker? Ordered: markers are stored in
@@ -96,7 +100,7 @@ impl Stream {
                 touched.insert(m.subject.clone(), is_marker(&m.headers));
             }
         }
-        let mut markers = Vec::new();
+        let mut markers = fired;
         let hdr = marker_headers(marker_ttl);
         for (subj, was_marker) in touched {
             if was_marker || self.store.filtered_state(&subj).msgs > 0 {

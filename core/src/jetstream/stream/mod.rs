@@ -11,6 +11,7 @@ mod counter;
 mod dedupe;
 mod features;
 mod markers;
+mod schedule;
 
 pub use batch::{is_batched, Batched, BATCH_COMMIT, BATCH_ID, BATCH_SEQ};
 pub use config::{check_config, check_update, source_iname, store_config, validate_name};
@@ -18,7 +19,7 @@ pub use counter::{INCR, SOURCES as COUNTER_SOURCES};
 pub use dedupe::MSG_ID;
 pub(crate) use features::persist_async;
 pub use features::persist_mode_is_default;
-pub use markers::{Expired, MARKER_REASON};
+pub use markers::{Expired, Fired, MARKER_REASON};
 
 use super::api::{err, rfc3339, ApiError, StreamConfig, StreamStateJson};
 use super::consumer::Delivery;
@@ -79,6 +80,8 @@ pub struct Stream {
     pub(crate) sources: Vec<SourceState>,
     /// Atomic batches being staged.
     batches: batch::Batches,
+    /// Message schedules waiting to fire.
+    schedules: schedule::Schedules,
 }
 
 impl std::fmt::Debug for Stream {
@@ -121,6 +124,11 @@ impl Stream {
         } else {
             TtlIndex::default()
         };
+        let schedules = if config.allow_msg_schedules {
+            schedule::Schedules::rebuild(store.as_ref())
+        } else {
+            schedule::Schedules::default()
+        };
         let mut s = Self {
             config,
             store,
@@ -132,6 +140,7 @@ impl Stream {
             mirror: None,
             sources: Vec::new(),
             batches: batch::Batches::new(),
+            schedules,
         };
         s.compile();
         s.drop_torn_batch();
@@ -242,6 +251,23 @@ impl Stream {
         }
         let h = Hdr::parse(hdr);
         let incr = counter::check(self.config.allow_msg_counter, &h, payload, sourced)?;
+        let scheduled = if sourced {
+            None
+        } else {
+            let c = &self.config;
+            schedule::check(
+                c.allow_msg_schedules,
+                c.allow_msg_ttl,
+                |s| self.captures(s),
+                subj,
+                &h,
+                hdr,
+            )?
+        };
+        let (hdr, h) = match &scheduled {
+            Some(nh) => (&nh[..], Hdr::parse(nh)),
+            None => (hdr, h),
+        };
         self.dedupe.prune(now, self.config.duplicate_window);
         let msg_id = h.get(MSG_ID).filter(|s| !s.is_empty());
         if let Some(id) = &msg_id {
@@ -321,6 +347,10 @@ impl Stream {
         match msg_id {
             Some(id) => self.dedupe.record(&id, seq, ts),
             None => self.dedupe.last_msg_id.clear(),
+        }
+        self.track_schedule(seq, ts, hdr);
+        if !sourced {
+            self.purge_schedule(&h);
         }
         let republish = self.after_store(seq, ts, subj, hdr, payload, ttl, prev);
         Ok(Stored {
@@ -445,9 +475,13 @@ impl Stream {
         n
     }
 
-    /// When the next `Nats-TTL` runs out.
+    /// When the next `Nats-TTL` runs out or the next schedule fires: when
+    /// [`Stream::expire`] has work.
     pub fn next_ttl(&self) -> Option<UnixNanos> {
-        self.ttl.next()
+        [self.ttl.next(), self.schedules.next()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Applies an updated config (Go: stream.update; see [`check_update`]).
@@ -457,9 +491,13 @@ impl Stream {
             .update_config(store_config(&c))
             .map_err(|e| store_error(&e))?;
         let ttl_on = c.allow_msg_ttl && !self.config.allow_msg_ttl;
+        let schedules_on = c.allow_msg_schedules && !self.config.allow_msg_schedules;
         self.config = c;
         if ttl_on {
             self.ttl = TtlIndex::rebuild(self.store.as_ref());
+        }
+        if schedules_on {
+            self.schedules = schedule::Schedules::rebuild(self.store.as_ref());
         }
         self.compile();
         Ok(())
@@ -477,3 +515,6 @@ mod features_tests;
 
 #[cfg(test)]
 mod batch_tests;
+
+#[cfg(test)]
+mod schedule_tests;
