@@ -30,7 +30,8 @@ natsd_only!(
     kv_per_key_ttl_and_limit_markers,
     counters,
     atomic_batch,
-    persist_mode
+    persist_mode,
+    message_schedule
 );
 
 const SEC: u64 = 1_000_000_000;
@@ -246,6 +247,71 @@ async fn persist_mode(kind: ServerKind) {
         v["error"]["description"],
         "stream configuration update can not change persist mode"
     );
+}
+
+/// An `@every 1s` schedule publishes to its target (read back with a message get);
+/// bad patterns and targets are refused with nats-server's codes.
+async fn message_schedule(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let c = s.client().await;
+    let v = create(
+        &c,
+        json!({"name": "S", "subjects": ["s.>"], "allow_msg_schedules": true}),
+    )
+    .await;
+    assert_eq!(v["config"]["allow_msg_schedules"], true, "{v}");
+    let v = publish(
+        &c,
+        "s.sched",
+        &[
+            ("Nats-Schedule", "@every 1s"),
+            ("Nats-Schedule-Target", "s.out"),
+        ],
+        "tick",
+    )
+    .await;
+    assert_eq!(v["seq"], 1, "{v}");
+    // Wait (bounded) until the schedule has published at least once.
+    let fired = within_for(Duration::from_secs(10), "the schedule fires", async {
+        loop {
+            let v = api(
+                &c,
+                "$JS.API.STREAM.MSG.GET.S",
+                json!({"last_by_subj": "s.out"}),
+            )
+            .await;
+            if v.get("message").is_some() {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let hdrs = decode_b64(fired["message"]["hdrs"].as_str().unwrap());
+    assert!(hdrs.contains("Nats-Scheduler: s.sched\r\n"), "{hdrs}");
+    assert!(hdrs.contains("Nats-Schedule-Next: "), "{hdrs}");
+    let v = publish(
+        &c,
+        "s.bad",
+        &[
+            ("Nats-Schedule", "@every 10ms"),
+            ("Nats-Schedule-Target", "s.out"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(err_code(&v), 10189, "{v}");
+    let v = publish(
+        &c,
+        "s.bad",
+        &[
+            ("Nats-Schedule", "@every 1m"),
+            ("Nats-Schedule-Target", "nowhere"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(err_code(&v), 10190, "{v}");
 }
 
 fn decode_b64(s: &str) -> String {
