@@ -276,6 +276,11 @@ impl Stream {
     /// Removes a batch a crash cut short: batch messages after the stream's last commit.
     /// Called when the stream is opened (see the module docs).
     pub(crate) fn drop_torn_batch(&mut self) {
+        // Only this stream's own batches: a mirror or a source copies its origin's batch
+        // messages one by one, and an interrupted copy simply resumes.
+        if !self.config.allow_atomic || self.config.mirror.is_some() {
+            return;
+        }
         let mut seq = self.store.state().last_seq;
         let mut torn = Vec::new();
         // Bounded by the batch size: a torn batch is shorter than a whole one.
@@ -284,7 +289,10 @@ impl Stream {
                 break;
             };
             let h = Hdr::parse(&m.headers);
-            if h.get(BATCH_ID).is_none() || h.get(BATCH_COMMIT).is_some() {
+            if h.get(BATCH_ID).is_none()
+                || h.get(BATCH_COMMIT).is_some()
+                || h.get(super::SOURCE_HEADER).is_some()
+            {
                 break;
             }
             torn.push(m.seq);
