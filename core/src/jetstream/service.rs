@@ -41,16 +41,16 @@ pub(crate) struct Entry {
 
 /// A publish stored but not yet acknowledged (it waits for the store to sync it).
 #[derive(Debug)]
-struct PendingAck {
-    stream: String,
-    seq: u64,
-    reply: String,
+pub(crate) struct PendingAck {
+    pub(crate) stream: String,
+    pub(crate) seq: u64,
+    pub(crate) reply: String,
     /// A duplicate of `seq`, waiting for the original to be durable.
-    duplicate: bool,
+    pub(crate) duplicate: bool,
     /// A counter's new total (`val` in the PubAck).
-    val: Option<String>,
+    pub(crate) val: Option<String>,
     /// The commit of an atomic batch: its id and size (`batch`, `count`).
-    batch: Option<(String, u64)>,
+    pub(crate) batch: Option<(String, u64)>,
 }
 
 /// A JetStream instance.
@@ -58,7 +58,7 @@ pub struct JetStream {
     pub(crate) settings: JsSettings,
     pub(crate) factory: Box<dyn StoreFactory>,
     pub(crate) streams: BTreeMap<String, Entry>,
-    acks: Vec<PendingAck>,
+    pub(crate) acks: Vec<PendingAck>,
     /// Streams written to since the last commit.
     dirty: Vec<String>,
     /// Streams acknowledged without a sync (interval mode), for the next [`JetStream::commit`].
@@ -446,73 +446,6 @@ impl JetStream {
             Err(e) => reply
                 .map(|r| vec![json_reply(r, &json!({"error": e}))])
                 .unwrap_or_default(),
-        }
-    }
-
-    /// A publish that is part of an atomic batch (see `stream::batch`): staged with an empty
-    /// reply, or committed whole with one PubAck after the sync of its last message.
-    fn publish_batched(
-        &mut self,
-        name: &str,
-        subj: &str,
-        reply: Option<&str>,
-        hdr: &[u8],
-        payload: &[u8],
-        now: UnixNanos,
-    ) -> Vec<Delivery> {
-        let total = self
-            .streams
-            .values()
-            .map(|e| e.stream.batches_in_flight())
-            .sum();
-        let Some(e) = self.streams.get_mut(name) else {
-            return Vec::new();
-        };
-        match e.stream.publish_batched(subj, hdr, payload, now, total) {
-            super::stream::Batched::Staged => reply
-                .map(|r| {
-                    vec![Delivery {
-                        subject: r.to_owned(),
-                        reply: None,
-                        headers: Vec::new(),
-                        payload: Vec::new(),
-                        shown_subject: None,
-                    }]
-                })
-                .unwrap_or_default(),
-            super::stream::Batched::Refused(err) => reply
-                .map(|r| {
-                    vec![json_reply(
-                        r,
-                        &json!({"error": err, "stream": name, "seq": 0}),
-                    )]
-                })
-                .unwrap_or_default(),
-            super::stream::Batched::Committed { stored, id, count } => {
-                let mut out = Vec::new();
-                let mut last = 0;
-                for (subj, st) in stored {
-                    if !super::retention::drop_unwanted(e, &subj, st.seq) {
-                        for c in e.consumers.values_mut() {
-                            c.on_stored(&subj, st.seq);
-                        }
-                    }
-                    last = st.seq;
-                    out.extend(st.republish);
-                }
-                self.mark_dirty(name);
-                if let Some(r) = reply {
-                    self.acks.push(PendingAck {
-                        stream: name.to_owned(),
-                        seq: last,
-                        reply: r.to_owned(),
-                        duplicate: false,
-                        val: None,
-                        batch: Some((id, count)),
-                    });
-                }
-                out
-            }
         }
     }
 

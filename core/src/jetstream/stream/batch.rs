@@ -17,7 +17,11 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::json;
+
 use super::super::api::ApiError;
+use super::super::consumer::Delivery;
+use super::super::service::{json_reply, JetStream, PendingAck};
 use super::{Hdr, Stored, Stream, UnixNanos, MSG_ID};
 use crate::proto::headers::Headers;
 
@@ -307,6 +311,75 @@ impl Stream {
                 self.config.name
             );
             let _ = self.store.remove_msg(s);
+        }
+    }
+}
+
+impl JetStream {
+    /// A publish that is part of an atomic batch (see `stream::batch`): staged with an empty
+    /// reply, or committed whole with one PubAck after the sync of its last message.
+    pub(crate) fn publish_batched(
+        &mut self,
+        name: &str,
+        subj: &str,
+        reply: Option<&str>,
+        hdr: &[u8],
+        payload: &[u8],
+        now: UnixNanos,
+    ) -> Vec<Delivery> {
+        let total = self
+            .streams
+            .values()
+            .map(|e| e.stream.batches_in_flight())
+            .sum();
+        let Some(e) = self.streams.get_mut(name) else {
+            return Vec::new();
+        };
+        match e.stream.publish_batched(subj, hdr, payload, now, total) {
+            Batched::Staged => reply
+                .map(|r| {
+                    vec![Delivery {
+                        subject: r.to_owned(),
+                        reply: None,
+                        headers: Vec::new(),
+                        payload: Vec::new(),
+                        shown_subject: None,
+                    }]
+                })
+                .unwrap_or_default(),
+            Batched::Refused(err) => reply
+                .map(|r| {
+                    vec![json_reply(
+                        r,
+                        &json!({"error": err, "stream": name, "seq": 0}),
+                    )]
+                })
+                .unwrap_or_default(),
+            Batched::Committed { stored, id, count } => {
+                let mut out = Vec::new();
+                let mut last = 0;
+                for (subj, st) in stored {
+                    if !super::super::retention::drop_unwanted(e, &subj, st.seq) {
+                        for c in e.consumers.values_mut() {
+                            c.on_stored(&subj, st.seq);
+                        }
+                    }
+                    last = st.seq;
+                    out.extend(st.republish);
+                }
+                self.mark_dirty(name);
+                if let Some(r) = reply {
+                    self.acks.push(PendingAck {
+                        stream: name.to_owned(),
+                        seq: last,
+                        reply: r.to_owned(),
+                        duplicate: false,
+                        val: None,
+                        batch: Some((id, count)),
+                    });
+                }
+                out
+            }
         }
     }
 }
