@@ -92,6 +92,8 @@ async def collect(sub, n: int, what: str, timeout: float = STEP) -> list:
 async def connect(url: str, **opts):
     from nats.client import connect as nats_connect
 
+    if _step == "start":
+        step("connect")
     return await within(nats_connect(url, timeout=STEP, allow_reconnect=False, **opts), f"connect to {url}")
 
 
