@@ -78,6 +78,9 @@ async def pull_fetch(url: str) -> None:
         check(msgs == [], f"fetch_nowait got {msgs}")
 
         step("fetch_nowait returns what is there")
+        # The client ends a fetch at its own deadline, a moment before the server expires the
+        # pull; a pull still waiting on the server would take the messages published next.
+        await wait_until(lambda: _no_waiting(stream, "worker"), "expired pulls gone from the server")
         for i in range(11, 14):
             await within(js.publish("jobs.a", f"job{i}".encode()), "publish")
         msgs = await within(fetch_all(await c.fetch_nowait(max_messages=5)), "fetch_nowait 3 of 5")
@@ -101,6 +104,10 @@ async def pull_fetch(url: str) -> None:
         check([m.data for m in msgs] == [b"late"], f"late pull {msgs}")
     finally:
         await nc.close()
+
+
+async def _no_waiting(stream, name: str) -> bool:
+    return (await stream.get_consumer_info(name)).num_waiting == 0
 
 
 async def _floor_at(stream, name: str, seq: int):

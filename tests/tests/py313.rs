@@ -1,7 +1,8 @@
 //! The current Python client family (`nats-core`, `nats-jetstream`, `nats-key-value`, Python
 //! 3.13) against each server kind: one test per scenario of `tests/py/py313_*.py`, run by
 //! `natsd_tests::py313::run`. Without a usable interpreter each test prints why and passes;
-//! scenarios natsd does not pass yet are listed in `natsd_tests::py313::NATSD_KNOWN_GAPS`.
+//! scenarios natsd does not pass yet are listed in `natsd_tests::py313::NATSD_KNOWN_GAPS`. The
+//! `newer_*` scenarios need nats-server 2.10 or 2.11 features and run against natsd only.
 
 use natsd_tests::{both, py313, ServerKind};
 
@@ -23,6 +24,10 @@ both!(
     kv_ttl,
     kv_keys_history,
     kv_watch,
+    newer_multi_filter,
+    newer_metadata_compression,
+    newer_consumer_pause,
+    newer_kv_marker_ttl,
 );
 
 async fn core_connect(kind: ServerKind) {
@@ -91,4 +96,32 @@ async fn kv_keys_history(kind: ServerKind) {
 
 async fn kv_watch(kind: ServerKind) {
     py313::run(kind, "py313_kv", "kv_watch").await;
+}
+
+async fn newer_multi_filter(kind: ServerKind) {
+    py313::run_natsd_only(
+        kind,
+        "py313_newer",
+        "multi_filter",
+        "2.10 (filter_subjects)",
+    )
+    .await;
+}
+
+async fn newer_metadata_compression(kind: ServerKind) {
+    py313::run_natsd_only(kind, "py313_newer", "metadata_compression", "2.10").await;
+}
+
+async fn newer_consumer_pause(kind: ServerKind) {
+    py313::run_natsd_only(kind, "py313_newer", "consumer_pause", "2.11").await;
+}
+
+async fn newer_kv_marker_ttl(kind: ServerKind) {
+    py313::run_natsd_only(
+        kind,
+        "py313_newer",
+        "kv_marker_ttl",
+        "2.11 (per-message TTL)",
+    )
+    .await;
 }
