@@ -115,8 +115,19 @@ fn probe(python: &Path) -> Result<(), String> {
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let last = stderr.lines().last().unwrap_or("").trim();
-    Err(format!("`{PROBE}` failed ({}): {last}", out.status))
+    let mut lines = stderr.lines().map(str::trim).filter(|l| !l.is_empty());
+    // A Python error ends with its message; a launcher that cannot run (a pyenv shim for a
+    // version not selected, exit 127) says why first.
+    let why = if out.status.code() == Some(127) {
+        lines.next()
+    } else {
+        lines.last()
+    };
+    Err(format!(
+        "`{PROBE}` failed ({}): {}",
+        out.status,
+        why.unwrap_or("")
+    ))
 }
 
 /// Why `script:scenario` is expected to fail on natsd, if it is listed.
