@@ -121,7 +121,7 @@ fn probe(python: &Path) -> Result<(), String> {
     let why = if out.status.code() == Some(127) {
         lines.next()
     } else {
-        lines.last()
+        lines.next_back()
     };
     Err(format!(
         "`{PROBE}` failed ({}): {}",
