@@ -24,11 +24,12 @@ use crate::{within_for, ServerKind, TestServer};
 /// a line once natsd passes that scenario (the test prints a note when it does).
 ///
 /// `go`: nats-core reads `info["go"]` on connect and fails with `KeyError: 'go'` when INFO has
-/// no `go` field. `null`: nats-jetstream sends `null` for unset request fields (STREAM.INFO
-/// `{"deleted_details":false,"subjects_filter":null,"offset":null}`, also behind KV status,
-/// keys, history and watch; STREAM.MSG.GET `{"seq":2,"last_by_subj":null}`; STREAM.NAMES
-/// `{"offset":0,"subject":null}`), which nats-server reads as "not set" and natsd rejects with
-/// 10025 "invalid JSON: invalid type: null, expected a string".
+/// no `go` field. `null`: nats-jetstream sends `null` for unset request fields, which
+/// nats-server reads as "not set"; natsd accepts them in STREAM.MSG.GET
+/// `{"seq":2,"last_by_subj":null}` and STREAM.NAMES `{"offset":0,"subject":null}` but rejects
+/// STREAM.INFO `{"deleted_details":false,"subjects_filter":null,"offset":null}` (sent by stream
+/// info and behind KV status, keys, history and watch) with 10025 "invalid JSON: invalid type:
+/// null, expected a string".
 #[rustfmt::skip]
 pub const NATSD_KNOWN_GAPS: &[(&str, &str)] = &[
     ("py313_core:connect", "go"),
