@@ -137,7 +137,8 @@ async def kv_marker_ttl(url: str) -> None:
         check(st.stream_info.config.allow_msg_ttl is True, "allow_msg_ttl on the backing stream")
 
         step("a key created with a TTL expires on its own")
-        await within(kv.create("short", b"v", ttl=timedelta(seconds=1)), "create with ttl")
+        # Long enough to read the key back on a loaded machine, short enough to wait out.
+        await within(kv.create("short", b"v", ttl=timedelta(seconds=3)), "create with ttl")
         await within(kv.put("keep", b"k"), "put without ttl")
         check((await within(kv.get("short"), "get before expiry")).value == b"v", "value before expiry")
 
@@ -148,7 +149,7 @@ async def kv_marker_ttl(url: str) -> None:
             except KeyNotFoundError:
                 return True
 
-        await wait_until(expired, "key with a 1s TTL expired", timeout=STEP)
+        await wait_until(expired, "key with a 3s TTL expired", timeout=STEP)
         check((await within(kv.get("keep"), "other key")).value == b"k", "other key stays")
 
         step("purge with a marker TTL")
