@@ -10,8 +10,7 @@
 use std::collections::BTreeMap;
 
 use natsd_core::jetstream::store::{
-    msg_size, CrashMode, FileStore, FileStoreConfig, MemDisk, MemStore, StoreConfig, StoreError,
-    StreamStore,
+    CrashMode, FileStore, FileStoreConfig, MemDisk, MemStore, StoreConfig, StoreError, StreamStore,
 };
 use proptest::prelude::*;
 
@@ -163,7 +162,11 @@ impl Subject for FileStore<MemDisk> {
 
 fn check_state<S: StreamStore>(s: &S, m: &Model) {
     let st = s.state();
-    let bytes: u64 = m.msgs.values().map(|(sub, h, p)| msg_size(sub, h, p)).sum();
+    let bytes: u64 = m
+        .msgs
+        .values()
+        .map(|(sub, h, p)| s.accounted_size(sub, h, p))
+        .sum();
     assert_eq!(st.msgs, m.msgs.len() as u64);
     assert_eq!(st.bytes, bytes);
     assert_eq!(st.first_seq, m.first_seq());

@@ -75,6 +75,11 @@ pub trait Backend {
     }
     /// The store's config changed (compression is the backend's business).
     fn configure(&mut self, _cfg: &StoreConfig) {}
+    /// A message's accounted size (`bytes`, `max_bytes`): the Go file store's record size
+    /// unless the backend says otherwise.
+    fn msg_size(subject: &str, headers: &[u8], payload: &[u8]) -> u64 {
+        msg_size(subject, headers, payload)
+    }
 }
 
 /// The in-memory backend of a [`MemStore`](super::MemStore).
@@ -85,6 +90,12 @@ pub struct MemLog {
 
 impl Backend for MemLog {
     type Loc = (Bytes, Bytes);
+
+    // Go: server/memstore.go memStoreMsgSize, so a memory stream's `bytes` and `max_bytes`
+    // agree with nats-server's (the file store's formula counts 14 bytes more per message).
+    fn msg_size(subject: &str, headers: &[u8], payload: &[u8]) -> u64 {
+        (subject.len() + headers.len() + payload.len() + 16) as u64
+    }
 
     fn append(
         &mut self,
@@ -336,6 +347,10 @@ impl<B: Backend> Store<B> {
 }
 
 impl<B: Backend> StreamStore for Store<B> {
+    fn accounted_size(&self, subject: &str, headers: &[u8], payload: &[u8]) -> u64 {
+        B::msg_size(subject, headers, payload)
+    }
+
     fn store_msg(
         &mut self,
         subject: &str,
@@ -353,7 +368,7 @@ impl<B: Backend> StreamStore for Store<B> {
         {
             return Err(StoreError::MsgTooLarge);
         }
-        let size = msg_size(subject, headers, payload);
+        let size = B::msg_size(subject, headers, payload);
         if self.cfg.discard == Discard::New {
             if self
                 .cfg

@@ -203,8 +203,8 @@ pub enum StoreError {
     Io(String),
 }
 
-/// Accounted size of a message: the Go file store's record size, so `bytes` and `max_bytes`
-/// agree with a nats-server file-backed stream (Go: `fileStoreMsgSize`).
+/// Accounted size of a message in a file store: the Go file store's record size, so `bytes`
+/// and `max_bytes` agree with a nats-server file-backed stream (Go: `fileStoreMsgSize`).
 pub fn msg_size(subject: &str, headers: &[u8], payload: &[u8]) -> u64 {
     msg_size_of(subject.len(), headers.len(), payload.len())
 }
@@ -238,6 +238,9 @@ pub trait StreamStore {
     ) -> Result<(u64, UnixNanos), StoreError>;
     /// The message at `seq`.
     fn load_msg(&self, seq: u64) -> Result<StoredMsg, StoreError>;
+    /// What a message would count toward `bytes` and `max_bytes` here (Go's file-store record
+    /// size for a file store, its memory-store size for a memory store).
+    fn accounted_size(&self, subject: &str, headers: &[u8], payload: &[u8]) -> u64;
     /// The first message at or after `start_seq` whose subject passes `filter`.
     fn load_next_msg(&self, filter: &str, start_seq: u64) -> Result<StoredMsg, StoreError>;
     /// The newest message whose subject passes `filter`.

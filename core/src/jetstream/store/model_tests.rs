@@ -37,8 +37,12 @@ struct MMsg {
 }
 
 impl MMsg {
-    /// The accounted size, from the contract's formula (Go's file-store record size).
-    fn size(&self) -> u64 {
+    /// The accounted size, from the contract's formulas (Go's memory-store size for a memory
+    /// store, else the file-store record size).
+    fn size(&self, mem: bool) -> u64 {
+        if mem {
+            return (self.subject.len() + self.headers.len() + self.payload.len() + 16) as u64;
+        }
         let hdr = if self.headers.is_empty() {
             0
         } else {
@@ -82,20 +86,23 @@ struct Model {
     last_seq: u64,
     last_ts: UnixNanos,
     cfg: StoreConfig,
+    /// Sizes follow the memory store's formula.
+    mem: bool,
 }
 
 impl Model {
-    fn new(cfg: StoreConfig) -> Self {
+    fn new(cfg: StoreConfig, mem: bool) -> Self {
         Self {
             msgs: BTreeMap::new(),
             last_seq: cfg.first_seq.max(1) - 1,
             last_ts: 0,
             cfg,
+            mem,
         }
     }
 
     fn bytes(&self) -> u64 {
-        self.msgs.values().map(MMsg::size).sum()
+        self.msgs.values().map(|m| m.size(self.mem)).sum()
     }
 
     fn first_seq(&self) -> u64 {
@@ -174,7 +181,7 @@ impl Model {
             if self
                 .cfg
                 .max_bytes
-                .is_some_and(|max| self.bytes() + m.size() > max)
+                .is_some_and(|max| self.bytes() + m.size(self.mem) > max)
             {
                 return Err(StoreError::MaxBytes);
             }
@@ -601,13 +608,14 @@ fn check_recovery(
         last_seq: st.last_seq,
         last_ts: st.last_ts,
         cfg: model.cfg.clone(),
+        mem: model.mem,
     })
 }
 
 /// Runs `case` against one store; `Err` describes the first divergence from the model.
 fn run(case: &Case, file: bool) -> Result<(), String> {
     let cfg = case.limits.config(case.first_seq);
-    let mut model = Model::new(cfg.clone());
+    let mut model = Model::new(cfg.clone(), !file);
     let mut subject = if file {
         let disk = MemDisk::new(case.disk_seed);
         let fs = FileStore::open(disk.clone(), DIR, cfg, file_cfg()).map_err(|e| e.to_string())?;

@@ -53,7 +53,14 @@ fn compressed_records_save_disk_and_keep_uncompressed_accounting() {
     }
     // Go accounts the uncompressed message size whatever the disk holds.
     assert_eq!(fs.state(), plain.state());
-    assert_eq!(fs.state(), mem.state());
+    // The memory store counts by its own formula (Go: memStoreMsgSize); all else agrees.
+    assert_eq!(
+        fs.state(),
+        StreamState {
+            bytes: fs.state().bytes,
+            ..mem.state()
+        }
+    );
     let (small, big) = (fs.backend().disk_bytes(), plain.backend().disk_bytes());
     assert!(small * 4 < big, "compressed {small} vs plain {big}");
     for seq in 1..=100 {

@@ -71,7 +71,8 @@ fn store_and_load() {
         );
         assert_eq!(
             st.bytes,
-            msg_size("a.b", b"NATS/1.0\r\n\r\n", b"hi") + msg_size("a.c", b"", b"yo")
+            s.accounted_size("a.b", b"NATS/1.0\r\n\r\n", b"hi")
+                + s.accounted_size("a.c", b"", b"yo")
         );
         assert_eq!(
             s.store_msg("", b"", b"x", 0),
@@ -216,12 +217,9 @@ fn discard_old_limits() {
         let st = s.state();
         assert_eq!((st.msgs, st.first_seq, st.last_seq), (3, 3, 5));
     });
-    let one = msg_size("a", b"", b"xx");
-    let cfg = StoreConfig {
-        max_bytes: Some(2 * one),
-        ..StoreConfig::default()
-    };
-    both(cfg, |s| {
+    // Each kind counts sizes its own way (Go's memory and file formulas), so each gets a
+    // limit of two of its own messages.
+    let holds_two = |s: &mut dyn StreamStore, one: u64| {
         for _ in 0..4 {
             put(s, "a", "xx");
         }
@@ -229,7 +227,16 @@ fn discard_old_limits() {
             (s.state().msgs, s.state().bytes, s.state().first_seq),
             (2, 2 * one, 3)
         );
-    });
+    };
+    let limit = |one: u64| StoreConfig {
+        max_bytes: Some(2 * one),
+        ..StoreConfig::default()
+    };
+    let one = msg_size("a", b"", b"xx");
+    holds_two(&mut file(limit(one)), one);
+    let one = mem(StoreConfig::default()).accounted_size("a", b"", b"xx");
+    assert_eq!(one, 1 + 2 + 16, "Go: memStoreMsgSize");
+    holds_two(&mut mem(limit(one)), one);
     let cfg = StoreConfig {
         max_msgs_per_subject: Some(1),
         ..StoreConfig::default()
@@ -263,14 +270,18 @@ fn discard_new_limits_and_size() {
         assert_eq!(s.store_msg("a", b"", b"3", 0), Err(StoreError::MaxMsgs));
         assert_eq!(s.state().last_seq, 2, "a refused message takes no sequence");
     });
+    // One 40-byte message fits in 100 bytes and two do not, by either store's formula.
     let cfg = StoreConfig {
-        max_bytes: Some(60),
+        max_bytes: Some(100),
         discard: Discard::New,
         ..StoreConfig::default()
     };
     both(cfg, |s| {
-        put(s, "a", "1");
-        assert_eq!(s.store_msg("a", b"", b"2", 0), Err(StoreError::MaxBytes));
+        put(s, "a", &"1".repeat(40));
+        assert_eq!(
+            s.store_msg("a", b"", &[b'2'; 40], 0),
+            Err(StoreError::MaxBytes)
+        );
     });
     let cfg = StoreConfig {
         max_msgs_per_subject: Some(1),
