@@ -13,7 +13,7 @@ use natsd_core::account::Account;
 use natsd_core::auth::AuthOutcome;
 use natsd_core::conn::{ClientConfig, CloseReason};
 use natsd_core::options::{Options, DEFAULT_SYSTEM_ACCOUNT, GLOBAL_ACCOUNT};
-use natsd_core::proto::info::ConnectInfo;
+use natsd_core::proto::info::{ConnectInfo, ServerInfo};
 use natsd_core::rng::SplitMix64;
 use natsd_core::router::ClientShared;
 use tokio::sync::watch;
@@ -34,6 +34,11 @@ use crate::transport::{Tokio, Transport};
 /// The NATS protocol level natsd implements, reported as `version` in INFO so that clients
 /// gate features on what is really there.
 pub const NATS_COMPAT_VERSION: &str = "2.9.10";
+/// The JetStream API level sent as `api_lvl` in INFO; nats-server sends it from 2.12 on, so it
+/// stays 0 (omitted) while [`NATS_COMPAT_VERSION`] names an earlier release.
+pub const JS_API_LEVEL: u32 = 0;
+/// The compiler that built natsd (`rustc 1.95.0`), sent where nats-server sends its Go version.
+pub const BUILD_TOOLCHAIN: &str = env!("NATSD_RUSTC_VERSION");
 /// natsd's own version.
 pub const NATSD_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -81,6 +86,8 @@ pub struct ClientEntry {
     pub lang: Option<String>,
     /// Client library version.
     pub version: Option<String>,
+    /// Protocol level from CONNECT (1 and up take asynchronous INFO updates).
+    pub protocol: i32,
     /// Wall-clock time of the last input, in nanoseconds since the Unix epoch.
     pub last_activity: Arc<AtomicU64>,
 }
@@ -232,6 +239,7 @@ impl Shared {
                 name: None,
                 lang: None,
                 version: None,
+                protocol: 0,
                 last_activity: Arc::clone(&last_activity),
             },
         );
@@ -259,6 +267,7 @@ impl Shared {
             e.name = connect.name.clone();
             e.lang = connect.lang.clone();
             e.version = connect.version.clone();
+            e.protocol = connect.protocol;
         }
         if let Some(e) = self.get_client(id) {
             crate::sys::events::client_connected(self, &e);
@@ -378,7 +387,13 @@ impl Shared {
             return;
         }
         let opts = self.opts();
-        let mut urls = self.own_client_urls();
+        // Go: server.go sendLDMToClients — once in lame duck mode this server no longer
+        // offers itself, only its peers.
+        let mut urls = if self.lame_duck.load(Ordering::Acquire) {
+            Vec::new()
+        } else {
+            self.own_client_urls()
+        };
         if !opts.no_advertise {
             for u in self.cluster.peer_client_urls() {
                 if !urls.contains(&u) {
@@ -406,12 +421,24 @@ impl Shared {
             });
             info
         };
+        self.send_async_info(&info);
+    }
+
+    /// Sends `info` to every client that is past CONNECT and takes asynchronous INFO
+    /// (protocol 1), each copy with that client's own `client_id` and `client_ip`.
+    /// Go: server/route.go sendAsyncInfoToClients, client.go generateClientInfoJSON.
+    pub(crate) fn send_async_info(&self, info: &ServerInfo) {
+        let mut info = info.clone();
         let mut buf = bytes::BytesMut::new();
-        natsd_core::proto::client::encode_info(&mut buf, &info);
         for c in self.clients_snapshot() {
-            if c.account.is_some() {
-                c.shared.send_control(&buf);
+            if c.account.is_none() || c.protocol < 1 {
+                continue;
             }
+            buf.clear();
+            info.client_id = c.shared.id;
+            info.client_ip = c.peer.ip().to_canonical().to_string();
+            natsd_core::proto::client::encode_info(&mut buf, &info);
+            c.shared.send_control(&buf);
         }
     }
 }

@@ -191,7 +191,7 @@ impl Shared {
             version: NATS_COMPAT_VERSION.to_owned(),
             proto: 1,
             git_commit: String::new(),
-            go: "rust".to_owned(),
+            go: crate::server::BUILD_TOOLCHAIN.to_owned(),
             host: opts.host.clone(),
             port: cfg.info.port,
             auth_required: opts.auth_required(),

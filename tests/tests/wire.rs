@@ -1,0 +1,231 @@
+//! What a client reads on its connection, checked byte for byte with a raw protocol client:
+//! the INFO fields (plain, JetStream with a domain, authentication, cluster), asynchronous INFO
+//! updates as routes come and go, lame duck mode, `+OK` before CONNECT, and the dual-stack
+//! client listener.
+
+// Integration-test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::net::{Ipv6Addr, SocketAddr};
+use std::process::Command;
+
+use natsd_tests::cluster::TestCluster;
+use natsd_tests::{both, RawClient, ServerKind, TestServer};
+use serde_json::Value;
+
+both!(
+    info_fields_plain,
+    info_fields_jetstream_domain,
+    info_fields_auth,
+    info_fields_cluster,
+    async_info_follows_routes,
+    lame_duck_info_lists_only_peers,
+    ok_before_connect,
+    connect_without_verbose_is_verbose,
+    auth_before_connect_is_a_violation,
+    listen_all_accepts_ipv6_loopback,
+);
+
+/// The INFO keys every client connection gets, whatever the configuration.
+const BASE_KEYS: &[&str] = &[
+    "server_id",
+    "server_name",
+    "version",
+    "proto",
+    "go",
+    "host",
+    "port",
+    "headers",
+    "max_payload",
+    "client_id",
+    "client_ip",
+];
+
+fn keys(info: &Value) -> BTreeSet<String> {
+    info.as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn base_plus(extra: &[&str]) -> BTreeSet<String> {
+    BASE_KEYS
+        .iter()
+        .chain(extra)
+        .map(|k| (*k).to_owned())
+        .collect()
+}
+
+async fn info_fields_plain(kind: ServerKind) {
+    let s = TestServer::start(kind, "").await;
+    let info = s.raw().await.info;
+    assert_eq!(keys(&info), base_plus(&[]), "{info}");
+    // Some clients index `go` unconditionally; it must be a non-empty string.
+    assert!(info["go"].as_str().is_some_and(|g| !g.is_empty()), "{info}");
+    assert_eq!(info["client_ip"], "127.0.0.1", "{info}");
+    assert_eq!(info["host"], "127.0.0.1", "{info}");
+}
+
+async fn info_fields_jetstream_domain(kind: ServerKind) {
+    let sd = tempfile::tempdir().unwrap();
+    let conf = format!(
+        "jetstream {{ store_dir: {:?}, domain: hub }}\n",
+        sd.path().to_str().unwrap()
+    );
+    let s = TestServer::start(kind, &conf).await;
+    let info = s.raw().await.info;
+    assert_eq!(keys(&info), base_plus(&["jetstream", "domain"]), "{info}");
+    assert_eq!(info["jetstream"], true, "{info}");
+    assert_eq!(info["domain"], "hub", "{info}");
+}
+
+async fn info_fields_auth(kind: ServerKind) {
+    let s = TestServer::start(kind, "authorization { user: a, password: b }\n").await;
+    let mut raw = s.raw().await;
+    let info = raw.info.clone();
+    assert_eq!(keys(&info), base_plus(&["auth_required"]), "{info}");
+    // After authentication nothing new is announced to a protocol-0 client.
+    raw.handshake(r#"{"verbose":false,"user":"a","pass":"b"}"#)
+        .await;
+    assert_eq!(raw.lines_until_pong().await, Vec::<String>::new());
+}
+
+async fn info_fields_cluster(kind: ServerKind) {
+    let c = TestCluster::start(&[kind, kind]).await;
+    let info = c.nodes[0].server.raw().await.info;
+    assert_eq!(
+        keys(&info),
+        base_plus(&["cluster", "connect_urls"]),
+        "{info}"
+    );
+    assert_eq!(
+        info["cluster"],
+        natsd_tests::cluster::CLUSTER_NAME,
+        "{info}"
+    );
+    let urls = urls(&info);
+    for n in &c.nodes {
+        let want = format!("127.0.0.1:{}", n.server.port());
+        assert!(urls.contains(&want), "{want} missing from {info}");
+    }
+    assert_eq!(urls.len(), 2, "{info}");
+}
+
+fn urls(info: &Value) -> BTreeSet<String> {
+    info["connect_urls"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|u| u.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Reads lines until an INFO arrives; its JSON.
+async fn next_info(raw: &mut RawClient) -> Value {
+    let line = raw.expect("INFO ").await;
+    let json = line.strip_prefix("INFO ").unwrap();
+    serde_json::from_str(json).unwrap()
+}
+
+async fn async_info_follows_routes(kind: ServerKind) {
+    let mut c = TestCluster::start(&[kind, kind, kind]).await;
+    let s0 = &c.nodes[0].server;
+    // A protocol-1 client takes asynchronous INFO; a protocol-0 one never does.
+    let mut p1 = s0.raw().await;
+    p1.handshake(r#"{"verbose":false,"protocol":1}"#).await;
+    let mut p0 = s0.raw().await;
+    p0.handshake(r#"{"verbose":false,"protocol":0}"#).await;
+    let gone = c.nodes.pop().unwrap();
+    let gone_url = format!("127.0.0.1:{}", gone.server.port());
+    drop(gone);
+    let info = next_info(&mut p1).await;
+    assert!(!urls(&info).contains(&gone_url), "{info}");
+    assert_eq!(urls(&info).len(), 2, "{info}");
+    // Every copy names the connection it goes to.
+    assert_eq!(info["client_id"], p1.info["client_id"], "{info}");
+    assert_eq!(info["client_ip"], "127.0.0.1", "{info}");
+    assert!(info.get("ldm").is_none(), "{info}");
+    let before_pong = p0.lines_until_pong().await;
+    assert!(
+        before_pong.iter().all(|l| !l.starts_with("INFO")),
+        "{before_pong:?}"
+    );
+}
+
+async fn lame_duck_info_lists_only_peers(kind: ServerKind) {
+    let c = TestCluster::start(&[kind, kind]).await;
+    let s1 = &c.nodes[1].server;
+    let mut p1 = s1.raw().await;
+    p1.handshake(r#"{"verbose":false,"protocol":1}"#).await;
+    let status = Command::new("kill")
+        .args(["-USR2", &s1.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let info = next_info(&mut p1).await;
+    assert_eq!(info["ldm"], true, "{info}");
+    let want: BTreeSet<String> = [format!("127.0.0.1:{}", c.nodes[0].server.port())].into();
+    assert_eq!(urls(&info), want, "{info}");
+}
+
+async fn ok_before_connect(kind: ServerKind) {
+    let s = TestServer::start(kind, "").await;
+    // Go: defaultOpts — verbose and pedantic until CONNECT says otherwise; PING gets no +OK.
+    let mut raw = s.raw().await;
+    raw.send("SUB foo 1\r\nPUB foo 2\r\nhi\r\nUNSUB 1\r\n")
+        .await
+        .unwrap();
+    assert_eq!(
+        raw.lines_until_pong().await,
+        ["+OK", "+OK", "MSG foo 1 2", "hi", "+OK"]
+    );
+    assert_eq!(raw.lines_until_pong().await, Vec::<String>::new());
+    raw.send("PUB foo.* 0\r\n\r\n").await.unwrap();
+    assert_eq!(
+        raw.lines_until_pong().await,
+        ["-ERR 'Invalid Publish Subject'", "+OK"]
+    );
+    raw.send("CONNECT {\"verbose\":false}\r\nSUB bar 2\r\n")
+        .await
+        .unwrap();
+    assert_eq!(raw.lines_until_pong().await, Vec::<String>::new());
+}
+
+async fn connect_without_verbose_is_verbose(kind: ServerKind) {
+    let s = TestServer::start(kind, "").await;
+    let mut raw = s.raw().await;
+    raw.send("CONNECT {}\r\nSUB foo 1\r\n").await.unwrap();
+    assert_eq!(raw.lines_until_pong().await, ["+OK", "+OK"]);
+}
+
+async fn auth_before_connect_is_a_violation(kind: ServerKind) {
+    let s = TestServer::start(kind, "authorization { user: a, password: b }\n").await;
+    let mut raw = s.raw().await;
+    raw.send("SUB foo 1\r\n").await.unwrap();
+    assert_eq!(
+        raw.expect_closed().await,
+        ["-ERR 'Authorization Violation'"]
+    );
+    let mut raw = s.raw().await;
+    raw.send("CONNECT {\"user\":\"a\",\"pass\":\"b\"}\r\n")
+        .await
+        .unwrap();
+    // No `verbose` in CONNECT: it stays on.
+    assert_eq!(raw.lines_until_pong().await, ["+OK"]);
+}
+
+/// Go's listener on 0.0.0.0 is dual-stack: a client reaches it over `::1` as well.
+async fn listen_all_accepts_ipv6_loopback(kind: ServerKind) {
+    if std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_err() {
+        eprintln!("note: this machine has no ::1; dual-stack listener not tested");
+        return;
+    }
+    let s = TestServer::start_with_args(kind, "", &["-a", "0.0.0.0"]).await;
+    let v4 = s.raw().await.info;
+    assert_eq!(v4["host"], "0.0.0.0", "{v4}");
+    assert_eq!(v4["client_ip"], "127.0.0.1", "{v4}");
+    let v6 = RawClient::connect(SocketAddr::from((Ipv6Addr::LOCALHOST, s.port()))).await;
+    assert_eq!(v6.info["client_ip"], "::1", "{}", v6.info);
+}
