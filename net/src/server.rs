@@ -452,7 +452,12 @@ pub(crate) async fn bind_listener<T: Transport>(
         source,
     };
     let listener = T::bind(addr).await.map_err(listen_err)?;
-    let bound = T::local_addr(&listener).map_err(listen_err)?;
+    let mut bound = T::local_addr(&listener).map_err(listen_err)?;
+    if addr.ip().is_unspecified() {
+        // A dual-stack listener asked for as 0.0.0.0 reports `[::]`; keep the asked-for form
+        // in logs and monitoring, as nats-server does.
+        bound = SocketAddr::new(addr.ip(), bound.port());
+    }
     Ok((listener, bound))
 }
 
@@ -748,14 +753,7 @@ impl<T: Transport> Server<T> {
                 ServerError::Config(format!("invalid monitoring host {:?}", opts.http_host))
             })?;
             let addr = SocketAddr::new(host, port);
-            let listener = T::bind(addr).await.map_err(|source| ServerError::Listen {
-                addr: addr.to_string(),
-                source,
-            })?;
-            let bound = T::local_addr(&listener).map_err(|source| ServerError::Listen {
-                addr: addr.to_string(),
-                source,
-            })?;
+            let (listener, bound) = bind_listener::<T>(addr).await?;
             let scheme = if secure { "https" } else { "http" };
             tracing::info!("Starting {scheme} monitor on {scheme}://{bound}");
             if secure {

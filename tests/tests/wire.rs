@@ -11,8 +11,10 @@ use std::net::{Ipv6Addr, SocketAddr};
 use std::process::Command;
 
 use natsd_tests::cluster::TestCluster;
-use natsd_tests::{both, RawClient, ServerKind, TestServer};
+use natsd_tests::{both, free_port, within, RawClient, ServerKind, TestServer};
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 both!(
     info_fields_plain,
@@ -222,10 +224,27 @@ async fn listen_all_accepts_ipv6_loopback(kind: ServerKind) {
         eprintln!("note: this machine has no ::1; dual-stack listener not tested");
         return;
     }
-    let s = TestServer::start_with_args(kind, "", &["-a", "0.0.0.0"]).await;
+    let http_port = free_port();
+    let http = http_port.to_string();
+    // The monitoring host defaults to 0.0.0.0 as well.
+    let s = TestServer::start_with_args(kind, "", &["-a", "0.0.0.0", "-m", &http]).await;
     let v4 = s.raw().await.info;
     assert_eq!(v4["host"], "0.0.0.0", "{v4}");
     assert_eq!(v4["client_ip"], "127.0.0.1", "{v4}");
     let v6 = RawClient::connect(SocketAddr::from((Ipv6Addr::LOCALHOST, s.port()))).await;
     assert_eq!(v6.info["client_ip"], "::1", "{}", v6.info);
+    let body = within("GET /healthz over ::1", async {
+        let mut c = TcpStream::connect((Ipv6Addr::LOCALHOST, http_port))
+            .await
+            .unwrap();
+        c.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").await.unwrap();
+        let mut buf = String::new();
+        c.read_to_string(&mut buf).await.unwrap();
+        buf
+    })
+    .await;
+    assert!(
+        body.starts_with("HTTP/1.") && body.contains("\"ok\""),
+        "{body}"
+    );
 }
