@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 mod lifecycle;
 mod setup;
+mod urls;
 
 use setup::{build_accounts, client_config};
 
@@ -365,18 +366,12 @@ impl Shared {
     }
 
     /// This server's own client URLs (`host:port`), as gossiped to routes and listed in
-    /// `connect_urls`: `client_advertise`, else the listen address unless it is unspecified.
+    /// `connect_urls`: `client_advertise`, else the listen address, or the machine's addresses
+    /// when that is unspecified.
     pub(crate) fn own_client_urls(&self) -> Vec<String> {
         let opts = self.opts();
-        if let Some(a) = &opts.client_advertise {
-            let hp = a.split_once("://").map_or(a.as_str(), |(_, r)| r);
-            return vec![hp.to_owned()];
-        }
         let info = &self.client_config().info;
-        match info.host.parse::<IpAddr>() {
-            Ok(ip) if ip.is_unspecified() => Vec::new(),
-            _ => vec![format!("{}:{}", info.host, info.port)],
-        }
+        urls::client_connect_urls(opts.client_advertise.as_deref(), &info.host, info.port)
     }
 
     /// Recomputes the cluster fields of the client INFO (`connect_urls`, `cluster`) and, when

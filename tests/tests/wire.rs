@@ -27,6 +27,7 @@ both!(
     connect_without_verbose_is_verbose,
     auth_before_connect_is_a_violation,
     listen_all_accepts_ipv6_loopback,
+    connect_urls_of_a_cluster_on_all_interfaces,
 );
 
 /// The INFO keys every client connection gets, whatever the configuration.
@@ -247,4 +248,49 @@ async fn listen_all_accepts_ipv6_loopback(kind: ServerKind) {
         body.starts_with("HTTP/1.") && body.contains("\"ok\""),
         "{body}"
     );
+}
+
+/// A cluster whose nodes listen on 0.0.0.0 offers the machine's addresses in `connect_urls`
+/// (Go: getNonLocalIPsIfHostIsIPAny), never 0.0.0.0 or loopback, the same ones for every node.
+async fn connect_urls_of_a_cluster_on_all_interfaces(kind: ServerKind) {
+    let route_ports = [free_port(), free_port()];
+    let http_ports = [free_port(), free_port()];
+    let mut nodes = Vec::new();
+    for i in 0..2 {
+        let conf = format!(
+            "server_name: n{i}\nhttp: \"127.0.0.1:{}\"\ncluster {{ name: c, listen: \"127.0.0.1:{}\", routes: [\"nats://127.0.0.1:{}\"] }}\n",
+            http_ports[i], route_ports[i], route_ports[0]
+        );
+        nodes.push(TestServer::start_with_args(kind, &conf, &["-a", "0.0.0.0"]).await);
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    for http in http_ports {
+        loop {
+            let v = natsd_tests::cluster::monitor_get(http, "/routez").await;
+            if v.is_some_and(|v| v["num_routes"] == 1) {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no route on {http}");
+            // Poll interval; the wait is bounded by `deadline`.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    let info = nodes[0].raw().await.info;
+    let urls = urls(&info);
+    if urls.is_empty() {
+        eprintln!("note: this machine has no global unicast address; nothing to offer: {info}");
+        return;
+    }
+    let hosts_of = |port: u16| -> BTreeSet<String> {
+        urls.iter()
+            .filter_map(|u| u.strip_suffix(&format!(":{port}")).map(str::to_owned))
+            .collect()
+    };
+    let (a, b) = (hosts_of(nodes[0].port()), hosts_of(nodes[1].port()));
+    assert!(!a.is_empty() && a == b, "{info}");
+    assert_eq!(a.len() * 2, urls.len(), "{info}");
+    for h in &a {
+        let ip: std::net::IpAddr = h.trim_matches(['[', ']']).parse().unwrap();
+        assert!(!ip.is_unspecified() && !ip.is_loopback(), "{info}");
+    }
 }
