@@ -120,7 +120,9 @@ pub(super) fn client_config(
         proto: 1,
         tls_required: tls.is_some(),
         tls_verify: tls.is_some_and(|t| t.verify || t.verify_and_map),
-        tls_available: tls.is_some(),
+        // Go: only a server that takes TLS without requiring it (allow_non_tls, which natsd
+        // does not offer) says TLS is available.
+        tls_available: false,
         jetstream: opts.jetstream.is_some(),
         domain: opts
             .jetstream
