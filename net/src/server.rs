@@ -35,8 +35,10 @@ use crate::transport::{Tokio, Transport};
 /// The NATS protocol level natsd implements, reported as `version` in INFO so that clients
 /// gate features on what is really there.
 pub const NATS_COMPAT_VERSION: &str = "2.9.10";
-/// The JetStream API level sent as `api_lvl` in INFO; nats-server sends it from 2.12 on, so it
-/// stays 0 (omitted) while [`NATS_COMPAT_VERSION`] names an earlier release.
+/// The JetStream API level sent as `api_lvl` in INFO. nats-server sends it from 2.12 on (2.12.0
+/// sends 2, later 2.12 releases 3); earlier releases omit it, so it stays 0 (omitted) while
+/// [`NATS_COMPAT_VERSION`] names one of them. Change the two together. (Claiming 2.10+ also
+/// means an `xkey` in INFO, and 2.12+ an INFO with `connect_info` after the first PING.)
 pub const JS_API_LEVEL: u32 = 0;
 /// The compiler that built natsd (`rustc 1.95.0`), sent where nats-server sends its Go version.
 pub const BUILD_TOOLCHAIN: &str = env!("NATSD_RUSTC_VERSION");
