@@ -170,6 +170,11 @@ pub(crate) struct Shared {
     pub(crate) http_addr: Mutex<Option<SocketAddr>>,
     pub(crate) https_addr: Mutex<Option<SocketAddr>>,
     pub(crate) lame_duck: AtomicBool,
+    /// Bumped each time the cluster fields of the client INFO change (Go: lastCURLsUpdate).
+    info_gen: AtomicU64,
+    /// `info_gen` when each connection not yet past CONNECT was accepted: its INFO is at
+    /// least that recent.
+    info_gen_at_accept: Mutex<BTreeMap<u64, u64>>,
     pub(crate) tls: RwLock<Option<Arc<TlsSetup>>>,
     /// What each client authenticated with, to check again after a reload.
     pub(crate) auth_records: Mutex<BTreeMap<u64, AuthRecord>>,
@@ -272,6 +277,22 @@ impl Shared {
             e.version = connect.version.clone();
             e.protocol = connect.protocol;
         }
+        // Go: client.go processPing — a client whose INFO went out before a cluster change
+        // it was not yet registered to hear about gets the current INFO (before its first
+        // PONG: the PING after CONNECT is read only once this event is handled).
+        let accepted_at = lock(&self.info_gen_at_accept).remove(&id);
+        if connect.protocol >= 1
+            && accepted_at.is_some_and(|g| g != self.info_gen.load(Ordering::Acquire))
+        {
+            if let Some(e) = self.get_client(id) {
+                let mut info = self.client_config().info.clone();
+                info.client_id = id;
+                info.client_ip = e.peer.ip().to_canonical().to_string();
+                let mut buf = bytes::BytesMut::new();
+                natsd_core::proto::client::encode_info(&mut buf, &info);
+                e.shared.send_control(&buf);
+            }
+        }
         if let Some(e) = self.get_client(id) {
             crate::sys::events::client_connected(self, &e);
         }
@@ -290,6 +311,7 @@ impl Shared {
         subs: Vec<(Bytes, Option<Bytes>, Bytes)>,
     ) {
         lock(&self.auth_records).remove(&id);
+        lock(&self.info_gen_at_accept).remove(&id);
         let Some(entry) = lock(&self.clients).remove(&id) else {
             return;
         };
@@ -416,6 +438,8 @@ impl Shared {
                 auth_timeout: cfg.auth_timeout,
                 authenticator: Arc::clone(&cfg.authenticator),
             });
+            // After the swap: a connection accepted before this bump may hold the old INFO.
+            self.info_gen.fetch_add(1, Ordering::AcqRel);
             info
         };
         self.send_async_info(&info);
@@ -550,6 +574,8 @@ impl<T: Transport> Server<T> {
                 http_addr: Mutex::new(None),
                 https_addr: Mutex::new(None),
                 lame_duck: AtomicBool::new(false),
+                info_gen: AtomicU64::new(0),
+                info_gen_at_accept: Mutex::new(BTreeMap::new()),
                 tls: RwLock::new(tls),
                 auth_records: Mutex::new(BTreeMap::new()),
                 sys: crate::sys::SysState::default(),
@@ -967,6 +993,8 @@ fn accept<T: Transport>(
     peer: SocketAddr,
 ) {
     let id = shared.next_cid.fetch_add(1, Ordering::Relaxed);
+    // Before the connection's INFO is built (see set_client_identity).
+    lock(&shared.info_gen_at_accept).insert(id, shared.info_gen.load(Ordering::Acquire));
     let mut rng = SplitMix64::new(shared.next_seed());
     let rejected = (shared.num_clients() >= shared.opts().max_connections as usize)
         .then_some(CloseReason::MaxConnectionsExceeded);
@@ -975,16 +1003,26 @@ fn accept<T: Transport>(
         match tls {
             None => {
                 let conn = client::new_conn(&shared, peer, id, &mut rng);
-                client::run(shared, stream, peer, conn, rng, rejected).await;
+                client::run(Arc::clone(&shared), stream, peer, conn, rng, rejected).await;
             }
             // Boxed: the TLS session makes this branch's future several KiB, and unboxed
             // every plain connection's task would be that size too.
             Some(tls) => match Box::pin(tls.accept(&shared, stream, peer, id, &mut rng)).await {
                 Ok((tls_stream, conn)) => {
-                    Box::pin(client::run(shared, tls_stream, peer, conn, rng, rejected)).await
+                    Box::pin(client::run(
+                        Arc::clone(&shared),
+                        tls_stream,
+                        peer,
+                        conn,
+                        rng,
+                        rejected,
+                    ))
+                    .await;
                 }
                 Err(e) => tracing::debug!(cid = id, %peer, "TLS handshake error: {e}"),
             },
         }
+        // A connection that never registered (failed TLS handshake) leaves no record.
+        lock(&shared.info_gen_at_accept).remove(&id);
     });
 }

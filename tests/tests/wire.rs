@@ -22,6 +22,7 @@ both!(
     info_fields_auth,
     info_fields_cluster,
     async_info_follows_routes,
+    info_after_connect_catches_up_with_the_cluster,
     lame_duck_info_lists_only_peers,
     ok_before_connect,
     connect_without_verbose_is_verbose,
@@ -155,6 +156,43 @@ async fn async_info_follows_routes(kind: ServerKind) {
         before_pong.iter().all(|l| !l.starts_with("INFO")),
         "{before_pong:?}"
     );
+}
+
+/// A client whose INFO went out before a cluster change, but that sent CONNECT only after it,
+/// gets the current INFO around its first PONG (Go: processPing and lastCURLsUpdate); one that
+/// connected after the change gets none.
+async fn info_after_connect_catches_up_with_the_cluster(kind: ServerKind) {
+    let mut c = TestCluster::start(&[kind, kind, kind]).await;
+    let s0 = &c.nodes[0].server;
+    let mut early = s0.raw().await;
+    let mut witness = s0.raw().await;
+    witness.handshake(r#"{"verbose":false,"protocol":1}"#).await;
+    let gone = c.nodes.pop().unwrap();
+    let gone_url = format!("127.0.0.1:{}", gone.server.port());
+    drop(gone);
+    // The witness hears of the change: node 0 has applied it.
+    let info = next_info(&mut witness).await;
+    assert!(!urls(&info).contains(&gone_url), "{info}");
+    early
+        .send("CONNECT {\"verbose\":false,\"protocol\":1}\r\n")
+        .await
+        .unwrap();
+    // nats-server queues it right after the first PONG, natsd right before: take both PINGs'
+    // worth of lines.
+    let mut lines = early.lines_until_pong().await;
+    lines.extend(early.lines_until_pong().await);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let info: Value = serde_json::from_str(lines[0].strip_prefix("INFO ").unwrap()).unwrap();
+    assert_eq!(urls(&info).len(), 2, "{info}");
+    assert!(!urls(&info).contains(&gone_url), "{info}");
+    assert_eq!(info["client_id"], early.info["client_id"], "{info}");
+    let mut late = c.nodes[0].server.raw().await;
+    late.send("CONNECT {\"verbose\":false,\"protocol\":1}\r\n")
+        .await
+        .unwrap();
+    let mut lines = late.lines_until_pong().await;
+    lines.extend(late.lines_until_pong().await);
+    assert_eq!(lines, Vec::<String>::new());
 }
 
 async fn lame_duck_info_lists_only_peers(kind: ServerKind) {
