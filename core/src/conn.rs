@@ -237,8 +237,10 @@ impl ClientConn {
             state: State::AwaitingConnect,
             conn_type,
             nonce,
-            verbose: false,
-            pedantic: false,
+            // Go: server/client.go defaultOpts — a connection is verbose and pedantic until its
+            // CONNECT says otherwise, so ops sent before CONNECT are acknowledged with +OK.
+            verbose: true,
+            pedantic: true,
             tls_identities: Vec::new(),
             perms: None,
             transmit: BytesMut::with_capacity(512),
@@ -497,8 +499,9 @@ impl ClientConn {
 
     fn handle_pub(&mut self, msg: PubMsg) {
         if self.pedantic && !subject::is_valid_literal_subject(&msg.subject) {
+            // Go: server/client.go processPub — pedantic mode reports the subject but still
+            // processes the message (and acknowledges it when verbose).
             self.err("Invalid Publish Subject");
-            return;
         }
         self.events.push_back(ConnEvent::Publish(msg));
         self.ok();
@@ -938,8 +941,35 @@ mod tests {
             "-ERR 'Invalid Subject'\r\n-ERR 'Invalid Publish Subject'\r\n"
         );
         let ev = events(&mut c);
-        assert!(matches!(&ev[1], ConnEvent::Subscribe { sid, .. } if &sid[..] == b"2"));
+        // Go: the pedantic complaint does not stop the publish.
+        assert!(matches!(&ev[1], ConnEvent::Publish(m) if &m.subject[..] == b"foo.*"));
+        assert!(matches!(&ev[2], ConnEvent::Subscribe { sid, .. } if &sid[..] == b"2"));
         assert!(c.is_open());
+    }
+
+    #[test]
+    fn verbose_and_pedantic_until_connect() {
+        // Go: server/client.go defaultOpts apply from the first byte: without authentication,
+        // ops before CONNECT are acknowledged, PING only ever gets PONG.
+        let t0 = Instant::now();
+        let mut c = ClientConn::new(
+            t0,
+            1,
+            cfg(&Options::default()),
+            "127.0.0.1",
+            ConnType::Standard,
+            1,
+        );
+        out(&mut c);
+        feed(
+            &mut c,
+            t0,
+            "PING\r\nSUB foo 1\r\nPUB foo.* 0\r\n\r\nUNSUB 1\r\nCONNECT {\"verbose\":false}\r\nSUB a 2\r\nPING\r\n",
+        );
+        assert_eq!(
+            out(&mut c),
+            "PONG\r\n+OK\r\n-ERR 'Invalid Publish Subject'\r\n+OK\r\n+OK\r\nPONG\r\n"
+        );
     }
 
     #[test]

@@ -30,5 +30,6 @@ mod writer;
 pub use jetstream::{StoreFactoryFn, StreamDamage};
 pub use natsd_core::options::Options;
 pub use server::{
-    os_seed, ClientEntry, ClosedClient, Server, ServerError, NATSD_VERSION, NATS_COMPAT_VERSION,
+    os_seed, ClientEntry, ClosedClient, Server, ServerError, BUILD_TOOLCHAIN, JS_API_LEVEL,
+    NATSD_VERSION, NATS_COMPAT_VERSION,
 };

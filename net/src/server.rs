@@ -13,13 +13,14 @@ use natsd_core::account::Account;
 use natsd_core::auth::AuthOutcome;
 use natsd_core::conn::{ClientConfig, CloseReason};
 use natsd_core::options::{Options, DEFAULT_SYSTEM_ACCOUNT, GLOBAL_ACCOUNT};
-use natsd_core::proto::info::ConnectInfo;
+use natsd_core::proto::info::{ConnectInfo, ServerInfo};
 use natsd_core::rng::SplitMix64;
 use natsd_core::router::ClientShared;
 use tokio::sync::watch;
 
 mod lifecycle;
 mod setup;
+mod urls;
 
 use setup::{build_accounts, client_config};
 
@@ -34,6 +35,13 @@ use crate::transport::{Tokio, Transport};
 /// The NATS protocol level natsd implements, reported as `version` in INFO so that clients
 /// gate features on what is really there.
 pub const NATS_COMPAT_VERSION: &str = "2.9.10";
+/// The JetStream API level sent as `api_lvl` in INFO. nats-server sends it from 2.12 on (2.12.0
+/// sends 2, later 2.12 releases 3); earlier releases omit it, so it stays 0 (omitted) while
+/// [`NATS_COMPAT_VERSION`] names one of them. Change the two together. (Claiming 2.10+ also
+/// means an `xkey` in INFO, and 2.12+ an INFO with `connect_info` after the first PING.)
+pub const JS_API_LEVEL: u32 = 0;
+/// The compiler that built natsd (`rustc 1.95.0`), sent where nats-server sends its Go version.
+pub const BUILD_TOOLCHAIN: &str = env!("NATSD_RUSTC_VERSION");
 /// natsd's own version.
 pub const NATSD_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -81,6 +89,8 @@ pub struct ClientEntry {
     pub lang: Option<String>,
     /// Client library version.
     pub version: Option<String>,
+    /// Protocol level from CONNECT (1 and up take asynchronous INFO updates).
+    pub protocol: i32,
     /// Wall-clock time of the last input, in nanoseconds since the Unix epoch.
     pub last_activity: Arc<AtomicU64>,
 }
@@ -160,6 +170,11 @@ pub(crate) struct Shared {
     pub(crate) http_addr: Mutex<Option<SocketAddr>>,
     pub(crate) https_addr: Mutex<Option<SocketAddr>>,
     pub(crate) lame_duck: AtomicBool,
+    /// Bumped each time the cluster fields of the client INFO change (Go: lastCURLsUpdate).
+    info_gen: AtomicU64,
+    /// `info_gen` when each connection not yet past CONNECT was accepted: its INFO is at
+    /// least that recent.
+    info_gen_at_accept: Mutex<BTreeMap<u64, u64>>,
     pub(crate) tls: RwLock<Option<Arc<TlsSetup>>>,
     /// What each client authenticated with, to check again after a reload.
     pub(crate) auth_records: Mutex<BTreeMap<u64, AuthRecord>>,
@@ -232,6 +247,7 @@ impl Shared {
                 name: None,
                 lang: None,
                 version: None,
+                protocol: 0,
                 last_activity: Arc::clone(&last_activity),
             },
         );
@@ -259,6 +275,23 @@ impl Shared {
             e.name = connect.name.clone();
             e.lang = connect.lang.clone();
             e.version = connect.version.clone();
+            e.protocol = connect.protocol;
+        }
+        // Go: client.go processPing — a client whose INFO went out before a cluster change
+        // it was not yet registered to hear about gets the current INFO (before its first
+        // PONG: the PING after CONNECT is read only once this event is handled).
+        let accepted_at = lock(&self.info_gen_at_accept).remove(&id);
+        if connect.protocol >= 1
+            && accepted_at.is_some_and(|g| g != self.info_gen.load(Ordering::Acquire))
+        {
+            if let Some(e) = self.get_client(id) {
+                let mut info = self.client_config().info.clone();
+                info.client_id = id;
+                info.client_ip = e.peer.ip().to_canonical().to_string();
+                let mut buf = bytes::BytesMut::new();
+                natsd_core::proto::client::encode_info(&mut buf, &info);
+                e.shared.send_control(&buf);
+            }
         }
         if let Some(e) = self.get_client(id) {
             crate::sys::events::client_connected(self, &e);
@@ -278,6 +311,7 @@ impl Shared {
         subs: Vec<(Bytes, Option<Bytes>, Bytes)>,
     ) {
         lock(&self.auth_records).remove(&id);
+        lock(&self.info_gen_at_accept).remove(&id);
         let Some(entry) = lock(&self.clients).remove(&id) else {
             return;
         };
@@ -356,18 +390,12 @@ impl Shared {
     }
 
     /// This server's own client URLs (`host:port`), as gossiped to routes and listed in
-    /// `connect_urls`: `client_advertise`, else the listen address unless it is unspecified.
+    /// `connect_urls`: `client_advertise`, else the listen address, or the machine's addresses
+    /// when that is unspecified.
     pub(crate) fn own_client_urls(&self) -> Vec<String> {
         let opts = self.opts();
-        if let Some(a) = &opts.client_advertise {
-            let hp = a.split_once("://").map_or(a.as_str(), |(_, r)| r);
-            return vec![hp.to_owned()];
-        }
         let info = &self.client_config().info;
-        match info.host.parse::<IpAddr>() {
-            Ok(ip) if ip.is_unspecified() => Vec::new(),
-            _ => vec![format!("{}:{}", info.host, info.port)],
-        }
+        urls::client_connect_urls(opts.client_advertise.as_deref(), &info.host, info.port)
     }
 
     /// Recomputes the cluster fields of the client INFO (`connect_urls`, `cluster`) and, when
@@ -378,7 +406,13 @@ impl Shared {
             return;
         }
         let opts = self.opts();
-        let mut urls = self.own_client_urls();
+        // Go: server.go sendLDMToClients — once in lame duck mode this server no longer
+        // offers itself, only its peers.
+        let mut urls = if self.lame_duck.load(Ordering::Acquire) {
+            Vec::new()
+        } else {
+            self.own_client_urls()
+        };
         if !opts.no_advertise {
             for u in self.cluster.peer_client_urls() {
                 if !urls.contains(&u) {
@@ -404,14 +438,28 @@ impl Shared {
                 auth_timeout: cfg.auth_timeout,
                 authenticator: Arc::clone(&cfg.authenticator),
             });
+            // After the swap: a connection accepted before this bump may hold the old INFO.
+            self.info_gen.fetch_add(1, Ordering::AcqRel);
             info
         };
+        self.send_async_info(&info);
+    }
+
+    /// Sends `info` to every client that is past CONNECT and takes asynchronous INFO
+    /// (protocol 1), each copy with that client's own `client_id` and `client_ip`.
+    /// Go: server/route.go sendAsyncInfoToClients, client.go generateClientInfoJSON.
+    pub(crate) fn send_async_info(&self, info: &ServerInfo) {
+        let mut info = info.clone();
         let mut buf = bytes::BytesMut::new();
-        natsd_core::proto::client::encode_info(&mut buf, &info);
         for c in self.clients_snapshot() {
-            if c.account.is_some() {
-                c.shared.send_control(&buf);
+            if c.account.is_none() || c.protocol < 1 {
+                continue;
             }
+            buf.clear();
+            info.client_id = c.shared.id;
+            info.client_ip = c.peer.ip().to_canonical().to_string();
+            natsd_core::proto::client::encode_info(&mut buf, &info);
+            c.shared.send_control(&buf);
         }
     }
 }
@@ -425,7 +473,12 @@ pub(crate) async fn bind_listener<T: Transport>(
         source,
     };
     let listener = T::bind(addr).await.map_err(listen_err)?;
-    let bound = T::local_addr(&listener).map_err(listen_err)?;
+    let mut bound = T::local_addr(&listener).map_err(listen_err)?;
+    if addr.ip().is_unspecified() {
+        // A dual-stack listener asked for as 0.0.0.0 reports `[::]`; keep the asked-for form
+        // in logs and monitoring, as nats-server does.
+        bound = SocketAddr::new(addr.ip(), bound.port());
+    }
     Ok((listener, bound))
 }
 
@@ -521,6 +574,8 @@ impl<T: Transport> Server<T> {
                 http_addr: Mutex::new(None),
                 https_addr: Mutex::new(None),
                 lame_duck: AtomicBool::new(false),
+                info_gen: AtomicU64::new(0),
+                info_gen_at_accept: Mutex::new(BTreeMap::new()),
                 tls: RwLock::new(tls),
                 auth_records: Mutex::new(BTreeMap::new()),
                 sys: crate::sys::SysState::default(),
@@ -721,14 +776,7 @@ impl<T: Transport> Server<T> {
                 ServerError::Config(format!("invalid monitoring host {:?}", opts.http_host))
             })?;
             let addr = SocketAddr::new(host, port);
-            let listener = T::bind(addr).await.map_err(|source| ServerError::Listen {
-                addr: addr.to_string(),
-                source,
-            })?;
-            let bound = T::local_addr(&listener).map_err(|source| ServerError::Listen {
-                addr: addr.to_string(),
-                source,
-            })?;
+            let (listener, bound) = bind_listener::<T>(addr).await?;
             let scheme = if secure { "https" } else { "http" };
             tracing::info!("Starting {scheme} monitor on {scheme}://{bound}");
             if secure {
@@ -945,6 +993,8 @@ fn accept<T: Transport>(
     peer: SocketAddr,
 ) {
     let id = shared.next_cid.fetch_add(1, Ordering::Relaxed);
+    // Before the connection's INFO is built (see set_client_identity).
+    lock(&shared.info_gen_at_accept).insert(id, shared.info_gen.load(Ordering::Acquire));
     let mut rng = SplitMix64::new(shared.next_seed());
     let rejected = (shared.num_clients() >= shared.opts().max_connections as usize)
         .then_some(CloseReason::MaxConnectionsExceeded);
@@ -953,16 +1003,26 @@ fn accept<T: Transport>(
         match tls {
             None => {
                 let conn = client::new_conn(&shared, peer, id, &mut rng);
-                client::run(shared, stream, peer, conn, rng, rejected).await;
+                client::run(Arc::clone(&shared), stream, peer, conn, rng, rejected).await;
             }
             // Boxed: the TLS session makes this branch's future several KiB, and unboxed
             // every plain connection's task would be that size too.
             Some(tls) => match Box::pin(tls.accept(&shared, stream, peer, id, &mut rng)).await {
                 Ok((tls_stream, conn)) => {
-                    Box::pin(client::run(shared, tls_stream, peer, conn, rng, rejected)).await
+                    Box::pin(client::run(
+                        Arc::clone(&shared),
+                        tls_stream,
+                        peer,
+                        conn,
+                        rng,
+                        rejected,
+                    ))
+                    .await;
                 }
                 Err(e) => tracing::debug!(cid = id, %peer, "TLS handshake error: {e}"),
             },
         }
+        // A connection that never registered (failed TLS handshake) leaves no record.
+        lock(&shared.info_gen_at_accept).remove(&id);
     });
 }

@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::SystemTime;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -45,6 +45,15 @@ impl Transport for Tokio {
     type Stream = tokio::net::TcpStream;
 
     async fn bind(addr: SocketAddr) -> io::Result<Self::Listener> {
+        if addr.ip() == IpAddr::V4(Ipv4Addr::UNSPECIFIED) {
+            // Go: net.Listen("tcp", "0.0.0.0:port") opens a dual-stack socket, so clients
+            // reach nats-server over IPv6 as well. Do the same, unless the host has no IPv6.
+            match bind_dual_stack(addr.port()) {
+                Ok(l) => return Ok(l),
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => return Err(e),
+                Err(e) => tracing::debug!(error = %e, "no dual-stack listener; IPv4 only"),
+            }
+        }
         tokio::net::TcpListener::bind(addr).await
     }
 
@@ -52,7 +61,9 @@ impl Transport for Tokio {
         let (s, a) = l.accept().await?;
         // Small protocol lines must not wait for Nagle.
         s.set_nodelay(true)?;
-        Ok((s, a))
+        // On a dual-stack listener IPv4 peers show up as `::ffff:a.b.c.d`; report them as
+        // nats-server does, as plain IPv4.
+        Ok((s, SocketAddr::new(a.ip().to_canonical(), a.port())))
     }
 
     fn local_addr(l: &Self::Listener) -> io::Result<SocketAddr> {
@@ -68,6 +79,20 @@ impl Transport for Tokio {
     fn wall_clock() -> SystemTime {
         SystemTime::now()
     }
+}
+
+/// A listener on `[::]:port` that takes IPv4 connections too (`IPV6_V6ONLY` off), set up like
+/// tokio's own `bind`: address reuse, non-blocking, a backlog of 1024.
+fn bind_dual_stack(port: u16) -> io::Result<tokio::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_only_v6(false)?;
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port).into())?;
+    socket.listen(1024)?;
+    tokio::net::TcpListener::from_std(socket.into())
 }
 
 /// The monotonic clock the driver feeds to the machines. Under turmoil tokio's clock is

@@ -188,7 +188,8 @@ async fn lame_duck_announces_then_closes_and_shuts_down() {
         .await,
     );
     let url = srv.client_url().unwrap();
-    let mut c = raw_client(&url, r#"{"verbose":false}"#, "").await;
+    // Go: asynchronous INFO (here `ldm`) only goes to clients that speak protocol 1.
+    let mut c = raw_client(&url, r#"{"verbose":false,"protocol":1}"#, "").await;
     let ldm = tokio::spawn({
         let srv = std::sync::Arc::clone(&srv);
         async move { srv.lame_duck().await }

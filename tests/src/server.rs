@@ -241,6 +241,11 @@ impl TestServer {
         }
     }
 
+    /// Process id (to send it signals, e.g. lame duck mode).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Which binary this is.
     pub fn kind(&self) -> ServerKind {
         self.kind

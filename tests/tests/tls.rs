@@ -122,6 +122,31 @@ async fn tls_pub_sub(kind: ServerKind) {
     let s = TestServer::start(kind, &tls_conf(&p, false)).await;
     let info = s.raw().await.info;
     assert_eq!(info["tls_required"], serde_json::json!(true), "{info}");
+    // Exactly nats-server's fields: nothing says TLS is merely available.
+    let keys: std::collections::BTreeSet<&str> = info
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        std::collections::BTreeSet::from([
+            "server_id",
+            "server_name",
+            "version",
+            "proto",
+            "go",
+            "host",
+            "port",
+            "headers",
+            "tls_required",
+            "max_payload",
+            "client_id",
+            "client_ip"
+        ]),
+        "{info}"
+    );
 
     let c = s.client_with(trusting(&p)).await;
     let mut sub = c.subscribe("secure").await.unwrap();

@@ -191,7 +191,7 @@ impl Shared {
             version: NATS_COMPAT_VERSION.to_owned(),
             proto: 1,
             git_commit: String::new(),
-            go: "rust".to_owned(),
+            go: crate::server::BUILD_TOOLCHAIN.to_owned(),
             host: opts.host.clone(),
             port: cfg.info.port,
             auth_required: opts.auth_required(),
@@ -200,6 +200,7 @@ impl Shared {
                 .tls
                 .as_ref()
                 .is_some_and(|t| t.verify || t.verify_and_map),
+            connect_urls: cfg.info.connect_urls.clone(),
             max_connections: opts.max_connections,
             max_subscriptions: opts.max_subscriptions,
             ping_interval: nanos(opts.ping_interval),
@@ -217,7 +218,7 @@ impl Shared {
             leaf: LeafNodeOptsVarz::default(),
             mqtt: MqttOptsVarz::default(),
             websocket: WebsocketOptsVarz::default(),
-            jetstream: JetStreamVarz::default(),
+            jetstream: self.jetstream_varz(),
             tls_timeout: opts
                 .tls
                 .as_ref()
@@ -370,6 +371,10 @@ impl Shared {
                     (c.pending_bytes(), c.rtt())
                 };
                 let list = self.cluster.route_subs(h.id);
+                let last = match h.last_activity.load(Ordering::Relaxed) {
+                    0 => e.start,
+                    n => SystemTime::UNIX_EPOCH + Duration::from_nanos(n),
+                };
                 Some(RouteInfoz {
                     rid: h.id,
                     remote_id: info.server_id.clone(),
@@ -379,8 +384,10 @@ impl Shared {
                     ip: e.peer.ip().to_string(),
                     port: e.peer.port(),
                     start: rfc3339(e.start),
+                    last_activity: rfc3339(last),
                     rtt: rtt.map(go_duration).unwrap_or_default(),
                     uptime: uptime(now.duration_since(e.start).unwrap_or_default()),
+                    idle: uptime(now.duration_since(last).unwrap_or_default()),
                     pending_size: pending,
                     in_msgs: h.in_msgs.load(Ordering::Relaxed),
                     out_msgs: h.out_msgs.load(Ordering::Relaxed),
@@ -423,7 +430,41 @@ impl Shared {
             addr: c.host.clone(),
             cluster_port: bound.map_or(c.port.unwrap_or(0), |a| a.port()),
             auth_timeout: c.auth_timeout.as_secs_f64(),
-            urls: c.routes.clone(),
+            // Go: urlsToStrings — the host:port of each configured route.
+            urls: c
+                .routes
+                .iter()
+                .map(|u| u.split_once("://").map_or(u.as_str(), |(_, r)| r))
+                .map(|r| r.rsplit_once('@').map_or(r, |(_, hp)| hp).to_owned())
+                .collect(),
+            tls_timeout: c
+                .tls
+                .as_ref()
+                .map_or(natsd_core::options::DEFAULT_TLS_TIMEOUT, |t| t.timeout)
+                .as_secs_f64(),
+            tls_required: c.tls.is_some(),
+            tls_verify: c.tls.is_some(),
+        }
+    }
+
+    /// `jetstream` of `/varz`: the `/jsz` config and totals while JetStream is on.
+    /// Go: server/monitor.go updateJszVarz.
+    fn jetstream_varz(&self) -> JetStreamVarz {
+        let jsz = self.jsz();
+        if jsz.disabled {
+            return JetStreamVarz::default();
+        }
+        JetStreamVarz {
+            config: Some(jsz.config),
+            stats: Some(JetStreamStats {
+                memory: jsz.memory,
+                storage: jsz.storage,
+                reserved_memory: jsz.reserved_memory,
+                reserved_storage: jsz.reserved_storage,
+                accounts: jsz.accounts,
+                ha_assets: jsz.ha_assets,
+                api: jsz.api,
+            }),
         }
     }
 

@@ -61,6 +61,7 @@ impl Shared {
                 max_storage: limit(cfg.max_file_store),
                 store_dir: store_dir.display().to_string(),
                 domain: cfg.domain.clone().unwrap_or_default(),
+                compress_ok: false,
             },
             memory: st.memory,
             storage: st.storage,
@@ -70,6 +71,7 @@ impl Shared {
             api: JsApiStats {
                 total: st.api_total,
                 errors: st.api_errors,
+                inflight: 0,
             },
             streams: st.streams as u64,
             consumers: st.consumers as u64,

@@ -26,7 +26,7 @@ pub struct Varz {
     pub proto: u32,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub git_commit: String,
-    /// nats-server reports its Go version here; natsd reports "rust".
+    /// nats-server reports its Go version here; natsd the Rust compiler that built it.
     pub go: String,
     pub host: String,
     pub port: u16,
@@ -36,6 +36,9 @@ pub struct Varz {
     pub tls_required: bool,
     #[serde(default, skip_serializing_if = "is_false")]
     pub tls_verify: bool,
+    /// The client URLs of the cluster, as in INFO.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connect_urls: Vec<String>,
     pub max_connections: u32,
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub max_subscriptions: u32,
@@ -104,8 +107,16 @@ pub struct ClusterOptsVarz {
     /// Seconds, as a float.
     #[serde(default, skip_serializing_if = "is_zero_f64")]
     pub auth_timeout: f64,
+    /// The configured routes, `host:port`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub urls: Vec<String>,
+    /// Seconds, as a float.
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub tls_timeout: f64,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tls_required: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tls_verify: bool,
 }
 
 fn is_zero_u16(n: &u16) -> bool {
@@ -139,9 +150,27 @@ pub struct WebsocketOptsVarz {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub host: String,
 }
-/// `jetstream` in `/varz`; empty while JetStream is off.
+/// `jetstream` in `/varz`; empty while JetStream is off. Go: server/monitor.go JetStreamVarz
+/// (its `meta` describes the JetStream meta group, which natsd does not run yet).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct JetStreamVarz {}
+pub struct JetStreamVarz {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<JsConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<JetStreamStats>,
+}
+
+/// JetStream usage. Go: server/jetstream.go JetStreamStats.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct JetStreamStats {
+    pub memory: u64,
+    pub storage: u64,
+    pub reserved_memory: u64,
+    pub reserved_storage: u64,
+    pub accounts: u64,
+    pub ha_assets: u64,
+    pub api: JsApiStats,
+}
 
 /// `/connz`. Go: server/monitor.go Connz.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -286,9 +315,15 @@ pub struct RouteInfoz {
     pub ip: String,
     pub port: u16,
     pub start: String,
+    /// The last time the route carried anything (Go: RouteInfo.LastActivity).
+    #[serde(default)]
+    pub last_activity: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub rtt: String,
     pub uptime: String,
+    /// Time since `last_activity`.
+    #[serde(default)]
+    pub idle: String,
     pub pending_size: usize,
     pub in_msgs: u64,
     pub out_msgs: u64,
@@ -418,6 +453,7 @@ pub struct DataStats {
 pub struct Jsz {
     pub server_id: String,
     pub now: String,
+    #[serde(default, skip_serializing_if = "is_false")]
     pub disabled: bool,
     pub config: JsConfig,
     pub memory: u64,
@@ -445,6 +481,8 @@ pub struct JsConfig {
     pub store_dir: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub domain: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub compress_ok: bool,
 }
 
 /// JetStream API counters. Go: server/jetstream.go JetStreamAPIStats.
@@ -452,6 +490,9 @@ pub struct JsConfig {
 pub struct JsApiStats {
     pub total: u64,
     pub errors: u64,
+    /// Requests being handled now.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub inflight: u64,
 }
 
 /// `/healthz`. Go: server/monitor.go HealthStatus.

@@ -118,6 +118,10 @@ where
             r = rd.read_buf(&mut buf) => match r {
                 Ok(0) => handle.close(RouteCloseReason::ClientClosed),
                 Ok(_) => {
+                    handle.last_activity.store(
+                        crate::server::unix_nanos(srv.wall_clock()),
+                        Ordering::Relaxed,
+                    );
                     let mut closed = None;
                     loop {
                         let more = handle.with(|c| c.handle_input(now(), &mut buf));

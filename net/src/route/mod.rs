@@ -49,6 +49,9 @@ pub(crate) struct RouteHandle {
     pub(crate) in_bytes: AtomicU64,
     pub(crate) out_msgs: AtomicU64,
     pub(crate) out_bytes: AtomicU64,
+    /// Wall-clock time of the last read, nanoseconds since the Unix epoch (0: none yet), for
+    /// `/routez` `last_activity`.
+    pub(crate) last_activity: AtomicU64,
 }
 
 impl RouteHandle {
@@ -63,6 +66,7 @@ impl RouteHandle {
             in_bytes: AtomicU64::new(0),
             out_msgs: AtomicU64::new(0),
             out_bytes: AtomicU64::new(0),
+            last_activity: AtomicU64::new(0),
         })
     }
 

@@ -5,11 +5,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use natsd_core::account::Account;
 use natsd_core::conn::CloseReason;
 use natsd_core::options::Options;
-use natsd_core::proto::client::encode_info;
 
 use super::{build_accounts, client_config, lock, Server, ServerError, Shared};
 use crate::tls::TlsSetup;
@@ -132,16 +130,14 @@ impl Shared {
     }
 
     /// Sends every client an INFO with `ldm: true` so that it reconnects elsewhere.
+    /// Go: server.go sendLDMToClients — the INFO lists only the peers (unless `no_advertise`),
+    /// so clients move elsewhere; later cluster updates leave this server out as well.
     fn announce_lame_duck(&self) {
         let mut info = self.client_config().info.clone();
         info.ldm = true;
-        let mut buf = BytesMut::new();
-        encode_info(&mut buf, &info);
-        for c in self.clients_snapshot() {
-            if c.account.is_some() {
-                c.shared.send_control(&buf);
-            }
-        }
+        let own = self.own_client_urls();
+        info.connect_urls.retain(|u| !own.contains(u));
+        self.send_async_info(&info);
     }
 }
 

@@ -10,7 +10,7 @@ use natsd_core::conn::ClientConfig;
 use natsd_core::options::{ExportKind, Options, DEFAULT_SYSTEM_ACCOUNT, GLOBAL_ACCOUNT};
 use natsd_core::proto::info::ServerInfo;
 
-use super::{ServerError, NATS_COMPAT_VERSION};
+use super::{ServerError, BUILD_TOOLCHAIN, JS_API_LEVEL, NATS_COMPAT_VERSION};
 
 /// Builds the accounts of `opts`, with their imports wired.
 /// Accounts that already exist in `existing` are kept as they are (their sublists hold live
@@ -112,7 +112,7 @@ pub(super) fn client_config(
         server_id: server_id.to_owned(),
         server_name: server_name.to_owned(),
         version: NATS_COMPAT_VERSION.to_owned(),
-        go: String::new(),
+        go: BUILD_TOOLCHAIN.to_owned(),
         host: opts.host.clone(),
         port,
         headers: true,
@@ -120,8 +120,16 @@ pub(super) fn client_config(
         proto: 1,
         tls_required: tls.is_some(),
         tls_verify: tls.is_some_and(|t| t.verify || t.verify_and_map),
-        tls_available: tls.is_some(),
+        // Go: only a server that takes TLS without requiring it (allow_non_tls, which natsd
+        // does not offer) says TLS is available.
+        tls_available: false,
         jetstream: opts.jetstream.is_some(),
+        domain: opts
+            .jetstream
+            .as_ref()
+            .and_then(|js| js.domain.clone())
+            .filter(|d| !d.is_empty()),
+        api_lvl: JS_API_LEVEL,
         ..ServerInfo::default()
     };
     Ok(ClientConfig {
