@@ -559,6 +559,9 @@ pub struct ConsumerConfig {
     /// Push target.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deliver_subject: Option<String>,
+    /// Push: the queue group whose members share the deliveries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliver_group: Option<String>,
     /// `all`, `last`, `new`, `by_start_sequence`, `by_start_time`, `last_per_subject`.
     pub deliver_policy: String,
     /// Start sequence for `by_start_sequence`.
@@ -588,6 +591,9 @@ pub struct ConsumerConfig {
     /// Push delivery rate limit, bits per second.
     #[serde(skip_serializing_if = "is_zero")]
     pub rate_limit_bps: u64,
+    /// Ack sampling for the `$JS.EVENT.METRIC` advisories (`"50%"`), echoed back as given.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub sample_freq: String,
     /// Most outstanding pull requests.
     #[serde(skip_serializing_if = "is_zero")]
     pub max_waiting: u64,
@@ -605,8 +611,7 @@ pub struct ConsumerConfig {
     /// Ephemeral cleanup delay, nanoseconds.
     #[serde(skip_serializing_if = "is_zero")]
     pub inactive_threshold: u64,
-    /// Replicas.
-    #[serde(skip_serializing_if = "is_zero")]
+    /// Replicas (Go always sends it, 0 for "as the stream").
     pub num_replicas: u64,
     /// Memory storage for the consumer state.
     #[serde(skip_serializing_if = "is_false")]
@@ -632,6 +637,12 @@ pub struct ConsumerConfig {
     /// How long a pin lasts without a request from its client, nanoseconds.
     #[serde(skip_serializing_if = "is_zero")]
     pub priority_timeout: u64,
+    /// Free-form key/value pairs (nats-server 2.10).
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// A consumer create request (Go: `CreateConsumerRequest`).

@@ -275,6 +275,17 @@ impl JetStream {
         now: UnixNanos,
     ) -> Result<Value, ApiError> {
         let cfg = Self::stream_config_for(name, payload)?;
+        // Go: jsStreamCreateRequest refuses these two before it looks any further.
+        if cfg.sealed {
+            return Err(err::stream_invalid_config(
+                "stream configuration for create can not be sealed",
+            ));
+        }
+        if cfg.mirror_direct && cfg.mirror.is_none() {
+            return Err(err::stream_invalid_config(
+                "stream has no mirror but does have mirror direct",
+            ));
+        }
         self.check_stream_create(&cfg)?;
         let created = self.create_stream(cfg, now)?;
         let mut v = self.stream_info(name, now)?;
@@ -292,7 +303,7 @@ impl JetStream {
         self.update_stream(cfg)?;
         let adv = self.stream_advisory(name, Action::Modify, now);
         self.advisories.push(adv);
-        self.stream_info(name, now)
+        self.stream_info_with_domain(name, now)
     }
 
     fn api_purge(&mut self, name: &str, payload: &[u8]) -> Result<Value, ApiError> {
@@ -320,12 +331,12 @@ impl JetStream {
         Ok(json!({"success": true, "purged": purged}))
     }
 
-    fn api_stream_names(&self, payload: &[u8]) -> Result<Value, ApiError> {
-        let req: ListRequest = parse(payload)?;
-        let names: Vec<&String> = self
-            .stream_names()
+    /// The streams a names or list request asks for, in name order: with a `subject`, those
+    /// with a subject that collides with it (Go: filteredStreams, SubjectsCollide).
+    fn filtered_stream_names(&self, req: &ListRequest) -> Vec<String> {
+        let want = req.subject.as_deref().unwrap_or_default();
+        self.stream_names()
             .filter(|n| {
-                let want = req.subject.as_deref().unwrap_or_default();
                 want.is_empty()
                     || self.stream(n).is_some_and(|s| {
                         s.config
@@ -334,23 +345,49 @@ impl JetStream {
                             .any(|x| crate::subject::overlaps(x.as_bytes(), want.as_bytes()))
                     })
             })
-            .collect();
+            .cloned()
+            .collect()
+    }
+
+    fn api_stream_names(&self, payload: &[u8]) -> Result<Value, ApiError> {
+        let req: ListRequest = parse(payload)?;
+        let names = self.filtered_stream_names(&req);
         let total = names.len();
-        let page: Vec<&String> = names.into_iter().skip(req.offset).take(1024).collect();
-        Ok(json!({"total": total, "offset": req.offset, "limit": 1024, "streams": page}))
+        let page: Vec<String> = names.into_iter().skip(req.offset).take(1024).collect();
+        // Go: the names are a nil slice until one is added, so none is `null`.
+        let streams = if page.is_empty() {
+            Value::Null
+        } else {
+            json!(page)
+        };
+        Ok(json!({"total": total, "offset": req.offset, "limit": 1024, "streams": streams}))
     }
 
     fn api_stream_list(&self, payload: &[u8], now: UnixNanos) -> Result<Value, ApiError> {
         let req: ListRequest = parse(payload)?;
-        let names: Vec<String> = self.stream_names().cloned().collect();
+        let names = self.filtered_stream_names(&req);
         let total = names.len();
         let page: Vec<Value> = names
             .iter()
             .skip(req.offset)
             .take(256)
-            .filter_map(|n| self.stream_info(n, now).ok())
+            .filter_map(|n| self.stream_info_with_domain(n, now).ok())
             .collect();
         Ok(json!({"total": total, "offset": req.offset, "limit": 256, "streams": page}))
+    }
+
+    /// Stream info with the `domain` Go adds to info, list and update replies (not to a
+    /// create reply).
+    pub(crate) fn stream_info_with_domain(
+        &self,
+        name: &str,
+        now: UnixNanos,
+    ) -> Result<Value, ApiError> {
+        let mut v = self.stream_info(name, now)?;
+        if let Some(d) = &self.settings.domain {
+            v["domain"] = json!(d);
+        }
+        Ok(v)
     }
 
     fn lookup_msg(&self, name: &str, req: &MsgGetRequest) -> Result<StoredMsg, ApiError> {
@@ -516,7 +553,6 @@ impl JetStream {
         let asked_ack_pending = cfg.max_ack_pending;
         let mut cfg = check_consumer(cfg, &subjects)?;
         self.apply_ack_pending_limit(asked_ack_pending, &mut cfg)?;
-        let server = self.settings.server_name.clone();
         let e = self.store_of(stream)?;
         super::retention::check_config(&e.stream.config, &cfg)?;
         if let Some(existing) = e.consumers.get(&cname) {
@@ -533,7 +569,7 @@ impl JetStream {
                 .get_mut(&cname)
                 .ok_or_else(err::consumer_not_found)?;
             c.update_config(cfg);
-            return Ok(c.info(&server, now));
+            return Ok(c.info(now));
         }
         if req.action == "update" {
             return Err(ApiError::new(400, 10149, "consumer does not exist"));
@@ -541,14 +577,22 @@ impl JetStream {
         self.check_consumer_count(stream)?;
         let e = self.store_of(stream)?;
         super::retention::check_new_consumer(&e.stream.config, &e.consumers, &cfg)?;
-        let c = Consumer::new(
+        let bound = cfg
+            .deliver_subject
+            .as_deref()
+            .is_some_and(|d| self.has_interest(d));
+        let e = self.store_of(stream)?;
+        let mut c = Consumer::new(
             cname.clone(),
             stream.to_owned(),
             cfg,
             e.stream.store.as_ref(),
             now,
         );
-        let info = c.info(&server, now);
+        if bound {
+            c.set_active(true, now);
+        }
+        let info = c.info(now);
         e.consumers.insert(cname.clone(), c);
         if let Err(x) = self.save_consumer(stream, &cname) {
             if let Ok(e) = self.store_of(stream) {
@@ -567,19 +611,29 @@ impl JetStream {
         name: &str,
         now: UnixNanos,
     ) -> Result<Value, ApiError> {
-        let server = self.settings.server_name.clone();
         let e = self.store_of(stream)?;
-        let c = e.consumers.get(name).ok_or_else(err::consumer_not_found)?;
-        Ok(c.info(&server, now))
+        let c = e
+            .consumers
+            .get_mut(name)
+            .ok_or_else(err::consumer_not_found)?;
+        // Go: consumer info first ends the pull requests that expired (processWaiting), so
+        // their 408s go out and `num_waiting` leaves them out.
+        let expired = c.expire_waiting_now(now);
+        let info = c.info(now);
+        self.advisories.extend(expired);
+        Ok(info)
     }
 
     fn consumer_delete(&mut self, stream: &str, name: &str) -> Result<(), ApiError> {
         let e = self.store_of(stream)?;
-        let gone = e
+        let mut gone = e
             .consumers
             .remove(name)
             .ok_or_else(err::consumer_not_found)?;
         super::retention::consumer_removed(e, &gone);
+        // Sent after the reply, with the advisories.
+        let released = gone.release_waiting();
+        self.advisories.extend(released);
         self.forget_consumer(stream, name);
         Ok(())
     }
@@ -657,12 +711,11 @@ impl JetStream {
         full: bool,
     ) -> Result<Value, ApiError> {
         let req: ListRequest = parse(payload)?;
-        let server = self.settings.server_name.clone();
         let e = self.store_of(stream)?;
         let total = e.consumers.len();
         let page = e.consumers.values().skip(req.offset);
         let list: Vec<Value> = if full {
-            page.take(256).map(|c| c.info(&server, now)).collect()
+            page.take(256).map(|c| c.info(now)).collect()
         } else {
             page.take(1024).map(|c| json!(c.name)).collect()
         };

@@ -38,7 +38,7 @@ impl JetStream {
                 .map_err(|e| err::invalid_json(&e.to_string()))?
                 .unwrap_or_default()
         };
-        let mut info = self.stream_info(name, now)?;
+        let mut info = self.stream_info_with_domain(name, now)?;
         // Go embeds ApiPaged in the info response, so the three fields are always there (0
         // unless a subjects filter matched something).
         let (mut total, mut offset, mut limit) = (0, 0, 0);

@@ -251,6 +251,22 @@ impl Consumer {
         out
     }
 
+    /// The consumer is going away: every waiting pull request ends with
+    /// `409 Consumer Deleted`, which tells clients (ordered consumers above all) to make a
+    /// new one (Go: releaseAnyPendingRequests; push consumers get nothing).
+    pub fn release_waiting(&mut self) -> Vec<Delivery> {
+        std::mem::take(&mut self.waiting)
+            .into_iter()
+            .map(|w| Delivery::status(&w.reply, "409 Consumer Deleted", &[]))
+            .collect()
+    }
+
+    /// Ends the pull requests that expired by `now` (Go's consumer info runs processWaiting
+    /// first, so `num_waiting` never counts a request past its expiry).
+    pub fn expire_waiting_now(&mut self, now: UnixNanos) -> Vec<Delivery> {
+        self.expire_waiting(now).into_iter().map(|d| d.0).collect()
+    }
+
     /// When the next pull request expires or wants a heartbeat.
     pub(super) fn waiting_deadline(&self) -> Option<UnixNanos> {
         self.waiting
