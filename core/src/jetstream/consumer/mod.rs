@@ -21,6 +21,8 @@ mod priority;
 mod pull;
 mod snap;
 pub(crate) use snap::ConsumerSnap;
+#[cfg(test)]
+mod info_tests;
 pub(crate) mod state;
 #[cfg(test)]
 mod state_tests;
