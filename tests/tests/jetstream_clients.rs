@@ -25,11 +25,16 @@ both!(
     repeated_headers_come_back,
 );
 
-/// nats-server 2.9 has no create/update actions (2.10).
+/// nats-server 2.9 has no create/update actions (2.10) and no prioritized pulls (2.12).
 mod natsd_only {
     #[tokio::test]
     async fn consumer_actions() {
         natsd_tests::run_scenario(natsd_tests::ServerKind::Natsd, super::consumer_actions).await;
+    }
+
+    #[tokio::test]
+    async fn prioritized_pulls() {
+        natsd_tests::run_scenario(natsd_tests::ServerKind::Natsd, super::prioritized_pulls).await;
     }
 }
 
@@ -532,4 +537,34 @@ async fn consumer_actions(kind: ServerKind) {
     let v = create(other, "update").await;
     assert!(v.get("error").is_none(), "{v}");
     assert_eq!(v["config"]["description"], "changed", "{v}");
+}
+
+/// Go 2.12 `prioritized`: the waiting request with the lowest `priority` is served first.
+async fn prioritized_pulls(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let c = s.client().await;
+    stream(&c, "S", &["s.>"], json!({})).await;
+    let v = durable(
+        &c,
+        "P",
+        json!({"ack_policy": "explicit", "priority_policy": "prioritized",
+               "priority_groups": ["g"]}),
+    )
+    .await;
+    assert!(v.get("error").is_none(), "{v}");
+    let req = |prio: i64| json!({"batch": 1, "expires": 30_000_000_000u64, "group": "g", "priority": prio});
+    let mut bad = pull(&c, "P", req(10)).await;
+    let m = next_msg(&mut bad).await;
+    assert_eq!(m.status.map(|s| s.as_u16()), Some(400), "{m:?}");
+    assert_eq!(
+        m.description.as_deref(),
+        Some("Bad Request - Priority must be between 0 and 9")
+    );
+    let mut low = pull(&c, "P", req(7)).await;
+    let mut high = pull(&c, "P", req(2)).await;
+    info_until(&c, "P", |v| v["num_waiting"] == 2).await;
+    publish(&c, "s.a", "first").await;
+    assert_eq!(next_msg(&mut high).await.payload.as_ref(), b"first");
+    publish(&c, "s.a", "second").await;
+    assert_eq!(next_msg(&mut low).await.payload.as_ref(), b"second");
 }

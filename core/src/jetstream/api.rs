@@ -158,6 +158,10 @@ pub mod err {
     pub fn consumer_already_exists() -> ApiError {
         ApiError::new(400, 10148, "consumer already exists")
     }
+    /// 10149.
+    pub fn consumer_does_not_exist() -> ApiError {
+        ApiError::new(400, 10149, "consumer does not exist")
+    }
     /// 10111.
     pub fn rollup_failed(e: &str) -> ApiError {
         ApiError::new(500, 10111, e)
@@ -631,7 +635,7 @@ pub struct ConsumerConfig {
     /// Priority groups pull requests name (nats-server 2.11; one is used).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub priority_groups: Vec<String>,
-    /// `none`, `overflow` or `pinned_client`.
+    /// `none`, `overflow`, `pinned_client` or `prioritized` (2.12).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub priority_policy: String,
     /// How long a pin lasts without a request from its client, nanoseconds.
@@ -685,6 +689,9 @@ pub struct NextRequest {
     /// Pinned client: the pin id the server handed out.
     #[serde(deserialize_with = "null_default")]
     pub id: String,
+    /// Prioritized (nats-server 2.12): 0 (first served) to 9.
+    #[serde(deserialize_with = "null_default")]
+    pub priority: i64,
 }
 
 /// Go: `JSApiMsgGetRequest`.

@@ -9,7 +9,8 @@ use super::api::{
     PurgeRequest, StreamConfig,
 };
 use super::consumer::{
-    check_config as check_consumer, parse_next_request, parse_time, Consumer, Delivery,
+    check_config as check_consumer, check_update, parse_next_request, parse_time, Consumer,
+    Delivery,
 };
 use super::service::{error_body, json_reply, JetStream};
 use super::store::{StoreError, StoredMsg, UnixNanos};
@@ -500,6 +501,13 @@ impl JetStream {
         now: UnixNanos,
     ) -> Result<Value, ApiError> {
         let req: CreateConsumerRequest = parse_required(payload)?;
+        // Go 2.10: the action is `""` (create or update), `"create"` or `"update"`.
+        if !matches!(req.action.as_str(), "" | "create" | "update") {
+            return Err(err::invalid_json(&format!(
+                "unknown consumer action: {:?}",
+                req.action
+            )));
+        }
         if !req.stream_name.is_empty() && req.stream_name != stream {
             return Err(err::stream_mismatch());
         }
@@ -553,26 +561,33 @@ impl JetStream {
         let asked_ack_pending = cfg.max_ack_pending;
         let mut cfg = check_consumer(cfg, &subjects)?;
         self.apply_ack_pending_limit(asked_ack_pending, &mut cfg)?;
+        // Whether the current deliver subject of a consumer being updated has a listener
+        // (an update may move a push consumer only while nobody is bound to it).
+        let old_bound = self
+            .streams
+            .get(stream)
+            .and_then(|e| e.consumers.get(&cname))
+            .and_then(|c| c.config.deliver_subject.as_deref())
+            .is_some_and(|d| self.has_interest(d));
         let e = self.store_of(stream)?;
         super::retention::check_config(&e.stream.config, &cfg)?;
         if let Some(existing) = e.consumers.get(&cname) {
+            // Go 2.10: `create` is idempotent for the same config only.
             if req.action == "create" && existing.config != cfg {
                 return Err(err::consumer_already_exists());
             }
-            if existing.config.deliver_policy != cfg.deliver_policy
-                || existing.config.filter_subject != cfg.filter_subject && req.action == "create"
-            {
-                return Err(err::consumer_name_exist());
-            }
-            let c = e
-                .consumers
+            check_update(&existing.config, &cfg, old_bound)?;
+            let super::service::Entry { stream, consumers } = e;
+            let c = consumers
                 .get_mut(&cname)
                 .ok_or_else(err::consumer_not_found)?;
             c.update_config(cfg);
+            // A filter may have changed.
+            c.recount(stream.store.as_ref());
             return Ok(c.info(now));
         }
         if req.action == "update" {
-            return Err(ApiError::new(400, 10149, "consumer does not exist"));
+            return Err(err::consumer_does_not_exist());
         }
         self.check_consumer_count(stream)?;
         let e = self.store_of(stream)?;

@@ -108,3 +108,104 @@ fn deleting_ends_waiting_requests_with_409() {
     let v = api_at(&mut js, "$JS.API.STREAM.NAMES", Value::Null, T0);
     assert_eq!(v["streams"], Value::Null);
 }
+
+#[test]
+fn actions_and_what_an_update_may_not_change() {
+    let mut js = stream(json!({}));
+    let create = |js: &mut super::super::service::JetStream, cfg: Value, action: &str| {
+        api_at(
+            js,
+            "$JS.API.CONSUMER.CREATE.S.C",
+            json!({"stream_name": "S", "config": cfg, "action": action}),
+            T0,
+        )
+    };
+    let base = json!({"name": "C", "ack_policy": "explicit", "filter_subject": "s.a"});
+    let v = create(&mut js, base.clone(), "update");
+    assert_eq!(v["error"]["err_code"], 10149, "{v}");
+    let v = create(&mut js, base.clone(), "bogus");
+    assert_eq!(v["error"]["err_code"], 10025, "{v}");
+    assert_eq!(
+        v["error"]["description"],
+        "invalid JSON: unknown consumer action: \"bogus\""
+    );
+    assert!(create(&mut js, base.clone(), "create")
+        .get("error")
+        .is_none());
+    assert!(create(&mut js, base.clone(), "create")
+        .get("error")
+        .is_none());
+    let mut other = base.clone();
+    other["filter_subject"] = json!("s.b");
+    let v = create(&mut js, other.clone(), "create");
+    assert_eq!(v["error"]["err_code"], 10148, "{v}");
+    // A filter may change (and the pending count follows it); the deliver policy may not.
+    js.publish("s.b", None, b"", b"x", T0);
+    js.commit(T0);
+    let v = create(&mut js, other.clone(), "");
+    assert_eq!(
+        (&v["config"]["filter_subject"], &v["num_pending"]),
+        (&json!("s.b"), &json!(1))
+    );
+    other["deliver_policy"] = json!("new");
+    let v = create(&mut js, other.clone(), "update");
+    assert_eq!(
+        (
+            &v["error"]["code"],
+            &v["error"]["err_code"],
+            &v["error"]["description"]
+        ),
+        (
+            &json!(500),
+            &json!(10012),
+            &json!("deliver policy can not be updated")
+        )
+    );
+    let mut push = base.clone();
+    push["deliver_subject"] = json!("d");
+    let v = create(&mut js, push, "update");
+    assert_eq!(
+        v["error"]["description"],
+        "can not update pull consumer to push based"
+    );
+}
+
+#[test]
+fn prioritized_serves_the_lowest_priority_first() {
+    let mut js = stream(json!({}));
+    let v = add(
+        &mut js,
+        json!({"durable_name": "P", "priority_policy": "prioritized", "priority_groups": ["g"]}),
+        T0,
+    );
+    assert!(v.get("error").is_none(), "{v}");
+    assert_eq!(v["config"]["priority_policy"], "prioritized");
+    let ask = |js: &mut super::super::service::JetStream, inbox: &str, batch: u64, prio: i64| {
+        let body = json!({"batch": batch, "expires": 30 * SEC, "group": "g", "priority": prio});
+        js.api(
+            "$JS.API.CONSUMER.MSG.NEXT.S.P",
+            Some(inbox),
+            &serde_json::to_vec(&body).unwrap(),
+            T0,
+        )
+    };
+    let bad = ask(&mut js, "_INBOX.x", 1, 10);
+    assert_eq!(
+        String::from_utf8_lossy(&bad[0].headers),
+        "NATS/1.0 400 Bad Request - Priority must be between 0 and 9\r\n\r\n"
+    );
+    assert!(ask(&mut js, "_INBOX.a", 2, 5).is_empty());
+    assert!(ask(&mut js, "_INBOX.b", 2, 1).is_empty());
+    assert!(ask(&mut js, "_INBOX.c", 1, 1).is_empty());
+    for i in 0..4 {
+        js.publish("s.x", None, b"", i.to_string().as_bytes(), T0);
+    }
+    let out = js.commit(T0);
+    let to: Vec<&str> = out
+        .iter()
+        .filter(|d| d.reply.is_some())
+        .map(|d| d.subject.as_str())
+        .collect();
+    // Equal priorities take turns; 5 waits until 1 is done.
+    assert_eq!(to, ["_INBOX.b", "_INBOX.c", "_INBOX.b", "_INBOX.a"]);
+}

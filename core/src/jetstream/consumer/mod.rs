@@ -31,7 +31,8 @@ mod tests;
 
 pub use ack::AckKind;
 pub use config::{
-    check_config, parse_time, DEFAULT_ACK_WAIT, DEFAULT_MAX_ACK_PENDING, DEFAULT_MAX_WAITING,
+    check_config, check_update, parse_time, DEFAULT_ACK_WAIT, DEFAULT_MAX_ACK_PENDING,
+    DEFAULT_MAX_WAITING,
 };
 pub use pull::parse_next_request;
 
