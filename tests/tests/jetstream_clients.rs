@@ -22,6 +22,7 @@ both!(
     expired_pull_is_not_waiting,
     deleted_consumer_ends_pending_pulls,
     ordered_consumer_survives_its_deletion,
+    ordered_push_consumer_survives_its_deletion,
     repeated_headers_come_back,
 );
 
@@ -433,6 +434,61 @@ async fn ordered_consumer_survives_its_deletion(kind: ServerKind) {
     }
     for i in 4..=6 {
         assert_eq!(ordered_next(&mut msgs).await, i.to_string());
+    }
+}
+
+/// async-nats's ordered push consumer notices by its missed heartbeats (10s) that its
+/// consumer is gone, makes a new one from where it was, and goes on in order.
+async fn ordered_push_consumer_survives_its_deletion(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let c = s.client().await;
+    stream(&c, "S", &["s.>"], json!({})).await;
+    for i in 1..=2 {
+        publish(&c, "s.a", &i.to_string()).await;
+    }
+    let js = jetstream::new(c.clone());
+    let st = js.get_stream("S").await.unwrap();
+    let cons = st
+        .create_consumer(consumer::push::OrderedConfig {
+            deliver_subject: c.new_inbox(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut msgs = cons.messages().await.unwrap();
+    assert_eq!(push_next(&mut msgs).await, "1");
+    assert_eq!(push_next(&mut msgs).await, "2");
+    let names: Vec<String> = st.consumer_names().map(Result::unwrap).collect().await;
+    assert_eq!(names.len(), 1, "{names:?}");
+    let v = api(
+        &c,
+        &format!("$JS.API.CONSUMER.DELETE.S.{}", names[0]),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(v["success"], true, "{v}");
+    for i in 3..=4 {
+        publish(&c, "s.a", &i.to_string()).await;
+    }
+    assert_eq!(push_next(&mut msgs).await, "3");
+    assert_eq!(push_next(&mut msgs).await, "4");
+}
+
+/// The next body from an ordered push consumer; the missed-heartbeat error is how it
+/// learns its consumer is gone, and it goes on.
+async fn push_next(msgs: &mut consumer::push::Ordered) -> String {
+    loop {
+        let item = within_for(Duration::from_secs(25), "ordered push message", msgs.next())
+            .await
+            .unwrap();
+        match item {
+            Ok(m) => return String::from_utf8(m.payload.to_vec()).unwrap(),
+            Err(e) => assert_eq!(
+                e.kind(),
+                consumer::push::OrderedErrorKind::MissingHeartbeat,
+                "{e}"
+            ),
+        }
     }
 }
 
