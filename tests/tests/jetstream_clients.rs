@@ -26,11 +26,17 @@ both!(
     repeated_headers_come_back,
 );
 
-/// nats-server 2.9 has no create/update actions (2.10) and no prioritized pulls (2.12).
+/// nats-server 2.9 has no create/update actions (2.10), no prioritized pulls (2.12) and no
+/// consumer reset (2.14).
 mod natsd_only {
     #[tokio::test]
     async fn consumer_actions() {
         natsd_tests::run_scenario(natsd_tests::ServerKind::Natsd, super::consumer_actions).await;
+    }
+
+    #[tokio::test]
+    async fn consumer_reset() {
+        natsd_tests::run_scenario(natsd_tests::ServerKind::Natsd, super::consumer_reset).await;
     }
 
     #[tokio::test]
@@ -623,4 +629,34 @@ async fn prioritized_pulls(kind: ServerKind) {
     assert_eq!(next_msg(&mut high).await.payload.as_ref(), b"first");
     publish(&c, "s.a", "second").await;
     assert_eq!(next_msg(&mut low).await.payload.as_ref(), b"second");
+}
+
+/// Go 2.14 `$JS.API.CONSUMER.RESET`: back to the ack floor, or to a sequence.
+async fn consumer_reset(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let c = s.client().await;
+    stream(&c, "S", &["s.>"], json!({})).await;
+    for i in 1..=3 {
+        publish(&c, "s.a", &i.to_string()).await;
+    }
+    let v = durable(&c, "P", json!({"ack_policy": "explicit"})).await;
+    assert!(v.get("error").is_none(), "{v}");
+    let mut sub = pull(&c, "P", json!({"batch": 2})).await;
+    assert_eq!(next_msg(&mut sub).await.payload.as_ref(), b"1");
+    assert_eq!(next_msg(&mut sub).await.payload.as_ref(), b"2");
+    let v = api(&c, "$JS.API.CONSUMER.RESET.S.P", Value::Null).await;
+    assert_eq!(
+        v["type"],
+        "io.nats.jetstream.api.v1.consumer_reset_response"
+    );
+    assert_eq!(
+        (&v["reset_seq"], &v["num_ack_pending"]),
+        (&json!(1), &json!(0))
+    );
+    let mut sub = pull(&c, "P", json!({"batch": 1})).await;
+    assert_eq!(next_msg(&mut sub).await.payload.as_ref(), b"1");
+    let v = api(&c, "$JS.API.CONSUMER.RESET.S.P", json!({"seq": 3})).await;
+    assert_eq!((&v["reset_seq"], &v["num_pending"]), (&json!(3), &json!(1)));
+    let mut sub = pull(&c, "P", json!({"batch": 1})).await;
+    assert_eq!(next_msg(&mut sub).await.payload.as_ref(), b"3");
 }

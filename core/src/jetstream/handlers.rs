@@ -135,8 +135,8 @@ impl JetStream {
         if let ["STREAM", "SNAPSHOT", _] = t.as_slice() {
             out.extend(self.pump_snapshots(now));
         }
-        // A new push consumer starts delivering right away.
-        if let ["CONSUMER", "CREATE" | "DURABLE", ..] = t.as_slice() {
+        // A new (or reset) push consumer starts delivering right away.
+        if let ["CONSUMER", "CREATE" | "DURABLE" | "RESET", ..] = t.as_slice() {
             let stream = if t[1] == "DURABLE" {
                 t.get(3)
             } else {
@@ -214,6 +214,21 @@ impl JetStream {
                 "consumer_pause",
                 self.consumer_pause(stream, name, payload, now),
             ),
+            // Go 2.14: the reset subject is the consumer's own subscription, so a missing
+            // stream or consumer leaves the request unanswered.
+            ["CONSUMER", "RESET", stream, name] => {
+                let exists = self
+                    .streams
+                    .get(*stream)
+                    .is_some_and(|e| e.consumers.contains_key(*name));
+                if !exists {
+                    return ("unknown", Err(err::consumer_not_found()));
+                }
+                (
+                    "consumer_reset",
+                    self.consumer_reset(stream, name, payload, now),
+                )
+            }
             ["CONSUMER", "UNPIN", stream, name] => {
                 ("consumer_unpin", self.consumer_unpin(stream, name, payload))
             }
@@ -683,6 +698,43 @@ impl JetStream {
             ));
         }
         Ok(json!({}))
+    }
+
+    /// Go 2.14: `$JS.API.CONSUMER.RESET.<stream>.<consumer>` with `{"seq": n}` (or nothing:
+    /// back to the ack floor); the answer is the consumer info plus `reset_seq`.
+    fn consumer_reset(
+        &mut self,
+        stream: &str,
+        name: &str,
+        payload: &[u8],
+        now: UnixNanos,
+    ) -> Result<Value, ApiError> {
+        #[derive(Default, serde::Deserialize)]
+        #[serde(default)]
+        struct ResetRequest {
+            seq: u64,
+        }
+        let req: ResetRequest = parse(payload)?;
+        let e = self.store_of(stream)?;
+        let super::service::Entry {
+            stream: st,
+            consumers,
+        } = e;
+        let c = consumers
+            .get_mut(name)
+            .ok_or_else(err::consumer_not_found)?;
+        let (start, old_floor) = c.reset(req.seq, st.store.as_ref())?;
+        super::retention::settle(e);
+        super::retention::floor_moved(e, old_floor, start - 1);
+        let c = e
+            .consumers
+            .get_mut(name)
+            .ok_or_else(err::consumer_not_found)?;
+        c.recount(e.stream.store.as_ref());
+        let mut v = c.info(now);
+        v["reset_seq"] = json!(start);
+        let _ = self.save_consumer(stream, name);
+        Ok(v)
     }
 
     /// Go 2.11: `$JS.API.CONSUMER.PAUSE.<stream>.<consumer>` with `{"pause_until": time}`;

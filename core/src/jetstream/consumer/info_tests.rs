@@ -209,3 +209,74 @@ fn prioritized_serves_the_lowest_priority_first() {
     // Equal priorities take turns; 5 waits until 1 is done.
     assert_eq!(to, ["_INBOX.b", "_INBOX.c", "_INBOX.b", "_INBOX.a"]);
 }
+
+#[test]
+fn reset_starts_over_at_a_sequence_or_the_floor() {
+    let mut js = stream(json!({}));
+    for i in 1..=5 {
+        js.publish("s.x", None, b"", i.to_string().as_bytes(), T0);
+    }
+    js.commit(T0);
+    add(&mut js, json!({"durable_name": "P"}), T0);
+    let got = pull(&mut js, "P", json!({"batch": 3}), T0);
+    assert_eq!(msgs(&got), ["1", "2", "3"]);
+    ack(&mut js, &got[0], "", T0);
+    let reset = |js: &mut super::super::service::JetStream, body: Value| {
+        api_at(js, "$JS.API.CONSUMER.RESET.S.P", body, T0 + SEC)
+    };
+    // Back to the floor: 2 and 3 come again as new deliveries.
+    let v = reset(&mut js, Value::Null);
+    assert_eq!(
+        v["type"],
+        "io.nats.jetstream.api.v1.consumer_reset_response"
+    );
+    assert_eq!(v["reset_seq"], 2, "{v}");
+    assert_eq!(v["num_ack_pending"], 0, "{v}");
+    assert_eq!(v["num_pending"], 4, "{v}");
+    assert_eq!(v["delivered"], json!({"consumer_seq": 0, "stream_seq": 1}));
+    assert_eq!(v["ack_floor"], json!({"consumer_seq": 0, "stream_seq": 1}));
+    let got = pull(&mut js, "P", json!({"batch": 1}), T0 + SEC);
+    assert_eq!(msgs(&got), ["2"]);
+    assert!(
+        got[0].reply.as_deref().unwrap().contains(".1.2.1."),
+        "{got:?}"
+    );
+    // To a sequence.
+    let v = reset(&mut js, json!({"seq": 5}));
+    assert_eq!((&v["reset_seq"], &v["num_pending"]), (&json!(5), &json!(1)));
+    assert_eq!(
+        msgs(&pull(&mut js, "P", json!({"batch": 1}), T0 + SEC)),
+        ["5"]
+    );
+    // Not for a deliver policy without a start of its own; nothing for a missing consumer.
+    add(
+        &mut js,
+        json!({"durable_name": "N", "deliver_policy": "new"}),
+        T0,
+    );
+    let v = api_at(&mut js, "$JS.API.CONSUMER.RESET.S.N", json!({"seq": 2}), T0);
+    assert_eq!(
+        (&v["error"]["err_code"], &v["error"]["description"]),
+        (&json!(10204), &json!("invalid reset: not allowed"))
+    );
+    assert!(js
+        .api("$JS.API.CONSUMER.RESET.S.NOPE", Some("_INBOX.r"), b"", T0)
+        .is_empty());
+}
+
+#[test]
+fn reset_past_messages_frees_them_on_an_interest_stream() {
+    let mut js = stream(json!({"retention": "interest"}));
+    add(&mut js, json!({"durable_name": "P"}), T0);
+    for i in 1..=4 {
+        js.publish("s.x", None, b"", i.to_string().as_bytes(), T0);
+    }
+    js.commit(T0);
+    let v = api_at(&mut js, "$JS.API.CONSUMER.RESET.S.P", json!({"seq": 3}), T0);
+    assert_eq!(v["reset_seq"], 3, "{v}");
+    let s = api_at(&mut js, "$JS.API.STREAM.INFO.S", Value::Null, T0);
+    assert_eq!(
+        (&s["state"]["messages"], &s["state"]["first_seq"]),
+        (&json!(2), &json!(3))
+    );
+}

@@ -19,6 +19,7 @@ pub mod config;
 mod pace;
 mod priority;
 mod pull;
+mod reset;
 mod snap;
 pub(crate) use snap::ConsumerSnap;
 #[cfg(test)]
