@@ -112,7 +112,9 @@ pub(super) fn client_config(
         server_id: server_id.to_owned(),
         server_name: server_name.to_owned(),
         version: NATS_COMPAT_VERSION.to_owned(),
-        go: String::new(),
+        // nats-server sends its Go version; some clients (the nats-core Python client) refuse
+        // an INFO without the field, so natsd names itself there.
+        go: format!("natsd {}", super::NATSD_VERSION),
         host: opts.host.clone(),
         port,
         headers: true,
@@ -122,6 +124,7 @@ pub(super) fn client_config(
         tls_verify: tls.is_some_and(|t| t.verify || t.verify_and_map),
         tls_available: tls.is_some(),
         jetstream: opts.jetstream.is_some(),
+        domain: opts.jetstream.as_ref().and_then(|j| j.domain.clone()),
         ..ServerInfo::default()
     };
     Ok(ClientConfig {
