@@ -5,6 +5,8 @@
 // Integration-test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
@@ -24,6 +26,7 @@ both!(
     ordered_consumer_survives_its_deletion,
     ordered_push_consumer_survives_its_deletion,
     repeated_headers_come_back,
+    new_python_clients,
 );
 
 /// nats-server 2.9 has no create/update actions (2.10), no prioritized pulls (2.12) and no
@@ -659,4 +662,54 @@ async fn consumer_reset(kind: ServerKind) {
     assert_eq!((&v["reset_seq"], &v["num_pending"]), (&json!(3), &json!(1)));
     let mut sub = pull(&c, "P", json!({"batch": 1})).await;
     assert_eq!(next_msg(&mut sub).await.payload.as_ref(), b"3");
+}
+
+/// The interpreter with the new nats.py family (`nats.client`, `nats.jetstream`,
+/// `nats.key_value`): `$NATS_PY_NEW`, else `python3`; `None` when neither has them.
+async fn new_python() -> Option<String> {
+    let mut candidates: Vec<String> = std::env::var("NATS_PY_NEW").into_iter().collect();
+    candidates.push("python3".to_owned());
+    for py in candidates {
+        let probe = tokio::process::Command::new(&py)
+            .args(["-c", "import nats.client, nats.jetstream, nats.key_value"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .status();
+        if matches!(within_for(Duration::from_secs(20), "python probe", probe).await, Ok(s) if s.success())
+        {
+            return Some(py);
+        }
+    }
+    None
+}
+
+/// tests/py/js_new_clients.py: connect (nats-core needs `go` in INFO), streams, consumers,
+/// fetch, an ordered consumer and a key-value bucket with the new nats.py clients.
+async fn new_python_clients(kind: ServerKind) {
+    let Some(py) = new_python().await else {
+        eprintln!("note: no python with nats-core/nats-jetstream/nats-key-value; skipped");
+        return;
+    };
+    let (s, _sd) = js_server(kind).await;
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("py")
+        .join("js_new_clients.py");
+    let run = tokio::process::Command::new(&py)
+        .arg(&file)
+        .arg(s.url())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = within_for(Duration::from_secs(60), "js_new_clients.py", run)
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("js_new_clients ok"),
+        "js_new_clients.py failed against {}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        kind.name()
+    );
 }
