@@ -780,12 +780,23 @@ impl JetStream {
         let req: ListRequest = parse(payload)?;
         let e = self.store_of(stream)?;
         let total = e.consumers.len();
-        let page = e.consumers.values().skip(req.offset);
+        let mut expired = Vec::new();
         let list: Vec<Value> = if full {
-            page.take(256).map(|c| c.info(now)).collect()
+            // As for one consumer's info: expired pull requests end first.
+            e.consumers
+                .values_mut()
+                .skip(req.offset)
+                .take(256)
+                .map(|c| {
+                    expired.extend(c.expire_waiting_now(now));
+                    c.info(now)
+                })
+                .collect()
         } else {
+            let page = e.consumers.values().skip(req.offset);
             page.take(1024).map(|c| json!(c.name)).collect()
         };
+        self.advisories.extend(expired);
         let limit = if full { 256 } else { 1024 };
         Ok(json!({"total": total, "offset": req.offset, "limit": limit, "consumers": list}))
     }
