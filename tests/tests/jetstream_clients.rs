@@ -304,6 +304,10 @@ async fn api_under_the_domain(kind: ServerKind) {
         sd.path().to_str().unwrap()
     );
     let s = TestServer::start(kind, &conf).await;
+    // INFO names the domain, and (nats-core, the new Python client, needs it) `go`.
+    let info = s.raw().await.info.clone();
+    assert_eq!(info["domain"], "hub", "{info}");
+    assert!(info["go"].is_string(), "{info}");
     let c = s.client().await;
     let v = api(&c, "$JS.hub.API.INFO", Value::Null).await;
     assert_eq!(v["type"], "io.nats.jetstream.api.v1.account_info_response");
