@@ -45,7 +45,8 @@ async def main(url: str) -> None:
     got = []
     async for m in batch:
         got.append(m.data)
-        await m.ack()
+        # Acknowledged and confirmed: nats-server handles plain acks after later requests.
+        await m.double_ack(timeout=STEP)
     check(got == [b"1", b"2"], f"fetched {got}")
     ci = await js.get_consumer_info("T", "C")
     check(ci.num_pending == 0 and ci.num_ack_pending == 0, "all acknowledged")
