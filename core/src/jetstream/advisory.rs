@@ -236,6 +236,12 @@ impl JetStream {
             .get(name)
             .map(|e| e.consumers.keys().cloned().collect())
             .unwrap_or_default();
+        // Go: deleting a stream deletes its consumers, which end their pull requests.
+        if let Some(e) = self.streams.get_mut(name) {
+            for c in e.consumers.values_mut() {
+                self.advisories.extend(c.release_waiting());
+            }
+        }
         self.delete_stream(name)?;
         for c in consumers {
             let adv = self.consumer_advisory(name, &c, Action::Delete, now);

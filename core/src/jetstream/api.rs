@@ -158,6 +158,10 @@ pub mod err {
     pub fn consumer_already_exists() -> ApiError {
         ApiError::new(400, 10148, "consumer already exists")
     }
+    /// 10149.
+    pub fn consumer_does_not_exist() -> ApiError {
+        ApiError::new(400, 10149, "consumer does not exist")
+    }
     /// 10111.
     pub fn rollup_failed(e: &str) -> ApiError {
         ApiError::new(500, 10111, e)
@@ -574,6 +578,9 @@ pub struct ConsumerConfig {
     /// Push target.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deliver_subject: Option<String>,
+    /// Push: the queue group whose members share the deliveries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliver_group: Option<String>,
     /// `all`, `last`, `new`, `by_start_sequence`, `by_start_time`, `last_per_subject`.
     pub deliver_policy: String,
     /// Start sequence for `by_start_sequence`.
@@ -603,6 +610,9 @@ pub struct ConsumerConfig {
     /// Push delivery rate limit, bits per second.
     #[serde(skip_serializing_if = "is_zero")]
     pub rate_limit_bps: u64,
+    /// Ack sampling for the `$JS.EVENT.METRIC` advisories (`"50%"`), echoed back as given.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub sample_freq: String,
     /// Most outstanding pull requests.
     #[serde(skip_serializing_if = "is_zero")]
     pub max_waiting: u64,
@@ -620,8 +630,7 @@ pub struct ConsumerConfig {
     /// Ephemeral cleanup delay, nanoseconds.
     #[serde(skip_serializing_if = "is_zero")]
     pub inactive_threshold: u64,
-    /// Replicas.
-    #[serde(skip_serializing_if = "is_zero")]
+    /// Replicas (Go always sends it, 0 for "as the stream").
     pub num_replicas: u64,
     /// Memory storage for the consumer state.
     #[serde(skip_serializing_if = "is_false")]
@@ -641,12 +650,18 @@ pub struct ConsumerConfig {
     /// Priority groups pull requests name (nats-server 2.11; one is used).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub priority_groups: Vec<String>,
-    /// `none`, `overflow` or `pinned_client`.
+    /// `none`, `overflow`, `pinned_client` or `prioritized` (2.12).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub priority_policy: String,
     /// How long a pin lasts without a request from its client, nanoseconds.
     #[serde(skip_serializing_if = "is_zero")]
     pub priority_timeout: u64,
+    /// Free-form key/value pairs (nats-server 2.10).
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// A consumer create request (Go: `CreateConsumerRequest`).
@@ -689,6 +704,9 @@ pub struct NextRequest {
     /// Pinned client: the pin id the server handed out.
     #[serde(deserialize_with = "null_default")]
     pub id: String,
+    /// Prioritized (nats-server 2.12): 0 (first served) to 9.
+    #[serde(deserialize_with = "null_default")]
+    pub priority: i64,
 }
 
 /// Go: `JSApiMsgGetRequest`.

@@ -9,7 +9,8 @@ use super::api::{
     PurgeRequest, StreamConfig,
 };
 use super::consumer::{
-    check_config as check_consumer, parse_next_request, parse_time, Consumer, Delivery,
+    check_config as check_consumer, check_update, parse_next_request, parse_time, Consumer,
+    Delivery,
 };
 use super::service::{error_body, json_reply, JetStream};
 use super::store::{StoreError, StoredMsg, UnixNanos};
@@ -134,8 +135,8 @@ impl JetStream {
         if let ["STREAM", "SNAPSHOT", _] = t.as_slice() {
             out.extend(self.pump_snapshots(now));
         }
-        // A new push consumer starts delivering right away.
-        if let ["CONSUMER", "CREATE" | "DURABLE", ..] = t.as_slice() {
+        // A new (or reset) push consumer starts delivering right away.
+        if let ["CONSUMER", "CREATE" | "DURABLE" | "RESET", ..] = t.as_slice() {
             let stream = if t[1] == "DURABLE" {
                 t.get(3)
             } else {
@@ -213,6 +214,21 @@ impl JetStream {
                 "consumer_pause",
                 self.consumer_pause(stream, name, payload, now),
             ),
+            // Go 2.14: the reset subject is the consumer's own subscription, so a missing
+            // stream or consumer leaves the request unanswered.
+            ["CONSUMER", "RESET", stream, name] => {
+                let exists = self
+                    .streams
+                    .get(*stream)
+                    .is_some_and(|e| e.consumers.contains_key(*name));
+                if !exists {
+                    return ("unknown", Err(err::consumer_not_found()));
+                }
+                (
+                    "consumer_reset",
+                    self.consumer_reset(stream, name, payload, now),
+                )
+            }
             ["CONSUMER", "UNPIN", stream, name] => {
                 ("consumer_unpin", self.consumer_unpin(stream, name, payload))
             }
@@ -275,6 +291,17 @@ impl JetStream {
         now: UnixNanos,
     ) -> Result<Value, ApiError> {
         let cfg = Self::stream_config_for(name, payload)?;
+        // Go: jsStreamCreateRequest refuses these two before it looks any further.
+        if cfg.sealed {
+            return Err(err::stream_invalid_config(
+                "stream configuration for create can not be sealed",
+            ));
+        }
+        if cfg.mirror_direct && cfg.mirror.is_none() {
+            return Err(err::stream_invalid_config(
+                "stream has no mirror but does have mirror direct",
+            ));
+        }
         self.check_stream_create(&cfg)?;
         let created = self.create_stream(cfg, now)?;
         let mut v = self.stream_info(name, now)?;
@@ -292,7 +319,7 @@ impl JetStream {
         self.update_stream(cfg)?;
         let adv = self.stream_advisory(name, Action::Modify, now);
         self.advisories.push(adv);
-        self.stream_info(name, now)
+        self.stream_info_with_domain(name, now)
     }
 
     fn api_purge(&mut self, name: &str, payload: &[u8]) -> Result<Value, ApiError> {
@@ -320,12 +347,12 @@ impl JetStream {
         Ok(json!({"success": true, "purged": purged}))
     }
 
-    fn api_stream_names(&self, payload: &[u8]) -> Result<Value, ApiError> {
-        let req: ListRequest = parse(payload)?;
-        let names: Vec<&String> = self
-            .stream_names()
+    /// The streams a names or list request asks for, in name order: with a `subject`, those
+    /// with a subject that collides with it (Go: filteredStreams, SubjectsCollide).
+    fn filtered_stream_names(&self, req: &ListRequest) -> Vec<String> {
+        let want = req.subject.as_deref().unwrap_or_default();
+        self.stream_names()
             .filter(|n| {
-                let want = req.subject.as_deref().unwrap_or_default();
                 want.is_empty()
                     || self.stream(n).is_some_and(|s| {
                         s.config
@@ -334,23 +361,49 @@ impl JetStream {
                             .any(|x| crate::subject::overlaps(x.as_bytes(), want.as_bytes()))
                     })
             })
-            .collect();
+            .cloned()
+            .collect()
+    }
+
+    fn api_stream_names(&self, payload: &[u8]) -> Result<Value, ApiError> {
+        let req: ListRequest = parse(payload)?;
+        let names = self.filtered_stream_names(&req);
         let total = names.len();
-        let page: Vec<&String> = names.into_iter().skip(req.offset).take(1024).collect();
-        Ok(json!({"total": total, "offset": req.offset, "limit": 1024, "streams": page}))
+        let page: Vec<String> = names.into_iter().skip(req.offset).take(1024).collect();
+        // Go: the names are a nil slice until one is added, so none is `null`.
+        let streams = if page.is_empty() {
+            Value::Null
+        } else {
+            json!(page)
+        };
+        Ok(json!({"total": total, "offset": req.offset, "limit": 1024, "streams": streams}))
     }
 
     fn api_stream_list(&self, payload: &[u8], now: UnixNanos) -> Result<Value, ApiError> {
         let req: ListRequest = parse(payload)?;
-        let names: Vec<String> = self.stream_names().cloned().collect();
+        let names = self.filtered_stream_names(&req);
         let total = names.len();
         let page: Vec<Value> = names
             .iter()
             .skip(req.offset)
             .take(256)
-            .filter_map(|n| self.stream_info(n, now).ok())
+            .filter_map(|n| self.stream_info_with_domain(n, now).ok())
             .collect();
         Ok(json!({"total": total, "offset": req.offset, "limit": 256, "streams": page}))
+    }
+
+    /// Stream info with the `domain` Go adds to info, list and update replies (not to a
+    /// create reply).
+    pub(crate) fn stream_info_with_domain(
+        &self,
+        name: &str,
+        now: UnixNanos,
+    ) -> Result<Value, ApiError> {
+        let mut v = self.stream_info(name, now)?;
+        if let Some(d) = &self.settings.domain {
+            v["domain"] = json!(d);
+        }
+        Ok(v)
     }
 
     fn lookup_msg(&self, name: &str, req: &MsgGetRequest) -> Result<StoredMsg, ApiError> {
@@ -463,6 +516,13 @@ impl JetStream {
         now: UnixNanos,
     ) -> Result<Value, ApiError> {
         let req: CreateConsumerRequest = parse_required(payload)?;
+        // Go 2.10: the action is `""` (create or update), `"create"` or `"update"`.
+        if !matches!(req.action.as_str(), "" | "create" | "update") {
+            return Err(err::invalid_json(&format!(
+                "unknown consumer action: {:?}",
+                req.action
+            )));
+        }
         if !req.stream_name.is_empty() && req.stream_name != stream {
             return Err(err::stream_mismatch());
         }
@@ -516,39 +576,53 @@ impl JetStream {
         let asked_ack_pending = cfg.max_ack_pending;
         let mut cfg = check_consumer(cfg, &subjects)?;
         self.apply_ack_pending_limit(asked_ack_pending, &mut cfg)?;
-        let server = self.settings.server_name.clone();
+        // Whether the current deliver subject of a consumer being updated has a listener
+        // (an update may move a push consumer only while nobody is bound to it).
+        let old_bound = self
+            .streams
+            .get(stream)
+            .and_then(|e| e.consumers.get(&cname))
+            .and_then(|c| c.config.deliver_subject.as_deref())
+            .is_some_and(|d| self.has_interest(d));
         let e = self.store_of(stream)?;
         super::retention::check_config(&e.stream.config, &cfg)?;
         if let Some(existing) = e.consumers.get(&cname) {
+            // Go 2.10: `create` is idempotent for the same config only.
             if req.action == "create" && existing.config != cfg {
                 return Err(err::consumer_already_exists());
             }
-            if existing.config.deliver_policy != cfg.deliver_policy
-                || existing.config.filter_subject != cfg.filter_subject && req.action == "create"
-            {
-                return Err(err::consumer_name_exist());
-            }
-            let c = e
-                .consumers
+            check_update(&existing.config, &cfg, old_bound)?;
+            let super::service::Entry { stream, consumers } = e;
+            let c = consumers
                 .get_mut(&cname)
                 .ok_or_else(err::consumer_not_found)?;
             c.update_config(cfg);
-            return Ok(c.info(&server, now));
+            // A filter may have changed.
+            c.recount(stream.store.as_ref());
+            return Ok(c.info(now));
         }
         if req.action == "update" {
-            return Err(ApiError::new(400, 10149, "consumer does not exist"));
+            return Err(err::consumer_does_not_exist());
         }
         self.check_consumer_count(stream)?;
         let e = self.store_of(stream)?;
         super::retention::check_new_consumer(&e.stream.config, &e.consumers, &cfg)?;
-        let c = Consumer::new(
+        let bound = cfg
+            .deliver_subject
+            .as_deref()
+            .is_some_and(|d| self.has_interest(d));
+        let e = self.store_of(stream)?;
+        let mut c = Consumer::new(
             cname.clone(),
             stream.to_owned(),
             cfg,
             e.stream.store.as_ref(),
             now,
         );
-        let info = c.info(&server, now);
+        if bound {
+            c.set_active(true, now);
+        }
+        let info = c.info(now);
         e.consumers.insert(cname.clone(), c);
         if let Err(x) = self.save_consumer(stream, &cname) {
             if let Ok(e) = self.store_of(stream) {
@@ -567,19 +641,29 @@ impl JetStream {
         name: &str,
         now: UnixNanos,
     ) -> Result<Value, ApiError> {
-        let server = self.settings.server_name.clone();
         let e = self.store_of(stream)?;
-        let c = e.consumers.get(name).ok_or_else(err::consumer_not_found)?;
-        Ok(c.info(&server, now))
+        let c = e
+            .consumers
+            .get_mut(name)
+            .ok_or_else(err::consumer_not_found)?;
+        // Go: consumer info first ends the pull requests that expired (processWaiting), so
+        // their 408s go out and `num_waiting` leaves them out.
+        let expired = c.expire_waiting_now(now);
+        let info = c.info(now);
+        self.advisories.extend(expired);
+        Ok(info)
     }
 
     fn consumer_delete(&mut self, stream: &str, name: &str) -> Result<(), ApiError> {
         let e = self.store_of(stream)?;
-        let gone = e
+        let mut gone = e
             .consumers
             .remove(name)
             .ok_or_else(err::consumer_not_found)?;
         super::retention::consumer_removed(e, &gone);
+        // Sent after the reply, with the advisories.
+        let released = gone.release_waiting();
+        self.advisories.extend(released);
         self.forget_consumer(stream, name);
         Ok(())
     }
@@ -614,6 +698,43 @@ impl JetStream {
             ));
         }
         Ok(json!({}))
+    }
+
+    /// Go 2.14: `$JS.API.CONSUMER.RESET.<stream>.<consumer>` with `{"seq": n}` (or nothing:
+    /// back to the ack floor); the answer is the consumer info plus `reset_seq`.
+    fn consumer_reset(
+        &mut self,
+        stream: &str,
+        name: &str,
+        payload: &[u8],
+        now: UnixNanos,
+    ) -> Result<Value, ApiError> {
+        #[derive(Default, serde::Deserialize)]
+        #[serde(default)]
+        struct ResetRequest {
+            seq: u64,
+        }
+        let req: ResetRequest = parse(payload)?;
+        let e = self.store_of(stream)?;
+        let super::service::Entry {
+            stream: st,
+            consumers,
+        } = e;
+        let c = consumers
+            .get_mut(name)
+            .ok_or_else(err::consumer_not_found)?;
+        let (start, old_floor) = c.reset(req.seq, st.store.as_ref())?;
+        super::retention::settle(e);
+        super::retention::floor_moved(e, old_floor, start - 1);
+        let c = e
+            .consumers
+            .get_mut(name)
+            .ok_or_else(err::consumer_not_found)?;
+        c.recount(e.stream.store.as_ref());
+        let mut v = c.info(now);
+        v["reset_seq"] = json!(start);
+        let _ = self.save_consumer(stream, name);
+        Ok(v)
     }
 
     /// Go 2.11: `$JS.API.CONSUMER.PAUSE.<stream>.<consumer>` with `{"pause_until": time}`;
@@ -657,15 +778,25 @@ impl JetStream {
         full: bool,
     ) -> Result<Value, ApiError> {
         let req: ListRequest = parse(payload)?;
-        let server = self.settings.server_name.clone();
         let e = self.store_of(stream)?;
         let total = e.consumers.len();
-        let page = e.consumers.values().skip(req.offset);
+        let mut expired = Vec::new();
         let list: Vec<Value> = if full {
-            page.take(256).map(|c| c.info(&server, now)).collect()
+            // As for one consumer's info: expired pull requests end first.
+            e.consumers
+                .values_mut()
+                .skip(req.offset)
+                .take(256)
+                .map(|c| {
+                    expired.extend(c.expire_waiting_now(now));
+                    c.info(now)
+                })
+                .collect()
         } else {
+            let page = e.consumers.values().skip(req.offset);
             page.take(1024).map(|c| json!(c.name)).collect()
         };
+        self.advisories.extend(expired);
         let limit = if full { 256 } else { 1024 };
         Ok(json!({"total": total, "offset": req.offset, "limit": limit, "consumers": list}))
     }

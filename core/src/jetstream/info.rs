@@ -16,10 +16,21 @@ pub(crate) const MAX_SUBJECT_DETAILS: usize = 100_000;
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct InfoRequest {
-    /// Which subjects to count; empty: no `state.subjects` at all.
+    /// Which subjects to count; empty: no `state.subjects` at all. Clients send `null` for
+    /// the fields they leave unset (Go's json.Unmarshal takes that as the zero value).
+    #[serde(deserialize_with = "null_default")]
     subjects_filter: String,
     /// Subjects to skip, in sorted order.
+    #[serde(deserialize_with = "null_default")]
     offset: i64,
+}
+
+fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 impl JetStream {
@@ -38,7 +49,7 @@ impl JetStream {
                 .map_err(|e| err::invalid_json(&e.to_string()))?
                 .unwrap_or_default()
         };
-        let mut info = self.stream_info(name, now)?;
+        let mut info = self.stream_info_with_domain(name, now)?;
         // Go embeds ApiPaged in the info response, so the three fields are always there (0
         // unless a subjects filter matched something).
         let (mut total, mut offset, mut limit) = (0, 0, 0);
@@ -135,6 +146,11 @@ mod tests {
 
         let v = info(&mut js, "null");
         assert_eq!(v["state"]["messages"], 5);
+        let v = info(
+            &mut js,
+            r#"{"deleted_details":false,"subjects_filter":null,"offset":null}"#,
+        );
+        assert_eq!(v["state"]["messages"], 5, "{v}");
         let v = info(&mut js, "{not json");
         assert_eq!(v["error"]["err_code"], 10025);
         let v = api(

@@ -58,7 +58,7 @@ impl JetStream {
                         .consumers
                         .values()
                         .map(|c| {
-                            let mut i = c.info(server, now);
+                            let mut i = c.info(now);
                             if let Value::Object(m) = &mut i {
                                 // Go's consumer_detail entries carry no `ts`.
                                 m.remove("ts");

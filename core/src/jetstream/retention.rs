@@ -129,6 +129,27 @@ pub(crate) fn consumer_removed(e: &mut Entry, gone: &Consumer) {
     }
 }
 
+/// A consumer's ack floor jumped from `from` (a reset): on interest and work-queue streams,
+/// what up to the new floor no consumer still wants goes (Go: checkStateForInterestStream).
+pub(crate) fn floor_moved(e: &mut Entry, from: u64, to: u64) {
+    if e.stream.config.retention == "limits" {
+        return;
+    }
+    let mut seq = (from + 1).max(e.stream.store.state().first_seq);
+    while seq <= to {
+        let Ok(m) = e.stream.store.load_next_msg("", seq) else {
+            break;
+        };
+        if m.seq > to {
+            break;
+        }
+        seq = m.seq + 1;
+        if !e.consumers.values().any(|c| c.needs_ack(m.seq, &m.subject)) {
+            let _ = e.stream.store.remove_msg(m.seq);
+        }
+    }
+}
+
 /// Deletes the consumers idle past their `inactive_threshold`; returns their names and
 /// whether each was durable (its saved state must go too).
 pub(crate) fn reap_inactive(

@@ -82,7 +82,13 @@ pub struct JetStream {
     pub(crate) snap: super::snapshot::Jobs,
     /// Durables whose state file was damaged at start (see `consumer::state`).
     pub(crate) consumer_damage: Vec<(String, String, String)>,
+    /// Does anyone listen on a subject? (The shell's view of the account's subscriptions; a
+    /// pure lookup, see [`JetStream::set_interest`].)
+    pub(crate) interest: Option<InterestFn>,
 }
+
+/// See [`JetStream::set_interest`].
+pub type InterestFn = Box<dyn Fn(&str) -> bool + Send>;
 
 impl std::fmt::Debug for JetStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -236,6 +242,7 @@ impl JetStream {
             advisories: Vec::new(),
             snap: super::snapshot::Jobs::default(),
             consumer_damage: Vec::new(),
+            interest: None,
         };
         for (name, bytes) in metas {
             let Ok(m) = serde_json::from_slice::<MetaIn>(&bytes) else {
@@ -975,6 +982,19 @@ impl JetStream {
         Ok(())
     }
 
+    /// Gives JetStream a way to ask whether a subject has subscribers, so a new push
+    /// consumer knows at once whether it is bound (Go: the consumer checks its deliver
+    /// subject's interest when it is created). Without it, it learns that from
+    /// [`JetStream::set_push_active`].
+    pub fn set_interest(&mut self, f: InterestFn) {
+        self.interest = Some(f);
+    }
+
+    /// Whether `subject` has subscribers, per [`JetStream::set_interest`] (false without it).
+    pub(crate) fn has_interest(&self, subject: &str) -> bool {
+        self.interest.as_ref().is_some_and(|f| f(subject))
+    }
+
     /// Stream info as JSON (without `type`).
     pub(crate) fn stream_info(&self, name: &str, now: UnixNanos) -> Result<Value, ApiError> {
         let e = self.streams.get(name).ok_or_else(err::stream_not_found)?;
@@ -982,7 +1002,8 @@ impl JetStream {
             "config": e.stream.config,
             "created": rfc3339(e.stream.created),
             "state": e.stream.state_json(e.consumers.len()),
-            "cluster": {"leader": self.settings.server_name},
+            // No `cluster` block: nats-server 2.9 sends none for a stream on a server
+            // without a cluster.
             "ts": rfc3339(now),
         });
         e.stream.sourcing_info(&mut v, now);

@@ -136,6 +136,9 @@ struct Sink {
     /// Weak: the account's sublist holds this sink.
     acc: Weak<Account>,
     tx: Sender<Input>,
+    /// `$JS.<domain>.API.` with a JetStream domain: requests on it are the account's
+    /// `$JS.API.` requests (Go maps the one onto the other for every JetStream account).
+    domain_api: Option<String>,
 }
 
 /// The answer to a request the worker has no room for: nats-server's error for a JetStream
@@ -145,9 +148,17 @@ const OVERLOADED: &[u8] =
 
 impl InternalSink for Sink {
     fn deliver(&self, m: &Message<'_>) {
+        let mut subject = String::from_utf8_lossy(m.subject).into_owned();
+        if let Some(rest) = self
+            .domain_api
+            .as_deref()
+            .and_then(|p| subject.strip_prefix(p))
+        {
+            subject = format!("$JS.API.{rest}");
+        }
         let input = Input::Msg {
             account: Arc::clone(&self.account),
-            subject: String::from_utf8_lossy(m.subject).into_owned(),
+            subject,
             reply: m.reply.map(|r| String::from_utf8_lossy(r).into_owned()),
             headers: m.headers.map(<[u8]>::to_vec).unwrap_or_default(),
             payload: m
@@ -259,10 +270,28 @@ impl Opener {
             account: Arc::from(name),
             acc: Arc::downgrade(acc),
             tx: self.tx.clone(),
+            domain_api: self.cfg.domain.as_ref().map(|d| format!("$JS.{d}.API.")),
         });
         let mut js = JetStream::new(settings, Box::new(factory), srv.next_seed());
         js.set_account_limits(limits);
+        let weak = Arc::downgrade(acc);
+        js.set_interest(Box::new(move |subject| {
+            weak.upgrade()
+                .is_some_and(|a| a.sublist.has_interest(subject.as_bytes()))
+        }));
         (sink, js)
+    }
+}
+
+impl Opener {
+    /// What an account's sink subscribes to: [`API_SUBJECTS`], and `$JS.<domain>.API.>`
+    /// when the server has a JetStream domain.
+    fn api_subjects(&self) -> Vec<String> {
+        let mut v: Vec<String> = API_SUBJECTS.iter().map(|s| (*s).to_owned()).collect();
+        if let Some(d) = &self.cfg.domain {
+            v.push(format!("$JS.{d}.API.>"));
+        }
+        v
     }
 }
 
@@ -323,8 +352,8 @@ pub(crate) fn start(srv: &Arc<Shared>, inline: bool) -> Result<(), String> {
         fitted.insert(name.clone(), *limits);
         // Recovery happens here, before the first client can ask about a stream.
         let (sink, js) = opener.open(srv, &name, &acc, *limits);
-        for s in API_SUBJECTS {
-            subscribe(srv, &acc, &sink, s);
+        for s in opener.api_subjects() {
+            subscribe(srv, &acc, &sink, &s);
         }
         let (mem, file) = js.reserved();
         capacity.reserved_memory += mem;
@@ -469,6 +498,7 @@ mod tests {
             account: Arc::from("A"),
             acc: Arc::downgrade(&acc),
             tx,
+            domain_api: None,
         };
         // The first request fits; the second finds the queue full and is answered.
         sink.deliver(&msg(b"$JS.API.INFO", Some(b"_INBOX.r.1")));

@@ -15,7 +15,6 @@ use natsd_core::jetstream::limits::{
 
 use super::{
     answer_not_enabled_in, subscribe, unsubscribe_account, worker, AccountChange, Input, Opener,
-    API_SUBJECTS,
 };
 use crate::server::{lock, Shared};
 
@@ -94,8 +93,8 @@ pub(crate) fn reconfigure(srv: &Shared) {
             js,
         ))));
         unsubscribe_account(srv, &acc);
-        for s in API_SUBJECTS {
-            subscribe(srv, &acc, &sink, s);
+        for s in opener.api_subjects() {
+            subscribe(srv, &acc, &sink, &s);
         }
     }
     // An account the reload created without JetStream answers 10039 like the others (one

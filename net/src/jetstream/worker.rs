@@ -306,6 +306,13 @@ impl Worker {
                     // What the other accounts hold, for the server-wide limits; an API call
                     // (which may reserve `max_bytes`) shares it again at once.
                     usage::share(self.accounts.values_mut().map(|a| &mut a.js));
+                    // A subscriber that came just before a request is seen by it (consumer
+                    // info's `push_bound`, a push consumer's first delivery).
+                    let now = self.now();
+                    for a in self.accounts.values_mut() {
+                        let pushes = watch_push_interest(a, now);
+                        tag(&mut out, &a.name, pushes);
+                    }
                     handled = true;
                 }
                 stop |= !self.handle(i, &mut out, &mut api_called);

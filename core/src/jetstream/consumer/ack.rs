@@ -117,11 +117,14 @@ impl Consumer {
         self.last_activity = now;
         match kind {
             AckKind::Ack | AckKind::Next => {
-                self.ack(sseq);
+                if self.ack(sseq) {
+                    self.last_ack_ts = now;
+                }
             }
             AckKind::Term => {
                 let deliveries = self.deliveries.get(&sseq).copied().unwrap_or(0);
                 if self.ack(sseq) {
+                    self.last_ack_ts = now;
                     self.event(ConsumerEvent::Terminated {
                         stream: self.stream.clone(),
                         consumer: self.name.clone(),

@@ -175,6 +175,63 @@ pub fn check_config(
     Ok(c)
 }
 
+/// What an update of an existing consumer may not change (Go: checkNewConsumerConfig, in
+/// its order). `bound`: the current deliver subject has a listener.
+pub fn check_update(
+    old: &ConsumerConfig,
+    new: &ConsumerConfig,
+    bound: bool,
+) -> Result<(), ApiError> {
+    if old == new {
+        return Ok(());
+    }
+    let fixed = |what: &str| Err(err::consumer_create(&format!("{what} can not be updated")));
+    if old.deliver_policy != new.deliver_policy {
+        return fixed("deliver policy");
+    }
+    if old.mem_storage != new.mem_storage {
+        return fixed("storage type");
+    }
+    if old.opt_start_seq != new.opt_start_seq {
+        return fixed("start sequence");
+    }
+    let start = |c: &ConsumerConfig| c.opt_start_time.as_deref().and_then(parse_time);
+    if start(old) != start(new) {
+        return fixed("start time");
+    }
+    if old.ack_policy != new.ack_policy {
+        return fixed("ack policy");
+    }
+    if old.replay_policy != new.replay_policy {
+        return fixed("replay policy");
+    }
+    if old.idle_heartbeat != new.idle_heartbeat {
+        return fixed("heart beats");
+    }
+    if old.flow_control != new.flow_control {
+        return fixed("flow control");
+    }
+    if old.deliver_subject != new.deliver_subject {
+        if old.deliver_subject.is_none() {
+            return Err(err::consumer_create(
+                "can not update pull consumer to push based",
+            ));
+        }
+        if new.deliver_subject.is_none() {
+            return Err(err::consumer_create(
+                "can not update push consumer to pull based",
+            ));
+        }
+        if bound {
+            return Err(err::consumer_name_exist());
+        }
+    }
+    if old.max_waiting != new.max_waiting {
+        return fixed("max waiting");
+    }
+    Ok(())
+}
+
 /// Go 2.10: one of `filter_subject`/`filter_subjects`, none empty, none overlapping.
 fn check_filters(c: &ConsumerConfig) -> Result<(), ApiError> {
     if !c.filter_subject.is_empty() && !c.filter_subjects.is_empty() {

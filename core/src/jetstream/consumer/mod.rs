@@ -19,8 +19,11 @@ pub mod config;
 mod pace;
 mod priority;
 mod pull;
+mod reset;
 mod snap;
 pub(crate) use snap::ConsumerSnap;
+#[cfg(test)]
+mod info_tests;
 pub(crate) mod state;
 #[cfg(test)]
 mod state_tests;
@@ -29,7 +32,8 @@ mod tests;
 
 pub use ack::AckKind;
 pub use config::{
-    check_config, parse_time, DEFAULT_ACK_WAIT, DEFAULT_MAX_ACK_PENDING, DEFAULT_MAX_WAITING,
+    check_config, check_update, parse_time, DEFAULT_ACK_WAIT, DEFAULT_MAX_ACK_PENDING,
+    DEFAULT_MAX_WAITING,
 };
 pub use pull::parse_next_request;
 
@@ -181,6 +185,10 @@ pub struct Consumer {
     pin_rng: SplitMix64,
     /// The delivery state changed since it was last saved (see `state`).
     state_dirty: bool,
+    /// When it last delivered and when an ack last moved something (Go: `ldt`, `lat`;
+    /// `last_active` in the info); 0: never since it was loaded.
+    last_delivered_ts: UnixNanos,
+    last_ack_ts: UnixNanos,
 }
 
 /// A durable consumer's config and ack floor, saved on create and update and when the floor
@@ -301,6 +309,8 @@ impl Consumer {
             pin: None,
             pin_rng: SplitMix64::new(seed),
             state_dirty: false,
+            last_delivered_ts: 0,
+            last_ack_ts: 0,
             created: now,
             config,
         };
@@ -589,6 +599,7 @@ impl Consumer {
 
     fn deliver_one(&mut self, m: StoredMsg, to: &str, now: UnixNanos) -> (Delivery, String) {
         self.last_sent = now;
+        self.last_delivered_ts = now;
         self.last_activity = now;
         self.state_dirty = true;
         let count = {
@@ -712,22 +723,34 @@ impl Consumer {
             .min()
     }
 
-    /// Go: `ConsumerInfo` JSON body (without the `type`).
-    pub fn info(&self, server_name: &str, now: UnixNanos) -> serde_json::Value {
+    /// Go: `ConsumerInfo` JSON body (without the `type`). A consumer on one server has no
+    /// Raft group, so Go sends no `cluster` block for it.
+    pub fn info(&self, now: UnixNanos) -> serde_json::Value {
+        let seq = |c: u64, s: u64, last: UnixNanos| {
+            let mut v = serde_json::json!({"consumer_seq": c, "stream_seq": s});
+            // Go: `last_active` is a *time.Time, left out while it is the zero time.
+            if last > 0 {
+                v["last_active"] = serde_json::json!(rfc3339(last));
+            }
+            v
+        };
         let mut v = serde_json::json!({
             "stream_name": self.stream,
             "name": self.name,
             "created": rfc3339(self.created),
             "config": self.config,
-            "delivered": {"consumer_seq": self.cseq, "stream_seq": self.last_sseq},
-            "ack_floor": {"consumer_seq": self.ack_floor_cseq, "stream_seq": self.ack_floor_sseq},
+            "delivered": seq(self.cseq, self.last_sseq, self.last_delivered_ts),
+            "ack_floor": seq(self.ack_floor_cseq, self.ack_floor_sseq, self.last_ack_ts),
             "num_ack_pending": self.pending.len(),
             "num_redelivered": self.redelivered_count,
             "num_waiting": self.waiting.len(),
             "num_pending": self.num_pending,
-            "cluster": {"leader": server_name},
             "ts": rfc3339(now),
         });
+        // Go: `push_bound` is set while someone listens on the deliver subject.
+        if self.is_push() && self.active {
+            v["push_bound"] = serde_json::json!(true);
+        }
         if let Some(p) = self.priority_info() {
             v["priority_groups"] = p;
         }

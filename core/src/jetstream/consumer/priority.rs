@@ -1,7 +1,8 @@
 //! Priority groups for pull consumers (nats-server 2.11): `overflow` serves a request only
 //! while the consumer is that backed up, `pinned_client` serves one client (its pin id)
-//! until it goes quiet for `priority_timeout` (Go: consumer.go nextWaiting,
-//! processNextMsgRequest, setPinnedTimer).
+//! until it goes quiet for `priority_timeout`, and (2.12) `prioritized` serves the waiting
+//! requests of the lowest `priority` first (Go: consumer.go nextWaiting,
+//! processNextMsgRequest, setPinnedTimer, waitQueue.addPrioritized).
 
 use super::super::api::{ApiError, ConsumerConfig, NextRequest};
 use super::super::store::UnixNanos;
@@ -33,7 +34,7 @@ pub(super) fn check(c: &mut ConsumerConfig) -> Result<(), ApiError> {
             }
             return Ok(());
         }
-        "overflow" | "pinned_client" => {}
+        "overflow" | "pinned_client" | "prioritized" => {}
         _ => {
             return Err(super::super::api::err::invalid_json(
                 "unknown priority policy",
@@ -96,6 +97,9 @@ impl Consumer {
         if !req.id.is_empty() && self.policy() != "pinned_client" {
             return Err("400 Bad Request - Not a Pinned Client Priority consumer");
         }
+        if !(0..=9).contains(&req.priority) {
+            return Err("400 Bad Request - Priority must be between 0 and 9");
+        }
         if matches!(self.policy(), "" | "none") {
             return Ok(());
         }
@@ -148,6 +152,22 @@ impl Consumer {
             }
             _ => Pick::Serve,
         }
+    }
+
+    /// Puts a request (back) in the waiting queue: at the end, or with `prioritized` after
+    /// every request of the same or a more urgent priority (Go: insertAtPosition), so equal
+    /// priorities take turns.
+    pub(super) fn enqueue(&mut self, w: Waiting) {
+        if self.policy() != "prioritized" {
+            self.waiting.push_back(w);
+            return;
+        }
+        let at = self
+            .waiting
+            .iter()
+            .position(|x| x.priority > w.priority)
+            .unwrap_or(self.waiting.len());
+        self.waiting.insert(at, w);
     }
 
     fn new_pin_id(&mut self) -> String {

@@ -27,6 +27,8 @@ pub(super) struct Waiting {
     pub(super) min_ack_pending: u64,
     /// Priority (pinned client): the request's pin id.
     pub(super) pin_id: String,
+    /// Priority (prioritized): 0 is served first.
+    pub(super) priority: i64,
 }
 
 impl Waiting {
@@ -124,7 +126,7 @@ impl Consumer {
             out.extend(status(reply, "409 Exceeded MaxWaiting"));
             return out;
         }
-        self.waiting.push_back(Waiting {
+        self.enqueue(Waiting {
             reply: reply.to_owned(),
             left: batch,
             bytes: max_bytes,
@@ -135,6 +137,7 @@ impl Consumer {
             min_pending: req.min_pending,
             min_ack_pending: req.min_ack_pending,
             pin_id: req.id.clone(),
+            priority: req.priority,
         });
         out.extend(self.pump(store, now));
         out
@@ -177,7 +180,7 @@ impl Consumer {
             }
             out.push(self.deliver_one(m, &w.reply, now));
             if w.left > 0 {
-                self.waiting.push_back(w);
+                self.enqueue(w);
             }
         }
         out
@@ -249,6 +252,22 @@ impl Consumer {
             true
         });
         out
+    }
+
+    /// The consumer is going away: every waiting pull request ends with
+    /// `409 Consumer Deleted`, which tells clients (ordered consumers above all) to make a
+    /// new one (Go: releaseAnyPendingRequests; push consumers get nothing).
+    pub fn release_waiting(&mut self) -> Vec<Delivery> {
+        std::mem::take(&mut self.waiting)
+            .into_iter()
+            .map(|w| Delivery::status(&w.reply, "409 Consumer Deleted", &[]))
+            .collect()
+    }
+
+    /// Ends the pull requests that expired by `now` (Go's consumer info runs processWaiting
+    /// first, so `num_waiting` never counts a request past its expiry).
+    pub fn expire_waiting_now(&mut self, now: UnixNanos) -> Vec<Delivery> {
+        self.expire_waiting(now).into_iter().map(|d| d.0).collect()
     }
 
     /// When the next pull request expires or wants a heartbeat.

@@ -97,9 +97,12 @@ fn tok(d: &Delivery, i: usize) -> u64 {
 /// The parts of consumer info a restart must keep.
 fn kept(js: &mut JetStream, now: u64) -> Value {
     let v = api(js, "$JS.API.CONSUMER.INFO.S.d", Value::Null, now);
+    // The sequences, not `last_active`: like Go, a restart forgets when they last moved.
+    let seqs =
+        |s: &Value| json!({"consumer_seq": s["consumer_seq"], "stream_seq": s["stream_seq"]});
     json!([
-        v["delivered"],
-        v["ack_floor"],
+        seqs(&v["delivered"]),
+        seqs(&v["ack_floor"]),
         v["num_ack_pending"],
         v["num_redelivered"],
         v["num_pending"]

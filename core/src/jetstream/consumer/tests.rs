@@ -8,11 +8,11 @@ use super::super::service::{JetStream, JsSettings};
 use super::super::store::{MemDisk, SyncPolicy};
 use super::Delivery;
 
-const T0: u64 = 1_700_000_000_000_000_000;
-const SEC: u64 = 1_000_000_000;
-const MS: u64 = 1_000_000;
+pub(super) const T0: u64 = 1_700_000_000_000_000_000;
+pub(super) const SEC: u64 = 1_000_000_000;
+pub(super) const MS: u64 = 1_000_000;
 
-fn js() -> JetStream {
+pub(super) fn js() -> JetStream {
     let d = MemDisk::new(1);
     let f = DiskFactory::new(move || d.clone(), SyncPolicy::Always);
     JetStream::new(
@@ -25,14 +25,14 @@ fn js() -> JetStream {
     )
 }
 
-fn api_at(js: &mut JetStream, subject: &str, req: Value, now: u64) -> Value {
+pub(super) fn api_at(js: &mut JetStream, subject: &str, req: Value, now: u64) -> Value {
     let payload = serde_json::to_vec(&req).unwrap();
     let out = js.api(subject, Some("_INBOX.r"), &payload, now);
     serde_json::from_slice(&out[0].payload).unwrap()
 }
 
 /// A memory stream `S` on `s.>` with `extra` config.
-fn stream(extra: Value) -> JetStream {
+pub(super) fn stream(extra: Value) -> JetStream {
     let mut js = js();
     let mut cfg = json!({"name": "S", "subjects": ["s.>"], "storage": "memory"});
     if let (Value::Object(c), Value::Object(e)) = (&mut cfg, extra) {
@@ -43,14 +43,14 @@ fn stream(extra: Value) -> JetStream {
     js
 }
 
-fn publish(js: &mut JetStream, subject: &str, payload: &str, now: u64) {
+pub(super) fn publish(js: &mut JetStream, subject: &str, payload: &str, now: u64) {
     js.publish(subject, None, b"", payload.as_bytes(), now);
     js.commit(now);
 }
 
 /// Adds a consumer; pull consumers default to explicit acks here (Go's default is none,
 /// clients always send one).
-fn add(js: &mut JetStream, mut cfg: Value, now: u64) -> Value {
+pub(super) fn add(js: &mut JetStream, mut cfg: Value, now: u64) -> Value {
     if cfg.get("ack_policy").is_none() && cfg.get("deliver_subject").is_none() {
         cfg["ack_policy"] = json!("explicit");
     }
@@ -62,7 +62,7 @@ fn add(js: &mut JetStream, mut cfg: Value, now: u64) -> Value {
     )
 }
 
-fn info(js: &mut JetStream, name: &str, now: u64) -> Value {
+pub(super) fn info(js: &mut JetStream, name: &str, now: u64) -> Value {
     api_at(
         js,
         &format!("$JS.API.CONSUMER.INFO.S.{name}"),
@@ -71,7 +71,7 @@ fn info(js: &mut JetStream, name: &str, now: u64) -> Value {
     )
 }
 
-fn pull(js: &mut JetStream, name: &str, req: Value, now: u64) -> Vec<Delivery> {
+pub(super) fn pull(js: &mut JetStream, name: &str, req: Value, now: u64) -> Vec<Delivery> {
     let p = serde_json::to_vec(&req).unwrap();
     js.api(
         &format!("$JS.API.CONSUMER.MSG.NEXT.S.{name}"),
@@ -81,21 +81,21 @@ fn pull(js: &mut JetStream, name: &str, req: Value, now: u64) -> Vec<Delivery> {
     )
 }
 
-fn msgs(out: &[Delivery]) -> Vec<String> {
+pub(super) fn msgs(out: &[Delivery]) -> Vec<String> {
     out.iter()
         .filter(|d| d.reply.is_some())
         .map(|d| String::from_utf8_lossy(&d.payload).into_owned())
         .collect()
 }
 
-fn statuses(out: &[Delivery]) -> Vec<String> {
+pub(super) fn statuses(out: &[Delivery]) -> Vec<String> {
     out.iter()
         .filter(|d| d.reply.is_none())
         .map(|d| String::from_utf8_lossy(&d.headers).into_owned())
         .collect()
 }
 
-fn ack(js: &mut JetStream, d: &Delivery, body: &str, now: u64) -> Vec<Delivery> {
+pub(super) fn ack(js: &mut JetStream, d: &Delivery, body: &str, now: u64) -> Vec<Delivery> {
     js.ack(d.reply.as_deref().unwrap(), None, body.as_bytes(), now)
 }
 
