@@ -76,6 +76,8 @@ pub struct JetStream {
     pub(crate) snap: super::snapshot::Jobs,
     /// Durables whose state file was damaged at start (see `consumer::state`).
     pub(crate) consumer_damage: Vec<(String, String, String)>,
+    /// Unknown request fields are refused (`jetstream { strict }`, see [`JetStream::set_strict`]).
+    pub(crate) strict: bool,
 }
 
 impl std::fmt::Debug for JetStream {
@@ -204,6 +206,7 @@ impl JetStream {
             advisories: Vec::new(),
             snap: super::snapshot::Jobs::default(),
             consumer_damage: Vec::new(),
+            strict: true,
         };
         for (name, bytes) in metas {
             let Ok(m) = serde_json::from_slice::<MetaIn>(&bytes) else {

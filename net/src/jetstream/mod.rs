@@ -262,6 +262,7 @@ impl Opener {
         });
         let mut js = JetStream::new(settings, Box::new(factory), srv.next_seed());
         js.set_account_limits(limits);
+        js.set_strict(self.cfg.strict);
         (sink, js)
     }
 }

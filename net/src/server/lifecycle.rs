@@ -39,6 +39,12 @@ fn check_not_reloadable(old: &Options, new: &Options) -> Result<(), ServerError>
     if old.system_account != new.system_account {
         bad.push("system_account");
     }
+    // Go 2.12 refuses to reload `jetstream { strict }` (NoJetStreamStrict is not reloadable).
+    if let (Some(o), Some(n)) = (&old.jetstream, &new.jetstream) {
+        if o.strict != n.strict {
+            bad.push("jetstream strict");
+        }
+    }
     // Imports of an account that already exists are wired into live sublists: not reloadable
     // here yet (new accounts, users, permissions and limits are).
     for a in &new.accounts {
