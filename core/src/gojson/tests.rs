@@ -53,17 +53,28 @@ fn null_fields_take_their_default() {
     .unwrap();
     let absent: Outer = lenient("{}").unwrap();
     assert_eq!(o, absent);
-    assert_eq!(o.max_msgs, -1, "the serde default, as if the key were absent");
+    assert_eq!(
+        o.max_msgs, -1,
+        "the serde default, as if the key were absent"
+    );
 }
 
 #[test]
 fn null_elsewhere_is_the_zero_value() {
-    let o: Outer = lenient(
-        r#"{"list":["a",null],"inners":[null,{"src":null,"n":2}],"metadata":{"k":null}}"#,
-    )
-    .unwrap();
+    let o: Outer =
+        lenient(r#"{"list":["a",null],"inners":[null,{"src":null,"n":2}],"metadata":{"k":null}}"#)
+            .unwrap();
     assert_eq!(o.list, ["a", ""]);
-    assert_eq!(o.inners, [Inner::default(), Inner { src: "".into(), n: 2 }]);
+    assert_eq!(
+        o.inners,
+        [
+            Inner::default(),
+            Inner {
+                src: "".into(),
+                n: 2
+            }
+        ]
+    );
     assert_eq!(o.metadata["k"], "");
     let n: Option<Outer> = lenient("null").unwrap();
     assert!(n.is_none());
@@ -81,14 +92,19 @@ fn a_null_keeps_an_earlier_value_and_a_repeat_overwrites() {
 
 #[test]
 fn keys_match_fields_without_case() {
-    let o: Outer = lenient(
-        r#"{"NAME":"s","Max_Msgs":5,"LIST":["x"],"Inner":{"SRC":"a","N":1},"fLaG":true}"#,
-    )
-    .unwrap();
+    let o: Outer =
+        lenient(r#"{"NAME":"s","Max_Msgs":5,"LIST":["x"],"Inner":{"SRC":"a","N":1},"fLaG":true}"#)
+            .unwrap();
     assert_eq!(o.name, "s");
     assert_eq!(o.max_msgs, 5);
     assert_eq!(o.list, ["x"]);
-    assert_eq!(o.inner, Some(Inner { src: "a".into(), n: 1 }));
+    assert_eq!(
+        o.inner,
+        Some(Inner {
+            src: "a".into(),
+            n: 1
+        })
+    );
     assert!(o.flag);
     // Go folds the long s and the Kelvin sign onto s and k.
     let o: Outer = lenient("{\"\u{17f}rc\":1,\"name\":\"\u{212a}\"}").unwrap();
@@ -193,7 +209,10 @@ fn numbers_are_as_strict_as_go() {
 
 #[test]
 fn documents_that_are_not_objects() {
-    assert!(lenient::<Outer>("[]").is_err(), "Go refuses an array for a struct");
+    assert!(
+        lenient::<Outer>("[]").is_err(),
+        "Go refuses an array for a struct"
+    );
     assert!(lenient::<Outer>("5").is_err());
     assert!(lenient::<Outer>("{} {}").is_err(), "one document only");
     let o: Outer = lenient(" null ").unwrap();
@@ -209,7 +228,8 @@ fn jetstream_requests_with_client_nulls() {
     .unwrap();
     assert_eq!(n.batch, 10);
     assert_eq!(n.expires, 0);
-    let g: MsgGetRequest = lenient(r#"{"seq":null,"last_by_subj":"a","next_by_subj":null}"#).unwrap();
+    let g: MsgGetRequest =
+        lenient(r#"{"seq":null,"last_by_subj":"a","next_by_subj":null}"#).unwrap();
     assert_eq!(g.last_by_subj, "a");
     let l: ListRequest = lenient(r#"{"offset":null,"subject":null}"#).unwrap();
     assert_eq!((l.offset, l.subject), (0, None));

@@ -34,8 +34,7 @@ impl JetStream {
             InfoRequest::default()
         } else {
             // Go's json.Unmarshal takes `null` as "nothing asked for" (async-nats sends it).
-            super::handlers::decode::<Option<InfoRequest>>(payload)?
-                .unwrap_or_default()
+            super::handlers::decode::<Option<InfoRequest>>(payload)?.unwrap_or_default()
         };
         let mut info = self.stream_info(name, now)?;
         // Go embeds ApiPaged in the info response, so the three fields are always there (0
