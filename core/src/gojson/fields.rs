@@ -6,6 +6,12 @@
 //! does not act on (`no_ack`, `sample_freq`, `allow_atomic`, ...) passes, as it does through
 //! a nats-server release older than the field: natsd reports no JetStream API level, so a
 //! client that checks the level does not count on those features here.
+//!
+//! Why strict stays the default although natsd claims nats-server 2.9.10's protocol and no API
+//! level, where a client may expect nothing to be refused: with every 2.12 field name known, a
+//! client written for any release up to 2.12 is never refused for a field name it may send,
+//! while a misspelt field, or one of a later API level that a client should not send to a
+//! server of level 0, fails loudly instead of being dropped without a word.
 
 /// Every JSON field of the nats-server 2.12 struct that natsd's struct `name` decodes (Go:
 /// the `json` tags in server/stream.go, consumer.go, jetstream_api.go,
