@@ -95,6 +95,31 @@ fn decode<T: DeserializeOwned>(json: de::Json, unknown: Unknown) -> Result<T, De
     }
 }
 
+/// Decodes onto `base`, the field values Go's struct holds before decoding (a struct literal
+/// such as nats-server's `defaultOpts`): the document's fields overwrite them, and a `null`
+/// document or field leaves them as they are (Go: json.Unmarshal into a filled struct).
+pub fn from_slice_onto<T: DeserializeOwned>(
+    bytes: &[u8],
+    base: &[(&str, Value)],
+    unknown: Unknown,
+) -> Result<T, DecodeError> {
+    let base = base
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), de::Json::from(v.clone())));
+    let json = match serde_json::from_slice(bytes)? {
+        de::Json::Null => de::Json::Object(base.collect()),
+        de::Json::Object(m) => de::Json::Object(base.chain(m).collect()),
+        other => other,
+    };
+    decode(json, unknown)
+}
+
+/// Whether an object key names the (ASCII) struct field `field` for Go's decoder: equal, or
+/// equal without case.
+pub fn key_matches(key: &str, field: &str) -> bool {
+    de::resolve(key, &[field]).is_some()
+}
+
 /// Like [`from_slice`] with unknown keys ignored, also returning those keys in document order
 /// (for tests and diagnostics).
 pub fn from_slice_reporting<T: DeserializeOwned>(

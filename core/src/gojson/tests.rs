@@ -249,3 +249,22 @@ fn api_strictness_is_scoped() {
     }
     assert_eq!(api_unknown(), Unknown::Ignore);
 }
+
+#[test]
+fn onto_defaults_like_a_filled_go_struct() {
+    let base = [("flag", Value::Bool(true)), ("max_msgs", Value::from(7))];
+    let o: Outer = from_slice_onto(b"null", &base, Unknown::Ignore).unwrap();
+    assert!(o.flag);
+    assert_eq!(o.max_msgs, 7);
+    let o: Outer = from_slice_onto(
+        br#"{"FLAG":false,"max_msgs":null,"flag":true,"Flag":false}"#,
+        &base,
+        Unknown::Ignore,
+    )
+    .unwrap();
+    assert!(!o.flag, "the last key wins");
+    assert_eq!(o.max_msgs, 7, "null leaves the starting value");
+    assert!(from_slice_onto::<Outer>(b"5", &base, Unknown::Ignore).is_err());
+    assert!(key_matches("MAX_Msgs", "max_msgs"));
+    assert!(!key_matches("maxmsgs", "max_msgs"));
+}
