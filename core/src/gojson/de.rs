@@ -16,8 +16,8 @@ pub(super) enum Json {
     Bool(bool),
     Number(Number),
     String(String),
-    Array(Vec<Json>),
-    Object(Vec<(String, Json)>),
+    Array(Vec<Self>),
+    Object(Vec<(String, Self)>),
 }
 
 impl From<Value> for Json {
