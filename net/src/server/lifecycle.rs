@@ -250,3 +250,24 @@ impl<T: Transport> Server<T> {
         self.shutdown();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use natsd_core::options::JetStreamConfig;
+
+    use super::*;
+
+    #[test]
+    fn jetstream_strict_is_not_reloadable() {
+        let with = |strict| Options {
+            jetstream: Some(JetStreamConfig {
+                strict,
+                ..JetStreamConfig::default()
+            }),
+            ..Options::default()
+        };
+        assert!(check_not_reloadable(&with(true), &with(true)).is_ok());
+        let e = check_not_reloadable(&with(true), &with(false)).unwrap_err();
+        assert!(e.to_string().contains("jetstream strict"), "{e}");
+    }
+}
