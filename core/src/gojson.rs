@@ -23,6 +23,14 @@
 //! integer literal in its range and nothing else (no `1.5`, no `1e9`, no `"5"`), and
 //! `time.Duration` fields are integers of nanoseconds (nats-server takes no duration strings
 //! in request JSON).
+//!
+//! Known differences from Go, none of which a client is known to rely on: a type mismatch is
+//! reported in serde's words, and before an unknown field that precedes it; a field Go holds as
+//! a signed integer and natsd as an unsigned one refuses a negative value; invalid UTF-8 in a
+//! string is refused where Go substitutes U+FFFD; a body of several concatenated documents is
+//! refused (nats-server 2.12 decodes them one after the other into the same request); and a
+//! `null` after a value for the same list, map or pointer field keeps the value, where Go
+//! resets it.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
