@@ -15,6 +15,7 @@ use std::time::Instant;
 
 mod conf;
 mod conn;
+mod gojson;
 mod js;
 mod perms;
 mod proto;
@@ -23,6 +24,7 @@ mod sublist;
 
 pub use conf::config_parser;
 pub use conn::conn_machine;
+pub use gojson::js_request_json;
 pub use js::js_api;
 pub use perms::permissions;
 pub use proto::{client_parser, connect_json};
@@ -44,6 +46,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("permissions", |_, d| permissions(d)),
     ("route_parser", |_, d| route_parser(d)),
     ("js_api", |_, d| js_api(d)),
+    ("js_request_json", |_, d| js_request_json(d)),
 ];
 
 /// Reads fuzz bytes front to back; past the end every read yields zero, so decoding never fails

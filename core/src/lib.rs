@@ -34,6 +34,7 @@ pub mod conf;
 pub mod conn;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod gojson;
 pub mod jetstream;
 pub mod options;
 pub mod outbound;

@@ -424,7 +424,7 @@ impl TlsConfig {
 }
 
 /// JetStream settings (Go: `jetstream {}` block, `-js`, `-sd`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JetStreamConfig {
     /// Where file-backed streams live; `None`: a `jetstream` directory under the system temp dir.
     pub store_dir: Option<PathBuf>,
@@ -437,4 +437,20 @@ pub struct JetStreamConfig {
     /// `sync_interval`: `None` syncs before every acknowledgement (natsd's default); `Some(d)`
     /// acknowledges at once and syncs every `d`, as nats-server does by default.
     pub sync_interval: Option<Duration>,
+    /// `strict`: API requests with fields nats-server does not know are refused (on by
+    /// default, as from nats-server 2.12; see README's JetStream section).
+    pub strict: bool,
+}
+
+impl Default for JetStreamConfig {
+    fn default() -> Self {
+        Self {
+            store_dir: None,
+            max_memory_store: None,
+            max_file_store: None,
+            domain: None,
+            sync_interval: None,
+            strict: true,
+        }
+    }
 }

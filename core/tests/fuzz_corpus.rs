@@ -61,7 +61,8 @@ fn every_target_has_a_replay_test() {
             "sublist_ops",
             "permissions",
             "route_parser",
-            "js_api"
+            "js_api",
+            "js_request_json"
         ]
     );
 }
@@ -104,4 +105,9 @@ fn route_parser() {
 #[test]
 fn js_api() {
     replay("js_api");
+}
+
+#[test]
+fn js_request_json() {
+    replay("js_request_json");
 }

@@ -327,6 +327,8 @@ impl Mapper {
                         };
                     }
                     "enabled" | "enable" => enabled = bool_of(je)?,
+                    // Go 2.12: `strict` takes a boolean only (opts.go parseJetStream).
+                    "strict" => cfg.strict = bool_of(je)?,
                     _ => self.ignore(&e.key, je),
                 }
             }

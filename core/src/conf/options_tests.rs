@@ -638,3 +638,18 @@ fn jetstream_block_and_shorthands() {
         .is_none());
     assert!(map("jetstream: 5").is_err());
 }
+
+#[test]
+fn jetstream_strict_defaults_on_and_takes_a_boolean() {
+    // Go 2.12: strict unless `strict: false`; anything but a boolean is a config error.
+    assert!(opts("jetstream: enabled").jetstream.unwrap().strict);
+    assert!(opts("jetstream { strict: true }").jetstream.unwrap().strict);
+    assert!(
+        !opts("jetstream { strict: false }")
+            .jetstream
+            .unwrap()
+            .strict
+    );
+    assert!(map("jetstream { strict: 1 }").is_err());
+    assert!(JetStreamConfig::default().strict);
+}

@@ -15,6 +15,7 @@ use super::consumer::{
 use super::service::{error_body, json_reply, JetStream};
 use super::store::{StoreError, StoredMsg, UnixNanos};
 use super::stream::validate_name;
+use crate::gojson;
 
 const PREFIX: &str = "$JS.API.";
 
@@ -24,14 +25,27 @@ fn parse<T: DeserializeOwned + Default>(payload: &[u8]) -> Result<T, ApiError> {
     if payload.iter().all(u8::is_ascii_whitespace) || payload.trim_ascii() == b"null" {
         return Ok(T::default());
     }
-    serde_json::from_slice(payload).map_err(|e| err::invalid_json(&e.to_string()))
+    decode(payload)
 }
 
 fn parse_required<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ApiError> {
     if payload.iter().all(u8::is_ascii_whitespace) {
         return Err(err::bad_request());
     }
-    serde_json::from_slice(payload).map_err(|e| err::invalid_json(&e.to_string()))
+    decode(payload)
+}
+
+/// [`parse`] for the requests nats-server decodes with plain json.Unmarshal even when strict.
+fn parse_lenient<T: DeserializeOwned + Default>(payload: &[u8]) -> Result<T, ApiError> {
+    let _lenient = gojson::ApiStrictness::enter(false);
+    parse(payload)
+}
+
+/// A request body read as nats-server reads it (Go: unmarshalRequest): Go's JSON rules, and
+/// unknown fields refused when the API is strict.
+pub(crate) fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ApiError> {
+    gojson::from_slice(payload, gojson::api_unknown())
+        .map_err(|e| err::invalid_json(&e.to_string()))
 }
 
 /// Standard base64 (message bodies in MSG.GET replies, as Go's `[]byte` JSON).
@@ -79,6 +93,13 @@ fn ty(kind: &str) -> String {
 }
 
 impl JetStream {
+    /// Whether API requests with fields nats-server does not know are refused (nats-server's
+    /// `jetstream { strict }`, on by default as in 2.12); pull requests and acks are never
+    /// strict, as in nats-server.
+    pub fn set_strict(&mut self, strict: bool) {
+        self.strict = strict;
+    }
+
     /// A request on `$JS.API.…`; answers go to `reply` (none: nothing is answered).
     pub fn api(
         &mut self,
@@ -116,7 +137,11 @@ impl JetStream {
             ["META", "LEADER", "STEPDOWN"] | ["SERVER", "REMOVE"] => return Vec::new(),
             _ => {}
         }
+        // Go: unmarshalRequest decodes the API requests with DisallowUnknownFields when strict
+        // (pull requests and direct gets above use plain json.Unmarshal).
+        let strict = gojson::ApiStrictness::enter(self.strict);
         let (kind, r) = self.dispatch(&t, payload, now);
+        drop(strict);
         // Go: apiDispatch answers only subjects it has a handler for; the rest get nothing.
         if kind == "unknown" {
             return Vec::new();
@@ -681,7 +706,8 @@ impl JetStream {
         struct UnpinRequest {
             group: String,
         }
-        let req: UnpinRequest = parse(payload)?;
+        // Go: jsConsumerUnpinRequest uses json.Unmarshal, never strict.
+        let req: UnpinRequest = parse_lenient(payload)?;
         if req.group.is_empty() {
             return Err(err::invalid_json("consumer group not specified"));
         }

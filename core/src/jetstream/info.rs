@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::api::{err, ApiError};
+use super::api::ApiError;
 use super::service::JetStream;
 use super::store::UnixNanos;
 
@@ -45,9 +45,7 @@ impl JetStream {
             InfoRequest::default()
         } else {
             // Go's json.Unmarshal takes `null` as "nothing asked for" (async-nats sends it).
-            serde_json::from_slice::<Option<InfoRequest>>(payload)
-                .map_err(|e| err::invalid_json(&e.to_string()))?
-                .unwrap_or_default()
+            super::handlers::decode::<Option<InfoRequest>>(payload)?.unwrap_or_default()
         };
         let mut info = self.stream_info_with_domain(name, now)?;
         // Go embeds ApiPaged in the info response, so the three fields are always there (0

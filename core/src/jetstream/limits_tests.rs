@@ -471,9 +471,9 @@ fn api_audit_on_every_call() {
         resp["type"],
         "io.nats.jetstream.api.v1.account_info_response"
     );
-    let out = call(&mut js, "$JS.API.STREAM.INFO.X", &json!({"a": 1}));
+    let out = call(&mut js, "$JS.API.STREAM.INFO.X", &json!({"offset": 1}));
     let v = body(advisories(&out, "$JS.EVENT.ADVISORY.API")[0]);
-    assert_eq!(v["request"], "{\"a\":1}");
+    assert_eq!(v["request"], "{\"offset\":1}");
     assert!(v["response"].as_str().unwrap().contains("10059"));
 }
 

@@ -85,6 +85,8 @@ pub struct JetStream {
     /// Does anyone listen on a subject? (The shell's view of the account's subscriptions; a
     /// pure lookup, see [`JetStream::set_interest`].)
     pub(crate) interest: Option<InterestFn>,
+    /// Unknown request fields are refused (`jetstream { strict }`, see [`JetStream::set_strict`]).
+    pub(crate) strict: bool,
 }
 
 /// See [`JetStream::set_interest`].
@@ -243,6 +245,7 @@ impl JetStream {
             snap: super::snapshot::Jobs::default(),
             consumer_damage: Vec::new(),
             interest: None,
+            strict: true,
         };
         for (name, bytes) in metas {
             let Ok(m) = serde_json::from_slice::<MetaIn>(&bytes) else {

@@ -18,6 +18,7 @@ use std::ops::Range;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::info::{ConnectInfo, ServerInfo};
+use crate::gojson;
 
 mod template;
 pub use template::MsgTemplate;
@@ -768,36 +769,14 @@ fn lossy(b: &[u8]) -> String {
 /// fields present; `null` leaves a field alone and a top-level `null` is accepted as "nothing";
 /// keys match case-insensitively.
 fn decode_connect(arg: &[u8]) -> Result<ConnectInfo, ProtoError> {
-    let err = |e: serde_json::Error| ProtoError::ConnectJson(e.to_string());
-    let value: serde_json::Value = serde_json::from_slice(arg).map_err(err)?;
-    let mut obj = match value {
-        serde_json::Value::Object(m) => m,
-        serde_json::Value::Null => serde_json::Map::new(),
-        other => {
-            return Err(ProtoError::ConnectJson(format!(
-                "cannot decode {} into CONNECT options",
-                json_kind(&other)
-            )))
-        }
-    };
-    obj.retain(|_, v| !v.is_null());
-    // Every CONNECT field is lower case: fold other spellings onto it unless it is present.
-    let folded: Vec<String> = obj
-        .keys()
-        .filter(|k| k.bytes().any(|b| b.is_ascii_uppercase()))
-        .cloned()
-        .collect();
-    for k in folded {
-        let lower = k.to_ascii_lowercase();
-        if let Some(v) = obj.remove(&k) {
-            obj.entry(lower).or_insert(v);
-        }
-    }
     // Go: server/client.go defaultOpts.
-    for key in ["verbose", "pedantic", "echo"] {
-        obj.entry(key).or_insert(serde_json::Value::Bool(true));
-    }
-    serde_json::from_value(serde_json::Value::Object(obj)).map_err(err)
+    let defaults = [
+        ("verbose", true.into()),
+        ("pedantic", true.into()),
+        ("echo", true.into()),
+    ];
+    gojson::from_slice_onto(arg, &defaults, gojson::Unknown::Ignore)
+        .map_err(|e| ProtoError::ConnectJson(e.to_string()))
 }
 
 /// Go decodes a client's INFO into its `Info` struct and drops it: only a JSON object or `null`

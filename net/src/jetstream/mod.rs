@@ -279,6 +279,7 @@ impl Opener {
             weak.upgrade()
                 .is_some_and(|a| a.sublist.has_interest(subject.as_bytes()))
         }));
+        js.set_strict(self.cfg.strict);
         (sink, js)
     }
 }

@@ -37,6 +37,12 @@ fn check_not_reloadable(old: &Options, new: &Options) -> Result<(), ServerError>
     if old.system_account != new.system_account {
         bad.push("system_account");
     }
+    // Go 2.12 refuses to reload `jetstream { strict }` (NoJetStreamStrict is not reloadable).
+    if let (Some(o), Some(n)) = (&old.jetstream, &new.jetstream) {
+        if o.strict != n.strict {
+            bad.push("jetstream strict");
+        }
+    }
     // Imports of an account that already exists are wired into live sublists: not reloadable
     // here yet (new accounts, users, permissions and limits are).
     for a in &new.accounts {
@@ -238,5 +244,26 @@ impl<T: Transport> Server<T> {
             }
         }
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use natsd_core::options::JetStreamConfig;
+
+    use super::*;
+
+    #[test]
+    fn jetstream_strict_is_not_reloadable() {
+        let with = |strict| Options {
+            jetstream: Some(JetStreamConfig {
+                strict,
+                ..JetStreamConfig::default()
+            }),
+            ..Options::default()
+        };
+        assert!(check_not_reloadable(&with(true), &with(true)).is_ok());
+        let e = check_not_reloadable(&with(true), &with(false)).unwrap_err();
+        assert!(e.to_string().contains("jetstream strict"), "{e}");
     }
 }

@@ -94,7 +94,9 @@ fn opts<T: Default + for<'de> Deserialize<'de>>(payload: &[u8]) -> Result<T, Str
     if payload.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(payload).map_err(|e| format!("Error decoding request: {e}"))
+    // Go: the system services decode with json.Unmarshal.
+    natsd_core::gojson::from_slice(payload, natsd_core::gojson::Unknown::Ignore)
+        .map_err(|e| format!("Error decoding request: {e}"))
 }
 
 fn count(n: i64) -> usize {

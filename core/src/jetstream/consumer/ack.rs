@@ -53,7 +53,7 @@ fn nak_delay(arg: &[u8]) -> Option<u64> {
             #[serde(default)]
             delay: i64,
         }
-        let o: Opts = serde_json::from_slice(arg).ok()?;
+        let o: Opts = crate::gojson::from_slice(arg, crate::gojson::Unknown::Ignore).ok()?;
         return u64::try_from(o.delay).ok();
     }
     parse_go_duration(std::str::from_utf8(arg).ok()?)

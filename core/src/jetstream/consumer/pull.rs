@@ -50,8 +50,8 @@ impl Waiting {
 pub fn parse_next_request(payload: &[u8]) -> Result<NextRequest, String> {
     let req = payload.trim_ascii();
     if req.first() == Some(&b'{') {
-        let r: NextRequest =
-            serde_json::from_slice(req).map_err(|e| format!("400 Bad Request - {e}"))?;
+        let r: NextRequest = crate::gojson::from_slice(req, crate::gojson::Unknown::Ignore)
+            .map_err(|e| format!("400 Bad Request - {e}"))?;
         if r.idle_heartbeat > 0 && r.idle_heartbeat.saturating_mul(2) > r.expires {
             return Err("400 Bad Request - heartbeat value too large".to_owned());
         }

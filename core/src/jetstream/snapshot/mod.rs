@@ -161,8 +161,7 @@ impl JetStream {
             return Err(err::bad_request());
         }
         let e = self.streams.get(name).ok_or_else(err::stream_not_found)?;
-        let req: SnapshotRequest =
-            serde_json::from_slice(payload).map_err(|e| err::invalid_json(&e.to_string()))?;
+        let req: SnapshotRequest = super::handlers::decode(payload)?;
         if !valid_subject(&req.deliver_subject) {
             return Err(ApiError::new(400, 10015, "deliver subject not valid"));
         }

@@ -60,8 +60,7 @@ impl JetStream {
         if payload.iter().all(u8::is_ascii_whitespace) {
             return Err(err::bad_request());
         }
-        let req: RestoreRequest =
-            serde_json::from_slice(payload).map_err(|e| err::invalid_json(&e.to_string()))?;
+        let req: RestoreRequest = super::super::handlers::decode(payload)?;
         let mut cfg = req
             .config
             .ok_or_else(|| err::invalid_json("config required"))?;

@@ -210,23 +210,5 @@ fn is_zero_i32(n: &i32) -> bool {
 pub(super) fn decode_go_json<T: serde::de::DeserializeOwned + Default>(
     arg: &[u8],
 ) -> Result<T, String> {
-    let value: serde_json::Value = serde_json::from_slice(arg).map_err(|e| e.to_string())?;
-    let mut obj = match value {
-        serde_json::Value::Object(m) => m,
-        serde_json::Value::Null => return Ok(T::default()),
-        other => return Err(format!("cannot decode {other} into an object")),
-    };
-    obj.retain(|_, v| !v.is_null());
-    // Every field name is lower case: fold other spellings onto it unless it is present.
-    let folded: Vec<String> = obj
-        .keys()
-        .filter(|k| k.bytes().any(|b| b.is_ascii_uppercase()))
-        .cloned()
-        .collect();
-    for k in folded {
-        if let Some(v) = obj.remove(&k) {
-            obj.entry(k.to_ascii_lowercase()).or_insert(v);
-        }
-    }
-    serde_json::from_value(serde_json::Value::Object(obj)).map_err(|e| e.to_string())
+    crate::gojson::from_slice(arg, crate::gojson::Unknown::Ignore).map_err(|e| e.to_string())
 }

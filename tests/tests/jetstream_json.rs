@@ -1,0 +1,205 @@
+//! JetStream request JSON as Go's encoding/json reads it: `null` for "not set", field names
+//! in any case, unknown fields ignored or (natsd's strict default, as nats-server 2.12)
+//! refused. Raw requests, so that the bytes on the wire are exactly the ones under test.
+
+// Integration-test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use natsd_tests::js::{api, err_code, js_server};
+use natsd_tests::{both, next_msg, within, ServerKind, TestServer};
+use serde_json::{json, Value};
+
+both!(nulls_and_mixed_case_are_accepted, enum_fields_refuse_null);
+
+/// A raw request with `body` sent byte for byte.
+async fn raw(c: &async_nats::Client, subject: &str, body: &str) -> async_nats::Message {
+    within(
+        "raw request",
+        c.request(subject.to_owned(), body.to_owned().into()),
+    )
+    .await
+    .unwrap()
+}
+
+/// A pull request: delivered messages keep their own subject, so they cannot be taken as
+/// request replies; a subscription to the inbox receives them.
+async fn pull(c: &async_nats::Client, subject: &str, body: &str) -> async_nats::Message {
+    let inbox = c.new_inbox();
+    let mut sub = c.subscribe(inbox.clone()).await.unwrap();
+    c.publish_with_reply(subject.to_owned(), inbox, body.to_owned().into())
+        .await
+        .unwrap();
+    next_msg(&mut sub).await
+}
+
+async fn raw_api(c: &async_nats::Client, subject: &str, body: &str) -> Value {
+    serde_json::from_slice(&raw(c, subject, body).await.payload).unwrap()
+}
+
+async fn nulls_and_mixed_case_are_accepted(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let c = s.client().await;
+    let v = raw_api(
+        &c,
+        "$JS.API.STREAM.CREATE.ORDERS",
+        r#"{"Name":"ORDERS","SUBJECTS":["o.>"],"Storage":"memory","max_msgs":null,
+            "Max_Bytes":null,"description":null,"sources":null,"mirror":null,
+            "placement":null,"duplicate_window":null,"max_age":null,"deny_delete":null}"#,
+    )
+    .await;
+    assert_eq!(err_code(&v), 0, "{v}");
+    assert_eq!(v["config"]["name"], "ORDERS");
+    assert_eq!(v["config"]["subjects"], json!(["o.>"]));
+    assert_eq!(v["config"]["storage"], "memory");
+    assert_eq!(v["config"]["max_msgs"], -1);
+    assert_eq!(v["config"]["max_bytes"], -1);
+    assert_eq!(v["config"]["duplicate_window"], 120_000_000_000u64);
+
+    let v = raw_api(
+        &c,
+        "$JS.API.CONSUMER.DURABLE.CREATE.ORDERS.C",
+        r#"{"Stream_Name":"ORDERS","config":{"DURABLE_NAME":"C","Ack_Policy":"explicit",
+            "ack_wait":null,"max_deliver":null,"filter_subject":null,"backoff":null,
+            "description":null,"deliver_subject":null,"opt_start_time":null}}"#,
+    )
+    .await;
+    assert_eq!(err_code(&v), 0, "{v}");
+    assert_eq!(v["config"]["durable_name"], "C");
+    assert_eq!(v["config"]["ack_policy"], "explicit");
+    assert_eq!(v["config"]["ack_wait"], 30_000_000_000u64);
+
+    let ack = raw(&c, "o.a", "hello").await;
+    assert_eq!(
+        serde_json::from_slice::<Value>(&ack.payload).unwrap()["seq"],
+        1
+    );
+    // A pull request with nulls and a re-cased key: one message.
+    let m = pull(
+        &c,
+        "$JS.API.CONSUMER.MSG.NEXT.ORDERS.C",
+        r#"{"Batch":1,"expires":null,"no_wait":null,"max_bytes":null,"idle_heartbeat":null}"#,
+    )
+    .await;
+    assert_eq!(&m.payload[..], b"hello");
+
+    let v = raw_api(
+        &c,
+        "$JS.API.STREAM.MSG.GET.ORDERS",
+        r#"{"seq":null,"Last_By_Subj":"o.a"}"#,
+    )
+    .await;
+    assert_eq!(err_code(&v), 0, "{v}");
+    assert_eq!(v["message"]["seq"], 1);
+
+    let v = raw_api(
+        &c,
+        "$JS.API.STREAM.NAMES",
+        r#"{"offset":null,"Subject":null}"#,
+    )
+    .await;
+    assert_eq!(v["streams"], json!(["ORDERS"]), "{v}");
+    let v = raw_api(&c, "$JS.API.CONSUMER.NAMES.ORDERS", r#"{"OFFSET":null}"#).await;
+    assert_eq!(v["consumers"], json!(["C"]), "{v}");
+}
+
+/// nats-server's enum types decode with their own UnmarshalJSON, which takes no `null`.
+async fn enum_fields_refuse_null(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let c = s.client().await;
+    for body in [
+        r#"{"name":"A","retention":null}"#,
+        r#"{"name":"A","Storage":null}"#,
+        r#"{"name":"A","discard":null}"#,
+    ] {
+        let v = raw_api(&c, "$JS.API.STREAM.CREATE.A", body).await;
+        assert_eq!(err_code(&v), 10025, "{body}: {v}");
+    }
+    let v = api(&c, "$JS.API.STREAM.CREATE.B", json!({"name": "B"})).await;
+    assert_eq!(err_code(&v), 0, "{v}");
+    for f in ["ack_policy", "deliver_policy", "replay_policy"] {
+        let body = format!(r#"{{"stream_name":"B","config":{{"{f}":null}}}}"#);
+        let v = raw_api(&c, "$JS.API.CONSUMER.CREATE.B", &body).await;
+        assert_eq!(err_code(&v), 10025, "{body}: {v}");
+    }
+}
+
+/// natsd only: nats-server 2.9.10 has no strict mode (it came with 2.11 and is the default
+/// from 2.12, as in natsd).
+#[tokio::test]
+async fn strict_refuses_unknown_fields_natsd() {
+    natsd_tests::run_scenario(ServerKind::Natsd, |kind| async move {
+        let (s, _sd) = js_server(kind).await;
+        let c = s.client().await;
+        let v = raw_api(
+            &c,
+            "$JS.API.STREAM.CREATE.S",
+            r#"{"name":"S","subjects":["s"],"colour":"blue"}"#,
+        )
+        .await;
+        assert_eq!(err_code(&v), 10025, "{v}");
+        assert_eq!(
+            v["error"]["description"],
+            r#"invalid JSON: json: unknown field "colour""#
+        );
+        // Fields nats-server 2.12 has pass, used by natsd or not; map keys are data.
+        let v = raw_api(
+            &c,
+            "$JS.API.STREAM.CREATE.S",
+            r#"{"name":"S","subjects":["s"],"no_ack":false,"pedantic":false,
+                "metadata":{"Any-Key":"v"}}"#,
+        )
+        .await;
+        assert_eq!(err_code(&v), 0, "{v}");
+        assert_eq!(v["config"]["metadata"]["Any-Key"], "v");
+        let v = raw_api(
+            &c,
+            "$JS.API.CONSUMER.CREATE.S",
+            r#"{"stream_name":"S","config":{"ack_policy":"explicit","nickname":"x"}}"#,
+        )
+        .await;
+        assert_eq!(
+            v["error"]["description"],
+            r#"invalid JSON: json: unknown field "nickname""#
+        );
+        // Pull requests are never strict (Go: nextReqFromMsg uses json.Unmarshal).
+        let v = api(
+            &c,
+            "$JS.API.CONSUMER.CREATE.S",
+            json!({"stream_name": "S", "config": {"durable_name": "P", "ack_policy": "none"}}),
+        )
+        .await;
+        assert_eq!(err_code(&v), 0, "{v}");
+        raw(&c, "s", "m").await;
+        let m = pull(
+            &c,
+            "$JS.API.CONSUMER.MSG.NEXT.S.P",
+            r#"{"batch":1,"no_wait":true,"future_option":1}"#,
+        )
+        .await;
+        assert_eq!(&m.payload[..], b"m");
+    })
+    .await;
+}
+
+/// natsd only: `jetstream { strict: false }` ignores unknown fields, as nats-server does.
+#[tokio::test]
+async fn lenient_ignores_unknown_fields_natsd() {
+    natsd_tests::run_scenario(ServerKind::Natsd, |kind| async move {
+        let sd = tempfile::tempdir().unwrap();
+        let conf = format!(
+            "jetstream {{ store_dir: {:?}, strict: false }}\n",
+            sd.path().to_str().unwrap()
+        );
+        let s = TestServer::start(kind, &conf).await;
+        let c = s.client().await;
+        let v = raw_api(
+            &c,
+            "$JS.API.STREAM.CREATE.S",
+            r#"{"name":"S","subjects":["s"],"colour":"blue"}"#,
+        )
+        .await;
+        assert_eq!(err_code(&v), 0, "{v}");
+        assert_eq!(v["config"]["name"], "S");
+    })
+    .await;
+}
