@@ -291,6 +291,9 @@ pub struct RouteConn {
     held_info: Option<RouteInfo>,
     /// The account of a pinned route: left out of interest and message ops.
     pinned: Option<Bytes>,
+    /// Client producers feeding this route wait on it while its queue is more than half
+    /// full (see [`crate::outbound`]).
+    gate: Arc<crate::outbound::StallGate>,
 }
 
 impl RouteConn {
@@ -342,6 +345,7 @@ impl RouteConn {
             rtt: None,
             held_info: None,
             pinned: None,
+            gate: Arc::default(),
             cfg,
         };
         if let RouteRole::Solicited { user, pass } = role {
@@ -446,6 +450,11 @@ impl RouteConn {
     /// Our cluster name as negotiated on this route.
     pub fn cluster_name(&self) -> &str {
         &self.cluster
+    }
+
+    /// The gate client producers feeding this route wait on (see [`crate::outbound`]).
+    pub fn stall_gate(&self) -> &Arc<crate::outbound::StallGate> {
+        &self.gate
     }
 
     /// Bytes queued for the peer.
@@ -643,6 +652,7 @@ impl RouteConn {
             return;
         }
         self.closed = true;
+        self.gate.release();
         if matches!(
             reason,
             RouteCloseReason::SlowConsumerPendingBytes
@@ -761,13 +771,17 @@ impl RouteConn {
     }
 
     fn check_pending(&mut self) {
-        if self.pending_bytes() > self.cfg.max_pending {
-            tracing::warn!(
+        let (pending, max) = (self.pending_bytes() as u64, self.cfg.max_pending as u64);
+        if pending > max {
+            tracing::info!(
                 rid = self.id,
-                max = self.cfg.max_pending,
-                "route slow consumer"
+                "Slow Consumer Detected: MaxPending of {max} Exceeded"
             );
             self.close(RouteCloseReason::SlowConsumerPendingBytes);
+        } else if pending > max / 2 {
+            // Go: client.go queueOutbound — past half, producers feeding us wait.
+            self.gate
+                .hold_for(crate::outbound::stall_duration(pending, max));
         }
     }
 
@@ -816,7 +830,11 @@ impl RouteConn {
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         self.flush_out();
-        let chunk = self.queue.pop_front()?;
+        let Some(chunk) = self.queue.pop_front() else {
+            // The writer took everything: the peer caught up (Go: flushOutbound).
+            self.gate.release();
+            return None;
+        };
         debug_assert!(self.queued >= chunk.len());
         self.queued -= chunk.len();
         Some(chunk)

@@ -28,6 +28,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::account::{Account, Rename};
 use crate::options::ResponseType;
+use crate::outbound::StallGate;
 use crate::proto::client::MsgTemplate;
 use crate::proto::headers::no_responders_block;
 use crate::rng::SplitMix64;
@@ -97,6 +98,11 @@ pub trait RouteSink: Send + Sync + std::fmt::Debug {
     fn flush_flag(&self) -> &AtomicBool;
     /// Wakes the route's writer.
     fn wake(&self);
+    /// The gate client producers feeding this route wait on when its queue fills (see
+    /// [`crate::outbound`]); None when the route never asks producers to wait.
+    fn stall_gate(&self) -> Option<&Arc<StallGate>> {
+        None
+    }
 }
 
 /// Where a matched subscription sends the message.
@@ -244,6 +250,71 @@ pub struct PendingFlush {
     /// The current message's shared encoding; kept here so its buffer is reused across
     /// the publisher's messages.
     template: MsgTemplate,
+    /// Open gates of receivers this batch delivered to: the producer should wait on them
+    /// before reading more (see [`crate::outbound`]).
+    stall: Stall,
+}
+
+/// Gates a producer should wait on, with the longest wait any of them allows.
+#[derive(Debug, Default)]
+pub struct Stall {
+    gates: Vec<(Arc<StallGate>, u64)>,
+    ttl: Duration,
+}
+
+/// A batch records at most this many distinct gates: waiting on the first few with the
+/// longest allowed wait already holds the producer back; the rest are checked next batch.
+const MAX_STALL_GATES: usize = 8;
+
+impl Stall {
+    fn add(&mut self, gate: &Arc<StallGate>) {
+        if self.gates.iter().any(|(g, _)| Arc::ptr_eq(g, gate)) {
+            return;
+        }
+        if self.gates.len() < MAX_STALL_GATES {
+            self.gates.push((Arc::clone(gate), gate.epoch()));
+        }
+        self.ttl = self.ttl.max(gate.ttl());
+    }
+
+    /// Nothing to wait on?
+    pub fn is_empty(&self) -> bool {
+        self.gates.is_empty()
+    }
+
+    /// Adds what `other` recorded (a batch handled in several steps).
+    pub fn absorb(&mut self, other: Self) {
+        for (g, epoch) in other.gates {
+            if self.gates.len() < MAX_STALL_GATES
+                && !self.gates.iter().any(|(h, _)| Arc::ptr_eq(h, &g))
+            {
+                self.gates.push((g, epoch));
+            }
+        }
+        self.ttl = self.ttl.max(other.ttl);
+    }
+
+    /// The longest wait the recorded gates allow.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The gates with the epoch read when each was recorded, for
+    /// [`StallGate::poll_released`].
+    pub fn gates(&self) -> &[(Arc<StallGate>, u64)] {
+        &self.gates
+    }
+
+    /// Ready once every recorded gate was released (the caller bounds the wait by
+    /// [`Stall::ttl`]).
+    pub fn poll_released(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        for (g, epoch) in &self.gates {
+            if g.poll_released(*epoch, cx).is_pending() {
+                return std::task::Poll::Pending;
+            }
+        }
+        std::task::Poll::Ready(())
+    }
 }
 
 /// Batches with at most this many deliveries may be written inline by the publisher.
@@ -269,6 +340,9 @@ impl PendingFlush {
 
     /// Wakes every listed writer. Call before the publisher waits for more input.
     pub fn flush(&mut self) {
+        if !self.stall.is_empty() {
+            self.stall = Stall::default();
+        }
         let deliveries = std::mem::take(&mut self.deliveries);
         for c in self.clients.drain(..) {
             c.flush_pending.store(false, Ordering::Release);
@@ -277,6 +351,19 @@ impl PendingFlush {
         for r in self.routes.drain(..) {
             r.flush_flag().store(false, Ordering::Release);
             r.wake();
+        }
+    }
+
+    /// Like [`Self::flush`], and hands over the gates this batch should wait on. A producer
+    /// that never waits (a route's reader, an internal publisher) calls plain `flush`.
+    pub fn flush_and_take_stall(&mut self) -> Stall {
+        self.flush();
+        std::mem::take(&mut self.stall)
+    }
+
+    fn note_stall(&mut self, gate: &Arc<StallGate>) {
+        if gate.is_open() {
+            self.stall.add(gate);
         }
     }
 
@@ -582,6 +669,9 @@ impl RouteTargets {
             let names: Vec<&[u8]> = queues.iter().map(|q| &q[..]).collect();
             if route.send_msg(&account.name, m, &names) {
                 p.pending.add_route(&route);
+                if let Some(g) = route.stall_gate() {
+                    p.pending.note_stall(g);
+                }
                 sent += 1;
             }
         }
@@ -765,6 +855,7 @@ fn deliver_to(
                 return 0;
             }
             p.pending.add(client);
+            p.pending.note_stall(&client.gate);
             if let (Some(reply), Some(tracker)) = (m.reply, client.responses.get()) {
                 lock(tracker).record(p.now, reply);
             }

@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use natsd_core::outbound::StallGate;
 use natsd_core::proto::route::RouteInfo;
 use natsd_core::route::{RouteCloseReason, RouteConfig, RouteConn};
 use natsd_core::router::{Message, RouteSink, SubRef};
@@ -49,12 +50,15 @@ pub(crate) struct RouteHandle {
     pub(crate) in_bytes: AtomicU64,
     pub(crate) out_msgs: AtomicU64,
     pub(crate) out_bytes: AtomicU64,
+    /// The machine's stall gate, readable without the machine's lock.
+    gate: Arc<StallGate>,
 }
 
 impl RouteHandle {
     fn new(conn: RouteConn) -> Arc<Self> {
         Arc::new(Self {
             id: conn.id(),
+            gate: Arc::clone(conn.stall_gate()),
             conn: Mutex::new(conn),
             write: Notify::new(),
             close: Notify::new(),
@@ -129,6 +133,10 @@ impl RouteSink for RouteHandle {
 
     fn wake(&self) {
         self.write.notify_one();
+    }
+
+    fn stall_gate(&self) -> Option<&Arc<StallGate>> {
+        Some(&self.gate)
     }
 }
 
@@ -212,6 +220,8 @@ pub(crate) struct Cluster {
     pub(crate) tls: OnceLock<Arc<tls::RouteTls>>,
     /// `cluster.pool_size` in force (0: one route per peer) and the pinned accounts.
     pub(crate) pool: OnceLock<(usize, Vec<String>)>,
+    /// Routes closed as slow consumers (also counted in the server's total).
+    pub(crate) slow_consumers: AtomicU64,
 }
 
 impl Cluster {
@@ -226,6 +236,7 @@ impl Cluster {
             }),
             addr: Mutex::new(None),
             shutting_down: AtomicBool::new(false),
+            slow_consumers: AtomicU64::new(0),
             perms: OnceLock::new(),
             dialer: OnceLock::new(),
             tls: OnceLock::new(),
