@@ -357,8 +357,9 @@ impl PendingFlush {
     /// Like [`Self::flush`], and hands over the gates this batch should wait on. A producer
     /// that never waits (a route's reader, an internal publisher) calls plain `flush`.
     pub fn flush_and_take_stall(&mut self) -> Stall {
+        let stall = std::mem::take(&mut self.stall);
         self.flush();
-        std::mem::take(&mut self.stall)
+        stall
     }
 
     fn note_stall(&mut self, gate: &Arc<StallGate>) {

@@ -191,7 +191,10 @@ impl ClientShared {
                 if self.close_first(CloseReason::SlowConsumerPendingBytes) {
                     let max = lock(&self.outbound).max_pending_bytes();
                     // Go: client.go queueOutbound (Noticef), word for word.
-                    tracing::info!(cid = self.id, "Slow Consumer Detected: MaxPending of {max} Exceeded");
+                    tracing::info!(
+                        cid = self.id,
+                        "Slow Consumer Detected: MaxPending of {max} Exceeded"
+                    );
                 }
                 false
             }
