@@ -157,6 +157,69 @@ impl StallGate {
     }
 }
 
+/// Gates a producer should wait on, with the longest wait any of them allows.
+#[derive(Debug, Default)]
+pub struct Stall {
+    gates: Vec<(Arc<StallGate>, u64)>,
+    ttl: Duration,
+}
+
+/// A batch records at most this many distinct gates: waiting on the first few with the
+/// longest allowed wait already holds the producer back; the rest are checked next batch.
+const MAX_STALL_GATES: usize = 8;
+
+impl Stall {
+    /// Records `gate` (open) with the epoch it is at now.
+    pub fn add(&mut self, gate: &Arc<StallGate>) {
+        if self.gates.iter().any(|(g, _)| Arc::ptr_eq(g, gate)) {
+            return;
+        }
+        if self.gates.len() < MAX_STALL_GATES {
+            self.gates.push((Arc::clone(gate), gate.epoch()));
+        }
+        self.ttl = self.ttl.max(gate.ttl());
+    }
+
+    /// Nothing to wait on?
+    pub fn is_empty(&self) -> bool {
+        self.gates.is_empty()
+    }
+
+    /// Adds what `other` recorded (a batch handled in several steps).
+    pub fn absorb(&mut self, other: Self) {
+        for (g, epoch) in other.gates {
+            if self.gates.len() < MAX_STALL_GATES
+                && !self.gates.iter().any(|(h, _)| Arc::ptr_eq(h, &g))
+            {
+                self.gates.push((g, epoch));
+            }
+        }
+        self.ttl = self.ttl.max(other.ttl);
+    }
+
+    /// The longest wait the recorded gates allow.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The gates with the epoch read when each was recorded, for
+    /// [`StallGate::poll_released`].
+    pub fn gates(&self) -> &[(Arc<StallGate>, u64)] {
+        &self.gates
+    }
+
+    /// Ready once every recorded gate was released (the caller bounds the wait by
+    /// [`Stall::ttl`]).
+    pub fn poll_released(&self, cx: &mut Context<'_>) -> Poll<()> {
+        for (g, epoch) in &self.gates {
+            if g.poll_released(*epoch, cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+        Poll::Ready(())
+    }
+}
+
 /// The outbound queue of one connection.
 #[derive(Debug)]
 pub struct Outbound {
@@ -443,6 +506,27 @@ mod tests {
         assert!(gate.poll_released(epoch, &mut cx).is_ready());
         o.close();
         assert!(!gate.is_open(), "closing releases every producer");
+    }
+
+    #[test]
+    fn stall_waits_for_every_gate_and_keeps_the_longest_wait() {
+        let (mut a, mut b) = (Outbound::new(1000), Outbound::new(100_000));
+        msg(&mut a, 900).unwrap();
+        msg(&mut b, 60_000).unwrap();
+        let mut stall = Stall::default();
+        stall.add(a.gate());
+        stall.add(a.gate());
+        let mut other = Stall::default();
+        other.add(b.gate());
+        stall.absorb(other);
+        assert_eq!(stall.gates().len(), 2, "one entry per gate");
+        assert_eq!(stall.ttl(), STALL_MIN * 9);
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(stall.poll_released(&mut cx).is_pending());
+        collect(&mut a);
+        assert!(stall.poll_released(&mut cx).is_pending(), "b is still full");
+        collect(&mut b);
+        assert!(stall.poll_released(&mut cx).is_ready());
     }
 
     #[test]

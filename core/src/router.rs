@@ -28,6 +28,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::account::{Account, Rename};
 use crate::options::ResponseType;
+pub use crate::outbound::Stall;
 use crate::outbound::StallGate;
 use crate::proto::client::MsgTemplate;
 use crate::proto::headers::no_responders_block;
@@ -253,68 +254,6 @@ pub struct PendingFlush {
     /// Open gates of receivers this batch delivered to: the producer should wait on them
     /// before reading more (see [`crate::outbound`]).
     stall: Stall,
-}
-
-/// Gates a producer should wait on, with the longest wait any of them allows.
-#[derive(Debug, Default)]
-pub struct Stall {
-    gates: Vec<(Arc<StallGate>, u64)>,
-    ttl: Duration,
-}
-
-/// A batch records at most this many distinct gates: waiting on the first few with the
-/// longest allowed wait already holds the producer back; the rest are checked next batch.
-const MAX_STALL_GATES: usize = 8;
-
-impl Stall {
-    fn add(&mut self, gate: &Arc<StallGate>) {
-        if self.gates.iter().any(|(g, _)| Arc::ptr_eq(g, gate)) {
-            return;
-        }
-        if self.gates.len() < MAX_STALL_GATES {
-            self.gates.push((Arc::clone(gate), gate.epoch()));
-        }
-        self.ttl = self.ttl.max(gate.ttl());
-    }
-
-    /// Nothing to wait on?
-    pub fn is_empty(&self) -> bool {
-        self.gates.is_empty()
-    }
-
-    /// Adds what `other` recorded (a batch handled in several steps).
-    pub fn absorb(&mut self, other: Self) {
-        for (g, epoch) in other.gates {
-            if self.gates.len() < MAX_STALL_GATES
-                && !self.gates.iter().any(|(h, _)| Arc::ptr_eq(h, &g))
-            {
-                self.gates.push((g, epoch));
-            }
-        }
-        self.ttl = self.ttl.max(other.ttl);
-    }
-
-    /// The longest wait the recorded gates allow.
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
-    /// The gates with the epoch read when each was recorded, for
-    /// [`StallGate::poll_released`].
-    pub fn gates(&self) -> &[(Arc<StallGate>, u64)] {
-        &self.gates
-    }
-
-    /// Ready once every recorded gate was released (the caller bounds the wait by
-    /// [`Stall::ttl`]).
-    pub fn poll_released(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        for (g, epoch) in &self.gates {
-            if g.poll_released(*epoch, cx).is_pending() {
-                return std::task::Poll::Pending;
-            }
-        }
-        std::task::Poll::Ready(())
-    }
 }
 
 /// Batches with at most this many deliveries may be written inline by the publisher.
