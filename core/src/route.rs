@@ -707,11 +707,36 @@ impl RouteConn {
         headers: Option<&Bytes>,
         payload: &Bytes,
     ) {
+        self.send_msg_from(
+            account,
+            subject,
+            reply,
+            queues,
+            headers.map(|h| (&h[..], Some(h))),
+            payload,
+            Some(payload),
+        );
+    }
+
+    /// Like [`Self::send_msg`] for borrowed parts; `shared`, when given, holds the payload's
+    /// bytes refcounted (likewise the headers' second half), and a large part is then queued by
+    /// reference. A small one is copied once into the output buffer, with no allocation of
+    /// its own (the publish path's common case).
+    pub fn send_msg_from(
+        &mut self,
+        account: &[u8],
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        queues: &[&[u8]],
+        headers: Option<(&[u8], Option<&Bytes>)>,
+        payload: &[u8],
+        shared: Option<&Bytes>,
+    ) {
         if self.closed {
             return;
         }
-        let headers = headers.filter(|h| !h.is_empty() && self.peer_headers);
-        let header_len = headers.map(Bytes::len);
+        let headers = headers.filter(|h| !h.0.is_empty() && self.peer_headers);
+        let header_len = headers.map(|h| h.0.len());
         let h = MsgHeader {
             origin: None,
             reply,
@@ -725,13 +750,23 @@ impl RouteConn {
             account
         };
         proto::encode_msg_header(&mut self.out, account, subject, &h);
-        for part in headers.into_iter().chain(std::iter::once(payload)) {
+        for (part, shared) in headers
+            .into_iter()
+            .chain(std::iter::once((payload, shared)))
+        {
             if part.len() <= INLINE_PAYLOAD_MAX {
                 self.out.extend_from_slice(part);
             } else {
                 self.flush_out();
                 self.queued += part.len();
-                self.queue.push_back(part.clone());
+                let chunk = match shared {
+                    Some(b) => {
+                        debug_assert_eq!(&b[..], part);
+                        b.clone()
+                    }
+                    None => Bytes::copy_from_slice(part),
+                };
+                self.queue.push_back(chunk);
             }
         }
         self.out.extend_from_slice(b"\r\n");

@@ -106,7 +106,10 @@ where
     };
     let mut buf = BytesMut::with_capacity(READ_BUF);
     let reason = loop {
-        if let Some(r) = process(&srv, &handle, peer, &mut ctx) {
+        let closed = process(&srv, &handle, peer, &mut ctx);
+        // Wake the receivers of everything delivered since the last wait, before waiting.
+        end_batch(&mut ctx);
+        if let Some(r) = closed {
             break r;
         }
         let deadline = lock(&handle.conn)
@@ -132,6 +135,9 @@ where
                             break;
                         }
                     }
+                    // Receivers are woken once per read, not once per message: a wake-up
+                    // per routed message cost a task switch (or an inline write) each.
+                    end_batch(&mut ctx);
                     if let Some(r) = closed {
                         break r;
                     }
@@ -220,9 +226,14 @@ fn process(
             _ => {}
         }
     }
+    closed
+}
+
+/// Wakes the writers of every receiver delivered to since the last call, and keeps the gates
+/// the reader should wait on.
+fn end_batch(ctx: &mut DeliverCtx) {
     let stall = ctx.pending.flush_and_take_stall();
     ctx.stall.absorb(stall);
-    closed
 }
 
 /// The account a route op names (the system account included: see interest.rs).

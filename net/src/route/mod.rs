@@ -96,28 +96,27 @@ impl RouteSink for RouteHandle {
     }
 
     fn send_msg(&self, account: &str, m: &Message<'_>, queues: &[&[u8]]) -> bool {
-        let payload = m
-            .shared
-            .cloned()
-            .unwrap_or_else(|| Bytes::copy_from_slice(m.payload));
-        let headers = m.headers.map(Bytes::copy_from_slice);
+        // No copy of our own: a small payload is copied once into the route's buffer, a large
+        // one queued by reference when the publisher holds it refcounted.
+        let shared = m.shared.filter(|b| b.len() == m.payload.len());
         let mut c = lock(&self.conn);
         if c.is_closed() {
             return false;
         }
-        c.send_msg(
+        c.send_msg_from(
             account.as_bytes(),
             m.subject,
             m.reply,
             queues,
-            headers.as_ref(),
-            &payload,
+            m.headers.map(|h| (h, None)),
+            m.payload,
+            shared,
         );
         let closed = c.is_closed();
         drop(c);
         self.out_msgs.fetch_add(1, Ordering::Relaxed);
         self.out_bytes.fetch_add(
-            (payload.len() + headers.as_ref().map_or(0, Bytes::len)) as u64,
+            (m.payload.len() + m.headers.map_or(0, <[u8]>::len)) as u64,
             Ordering::Relaxed,
         );
         if closed {
