@@ -713,13 +713,12 @@ impl RouteConn {
             reply,
             queues,
             headers.map(|h| (&h[..], Some(h))),
-            payload,
-            Some(payload),
+            (payload, Some(payload)),
         );
     }
 
-    /// Like [`Self::send_msg`] for borrowed parts; `shared`, when given, holds the payload's
-    /// bytes refcounted (likewise the headers' second half), and a large part is then queued by
+    /// Like [`Self::send_msg`] for borrowed parts, each with its bytes refcounted when the
+    /// caller holds them so (the pair's second half): a large part is then queued by
     /// reference. A small one is copied once into the output buffer, with no allocation of
     /// its own (the publish path's common case).
     pub fn send_msg_from(
@@ -729,8 +728,7 @@ impl RouteConn {
         reply: Option<&[u8]>,
         queues: &[&[u8]],
         headers: Option<(&[u8], Option<&Bytes>)>,
-        payload: &[u8],
-        shared: Option<&Bytes>,
+        (payload, shared): (&[u8], Option<&Bytes>),
     ) {
         if self.closed {
             return;

@@ -109,8 +109,7 @@ impl RouteSink for RouteHandle {
             m.reply,
             queues,
             m.headers.map(|h| (h, None)),
-            m.payload,
-            shared,
+            (m.payload, shared),
         );
         let closed = c.is_closed();
         drop(c);
