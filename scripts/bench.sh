@@ -10,18 +10,24 @@
 # Environment (all optional):
 #   ROUNDS=3            rounds per server
 #   DURATION=3          seconds per throughput/latency scenario
-#   BENCH_GROUPS="pub pubsub fanout queue reqrep;idle-conns;subs"
+#   BENCH_GROUPS="pub pubsub fanout queue reqrep;--open-loop pub pubsub fanout queue;idle-conns;subs"
 #                       scenario groups separated by ';'; each group runs against a freshly
 #                       started server, so the RSS scenarios start from a clean process;
-#                       empty skips them
+#                       empty skips them. A group may carry `natsd bench` flags: the
+#                       `--open-loop` group runs the throughput scenarios with unthrottled
+#                       publishers (scenario names end in `_open`; `msgs lost` rows count what
+#                       never reached a subscriber)
+#   PIN_SERVER=0 PIN_CLIENT=1
+#                       CPU lists for `taskset -c`: servers on one, the bench client on the
+#                       other, so neither steals the other's core; empty runs unpinned
 #   BENCH_ARGS=         extra `natsd bench` flags (e.g. "--conns 2000")
 #   NATS_SERVER=/usr/sbin/nats-server
 #   PORT_NATSD=14222 PORT_GO=14223
 #   OUT=target/bench/<timestamp>   where results.jsonl, bench.log, server logs and report.md go
 #   NO_BUILD=1          use the existing target/release/natsd
 #   NATSD_BIN=path      use this natsd binary instead (no build; e.g. a debug build for a smoke run)
-#   CLUSTER_GROUP="pubsub queue"
-#                       cross-node scenarios: each server kind runs as a 3-node cluster
+#   CLUSTER_GROUP="pubsub queue;--open-loop pubsub queue"
+#                       cross-node scenarios (groups separated by ';', as BENCH_GROUPS): each server kind runs as a 3-node cluster
 #                       (routes on PORT+1000..), publishers on node 1, subscribers on node 2;
 #                       reported in their own table. Empty skips them.
 #   JS_GROUP="js-pub-sync js-pub-async js-consume kv-put kv-get"
@@ -42,7 +48,9 @@ set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-3}
-BENCH_GROUPS=${BENCH_GROUPS-"pub pubsub fanout queue reqrep;idle-conns;subs"}
+BENCH_GROUPS=${BENCH_GROUPS-"pub pubsub fanout queue reqrep;--open-loop pub pubsub fanout queue;idle-conns;subs"}
+PIN_SERVER=${PIN_SERVER-0}
+PIN_CLIENT=${PIN_CLIENT-1}
 BENCH_ARGS=${BENCH_ARGS:-}
 NATS_SERVER=${NATS_SERVER:-/usr/sbin/nats-server}
 PORT_NATSD=${PORT_NATSD:-14222}
@@ -69,6 +77,14 @@ else
         cargo build --release -p natsd >&2
     fi
     NATSD=target/release/natsd
+fi
+
+# Server and client on separate cores (taskset), when asked for and possible.
+SRV_PIN=()
+CLI_PIN=()
+if command -v taskset >/dev/null; then
+    if [ -n "$PIN_SERVER" ]; then SRV_PIN=(taskset -c "$PIN_SERVER"); fi
+    if [ -n "$PIN_CLIENT" ]; then CLI_PIN=(taskset -c "$PIN_CLIENT"); fi
 fi
 
 SERVER_PID=
@@ -112,12 +128,12 @@ stop_server() {
 run_one() {
     local label=$1 round=$2 scenarios=$3 bin port
     if [ "$label" = natsd ]; then bin=$NATSD; port=$PORT_NATSD; else bin=$NATS_SERVER; port=$PORT_GO; fi
-    "$bin" -a 127.0.0.1 -p "$port" >>"$OUT/$label-$round.log" 2>&1 &
+    "${SRV_PIN[@]}" "$bin" -a 127.0.0.1 -p "$port" >>"$OUT/$label-$round.log" 2>&1 &
     SERVER_PID=$!
     wait_port "$port"
     echo "== round $round: $label (pid $SERVER_PID): $scenarios" >&2
     # shellcheck disable=SC2086 # word splitting of scenarios and BENCH_ARGS is intended
-    "$NATSD" bench --url "nats://127.0.0.1:$port" --label "$label" --round "$round" \
+    "${CLI_PIN[@]}" "$NATSD" bench --url "nats://127.0.0.1:$port" --label "$label" --round "$round" \
         --server-pid "$SERVER_PID" --duration "$DURATION" $BENCH_ARGS $scenarios \
         >>"$RESULTS" 2> >(tee -a "$OUT/bench.log" >&2) || echo "warning: some $label scenarios failed" >&2
     stop_server
@@ -134,7 +150,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 elapsed=$(( $(date +%s) - start ))
 
-CLUSTER_GROUP=${CLUSTER_GROUP-"pubsub queue"}
+CLUSTER_GROUP=${CLUSTER_GROUP-"pubsub queue;--open-loop pubsub queue"}
 CLUSTER_RESULTS="$OUT/cluster-results.jsonl"
 : >"$CLUSTER_RESULTS"
 
@@ -148,7 +164,7 @@ run_cluster() {
         port=$((base + 10 + i)); cport=$((base + 1000 + i)); hport=$((base + 2000 + i))
         routes=()
         [ "$i" -gt 0 ] && routes=(--routes "nats://127.0.0.1:$((base + 1000))")
-        "$bin" -a 127.0.0.1 -p "$port" -m "$hport" -n "bench$i" --cluster_name bench \
+        "${SRV_PIN[@]}" "$bin" -a 127.0.0.1 -p "$port" -m "$hport" -n "bench$i" --cluster_name bench \
             --cluster "nats://127.0.0.1:$cport" "${routes[@]}" \
             >>"$OUT/$label-cluster-$round.log" 2>&1 &
         CLUSTER_PIDS+=($!)
@@ -162,10 +178,14 @@ run_cluster() {
         done
     done
     echo "== round $round: $label 3-node cluster: $CLUSTER_GROUP" >&2
-    # shellcheck disable=SC2086 # word splitting of the groups and BENCH_ARGS is intended
-    "$NATSD" bench --url "nats://127.0.0.1:$((base + 10))" --sub-url "nats://127.0.0.1:$((base + 11))" \
-        --label "$label" --round "$round" --duration "$DURATION" $BENCH_ARGS $CLUSTER_GROUP \
-        >>"$CLUSTER_RESULTS" 2> >(tee -a "$OUT/bench.log" >&2) || echo "warning: some $label cluster scenarios failed" >&2
+    local g groups
+    IFS=';' read -ra groups <<<"$CLUSTER_GROUP"
+    for g in "${groups[@]}"; do
+        # shellcheck disable=SC2086 # word splitting of the group and BENCH_ARGS is intended
+        "${CLI_PIN[@]}" "$NATSD" bench --url "nats://127.0.0.1:$((base + 10))" --sub-url "nats://127.0.0.1:$((base + 11))" \
+            --label "$label" --round "$round" --duration "$DURATION" $BENCH_ARGS $g \
+            >>"$CLUSTER_RESULTS" 2> >(tee -a "$OUT/bench.log" >&2) || echo "warning: some $label cluster scenarios failed" >&2
+    done
     for i in "${CLUSTER_PIDS[@]}"; do
         kill -TERM "$i" 2>/dev/null || true
         wait "$i" 2>/dev/null || true
@@ -232,12 +252,12 @@ run_js() {
             store=$(mktemp -d "$SYNC_MNT/js-$round.XXXXXX")
             args=(-a 127.0.0.1 -p "$port" -js -sd "$store") ;;
     esac
-    "$bin" "${args[@]}" >>"$OUT/$label-js-$round.log" 2>&1 &
+    "${SRV_PIN[@]}" "$bin" "${args[@]}" >>"$OUT/$label-js-$round.log" 2>&1 &
     SERVER_PID=$!
     wait_port "$port"
     echo "== round $round: $label JetStream (pid $SERVER_PID, store $store): $JS_GROUP" >&2
     # shellcheck disable=SC2086 # word splitting of the group and BENCH_ARGS is intended
-    "$NATSD" bench --url "nats://127.0.0.1:$port" --label "$label" --round "$round" \
+    "${CLI_PIN[@]}" "$NATSD" bench --url "nats://127.0.0.1:$port" --label "$label" --round "$round" \
         --server-pid "$SERVER_PID" --duration "$DURATION" $BENCH_ARGS $JS_GROUP \
         >>"$JS_RESULTS" 2> >(tee -a "$OUT/bench.log" >&2) || echo "warning: some $label JetStream scenarios failed" >&2
     stop_server
@@ -280,6 +300,8 @@ js_targets() {
     echo "- natsd $(git rev-parse --short HEAD 2>/dev/null || echo '?') ($([ -n "${NATSD_BIN:-}" ] && echo "$NATSD_BIN" || echo "release build")) vs $("$NATS_SERVER" --version 2>&1 | head -1)"
     echo "- load average before/after: $load0 / $(cut -d" " -f1-3 /proc/loadavg) (other jobs share this host)"
     echo "- $ROUNDS rounds, servers started alternately on loopback (a fresh server for each of: $BENCH_GROUPS), ${DURATION}s per scenario; bench client on the same host (\`natsd bench\`, 2 threads); ${elapsed}s in total"
+    echo "- CPU pinning: servers ${SRV_PIN[*]:-unpinned}, bench client ${CLI_PIN[*]:-unpinned}"
+    echo "- \`_open\` scenarios: unthrottled publishers (\`--open-loop\`: frames written as fast as the socket takes them); \`msgs lost\` = published but never received by a subscriber"
     echo "- median across rounds (min–max); ratio = natsd / nats-server (per-round ratios min–max); ↑ higher is better, ↓ lower is better"
     echo
     if [ -s "$RESULTS" ]; then "$NATSD" bench report "$RESULTS"; fi

@@ -24,6 +24,21 @@
 //!
 //! The production driver is the tokio shell in the `natsd` crate; the simulation drives the very
 //! same shell over turmoil.
+//!
+//! # Back-pressure (the stall rule)
+//!
+//! A receiver's outbound queue (a client's [`outbound::Outbound`], a route's) opens its
+//! [`outbound::StallGate`] once its pending bytes pass half of `max_pending`. The publish path
+//! records the open gates of the receivers a batch delivered to
+//! ([`router::PendingFlush::flush_and_take_stall`]); the driver of a client connection (and of
+//! a route) then stops reading its socket until every recorded gate is released (the receiver's
+//! writer took its queue, having written everything before it) or for at most
+//! [`outbound::stall_duration`]: 100 ms at half of `max_pending`, 100 ms more per further
+//! twentieth, 1 s once full. Nothing is dropped while a producer waits, and every wait is
+//! bounded, so producers and receivers that wait on each other slow down but never deadlock.
+//! A receiver that stops reading is still closed as a slow consumer: when a delivery would
+//! pass `max_pending`, or when its writer makes no progress within `write_deadline`.
+//! Go: server/client.go (2.9) queueOutbound, stalledWait, stallDuration, flushOutbound.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

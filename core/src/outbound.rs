@@ -5,10 +5,31 @@
 //! into a shared tail buffer (one memcpy is cheaper than an extra iovec and refcount); large ones
 //! are queued as the publisher's refcounted `Bytes`, never copied per subscriber.
 //!
-//! Go: server/client.go queueOutbound — a connection whose pending bytes pass `max_pending` is a
-//! slow consumer and is closed; nobody else waits for it.
+//! # Back-pressure: the stall gate
+//!
+//! A queue whose pending bytes pass half of `max_pending` opens its [`StallGate`]. A client
+//! connection that delivered to a receiver with an open gate stops reading its own socket once
+//! its current read is routed, and waits until the gate is released or [`stall_duration`] has
+//! passed, whichever comes first: a fast publisher is slowed to its subscriber's pace instead
+//! of the subscriber being cut. The gate is released when the writer takes the queue (it takes
+//! only after everything it took before was written) or when the connection closes.
+//!
+//! The wait is bounded: [`STALL_MIN`] (100 ms) while pending is at half of `max_pending`,
+//! growing by [`STALL_MIN`] for every further twentieth of `max_pending`, and [`STALL_MAX`]
+//! (1 s) from `max_pending` on. Nothing is dropped while a producer waits. A receiver that
+//! really stopped reading is still closed: at `max_pending` ([`PushError::SlowConsumer`]) or
+//! when a write makes no progress within `write_deadline` (the shell's business).
+//!
+//! Go: server/client.go (2.9) queueOutbound opens `c.out.stc` above `mp/2`; deliverMsg makes a
+//! CLIENT producer wait in stalledWait for `stallDuration(pb, mp)`; flushOutbound closes the
+//! channel once a flush wrote everything it attempted. A connection whose pending bytes pass
+//! `max_pending` is a slow consumer and is closed.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
@@ -29,6 +50,176 @@ pub enum PushError {
     Closed,
 }
 
+/// The shortest a producer waits on an open gate (Go 2.9: stallClientMinDuration).
+pub const STALL_MIN: Duration = Duration::from_millis(100);
+/// The longest a producer waits on an open gate (Go 2.9: stallClientMaxDuration).
+pub const STALL_MAX: Duration = Duration::from_secs(1);
+
+/// How long a producer waits on a gate whose queue holds `pending` of `max` bytes: the
+/// minimum up to half full, one more minimum per further twentieth, the maximum once full.
+/// Go: client.go stallDuration.
+pub fn stall_duration(pending: u64, max: u64) -> Duration {
+    if pending >= max {
+        return STALL_MAX;
+    }
+    let half = max / 2;
+    if pending <= half {
+        return STALL_MIN;
+    }
+    let step = (half / 10).max(1);
+    let steps = u32::try_from((pending - half) / step).unwrap_or(u32::MAX);
+    STALL_MIN
+        .saturating_mul(steps.saturating_add(1))
+        .min(STALL_MAX)
+}
+
+/// Whether producers feeding one connection should wait (see the module docs). Shared by the
+/// connection's queue, which opens and releases it, and the producers, which check it without
+/// a lock and wait on it through [`StallGate::poll_released`] (runtime-neutral: any executor,
+/// real or simulated time, drives the wait).
+#[derive(Debug, Default)]
+pub struct StallGate {
+    open: AtomicBool,
+    /// How long a producer arriving now should wait at most, in nanoseconds.
+    ttl_nanos: AtomicU64,
+    waiters: Mutex<GateWaiters>,
+}
+
+#[derive(Debug, Default)]
+struct GateWaiters {
+    /// Bumped on every release, so a waiter never misses a release followed by a reopen.
+    epoch: u64,
+    wakers: Vec<Waker>,
+}
+
+impl StallGate {
+    /// Is the gate open (producers should wait)?
+    pub fn is_open(&self) -> bool {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// The wait a producer arriving now is allowed.
+    pub fn ttl(&self) -> Duration {
+        Duration::from_nanos(self.ttl_nanos.load(Ordering::Relaxed))
+    }
+
+    /// The current release count: pass it to [`StallGate::poll_released`].
+    pub fn epoch(&self) -> u64 {
+        self.lock().epoch
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateWaiters> {
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Opens the gate, or updates the wait while it is open (for queues kept outside
+    /// [`Outbound`], such as a route's).
+    pub fn hold_for(&self, ttl: Duration) {
+        self.hold(ttl);
+    }
+
+    /// Opens the gate, or updates the wait while it is open.
+    fn hold(&self, ttl: Duration) {
+        let nanos = u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX);
+        self.ttl_nanos.store(nanos, Ordering::Relaxed);
+        if !self.open.load(Ordering::Relaxed) {
+            self.open.store(true, Ordering::Release);
+        }
+    }
+
+    /// Releases the gate and wakes every waiting producer. A no-op when closed.
+    pub fn release(&self) {
+        if !self.open.load(Ordering::Acquire) {
+            return;
+        }
+        let wakers = {
+            let mut w = self.lock();
+            self.open.store(false, Ordering::Release);
+            w.epoch += 1;
+            std::mem::take(&mut w.wakers)
+        };
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    /// Ready once the gate was released after `epoch` was read (or is not open).
+    pub fn poll_released(&self, epoch: u64, cx: &mut Context<'_>) -> Poll<()> {
+        let mut w = self.lock();
+        if w.epoch != epoch || !self.open.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        // One entry per waiting task: a re-poll replaces, never adds.
+        if !w.wakers.iter().any(|k| k.will_wake(cx.waker())) {
+            w.wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+/// Gates a producer should wait on, with the longest wait any of them allows.
+#[derive(Debug, Default)]
+pub struct Stall {
+    gates: Vec<(Arc<StallGate>, u64)>,
+    ttl: Duration,
+}
+
+/// A batch records at most this many distinct gates: waiting on the first few with the
+/// longest allowed wait already holds the producer back; the rest are checked next batch.
+const MAX_STALL_GATES: usize = 8;
+
+impl Stall {
+    /// Records `gate` (open) with the epoch it is at now.
+    pub fn add(&mut self, gate: &Arc<StallGate>) {
+        if self.gates.iter().any(|(g, _)| Arc::ptr_eq(g, gate)) {
+            return;
+        }
+        if self.gates.len() < MAX_STALL_GATES {
+            self.gates.push((Arc::clone(gate), gate.epoch()));
+        }
+        self.ttl = self.ttl.max(gate.ttl());
+    }
+
+    /// Nothing to wait on?
+    pub fn is_empty(&self) -> bool {
+        self.gates.is_empty()
+    }
+
+    /// Adds what `other` recorded (a batch handled in several steps).
+    pub fn absorb(&mut self, other: Self) {
+        for (g, epoch) in other.gates {
+            if self.gates.len() < MAX_STALL_GATES
+                && !self.gates.iter().any(|(h, _)| Arc::ptr_eq(h, &g))
+            {
+                self.gates.push((g, epoch));
+            }
+        }
+        self.ttl = self.ttl.max(other.ttl);
+    }
+
+    /// The longest wait the recorded gates allow.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The gates with the epoch read when each was recorded, for
+    /// [`StallGate::poll_released`].
+    pub fn gates(&self) -> &[(Arc<StallGate>, u64)] {
+        &self.gates
+    }
+
+    /// Ready once every recorded gate was released (the caller bounds the wait by
+    /// [`Stall::ttl`]).
+    pub fn poll_released(&self, cx: &mut Context<'_>) -> Poll<()> {
+        for (g, epoch) in &self.gates {
+            if g.poll_released(*epoch, cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+        Poll::Ready(())
+    }
+}
+
 /// The outbound queue of one connection.
 #[derive(Debug)]
 pub struct Outbound {
@@ -37,6 +228,7 @@ pub struct Outbound {
     pending_bytes: u64,
     max_pending_bytes: u64,
     closed: bool,
+    gate: Arc<StallGate>,
 }
 
 impl Outbound {
@@ -48,6 +240,26 @@ impl Outbound {
             pending_bytes: 0,
             max_pending_bytes,
             closed: false,
+            gate: Arc::default(),
+        }
+    }
+
+    /// The gate producers check before reading more (see the module docs).
+    pub fn gate(&self) -> &Arc<StallGate> {
+        &self.gate
+    }
+
+    /// The bound this queue was made with.
+    pub fn max_pending_bytes(&self) -> u64 {
+        self.max_pending_bytes
+    }
+
+    /// Opens (or refreshes) the gate once pending passes half of `max_pending`.
+    /// Go: client.go queueOutbound — `pb > mp/2` makes the stall channel.
+    fn check_stall(&self) {
+        if self.pending_bytes > self.max_pending_bytes / 2 {
+            self.gate
+                .hold(stall_duration(self.pending_bytes, self.max_pending_bytes));
         }
     }
 
@@ -64,6 +276,8 @@ impl Outbound {
     /// No more pushes are accepted; what is queued may still be drained.
     pub fn close(&mut self) {
         self.closed = true;
+        // Nobody waits for a connection that is going away.
+        self.gate.release();
     }
 
     /// Has [`Outbound::close`] been called?
@@ -126,6 +340,7 @@ impl Outbound {
         self.tail.extend_from_slice(b"\r\n");
         let total = header_len + payload.len() + 2;
         self.pending_bytes += total as u64;
+        self.check_stall();
         Ok(total)
     }
 
@@ -148,6 +363,7 @@ impl Outbound {
             self.tail.extend_from_slice(b"\r\n");
         }
         self.pending_bytes += total as u64;
+        self.check_stall();
         Ok(total)
     }
 
@@ -163,6 +379,11 @@ impl Outbound {
         out.extend(self.queue.drain(..));
         let n = self.pending_bytes;
         self.pending_bytes = 0;
+        debug_assert!(self.queue.is_empty() && self.tail.is_empty());
+        // The writer takes only once everything it took before was written: the receiver
+        // caught up. Go: client.go flushOutbound closes the stall channel when
+        // `n == attempted`.
+        self.gate.release();
         // Keep the tail's allocation from growing without bound after a burst.
         if self.tail.capacity() > 1 << 20 {
             self.tail = BytesMut::new();
@@ -257,6 +478,69 @@ mod tests {
             o.push_template(&mut t, b"1", None),
             Err(PushError::SlowConsumer)
         );
+    }
+
+    fn msg(o: &mut Outbound, len: usize) -> Result<usize, PushError> {
+        let p = Bytes::from(vec![0u8; len]);
+        o.push_msg(10, |b| b.extend_from_slice(b"MSG a 1 0\r\n"), &p)
+    }
+
+    #[test]
+    fn gate_opens_past_half_and_releases_on_drain() {
+        let mut o = Outbound::new(1000);
+        let gate = Arc::clone(o.gate());
+        msg(&mut o, 400).unwrap();
+        assert!(!gate.is_open(), "at 413 of 1000 no producer waits");
+        msg(&mut o, 200).unwrap();
+        assert!(gate.is_open());
+        assert_eq!(gate.ttl(), stall_duration(o.pending_bytes(), 1000));
+        let epoch = gate.epoch();
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(gate.poll_released(epoch, &mut cx).is_pending());
+        collect(&mut o);
+        assert!(!gate.is_open());
+        assert!(gate.poll_released(epoch, &mut cx).is_ready());
+        // Reopened after a release: an old epoch still counts as released.
+        msg(&mut o, 600).unwrap();
+        assert!(gate.is_open());
+        assert!(gate.poll_released(epoch, &mut cx).is_ready());
+        o.close();
+        assert!(!gate.is_open(), "closing releases every producer");
+    }
+
+    #[test]
+    fn stall_waits_for_every_gate_and_keeps_the_longest_wait() {
+        let (mut a, mut b) = (Outbound::new(1000), Outbound::new(100_000));
+        msg(&mut a, 900).unwrap();
+        msg(&mut b, 60_000).unwrap();
+        let mut stall = Stall::default();
+        stall.add(a.gate());
+        stall.add(a.gate());
+        let mut other = Stall::default();
+        other.add(b.gate());
+        stall.absorb(other);
+        assert_eq!(stall.gates().len(), 2, "one entry per gate");
+        assert_eq!(stall.ttl(), STALL_MIN * 9);
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(stall.poll_released(&mut cx).is_pending());
+        collect(&mut a);
+        assert!(stall.poll_released(&mut cx).is_pending(), "b is still full");
+        collect(&mut b);
+        assert!(stall.poll_released(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn stall_duration_grows_from_half_to_full() {
+        assert_eq!(stall_duration(0, 1000), STALL_MIN);
+        assert_eq!(stall_duration(500, 1000), STALL_MIN);
+        assert_eq!(stall_duration(550, 1000), STALL_MIN * 2);
+        assert_eq!(stall_duration(600, 1000), STALL_MIN * 3);
+        assert_eq!(stall_duration(700, 1000), STALL_MIN * 5);
+        assert_eq!(stall_duration(999, 1000), STALL_MAX);
+        assert_eq!(stall_duration(1000, 1000), STALL_MAX);
+        assert_eq!(stall_duration(5000, 1000), STALL_MAX);
+        assert_eq!(stall_duration(1, 1), STALL_MAX);
+        assert_eq!(stall_duration(0, 0), STALL_MAX);
     }
 
     #[test]

@@ -291,6 +291,9 @@ pub struct RouteConn {
     held_info: Option<RouteInfo>,
     /// The account of a pinned route: left out of interest and message ops.
     pinned: Option<Bytes>,
+    /// Client producers feeding this route wait on it while its queue is more than half
+    /// full (see [`crate::outbound`]).
+    gate: Arc<crate::outbound::StallGate>,
 }
 
 impl RouteConn {
@@ -342,6 +345,7 @@ impl RouteConn {
             rtt: None,
             held_info: None,
             pinned: None,
+            gate: Arc::default(),
             cfg,
         };
         if let RouteRole::Solicited { user, pass } = role {
@@ -446,6 +450,11 @@ impl RouteConn {
     /// Our cluster name as negotiated on this route.
     pub fn cluster_name(&self) -> &str {
         &self.cluster
+    }
+
+    /// The gate client producers feeding this route wait on (see [`crate::outbound`]).
+    pub fn stall_gate(&self) -> &Arc<crate::outbound::StallGate> {
+        &self.gate
     }
 
     /// Bytes queued for the peer.
@@ -643,6 +652,7 @@ impl RouteConn {
             return;
         }
         self.closed = true;
+        self.gate.release();
         if matches!(
             reason,
             RouteCloseReason::SlowConsumerPendingBytes
@@ -697,11 +707,34 @@ impl RouteConn {
         headers: Option<&Bytes>,
         payload: &Bytes,
     ) {
+        self.send_msg_from(
+            account,
+            subject,
+            reply,
+            queues,
+            headers.map(|h| (&h[..], Some(h))),
+            (payload, Some(payload)),
+        );
+    }
+
+    /// Like [`Self::send_msg`] for borrowed parts, each with its bytes refcounted when the
+    /// caller holds them so (the pair's second half): a large part is then queued by
+    /// reference. A small one is copied once into the output buffer, with no allocation of
+    /// its own (the publish path's common case).
+    pub fn send_msg_from(
+        &mut self,
+        account: &[u8],
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        queues: &[&[u8]],
+        headers: Option<(&[u8], Option<&Bytes>)>,
+        (payload, shared): (&[u8], Option<&Bytes>),
+    ) {
         if self.closed {
             return;
         }
-        let headers = headers.filter(|h| !h.is_empty() && self.peer_headers);
-        let header_len = headers.map(Bytes::len);
+        let headers = headers.filter(|h| !h.0.is_empty() && self.peer_headers);
+        let header_len = headers.map(|h| h.0.len());
         let h = MsgHeader {
             origin: None,
             reply,
@@ -715,13 +748,23 @@ impl RouteConn {
             account
         };
         proto::encode_msg_header(&mut self.out, account, subject, &h);
-        for part in headers.into_iter().chain(std::iter::once(payload)) {
+        for (part, shared) in headers
+            .into_iter()
+            .chain(std::iter::once((payload, shared)))
+        {
             if part.len() <= INLINE_PAYLOAD_MAX {
                 self.out.extend_from_slice(part);
             } else {
                 self.flush_out();
                 self.queued += part.len();
-                self.queue.push_back(part.clone());
+                let chunk = match shared {
+                    Some(b) => {
+                        debug_assert_eq!(&b[..], part);
+                        b.clone()
+                    }
+                    None => Bytes::copy_from_slice(part),
+                };
+                self.queue.push_back(chunk);
             }
         }
         self.out.extend_from_slice(b"\r\n");
@@ -761,13 +804,17 @@ impl RouteConn {
     }
 
     fn check_pending(&mut self) {
-        if self.pending_bytes() > self.cfg.max_pending {
-            tracing::warn!(
+        let (pending, max) = (self.pending_bytes() as u64, self.cfg.max_pending as u64);
+        if pending > max {
+            tracing::info!(
                 rid = self.id,
-                max = self.cfg.max_pending,
-                "route slow consumer"
+                "Slow Consumer Detected: MaxPending of {max} Exceeded"
             );
             self.close(RouteCloseReason::SlowConsumerPendingBytes);
+        } else if pending > max / 2 {
+            // Go: client.go queueOutbound — past half, producers feeding us wait.
+            self.gate
+                .hold_for(crate::outbound::stall_duration(pending, max));
         }
     }
 
@@ -816,7 +863,11 @@ impl RouteConn {
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         self.flush_out();
-        let chunk = self.queue.pop_front()?;
+        let Some(chunk) = self.queue.pop_front() else {
+            // The writer took everything: the peer caught up (Go: flushOutbound).
+            self.gate.release();
+            return None;
+        };
         debug_assert!(self.queued >= chunk.len());
         self.queued -= chunk.len();
         Some(chunk)

@@ -28,6 +28,8 @@ use bytes::{Bytes, BytesMut};
 
 use crate::account::{Account, Rename};
 use crate::options::ResponseType;
+pub use crate::outbound::Stall;
+use crate::outbound::StallGate;
 use crate::proto::client::MsgTemplate;
 use crate::proto::headers::no_responders_block;
 use crate::rng::SplitMix64;
@@ -97,6 +99,11 @@ pub trait RouteSink: Send + Sync + std::fmt::Debug {
     fn flush_flag(&self) -> &AtomicBool;
     /// Wakes the route's writer.
     fn wake(&self);
+    /// The gate client producers feeding this route wait on when its queue fills (see
+    /// [`crate::outbound`]); None when the route never asks producers to wait.
+    fn stall_gate(&self) -> Option<&Arc<StallGate>> {
+        None
+    }
 }
 
 /// Where a matched subscription sends the message.
@@ -244,6 +251,9 @@ pub struct PendingFlush {
     /// The current message's shared encoding; kept here so its buffer is reused across
     /// the publisher's messages.
     template: MsgTemplate,
+    /// Open gates of receivers this batch delivered to: the producer should wait on them
+    /// before reading more (see [`crate::outbound`]).
+    stall: Stall,
 }
 
 /// Batches with at most this many deliveries may be written inline by the publisher.
@@ -269,6 +279,9 @@ impl PendingFlush {
 
     /// Wakes every listed writer. Call before the publisher waits for more input.
     pub fn flush(&mut self) {
+        if !self.stall.is_empty() {
+            self.stall = Stall::default();
+        }
         let deliveries = std::mem::take(&mut self.deliveries);
         for c in self.clients.drain(..) {
             c.flush_pending.store(false, Ordering::Release);
@@ -277,6 +290,20 @@ impl PendingFlush {
         for r in self.routes.drain(..) {
             r.flush_flag().store(false, Ordering::Release);
             r.wake();
+        }
+    }
+
+    /// Like [`Self::flush`], and hands over the gates this batch should wait on. A producer
+    /// that never waits (a route's reader, an internal publisher) calls plain `flush`.
+    pub fn flush_and_take_stall(&mut self) -> Stall {
+        let stall = std::mem::take(&mut self.stall);
+        self.flush();
+        stall
+    }
+
+    fn note_stall(&mut self, gate: &Arc<StallGate>) {
+        if gate.is_open() {
+            self.stall.add(gate);
         }
     }
 
@@ -582,6 +609,9 @@ impl RouteTargets {
             let names: Vec<&[u8]> = queues.iter().map(|q| &q[..]).collect();
             if route.send_msg(&account.name, m, &names) {
                 p.pending.add_route(&route);
+                if let Some(g) = route.stall_gate() {
+                    p.pending.note_stall(g);
+                }
                 sent += 1;
             }
         }
@@ -765,6 +795,7 @@ fn deliver_to(
                 return 0;
             }
             p.pending.add(client);
+            p.pending.note_stall(&client.gate);
             if let (Some(reply), Some(tracker)) = (m.reply, client.responses.get()) {
                 lock(tracker).record(p.now, reply);
             }

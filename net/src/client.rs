@@ -13,7 +13,7 @@ use natsd_core::conn::{ClientConn, CloseReason, ConnEvent};
 use natsd_core::outbound::COPY_THRESHOLD;
 use natsd_core::rng::SplitMix64;
 use natsd_core::router::{
-    self, ClientShared, MatchCache, Message, Notifier, PendingFlush, Publisher,
+    self, ClientShared, MatchCache, Message, Notifier, PendingFlush, Publisher, Stall,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::Notify;
@@ -144,9 +144,13 @@ pub(crate) async fn run<S>(
             closed.or_else(|| drain(&srv, &mut conn, &shared, &mut account, &mut route_ctx));
         // Wake the receivers of everything routed from this read, and publish the counters,
         // before waiting for more.
-        route_ctx.end_batch(&srv, &shared, account.as_deref());
+        let stall = route_ctx.end_batch(&srv, &shared, account.as_deref());
         if let Some(reason) = closed {
             break reason;
+        }
+        if !stall.is_empty() {
+            // A receiver of this read is falling behind: read nothing more for a while.
+            wait_stall(&stall, &notify.close).await;
         }
         let deadline = conn
             .poll_timeout()
@@ -296,8 +300,15 @@ struct RouteCtx {
 }
 
 impl RouteCtx {
-    fn end_batch(&mut self, srv: &Shared, shared: &ClientShared, account: Option<&Account>) {
-        self.pending.flush();
+    /// Ends a read batch: wakes the receivers, publishes the counters, and returns the gates
+    /// this producer should wait on before reading more.
+    fn end_batch(
+        &mut self,
+        srv: &Shared,
+        shared: &ClientShared,
+        account: Option<&Account>,
+    ) -> Stall {
+        let stall = self.pending.flush_and_take_stall();
         if self.in_msgs > 0 {
             shared
                 .stats
@@ -314,6 +325,27 @@ impl RouteCtx {
             }
             self.in_msgs = 0;
             self.in_bytes = 0;
+        }
+        stall
+    }
+}
+
+/// The producer's side of the stall (see [`natsd_core::outbound`]): waits until every
+/// recorded receiver caught up, at most the longest wait they allow, or until this
+/// connection is told to close. Tokio time, so the simulation's clock drives it too.
+/// Go: client.go stalledWait.
+pub(crate) async fn wait_stall(stall: &Stall, close: &Notify) {
+    let released = std::future::poll_fn(|cx| stall.poll_released(cx));
+    tokio::select! {
+        biased;
+        () = close.notified() => {
+            // Leave the wake-up for the driver's own loop.
+            close.notify_one();
+        }
+        r = tokio::time::timeout(stall.ttl(), released) => {
+            if r.is_err() {
+                tracing::debug!(ttl = ?stall.ttl(), "Timed out of fast producer stall");
+            }
         }
     }
 }
@@ -443,6 +475,14 @@ async fn write_loop(
             }
             Err(_) => {
                 writer.stop_waiting();
+                let (chunks, bytes) = writer.backlog_stats();
+                if closing.is_none() {
+                    // Go: client.go handleWriteTimeout (Noticef), word for word.
+                    tracing::info!(
+                        cid = shared.id,
+                        "Slow Consumer Detected: WriteDeadline of {deadline:?} exceeded with {chunks} chunks of {bytes} total bytes."
+                    );
+                }
                 shared.close(CloseReason::SlowConsumerWriteDeadline);
                 writer.discard();
                 break;

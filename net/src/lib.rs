@@ -11,6 +11,21 @@
 //! server.wait_for_shutdown().await;
 //! # Ok(()) }
 //! ```
+//!
+//! # Back-pressure
+//!
+//! A publisher's reader task delivers straight into its receivers' bounded outbound queues.
+//! When a batch it routed reached a receiver whose queue is past half of `max_pending` (a
+//! client, or a route to another server), the reader reads nothing more until that receiver's
+//! writer catches up, for 100 ms to 1 s at most (`natsd_core::outbound::stall_duration`); a
+//! route's reader does the same for local receivers, so a burst across a cluster slows the
+//! publisher on the far side instead of cutting the subscriber. The wait runs on tokio time,
+//! which the simulation drives. A receiver that stops reading is still closed as a slow
+//! consumer, at `max_pending` or `write_deadline`, logged as nats-server does
+//! (`Slow Consumer Detected: ...`), counted in `/varz` (`slow_consumers`,
+//! `slow_consumer_stats`), shown as the close reason in `/connz?state=closed`, and announced
+//! by the `$SYS.ACCOUNT.<account>.DISCONNECT` event with that reason (nats-server 2.9 and 2.10
+//! publish no separate slow-consumer advisory).
 
 pub mod bench;
 pub mod cli;

@@ -178,6 +178,12 @@ impl ConnWriter {
         self.lock().writer_waiting = false;
     }
 
+    /// Chunks and bytes taken from the queue and not yet written.
+    pub(crate) fn backlog_stats(&self) -> (usize, usize) {
+        let st = self.lock();
+        (st.backlog.len(), st.backlog.iter().map(Bytes::len).sum())
+    }
+
     /// Drops what is queued (slow consumers are cut off without their backlog).
     pub(crate) fn discard(&self) {
         self.lock().backlog.clear();

@@ -86,10 +86,13 @@ fn queue_group_faults() {
 const BULK: u64 = 1500;
 
 /// A subscriber that reads nothing while 1500 × ~600 B flow past (max_pending 64 KiB): it is
-/// cut off as a slow consumer, and the fast subscriber still gets everything.
+/// cut off as a slow consumer, and the fast subscriber still gets everything. The publisher is
+/// held back (the stall) while the stopped subscriber's queue is past half of max_pending, so
+/// what cuts it is the write deadline, well before the stopped subscriber reads again.
 fn slow_consumer_run(seed: u64) -> Result<Outcome, String> {
     let opts = natsd::Options {
         max_pending: 64 * 1024,
+        write_deadline: Duration::from_secs(2),
         ..two_account_options()
     };
     let o = Scenario::new("slow_consumer", seed)

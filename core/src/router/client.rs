@@ -11,7 +11,7 @@ use super::{lock, InterestHook, Message, Notifier, Subscription};
 use crate::account::Account;
 use crate::auth::{PermissionChecker, ResponseTracker};
 use crate::conn::CloseReason;
-use crate::outbound::{Outbound, PushError, COPY_THRESHOLD};
+use crate::outbound::{Outbound, PushError, StallGate, COPY_THRESHOLD};
 use crate::proto::client::MsgTemplate;
 
 /// Counters of one connection.
@@ -35,6 +35,8 @@ pub struct ClientShared {
     /// Connection id.
     pub id: u64,
     pub(super) outbound: Mutex<Outbound>,
+    /// The outbound queue's stall gate, readable without its lock.
+    pub(super) gate: Arc<StallGate>,
     pub(super) notifier: Arc<dyn Notifier>,
     pub(super) close_reason: OnceLock<CloseReason>,
     pub(super) echo: AtomicBool,
@@ -57,9 +59,12 @@ pub struct ClientShared {
 impl ClientShared {
     /// A connection with an empty outbound queue bounded by `max_pending_bytes`.
     pub fn new(id: u64, max_pending_bytes: u64, notifier: Arc<dyn Notifier>) -> Arc<Self> {
+        let outbound = Outbound::new(max_pending_bytes);
+        let gate = Arc::clone(outbound.gate());
         Arc::new(Self {
             id,
-            outbound: Mutex::new(Outbound::new(max_pending_bytes)),
+            outbound: Mutex::new(outbound),
+            gate,
             notifier,
             close_reason: OnceLock::new(),
             echo: AtomicBool::new(true),
@@ -125,10 +130,22 @@ impl ClientShared {
 
     /// Marks the connection closed for `reason` (the first reason wins) and wakes its driver.
     pub fn close(&self, reason: CloseReason) {
+        self.close_first(reason);
+    }
+
+    /// Like [`Self::close`]; true when this call closed it.
+    fn close_first(&self, reason: CloseReason) -> bool {
         if self.close_reason.set(reason).is_ok() {
             lock(&self.outbound).close();
             self.notifier.notify_close();
+            return true;
         }
+        false
+    }
+
+    /// The gate producers feeding this connection wait on (see [`crate::outbound`]).
+    pub fn stall_gate(&self) -> &Arc<StallGate> {
+        &self.gate
     }
 
     /// Why the connection closed, if it has.
@@ -171,7 +188,14 @@ impl ClientShared {
             }
             Err(PushError::SlowConsumer) => {
                 self.slow_consumer.store(true, Ordering::Relaxed);
-                self.close(CloseReason::SlowConsumerPendingBytes);
+                if self.close_first(CloseReason::SlowConsumerPendingBytes) {
+                    let max = lock(&self.outbound).max_pending_bytes();
+                    // Go: client.go queueOutbound (Noticef), word for word.
+                    tracing::info!(
+                        cid = self.id,
+                        "Slow Consumer Detected: MaxPending of {max} Exceeded"
+                    );
+                }
                 false
             }
             Err(PushError::Closed) => false,

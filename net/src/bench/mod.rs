@@ -58,7 +58,10 @@ Options:
   --server-pid PID    read the server's VmRSS from /proc/PID/status
   --label NAME        copied into every JSON line (e.g. natsd, nats-server)
   --round N           copied into every JSON line
-  --threads N         bench runtime worker threads (default 2)";
+  --threads N         bench runtime worker threads (default 2)
+  --open-loop         pub, pubsub, fanout, queue: publishers write as fast as the socket
+                      takes frames (no PINGs, no delivery window); scenario names get
+                      `_open`, and `lost` counts messages that never reached a subscriber";
 
 /// Parsed command line.
 #[derive(Debug, Clone)]
@@ -80,6 +83,8 @@ pub(crate) struct Args {
     pub(crate) label: String,
     pub(crate) round: u32,
     pub(crate) threads: usize,
+    /// Unthrottled publishers (see [`throughput`]).
+    pub(crate) open_loop: bool,
     pub(crate) scenarios: Vec<String>,
 }
 
@@ -102,6 +107,7 @@ impl Default for Args {
             label: String::new(),
             round: 0,
             threads: 2,
+            open_loop: false,
             scenarios: Vec::new(),
         }
     }
@@ -154,6 +160,10 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Args, String> {
             } else {
                 return Err(format!("unknown scenario: {flag}"));
             }
+            continue;
+        }
+        if flag == "--open-loop" {
+            a.open_loop = true;
             continue;
         }
         let mut value = || {

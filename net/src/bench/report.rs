@@ -16,6 +16,7 @@ const METRICS: &[(&str, &str, bool)] = &[
     ("kib_per_conn", "KiB per conn", false),
     ("rss_delta_mib", "RSS growth MiB", false),
     ("subs_per_sec", "SUB/s", true),
+    ("lost", "msgs lost", false),
 ];
 
 /// Values of one metric: label → round → value.

@@ -4,6 +4,12 @@
 //! PINGs unanswered, so the server's input never backs up far. When there are subscribers, a
 //! publisher also stays within a window of messages not yet counted at the subscribers: the
 //! rate reported is what subscribers actually received, not what the socket swallowed.
+//!
+//! With `--open-loop` publishers are unthrottled instead: they write their batches as fast as
+//! the socket takes them, with no PINGs and no delivery window, and send one PING at the end.
+//! Whatever the server does with a burst its subscribers cannot take at once (hold the
+//! publisher back, or cut the subscribers as slow consumers) shows up as the rate and as
+//! `lost`: messages published but never counted at a subscriber.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +31,9 @@ const PING_WINDOW: usize = 8;
 const DELIVERY_WINDOW: u64 = 64 * 1024;
 /// How long subscribers may make no progress before the run is declared stalled.
 const STALL: Duration = Duration::from_secs(10);
+/// Open loop: once publishing is done, subscribers that make no progress for this long are
+/// done too (whatever did not arrive by then is lost).
+const QUIET: Duration = Duration::from_secs(2);
 
 /// Who receives what is published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +52,8 @@ pub(crate) struct Delivered {
     counts: Vec<AtomicU64>,
     shared: bool,
     notify: Notify,
+    /// When a subscriber last counted a message.
+    last: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Delivered {
@@ -53,7 +64,13 @@ impl Delivered {
             counts: (0..subs).map(|_| AtomicU64::new(0)).collect(),
             shared,
             notify: Notify::new(),
+            last: std::sync::Mutex::new(None),
         }
+    }
+
+    /// When a subscriber last counted a message, if ever.
+    fn last_progress(&self) -> Option<Instant> {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// How far the stream has been delivered: the slowest subscriber, or the group's sum.
@@ -73,8 +90,13 @@ impl Delivered {
 
     /// Waits until `progress() >= target`; fails if nothing moves for [`STALL`].
     pub(crate) async fn wait_for(&self, target: u64) -> io::Result<()> {
+        self.wait_for_within(target, STALL).await
+    }
+
+    /// Waits until `progress() >= target`; fails if nothing moves for `stall`.
+    async fn wait_for_within(&self, target: u64, stall: Duration) -> io::Result<()> {
         let mut last = self.progress();
-        let mut deadline = tokio::time::Instant::now() + STALL;
+        let mut deadline = tokio::time::Instant::now() + stall;
         loop {
             let now = self.progress();
             if now >= target {
@@ -82,7 +104,7 @@ impl Delivered {
             }
             if now != last {
                 last = now;
-                deadline = tokio::time::Instant::now() + STALL;
+                deadline = tokio::time::Instant::now() + stall;
             }
             // notify_one keeps a permit when nobody waits, so a wake-up between the check and
             // this await is not lost.
@@ -115,6 +137,7 @@ pub(crate) async fn subscriber(mut c: Conn, sink: Arc<Delivered>, idx: usize) ->
         }
         if n > 0 {
             sink.counts[idx].fetch_add(n, Ordering::Relaxed);
+            *sink.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
             sink.notify.notify_one();
         }
         for _ in 0..pings {
@@ -129,6 +152,8 @@ pub(crate) struct Plan {
     budget: u64,
     claimed: AtomicU64,
     deadline: Instant,
+    /// Publishers write as fast as the socket takes batches (see the module docs).
+    open_loop: bool,
 }
 
 impl Plan {
@@ -137,6 +162,7 @@ impl Plan {
             budget,
             claimed: AtomicU64::new(0),
             deadline: Instant::now() + duration,
+            open_loop: false,
         }
     }
 }
@@ -158,6 +184,11 @@ pub(crate) async fn publish(
             break;
         }
         let n = per_batch.min(plan.budget - first);
+        if plan.open_loop {
+            c.wr.write_all(&make(n)).await?;
+            sent += n;
+            continue;
+        }
         if let Some(s) = &sink {
             s.wait_for((first + n).saturating_sub(window)).await?;
         }
@@ -168,6 +199,11 @@ pub(crate) async fn publish(
         while outstanding > PING_WINDOW {
             outstanding = outstanding.saturating_sub(c.read_pongs().await?);
         }
+    }
+    if plan.open_loop {
+        // One PING at the end: its PONG says the server has read everything.
+        c.wr.write_all(b"PING\r\n").await?;
+        outstanding = 1;
     }
     c.wait_pongs(outstanding).await?;
     Ok(sent)
@@ -185,12 +221,15 @@ pub(crate) fn fixed_batch(subject: &str, size: usize) -> (Bytes, usize, u64) {
     (batch.freeze(), one.len(), per_batch as u64)
 }
 
-fn name(shape: Shape, size: usize, pubs: usize) -> String {
-    let p = if pubs > 1 {
+fn name(shape: Shape, size: usize, pubs: usize, open_loop: bool) -> String {
+    let mut p = if pubs > 1 {
         format!("_{pubs}p")
     } else {
         String::new()
     };
+    if open_loop {
+        p += "_open";
+    }
     match shape {
         Shape::PubOnly => format!("pub_{size}B{p}"),
         Shape::Fanout(1) => format!("pubsub_{size}B{p}"),
@@ -201,7 +240,7 @@ fn name(shape: Shape, size: usize, pubs: usize) -> String {
 
 /// Runs one throughput scenario.
 pub(crate) async fn run(args: &Args, shape: Shape, size: usize) -> anyhow::Result<Record> {
-    let scenario = name(shape, size, args.pubs);
+    let scenario = name(shape, size, args.pubs, args.open_loop);
     let subject = format!("bench.{scenario}");
     let (nsubs, shared) = match shape {
         Shape::PubOnly => (0, false),
@@ -242,7 +281,10 @@ pub(crate) async fn run(args: &Args, shape: Shape, size: usize) -> anyhow::Resul
         }
     }
     let (batch, msg_len, per_batch) = fixed_batch(&subject, size);
-    let plan = Arc::new(Plan::new(args.msgs, args.duration));
+    let plan = Arc::new(Plan {
+        open_loop: args.open_loop,
+        ..Plan::new(args.msgs, args.duration)
+    });
     let start = Instant::now();
     let publishers: Vec<_> = conns
         .into_iter()
@@ -259,21 +301,42 @@ pub(crate) async fn run(args: &Args, shape: Shape, size: usize) -> anyhow::Resul
         sent += p.await??;
     }
     let published = start.elapsed();
-    let drained = if nsubs > 0 {
-        sink.wait_for(sent).await
-    } else {
+    let drained = if nsubs == 0 {
         Ok(())
+    } else if args.open_loop {
+        // Whatever has not arrived once the subscribers go quiet is lost; not an error here.
+        let _ = sink.wait_for_within(sent, QUIET).await;
+        Ok(())
+    } else {
+        sink.wait_for(sent).await
     };
-    let elapsed = start.elapsed();
+    // The rate counts up to the last delivery, not the quiet period after it.
+    let elapsed = if args.open_loop {
+        sink.last_progress()
+            .map_or(published, |t| t.saturating_duration_since(start))
+            .max(published)
+    } else {
+        start.elapsed()
+    };
+    // Subscribers that ended on their own were closed by the server (slow consumers).
+    let cut = subs.iter().filter(|s| s.is_finished()).count();
     for s in &subs {
         s.abort();
     }
     for s in subs {
         if let Ok(Err(e)) = s.await {
-            return Err(anyhow::anyhow!("subscriber failed: {e}"));
+            if !args.open_loop {
+                return Err(anyhow::anyhow!("subscriber failed: {e}"));
+            }
         }
     }
     drained?;
+    let expected = match shape {
+        Shape::PubOnly => 0,
+        Shape::Fanout(n) => sent * n as u64,
+        Shape::Queue(_) => sent,
+    };
+    let lost = expected.saturating_sub(sink.total());
 
     let mut r = Record::new(scenario);
     let secs = elapsed.as_secs_f64().max(1e-9);
@@ -288,6 +351,10 @@ pub(crate) async fn run(args: &Args, shape: Shape, size: usize) -> anyhow::Resul
     r.set("msgs", counted as f64);
     r.set("secs", secs);
     r.set("size", size as f64);
+    if args.open_loop {
+        r.set("lost", lost as f64);
+        r.set("subs_cut", cut as f64);
+    }
     r.human = format!(
         "{} msgs/s {} ({:.1} MB/s payload), {} msgs in {:.2} s",
         grouped(rate),
@@ -296,5 +363,12 @@ pub(crate) async fn run(args: &Args, shape: Shape, size: usize) -> anyhow::Resul
         grouped(counted as f64),
         secs
     );
+    if args.open_loop && nsubs > 0 {
+        r.human += &format!(
+            ", {} of {} published lost, {cut} subscriber(s) cut",
+            grouped(lost as f64),
+            grouped(sent as f64)
+        );
+    }
     Ok(r)
 }

@@ -242,6 +242,15 @@ impl Shared {
             in_bytes: self.in_bytes.load(Ordering::Relaxed),
             out_bytes,
             slow_consumers: self.slow_consumers.load(Ordering::Relaxed),
+            slow_consumer_stats: {
+                let total = self.slow_consumers.load(Ordering::Relaxed);
+                let routes = self.cluster.slow_consumers.load(Ordering::Relaxed);
+                SlowConsumerStats {
+                    clients: total.saturating_sub(routes),
+                    routes,
+                    ..SlowConsumerStats::default()
+                }
+            },
             subscriptions: self.total_subscriptions(),
             http_req_stats: lock(&self.http_req_stats).clone(),
             config_load_time: rfc3339(*lock(&self.config_load_time)),

@@ -83,11 +83,22 @@ pub struct Varz {
     pub in_bytes: u64,
     pub out_bytes: u64,
     pub slow_consumers: u64,
+    /// Slow consumers by connection kind (2.10).
+    pub slow_consumer_stats: SlowConsumerStats,
     pub subscriptions: u64,
     pub http_req_stats: BTreeMap<String, u64>,
     pub config_load_time: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub system_account: String,
+}
+
+/// `/varz` `slow_consumer_stats`: connections closed as slow consumers, by kind.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SlowConsumerStats {
+    pub clients: u64,
+    pub routes: u64,
+    pub gateways: u64,
+    pub leafs: u64,
 }
 
 fn is_zero_u32(n: &u32) -> bool {

@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use natsd_core::proto::route::RoutedMsg;
 use natsd_core::rng::SplitMix64;
 use natsd_core::route::{RouteCloseReason, RouteConn, RouteEvent, RouteRole};
-use natsd_core::router::{self, MatchCache, Message, PendingFlush, Publisher};
+use natsd_core::router::{self, MatchCache, Message, PendingFlush, Publisher, Stall};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{RouteEntry, RouteHandle, RouteUrl};
@@ -38,6 +38,8 @@ struct DeliverCtx {
     rng: SplitMix64,
     pending: PendingFlush,
     cache: MatchCache,
+    /// Local receivers this read delivered to that are falling behind.
+    stall: Stall,
 }
 
 /// Runs one route connection to completion. Returns the URL to dial again, if any (the route
@@ -100,10 +102,14 @@ where
         rng,
         pending: PendingFlush::default(),
         cache: MatchCache::default(),
+        stall: Stall::default(),
     };
     let mut buf = BytesMut::with_capacity(READ_BUF);
     let reason = loop {
-        if let Some(r) = process(&srv, &handle, peer, &mut ctx) {
+        let closed = process(&srv, &handle, peer, &mut ctx);
+        // Wake the receivers of everything delivered since the last wait, before waiting.
+        end_batch(&mut ctx);
+        if let Some(r) = closed {
             break r;
         }
         let deadline = lock(&handle.conn)
@@ -133,8 +139,17 @@ where
                             break;
                         }
                     }
+                    // Receivers are woken once per read, not once per message: a wake-up
+                    // per routed message cost a task switch (or an inline write) each.
+                    end_batch(&mut ctx);
                     if let Some(r) = closed {
                         break r;
+                    }
+                    let stall = std::mem::take(&mut ctx.stall);
+                    if !stall.is_empty() {
+                        // A local receiver is falling behind: leave the rest in the socket,
+                        // so the peer's producers are held back in turn (bounded per read).
+                        crate::client::wait_stall(&stall, &handle.close).await;
                     }
                 }
                 Err(_) => handle.close(RouteCloseReason::ReadError),
@@ -143,6 +158,13 @@ where
         }
     };
     ctx.pending.flush();
+    if matches!(
+        reason,
+        RouteCloseReason::SlowConsumerPendingBytes | RouteCloseReason::SlowConsumerWriteDeadline
+    ) {
+        cluster.slow_consumers.fetch_add(1, Ordering::Relaxed);
+        srv.slow_consumers.fetch_add(1, Ordering::Relaxed);
+    }
     let entry = lock(&cluster.state).routes.remove(&id);
     let registered = entry.as_ref().is_some_and(|e| e.info.is_some());
     if let Some(info) = entry.as_ref().and_then(|e| e.info.as_ref()) {
@@ -208,8 +230,14 @@ fn process(
             _ => {}
         }
     }
-    ctx.pending.flush();
     closed
+}
+
+/// Wakes the writers of every receiver delivered to since the last call, and keeps the gates
+/// the reader should wait on.
+fn end_batch(ctx: &mut DeliverCtx) {
+    let stall = ctx.pending.flush_and_take_stall();
+    ctx.stall.absorb(stall);
 }
 
 /// The account a route op names (the system account included: see interest.rs).
@@ -312,9 +340,12 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, h: Arc<RouteHandle>, deadl
                     return;
                 }
                 Err(_) => {
-                    tracing::warn!(
+                    let bytes: usize = chunks.iter().map(Bytes::len).sum();
+                    // Go: client.go handleWriteTimeout (Noticef), word for word.
+                    tracing::info!(
                         rid = h.id,
-                        "Slow Consumer Detected: WriteDeadline of {deadline:?} exceeded"
+                        "Slow Consumer Detected: WriteDeadline of {deadline:?} exceeded with {} chunks of {bytes} total bytes.",
+                        chunks.len()
                     );
                     h.close(RouteCloseReason::SlowConsumerWriteDeadline);
                     return;

@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use natsd_core::outbound::StallGate;
 use natsd_core::proto::route::RouteInfo;
 use natsd_core::route::{RouteCloseReason, RouteConfig, RouteConn};
 use natsd_core::router::{Message, RouteSink, SubRef};
@@ -52,12 +53,15 @@ pub(crate) struct RouteHandle {
     /// Wall-clock time of the last read, nanoseconds since the Unix epoch (0: none yet), for
     /// `/routez` `last_activity`.
     pub(crate) last_activity: AtomicU64,
+    /// The machine's stall gate, readable without the machine's lock.
+    gate: Arc<StallGate>,
 }
 
 impl RouteHandle {
     fn new(conn: RouteConn) -> Arc<Self> {
         Arc::new(Self {
             id: conn.id(),
+            gate: Arc::clone(conn.stall_gate()),
             conn: Mutex::new(conn),
             write: Notify::new(),
             close: Notify::new(),
@@ -96,28 +100,26 @@ impl RouteSink for RouteHandle {
     }
 
     fn send_msg(&self, account: &str, m: &Message<'_>, queues: &[&[u8]]) -> bool {
-        let payload = m
-            .shared
-            .cloned()
-            .unwrap_or_else(|| Bytes::copy_from_slice(m.payload));
-        let headers = m.headers.map(Bytes::copy_from_slice);
+        // No copy of our own: a small payload is copied once into the route's buffer, a large
+        // one queued by reference when the publisher holds it refcounted.
+        let shared = m.shared.filter(|b| b.len() == m.payload.len());
         let mut c = lock(&self.conn);
         if c.is_closed() {
             return false;
         }
-        c.send_msg(
+        c.send_msg_from(
             account.as_bytes(),
             m.subject,
             m.reply,
             queues,
-            headers.as_ref(),
-            &payload,
+            m.headers.map(|h| (h, None)),
+            (m.payload, shared),
         );
         let closed = c.is_closed();
         drop(c);
         self.out_msgs.fetch_add(1, Ordering::Relaxed);
         self.out_bytes.fetch_add(
-            (payload.len() + headers.as_ref().map_or(0, Bytes::len)) as u64,
+            (m.payload.len() + m.headers.map_or(0, <[u8]>::len)) as u64,
             Ordering::Relaxed,
         );
         if closed {
@@ -133,6 +135,10 @@ impl RouteSink for RouteHandle {
 
     fn wake(&self) {
         self.write.notify_one();
+    }
+
+    fn stall_gate(&self) -> Option<&Arc<StallGate>> {
+        Some(&self.gate)
     }
 }
 
@@ -216,6 +222,8 @@ pub(crate) struct Cluster {
     pub(crate) tls: OnceLock<Arc<tls::RouteTls>>,
     /// `cluster.pool_size` in force (0: one route per peer) and the pinned accounts.
     pub(crate) pool: OnceLock<(usize, Vec<String>)>,
+    /// Routes closed as slow consumers (also counted in the server's total).
+    pub(crate) slow_consumers: AtomicU64,
 }
 
 impl Cluster {
@@ -230,6 +238,7 @@ impl Cluster {
             }),
             addr: Mutex::new(None),
             shutting_down: AtomicBool::new(false),
+            slow_consumers: AtomicU64::new(0),
             perms: OnceLock::new(),
             dialer: OnceLock::new(),
             tls: OnceLock::new(),
