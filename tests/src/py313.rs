@@ -21,38 +21,10 @@ use tokio::process::Command;
 use crate::{within_for, ServerKind, TestServer};
 
 /// Scenarios natsd is known to fail today, as (`script:scenario`, why). One line each; delete
-/// a line once natsd passes that scenario (the test prints a note when it does).
-///
-/// `go`: nats-core reads `info["go"]` on connect and fails with `KeyError: 'go'` when INFO has
-/// no `go` field. `null`: nats-jetstream sends `null` for unset request fields, which
-/// nats-server reads as "not set"; natsd accepts them in STREAM.MSG.GET
-/// `{"seq":2,"last_by_subj":null}` and STREAM.NAMES `{"offset":0,"subject":null}` but rejects
-/// STREAM.INFO `{"deleted_details":false,"subjects_filter":null,"offset":null}` (sent by stream
-/// info and behind KV status, keys, history and watch) with 10025 "invalid JSON: invalid type:
-/// null, expected a string".
+/// a line once natsd passes that scenario (the test prints a note when it does). Empty: natsd
+/// passes every scenario these clients run.
 #[rustfmt::skip]
 pub const NATSD_KNOWN_GAPS: &[(&str, &str)] = &[
-    ("py313_core:connect", "go"),
-    ("py313_core:pubsub_headers", "go"),
-    ("py313_core:request_reply", "go"),
-    ("py313_core:queue_groups", "go"),
-    ("py313_core:drain_close", "go"),
-    ("py313_stream:stream_admin", "go; null; an empty stream reports first_seq 1 (nats-server: 0); STREAM.LIST ignores its `subject` filter (STREAM.NAMES honours it)"),
-    ("py313_stream:stream_messages", "go; null; STREAM.INFO with deleted_details:true has no `deleted` list"),
-    ("py313_stream:direct_get", "go"),
-    ("py313_consumer:pull_fetch", "go"),
-    ("py313_consumer:next_acks", "go"),
-    ("py313_consumer:consume_loop", "go"),
-    ("py313_consumer:ordered", "go; deleting a consumer does not answer its waiting pulls with 409 Consumer Deleted, and a pull for a missing consumer gets 404 No Messages (nats-server: no reply), so the ordered consumer re-pulls forever instead of recreating"),
-    ("py313_consumer:consumer_admin", "go; null"),
-    ("py313_kv:kv_basic", "go; null"),
-    ("py313_kv:kv_ttl", "go; null"),
-    ("py313_kv:kv_keys_history", "go; null"),
-    ("py313_kv:kv_watch", "go; null"),
-    ("py313_newer:multi_filter", "go; null"),
-    ("py313_newer:metadata_compression", "go; null; consumer `metadata` (2.10) is dropped: CONSUMER.CREATE and INFO answer without it"),
-    ("py313_newer:consumer_pause", "go"),
-    ("py313_newer:kv_marker_ttl", "go; null"),
 ];
 
 /// The modules a usable interpreter must import.

@@ -16,21 +16,13 @@ pub(crate) const MAX_SUBJECT_DETAILS: usize = 100_000;
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct InfoRequest {
-    /// Which subjects to count; empty: no `state.subjects` at all. Clients send `null` for
-    /// the fields they leave unset (Go's json.Unmarshal takes that as the zero value).
-    #[serde(deserialize_with = "null_default")]
+    /// Which subjects to count; empty: no `state.subjects` at all. (Clients send `null` for
+    /// the fields they leave unset; the request decoder takes that as absent, as Go does.)
     subjects_filter: String,
     /// Subjects to skip, in sorted order.
-    #[serde(deserialize_with = "null_default")]
     offset: i64,
-}
-
-fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+    /// List the interior deletes in `state.deleted`.
+    deleted_details: bool,
 }
 
 impl JetStream {
@@ -68,6 +60,13 @@ impl JetStream {
                     info["state"]["subjects"] = Value::Object(page);
                 }
                 limit = MAX_SUBJECT_DETAILS;
+            }
+        }
+        if req.deleted_details {
+            // Go: omitempty, so a stream without interior deletes has no `deleted` at all.
+            let deleted = self.stream_store(name)?.deleted_seqs();
+            if !deleted.is_empty() {
+                info["state"]["deleted"] = deleted.into();
             }
         }
         info["total"] = total.into();
@@ -157,5 +156,53 @@ mod tests {
             r#"{"subjects_filter":">"}"#,
         );
         assert_eq!(v["error"]["err_code"], 10059);
+    }
+
+    #[test]
+    fn deleted_details_list_the_interior_deletes() {
+        let mut js = kv_stream();
+        let info = |js: &mut JetStream, body: &str| api(js, "$JS.API.STREAM.INFO.KV_b", body);
+        let v = info(&mut js, r#"{"deleted_details":true}"#);
+        assert!(v["state"].get("deleted").is_none(), "none yet: {v}");
+        for seq in [2, 4] {
+            let body = json!({ "seq": seq }).to_string();
+            let d = api(&mut js, "$JS.API.STREAM.MSG.DELETE.KV_b", &body);
+            assert_eq!(d["success"], true, "{d}");
+        }
+        let v = info(&mut js, r#"{"deleted_details":true}"#);
+        assert_eq!(v["state"]["deleted"], json!([2, 4]), "{v}");
+        assert_eq!(v["state"]["num_deleted"], 2);
+        let v = info(&mut js, r#"{"deleted_details":false}"#);
+        assert!(v["state"].get("deleted").is_none(), "{v}");
+    }
+
+    #[test]
+    fn an_untouched_stream_starts_at_zero() {
+        let disk = MemDisk::new(1);
+        let f = DiskFactory::new(move || disk.clone(), SyncPolicy::Always);
+        let mut js = JetStream::new(JsSettings::default(), Box::new(f), 1);
+        let first_seq = |js: &mut JetStream, name: &str, cfg: Value| {
+            let v = api(
+                js,
+                &format!("$JS.API.STREAM.CREATE.{name}"),
+                &cfg.to_string(),
+            );
+            (
+                v["state"]["first_seq"].clone(),
+                v["state"]["last_seq"].clone(),
+            )
+        };
+        // Go: a new store's state is zeroed; a configured first_seq says where it starts.
+        let fresh = first_seq(&mut js, "A", json!({"name": "A", "subjects": ["a"]}));
+        assert_eq!(fresh, (json!(0), json!(0)));
+        let set = json!({"name": "B", "subjects": ["b"], "first_seq": 10});
+        assert_eq!(first_seq(&mut js, "B", set), (json!(10), json!(9)));
+        js.publish("a", None, b"", b"v", T0);
+        js.commit(T0);
+        let v = api(&mut js, "$JS.API.STREAM.INFO.A", "");
+        assert_eq!(
+            (&v["state"]["first_seq"], &v["state"]["last_seq"]),
+            (&json!(1), &json!(1))
+        );
     }
 }

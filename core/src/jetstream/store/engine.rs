@@ -559,6 +559,16 @@ impl<B: Backend> StreamStore for Store<B> {
         }
     }
 
+    fn deleted_seqs(&self) -> Vec<u64> {
+        let mut gaps = Vec::new();
+        let mut next = self.idx.first_seq();
+        for &seq in self.idx.msgs.keys() {
+            gaps.extend(next..seq);
+            next = seq + 1;
+        }
+        gaps
+    }
+
     fn seqs_since(&self, since: UnixNanos) -> Vec<u64> {
         let mut seqs: Vec<u64> = self
             .idx

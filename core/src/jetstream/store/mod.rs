@@ -270,6 +270,9 @@ pub trait StreamStore {
     /// first. Store times grow with sequences, so only the tail of the index is walked, and
     /// no message is read (Go: `GetSeqFromTime`, used to rebuild the duplicate window).
     fn seqs_since(&self, since: UnixNanos) -> Vec<u64>;
+    /// The interior deletes: every sequence between the first and the last message that holds
+    /// nothing, ascending (STREAM.INFO's `deleted` with `deleted_details`; Go: `State().Deleted`).
+    fn deleted_seqs(&self) -> Vec<u64>;
     /// Accounting of the messages passing `filter`.
     fn filtered_state(&self, filter: &str) -> SimpleState;
     /// Message count per subject passing `filter`.

@@ -190,10 +190,13 @@ impl Stream {
     /// State as JSON.
     pub fn state_json(&self, consumers: usize) -> StreamStateJson {
         let s = self.store.state();
+        // Go: a store that never held a message reports first_seq 0 (its state starts zeroed),
+        // unless the config set where it starts.
+        let untouched = s.last_seq == 0 && self.config.first_seq == 0;
         StreamStateJson {
             messages: s.msgs,
             bytes: s.bytes,
-            first_seq: s.first_seq,
+            first_seq: if untouched { 0 } else { s.first_seq },
             first_ts: rfc3339(s.first_ts),
             last_seq: s.last_seq,
             last_ts: rfc3339(s.last_ts),
