@@ -335,16 +335,23 @@ impl RouteCtx {
 /// connection is told to close. Tokio time, so the simulation's clock drives it too.
 /// Go: client.go stalledWait.
 pub(crate) async fn wait_stall(stall: &Stall, close: &Notify) {
+    wait_stall_at_most(stall, close, stall.ttl()).await;
+}
+
+/// [`wait_stall`], but never longer than `cap` (a route's reader, whose peer must keep
+/// seeing progress well inside its write deadline).
+pub(crate) async fn wait_stall_at_most(stall: &Stall, close: &Notify, cap: Duration) {
     let released = std::future::poll_fn(|cx| stall.poll_released(cx));
+    let ttl = stall.ttl().min(cap);
     tokio::select! {
         biased;
         () = close.notified() => {
             // Leave the wake-up for the driver's own loop.
             close.notify_one();
         }
-        r = tokio::time::timeout(stall.ttl(), released) => {
+        r = tokio::time::timeout(ttl, released) => {
             if r.is_err() {
-                tracing::debug!(ttl = ?stall.ttl(), "Timed out of fast producer stall");
+                tracing::debug!(?ttl, "Timed out of fast producer stall");
             }
         }
     }

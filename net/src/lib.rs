@@ -18,7 +18,9 @@
 //! When a batch it routed reached a receiver whose queue is past half of `max_pending` (a
 //! client, or a route to another server), the reader reads nothing more until that receiver's
 //! writer catches up, for 100 ms to 1 s at most (`natsd_core::outbound::stall_duration`); a
-//! route's reader does the same for local receivers, so a burst across a cluster slows the
+//! route's reader does the same for local receivers, for at most 100 ms per read (all of the
+//! route's traffic waits with it, and the peer cuts a route whose writes stall for its write
+//! deadline), so a burst across a cluster slows the
 //! publisher on the far side instead of cutting the subscriber. The wait runs on tokio time,
 //! which the simulation drives. A receiver that stops reading is still closed as a slow
 //! consumer, at `max_pending` or `write_deadline`, logged as nats-server does

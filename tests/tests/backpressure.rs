@@ -314,7 +314,17 @@ async fn route_burst(kind: ServerKind) {
         .await
         .unwrap();
     assert_eq!(got, COUNT, "the healthy subscriber lost messages");
-    let v = varz(b.http_port).await;
+    // The stuck one is counted once it is closed, which may come just after the healthy
+    // reader is done (a writer blocked in a write is closed at its deadline).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let v = loop {
+        let v = varz(b.http_port).await;
+        if v["slow_consumers"] == 1 || tokio::time::Instant::now() >= deadline {
+            break v;
+        }
+        // Poll interval; bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(v["slow_consumers"], 1, "{v}");
     assert_eq!(v["slow_consumer_stats"]["clients"], 1, "{v}");
     assert_eq!(v["slow_consumer_stats"]["routes"], 0, "{v}");

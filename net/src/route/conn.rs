@@ -148,8 +148,16 @@ where
                     let stall = std::mem::take(&mut ctx.stall);
                     if !stall.is_empty() {
                         // A local receiver is falling behind: leave the rest in the socket,
-                        // so the peer's producers are held back in turn (bounded per read).
-                        crate::client::wait_stall(&stall, &handle.close).await;
+                        // so the peer's producers are held back in turn. Bounded per read by
+                        // the shortest stall: everything else on this route waits too, and the
+                        // peer closes a route whose writes make no progress within its write
+                        // deadline (full one-second stalls, back to back, tripped a 2 s one).
+                        crate::client::wait_stall_at_most(
+                            &stall,
+                            &handle.close,
+                            natsd_core::outbound::STALL_MIN,
+                        )
+                        .await;
                     }
                 }
                 Err(_) => handle.close(RouteCloseReason::ReadError),
