@@ -290,6 +290,77 @@ pub mod err {
     pub fn stream_transform_invalid_dest(e: &str) -> ApiError {
         ApiError::new(400, 10156, format!("stream transform: {e}"))
     }
+
+    // Clustered JetStream (Go: jetstream_cluster.go, jetstream_api.go).
+
+    /// 10005: placement found no peers; `detail` says why (see `cluster::placement`).
+    pub fn cluster_no_peers(detail: &str) -> ApiError {
+        ApiError::new(400, 10005, detail)
+    }
+    /// 10006.
+    pub fn cluster_not_active() -> ApiError {
+        ApiError::new(500, 10006, "JetStream not in clustered mode")
+    }
+    /// 10008: no meta leader (or no stream/consumer leader) to take the request.
+    pub fn cluster_not_avail() -> ApiError {
+        ApiError::new(503, 10008, "JetStream system temporarily unavailable")
+    }
+    /// 10009.
+    pub fn cluster_not_leader() -> ApiError {
+        ApiError::new(500, 10009, "JetStream cluster can not handle request")
+    }
+    /// 10010: a request that only means something in a cluster (stepdown, peer removal).
+    pub fn cluster_required() -> ApiError {
+        ApiError::new(503, 10010, "JetStream clustering support required")
+    }
+    /// 10011.
+    pub fn cluster_tags() -> ApiError {
+        ApiError::new(400, 10011, "tags placement not supported for operation")
+    }
+    /// 10023: no peers for a new consumer's group.
+    pub fn insufficient_resources() -> ApiError {
+        ApiError::new(503, 10023, "insufficient resources")
+    }
+    /// 10028.
+    pub fn memory_exceeded() -> ApiError {
+        ApiError::new(500, 10028, "insufficient memory resources available")
+    }
+    /// 10040.
+    pub fn cluster_peer_not_member() -> ApiError {
+        ApiError::new(400, 10040, "peer not a member")
+    }
+    /// 10041.
+    pub fn raft_general(e: &str) -> ApiError {
+        ApiError::new(500, 10041, e)
+    }
+    /// 10044.
+    pub fn cluster_server_not_member() -> ApiError {
+        ApiError::new(400, 10044, "server is not a member of the cluster")
+    }
+    /// 10052 with Go's text for `num_replicas` over 5.
+    pub fn max_replicas() -> ApiError {
+        stream_invalid_config("maximum replicas is 5")
+    }
+    /// 10061.
+    pub fn replicas_not_updatable() -> ApiError {
+        ApiError::new(400, 10061, "Replicas configuration can not be updated")
+    }
+    /// 10075.
+    pub fn peer_remap() -> ApiError {
+        ApiError::new(503, 10075, "peer remap failed")
+    }
+    /// 10126.
+    pub fn consumer_replicas_exceeds_stream() -> ApiError {
+        ApiError::new(
+            400,
+            10126,
+            "consumer config replica count exceeds parent stream",
+        )
+    }
+    /// 10133.
+    pub fn replicas_negative() -> ApiError {
+        ApiError::new(400, 10133, "replicas count cannot be negative")
+    }
 }
 
 /// Go's `-1` for "no limit" in JSON.

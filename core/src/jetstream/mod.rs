@@ -12,6 +12,7 @@
 
 pub mod advisory;
 pub mod api;
+pub mod cluster;
 pub mod consumer;
 pub mod factory;
 mod handlers;

@@ -403,6 +403,33 @@ impl Stream {
         Ok(self.after_store(seq, ts, subj, &m.headers, &m.payload, ttl, prev))
     }
 
+    /// Stores a record a replicated stream's leader already decided (sequence, time, final
+    /// subject, headers and payload; `rollup` and `sourced` as its publish found them) and
+    /// does what [`Stream::process`] does after storing, judging nothing again
+    /// (see `cluster::replica`).
+    pub(crate) fn store_decided(
+        &mut self,
+        m: &StoredMsg,
+        rollup: Option<&str>,
+        sourced: bool,
+    ) -> Result<(), ApiError> {
+        self.store_mirrored(m, &m.subject)?;
+        match rollup {
+            Some("sub") => {
+                let _ = self.store.purge_ex(&m.subject, 1, 0);
+            }
+            Some("all") => {
+                let _ = self.store.compact(m.seq);
+            }
+            _ => {}
+        }
+        self.track_schedule(m.seq, m.ts, &m.headers);
+        if !sourced {
+            self.purge_schedule(&Hdr::parse(&m.headers));
+        }
+        Ok(())
+    }
+
     /// Makes `seq` the next sequence the store assigns: the sequences in between are skipped
     /// in one store operation, however many (Go: processInboundMirrorMsg → SkipMsgs).
     pub(crate) fn skip_to(&mut self, seq: u64, ts: UnixNanos) -> Result<(), ApiError> {

@@ -1,0 +1,47 @@
+//! Clustered JetStream: what the Raft logs carry and what applying them means, as pure
+//! machines (Go: server/jetstream_cluster.go).
+//!
+//! * [`meta`]: the meta group's entries ([`MetaEntry`]: stream and consumer assignments,
+//!   updates and removals, peer and server removal) and its state machine ([`MetaState`]),
+//!   whose [`MetaEffect`]s tell this server which replicas to start, update or stop and which
+//!   requests to answer.
+//! * [`placement`]: choosing a group's peers from the known servers, with nats-server's
+//!   errors.
+//! * [`replica`]: a replicated stream's entries ([`StreamEntry`]) and its replica
+//!   ([`ReplicatedStream`]), which drives the single-server stream and consumer machines.
+//! * [`shapes`]: the JSON of the clustered API (stream/consumer `cluster` info, the stepdown
+//!   and removal requests, `/jsz` `meta_cluster`, `/varz` `jetstream.meta`).
+//!
+//! # Contract
+//! Inputs are log entries (with their Raft index), snapshots, the known servers and a seeded
+//! generator for placement; outputs are effects, entries to propose and JSON values. Nothing
+//! here does I/O beyond the stream stores it is handed, reads a clock (times are inputs: the
+//! leader's clock travels inside the entries it proposes) or draws OS randomness, and every map
+//! is ordered, so the same entries applied in the same order give the same state and the same
+//! snapshot bytes on every server. Entries and snapshots are versioned (see `codec`): a format
+//! this build does not know is refused with an error, never a panic. An entry never re-decides
+//! what the leader decided, and nothing is deleted except by an entry that says so.
+
+mod codec;
+pub mod meta;
+pub mod placement;
+pub mod replica;
+pub mod shapes;
+
+pub use codec::{DecodeError, VERSION};
+pub use meta::{
+    Answer, ConsumerAssignment, MetaEffect, MetaEntry, MetaState, RaftGroup, Request,
+    StreamAssignment,
+};
+pub use placement::{Cluster, PlacementError, ServerInfo};
+pub use replica::{Applied, MsgRecord, ReplicatedStream, StreamEntry};
+pub use shapes::{ClusterInfo, MetaClusterInfo, PeerInfo};
+
+#[cfg(test)]
+mod meta_tests;
+#[cfg(test)]
+mod placement_tests;
+#[cfg(test)]
+mod replica_tests;
+#[cfg(test)]
+mod shapes_tests;

@@ -1,0 +1,775 @@
+//! A replicated stream: what its Raft group's log carries ([`StreamEntry`]) and what applying
+//! an entry does to the single-server [`Stream`] and [`Consumer`] machines
+//! ([`ReplicatedStream::apply`]).
+//!
+//! # Who decides
+//! The group leader runs the ordinary publish path on its own replica
+//! ([`ReplicatedStream::lead_publish`]): subject transform, `Nats-Expected-*`, de-duplication,
+//! counters, schedules, TTL, limits. What it stored is then proposed as a [`StreamEntry::Msg`]:
+//! the record itself (sequence, timestamp, final subject, headers and payload) and the rollup
+//! it performed. A follower stores that record as it is; it never judges a message again, so a
+//! replica cannot disagree with its leader about a sequence, a time, a duplicate verdict or a
+//! counter's total. A duplicate is answered by the leader and proposes nothing. The leader
+//! proposes every change it makes, in the order it made it; the client is answered only once
+//! the entry is committed.
+//!
+//! # Replays
+//! Every entry is stamped with the leader's last stream sequence before it (`last_seq`,
+//! Go: `lseq`). A replica whose store already holds more (the leader itself, or a replica that
+//! restarted from an older snapshot while its store kept later writes) skips the entry: its
+//! effect is already in the store. A message entry skipped so is still compared with what the
+//! store holds at its sequence, and a difference is reported ([`Applied::Diverged`]) rather
+//! than kept silently. A replica whose store holds less than `last_seq` is missing writes
+//! ([`Applied::Behind`]) and must catch up from the leader before it applies more.
+//!
+//! # Consumers
+//! Consumer state rides in the stream's own log ([`StreamEntry::ConsumerCreate`],
+//! [`StreamEntry::ConsumerState`], [`StreamEntry::ConsumerDelete`]) instead of a Raft group per
+//! consumer as nats-server has. One log orders acks against the messages they retire (interest
+//! and work-queue retention delete exactly what the log says, when it says), a consumer's leader
+//! is always its stream's leader, and a cluster with many consumers runs far fewer Raft groups.
+//! The state entry is the consumer's whole delivery state in its state-file encoding, proposed
+//! at most once per group commit when it changed, as the single-server file is written.
+//!
+//! # What an entry may never do
+//! Read the clock, draw randomness, or depend on anything but the replica's own state and the
+//! entry; delete anything but what the entry names.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::codec::{self, DecodeError, Kind, Reader, Writer};
+use crate::jetstream::api::{err, ApiError, ConsumerConfig, StreamConfig};
+use crate::jetstream::consumer::{state, Consumer, ConsumerMeta};
+use crate::jetstream::store::{StoredMsg, StreamStore, UnixNanos};
+use crate::jetstream::stream::Stream;
+use crate::proto::headers::Headers;
+
+/// A stored message as the leader decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MsgRecord {
+    /// Sequence.
+    pub seq: u64,
+    /// Store time.
+    pub ts: UnixNanos,
+    /// Final subject (after the subject transform).
+    pub subject: String,
+    /// Final headers (a counter's, a schedule's rewrite included).
+    pub headers: Bytes,
+    /// Final payload (a counter's total included).
+    pub payload: Bytes,
+    /// `Nats-Rollup` the leader carried out: `sub`, `all`, or none.
+    pub rollup: Option<String>,
+    /// Brought in by a source (no schedule purge).
+    pub sourced: bool,
+}
+
+/// What a stream group's log carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StreamEntry {
+    /// One stored message.
+    Msg(MsgRecord),
+    /// An atomic batch, committed whole (Go: `batchMsgOp`/`batchCommitMsgOp` as one entry).
+    Batch(Vec<MsgRecord>),
+    /// Sequences `seq..seq + count` skipped (mirror gaps, Go: `deleteRangeOp`).
+    Skip {
+        /// Last sequence before the entry.
+        last_seq: u64,
+        /// First skipped.
+        seq: u64,
+        /// How many.
+        count: u64,
+        /// Store time of the skip.
+        ts: UnixNanos,
+    },
+    /// One message removed: MSG.DELETE, or retention (interest, work queue) once it was acked.
+    Delete {
+        /// Last sequence before the entry.
+        last_seq: u64,
+        /// The message.
+        seq: u64,
+    },
+    /// A purge as `$JS.API.STREAM.PURGE` asked it (Go: `purgeStreamOp`).
+    Purge {
+        /// Last sequence before the entry; a purge without `seq` removes up to it only.
+        last_seq: u64,
+        /// Subject filter (empty: all).
+        filter: String,
+        /// Remove below this sequence (0: up to `last_seq`).
+        seq: u64,
+        /// Keep the newest this many.
+        keep: u64,
+    },
+    /// Time-driven removal at the leader's clock: `max_age`, `Nats-TTL`, schedules firing,
+    /// delete markers. Every replica runs [`Stream::expire`] with the same `now`.
+    Expire {
+        /// Last sequence before the entry.
+        last_seq: u64,
+        /// The leader's wall time.
+        now: UnixNanos,
+    },
+    /// A new config, at this point of the log (so limits change at the same message on every
+    /// replica).
+    Config {
+        /// Last sequence before the entry.
+        last_seq: u64,
+        /// The config.
+        config: StreamConfig,
+    },
+    /// A consumer created (or its config updated) by the leader.
+    ConsumerCreate {
+        /// Last sequence before the entry.
+        last_seq: u64,
+        /// Name, config, creation time and starting ack floor.
+        meta: ConsumerMeta,
+    },
+    /// A consumer removed.
+    ConsumerDelete {
+        /// Name.
+        name: String,
+    },
+    /// A consumer's delivery state (its state-file bytes).
+    ConsumerState {
+        /// Name.
+        name: String,
+        /// `consumer::state` encoding.
+        state: Vec<u8>,
+    },
+}
+
+const T_MSG: u8 = 1;
+const T_BATCH: u8 = 2;
+const T_SKIP: u8 = 3;
+const T_DELETE: u8 = 4;
+const T_PURGE: u8 = 5;
+const T_EXPIRE: u8 = 6;
+const T_CONFIG: u8 = 7;
+const T_CONSUMER_CREATE: u8 = 8;
+const T_CONSUMER_DELETE: u8 = 9;
+const T_CONSUMER_STATE: u8 = 10;
+
+/// Bounds a batch's count before allocating for it (a damaged count must not allocate).
+const MAX_BATCH: u64 = 1 << 20;
+
+fn put_msg(w: &mut Writer, m: &MsgRecord) {
+    w.uvarint(m.seq);
+    w.uvarint(m.ts);
+    let rollup = match m.rollup.as_deref() {
+        Some("sub") => 1,
+        Some("all") => 2,
+        _ => 0,
+    };
+    w.u8(rollup | (u8::from(m.sourced) << 2));
+    w.str(&m.subject);
+    w.bytes(&m.headers);
+    w.bytes(&m.payload);
+}
+
+fn get_msg(r: &mut Reader<'_>) -> Result<MsgRecord, DecodeError> {
+    let seq = r.uvarint()?;
+    let ts = r.uvarint()?;
+    let flags = r.u8()?;
+    if flags > 0b111 || flags & 0b11 == 0b11 {
+        return Err(DecodeError::Malformed(format!("message flags {flags:#x}")));
+    }
+    let rollup = match flags & 0b11 {
+        1 => Some("sub".to_owned()),
+        2 => Some("all".to_owned()),
+        _ => None,
+    };
+    Ok(MsgRecord {
+        seq,
+        ts,
+        rollup,
+        sourced: flags & 0b100 != 0,
+        subject: r.string()?,
+        headers: Bytes::copy_from_slice(r.bytes()?),
+        payload: Bytes::copy_from_slice(r.bytes()?),
+    })
+}
+
+fn json_of<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, DecodeError> {
+    serde_json::from_slice(b).map_err(|e| DecodeError::Malformed(e.to_string()))
+}
+
+impl StreamEntry {
+    /// The entry's bytes for the log (see `codec` for the envelope).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        match self {
+            Self::Msg(m) => {
+                w.u8(T_MSG);
+                put_msg(&mut w, m);
+            }
+            Self::Batch(ms) => {
+                w.u8(T_BATCH);
+                w.uvarint(ms.len() as u64);
+                for m in ms {
+                    put_msg(&mut w, m);
+                }
+            }
+            Self::Skip {
+                last_seq,
+                seq,
+                count,
+                ts,
+            } => {
+                w.u8(T_SKIP);
+                for v in [*last_seq, *seq, *count, *ts] {
+                    w.uvarint(v);
+                }
+            }
+            Self::Delete { last_seq, seq } => {
+                w.u8(T_DELETE);
+                w.uvarint(*last_seq);
+                w.uvarint(*seq);
+            }
+            Self::Purge {
+                last_seq,
+                filter,
+                seq,
+                keep,
+            } => {
+                w.u8(T_PURGE);
+                w.uvarint(*last_seq);
+                w.str(filter);
+                w.uvarint(*seq);
+                w.uvarint(*keep);
+            }
+            Self::Expire { last_seq, now } => {
+                w.u8(T_EXPIRE);
+                w.uvarint(*last_seq);
+                w.uvarint(*now);
+            }
+            Self::Config { last_seq, config } => {
+                w.u8(T_CONFIG);
+                w.uvarint(*last_seq);
+                w.bytes(&json_of(config));
+            }
+            Self::ConsumerCreate { last_seq, meta } => {
+                w.u8(T_CONSUMER_CREATE);
+                w.uvarint(*last_seq);
+                w.bytes(&json_of(meta));
+            }
+            Self::ConsumerDelete { name } => {
+                w.u8(T_CONSUMER_DELETE);
+                w.str(name);
+            }
+            Self::ConsumerState { name, state } => {
+                w.u8(T_CONSUMER_STATE);
+                w.str(name);
+                w.bytes(state);
+            }
+        }
+        codec::seal(Kind::StreamEntry, &w.0)
+    }
+
+    /// Parses an entry; an unknown version, an unknown tag or a damaged body is an error,
+    /// never a panic.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(codec::open(Kind::StreamEntry, bytes)?);
+        let e = match r.u8()? {
+            T_MSG => Self::Msg(get_msg(&mut r)?),
+            T_BATCH => {
+                let n = r.uvarint()?;
+                if n > MAX_BATCH {
+                    return Err(DecodeError::Malformed(format!("batch of {n}")));
+                }
+                let mut ms = Vec::new();
+                for _ in 0..n {
+                    ms.push(get_msg(&mut r)?);
+                }
+                Self::Batch(ms)
+            }
+            T_SKIP => Self::Skip {
+                last_seq: r.uvarint()?,
+                seq: r.uvarint()?,
+                count: r.uvarint()?,
+                ts: r.uvarint()?,
+            },
+            T_DELETE => Self::Delete {
+                last_seq: r.uvarint()?,
+                seq: r.uvarint()?,
+            },
+            T_PURGE => Self::Purge {
+                last_seq: r.uvarint()?,
+                filter: r.string()?,
+                seq: r.uvarint()?,
+                keep: r.uvarint()?,
+            },
+            T_EXPIRE => Self::Expire {
+                last_seq: r.uvarint()?,
+                now: r.uvarint()?,
+            },
+            T_CONFIG => Self::Config {
+                last_seq: r.uvarint()?,
+                config: from_json(r.bytes()?)?,
+            },
+            T_CONSUMER_CREATE => Self::ConsumerCreate {
+                last_seq: r.uvarint()?,
+                meta: from_json(r.bytes()?)?,
+            },
+            T_CONSUMER_DELETE => Self::ConsumerDelete { name: r.string()? },
+            T_CONSUMER_STATE => Self::ConsumerState {
+                name: r.string()?,
+                state: r.bytes()?.to_vec(),
+            },
+            t => return Err(DecodeError::Malformed(format!("unknown stream entry {t}"))),
+        };
+        r.finish()?;
+        Ok(e)
+    }
+
+    /// The last sequence the entry was made after, where it carries one.
+    fn last_seq(&self) -> Option<u64> {
+        match self {
+            Self::Msg(m) => Some(m.seq.saturating_sub(1)),
+            Self::Batch(ms) => ms.first().map(|m| m.seq.saturating_sub(1)),
+            Self::Skip { last_seq, .. }
+            | Self::Delete { last_seq, .. }
+            | Self::Purge { last_seq, .. }
+            | Self::Expire { last_seq, .. }
+            | Self::Config { last_seq, .. }
+            | Self::ConsumerCreate { last_seq, .. } => Some(*last_seq),
+            Self::ConsumerDelete { .. } | Self::ConsumerState { .. } => None,
+        }
+    }
+}
+
+/// What applying one entry did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Applied {
+    /// The entry's index was applied already (a replay after a snapshot restore).
+    Replay,
+    /// Done.
+    Done,
+    /// The store already reflected the entry (this replica made it, or kept it across a
+    /// restart); nothing changed.
+    AlreadyHad,
+    /// The store holds something else at `seq` than the entry: this replica went its own
+    /// way (an old leader's unreplicated write) and must be rebuilt from the leader.
+    Diverged {
+        /// The first sequence that differs.
+        seq: u64,
+    },
+    /// The store lacks writes the entry follows: catch up from the leader first.
+    Behind {
+        /// The store's last sequence.
+        have: u64,
+        /// The entry's.
+        want: u64,
+    },
+    /// The entry names something this replica does not have (a consumer), or its operation
+    /// failed in the store; the error says which.
+    Failed(ApiError),
+}
+
+/// The part of a replicated stream a snapshot holds; the messages stay in the store (a
+/// replica that lacks them catches up from the leader, as in nats-server).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Snapshot {
+    applied: u64,
+    created: UnixNanos,
+    config: StreamConfig,
+    last_seq: u64,
+    /// (meta, state-file bytes) by consumer name.
+    consumers: Vec<(ConsumerMeta, Vec<u8>)>,
+}
+
+/// One replica of a replicated stream: the stream machine, its consumers, and the last
+/// log index applied.
+#[derive(Debug)]
+pub struct ReplicatedStream {
+    /// The stream.
+    pub stream: Stream,
+    /// Its consumers by name.
+    pub consumers: BTreeMap<String, Consumer>,
+    applied: u64,
+}
+
+impl ReplicatedStream {
+    /// A new replica over an empty (or recovered) store.
+    pub fn new(config: StreamConfig, store: Box<dyn StreamStore + Send>, created: UnixNanos) -> Self {
+        Self {
+            stream: Stream::new(config, store, created),
+            consumers: BTreeMap::new(),
+            applied: 0,
+        }
+    }
+
+    /// The last log index applied.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    fn last_seq(&self) -> u64 {
+        self.stream.store.state().last_seq
+    }
+
+    /// Leader: publishes on this replica and returns the entry to propose, or `None` for a
+    /// duplicate (answered with the original's sequence; nothing to replicate).
+    pub fn lead_publish(
+        &mut self,
+        subject: &str,
+        hdr: &[u8],
+        payload: &[u8],
+        now: UnixNanos,
+    ) -> Result<(crate::jetstream::stream::Stored, Option<StreamEntry>), ApiError> {
+        let rollup = self
+            .stream
+            .config
+            .allow_rollup_hdrs
+            .then(|| rollup_of(hdr))
+            .flatten();
+        let stored = self.stream.publish(subject, hdr, payload, now)?;
+        if stored.duplicate {
+            return Ok((stored, None));
+        }
+        let m = self
+            .stream
+            .store
+            .load_msg(stored.seq)
+            .map_err(|e| err::store_failed(&e.to_string()))?;
+        let entry = StreamEntry::Msg(MsgRecord {
+            seq: m.seq,
+            ts: m.ts,
+            subject: m.subject,
+            headers: m.headers,
+            payload: m.payload,
+            rollup,
+            sourced: false,
+        });
+        Ok((stored, Some(entry)))
+    }
+
+    /// Leader: applies `make(last_seq)` here first, through the same code a follower runs,
+    /// and returns the entry to propose with what it did.
+    fn lead(&mut self, make: impl FnOnce(u64) -> StreamEntry) -> (Applied, StreamEntry) {
+        let e = make(self.last_seq());
+        (self.apply_entry(&e), e)
+    }
+
+    /// Leader: removes message `seq` (MSG.DELETE, or retention once it was acked).
+    pub fn lead_delete(&mut self, seq: u64) -> (Applied, StreamEntry) {
+        self.lead(|last_seq| StreamEntry::Delete { last_seq, seq })
+    }
+
+    /// Leader: a purge as `$JS.API.STREAM.PURGE` asked it.
+    pub fn lead_purge(&mut self, filter: &str, seq: u64, keep: u64) -> (Applied, StreamEntry) {
+        self.lead(|last_seq| StreamEntry::Purge {
+            last_seq,
+            filter: filter.to_owned(),
+            seq,
+            keep,
+        })
+    }
+
+    /// Leader: the time-driven removals due at `now` (its wall clock).
+    pub fn lead_expire(&mut self, now: UnixNanos) -> (Applied, StreamEntry) {
+        self.lead(|last_seq| StreamEntry::Expire { last_seq, now })
+    }
+
+    /// Leader: a new config at this point of the log.
+    pub fn lead_config(&mut self, config: StreamConfig) -> (Applied, StreamEntry) {
+        self.lead(|last_seq| StreamEntry::Config { last_seq, config })
+    }
+
+    /// Leader: creates a consumer (config already checked, name chosen) and returns the entry
+    /// that creates it on the followers.
+    pub fn lead_create_consumer(
+        &mut self,
+        name: &str,
+        config: ConsumerConfig,
+        now: UnixNanos,
+    ) -> StreamEntry {
+        let meta = ConsumerMeta {
+            name: name.to_owned(),
+            created: now,
+            config,
+            ack_floor_sseq: 0,
+            ack_floor_cseq: 0,
+        };
+        self.create_consumer(&meta, false);
+        let meta = self.consumers.get(name).map_or(meta, Consumer::meta);
+        StreamEntry::ConsumerCreate {
+            last_seq: self.last_seq(),
+            meta,
+        }
+    }
+
+    /// Leader: the entry that replicates a consumer's current delivery state.
+    pub fn consumer_state_entry(&self, name: &str) -> Option<StreamEntry> {
+        let c = self.consumers.get(name)?;
+        Some(StreamEntry::ConsumerState {
+            name: name.to_owned(),
+            state: state::encode(&c.delivery_state()),
+        })
+    }
+
+    /// Applies the entry at log `index` (see the module docs for replays and skips).
+    pub fn apply(&mut self, index: u64, entry: &StreamEntry) -> Applied {
+        if index <= self.applied {
+            return Applied::Replay;
+        }
+        let out = self.apply_entry(entry);
+        // A replica that is behind has not applied the entry: the shell catches it up and
+        // hands the same index in again.
+        if !matches!(out, Applied::Behind { .. }) {
+            self.applied = index;
+        }
+        out
+    }
+
+    fn apply_entry(&mut self, entry: &StreamEntry) -> Applied {
+        let have = self.last_seq();
+        if let Some(want) = entry.last_seq() {
+            if have < want {
+                return Applied::Behind { have, want };
+            }
+            if have > want {
+                return self.check_had(entry);
+            }
+        }
+        match entry {
+            StreamEntry::Msg(m) => self.store(m),
+            StreamEntry::Batch(ms) => {
+                for m in ms {
+                    if let out @ (Applied::Failed(_) | Applied::Diverged { .. }) = self.store(m) {
+                        return out;
+                    }
+                }
+                Applied::Done
+            }
+            StreamEntry::Skip { seq, count, ts, .. } => {
+                done(self.stream.store.skip_msgs(*seq, *count, *ts).map(|_| ()))
+            }
+            StreamEntry::Delete { seq, .. } => {
+                let r = self.stream.store.remove_msg(*seq).map(|_| ());
+                self.recount();
+                done(r)
+            }
+            StreamEntry::Purge {
+                last_seq,
+                filter,
+                seq,
+                keep,
+            } => {
+                let store = &mut self.stream.store;
+                // Go: a purge without a sequence is bounded by the leader's last sequence,
+                // so replaying it can never take a later message.
+                let upto = if *seq == 0 && *keep == 0 {
+                    last_seq + 1
+                } else {
+                    *seq
+                };
+                let r = if filter.is_empty() && *keep == 0 {
+                    store.compact(upto)
+                } else {
+                    store.purge_ex(filter, *keep, upto)
+                };
+                self.recount();
+                done(r.map(|_| ()))
+            }
+            StreamEntry::Expire { now, .. } => {
+                self.stream.expire(*now);
+                self.recount();
+                Applied::Done
+            }
+            StreamEntry::Config { config, .. } => {
+                if *config == self.stream.config {
+                    return Applied::AlreadyHad;
+                }
+                match self.stream.update(config.clone()) {
+                    Ok(()) => Applied::Done,
+                    Err(e) => Applied::Failed(e),
+                }
+            }
+            StreamEntry::ConsumerCreate { meta, .. } => {
+                self.create_consumer(meta, false);
+                Applied::Done
+            }
+            StreamEntry::ConsumerDelete { name } => {
+                self.consumers.remove(name);
+                Applied::Done
+            }
+            StreamEntry::ConsumerState { name, state } => self.consumer_state(name, state),
+        }
+    }
+
+    /// An entry the store is already past: message records are compared with what the
+    /// store holds; consumers must still exist.
+    fn check_had(&mut self, entry: &StreamEntry) -> Applied {
+        let records: &[MsgRecord] = match entry {
+            StreamEntry::Msg(m) => std::slice::from_ref(m),
+            StreamEntry::Batch(ms) => ms,
+            StreamEntry::ConsumerCreate { meta, .. } => {
+                self.create_consumer(meta, true);
+                return Applied::AlreadyHad;
+            }
+            _ => return Applied::AlreadyHad,
+        };
+        for m in records {
+            // A message removed since (deleted, purged, expired) cannot be compared: its
+            // removal is in the log after it.
+            if let Ok(had) = self.stream.store.load_msg(m.seq) {
+                if had.ts != m.ts
+                    || had.subject != m.subject
+                    || had.headers != m.headers
+                    || had.payload != m.payload
+                {
+                    return Applied::Diverged { seq: m.seq };
+                }
+            }
+        }
+        Applied::AlreadyHad
+    }
+
+    fn store(&mut self, m: &MsgRecord) -> Applied {
+        let have = self.last_seq();
+        if m.seq <= have {
+            return self.check_had(&StreamEntry::Msg(m.clone()));
+        }
+        if m.seq != have + 1 {
+            return Applied::Behind {
+                have,
+                want: m.seq - 1,
+            };
+        }
+        let sm = StoredMsg {
+            seq: m.seq,
+            ts: m.ts,
+            subject: m.subject.clone(),
+            headers: m.headers.clone(),
+            payload: m.payload.clone(),
+        };
+        if let Err(e) = self
+            .stream
+            .store_decided(&sm, m.rollup.as_deref(), m.sourced)
+        {
+            return Applied::Failed(e);
+        }
+        let store = self.stream.store.as_ref();
+        for c in self.consumers.values_mut() {
+            c.on_stored(&m.subject, m.seq);
+            if m.rollup.is_some() {
+                c.recount(store);
+            }
+        }
+        Applied::Done
+    }
+
+    /// Creates the consumer `meta` names, or updates its config. On a replay (the store is
+    /// past the point it was created at) it starts at the leader's recorded ack floor,
+    /// since its deliver policy would now find a later start.
+    fn create_consumer(&mut self, meta: &ConsumerMeta, replay: bool) {
+        if let Some(c) = self.consumers.get_mut(&meta.name) {
+            if c.config != meta.config {
+                c.update_config(meta.config.clone());
+            }
+            return;
+        }
+        let store = self.stream.store.as_ref();
+        let name = self.stream.config.name.clone();
+        let c = if replay {
+            Consumer::restore(meta.clone(), name, store)
+        } else {
+            Consumer::new(
+                meta.name.clone(),
+                name,
+                meta.config.clone(),
+                store,
+                meta.created,
+            )
+        };
+        self.consumers.insert(meta.name.clone(), c);
+    }
+
+    fn consumer_state(&mut self, name: &str, bytes: &[u8]) -> Applied {
+        let Some(c) = self.consumers.get_mut(name) else {
+            return Applied::Failed(err::consumer_not_found());
+        };
+        match state::decode(bytes) {
+            Ok(s) => {
+                c.apply_state(s, self.stream.store.as_ref());
+                Applied::Done
+            }
+            Err(e) => Applied::Failed(err::consumer_create(&e)),
+        }
+    }
+
+    fn recount(&mut self) {
+        let store = self.stream.store.as_ref();
+        for c in self.consumers.values_mut() {
+            c.recount(store);
+        }
+    }
+
+    /// The snapshot's bytes: the applied index, config, consumers and the store's last
+    /// sequence (the messages stay in the store). The same state gives the same bytes.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let s = Snapshot {
+            applied: self.applied,
+            created: self.stream.created,
+            config: self.stream.config.clone(),
+            last_seq: self.last_seq(),
+            consumers: self
+                .consumers
+                .values()
+                .map(|c| (c.meta(), state::encode(&c.delivery_state())))
+                .collect(),
+        };
+        codec::seal_json(Kind::StreamSnapshot, &s)
+    }
+
+    /// A replica rebuilt from a snapshot over its (recovered) store. Also says whether the
+    /// store holds fewer messages than the snapshot saw (`Some((have, want))`): then it lost
+    /// writes and must catch up from the leader before applying more.
+    pub fn restore(
+        bytes: &[u8],
+        store: Box<dyn StreamStore + Send>,
+    ) -> Result<(Self, Option<(u64, u64)>), DecodeError> {
+        let s: Snapshot = codec::open_json(Kind::StreamSnapshot, bytes)?;
+        let stream = Stream::new(s.config, store, s.created);
+        let have = stream.store.state().last_seq;
+        let name = stream.config.name.clone();
+        let mut consumers = BTreeMap::new();
+        for (meta, st) in s.consumers {
+            let (c, _) = state::restore_durable(meta, Some(st), name.clone(), stream.store.as_ref());
+            consumers.insert(c.name.clone(), c);
+        }
+        let behind = (have < s.last_seq).then_some((have, s.last_seq));
+        Ok((
+            Self {
+                stream,
+                consumers,
+                applied: s.applied,
+            },
+            behind,
+        ))
+    }
+}
+
+fn done(r: Result<(), crate::jetstream::store::StoreError>) -> Applied {
+    match r {
+        Ok(()) => Applied::Done,
+        Err(e) => Applied::Failed(err::store_failed(&e.to_string())),
+    }
+}
+
+/// The `Nats-Rollup` value of a publish's headers.
+fn rollup_of(hdr: &[u8]) -> Option<String> {
+    if hdr.is_empty() {
+        return None;
+    }
+    let h = Headers::parse(hdr).ok()?;
+    let v = String::from_utf8_lossy(h.get("Nats-Rollup")?).trim().to_owned();
+    matches!(v.as_str(), "sub" | "all").then_some(v)
+}
