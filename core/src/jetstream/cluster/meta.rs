@@ -271,7 +271,11 @@ impl MetaState {
 
     /// The streams of an account, by name.
     pub fn streams(&self, account: &str) -> impl Iterator<Item = &StreamRecord> {
-        self.s.streams.get(account).into_iter().flat_map(|m| m.values())
+        self.s
+            .streams
+            .get(account)
+            .into_iter()
+            .flat_map(|m| m.values())
     }
 
     /// Every stream, by account then name.
@@ -407,7 +411,12 @@ impl MetaState {
     }
 
     fn remove_stream(&mut self, account: &str, stream: &str, fx: &mut Vec<MetaEffect>) -> Answer {
-        let Some(rec) = self.s.streams.get_mut(account).and_then(|m| m.remove(stream)) else {
+        let Some(rec) = self
+            .s
+            .streams
+            .get_mut(account)
+            .and_then(|m| m.remove(stream))
+        else {
             return Answer::Err(err::stream_not_found());
         };
         if self.s.streams.get(account).is_some_and(BTreeMap::is_empty) {
@@ -468,7 +477,12 @@ impl MetaState {
         consumer: &str,
         fx: &mut Vec<MetaEffect>,
     ) -> Answer {
-        let Some(rec) = self.s.streams.get_mut(account).and_then(|m| m.get_mut(stream)) else {
+        let Some(rec) = self
+            .s
+            .streams
+            .get_mut(account)
+            .and_then(|m| m.get_mut(stream))
+        else {
             return Answer::Err(err::stream_not_found());
         };
         let Some(ca) = rec.consumers.remove(consumer) else {
@@ -591,7 +605,9 @@ impl MetaState {
             }
             let old_cs = prev.map(|p| &p.consumers);
             for (name, ca) in &rec.consumers {
-                let was = old_cs.and_then(|m| m.get(name)).filter(|c| c.group.has(&me));
+                let was = old_cs
+                    .and_then(|m| m.get(name))
+                    .filter(|c| c.group.has(&me));
                 match (was, ca.group.has(&me)) {
                     (None, true) => fx.push(MetaEffect::StartConsumer(ca.clone())),
                     (Some(o), true) if o != ca => fx.push(MetaEffect::UpdateConsumer(ca.clone())),

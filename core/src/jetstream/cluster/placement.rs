@@ -369,11 +369,7 @@ pub fn place_consumer(
     if r > stream_replicas {
         return Err(err::consumer_replicas_exceeds_stream());
     }
-    let online = |p: &String| {
-        c.servers
-            .iter()
-            .any(|s| &s.id == p && !s.offline)
-    };
+    let online = |p: &String| c.servers.iter().any(|s| &s.id == p && !s.offline);
     let mut peers: Vec<String> = stream.peers.iter().filter(|p| online(p)).cloned().collect();
     if peers.len() < r {
         return Err(err::insufficient_resources());

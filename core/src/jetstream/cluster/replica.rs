@@ -397,7 +397,11 @@ pub struct ReplicatedStream {
 
 impl ReplicatedStream {
     /// A new replica over an empty (or recovered) store.
-    pub fn new(config: StreamConfig, store: Box<dyn StreamStore + Send>, created: UnixNanos) -> Self {
+    pub fn new(
+        config: StreamConfig,
+        store: Box<dyn StreamStore + Send>,
+        created: UnixNanos,
+    ) -> Self {
         Self {
             stream: Stream::new(config, store, created),
             consumers: BTreeMap::new(),
@@ -742,7 +746,8 @@ impl ReplicatedStream {
         let name = stream.config.name.clone();
         let mut consumers = BTreeMap::new();
         for (meta, st) in s.consumers {
-            let (c, _) = state::restore_durable(meta, Some(st), name.clone(), stream.store.as_ref());
+            let (c, _) =
+                state::restore_durable(meta, Some(st), name.clone(), stream.store.as_ref());
             consumers.insert(c.name.clone(), c);
         }
         let behind = (have < s.last_seq).then_some((have, s.last_seq));
@@ -770,6 +775,8 @@ fn rollup_of(hdr: &[u8]) -> Option<String> {
         return None;
     }
     let h = Headers::parse(hdr).ok()?;
-    let v = String::from_utf8_lossy(h.get("Nats-Rollup")?).trim().to_owned();
+    let v = String::from_utf8_lossy(h.get("Nats-Rollup")?)
+        .trim()
+        .to_owned();
     matches!(v.as_str(), "sub" | "all").then_some(v)
 }

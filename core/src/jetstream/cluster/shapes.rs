@@ -80,7 +80,11 @@ impl ClusterInfo {
         peers: &[PeerState],
         now: UnixNanos,
     ) -> Self {
-        let skip = if leader_name.is_empty() { "" } else { leader_id };
+        let skip = if leader_name.is_empty() {
+            ""
+        } else {
+            leader_id
+        };
         let mut replicas: Vec<PeerInfo> = peers
             .iter()
             .filter(|p| p.id != skip)
@@ -204,7 +208,9 @@ impl ClusterOp {
     /// The response's `type`.
     pub fn response_type(self) -> &'static str {
         match self {
-            Self::StreamLeaderStepdown => "io.nats.jetstream.api.v1.stream_leader_stepdown_response",
+            Self::StreamLeaderStepdown => {
+                "io.nats.jetstream.api.v1.stream_leader_stepdown_response"
+            }
             Self::ConsumerLeaderStepdown => {
                 "io.nats.jetstream.api.v1.consumer_leader_stepdown_response"
             }
