@@ -327,6 +327,15 @@ impl StreamEntry {
         Ok(e)
     }
 
+    /// The last sequence the store holds once the entry is applied, for message entries.
+    fn end_seq(&self) -> Option<u64> {
+        match self {
+            Self::Msg(m) => Some(m.seq),
+            Self::Batch(ms) => ms.last().map(|m| m.seq),
+            _ => None,
+        }
+    }
+
     /// The last sequence the entry was made after, where it carries one.
     fn last_seq(&self) -> Option<u64> {
         match self {
@@ -393,6 +402,10 @@ pub struct ReplicatedStream {
     /// Its consumers by name.
     pub consumers: BTreeMap<String, Consumer>,
     applied: u64,
+    /// The newest config met while replaying entries the store is already past: applied once
+    /// the replay reaches the store's end (applying it earlier could trim messages a later
+    /// config allowed).
+    pending_config: Option<StreamConfig>,
 }
 
 impl ReplicatedStream {
@@ -406,6 +419,7 @@ impl ReplicatedStream {
             stream: Stream::new(config, store, created),
             consumers: BTreeMap::new(),
             applied: 0,
+            pending_config: None,
         }
     }
 
@@ -539,8 +553,14 @@ impl ReplicatedStream {
                 return Applied::Behind { have, want };
             }
             if have > want {
-                return self.check_had(entry);
+                let out = self.check_had(entry);
+                if entry.end_seq() == Some(have) {
+                    // The replay reached the store's end: from here entries are new.
+                    self.flush_config();
+                }
+                return out;
             }
+            self.flush_config();
         }
         match entry {
             StreamEntry::Msg(m) => self.store(m),
@@ -608,12 +628,25 @@ impl ReplicatedStream {
         }
     }
 
+    fn flush_config(&mut self) {
+        if let Some(c) = self.pending_config.take() {
+            if c != self.stream.config {
+                // Refused only if the log carried an invalid update; the leader checked it.
+                let _ = self.stream.update(c);
+            }
+        }
+    }
+
     /// An entry the store is already past: message records are compared with what the
-    /// store holds; consumers must still exist.
+    /// store holds; what lives outside the store (config, consumers) is still taken in.
     fn check_had(&mut self, entry: &StreamEntry) -> Applied {
         let records: &[MsgRecord] = match entry {
             StreamEntry::Msg(m) => std::slice::from_ref(m),
             StreamEntry::Batch(ms) => ms,
+            StreamEntry::Config { config, .. } => {
+                self.pending_config = Some(config.clone());
+                return Applied::AlreadyHad;
+            }
             StreamEntry::ConsumerCreate { meta, .. } => {
                 self.create_consumer(meta, true);
                 return Applied::AlreadyHad;
@@ -756,6 +789,7 @@ impl ReplicatedStream {
                 stream,
                 consumers,
                 applied: s.applied,
+                pending_config: None,
             },
             behind,
         ))

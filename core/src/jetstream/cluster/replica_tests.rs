@@ -1,1 +1,458 @@
+//! Replicated streams: a leader's entries applied to fresh replicas (file stores on `MemDisk`)
+//! give identical stores and consumer state; restarts from a snapshot, with and without a
+//! crash, end identical too; divergence and gaps are reported; the entry encoding is
+//! versioned and total.
+
+use serde_json::json;
+
+use super::codec::VERSION;
 use super::*;
+use crate::jetstream::api::StreamConfig;
+use crate::jetstream::consumer::{self, AckKind};
+use crate::jetstream::store::{
+    CrashMode, FileStore, FileStoreConfig, MemDisk, StreamStore, SyncPolicy,
+};
+use crate::jetstream::stream::{check_config, store_config};
+
+const T0: u64 = 1_700_000_000_000_000_000;
+const SEC: u64 = 1_000_000_000;
+
+fn stream_cfg() -> StreamConfig {
+    check_config(
+        serde_json::from_value(json!({
+            "name": "S",
+            "subjects": ["s.>"],
+            "allow_rollup_hdrs": true,
+            "allow_msg_ttl": true,
+            "max_msgs_per_subject": 4,
+        }))
+        .unwrap(),
+    )
+    .unwrap()
+}
+
+fn open(disk: &MemDisk, cfg: &StreamConfig) -> Box<dyn StreamStore + Send> {
+    let f = FileStoreConfig {
+        block_size: 2048,
+        sync: SyncPolicy::Always,
+    };
+    Box::new(FileStore::open(disk.clone(), "streams/S", store_config(cfg), f).unwrap())
+}
+
+fn replica(disk: &MemDisk) -> ReplicatedStream {
+    let c = stream_cfg();
+    ReplicatedStream::new(c.clone(), open(disk, &c), T0)
+}
+
+fn hdr(lines: &[(&str, &str)]) -> Vec<u8> {
+    let mut h = "NATS/1.0\r\n".to_owned();
+    for (k, v) in lines {
+        h.push_str(&format!("{k}: {v}\r\n"));
+    }
+    h.push_str("\r\n");
+    h.into_bytes()
+}
+
+type Msg = (u64, u64, String, Vec<u8>, Vec<u8>);
+
+/// Everything two replicas must agree on: the store's accounting and every message, and each
+/// consumer's meta and delivery state.
+fn contents(r: &ReplicatedStream) -> (String, Vec<Msg>, Vec<String>) {
+    let store = r.stream.store.as_ref();
+    let mut msgs = Vec::new();
+    let mut seq = 0;
+    while let Ok(m) = store.load_next_msg("", seq) {
+        msgs.push((
+            m.seq,
+            m.ts,
+            m.subject,
+            m.headers.to_vec(),
+            m.payload.to_vec(),
+        ));
+        seq = m.seq + 1;
+    }
+    // Pending entries of messages removed since are dropped by a replica when the next state
+    // arrives, while the leader's live consumer keeps them until it looks again: compare
+    // what concerns stored messages.
+    let stored = |seq: u64| store.load_msg(seq).is_ok();
+    let consumers = r
+        .consumers
+        .values()
+        .map(|c| {
+            let mut s = c.delivery_state();
+            s.pending.retain(|p| stored(p.0));
+            s.deliveries.retain(|d| stored(d.0));
+            s.redeliver.retain(|q| stored(*q));
+            format!("{:?} {s:?}", c.meta())
+        })
+        .collect();
+    (
+        format!("{:?} {:?}", store.state(), r.stream.config),
+        msgs,
+        consumers,
+    )
+}
+
+/// A leader's run through every kind of entry; returns the leader and the log it proposed.
+fn lead() -> (ReplicatedStream, Vec<StreamEntry>) {
+    let mut l = replica(&MemDisk::new(1));
+    let mut log = Vec::new();
+    let mut now = T0;
+    let publish = |l: &mut ReplicatedStream,
+                   log: &mut Vec<StreamEntry>,
+                   now: u64,
+                   subj: &str,
+                   h: &[u8],
+                   body: &str| {
+        let (stored, e) = l.lead_publish(subj, h, body.as_bytes(), now).unwrap();
+        match e {
+            Some(e) => log.push(e),
+            None => assert!(stored.duplicate),
+        }
+        stored.seq
+    };
+    let ccfg = consumer::check_config(
+        serde_json::from_value(json!({
+            "durable_name": "D",
+            "deliver_subject": "dlv.D",
+            "ack_policy": "explicit",
+            "filter_subject": "s.a",
+        }))
+        .unwrap(),
+        &["s.>".to_owned()],
+    )
+    .unwrap();
+    log.push(l.lead_create_consumer("D", ccfg, now));
+    for i in 0..12 {
+        now += SEC;
+        let subj = ["s.a", "s.b", "s.c"][i % 3];
+        let id = format!("id-{}", i / 2); // every id twice: the second is a duplicate
+        publish(
+            &mut l,
+            &mut log,
+            now,
+            subj,
+            &hdr(&[("Nats-Msg-Id", &id)]),
+            &format!("m{i}"),
+        );
+    }
+    // The consumer delivers and some acks come back; its state is replicated.
+    let c = l.consumers.get_mut("D").unwrap();
+    c.set_active(true, now);
+    let delivered = c.pump(l.stream.store.as_ref(), now);
+    assert!(!delivered.is_empty());
+    let first = delivered[0].0.reply.clone().unwrap();
+    let _ = first;
+    let seqs: Vec<u64> = l
+        .stream
+        .store
+        .subjects_totals("s.a")
+        .keys()
+        .filter_map(|s| l.stream.store.load_last_msg(s).ok().map(|m| m.seq))
+        .collect();
+    let c = l.consumers.get_mut("D").unwrap();
+    c.on_ack(seqs[0], AckKind::Ack, now);
+    log.push(l.consumer_state_entry("D").unwrap());
+    // A rollup, a TTL that runs out, a delete, a purge, a config change.
+    now += SEC;
+    publish(
+        &mut l,
+        &mut log,
+        now,
+        "s.b",
+        &hdr(&[("Nats-Rollup", "sub")]),
+        "rolled",
+    );
+    now += SEC;
+    publish(
+        &mut l,
+        &mut log,
+        now,
+        "s.c",
+        &hdr(&[("Nats-TTL", "1s")]),
+        "short-lived",
+    );
+    now += 3 * SEC;
+    let (a, e) = l.lead_expire(now);
+    assert_eq!(a, Applied::Done);
+    log.push(e);
+    let first_seq = l.stream.store.state().first_seq;
+    let (a, e) = l.lead_delete(first_seq);
+    assert_eq!(a, Applied::Done);
+    log.push(e);
+    let (a, e) = l.lead_purge("s.c", 0, 1);
+    assert_eq!(a, Applied::Done);
+    log.push(e);
+    let mut c2 = l.stream.config.clone();
+    c2.max_msgs = 10;
+    let (a, e) = l.lead_config(c2);
+    assert_eq!(a, Applied::Done);
+    log.push(e);
+    for i in 0..5 {
+        now += SEC;
+        let h = hdr(&[("Nats-Msg-Id", &format!("late-{i}"))]);
+        publish(&mut l, &mut log, now, "s.a", &h, &format!("late{i}"));
+    }
+    let c = l.consumers.get_mut("D").unwrap();
+    let more = c.pump(l.stream.store.as_ref(), now);
+    assert!(!more.is_empty());
+    log.push(l.consumer_state_entry("D").unwrap());
+    // A purge below a sequence (a compact), then a whole purge of one subject.
+    let cut = l.stream.store.state().first_seq + 2;
+    let (a, e) = l.lead_purge("", cut, 0);
+    assert_eq!(a, Applied::Done);
+    log.push(e);
+    let (a, e) = l.lead_purge("s.b", 0, 0);
+    assert_eq!(a, Applied::Done);
+    log.push(e);
+    for i in 0..3 {
+        now += SEC;
+        publish(
+            &mut l,
+            &mut log,
+            now,
+            "s.b",
+            b"",
+            &format!("after purge {i}"),
+        );
+    }
+    (l, log)
+}
+
+/// Applies `log` (through its byte form) from index `from`; every entry must apply.
+fn follow(r: &mut ReplicatedStream, log: &[StreamEntry], from: usize) {
+    for (i, e) in log.iter().enumerate().skip(from) {
+        let e = StreamEntry::decode(&e.encode()).unwrap();
+        let a = r.apply(i as u64 + 1, &e);
+        assert!(
+            matches!(a, Applied::Done | Applied::AlreadyHad),
+            "entry {} {e:?}: {a:?}",
+            i + 1
+        );
+    }
+}
+
+#[test]
+fn followers_that_apply_the_leaders_entries_are_identical_to_it() {
+    let (leader, log) = lead();
+    let (mut b, mut c) = (replica(&MemDisk::new(2)), replica(&MemDisk::new(3)));
+    // Step by step, the two followers agree after every entry.
+    for i in 0..log.len() {
+        follow(&mut b, &log[..=i], i);
+        follow(&mut c, &log[..=i], i);
+        assert_eq!(contents(&b), contents(&c), "after entry {}", i + 1);
+    }
+    let want = contents(&leader);
+    assert!(want.1.len() >= 6, "{want:?}");
+    assert!(want.1.iter().any(|m| !m.3.is_empty()), "headers kept");
+    assert_eq!(want.2.len(), 1);
+    assert_eq!(contents(&b), want);
+    assert_eq!(contents(&c), want);
+    assert_eq!(b.snapshot(), c.snapshot());
+    assert_eq!(b.applied(), log.len() as u64);
+}
+
+#[test]
+fn the_leader_applying_its_own_committed_entries_changes_nothing() {
+    let (mut leader, log) = lead();
+    let before = contents(&leader);
+    follow(&mut leader, &log, 0);
+    assert_eq!(contents(&leader), before);
+}
+
+#[test]
+fn a_replica_restarted_from_a_snapshot_re_applies_and_ends_identical() {
+    let (leader, log) = lead();
+    let half = log.len() / 2;
+    let disk = MemDisk::new(4);
+    let mut r = replica(&disk);
+    follow(&mut r, &log, 0);
+    let mut early = replica(&MemDisk::new(5));
+    follow(&mut early, &log[..half], 0);
+    let snap = early.snapshot();
+    // Same store (it kept everything), older snapshot: the log from the start is replayed.
+    drop(r);
+    let (mut r, behind) = ReplicatedStream::restore(&snap, open(&disk, &stream_cfg())).unwrap();
+    assert_eq!(behind, None);
+    assert_eq!(r.applied(), half as u64);
+    for (i, e) in log.iter().enumerate() {
+        let a = r.apply(i as u64 + 1, e);
+        if i < half {
+            assert_eq!(a, Applied::Replay);
+        } else {
+            assert!(matches!(a, Applied::Done | Applied::AlreadyHad), "{a:?}");
+        }
+    }
+    assert_eq!(contents(&r), contents(&leader));
+}
+
+#[test]
+fn a_replica_that_crashed_after_its_snapshot_catches_up_from_the_log() {
+    let (leader, log) = lead();
+    let half = log.len() / 2;
+    let disk = MemDisk::new(6);
+    let mut r = replica(&disk);
+    follow(&mut r, &log[..half], 0);
+    // The group commit synced the store before the snapshot was taken.
+    r.stream.store.sync().unwrap();
+    let snap = r.snapshot();
+    follow(&mut r, &log, half);
+    drop(r);
+    disk.crash(CrashMode::LoseUnsynced);
+    let (mut r, behind) = ReplicatedStream::restore(&snap, open(&disk, &stream_cfg())).unwrap();
+    assert_eq!(behind, None);
+    follow(&mut r, &log, half);
+    assert_eq!(contents(&r), contents(&leader));
+}
+
+#[test]
+fn a_store_that_lost_what_its_snapshot_saw_is_reported_behind() {
+    let (_, log) = lead();
+    let disk = MemDisk::new(7);
+    let mut r = replica(&disk);
+    follow(&mut r, &log[..6], 0);
+    let snap = r.snapshot();
+    drop(r);
+    disk.crash(CrashMode::LoseUnsynced);
+    let (r, behind) = ReplicatedStream::restore(&snap, open(&disk, &stream_cfg())).unwrap();
+    let (have, want) = behind.expect("the unsynced messages are gone");
+    assert!(have < want);
+    assert_eq!(r.stream.store.state().last_seq, have);
+}
+
+#[test]
+fn an_entry_past_the_store_is_behind_and_not_marked_applied() {
+    let (_, log) = lead();
+    let mut r = replica(&MemDisk::new(8));
+    let late = log
+        .iter()
+        .find(|e| matches!(e, StreamEntry::Msg(m) if m.seq > 3))
+        .unwrap();
+    assert!(matches!(r.apply(1, late), Applied::Behind { have: 0, .. }));
+    assert_eq!(r.applied(), 0);
+    // The gap filled, the same index applies.
+    follow(&mut r, &log, 0);
+}
+
+#[test]
+fn a_replica_holding_other_data_at_a_sequence_reports_divergence() {
+    let (_, log) = lead();
+    let mut rogue = replica(&MemDisk::new(9));
+    // An old leader's write that never reached the others.
+    rogue
+        .lead_publish("s.a", b"", b"never committed", T0)
+        .unwrap();
+    let first_msg = log
+        .iter()
+        .position(|e| matches!(e, StreamEntry::Msg(_)))
+        .unwrap();
+    follow(&mut rogue, &log[..first_msg], 0);
+    let a = rogue.apply(first_msg as u64 + 1, &log[first_msg]);
+    assert_eq!(a, Applied::Diverged { seq: 1 });
+}
+
+#[test]
+fn consumer_state_for_an_unknown_consumer_fails_without_panicking() {
+    let mut r = replica(&MemDisk::new(10));
+    let a = r.apply(
+        1,
+        &StreamEntry::ConsumerState {
+            name: "nope".into(),
+            state: vec![1, 2, 3],
+        },
+    );
+    assert!(matches!(a, Applied::Failed(e) if e.err_code == 10014));
+}
+
+fn every_entry() -> Vec<StreamEntry> {
+    let (_, mut log) = lead();
+    log.push(StreamEntry::Batch(vec![
+        MsgRecord {
+            seq: 100,
+            ts: T0,
+            subject: "s.x".into(),
+            headers: bytes::Bytes::new(),
+            payload: bytes::Bytes::from_static(b"1"),
+            rollup: Some("all".into()),
+            sourced: true,
+        };
+        2
+    ]));
+    log.push(StreamEntry::Skip {
+        last_seq: 9,
+        seq: 10,
+        count: 5,
+        ts: T0,
+    });
+    log.push(StreamEntry::ConsumerDelete { name: "D".into() });
+    log
+}
+
+#[test]
+fn entries_round_trip_and_are_versioned() {
+    for e in every_entry() {
+        let b = e.encode();
+        assert_eq!((b[0], b[1]), (b'S', VERSION));
+        assert_eq!(StreamEntry::decode(&b).unwrap(), e);
+    }
+    let mut b = every_entry()[1].encode();
+    b[1] = VERSION + 1;
+    assert_eq!(
+        StreamEntry::decode(&b),
+        Err(DecodeError::UnknownVersion(VERSION + 1))
+    );
+    assert!(matches!(
+        StreamEntry::decode(b"S\x01\xee"),
+        Err(DecodeError::Malformed(_))
+    ));
+    let meta = MetaEntry::RemoveServer {
+        peer: "p".into(),
+        request: None,
+    }
+    .encode();
+    assert_eq!(
+        StreamEntry::decode(&meta),
+        Err(DecodeError::WrongKind(b'M'))
+    );
+}
+
+#[test]
+fn damaged_entries_are_errors_never_panics() {
+    for e in every_entry() {
+        let b = e.encode();
+        for cut in 0..b.len() {
+            assert!(
+                StreamEntry::decode(&b[..cut]).is_err(),
+                "{e:?} cut at {cut}"
+            );
+        }
+        let mut long = b.clone();
+        long.push(0);
+        assert!(StreamEntry::decode(&long).is_err());
+        // Every single-byte change decodes or fails; it never panics.
+        for i in 0..b.len().min(64) {
+            let mut x = b.clone();
+            x[i] ^= 0xff;
+            let _ = StreamEntry::decode(&x);
+        }
+    }
+    // A huge batch count is refused before anything is allocated for it.
+    let mut b = vec![b'S', VERSION, 2];
+    b.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+    assert!(StreamEntry::decode(&b).is_err());
+    // A varint that never ends.
+    assert!(StreamEntry::decode(&[
+        b'S', VERSION, 4, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff
+    ])
+    .is_err());
+}
+
+#[test]
+fn snapshots_are_versioned_and_refused_when_unknown() {
+    let (leader, _) = lead();
+    let mut s = leader.snapshot();
+    assert_eq!((s[0], s[1]), (b's', VERSION));
+    s[1] = 9;
+    let err = ReplicatedStream::restore(&s, open(&MemDisk::new(11), &stream_cfg())).unwrap_err();
+    assert_eq!(err, DecodeError::UnknownVersion(9));
+}
