@@ -456,3 +456,54 @@ fn snapshots_are_versioned_and_refused_when_unknown() {
     let err = ReplicatedStream::restore(&s, open(&MemDisk::new(11), &stream_cfg())).unwrap_err();
     assert_eq!(err, DecodeError::UnknownVersion(9));
 }
+
+#[test]
+fn a_refused_or_duplicate_publish_proposes_nothing() {
+    let mut l = replica(&MemDisk::new(12));
+    let h = hdr(&[("Nats-Expected-Last-Sequence", "7")]);
+    let e = l.lead_publish("s.a", &h, b"x", T0).unwrap_err();
+    assert_eq!(e.err_code, 10071);
+    let h = hdr(&[("Nats-Msg-Id", "once")]);
+    let (_, first) = l.lead_publish("s.a", &h, b"x", T0).unwrap();
+    assert!(first.is_some());
+    let (dup, again) = l.lead_publish("s.a", &h, b"x", T0 + SEC).unwrap();
+    assert!(dup.duplicate);
+    assert_eq!(dup.seq, 1);
+    assert_eq!(again, None);
+}
+
+#[test]
+fn a_replayed_config_cannot_trim_what_a_later_config_allowed() {
+    let disk = MemDisk::new(13);
+    let mut l = replica(&MemDisk::new(14));
+    let mut log = Vec::new();
+    let mut r = replica(&disk);
+    for i in 0..3 {
+        let (_, e) = l.lead_publish("s.x", b"", b"a", T0 + i).unwrap();
+        log.push(e.unwrap());
+    }
+    follow(&mut r, &log, 0);
+    r.stream.store.sync().unwrap();
+    let snap = r.snapshot();
+    let mut low = l.stream.config.clone();
+    low.max_msgs = 2;
+    log.push(l.lead_config(low).1);
+    let mut high = l.stream.config.clone();
+    high.max_msgs = 100;
+    log.push(l.lead_config(high).1);
+    for i in 0..5 {
+        let subj = format!("s.y{i}");
+        let (_, e) = l.lead_publish(&subj, b"", b"b", T0 + 10 + i).unwrap();
+        log.push(e.unwrap());
+    }
+    follow(&mut r, &log, 3);
+    r.stream.store.sync().unwrap();
+    assert_eq!(contents(&r), contents(&l));
+    drop(r);
+    // Restart from the older snapshot: the store kept every message.
+    let (mut r, _) = ReplicatedStream::restore(&snap, open(&disk, &stream_cfg())).unwrap();
+    follow(&mut r, &log, 3);
+    assert_eq!(r.stream.store.state().msgs, 7);
+    assert_eq!(r.stream.config.max_msgs, 100);
+    assert_eq!(contents(&r), contents(&l));
+}
