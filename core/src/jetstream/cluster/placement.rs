@@ -258,7 +258,7 @@ pub fn select_peers(
     // Stable sorts keep the shuffled order among equals.
     nodes.sort_by(|a, b| b.avail.cmp(&a.avail).then(a.streams.cmp(&b.streams)));
     if r > 1 {
-        nodes.sort_by(|a, b| a.ha.cmp(&b.ha));
+        nodes.sort_by_key(|n| n.ha);
     }
     let mut out = existing.to_vec();
     out.extend(nodes[..need].iter().map(|n| n.id.to_owned()));
