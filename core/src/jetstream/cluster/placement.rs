@@ -62,7 +62,7 @@ impl ServerInfo {
     }
 }
 
-/// Why no group could be formed (Go: `selectPeerError`); [`PlacementError::to_string`] is
+/// Why no group could be formed (Go: `selectPeerError`); its `Display` is
 /// Go's text, tags listed in sorted order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PlacementError {
