@@ -291,7 +291,8 @@ pub mod err {
         ApiError::new(400, 10156, format!("stream transform: {e}"))
     }
 
-    // Clustered JetStream (Go: jetstream_cluster.go, jetstream_api.go).
+    // Clustered JetStream (Go: jetstream_cluster.go, jetstream_api.go). The resource errors
+    // (10023 insufficient resources, 10026–10028) live in `limits`.
 
     /// 10005: placement found no peers; `detail` says why (see `cluster::placement`).
     pub fn cluster_no_peers(detail: &str) -> ApiError {
@@ -316,14 +317,6 @@ pub mod err {
     /// 10011.
     pub fn cluster_tags() -> ApiError {
         ApiError::new(400, 10011, "tags placement not supported for operation")
-    }
-    /// 10023: no peers for a new consumer's group.
-    pub fn insufficient_resources() -> ApiError {
-        ApiError::new(503, 10023, "insufficient resources")
-    }
-    /// 10028.
-    pub fn memory_exceeded() -> ApiError {
-        ApiError::new(500, 10028, "insufficient memory resources available")
     }
     /// 10040.
     pub fn cluster_peer_not_member() -> ApiError {

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::meta::RaftGroup;
 use crate::jetstream::api::{err, ApiError, StreamConfig};
+use crate::jetstream::limits;
 use crate::rng::SplitMix64;
 
 /// Most replicas a stream may have (Go: `StreamMaxReplicas`).
@@ -372,7 +373,7 @@ pub fn place_consumer(
     let online = |p: &String| c.servers.iter().any(|s| &s.id == p && !s.offline);
     let mut peers: Vec<String> = stream.peers.iter().filter(|p| online(p)).cloned().collect();
     if peers.len() < r {
-        return Err(err::insufficient_resources());
+        return Err(limits::insufficient_resources());
     }
     for i in (1..peers.len()).rev() {
         let j = rng.below(i as u64 + 1) as usize;

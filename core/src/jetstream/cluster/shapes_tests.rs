@@ -224,18 +224,6 @@ fn cluster_error_constants_match_nats_server() {
             "tags placement not supported for operation",
         ),
         (
-            err::insufficient_resources(),
-            503,
-            10023,
-            "insufficient resources",
-        ),
-        (
-            err::memory_exceeded(),
-            500,
-            10028,
-            "insufficient memory resources available",
-        ),
-        (
             err::cluster_peer_not_member(),
             400,
             10040,
