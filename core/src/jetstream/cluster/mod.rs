@@ -5,6 +5,7 @@
 //!   updates and removals, peer and server removal) and its state machine ([`MetaState`]),
 //!   whose [`MetaEffect`]s tell this server which replicas to start, update or stop and which
 //!   requests to answer.
+//! * [`checks`]: what the meta leader checks against the agreed state before it proposes.
 //! * [`placement`]: choosing a group's peers from the known servers, with nats-server's
 //!   errors.
 //! * [`replica`]: a replicated stream's entries ([`StreamEntry`]) and its replica
@@ -22,6 +23,7 @@
 //! this build does not know is refused with an error, never a panic. An entry never re-decides
 //! what the leader decided, and nothing is deleted except by an entry that says so.
 
+pub mod checks;
 mod codec;
 pub mod meta;
 pub mod placement;
@@ -37,6 +39,8 @@ pub use placement::{Cluster, PlacementError, ServerInfo};
 pub use replica::{Applied, MsgRecord, ReplicatedStream, StreamEntry};
 pub use shapes::{ClusterInfo, MetaClusterInfo, PeerInfo};
 
+#[cfg(test)]
+mod checks_tests;
 #[cfg(test)]
 mod meta_tests;
 #[cfg(test)]
