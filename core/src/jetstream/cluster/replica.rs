@@ -523,6 +523,59 @@ impl ReplicatedStream {
         }
     }
 
+    /// Leader: the entries for what an operation other than [`Self::lead_publish`] stored
+    /// after sequence `after` (an atomic batch's commit, a sourced or mirrored message):
+    /// consecutive records become one entry ([`StreamEntry::Batch`] when more than one, so
+    /// a batch stays atomic in the log) and sequences no longer there become
+    /// [`StreamEntry::Skip`]s.
+    pub fn lead_stored(&self, after: u64, sourced: bool) -> Vec<StreamEntry> {
+        let store = self.stream.store.as_ref();
+        let end = self.last_seq();
+        let allow_rollup = self.stream.config.allow_rollup_hdrs;
+        let mut out = Vec::new();
+        let mut run: Vec<MsgRecord> = Vec::new();
+        let flush = |run: &mut Vec<MsgRecord>, out: &mut Vec<StreamEntry>| match run.len() {
+            0 => {}
+            1 => out.extend(run.pop().map(StreamEntry::Msg)),
+            _ => out.push(StreamEntry::Batch(std::mem::take(run))),
+        };
+        let mut seq = after + 1;
+        while seq <= end {
+            match store.load_msg(seq) {
+                Ok(m) => {
+                    run.push(MsgRecord {
+                        seq: m.seq,
+                        ts: m.ts,
+                        rollup: allow_rollup.then(|| rollup_of(&m.headers)).flatten(),
+                        subject: m.subject,
+                        headers: m.headers,
+                        payload: m.payload,
+                        sourced,
+                    });
+                    seq += 1;
+                }
+                Err(_) => {
+                    flush(&mut run, &mut out);
+                    // The gap runs to the next stored message (or the end).
+                    let next = store.load_next_msg("", seq).ok().filter(|m| m.seq <= end);
+                    let (upto, ts) = match &next {
+                        Some(m) => (m.seq, m.ts),
+                        None => (end + 1, store.state().last_ts),
+                    };
+                    out.push(StreamEntry::Skip {
+                        last_seq: seq - 1,
+                        seq,
+                        count: upto - seq,
+                        ts,
+                    });
+                    seq = upto;
+                }
+            }
+        }
+        flush(&mut run, &mut out);
+        out
+    }
+
     /// Leader: the entry that replicates a consumer's current delivery state.
     pub fn consumer_state_entry(&self, name: &str) -> Option<StreamEntry> {
         let c = self.consumers.get(name)?;

@@ -507,3 +507,62 @@ fn a_replayed_config_cannot_trim_what_a_later_config_allowed() {
     assert_eq!(r.stream.config.max_msgs, 100);
     assert_eq!(contents(&r), contents(&l));
 }
+
+#[test]
+fn an_atomic_batch_travels_as_one_entry_and_a_mirror_gap_as_a_skip() {
+    let mut c = stream_cfg();
+    c.allow_atomic = true;
+    let c = check_config(c).unwrap();
+    let mut l = ReplicatedStream::new(c.clone(), open(&MemDisk::new(20), &c), T0);
+    let mut f = ReplicatedStream::new(c.clone(), open(&MemDisk::new(21), &c), T0);
+    let mut log = vec![l
+        .lead_publish("s.a", b"", b"before", T0)
+        .unwrap()
+        .1
+        .unwrap()];
+    let before = l.stream.store.state().last_seq;
+    for n in 1..=3 {
+        let mut lines = vec![("Nats-Batch-Id", "b1"), ("Nats-Batch-Sequence", "")];
+        let seq = n.to_string();
+        lines[1].1 = &seq;
+        if n == 3 {
+            lines.push(("Nats-Batch-Commit", "1"));
+        }
+        let out = l
+            .stream
+            .publish_batched("s.b", &hdr(&lines), b"x", T0 + n, 0);
+        assert!(
+            matches!(
+                (&out, n),
+                (crate::jetstream::stream::Batched::Staged, 1 | 2)
+                    | (crate::jetstream::stream::Batched::Committed { .. }, 3)
+            ),
+            "{out:?}"
+        );
+    }
+    let batch = l.lead_stored(before, false);
+    assert!(
+        matches!(&batch[..], [StreamEntry::Batch(ms)] if ms.len() == 3),
+        "{batch:?}"
+    );
+    log.extend(batch);
+    // A mirrored message past a gap in its origin.
+    let before = l.stream.store.state().last_seq;
+    let m = crate::jetstream::store::StoredMsg {
+        seq: before + 4,
+        ts: T0 + 100,
+        subject: "s.c".into(),
+        headers: bytes::Bytes::new(),
+        payload: bytes::Bytes::from_static(b"far"),
+    };
+    l.stream.store_mirrored(&m, "s.c").unwrap();
+    let gap = l.lead_stored(before, true);
+    assert!(
+        matches!(&gap[..], [StreamEntry::Skip { count: 3, .. }, StreamEntry::Msg(r)] if r.sourced),
+        "{gap:?}"
+    );
+    log.extend(gap);
+    follow(&mut f, &log, 0);
+    assert_eq!(contents(&f), contents(&l));
+    assert_eq!(f.stream.store.state().last_seq, before + 4);
+}
