@@ -566,3 +566,90 @@ fn an_atomic_batch_travels_as_one_entry_and_a_mirror_gap_as_a_skip() {
     assert_eq!(contents(&f), contents(&l));
     assert_eq!(f.stream.store.state().last_seq, before + 4);
 }
+
+mod props {
+    use proptest::prelude::*;
+
+    use super::super::*;
+
+    fn record() -> impl Strategy<Value = MsgRecord> {
+        (
+            any::<u64>(),
+            any::<u64>(),
+            "[a-z.]{1,20}",
+            proptest::collection::vec(any::<u8>(), 0..40),
+            proptest::collection::vec(any::<u8>(), 0..40),
+            prop_oneof![
+                Just(None),
+                Just(Some("sub".to_owned())),
+                Just(Some("all".to_owned()))
+            ],
+            any::<bool>(),
+        )
+            .prop_map(|(seq, ts, subject, h, p, rollup, sourced)| MsgRecord {
+                seq,
+                ts,
+                subject,
+                headers: h.into(),
+                payload: p.into(),
+                rollup,
+                sourced,
+            })
+    }
+
+    fn entry() -> impl Strategy<Value = StreamEntry> {
+        prop_oneof![
+            record().prop_map(StreamEntry::Msg),
+            proptest::collection::vec(record(), 0..4).prop_map(StreamEntry::Batch),
+            (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
+                |(last_seq, seq, count, ts)| StreamEntry::Skip {
+                    last_seq,
+                    seq,
+                    count,
+                    ts
+                }
+            ),
+            (any::<u64>(), any::<u64>())
+                .prop_map(|(last_seq, seq)| StreamEntry::Delete { last_seq, seq }),
+            (any::<u64>(), "[a-z.>*]{0,12}", any::<u64>(), any::<u64>()).prop_map(
+                |(last_seq, filter, seq, keep)| StreamEntry::Purge {
+                    last_seq,
+                    filter,
+                    seq,
+                    keep
+                }
+            ),
+            (any::<u64>(), any::<u64>())
+                .prop_map(|(last_seq, now)| StreamEntry::Expire { last_seq, now }),
+            "[a-zA-Z0-9_]{1,12}".prop_map(|name| StreamEntry::ConsumerDelete { name }),
+            (
+                "[a-zA-Z0-9_]{1,12}",
+                proptest::collection::vec(any::<u8>(), 0..30)
+            )
+                .prop_map(|(name, state)| StreamEntry::ConsumerState { name, state }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_entry_round_trips(e in entry()) {
+            prop_assert_eq!(StreamEntry::decode(&e.encode()).unwrap(), e);
+        }
+
+        #[test]
+        fn any_bytes_decode_or_fail_without_panicking(
+            kind in prop_oneof![Just(b'S'), Just(b'M'), any::<u8>()],
+            version in prop_oneof![Just(VERSION), any::<u8>()],
+            body in proptest::collection::vec(any::<u8>(), 0..80),
+        ) {
+            let mut b = vec![kind, version];
+            b.extend_from_slice(&body);
+            let _ = StreamEntry::decode(&b);
+            let _ = MetaEntry::decode(&b);
+            if version != VERSION {
+                prop_assert!(StreamEntry::decode(&b).is_err());
+                prop_assert!(MetaEntry::decode(&b).is_err());
+            }
+        }
+    }
+}
