@@ -8,8 +8,9 @@
 //! * [`checks`]: what the meta leader checks against the agreed state before it proposes.
 //! * [`placement`]: choosing a group's peers from the known servers, with nats-server's
 //!   errors.
-//! * [`replica`]: a replicated stream's entries ([`StreamEntry`]) and its replica
-//!   ([`ReplicatedStream`]), which drives the single-server stream and consumer machines.
+//! * [`entry`]: what a replicated stream's log carries ([`StreamEntry`]) and its byte form.
+//! * [`replica`]: one replica of a replicated stream ([`ReplicatedStream`]): applying entries
+//!   to the single-server stream and consumer machines, the leader's side, snapshots.
 //! * [`shapes`]: the JSON of the clustered API (stream/consumer `cluster` info, the stepdown
 //!   and removal requests, `/jsz` `meta_cluster`, `/varz` `jetstream.meta`).
 //!
@@ -25,18 +26,20 @@
 
 pub mod checks;
 mod codec;
+pub mod entry;
 pub mod meta;
 pub mod placement;
 pub mod replica;
 pub mod shapes;
 
 pub use codec::{DecodeError, VERSION};
+pub use entry::{MsgRecord, StreamEntry};
 pub use meta::{
     Answer, ConsumerAssignment, MetaEffect, MetaEntry, MetaState, RaftGroup, Request,
     StreamAssignment,
 };
 pub use placement::{Cluster, PlacementError, ServerInfo};
-pub use replica::{Applied, MsgRecord, ReplicatedStream, StreamEntry};
+pub use replica::{Applied, ReplicatedStream};
 pub use shapes::{ClusterInfo, MetaClusterInfo, PeerInfo};
 
 #[cfg(test)]
