@@ -44,7 +44,7 @@ use super::entry::{MsgRecord, StreamEntry};
 use crate::jetstream::api::{err, ApiError, ConsumerConfig, StreamConfig};
 use crate::jetstream::consumer::{state, Consumer, ConsumerMeta};
 use crate::jetstream::store::{StoredMsg, StreamStore, UnixNanos};
-use crate::jetstream::stream::Stream;
+use crate::jetstream::stream::{Stored, Stream};
 use crate::proto::headers::Headers;
 
 /// What applying one entry did.
@@ -127,15 +127,16 @@ impl ReplicatedStream {
         self.stream.store.state().last_seq
     }
 
-    /// Leader: publishes on this replica and returns the entry to propose, or `None` for a
-    /// duplicate (answered with the original's sequence; nothing to replicate).
+    /// Leader: publishes on this replica and returns the entries to propose: none for a
+    /// duplicate (answered with the original's sequence), the stored record, and on an
+    /// interest stream no consumer matches, its removal too (Go keeps nothing then).
     pub fn lead_publish(
         &mut self,
         subject: &str,
         hdr: &[u8],
         payload: &[u8],
         now: UnixNanos,
-    ) -> Result<(crate::jetstream::stream::Stored, Option<StreamEntry>), ApiError> {
+    ) -> Result<(Stored, Vec<StreamEntry>), ApiError> {
         let rollup = self
             .stream
             .config
@@ -144,14 +145,23 @@ impl ReplicatedStream {
             .flatten();
         let stored = self.stream.publish(subject, hdr, payload, now)?;
         if stored.duplicate {
-            return Ok((stored, None));
+            return Ok((stored, Vec::new()));
         }
         let m = self
             .stream
             .store
             .load_msg(stored.seq)
             .map_err(|e| err::store_failed(&e.to_string()))?;
-        let entry = StreamEntry::Msg(MsgRecord {
+        let store = self.stream.store.as_ref();
+        for c in self.consumers.values_mut() {
+            c.on_stored(&m.subject, m.seq);
+            if rollup.is_some() {
+                c.recount(store);
+            }
+        }
+        let unwanted = self.stream.config.retention == "interest"
+            && !self.consumers.values().any(|c| c.matches(&m.subject));
+        let mut out = vec![StreamEntry::Msg(MsgRecord {
             seq: m.seq,
             ts: m.ts,
             subject: m.subject,
@@ -159,8 +169,42 @@ impl ReplicatedStream {
             payload: m.payload,
             rollup,
             sourced: false,
-        });
-        Ok((stored, Some(entry)))
+        })];
+        if unwanted {
+            out.push(self.lead_delete(m.seq).1);
+        }
+        Ok((stored, out))
+    }
+
+    /// Leader: removes what acknowledgements made unneeded on an interest or work-queue
+    /// stream and returns the entries that remove the same on the followers (Go: stream.go
+    /// ackMsg; the rule `retention::settle` applies on one server). Propose the consumers'
+    /// state entries before these.
+    pub fn lead_settle(&mut self) -> Vec<StreamEntry> {
+        let acked: Vec<u64> = self
+            .consumers
+            .values_mut()
+            .flat_map(Consumer::take_acked)
+            .collect();
+        let retention = self.stream.config.retention.clone();
+        let mut out = Vec::new();
+        if retention == "limits" {
+            return out;
+        }
+        for seq in acked {
+            let Ok(m) = self.stream.store.load_msg(seq) else {
+                continue;
+            };
+            if retention == "workqueue"
+                || !self
+                    .consumers
+                    .values()
+                    .any(|c| c.needs_ack(seq, &m.subject))
+            {
+                out.push(self.lead_delete(seq).1);
+            }
+        }
+        out
     }
 
     /// Leader: applies `make(last_seq)` here first, through the same code a follower runs,

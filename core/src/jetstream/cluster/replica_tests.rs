@@ -105,10 +105,8 @@ fn lead() -> (ReplicatedStream, Vec<StreamEntry>) {
                    h: &[u8],
                    body: &str| {
         let (stored, e) = l.lead_publish(subj, h, body.as_bytes(), now).unwrap();
-        match e {
-            Some(e) => log.push(e),
-            None => assert!(stored.duplicate),
-        }
+        assert_eq!(e.is_empty(), stored.duplicate);
+        log.extend(e);
         stored.seq
     };
     let ccfg = consumer::check_config(
@@ -465,11 +463,11 @@ fn a_refused_or_duplicate_publish_proposes_nothing() {
     assert_eq!(e.err_code, 10071);
     let h = hdr(&[("Nats-Msg-Id", "once")]);
     let (_, first) = l.lead_publish("s.a", &h, b"x", T0).unwrap();
-    assert!(first.is_some());
+    assert_eq!(first.len(), 1);
     let (dup, again) = l.lead_publish("s.a", &h, b"x", T0 + SEC).unwrap();
     assert!(dup.duplicate);
     assert_eq!(dup.seq, 1);
-    assert_eq!(again, None);
+    assert!(again.is_empty());
 }
 
 #[test]
@@ -480,7 +478,7 @@ fn a_replayed_config_cannot_trim_what_a_later_config_allowed() {
     let mut r = replica(&disk);
     for i in 0..3 {
         let (_, e) = l.lead_publish("s.x", b"", b"a", T0 + i).unwrap();
-        log.push(e.unwrap());
+        log.extend(e);
     }
     follow(&mut r, &log, 0);
     r.stream.store.sync().unwrap();
@@ -494,7 +492,7 @@ fn a_replayed_config_cannot_trim_what_a_later_config_allowed() {
     for i in 0..5 {
         let subj = format!("s.y{i}");
         let (_, e) = l.lead_publish(&subj, b"", b"b", T0 + 10 + i).unwrap();
-        log.push(e.unwrap());
+        log.extend(e);
     }
     follow(&mut r, &log, 3);
     r.stream.store.sync().unwrap();
@@ -515,11 +513,7 @@ fn an_atomic_batch_travels_as_one_entry_and_a_mirror_gap_as_a_skip() {
     let c = check_config(c).unwrap();
     let mut l = ReplicatedStream::new(c.clone(), open(&MemDisk::new(20), &c), T0);
     let mut f = ReplicatedStream::new(c.clone(), open(&MemDisk::new(21), &c), T0);
-    let mut log = vec![l
-        .lead_publish("s.a", b"", b"before", T0)
-        .unwrap()
-        .1
-        .unwrap()];
+    let mut log = l.lead_publish("s.a", b"", b"before", T0).unwrap().1;
     let before = l.stream.store.state().last_seq;
     for n in 1..=3 {
         let mut lines = vec![("Nats-Batch-Id", "b1"), ("Nats-Batch-Sequence", "")];
@@ -565,6 +559,104 @@ fn an_atomic_batch_travels_as_one_entry_and_a_mirror_gap_as_a_skip() {
     follow(&mut f, &log, 0);
     assert_eq!(contents(&f), contents(&l));
     assert_eq!(f.stream.store.state().last_seq, before + 4);
+}
+
+fn retention_stream(retention: &str, seed: u64) -> ReplicatedStream {
+    let mut c = stream_cfg();
+    c.retention = retention.into();
+    let c = check_config(c).unwrap();
+    ReplicatedStream::new(c.clone(), open(&MemDisk::new(seed), &c), T0)
+}
+
+fn push_consumer(l: &mut ReplicatedStream, name: &str, filter: &str) -> StreamEntry {
+    let cfg = consumer::check_config(
+        serde_json::from_value(json!({
+            "durable_name": name,
+            "deliver_subject": format!("dlv.{name}"),
+            "ack_policy": "explicit",
+            "filter_subject": filter,
+        }))
+        .unwrap(),
+        &["s.>".to_owned()],
+    )
+    .unwrap();
+    l.lead_create_consumer(name, cfg, T0)
+}
+
+#[test]
+fn work_queue_acks_remove_the_same_messages_on_every_replica() {
+    let mut l = retention_stream("workqueue", 30);
+    let mut f = retention_stream("workqueue", 31);
+    let mut log = vec![push_consumer(&mut l, "W", "s.>")];
+    for i in 0..6 {
+        let subj = format!("s.q{i}");
+        let job = format!("job{i}");
+        log.extend(
+            l.lead_publish(&subj, b"", job.as_bytes(), T0 + i)
+                .unwrap()
+                .1,
+        );
+    }
+    let c = l.consumers.get_mut("W").unwrap();
+    c.set_active(true, T0 + 10);
+    let got = c.pump(l.stream.store.as_ref(), T0 + 10);
+    assert_eq!(got.len(), 6);
+    for seq in [1, 2, 4] {
+        c.on_ack(seq, AckKind::Ack, T0 + 11);
+    }
+    log.push(l.consumer_state_entry("W").unwrap());
+    let removals = l.lead_settle();
+    assert_eq!(removals.len(), 3);
+    log.extend(removals);
+    follow(&mut f, &log, 0);
+    assert_eq!(contents(&f), contents(&l));
+    let left: Vec<u64> = contents(&f).1.iter().map(|m| m.0).collect();
+    assert_eq!(left, [3, 5, 6]);
+}
+
+#[test]
+fn interest_keeps_what_a_consumer_still_wants_and_drops_what_none_matches() {
+    let mut l = retention_stream("interest", 32);
+    let mut f = retention_stream("interest", 33);
+    // Nobody is interested yet: stored and removed at once, on every replica.
+    let (_, e) = l.lead_publish("s.a", b"", b"lost", T0).unwrap();
+    assert!(matches!(
+        &e[..],
+        [StreamEntry::Msg(_), StreamEntry::Delete { seq: 1, .. }]
+    ));
+    let mut log = e;
+    log.push(push_consumer(&mut l, "A", "s.>"));
+    log.push(push_consumer(&mut l, "B", "s.b"));
+    for (i, subj) in ["s.a", "s.b", "s.b"].iter().enumerate() {
+        log.extend(
+            l.lead_publish(subj, b"", b"x", T0 + 1 + i as u64)
+                .unwrap()
+                .1,
+        );
+    }
+    for name in ["A", "B"] {
+        let c = l.consumers.get_mut(name).unwrap();
+        c.set_active(true, T0 + 10);
+        assert!(!c.pump(l.stream.store.as_ref(), T0 + 10).is_empty());
+    }
+    // A acks everything; B acks only seq 3: seq 2 (only A wants it) and 3 go, 4 stays for B.
+    for seq in [2, 3, 4] {
+        l.consumers
+            .get_mut("A")
+            .unwrap()
+            .on_ack(seq, AckKind::Ack, T0 + 11);
+    }
+    l.consumers
+        .get_mut("B")
+        .unwrap()
+        .on_ack(3, AckKind::Ack, T0 + 11);
+    log.push(l.consumer_state_entry("A").unwrap());
+    log.push(l.consumer_state_entry("B").unwrap());
+    log.extend(l.lead_settle());
+    follow(&mut f, &log, 0);
+    assert_eq!(contents(&f), contents(&l));
+    let left: Vec<u64> = contents(&f).1.iter().map(|m| m.0).collect();
+    assert_eq!(left, [4]);
 }
 
 mod props {
