@@ -45,6 +45,8 @@ pub use shapes::{ClusterInfo, MetaClusterInfo, PeerInfo};
 #[cfg(test)]
 mod checks_tests;
 #[cfg(test)]
+mod flow_tests;
+#[cfg(test)]
 mod meta_tests;
 #[cfg(test)]
 mod placement_tests;
