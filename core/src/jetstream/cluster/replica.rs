@@ -29,7 +29,10 @@
 //! and work-queue retention delete exactly what the log says, when it says), a consumer's leader
 //! is always its stream's leader, and a cluster with many consumers runs far fewer Raft groups.
 //! The state entry is the consumer's whole delivery state in its state-file encoding, proposed
-//! at most once per group commit when it changed, as the single-server file is written.
+//! at most once per group commit when it changed, as the single-server file is written. The
+//! leader does not apply those entries back to its live consumers, which are ahead of them
+//! ([`ReplicatedStream::set_leading`]); removals that acks make on interest and work-queue
+//! streams travel as explicit delete entries ([`ReplicatedStream::lead_settle`]).
 //!
 //! # What an entry may never do
 //! Read the clock, draw randomness, or depend on anything but the replica's own state and the
@@ -101,6 +104,9 @@ pub struct ReplicatedStream {
     /// the replay reaches the store's end (applying it earlier could trim messages a later
     /// config allowed).
     pending_config: Option<StreamConfig>,
+    /// This replica leads the group (set by the shell from Raft): its consumers are live, and
+    /// their state entries, older than what they hold, are not applied back to them.
+    leading: bool,
 }
 
 impl ReplicatedStream {
@@ -115,12 +121,20 @@ impl ReplicatedStream {
             consumers: BTreeMap::new(),
             applied: 0,
             pending_config: None,
+            leading: false,
         }
     }
 
     /// The last log index applied.
     pub fn applied(&self) -> u64 {
         self.applied
+    }
+
+    /// Raft made this replica the group's leader (`true`) or a follower. A leader's consumers
+    /// deliver and take acks themselves; the state entries they proposed are older than what
+    /// they hold by the time they commit, so a leader does not apply them back.
+    pub fn set_leading(&mut self, leading: bool) {
+        self.leading = leading;
     }
 
     fn last_seq(&self) -> u64 {
@@ -525,6 +539,9 @@ impl ReplicatedStream {
         let Some(c) = self.consumers.get_mut(name) else {
             return Applied::Failed(err::consumer_not_found());
         };
+        if self.leading {
+            return Applied::AlreadyHad;
+        }
         match state::decode(bytes) {
             Ok(s) => {
                 c.apply_state(s, self.stream.store.as_ref());
@@ -582,6 +599,7 @@ impl ReplicatedStream {
                 consumers,
                 applied: s.applied,
                 pending_config: None,
+                leading: false,
             },
             behind,
         ))

@@ -253,9 +253,41 @@ fn followers_that_apply_the_leaders_entries_are_identical_to_it() {
 #[test]
 fn the_leader_applying_its_own_committed_entries_changes_nothing() {
     let (mut leader, log) = lead();
+    leader.set_leading(true);
     let before = contents(&leader);
+    let live = leader.consumers["D"].delivery_state();
     follow(&mut leader, &log, 0);
     assert_eq!(contents(&leader), before);
+    // Its live consumer is not taken back to the states it proposed earlier.
+    assert_eq!(leader.consumers["D"].delivery_state(), live);
+}
+
+#[test]
+fn a_leader_ignores_its_own_older_consumer_state_a_follower_takes_it() {
+    let (mut leader, log) = lead();
+    let state = log
+        .iter()
+        .filter(|e| matches!(e, StreamEntry::ConsumerState { .. }))
+        .next_back()
+        .unwrap()
+        .clone();
+    // The leader delivers more after proposing that state.
+    let now = T0 + 100 * SEC;
+    let (_, more) = leader.lead_publish("s.a", b"", b"more", now).unwrap();
+    let c = leader.consumers.get_mut("D").unwrap();
+    assert_eq!(c.pump(leader.stream.store.as_ref(), now).len(), 1);
+    let live = c.delivery_state();
+    leader.set_leading(true);
+    assert_eq!(leader.apply(1000, &state), Applied::AlreadyHad);
+    assert_eq!(leader.consumers["D"].delivery_state(), live);
+    assert_eq!(more.len(), 1);
+    // A follower takes it, and so does the same replica once it no longer leads.
+    let mut f = replica(&MemDisk::new(40));
+    follow(&mut f, &log, 0);
+    assert_eq!(f.apply(1000, &state), Applied::Done);
+    leader.set_leading(false);
+    assert_eq!(leader.apply(1001, &state), Applied::Done);
+    assert_ne!(leader.consumers["D"].delivery_state(), live);
 }
 
 #[test]
