@@ -267,8 +267,7 @@ fn a_leader_ignores_its_own_older_consumer_state_a_follower_takes_it() {
     let (mut leader, log) = lead();
     let state = log
         .iter()
-        .filter(|e| matches!(e, StreamEntry::ConsumerState { .. }))
-        .next_back()
+        .rfind(|e| matches!(e, StreamEntry::ConsumerState { .. }))
         .unwrap()
         .clone();
     // The leader delivers more after proposing that state.
