@@ -137,7 +137,7 @@ fn three_servers_place_replicate_fail_over_and_move_a_stream() {
         let body = format!("o{i}");
         log.extend(
             leader
-                .lead_publish("orders.new", b"", body.as_bytes(), T0 + i)
+                .leader_publish("orders.new", b"", body.as_bytes(), T0 + i)
                 .unwrap()
                 .1,
         );
@@ -162,7 +162,7 @@ fn three_servers_place_replicate_fail_over_and_move_a_stream() {
     // p1 stores a sixth message but loses leadership before it is committed.
     let old = s.get_mut("p1").unwrap().replicas.get_mut("ORDERS").unwrap();
     let lost = old
-        .lead_publish("orders.new", b"", b"lost", T0 + 10)
+        .leader_publish("orders.new", b"", b"lost", T0 + 10)
         .unwrap()
         .1;
     assert_eq!(lost.len(), 1);
@@ -173,7 +173,7 @@ fn three_servers_place_replicate_fail_over_and_move_a_stream() {
     for i in 0..3u64 {
         let body = format!("n{i}");
         log.extend(
-            l2.lead_publish("orders.new", b"", body.as_bytes(), T0 + 20 + i)
+            l2.leader_publish("orders.new", b"", body.as_bytes(), T0 + 20 + i)
                 .unwrap()
                 .1,
         );

@@ -4,7 +4,7 @@
 //!
 //! # Who decides
 //! The group leader runs the ordinary publish path on its own replica
-//! ([`ReplicatedStream::lead_publish`]): subject transform, `Nats-Expected-*`, de-duplication,
+//! ([`ReplicatedStream::leader_publish`]): subject transform, `Nats-Expected-*`, de-duplication,
 //! counters, schedules, TTL, limits. What it stored is then proposed as a [`StreamEntry::Msg`]:
 //! the record itself (sequence, timestamp, final subject, headers and payload) and the rollup
 //! it performed. A follower stores that record as it is; it never judges a message again, so a
@@ -32,7 +32,7 @@
 //! at most once per group commit when it changed, as the single-server file is written. The
 //! leader does not apply those entries back to its live consumers, which are ahead of them
 //! ([`ReplicatedStream::set_leading`]); removals that acks make on interest and work-queue
-//! streams travel as explicit delete entries ([`ReplicatedStream::lead_settle`]).
+//! streams travel as explicit delete entries ([`ReplicatedStream::leader_settle`]).
 //!
 //! # What an entry may never do
 //! Read the clock, draw randomness, or depend on anything but the replica's own state and the
@@ -144,7 +144,7 @@ impl ReplicatedStream {
     /// Leader: publishes on this replica and returns the entries to propose: none for a
     /// duplicate (answered with the original's sequence), the stored record, and on an
     /// interest stream no consumer matches, its removal too (Go keeps nothing then).
-    pub fn lead_publish(
+    pub fn leader_publish(
         &mut self,
         subject: &str,
         hdr: &[u8],
@@ -185,7 +185,7 @@ impl ReplicatedStream {
             sourced: false,
         })];
         if unwanted {
-            out.push(self.lead_delete(m.seq).1);
+            out.push(self.leader_delete(m.seq).1);
         }
         Ok((stored, out))
     }
@@ -194,7 +194,7 @@ impl ReplicatedStream {
     /// stream and returns the entries that remove the same on the followers (Go: stream.go
     /// ackMsg; the rule `retention::settle` applies on one server). Propose the consumers'
     /// state entries before these.
-    pub fn lead_settle(&mut self) -> Vec<StreamEntry> {
+    pub fn leader_settle(&mut self) -> Vec<StreamEntry> {
         let acked: Vec<u64> = self
             .consumers
             .values_mut()
@@ -215,7 +215,7 @@ impl ReplicatedStream {
                     .values()
                     .any(|c| c.needs_ack(seq, &m.subject))
             {
-                out.push(self.lead_delete(seq).1);
+                out.push(self.leader_delete(seq).1);
             }
         }
         out
@@ -223,19 +223,19 @@ impl ReplicatedStream {
 
     /// Leader: applies `make(last_seq)` here first, through the same code a follower runs,
     /// and returns the entry to propose with what it did.
-    fn lead(&mut self, make: impl FnOnce(u64) -> StreamEntry) -> (Applied, StreamEntry) {
+    fn leader_apply(&mut self, make: impl FnOnce(u64) -> StreamEntry) -> (Applied, StreamEntry) {
         let e = make(self.last_seq());
         (self.apply_entry(&e), e)
     }
 
     /// Leader: removes message `seq` (MSG.DELETE, or retention once it was acked).
-    pub fn lead_delete(&mut self, seq: u64) -> (Applied, StreamEntry) {
-        self.lead(|last_seq| StreamEntry::Delete { last_seq, seq })
+    pub fn leader_delete(&mut self, seq: u64) -> (Applied, StreamEntry) {
+        self.leader_apply(|last_seq| StreamEntry::Delete { last_seq, seq })
     }
 
     /// Leader: a purge as `$JS.API.STREAM.PURGE` asked it.
-    pub fn lead_purge(&mut self, filter: &str, seq: u64, keep: u64) -> (Applied, StreamEntry) {
-        self.lead(|last_seq| StreamEntry::Purge {
+    pub fn leader_purge(&mut self, filter: &str, seq: u64, keep: u64) -> (Applied, StreamEntry) {
+        self.leader_apply(|last_seq| StreamEntry::Purge {
             last_seq,
             filter: filter.to_owned(),
             seq,
@@ -244,18 +244,18 @@ impl ReplicatedStream {
     }
 
     /// Leader: the time-driven removals due at `now` (its wall clock).
-    pub fn lead_expire(&mut self, now: UnixNanos) -> (Applied, StreamEntry) {
-        self.lead(|last_seq| StreamEntry::Expire { last_seq, now })
+    pub fn leader_expire(&mut self, now: UnixNanos) -> (Applied, StreamEntry) {
+        self.leader_apply(|last_seq| StreamEntry::Expire { last_seq, now })
     }
 
     /// Leader: a new config at this point of the log.
-    pub fn lead_config(&mut self, config: StreamConfig) -> (Applied, StreamEntry) {
-        self.lead(|last_seq| StreamEntry::Config { last_seq, config })
+    pub fn leader_config(&mut self, config: StreamConfig) -> (Applied, StreamEntry) {
+        self.leader_apply(|last_seq| StreamEntry::Config { last_seq, config })
     }
 
     /// Leader: creates a consumer (config already checked, name chosen) and returns the entry
     /// that creates it on the followers.
-    pub fn lead_create_consumer(
+    pub fn leader_create_consumer(
         &mut self,
         name: &str,
         config: ConsumerConfig,
@@ -276,12 +276,12 @@ impl ReplicatedStream {
         }
     }
 
-    /// Leader: the entries for what an operation other than [`Self::lead_publish`] stored
+    /// Leader: the entries for what an operation other than [`Self::leader_publish`] stored
     /// after sequence `after` (an atomic batch's commit, a sourced or mirrored message):
     /// consecutive records become one entry ([`StreamEntry::Batch`] when more than one, so
     /// a batch stays atomic in the log) and sequences no longer there become
     /// [`StreamEntry::Skip`]s.
-    pub fn lead_stored(&self, after: u64, sourced: bool) -> Vec<StreamEntry> {
+    pub fn leader_stored(&self, after: u64, sourced: bool) -> Vec<StreamEntry> {
         let store = self.stream.store.as_ref();
         let end = self.last_seq();
         let allow_rollup = self.stream.config.allow_rollup_hdrs;

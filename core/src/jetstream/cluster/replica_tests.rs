@@ -94,7 +94,7 @@ fn contents(r: &ReplicatedStream) -> (String, Vec<Msg>, Vec<String>) {
 }
 
 /// A leader's run through every kind of entry; returns the leader and the log it proposed.
-fn lead() -> (ReplicatedStream, Vec<StreamEntry>) {
+fn leader_run() -> (ReplicatedStream, Vec<StreamEntry>) {
     let mut l = replica(&MemDisk::new(1));
     let mut log = Vec::new();
     let mut now = T0;
@@ -104,7 +104,7 @@ fn lead() -> (ReplicatedStream, Vec<StreamEntry>) {
                    subj: &str,
                    h: &[u8],
                    body: &str| {
-        let (stored, e) = l.lead_publish(subj, h, body.as_bytes(), now).unwrap();
+        let (stored, e) = l.leader_publish(subj, h, body.as_bytes(), now).unwrap();
         assert_eq!(e.is_empty(), stored.duplicate);
         log.extend(e);
         stored.seq
@@ -120,7 +120,7 @@ fn lead() -> (ReplicatedStream, Vec<StreamEntry>) {
         &["s.>".to_owned()],
     )
     .unwrap();
-    log.push(l.lead_create_consumer("D", ccfg, now));
+    log.push(l.leader_create_consumer("D", ccfg, now));
     for i in 0..12 {
         now += SEC;
         let subj = ["s.a", "s.b", "s.c"][i % 3];
@@ -171,19 +171,19 @@ fn lead() -> (ReplicatedStream, Vec<StreamEntry>) {
         "short-lived",
     );
     now += 3 * SEC;
-    let (a, e) = l.lead_expire(now);
+    let (a, e) = l.leader_expire(now);
     assert_eq!(a, Applied::Done);
     log.push(e);
     let first_seq = l.stream.store.state().first_seq;
-    let (a, e) = l.lead_delete(first_seq);
+    let (a, e) = l.leader_delete(first_seq);
     assert_eq!(a, Applied::Done);
     log.push(e);
-    let (a, e) = l.lead_purge("s.c", 0, 1);
+    let (a, e) = l.leader_purge("s.c", 0, 1);
     assert_eq!(a, Applied::Done);
     log.push(e);
     let mut c2 = l.stream.config.clone();
     c2.max_msgs = 10;
-    let (a, e) = l.lead_config(c2);
+    let (a, e) = l.leader_config(c2);
     assert_eq!(a, Applied::Done);
     log.push(e);
     for i in 0..5 {
@@ -197,10 +197,10 @@ fn lead() -> (ReplicatedStream, Vec<StreamEntry>) {
     log.push(l.consumer_state_entry("D").unwrap());
     // A purge below a sequence (a compact), then a whole purge of one subject.
     let cut = l.stream.store.state().first_seq + 2;
-    let (a, e) = l.lead_purge("", cut, 0);
+    let (a, e) = l.leader_purge("", cut, 0);
     assert_eq!(a, Applied::Done);
     log.push(e);
-    let (a, e) = l.lead_purge("s.b", 0, 0);
+    let (a, e) = l.leader_purge("s.b", 0, 0);
     assert_eq!(a, Applied::Done);
     log.push(e);
     for i in 0..3 {
@@ -232,7 +232,7 @@ fn follow(r: &mut ReplicatedStream, log: &[StreamEntry], from: usize) {
 
 #[test]
 fn followers_that_apply_the_leaders_entries_are_identical_to_it() {
-    let (leader, log) = lead();
+    let (leader, log) = leader_run();
     let (mut b, mut c) = (replica(&MemDisk::new(2)), replica(&MemDisk::new(3)));
     // Step by step, the two followers agree after every entry.
     for i in 0..log.len() {
@@ -252,7 +252,7 @@ fn followers_that_apply_the_leaders_entries_are_identical_to_it() {
 
 #[test]
 fn the_leader_applying_its_own_committed_entries_changes_nothing() {
-    let (mut leader, log) = lead();
+    let (mut leader, log) = leader_run();
     leader.set_leading(true);
     let before = contents(&leader);
     let live = leader.consumers["D"].delivery_state();
@@ -264,7 +264,7 @@ fn the_leader_applying_its_own_committed_entries_changes_nothing() {
 
 #[test]
 fn a_leader_ignores_its_own_older_consumer_state_a_follower_takes_it() {
-    let (mut leader, log) = lead();
+    let (mut leader, log) = leader_run();
     let state = log
         .iter()
         .rfind(|e| matches!(e, StreamEntry::ConsumerState { .. }))
@@ -272,7 +272,7 @@ fn a_leader_ignores_its_own_older_consumer_state_a_follower_takes_it() {
         .clone();
     // The leader delivers more after proposing that state.
     let now = T0 + 100 * SEC;
-    let (_, more) = leader.lead_publish("s.a", b"", b"more", now).unwrap();
+    let (_, more) = leader.leader_publish("s.a", b"", b"more", now).unwrap();
     let c = leader.consumers.get_mut("D").unwrap();
     assert_eq!(c.pump(leader.stream.store.as_ref(), now).len(), 1);
     let live = c.delivery_state();
@@ -291,7 +291,7 @@ fn a_leader_ignores_its_own_older_consumer_state_a_follower_takes_it() {
 
 #[test]
 fn a_replica_restarted_from_a_snapshot_re_applies_and_ends_identical() {
-    let (leader, log) = lead();
+    let (leader, log) = leader_run();
     let half = log.len() / 2;
     let disk = MemDisk::new(4);
     let mut r = replica(&disk);
@@ -317,7 +317,7 @@ fn a_replica_restarted_from_a_snapshot_re_applies_and_ends_identical() {
 
 #[test]
 fn a_replica_that_crashed_after_its_snapshot_catches_up_from_the_log() {
-    let (leader, log) = lead();
+    let (leader, log) = leader_run();
     let half = log.len() / 2;
     let disk = MemDisk::new(6);
     let mut r = replica(&disk);
@@ -336,7 +336,7 @@ fn a_replica_that_crashed_after_its_snapshot_catches_up_from_the_log() {
 
 #[test]
 fn a_store_that_lost_what_its_snapshot_saw_is_reported_behind() {
-    let (_, log) = lead();
+    let (_, log) = leader_run();
     let disk = MemDisk::new(7);
     let mut r = replica(&disk);
     follow(&mut r, &log[..6], 0);
@@ -351,7 +351,7 @@ fn a_store_that_lost_what_its_snapshot_saw_is_reported_behind() {
 
 #[test]
 fn an_entry_past_the_store_is_behind_and_not_marked_applied() {
-    let (_, log) = lead();
+    let (_, log) = leader_run();
     let mut r = replica(&MemDisk::new(8));
     let late = log
         .iter()
@@ -365,11 +365,11 @@ fn an_entry_past_the_store_is_behind_and_not_marked_applied() {
 
 #[test]
 fn a_replica_holding_other_data_at_a_sequence_reports_divergence() {
-    let (_, log) = lead();
+    let (_, log) = leader_run();
     let mut rogue = replica(&MemDisk::new(9));
     // An old leader's write that never reached the others.
     rogue
-        .lead_publish("s.a", b"", b"never committed", T0)
+        .leader_publish("s.a", b"", b"never committed", T0)
         .unwrap();
     let first_msg = log
         .iter()
@@ -394,7 +394,7 @@ fn consumer_state_for_an_unknown_consumer_fails_without_panicking() {
 }
 
 fn every_entry() -> Vec<StreamEntry> {
-    let (_, mut log) = lead();
+    let (_, mut log) = leader_run();
     log.push(StreamEntry::Batch(vec![
         MsgRecord {
             seq: 100,
@@ -478,7 +478,7 @@ fn damaged_entries_are_errors_never_panics() {
 
 #[test]
 fn snapshots_are_versioned_and_refused_when_unknown() {
-    let (leader, _) = lead();
+    let (leader, _) = leader_run();
     let mut s = leader.snapshot();
     assert_eq!((s[0], s[1]), (b's', VERSION));
     s[1] = 9;
@@ -490,12 +490,12 @@ fn snapshots_are_versioned_and_refused_when_unknown() {
 fn a_refused_or_duplicate_publish_proposes_nothing() {
     let mut l = replica(&MemDisk::new(12));
     let h = hdr(&[("Nats-Expected-Last-Sequence", "7")]);
-    let e = l.lead_publish("s.a", &h, b"x", T0).unwrap_err();
+    let e = l.leader_publish("s.a", &h, b"x", T0).unwrap_err();
     assert_eq!(e.err_code, 10071);
     let h = hdr(&[("Nats-Msg-Id", "once")]);
-    let (_, first) = l.lead_publish("s.a", &h, b"x", T0).unwrap();
+    let (_, first) = l.leader_publish("s.a", &h, b"x", T0).unwrap();
     assert_eq!(first.len(), 1);
-    let (dup, again) = l.lead_publish("s.a", &h, b"x", T0 + SEC).unwrap();
+    let (dup, again) = l.leader_publish("s.a", &h, b"x", T0 + SEC).unwrap();
     assert!(dup.duplicate);
     assert_eq!(dup.seq, 1);
     assert!(again.is_empty());
@@ -508,7 +508,7 @@ fn a_replayed_config_cannot_trim_what_a_later_config_allowed() {
     let mut log = Vec::new();
     let mut r = replica(&disk);
     for i in 0..3 {
-        let (_, e) = l.lead_publish("s.x", b"", b"a", T0 + i).unwrap();
+        let (_, e) = l.leader_publish("s.x", b"", b"a", T0 + i).unwrap();
         log.extend(e);
     }
     follow(&mut r, &log, 0);
@@ -516,13 +516,13 @@ fn a_replayed_config_cannot_trim_what_a_later_config_allowed() {
     let snap = r.snapshot();
     let mut low = l.stream.config.clone();
     low.max_msgs = 2;
-    log.push(l.lead_config(low).1);
+    log.push(l.leader_config(low).1);
     let mut high = l.stream.config.clone();
     high.max_msgs = 100;
-    log.push(l.lead_config(high).1);
+    log.push(l.leader_config(high).1);
     for i in 0..5 {
         let subj = format!("s.y{i}");
-        let (_, e) = l.lead_publish(&subj, b"", b"b", T0 + 10 + i).unwrap();
+        let (_, e) = l.leader_publish(&subj, b"", b"b", T0 + 10 + i).unwrap();
         log.extend(e);
     }
     follow(&mut r, &log, 3);
@@ -544,7 +544,7 @@ fn an_atomic_batch_travels_as_one_entry_and_a_mirror_gap_as_a_skip() {
     let c = check_config(c).unwrap();
     let mut l = ReplicatedStream::new(c.clone(), open(&MemDisk::new(20), &c), T0);
     let mut f = ReplicatedStream::new(c.clone(), open(&MemDisk::new(21), &c), T0);
-    let mut log = l.lead_publish("s.a", b"", b"before", T0).unwrap().1;
+    let mut log = l.leader_publish("s.a", b"", b"before", T0).unwrap().1;
     let before = l.stream.store.state().last_seq;
     for n in 1..=3 {
         let mut lines = vec![("Nats-Batch-Id", "b1"), ("Nats-Batch-Sequence", "")];
@@ -565,7 +565,7 @@ fn an_atomic_batch_travels_as_one_entry_and_a_mirror_gap_as_a_skip() {
             "{out:?}"
         );
     }
-    let batch = l.lead_stored(before, false);
+    let batch = l.leader_stored(before, false);
     assert!(
         matches!(&batch[..], [StreamEntry::Batch(ms)] if ms.len() == 3),
         "{batch:?}"
@@ -581,7 +581,7 @@ fn an_atomic_batch_travels_as_one_entry_and_a_mirror_gap_as_a_skip() {
         payload: bytes::Bytes::from_static(b"far"),
     };
     l.stream.store_mirrored(&m, "s.c").unwrap();
-    let gap = l.lead_stored(before, true);
+    let gap = l.leader_stored(before, true);
     assert!(
         matches!(&gap[..], [StreamEntry::Skip { count: 3, .. }, StreamEntry::Msg(r)] if r.sourced),
         "{gap:?}"
@@ -611,7 +611,7 @@ fn push_consumer(l: &mut ReplicatedStream, name: &str, filter: &str) -> StreamEn
         &["s.>".to_owned()],
     )
     .unwrap();
-    l.lead_create_consumer(name, cfg, T0)
+    l.leader_create_consumer(name, cfg, T0)
 }
 
 #[test]
@@ -623,7 +623,7 @@ fn work_queue_acks_remove_the_same_messages_on_every_replica() {
         let subj = format!("s.q{i}");
         let job = format!("job{i}");
         log.extend(
-            l.lead_publish(&subj, b"", job.as_bytes(), T0 + i)
+            l.leader_publish(&subj, b"", job.as_bytes(), T0 + i)
                 .unwrap()
                 .1,
         );
@@ -636,7 +636,7 @@ fn work_queue_acks_remove_the_same_messages_on_every_replica() {
         c.on_ack(seq, AckKind::Ack, T0 + 11);
     }
     log.push(l.consumer_state_entry("W").unwrap());
-    let removals = l.lead_settle();
+    let removals = l.leader_settle();
     assert_eq!(removals.len(), 3);
     log.extend(removals);
     follow(&mut f, &log, 0);
@@ -650,7 +650,7 @@ fn interest_keeps_what_a_consumer_still_wants_and_drops_what_none_matches() {
     let mut l = retention_stream("interest", 32);
     let mut f = retention_stream("interest", 33);
     // Nobody is interested yet: stored and removed at once, on every replica.
-    let (_, e) = l.lead_publish("s.a", b"", b"lost", T0).unwrap();
+    let (_, e) = l.leader_publish("s.a", b"", b"lost", T0).unwrap();
     assert!(matches!(
         &e[..],
         [StreamEntry::Msg(_), StreamEntry::Delete { seq: 1, .. }]
@@ -660,7 +660,7 @@ fn interest_keeps_what_a_consumer_still_wants_and_drops_what_none_matches() {
     log.push(push_consumer(&mut l, "B", "s.b"));
     for (i, subj) in ["s.a", "s.b", "s.b"].iter().enumerate() {
         log.extend(
-            l.lead_publish(subj, b"", b"x", T0 + 1 + i as u64)
+            l.leader_publish(subj, b"", b"x", T0 + 1 + i as u64)
                 .unwrap()
                 .1,
         );
@@ -683,7 +683,7 @@ fn interest_keeps_what_a_consumer_still_wants_and_drops_what_none_matches() {
         .on_ack(3, AckKind::Ack, T0 + 11);
     log.push(l.consumer_state_entry("A").unwrap());
     log.push(l.consumer_state_entry("B").unwrap());
-    log.extend(l.lead_settle());
+    log.extend(l.leader_settle());
     follow(&mut f, &log, 0);
     assert_eq!(contents(&f), contents(&l));
     let left: Vec<u64> = contents(&f).1.iter().map(|m| m.0).collect();
