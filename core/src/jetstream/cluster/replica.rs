@@ -276,6 +276,37 @@ impl ReplicatedStream {
         }
     }
 
+    /// Leader: removes a consumer and returns the entries that remove it on the followers,
+    /// then, on an interest stream, the messages only it was holding (Go: stopWithFlags; the
+    /// rule `retention::consumer_removed` applies on one server).
+    pub fn leader_delete_consumer(&mut self, name: &str) -> Vec<StreamEntry> {
+        let Some(gone) = self.consumers.remove(name) else {
+            return Vec::new();
+        };
+        let mut out = vec![StreamEntry::ConsumerDelete {
+            name: name.to_owned(),
+        }];
+        if self.stream.config.retention != "interest" {
+            return out;
+        }
+        let mut seq = (gone.ack_floor() + 1).max(self.stream.store.state().first_seq);
+        let mut unwanted = Vec::new();
+        while let Ok(m) = self.stream.store.load_next_msg("", seq) {
+            seq = m.seq + 1;
+            if !self
+                .consumers
+                .values()
+                .any(|c| c.needs_ack(m.seq, &m.subject))
+            {
+                unwanted.push(m.seq);
+            }
+        }
+        for seq in unwanted {
+            out.push(self.leader_delete(seq).1);
+        }
+        out
+    }
+
     /// Leader: the entries for what an operation other than [`Self::leader_publish`] stored
     /// after sequence `after` (an atomic batch's commit, a sourced or mirrored message):
     /// consecutive records become one entry ([`StreamEntry::Batch`] when more than one, so

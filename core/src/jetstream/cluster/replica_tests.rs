@@ -688,6 +688,25 @@ fn interest_keeps_what_a_consumer_still_wants_and_drops_what_none_matches() {
     assert_eq!(contents(&f), contents(&l));
     let left: Vec<u64> = contents(&f).1.iter().map(|m| m.0).collect();
     assert_eq!(left, [4]);
+    // B goes: what only B was holding goes with it, on every replica.
+    let from = log.len();
+    let gone = l.leader_delete_consumer("B");
+    assert!(
+        matches!(
+            &gone[..],
+            [
+                StreamEntry::ConsumerDelete { .. },
+                StreamEntry::Delete { seq: 4, .. }
+            ]
+        ),
+        "{gone:?}"
+    );
+    log.extend(gone);
+    assert!(l.leader_delete_consumer("B").is_empty());
+    follow(&mut f, &log, from);
+    assert_eq!(contents(&f), contents(&l));
+    assert!(contents(&f).1.is_empty());
+    assert_eq!(f.consumers.keys().collect::<Vec<_>>(), ["A"]);
 }
 
 mod props {
