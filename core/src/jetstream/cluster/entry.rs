@@ -291,15 +291,6 @@ impl StreamEntry {
         Ok(e)
     }
 
-    /// The last sequence the store holds once the entry is applied, for message entries.
-    pub(super) fn end_seq(&self) -> Option<u64> {
-        match self {
-            Self::Msg(m) => Some(m.seq),
-            Self::Batch(ms) => ms.last().map(|m| m.seq),
-            _ => None,
-        }
-    }
-
     /// The last sequence the entry was made after, where it carries one.
     pub(super) fn last_seq(&self) -> Option<u64> {
         match self {

@@ -385,29 +385,33 @@ impl ReplicatedStream {
 
     fn apply_entry(&mut self, entry: &StreamEntry) -> Applied {
         let have = self.last_seq();
+        let records = matches!(entry, StreamEntry::Msg(_) | StreamEntry::Batch(_));
         if let Some(want) = entry.last_seq() {
             if have < want {
                 return Applied::Behind { have, want };
             }
-            if have > want {
-                let out = self.check_had(entry);
-                if entry.end_seq() == Some(have) {
-                    // The replay reached the store's end: from here entries are new.
-                    self.flush_config();
-                }
-                return out;
+            // Message records sort themselves out one by one (see `store`): a batch the
+            // store holds only part of is completed.
+            if have > want && !records {
+                return self.check_had(entry);
             }
-            self.flush_config();
+            if have == want {
+                self.flush_config();
+            }
         }
         match entry {
             StreamEntry::Msg(m) => self.store(m),
             StreamEntry::Batch(ms) => {
+                let mut all = Applied::AlreadyHad;
                 for m in ms {
-                    if let out @ (Applied::Failed(_) | Applied::Diverged { .. }) = self.store(m) {
-                        return out;
+                    match self.store(m) {
+                        Applied::AlreadyHad => {}
+                        Applied::Done => all = Applied::Done,
+                        // A store failure part-way leaves this replica to be rebuilt.
+                        out => return out,
                     }
                 }
-                Applied::Done
+                all
             }
             StreamEntry::Skip { seq, count, ts, .. } => {
                 done(self.stream.store.skip_msgs(*seq, *count, *ts).map(|_| ()))
@@ -474,42 +478,45 @@ impl ReplicatedStream {
         }
     }
 
-    /// An entry the store is already past: message records are compared with what the
-    /// store holds; what lives outside the store (config, consumers) is still taken in.
+    /// An entry (other than a message) the store is already past: its effect on the store is
+    /// there; what lives outside the store (config, consumers) is still taken in.
     fn check_had(&mut self, entry: &StreamEntry) -> Applied {
-        let records: &[MsgRecord] = match entry {
-            StreamEntry::Msg(m) => std::slice::from_ref(m),
-            StreamEntry::Batch(ms) => ms,
+        match entry {
             StreamEntry::Config { config, .. } => {
                 self.pending_config = Some(config.clone());
-                return Applied::AlreadyHad;
             }
-            StreamEntry::ConsumerCreate { meta, .. } => {
-                self.create_consumer(meta, true);
-                return Applied::AlreadyHad;
-            }
-            _ => return Applied::AlreadyHad,
-        };
-        for m in records {
-            // A message removed since (deleted, purged, expired) cannot be compared: its
-            // removal is in the log after it.
-            if let Ok(had) = self.stream.store.load_msg(m.seq) {
+            StreamEntry::ConsumerCreate { meta, .. } => self.create_consumer(meta, true),
+            _ => {}
+        }
+        Applied::AlreadyHad
+    }
+
+    /// A record at or below the store's last sequence: the same as the store holds, or a
+    /// divergence. A message removed since (deleted, purged, expired) cannot be compared:
+    /// its removal is in the log after it.
+    fn compare(&self, m: &MsgRecord) -> Applied {
+        match self.stream.store.load_msg(m.seq) {
+            Ok(had)
                 if had.ts != m.ts
                     || had.subject != m.subject
                     || had.headers != m.headers
-                    || had.payload != m.payload
-                {
-                    return Applied::Diverged { seq: m.seq };
-                }
+                    || had.payload != m.payload =>
+            {
+                Applied::Diverged { seq: m.seq }
             }
+            _ => Applied::AlreadyHad,
         }
-        Applied::AlreadyHad
     }
 
     fn store(&mut self, m: &MsgRecord) -> Applied {
         let have = self.last_seq();
         if m.seq <= have {
-            return self.check_had(&StreamEntry::Msg(m.clone()));
+            let out = self.compare(m);
+            if m.seq == have && out == Applied::AlreadyHad {
+                // The replay reached the store's end: from here entries are new.
+                self.flush_config();
+            }
+            return out;
         }
         if m.seq != have + 1 {
             return Applied::Behind {
@@ -517,6 +524,9 @@ impl ReplicatedStream {
                 want: m.seq - 1,
             };
         }
+        // A config met while replaying applies before the first new message, as it did on
+        // the leader.
+        self.flush_config();
         let sm = StoredMsg {
             seq: m.seq,
             ts: m.ts,

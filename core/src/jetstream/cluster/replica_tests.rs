@@ -590,6 +590,24 @@ fn an_atomic_batch_travels_as_one_entry_and_a_mirror_gap_as_a_skip() {
     follow(&mut f, &log, 0);
     assert_eq!(contents(&f), contents(&l));
     assert_eq!(f.stream.store.state().last_seq, before + 4);
+
+    // A replica whose store kept only part of the batch (a crash mid-write) completes it.
+    let mut p = ReplicatedStream::new(c.clone(), open(&MemDisk::new(22), &c), T0);
+    let StreamEntry::Batch(ms) = &log[1] else {
+        panic!("{:?}", log[1]);
+    };
+    assert_eq!(p.apply(1, &log[0]), Applied::Done);
+    assert_eq!(
+        p.apply(2, &StreamEntry::Batch(ms[..2].to_vec())),
+        Applied::Done
+    );
+    assert_eq!(p.apply(3, &log[1]), Applied::Done);
+    assert_eq!(p.apply(3, &log[1]), Applied::Replay);
+    assert_eq!(p.apply(5, &log[1]), Applied::AlreadyHad);
+    for (i, e) in log.iter().enumerate().skip(2) {
+        assert_eq!(p.apply(i as u64 + 4, e), Applied::Done);
+    }
+    assert_eq!(contents(&p), contents(&l));
 }
 
 fn retention_stream(retention: &str, seed: u64) -> ReplicatedStream {
