@@ -213,7 +213,9 @@ pub enum MetaEffect {
     },
     /// This server was removed from the meta group.
     ServerRemoved,
-    /// Answer the request an entry carried; only the server named in it sends this.
+    /// Answer the request an entry carried; only the server named in it sends this. For a
+    /// create, nats-server has the new stream's leader answer with the stream's info: the
+    /// shell may hold this until that replica reports its leader.
     Respond {
         /// The request.
         request: Request,

@@ -20,7 +20,11 @@
 //! effect is already in the store. A message entry skipped so is still compared with what the
 //! store holds at its sequence, and a difference is reported ([`Applied::Diverged`]) rather
 //! than kept silently. A replica whose store holds less than `last_seq` is missing writes
-//! ([`Applied::Behind`]) and must catch up from the leader before it applies more.
+//! ([`Applied::Behind`]) and must catch up from the leader before it applies more. Message
+//! records are checked one by one, so a batch the store kept only part of is completed. A
+//! config met while replaying waits for the store's end, so it cannot trim messages a later
+//! config allowed. A snapshot holds the replica's state but not its messages: take it once
+//! the store synced (the group commit does), or a crash can leave the store short of it.
 //!
 //! # Consumers
 //! Consumer state rides in the stream's own log ([`StreamEntry::ConsumerCreate`],
