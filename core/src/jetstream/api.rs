@@ -318,6 +318,10 @@ pub mod err {
     pub fn cluster_tags() -> ApiError {
         ApiError::new(400, 10011, "tags placement not supported for operation")
     }
+    /// 10036.
+    pub fn cluster_unsupported() -> ApiError {
+        ApiError::new(503, 10036, "not currently supported in clustered mode")
+    }
     /// 10040.
     pub fn cluster_peer_not_member() -> ApiError {
         ApiError::new(400, 10040, "peer not a member")

@@ -6,6 +6,8 @@
 //!   whose [`MetaEffect`]s tell this server which replicas to start, update or stop and which
 //!   requests to answer.
 //! * [`checks`]: what the meta leader checks against the agreed state before it proposes.
+//! * [`propose`]: the meta leader's side of each clustered API request: checks, placement,
+//!   the entry to propose.
 //! * [`placement`]: choosing a group's peers from the known servers, with nats-server's
 //!   errors.
 //! * [`entry`]: what a replicated stream's log carries ([`StreamEntry`]) and its byte form.
@@ -29,6 +31,7 @@ mod codec;
 pub mod entry;
 pub mod meta;
 pub mod placement;
+pub mod propose;
 pub mod replica;
 pub mod shapes;
 
@@ -50,6 +53,8 @@ mod flow_tests;
 mod meta_tests;
 #[cfg(test)]
 mod placement_tests;
+#[cfg(test)]
+mod propose_tests;
 #[cfg(test)]
 mod replica_tests;
 #[cfg(test)]

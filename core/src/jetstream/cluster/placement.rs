@@ -356,16 +356,13 @@ pub fn place_consumer(
     c: &Cluster,
     stream: &RaftGroup,
     stream_replicas: usize,
-    replicas: i64,
+    replicas: u64,
     rng: &mut SplitMix64,
 ) -> Result<RaftGroup, ApiError> {
-    if replicas < 0 {
-        return Err(err::replicas_negative());
-    }
     let r = if replicas == 0 {
         stream_replicas
     } else {
-        replicas as usize
+        usize::try_from(replicas).unwrap_or(usize::MAX)
     };
     if r > stream_replicas {
         return Err(err::consumer_replicas_exceeds_stream());
