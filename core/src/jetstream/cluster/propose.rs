@@ -24,7 +24,7 @@ pub enum Proposal {
     Propose(MetaEntry),
     /// Nothing to change: answer at once (a create repeating an existing stream's config,
     /// with its assignment to report).
-    Unchanged(Box<StreamAssignment>),
+    Unchanged(StreamAssignment),
 }
 
 /// Where a request came from, for placement and the answer.
@@ -52,7 +52,7 @@ impl MetaState {
         let account = origin.request.account.clone();
         placement::check_replicas(&cfg, cluster)?;
         if let StreamCreate::Exists(sa) = self.check_stream_create(&account, &cfg, max_streams)? {
-            return Ok(Proposal::Unchanged(Box::new(sa.clone())));
+            return Ok(Proposal::Unchanged(sa.clone()));
         }
         let group =
             placement::place_stream(cluster, &cfg, &origin.cluster, &origin.alternates, rng)?;
