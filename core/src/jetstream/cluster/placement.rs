@@ -385,3 +385,32 @@ pub fn place_consumer(
         preferred: String::new(),
     })
 }
+
+/// The peer a meta leader stepping down hands over to when the request names a placement
+/// (Go: jsLeaderStepDownRequest): `None` without one (Raft picks); tags are refused (10011);
+/// an online server of the named cluster other than `me`, drawn from `rng`, or 10005 "no
+/// replacement peer connected".
+pub fn stepdown_target(
+    c: &Cluster,
+    me: &str,
+    placement: Option<&crate::jetstream::api::Placement>,
+    rng: &mut SplitMix64,
+) -> Result<Option<String>, ApiError> {
+    let Some(p) = placement else {
+        return Ok(None);
+    };
+    if !p.tags.is_empty() {
+        return Err(err::cluster_tags());
+    }
+    let mut peers: Vec<&ServerInfo> = c
+        .servers
+        .iter()
+        .filter(|s| !s.offline && s.cluster == p.cluster && s.id != me)
+        .collect();
+    if peers.is_empty() {
+        return Err(err::cluster_no_peers("no replacement peer connected"));
+    }
+    peers.sort_by(|a, b| a.id.cmp(&b.id));
+    let i = rng.below(peers.len() as u64) as usize;
+    Ok(Some(peers[i].id.clone()))
+}

@@ -363,3 +363,47 @@ fn consumers_go_on_online_stream_peers() {
         (503, 10023, "insufficient resources")
     );
 }
+
+#[test]
+fn meta_stepdown_hands_over_within_the_named_cluster() {
+    use crate::jetstream::api::Placement;
+    let mut c = five();
+    let mut rng = SplitMix64::new(3);
+    assert_eq!(stepdown_target(&c, "p1", None, &mut rng), Ok(None));
+    let c2 = Placement {
+        cluster: "C2".into(),
+        ..Placement::default()
+    };
+    let picked: BTreeSet<String> = (0..32)
+        .map(|_| {
+            stepdown_target(&c, "p1", Some(&c2), &mut rng)
+                .unwrap()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(picked, ["p4", "p5"].map(String::from).into());
+    let c1 = Placement {
+        cluster: "C1".into(),
+        ..Placement::default()
+    };
+    for _ in 0..16 {
+        let p = stepdown_target(&c, "p1", Some(&c1), &mut rng)
+            .unwrap()
+            .unwrap();
+        assert_ne!(p, "p1", "never itself");
+    }
+    let tags = Placement {
+        cluster: "C1".into(),
+        tags: vec!["ssd".into()],
+        ..Placement::default()
+    };
+    let e = stepdown_target(&c, "p1", Some(&tags), &mut rng).unwrap_err();
+    assert_eq!((e.code, e.err_code), (400, 10011));
+    c.servers[3].offline = true;
+    c.servers[4].offline = true;
+    let e = stepdown_target(&c, "p1", Some(&c2), &mut rng).unwrap_err();
+    assert_eq!(
+        (e.code, e.err_code, e.description.as_str()),
+        (400, 10005, "no replacement peer connected")
+    );
+}
