@@ -1,4 +1,5 @@
 //! Placement: clusters, tags, offline servers, resources, each error, and seeded determinism.
+//! The texts are those a three-server nats-server 2.9.10 cluster answers with.
 
 use std::collections::BTreeSet;
 
@@ -131,6 +132,17 @@ fn unmatched_tags_report_go_s_text() {
     assert_eq!(
         e.description,
         "no suitable peers for placement, tags not matched ['gpu', 'ssd']"
+    );
+    // A server is judged on the first tag it lacks (Go), so only that one is listed.
+    let e = place(
+        &five(),
+        json!({"num_replicas": 1, "placement": {"tags": ["gpu", "ssd"]}}),
+        1,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.description,
+        "no suitable peers for placement, tags not matched ['gpu']"
     );
     let e = place(
         &five(),
