@@ -1,0 +1,80 @@
+//! natsd-raft: the Raft groups under natsd's replicated JetStream, built on `openraft`.
+//!
+//! This crate knows nothing of JetStream. It gives each replicated thing a **group** — one
+//! meta group for the cluster's JetStream metadata, one per replicated stream and one per
+//! replicated consumer — whose log orders opaque [`Command`]s and whose [`GroupMachine`] (the
+//! sans-IO JetStream machines in `natsd-core`) applies them.
+//!
+//! # Why openraft 0.9
+//!
+//! The stable 0.9 line (0.9.25), with `serde` (RPCs and entries cross the wire) and
+//! `storage-v2` (the split `RaftLogStorage` / `RaftStateMachine` traits, sealed without it).
+//! 0.10 is still alpha. One [`TypeConfig`] serves every group: `u64` node ids, [`NodeInfo`]
+//! nodes, opaque commands and replies, snapshots as bytes, and the [`SeededRuntime`].
+//!
+//! # How it is driven
+//!
+//! One [`RaftHub`] per server. [`RaftHub::open_group`] recovers a group's files from a
+//! `natsd_core` [`Disk`](natsd_core::jetstream::store::Disk) directory and starts its openraft
+//! node; the returned [`RaftGroup`] gives the `openraft::Raft` handle (`initialize`,
+//! `client_write`, `change_membership`, metrics). Outgoing RPCs go through a [`RaftTransport`]
+//! as frames that name their group (production: the cluster's route connections; tests:
+//! [`LocalNet`]); the receiving server passes each frame to [`RaftHub::handle_frame`] and sends the
+//! reply frame back. Every RPC carries a deadline (openraft's `hard_ttl`); a transport's
+//! connect failure becomes openraft's `Unreachable` (it backs off), anything else `Network`.
+//! After `initialize`, wait for the membership to commit before changing it.
+//!
+//! # Durability
+//!
+//! A log append is reported to openraft (`LogFlushed::log_io_completed`) only after `Disk::sync`
+//! returned `Ok`, so an entry a replica acknowledged survives power loss. Votes and purge points
+//! are written to a new file, synced and renamed into place. A failed sync freezes the log. Every
+//! record carries CRC-32C checksums (see [`LogStore`]). Disk calls are synchronous and made on
+//! the calling task: the production disk should keep them short (group commit upstream).
+//!
+//! # Damaged replicas
+//!
+//! On open, a torn or zeroed tail of the newest segment is cut: that is what power loss leaves.
+//! Any other checksum failure, a gap in the log, a vote file that fails its checksum, or a lost
+//! snapshot whose log was purged marks the replica **damaged** ([`Health`], with a reason string
+//! for `/jsz`, `/healthz` and logs). The damaged files are renamed to `damaged-*`, never deleted.
+//! A damaged replica starts with elections off and refuses vote requests, so it can neither
+//! vote nor lead; it follows the leader, which refills its log or sends a snapshot, and it
+//! becomes healthy once the group's commit index reaches the last index the damaged log held.
+//! The damage is recorded in the `state` file, so a restart does not forget it.
+//!
+//! # Determinism
+//!
+//! openraft's only randomness is its election timeout, drawn from the runtime's `thread_rng`.
+//! [`SeededRuntime`] makes that a generator seeded per run ([`seed_thread_rng`]), so under
+//! turmoil one seed replays a whole cluster run. Iteration over groups and peers uses ordered
+//! maps. Nothing here reads the clock except through tokio's (paused, in the simulation) timers.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod codec;
+mod health;
+mod hub;
+mod local;
+mod log_store;
+mod machine;
+mod network;
+mod record;
+mod runtime;
+mod types;
+
+pub use health::{Damage, Health};
+pub use hub::{GroupConfig, OpenError, RaftGroup, RaftHub};
+pub use local::LocalNet;
+pub use log_store::{LogStore, RecoveryReport, SharedDisk, StoreConfig};
+pub use machine::{GroupMachine, MachineStore, RestoreError};
+pub use network::{BoxFuture, GroupNetwork, PeerClient, RaftTransport, TransportError};
+pub use runtime::{seed_thread_rng, set_process_seed, SeededRng, SeededRuntime};
+pub use types::{
+    Command, Entry, LogId, NodeId, NodeInfo, Raft, Reply, SnapshotMeta, StorageError,
+    StoredMembership, TypeConfig, Vote,
+};
+
+/// openraft itself, at the version this crate is built on.
+pub use openraft;

@@ -1,0 +1,700 @@
+//! [`LogStore`]: openraft's `RaftLogStorage` over a [`Disk`].
+//!
+//! # Files (inside the group's directory)
+//!
+//! * `seg-<first index, 20 digits>`: segment files of checksummed records (see `record`), one
+//!   bincode-encoded openraft entry each, consecutive indexes. A new segment starts once the
+//!   current one passes [`StoreConfig::segment_bytes`].
+//! * `state`: the vote, the last purged log id and any unrepaired damage, one record, replaced
+//!   by writing `state.new`, syncing it and renaming it over `state`.
+//! * `damaged-<n>-<name>`: files set aside because they failed a checksum. Nothing is ever
+//!   deleted because it looks damaged; an operator (or a later repair tool) decides.
+//!
+//! # Durability
+//!
+//! `append` writes the records and then syncs every segment it touched; the `LogFlushed`
+//! callback fires only after `sync` returned `Ok`. A failed sync is final (the kernel may have
+//! dropped the pages): the store refuses every later write. `truncate`, `purge`, `save_vote` are
+//! durable when they return (the `Disk` rules for truncate, remove and rename).
+//!
+//! # Recovery
+//!
+//! See [`LogStore::open`]: a torn or zeroed tail of the newest segment is cut (normal after power
+//! loss); any other checksum failure, a gap in the indexes, or a `state` file that fails its
+//! checksum marks the replica damaged (see [`Health`]).
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::ops::RangeBounds;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use natsd_core::jetstream::store::{Disk, DiskError};
+use openraft::storage::{LogFlushed, RaftLogStorage};
+use openraft::{LogState, RaftLogReader, StorageIOError};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{decode, encode};
+use crate::health::{Damage, Health};
+use crate::record::{self, Parsed};
+use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
+
+/// A [`Disk`] shared by the stores of one or more groups (the `Disk` trait takes `&mut self`).
+#[derive(Debug)]
+pub struct SharedDisk<D> {
+    inner: Arc<Mutex<D>>,
+}
+
+impl<D> Clone for SharedDisk<D> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<D: Disk> SharedDisk<D> {
+    /// Shares `disk`.
+    pub fn new(disk: D) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(disk)),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, D> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Tunables of a group's log store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// A new segment file starts once the current one holds this many bytes.
+    pub segment_bytes: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 8 << 20,
+        }
+    }
+}
+
+/// What opening a log store found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Bytes cut off the end of the newest segment (an unsynced, torn tail).
+    pub torn_bytes: u64,
+    /// Files renamed to `damaged-*` on this open.
+    pub set_aside: Vec<String>,
+    /// Damage found now or left unrepaired from an earlier run.
+    pub damage: Option<Damage>,
+}
+
+/// What the `state` file holds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct PersistedState {
+    vote: Option<Vote>,
+    last_purged: Option<LogId>,
+    damage: Option<Damage>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Loc {
+    /// The segment (its first index).
+    segment: u64,
+    offset: u64,
+    log_id: LogId,
+}
+
+#[derive(Debug)]
+struct Inner<D> {
+    disk: SharedDisk<D>,
+    dir: String,
+    cfg: StoreConfig,
+    /// Segment first index → its current length.
+    segments: BTreeMap<u64, u64>,
+    index: BTreeMap<u64, Loc>,
+    state: PersistedState,
+    committed: Option<LogId>,
+    health: Health,
+    /// Set after a failed sync: the store no longer writes.
+    failed: Option<String>,
+}
+
+/// A group's Raft log on a [`Disk`]; cheap to clone (clones are openraft's log readers).
+#[derive(Debug)]
+pub struct LogStore<D> {
+    inner: Arc<Mutex<Inner<D>>>,
+}
+
+impl<D> Clone for LogStore<D> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+fn io_err(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+fn any_err(e: impl std::fmt::Display) -> openraft::AnyError {
+    openraft::AnyError::error(e.to_string())
+}
+
+fn seg_name(first: u64) -> String {
+    format!("seg-{first:020}")
+}
+
+fn parse_seg_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("seg-")?;
+    (digits.len() == 20).then(|| digits.parse().ok()).flatten()
+}
+
+/// Reads a whole file, or `None` when it does not exist.
+fn read_all<D: Disk>(disk: &D, path: &str) -> Result<Option<Vec<u8>>, DiskError> {
+    let len = match disk.len(path) {
+        Ok(len) => len,
+        Err(DiskError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let len = usize::try_from(len).map_err(|_| DiskError::Io("file too large".into()))?;
+    disk.read_at(path, 0, len).map(Some)
+}
+
+/// Replaces `path` with a single record holding `payload`: write `path.new`, sync, rename.
+pub(crate) fn replace_file<D: Disk>(
+    disk: &mut D,
+    path: &str,
+    payload: &[u8],
+) -> Result<(), DiskError> {
+    let tmp = format!("{path}.new");
+    disk.create(&tmp)?;
+    disk.append(&tmp, &record::encode(payload))?;
+    disk.sync(&tmp)?;
+    disk.rename(&tmp, path)
+}
+
+/// Reads the single record of a file written by [`replace_file`]: `Ok(None)` when it does not
+/// exist, `Err` when it fails its checksum.
+pub(crate) fn read_record_file<D: Disk>(disk: &D, path: &str) -> Result<Option<Vec<u8>>, String> {
+    let Some(buf) = read_all(disk, path).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    match record::parse(&buf, 0) {
+        Parsed::Record { payload, next } if next == buf.len() => Ok(Some(payload.to_vec())),
+        other => Err(format!("{other:?}")),
+    }
+}
+
+/// Renames `name` inside `dir` to the next free `damaged-<n>-<name>`.
+pub(crate) fn set_aside<D: Disk>(disk: &mut D, dir: &str, name: &str) -> Result<String, DiskError> {
+    let n = disk
+        .list(dir)?
+        .iter()
+        .filter(|f| f.starts_with("damaged-"))
+        .count();
+    let to = format!("damaged-{n:04}-{name}");
+    disk.rename(&format!("{dir}/{name}"), &format!("{dir}/{to}"))?;
+    Ok(to)
+}
+
+/// Records found in one segment while recovering.
+struct Scan {
+    entries: Vec<(u64, Entry)>,
+    /// Where the good records end.
+    good_end: u64,
+    /// Set when the segment is damaged at `good_end` (not a torn tail).
+    damage: Option<String>,
+    /// Bytes after `good_end` that are a torn tail.
+    torn: u64,
+}
+
+fn scan_segment(buf: &[u8], is_last: bool) -> Scan {
+    let mut scan = Scan {
+        entries: Vec::new(),
+        good_end: 0,
+        damage: None,
+        torn: 0,
+    };
+    let mut off = 0usize;
+    while off < buf.len() {
+        let found = record::parse(buf, off);
+        let torn_tail = match found {
+            Parsed::Record { payload, next } => match decode::<Entry>(payload) {
+                Ok(e) => {
+                    scan.entries.push((off as u64, e));
+                    off = next;
+                    scan.good_end = off as u64;
+                    continue;
+                }
+                // A checksummed record that does not decode was written by something else.
+                Err(e) => {
+                    scan.damage = Some(format!("undecodable entry at offset {off}: {e}"));
+                    return scan;
+                }
+            },
+            Parsed::Zeros | Parsed::Short => true,
+            // Only the last bytes can have been zeroed by a torn write: a header that fails
+            // with good bytes past it is a flipped bit.
+            Parsed::BadHeader => buf[off..]
+                .iter()
+                .rposition(|b| *b != 0)
+                .is_none_or(|last| last < record::HEADER_LEN),
+            Parsed::BadPayload { next } => buf[next..].iter().all(|b| *b == 0),
+        };
+        if torn_tail && is_last {
+            scan.torn = (buf.len() - off) as u64;
+        } else {
+            scan.damage = Some(format!("checksum failure at offset {off} ({found:?})"));
+        }
+        return scan;
+    }
+    scan
+}
+
+impl<D: Disk + Send + 'static> LogStore<D> {
+    /// Opens (or creates) the log in `dir`, recovering it as described in the module docs.
+    /// `snapshot_damaged` says the group's snapshot file failed its checksum: if the log was
+    /// purged, the entries it replaced are gone, so the whole log is set aside and the replica is
+    /// damaged until a peer sends a snapshot.
+    pub fn open(
+        disk: SharedDisk<D>,
+        dir: &str,
+        cfg: StoreConfig,
+        health: Health,
+        snapshot_damaged: bool,
+    ) -> Result<(Self, RecoveryReport), DiskError> {
+        let mut report = RecoveryReport::default();
+        let mut damage: Vec<(String, u64)> = Vec::new();
+        let mut d = disk.lock();
+        let state_path = format!("{dir}/state");
+        let (mut state, state_ok) = match read_record_file(&*d, &state_path) {
+            Ok(None) => (PersistedState::default(), true),
+            Ok(Some(bytes)) => match decode::<PersistedState>(&bytes) {
+                Ok(s) => (s, true),
+                Err(_) => (PersistedState::default(), false),
+            },
+            Err(_) => (PersistedState::default(), false),
+        };
+        if !state_ok {
+            report.set_aside.push(set_aside(&mut *d, dir, "state")?);
+        }
+        let names = d.list(dir)?;
+        let seg_firsts: Vec<u64> = names.iter().filter_map(|n| parse_seg_name(n)).collect();
+        let mut segments = BTreeMap::new();
+        let mut index = BTreeMap::new();
+        // Whether everything from some segment on must be set aside, and the highest index
+        // seen in any readable record (what a damaged replica may have acknowledged).
+        let mut cut_from: Option<(usize, u64)> = None; // (segment position, good bytes)
+        let mut max_seen = 0u64;
+        let lose_everything = !state_ok || (snapshot_damaged && state.last_purged.is_some());
+        if lose_everything {
+            cut_from = Some((0, 0));
+            let why = if state_ok {
+                "the snapshot file fails its checksum and the log before it was purged"
+            } else {
+                "the vote file fails its checksum"
+            };
+            damage.push((why.to_owned(), 0));
+        }
+        let mut expected = state.last_purged.map_or(1, |l| l.index + 1);
+        for (pos, &first) in seg_firsts.iter().enumerate() {
+            let path = format!("{dir}/{}", seg_name(first));
+            let buf = read_all(&*d, &path)?.unwrap_or_default();
+            let is_last = pos + 1 == seg_firsts.len();
+            let scan = scan_segment(&buf, is_last);
+            if let Some(last) = scan.entries.last() {
+                max_seen = max_seen.max(last.1.log_id.index);
+            }
+            if cut_from.is_some() {
+                continue;
+            }
+            let mut good_end = scan.good_end;
+            for (off, e) in &scan.entries {
+                let i = e.log_id.index;
+                if i < expected {
+                    continue; // purged already; the segment's removal was cut short
+                }
+                if i != expected {
+                    damage.push((
+                        format!(
+                            "index gap in {}: {i} after {}",
+                            seg_name(first),
+                            expected - 1
+                        ),
+                        0,
+                    ));
+                    good_end = *off;
+                    break;
+                }
+                index.insert(
+                    i,
+                    Loc {
+                        segment: first,
+                        offset: *off,
+                        log_id: e.log_id,
+                    },
+                );
+                expected += 1;
+            }
+            if let Some(why) = &scan.damage {
+                damage.push((format!("{}: {why}", seg_name(first)), 0));
+            }
+            if good_end < buf.len() as u64 && (scan.damage.is_some() || good_end < scan.good_end) {
+                cut_from = Some((pos, good_end));
+                continue;
+            }
+            if scan.torn > 0 {
+                report.torn_bytes += scan.torn;
+                d.truncate(&path, scan.good_end)?;
+            }
+            segments.insert(first, scan.good_end);
+        }
+        if let Some((pos, good)) = cut_from {
+            // Set aside the damaged segment and every later one; keep the good prefix of the
+            // damaged one as a fresh copy so the log goes on from there.
+            let from_seg = seg_firsts.get(pos).copied().unwrap_or(u64::MAX);
+            index.retain(|_, l| l.segment < from_seg || (l.segment == from_seg && l.offset < good));
+            for &first in seg_firsts.get(pos..).unwrap_or_default() {
+                let name = seg_name(first);
+                let moved = set_aside(&mut *d, dir, &name)?;
+                if first == seg_firsts[pos] && good > 0 {
+                    let from = format!("{dir}/{moved}");
+                    let len = usize::try_from(good).map_err(|_| DiskError::ShortRead)?;
+                    let bytes = d.read_at(&from, 0, len)?;
+                    let path = format!("{dir}/{name}");
+                    d.create(&path)?;
+                    d.append(&path, &bytes)?;
+                    d.sync(&path)?;
+                    segments.insert(first, good);
+                }
+                report.set_aside.push(moved);
+            }
+            if lose_everything {
+                index.clear();
+                segments.clear();
+                state.last_purged = None;
+            }
+        }
+        if !damage.is_empty() {
+            let reason = damage
+                .iter()
+                .map(|(r, _)| r.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+            let mut repair_through = max_seen;
+            if let Some(old) = &state.damage {
+                repair_through = repair_through.max(old.repair_through);
+            }
+            state.damage = Some(Damage {
+                reason,
+                repair_through,
+            });
+            tracing::error!(dir, damage = ?state.damage, set_aside = ?report.set_aside, "raft log damaged: this replica will not vote or lead until repaired");
+        }
+        if report.torn_bytes > 0 {
+            tracing::info!(
+                dir,
+                torn_bytes = report.torn_bytes,
+                "raft log: cut a torn tail"
+            );
+        }
+        if !damage.is_empty() || !state_ok {
+            replace_file(&mut *d, &state_path, &encode(&state))?;
+        }
+        report.damage = state.damage.clone();
+        health.set(state.damage.clone());
+        drop(d);
+        let inner = Inner {
+            disk,
+            dir: dir.to_owned(),
+            cfg,
+            segments,
+            index,
+            state,
+            committed: None,
+            health,
+            failed: None,
+        };
+        Ok((
+            Self {
+                inner: Arc::new(Mutex::new(inner)),
+            },
+            report,
+        ))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner<D>> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The replica's health, shared with its state machine store and dispatcher.
+    pub fn health(&self) -> Health {
+        self.lock().health.clone()
+    }
+
+    /// The ids of the entries held, oldest first (for tests and checkers).
+    pub fn log_ids(&self) -> Vec<LogId> {
+        self.lock().index.values().map(|l| l.log_id).collect()
+    }
+}
+
+impl<D: Disk> Inner<D> {
+    fn write_state(&mut self) -> Result<(), StorageError> {
+        let path = format!("{}/state", self.dir);
+        let bytes = encode(&self.state);
+        replace_file(&mut *self.disk.lock(), &path, &bytes)
+            .map_err(|e| StorageIOError::write_vote(any_err(e)).into())
+    }
+
+    fn check_writable(&self) -> Result<(), StorageError> {
+        match &self.failed {
+            Some(why) => Err(StorageIOError::write_logs(any_err(why)).into()),
+            None => Ok(()),
+        }
+    }
+
+    fn read_entry(&self, loc: &Loc) -> Result<Entry, StorageError> {
+        let path = format!("{}/{}", self.dir, seg_name(loc.segment));
+        let d = self.disk.lock();
+        let fail = |e: String| -> StorageError {
+            StorageIOError::read_log_at_index(loc.log_id.index, any_err(e)).into()
+        };
+        let header = d
+            .read_at(&path, loc.offset, record::HEADER_LEN)
+            .map_err(|e| fail(e.to_string()))?;
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let buf = d
+            .read_at(&path, loc.offset, record::HEADER_LEN + len)
+            .map_err(|e| fail(e.to_string()))?;
+        match record::parse(&buf, 0) {
+            Parsed::Record { payload, .. } => decode(payload).map_err(fail),
+            other => Err(fail(format!("entry fails its checksum on read: {other:?}"))),
+        }
+    }
+
+    /// A replica is repaired once everything it may have acknowledged is committed and held.
+    fn maybe_repaired(&mut self, through: u64) -> Result<(), StorageError> {
+        let Some(damage) = &self.state.damage else {
+            return Ok(());
+        };
+        if through < damage.repair_through {
+            return Ok(());
+        }
+        tracing::info!(dir = self.dir, through, "raft log repaired from peers");
+        self.state.damage = None;
+        self.write_state()?;
+        self.health.set(None);
+        Ok(())
+    }
+}
+
+impl<D: Disk + Send + 'static> RaftLogReader<TypeConfig> for LogStore<D> {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let g = self.lock();
+        g.index
+            .range(range)
+            .map(|(_, loc)| g.read_entry(loc))
+            .collect()
+    }
+}
+
+impl<D: Disk + Send + 'static> RaftLogStorage<TypeConfig> for LogStore<D> {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let g = self.lock();
+        let last_purged_log_id = g.state.last_purged;
+        let last_log_id = g
+            .index
+            .values()
+            .next_back()
+            .map(|l| l.log_id)
+            .or(last_purged_log_id);
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        let mut g = self.lock();
+        g.check_writable()?;
+        g.state.vote = Some(*vote);
+        g.write_state()
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
+        Ok(self.lock().state.vote)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        let mut g = self.lock();
+        // Kept in memory only: after a restart openraft learns it again from the leader, and
+        // writing it on every commit would cost a rename per commit.
+        g.committed = committed;
+        // Committed entries on this replica are held here: the follower's commit index never
+        // passes its own matched log.
+        match committed {
+            Some(c)
+                if g.index.contains_key(&c.index)
+                    || g.state.last_purged.is_some_and(|p| p.index >= c.index) =>
+            {
+                g.maybe_repaired(c.index)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        Ok(self.lock().committed)
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let mut g = self.lock();
+        if let Err(e) = g.check_writable() {
+            callback.log_io_completed(Err(io_err(&e)));
+            return Err(e);
+        }
+        let mut touched: Vec<u64> = Vec::new();
+        let result = (|| -> Result<(), DiskError> {
+            for entry in entries {
+                let bytes = record::encode(&encode(&entry));
+                let index = entry.log_id.index;
+                let current = g.segments.last_key_value().map(|(k, v)| (*k, *v));
+                let segment = match current {
+                    Some((first, len)) if len < g.cfg.segment_bytes => first,
+                    _ => {
+                        let path = format!("{}/{}", g.dir, seg_name(index));
+                        g.disk.lock().create(&path)?;
+                        g.segments.insert(index, 0);
+                        index
+                    }
+                };
+                let path = format!("{}/{}", g.dir, seg_name(segment));
+                let offset = g.disk.lock().append(&path, &bytes)?;
+                g.segments.insert(segment, offset + bytes.len() as u64);
+                g.index.insert(
+                    index,
+                    Loc {
+                        segment,
+                        offset,
+                        log_id: entry.log_id,
+                    },
+                );
+                if touched.last() != Some(&segment) {
+                    touched.push(segment);
+                }
+            }
+            for segment in &touched {
+                let path = format!("{}/{}", g.dir, seg_name(*segment));
+                g.disk.lock().sync(&path)?;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                drop(g);
+                // Only now is every appended byte durable.
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                // Go on as if nothing had been written is not possible: after a failed append or
+                // sync the file's tail is unknown, so stop writing (fsyncgate).
+                g.failed = Some(e.to_string());
+                tracing::error!(dir = g.dir, error = %e, "raft log write failed; the log is frozen");
+                callback.log_io_completed(Err(io_err(&e)));
+                Err(StorageIOError::write_logs(any_err(e)).into())
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let mut g = self.lock();
+        g.check_writable()?;
+        let Some(first) = g.index.get(&log_id.index).copied() else {
+            return Ok(());
+        };
+        let later: Vec<u64> = g
+            .segments
+            .range(first.segment + 1..)
+            .map(|(k, _)| *k)
+            .collect();
+        let dir = g.dir.clone();
+        let res = (|| -> Result<(), DiskError> {
+            let mut d = g.disk.lock();
+            // Newest first, so a crash midway leaves a log that is still a prefix.
+            for seg in later.iter().rev() {
+                d.remove(&format!("{dir}/{}", seg_name(*seg)))?;
+            }
+            let path = format!("{dir}/{}", seg_name(first.segment));
+            if first.offset == 0 {
+                d.remove(&path)
+            } else {
+                d.truncate(&path, first.offset)
+            }
+        })();
+        res.map_err(|e| StorageError::from(StorageIOError::write_logs(any_err(e))))?;
+        for seg in later {
+            g.segments.remove(&seg);
+        }
+        if first.offset == 0 {
+            g.segments.remove(&first.segment);
+        } else {
+            g.segments.insert(first.segment, first.offset);
+        }
+        g.index.split_off(&log_id.index);
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let mut g = self.lock();
+        g.check_writable()?;
+        // Record the purge first: a crash before the files go leaves entries that recovery skips.
+        g.state.last_purged = Some(log_id);
+        g.write_state()?;
+        let keep = g.index.split_off(&(log_id.index + 1));
+        g.index = keep;
+        let firsts: Vec<u64> = g.segments.keys().copied().collect();
+        let dir = g.dir.clone();
+        for (i, first) in firsts.iter().enumerate() {
+            // A segment goes when every entry in it is purged.
+            let all_purged = match firsts.get(i + 1) {
+                Some(next) => *next <= log_id.index + 1,
+                None => g.index.is_empty(),
+            };
+            if !all_purged {
+                break;
+            }
+            g.disk
+                .lock()
+                .remove(&format!("{dir}/{}", seg_name(*first)))
+                .map_err(|e| StorageError::from(StorageIOError::write_logs(any_err(e))))?;
+            g.segments.remove(first);
+        }
+        g.maybe_repaired(log_id.index)
+    }
+}
