@@ -58,6 +58,8 @@ mod health;
 mod hub;
 mod local;
 mod log_store;
+#[cfg(test)]
+mod log_store_tests;
 mod machine;
 mod network;
 mod record;

@@ -212,6 +212,31 @@ struct Scan {
     damage: Option<String>,
     /// Bytes after `good_end` that are a torn tail.
     torn: u64,
+    /// The highest index still readable past a damaged record (what the replica may have
+    /// acknowledged beyond the damage).
+    max_index_after: u64,
+}
+
+/// Reads on past a damaged payload (its header, and so its length, checked out) for the highest
+/// index that follows it.
+fn survey(buf: &[u8], found: Parsed<'_>) -> u64 {
+    let Parsed::BadPayload { mut next } = found else {
+        return 0;
+    };
+    let mut max = 0;
+    while next < buf.len() {
+        match record::parse(buf, next) {
+            Parsed::Record { payload, next: n } => {
+                if let Ok(e) = decode::<Entry>(payload) {
+                    max = max.max(e.log_id.index);
+                }
+                next = n;
+            }
+            Parsed::BadPayload { next: n } => next = n,
+            _ => break,
+        }
+    }
+    max
 }
 
 fn scan_segment(buf: &[u8], is_last: bool) -> Scan {
@@ -220,6 +245,7 @@ fn scan_segment(buf: &[u8], is_last: bool) -> Scan {
         good_end: 0,
         damage: None,
         torn: 0,
+        max_index_after: 0,
     };
     let mut off = 0usize;
     while off < buf.len() {
@@ -251,6 +277,7 @@ fn scan_segment(buf: &[u8], is_last: bool) -> Scan {
             scan.torn = (buf.len() - off) as u64;
         } else {
             scan.damage = Some(format!("checksum failure at offset {off} ({found:?})"));
+            scan.max_index_after = survey(buf, found);
         }
         return scan;
     }
@@ -311,6 +338,7 @@ impl<D: Disk + Send + 'static> LogStore<D> {
             if let Some(last) = scan.entries.last() {
                 max_seen = max_seen.max(last.1.log_id.index);
             }
+            max_seen = max_seen.max(scan.max_index_after);
             if cut_from.is_some() {
                 continue;
             }

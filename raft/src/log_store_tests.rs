@@ -1,0 +1,227 @@
+//! Log store tests over `MemDisk`: reopen, crash, torn tails and bit flips.
+
+use natsd_core::jetstream::store::{CrashMode, Disk, MemDisk};
+use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
+use openraft::{CommittedLeaderId, EntryPayload, RaftLogReader};
+
+use crate::health::Health;
+use crate::log_store::{LogStore, RecoveryReport, SharedDisk, StoreConfig};
+use crate::record;
+use crate::types::{Command, Entry, LogId, Vote};
+
+const DIR: &str = "raft/g1";
+
+fn log_id(term: u64, index: u64) -> LogId {
+    LogId::new(CommittedLeaderId::new(term, 1), index)
+}
+
+fn entry(term: u64, index: u64) -> Entry {
+    Entry {
+        log_id: log_id(term, index),
+        payload: EntryPayload::Normal(Command(format!("cmd-{index}").into_bytes())),
+    }
+}
+
+fn small_segments() -> StoreConfig {
+    // A few entries per segment, so segment rotation and removal are exercised.
+    StoreConfig { segment_bytes: 50 }
+}
+
+fn open(disk: &MemDisk) -> (LogStore<MemDisk>, RecoveryReport) {
+    LogStore::open(
+        SharedDisk::new(disk.clone()),
+        DIR,
+        small_segments(),
+        Health::new(None),
+        false,
+    )
+    .unwrap()
+}
+
+async fn indexes(store: &mut LogStore<MemDisk>) -> Vec<u64> {
+    let entries = store.try_get_log_entries(0..u64::MAX).await.unwrap();
+    for e in &entries {
+        // Every entry reads back whole.
+        let EntryPayload::Normal(cmd) = &e.payload else {
+            panic!("unexpected payload")
+        };
+        assert_eq!(cmd.0, format!("cmd-{}", e.log_id.index).into_bytes());
+    }
+    entries.iter().map(|e| e.log_id.index).collect()
+}
+
+fn segments(disk: &MemDisk) -> Vec<String> {
+    disk.paths()
+        .into_iter()
+        .filter(|p| p.starts_with(&format!("{DIR}/seg-")))
+        .collect()
+}
+
+#[tokio::test]
+async fn append_read_truncate_purge_vote_survive_reopen() {
+    let disk = MemDisk::new(1);
+    let (mut s, report) = open(&disk);
+    assert_eq!(report, RecoveryReport::default());
+    s.blocking_append((1..=10).map(|i| entry(1, i)))
+        .await
+        .unwrap();
+    assert!(segments(&disk).len() > 2, "small segments rotate");
+    let vote = Vote::new(3, 2);
+    s.save_vote(&vote).await.unwrap();
+    s.truncate(log_id(1, 8)).await.unwrap();
+    s.blocking_append((8..=9).map(|i| entry(2, i)))
+        .await
+        .unwrap();
+    s.purge(log_id(1, 4)).await.unwrap();
+    assert_eq!(indexes(&mut s).await, (5..=9).collect::<Vec<_>>());
+    drop(s);
+
+    // Everything above was synced: a crash loses nothing.
+    disk.crash(CrashMode::LoseUnsynced);
+    let (mut s, report) = open(&disk);
+    assert_eq!(report, RecoveryReport::default());
+    assert_eq!(s.read_vote().await.unwrap(), Some(vote));
+    let st = s.get_log_state().await.unwrap();
+    assert_eq!(st.last_purged_log_id, Some(log_id(1, 4)));
+    assert_eq!(st.last_log_id, Some(log_id(2, 9)));
+    assert_eq!(indexes(&mut s).await, (5..=9).collect::<Vec<_>>());
+    assert_eq!(s.log_ids()[3], log_id(2, 8));
+    assert!(!s.health().is_damaged());
+    // Purging everything removes every segment; appends then start a new one.
+    s.purge(log_id(2, 9)).await.unwrap();
+    assert!(segments(&disk).is_empty());
+    s.blocking_append([entry(2, 10)]).await.unwrap();
+    drop(s);
+    let (mut s, _) = open(&disk);
+    assert_eq!(indexes(&mut s).await, vec![10]);
+}
+
+#[tokio::test]
+async fn unsynced_bytes_lost_in_a_crash_are_cut() {
+    for seed in 0..20 {
+        let disk = MemDisk::new(seed);
+        let (mut s, _) = open(&disk);
+        s.blocking_append((1..=3).map(|i| entry(1, i)))
+            .await
+            .unwrap();
+        drop(s);
+        // An append that never reached its sync: a crash keeps any prefix of it, maybe zeroed.
+        let last = segments(&disk).pop().unwrap();
+        let mut d = disk.clone();
+        let mut unsynced = record::encode(&crate::codec::encode(&entry(1, 4)));
+        unsynced.extend(record::encode(&crate::codec::encode(&entry(1, 5))));
+        d.append(&last, &unsynced).unwrap();
+        disk.crash(CrashMode::Torn);
+        let (mut s, report) = open(&disk);
+        assert!(report.damage.is_none(), "seed {seed}: {report:?}");
+        let got = indexes(&mut s).await;
+        assert!(
+            got.starts_with(&[1, 2, 3]) && got.len() <= 5,
+            "seed {seed}: {got:?}"
+        );
+        // The cut is durable and the log goes on cleanly.
+        let next = got.len() as u64 + 1;
+        s.blocking_append([entry(1, next)]).await.unwrap();
+        drop(s);
+        let (mut s, report) = open(&disk);
+        assert_eq!(report, RecoveryReport::default(), "seed {seed}");
+        assert_eq!(indexes(&mut s).await.len() as u64, next);
+    }
+}
+
+#[tokio::test]
+async fn zeroed_tail_is_cut_quietly() {
+    let disk = MemDisk::new(2);
+    let (mut s, _) = open(&disk);
+    s.blocking_append((1..=2).map(|i| entry(1, i)))
+        .await
+        .unwrap();
+    drop(s);
+    let last = segments(&disk).pop().unwrap();
+    let mut d = disk.clone();
+    d.append(&last, &[0u8; 64]).unwrap();
+    d.sync(&last).unwrap();
+    let (mut s, report) = open(&disk);
+    assert_eq!(report.torn_bytes, 64);
+    assert!(report.damage.is_none());
+    assert_eq!(indexes(&mut s).await, vec![1, 2]);
+}
+
+#[tokio::test]
+async fn mid_log_bit_flip_marks_damaged_and_deletes_nothing() {
+    let disk = MemDisk::new(3);
+    let (mut s, _) = open(&disk);
+    s.blocking_append((1..=10).map(|i| entry(1, i)))
+        .await
+        .unwrap();
+    drop(s);
+    let segs = segments(&disk);
+    let victim = segs[1].clone();
+    let before = disk.contents(&victim).unwrap();
+    // A bit in the payload of the victim segment's first record.
+    disk.flip_bit(&victim, (record::HEADER_LEN as u64 + 2) * 8 + 3)
+        .unwrap();
+    let (mut s, report) = open(&disk);
+    let damage = report.damage.clone().expect("damaged");
+    assert!(damage.reason.contains("checksum"), "{damage:?}");
+    assert_eq!(damage.repair_through, 10);
+    assert!(s.health().is_damaged());
+    // The log goes on from the last good entry; the rest is set aside, not deleted.
+    let good = indexes(&mut s).await;
+    assert!(!good.is_empty() && *good.last().unwrap() < 10, "{good:?}");
+    assert!(!report.set_aside.is_empty());
+    let kept: Vec<Vec<u8>> = disk
+        .paths()
+        .into_iter()
+        .filter(|p| p.contains("/damaged-"))
+        .map(|p| disk.contents(&p).unwrap())
+        .collect();
+    let mut flipped = before.clone();
+    flipped[record::HEADER_LEN + 2] ^= 1 << 3;
+    assert!(
+        kept.contains(&flipped),
+        "the damaged segment is kept as it was"
+    );
+    drop(s);
+
+    // The damage outlives a restart until repaired.
+    let (mut s, report) = open(&disk);
+    assert_eq!(report.damage.as_ref().map(|d| d.repair_through), Some(10));
+    assert!(report.set_aside.is_empty());
+    // Replication refills the log; commit through the old end repairs it.
+    let next = good.len() as u64 + 1;
+    s.blocking_append((next..=10).map(|i| entry(1, i)))
+        .await
+        .unwrap();
+    s.save_committed(Some(log_id(1, 9))).await.unwrap();
+    assert!(s.health().is_damaged());
+    s.save_committed(Some(log_id(1, 10))).await.unwrap();
+    assert!(!s.health().is_damaged());
+    drop(s);
+    let (_, report) = open(&disk);
+    assert_eq!(report.damage, None);
+}
+
+#[tokio::test]
+async fn vote_file_that_fails_its_checksum_marks_damaged() {
+    let disk = MemDisk::new(4);
+    let (mut s, _) = open(&disk);
+    s.blocking_append((1..=3).map(|i| entry(1, i)))
+        .await
+        .unwrap();
+    s.save_vote(&Vote::new(1, 1)).await.unwrap();
+    drop(s);
+    disk.flip_bit(&format!("{DIR}/state"), 100).unwrap();
+    let (mut s, report) = open(&disk);
+    let damage = report.damage.expect("damaged");
+    assert!(damage.reason.contains("vote"), "{damage:?}");
+    assert_eq!(damage.repair_through, 3);
+    // Without a trustworthy state the log cannot be placed: all of it is set aside, kept.
+    assert_eq!(s.read_vote().await.unwrap(), None);
+    assert!(indexes(&mut s).await.is_empty());
+    assert!(disk.paths().iter().any(|p| p.ends_with("-state")));
+    assert!(disk
+        .paths()
+        .iter()
+        .any(|p| p.contains("damaged-") && p.contains("seg-")));
+}
