@@ -35,21 +35,12 @@ pub enum OpenError {
 }
 
 /// How to open one group.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct GroupConfig {
     /// openraft's timing and snapshot policy. `cluster_name` is set to the group name.
     pub raft: Config,
     /// Log segment size.
     pub store: StoreConfig,
-}
-
-impl Default for GroupConfig {
-    fn default() -> Self {
-        Self {
-            raft: Config::default(),
-            store: StoreConfig::default(),
-        }
-    }
 }
 
 /// One open group on this server: its Raft handle and its health.

@@ -52,6 +52,8 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// openraft's storage traits return its `StorageError` by value; our helpers pass it along.
+#![allow(clippy::result_large_err)]
 
 mod codec;
 mod health;

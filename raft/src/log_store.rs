@@ -329,7 +329,7 @@ impl<D: Disk + Send + 'static> LogStore<D> {
             };
             damage.push((why.to_owned(), 0));
         }
-        let mut expected = state.last_purged.map_or(1, |l| l.index + 1);
+        let mut expected = state.last_purged.map_or(0, |l| l.index + 1);
         for (pos, &first) in seg_firsts.iter().enumerate() {
             let path = format!("{dir}/{}", seg_name(first));
             let buf = read_all(&*d, &path)?.unwrap_or_default();
@@ -351,9 +351,8 @@ impl<D: Disk + Send + 'static> LogStore<D> {
                 if i != expected {
                     damage.push((
                         format!(
-                            "index gap in {}: {i} after {}",
-                            seg_name(first),
-                            expected - 1
+                            "index gap in {}: {i} where {expected} was due",
+                            seg_name(first)
                         ),
                         0,
                     ));

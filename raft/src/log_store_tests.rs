@@ -62,7 +62,7 @@ async fn append_read_truncate_purge_vote_survive_reopen() {
     let disk = MemDisk::new(1);
     let (mut s, report) = open(&disk);
     assert_eq!(report, RecoveryReport::default());
-    s.blocking_append((1..=10).map(|i| entry(1, i)))
+    s.blocking_append((0..=10).map(|i| entry(1, i)))
         .await
         .unwrap();
     assert!(segments(&disk).len() > 2, "small segments rotate");
@@ -98,10 +98,11 @@ async fn append_read_truncate_purge_vote_survive_reopen() {
 
 #[tokio::test]
 async fn unsynced_bytes_lost_in_a_crash_are_cut() {
+    let mut cuts = 0;
     for seed in 0..20 {
         let disk = MemDisk::new(seed);
         let (mut s, _) = open(&disk);
-        s.blocking_append((1..=3).map(|i| entry(1, i)))
+        s.blocking_append((0..=3).map(|i| entry(1, i)))
             .await
             .unwrap();
         drop(s);
@@ -114,26 +115,28 @@ async fn unsynced_bytes_lost_in_a_crash_are_cut() {
         disk.crash(CrashMode::Torn);
         let (mut s, report) = open(&disk);
         assert!(report.damage.is_none(), "seed {seed}: {report:?}");
+        cuts += usize::from(report.torn_bytes > 0);
         let got = indexes(&mut s).await;
         assert!(
-            got.starts_with(&[1, 2, 3]) && got.len() <= 5,
+            got.starts_with(&[0, 1, 2, 3]) && got.len() <= 6,
             "seed {seed}: {got:?}"
         );
         // The cut is durable and the log goes on cleanly.
-        let next = got.len() as u64 + 1;
+        let next = got.len() as u64;
         s.blocking_append([entry(1, next)]).await.unwrap();
         drop(s);
         let (mut s, report) = open(&disk);
         assert_eq!(report, RecoveryReport::default(), "seed {seed}");
-        assert_eq!(indexes(&mut s).await.len() as u64, next);
+        assert_eq!(indexes(&mut s).await.len() as u64, next + 1);
     }
+    assert!(cuts > 0, "some crash left a torn tail to cut");
 }
 
 #[tokio::test]
 async fn zeroed_tail_is_cut_quietly() {
     let disk = MemDisk::new(2);
     let (mut s, _) = open(&disk);
-    s.blocking_append((1..=2).map(|i| entry(1, i)))
+    s.blocking_append((0..=2).map(|i| entry(1, i)))
         .await
         .unwrap();
     drop(s);
@@ -144,14 +147,14 @@ async fn zeroed_tail_is_cut_quietly() {
     let (mut s, report) = open(&disk);
     assert_eq!(report.torn_bytes, 64);
     assert!(report.damage.is_none());
-    assert_eq!(indexes(&mut s).await, vec![1, 2]);
+    assert_eq!(indexes(&mut s).await, vec![0, 1, 2]);
 }
 
 #[tokio::test]
 async fn mid_log_bit_flip_marks_damaged_and_deletes_nothing() {
     let disk = MemDisk::new(3);
     let (mut s, _) = open(&disk);
-    s.blocking_append((1..=10).map(|i| entry(1, i)))
+    s.blocking_append((0..=10).map(|i| entry(1, i)))
         .await
         .unwrap();
     drop(s);
@@ -189,7 +192,8 @@ async fn mid_log_bit_flip_marks_damaged_and_deletes_nothing() {
     assert_eq!(report.damage.as_ref().map(|d| d.repair_through), Some(10));
     assert!(report.set_aside.is_empty());
     // Replication refills the log; commit through the old end repairs it.
-    let next = good.len() as u64 + 1;
+    assert_eq!(good, vec![0, 1, 2]);
+    let next = good.len() as u64;
     s.blocking_append((next..=10).map(|i| entry(1, i)))
         .await
         .unwrap();
@@ -206,7 +210,7 @@ async fn mid_log_bit_flip_marks_damaged_and_deletes_nothing() {
 async fn vote_file_that_fails_its_checksum_marks_damaged() {
     let disk = MemDisk::new(4);
     let (mut s, _) = open(&disk);
-    s.blocking_append((1..=3).map(|i| entry(1, i)))
+    s.blocking_append((0..=3).map(|i| entry(1, i)))
         .await
         .unwrap();
     s.save_vote(&Vote::new(1, 1)).await.unwrap();
