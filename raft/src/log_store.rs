@@ -22,6 +22,15 @@
 //! See [`LogStore::open`]: a torn or zeroed tail of the newest segment is cut (normal after power
 //! loss); any other checksum failure, a gap in the indexes, or a `state` file that fails its
 //! checksum marks the replica damaged (see [`Health`]).
+//!
+//! A record is a torn tail when it is the last thing in the newest segment: its header or payload
+//! runs past the end, or nothing but zeros follows it. A header that fails its own checksum with
+//! good bytes after it, or a bad payload followed by more data, is a flipped bit: damage. The one
+//! case recovery cannot tell apart is a bit flipped inside the very last record of the newest
+//! segment: it looks exactly like a torn write and is cut as one.
+//!
+//! After a failed append or sync the store refuses every write (openraft then stops the group);
+//! reopening it cuts whatever tail the failure left.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;

@@ -1,6 +1,6 @@
 //! Log store tests over `MemDisk`: reopen, crash, torn tails and bit flips.
 
-use natsd_core::jetstream::store::{CrashMode, Disk, MemDisk};
+use natsd_core::jetstream::store::{CrashMode, Disk, DiskError, DiskOp, MemDisk};
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
 use openraft::{CommittedLeaderId, EntryPayload, RaftLogReader};
 
@@ -228,4 +228,46 @@ async fn vote_file_that_fails_its_checksum_marks_damaged() {
         .paths()
         .iter()
         .any(|p| p.contains("damaged-") && p.contains("seg-")));
+}
+
+#[tokio::test]
+async fn truncate_of_whole_segments_survives_reopen() {
+    let disk = MemDisk::new(5);
+    let (mut s, _) = open(&disk);
+    s.blocking_append((0..=10).map(|i| entry(1, i)))
+        .await
+        .unwrap();
+    let before = segments(&disk).len();
+    // Index 6 opens a segment (three entries per segment): the truncate removes whole files.
+    s.truncate(log_id(1, 6)).await.unwrap();
+    assert_eq!(segments(&disk).len(), before - 2);
+    assert_eq!(indexes(&mut s).await, (0..=5).collect::<Vec<_>>());
+    s.blocking_append((6..=7).map(|i| entry(2, i)))
+        .await
+        .unwrap();
+    drop(s);
+    let (mut s, report) = open(&disk);
+    assert_eq!(report, RecoveryReport::default());
+    assert_eq!(indexes(&mut s).await, (0..=7).collect::<Vec<_>>());
+    assert_eq!(s.log_ids()[7], log_id(2, 7));
+}
+
+#[tokio::test]
+async fn failed_sync_is_reported_and_freezes_the_log() {
+    let disk = MemDisk::new(6);
+    let (mut s, _) = open(&disk);
+    s.blocking_append((0..=2).map(|i| entry(1, i)))
+        .await
+        .unwrap();
+    disk.fail_next(DiskOp::Sync, DiskError::Io("EIO".into()));
+    // The flush callback reports the failure, never success.
+    assert!(s.blocking_append([entry(1, 3)]).await.is_err());
+    // fsyncgate: no retry as if it were transient.
+    assert!(s.blocking_append([entry(1, 4)]).await.is_err());
+    assert!(s.save_vote(&Vote::new(2, 1)).await.is_err());
+    drop(s);
+    disk.crash(CrashMode::LoseUnsynced);
+    let (mut s, report) = open(&disk);
+    assert!(report.damage.is_none());
+    assert_eq!(indexes(&mut s).await, vec![0, 1, 2]);
 }
