@@ -7,8 +7,9 @@
 //!
 //! # Why openraft 0.9
 //!
-//! The stable 0.9 line (0.9.25), with `serde` (RPCs and entries cross the wire) and
-//! `storage-v2` (the split `RaftLogStorage` / `RaftStateMachine` traits, sealed without it).
+//! The stable 0.9 line (0.9.25), with `serde` (RPCs and entries cross the wire),
+//! `storage-v2` (the split `RaftLogStorage` / `RaftStateMachine` traits, sealed without it) and
+//! `loosen-follower-log-revert` (see "Damaged replicas").
 //! 0.10 is still alpha. One [`TypeConfig`] serves every group: `u64` node ids, [`NodeInfo`]
 //! nodes, opaque commands and replies, snapshots as bytes, and the [`SeededRuntime`].
 //!
@@ -42,6 +43,11 @@
 //! vote nor lead; it follows the leader, which refills its log or sends a snapshot, and it
 //! becomes healthy once the group's commit index reaches the last index the damaged log held.
 //! The damage is recorded in the `state` file, so a restart does not forget it.
+//!
+//! A repaired replica's log is shorter than the leader last saw it, which openraft forbids by
+//! default (the leader panics): the workspace enables openraft's `loosen-follower-log-revert`
+//! for that. The flag is only safe because of the rule above — the data loss openraft's FAQ
+//! describes for it needs the shortened replica's vote.
 //!
 //! # Determinism
 //!

@@ -213,3 +213,30 @@ async fn damaged_replica_neither_votes_nor_leads_until_repaired() {
     assert!(ids.contains_key(&new));
     c.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn damaged_follower_is_refilled_by_the_leader_that_saw_its_longer_log() {
+    seed_thread_rng(7);
+    let mut c = Cluster::new(&[1, 2, 3], config(None)).await;
+    let mut acked = Vec::new();
+    let last = write_all(&c, &mut acked, "a", 40).await;
+    c.wait_applied(last).await;
+    let leader = c.leader().await;
+    let damaged = if leader == 3 { 2 } else { 3 };
+    c.crash(damaged).await;
+    let disk = c.disks[&damaged].clone();
+    disk.flip_bit(&format!("{DIR}/seg-{:020}", 0), 14 * 8)
+        .unwrap();
+    // The leader stays up: it last saw a longer log on this follower than the follower now has.
+    c.start(damaged).await;
+    let last = write_all(&c, &mut acked, "b", 5).await;
+    c.wait_applied(last).await;
+    c.wait_for("the repair", Duration::from_secs(30), |c| {
+        (!c.group(damaged).is_damaged()).then_some(())
+    })
+    .await;
+    assert_eq!(c.current_leader(), Some(leader));
+    c.check_no_loss(&acked);
+    assert_eq!(c.group(damaged).log_ids(), c.group(leader).log_ids());
+    c.shutdown().await;
+}

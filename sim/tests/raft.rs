@@ -136,12 +136,25 @@ enum Fault {
     Isolate(NodeId),
     Rejoin(NodeId),
     Crash(NodeId, CrashMode),
+    /// While the node is down: flip a bit inside the first record of its first segment.
+    Flip(NodeId, u64),
     Restart(NodeId),
 }
 
-/// A few faults in the first part of the run, drawn from the seed.
-fn fault_plan(rng: &mut SplitMix64) -> Vec<(Duration, Fault)> {
+/// A few faults in the first part of the run, drawn from the seed; with `flip`, one replica
+/// also comes back from a power cut with a flipped bit in its log.
+fn fault_plan(rng: &mut SplitMix64, flip: bool) -> Vec<(Duration, Fault)> {
     let mut plan = Vec::new();
+    if flip {
+        let node = NODES[rng.below(3) as usize];
+        let at = Duration::from_millis(3_000 + rng.below(10_000));
+        plan.push((at, Fault::Crash(node, CrashMode::LoseUnsynced)));
+        plan.push((at, Fault::Flip(node, rng.below(64))));
+        plan.push((
+            at + Duration::from_millis(500 + rng.below(2_000)),
+            Fault::Restart(node),
+        ));
+    }
     let count = 2 + rng.below(4);
     for _ in 0..count {
         let node = NODES[rng.below(3) as usize];
@@ -171,6 +184,8 @@ struct RunResult {
     applied: BTreeMap<NodeId, Vec<(u64, String)>>,
     logs: BTreeMap<NodeId, Vec<LogId>>,
     final_index: u64,
+    /// Replicas that came up damaged at some point.
+    damaged: Vec<NodeId>,
 }
 
 /// Writes `cmd` through the current leader; `Some(index)` once committed.
@@ -190,7 +205,7 @@ async fn write_once(registry: &Registry, cmd: &str) -> Option<u64> {
     }
 }
 
-fn run(seed: u64) -> Result<RunResult, String> {
+fn run(seed: u64, flip: bool) -> Result<RunResult, String> {
     let mut seeds = Seeds::new(seed);
     let mut sim = turmoil::Builder::new()
         .rng_seed(seeds.next_seed())
@@ -205,14 +220,17 @@ fn run(seed: u64) -> Result<RunResult, String> {
     // openraft's election timeouts come from this generator: reset it for every run.
     seed_thread_rng(seeds.next_seed());
     let registry: Registry = Arc::default();
+    let damaged: Arc<Mutex<Vec<NodeId>>> = Arc::default();
     let mut disks = BTreeMap::new();
     for id in NODES {
         let disk = MemDisk::new(seeds.next_seed());
         disks.insert(id, disk.clone());
         let registry = Arc::clone(&registry);
+        let damaged = Arc::clone(&damaged);
         sim.host(host(id).as_str(), move || {
             let disk = disk.clone();
             let registry = Arc::clone(&registry);
+            let damaged = Arc::clone(&damaged);
             async move {
                 let hub = RaftHub::new(id, Arc::new(TurmoilRaft));
                 let applied = Applied::default();
@@ -225,6 +243,9 @@ fn run(seed: u64) -> Result<RunResult, String> {
                         Box::new(Kv(Arc::clone(&applied))),
                     )
                     .await?;
+                if group.is_damaged() {
+                    lock(&damaged).push(id);
+                }
                 lock(&registry).insert(id, Live { group, applied });
                 let listener = turmoil::net::TcpListener::bind(("0.0.0.0", RAFT_PORT)).await?;
                 loop {
@@ -237,7 +258,7 @@ fn run(seed: u64) -> Result<RunResult, String> {
             }
         });
     }
-    let plan = fault_plan(&mut seeds.fork());
+    let plan = fault_plan(&mut seeds.fork(), flip);
     let trace = Trace::new();
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let final_index = Arc::new(Mutex::new(0u64));
@@ -348,6 +369,14 @@ fn run(seed: u64) -> Result<RunResult, String> {
                         disks[&n].crash(mode);
                     }
                 }
+                Fault::Flip(n, bit) => {
+                    let path = format!("{DIR}/seg-{:020}", 0);
+                    // Inside the first record's payload: good records follow, so this is
+                    // damage, not a torn tail.
+                    disks[&n]
+                        .flip_bit(&path, 12 * 8 + bit)
+                        .map_err(|e| format!("flip on {n}: {e}"))?;
+                }
                 Fault::Restart(n) => {
                     if down.remove(&n).is_some() {
                         sim.bounce(host(n).as_str());
@@ -391,10 +420,23 @@ fn run(seed: u64) -> Result<RunResult, String> {
             .collect(),
         logs: reg.iter().map(|(id, l)| (*id, l.group.log_ids())).collect(),
         final_index: *lock(&final_index),
+        damaged: lock(&damaged).clone(),
     };
+    // Power cuts alone never damage a replica, and a damaged one is repaired by the heal.
     for l in reg.values() {
         if let Some(why) = l.group.damage_reason() {
-            return Err(format!("replica damaged by a power cut: {why}"));
+            return Err(format!("replica still damaged after the heal: {why}"));
+        }
+    }
+    if !flip && !result.damaged.is_empty() {
+        return Err(format!("power cuts damaged replicas {:?}", result.damaged));
+    }
+    if flip {
+        let set_aside = disks
+            .values()
+            .any(|d| d.paths().iter().any(|p| p.contains("/damaged-")));
+        if result.damaged.is_empty() || !set_aside {
+            return Err("the flipped bit did not damage a replica".into());
         }
     }
     Ok(result)
@@ -448,7 +490,20 @@ fn raft_no_committed_entry_lost_under_partitions_and_crashes() {
         "raft_no_committed_entry_lost_under_partitions_and_crashes",
         3,
         |seed| {
-            let r = run(seed)?;
+            let r = run(seed, false)?;
+            check(&r)
+        },
+    );
+}
+
+#[test]
+fn raft_damaged_replica_is_repaired_and_nothing_is_lost() {
+    sweep(
+        module_path!(),
+        "raft_damaged_replica_is_repaired_and_nothing_is_lost",
+        2,
+        |seed| {
+            let r = run(seed, true)?;
             check(&r)
         },
     );
@@ -457,8 +512,8 @@ fn raft_no_committed_entry_lost_under_partitions_and_crashes() {
 #[test]
 fn raft_same_seed_same_trace() {
     sweep(module_path!(), "raft_same_seed_same_trace", 1, |seed| {
-        let a = run(seed)?;
-        let b = run(seed)?;
+        let a = run(seed, true)?;
+        let b = run(seed, true)?;
         if a.hash != b.hash {
             return Err(format!("trace hash {:016x} then {:016x}", a.hash, b.hash));
         }
