@@ -255,3 +255,33 @@ impl RaftHub {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{decode, encode};
+    use crate::local::LocalNet;
+    use crate::network::RequestFrame;
+    use openraft::raft::VoteRequest;
+    use openraft::Vote;
+
+    #[tokio::test]
+    async fn frames_for_unknown_groups_or_garbage_are_refused() {
+        let net = LocalNet::new();
+        let hub = RaftHub::new(1, net.endpoint(1));
+        let garbage = hub.handle_frame(b"\xff\xff\xff").await;
+        assert!(matches!(
+            decode::<ReplyFrame>(&garbage),
+            Ok(ReplyFrame::Refused(_))
+        ));
+        let vote = encode(&RequestFrame {
+            group: "nope".into(),
+            rpc: Request::Vote(VoteRequest::new(Vote::new(1, 2), None)),
+        });
+        let reply = hub.handle_frame(&vote).await;
+        match decode::<ReplyFrame>(&reply) {
+            Ok(ReplyFrame::Refused(why)) => assert!(why.contains("nope"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -240,3 +240,132 @@ async fn damaged_follower_is_refilled_by_the_leader_that_saw_its_longer_log() {
     assert_eq!(c.group(damaged).log_ids(), c.group(leader).log_ids());
     c.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn lost_snapshot_of_a_purged_log_is_replaced_by_the_leaders() {
+    seed_thread_rng(8);
+    let mut c = Cluster::new(&[1, 2, 3], config(Some(10))).await;
+    let mut acked = Vec::new();
+    let last = write_all(&c, &mut acked, "a", 40).await;
+    c.wait_applied(last).await;
+    let leader = c.leader().await;
+    let victim = if leader == 3 { 2 } else { 3 };
+    c.wait_for("a purge on the victim", Duration::from_secs(30), |c| {
+        let m = c.group(victim).raft().metrics().borrow().clone();
+        m.purged.is_some_and(|p| p.index > 10).then_some(())
+    })
+    .await;
+    c.crash(victim).await;
+    let disk = c.disks[&victim].clone();
+    disk.flip_bit(&format!("{DIR}/snapshot"), 200).unwrap();
+    c.start(victim).await;
+    let why = c.group(victim).damage_reason().expect("damaged");
+    assert!(why.contains("snapshot"), "{why}");
+    // The entries the snapshot replaced are gone here: the leader's snapshot brings them back.
+    let last = write_all(&c, &mut acked, "b", 15).await;
+    c.wait_applied(last).await;
+    c.wait_for("the repair", Duration::from_secs(30), |c| {
+        (!c.group(victim).is_damaged()).then_some(())
+    })
+    .await;
+    c.check_no_loss(&acked);
+    assert!(disk.paths().iter().any(|p| p.ends_with("-snapshot")));
+    c.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_hub_hosts_many_groups() {
+    use std::sync::{Arc, Mutex};
+
+    use natsd_core::jetstream::store::MemDisk;
+    use natsd_raft::{Command, LocalNet, RaftHub, SharedDisk};
+    use support::{Kv, KvState};
+
+    seed_thread_rng(9);
+    let net = LocalNet::new();
+    let names = ["$meta", "S-orders"];
+    let mut hubs = Vec::new();
+    let mut states = BTreeMap::new();
+    for id in [1u64, 2, 3] {
+        let hub = RaftHub::new(id, net.endpoint(id));
+        net.register(&hub);
+        let disk = SharedDisk::new(MemDisk::new(id));
+        for name in names {
+            let state = Arc::new(Mutex::new(KvState::default()));
+            hub.open_group(
+                name,
+                config(None),
+                disk.clone(),
+                &format!("raft/{name}"),
+                Box::new(Kv(state.clone())),
+            )
+            .await
+            .unwrap();
+            states.insert((id, name), state);
+        }
+        hubs.push(hub);
+    }
+    assert_eq!(
+        hubs[0].group_names(),
+        vec!["$meta".to_owned(), "S-orders".to_owned()]
+    );
+    for name in names {
+        let members: BTreeMap<u64, _> = [1, 2, 3]
+            .into_iter()
+            .map(|id| (id, node_info(id)))
+            .collect();
+        hubs[0]
+            .group(name)
+            .unwrap()
+            .raft()
+            .initialize(members)
+            .await
+            .unwrap();
+    }
+    for name in names {
+        // Each group elects on its own and takes writes at its own leader.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let leader = loop {
+            let l = hubs[0]
+                .group(name)
+                .unwrap()
+                .raft()
+                .metrics()
+                .borrow()
+                .current_leader;
+            if let Some(l) = l {
+                break l;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{name} elects");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let raft = hubs[leader as usize - 1]
+            .group(name)
+            .unwrap()
+            .raft()
+            .clone();
+        for i in 0..3 {
+            raft.client_write(Command(format!("{name}-{i}").into_bytes()))
+                .await
+                .unwrap();
+        }
+    }
+    for ((id, name), state) in &states {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while state.lock().unwrap().applied.len() < 3 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} on {id} applies"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let applied = state.lock().unwrap().applied.clone();
+        assert!(
+            applied.iter().all(|(_, c)| c.starts_with(name)),
+            "{name} on {id}: {applied:?}"
+        );
+    }
+    for hub in &hubs {
+        hub.shutdown().await;
+    }
+}
