@@ -306,7 +306,7 @@ impl<D: Disk + Send + 'static> LogStore<D> {
         snapshot_damaged: bool,
     ) -> Result<(Self, RecoveryReport), DiskError> {
         let mut report = RecoveryReport::default();
-        let mut damage: Vec<(String, u64)> = Vec::new();
+        let mut damage: Vec<String> = Vec::new();
         let mut d = disk.lock();
         let state_path = format!("{dir}/state");
         let (mut state, state_ok) = match read_record_file(&*d, &state_path) {
@@ -327,7 +327,8 @@ impl<D: Disk + Send + 'static> LogStore<D> {
         // Whether everything from some segment on must be set aside, and the highest index
         // seen in any readable record (what a damaged replica may have acknowledged).
         let mut cut_from: Option<(usize, u64)> = None; // (segment position, good bytes)
-        let mut max_seen = 0u64;
+                                                       // A purged prefix counts too: a lost snapshot covered it.
+        let mut max_seen = state.last_purged.map_or(0, |l| l.index);
         let lose_everything = !state_ok || (snapshot_damaged && state.last_purged.is_some());
         if lose_everything {
             cut_from = Some((0, 0));
@@ -336,7 +337,7 @@ impl<D: Disk + Send + 'static> LogStore<D> {
             } else {
                 "the vote file fails its checksum"
             };
-            damage.push((why.to_owned(), 0));
+            damage.push(why.to_owned());
         }
         let mut expected = state.last_purged.map_or(0, |l| l.index + 1);
         for (pos, &first) in seg_firsts.iter().enumerate() {
@@ -358,12 +359,9 @@ impl<D: Disk + Send + 'static> LogStore<D> {
                     continue; // purged already; the segment's removal was cut short
                 }
                 if i != expected {
-                    damage.push((
-                        format!(
-                            "index gap in {}: {i} where {expected} was due",
-                            seg_name(first)
-                        ),
-                        0,
+                    damage.push(format!(
+                        "index gap in {}: {i} where {expected} was due",
+                        seg_name(first)
                     ));
                     good_end = *off;
                     break;
@@ -379,7 +377,7 @@ impl<D: Disk + Send + 'static> LogStore<D> {
                 expected += 1;
             }
             if let Some(why) = &scan.damage {
-                damage.push((format!("{}: {why}", seg_name(first)), 0));
+                damage.push(format!("{}: {why}", seg_name(first)));
             }
             if good_end < buf.len() as u64 && (scan.damage.is_some() || good_end < scan.good_end) {
                 cut_from = Some((pos, good_end));
@@ -418,11 +416,7 @@ impl<D: Disk + Send + 'static> LogStore<D> {
             }
         }
         if !damage.is_empty() {
-            let reason = damage
-                .iter()
-                .map(|(r, _)| r.as_str())
-                .collect::<Vec<_>>()
-                .join("; ");
+            let reason = damage.join("; ");
             let mut repair_through = max_seen;
             if let Some(old) = &state.damage {
                 repair_through = repair_through.max(old.repair_through);
