@@ -188,8 +188,8 @@ struct RunResult {
     damaged: Vec<NodeId>,
 }
 
-/// Writes `cmd` through the current leader; `Some(index)` once committed.
-async fn write_once(registry: &Registry, cmd: &str) -> Option<u64> {
+/// Writes `cmd` through the current leader; `Some((index, term))` once committed.
+async fn write_once(registry: &Registry, cmd: &str) -> Option<(u64, u64)> {
     let leader = lock(registry)
         .values()
         .find(|l| l.group.raft().metrics().borrow().state == ServerState::Leader)
@@ -200,7 +200,7 @@ async fn write_once(registry: &Registry, cmd: &str) -> Option<u64> {
     )
     .await;
     match res {
-        Ok(Ok(r)) => Some(r.log_id.index),
+        Ok(Ok(r)) => Some((r.log_id.index, r.log_id.leader_id.term)),
         _ => None,
     }
 }
@@ -289,8 +289,8 @@ fn run(seed: u64, flip: bool) -> Result<RunResult, String> {
             for i in 0..WRITES {
                 let cmd = format!("w{i}");
                 match write_once(&registry, &cmd).await {
-                    Some(index) => {
-                        trace.note("ctl", format!("ack {cmd} at {index}"));
+                    Some((index, term)) => {
+                        trace.note("ctl", format!("ack {cmd} at {index} term {term}"));
                         lock(&acked).push(cmd);
                     }
                     None => trace.note("ctl", format!("no ack {cmd}")),
@@ -305,8 +305,8 @@ fn run(seed: u64, flip: bool) -> Result<RunResult, String> {
             let mut index = None;
             for k in 0..100 {
                 let cmd = format!("final{k}");
-                if let Some(i) = write_once(&registry, &cmd).await {
-                    trace.note("ctl", format!("ack {cmd} at {i}"));
+                if let Some((i, term)) = write_once(&registry, &cmd).await {
+                    trace.note("ctl", format!("ack {cmd} at {i} term {term}"));
                     lock(&acked).push(cmd);
                     index = Some(i);
                     break;
