@@ -271,3 +271,124 @@ async fn failed_sync_is_reported_and_freezes_the_log() {
     assert!(report.damage.is_none());
     assert_eq!(indexes(&mut s).await, vec![0, 1, 2]);
 }
+
+mod model {
+    //! The log store against a model: every operation is durable on return, so any crash and
+    //! reopen gives back exactly the model's log, vote and purge point.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Append(u8),
+        NewTerm,
+        Truncate(u8),
+        Purge(u8),
+        Vote(u8),
+        Reopen(bool),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (1u8..6).prop_map(Op::Append),
+            1 => Just(Op::NewTerm),
+            1 => (0u8..4).prop_map(Op::Truncate),
+            1 => (0u8..6).prop_map(Op::Purge),
+            1 => (0u8..4).prop_map(Op::Vote),
+            2 => any::<bool>().prop_map(Op::Reopen),
+        ]
+    }
+
+    #[derive(Default)]
+    struct Model {
+        log: Vec<LogId>,
+        purged: Option<LogId>,
+        vote: Option<Vote>,
+        term: u64,
+    }
+
+    impl Model {
+        fn next_index(&self) -> u64 {
+            self.log
+                .last()
+                .or(self.purged.as_ref())
+                .map_or(0, |l| l.index + 1)
+        }
+    }
+
+    async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+        let disk = MemDisk::new(9);
+        let (mut s, _) = open(&disk);
+        let mut m = Model {
+            term: 1,
+            ..Model::default()
+        };
+        for op in ops {
+            match op {
+                Op::Append(n) => {
+                    let start = m.next_index();
+                    let entries: Vec<Entry> = (start..start + u64::from(n))
+                        .map(|i| entry(m.term, i))
+                        .collect();
+                    m.log.extend(entries.iter().map(|e| e.log_id));
+                    s.blocking_append(entries).await.unwrap();
+                }
+                Op::NewTerm => m.term += 1,
+                Op::Truncate(k) => {
+                    if let Some(pos) = m.log.len().checked_sub(usize::from(k) + 1) {
+                        s.truncate(m.log[pos]).await.unwrap();
+                        m.log.truncate(pos);
+                    }
+                }
+                Op::Purge(k) => {
+                    if let Some(&id) = m.log.get(usize::from(k)) {
+                        s.purge(id).await.unwrap();
+                        m.log.drain(..=usize::from(k));
+                        m.purged = Some(id);
+                    }
+                }
+                Op::Vote(node) => {
+                    let v = Vote::new(m.term, u64::from(node));
+                    s.save_vote(&v).await.unwrap();
+                    m.vote = Some(v);
+                }
+                Op::Reopen(torn) => {
+                    drop(s);
+                    disk.crash(if torn {
+                        CrashMode::Torn
+                    } else {
+                        CrashMode::LoseUnsynced
+                    });
+                    let (store, report) = open(&disk);
+                    s = store;
+                    prop_assert_eq!(report, RecoveryReport::default());
+                }
+            }
+            prop_assert_eq!(s.log_ids(), m.log.clone());
+            let st = s.get_log_state().await.unwrap();
+            prop_assert_eq!(st.last_purged_log_id, m.purged);
+            prop_assert_eq!(st.last_log_id, m.log.last().copied().or(m.purged));
+            prop_assert_eq!(s.read_vote().await.unwrap(), m.vote);
+        }
+        let got: Vec<LogId> = s
+            .try_get_log_entries(0..u64::MAX)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.log_id)
+            .collect();
+        prop_assert_eq!(got, m.log);
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn store_matches_model(ops in prop::collection::vec(op(), 1..60)) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(run(ops))?;
+        }
+    }
+}
