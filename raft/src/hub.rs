@@ -277,7 +277,8 @@ mod tests {
         let vote = encode(&RequestFrame {
             group: "nope".into(),
             rpc: Request::Vote(VoteRequest::new(Vote::new(1, 2), None)),
-        });
+        })
+        .unwrap();
         let reply = hub.handle_frame(&vote).await;
         match decode::<ReplyFrame>(&reply) {
             Ok(ReplyFrame::Refused(why)) => assert!(why.contains("nope"), "{why}"),

@@ -58,7 +58,8 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
-// openraft's storage traits return its `StorageError` by value; our helpers pass it along.
+// openraft's storage traits return its `StorageError` by value, and the functions behind them
+// pass it along unboxed.
 #![allow(clippy::result_large_err)]
 
 mod codec;

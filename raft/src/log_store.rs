@@ -435,7 +435,8 @@ impl<D: Disk + Send + 'static> LogStore<D> {
             );
         }
         if !damage.is_empty() || !state_ok {
-            replace_file(&mut *d, &state_path, &encode(&state))?;
+            let bytes = encode(&state).map_err(DiskError::Io)?;
+            replace_file(&mut *d, &state_path, &bytes)?;
         }
         report.damage = state.damage.clone();
         health.set(state.damage.clone());
@@ -479,7 +480,8 @@ impl<D: Disk + Send + 'static> LogStore<D> {
 impl<D: Disk> Inner<D> {
     fn write_state(&mut self) -> Result<(), StorageError> {
         let path = format!("{}/state", self.dir);
-        let bytes = encode(&self.state);
+        let bytes = encode(&self.state)
+            .map_err(|e| StorageError::from(StorageIOError::write_vote(any_err(e))))?;
         replace_file(&mut *self.disk.lock(), &path, &bytes)
             .map_err(|e| StorageIOError::write_vote(any_err(e)).into())
     }
@@ -608,11 +610,26 @@ impl<D: Disk + Send + 'static> RaftLogStorage<TypeConfig> for LogStore<D> {
             callback.log_io_completed(Err(io_err(&e)));
             return Err(e);
         }
+        // Encode the whole batch first: an entry that does not encode is refused before a
+        // byte is written, and the log stays usable.
+        let mut records = Vec::new();
+        for entry in entries {
+            match encode(&entry) {
+                Ok(payload) => records.push((entry.log_id, record::encode(&payload))),
+                Err(e) => {
+                    let e = StorageError::from(StorageIOError::write_log_entry(
+                        entry.log_id,
+                        any_err(e),
+                    ));
+                    callback.log_io_completed(Err(io_err(&e)));
+                    return Err(e);
+                }
+            }
+        }
         let mut touched: Vec<u64> = Vec::new();
         let result = (|| -> Result<(), DiskError> {
-            for entry in entries {
-                let bytes = record::encode(&encode(&entry));
-                let index = entry.log_id.index;
+            for (log_id, bytes) in records {
+                let index = log_id.index;
                 let current = g.segments.last_key_value().map(|(k, v)| (*k, *v));
                 let segment = match current {
                     Some((first, len)) if len < g.cfg.segment_bytes => first,
@@ -631,7 +648,7 @@ impl<D: Disk + Send + 'static> RaftLogStorage<TypeConfig> for LogStore<D> {
                     Loc {
                         segment,
                         offset,
-                        log_id: entry.log_id,
+                        log_id,
                     },
                 );
                 if touched.last() != Some(&segment) {

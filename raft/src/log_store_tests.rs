@@ -109,8 +109,8 @@ async fn unsynced_bytes_lost_in_a_crash_are_cut() {
         // An append that never reached its sync: a crash keeps any prefix of it, maybe zeroed.
         let last = segments(&disk).pop().unwrap();
         let mut d = disk.clone();
-        let mut unsynced = record::encode(&crate::codec::encode(&entry(1, 4)));
-        unsynced.extend(record::encode(&crate::codec::encode(&entry(1, 5))));
+        let mut unsynced = record::encode(&crate::codec::encode(&entry(1, 4)).unwrap());
+        unsynced.extend(record::encode(&crate::codec::encode(&entry(1, 5)).unwrap()));
         d.append(&last, &unsynced).unwrap();
         disk.crash(CrashMode::Torn);
         let (mut s, report) = open(&disk);

@@ -147,7 +147,8 @@ impl<D: Disk> Inner<D> {
         let bytes = encode(&StoredSnapshot {
             meta: meta.clone(),
             data: data.to_vec(),
-        });
+        })
+        .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), any_err(e)))?;
         let path = format!("{}/snapshot", self.dir);
         replace_file(&mut *self.disk.lock(), &path, &bytes)
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), any_err(e)).into())

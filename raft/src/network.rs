@@ -84,6 +84,8 @@ pub(crate) enum ReplyFrame {
 /// Encodes a reply frame (the hub's side).
 pub(crate) fn encode_reply(reply: &ReplyFrame) -> Vec<u8> {
     encode(reply)
+        .or_else(|e| encode(&ReplyFrame::Refused(format!("reply does not encode: {e}"))))
+        .unwrap_or_default()
 }
 
 /// Decodes a request frame (the hub's side).
@@ -139,7 +141,8 @@ impl PeerClient {
         let frame = encode(&RequestFrame {
             group: self.group.to_string(),
             rpc,
-        });
+        })
+        .map_err(|e| CallError::Network(format!("request does not encode: {e}")))?;
         let sent = self.transport.send(self.target, frame);
         let reply = match tokio::time::timeout(ttl, sent).await {
             Err(_) => return Err(CallError::Network(format!("no reply within {ttl:?}"))),
