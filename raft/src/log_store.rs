@@ -14,7 +14,7 @@
 //!
 //! `append` writes the records and then syncs every segment it touched; the `LogFlushed`
 //! callback fires only after `sync` returned `Ok`. A failed sync is final (the kernel may have
-//! dropped the pages): the store refuses every later write. `truncate`, `purge`, `save_vote` are
+//! dropped the pages): the store refuses every later write; a failed append is rolled back. `truncate`, `purge`, `save_vote` are
 //! durable when they return (the `Disk` rules for truncate, remove and rename).
 //!
 //! # Recovery
@@ -29,8 +29,9 @@
 //! case recovery cannot tell apart is a bit flipped inside the very last record of the newest
 //! segment: it looks exactly like a torn write and is cut as one.
 //!
-//! After a failed append or sync the store refuses every write (openraft then stops the group);
-//! reopening it cuts whatever tail the failure left.
+//! A failed append (ENOSPC, EIO) is rolled back: the touched segments are cut back to where
+//! they were and the log stays usable. A failed sync is final: the store refuses every later
+//! write (openraft then stops the group); reopening it cuts whatever tail the failure left.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -512,6 +513,30 @@ impl<D: Disk> Inner<D> {
         }
     }
 
+    /// Undoes a failed append: cuts each touched segment back to its old length (removing one
+    /// the batch created) and forgets the batch's entries.
+    fn roll_back(
+        &mut self,
+        touched: &[(u64, u64)],
+        first_index: Option<u64>,
+    ) -> Result<(), DiskError> {
+        let mut d = self.disk.lock();
+        for &(segment, len) in touched.iter().rev() {
+            let path = format!("{}/{}", self.dir, seg_name(segment));
+            if len == 0 {
+                d.remove(&path)?;
+                self.segments.remove(&segment);
+            } else {
+                d.truncate(&path, len)?;
+                self.segments.insert(segment, len);
+            }
+        }
+        if let Some(first) = first_index {
+            self.index.split_off(&first);
+        }
+        Ok(())
+    }
+
     /// A replica is repaired once everything it may have acknowledged is committed and held.
     fn maybe_repaired(&mut self, through: u64) -> Result<(), StorageError> {
         let Some(damage) = &self.state.damage else {
@@ -626,17 +651,25 @@ impl<D: Disk + Send + 'static> RaftLogStorage<TypeConfig> for LogStore<D> {
                 }
             }
         }
-        let mut touched: Vec<u64> = Vec::new();
-        let result = (|| -> Result<(), DiskError> {
+        let first_index = records.first().map(|(l, _)| l.index);
+        // Where each touched segment ended before this batch (0 for one created by it).
+        let mut touched: Vec<(u64, u64)> = Vec::new();
+        let written = (|| -> Result<(), DiskError> {
             for (log_id, bytes) in records {
                 let index = log_id.index;
                 let current = g.segments.last_key_value().map(|(k, v)| (*k, *v));
                 let segment = match current {
-                    Some((first, len)) if len < g.cfg.segment_bytes => first,
+                    Some((first, len)) if len < g.cfg.segment_bytes => {
+                        if touched.last().map(|t| t.0) != Some(first) {
+                            touched.push((first, len));
+                        }
+                        first
+                    }
                     _ => {
                         let path = format!("{}/{}", g.dir, seg_name(index));
                         g.disk.lock().create(&path)?;
                         g.segments.insert(index, 0);
+                        touched.push((index, 0));
                         index
                     }
                 };
@@ -651,17 +684,25 @@ impl<D: Disk + Send + 'static> RaftLogStorage<TypeConfig> for LogStore<D> {
                         log_id,
                     },
                 );
-                if touched.last() != Some(&segment) {
-                    touched.push(segment);
-                }
-            }
-            for segment in &touched {
-                let path = format!("{}/{}", g.dir, seg_name(*segment));
-                g.disk.lock().sync(&path)?;
             }
             Ok(())
         })();
-        match result {
+        if let Err(e) = written {
+            // ENOSPC or EIO on append: nothing of the batch was promised, so put the segments
+            // back as they were and leave the log usable (openraft reports the error).
+            let rolled_back = g.roll_back(&touched, first_index);
+            if let Err(r) = &rolled_back {
+                g.failed = Some(format!("{e}; then the roll-back failed: {r}"));
+            }
+            tracing::error!(dir = g.dir, error = %e, rolled_back = rolled_back.is_ok(), "raft log append failed");
+            callback.log_io_completed(Err(io_err(&e)));
+            return Err(StorageIOError::write_logs(any_err(e)).into());
+        }
+        let synced = touched.iter().try_for_each(|(segment, _)| {
+            let path = format!("{}/{}", g.dir, seg_name(*segment));
+            g.disk.lock().sync(&path)
+        });
+        match synced {
             Ok(()) => {
                 drop(g);
                 // Only now is every appended byte durable.
@@ -669,10 +710,10 @@ impl<D: Disk + Send + 'static> RaftLogStorage<TypeConfig> for LogStore<D> {
                 Ok(())
             }
             Err(e) => {
-                // Go on as if nothing had been written is not possible: after a failed append or
-                // sync the file's tail is unknown, so stop writing (fsyncgate).
+                // A failed fsync is final (fsyncgate): the kernel may have dropped the pages,
+                // so a retry could report success for data that is gone. Stop writing.
                 g.failed = Some(e.to_string());
-                tracing::error!(dir = g.dir, error = %e, "raft log write failed; the log is frozen");
+                tracing::error!(dir = g.dir, error = %e, "raft log sync failed; the log is frozen");
                 callback.log_io_completed(Err(io_err(&e)));
                 Err(StorageIOError::write_logs(any_err(e)).into())
             }

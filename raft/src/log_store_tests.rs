@@ -392,3 +392,37 @@ mod model {
         }
     }
 }
+
+#[tokio::test]
+async fn failed_append_rolls_back_and_the_log_goes_on() {
+    let disk = MemDisk::new(7);
+    let (mut s, _) = open(&disk);
+    s.blocking_append((0..=1).map(|i| entry(1, i)))
+        .await
+        .unwrap();
+    let before: Vec<(String, Vec<u8>)> = segments(&disk)
+        .into_iter()
+        .map(|p| (p.clone(), disk.contents(&p).unwrap()))
+        .collect();
+    // Room for a record or two, not for the batch: ENOSPC halfway through.
+    disk.set_capacity(Some(disk.used() + 40));
+    assert!(s
+        .blocking_append((2..=6).map(|i| entry(1, i)))
+        .await
+        .is_err());
+    disk.set_capacity(None);
+    let after: Vec<(String, Vec<u8>)> = segments(&disk)
+        .into_iter()
+        .map(|p| (p.clone(), disk.contents(&p).unwrap()))
+        .collect();
+    assert_eq!(after, before, "the segments are back as they were");
+    assert_eq!(indexes(&mut s).await, vec![0, 1]);
+    s.blocking_append((2..=6).map(|i| entry(1, i)))
+        .await
+        .unwrap();
+    drop(s);
+    disk.crash(CrashMode::LoseUnsynced);
+    let (mut s, report) = open(&disk);
+    assert_eq!(report, RecoveryReport::default());
+    assert_eq!(indexes(&mut s).await, (0..=6).collect::<Vec<_>>());
+}
