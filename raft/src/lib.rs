@@ -30,9 +30,9 @@
 //! A log append is reported to openraft (`LogFlushed::log_io_completed`) only after `Disk::sync`
 //! returned `Ok`, so an entry a replica acknowledged survives power loss. Votes and purge points
 //! are written to a new file, synced and renamed into place. A failed sync freezes the log; a
-//! failed append (ENOSPC) is rolled back. Every
-//! record carries CRC-32C checksums (see [`LogStore`]). Disk calls are synchronous and made on
-//! the calling task: the production disk should keep them short (group commit upstream).
+//! failed append (ENOSPC) is rolled back. Every record carries CRC-32C checksums (see
+//! [`LogStore`]). Disk calls are synchronous and made on the calling task: the production disk
+//! should keep them short (group commit upstream).
 //!
 //! # Damaged replicas
 //!

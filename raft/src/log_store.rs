@@ -14,8 +14,9 @@
 //!
 //! `append` writes the records and then syncs every segment it touched; the `LogFlushed`
 //! callback fires only after `sync` returned `Ok`. A failed sync is final (the kernel may have
-//! dropped the pages): the store refuses every later write; a failed append is rolled back. `truncate`, `purge`, `save_vote` are
-//! durable when they return (the `Disk` rules for truncate, remove and rename).
+//! dropped the pages): the store refuses every later write; a failed append is rolled back.
+//! `truncate`, `purge`, `save_vote` are durable when they return (the `Disk` rules for
+//! truncate, remove and rename).
 //!
 //! # Recovery
 //!
