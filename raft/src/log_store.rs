@@ -39,7 +39,7 @@ use std::fmt::Debug;
 use std::ops::RangeBounds;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use natsd_core::jetstream::store::{Disk, DiskError};
+use natsd_core::jetstream::store::{Disk, DiskError, SyncJob};
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogState, RaftLogReader, StorageIOError};
 use serde::{Deserialize, Serialize};
@@ -295,6 +295,14 @@ fn scan_segment(buf: &[u8], is_last: bool) -> Scan {
     scan
 }
 
+/// Where `append` stands after its synchronous half.
+enum Step {
+    /// Finished (the callback was called).
+    Done(Result<(), StorageError>),
+    /// Written; durable once these fsync jobs return `Ok`, then call the callback.
+    Sync(Vec<SyncJob>, LogFlushed<TypeConfig>),
+}
+
 impl<D: Disk + Send + 'static> LogStore<D> {
     /// Opens (or creates) the log in `dir`, recovering it as described in the module docs.
     /// `snapshot_damaged` says the group's snapshot file failed its checksum: if the log was
@@ -468,6 +476,102 @@ impl<D: Disk + Send + 'static> LogStore<D> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The synchronous half of `append`: write the batch, start its fsyncs.
+    fn write_batch(
+        &self,
+        entries: impl IntoIterator<Item = Entry>,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Step {
+        let mut g = self.lock();
+        if let Err(e) = g.check_writable() {
+            callback.log_io_completed(Err(io_err(&e)));
+            return Step::Done(Err(e));
+        }
+        // Encode the whole batch first: an entry that does not encode is refused before a
+        // byte is written, and the log stays usable.
+        let mut records = Vec::new();
+        for entry in entries {
+            match encode(&entry) {
+                Ok(payload) => records.push((entry.log_id, record::encode(&payload))),
+                Err(e) => {
+                    let e = StorageError::from(StorageIOError::write_log_entry(
+                        entry.log_id,
+                        any_err(e),
+                    ));
+                    callback.log_io_completed(Err(io_err(&e)));
+                    return Step::Done(Err(e));
+                }
+            }
+        }
+        let first_index = records.first().map(|(l, _)| l.index);
+        // Where each touched segment ended before this batch (0 for one created by it).
+        let mut touched: Vec<(u64, u64)> = Vec::new();
+        let written = (|| -> Result<(), DiskError> {
+            for (log_id, bytes) in records {
+                let index = log_id.index;
+                let current = g.segments.last_key_value().map(|(k, v)| (*k, *v));
+                let segment = match current {
+                    Some((first, len)) if len < g.cfg.segment_bytes => {
+                        if touched.last().map(|t| t.0) != Some(first) {
+                            touched.push((first, len));
+                        }
+                        first
+                    }
+                    _ => {
+                        let path = format!("{}/{}", g.dir, seg_name(index));
+                        g.disk.lock().create(&path)?;
+                        g.segments.insert(index, 0);
+                        touched.push((index, 0));
+                        index
+                    }
+                };
+                let path = format!("{}/{}", g.dir, seg_name(segment));
+                let offset = g.disk.lock().append(&path, &bytes)?;
+                g.segments.insert(segment, offset + bytes.len() as u64);
+                g.index.insert(
+                    index,
+                    Loc {
+                        segment,
+                        offset,
+                        log_id,
+                    },
+                );
+            }
+            Ok(())
+        })();
+        if let Err(e) = written {
+            // ENOSPC or EIO on append: nothing of the batch was promised, so put the segments
+            // back as they were and leave the log usable (openraft reports the error).
+            let rolled_back = g.roll_back(&touched, first_index);
+            if let Err(r) = &rolled_back {
+                g.failed = Some(format!("{e}; then the roll-back failed: {r}"));
+            }
+            tracing::error!(dir = g.dir, error = %e, rolled_back = rolled_back.is_ok(), "raft log append failed");
+            callback.log_io_completed(Err(io_err(&e)));
+            return Step::Done(Err(StorageIOError::write_logs(any_err(e)).into()));
+        }
+        // The fsyncs may come back as jobs (the production disk's `sync_later`): they run on a
+        // blocking thread so the runtime's worker is not held for an fsync. The callback fires
+        // once every one of them returned `Ok`; openraft awaits it before the next append.
+        let mut jobs = Vec::new();
+        let started = touched.iter().try_for_each(|(segment, _)| {
+            let path = format!("{}/{}", g.dir, seg_name(*segment));
+            if let Some(job) = g.disk.lock().sync_later(&path)? {
+                jobs.push(job);
+            }
+            Ok(())
+        });
+        if let Err(e) = started {
+            return Step::Done(Err(g.sync_failed(e, callback)));
+        }
+        if jobs.is_empty() {
+            // Only now is every appended byte durable.
+            callback.log_io_completed(Ok(()));
+            return Step::Done(Ok(()));
+        }
+        Step::Sync(jobs, callback)
+    }
+
     /// The replica's health, shared with its state machine store and dispatcher.
     pub fn health(&self) -> Health {
         self.lock().health.clone()
@@ -512,6 +616,15 @@ impl<D: Disk> Inner<D> {
             Parsed::Record { payload, .. } => decode(payload).map_err(fail),
             other => Err(fail(format!("entry fails its checksum on read: {other:?}"))),
         }
+    }
+
+    /// A failed fsync is final (fsyncgate): the kernel may have dropped the pages, so a retry
+    /// could report success for data that is gone. The store stops writing.
+    fn sync_failed(&mut self, e: DiskError, callback: LogFlushed<TypeConfig>) -> StorageError {
+        self.failed = Some(e.to_string());
+        tracing::error!(dir = self.dir, error = %e, "raft log sync failed; the log is frozen");
+        callback.log_io_completed(Err(io_err(&e)));
+        StorageIOError::write_logs(any_err(e)).into()
     }
 
     /// Undoes a failed append: cuts each touched segment back to its old length (removing one
@@ -631,93 +744,19 @@ impl<D: Disk + Send + 'static> RaftLogStorage<TypeConfig> for LogStore<D> {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let mut g = self.lock();
-        if let Err(e) = g.check_writable() {
-            callback.log_io_completed(Err(io_err(&e)));
-            return Err(e);
-        }
-        // Encode the whole batch first: an entry that does not encode is refused before a
-        // byte is written, and the log stays usable.
-        let mut records = Vec::new();
-        for entry in entries {
-            match encode(&entry) {
-                Ok(payload) => records.push((entry.log_id, record::encode(&payload))),
-                Err(e) => {
-                    let e = StorageError::from(StorageIOError::write_log_entry(
-                        entry.log_id,
-                        any_err(e),
-                    ));
-                    callback.log_io_completed(Err(io_err(&e)));
-                    return Err(e);
-                }
-            }
-        }
-        let first_index = records.first().map(|(l, _)| l.index);
-        // Where each touched segment ended before this batch (0 for one created by it).
-        let mut touched: Vec<(u64, u64)> = Vec::new();
-        let written = (|| -> Result<(), DiskError> {
-            for (log_id, bytes) in records {
-                let index = log_id.index;
-                let current = g.segments.last_key_value().map(|(k, v)| (*k, *v));
-                let segment = match current {
-                    Some((first, len)) if len < g.cfg.segment_bytes => {
-                        if touched.last().map(|t| t.0) != Some(first) {
-                            touched.push((first, len));
-                        }
-                        first
-                    }
-                    _ => {
-                        let path = format!("{}/{}", g.dir, seg_name(index));
-                        g.disk.lock().create(&path)?;
-                        g.segments.insert(index, 0);
-                        touched.push((index, 0));
-                        index
-                    }
-                };
-                let path = format!("{}/{}", g.dir, seg_name(segment));
-                let offset = g.disk.lock().append(&path, &bytes)?;
-                g.segments.insert(segment, offset + bytes.len() as u64);
-                g.index.insert(
-                    index,
-                    Loc {
-                        segment,
-                        offset,
-                        log_id,
-                    },
-                );
-            }
-            Ok(())
-        })();
-        if let Err(e) = written {
-            // ENOSPC or EIO on append: nothing of the batch was promised, so put the segments
-            // back as they were and leave the log usable (openraft reports the error).
-            let rolled_back = g.roll_back(&touched, first_index);
-            if let Err(r) = &rolled_back {
-                g.failed = Some(format!("{e}; then the roll-back failed: {r}"));
-            }
-            tracing::error!(dir = g.dir, error = %e, rolled_back = rolled_back.is_ok(), "raft log append failed");
-            callback.log_io_completed(Err(io_err(&e)));
-            return Err(StorageIOError::write_logs(any_err(e)).into());
-        }
-        let synced = touched.iter().try_for_each(|(segment, _)| {
-            let path = format!("{}/{}", g.dir, seg_name(*segment));
-            g.disk.lock().sync(&path)
-        });
+        let (jobs, callback) = match self.write_batch(entries, callback) {
+            Step::Done(r) => return r,
+            Step::Sync(jobs, callback) => (jobs, callback),
+        };
+        let synced =
+            tokio::task::spawn_blocking(move || jobs.into_iter().try_for_each(|job| job())).await;
+        let synced = synced.unwrap_or_else(|e| Err(DiskError::Io(format!("sync job: {e}"))));
         match synced {
             Ok(()) => {
-                drop(g);
-                // Only now is every appended byte durable.
                 callback.log_io_completed(Ok(()));
                 Ok(())
             }
-            Err(e) => {
-                // A failed fsync is final (fsyncgate): the kernel may have dropped the pages,
-                // so a retry could report success for data that is gone. Stop writing.
-                g.failed = Some(e.to_string());
-                tracing::error!(dir = g.dir, error = %e, "raft log sync failed; the log is frozen");
-                callback.log_io_completed(Err(io_err(&e)));
-                Err(StorageIOError::write_logs(any_err(e)).into())
-            }
+            Err(e) => Err(self.lock().sync_failed(e, callback)),
         }
     }
 

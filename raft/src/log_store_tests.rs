@@ -426,3 +426,84 @@ async fn failed_append_rolls_back_and_the_log_goes_on() {
     assert_eq!(report, RecoveryReport::default());
     assert_eq!(indexes(&mut s).await, (0..=6).collect::<Vec<_>>());
 }
+
+/// A disk whose fsyncs come back as jobs, like the production one's.
+#[derive(Clone)]
+struct JobDisk(MemDisk);
+
+impl Disk for JobDisk {
+    fn create(&mut self, path: &str) -> Result<(), DiskError> {
+        self.0.create(path)
+    }
+    fn append(&mut self, path: &str, data: &[u8]) -> Result<u64, DiskError> {
+        self.0.append(path, data)
+    }
+    fn read_at(&self, path: &str, offset: u64, len: usize) -> Result<Vec<u8>, DiskError> {
+        self.0.read_at(path, offset, len)
+    }
+    fn len(&self, path: &str) -> Result<u64, DiskError> {
+        self.0.len(path)
+    }
+    fn sync(&mut self, path: &str) -> Result<(), DiskError> {
+        self.0.sync(path)
+    }
+    fn sync_later(
+        &mut self,
+        path: &str,
+    ) -> Result<Option<natsd_core::jetstream::store::SyncJob>, DiskError> {
+        let mut disk = self.0.clone();
+        let path = path.to_owned();
+        Ok(Some(Box::new(move || disk.sync(&path))))
+    }
+    fn truncate(&mut self, path: &str, len: u64) -> Result<(), DiskError> {
+        self.0.truncate(path, len)
+    }
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), DiskError> {
+        self.0.rename(from, to)
+    }
+    fn remove(&mut self, path: &str) -> Result<(), DiskError> {
+        self.0.remove(path)
+    }
+    fn list(&self, dir: &str) -> Result<Vec<String>, DiskError> {
+        self.0.list(dir)
+    }
+}
+
+#[tokio::test]
+async fn fsync_jobs_run_before_the_flush_is_reported() {
+    let disk = MemDisk::new(8);
+    let open_jobs = || {
+        LogStore::open(
+            SharedDisk::new(JobDisk(disk.clone())),
+            DIR,
+            small_segments(),
+            Health::new(None),
+            false,
+        )
+        .unwrap()
+        .0
+    };
+    let mut s = open_jobs();
+    s.blocking_append((0..=7).map(|i| entry(1, i)))
+        .await
+        .unwrap();
+    // Every byte was synced by a job before the append returned.
+    for p in segments(&disk) {
+        assert_eq!(
+            disk.synced_len(&p),
+            Some(disk.contents(&p).unwrap().len() as u64)
+        );
+    }
+    disk.fail_next(DiskOp::Sync, DiskError::Io("EIO".into()));
+    assert!(s.blocking_append([entry(1, 8)]).await.is_err());
+    assert!(
+        s.blocking_append([entry(1, 9)]).await.is_err(),
+        "frozen after a failed job"
+    );
+    drop(s);
+    disk.crash(CrashMode::LoseUnsynced);
+    let mut s = open_jobs();
+    let got: Vec<u64> = s.log_ids().iter().map(|l| l.index).collect();
+    assert_eq!(got, (0..=7).collect::<Vec<_>>());
+    assert_eq!(s.try_get_log_entries(0..8).await.unwrap().len(), 8);
+}
