@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use natsd_core::jetstream::store::{CrashMode, MemDisk};
 use natsd_core::rng::SplitMix64;
-use natsd_raft::openraft::{Config, ServerState};
+use natsd_raft::openraft::{Config, ServerState, SnapshotPolicy};
 use natsd_raft::{
     seed_thread_rng, BoxFuture, Command, GroupConfig, GroupMachine, LogId, NodeId, NodeInfo,
     RaftGroup, RaftHub, RaftTransport, RestoreError, SharedDisk, StoreConfig, TransportError,
@@ -122,6 +122,12 @@ fn group_config() -> GroupConfig {
             heartbeat_interval: 100,
             election_timeout_min: 400,
             election_timeout_max: 800,
+            // Snapshot and purge often, so a replica back from a crash or a partition is
+            // sometimes sent a snapshot (chunked, over the simulated network) instead of entries.
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(15),
+            max_in_snapshot_log_to_keep: 5,
+            purge_batch_size: 1,
+            snapshot_max_chunk_size: 256,
             ..Config::default()
         },
         store: StoreConfig {
@@ -243,7 +249,9 @@ fn run(seed: u64, flip: bool) -> Result<RunResult, String> {
                         Box::new(Kv(Arc::clone(&applied))),
                     )
                     .await?;
-                if group.is_damaged() {
+                // Recorded at open: a replica whose damage lies wholly under its own snapshot is
+                // whole again as soon as openraft purges that part of its log.
+                if group.recovery().damage.is_some() {
                     lock(&damaged).push(id);
                 }
                 lock(&registry).insert(id, Live { group, applied });
@@ -370,12 +378,25 @@ fn run(seed: u64, flip: bool) -> Result<RunResult, String> {
                     }
                 }
                 Fault::Flip(n, bit) => {
-                    let path = format!("{DIR}/seg-{:020}", 0);
-                    // Inside the first record's payload: good records follow, so this is
-                    // damage, not a torn tail.
-                    disks[&n]
-                        .flip_bit(&path, 12 * 8 + bit)
+                    // The newest segment with a few records (else the first one), inside its
+                    // first record's payload: good records follow, so this is damage, not a
+                    // torn tail.
+                    let disk = &disks[&n];
+                    let segs: Vec<String> = disk
+                        .paths()
+                        .into_iter()
+                        .filter(|p| p.starts_with(&format!("{DIR}/seg-")))
+                        .collect();
+                    let path = segs
+                        .iter()
+                        .rev()
+                        .find(|p| disk.contents(p).is_some_and(|c| c.len() >= 100))
+                        .or(segs.first())
+                        .cloned()
+                        .ok_or_else(|| format!("no segment on {n}"))?;
+                    disk.flip_bit(&path, 12 * 8 + bit)
                         .map_err(|e| format!("flip on {n}: {e}"))?;
+                    trace.note("sim", format!("flipped a bit in {path}"));
                 }
                 Fault::Restart(n) => {
                     if down.remove(&n).is_some() {
@@ -462,18 +483,26 @@ fn check(r: &RunResult) -> Result<(), String> {
             }
         }
     }
-    let first: Vec<LogId> = r.logs[&1]
-        .iter()
-        .filter(|l| l.index <= r.final_index)
-        .copied()
-        .collect();
-    for (id, log) in &r.logs {
-        let mine: Vec<LogId> = log
-            .iter()
-            .filter(|l| l.index <= r.final_index)
+    // Replicas purge at different points: compare the entries they all still hold.
+    let from = r
+        .logs
+        .values()
+        .filter_map(|l| l.first())
+        .map(|l| l.index)
+        .max()
+        .unwrap_or(0);
+    let held = |log: &Vec<LogId>| -> Vec<LogId> {
+        log.iter()
+            .filter(|l| l.index >= from && l.index <= r.final_index)
             .copied()
-            .collect();
-        if mine != first {
+            .collect()
+    };
+    let first = held(&r.logs[&1]);
+    if first.last().map(|l| l.index) != Some(r.final_index) {
+        return Err(format!("replica 1's log ends before {}", r.final_index));
+    }
+    for (id, log) in &r.logs {
+        if held(log) != first {
             return Err(format!("replica {id}'s log differs after the heal"));
         }
     }
