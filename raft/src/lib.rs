@@ -34,6 +34,11 @@
 //! [`LogStore`]). Disk calls are synchronous and made on the calling task: the production disk
 //! should keep them short (group commit upstream).
 //!
+//! A replica that led before a restart does not resume leading in that term: its vote is read
+//! back uncommitted, so the group elects again and new entries get fresh log ids. (openraft 0.9
+//! would resume at once; a leader whose log lost an unsynced tail its followers already hold
+//! would then write different entries under the ids they hold.)
+//!
 //! # Damaged replicas
 //!
 //! On open, a torn or zeroed tail of the newest segment is cut: that is what power loss leaves.

@@ -710,7 +710,16 @@ impl<D: Disk + Send + 'static> RaftLogStorage<TypeConfig> for LogStore<D> {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
-        Ok(self.lock().state.vote)
+        // The vote comes back *uncommitted*: term and choice are kept (so this replica never
+        // votes twice in a term), but a replica that led before a restart does not lead again
+        // at once. openraft 0.9 would resume leading in the same term, and if this log lost a
+        // tail (an unsynced end its followers already hold, or damage) its next entries would
+        // reuse log ids the followers hold with other contents: two logs, one id. An election
+        // moves the group to a new term, whose ids are fresh.
+        Ok(self.lock().state.vote.map(|v| Vote {
+            committed: false,
+            ..v
+        }))
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {

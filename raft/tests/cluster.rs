@@ -369,3 +369,28 @@ async fn one_hub_hosts_many_groups() {
         hub.shutdown().await;
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_leader_does_not_lead_again_in_its_old_term() {
+    // openraft 0.9 would resume leading at once in the same term; if its log lost an unsynced
+    // tail its followers hold, its next entries would reuse their log ids with other contents.
+    seed_thread_rng(10);
+    let mut c = Cluster::new(&[1, 2, 3], config(None)).await;
+    let mut acked = Vec::new();
+    write_all(&c, &mut acked, "a", 5).await;
+    let leader = c.leader().await;
+    let term = c.group(leader).raft().metrics().borrow().current_term;
+    // Back before the followers' election timeout runs out.
+    c.crash(leader).await;
+    c.start(leader).await;
+    assert_ne!(
+        c.group(leader).raft().metrics().borrow().state,
+        ServerState::Leader
+    );
+    let last = write_all(&c, &mut acked, "b", 5).await;
+    let now = c.leader().await;
+    assert!(c.group(now).raft().metrics().borrow().current_term > term);
+    c.wait_applied(last).await;
+    c.check_no_loss(&acked);
+    c.shutdown().await;
+}

@@ -358,7 +358,8 @@ fn run(seed: u64, flip: bool) -> Result<RunResult, String> {
         while next < plan.len() && plan[next].0 <= now {
             let fault = plan[next].1.clone();
             next += 1;
-            trace.note("sim", format!("{fault:?}"));
+            // The driver runs outside any host: its notes carry the sim time in their text.
+            trace.note("sim", format!("{:?} {fault:?}", sim.elapsed()));
             match fault {
                 Fault::Isolate(n) => {
                     for other in NODES.iter().filter(|&&o| o != n) {
