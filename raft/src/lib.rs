@@ -25,14 +25,57 @@
 //! connect failure becomes openraft's `Unreachable` (it backs off), anything else `Network`.
 //! After `initialize`, wait for the membership to commit before changing it.
 //!
+//! ```
+//! use std::collections::BTreeMap;
+//! use natsd_core::jetstream::store::MemDisk;
+//! use natsd_raft::{Command, GroupConfig, GroupMachine, LocalNet, NodeInfo, RaftHub, RestoreError, SharedDisk};
+//!
+//! /// A replicated counter: each command adds its first byte.
+//! struct Counter(u64);
+//!
+//! impl GroupMachine for Counter {
+//!     fn apply(&mut self, _index: u64, command: &[u8]) -> Vec<u8> {
+//!         self.0 += u64::from(command.first().copied().unwrap_or(0));
+//!         self.0.to_le_bytes().to_vec()
+//!     }
+//!     fn snapshot(&self) -> Vec<u8> {
+//!         self.0.to_le_bytes().to_vec()
+//!     }
+//!     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
+//!         let bytes = snapshot.try_into().map_err(|_| RestoreError::Decode("length".into()))?;
+//!         self.0 = u64::from_le_bytes(bytes);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! natsd_raft::seed_thread_rng(42); // the server seed
+//! let net = LocalNet::new(); // production: frames over the route connections
+//! let hub = RaftHub::new(1, net.endpoint(1));
+//! net.register(&hub);
+//! let disk = SharedDisk::new(MemDisk::new(1)); // production: the server's file disk
+//! let group = hub
+//!     .open_group("$meta", GroupConfig::default(), disk, "raft/meta", Box::new(Counter(0)))
+//!     .await
+//!     .unwrap();
+//! assert!(!group.is_damaged());
+//! let me = NodeInfo { name: "n1".into(), server_id: "S1".into() };
+//! group.raft().initialize(BTreeMap::from([(1, me)])).await.unwrap();
+//! let reply = group.raft().client_write(Command(vec![5])).await.unwrap();
+//! assert_eq!(reply.data.0, 5u64.to_le_bytes());
+//! hub.shutdown().await;
+//! # });
+//! ```
+//!
 //! # Durability
 //!
 //! A log append is reported to openraft (`LogFlushed::log_io_completed`) only after `Disk::sync`
 //! returned `Ok`, so an entry a replica acknowledged survives power loss. Votes and purge points
 //! are written to a new file, synced and renamed into place. A failed sync freezes the log; a
 //! failed append (ENOSPC) is rolled back. Every record carries CRC-32C checksums (see
-//! [`LogStore`]). Disk calls are synchronous and made on the calling task: the production disk
-//! should keep them short (group commit upstream).
+//! [`LogStore`]). Writes, truncates and renames are synchronous calls on openraft's storage
+//! task; an append's fsync runs as the disk's sync job on a blocking thread when the disk offers
+//! one (`Disk::sync_later`, as the production disk does).
 //!
 //! A replica that led before a restart does not resume leading in that term: its vote is read
 //! back uncommitted, so the group elects again and new entries get fresh log ids. (openraft 0.9
@@ -50,7 +93,7 @@
 //! becomes healthy once the group's commit index reaches the last index the damaged log held.
 //! The damage is recorded in the `state` file, so a restart does not forget it.
 //!
-//! A repaired replica's log is shorter than the leader last saw it, which openraft forbids by
+//! A damaged replica's log is shorter than the leader last saw it, which openraft forbids by
 //! default (the leader panics): the workspace enables openraft's `loosen-follower-log-revert`
 //! for that. The flag is only safe because of the rule above — the data loss openraft's FAQ
 //! describes for it needs the shortened replica's vote.
