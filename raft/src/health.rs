@@ -6,6 +6,10 @@
 //! entries; once the group's commit index reaches the last index the damaged log held (or a
 //! snapshot covers it), the replica holds every entry it might have acknowledged and is healthy
 //! again.
+//!
+//! A lost vote file is the weaker case: after the repair the replica knows the current leader's
+//! term, but not whom it voted for in a later term that was still being campaigned for when the
+//! file was lost, so a vote in that one term could be given twice.
 
 use std::sync::Arc;
 
