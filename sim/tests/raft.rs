@@ -186,7 +186,8 @@ fn fault_plan(rng: &mut SplitMix64, flip: bool) -> Vec<(Duration, Fault)> {
 /// What one run produced.
 struct RunResult {
     hash: u64,
-    acked: Vec<String>,
+    /// Acknowledged writes and the log index each was acknowledged at.
+    acked: Vec<(String, u64)>,
     applied: BTreeMap<NodeId, Vec<(u64, String)>>,
     logs: BTreeMap<NodeId, Vec<LogId>>,
     final_index: u64,
@@ -268,7 +269,7 @@ fn run(seed: u64, flip: bool) -> Result<RunResult, String> {
     }
     let plan = fault_plan(&mut seeds.fork(), flip);
     let trace = Trace::new();
-    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let acked: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
     let final_index = Arc::new(Mutex::new(0u64));
     {
         let registry = Arc::clone(&registry);
@@ -299,7 +300,7 @@ fn run(seed: u64, flip: bool) -> Result<RunResult, String> {
                 match write_once(&registry, &cmd).await {
                     Some((index, term)) => {
                         trace.note("ctl", format!("ack {cmd} at {index} term {term}"));
-                        lock(&acked).push(cmd);
+                        lock(&acked).push((cmd, index));
                     }
                     None => trace.note("ctl", format!("no ack {cmd}")),
                 }
@@ -315,7 +316,7 @@ fn run(seed: u64, flip: bool) -> Result<RunResult, String> {
                 let cmd = format!("final{k}");
                 if let Some((i, term)) = write_once(&registry, &cmd).await {
                     trace.note("ctl", format!("ack {cmd} at {i} term {term}"));
-                    lock(&acked).push(cmd);
+                    lock(&acked).push((cmd, i));
                     index = Some(i);
                     break;
                 }
@@ -478,9 +479,12 @@ fn check(r: &RunResult) -> Result<(), String> {
         if upto != want {
             return Err(format!("replica {id} applied a different sequence"));
         }
-        for a in &r.acked {
-            if !applied.iter().any(|(_, c)| c == a) {
-                return Err(format!("replica {id} lost acknowledged write {a}"));
+        // Each acknowledged write sits at the index it was acknowledged at, on every replica.
+        for (cmd, index) in &r.acked {
+            if !applied.iter().any(|(i, c)| c == cmd && i == index) {
+                return Err(format!(
+                    "replica {id} lost acknowledged write {cmd} (index {index})"
+                ));
             }
         }
     }
