@@ -394,3 +394,32 @@ async fn a_restarted_leader_does_not_lead_again_in_its_old_term() {
     c.check_no_loss(&acked);
     c.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn replica_with_a_damaged_vote_file_is_rebuilt_from_the_leader() {
+    seed_thread_rng(11);
+    let mut c = Cluster::new(&[1, 2, 3], config(None)).await;
+    let mut acked = Vec::new();
+    let last = write_all(&c, &mut acked, "a", 20).await;
+    c.wait_applied(last).await;
+    let leader = c.leader().await;
+    let victim = if leader == 3 { 2 } else { 3 };
+    c.crash(victim).await;
+    let disk = c.disks[&victim].clone();
+    disk.flip_bit(&format!("{DIR}/state"), 100).unwrap();
+    c.start(victim).await;
+    let why = c.group(victim).damage_reason().expect("damaged");
+    assert!(why.contains("vote"), "{why}");
+    // Its whole log was set aside (kept); the leader sends everything again.
+    assert!(c.group(victim).log_ids().is_empty());
+    let last = write_all(&c, &mut acked, "b", 5).await;
+    c.wait_applied(last).await;
+    c.wait_for("the repair", Duration::from_secs(30), |c| {
+        (!c.group(victim).is_damaged()).then_some(())
+    })
+    .await;
+    c.check_no_loss(&acked);
+    assert_eq!(c.group(victim).log_ids(), c.group(leader).log_ids());
+    assert!(disk.paths().iter().any(|p| p.ends_with("-state")));
+    c.shutdown().await;
+}
