@@ -5,6 +5,8 @@
 //! in [`client`]. One master seed (`NATS_SIM_SEED`) fixes turmoil's rng, the epoch, every
 //! host's seed, every client's rng and the fault schedule ([`seeds`], [`faults`]). Scenarios
 //! are built with [`harness::Scenario`]; [`checkers`] judge the [`trace`] of what clients saw.
+//! `sim/tests/raft.rs` drives `natsd-raft` groups directly (one hub per host, Raft RPCs over
+//! turmoil TCP, each replica on its own `MemDisk`) with the same seeds, sweeps and trace hashes.
 //!
 //! # Running
 //!
