@@ -145,6 +145,9 @@ enum Fault {
     /// While the node is down: flip a bit inside the first record of its first segment.
     Flip(NodeId, u64),
     Restart(NodeId),
+    /// Crash whichever replica leads at that moment (if any); `slot` names it for the restart.
+    CrashLeader(CrashMode, usize),
+    RestartSlot(usize),
 }
 
 /// A few faults in the first part of the run, drawn from the seed; with `flip`, one replica
@@ -175,8 +178,14 @@ fn fault_plan(rng: &mut SplitMix64, flip: bool) -> Vec<(Duration, Fault)> {
             } else {
                 CrashMode::LoseUnsynced
             };
-            plan.push((at, Fault::Crash(node, mode)));
-            plan.push((back, Fault::Restart(node)));
+            if rng.below(2) == 0 {
+                plan.push((at, Fault::Crash(node, mode)));
+                plan.push((back, Fault::Restart(node)));
+            } else {
+                let slot = plan.len();
+                plan.push((at, Fault::CrashLeader(mode, slot)));
+                plan.push((back, Fault::RestartSlot(slot)));
+            }
         }
     }
     plan.sort_by_key(|(t, _)| *t);
@@ -354,6 +363,8 @@ fn run(seed: u64, flip: bool) -> Result<RunResult, String> {
     let mut next = 0;
     let mut healed = false;
     let mut down: BTreeMap<NodeId, ()> = BTreeMap::new();
+    // Which replica each `CrashLeader` took down, for its `RestartSlot`.
+    let mut slots: BTreeMap<usize, NodeId> = BTreeMap::new();
     loop {
         let now = sim.elapsed();
         while next < plan.len() && plan[next].0 <= now {
@@ -403,6 +414,30 @@ fn run(seed: u64, flip: bool) -> Result<RunResult, String> {
                 Fault::Restart(n) => {
                     if down.remove(&n).is_some() {
                         sim.bounce(host(n).as_str());
+                    }
+                }
+                Fault::CrashLeader(mode, slot) => {
+                    let leader = lock(&registry)
+                        .iter()
+                        .find(|(_, l)| {
+                            l.group.raft().metrics().borrow().state == ServerState::Leader
+                        })
+                        .map(|(id, _)| *id);
+                    if let Some(n) = leader {
+                        trace.note("sim", format!("leader is {n}"));
+                        if down.insert(n, ()).is_none() {
+                            lock(&registry).remove(&n);
+                            sim.crash(host(n).as_str());
+                            disks[&n].crash(mode);
+                            slots.insert(slot, n);
+                        }
+                    }
+                }
+                Fault::RestartSlot(slot) => {
+                    if let Some(n) = slots.remove(&slot) {
+                        if down.remove(&n).is_some() {
+                            sim.bounce(host(n).as_str());
+                        }
                     }
                 }
             }
