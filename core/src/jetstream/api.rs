@@ -525,6 +525,21 @@ pub struct StreamSource {
     /// Another account or domain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalStream>,
+    /// nats-server 2.14 (ADR-60): read through this durable consumer of the origin, which
+    /// must have ack policy `flow_control` (see `sourcing::durable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer: Option<StreamConsumerSource>,
+}
+
+/// Go 2.14: `StreamConsumerSource`, the durable consumer a mirror or source reads through.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamConsumerSource {
+    /// The consumer's name on the origin stream.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Its deliver subject.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub deliver_subject: String,
 }
 
 fn retention_default() -> String {
