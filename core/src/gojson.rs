@@ -33,8 +33,9 @@
 //! Known differences from Go, none of which a client is known to rely on: a type mismatch is
 //! reported before an unknown field that precedes it; Go goes on after a type mismatch and
 //! reports the first, natsd stops at it; a field Go holds as a signed integer and natsd as an
-//! unsigned one (the durations: `ack_wait`, `duplicate_window`, ...) refuses a negative value
-//! (in Go's words, with Go's type) where Go takes it; a number out of range is quoted as
+//! unsigned one refuses a negative value (in Go's words, with Go's type) where Go takes it,
+//! except the consumer's durations and counts and `duplicate_window`, which take it as
+//! nats-server 2.14 does (see `jetstream::signed`); a number out of range is quoted as
 //! serde reads it (`1e20` as `100000000000000000000.0`); a body of several concatenated documents is
 //! refused (nats-server 2.12 decodes them one after the other into the same request); and a
 //! `null` after a value for the same list, map or pointer field keeps the value, where Go

@@ -14,6 +14,7 @@ both!(
     enum_fields_refuse_null,
     type_mismatches_are_invalid_json,
     invalid_utf8_in_strings_becomes_replacement_characters,
+    negative_duplicate_window_is_refused,
 );
 
 /// A raw request with `body` sent byte for byte.
@@ -247,6 +248,62 @@ async fn invalid_utf8_in_strings_becomes_replacement_characters(kind: ServerKind
         v["config"]["description"], "\u{fffd}\u{fffd}\u{fffd}ok",
         "{v}"
     );
+}
+
+/// Go holds durations as signed integers: a negative one decodes, and the config check
+/// refuses it.
+async fn negative_duplicate_window_is_refused(kind: ServerKind) {
+    let (s, _sd) = js_server(kind).await;
+    let c = s.client().await;
+    let v = raw_api(
+        &c,
+        "$JS.API.STREAM.CREATE.N",
+        r#"{"name":"N","duplicate_window":-5}"#,
+    )
+    .await;
+    assert_eq!(
+        v["error"],
+        json!({"code": 500, "err_code": 10052, "description": "duplicates window can not be negative"}),
+        "{v}"
+    );
+}
+
+/// natsd only: negative consumer durations as nats-server 2.14 takes them (2.9.10 keeps them
+/// as sent): a negative ack wait or backoff is refused, other negatives count as 0.
+#[tokio::test]
+async fn negative_consumer_durations_natsd() {
+    natsd_tests::run_scenario(ServerKind::Natsd, |kind| async move {
+        let (s, _sd) = js_server(kind).await;
+        let c = s.client().await;
+        let v = api(&c, "$JS.API.STREAM.CREATE.S", json!({"name": "S"})).await;
+        assert_eq!(err_code(&v), 0, "{v}");
+        let create = |cfg: &str| {
+            let body = format!(r#"{{"stream_name":"S","config":{cfg}}}"#);
+            let c = c.clone();
+            async move { raw_api(&c, "$JS.API.CONSUMER.CREATE.S", &body).await }
+        };
+        let v = create(r#"{"ack_policy":"explicit","ack_wait":-5}"#).await;
+        assert_eq!(
+            v["error"],
+            json!({"code": 400, "err_code": 10183, "description": "consumer ack wait needs to be positive"})
+        );
+        let v = create(r#"{"ack_policy":"explicit","backoff":[-1],"max_deliver":3}"#).await;
+        assert_eq!(
+            v["error"],
+            json!({"code": 400, "err_code": 10184, "description": "consumer backoff needs to be positive"})
+        );
+        let v = create(
+            r#"{"name":"P","deliver_subject":"p","idle_heartbeat":-1,"inactive_threshold":-1}"#,
+        )
+        .await;
+        assert_eq!(err_code(&v), 0, "{v}");
+        assert!(v["config"].get("idle_heartbeat").is_none(), "{v}");
+        let v = create(r#"{"name":"Q","max_expires":-1,"max_batch":-1,"max_waiting":-1}"#).await;
+        assert_eq!(err_code(&v), 0, "{v}");
+        assert_eq!(v["config"]["max_waiting"], 512, "{v}");
+        assert!(v["config"].get("max_expires").is_none(), "{v}");
+    })
+    .await;
 }
 
 /// natsd only: nats-server 2.9.10 has no strict mode (it came with 2.11 and is the default

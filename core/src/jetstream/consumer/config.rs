@@ -2,6 +2,7 @@
 //! setConsumerConfigDefaults + checkConsumerCfg), and the RFC 3339 times configs carry.
 
 use super::super::api::{err, ApiError, ConsumerConfig};
+use super::super::signed::NEGATIVE;
 use super::super::store::UnixNanos;
 use crate::subject;
 
@@ -65,6 +66,22 @@ pub fn check_config(
     match c.replay_policy.as_str() {
         "instant" | "original" => {}
         _ => return Err(ApiError::new(400, 10182, "consumer replay policy invalid")),
+    }
+    // Go 2.14: negative ack waits are refused (other negative durations count as 0, see
+    // `signed`).
+    if c.backoff.contains(&NEGATIVE) {
+        return Err(ApiError::new(
+            400,
+            10184,
+            "consumer backoff needs to be positive",
+        ));
+    }
+    if c.ack_wait == NEGATIVE {
+        return Err(ApiError::new(
+            400,
+            10183,
+            "consumer ack wait needs to be positive",
+        ));
     }
     let acks = c.ack_policy != "none";
     let ack_fc = c.ack_policy == FLOW_CONTROL;

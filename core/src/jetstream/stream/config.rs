@@ -302,6 +302,9 @@ pub fn check_config(mut c: StreamConfig) -> Result<StreamConfig, ApiError> {
         return bad("max age needs to be >= 0");
     }
     let sourcing = c.mirror.is_some() || !c.sources.is_empty();
+    if c.duplicate_window == super::super::signed::NEGATIVE {
+        return bad("duplicates window can not be negative");
+    }
     if c.duplicate_window == 0 && !sourcing {
         c.duplicate_window = DEFAULT_DUP_WINDOW;
     }
