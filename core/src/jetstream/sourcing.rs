@@ -15,6 +15,10 @@
 //!
 //! Where a source resumes after a restart: a mirror after its last sequence; a source after
 //! the last message carrying its own `Nats-Stream-Source`.
+//!
+//! A mirror or source that names a durable consumer of its origin (nats-server 2.14) reads
+//! through that consumer instead of a cursor of its own, and acks it as its copies become
+//! durable (see [`durable`]).
 
 use serde_json::{json, Value};
 

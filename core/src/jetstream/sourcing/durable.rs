@@ -6,7 +6,7 @@
 //! when it starts, listens on its deliver subject and answers its flow-control requests with
 //! `Nats-Last-Stream`, which acks everything up to that sequence; on a WorkQueue or Interest
 //! origin that is what removes the messages. Here both streams live in one process, so a
-//! round of sourcing (after each group commit, see [`JetStream::pull_sources`]):
+//! round of sourcing (after each group commit, see `JetStream::pull_sources`):
 //!
 //! 1. acks the consumer up to the last origin message whose copy the sourcing stream has
 //!    *made durable* (synced, or acknowledged in `sync_interval` mode) — so an origin only
