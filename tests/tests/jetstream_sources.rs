@@ -273,6 +273,11 @@ async fn durable_source_keeps_what_the_copy_cannot_store() {
 }
 
 #[tokio::test]
+async fn durable_source_from_another_account() {
+    natsd_tests::run_scenario(ServerKind::Natsd, durable_cross_account_scenario).await;
+}
+
+#[tokio::test]
 async fn durable_source_errors() {
     natsd_tests::run_scenario(ServerKind::Natsd, durable_errors_scenario).await;
 }
@@ -417,6 +422,42 @@ async fn durable_full_scenario(kind: ServerKind) {
         let m = st.get_raw_message(seq).await.unwrap();
         assert_eq!(m.payload, want.as_bytes());
     }
+}
+
+/// Account B sources A's WorkQueue through A's consumer, along B's imports of A's API and
+/// deliver subjects.
+async fn durable_cross_account_scenario(kind: ServerKind) {
+    let sd = tempfile::tempdir().unwrap();
+    let s = TestServer::start(kind, &config(sd.path())).await;
+    let (a, b) = (user(&s, "a").await, user(&s, "b").await);
+    create(
+        &a,
+        json!({"name": "WQ", "subjects": ["wq.>"], "retention": "workqueue"}),
+    )
+    .await;
+    let v = fc_consumer(&a, "WQ", "TOB", "deliver.b.wq").await;
+    assert!(v["error"].is_null(), "{v}");
+    create(
+        &b,
+        json!({"name": "AGG", "sources": [{"name": "WQ", "external": external("JS.A.API"),
+            "consumer": {"name": "TOB", "deliver_subject": "deliver.b.wq"}}]}),
+    )
+    .await;
+    let js = jetstream::new(a.clone());
+    for i in 0..4 {
+        js.publish(format!("wq.{i}"), format!("m{i}").into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let v = wait_msgs(&b, "AGG", 4).await;
+    assert!(v["sources"][0]["error"].is_null(), "{v}");
+    wait_msgs(&a, "WQ", 0).await;
+    let got = contents(&b, "AGG", 4).await;
+    assert_eq!(got[3].1, "m3");
+    let ci = api(&a, "$JS.API.CONSUMER.INFO.WQ.TOB", Value::Null).await;
+    assert_eq!(ci["ack_floor"]["stream_seq"], 4, "{ci}");
 }
 
 async fn durable_errors_scenario(kind: ServerKind) {

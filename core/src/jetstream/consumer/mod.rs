@@ -169,6 +169,9 @@ pub struct Consumer {
     /// A durable mirror or source reads through it (ack policy `flow_control`): the sourcing
     /// stream takes its messages in-process (see `source`), none go to the deliver subject.
     pub(crate) sourced: bool,
+    /// A durable mirror or source of another account read it since it was loaded (that
+    /// account's rounds mark it; this one's do not see them).
+    pub(crate) sourced_elsewhere: bool,
     /// When a push consumer last sent anything (for idle heartbeats).
     last_sent: UnixNanos,
     /// Replay `original`: messages up to this sequence keep their original gaps.
@@ -303,6 +306,7 @@ impl Consumer {
             active: false,
             inactive_since: push.then_some(now),
             sourced: false,
+            sourced_elsewhere: false,
             last_sent: now,
             replay_until,
             replay_last: None,
@@ -668,7 +672,10 @@ impl Consumer {
         let Some(to) = self.config.deliver_subject.clone() else {
             return self.pump_pull(store, now);
         };
-        if self.sourced {
+        // Go: a `flow_control` consumer is acked only by the flow-control replies of the
+        // stream sourcing through it; here that stream reads it in-process, and nothing goes
+        // to the deliver subject (where no reply could ack it).
+        if self.sourced || self.config.ack_policy == config::FLOW_CONTROL {
             return Vec::new();
         }
         let mut out = Vec::new();

@@ -325,3 +325,42 @@ fn paused_consumer_holds_sourcing() {
     assert_eq!(msgs(&js, "AGG"), 3);
     assert_eq!(msgs(&js, "Q"), 0);
 }
+
+#[test]
+fn durable_source_in_another_account() {
+    let mut a = js_on(&MemDisk::new(7));
+    let mut b = js_on(&MemDisk::new(8));
+    create(
+        &mut a,
+        &json!({"name": "Q", "subjects": ["q.>"], "retention": "workqueue"}),
+    );
+    add_consumer(&mut a, "Q", fc_consumer("SRC", "deliver.b.src"));
+    let v = create(
+        &mut b,
+        &json!({"name": "AGG", "sources": [{"name": "Q",
+            "external": {"api": "JS.A.API", "deliver": "deliver.b"},
+            "consumer": {"name": "SRC", "deliver_subject": "deliver.b.src"}}]}),
+    );
+    assert!(v.get("error").is_none(), "{v}");
+    // Not reached through the imports: inactive, no error.
+    let cursors = b.durable_external_cursors();
+    assert_eq!(cursors.len(), 1);
+    assert!(b.external_cursors().is_empty());
+    publish(&mut a, 0, 3);
+    let (_, stored) = b.pull_durable_external(&cursors[0], None, T0, true);
+    assert!(!stored);
+    let (_, stored) = b.pull_durable_external(&cursors[0], Some(None), T0, true);
+    assert!(!stored);
+    let info = api(&mut b, "$JS.API.STREAM.INFO.AGG", &Value::Null);
+    assert_eq!(info["sources"][0]["error"]["err_code"], 10039, "{info}");
+    // Reached: copied, and acked at the origin once synced here.
+    for _ in 0..3 {
+        b.pull_durable_external(&cursors[0], Some(Some(&mut a)), T0, true);
+        b.commit(T0);
+        a.commit(T0);
+    }
+    assert_eq!(payloads(&b, "AGG"), ["m0", "m1", "m2"]);
+    assert_eq!(msgs(&a, "Q"), 0);
+    let info = api(&mut b, "$JS.API.STREAM.INFO.AGG", &Value::Null);
+    assert!(info["sources"][0].get("error").is_none(), "{info}");
+}
