@@ -24,10 +24,19 @@
 //! `time.Duration` fields are integers of nanoseconds (nats-server takes no duration strings
 //! in request JSON).
 //!
+//! A value that does not fit its field is refused in Go's words, `json: cannot unmarshal string
+//! into Go struct field StreamConfig.max_msgs of type int64` (with Go's type names, see
+//! `types`, and Go's ranges, so `max_msg_size` takes no more than an `int32`), or with the
+//! error of the `UnmarshalJSON` of nats-server's enum types. Invalid UTF-8 in a string becomes
+//! U+FFFD, one per byte, as in Go.
+//!
 //! Known differences from Go, none of which a client is known to rely on: a type mismatch is
-//! reported in serde's words, and before an unknown field that precedes it; a field Go holds as
-//! a signed integer and natsd as an unsigned one refuses a negative value; invalid UTF-8 in a
-//! string is refused where Go substitutes U+FFFD; a body of several concatenated documents is
+//! reported before an unknown field that precedes it; Go goes on after a type mismatch and
+//! reports the first, natsd stops at it; a field Go holds as a signed integer and natsd as an
+//! unsigned one refuses a negative value (in Go's words, with Go's type) where Go takes it,
+//! except the consumer's durations and counts and `duplicate_window`, which take it as
+//! nats-server 2.14 does (see `jetstream::signed`); a number out of range is quoted as
+//! serde reads it (`1e20` as `100000000000000000000.0`); a body of several concatenated documents is
 //! refused (nats-server 2.12 decodes them one after the other into the same request); and a
 //! `null` after a value for the same list, map or pointer field keeps the value, where Go
 //! resets it.
@@ -40,6 +49,7 @@ use serde_json::Value;
 
 mod de;
 pub mod fields;
+mod types;
 
 #[cfg(test)]
 mod proptests;
@@ -85,8 +95,35 @@ impl From<serde_json::Error> for DecodeError {
 
 /// Decodes one JSON document (trailing whitespace only) with Go's rules.
 pub fn from_slice<T: DeserializeOwned>(bytes: &[u8], unknown: Unknown) -> Result<T, DecodeError> {
-    let json: de::Json = serde_json::from_slice(bytes)?;
+    let json: de::Json = serde_json::from_slice(&go_utf8(bytes))?;
     decode(json, unknown)
+}
+
+/// The document with each byte that is not part of valid UTF-8 replaced by U+FFFD, one
+/// replacement per byte, as Go's decoder does in strings (Go: encoding/json unquote, which
+/// takes `utf8.DecodeRune`'s one-byte `RuneError`); outside strings such a byte is a syntax
+/// error either way.
+fn go_utf8(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if std::str::from_utf8(bytes).is_ok() {
+        return std::borrow::Cow::Borrowed(bytes);
+    }
+    let mut out = String::with_capacity(bytes.len() + 8);
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match std::str::from_utf8(rest) {
+            Ok(s) => {
+                out.push_str(s);
+                break;
+            }
+            Err(e) => {
+                let (good, bad) = rest.split_at(e.valid_up_to());
+                out.push_str(std::str::from_utf8(good).unwrap_or_default());
+                out.push(char::REPLACEMENT_CHARACTER);
+                rest = &bad[1..];
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out.into_bytes())
 }
 
 /// Decodes an already parsed document with Go's rules.
@@ -114,7 +151,7 @@ pub fn from_slice_onto<T: DeserializeOwned>(
     let base = base
         .iter()
         .map(|(k, v)| ((*k).to_owned(), de::Json::from(v.clone())));
-    let json = match serde_json::from_slice(bytes)? {
+    let json = match serde_json::from_slice(&go_utf8(bytes))? {
         de::Json::Null => de::Json::Object(base.collect()),
         de::Json::Object(m) => de::Json::Object(base.chain(m).collect()),
         other => other,
@@ -133,7 +170,7 @@ pub fn key_matches(key: &str, field: &str) -> bool {
 pub fn from_slice_reporting<T: DeserializeOwned>(
     bytes: &[u8],
 ) -> Result<(T, Vec<String>), DecodeError> {
-    let json: de::Json = serde_json::from_slice(bytes)?;
+    let json: de::Json = serde_json::from_slice(&go_utf8(bytes))?;
     let unknowns = RefCell::new(Vec::new());
     let t = T::deserialize(de::De::new(json, &unknowns))?;
     Ok((t, unknowns.into_inner()))

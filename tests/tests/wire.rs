@@ -26,6 +26,7 @@ both!(
     lame_duck_info_lists_only_peers,
     ok_before_connect,
     connect_without_verbose_is_verbose,
+    later_connect_keeps_omitted_flags,
     auth_before_connect_is_a_violation,
     listen_all_accepts_ipv6_loopback,
     connect_urls_of_a_cluster_on_all_interfaces,
@@ -239,6 +240,29 @@ async fn connect_without_verbose_is_verbose(kind: ServerKind) {
     let mut raw = s.raw().await;
     raw.send("CONNECT {}\r\nSUB foo 1\r\n").await.unwrap();
     assert_eq!(raw.lines_until_pong().await, ["+OK", "+OK"]);
+}
+
+/// Go decodes every CONNECT into the connection's same options: a later CONNECT that omits
+/// `verbose` or `pedantic` keeps what the earlier one set.
+async fn later_connect_keeps_omitted_flags(kind: ServerKind) {
+    let s = TestServer::start(kind, "").await;
+    let mut raw = s.raw().await;
+    raw.send("CONNECT {\"verbose\":false,\"pedantic\":false}\r\nSUB foo 1\r\n")
+        .await
+        .unwrap();
+    assert_eq!(raw.lines_until_pong().await, Vec::<String>::new());
+    // Still quiet, and still not pedantic (a wildcard publish subject passes).
+    raw.send("CONNECT {\"name\":\"again\"}\r\nPUB foo.* 0\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(raw.lines_until_pong().await, Vec::<String>::new());
+    // Verbose on; a CONNECT that omits it keeps it on.
+    raw.send("CONNECT {\"verbose\":true}\r\n").await.unwrap();
+    assert_eq!(raw.lines_until_pong().await, ["+OK"]);
+    raw.send("CONNECT {}\r\nSUB bar 2\r\nPUB foo.* 0\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(raw.lines_until_pong().await, ["+OK", "+OK", "+OK"]);
 }
 
 async fn auth_before_connect_is_a_violation(kind: ServerKind) {

@@ -4,10 +4,10 @@
 use std::cell::RefCell;
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Error as _, MapAccess, SeqAccess, Unexpected, Visitor};
+use serde::de::{self, DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::{Error, Number, Value};
 
-use super::fields;
+use super::{fields, types};
 
 /// A JSON document with objects in document order, duplicates kept.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,10 +92,82 @@ impl<'de> Visitor<'de> for JsonVisitor {
     }
 }
 
+/// Where a value sits, for Go's type errors (Go: decodeState.errorContext): the innermost
+/// struct, the JSON path of field names from the document's root (list indexes and map keys
+/// are not part of it), and whether the value is an element of that field's list or map.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Ctx {
+    strukt: &'static str,
+    path: String,
+    field: String,
+    elem: bool,
+}
+
+impl Ctx {
+    /// The value of `field` of struct `strukt`, below `self`.
+    fn field(&self, strukt: &'static str, field: &str) -> Self {
+        let path = if self.path.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{}.{field}", self.path)
+        };
+        Self {
+            strukt,
+            path,
+            field: field.to_owned(),
+            elem: false,
+        }
+    }
+
+    /// An element of this value's list or map.
+    fn elem(&self) -> Self {
+        Self {
+            elem: true,
+            ..self.clone()
+        }
+    }
+
+    /// The Go type of the value as Go's errors name it: pointers are followed before Go
+    /// stores into them, and an element has the element type.
+    fn go_type(&self) -> Option<&'static str> {
+        let t = types::go_type(self.strukt, &self.field)?;
+        let t = if self.elem {
+            t.strip_prefix("[]")
+                .or_else(|| t.strip_prefix("map[string]"))
+                .unwrap_or(t)
+        } else {
+            t
+        };
+        Some(t.trim_start_matches('*'))
+    }
+}
+
+/// The range of a Go integer type.
+fn go_int_range(t: &str) -> Option<(i128, i128)> {
+    match t {
+        "int" | "int64" | "time.Duration" => Some((i64::MIN.into(), i64::MAX.into())),
+        "int32" => Some((i32::MIN.into(), i32::MAX.into())),
+        "uint64" => Some((0, u64::MAX.into())),
+        _ => None,
+    }
+}
+
+/// nats-server's enums whose `UnmarshalJSON` refuses anything but their names with
+/// `can not unmarshal "<the JSON>"` (Go: store.go, consumer.go).
+const GO_ENUMS: &[&str] = &[
+    "server.RetentionPolicy",
+    "server.DiscardPolicy",
+    "server.StorageType",
+    "server.DeliverPolicy",
+    "server.AckPolicy",
+    "server.ReplayPolicy",
+];
+
 /// The deserializer of one value; `unknowns` collects the keys no struct field matched.
 pub(super) struct De<'u> {
     v: Json,
     unknowns: &'u RefCell<Vec<String>>,
+    ctx: Ctx,
 }
 
 impl<'u> De<'u> {
@@ -103,22 +175,78 @@ impl<'u> De<'u> {
         Self {
             v: v.into(),
             unknowns,
+            ctx: Ctx::default(),
         }
     }
 
-    fn unexpected(&self) -> Unexpected<'_> {
+    fn with_ctx(v: Json, unknowns: &'u RefCell<Vec<String>>, ctx: Ctx) -> Self {
+        Self { v, unknowns, ctx }
+    }
+
+    /// How Go's errors describe the JSON value.
+    fn kind_word(&self) -> &'static str {
         match &self.v {
-            Json::Null => Unexpected::Unit,
-            Json::Bool(b) => Unexpected::Bool(*b),
-            Json::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
-                (Some(u), _, _) => Unexpected::Unsigned(u),
-                (_, Some(i), _) => Unexpected::Signed(i),
-                (_, _, Some(f)) => Unexpected::Float(f),
-                _ => Unexpected::Other("number"),
-            },
-            Json::String(s) => Unexpected::Str(s),
-            Json::Array(_) => Unexpected::Seq,
-            Json::Object(_) => Unexpected::Map,
+            Json::Null => "null",
+            Json::Bool(_) => "bool",
+            Json::Number(_) => "number",
+            Json::String(_) => "string",
+            Json::Array(_) => "array",
+            Json::Object(_) => "object",
+        }
+    }
+
+    /// Go's error for a value that does not fit the field (Go: encoding/json
+    /// UnmarshalTypeError, or the `UnmarshalJSON` of the field's type). `value`: Go's
+    /// description of the JSON value; `rust`: the type to name when the field is not listed.
+    fn type_error(&self, value: &str, rust: &str) -> Error {
+        let ty = self.ctx.go_type().unwrap_or(rust);
+        if GO_ENUMS.contains(&ty) {
+            let raw = serde_json::to_string(&JsonRef(&self.v)).unwrap_or_default();
+            return Error::custom(format!("can not unmarshal {}", super::go_quote(&raw)));
+        }
+        if ty == "time.Time" {
+            return Error::custom("Time.UnmarshalJSON: input is not a JSON string");
+        }
+        if self.ctx.strukt.is_empty() {
+            return Error::custom(format!(
+                "json: cannot unmarshal {value} into Go value of type {ty}"
+            ));
+        }
+        Error::custom(format!(
+            "json: cannot unmarshal {value} into Go struct field {}.{} of type {ty}",
+            self.ctx.strukt, self.ctx.path
+        ))
+    }
+
+    /// An integer of Rust range `lo..=hi` (`rust` names it): Go refuses a number that is not
+    /// an integer in its field's range with `number <literal>`.
+    fn int<'de, V: Visitor<'de>>(
+        self,
+        visitor: V,
+        lo: i128,
+        hi: i128,
+        rust: &str,
+    ) -> Result<V::Value, Error> {
+        match &self.v {
+            Json::Null => visitor.visit_u64(0),
+            Json::Number(n) => {
+                let (glo, ghi) = self
+                    .ctx
+                    .go_type()
+                    .and_then(go_int_range)
+                    .unwrap_or((lo, hi));
+                let int = n
+                    .as_i64()
+                    .map(i128::from)
+                    .or_else(|| n.as_u64().map(i128::from));
+                match int {
+                    Some(i) if (glo..=ghi).contains(&i) && (lo..=hi).contains(&i) => {
+                        de::Deserializer::deserialize_any(self, visitor)
+                    }
+                    _ => Err(self.type_error(&format!("number {n}"), rust)),
+                }
+            }
+            _ => Err(self.type_error(self.kind_word(), rust)),
         }
     }
 }
@@ -174,11 +302,14 @@ impl<'de> de::Deserializer<'de> for De<'_> {
             Json::Array(a) => visitor.visit_seq(Seq {
                 it: a.into_iter(),
                 unknowns,
+                ctx: self.ctx.elem(),
             }),
             Json::Object(m) => visitor.visit_map(Map {
                 it: m.into_iter(),
                 value: None,
                 unknowns,
+                ctx: self.ctx.elem(),
+                strukt: None,
             }),
         }
     }
@@ -188,55 +319,57 @@ impl<'de> de::Deserializer<'de> for De<'_> {
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.v {
             Json::Null => visitor.visit_bool(false),
-            _ => self.deserialize_any(visitor),
+            Json::Bool(_) => self.deserialize_any(visitor),
+            _ => Err(self.type_error(self.kind_word(), "bool")),
         }
     }
 
     fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        match self.v {
-            Json::Null => visitor.visit_u64(0),
-            _ => self.deserialize_any(visitor),
-        }
+        self.int(visitor, i64::MIN.into(), i64::MAX.into(), "int64")
     }
-
     fn deserialize_i8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_i64(visitor)
+        self.int(visitor, i8::MIN.into(), i8::MAX.into(), "int8")
     }
     fn deserialize_i16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_i64(visitor)
+        self.int(visitor, i16::MIN.into(), i16::MAX.into(), "int16")
     }
     fn deserialize_i32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_i64(visitor)
+        self.int(visitor, i32::MIN.into(), i32::MAX.into(), "int32")
     }
     fn deserialize_i128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_i64(visitor)
+        self.int(visitor, i64::MIN.into(), u64::MAX.into(), "int64")
     }
     fn deserialize_u8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_i64(visitor)
+        self.int(visitor, 0, u8::MAX.into(), "uint8")
     }
     fn deserialize_u16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_i64(visitor)
+        self.int(visitor, 0, u16::MAX.into(), "uint16")
     }
     fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_i64(visitor)
+        self.int(visitor, 0, u32::MAX.into(), "uint32")
     }
     fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_i64(visitor)
+        self.int(visitor, 0, u64::MAX.into(), "uint64")
     }
     fn deserialize_u128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_i64(visitor)
+        self.int(visitor, 0, u64::MAX.into(), "uint64")
     }
     fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_i64(visitor)
+        self.deserialize_f64(visitor)
     }
     fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_i64(visitor)
+        match self.v {
+            Json::Null => visitor.visit_u64(0),
+            Json::Number(_) => self.deserialize_any(visitor),
+            _ => Err(self.type_error(self.kind_word(), "float64")),
+        }
     }
 
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.v {
             Json::Null => visitor.visit_str(""),
-            _ => self.deserialize_any(visitor),
+            Json::String(_) => self.deserialize_any(visitor),
+            _ => Err(self.type_error(self.kind_word(), "string")),
         }
     }
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
@@ -282,8 +415,10 @@ impl<'de> de::Deserializer<'de> for De<'_> {
             Json::Null => visitor.visit_seq(Seq {
                 it: Vec::new().into_iter(),
                 unknowns: self.unknowns,
+                ctx: self.ctx,
             }),
-            _ => self.deserialize_any(visitor),
+            Json::Array(_) => self.deserialize_any(visitor),
+            _ => Err(self.type_error(self.kind_word(), "[]interface {}")),
         }
     }
     fn deserialize_tuple<V: Visitor<'de>>(
@@ -309,9 +444,11 @@ impl<'de> de::Deserializer<'de> for De<'_> {
                 it: Vec::new().into_iter(),
                 value: None,
                 unknowns: self.unknowns,
+                ctx: self.ctx,
+                strukt: None,
             }),
             Json::Object(_) => self.deserialize_any(visitor),
-            _ => Err(Error::invalid_type(self.unexpected(), &visitor)),
+            _ => Err(self.type_error(self.kind_word(), "map[string]string")),
         }
     }
 
@@ -326,12 +463,17 @@ impl<'de> de::Deserializer<'de> for De<'_> {
         let entries = match self.v {
             Json::Null => Vec::new(),
             Json::Object(m) => struct_entries(name, names, m, self.unknowns)?,
-            _ => return Err(Error::invalid_type(self.unexpected(), &visitor)),
+            _ => {
+                let go = format!("server.{name}");
+                return Err(self.type_error(self.kind_word(), &go));
+            }
         };
         visitor.visit_map(Map {
             it: entries.into_iter(),
             value: None,
             unknowns: self.unknowns,
+            ctx: self.ctx,
+            strukt: Some(name),
         })
     }
 
@@ -395,6 +537,8 @@ fn struct_entries(
 struct Seq<'u> {
     it: std::vec::IntoIter<Json>,
     unknowns: &'u RefCell<Vec<String>>,
+    /// The context of each element.
+    ctx: Ctx,
 }
 
 impl<'de> SeqAccess<'de> for Seq<'_> {
@@ -405,7 +549,9 @@ impl<'de> SeqAccess<'de> for Seq<'_> {
         seed: T,
     ) -> Result<Option<T::Value>, Error> {
         match self.it.next() {
-            Some(v) => seed.deserialize(De::new(v, self.unknowns)).map(Some),
+            Some(v) => seed
+                .deserialize(De::with_ctx(v, self.unknowns, self.ctx.clone()))
+                .map(Some),
             None => Ok(None),
         }
     }
@@ -417,8 +563,12 @@ impl<'de> SeqAccess<'de> for Seq<'_> {
 
 struct Map<'u> {
     it: std::vec::IntoIter<(String, Json)>,
-    value: Option<Json>,
+    value: Option<(String, Json)>,
     unknowns: &'u RefCell<Vec<String>>,
+    /// A struct's: the struct's own context; a map's: the context of each value.
+    ctx: Ctx,
+    /// The struct whose fields these are; `None` for a map.
+    strukt: Option<&'static str>,
 }
 
 impl<'de> MapAccess<'de> for Map<'_> {
@@ -430,7 +580,7 @@ impl<'de> MapAccess<'de> for Map<'_> {
     ) -> Result<Option<K::Value>, Error> {
         match self.it.next() {
             Some((k, v)) => {
-                self.value = Some(v);
+                self.value = Some((k.clone(), v));
                 seed.deserialize(de::value::StringDeserializer::<Error>::new(k))
                     .map(Some)
             }
@@ -439,11 +589,15 @@ impl<'de> MapAccess<'de> for Map<'_> {
     }
 
     fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, Error> {
-        let v = self
+        let (k, v) = self
             .value
             .take()
             .ok_or_else(|| Error::custom("value asked for before its key"))?;
-        seed.deserialize(De::new(v, self.unknowns))
+        let ctx = match self.strukt {
+            Some(name) => self.ctx.field(name, &k),
+            None => self.ctx.clone(),
+        };
+        seed.deserialize(De::with_ctx(v, self.unknowns, ctx))
     }
 
     fn size_hint(&self) -> Option<usize> {

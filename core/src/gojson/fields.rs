@@ -67,7 +67,10 @@ pub fn go_fields(name: &str) -> &'static [&'static str] {
             "filter_subject",
             "subject_transforms",
             "external",
+            // 2.14 (ADR-60).
+            "consumer",
         ],
+        "StreamConsumerSource" => &["name", "deliver_subject"],
         "ExternalStream" => &["api", "deliver"],
         "SubjectTransformConfig" => &["src", "dest"],
         "RePublish" => &["src", "dest", "headers_only"],

@@ -237,3 +237,85 @@ proptest! {
         same_meaning::<ListRequest>("ListRequest", &doc, &bits)?;
     }
 }
+
+/// A JSON value of a kind Go cannot store in a field of Go type `t`.
+fn wrong_kind(t: &str) -> Value {
+    match t {
+        "string" | "time.Duration" | "int" | "int32" | "int64" | "uint64" | "bool" => {
+            if t == "string" {
+                json!(5)
+            } else {
+                json!([t])
+            }
+        }
+        t if t.starts_with("map[") => json!("m"),
+        _ => json!(true),
+    }
+}
+
+/// One field of a valid request replaced by a value of the wrong kind: refused, in Go's
+/// words, naming that field and its Go type.
+fn wrong_type_named<T: serde::de::DeserializeOwned + std::fmt::Debug>(
+    st: &'static str,
+    doc: &Value,
+    pick: usize,
+) -> Result<(), TestCaseError> {
+    let Value::Object(m) = doc else {
+        return Ok(());
+    };
+    let keys: Vec<&String> = m
+        .keys()
+        .filter(|k| super::types::go_type(st, k).is_some())
+        .collect();
+    let Some(key) = keys.get(pick % keys.len().max(1)) else {
+        return Ok(());
+    };
+    let t = super::types::go_type(st, key).unwrap_or_default();
+    let mut bad = m.clone();
+    bad.insert((*key).clone(), wrong_kind(t));
+    let e = from_slice::<T>(&serde_json::to_vec(&bad).unwrap(), Unknown::Refuse)
+        .expect_err("a wrong kind must be refused")
+        .to_string();
+    let shown = t.trim_start_matches("[]").trim_start_matches('*');
+    let named = e.contains(&format!("Go struct field {st}.{key} of type "))
+        && (e.ends_with(&format!(" of type {}", t.trim_start_matches('*'))) || e.ends_with(shown));
+    let own = e.starts_with("can not unmarshal ") || e.starts_with("unknown ");
+    prop_assert!(named || own, "{key} ({t}): {e}");
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn stream_config_wrong_types_named(doc in stream_config(), pick in any::<usize>()) {
+        wrong_type_named::<StreamConfig>("StreamConfig", &doc, pick)?;
+    }
+
+    #[test]
+    fn consumer_config_wrong_types_named(doc in consumer_create(), pick in any::<usize>()) {
+        if let Some(cfg) = doc.get("config") {
+            let wrapped = |c: &Value| json!({"config": c});
+            let Value::Object(m) = cfg else { return Ok(()) };
+            let keys: Vec<&String> = m.keys().collect();
+            if let Some(key) = keys.get(pick % keys.len().max(1)) {
+                if let Some(t) = super::types::go_type("ConsumerConfig", key) {
+                    let mut bad = m.clone();
+                    bad.insert((*key).clone(), wrong_kind(t));
+                    let doc = wrapped(&Value::Object(bad));
+                    let e = from_slice::<CreateConsumerRequest>(
+                        &serde_json::to_vec(&doc).unwrap(),
+                        Unknown::Refuse,
+                    )
+                    .expect_err("a wrong kind must be refused")
+                    .to_string();
+                    let named = e.contains(&format!("Go struct field ConsumerConfig.config.{key} of type "));
+                    let own = e.starts_with("can not unmarshal ")
+                        || e.starts_with("unknown ")
+                        || e.starts_with("Time.UnmarshalJSON");
+                    prop_assert!(named || own, "{key} ({t}): {e}");
+                }
+            }
+        }
+    }
+}

@@ -268,3 +268,112 @@ fn onto_defaults_like_a_filled_go_struct() {
     assert!(key_matches("MAX_Msgs", "max_msgs"));
     assert!(!key_matches("maxmsgs", "max_msgs"));
 }
+
+fn type_err<T: DeserializeOwned + fmt::Debug>(s: &str) -> String {
+    lenient::<T>(s).unwrap_err().to_string()
+}
+
+#[test]
+fn type_mismatches_in_go_words() {
+    let cases = [
+        (
+            r#"{"max_msgs":"x"}"#,
+            "json: cannot unmarshal string into Go struct field StreamConfig.max_msgs of type int64",
+        ),
+        (
+            r#"{"max_msgs":true}"#,
+            "json: cannot unmarshal bool into Go struct field StreamConfig.max_msgs of type int64",
+        ),
+        (
+            r#"{"max_msgs":[1]}"#,
+            "json: cannot unmarshal array into Go struct field StreamConfig.max_msgs of type int64",
+        ),
+        (
+            r#"{"max_msg_size":2147483648}"#,
+            "json: cannot unmarshal number 2147483648 into Go struct field StreamConfig.max_msg_size of type int32",
+        ),
+        (
+            r#"{"name":5}"#,
+            "json: cannot unmarshal number into Go struct field StreamConfig.name of type string",
+        ),
+        (
+            r#"{"metadata":{"a":1}}"#,
+            "json: cannot unmarshal number into Go struct field StreamConfig.metadata of type string",
+        ),
+        (
+            r#"{"metadata":[]}"#,
+            "json: cannot unmarshal array into Go struct field StreamConfig.metadata of type map[string]string",
+        ),
+        (
+            r#"{"sources":[{"name":"a"},{"external":{"api":1}}]}"#,
+            "json: cannot unmarshal number into Go struct field ExternalStream.sources.external.api of type string",
+        ),
+        (
+            r#"{"mirror":"x"}"#,
+            "json: cannot unmarshal string into Go struct field StreamConfig.mirror of type server.StreamSource",
+        ),
+        (
+            r#"{"first_seq":-1}"#,
+            "json: cannot unmarshal number -1 into Go struct field StreamConfig.first_seq of type uint64",
+        ),
+        (r#"{"retention":5}"#, r#"can not unmarshal "5""#),
+        (r#"[1]"#, "json: cannot unmarshal array into Go value of type server.StreamConfig"),
+    ];
+    for (doc, want) in cases {
+        assert_eq!(type_err::<StreamConfig>(doc), want, "{doc}");
+    }
+    assert_eq!(
+        type_err::<CreateConsumerRequest>(r#"{"config":{"backoff":["1s"]}}"#),
+        "json: cannot unmarshal string into Go struct field ConsumerConfig.config.backoff of type time.Duration"
+    );
+    assert_eq!(
+        type_err::<CreateConsumerRequest>(r#"{"config":{"opt_start_time":5}}"#),
+        "Time.UnmarshalJSON: input is not a JSON string"
+    );
+    assert_eq!(
+        type_err::<MsgGetRequest>(r#"{"seq":1.5}"#),
+        "json: cannot unmarshal number 1.5 into Go struct field MsgGetRequest.seq of type uint64"
+    );
+}
+
+#[test]
+fn invalid_utf8_becomes_one_replacement_per_byte() {
+    let c: StreamConfig = from_slice(
+        b"{\"name\":\"a\xffb\",\"description\":\"\xe2\x82x\"}",
+        Unknown::Refuse,
+    )
+    .unwrap();
+    assert_eq!(c.name, "a\u{fffd}b");
+    assert_eq!(c.description.as_deref(), Some("\u{fffd}\u{fffd}x"));
+    // Outside a string it is still not JSON.
+    assert!(from_slice::<StreamConfig>(b"{\"name\":\"a\"\xff}", Unknown::Ignore).is_err());
+}
+
+#[test]
+fn negative_durations_as_nats_server_takes_them() {
+    use crate::jetstream::signed::NEGATIVE;
+    let r: CreateConsumerRequest = lenient(
+        r#"{"config":{"idle_heartbeat":-1,"inactive_threshold":-5,"max_expires":-1,"max_waiting":-1,
+            "max_batch":-2,"max_bytes":-3,"priority_timeout":-4,"ack_wait":-5,"backoff":[1,-1]}}"#,
+    )
+    .unwrap();
+    let c = r.config.unwrap();
+    assert_eq!(
+        (
+            c.idle_heartbeat,
+            c.inactive_threshold,
+            c.max_expires,
+            c.max_waiting
+        ),
+        (0, 0, 0, 0)
+    );
+    assert_eq!((c.max_batch, c.max_bytes, c.priority_timeout), (0, 0, 0));
+    assert_eq!((c.ack_wait, c.backoff), (NEGATIVE, vec![1, NEGATIVE]));
+    let s: StreamConfig = lenient(r#"{"duplicate_window":-1}"#).unwrap();
+    assert_eq!(s.duplicate_window, NEGATIVE);
+    // Past Go's int64 range: refused in Go's words.
+    assert_eq!(
+        type_err::<CreateConsumerRequest>(r#"{"config":{"ack_wait":9223372036854775808}}"#),
+        "json: cannot unmarshal number 9223372036854775808 into Go struct field ConsumerConfig.config.ack_wait of type time.Duration"
+    );
+}

@@ -421,7 +421,11 @@ pub struct StreamConfig {
     pub num_replicas: i64,
     /// Nats-Msg-Id de-duplication window, nanoseconds (0 in a request: the default, set by
     /// the config check; mirrors and sourcing streams keep 0).
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(
+        default,
+        deserialize_with = "super::signed::negative_refused",
+        skip_serializing_if = "is_zero"
+    )]
     pub duplicate_window: u64,
     /// Sealed: no writes, no deletes.
     #[serde(default)]
@@ -593,6 +597,21 @@ pub struct StreamSource {
     /// Another account or domain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalStream>,
+    /// nats-server 2.14 (ADR-60): read through this durable consumer of the origin, which
+    /// must have ack policy `flow_control` (see `sourcing::durable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer: Option<StreamConsumerSource>,
+}
+
+/// Go 2.14: `StreamConsumerSource`, the durable consumer a mirror or source reads through.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamConsumerSource {
+    /// The consumer's name on the origin stream.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Its deliver subject.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub deliver_subject: String,
 }
 
 fn retention_default() -> String {
@@ -660,12 +679,16 @@ pub struct ConsumerConfig {
     /// `none`, `all`, `explicit`.
     pub ack_policy: String,
     /// Redelivery delay, nanoseconds.
+    #[serde(deserialize_with = "super::signed::negative_refused")]
     pub ack_wait: u64,
     /// Most deliveries (-1: unlimited).
     pub max_deliver: i64,
     /// Redelivery delays, nanoseconds: the nth redelivery waits `backoff[n-1]` (the last one
     /// repeats); overrides `ack_wait`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        deserialize_with = "super::signed::negatives_refused",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub backoff: Vec<u64>,
     /// Filter.
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -682,12 +705,18 @@ pub struct ConsumerConfig {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub sample_freq: String,
     /// Most outstanding pull requests.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(
+        deserialize_with = "super::signed::negative_is_zero",
+        skip_serializing_if = "is_zero"
+    )]
     pub max_waiting: u64,
     /// Most unacknowledged messages.
     pub max_ack_pending: i64,
     /// Push heartbeats, nanoseconds.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(
+        deserialize_with = "super::signed::negative_is_zero",
+        skip_serializing_if = "is_zero"
+    )]
     pub idle_heartbeat: u64,
     /// Push flow control.
     #[serde(skip_serializing_if = "is_false")]
@@ -696,7 +725,10 @@ pub struct ConsumerConfig {
     #[serde(skip_serializing_if = "is_false")]
     pub headers_only: bool,
     /// Ephemeral cleanup delay, nanoseconds.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(
+        deserialize_with = "super::signed::negative_is_zero",
+        skip_serializing_if = "is_zero"
+    )]
     pub inactive_threshold: u64,
     /// Replicas (Go always sends it, 0 for "as the stream").
     pub num_replicas: u64,
@@ -704,13 +736,22 @@ pub struct ConsumerConfig {
     #[serde(skip_serializing_if = "is_false")]
     pub mem_storage: bool,
     /// Largest batch a pull request may ask for.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(
+        deserialize_with = "super::signed::negative_is_zero",
+        skip_serializing_if = "is_zero"
+    )]
     pub max_batch: u64,
     /// Longest expiry a pull request may ask for, nanoseconds.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(
+        deserialize_with = "super::signed::negative_is_zero",
+        skip_serializing_if = "is_zero"
+    )]
     pub max_expires: u64,
     /// Largest `max_bytes` a pull request may ask for.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(
+        deserialize_with = "super::signed::negative_is_zero",
+        skip_serializing_if = "is_zero"
+    )]
     pub max_bytes: u64,
     /// Paused until this time (RFC 3339, nats-server 2.11).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -722,7 +763,10 @@ pub struct ConsumerConfig {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub priority_policy: String,
     /// How long a pin lasts without a request from its client, nanoseconds.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(
+        deserialize_with = "super::signed::negative_is_zero",
+        skip_serializing_if = "is_zero"
+    )]
     pub priority_timeout: u64,
     /// Free-form key/value pairs (nats-server 2.10).
     #[serde(

@@ -21,6 +21,7 @@ pub mod jsz;
 pub mod limits;
 mod retention;
 pub mod service;
+pub mod signed;
 mod snapshot;
 pub mod sourcing;
 pub mod store;

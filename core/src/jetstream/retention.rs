@@ -36,7 +36,8 @@ pub(crate) fn check_new_consumer(
     if stream.retention != "workqueue" {
         return Ok(());
     }
-    if c.ack_policy != "explicit" {
+    // Go 2.14: a durable mirror or source's `flow_control` consumer acks too.
+    if c.ack_policy != "explicit" && c.ack_policy != super::consumer::config::FLOW_CONTROL {
         return Err(ApiError::new(
             400,
             10098,

@@ -64,7 +64,7 @@ pub struct JetStream {
     /// Streams acknowledged without a sync (interval mode), for the next [`JetStream::commit`].
     unsynced: Vec<String>,
     /// Durable consumers whose ack floor moved since they were last saved.
-    moved: Vec<(String, String)>,
+    pub(crate) moved: Vec<(String, String)>,
     rng: SplitMix64,
     /// Consumer happenings for advisories (see [`JetStream::take_consumer_events`]).
     pub(crate) consumer_events: Vec<ConsumerEvent>,

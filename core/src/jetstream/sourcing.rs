@@ -15,6 +15,10 @@
 //!
 //! Where a source resumes after a restart: a mirror after its last sequence; a source after
 //! the last message carrying its own `Nats-Stream-Source`.
+//!
+//! A mirror or source that names a durable consumer of its origin (nats-server 2.14) reads
+//! through that consumer instead of a cursor of its own, and acks it as its copies become
+//! durable (see [`durable`]).
 
 use serde_json::{json, Value};
 
@@ -26,6 +30,7 @@ use super::stream::{source_iname, Stream, SOURCE_HEADER};
 use super::transform::{apply_first, Transform};
 use crate::proto::headers::Headers;
 
+pub mod durable;
 pub mod external;
 
 /// Most messages one source copies per round; the rest follow in the next rounds.
@@ -48,8 +53,16 @@ pub struct SourceState {
     last_seen: Option<UnixNanos>,
     /// The last round stopped at its batch limit: more is waiting.
     more: bool,
-    /// Why an external origin cannot be read (Go: `StreamSourceInfo.error`).
+    /// Why an external origin (or a durable source's consumer) cannot be read
+    /// (Go: `StreamSourceInfo.error`).
     error: Option<ApiError>,
+    /// Durable sources: messages taken from the consumer and not stored yet.
+    held: Vec<(StoredMsg, String)>,
+    /// Durable sources: (origin sequence, sourcing-stream sequence) pairs: once the latter
+    /// is durable, the consumer is acked up to the former.
+    unacked: Vec<(u64, u64)>,
+    /// Durable sources: the last origin sequence copied.
+    high: u64,
 }
 
 impl SourceState {
@@ -74,6 +87,9 @@ impl SourceState {
             last_seen: None,
             more: false,
             error: None,
+            held: Vec::new(),
+            unacked: Vec::new(),
+            high: 0,
         }
     }
 
@@ -352,6 +368,7 @@ impl JetStream {
     pub(crate) fn pull_sources(&mut self, now: UnixNanos, sync: bool) -> (Vec<Delivery>, bool) {
         let mut out = Vec::new();
         let mut stored_any = false;
+        self.bind_source_consumers();
         let names: Vec<String> = self
             .streams
             .iter()
@@ -397,6 +414,9 @@ impl JetStream {
         let mut st = st.clone();
         if st.cfg.external.is_some() || st.cfg.name == name {
             return false;
+        }
+        if st.cfg.consumer.is_some() {
+            return self.pull_durable(name, source, st, now, sync, out);
         }
         let Some(origin) = self.streams.get(&st.cfg.name).map(|e| &e.stream) else {
             return false;

@@ -304,6 +304,32 @@ pub struct ClientParser {
     headers: bool,
     awaiting_auth: bool,
     state: State,
+    /// What a CONNECT that omits them keeps (see [`decode_connect`]).
+    connect_base: ConnectBase,
+}
+
+/// The flags a CONNECT decodes onto: Go's `defaultOpts` before the first CONNECT, then what
+/// the last one left (Go decodes every CONNECT into the connection's same `opts`, so a field
+/// a later CONNECT omits keeps its earlier value). Only the flags a later CONNECT changes on
+/// an open connection are kept, to keep idle connections small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ConnectBase {
+    verbose: bool,
+    pedantic: bool,
+    echo: bool,
+    headers: bool,
+}
+
+impl Default for ConnectBase {
+    /// Go: server/client.go defaultOpts.
+    fn default() -> Self {
+        Self {
+            verbose: true,
+            pedantic: true,
+            echo: true,
+            headers: false,
+        }
+    }
 }
 
 impl ClientParser {
@@ -316,6 +342,7 @@ impl ClientParser {
             headers: true,
             awaiting_auth: false,
             state: State::Start,
+            connect_base: ConnectBase::default(),
         }
     }
 
@@ -613,7 +640,16 @@ impl ClientParser {
                     _ => return Err(ProtoError::UnsubArgs(lossy(arg))),
                 }
             }
-            Op::Connect => ClientOp::Connect(Box::new(decode_connect(arg)?)),
+            Op::Connect => {
+                let info = decode_connect(arg, self.connect_base)?;
+                self.connect_base = ConnectBase {
+                    verbose: info.verbose,
+                    pedantic: info.pedantic,
+                    echo: info.echo,
+                    headers: info.headers,
+                };
+                ClientOp::Connect(Box::new(info))
+            }
             Op::Info => {
                 check_info(arg)?;
                 ClientOp::Info(Bytes::copy_from_slice(arg))
@@ -765,15 +801,16 @@ fn lossy(b: &[u8]) -> String {
 
 /// Decodes a CONNECT body the way Go's `json.Unmarshal` into nats-server's `ClientOpts` does.
 ///
-/// Go starts from `defaultOpts` (verbose, pedantic and echo all true) and overwrites only the
-/// fields present; `null` leaves a field alone and a top-level `null` is accepted as "nothing";
-/// keys match case-insensitively.
-fn decode_connect(arg: &[u8]) -> Result<ConnectInfo, ProtoError> {
-    // Go: server/client.go defaultOpts.
+/// Go starts from `defaultOpts` (verbose, pedantic and echo all true) for the first CONNECT,
+/// and from what the earlier ones set for a later one (`base`), and overwrites only the fields
+/// present; `null` leaves a field alone and a top-level `null` is accepted as "nothing"; keys
+/// match case-insensitively.
+fn decode_connect(arg: &[u8], base: ConnectBase) -> Result<ConnectInfo, ProtoError> {
     let defaults = [
-        ("verbose", true.into()),
-        ("pedantic", true.into()),
-        ("echo", true.into()),
+        ("verbose", base.verbose.into()),
+        ("pedantic", base.pedantic.into()),
+        ("echo", base.echo.into()),
+        ("headers", base.headers.into()),
     ];
     gojson::from_slice_onto(arg, &defaults, gojson::Unknown::Ignore)
         .map_err(|e| ProtoError::ConnectJson(e.to_string()))

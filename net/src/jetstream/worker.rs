@@ -100,6 +100,12 @@ impl Worker {
         stopping: Arc<AtomicBool>,
         sync: SyncPolicy,
     ) -> Self {
+        // The recovered streams take their subjects here, before the server takes clients:
+        // a publish right after a restart must not find them missing (no responders).
+        let mut accounts = accounts;
+        for a in &mut accounts {
+            reconcile(&srv, a);
+        }
         let now = srv.wall_clock();
         let seed = srv.next_seed();
         Self {

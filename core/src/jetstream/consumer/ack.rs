@@ -114,6 +114,11 @@ impl Consumer {
 
     /// An ack for the message at `sseq` (Go: processAck).
     pub fn on_ack(&mut self, sseq: u64, kind: AckKind, now: UnixNanos) {
+        // Go: a `flow_control` consumer has no ack subscription; only the sourcing stream's
+        // flow-control replies ack it (see `Consumer::ack_through`).
+        if self.config.ack_policy == super::config::FLOW_CONTROL {
+            return;
+        }
         self.last_activity = now;
         match kind {
             AckKind::Ack | AckKind::Next => {
@@ -162,9 +167,11 @@ impl Consumer {
 
     /// Acknowledges `sseq` (and, with ack policy `all`, everything below it); true if it was
     /// pending.
-    fn ack(&mut self, sseq: u64) -> bool {
+    pub(super) fn ack(&mut self, sseq: u64) -> bool {
         let done: Vec<u64> = match self.config.ack_policy.as_str() {
-            "all" => self.pending.range(..=sseq).map(|(s, _)| *s).collect(),
+            "all" | super::config::FLOW_CONTROL => {
+                self.pending.range(..=sseq).map(|(s, _)| *s).collect()
+            }
             "explicit" if self.pending.contains_key(&sseq) => vec![sseq],
             _ => Vec::new(),
         };
@@ -209,6 +216,10 @@ impl Consumer {
 
     /// Queues for redelivery what waited past its ack timer (Go: checkPending).
     pub(super) fn check_pending(&mut self, now: UnixNanos) {
+        // Go: no ack wait (ack policy `flow_control`), no redelivery timer.
+        if self.config.ack_wait == 0 && self.config.backoff.is_empty() {
+            return;
+        }
         let expired: Vec<u64> = self
             .pending
             .iter()

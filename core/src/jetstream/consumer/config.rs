@@ -2,6 +2,7 @@
 //! setConsumerConfigDefaults + checkConsumerCfg), and the RFC 3339 times configs carry.
 
 use super::super::api::{err, ApiError, ConsumerConfig};
+use super::super::signed::NEGATIVE;
 use super::super::store::UnixNanos;
 use crate::subject;
 
@@ -59,18 +60,36 @@ pub fn check_config(
         c.replay_policy = "instant".to_owned();
     }
     match c.ack_policy.as_str() {
-        "none" | "all" | "explicit" => {}
+        "none" | "all" | "explicit" | FLOW_CONTROL => {}
         _ => return Err(ApiError::new(400, 10181, "consumer ack policy invalid")),
     }
     match c.replay_policy.as_str() {
         "instant" | "original" => {}
         _ => return Err(ApiError::new(400, 10182, "consumer replay policy invalid")),
     }
+    // Go 2.14: negative ack waits are refused (other negative durations count as 0, see
+    // `signed`).
+    if c.backoff.contains(&NEGATIVE) {
+        return Err(ApiError::new(
+            400,
+            10184,
+            "consumer backoff needs to be positive",
+        ));
+    }
+    if c.ack_wait == NEGATIVE {
+        return Err(ApiError::new(
+            400,
+            10183,
+            "consumer ack wait needs to be positive",
+        ));
+    }
     let acks = c.ack_policy != "none";
+    let ack_fc = c.ack_policy == FLOW_CONTROL;
     if !push && c.max_waiting == 0 {
         c.max_waiting = DEFAULT_MAX_WAITING;
     }
-    if c.ack_wait == 0 && acks {
+    // Go: only `explicit` and `all` get the default ack wait; `flow_control` has no timer.
+    if c.ack_wait == 0 && acks && !ack_fc {
         c.ack_wait = DEFAULT_ACK_WAIT;
     }
     if c.max_deliver == 0 {
@@ -81,6 +100,12 @@ pub fn check_config(
     }
     if acks && c.max_ack_pending == 0 {
         c.max_ack_pending = DEFAULT_MAX_ACK_PENDING;
+    }
+    if ack_fc {
+        // Go (not pedantic): flow control on, heartbeats at the sourcing health interval.
+        c.flow_control = true;
+        c.idle_heartbeat = FLOW_CONTROL_HEARTBEAT;
+        check_ack_flow_control(&c)?;
     }
     if !c.backoff.is_empty() && c.max_deliver <= c.backoff.len() as i64 {
         return Err(ApiError::new(
@@ -173,6 +198,57 @@ pub fn check_config(
     super::priority::check(&mut c)?;
     filter_subset(&c, stream_subjects)?;
     Ok(c)
+}
+
+/// Go 2.14 (ADR-60): the ack policy a durable mirror or source reads through. It acks like
+/// `all`, but only from the sourcing stream's flow-control replies, never by `$JS.ACK`.
+pub const FLOW_CONTROL: &str = "flow_control";
+/// Go: `sourceHealthHB`, the only heartbeat `flow_control` takes (1s).
+pub const FLOW_CONTROL_HEARTBEAT: u64 = 1_000_000_000;
+
+/// Go: checkConsumerCfg, the `AckFlowControl` block (in its order).
+fn check_ack_flow_control(c: &ConsumerConfig) -> Result<(), ApiError> {
+    if c.deliver_subject.is_none() {
+        return Err(ApiError::new(
+            400,
+            10218,
+            "flow control ack policy requires a push based consumer",
+        ));
+    }
+    if !c.flow_control {
+        return Err(ApiError::new(
+            400,
+            10219,
+            "flow control ack policy requires flow control",
+        ));
+    }
+    if c.idle_heartbeat != FLOW_CONTROL_HEARTBEAT {
+        return Err(err::stream_invalid_config(
+            "flow control ack policy heartbeat needs to be 1s",
+        ));
+    }
+    if c.max_ack_pending <= 0 {
+        return Err(ApiError::new(
+            400,
+            10220,
+            "flow control ack policy requires max ack pending",
+        ));
+    }
+    if c.ack_wait != 0 || !c.backoff.is_empty() {
+        return Err(ApiError::new(
+            400,
+            10221,
+            "flow control ack policy requires unset ack wait",
+        ));
+    }
+    if c.max_deliver > 0 {
+        return Err(ApiError::new(
+            400,
+            10222,
+            "flow control ack policy requires unset max deliver",
+        ));
+    }
+    Ok(())
 }
 
 /// What an update of an existing consumer may not change (Go: checkNewConsumerConfig, in

@@ -21,6 +21,7 @@ mod priority;
 mod pull;
 mod reset;
 mod snap;
+mod source;
 pub(crate) use snap::ConsumerSnap;
 #[cfg(test)]
 mod info_tests;
@@ -165,6 +166,12 @@ pub struct Consumer {
     pub active: bool,
     /// Push: when the interest went away.
     inactive_since: Option<UnixNanos>,
+    /// A durable mirror or source reads through it (ack policy `flow_control`): the sourcing
+    /// stream takes its messages in-process (see `source`), none go to the deliver subject.
+    pub(crate) sourced: bool,
+    /// A durable mirror or source of another account read it since it was loaded (that
+    /// account's rounds mark it; this one's do not see them).
+    pub(crate) sourced_elsewhere: bool,
     /// When a push consumer last sent anything (for idle heartbeats).
     last_sent: UnixNanos,
     /// Replay `original`: messages up to this sequence keep their original gaps.
@@ -298,6 +305,8 @@ impl Consumer {
             last_activity: now,
             active: false,
             inactive_since: push.then_some(now),
+            sourced: false,
+            sourced_elsewhere: false,
             last_sent: now,
             replay_until,
             replay_last: None,
@@ -450,6 +459,9 @@ impl Consumer {
             return None;
         }
         if self.is_push() {
+            if self.sourced {
+                return None;
+            }
             return match (self.active, self.inactive_since) {
                 (false, Some(since)) => Some(since.saturating_add(t)),
                 _ => None,
@@ -598,6 +610,25 @@ impl Consumer {
     }
 
     fn deliver_one(&mut self, m: StoredMsg, to: &str, now: UnixNanos) -> (Delivery, String) {
+        let count = self.note_delivered(&m, now);
+        let reply = self.ack_reply(&m, count, self.cseq);
+        let (mut headers, payload) = self.shaped(&m);
+        if let (Some(pin), false) = (self.pin_header(), self.is_push()) {
+            headers = with_header(&headers, "Nats-Pin-Id", pin);
+        }
+        let d = Delivery {
+            subject: to.to_owned(),
+            reply: Some(reply),
+            headers,
+            payload,
+            shown_subject: Some(m.subject.clone()),
+        };
+        (d, m.subject)
+    }
+
+    /// Records `m` as handed out (consumer sequence, delivery count, pending); returns the
+    /// delivery count.
+    fn note_delivered(&mut self, m: &StoredMsg, now: UnixNanos) -> u64 {
         self.last_sent = now;
         self.last_delivered_ts = now;
         self.last_activity = now;
@@ -626,19 +657,7 @@ impl Consumer {
                 .and_modify(|p| p.sent = now)
                 .or_insert(Pending { cseq, sent: now });
         }
-        let reply = self.ack_reply(&m, count, self.cseq);
-        let (mut headers, payload) = self.shaped(&m);
-        if let (Some(pin), false) = (self.pin_header(), self.is_push()) {
-            headers = with_header(&headers, "Nats-Pin-Id", pin);
-        }
-        let d = Delivery {
-            subject: to.to_owned(),
-            reply: Some(reply),
-            headers,
-            payload,
-            shown_subject: Some(m.subject.clone()),
-        };
-        (d, m.subject)
+        count
     }
 
     /// Hands out what can be handed out: to waiting pull requests or the push subject.
@@ -653,6 +672,12 @@ impl Consumer {
         let Some(to) = self.config.deliver_subject.clone() else {
             return self.pump_pull(store, now);
         };
+        // Go: a `flow_control` consumer is acked only by the flow-control replies of the
+        // stream sourcing through it; here that stream reads it in-process, and nothing goes
+        // to the deliver subject (where no reply could ack it).
+        if self.sourced || self.config.ack_policy == config::FLOW_CONTROL {
+            return Vec::new();
+        }
         let mut out = Vec::new();
         while self.active {
             let Some((m, src)) = self.next_msg(store) else {
@@ -688,7 +713,7 @@ impl Consumer {
     fn heartbeat(&mut self, now: UnixNanos) -> Option<(Delivery, String)> {
         let hb = self.config.idle_heartbeat;
         let to = self.config.deliver_subject.as_ref()?;
-        if hb == 0 || !self.active || now.saturating_sub(self.last_sent) < hb {
+        if hb == 0 || !self.active || self.sourced || now.saturating_sub(self.last_sent) < hb {
             return None;
         }
         self.last_sent = now;
@@ -706,13 +731,15 @@ impl Consumer {
     /// The earliest time [`Consumer::tick`] has work (or the consumer goes inactive).
     pub fn next_deadline(&self) -> Option<UnixNanos> {
         let exp = self.waiting_deadline();
+        let timed = self.config.ack_wait > 0 || !self.config.backoff.is_empty();
         let ack = self
             .pending
             .iter()
+            .filter(|_| timed)
             .filter(|(s, _)| !self.redeliver.contains(s))
             .map(|(s, p)| p.sent.saturating_add(self.wait_for(*s)))
             .min();
-        let hb = (self.active && self.config.idle_heartbeat > 0)
+        let hb = (self.active && !self.sourced && self.config.idle_heartbeat > 0)
             .then(|| self.last_sent.saturating_add(self.config.idle_heartbeat));
         let hold = (self.hold_until > 0).then_some(self.hold_until);
         let pause = (self.paused_until > 0).then_some(self.paused_until);
@@ -748,7 +775,8 @@ impl Consumer {
             "ts": rfc3339(now),
         });
         // Go: `push_bound` is set while someone listens on the deliver subject.
-        if self.is_push() && self.active {
+        // A durable mirror or source reading it counts as its listener (Go subscribes it).
+        if self.is_push() && (self.active || self.sourced) {
             v["push_bound"] = serde_json::json!(true);
         }
         if let Some(p) = self.priority_info() {

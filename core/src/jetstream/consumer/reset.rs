@@ -47,6 +47,11 @@ impl Consumer {
     /// between them and the new floor no longer waits for this consumer's ack).
     pub fn reset(&mut self, seq: u64, store: &dyn StreamStore) -> Result<(u64, u64), ApiError> {
         let start = start_of(&self.config, self.ack_floor_sseq, seq, store)?;
+        Ok((start, self.restart_at(start, store)))
+    }
+
+    /// Starts over at `start` whatever the deliver policy; returns the old ack floor.
+    pub(super) fn restart_at(&mut self, start: u64, store: &dyn StreamStore) -> u64 {
         let old_floor = self.ack_floor_sseq;
         // What was delivered below the start counts as acknowledged (retention).
         let passed: Vec<u64> = self.pending.range(..start).map(|(s, _)| *s).collect();
@@ -66,6 +71,6 @@ impl Consumer {
         self.replay_last = None;
         self.state_dirty = true;
         self.recount(store);
-        Ok((start, old_floor))
+        old_floor
     }
 }

@@ -32,14 +32,29 @@ use crate::subject;
 /// nats-server's API prefix, which `api` replaces.
 const API_PREFIX: &str = "$JS.API";
 
-/// The origin-name part of a source's identity: the name, and for an external source a hash
-/// of its API prefix, so one stream name in two accounts or domains is two sources
-/// (Go: composeIName, getHash).
+/// The origin-name part of a source's identity: the name, for an external source a hash of
+/// its API prefix, so one stream name in two accounts or domains is two sources, and for a
+/// durable source a hash of its consumer's name (Go: composeIName, getHash).
 pub fn iname_base(s: &StreamSource) -> String {
-    match &s.external {
+    let mut base = match &s.external {
         Some(e) => format!("{}:{}", s.name, hash8(&e.api)),
         None => s.name.clone(),
+    };
+    if let Some(c) = &s.consumer {
+        base = format!("{base}:C={}", hash8(&c.name));
     }
+    base
+}
+
+/// The identity of a durable source's consumer: one consumer serves one source of a stream
+/// (Go: composeCName).
+pub fn cname(s: &StreamSource) -> String {
+    let base = match &s.external {
+        Some(e) => format!("{}:{}", s.name, hash8(&e.api)),
+        None => s.name.clone(),
+    };
+    let c = s.consumer.as_ref().map_or("", |c| c.name.as_str());
+    format!("{base} {c}")
 }
 
 /// Eight base-62 characters from the SHA-256 of `s` (Go: getHashSize with its `digits`).
@@ -214,7 +229,11 @@ impl JetStream {
                     .enumerate()
                     .map(|(i, s)| (Some(i), s)),
             );
-            for (slot, st) in slots.filter(|(_, st)| st.cfg.external.is_some()) {
+            // A durable external source (through a consumer of another account) is not
+            // read yet: it stays inactive.
+            let external =
+                |st: &SourceState| st.cfg.external.is_some() && st.cfg.consumer.is_none();
+            for (slot, st) in slots.filter(|(_, st)| external(st)) {
                 out.push(ExternalCursor {
                     stream: name.clone(),
                     slot,

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use super::super::api::{err, ApiError, StreamConfig, StreamSource};
-use super::super::sourcing::external::{check_prefixes, iname_base};
+use super::super::sourcing::durable::{self, check_consumer_source};
+use super::super::sourcing::external::{check_prefixes, cname, iname_base};
 use super::super::store::{Discard, StoreConfig};
 use super::super::transform::Transform;
 use crate::subject;
@@ -115,6 +116,7 @@ fn check_mirror(c: &StreamConfig, m: &StreamSource) -> Result<(), ApiError> {
     if !c.sources.is_empty() {
         return Err(err::mirror_with_sources());
     }
+    check_consumer_source(m, is_valid_asset_name, durable::mirror_consumer_cfg_invalid)?;
     if !m.filter_subject.is_empty() && !m.subject_transforms.is_empty() {
         return Err(err::mirror_multiple_filters());
     }
@@ -140,6 +142,7 @@ fn check_mirror(c: &StreamConfig, m: &StreamSource) -> Result<(), ApiError> {
 
 fn check_sources(c: &StreamConfig) -> Result<(), ApiError> {
     let mut seen = Vec::new();
+    let mut consumers = Vec::new();
     for s in &c.sources {
         if !is_valid_asset_name(&s.name) {
             return Err(err::source_invalid_stream_name());
@@ -158,6 +161,15 @@ fn check_sources(c: &StreamConfig) -> Result<(), ApiError> {
             err::source_invalid_transform_dest,
             err::source_overlapping_filters,
         )?;
+        check_consumer_source(s, is_valid_asset_name, durable::source_consumer_cfg_invalid)?;
+        // Go: one consumer serves one source of the stream.
+        if s.consumer.is_some() {
+            let cn = cname(s);
+            if consumers.contains(&cn) {
+                return Err(durable::source_consumer_duplicate());
+            }
+            consumers.push(cn);
+        }
     }
     Ok(())
 }
@@ -290,6 +302,9 @@ pub fn check_config(mut c: StreamConfig) -> Result<StreamConfig, ApiError> {
         return bad("max age needs to be >= 0");
     }
     let sourcing = c.mirror.is_some() || !c.sources.is_empty();
+    if c.duplicate_window == super::super::signed::NEGATIVE {
+        return bad("duplicates window can not be negative");
+    }
     if c.duplicate_window == 0 && !sourcing {
         c.duplicate_window = DEFAULT_DUP_WINDOW;
     }

@@ -187,6 +187,30 @@ fn connect_info_err() {
 }
 
 #[test]
+fn later_connect_keeps_what_it_omits() {
+    // Go decodes every CONNECT into the connection's same options: a field a later CONNECT
+    // leaves out keeps the earlier CONNECT's value, not the default.
+    let mut p = ClientParser::new(4096, 4096);
+    let mut buf = BytesMut::from(
+        &b"CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false,\"headers\":true}\r\nCONNECT {\"name\":\"x\"}\r\nCONNECT {\"verbose\":true}\r\n"[..],
+    );
+    let mut got = Vec::new();
+    while let Ok(Some(op)) = p.parse(&mut buf) {
+        if let ClientOp::Connect(c) = op {
+            got.push((c.verbose, c.pedantic, c.echo, c.headers));
+        }
+    }
+    assert_eq!(
+        got,
+        [
+            (false, false, false, true),
+            (false, false, false, true),
+            (true, false, false, true)
+        ]
+    );
+}
+
+#[test]
 fn connect_defaults() {
     // Go: defaultOpts — verbose, pedantic and echo default to true.
     let defaults = ConnectInfo {

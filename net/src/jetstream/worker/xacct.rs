@@ -55,6 +55,34 @@ pub(super) fn pull(
                 ds.extend(copies);
                 stored |= s;
             }
+            // Through a durable consumer of the origin (nats-server 2.14): the copy acks it,
+            // so the origin account's JetStream is written to as well.
+            for c in dst.js.durable_external_cursors() {
+                let Some(ext) = c.source.external.as_ref() else {
+                    continue;
+                };
+                let route = resolve(
+                    &dst.acc,
+                    dst.js.domain(),
+                    ext,
+                    &c.source.name,
+                    c.slot.is_none(),
+                );
+                let (copies, s) = match &route {
+                    Route::Unreachable => dst.js.pull_durable_external(&c, None, now, sync),
+                    // Its own account: read as a source within the account.
+                    Route::Local => dst.js.pull_durable_local(&c, now, sync),
+                    Route::Account(acc) => {
+                        let origin = accounts
+                            .values_mut()
+                            .find(|o| Arc::ptr_eq(&o.acc, acc))
+                            .map(|o| &mut o.js);
+                        dst.js.pull_durable_external(&c, Some(origin), now, sync)
+                    }
+                };
+                ds.extend(copies);
+                stored |= s;
+            }
             if stored {
                 // Acknowledge the copies to the stream's consumers (and sources within the
                 // account) now rather than at the next input.
