@@ -118,14 +118,25 @@ impl ClientShared {
         self.notifier.notify_write_small();
     }
 
-    /// Takes everything queued for writing.
+    /// Takes everything queued for writing; it stays pending until reported with
+    /// [`Self::wrote`].
     pub fn drain_outbound(&self, out: &mut Vec<Bytes>) -> u64 {
         lock(&self.outbound).drain_into(out)
     }
 
-    /// Bytes waiting to be written.
+    /// The writer wrote `n` of the bytes it took (may release stalled producers).
+    pub fn wrote(&self, n: u64) {
+        lock(&self.outbound).wrote(n);
+    }
+
+    /// Bytes not yet written: queued, or taken by the writer and not yet written.
     pub fn pending_bytes(&self) -> u64 {
         lock(&self.outbound).pending_bytes()
+    }
+
+    /// Bytes queued and not yet taken by the writer.
+    pub fn queued_bytes(&self) -> u64 {
+        lock(&self.outbound).queued_bytes()
     }
 
     /// Marks the connection closed for `reason` (the first reason wins) and wakes its driver.
