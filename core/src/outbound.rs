@@ -11,8 +11,14 @@
 //! connection that delivered to a receiver with an open gate stops reading its own socket once
 //! its current read is routed, and waits until the gate is released or [`stall_duration`] has
 //! passed, whichever comes first: a fast publisher is slowed to its subscriber's pace instead
-//! of the subscriber being cut. The gate is released when the writer takes the queue (it takes
-//! only after everything it took before was written) or when the connection closes.
+//! of the subscriber being cut. The gate is released by the writer's progress, on the write
+//! that leaves everything it took written or pending below half of `max_pending`, or when the
+//! connection closes.
+//!
+//! Pending bytes are everything not yet written: what is queued here plus what the writer took
+//! and has not written yet ([`Outbound::drain_into`] moves bytes from one to the other,
+//! [`Outbound::wrote`] retires them), as nats-server counts `c.out.pb`. So a receiver whose
+//! writer is blocked on a full socket still fills up towards `max_pending` and is cut there.
 //!
 //! The wait is bounded: [`STALL_MIN`] (100 ms) while pending is at half of `max_pending`,
 //! growing by [`STALL_MIN`] for every further twentieth of `max_pending`, and [`STALL_MAX`]
@@ -22,8 +28,8 @@
 //!
 //! Go: server/client.go (2.9) queueOutbound opens `c.out.stc` above `mp/2`; deliverMsg makes a
 //! CLIENT producer wait in stalledWait for `stallDuration(pb, mp)`; flushOutbound closes the
-//! channel once a flush wrote everything it attempted. A connection whose pending bytes pass
-//! `max_pending` is a slow consumer and is closed.
+//! channel once a flush wrote everything it attempted or left `pb` below `mp/2`. A connection
+//! whose pending bytes pass `max_pending` is a slow consumer and is closed.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -225,7 +231,10 @@ impl Stall {
 pub struct Outbound {
     queue: VecDeque<Bytes>,
     tail: BytesMut,
-    pending_bytes: u64,
+    /// Bytes queued here, not yet taken by the writer.
+    queued_bytes: u64,
+    /// Bytes the writer took and has not reported written yet.
+    in_flight_bytes: u64,
     max_pending_bytes: u64,
     closed: bool,
     gate: Arc<StallGate>,
@@ -237,7 +246,8 @@ impl Outbound {
         Self {
             queue: VecDeque::new(),
             tail: BytesMut::new(),
-            pending_bytes: 0,
+            queued_bytes: 0,
+            in_flight_bytes: 0,
             max_pending_bytes,
             closed: false,
             gate: Arc::default(),
@@ -257,20 +267,27 @@ impl Outbound {
     /// Opens (or refreshes) the gate once pending passes half of `max_pending`.
     /// Go: client.go queueOutbound — `pb > mp/2` makes the stall channel.
     fn check_stall(&self) {
-        if self.pending_bytes > self.max_pending_bytes / 2 {
+        let pending = self.pending_bytes();
+        if pending > self.max_pending_bytes / 2 {
             self.gate
-                .hold(stall_duration(self.pending_bytes, self.max_pending_bytes));
+                .hold(stall_duration(pending, self.max_pending_bytes));
         }
     }
 
-    /// Bytes queued and not yet taken by the writer.
+    /// Bytes not yet written: queued, or taken by the writer and not yet written
+    /// (Go: `c.out.pb`).
     pub fn pending_bytes(&self) -> u64 {
-        self.pending_bytes
+        self.queued_bytes + self.in_flight_bytes
     }
 
-    /// Is there anything to write?
+    /// Bytes queued and not yet taken by the writer.
+    pub fn queued_bytes(&self) -> u64 {
+        self.queued_bytes
+    }
+
+    /// Is there nothing queued for the writer to take?
     pub fn is_empty(&self) -> bool {
-        self.pending_bytes == 0
+        self.queued_bytes == 0
     }
 
     /// No more pushes are accepted; what is queued may still be drained.
@@ -289,7 +306,7 @@ impl Outbound {
         if self.closed {
             return Err(PushError::Closed);
         }
-        if self.pending_bytes + len as u64 > self.max_pending_bytes {
+        if self.pending_bytes() + len as u64 > self.max_pending_bytes {
             return Err(PushError::SlowConsumer);
         }
         Ok(())
@@ -302,7 +319,7 @@ impl Outbound {
             return;
         }
         self.tail.extend_from_slice(bytes);
-        self.pending_bytes += bytes.len() as u64;
+        self.queued_bytes += bytes.len() as u64;
     }
 
     /// Queues one message: a control line written by `write_header` into the tail, then the
@@ -339,7 +356,7 @@ impl Outbound {
         }
         self.tail.extend_from_slice(b"\r\n");
         let total = header_len + payload.len() + 2;
-        self.pending_bytes += total as u64;
+        self.queued_bytes += total as u64;
         self.check_stall();
         Ok(total)
     }
@@ -362,7 +379,7 @@ impl Outbound {
             self.queue.push_back(b.clone());
             self.tail.extend_from_slice(b"\r\n");
         }
-        self.pending_bytes += total as u64;
+        self.queued_bytes += total as u64;
         self.check_stall();
         Ok(total)
     }
@@ -374,21 +391,35 @@ impl Outbound {
     }
 
     /// Moves everything queued into `out`, in order, and returns the number of bytes moved.
+    /// They stay pending until the writer reports them written with [`Outbound::wrote`].
     pub fn drain_into(&mut self, out: &mut Vec<Bytes>) -> u64 {
         self.seal_tail();
         out.extend(self.queue.drain(..));
-        let n = self.pending_bytes;
-        self.pending_bytes = 0;
+        let n = self.queued_bytes;
+        self.queued_bytes = 0;
+        self.in_flight_bytes += n;
         debug_assert!(self.queue.is_empty() && self.tail.is_empty());
-        // The writer takes only once everything it took before was written: the receiver
-        // caught up. Go: client.go flushOutbound closes the stall channel when
-        // `n == attempted`.
-        self.gate.release();
         // Keep the tail's allocation from growing without bound after a burst.
         if self.tail.capacity() > 1 << 20 {
             self.tail = BytesMut::new();
         }
         n
+    }
+
+    /// The writer wrote `n` of the bytes it took. Releases the gate once everything it took is
+    /// written or what is pending fell below half of `max_pending`: the receiver caught up.
+    /// Go: client.go flushOutbound closes the stall channel when `n == attempted` or
+    /// `pb < mp/2`.
+    pub fn wrote(&mut self, n: u64) {
+        debug_assert!(
+            n <= self.in_flight_bytes,
+            "wrote {n} of {}",
+            self.in_flight_bytes
+        );
+        self.in_flight_bytes = self.in_flight_bytes.saturating_sub(n);
+        if self.in_flight_bytes == 0 || self.pending_bytes() < self.max_pending_bytes / 2 {
+            self.gate.release();
+        }
     }
 }
 
@@ -396,9 +427,11 @@ impl Outbound {
 mod tests {
     use super::*;
 
+    /// Takes everything queued and writes it all.
     fn collect(o: &mut Outbound) -> Vec<u8> {
         let mut v = Vec::new();
-        o.drain_into(&mut v);
+        let n = o.drain_into(&mut v);
+        o.wrote(n);
         v.concat()
     }
 
@@ -541,6 +574,55 @@ mod tests {
         assert_eq!(stall_duration(5000, 1000), STALL_MAX);
         assert_eq!(stall_duration(1, 1), STALL_MAX);
         assert_eq!(stall_duration(0, 0), STALL_MAX);
+    }
+
+    #[test]
+    fn bytes_taken_but_not_written_count_towards_max_pending() {
+        let mut o = Outbound::new(1000);
+        msg(&mut o, 400).unwrap();
+        let mut taken = Vec::new();
+        let n = o.drain_into(&mut taken);
+        // The writer is blocked on a full socket: what it took is still pending.
+        assert_eq!(o.pending_bytes(), n);
+        assert!(o.is_empty(), "nothing left for the writer to take");
+        msg(&mut o, 400).unwrap();
+        assert_eq!(
+            msg(&mut o, 400),
+            Err(PushError::SlowConsumer),
+            "a stuck writer's receiver is cut at max_pending"
+        );
+        o.wrote(n);
+        assert_eq!(o.pending_bytes(), o.queued_bytes());
+        assert!(msg(&mut o, 400).is_ok());
+    }
+
+    #[test]
+    fn gate_released_by_write_progress() {
+        let mut o = Outbound::new(1000);
+        let gate = Arc::clone(o.gate());
+        msg(&mut o, 700).unwrap();
+        assert!(gate.is_open());
+        let mut taken = Vec::new();
+        let n = o.drain_into(&mut taken);
+        assert!(gate.is_open(), "taking is not writing");
+        o.wrote(100);
+        assert!(gate.is_open(), "still above half of max_pending");
+        o.wrote(150);
+        assert!(
+            !gate.is_open(),
+            "below half: released before the write completes"
+        );
+        o.wrote(n - 250);
+        assert_eq!(o.pending_bytes(), 0);
+        // Reopened by more deliveries, released when everything taken is written even while
+        // what is queued keeps pending above half.
+        msg(&mut o, 90).unwrap();
+        let n = o.drain_into(&mut taken);
+        msg(&mut o, 600).unwrap();
+        assert!(gate.is_open());
+        o.wrote(n);
+        assert!(o.pending_bytes() > 500);
+        assert!(!gate.is_open(), "everything taken was written");
     }
 
     #[test]

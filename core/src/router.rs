@@ -466,12 +466,12 @@ pub fn unsubscribe(account: &Account, client: &ClientShared, sid: &[u8], max: Op
         return;
     };
     if let Some(max) = max {
+        // Under the queue lock every delivery to this subscription takes (see
+        // `ClientShared::deliver`): no delivery can slip between the check and the store.
+        let _deliveries = lock(&client.outbound);
         if max > 0 && sub.0.delivered() < max {
-            sub.0.max.store(max, Ordering::Release);
-            // A delivery may have raced past the new max between the load and the store.
-            if sub.0.delivered() < max {
-                return;
-            }
+            sub.0.max.store(max, Ordering::Relaxed);
+            return;
         }
     }
     subs.remove(sid);
@@ -784,16 +784,11 @@ fn deliver_to(
                     }
                 }
             }
-            // Auto-unsubscribe: claim a delivery slot first so concurrent publishers never
-            // deliver more than max in total.
-            let n = s.delivered.fetch_add(1, Ordering::AcqRel) + 1;
-            let max = s.max.load(Ordering::Acquire);
-            if max > 0 && n > max {
+            // Auto-unsubscribe: the delivery slot is claimed under the receiver's queue lock,
+            // so concurrent publishers never deliver more than max in total.
+            let Some((n, max)) = client.deliver(s, sid, m, tpl) else {
                 return 0;
-            }
-            if !client.deliver(sid, m, tpl) {
-                return 0;
-            }
+            };
             p.pending.add(client);
             p.pending.note_stall(&client.gate);
             if let (Some(reply), Some(tracker)) = (m.reply, client.responses.get()) {
@@ -902,8 +897,14 @@ fn send_no_responders(account: &Account, client: &Arc<ClientShared>, reply: &[u8
     for sub in result.psubs.iter().chain(result.qsubs.iter().flatten()) {
         if let SubTarget::Client { client: c, sid, .. } = &sub.0.target {
             if c.id == client.id {
-                if client.deliver(sid, &m, &mut MsgTemplate::default()) {
+                let s = &sub.0;
+                if let Some((n, max)) = client.deliver(s, sid, &m, &mut MsgTemplate::default()) {
                     client.notifier.notify_write();
+                    if max > 0 && n == max && s.mark_removed() {
+                        lock(&client.subs).remove(sid);
+                        let _ = account.sublist.remove(&s.subject, s.queue.as_deref(), sub);
+                        client.interest_changed(account, s, false);
+                    }
                 }
                 return;
             }

@@ -35,6 +35,8 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 pub(crate) struct ConnNotify {
     write: Notify,
     close: Notify,
+    /// The writer's own close signal: it must stop a write blocked on a stuck receiver.
+    writer_close: Notify,
     inline: OnceLock<(Weak<ClientShared>, Arc<ConnWriter>)>,
 }
 
@@ -56,6 +58,7 @@ impl Notifier for ConnNotify {
 
     fn notify_close(&self) {
         self.close.notify_one();
+        self.writer_close.notify_one();
         self.write.notify_one();
     }
 }
@@ -474,7 +477,26 @@ async fn write_loop(
         } else {
             deadline
         };
-        match tokio::time::timeout(limit, writer.write_backlog()).await {
+        let write = tokio::time::timeout(limit, writer.write_backlog(&shared));
+        let done = tokio::select! {
+            biased;
+            r = write => r,
+            () = notify.writer_close.notified(), if closing.is_none() => {
+                // Closed while a write waits on the receiver: a slow consumer is cut at once
+                // (Go: client.go markConnAsClosed skips the flush for it); anything else gets
+                // the short closing flush from the top of the loop.
+                writer.stop_waiting();
+                if matches!(
+                    shared.close_reason(),
+                    Some(CloseReason::SlowConsumerPendingBytes)
+                ) {
+                    writer.discard();
+                    break;
+                }
+                continue;
+            }
+        };
+        match done {
             Ok(Ok(())) => {}
             Ok(Err(_)) => {
                 shared.close(CloseReason::WriteError);

@@ -48,7 +48,13 @@ struct State {
 }
 
 impl State {
-    fn poll_write_backlog(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// Writes the backlog, reporting each write's progress to `client` (what is written is
+    /// no longer pending, and may release producers stalled on it).
+    fn poll_write_backlog(
+        &mut self,
+        cx: &mut Context<'_>,
+        client: &ClientShared,
+    ) -> Poll<io::Result<()>> {
         let Some(io) = self.io.as_mut() else {
             return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
         };
@@ -67,6 +73,7 @@ impl State {
                 Poll::Pending => return Poll::Pending,
             };
             self.needs_flush = true;
+            client.wrote(n as u64);
             while n > 0 {
                 let Some(front) = self.backlog.front_mut() else {
                     break;
@@ -138,7 +145,7 @@ impl ConnWriter {
         st.backlog.extend(batch.drain(..));
         st.scratch = batch;
         let mut cx = Context::from_waker(Waker::noop());
-        match st.poll_write_backlog(&mut cx) {
+        match st.poll_write_backlog(&mut cx, client) {
             Poll::Ready(Ok(())) => true,
             Poll::Ready(Err(_)) => {
                 st.failed = true;
@@ -163,10 +170,10 @@ impl ConnWriter {
     }
 
     /// Writer task side: writes the whole backlog, waiting for the stream as needed.
-    pub(crate) async fn write_backlog(&self) -> io::Result<()> {
+    pub(crate) async fn write_backlog(&self, client: &ClientShared) -> io::Result<()> {
         poll_fn(|cx| {
             let mut st = self.lock();
-            let r = st.poll_write_backlog(cx);
+            let r = st.poll_write_backlog(cx, client);
             st.writer_waiting = r.is_pending();
             r
         })

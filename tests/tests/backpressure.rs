@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 both!(
     burst_reaches_slow_reader,
     stopped_reader_cut_others_keep_receiving,
+    stopped_reader_cut_at_max_pending,
 );
 
 /// Payload bytes per message; each payload starts with its sequence number.
@@ -35,9 +36,9 @@ const BURST: Duration = Duration::from_secs(40);
 /// The outbound bound of every test server.
 const MAX_PENDING: &str = "max_pending: 1048576";
 
-fn payload(seq: u64) -> Vec<u8> {
+fn payload(seq: u64, size: usize) -> Vec<u8> {
     let mut p = format!("{seq:016}").into_bytes();
-    p.resize(SIZE, b'.');
+    p.resize(size, b'.');
     p
 }
 
@@ -70,7 +71,12 @@ async fn read_until_line<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R, want: &s
 
 /// Connects, subscribes to `subject` and waits until the subscription is in.
 async fn subscriber(addr: SocketAddr, connect: &str, subject: &str) -> BufReader<TcpStream> {
-    let mut s = BufReader::new(connect_small(addr).await);
+    subscribe_on(connect_small(addr).await, connect, subject).await
+}
+
+/// [`subscriber`] on a connection already made.
+async fn subscribe_on(stream: TcpStream, connect: &str, subject: &str) -> BufReader<TcpStream> {
+    let mut s = BufReader::new(stream);
     read_until_line(&mut s, "INFO").await;
     let hello = format!("CONNECT {connect}\r\nSUB {subject} 1\r\nPING\r\n");
     s.get_mut().write_all(hello.as_bytes()).await.unwrap();
@@ -80,11 +86,18 @@ async fn subscriber(addr: SocketAddr, connect: &str, subject: &str) -> BufReader
 
 /// Reads `MSG` frames in small reads, yielding after each (a reader slower than the
 /// server), and checks they arrive in order. Returns how many arrived before `count` or EOF.
-fn slow_reader(mut s: BufReader<TcpStream>, count: u64) -> JoinHandle<u64> {
+fn slow_reader(s: BufReader<TcpStream>, count: u64) -> JoinHandle<u64> {
+    reader(s, count, SIZE, 256)
+}
+
+/// Reads `MSG` frames of `size` payload bytes in reads of at most `chunk` bytes, yielding
+/// after each, and checks they arrive in order. Returns how many arrived before `count` or
+/// EOF.
+fn reader(mut s: BufReader<TcpStream>, count: u64, size: usize, chunk: usize) -> JoinHandle<u64> {
     tokio::spawn(async move {
         let mut got = 0;
         let mut line = String::new();
-        let mut body = vec![0u8; SIZE + 2];
+        let mut body = vec![0u8; size + 2];
         while got < count {
             line.clear();
             if s.read_line(&mut line).await.unwrap_or(0) == 0 {
@@ -96,11 +109,11 @@ fn slow_reader(mut s: BufReader<TcpStream>, count: u64) -> JoinHandle<u64> {
             }
             assert!(line.starts_with("MSG "), "unexpected {line:?}");
             let len: usize = line.trim_end().rsplit(' ').next().unwrap().parse().unwrap();
-            assert_eq!(len, SIZE, "{line:?}");
-            // A few hundred bytes per read: a subscriber slower than any burst.
+            assert_eq!(len, size, "{line:?}");
+            // Small reads make a subscriber slower than any burst.
             let mut off = 0;
             while off < body.len() {
-                let end = (off + 256).min(body.len());
+                let end = (off + chunk).min(body.len());
                 match s.read(&mut body[off..end]).await {
                     Ok(0) | Err(_) => return got,
                     Ok(n) => off += n,
@@ -118,16 +131,27 @@ fn slow_reader(mut s: BufReader<TcpStream>, count: u64) -> JoinHandle<u64> {
 /// Writes `count` messages on `subject` as fast as the socket takes them, then a PING, and
 /// waits for the PONG (every message was read by the server). Returns the connection.
 async fn blast(addr: SocketAddr, connect: &str, subject: &str, count: u64) -> TcpStream {
+    blast_sized(addr, connect, subject, count, SIZE).await
+}
+
+/// [`blast`] with payloads of `size` bytes.
+async fn blast_sized(
+    addr: SocketAddr,
+    connect: &str,
+    subject: &str,
+    count: u64,
+    size: usize,
+) -> TcpStream {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let mut r = BufReader::new(&mut s);
     read_until_line(&mut r, "INFO").await;
     s.write_all(format!("CONNECT {connect}\r\n").as_bytes())
         .await
         .unwrap();
-    let mut buf = Vec::with_capacity(64 * 1024 + SIZE + 64);
+    let mut buf = Vec::with_capacity(64 * 1024 + size + 64);
     for seq in 0..count {
-        buf.extend_from_slice(format!("PUB {subject} {SIZE}\r\n").as_bytes());
-        buf.extend_from_slice(&payload(seq));
+        buf.extend_from_slice(format!("PUB {subject} {size}\r\n").as_bytes());
+        buf.extend_from_slice(&payload(seq, size));
         buf.extend_from_slice(b"\r\n");
         if buf.len() >= 64 * 1024 {
             within_for(BURST, "publish", s.write_all(&buf))
@@ -252,6 +276,73 @@ async fn stopped_reader_cut_others_keep_receiving(kind: ServerKind) {
         "io.nats.server.advisory.v1.client_disconnect"
     );
     assert!(s.log().contains("Slow Consumer Detected: "), "{}", s.log());
+    drop(stuck);
+}
+
+/// Payload bytes per message of the max-pending scenario: the second or third message a
+/// stuck receiver's kernel buffers cannot take passes `max_pending`. Smaller messages would
+/// each wait out a stall of up to 1 s while the kernel still drains a little from the queue,
+/// so a stuck receiver might never pass `max_pending`.
+const BIG: usize = 384 * 1024;
+/// Messages in the max-pending scenario: 9 MiB, nine times `max_pending`.
+const BIG_COUNT: u64 = 24;
+/// Far longer than the max-pending scenario may take, so a deadline cut cannot pass it.
+const LONG_WRITE_DEADLINE: &str = "write_deadline: \"60s\"";
+
+/// A subscriber that stops reading is closed the moment a delivery would take it past
+/// `max_pending` (Go: client.go queueOutbound), not when its blocked write reaches the
+/// write deadline: log line, `/varz` counters and the closed connection's reason come at
+/// once, and the publisher's other subscriber gets every message.
+async fn stopped_reader_cut_at_max_pending(kind: ServerKind) {
+    let http = natsd_tests::free_port();
+    let conf = format!("{MAX_PENDING}\n{LONG_WRITE_DEADLINE}\nhttp: \"127.0.0.1:{http}\"");
+    let s = TestServer::start(kind, &conf).await;
+    let plain = "{\"verbose\":false}";
+    let stuck = subscriber(s.addr(), plain, "big").await;
+    // Default socket buffers: a reader that keeps up.
+    let healthy = subscribe_on(TcpStream::connect(s.addr()).await.unwrap(), plain, "big").await;
+    let reader = reader(healthy, BIG_COUNT, BIG, 64 * 1024);
+    let addr = s.addr();
+    let publisher =
+        tokio::spawn(async move { blast_sized(addr, plain, "big", BIG_COUNT, BIG).await });
+
+    // Cut within a third of the write deadline: only the max-pending rule can do that.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let v = loop {
+        let v = varz(http).await;
+        if v["slow_consumers"] == 1 {
+            break v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not cut: {v}");
+        // Poll interval; bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    if kind == ServerKind::Natsd {
+        // nats-server 2.10's field; 2.9.10 has no slow_consumer_stats.
+        assert_eq!(v["slow_consumer_stats"]["clients"], 1, "{v}");
+    }
+    let closed = monitor_get(http, "/connz?state=closed").await.unwrap();
+    let reasons: Vec<&str> = closed["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["reason"].as_str().unwrap_or_default())
+        .filter(|r| r.starts_with("Slow Consumer"))
+        .collect();
+    assert_eq!(reasons, ["Slow Consumer (Pending Bytes)"], "{closed}");
+    assert!(
+        s.log()
+            .contains("Slow Consumer Detected: MaxPending of 1048576 Exceeded"),
+        "{}",
+        s.log()
+    );
+
+    let got = within_for(BURST, "the healthy reader's messages", reader)
+        .await
+        .unwrap();
+    assert_eq!(got, BIG_COUNT, "the healthy subscriber lost messages");
+    within_for(BURST, "the publisher", publisher).await.unwrap();
+    assert_eq!(varz(http).await["slow_consumers"], 1);
     drop(stuck);
 }
 

@@ -8,6 +8,11 @@ use bytes::Bytes;
 
 use super::sids::SidMap;
 use super::{lock, InterestHook, Message, Notifier, Subscription};
+
+/// Adds to a counter that only writers holding one lock change (readers may be anywhere).
+fn add(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+}
 use crate::account::Account;
 use crate::auth::{PermissionChecker, ResponseTracker};
 use crate::conn::CloseReason;
@@ -118,14 +123,25 @@ impl ClientShared {
         self.notifier.notify_write_small();
     }
 
-    /// Takes everything queued for writing.
+    /// Takes everything queued for writing; it stays pending until reported with
+    /// [`Self::wrote`].
     pub fn drain_outbound(&self, out: &mut Vec<Bytes>) -> u64 {
         lock(&self.outbound).drain_into(out)
     }
 
-    /// Bytes waiting to be written.
+    /// The writer wrote `n` of the bytes it took (may release stalled producers).
+    pub fn wrote(&self, n: u64) {
+        lock(&self.outbound).wrote(n);
+    }
+
+    /// Bytes not yet written: queued, or taken by the writer and not yet written.
     pub fn pending_bytes(&self) -> u64 {
         lock(&self.outbound).pending_bytes()
+    }
+
+    /// Bytes queued and not yet taken by the writer.
+    pub fn queued_bytes(&self) -> u64 {
+        lock(&self.outbound).queued_bytes()
     }
 
     /// Marks the connection closed for `reason` (the first reason wins) and wakes its driver.
@@ -167,26 +183,44 @@ impl ClientShared {
             .collect()
     }
 
-    /// Queues `m` for this connection's subscription `sid`. `t` is the message's shared
-    /// encoding (filled here by the first receiver of the publish).
-    pub(super) fn deliver(&self, sid: &[u8], m: &Message<'_>, t: &mut MsgTemplate) -> bool {
+    /// Queues `m` for this connection's subscription `sub` (`sid`). `t` is the message's
+    /// shared encoding (filled here by the first receiver of the publish). Returns the
+    /// delivery's number on the subscription and the subscription's max (0: none), or `None`
+    /// when nothing was queued (past the max, a slow consumer, closed).
+    pub(super) fn deliver(
+        &self,
+        sub: &Subscription,
+        sid: &[u8],
+        m: &Message<'_>,
+        t: &mut MsgTemplate,
+    ) -> Option<(u64, u64)> {
         let total = m.headers.map_or(0, <[u8]>::len) + m.payload.len();
         let by_ref = m.shared.filter(|_| m.payload.len() > COPY_THRESHOLD);
         if !t.is_filled() {
             t.fill(m.subject, m.reply, m.headers, m.payload, by_ref.is_none());
         }
-        let res = lock(&self.outbound).push_template(t, sid, by_ref);
+        let mut out = lock(&self.outbound);
+        // Every delivery to this connection, and every UNSUB max set on it, holds this lock:
+        // the counters below have one writer at a time, so they take plain adds instead of a
+        // locked read-modify-write each per delivery (what a fan-out pays per receiver).
+        let n = sub.delivered.load(Ordering::Relaxed) + 1;
+        sub.delivered.store(n, Ordering::Relaxed);
+        let max = sub.max.load(Ordering::Relaxed);
+        if max > 0 && n > max {
+            return None;
+        }
+        let res = out.push_template(t, sid, by_ref);
         match res {
             Ok(_) => {
-                self.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
-                self.stats
-                    .out_bytes
-                    .fetch_add(total as u64, Ordering::Relaxed);
+                add(&self.stats.out_msgs, 1);
+                add(&self.stats.out_bytes, total as u64);
+                drop(out);
                 // No wake-up here: the caller lists the receiver in its `PendingFlush` (or wakes
                 // it itself), so the writer is woken once per batch, not once per message.
-                true
+                Some((n, max))
             }
             Err(PushError::SlowConsumer) => {
+                drop(out);
                 self.slow_consumer.store(true, Ordering::Relaxed);
                 if self.close_first(CloseReason::SlowConsumerPendingBytes) {
                     let max = lock(&self.outbound).max_pending_bytes();
@@ -196,9 +230,9 @@ impl ClientShared {
                         "Slow Consumer Detected: MaxPending of {max} Exceeded"
                     );
                 }
-                false
+                None
             }
-            Err(PushError::Closed) => false,
+            Err(PushError::Closed) => None,
         }
     }
 }

@@ -4,9 +4,10 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use natsd_core::account::Account;
 use natsd_core::proto::route::RoutedMsg;
 use natsd_core::rng::SplitMix64;
 use natsd_core::route::{RouteCloseReason, RouteConn, RouteEvent, RouteRole};
@@ -18,6 +19,8 @@ use crate::server::{lock, Shared};
 use crate::transport::now;
 
 const READ_BUF: usize = 32 * 1024;
+/// Routed messages parsed under one lock of the route's machine before they are delivered.
+const MSG_RUN: usize = 64;
 /// Chunks per vectored write (Linux's IOV_MAX is 1024).
 const MAX_IOVECS: usize = 64;
 /// Time a closing route gets to flush its last bytes (a final -ERR).
@@ -40,6 +43,17 @@ struct DeliverCtx {
     cache: MatchCache,
     /// Local receivers this read delivered to that are falling behind.
     stall: Stall,
+    /// The clock reading for the current read (one clock read per read, not per message).
+    now: Instant,
+    /// The account the last routed message named. Consecutive messages nearly always name the
+    /// same one, and a lookup takes the server's account map lock. Forgotten at every read, so
+    /// an account a reload replaced is looked up again at the next one.
+    account: Option<(Bytes, Arc<Account>)>,
+    /// Messages and bytes received in this read, added to the route's counters once per read.
+    in_msgs: u64,
+    in_bytes: u64,
+    /// Events taken from the machine in one lock, acted on outside it.
+    events: Vec<RouteEvent>,
 }
 
 /// Runs one route connection to completion. Returns the URL to dial again, if any (the route
@@ -103,6 +117,11 @@ where
         pending: PendingFlush::default(),
         cache: MatchCache::default(),
         stall: Stall::default(),
+        now: now(),
+        account: None,
+        in_msgs: 0,
+        in_bytes: 0,
+        events: Vec::new(),
     };
     let mut buf = BytesMut::with_capacity(READ_BUF);
     let reason = loop {
@@ -128,9 +147,12 @@ where
                         crate::server::unix_nanos(srv.wall_clock()),
                         Ordering::Relaxed,
                     );
+                    ctx.now = now();
+                    ctx.account = None;
                     let mut closed = None;
                     loop {
-                        let more = handle.with(|c| c.handle_input(now(), &mut buf));
+                        let (t, events) = (ctx.now, &mut ctx.events);
+                        let more = handle.with(|c| take_input(c, t, &mut buf, events));
                         if let Some(r) = process(&srv, &handle, peer, &mut ctx) {
                             closed = Some(r);
                             break;
@@ -206,7 +228,31 @@ where
     })
 }
 
-/// Acts on every event the machine has queued. Returns the close reason once it closed.
+/// Feeds `buf` to the machine and moves its events into `events`. A run of routed messages
+/// (up to [`MSG_RUN`]) is parsed under this one lock; any other event ends the run, so that
+/// interest changes and the like are acted on before later ops are read, as
+/// [`RouteConn::handle_input`] intends. Returns whether input is left.
+fn take_input(
+    c: &mut RouteConn,
+    now: Instant,
+    buf: &mut BytesMut,
+    events: &mut Vec<RouteEvent>,
+) -> bool {
+    loop {
+        let more = c.handle_input(now, buf);
+        let mut only_msgs = true;
+        while let Some(ev) = c.poll_event() {
+            only_msgs &= matches!(ev, RouteEvent::RoutedMsg(_));
+            events.push(ev);
+        }
+        if !more || !only_msgs || events.len() >= MSG_RUN {
+            return more;
+        }
+    }
+}
+
+/// Acts on every event taken or still queued in the machine. Returns the close reason once
+/// it closed.
 fn process(
     srv: &Arc<Shared>,
     handle: &Arc<RouteHandle>,
@@ -214,9 +260,17 @@ fn process(
     ctx: &mut DeliverCtx,
 ) -> Option<RouteCloseReason> {
     let mut closed = None;
+    let mut taken = std::mem::take(&mut ctx.events);
+    let mut taken_iter = taken.drain(..);
     loop {
-        let Some(ev) = lock(&handle.conn).poll_event() else {
-            break;
+        let ev = match taken_iter.next() {
+            Some(ev) => ev,
+            None => {
+                let Some(ev) = lock(&handle.conn).poll_event() else {
+                    break;
+                };
+                ev
+            }
         };
         match ev {
             RouteEvent::Closed(r) => closed = Some(r),
@@ -234,9 +288,18 @@ fn process(
                 let acc = account_of(srv, &unsub.account);
                 srv.cluster.remote_unsub(handle.id, acc, unsub);
             }
-            RouteEvent::RoutedMsg(msg) => deliver(srv, handle, ctx, &msg),
+            RouteEvent::RoutedMsg(msg) => deliver(srv, ctx, &msg),
             _ => {}
         }
+    }
+    drop(taken_iter);
+    // Hand the buffer back for the next run.
+    ctx.events = taken;
+    if ctx.in_msgs > 0 {
+        handle.in_msgs.fetch_add(ctx.in_msgs, Ordering::Relaxed);
+        handle.in_bytes.fetch_add(ctx.in_bytes, Ordering::Relaxed);
+        ctx.in_msgs = 0;
+        ctx.in_bytes = 0;
     }
     closed
 }
@@ -249,17 +312,25 @@ fn end_batch(ctx: &mut DeliverCtx) {
 }
 
 /// The account a route op names (the system account included: see interest.rs).
-fn account_of(srv: &Shared, name: &Bytes) -> Option<Arc<natsd_core::account::Account>> {
+fn account_of(srv: &Shared, name: &Bytes) -> Option<Arc<Account>> {
     let name = std::str::from_utf8(name).ok()?;
     srv.lookup_account(name)
 }
 
-fn deliver(srv: &Shared, handle: &RouteHandle, ctx: &mut DeliverCtx, msg: &RoutedMsg) {
-    handle.in_msgs.fetch_add(1, Ordering::Relaxed);
-    handle
-        .in_bytes
-        .fetch_add(msg.total_len() as u64, Ordering::Relaxed);
-    let Some(acc) = account_of(srv, &msg.account) else {
+fn deliver(srv: &Shared, ctx: &mut DeliverCtx, msg: &RoutedMsg) {
+    ctx.in_msgs += 1;
+    ctx.in_bytes += msg.total_len() as u64;
+    if ctx
+        .account
+        .as_ref()
+        .is_none_or(|(name, _)| *name != msg.account)
+    {
+        let Some(acc) = account_of(srv, &msg.account) else {
+            return;
+        };
+        ctx.account = Some((msg.account.clone(), acc));
+    }
+    let Some((_, acc)) = &ctx.account else {
         return;
     };
     let m = Message {
@@ -272,12 +343,12 @@ fn deliver(srv: &Shared, handle: &RouteHandle, ctx: &mut DeliverCtx, msg: &Route
     let mut p = Publisher {
         client: None,
         rng: &mut ctx.rng,
-        now: now(),
+        now: ctx.now,
         pending: &mut ctx.pending,
         cache: Some(&mut ctx.cache),
         transient: false,
     };
-    router::deliver_routed(&acc, &mut p, &m, &msg.queues);
+    router::deliver_routed(acc, &mut p, &m, &msg.queues);
 }
 
 /// Our generated cluster name gave way: adopt the new one and drop every other route.

@@ -76,12 +76,16 @@ impl RouteHandle {
 
     /// Runs `f` on the machine, then wakes the writer (and the reader, if `f` closed it).
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut RouteConn) -> R) -> R {
-        let (r, closed) = {
+        let (r, closed, output) = {
             let mut c = lock(&self.conn);
             let r = f(&mut c);
-            (r, c.is_closed())
+            (r, c.is_closed(), c.pending_bytes() > 0)
         };
-        self.write.notify_one();
+        // Only when there is something to write (or the writer must finish): a wake-up after
+        // every routed message read cost the writer task a needless switch each.
+        if output || closed {
+            self.write.notify_one();
+        }
         if closed {
             self.close.notify_one();
         }
