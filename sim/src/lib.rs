@@ -41,6 +41,8 @@ pub mod checkers;
 pub mod client;
 pub mod faults;
 pub mod harness;
+pub mod jscluster;
+pub mod jsgroup;
 pub mod seeds;
 pub mod trace;
 pub mod transport;
