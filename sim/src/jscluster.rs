@@ -11,7 +11,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use natsd_core::jetstream::cluster::{MetaEntry, MetaState, RaftGroup as MetaGroup, StreamAssignment};
+use natsd_core::jetstream::cluster::{
+    MetaEntry, MetaState, RaftGroup as MetaGroup, StreamAssignment,
+};
 use natsd_core::jetstream::store::{CrashMode, MemDisk};
 use natsd_core::rng::SplitMix64;
 use natsd_raft::openraft::{Config, ServerState, SnapshotPolicy};
@@ -203,7 +205,7 @@ async fn serve(hub: Arc<RaftHub>, mut s: turmoil::net::TcpStream) -> std::io::Re
     }
 }
 
-fn group_config() -> GroupConfig {
+fn group_config(snapshot_every: u64) -> GroupConfig {
     GroupConfig {
         raft: Config {
             heartbeat_interval: 100,
@@ -211,7 +213,7 @@ fn group_config() -> GroupConfig {
             election_timeout_max: 800,
             // Snapshot and purge often, so a replica back from a fault is sometimes sent a
             // snapshot instead of entries.
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(20),
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_every),
             max_in_snapshot_log_to_keep: 5,
             purge_batch_size: 1,
             snapshot_max_chunk_size: 512,
@@ -277,7 +279,10 @@ async fn host_loop(me: NodeId, world: Shared) {
                 let src = Arc::clone(&w.live[&id].replica);
                 let s = lock(&src);
                 if let Err(e) = rebuild_from(&mut r, &s) {
-                    w.troubles.entry(me).or_default().push(format!("rebuild: {e}"));
+                    w.troubles
+                        .entry(me)
+                        .or_default()
+                        .push(format!("rebuild: {e}"));
                 }
             }
         }
@@ -318,8 +323,11 @@ async fn publish(world: &Shared, payload: &str) -> Option<(u64, u64)> {
     let (seq, entries) = entries;
     let mut index = 0;
     for e in entries {
-        let w = tokio::time::timeout(Duration::from_secs(1), raft.client_write(Command(e.encode())))
-            .await;
+        let w = tokio::time::timeout(
+            Duration::from_secs(1),
+            raft.client_write(Command(e.encode())),
+        )
+        .await;
         match w {
             Ok(Ok(r)) => index = r.log_id.index,
             _ => return None,
@@ -434,10 +442,20 @@ async fn client(
             let ok = change(&world, &op).await;
             trace.note("client", format!("{} {op:?} done={ok}", now_text()));
         }
+        if spec.meta && i % 10 == 5 {
+            let name = format!("T{i}");
+            if meta_write(&world, &assignment(&name, &ids)).await {
+                trace.note("client", format!("{} assigned {name}", now_text()));
+                lock(&assigned).push(name);
+            }
+        }
         let payload = format!("p-{i}");
         match publish(&world, &payload).await {
             Some((seq, index)) => {
-                trace.note("client", format!("{} ack {payload} seq {seq} at {index}", now_text()));
+                trace.note(
+                    "client",
+                    format!("{} ack {payload} seq {seq} at {index}", now_text()),
+                );
                 lock(&acked).push((seq, payload));
             }
             None => trace.note("client", format!("{} no ack {payload}", now_text())),
@@ -466,7 +484,10 @@ async fn client(
     for k in 0.. {
         let payload = format!("final-{k}");
         if let Some((seq, index)) = publish(&world, &payload).await {
-            trace.note("client", format!("{} ack {payload} seq {seq} at {index}", now_text()));
+            trace.note(
+                "client",
+                format!("{} ack {payload} seq {seq} at {index}", now_text()),
+            );
             lock(&acked).push((seq, payload));
             last = Some(index);
             break;
@@ -559,7 +580,7 @@ pub fn run(spec: Spec, seed: u64) -> Result<Outcome, String> {
                 let stream = hub
                     .open_group(
                         "S",
-                        group_config(),
+                        group_config(20),
                         SharedDisk::new(disk.clone()),
                         STREAM_RAFT_DIR,
                         Box::new(StreamMachine(Arc::clone(&replica))),
@@ -570,7 +591,8 @@ pub fn run(spec: Spec, seed: u64) -> Result<Outcome, String> {
                     Some(
                         hub.open_group(
                             "$meta",
-                            group_config(),
+                            // Its log is short: snapshot often, so snapshot files exist to damage.
+                            group_config(3),
                             SharedDisk::new(disk.clone()),
                             META_RAFT_DIR,
                             Box::new(MetaMachine(Arc::clone(&meta_state))),
@@ -635,10 +657,12 @@ pub fn run(spec: Spec, seed: u64) -> Result<Outcome, String> {
             let fault = plan[next].1.clone();
             next += 1;
             trace.note("sim", format!("{now:?} {fault:?}"));
-            let others = |n: NodeId| -> Vec<NodeId> { ids.iter().copied().filter(|&o| o != n).collect() };
+            let others =
+                |n: NodeId| -> Vec<NodeId> { ids.iter().copied().filter(|&o| o != n).collect() };
             match &fault {
                 Fault::Partition(side) => {
-                    let rest: Vec<NodeId> = ids.iter().copied().filter(|o| !side.contains(o)).collect();
+                    let rest: Vec<NodeId> =
+                        ids.iter().copied().filter(|o| !side.contains(o)).collect();
                     let mut w = lock(&world);
                     for a in side {
                         for b in &rest {
@@ -651,7 +675,8 @@ pub fn run(spec: Spec, seed: u64) -> Result<Outcome, String> {
                 Fault::HealNet => {
                     heal_links(&mut sim, &ids, &paused);
                     let mut w = lock(&world);
-                    w.cut.retain(|(a, b)| paused.contains(a) || paused.contains(b));
+                    w.cut
+                        .retain(|(a, b)| paused.contains(a) || paused.contains(b));
                 }
                 Fault::Crash(n, mode) => {
                     crash(&mut sim, &world, &disks, &mut down, *n, Some(*mode));
@@ -729,7 +754,11 @@ pub fn run(spec: Spec, seed: u64) -> Result<Outcome, String> {
             for a in &ids {
                 for b in ids.iter().filter(|b| *b != a) {
                     sim.release(host(*a).as_str(), host(*b).as_str());
-                    sim.set_link_max_message_latency(host(*a).as_str(), host(*b).as_str(), Duration::from_millis(10));
+                    sim.set_link_max_message_latency(
+                        host(*a).as_str(),
+                        host(*b).as_str(),
+                        Duration::from_millis(10),
+                    );
                 }
             }
             lock(&world).cut.clear();
@@ -758,7 +787,12 @@ pub fn run(spec: Spec, seed: u64) -> Result<Outcome, String> {
             .iter()
             .map(|(id, l)| {
                 let m = lock(&l.meta_state);
-                (*id, m.all_streams().map(|s| s.assignment.config.name.clone()).collect())
+                (
+                    *id,
+                    m.all_streams()
+                        .map(|s| s.assignment.config.name.clone())
+                        .collect(),
+                )
             })
             .collect(),
         assigned_acked: lock(&assigned).clone(),

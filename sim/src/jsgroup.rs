@@ -25,7 +25,9 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use natsd_core::jetstream::api::StreamConfig;
-use natsd_core::jetstream::cluster::{Applied, MetaEntry, MetaState, ReplicatedStream, StreamEntry};
+use natsd_core::jetstream::cluster::{
+    Applied, MetaEntry, MetaState, ReplicatedStream, StreamEntry,
+};
 use natsd_core::jetstream::store::{
     Disk, FileStore, FileStoreConfig, MemDisk, StreamStore, SyncPolicy,
 };
@@ -62,8 +64,14 @@ fn open_store(disk: &MemDisk) -> (Box<dyn StreamStore + Send>, Option<String>) {
     };
     match FileStore::open(disk.clone(), STREAM_DIR, store_config(&cfg), f) {
         Ok(s) => {
-            let why = (!s.corruption().is_empty())
-                .then(|| format!("stream store corrupt: {:?}", s.corruption()));
+            let why = (!s.corruption().is_empty()).then(|| {
+                let c = s.corruption();
+                format!(
+                    "stream store corrupt in {} places, first {:?}",
+                    c.len(),
+                    c[0]
+                )
+            });
             (Box::new(s), why)
         }
         Err(e) => {
@@ -71,7 +79,10 @@ fn open_store(disk: &MemDisk) -> (Box<dyn StreamStore + Send>, Option<String>) {
             set_aside(disk);
             let fresh = FileStore::open(disk.clone(), STREAM_DIR, store_config(&cfg), f)
                 .expect("an empty store opens");
-            (Box::new(fresh), Some(format!("stream store does not open: {e}")))
+            (
+                Box::new(fresh),
+                Some(format!("stream store does not open: {e}")),
+            )
         }
     }
 }
@@ -308,7 +319,9 @@ fn rebuild(target: &mut Replica, source: &Replica) -> Result<(), String> {
     }
     target.rs = Some(rs);
     target.trouble = None;
-    target.history.push(format!("rebuilt at {}", target.rs().applied()));
+    target
+        .history
+        .push(format!("rebuilt at {}", target.rs().applied()));
     target.drain();
     Ok(())
 }

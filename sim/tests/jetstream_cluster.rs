@@ -16,7 +16,7 @@ use std::time::Duration;
 use natsd_core::jetstream::store::CrashMode;
 use natsd_core::rng::SplitMix64;
 use natsd_raft::NodeId;
-use natsd_sim::jscluster::{check, run, Fault, Files, Spec};
+use natsd_sim::jscluster::{check, run, Fault, Files, Outcome, Spec};
 use natsd_sim::seeds::sweep;
 
 fn ms(n: u64) -> Duration {
@@ -46,10 +46,34 @@ fn crash_mode(rng: &mut SplitMix64) -> CrashMode {
     }
 }
 
-fn sweep_spec(test: &str, count: usize, spec: Spec) {
+/// What a scenario's faults must have done for a run to count (a flip that damaged
+/// nothing tests nothing).
+type Expect = fn(&Outcome) -> Result<(), String>;
+
+fn anything(_: &Outcome) -> Result<(), String> {
+    Ok(())
+}
+
+fn some_damage(o: &Outcome) -> Result<(), String> {
+    if o.raft_damaged.is_empty() && o.troubles.is_empty() {
+        return Err("the corruption damaged no replica".into());
+    }
+    Ok(())
+}
+
+fn raft_damage(o: &Outcome) -> Result<(), String> {
+    if o.raft_damaged.is_empty() {
+        return Err("the corruption damaged no Raft replica".into());
+    }
+    Ok(())
+}
+
+fn sweep_spec(test: &str, count: usize, spec: Spec, expect: Expect) {
     sweep(module_path!(), test, count, |seed| {
         let o = run(spec, seed)?;
-        check(&o).map_err(|e| format!("{e}; faults: {:?}", o.plan))
+        check(&o)
+            .and_then(|()| expect(&o))
+            .map_err(|e| format!("{e}; faults: {:?}", o.plan))
     });
 }
 
@@ -63,7 +87,11 @@ fn chaos(rng: &mut SplitMix64, ids: &[NodeId]) -> Vec<(Duration, Fault)> {
         let len = 500 + rng.below(3_000);
         let (start, end) = match rng.below(6) {
             0 => {
-                let k = if rng.below(2) == 0 { 1 } else { ids.len() / 2 + 1 };
+                let k = if rng.below(2) == 0 {
+                    1
+                } else {
+                    ids.len() / 2 + 1
+                };
                 (Fault::Partition(pick(rng, ids, k)), Fault::HealNet)
             }
             1 => (Fault::Kill(n), Fault::Restart(n)),
@@ -91,7 +119,7 @@ fn chaos_r3() {
         publishes: 120,
         plan: chaos,
     };
-    sweep_spec("chaos_r3", 4, spec);
+    sweep_spec("chaos_r3", 12, spec, anything);
 }
 
 /// Chaos on five hubs.
@@ -103,7 +131,7 @@ fn chaos_r5() {
         publishes: 120,
         plan: chaos,
     };
-    sweep_spec("chaos_r5", 2, spec);
+    sweep_spec("chaos_r5", 6, spec, anything);
 }
 
 /// F1 (2.10.20–2.10.22, #6888): a handful of `kill -9`s made the cluster forget the stream
@@ -131,7 +159,7 @@ fn f1_kill9_stream_not_forgotten() {
         publishes: 100,
         plan: f1_plan,
     };
-    sweep_spec("f1_kill9_stream_not_forgotten", 4, spec);
+    sweep_spec("f1_kill9_stream_not_forgotten", 10, spec, anything);
 }
 
 /// F2 (2.12.1, `sync_interval` 2m, #7564): a coordinated power failure of every node lost
@@ -160,7 +188,7 @@ fn f2_power_loss_all_nodes() {
         publishes: 100,
         plan: f2_plan,
     };
-    sweep_spec("f2_power_loss_all_nodes", 4, spec);
+    sweep_spec("f2_power_loss_all_nodes", 10, spec, anything);
 }
 
 /// F2 on five hubs.
@@ -172,7 +200,7 @@ fn f2_power_loss_all_nodes_r5() {
         publishes: 100,
         plan: f2_plan,
     };
-    sweep_spec("f2_power_loss_all_nodes_r5", 2, spec);
+    sweep_spec("f2_power_loss_all_nodes_r5", 6, spec, anything);
 }
 
 /// Corruption on a minority: each victim is killed, has `damage` done to its stream blocks
@@ -212,9 +240,11 @@ fn f3_bitflip_minority_r5() {
         nodes: 5,
         meta: false,
         publishes: 100,
-        plan: |rng, ids| minority_damage(rng, ids, |n, f, rng| Fault::BitFlip(n, f, 1 + rng.below(2))),
+        plan: |rng, ids| {
+            minority_damage(rng, ids, |n, f, rng| Fault::BitFlip(n, f, 1 + rng.below(2)))
+        },
     };
-    sweep_spec("f3_bitflip_minority_r5", 3, spec);
+    sweep_spec("f3_bitflip_minority_r5", 10, spec, some_damage);
 }
 
 /// F4 (2.12.1): truncated block files on a minority plus kills lost acknowledged writes.
@@ -227,9 +257,13 @@ fn f4_truncation_minority_r5() {
         nodes: 5,
         meta: false,
         publishes: 100,
-        plan: |rng, ids| minority_damage(rng, ids, |n, f, rng| Fault::Truncate(n, f, 1 + rng.below(600))),
+        plan: |rng, ids| {
+            minority_damage(rng, ids, |n, f, rng| {
+                Fault::Truncate(n, f, 1 + rng.below(600))
+            })
+        },
     };
-    sweep_spec("f4_truncation_minority_r5", 3, spec);
+    sweep_spec("f4_truncation_minority_r5", 10, spec, some_damage);
 }
 
 /// F5 (2.12.1, R5, #7556): bit errors in the meta group's snapshot on 2 of 5 nodes plus
@@ -271,8 +305,9 @@ fn f5_snapshot_corruption_two_of_five_no_orphan_cleanup() {
     };
     sweep_spec(
         "f5_snapshot_corruption_two_of_five_no_orphan_cleanup",
-        3,
+        10,
         spec,
+        raft_damage,
     );
 }
 
@@ -284,7 +319,11 @@ fn f5_snapshot_corruption_two_of_five_no_orphan_cleanup() {
 fn f6_plan(rng: &mut SplitMix64, ids: &[NodeId]) -> Vec<(Duration, Fault)> {
     let pause = rng.below(2) == 0;
     let minority = pick(rng, ids, (ids.len() - 1) / 2);
-    let majority: Vec<NodeId> = ids.iter().copied().filter(|n| !minority.contains(n)).collect();
+    let majority: Vec<NodeId> = ids
+        .iter()
+        .copied()
+        .filter(|n| !minority.contains(n))
+        .collect();
     let victim = majority[rng.below(majority.len() as u64) as usize];
     let mut plan = Vec::new();
     let t0 = 2_000 + rng.below(2_000);
@@ -324,7 +363,12 @@ fn f6_one_node_os_crash_part_kill_no_split_brain() {
         publishes: 100,
         plan: f6_plan,
     };
-    sweep_spec("f6_one_node_os_crash_part_kill_no_split_brain", 3, spec);
+    sweep_spec(
+        "f6_one_node_os_crash_part_kill_no_split_brain",
+        3,
+        spec,
+        anything,
+    );
 }
 
 /// F7 (2.12.1, `sync: always`, #7545): removing a node, then partitioning and killing
@@ -343,7 +387,10 @@ fn f7_plan(rng: &mut SplitMix64, ids: &[NodeId]) -> Vec<(Duration, Fault)> {
     let t1 = t0 + 1_500 + rng.below(1_500);
     plan.push((ms(t1), Fault::Partition(vec![cut])));
     plan.push((ms(t1 + 100 + rng.below(300)), Fault::Kill(cut)));
-    plan.push((ms(t1 + 200 + rng.below(300)), Fault::Crash(k1, crash_mode(rng))));
+    plan.push((
+        ms(t1 + 200 + rng.below(300)),
+        Fault::Crash(k1, crash_mode(rng)),
+    ));
     plan.push((ms(t1 + 300 + rng.below(300)), Fault::Kill(k2)));
     let t2 = t1 + 1_500 + rng.below(2_000);
     plan.push((ms(t2), Fault::HealNet));
@@ -361,7 +408,7 @@ fn f7_membership_change_partition_kill() {
         publishes: 100,
         plan: f7_plan,
     };
-    sweep_spec("f7_membership_change_partition_kill", 3, spec);
+    sweep_spec("f7_membership_change_partition_kill", 10, spec, anything);
 }
 
 /// The same seed twice gives the same trace hash (faults, acknowledgements, convergence).
@@ -370,7 +417,7 @@ fn jetstream_cluster_same_seed_same_trace() {
     sweep(
         module_path!(),
         "jetstream_cluster_same_seed_same_trace",
-        1,
+        3,
         |seed| {
             let spec = Spec {
                 nodes: 3,
