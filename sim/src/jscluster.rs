@@ -99,9 +99,23 @@ pub enum Fault {
     Delay(NodeId, Duration),
 }
 
+/// When the publisher is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// Once every entry the publish made committed (the rule).
+    Committed,
+    /// As soon as the leader stored it, the entries proposed 300 ms later: a negative
+    /// control, which acknowledges what a majority never synced (nats-server 2.12's
+    /// `sync_interval` default and `persist_mode: async` have this shape). The checkers must
+    /// catch what it loses.
+    Stored,
+}
+
 /// A scenario: the cluster's size, whether the meta group runs, and its fault plan.
 #[derive(Clone, Copy)]
 pub struct Spec {
+    /// When publishes are acknowledged during the fault phase.
+    pub ack: Ack,
     /// Hubs in the cluster (3 or 5).
     pub nodes: u64,
     /// Also run the meta group and check its stream assignments survive.
@@ -291,7 +305,7 @@ async fn host_loop(me: NodeId, world: Shared) {
 
 /// Publishes one message through the stream leader: `Some((seq, raft index))` once every
 /// entry it made committed.
-async fn publish(world: &Shared, payload: &str) -> Option<(u64, u64)> {
+async fn publish(world: &Shared, payload: &str, ack: Ack) -> Option<(u64, u64)> {
     let (id, raft, replica) = {
         let w = lock(world);
         let (id, raft) = leader_of(&w, |l| Some(&l.stream))?;
@@ -321,6 +335,22 @@ async fn publish(world: &Shared, payload: &str) -> Option<(u64, u64)> {
         (stored.seq, entries)
     };
     let (seq, entries) = entries;
+    if ack == Ack::Stored {
+        tokio::spawn(async move {
+            // A background flush: the proposal leaves a little later.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            for e in entries {
+                let w = raft.client_write(Command(e.encode()));
+                if !matches!(
+                    tokio::time::timeout(Duration::from_secs(1), w).await,
+                    Ok(Ok(_))
+                ) {
+                    return;
+                }
+            }
+        });
+        return Some((seq, 0));
+    }
     let mut index = 0;
     for e in entries {
         let w = tokio::time::timeout(
@@ -450,7 +480,7 @@ async fn client(
             }
         }
         let payload = format!("p-{i}");
-        match publish(&world, &payload).await {
+        match publish(&world, &payload, spec.ack).await {
             Some((seq, index)) => {
                 trace.note(
                     "client",
@@ -483,7 +513,7 @@ async fn client(
     let mut last = None;
     for k in 0.. {
         let payload = format!("final-{k}");
-        if let Some((seq, index)) = publish(&world, &payload).await {
+        if let Some((seq, index)) = publish(&world, &payload, Ack::Committed).await {
             trace.note(
                 "client",
                 format!("{} ack {payload} seq {seq} at {index}", now_text()),

@@ -16,7 +16,7 @@ use std::time::Duration;
 use natsd_core::jetstream::store::CrashMode;
 use natsd_core::rng::SplitMix64;
 use natsd_raft::NodeId;
-use natsd_sim::jscluster::{check, run, Fault, Files, Outcome, Spec};
+use natsd_sim::jscluster::{check, run, Ack, Fault, Files, Outcome, Spec};
 use natsd_sim::seeds::sweep;
 
 fn ms(n: u64) -> Duration {
@@ -114,6 +114,7 @@ fn chaos(rng: &mut SplitMix64, ids: &[NodeId]) -> Vec<(Duration, Fault)> {
 #[test]
 fn chaos_r3() {
     let spec = Spec {
+        ack: Ack::Committed,
         nodes: 3,
         meta: false,
         publishes: 120,
@@ -126,6 +127,7 @@ fn chaos_r3() {
 #[test]
 fn chaos_r5() {
     let spec = Spec {
+        ack: Ack::Committed,
         nodes: 5,
         meta: false,
         publishes: 120,
@@ -154,6 +156,7 @@ fn f1_plan(rng: &mut SplitMix64, ids: &[NodeId]) -> Vec<(Duration, Fault)> {
 #[test]
 fn f1_kill9_stream_not_forgotten() {
     let spec = Spec {
+        ack: Ack::Committed,
         nodes: 3,
         meta: true,
         publishes: 100,
@@ -183,6 +186,7 @@ fn f2_plan(rng: &mut SplitMix64, _ids: &[NodeId]) -> Vec<(Duration, Fault)> {
 #[test]
 fn f2_power_loss_all_nodes() {
     let spec = Spec {
+        ack: Ack::Committed,
         nodes: 3,
         meta: false,
         publishes: 100,
@@ -195,6 +199,7 @@ fn f2_power_loss_all_nodes() {
 #[test]
 fn f2_power_loss_all_nodes_r5() {
     let spec = Spec {
+        ack: Ack::Committed,
         nodes: 5,
         meta: false,
         publishes: 100,
@@ -237,6 +242,7 @@ fn minority_damage(
 #[test]
 fn f3_bitflip_minority_r5() {
     let spec = Spec {
+        ack: Ack::Committed,
         nodes: 5,
         meta: false,
         publishes: 100,
@@ -254,6 +260,7 @@ fn f3_bitflip_minority_r5() {
 #[test]
 fn f4_truncation_minority_r5() {
     let spec = Spec {
+        ack: Ack::Committed,
         nodes: 5,
         meta: false,
         publishes: 100,
@@ -298,6 +305,7 @@ fn f5_plan(rng: &mut SplitMix64, ids: &[NodeId]) -> Vec<(Duration, Fault)> {
 #[test]
 fn f5_snapshot_corruption_two_of_five_no_orphan_cleanup() {
     let spec = Spec {
+        ack: Ack::Committed,
         nodes: 5,
         meta: true,
         publishes: 80,
@@ -358,6 +366,7 @@ fn f6_plan(rng: &mut SplitMix64, ids: &[NodeId]) -> Vec<(Duration, Fault)> {
 #[test]
 fn f6_one_node_os_crash_part_kill_no_split_brain() {
     let spec = Spec {
+        ack: Ack::Committed,
         nodes: 5,
         meta: false,
         publishes: 100,
@@ -365,7 +374,7 @@ fn f6_one_node_os_crash_part_kill_no_split_brain() {
     };
     sweep_spec(
         "f6_one_node_os_crash_part_kill_no_split_brain",
-        3,
+        10,
         spec,
         anything,
     );
@@ -403,6 +412,7 @@ fn f7_plan(rng: &mut SplitMix64, ids: &[NodeId]) -> Vec<(Duration, Fault)> {
 #[test]
 fn f7_membership_change_partition_kill() {
     let spec = Spec {
+        ack: Ack::Committed,
         nodes: 5,
         meta: false,
         publishes: 100,
@@ -420,6 +430,7 @@ fn jetstream_cluster_same_seed_same_trace() {
         3,
         |seed| {
             let spec = Spec {
+                ack: Ack::Committed,
                 nodes: 3,
                 meta: true,
                 publishes: 60,
@@ -432,5 +443,33 @@ fn jetstream_cluster_same_seed_same_trace() {
             }
             check(&a)
         },
+    );
+}
+
+/// Negative control for F2: acknowledging a publish once the leader stored it, before a
+/// majority synced it (the shape of nats-server 2.12's default `sync_interval`), loses
+/// acknowledged writes to a power loss of every node, and the checkers say so. Without this,
+/// a checker that never fails would pass every scenario above.
+#[test]
+fn f2_negative_control_ack_before_commit_is_caught() {
+    let spec = Spec {
+        ack: Ack::Stored,
+        nodes: 3,
+        meta: false,
+        publishes: 100,
+        plan: f2_plan,
+    };
+    let seeds = natsd_sim::seeds::sweep_seeds("f2_negative_control_ack_before_commit_is_caught", 4);
+    let mut caught = Vec::new();
+    for &seed in &seeds {
+        let o = run(spec, seed).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        if let Err(e) = check(&o) {
+            caught.push(e);
+        }
+    }
+    eprintln!("negative control: {} of {} seeds caught: {caught:?}", caught.len(), seeds.len());
+    assert!(
+        !caught.is_empty(),
+        "acknowledging before commit lost nothing under power loss in seeds {seeds:?}"
     );
 }
