@@ -99,6 +99,12 @@ pub enum Fault {
     Delay(NodeId, Duration),
 }
 
+/// Faults at sim times.
+pub type Plan = Vec<(Duration, Fault)>;
+
+/// Draws a fault plan from the seed's generator, for nodes `1..=n`.
+pub type PlanFn = fn(&mut SplitMix64, &[NodeId]) -> Plan;
+
 /// When the publisher is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ack {
@@ -123,7 +129,7 @@ pub struct Spec {
     /// Publishes attempted during the fault phase.
     pub publishes: usize,
     /// The fault plan, drawn from the seed (node ids are `1..=nodes`).
-    pub plan: fn(&mut SplitMix64, &[NodeId]) -> Vec<(Duration, Fault)>,
+    pub plan: PlanFn,
 }
 
 /// What a run produced, for the checkers.
@@ -145,6 +151,8 @@ pub struct Outcome {
     pub troubles: BTreeMap<NodeId, Vec<String>>,
     /// Replicas whose Raft log was found damaged at some open.
     pub raft_damaged: BTreeSet<NodeId>,
+    /// Membership changes that committed.
+    pub changes: Vec<String>,
     /// The fault plan.
     pub plan: Vec<(Duration, Fault)>,
 }
@@ -169,6 +177,7 @@ struct World {
     /// Membership changes the driver asked for, run by the client.
     ops: VecDeque<Fault>,
     members: BTreeSet<NodeId>,
+    changes: Vec<String>,
 }
 
 type Shared = Arc<Mutex<World>>;
@@ -424,7 +433,9 @@ async fn change(world: &Shared, op: &Fault) -> bool {
     let ch = raft.change_membership(members.clone(), false);
     let ok = matches!(tokio::time::timeout(t, ch).await, Ok(Ok(_)));
     if ok {
-        lock(world).members = members;
+        let mut w = lock(world);
+        w.changes.push(format!("{op:?}"));
+        w.members = members;
     }
     ok
 }
@@ -680,7 +691,6 @@ pub fn run(spec: Spec, seed: u64) -> Result<Outcome, String> {
     let mut healed = false;
     let mut down: BTreeSet<NodeId> = BTreeSet::new();
     let mut paused: BTreeSet<NodeId> = BTreeSet::new();
-    let hosts = |ns: &[NodeId]| -> Vec<String> { ns.iter().map(|n| host(*n)).collect() };
     loop {
         let now = sim.elapsed();
         while next < plan.len() && plan[next].0 <= now {
@@ -802,7 +812,6 @@ pub fn run(spec: Spec, seed: u64) -> Result<Outcome, String> {
             Err(e) => return Err(format!("{e} (at {:?}); faults: {plan:?}", sim.elapsed())),
         }
     }
-    let _ = hosts;
     let w = lock(&world);
     let out = Outcome {
         hash: trace.hash(),
@@ -834,13 +843,15 @@ pub fn run(spec: Spec, seed: u64) -> Result<Outcome, String> {
             .filter(|(_, h)| !h.is_empty())
             .collect(),
         raft_damaged: w.raft_damaged.clone(),
+        changes: w.changes.clone(),
         plan,
     };
     if std::env::var_os(crate::harness::VERBOSE_VAR).is_some() {
         eprintln!(
-            "jetstream cluster seed {seed}: hash {:016x}, {} acked, raft damaged {:?}, troubles {:?}, faults {:?}",
+            "jetstream cluster seed {seed}: hash {:016x}, {} acked, membership {:?}, raft damaged {:?}, troubles {:?}, faults {:?}",
             out.hash,
             out.acked.len(),
+            out.changes,
             out.raft_damaged,
             out.troubles,
             out.plan

@@ -61,6 +61,18 @@ fn some_damage(o: &Outcome) -> Result<(), String> {
     Ok(())
 }
 
+fn removed_and_added(o: &Outcome) -> Result<(), String> {
+    let removed = o.changes.iter().any(|c| c.starts_with("Remove"));
+    let added = o.changes.iter().any(|c| c.starts_with("Add"));
+    if !removed || !added {
+        return Err(format!(
+            "membership changes did not happen: {:?}",
+            o.changes
+        ));
+    }
+    Ok(())
+}
+
 fn raft_damage(o: &Outcome) -> Result<(), String> {
     if o.raft_damaged.is_empty() {
         return Err("the corruption damaged no Raft replica".into());
@@ -418,7 +430,12 @@ fn f7_membership_change_partition_kill() {
         publishes: 100,
         plan: f7_plan,
     };
-    sweep_spec("f7_membership_change_partition_kill", 10, spec, anything);
+    sweep_spec(
+        "f7_membership_change_partition_kill",
+        10,
+        spec,
+        removed_and_added,
+    );
 }
 
 /// The same seed twice gives the same trace hash (faults, acknowledgements, convergence).
@@ -467,7 +484,11 @@ fn f2_negative_control_ack_before_commit_is_caught() {
             caught.push(e);
         }
     }
-    eprintln!("negative control: {} of {} seeds caught: {caught:?}", caught.len(), seeds.len());
+    eprintln!(
+        "negative control: {} of {} seeds caught: {caught:?}",
+        caught.len(),
+        seeds.len()
+    );
     assert!(
         !caught.is_empty(),
         "acknowledging before commit lost nothing under power loss in seeds {seeds:?}"
