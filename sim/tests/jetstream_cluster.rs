@@ -16,7 +16,7 @@ use std::time::Duration;
 use natsd_core::jetstream::store::CrashMode;
 use natsd_core::rng::SplitMix64;
 use natsd_raft::NodeId;
-use natsd_sim::jscluster::{check, run, Ack, Fault, Files, Outcome, Spec};
+use natsd_sim::jscluster::{check, run, Ack, Fault, Files, Outcome, Plan, Spec};
 use natsd_sim::seeds::sweep;
 
 fn ms(n: u64) -> Duration {
@@ -91,7 +91,7 @@ fn sweep_spec(test: &str, count: usize, spec: Spec, expect: Expect) {
 
 /// General chaos: partitions (one node, a majority), kills, power cuts of one node, pauses,
 /// clock jumps and packet delay, one after another.
-fn chaos(rng: &mut SplitMix64, ids: &[NodeId]) -> Vec<(Duration, Fault)> {
+fn chaos(rng: &mut SplitMix64, ids: &[NodeId]) -> Plan {
     let mut plan = Vec::new();
     let mut t = 2_000;
     while t < 20_000 {
@@ -492,5 +492,48 @@ fn f2_negative_control_ack_before_commit_is_caught() {
     assert!(
         !caught.is_empty(),
         "acknowledging before commit lost nothing under power loss in seeds {seeds:?}"
+    );
+}
+
+/// F4, aimed: the tail of the Raft log is cut on the two replicas that, with one other,
+/// hold the newest acknowledged entries, while the two others lagged behind a partition;
+/// then the damaged pair and the laggards form the majority. A cut tail looks like the tail
+/// a power loss tears, so unless the log can tell the two apart the pair votes with entries
+/// missing that it acknowledged.
+fn f4_tail_plan(rng: &mut SplitMix64, ids: &[NodeId]) -> Plan {
+    let p = pick(rng, ids, 5);
+    let (holder, v1, v2, laggards) = (p[0], p[1], p[2], vec![p[3], p[4]]);
+    let t0 = 2_000 + rng.below(1_000);
+    let t1 = t0 + 3_000 + rng.below(2_000);
+    let cut = 100 + rng.below(400);
+    vec![
+        (ms(t0), Fault::Partition(laggards)),
+        (ms(t1), Fault::Crash(v1, CrashMode::LoseUnsynced)),
+        (ms(t1), Fault::Crash(v2, CrashMode::LoseUnsynced)),
+        (ms(t1 + 1), Fault::Truncate(v1, Files::StreamLog, cut)),
+        (ms(t1 + 1), Fault::Truncate(v2, Files::StreamLog, cut)),
+        (ms(t1 + 2), Fault::HealNet),
+        (ms(t1 + 3), Fault::Partition(vec![holder])),
+        (ms(t1 + 300), Fault::Restart(v1)),
+        (ms(t1 + 300), Fault::Restart(v2)),
+        (ms(t1 + 6_000), Fault::HealNet),
+    ]
+}
+
+/// F4, aimed: see [`f4_tail_plan`].
+#[test]
+fn f4_truncated_log_tail_two_of_five_with_laggards() {
+    let spec = Spec {
+        ack: Ack::Committed,
+        nodes: 5,
+        meta: false,
+        publishes: 100,
+        plan: f4_tail_plan,
+    };
+    sweep_spec(
+        "f4_truncated_log_tail_two_of_five_with_laggards",
+        3,
+        spec,
+        anything,
     );
 }
