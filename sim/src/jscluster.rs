@@ -18,21 +18,20 @@ use natsd_core::jetstream::store::{CrashMode, MemDisk};
 use natsd_core::rng::SplitMix64;
 use natsd_raft::openraft::{Config, ServerState, SnapshotPolicy};
 use natsd_raft::{
-    seed_thread_rng, BoxFuture, Command, GroupConfig, NodeId, NodeInfo, Raft, RaftGroup, RaftHub,
-    RaftTransport, SharedDisk, StoreConfig, TransportError,
+    seed_thread_rng, Command, GroupConfig, NodeId, NodeInfo, Raft, RaftGroup, RaftHub, SharedDisk,
+    StoreConfig,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+pub use crate::jscheck::check;
 use crate::jsgroup::{
     lock, rebuild_from, stream_config, MetaMachine, Replica, SharedMeta, SharedReplica,
     StreamMachine, STREAM_DIR,
 };
+use crate::raftnet::{serve, TurmoilRaft, RAFT_PORT};
 use crate::seeds::Seeds;
 use crate::trace::Trace;
 use crate::transport::{fixed_epoch, FIXED_EPOCH_UNIX_SECS};
 
-const RAFT_PORT: u16 = 7000;
-const MAX_FRAME: u32 = 64 << 20;
 /// The stream group's Raft directory.
 pub const STREAM_RAFT_DIR: &str = "raft/S";
 /// The meta group's Raft directory.
@@ -181,52 +180,6 @@ struct World {
 }
 
 type Shared = Arc<Mutex<World>>;
-
-/// Raft RPCs over turmoil TCP: one connection per RPC, length-prefixed frames.
-struct TurmoilRaft;
-
-fn net_err(e: std::io::Error) -> TransportError {
-    TransportError::Network(e.to_string())
-}
-
-impl RaftTransport for TurmoilRaft {
-    fn send(
-        &self,
-        target: NodeId,
-        frame: Vec<u8>,
-    ) -> BoxFuture<'static, Result<Vec<u8>, TransportError>> {
-        Box::pin(async move {
-            let mut s = turmoil::net::TcpStream::connect(format!("{}:{RAFT_PORT}", host(target)))
-                .await
-                .map_err(|e| TransportError::Unreachable(e.to_string()))?;
-            let len = u32::try_from(frame.len())
-                .map_err(|_| TransportError::Network("frame too large".into()))?;
-            s.write_u32(len).await.map_err(net_err)?;
-            s.write_all(&frame).await.map_err(net_err)?;
-            let n = s.read_u32().await.map_err(net_err)?;
-            if n > MAX_FRAME {
-                return Err(TransportError::Network(format!("reply of {n} bytes")));
-            }
-            let mut reply = vec![0; n as usize];
-            s.read_exact(&mut reply).await.map_err(net_err)?;
-            Ok(reply)
-        })
-    }
-}
-
-async fn serve(hub: Arc<RaftHub>, mut s: turmoil::net::TcpStream) -> std::io::Result<()> {
-    loop {
-        let n = s.read_u32().await?;
-        if n > MAX_FRAME {
-            return Ok(());
-        }
-        let mut frame = vec![0; n as usize];
-        s.read_exact(&mut frame).await?;
-        let reply = hub.handle_frame(&frame).await;
-        s.write_u32(reply.len() as u32).await?;
-        s.write_all(&reply).await?;
-    }
-}
 
 fn group_config(snapshot_every: u64) -> GroupConfig {
     GroupConfig {
@@ -885,56 +838,4 @@ fn crash(
             disks[&n].crash(mode);
         }
     }
-}
-
-/// The checkers: no acknowledged publish lost on any replica, replicas identical after the
-/// heal (no divergence, no lost middle), no stream vanished (nor any stream assignment), no
-/// safety violation seen while running.
-pub fn check(o: &Outcome) -> Result<(), String> {
-    if let Some(v) = o.violations.first() {
-        return Err(v.clone());
-    }
-    if o.acked.is_empty() {
-        return Err("nothing was acknowledged".into());
-    }
-    for (id, msgs) in &o.stored {
-        if msgs.is_empty() {
-            return Err(format!("n{id}: the stream is empty"));
-        }
-        let at: BTreeMap<u64, &[u8]> = msgs.iter().map(|(s, _, p)| (*s, p.as_slice())).collect();
-        for (seq, payload) in &o.acked {
-            match at.get(seq) {
-                Some(p) if *p == payload.as_bytes() => {}
-                Some(p) => {
-                    return Err(format!(
-                        "n{id}: acknowledged {payload} at seq {seq} holds {}",
-                        String::from_utf8_lossy(p)
-                    ))
-                }
-                None => return Err(format!("n{id}: lost acknowledged {payload} (seq {seq})")),
-            }
-        }
-    }
-    let mut all = o.stored.iter();
-    if let Some((first, reference)) = all.next() {
-        for (id, msgs) in all {
-            if msgs != reference {
-                let diff = msgs
-                    .iter()
-                    .zip(reference)
-                    .find(|(a, b)| a != b)
-                    .map(|(a, b)| format!("n{id} {a:?} vs n{first} {b:?}"))
-                    .unwrap_or_else(|| format!("{} vs {} messages", msgs.len(), reference.len()));
-                return Err(format!("replicas differ after the heal: {diff}"));
-            }
-        }
-    }
-    for (id, names) in &o.assigned {
-        for want in &o.assigned_acked {
-            if !names.contains(want) {
-                return Err(format!("n{id}: stream assignment {want} dropped"));
-            }
-        }
-    }
-    Ok(())
 }
