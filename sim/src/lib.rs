@@ -7,6 +7,9 @@
 //! are built with [`harness::Scenario`]; [`checkers`] judge the [`trace`] of what clients saw.
 //! `sim/tests/raft.rs` drives `natsd-raft` groups directly (one hub per host, Raft RPCs over
 //! turmoil TCP, each replica on its own `MemDisk`) with the same seeds, sweeps and trace hashes.
+//! [`jscluster`] does the same for clustered JetStream: the stream group over
+//! `ReplicatedStream` and the meta group over `MetaState` ([`jsgroup`]), under the faults of
+//! Jepsen's NATS analysis (`sim/tests/jetstream_cluster.rs`, one scenario per finding).
 //!
 //! # Running
 //!
@@ -41,6 +44,10 @@ pub mod checkers;
 pub mod client;
 pub mod faults;
 pub mod harness;
+pub mod jscheck;
+pub mod jscluster;
+pub mod jsgroup;
+pub mod raftnet;
 pub mod seeds;
 pub mod trace;
 pub mod transport;
