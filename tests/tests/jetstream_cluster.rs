@@ -1,0 +1,129 @@
+//! Clustered JetStream on three servers routed together: the meta group elects one leader
+//! that every server's `/jsz` agrees on, `$JS.API.META.LEADER.STEPDOWN` moves it, and a
+//! leader killed with SIGKILL is replaced within seconds.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use natsd_tests::cluster::{monitor_get, TestCluster};
+use natsd_tests::{both, within, ServerKind};
+
+/// How long a new meta leader may take to be agreed on.
+const ELECTION: Duration = Duration::from_secs(20);
+
+/// The top-level config of node `i`: JetStream in its own store directory, a system account
+/// (the stepdown request comes from it) and a JetStream account.
+fn top(dirs: &[tempfile::TempDir], i: usize) -> String {
+    format!(
+        "jetstream {{ store_dir: \"{}\" }}\nsystem_account: SYS\naccounts {{\n  SYS {{ users: [{{ user: sys, password: sys }}] }}\n  APP {{ jetstream: enabled, users: [{{ user: a, password: a }}] }}\n}}\n",
+        dirs[i].path().display()
+    )
+}
+
+async fn start(kind: ServerKind) -> (TestCluster, Vec<tempfile::TempDir>) {
+    let dirs: Vec<tempfile::TempDir> = (0..3)
+        .map(|_| tempfile::tempdir().expect("temp dir"))
+        .collect();
+    let cluster = TestCluster::start_conf(&[kind; 3], |_| String::new(), |i| top(&dirs, i)).await;
+    (cluster, dirs)
+}
+
+/// `meta_cluster` of node `i`'s `/jsz`.
+async fn meta(c: &TestCluster, i: usize) -> Option<serde_json::Value> {
+    let jsz = monitor_get(c.nodes[i].http_port, "/jsz").await?;
+    jsz.get("meta_cluster").cloned()
+}
+
+/// Waits until every node of `alive` names the same leader (not `not`) in a meta group of
+/// `size` servers; returns it.
+async fn agreed_leader(c: &TestCluster, alive: &[usize], size: u64, not: &str) -> String {
+    let deadline = tokio::time::Instant::now() + ELECTION;
+    loop {
+        let mut seen = Vec::new();
+        for &i in alive {
+            seen.push(meta(c, i).await);
+        }
+        let leaders: Vec<&str> = seen
+            .iter()
+            .map(|m| {
+                m.as_ref()
+                    .and_then(|m| m.get("leader"))
+                    .and_then(|l| l.as_str())
+                    .unwrap_or("")
+            })
+            .collect();
+        let sizes_ok = seen.iter().all(|m| {
+            m.as_ref()
+                .and_then(|m| m.get("cluster_size"))
+                .and_then(serde_json::Value::as_u64)
+                == Some(size)
+        });
+        let first = leaders[0];
+        if !first.is_empty() && first != not && sizes_ok && leaders.iter().all(|l| *l == first) {
+            return first.to_owned();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no agreed meta leader within {ELECTION:?}: {seen:?}"
+        );
+        // Poll interval; the wait is bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Node index of server `name` (`n<i>`).
+fn index_of(name: &str) -> usize {
+    name.trim_start_matches('n')
+        .parse()
+        .expect("node name n<i>")
+}
+
+async fn meta_leader_elected_moved_and_replaced(kind: ServerKind) {
+    let (mut cluster, _dirs) = start(kind).await;
+    let first = agreed_leader(&cluster, &[0, 1, 2], 3, "").await;
+
+    // Stepdown, asked from a node that is not the leader: the leader answers.
+    let asker = (index_of(&first) + 1) % 3;
+    let sys = cluster.nodes[asker]
+        .server
+        .client_with(async_nats::ConnectOptions::with_user_and_password(
+            "sys".into(),
+            "sys".into(),
+        ))
+        .await;
+    let reply = within(
+        "stepdown reply",
+        sys.request("$JS.API.META.LEADER.STEPDOWN", Bytes::new()),
+    )
+    .await
+    .expect("stepdown request");
+    let body: serde_json::Value = serde_json::from_slice(&reply.payload).expect("JSON reply");
+    assert_eq!(
+        body["type"], "io.nats.jetstream.api.v1.meta_leader_stepdown_response",
+        "{body}"
+    );
+    assert_eq!(body["success"], true, "{body}");
+    let second = agreed_leader(&cluster, &[0, 1, 2], 3, &first).await;
+    drop(sys);
+
+    // SIGKILL the leader: the other two agree on a new one.
+    let dead = index_of(&second);
+    let status = std::process::Command::new("kill")
+        .args(["-9", &cluster.nodes[dead].server.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while cluster.nodes[dead].server.is_running() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "killed server still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let alive: Vec<usize> = (0..3).filter(|i| *i != dead).collect();
+    let third = agreed_leader(&cluster, &alive, 3, &second).await;
+    assert_ne!(third, second);
+}
+
+both!(meta_leader_elected_moved_and_replaced);
