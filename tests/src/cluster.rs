@@ -127,6 +127,38 @@ impl TestCluster {
         cluster
     }
 
+    /// Like [`TestCluster::start_conf`] with no cluster extras, but every node lists every
+    /// other node as a configured route (a full mesh from the start), as nats-server's
+    /// clustered JetStream requires of each server.
+    pub async fn start_mesh(kinds: &[ServerKind], top_extra: impl Fn(usize) -> String) -> Self {
+        let ports: Vec<u16> = kinds.iter().map(|_| crate::free_port()).collect();
+        let mut nodes = Vec::new();
+        for (i, kind) in kinds.iter().enumerate() {
+            let cluster_port = ports[i];
+            let http_port = crate::free_port();
+            let routes: Vec<String> = ports
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, p)| format!("\"nats://127.0.0.1:{p}\""))
+                .collect();
+            let conf = format!(
+                "server_name: n{i}\nhttp: \"127.0.0.1:{http_port}\"\n{}\ncluster {{\n  name: {CLUSTER_NAME}\n  listen: \"127.0.0.1:{cluster_port}\"\n  routes: [{}]\n}}\n",
+                top_extra(i),
+                routes.join(", "),
+            );
+            let server = TestServer::start(*kind, &conf).await;
+            nodes.push(ClusterNode {
+                server,
+                cluster_port,
+                http_port,
+            });
+        }
+        let cluster = Self { nodes };
+        cluster.wait_mesh().await;
+        cluster
+    }
+
     /// Waits until every node reports a route to every other node.
     pub async fn wait_mesh(&self) {
         let n = self.nodes.len();

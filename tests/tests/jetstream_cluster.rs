@@ -24,7 +24,7 @@ async fn start(kind: ServerKind) -> (TestCluster, Vec<tempfile::TempDir>) {
     let dirs: Vec<tempfile::TempDir> = (0..3)
         .map(|_| tempfile::tempdir().expect("temp dir"))
         .collect();
-    let cluster = TestCluster::start_conf(&[kind; 3], |_| String::new(), |i| top(&dirs, i)).await;
+    let cluster = TestCluster::start_mesh(&[kind; 3], |i| top(&dirs, i)).await;
     (cluster, dirs)
 }
 
