@@ -38,6 +38,7 @@
 //! The meta group's effects (replicas to start) are only logged: streams still live on the
 //! server a client asked, and replicated streams (R>1) are refused as before.
 
+mod bootstrap;
 mod bus;
 mod machine;
 
@@ -385,28 +386,35 @@ impl JsCluster {
 
     /// The bootstrap rule of the module docs.
     fn maybe_initialize(&self) {
-        if self.in_group() {
-            return;
-        }
-        let set = self.seen();
-        if set.len() < 2 || set.first() != Some(&self.node) {
-            return;
-        }
-        if lock(&self.grown).elapsed() < SETTLE {
-            return;
-        }
+        let settled = lock(&self.grown).elapsed() >= SETTLE;
+        let in_group = self.in_group();
         let mut voters = BTreeMap::new();
-        voters.insert(self.node, self.node_info(&self.name, &self.server_id));
         {
             let peers = lock(&self.peers);
-            if peers.values().any(|p| p.hb.in_group) {
+            let reports: Vec<(NodeId, bootstrap::Report)> = peers
+                .iter()
+                .map(|(id, p)| {
+                    let r = bootstrap::Report {
+                        seen: p.hb.seen.clone(),
+                        in_group: p.hb.in_group,
+                    };
+                    (*id, r)
+                })
+                .collect();
+            let Some(set) = bootstrap::voters(
+                self.node,
+                in_group,
+                settled,
+                reports.iter().map(|(id, r)| (*id, r)),
+            ) else {
                 return;
-            }
-            for (id, p) in peers.iter() {
-                if p.hb.seen != set {
-                    return;
-                }
-                voters.insert(*id, self.node_info(&p.hb.name, &p.hb.server_id));
+            };
+            for id in set {
+                let info = match peers.get(&id) {
+                    Some(p) => self.node_info(&p.hb.name, &p.hb.server_id),
+                    None => self.node_info(&self.name, &self.server_id),
+                };
+                voters.insert(id, info);
             }
         }
         self.initialized.store(true, Ordering::Release);
@@ -598,5 +606,23 @@ impl JsCluster {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_ids_are_nats_servers_node_hashes() {
+        // nats-server 2.9.10 logs "Node: 6DVFpukC" for a server named n0.
+        assert_eq!(peer_id("n0"), "6DVFpukC");
+    }
+
+    #[test]
+    fn node_ids_are_stable_and_distinct() {
+        assert_eq!(node_id("n0"), node_id("n0"));
+        assert_ne!(node_id("n0"), node_id("n1"));
+        assert_ne!(node_id(""), 0);
     }
 }
