@@ -2,11 +2,15 @@
 //! that every server's `/jsz` agrees on, `$JS.API.META.LEADER.STEPDOWN` moves it, and a
 //! leader killed with SIGKILL is replaced within seconds.
 
+// Integration-test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Stdio;
 use std::time::Duration;
 
 use bytes::Bytes;
 use natsd_tests::cluster::{monitor_get, TestCluster};
-use natsd_tests::{both, within, ServerKind};
+use natsd_tests::{both, within, within_for, ServerKind};
 
 /// How long a new meta leader may take to be agreed on.
 const ELECTION: Duration = Duration::from_secs(20);
@@ -126,4 +130,62 @@ async fn meta_leader_elected_moved_and_replaced(kind: ServerKind) {
     assert_ne!(third, second);
 }
 
-both!(meta_leader_elected_moved_and_replaced);
+/// Runs `kind` on `config` (`STORE` becomes a fresh store directory) and waits for it to
+/// exit on its own: (exit code, everything it logged).
+async fn fails_to_start(kind: ServerKind, config: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config.replace("STORE", &dir.path().join("js").display().to_string());
+    let conf = dir.path().join("server.conf");
+    std::fs::write(&conf, config).unwrap();
+    let child = tokio::process::Command::new(kind.binary())
+        .arg("-c")
+        .arg(&conf)
+        .args(["-a", "127.0.0.1", "-p", "-1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let out = within_for(Duration::from_secs(10), "the server to give up", async {
+        child.wait_with_output().await.unwrap()
+    })
+    .await;
+    let mut log = String::from_utf8_lossy(&out.stdout).into_owned();
+    log.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.code(), log)
+}
+
+/// Clustered JetStream names its servers and its cluster (Go: validateOptions).
+async fn clustered_jetstream_needs_server_and_cluster_names(kind: ServerKind) {
+    let port = natsd_tests::free_port();
+    let (code, log) = fails_to_start(
+        kind,
+        &format!(
+            "jetstream {{ store_dir: \"STORE\" }}\ncluster {{ name: c, listen: \"127.0.0.1:{port}\", routes: [\"nats://127.0.0.1:1\"] }}\n"
+        ),
+    )
+    .await;
+    assert_ne!(code, Some(0), "{log}");
+    assert!(
+        log.contains("jetstream cluster requires `server_name` to be set"),
+        "{log}"
+    );
+    let (code, log) = fails_to_start(
+        kind,
+        &format!(
+            "server_name: s\njetstream {{ store_dir: \"STORE\" }}\ncluster {{ listen: \"127.0.0.1:{port}\", routes: [\"nats://127.0.0.1:1\"] }}\n"
+        ),
+    )
+    .await;
+    assert_ne!(code, Some(0), "{log}");
+    assert!(
+        log.contains("jetstream cluster requires `cluster.name` to be set"),
+        "{log}"
+    );
+}
+
+both!(
+    meta_leader_elected_moved_and_replaced,
+    clustered_jetstream_needs_server_and_cluster_names
+);
