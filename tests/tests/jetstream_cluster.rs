@@ -85,6 +85,10 @@ fn index_of(name: &str) -> usize {
 async fn meta_leader_elected_moved_and_replaced(kind: ServerKind) {
     let (mut cluster, _dirs) = start(kind).await;
     let first = agreed_leader(&cluster, &[0, 1, 2], 3, "").await;
+    for node in &cluster.nodes {
+        let health = monitor_get(node.http_port, "/healthz").await;
+        assert_eq!(health, Some(serde_json::json!({"status": "ok"})));
+    }
 
     // Stepdown, asked from a node that is not the leader: the leader answers.
     let asker = (index_of(&first) + 1) % 3;

@@ -598,12 +598,25 @@ impl JsCluster {
         out
     }
 
-    /// Why `/healthz` should fail: a damaged replica, or no meta leader known.
+    /// Why `/healthz` should fail (Go: healthz's clustered checks, with its texts): a damaged
+    /// replica being repaired, no meta leader, or this server not yet a voting member.
     pub(crate) fn unhealthy(&self) -> Option<String> {
         for name in self.hub.group_names() {
             if let Some(why) = self.hub.group(&name).and_then(|g| g.damage_reason()) {
                 return Some(format!("JetStream group {name} is being repaired: {why}"));
             }
+        }
+        let m = self.meta.raft().metrics().borrow().clone();
+        if m.current_leader.is_none() {
+            return Some("JetStream has not established contact with a meta leader".to_owned());
+        }
+        if !m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|id| id == self.node)
+        {
+            return Some("JetStream is not current with the meta leader".to_owned());
         }
         None
     }
