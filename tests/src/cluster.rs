@@ -25,6 +25,8 @@ pub struct ClusterNode {
     pub cluster_port: u16,
     /// Its monitoring port.
     pub http_port: u16,
+    /// Its config file (empty when started from flags).
+    pub config: String,
 }
 
 /// A running cluster; the processes are killed on drop.
@@ -69,6 +71,7 @@ impl TestCluster {
                 server,
                 cluster_port,
                 http_port,
+                config: String::new(),
             });
         }
         let cluster = Self { nodes };
@@ -120,6 +123,7 @@ impl TestCluster {
                 server,
                 cluster_port,
                 http_port,
+                config: conf,
             });
         }
         let cluster = Self { nodes };
@@ -152,11 +156,23 @@ impl TestCluster {
                 server,
                 cluster_port,
                 http_port,
+                config: conf,
             });
         }
         let cluster = Self { nodes };
         cluster.wait_mesh().await;
         cluster
+    }
+
+    /// Starts node `i` again from its config file (after it exited or was killed); its client
+    /// port is a new one.
+    pub async fn restart(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        assert!(
+            !node.config.is_empty(),
+            "node {i} was started from flags; only config-file nodes restart"
+        );
+        node.server = TestServer::start(node.server.kind(), &node.config).await;
     }
 
     /// Waits until every node reports a route to every other node.

@@ -1,6 +1,7 @@
 //! Clustered JetStream on three servers routed together: the meta group elects one leader
-//! that every server's `/jsz` agrees on, `$JS.API.META.LEADER.STEPDOWN` moves it, and a
-//! leader killed with SIGKILL is replaced within seconds.
+//! that every server's `/jsz` agrees on, `$JS.API.META.LEADER.STEPDOWN` moves it, a leader
+//! killed with SIGKILL is replaced within seconds, and the killed server, restarted from its
+//! files, rejoins.
 
 // Integration-test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -132,6 +133,24 @@ async fn meta_leader_elected_moved_and_replaced(kind: ServerKind) {
     let alive: Vec<usize> = (0..3).filter(|i| *i != dead).collect();
     let third = agreed_leader(&cluster, &alive, 3, &second).await;
     assert_ne!(third, second);
+
+    // The killed server comes back from its files and rejoins: all three agree again.
+    cluster.restart(dead).await;
+    cluster.wait_mesh().await;
+    agreed_leader(&cluster, &[0, 1, 2], 3, "").await;
+    let deadline = tokio::time::Instant::now() + ELECTION;
+    loop {
+        let health = monitor_get(cluster.nodes[dead].http_port, "/healthz").await;
+        if health == Some(serde_json::json!({"status": "ok"})) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "restarted server not healthy: {health:?}"
+        );
+        // Poll interval; the wait is bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Runs `kind` on `config` (`STORE` becomes a fresh store directory) and waits for it to
