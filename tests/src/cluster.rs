@@ -164,6 +164,31 @@ impl TestCluster {
         cluster
     }
 
+    /// Starts one more node, named `n<index>`, whose configured routes are every existing
+    /// node, with `top_extra` at the top level of its config; waits for its full mesh.
+    pub async fn add_node(&mut self, kind: ServerKind, top_extra: &str) {
+        let i = self.nodes.len();
+        let cluster_port = crate::free_port();
+        let http_port = crate::free_port();
+        let routes: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("\"nats://127.0.0.1:{}\"", n.cluster_port))
+            .collect();
+        let conf = format!(
+            "server_name: n{i}\nhttp: \"127.0.0.1:{http_port}\"\n{top_extra}\ncluster {{\n  name: {CLUSTER_NAME}\n  listen: \"127.0.0.1:{cluster_port}\"\n  routes: [{}]\n}}\n",
+            routes.join(", "),
+        );
+        let server = TestServer::start(kind, &conf).await;
+        self.nodes.push(ClusterNode {
+            server,
+            cluster_port,
+            http_port,
+            config: conf,
+        });
+        self.wait_mesh().await;
+    }
+
     /// Starts node `i` again from its config file (after it exited or was killed); its client
     /// port is a new one.
     pub async fn restart(&mut self, i: usize) {

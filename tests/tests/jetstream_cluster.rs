@@ -1,7 +1,7 @@
 //! Clustered JetStream on three servers routed together: the meta group elects one leader
 //! that every server's `/jsz` agrees on, `$JS.API.META.LEADER.STEPDOWN` moves it, a leader
 //! killed with SIGKILL is replaced within seconds, and the killed server, restarted from its
-//! files, rejoins.
+//! files, rejoins; a server started later joins the group.
 
 // Integration-test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -153,6 +153,16 @@ async fn meta_leader_elected_moved_and_replaced(kind: ServerKind) {
     }
 }
 
+/// A server that comes after the meta group formed is added to it: all four agree on the
+/// leader of a four-server group.
+async fn late_server_joins_the_meta_group(kind: ServerKind) {
+    let (mut cluster, mut dirs) = start(kind).await;
+    agreed_leader(&cluster, &[0, 1, 2], 3, "").await;
+    dirs.push(tempfile::tempdir().expect("temp dir"));
+    cluster.add_node(kind, &top(&dirs, 3)).await;
+    agreed_leader(&cluster, &[0, 1, 2, 3], 4, "").await;
+}
+
 /// Runs `kind` on `config` (`STORE` becomes a fresh store directory) and waits for it to
 /// exit on its own: (exit code, everything it logged).
 async fn fails_to_start(kind: ServerKind, config: &str) -> (Option<i32>, String) {
@@ -210,5 +220,6 @@ async fn clustered_jetstream_needs_server_and_cluster_names(kind: ServerKind) {
 
 both!(
     meta_leader_elected_moved_and_replaced,
+    late_server_joins_the_meta_group,
     clustered_jetstream_needs_server_and_cluster_names
 );
