@@ -118,7 +118,8 @@ impl Bus {
             now: crate::transport::now(),
             pending: &mut pending,
             cache: None,
-            transient: reply.is_none(),
+            // Replies go to one-off subjects: keep them out of the match cache.
+            transient: reply.is_none() && subject != HEARTBEAT,
         };
         let m = Message {
             subject: subject.as_bytes(),
