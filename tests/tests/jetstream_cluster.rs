@@ -100,9 +100,29 @@ async fn meta_leader_elected_moved_and_replaced(kind: ServerKind) {
             "sys".into(),
         ))
         .await;
+    // Tags cannot pick the next leader (10011); the leader stays.
+    let refused = within(
+        "stepdown reply",
+        sys.request(
+            "$JS.API.META.LEADER.STEPDOWN",
+            Bytes::from_static(br#"{"placement":{"tags":["x"]}}"#),
+        ),
+    )
+    .await
+    .expect("stepdown request");
+    let body: serde_json::Value = serde_json::from_slice(&refused.payload).expect("JSON reply");
+    assert_eq!(body["error"]["err_code"], 10011, "{body}");
+    assert!(body.get("success").is_none(), "{body}");
+    // A placement naming the cluster picks another server of it.
     let reply = within(
         "stepdown reply",
-        sys.request("$JS.API.META.LEADER.STEPDOWN", Bytes::new()),
+        sys.request(
+            "$JS.API.META.LEADER.STEPDOWN",
+            Bytes::from(format!(
+                r#"{{"placement":{{"cluster":"{}"}}}}"#,
+                natsd_tests::cluster::CLUSTER_NAME
+            )),
+        ),
     )
     .await
     .expect("stepdown request");

@@ -49,10 +49,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use natsd_core::jetstream::api::err;
-use natsd_core::jetstream::cluster::shapes::{ClusterOp, MetaClusterInfo, PeerInfo};
+use natsd_core::jetstream::api::{err, ApiError};
+use natsd_core::jetstream::cluster::placement::{stepdown_target, Cluster, ServerInfo};
+use natsd_core::jetstream::cluster::shapes::{
+    ClusterOp, LeaderStepdownRequest, MetaClusterInfo, PeerInfo,
+};
+use natsd_core::rng::SplitMix64;
 use natsd_core::router::{InternalSink, SubRef, SubTarget, Subscription};
-use natsd_raft::openraft::{ChangeMembers, Config, ServerState, SnapshotPolicy};
+use natsd_raft::openraft::{ChangeMembers, Config, RaftMetrics, ServerState, SnapshotPolicy};
 use natsd_raft::{GroupConfig, NodeId, NodeInfo, RaftGroup, RaftHub, SharedDisk};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -322,7 +326,7 @@ impl JsCluster {
                 let _ = raft.trigger().elect().await;
             });
         } else if m.subject == bus::META_STEPDOWN {
-            self.stepdown(m.reply.as_deref());
+            self.stepdown(m.reply.as_deref(), &m.payload);
         }
     }
 
@@ -479,36 +483,82 @@ impl JsCluster {
     }
 
     /// `$JS.API.META.LEADER.STEPDOWN`: only the leader answers (Go: jsLeaderStepDownRequest).
-    /// It asks the most caught-up other voter to campaign; that election ends this term.
-    fn stepdown(&self, reply: Option<&str>) {
+    /// It asks another live voter to campaign — one of the request's placement cluster when it
+    /// names one (tags are refused), else the most caught-up — and that election ends this
+    /// term.
+    fn stepdown(&self, reply: Option<&str>, payload: &[u8]) {
         let m = self.meta.raft().metrics().borrow().clone();
         if m.current_leader != Some(self.node) {
             return;
         }
         let op = ClusterOp::MetaLeaderStepdown;
-        let live: BTreeSet<NodeId> = lock(&self.peers)
-            .iter()
-            .filter(|(_, p)| p.last.elapsed() < OFFLINE_AFTER)
-            .map(|(id, _)| *id)
-            .collect();
-        let matched = m.replication.clone().unwrap_or_default();
-        let target = m
-            .membership_config
-            .membership()
-            .voter_ids()
-            .filter(|id| *id != self.node && live.contains(id))
-            .max_by_key(|id| (matched.get(id).copied().flatten().map(|l| l.index), *id));
-        let answer = match target {
-            Some(t) => {
+        let answer = match self.stepdown_target(&m, payload) {
+            Ok(t) => {
                 self.bus
                     .publish(&format!("{}{t}", bus::ELECT_PREFIX), None, Bytes::new());
                 op.ok()
             }
-            None => op.fail(err::cluster_no_peers("no replacement peer connected")),
+            Err(e) => op.fail(e),
         };
         if let (Some(reply), Ok(body)) = (reply, serde_json::to_vec(&answer)) {
             self.bus.publish(reply, None, Bytes::from(body));
         }
+    }
+
+    fn stepdown_target(
+        &self,
+        m: &RaftMetrics<NodeId, NodeInfo>,
+        payload: &[u8],
+    ) -> Result<NodeId, ApiError> {
+        let req: LeaderStepdownRequest = if payload.iter().all(u8::is_ascii_whitespace) {
+            LeaderStepdownRequest::default()
+        } else {
+            serde_json::from_slice(payload).map_err(|e| err::invalid_json(&e.to_string()))?
+        };
+        // The live voters other than this server, with their names.
+        let candidates: BTreeMap<NodeId, String> = {
+            let peers = lock(&self.peers);
+            m.membership_config
+                .membership()
+                .voter_ids()
+                .filter(|id| *id != self.node)
+                .filter_map(|id| {
+                    let p = peers.get(&id)?;
+                    (p.last.elapsed() < OFFLINE_AFTER).then(|| (id, p.hb.name.clone()))
+                })
+                .collect()
+        };
+        let view = Cluster {
+            servers: candidates
+                .values()
+                .map(|name| ServerInfo {
+                    name: name.clone(),
+                    id: peer_id(name),
+                    cluster: self.cluster_name.clone(),
+                    ..ServerInfo::default()
+                })
+                .collect(),
+            ..Cluster::default()
+        };
+        let mut rng = SplitMix64::new(m.current_term ^ self.node);
+        let chosen = stepdown_target(
+            &view,
+            &peer_id(&self.name),
+            req.placement.as_ref(),
+            &mut rng,
+        )?;
+        let matched = m.replication.clone().unwrap_or_default();
+        let target = match chosen {
+            Some(pid) => candidates
+                .iter()
+                .find(|(_, name)| peer_id(name) == pid)
+                .map(|(id, _)| *id),
+            None => candidates
+                .keys()
+                .copied()
+                .max_by_key(|id| (matched.get(id).copied().flatten().map(|l| l.index), *id)),
+        };
+        target.ok_or_else(|| err::cluster_no_peers("no replacement peer connected"))
     }
 
     /// `/jsz` `meta_cluster` and `/varz` `jetstream.meta` (Go: monitor.go Jsz): the leader
