@@ -181,6 +181,23 @@ async fn late_server_joins_the_meta_group(kind: ServerKind) {
     dirs.push(tempfile::tempdir().expect("temp dir"));
     cluster.add_node(kind, &top(&dirs, 3)).await;
     agreed_leader(&cluster, &[0, 1, 2, 3], 4, "").await;
+    // `/raftz` (nats-server 2.10+, so natsd only here): the newcomer lists the meta group
+    // under the system account, with its four members and a leader.
+    if kind == ServerKind::Natsd {
+        let raftz = monitor_get(cluster.nodes[3].http_port, "/raftz")
+            .await
+            .expect("/raftz");
+        let meta = &raftz["SYS"]["_meta_"];
+        assert_eq!(
+            meta["peers"].as_object().map(|p| p.len()),
+            Some(4),
+            "{raftz}"
+        );
+        assert!(
+            meta["leader"].as_str().is_some_and(|l| !l.is_empty()),
+            "{raftz}"
+        );
+    }
 }
 
 /// Runs `kind` on `config` (`STORE` becomes a fresh store directory) and waits for it to

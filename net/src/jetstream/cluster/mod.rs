@@ -638,6 +638,8 @@ impl JsCluster {
                     "term": m.current_term,
                     "leader": m.current_leader.and_then(|id| membership.get_node(&id)).map(|n| peer_id(&n.name)).unwrap_or_default(),
                     "applied": m.last_applied.map_or(0, |l| l.index),
+                    // openraft 0.9's metrics carry no commit index; an entry is applied
+                    // as soon as it is committed, so the applied index stands for it.
                     "commit": m.last_applied.map_or(0, |l| l.index),
                     "last_index": last,
                     "damaged": g.damage_reason(),
