@@ -25,6 +25,8 @@ pub struct ClusterNode {
     pub cluster_port: u16,
     /// Its monitoring port.
     pub http_port: u16,
+    /// Its config file (empty when started from flags).
+    pub config: String,
 }
 
 /// A running cluster; the processes are killed on drop.
@@ -69,6 +71,7 @@ impl TestCluster {
                 server,
                 cluster_port,
                 http_port,
+                config: String::new(),
             });
         }
         let cluster = Self { nodes };
@@ -120,11 +123,81 @@ impl TestCluster {
                 server,
                 cluster_port,
                 http_port,
+                config: conf,
             });
         }
         let cluster = Self { nodes };
         cluster.wait_routes(routes).await;
         cluster
+    }
+
+    /// Like [`TestCluster::start_conf`] with no cluster extras, but every node lists every
+    /// other node as a configured route (a full mesh from the start), as nats-server's
+    /// clustered JetStream requires of each server.
+    pub async fn start_mesh(kinds: &[ServerKind], top_extra: impl Fn(usize) -> String) -> Self {
+        let ports: Vec<u16> = kinds.iter().map(|_| crate::free_port()).collect();
+        let mut nodes = Vec::new();
+        for (i, kind) in kinds.iter().enumerate() {
+            let cluster_port = ports[i];
+            let http_port = crate::free_port();
+            let routes: Vec<String> = ports
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, p)| format!("\"nats://127.0.0.1:{p}\""))
+                .collect();
+            let conf = format!(
+                "server_name: n{i}\nhttp: \"127.0.0.1:{http_port}\"\n{}\ncluster {{\n  name: {CLUSTER_NAME}\n  listen: \"127.0.0.1:{cluster_port}\"\n  routes: [{}]\n}}\n",
+                top_extra(i),
+                routes.join(", "),
+            );
+            let server = TestServer::start(*kind, &conf).await;
+            nodes.push(ClusterNode {
+                server,
+                cluster_port,
+                http_port,
+                config: conf,
+            });
+        }
+        let cluster = Self { nodes };
+        cluster.wait_mesh().await;
+        cluster
+    }
+
+    /// Starts one more node, named `n<index>`, whose configured routes are every existing
+    /// node, with `top_extra` at the top level of its config; waits for its full mesh.
+    pub async fn add_node(&mut self, kind: ServerKind, top_extra: &str) {
+        let i = self.nodes.len();
+        let cluster_port = crate::free_port();
+        let http_port = crate::free_port();
+        let routes: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("\"nats://127.0.0.1:{}\"", n.cluster_port))
+            .collect();
+        let conf = format!(
+            "server_name: n{i}\nhttp: \"127.0.0.1:{http_port}\"\n{top_extra}\ncluster {{\n  name: {CLUSTER_NAME}\n  listen: \"127.0.0.1:{cluster_port}\"\n  routes: [{}]\n}}\n",
+            routes.join(", "),
+        );
+        let server = TestServer::start(kind, &conf).await;
+        self.nodes.push(ClusterNode {
+            server,
+            cluster_port,
+            http_port,
+            config: conf,
+        });
+        self.wait_mesh().await;
+    }
+
+    /// Starts node `i` again from its config file (after it exited or was killed); its client
+    /// port is a new one.
+    pub async fn restart(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        assert!(
+            !node.config.is_empty(),
+            "node {i} was started from flags; only config-file nodes restart"
+        );
+        node.server = TestServer::start(node.server.kind(), &node.config).await;
     }
 
     /// Waits until every node reports a route to every other node.

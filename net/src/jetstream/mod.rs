@@ -8,6 +8,7 @@
 //! wait); under the simulation it is a task on the host's runtime, so that turmoil owns its
 //! schedule and a crash stops it mid-flight (see [`crate::transport::Transport::INLINE_WORKERS`]).
 
+pub(crate) mod cluster;
 mod disabled;
 mod fsdisk;
 mod observe;
@@ -84,6 +85,8 @@ pub(crate) struct JsState {
     damage: Arc<Mutex<Vec<StreamDamage>>>,
     /// The accounts that have JetStream and their limits, as a reload finds them.
     limits: Mutex<BTreeMap<String, AccountLimits>>,
+    /// The clustered side (the meta group), once its group is open.
+    pub(crate) cluster: Mutex<Option<Arc<cluster::JsCluster>>>,
 }
 
 impl std::fmt::Debug for JsState {
@@ -314,6 +317,7 @@ pub(crate) fn start(srv: &Arc<Shared>, inline: bool) -> Result<(), String> {
     if srv.js.enabled.load(Ordering::Acquire) {
         return Err("jetstream already enabled".to_owned());
     }
+    let clustered = cluster::check(srv)?;
     let (tx, rx) = mpsc::channel(QUEUE);
     let opener = Opener::new(srv, cfg.clone(), tx.clone());
     let (injected, sync, root) = (opener.injected.is_some(), opener.sync, opener.root.clone());
@@ -385,12 +389,18 @@ pub(crate) fn start(srv: &Arc<Shared>, inline: bool) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         *lock(&srv.js.thread) = Some(handle);
     }
+    // The simulation's injected disks have no room for Raft files yet: it runs each server's
+    // JetStream on its own there.
+    if clustered && !injected {
+        cluster::start(srv, &root)?;
+    }
     Ok(())
 }
 
 /// Stops the worker: no new input, what was queued is handled and committed, then it exits.
 /// Waits for a worker thread (never for an inline task: the caller may be its runtime).
 pub(crate) fn stop(srv: &Shared) {
+    cluster::stop(srv);
     if let Some(flag) = lock(&srv.js.stopping).take() {
         flag.store(true, Ordering::Release);
     }

@@ -474,6 +474,7 @@ impl Shared {
                 ha_assets: jsz.ha_assets,
                 api: jsz.api,
             }),
+            meta: jsz.meta_cluster,
         }
     }
 
@@ -623,10 +624,26 @@ impl Shared {
     }
 
     pub(crate) fn healthz(&self) -> HealthStatus {
-        HealthStatus {
-            status: "ok".to_owned(),
-            error: String::new(),
+        let cluster = lock(&self.js.cluster).clone();
+        match cluster.and_then(|c| c.unhealthy()) {
+            Some(error) => HealthStatus {
+                status: "unavailable".to_owned(),
+                error,
+            },
+            None => HealthStatus {
+                status: "ok".to_owned(),
+                error: String::new(),
+            },
         }
+    }
+
+    /// `/raftz`: the Raft groups of clustered JetStream, under the system account.
+    pub(crate) fn raftz(&self) -> Raftz {
+        let mut out = Raftz::new();
+        if let Some(c) = lock(&self.js.cluster).clone() {
+            out.insert(self.system_account_name(), c.raftz());
+        }
+        out
     }
 }
 

@@ -122,6 +122,15 @@ fn json<T: serde::Serialize>(v: &T) -> Response<Full<Bytes>> {
     }
 }
 
+/// `/healthz`: 503 with the reason when unhealthy (Go: HandleHealthz).
+fn healthz(h: &super::types::HealthStatus) -> Response<Full<Bytes>> {
+    let mut r = json(h);
+    if h.status != "ok" {
+        *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    }
+    r
+}
+
 fn bad_request(msg: String) -> Response<Full<Bytes>> {
     respond(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", msg)
 }
@@ -201,8 +210,8 @@ pub(crate) fn handle(srv: &Shared, path: &str, query: Option<&str>) -> Response<
             }))
         }),
         "/jsz" => jsz_options(&q).map(|o| json(&srv.jsz_with(&o))),
-        "/healthz" => Ok(json(&srv.healthz())),
-        "/raftz" => Ok(json(&super::types::Raftz::new())),
+        "/healthz" => Ok(healthz(&srv.healthz())),
+        "/raftz" => Ok(json(&srv.raftz())),
         "/ipqueuesz" => Ok(json(&serde_json::Map::new())),
         "/metrics" => Ok(respond(
             StatusCode::OK,

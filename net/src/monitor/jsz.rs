@@ -78,6 +78,7 @@ impl Shared {
             messages: st.messages,
             bytes: st.memory + st.storage,
             account_details: details,
+            meta_cluster: lock(&self.js.cluster).as_ref().map(|c| c.meta_info()),
             ..Jsz::default()
         }
     }

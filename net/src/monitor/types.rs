@@ -162,13 +162,15 @@ pub struct WebsocketOptsVarz {
     pub host: String,
 }
 /// `jetstream` in `/varz`; empty while JetStream is off. Go: server/monitor.go JetStreamVarz
-/// (its `meta` describes the JetStream meta group, which natsd does not run yet).
+/// (`meta` describes the JetStream meta group of a clustered server).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct JetStreamVarz {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<JsConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<JetStreamStats>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<natsd_core::jetstream::cluster::MetaClusterInfo>,
 }
 
 /// JetStream usage. Go: server/jetstream.go JetStreamStats.
@@ -478,6 +480,9 @@ pub struct Jsz {
     pub consumers: u64,
     pub messages: u64,
     pub bytes: u64,
+    /// Go: `meta_cluster`, the meta group (clustered servers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta_cluster: Option<natsd_core::jetstream::cluster::MetaClusterInfo>,
     /// Go: `account_details` (`accounts=true` or `acc=`), AccountDetail documents.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub account_details: Vec<serde_json::Value>,
@@ -515,5 +520,5 @@ pub struct HealthStatus {
     pub error: String,
 }
 
-/// `/raftz`: Raft groups by account and group name. natsd has no Raft groups yet: empty.
+/// `/raftz`: Raft groups by account and group name (natsd's own shape per group).
 pub type Raftz = BTreeMap<String, BTreeMap<String, serde_json::Value>>;
