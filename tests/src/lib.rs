@@ -101,6 +101,23 @@ pub async fn within_for<T>(limit: Duration, what: &str, fut: impl Future<Output 
     }
 }
 
+/// Connects to a loopback port the server may not be listening on yet (its client port is up
+/// before its cluster or leaf listener is): retries a refused connection until [`STEP`] passes.
+pub async fn connect_when_listening(port: u16) -> tokio::net::TcpStream {
+    let attempt = async {
+        loop {
+            match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+                Ok(tcp) => return tcp,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(e) => panic!("connect to 127.0.0.1:{port}: {e}"),
+            }
+        }
+    };
+    within("the port to listen", attempt).await
+}
+
 /// Next message of `sub`, panicking when the stream ends or nothing arrives in time.
 pub async fn next_msg(sub: &mut async_nats::Subscriber) -> async_nats::Message {
     match within("next message", sub.next()).await {

@@ -596,9 +596,7 @@ async fn stalled_route_dropped_at_write_deadline() {
         "write_deadline: \"1s\"\nhttp: \"127.0.0.1:{http}\"\ncluster {{\n name: stall\n listen: \"127.0.0.1:{cport}\"\n}}\n"
     );
     let mut srv = natsd_tests::TestServer::start(Natsd, &conf).await;
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", cport))
-        .await
-        .expect("connect to the route port");
+    let tcp = natsd_tests::connect_when_listening(cport).await;
     let (rd, mut wr) = tcp.into_split();
     let mut rd = BufReader::new(rd);
     let mut line = String::new();
