@@ -417,9 +417,7 @@ impl RouteParser {
                     }
                     // Go takes the first argument byte verbatim, even a '\n': search after it.
                     let from = (args + 1).max(scanned);
-                    let Some(off) = buf
-                        .get(from..)
-                        .and_then(|rest| memchr::memchr(b'\n', rest))
+                    let Some(off) = buf.get(from..).and_then(|rest| memchr::memchr(b'\n', rest))
                     else {
                         if buf.len().saturating_sub(args) > self.max_control_line as usize {
                             return Err(self.control_line_error());

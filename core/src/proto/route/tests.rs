@@ -678,7 +678,11 @@ fn pinned_route_messages_split_everywhere() {
         with_body(msg("ACC", "foo", Some("r"), &[]), None, "x"),
         with_body(msg("ACC", "foo", Some("r"), &["q1", "q2"]), None, "x"),
         with_body(msg("ACC", "foo", None, &["q"]), None, "x"),
-        with_body(msg("ACC", "foo", None, &["q"]), Some("NATS/1.0\r\n\r\n"), ""),
+        with_body(
+            msg("ACC", "foo", None, &["q"]),
+            Some("NATS/1.0\r\n\r\n"),
+            "",
+        ),
         RouteOp::Sub(RemoteSub {
             origin: None,
             account: b("ACC"),
@@ -720,7 +724,10 @@ fn message_fields_share_the_read_buffer() {
 
 #[test]
 fn a_payload_not_followed_by_crlf_is_refused_as_it_arrives() {
-    for (first, rest) in [(&b"RMSG $G foo 2\r\nab"[..], &b"X"[..]), (b"RMSG $G foo 2\r\nab\r", b"X")] {
+    for (first, rest) in [
+        (&b"RMSG $G foo 2\r\nab"[..], &b"X"[..]),
+        (b"RMSG $G foo 2\r\nab\r", b"X"),
+    ] {
         let mut p = RouteParser::new(MCL, MPAY);
         let mut buf = BytesMut::from(first);
         assert_eq!(p.parse(&mut buf), Ok(None));
