@@ -419,7 +419,9 @@ impl RouteParser {
                     let from = (args + 1).max(scanned);
                     let Some(off) = buf.get(from..).and_then(|rest| memchr::memchr(b'\n', rest))
                     else {
-                        if buf.len().saturating_sub(args) > self.max_control_line as usize {
+                        // A trailing '\r' does not count, as on a complete line: else a line
+                        // exactly at the limit would pass whole and fail when cut before its '\n'.
+                        if arg_len(&buf[args..]) > self.max_control_line as usize {
                             return Err(self.control_line_error());
                         }
                         self.state = State::Line {

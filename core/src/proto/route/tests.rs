@@ -735,3 +735,18 @@ fn a_payload_not_followed_by_crlf_is_refused_as_it_arrives() {
         assert_eq!(p.parse(&mut buf), Err(RouteProtoError::UnknownOp));
     }
 }
+
+#[test]
+fn a_line_exactly_at_the_limit_passes_whole_and_cut_before_its_newline() {
+    let input = b"A- 0123456789abcdef\r\nPING\r\n";
+    let expected = vec![RouteOp::AccountUnsub(b("0123456789abcdef")), RouteOp::Ping];
+    for at in 0..=input.len() {
+        let mut p = RouteParser::new(16, 10);
+        let mut buf = BytesMut::from(&input[..at]);
+        let mut out = Vec::new();
+        assert!(!drain(&mut p, &mut buf, &mut out), "split at {at}");
+        buf.extend_from_slice(&input[at..]);
+        assert!(!drain(&mut p, &mut buf, &mut out), "split at {at}");
+        assert_eq!(ok(out), expected, "split at {at}");
+    }
+}
