@@ -391,11 +391,23 @@ impl ClientParser {
         // One pass over the control line finds both the fields and its end: this runs once per
         // published message.
         let limit = (args_at + self.max_control_line as usize + 2).min(buf.len());
+        // The line end first (memchr), then the fields: most bytes of a control line are
+        // subject characters, which one comparison rules out as separators.
+        let nl = args_at + memchr::memchr(b'\n', &buf[args_at..limit])?;
+        if nl < args_at + 2 || buf[nl - 1] != b'\r' {
+            return None;
+        }
+        let line_end = nl - 1;
+        if line_end - args_at > self.max_control_line as usize {
+            return None;
+        }
         let mut fields = [0..0, 0..0, 0..0, 0..0];
         let mut n = 0;
         let mut start = args_at;
-        let mut nl = None;
-        for (i, &b) in buf[args_at..limit].iter().enumerate() {
+        for (i, &b) in buf[args_at..line_end].iter().enumerate() {
+            if b > b' ' {
+                continue;
+            }
             let i = args_at + i;
             match b {
                 b' ' => {
@@ -407,20 +419,8 @@ impl ClientParser {
                     start = i + 1;
                 }
                 b'\t' => return None,
-                b'\n' => {
-                    nl = Some(i);
-                    break;
-                }
                 _ => {}
             }
-        }
-        let nl = nl?;
-        if nl < args_at + 2 || buf[nl - 1] != b'\r' {
-            return None;
-        }
-        let line_end = nl - 1;
-        if line_end - args_at > self.max_control_line as usize {
-            return None;
         }
         if start >= line_end || n == fields.len() {
             return None;

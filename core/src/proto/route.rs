@@ -264,15 +264,65 @@ enum State {
     Payload(PendingMsg),
 }
 
+/// A field of a message control line: its byte range from the start of the line.
+type Span = (usize, usize);
+
+/// A message whose control line is complete. The line stays at the front of the read buffer
+/// until the payload is there too, so that the whole message is cut out of the buffer once and
+/// every field is a slice of that one `Bytes` (no copy, one reference count per field).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct PendingMsg {
-    origin: Option<Bytes>,
-    account: Bytes,
-    subject: Bytes,
-    reply: Option<Bytes>,
-    queues: Vec<Bytes>,
+    /// Length of the control line with its `\n`: where the payload starts.
+    line_len: usize,
+    origin: Option<Span>,
+    /// `Err`: the pinned account of this route (the line names none).
+    account: Result<Span, Bytes>,
+    subject: Span,
+    reply: Option<Span>,
+    /// The queue names, blank-separated, and how many there are.
+    queues: Option<(Span, usize)>,
     header_len: usize,
     total_len: usize,
+}
+
+impl PendingMsg {
+    /// Bytes of the whole message: control line, payload and its CRLF.
+    fn frame_len(&self) -> usize {
+        self.line_len + self.total_len + 2
+    }
+
+    /// Cuts the message out of `frame` (exactly [`frame_len`](Self::frame_len) bytes).
+    fn into_msg(self, mut frame: Bytes) -> RoutedMsg {
+        let field = |(s, e): Span| frame.slice(s..e);
+        let origin = self.origin.map(field);
+        let account = match self.account {
+            Ok(span) => field(span),
+            Err(pinned) => pinned,
+        };
+        let subject = field(self.subject);
+        let reply = self.reply.map(field);
+        let queues = match self.queues {
+            None => Vec::new(),
+            Some(((s, e), n)) => {
+                let mut queues = Vec::with_capacity(n);
+                queues.extend(fields(&frame[s..e]).map(|(a, b)| frame.slice(s + a..s + b)));
+                queues
+            }
+        };
+        // The payload keeps the frame's own reference: no count taken for it.
+        frame.truncate(self.line_len + self.total_len);
+        frame.advance(self.line_len);
+        let headers = (self.header_len > 0).then(|| frame.split_to(self.header_len));
+        RoutedMsg {
+            origin,
+            account,
+            subject,
+            reply,
+            queues,
+            headers,
+            payload: frame,
+        }
+    }
 }
 
 /// Incremental parser of what a route peer sends.
@@ -319,36 +369,21 @@ impl RouteParser {
     }
 
     fn step(&mut self, buf: &mut BytesMut) -> Result<Option<RouteOp>, RouteProtoError> {
+        // The state is matched in place: moving it out on every call would copy the whole
+        // enum, pending message and all, for each op.
         loop {
-            match std::mem::replace(&mut self.state, State::Line { scanned: 0 }) {
-                State::Payload(p) => {
-                    let total = p.total_len;
-                    // Check the terminator as soon as it arrives, like Go's MSG_END_R/N.
-                    if buf.len() > total && buf[total] != b'\r' {
-                        return Err(RouteProtoError::UnknownOp);
-                    }
-                    if buf.len() > total + 1 && buf[total + 1] != b'\n' {
-                        return Err(RouteProtoError::UnknownOp);
-                    }
-                    if buf.len() < total + 2 {
-                        self.state = State::Payload(p);
-                        return Ok(None);
-                    }
-                    let mut payload = buf.split_to(total).freeze();
-                    buf.advance(2);
-                    let headers = (p.header_len > 0).then(|| payload.split_to(p.header_len));
-                    return Ok(Some(RouteOp::Msg(RoutedMsg {
-                        origin: p.origin,
-                        account: p.account,
-                        subject: p.subject,
-                        reply: p.reply,
-                        queues: p.queues,
-                        headers,
-                        payload,
-                    })));
+            match self.state {
+                State::Payload(_) => {
+                    let State::Payload(p) =
+                        std::mem::replace(&mut self.state, State::Line { scanned: 0 })
+                    else {
+                        unreachable!("matched above")
+                    };
+                    return self.payload(p, buf);
                 }
                 State::Tail(op) => {
-                    if let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+                    self.state = State::Line { scanned: 0 };
+                    if let Some(nl) = memchr::memchr(b'\n', buf) {
                         buf.advance(nl + 1);
                         return Ok(Some(match op {
                             Op::Pong => RouteOp::Pong,
@@ -362,7 +397,13 @@ impl RouteParser {
                     return Ok(None);
                 }
                 State::Line { scanned } => {
-                    let Some((op, args)) = op_name(buf)? else {
+                    self.state = State::Line { scanned: 0 };
+                    // Routed messages are nearly all a route carries: try their names first.
+                    let named = match msg_op_name(buf) {
+                        Some(found) => Some(found),
+                        None => op_name(buf)?,
+                    };
+                    let Some((op, args)) = named else {
                         // A name (or the blanks after it) is incomplete: bound the blanks.
                         if buf.len() > self.max_control_line as usize + 16 {
                             return Err(self.control_line_error());
@@ -376,11 +417,11 @@ impl RouteParser {
                     }
                     // Go takes the first argument byte verbatim, even a '\n': search after it.
                     let from = (args + 1).max(scanned);
-                    let Some(off) = buf
-                        .get(from..)
-                        .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+                    let Some(off) = buf.get(from..).and_then(|rest| memchr::memchr(b'\n', rest))
                     else {
-                        if buf.len().saturating_sub(args) > self.max_control_line as usize {
+                        // A trailing '\r' does not count, as on a complete line: else a line
+                        // exactly at the limit would pass whole and fail when cut before its '\n'.
+                        if arg_len(&buf[args..]) > self.max_control_line as usize {
                             return Err(self.control_line_error());
                         }
                         self.state = State::Line {
@@ -388,13 +429,33 @@ impl RouteParser {
                         };
                         return Ok(None);
                     };
-                    if let Some(op) = self.control_line(op, buf, args, from + off)? {
-                        return Ok(Some(op));
-                    }
-                    // A message: the state is now Payload; go round for the body.
+                    return self.control_line(op, buf, args, from + off);
                 }
             }
         }
+    }
+
+    /// The payload of a message whose control line is complete: the message, if all of it is
+    /// in `buf`, else the parser waits in `State::Payload`.
+    fn payload(
+        &mut self,
+        p: PendingMsg,
+        buf: &mut BytesMut,
+    ) -> Result<Option<RouteOp>, RouteProtoError> {
+        let end = p.line_len + p.total_len;
+        // Check the terminator as soon as it arrives, like Go's MSG_END_R/N.
+        if buf.len() > end && buf[end] != b'\r' {
+            return Err(RouteProtoError::UnknownOp);
+        }
+        if buf.len() > end + 1 && buf[end + 1] != b'\n' {
+            return Err(RouteProtoError::UnknownOp);
+        }
+        if buf.len() < end + 2 {
+            self.state = State::Payload(p);
+            return Ok(None);
+        }
+        let frame = buf.split_to(p.frame_len()).freeze();
+        Ok(Some(RouteOp::Msg(p.into_msg(frame))))
     }
 
     fn control_line_error(&self) -> RouteProtoError {
@@ -417,10 +478,9 @@ impl RouteParser {
         }
         let out = match op {
             Op::Rmsg | Op::Hmsg | Op::Lmsg => {
-                let line = buf.split_to(nl + 1).freeze();
-                let pending = self.msg_args(op, &line.slice(args..end))?;
-                self.state = State::Payload(pending);
-                return Ok(None);
+                // The line stays in `buf` until the payload is complete (see PendingMsg).
+                let pending = self.msg_args(op, &buf[..end], args, nl + 1)?;
+                return self.payload(pending, buf);
             }
             Op::RsSub | Op::LsSub => RouteOp::Sub(sub_args(
                 &buf[args..end],
@@ -453,60 +513,87 @@ impl RouteParser {
     }
 
     /// Go: processRoutedMsgArgs / processRoutedHeaderMsgArgs / processRoutedOriginClusterMsgArgs,
-    /// with their order of checks and messages.
-    fn msg_args(&self, op: Op, arg: &Bytes) -> Result<PendingMsg, RouteProtoError> {
+    /// with their order of checks and messages. The arguments are `line[args..]`; spans in the
+    /// result count from the start of `line`.
+    ///
+    /// One pass over the arguments: the first six fields (origin, account, subject, reply
+    /// indicator, reply, first queue) and the last three (the last queue name and the sizes) are kept, the
+    /// queue names in between are found again only when the message is cut out.
+    fn msg_args(
+        &self,
+        op: Op,
+        line: &[u8],
+        args: usize,
+        line_len: usize,
+    ) -> Result<PendingMsg, RouteProtoError> {
         let (name, lead, sizes) = match op {
             Op::Rmsg => ("processRoutedMsgArgs", 0, 1),
             Op::Hmsg => ("processRoutedHeaderMsgArgs", 0, 2),
             _ => ("processRoutedOriginClusterMsgArgs", 1, 2),
         };
-        let n = fields(arg).count();
+        let arg = &line[args..];
         let err = |what: &str, shown: String| {
             RouteProtoError::MsgArgs(format!("{name} {what}: '{shown}'"))
         };
+        let mut head = [(0, 0); 6];
+        let mut tail = [(0, 0); 3];
+        let mut n = 0;
+        for (s, e) in fields(arg) {
+            let span = (args + s, args + e);
+            if let Some(slot) = head.get_mut(n) {
+                *slot = span;
+            }
+            tail[n % 3] = span;
+            n += 1;
+        }
+        // The i-th field from the end, 1-based (i <= 3).
+        let last = |i: usize| tail[(n - i) % 3];
+        let text = |(s, e): Span| &line[s..e];
         // Account and subject (plus origin for LMSG), then the size fields.
         let named = usize::from(self.account.is_none());
         let fixed = lead + 1 + named + sizes;
         if n < fixed {
             return Err(err("Parse Error", go_fields(arg)));
         }
-        let mut it = fields(arg).map(|(s, e)| arg.slice(s..e));
-        let mut next = || it.next().unwrap_or_default();
-        let origin = (lead == 1).then(&mut next);
+        let origin = (lead == 1).then_some(head[0]);
         let account = match &self.account {
-            Some(a) => a.clone(),
-            None => next(),
+            Some(a) => Err(a.clone()),
+            None => Ok(head[lead]),
         };
-        let subject = next();
+        let subject = head[lead + named];
+        let after = lead + named + 1;
         let mut reply = None;
-        let mut queues = Vec::new();
+        let mut queues = None;
         match n - fixed {
             0 => {}
-            1 => reply = Some(next()),
+            1 => reply = Some(head[after]),
             extra => {
-                let indicator = next();
-                let queue_count = match &indicator[..] {
+                let indicator = head[after];
+                let (first, count) = match text(indicator) {
                     b"+" => {
-                        reply = Some(next());
-                        extra - 2
+                        reply = Some(head[after + 1]);
+                        (after + 2, extra - 2)
                     }
-                    b"|" => extra - 1,
-                    _ => {
+                    b"|" => (after + 1, extra - 1),
+                    other => {
                         return Err(err(
                             "Bad or Missing Reply Indicator",
-                            String::from_utf8_lossy(&indicator).into_owned(),
+                            String::from_utf8_lossy(other).into_owned(),
                         ))
                     }
                 };
-                queues.reserve_exact(queue_count);
-                for _ in 0..queue_count {
-                    queues.push(next());
+                if count > 0 {
+                    // The first queue name is a head field (index <= 5); the last one comes
+                    // right before the sizes.
+                    let start = head[first].0;
+                    let end = last(sizes + 1).1;
+                    queues = Some(((start, end), count));
                 }
             }
         }
         let (header_len, total_len) = if sizes == 2 {
-            let hdr = parse_size(&next());
-            let total = parse_size(&next());
+            let hdr = parse_size(text(last(2)));
+            let total = parse_size(text(last(1)));
             let hdr = hdr.ok_or_else(|| err("Bad or Missing Header Size", lossy(arg)))?;
             let total = total.ok_or_else(|| err("Bad or Missing Size", go_fields(arg)))?;
             if hdr > total {
@@ -514,7 +601,7 @@ impl RouteParser {
             }
             (hdr, total)
         } else {
-            let total = parse_size(&next());
+            let total = parse_size(text(last(1)));
             (
                 0,
                 total.ok_or_else(|| err("Bad or Missing Size", go_fields(arg)))?,
@@ -527,6 +614,7 @@ impl RouteParser {
             });
         }
         Ok(PendingMsg {
+            line_len,
             origin,
             account,
             subject,
@@ -536,6 +624,22 @@ impl RouteParser {
             total_len,
         })
     }
+}
+
+/// `RMSG`, `HMSG` or `LMSG` and the blanks after it, without going through the table of every
+/// op name. `None`: not one of them, or not complete yet ([`op_name`] decides which).
+fn msg_op_name(buf: &[u8]) -> Option<(Op, usize)> {
+    let [first, b'M' | b'm', b'S' | b's', b'G' | b'g', b' ' | b'\t', rest @ ..] = buf else {
+        return None;
+    };
+    let op = match first {
+        b'R' | b'r' => Op::Rmsg,
+        b'H' | b'h' => Op::Hmsg,
+        b'L' | b'l' => Op::Lmsg,
+        _ => return None,
+    };
+    let blanks = rest.iter().position(|&b| b != b' ' && b != b'\t')?;
+    Some((op, 5 + blanks))
 }
 
 /// Matches the op name at the front of `buf` and the blanks after it. `Ok(None)`: incomplete;

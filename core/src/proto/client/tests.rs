@@ -798,6 +798,8 @@ mod fast_lane {
         assert!(check(b"PUB foo.bar _INBOX.1 0\r\n\r\nPING\r\n", true));
         assert!(check(b"HPUB foo 12 14\r\nNATS/1.0\r\n\r\nhi\r\n", true));
         assert!(check(b"HPUB foo r 12 12\r\nNATS/1.0\r\n\r\n\r\n", true));
+        // Bytes below the space other than the separators are subject bytes, as in the parser.
+        assert!(check(b"PUB f\x01o\ro 2\r\nhi\r\n", true));
     }
 
     #[test]
@@ -807,6 +809,9 @@ mod fast_lane {
             &b"pub foo 5\r\nhello\r\n"[..],
             b"PUB foo  5\r\nhello\r\n",
             b"PUB\tfoo 5\r\nhello\r\n",
+            b"PUB foo\t5\r\nhello\r\n",
+            b"PUB foo 5 \r\nhello\r\n",
+            b"PUB foo 5\r\r\nhello\r\n",
             b"PUB foo 5\nhello\r\n",
             b"PUB foo 5\r\nhell",
             b"PUB foo 5\r\nhelloXX",

@@ -627,3 +627,126 @@ proptest! {
         let _ = parse_split(&input, at.min(input.len()));
     }
 }
+
+/// Routed messages through the parser's less common paths: a name in odd case followed by
+/// tabs, an LMSG with a reply and queues (its first queue is the sixth field), more queue names
+/// than the parser keeps field positions for, with runs of blanks between them.
+const MSG_PATHS: &[u8] = b"rMsG\t \t$G foo 1\r\nx\r\n\
+LMSG c2 $G foo + r q1 q2 q3 12 14\r\nNATS/1.0\r\n\r\nhi\r\n\
+RMSG $G foo | a \t b  c d e f g h 2\r\nhi\r\n\
+HMSG $G foo + r a b c d e 0 1\r\nz\r\n\
+hmsg $G foo + r q 12 12\r\nNATS/1.0\r\n\r\n\r\n";
+
+fn with_body(mut m: RoutedMsg, headers: Option<&str>, payload: &str) -> RouteOp {
+    m.headers = headers.map(b);
+    m.payload = b(payload);
+    RouteOp::Msg(m)
+}
+
+#[test]
+fn message_paths_whole_bytewise_and_split_everywhere() {
+    let mut lmsg = msg("$G", "foo", Some("r"), &["q1", "q2", "q3"]);
+    lmsg.origin = Some(b("c2"));
+    let many = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    let expected = vec![
+        with_body(msg("$G", "foo", None, &[]), None, "x"),
+        with_body(lmsg, Some("NATS/1.0\r\n\r\n"), "hi"),
+        with_body(msg("$G", "foo", None, &many), None, "hi"),
+        with_body(msg("$G", "foo", Some("r"), &many[..5]), None, "z"),
+        with_body(
+            msg("$G", "foo", Some("r"), &["q"]),
+            Some("NATS/1.0\r\n\r\n"),
+            "",
+        ),
+    ];
+    assert_eq!(ok(parse_all(MSG_PATHS)), expected);
+    assert_eq!(ok(parse_bytewise(MSG_PATHS)), expected);
+    for at in 0..=MSG_PATHS.len() {
+        assert_eq!(ok(parse_split(MSG_PATHS, at)), expected, "split at {at}");
+    }
+}
+
+/// A pinned route's ops name no account (nats-server 2.10).
+const PINNED: &[u8] = b"RMSG foo 1\r\nx\r\nRMSG foo r 1\r\nx\r\n\
+RMSG foo + r q1 q2 1\r\nx\r\nRMSG foo | q 1\r\nx\r\n\
+HMSG foo | q 12 12\r\nNATS/1.0\r\n\r\n\r\nRS+ foo\r\n";
+
+#[test]
+fn pinned_route_messages_split_everywhere() {
+    let expected = vec![
+        with_body(msg("ACC", "foo", None, &[]), None, "x"),
+        with_body(msg("ACC", "foo", Some("r"), &[]), None, "x"),
+        with_body(msg("ACC", "foo", Some("r"), &["q1", "q2"]), None, "x"),
+        with_body(msg("ACC", "foo", None, &["q"]), None, "x"),
+        with_body(
+            msg("ACC", "foo", None, &["q"]),
+            Some("NATS/1.0\r\n\r\n"),
+            "",
+        ),
+        RouteOp::Sub(RemoteSub {
+            origin: None,
+            account: b("ACC"),
+            subject: b("foo"),
+            queue: None,
+            weight: 0,
+        }),
+    ];
+    for at in 0..=PINNED.len() {
+        let mut p = RouteParser::new(MCL, MPAY);
+        p.set_account(b("ACC"));
+        let mut buf = BytesMut::from(&PINNED[..at]);
+        let mut out = Vec::new();
+        assert!(!drain(&mut p, &mut buf, &mut out));
+        buf.extend_from_slice(&PINNED[at..]);
+        assert!(!drain(&mut p, &mut buf, &mut out));
+        assert_eq!(ok(out), expected, "split at {at}");
+    }
+}
+
+#[test]
+fn message_fields_share_the_read_buffer() {
+    let mut p = RouteParser::new(MCL, MPAY);
+    let mut buf = BytesMut::from(&b"HMSG $G foo + r q 12 14\r\nNATS/1.0\r\n\r\nhi\r\nPING\r\n"[..]);
+    let base = buf.as_ptr() as usize;
+    let Some(RouteOp::Msg(m)) = p.parse(&mut buf).unwrap() else {
+        panic!("no message")
+    };
+    let at = |b: &Bytes| b.as_ptr() as usize - base;
+    assert_eq!(at(&m.account), 5);
+    assert_eq!(at(&m.subject), 8);
+    assert_eq!(at(m.reply.as_ref().unwrap()), 14);
+    assert_eq!(at(&m.queues[0]), 16);
+    assert_eq!(at(m.headers.as_ref().unwrap()), 25);
+    assert_eq!(at(&m.payload), 37);
+    assert_eq!(&m.payload[..], b"hi");
+    assert_eq!(&buf[..], b"PING\r\n");
+}
+
+#[test]
+fn a_payload_not_followed_by_crlf_is_refused_as_it_arrives() {
+    for (first, rest) in [
+        (&b"RMSG $G foo 2\r\nab"[..], &b"X"[..]),
+        (b"RMSG $G foo 2\r\nab\r", b"X"),
+    ] {
+        let mut p = RouteParser::new(MCL, MPAY);
+        let mut buf = BytesMut::from(first);
+        assert_eq!(p.parse(&mut buf), Ok(None));
+        buf.extend_from_slice(rest);
+        assert_eq!(p.parse(&mut buf), Err(RouteProtoError::UnknownOp));
+    }
+}
+
+#[test]
+fn a_line_exactly_at_the_limit_passes_whole_and_cut_before_its_newline() {
+    let input = b"A- 0123456789abcdef\r\nPING\r\n";
+    let expected = vec![RouteOp::AccountUnsub(b("0123456789abcdef")), RouteOp::Ping];
+    for at in 0..=input.len() {
+        let mut p = RouteParser::new(16, 10);
+        let mut buf = BytesMut::from(&input[..at]);
+        let mut out = Vec::new();
+        assert!(!drain(&mut p, &mut buf, &mut out), "split at {at}");
+        buf.extend_from_slice(&input[at..]);
+        assert!(!drain(&mut p, &mut buf, &mut out), "split at {at}");
+        assert_eq!(ok(out), expected, "split at {at}");
+    }
+}
