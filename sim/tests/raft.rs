@@ -13,26 +13,21 @@ use natsd_core::jetstream::store::{CrashMode, MemDisk};
 use natsd_core::rng::SplitMix64;
 use natsd_raft::openraft::{Config, ServerState, SnapshotPolicy};
 use natsd_raft::{
-    seed_thread_rng, BoxFuture, Command, GroupConfig, GroupMachine, LogId, NodeId, NodeInfo,
-    RaftGroup, RaftHub, RaftTransport, RestoreError, SharedDisk, StoreConfig, TransportError,
+    seed_thread_rng, Command, GroupConfig, GroupMachine, LogId, NodeId, NodeInfo, RaftGroup,
+    RaftHub, RestoreError, SharedDisk, StoreConfig,
 };
+use natsd_sim::jscluster::host;
+use natsd_sim::raftnet::{serve, TurmoilRaft, RAFT_PORT};
 use natsd_sim::seeds::{sweep, Seeds};
 use natsd_sim::trace::Trace;
 use natsd_sim::transport::fixed_epoch;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const RAFT_PORT: u16 = 7000;
 const NODES: [NodeId; 3] = [1, 2, 3];
 const GROUP: &str = "kv";
 const DIR: &str = "raft/kv";
 /// Faults happen before this sim time; after it everything is healed and must converge.
 const HEAL_AT: Duration = Duration::from_secs(20);
 const WRITES: usize = 60;
-const MAX_FRAME: u32 = 64 << 20;
-
-fn host(id: NodeId) -> String {
-    format!("r{id}")
-}
 
 /// Applied commands of one replica, in order.
 type Applied = Arc<Mutex<Vec<(u64, String)>>>;
@@ -69,52 +64,6 @@ struct Live {
 }
 
 type Registry = Arc<Mutex<BTreeMap<NodeId, Live>>>;
-
-/// Raft RPCs over turmoil TCP: one connection per RPC, length-prefixed frames.
-struct TurmoilRaft;
-
-fn net_err(e: std::io::Error) -> TransportError {
-    TransportError::Network(e.to_string())
-}
-
-impl RaftTransport for TurmoilRaft {
-    fn send(
-        &self,
-        target: NodeId,
-        frame: Vec<u8>,
-    ) -> BoxFuture<'static, Result<Vec<u8>, TransportError>> {
-        Box::pin(async move {
-            let mut s = turmoil::net::TcpStream::connect(format!("{}:{RAFT_PORT}", host(target)))
-                .await
-                .map_err(|e| TransportError::Unreachable(e.to_string()))?;
-            let len = u32::try_from(frame.len())
-                .map_err(|_| TransportError::Network("frame too large".into()))?;
-            s.write_u32(len).await.map_err(net_err)?;
-            s.write_all(&frame).await.map_err(net_err)?;
-            let n = s.read_u32().await.map_err(net_err)?;
-            if n > MAX_FRAME {
-                return Err(TransportError::Network(format!("reply of {n} bytes")));
-            }
-            let mut reply = vec![0; n as usize];
-            s.read_exact(&mut reply).await.map_err(net_err)?;
-            Ok(reply)
-        })
-    }
-}
-
-async fn serve(hub: Arc<RaftHub>, mut s: turmoil::net::TcpStream) -> std::io::Result<()> {
-    loop {
-        let n = s.read_u32().await?;
-        if n > MAX_FRAME {
-            return Ok(());
-        }
-        let mut frame = vec![0; n as usize];
-        s.read_exact(&mut frame).await?;
-        let reply = hub.handle_frame(&frame).await;
-        s.write_u32(reply.len() as u32).await?;
-        s.write_all(&reply).await?;
-    }
-}
 
 fn group_config() -> GroupConfig {
     GroupConfig {
