@@ -159,3 +159,49 @@ async fn a_nats_server_without_jetstream_is_no_obstacle() {
     crosses(&cluster, 0, 2).await;
     crosses(&cluster, 1, 0).await;
 }
+
+/// A nats-server with JetStream that joins after the natsd servers formed their meta group:
+/// the group is left as it is (its two members) but refused in `/jsz` and `/healthz`; once the
+/// nats-server is gone, the refusal goes and `/healthz` is ok again.
+#[tokio::test]
+async fn a_late_jetstream_nats_server_is_refused_and_then_forgotten() {
+    if !go_available() {
+        return;
+    }
+    let dirs = dirs();
+    let mut cluster = TestCluster::start_mesh(&[Natsd, Natsd], |i| top(&dirs, i, true)).await;
+    for i in [0, 1] {
+        wait_monitor(&cluster, i, "meta leader", |m, h| {
+            m["leader"].as_str().is_some_and(|l| !l.is_empty()) && h["status"] == "ok"
+        })
+        .await;
+    }
+    cluster.add_node(NatsServer, &top(&dirs, 2, true)).await;
+    for i in [0, 1] {
+        let (meta, health) = wait_monitor(&cluster, i, "refusal", |m, h| {
+            m["refused_servers"] == serde_json::json!(["n2"]) && h["status"] == "unavailable"
+        })
+        .await;
+        assert_eq!(meta["cluster_size"], 2, "node {i}: the group stays: {meta}");
+        assert!(
+            health["error"].as_str().is_some_and(|e| e.contains("n2")),
+            "{health}"
+        );
+    }
+    crosses(&cluster, 2, 0).await;
+    crosses(&cluster, 1, 2).await;
+    // The nats-server leaves (killed on drop): the refusal ends.
+    drop(cluster.nodes.pop());
+    for i in [0, 1] {
+        let (meta, _) = wait_monitor(&cluster, i, "the refusal to end", |m, h| {
+            m.get("refused_servers").is_none() && h["status"] == "ok"
+        })
+        .await;
+        assert_eq!(meta["cluster_size"], 2, "{meta}");
+        assert!(meta.get("refused").is_none(), "{meta}");
+    }
+    assert!(cluster.nodes[0]
+        .server
+        .log()
+        .contains("no nats-server with JetStream is routed any more"));
+}
