@@ -44,6 +44,16 @@
 #                       only): nats-server runs on an ext4 image mounted `-o sync`, where every
 #                       write reaches the disk before it returns (label nats-server-syncmount).
 #                       0 skips the emulation.
+#   JS_R3=              1 adds replicated JetStream (off by default): each server kind as a
+#                       3-node cluster on loopback (server names, a cluster name, JetStream with
+#                       a store dir per node under JS_STORE_BASE, every node routed to the
+#                       others; natsd syncs before every PubAck, nats-server as it defaults),
+#                       the bench client on node 0 with a file stream of `num_replicas: 3`:
+#                       publishing with 256 PubAcks outstanding, and one at a time (p50/p99).
+#                       A server that will not create the stream is reported n/a, with its
+#                       error under the table.
+#   JS_R3_GROUP="js-pub-async js-pub-sync"
+#                       the scenarios of that section (run with `--replicas 3 --storage file`)
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -293,6 +303,65 @@ js_targets() {
     fi
 }
 
+JS_R3=${JS_R3:-}
+JS_R3_GROUP=${JS_R3_GROUP-"js-pub-async js-pub-sync"}
+R3_RESULTS="$OUT/r3-results.jsonl"
+: >"$R3_RESULTS"
+
+# Three JetStream nodes of one kind, each routed to the other two (nats-server's clustered
+# JetStream wants configured routes on every node), then the replicated scenarios against
+# node 0, then the nodes and their stores are removed.
+run_r3() {
+    local label=$1 round=$2 bin base i j port cport hport routes stores=() status
+    if [ "$label" = natsd ]; then bin=$NATSD; base=$PORT_NATSD; else bin=$NATS_SERVER; base=$PORT_GO; fi
+    CLUSTER_PIDS=()
+    for i in 0 1 2; do
+        port=$((base + 20 + i)); cport=$((base + 1020 + i)); hport=$((base + 2020 + i))
+        routes=
+        for j in 0 1 2; do
+            [ "$j" -eq "$i" ] || routes="${routes:+$routes,}nats://127.0.0.1:$((base + 1020 + j))"
+        done
+        stores+=("$(mktemp -d "$JS_STORE_BASE/r3-$label-$round-$i.XXXXXX")")
+        "${SRV_PIN[@]}" "$bin" -a 127.0.0.1 -p "$port" -m "$hport" -n "r3n$i" --cluster_name r3 \
+            --cluster "nats://127.0.0.1:$cport" --routes "$routes" -js -sd "${stores[$i]}" \
+            >>"$OUT/$label-r3-$round.log" 2>&1 &
+        CLUSTER_PIDS+=($!)
+    done
+    for i in 0 1 2; do wait_port "$((base + 20 + i))"; done
+    # Ready once every node is routed to the other two and /healthz says ok (for nats-server:
+    # a meta leader is known); a cluster that never gets there is measured anyway, and the
+    # stream create says what is wrong.
+    for i in 0 1 2; do
+        hport=$((base + 2020 + i))
+        for _ in $(seq 1 300); do
+            status=$(curl -s "http://127.0.0.1:$hport/healthz" || true)
+            curl -s "http://127.0.0.1:$hport/routez" | grep -Eq '"num_routes": ?2' &&
+                grep -Eq '"status": ?"ok"' <<<"$status" && break
+            sleep 0.1
+        done
+        grep -Eq '"status": ?"ok"' <<<"$status" ||
+            echo "note: $label r3n$i not healthy after 30 s: $status" >&2
+    done
+    echo "== round $round: $label 3-node JetStream cluster, R3 file stream: $JS_R3_GROUP" >&2
+    # shellcheck disable=SC2086 # word splitting of the group and BENCH_ARGS is intended
+    "${CLI_PIN[@]}" "$NATSD" bench --url "nats://127.0.0.1:$((base + 20))" --label "$label" --round "$round" \
+        --duration "$DURATION" --replicas 3 --storage file $BENCH_ARGS $JS_R3_GROUP \
+        >>"$R3_RESULTS" 2> >(tee -a "$OUT/bench.log" >&2) || echo "warning: some $label R3 scenarios failed or were refused" >&2
+    for i in "${CLUSTER_PIDS[@]}"; do
+        kill -TERM "$i" 2>/dev/null || true
+        wait "$i" 2>/dev/null || true
+    done
+    CLUSTER_PIDS=()
+    rm -rf "${stores[@]}"
+}
+
+if [ -n "$JS_R3" ] && [ "$JS_R3" != 0 ] && [ -n "$JS_R3_GROUP" ]; then
+    for round in $(seq 1 "$ROUNDS"); do
+        if [ $((round % 2)) -eq 1 ]; then order="natsd nats-server"; else order="nats-server natsd"; fi
+        for label in $order; do run_r3 "$label" "$round"; done
+    done
+fi
+
 {
     echo "### natsd vs nats-server ($(date -u +%Y-%m-%d))"
     echo
@@ -319,5 +388,13 @@ js_targets() {
         echo
         "$NATSD" bench report "$JS_RESULTS" | tee "$OUT/js-report.md"
         js_targets "$OUT/js-report.md"
+    fi
+    if [ -s "$R3_RESULTS" ]; then
+        echo
+        echo "#### JetStream R3: 3-node clusters, a file stream with \`num_replicas: 3\`, client on node 0 (store under $JS_STORE_BASE)"
+        echo
+        echo "natsd syncs before every PubAck; nats-server acknowledges once a quorum of its replicas holds the message (each syncs lazily, every 2 min)."
+        echo
+        "$NATSD" bench report "$R3_RESULTS"
     fi
 } | tee "$OUT/report.md"

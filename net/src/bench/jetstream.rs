@@ -63,6 +63,15 @@ impl Storage {
             Self::Memory => "mem",
         }
     }
+
+    /// `--storage file|memory`.
+    pub(crate) fn parse(v: &str) -> Result<Self, String> {
+        match v {
+            "file" => Ok(Self::File),
+            "memory" | "mem" => Ok(Self::Memory),
+            _ => Err(format!("--storage: not file or memory: {v}")),
+        }
+    }
 }
 
 /// What a publish acknowledgement said.
@@ -112,7 +121,13 @@ pub(crate) fn header_ok(block: &[u8]) -> bool {
 }
 
 /// The stream-create request of the bench streams.
-pub(crate) fn stream_config(name: &str, subject: &str, storage: Storage, kv: bool) -> String {
+pub(crate) fn stream_config(
+    name: &str,
+    subject: &str,
+    storage: Storage,
+    kv: bool,
+    replicas: usize,
+) -> String {
     let mut v = serde_json::json!({
         "name": name,
         "subjects": [subject],
@@ -124,7 +139,7 @@ pub(crate) fn stream_config(name: &str, subject: &str, storage: Storage, kv: boo
         "max_age": 0,
         "max_msg_size": -1,
         "max_consumers": -1,
-        "num_replicas": 1,
+        "num_replicas": replicas,
     });
     if kv {
         // As the clients make a KV bucket: one value per key, rollups, direct gets.
@@ -218,13 +233,32 @@ impl JsConn {
 
     /// Deletes `name` if present, then creates it afresh.
     async fn fresh_stream(&mut self, name: &str, config: &str) -> io::Result<()> {
+        match self.try_fresh_stream(name, config).await? {
+            Some(e) => Err(io_err(format!("$JS.API.STREAM.CREATE.{name}: {e}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// [`JsConn::fresh_stream`], where the server's refusal to create the stream is
+    /// `Ok(Some(its error))` (description and code).
+    async fn try_fresh_stream(&mut self, name: &str, config: &str) -> io::Result<Option<String>> {
         // A missing stream answers with an error: that is the expected case.
         let _ = self
             .request(&format!("$JS.API.STREAM.DELETE.{name}"), b"")
             .await?;
-        self.api(&format!("$JS.API.STREAM.CREATE.{name}"), config)
-            .await
-            .map(drop)
+        let subject = format!("$JS.API.STREAM.CREATE.{name}");
+        let reply = self.request(&subject, config.as_bytes()).await?;
+        let v: Value = serde_json::from_slice(&reply)
+            .map_err(|e| io_err(format!("{subject}: reply is not JSON: {e}")))?;
+        Ok(v.get("error").map(|e| {
+            match (
+                e.get("description").and_then(Value::as_str),
+                e.get("err_code").and_then(Value::as_u64),
+            ) {
+                (Some(d), Some(code)) => format!("{d} ({code})"),
+                _ => e.to_string(),
+            }
+        }))
     }
 
     async fn delete_stream(&mut self, name: &str) -> io::Result<()> {
@@ -331,8 +365,15 @@ fn rate_fields(r: &mut Record, n: u64, secs: f64, size: usize, what: &str) {
 pub(crate) async fn pub_sync(args: &Args, storage: Storage, size: usize) -> anyhow::Result<Record> {
     let mut c = JsConn::connect(&args.addr).await?;
     let (name, subject) = ("BENCH_SYNC", "bench.js.sync");
-    c.fresh_stream(name, &stream_config(name, subject, storage, false))
-        .await?;
+    let mut r = Record::new(format!(
+        "js_pub_sync_{}_{size}B{}",
+        storage.short(),
+        replicas_suffix(args)
+    ));
+    let config = stream_config(name, subject, storage, false, args.replicas);
+    if let Some(e) = c.try_fresh_stream(name, &config).await? {
+        return Ok(refused(r, e));
+    }
     let payload = vec![b'x'; size];
     let mut h = Histogram::default();
     let start = Instant::now();
@@ -344,7 +385,6 @@ pub(crate) async fn pub_sync(args: &Args, storage: Storage, size: usize) -> anyh
     }
     let secs = start.elapsed().as_secs_f64().max(1e-9);
     c.delete_stream(name).await?;
-    let mut r = Record::new(format!("js_pub_sync_{}_{size}B", storage.short()));
     latency_fields(&mut r, &h, secs);
     r.set("size", size as f64);
     Ok(r)
@@ -358,8 +398,15 @@ pub(crate) async fn pub_async(
 ) -> anyhow::Result<Record> {
     let mut c = JsConn::connect(&args.addr).await?;
     let (name, subject) = ("BENCH_ASYNC", "bench.js.async");
-    c.fresh_stream(name, &stream_config(name, subject, storage, false))
-        .await?;
+    let mut r = Record::new(format!(
+        "js_pub_async_{}_{size}B_w{WINDOW}{}",
+        storage.short(),
+        replicas_suffix(args)
+    ));
+    let config = stream_config(name, subject, storage, false, args.replicas);
+    if let Some(e) = c.try_fresh_stream(name, &config).await? {
+        return Ok(refused(r, e));
+    }
     let payload = vec![b'x'; size];
     let start = Instant::now();
     let n = c
@@ -373,10 +420,6 @@ pub(crate) async fn pub_async(
         .await?;
     let secs = start.elapsed().as_secs_f64().max(1e-9);
     c.delete_stream(name).await?;
-    let mut r = Record::new(format!(
-        "js_pub_async_{}_{size}B_w{WINDOW}",
-        storage.short()
-    ));
     rate_fields(&mut r, n, secs, size, "stored");
     r.set("size", size as f64);
     Ok(r)
@@ -388,8 +431,8 @@ pub(crate) async fn pub_async(
 pub(crate) async fn consume(args: &Args, size: usize) -> anyhow::Result<Record> {
     let mut c = JsConn::connect(&args.addr).await?;
     let (name, subject) = ("BENCH_CONSUME", "bench.js.consume");
-    c.fresh_stream(name, &stream_config(name, subject, Storage::File, false))
-        .await?;
+    let config = stream_config(name, subject, Storage::File, false, args.replicas);
+    c.fresh_stream(name, &config).await?;
     let payload = vec![b'x'; size];
     let total = c
         .publish_windowed(
@@ -441,7 +484,10 @@ pub(crate) async fn consume(args: &Args, size: usize) -> anyhow::Result<Record> 
     }
     let secs = start.elapsed().as_secs_f64().max(1e-9);
     c.delete_stream(name).await?;
-    let mut r = Record::new(format!("js_consume_file_{size}B_b{PULL_BATCH}"));
+    let mut r = Record::new(format!(
+        "js_consume_file_{size}B_b{PULL_BATCH}{}",
+        replicas_suffix(args)
+    ));
     rate_fields(&mut r, got, secs, size, "consumed");
     r.set("size", size as f64);
     Ok(r)
@@ -451,7 +497,7 @@ pub(crate) async fn consume(args: &Args, size: usize) -> anyhow::Result<Record> 
 async fn kv_bucket(c: &mut JsConn, payload: &[u8], keys: usize) -> io::Result<()> {
     c.fresh_stream(
         "KV_bench",
-        &stream_config("KV_bench", "$KV.bench.>", Storage::File, true),
+        &stream_config("KV_bench", "$KV.bench.>", Storage::File, true, 1),
     )
     .await?;
     for k in 0..keys {
@@ -526,19 +572,39 @@ pub(crate) async fn kv_get(args: &Args, size: usize) -> anyhow::Result<Record> {
     Ok(r)
 }
 
+/// `_r<N>` for replicated streams, nothing for R1 (the names of earlier runs).
+fn replicas_suffix(args: &Args) -> String {
+    if args.replicas > 1 {
+        format!("_r{}", args.replicas)
+    } else {
+        String::new()
+    }
+}
+
+/// The record of a scenario whose stream the server would not create: its error, no figures.
+fn refused(mut r: Record, e: String) -> Record {
+    r.human = format!("n/a: the server refused the stream: {e}");
+    r.error = Some(e);
+    r
+}
+
 /// Runs one JetStream scenario: one record per storage kind and payload size.
 pub(crate) async fn run(args: &Args, scenario: &str) -> anyhow::Result<Vec<Record>> {
     let sizes = args.sizes.clone().unwrap_or_else(|| vec![128]);
+    let storages: Vec<Storage> = match args.storage {
+        Some(st) => vec![st],
+        None => vec![Storage::File, Storage::Memory],
+    };
     let mut out = Vec::new();
     for size in sizes {
         match scenario {
             "js-pub-sync" => {
-                for st in [Storage::File, Storage::Memory] {
+                for &st in &storages {
                     out.push(pub_sync(args, st, size).await?);
                 }
             }
             "js-pub-async" => {
-                for st in [Storage::File, Storage::Memory] {
+                for &st in &storages {
                     out.push(pub_async(args, st, size).await?);
                 }
             }

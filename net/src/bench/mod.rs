@@ -61,7 +61,11 @@ Options:
   --threads N         bench runtime worker threads (default 2)
   --open-loop         pub, pubsub, fanout, queue: publishers write as fast as the socket
                       takes frames (no PINGs, no delivery window); scenario names get
-                      `_open`, and `lost` counts messages that never reached a subscriber";
+                      `_open`, and `lost` counts messages that never reached a subscriber
+  --replicas N        JetStream scenarios: `num_replicas` of their streams (default 1; above 1
+                      scenario names get `_r<N>`; point --url at one node of the cluster). A
+                      stream the server will not create is reported as n/a with its error
+  --storage KIND      js-pub-sync, js-pub-async: only `file` or `memory` streams (default both)";
 
 /// Parsed command line.
 #[derive(Debug, Clone)]
@@ -85,6 +89,10 @@ pub(crate) struct Args {
     pub(crate) threads: usize,
     /// Unthrottled publishers (see [`throughput`]).
     pub(crate) open_loop: bool,
+    /// `num_replicas` of the JetStream scenarios' streams.
+    pub(crate) replicas: usize,
+    /// Only this storage in `js-pub-sync` and `js-pub-async` (`None`: both).
+    pub(crate) storage: Option<jetstream::Storage>,
     pub(crate) scenarios: Vec<String>,
 }
 
@@ -108,6 +116,8 @@ impl Default for Args {
             round: 0,
             threads: 2,
             open_loop: false,
+            replicas: 1,
+            storage: None,
             scenarios: Vec::new(),
         }
     }
@@ -189,6 +199,8 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Args, String> {
             "--label" => a.label = value()?,
             "--round" => a.round = num(flag, &value()?)?,
             "--threads" => a.threads = num(flag, &value()?)?,
+            "--replicas" => a.replicas = num(flag, &value()?)?,
+            "--storage" => a.storage = Some(jetstream::Storage::parse(&value()?)?),
             _ => return Err(format!("unknown option: {flag}")),
         }
     }
@@ -196,8 +208,16 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Args, String> {
         a.scenarios
             .extend(SCENARIOS.iter().map(ToString::to_string));
     }
-    if a.pubs == 0 || a.fanout == 0 || a.group == 0 || a.threads == 0 || a.msgs == 0 {
-        return Err("--pubs, --fanout, --group, --threads and --msgs must be positive".into());
+    if a.pubs == 0
+        || a.fanout == 0
+        || a.group == 0
+        || a.threads == 0
+        || a.msgs == 0
+        || a.replicas == 0
+    {
+        return Err(
+            "--pubs, --fanout, --group, --threads, --msgs and --replicas must be positive".into(),
+        );
     }
     Ok(a)
 }
@@ -221,6 +241,8 @@ pub(crate) struct Record {
     pub(crate) fields: Vec<(&'static str, f64)>,
     /// The human-readable summary.
     pub(crate) human: String,
+    /// The server refused the scenario's setup (its error): no figures, n/a in the report.
+    pub(crate) error: Option<String>,
 }
 
 impl Record {
@@ -240,6 +262,9 @@ impl Record {
         m.insert("scenario".into(), Value::from(self.scenario.clone()));
         m.insert("label".into(), Value::from(args.label.clone()));
         m.insert("round".into(), Value::from(args.round));
+        if let Some(e) = &self.error {
+            m.insert("error".into(), Value::from(e.clone()));
+        }
         for (k, v) in &self.fields {
             m.insert((*k).into(), Value::from(*v));
         }
@@ -305,6 +330,7 @@ async fn run_all(args: Args) -> bool {
         match tokio::time::timeout(limit, run_one(&args, scenario)).await {
             Ok(Ok(records)) => {
                 for r in records {
+                    ok &= r.error.is_none();
                     println!("{}", r.json(&args));
                     eprintln!("{:<18} {:<12} {}", r.scenario, who, r.human);
                 }

@@ -28,6 +28,8 @@ pub(crate) struct Table {
     labels: Vec<String>,
     scenarios: Vec<String>,
     series: BTreeMap<(String, &'static str), Series>,
+    /// (scenario, label) → the error of a run the server refused (shown as n/a).
+    errors: BTreeMap<(String, String), String>,
 }
 
 impl Table {
@@ -44,6 +46,10 @@ impl Table {
                 continue;
             };
             let round = m.get("round").and_then(Value::as_u64).unwrap_or(0);
+            if let Some(e) = m.get("error").and_then(Value::as_str) {
+                self.errors
+                    .insert((scenario.to_string(), label.to_string()), e.to_string());
+            }
             if !self.labels.iter().any(|l| l == label) {
                 self.labels.push(label.to_string());
             }
@@ -81,6 +87,20 @@ impl Table {
         }
         out += "\n";
         for scenario in &self.scenarios {
+            let refused = |l: &String| self.errors.contains_key(&(scenario.clone(), l.clone()));
+            if !METRICS
+                .iter()
+                .any(|(key, ..)| self.series.contains_key(&(scenario.clone(), *key)))
+            {
+                // No server has figures: one row saying which were refused.
+                out += &format!("| {scenario} | – |");
+                for l in &self.labels {
+                    out += if refused(l) { " n/a |" } else { " – |" };
+                }
+                out += &" – |".repeat(others.len());
+                out += "\n";
+                continue;
+            }
             for &(key, text, higher) in METRICS {
                 let Some(series) = self.series.get(&(scenario.clone(), key)) else {
                     continue;
@@ -96,6 +116,7 @@ impl Table {
                         Some((med, lo, hi)) => {
                             format!(" {} ({}–{}) |", human(med), human(lo), human(hi))
                         }
+                        None if refused(l) => " n/a |".to_string(),
                         None => " – |".to_string(),
                     };
                 }
@@ -104,6 +125,18 @@ impl Table {
                 }
                 out += "\n";
             }
+        }
+        // Why each n/a: a server's error and the scenarios it refused.
+        let mut why: BTreeMap<(&String, &String), Vec<&String>> = BTreeMap::new();
+        for ((scenario, label), e) in &self.errors {
+            why.entry((label, e)).or_default().push(scenario);
+        }
+        if !why.is_empty() {
+            out += "\n";
+        }
+        for ((label, e), scenarios) in why {
+            let list: Vec<&str> = scenarios.iter().map(|s| s.as_str()).collect();
+            out += &format!("n/a: {label} refused {}: {e}\n", list.join(", "));
         }
         out
     }
@@ -238,6 +271,28 @@ mod tests {
         );
         assert!(
             md.contains("| **1.00** (1.00–1.00) | **3.00** (3.00–3.00) |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn a_refused_run_is_na_with_its_error() {
+        let mut t = Table::default();
+        t.add_lines(
+            "{\"scenario\":\"js_r3\",\"label\":\"natsd\",\"round\":1,\"error\":\"no (10074)\"}\n\
+             {\"scenario\":\"js_r3\",\"label\":\"go\",\"round\":1,\"msgs_per_sec\":300}\n\
+             {\"scenario\":\"both_r3\",\"label\":\"natsd\",\"round\":1,\"error\":\"no (10074)\"}\n\
+             {\"scenario\":\"both_r3\",\"label\":\"go\",\"round\":1,\"error\":\"down\"}\n",
+        );
+        let md = t.markdown();
+        assert!(
+            md.contains("| js_r3 | msgs/s ↑ | n/a | 300 (300–300) | – |"),
+            "{md}"
+        );
+        assert!(md.contains("| both_r3 | – | n/a | n/a | – |"), "{md}");
+        assert!(md.contains("\nn/a: go refused both_r3: down\n"), "{md}");
+        assert!(
+            md.contains("\nn/a: natsd refused both_r3, js_r3: no (10074)\n"),
             "{md}"
         );
     }

@@ -188,6 +188,7 @@ fn js_scenarios_are_named_and_configured() {
         "$KV.b.>",
         jetstream::Storage::Memory,
         true,
+        1,
     ))
     .unwrap();
     assert_eq!(v["storage"], "memory");
@@ -247,6 +248,80 @@ async fn js_scenarios_run_against_natsd() {
     }
     for r in [&records[0], &records[5], &records[6]] {
         assert!(field(r, "p50_us") > 0.0 && field(r, "p50_us") <= field(r, "p99_us"));
+    }
+    server.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn replicas_and_storage_are_parsed() {
+    let a = parse_args(&args(&[
+        "--replicas",
+        "3",
+        "--storage",
+        "file",
+        "js-pub-async",
+    ]))
+    .unwrap();
+    assert_eq!((a.replicas, a.storage), (3, Some(jetstream::Storage::File)));
+    assert_eq!(parse_args(&[]).unwrap().replicas, 1);
+    assert!(parse_args(&args(&["--replicas", "0"])).is_err());
+    assert!(parse_args(&args(&["--storage", "tape"])).is_err());
+    let v: Value = serde_json::from_str(&jetstream::stream_config(
+        "S",
+        "s",
+        jetstream::Storage::File,
+        false,
+        3,
+    ))
+    .unwrap();
+    assert_eq!(v["num_replicas"], 3);
+}
+
+/// A single server refuses a replicated stream: the scenarios report n/a with its error
+/// (their names marked `_r3`) instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_replicated_stream_is_na() {
+    let dir = std::env::temp_dir().join(format!("natsd-bench-r3-{}", std::process::id()));
+    let server = Server::new(Options {
+        port: Some(0),
+        host: "127.0.0.1".into(),
+        jetstream: Some(natsd_core::options::JetStreamConfig {
+            store_dir: Some(dir.clone()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .unwrap();
+    server.start().await.unwrap();
+    let url = server.client_url().unwrap();
+    let a = parse_args(&args(&[
+        "--url",
+        &url,
+        "--replicas",
+        "3",
+        "--storage",
+        "file",
+        "--msgs",
+        "10",
+        "js-pub-sync",
+        "js-pub-async",
+    ]))
+    .unwrap();
+    let mut records = Vec::new();
+    for s in &a.scenarios {
+        records.extend(run_one(&a, s).await.unwrap());
+    }
+    let names: Vec<_> = records.iter().map(|r| r.scenario.as_str()).collect();
+    assert_eq!(
+        names,
+        ["js_pub_sync_file_128B_r3", "js_pub_async_file_128B_w256_r3"]
+    );
+    for r in &records {
+        let e = r.error.as_deref().unwrap_or_default();
+        assert!(e.contains("replicas"), "{r:?}");
+        assert!(r.fields.is_empty(), "{r:?}");
+        assert!(r.json(&a).contains("\"error\""), "{r:?}");
     }
     server.shutdown();
     let _ = std::fs::remove_dir_all(&dir);

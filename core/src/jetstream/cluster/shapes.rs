@@ -144,6 +144,13 @@ pub struct MetaClusterInfo {
     pub replicas: Vec<PeerInfo>,
     /// Members of the meta group.
     pub cluster_size: usize,
+    /// natsd only: why this server forms or joins no meta group (nats-server peers with
+    /// JetStream in the cluster; natsd does not speak their Raft protocol). Absent otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub refused: String,
+    /// natsd only: the names of those nats-server peers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused_servers: Vec<String>,
 }
 
 /// `$JS.API.META.LEADER.STEPDOWN` request (Go: `JSApiLeaderStepdownRequest`).

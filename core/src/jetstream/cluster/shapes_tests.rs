@@ -89,6 +89,7 @@ fn meta_cluster_shape_for_jsz_and_varz() {
         peer: "p1".into(),
         replicas: ClusterInfo::build("C1", "n1", "p1", &[peer("p2", Some("n2"), T0)], T0).replicas,
         cluster_size: 3,
+        ..MetaClusterInfo::default()
     };
     assert_eq!(
         serde_json::to_value(&m).unwrap(),

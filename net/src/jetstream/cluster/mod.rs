@@ -33,6 +33,9 @@
 //! waits: the meta leader adds every server it hears from that is not a member, as a learner
 //! first (it catches up) and then as a voter.
 //!
+//! A server routed to a nats-server running JetStream forms, joins and grows no meta group
+//! and says why (see [`mixed`]).
+//!
 //! # Not yet
 //!
 //! The meta group's effects (replicas to start) are only logged: streams still live on the
@@ -41,6 +44,7 @@
 mod bootstrap;
 mod bus;
 mod machine;
+mod mixed;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -108,6 +112,9 @@ struct Heartbeat {
     server_id: String,
     seen: BTreeSet<NodeId>,
     in_group: bool,
+    /// It refuses a meta group: nats-server with JetStream is routed to it (see [`mixed`]).
+    #[serde(default)]
+    refusing: bool,
 }
 
 /// The last heartbeat of another server.
@@ -135,6 +142,7 @@ pub(crate) struct JsCluster {
     joining: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
     subs: Mutex<Vec<(Arc<natsd_core::account::Account>, SubRef)>>,
+    mixed: mixed::Guard,
 }
 
 impl std::fmt::Debug for JsCluster {
@@ -215,6 +223,7 @@ pub(crate) fn start(srv: &Arc<Shared>, root: &Path) -> Result<(), String> {
             joining: Arc::new(AtomicBool::new(false)),
             stop,
             subs: Mutex::new(Vec::new()),
+            mixed: mixed::Guard::new(&srv2),
         });
         c.subscribe(&srv2, &sys, &(sink as Arc<dyn InternalSink>));
         *lock(&srv2.js.cluster) = Some(Arc::clone(&c));
@@ -374,18 +383,24 @@ impl JsCluster {
     }
 
     fn tick(self: &Arc<Self>) {
-        self.maybe_initialize();
+        let (refusing, may_form) = self.mixed_check();
+        if may_form {
+            self.maybe_initialize();
+        }
         let hb = Heartbeat {
             node: self.node,
             name: self.name.clone(),
             server_id: self.server_id.clone(),
             seen: self.seen(),
             in_group: self.in_group(),
+            refusing,
         };
         if let Ok(b) = serde_json::to_vec(&hb) {
             self.bus.publish(bus::HEARTBEAT, None, Bytes::from(b));
         }
-        self.admit_newcomers();
+        if may_form {
+            self.admit_newcomers();
+        }
     }
 
     /// The bootstrap rule of the module docs.
@@ -578,7 +593,9 @@ impl JsCluster {
             leader,
             replicas: Vec::new(),
             cluster_size: membership.voter_ids().count(),
+            ..MetaClusterInfo::default()
         };
+        self.mixed.annotate(&mut info);
         if m.state == ServerState::Leader {
             let last = m.last_log_index.unwrap_or(0);
             let matched = m.replication.clone().unwrap_or_default();
@@ -653,6 +670,9 @@ impl JsCluster {
     /// Why `/healthz` should fail (Go: healthz's clustered checks, with its texts): a damaged
     /// replica being repaired, no meta leader, or this server not yet a voting member.
     pub(crate) fn unhealthy(&self) -> Option<String> {
+        if let Some(why) = self.mixed.unhealthy() {
+            return Some(why);
+        }
         for name in self.hub.group_names() {
             if let Some(why) = self.hub.group(&name).and_then(|g| g.damage_reason()) {
                 return Some(format!("JetStream group {name} is being repaired: {why}"));
