@@ -250,7 +250,8 @@ fn minority_damage(
 /// minority plus kills lost acknowledged writes, some in the middle, and a corrupted node
 /// could lead. Defeated by: checksums on every stream and Raft record; a replica whose Raft
 /// log fails them neither votes nor leads until repaired (`natsd_raft::Health`), and one whose
-/// stream store fails them is rebuilt from a healthy peer before it applies more.
+/// stream store fails them is rebuilt from a healthy peer (caught up over the simulated
+/// network, so the faults can cut the catch-up too) before it applies more.
 #[test]
 fn f3_bitflip_minority_r5() {
     let spec = Spec {

@@ -38,7 +38,9 @@ pub mod propose;
 pub mod replica;
 pub mod shapes;
 
-pub use catchup::{Catchup, CatchupEvent, CatchupLimits, CatchupServer};
+pub use catchup::{
+    Catchup, CatchupChunk, CatchupEvent, CatchupLimits, CatchupRequest, CatchupServer,
+};
 pub use codec::{DecodeError, VERSION};
 pub use entry::{MsgRecord, StreamEntry};
 pub use meta::{

@@ -72,7 +72,7 @@ pub enum Applied {
         /// The first sequence that differs.
         seq: u64,
     },
-    /// The store lacks writes the entry follows: catch up from the leader first.
+    /// The store lacks writes the entry follows: catch up from a peer first (`catchup`).
     Behind {
         /// The store's last sequence.
         have: u64,
@@ -642,7 +642,7 @@ impl ReplicatedStream {
 
     /// A replica rebuilt from a snapshot over its (recovered) store. Also says whether the
     /// store holds fewer messages than the snapshot saw (`Some((have, want))`): then it lost
-    /// writes and must catch up from the leader before applying more.
+    /// writes and must catch up from a peer (`catchup`) before applying more.
     pub fn restore(
         bytes: &[u8],
         store: Box<dyn StreamStore + Send>,
