@@ -35,12 +35,12 @@ const REPLY_TIMEOUT: Duration = Duration::from_millis(500);
 const MAX_SILENCES: u32 = 3;
 
 /// The sim's limits: small chunks and windows, so a catch-up of the sim's hundred-odd messages
-/// takes several requests and a fault can land in the middle of one.
+/// takes a dozen round trips and a fault can land in the middle of one.
 pub fn limits() -> CatchupLimits {
     CatchupLimits {
         chunk_bytes: 1024,
-        chunk_msgs: 8,
-        window: 4,
+        chunk_msgs: 4,
+        window: 2,
         timeout: Duration::from_millis(400),
     }
 }
@@ -144,9 +144,14 @@ async fn ask_snapshot(id: NodeId) -> Option<(TcpStream, Vec<u8>)> {
 }
 
 /// One catch-up attempt of `me`'s replica (in trouble) from the reachable healthy peer that
-/// applied the most: `Ok(true)` once rebuilt, `Ok(false)` when no peer could serve or the
-/// replica no longer needs it, `Err` when the attempt failed part-way.
-pub async fn catch_up(me: NodeId, ids: &[NodeId], replica: &SharedReplica) -> Result<bool, String> {
+/// applied the most: `Ok(Some(how))` once rebuilt, `Ok(None)` when no peer could serve or
+/// the replica no longer needs it, `Err` when the attempt failed part-way.
+pub async fn catch_up(
+    me: NodeId,
+    ids: &[NodeId],
+    replica: &SharedReplica,
+) -> Result<Option<String>, String> {
+    let started = Instant::now();
     let (trusted, epoch) = {
         let r = lock(replica);
         (r.trusted, r.epoch)
@@ -164,25 +169,33 @@ pub async fn catch_up(me: NodeId, ids: &[NodeId], replica: &SharedReplica) -> Re
         }
     }
     let Some((_, peer, mut s, snap)) = best else {
-        return Ok(false);
+        return Ok(None);
     };
     let stale = |r: &crate::jsgroup::Replica| r.epoch != epoch || r.trouble.is_none();
     let (mut store, mut c) = {
         let mut r = lock(replica);
         if stale(&r) {
-            return Ok(false);
+            return Ok(None);
         }
         r.begin_catchup(now(), &snap, limits())?
     };
+    // What an earlier, cut attempt left: checked against the peer, then completed.
+    let kept = store.state().last_seq;
     let mut silences = 0;
     loop {
         match c.poll_event() {
             Some(CatchupEvent::Done) => {
                 let mut r = lock(replica);
                 if stale(&r) {
-                    return Ok(false);
+                    return Ok(None);
                 }
-                return r.finish_catchup(store, &snap).map(|()| true);
+                r.finish_catchup(store, &snap)?;
+                return Ok(Some(format!(
+                    "caught up from n{peer} through {} ({kept} kept) in {} requests, {:?}",
+                    c.next_seq() - 1,
+                    c.requests(),
+                    started.elapsed()
+                )));
             }
             Some(CatchupEvent::Diverged { seq }) => {
                 lock(replica).discard_catchup(store);
@@ -279,7 +292,7 @@ mod tests {
             loop {
                 let out = catch_up(2, &[1, 2], &tgt).await;
                 lock(&log).push(format!("{out:?} at {:?}", turmoil::sim_elapsed()));
-                if out == Ok(true) {
+                if matches!(out, Ok(Some(_))) {
                     return Ok(());
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -308,7 +321,7 @@ mod tests {
         assert!(log[0].contains("written so far"), "{log:?}");
         assert!(!log[0].contains(" 0 written"), "{log:?}");
         assert!(
-            log.last().is_some_and(|l| l.starts_with("Ok(true)")),
+            log.last().is_some_and(|l| l.starts_with("Ok(Some")),
             "{log:?}"
         );
         let t = lock(&target);

@@ -149,6 +149,8 @@ pub struct Outcome {
     pub violations: Vec<String>,
     /// Replicas that were in trouble at some point, and why.
     pub troubles: BTreeMap<NodeId, Vec<String>>,
+    /// The repair loops' log: each trouble seen and each catch-up attempt that failed.
+    pub repairs: BTreeMap<NodeId, Vec<String>>,
     /// Replicas whose Raft log was found damaged at some open.
     pub raft_damaged: BTreeSet<NodeId>,
     /// Membership changes that committed.
@@ -242,13 +244,12 @@ async fn host_loop(me: NodeId, ids: Vec<NodeId>, world: Shared) {
             }
             mine.replica
         };
-        if let Err(e) = catch_up(me, &ids, &replica).await {
-            lock(&world)
-                .troubles
-                .entry(me)
-                .or_default()
-                .push(format!("catch-up: {e}"));
-        }
+        let note = match catch_up(me, &ids, &replica).await {
+            Ok(None) => continue,
+            Ok(Some(how)) => how,
+            Err(e) => format!("catch-up: {e}"),
+        };
+        lock(&world).troubles.entry(me).or_default().push(note);
     }
 }
 
@@ -780,18 +781,20 @@ pub fn run(spec: Spec, seed: u64) -> Result<Outcome, String> {
             .map(|(id, l)| (*id, lock(&l.replica).history.clone()))
             .filter(|(_, h)| !h.is_empty())
             .collect(),
+        repairs: w.troubles.clone(),
         raft_damaged: w.raft_damaged.clone(),
         changes: w.changes.clone(),
         plan,
     };
     if std::env::var_os(crate::harness::VERBOSE_VAR).is_some() {
         eprintln!(
-            "jetstream cluster seed {seed}: hash {:016x}, {} acked, membership {:?}, raft damaged {:?}, troubles {:?}, faults {:?}",
+            "jetstream cluster seed {seed}: hash {:016x}, {} acked, membership {:?}, raft damaged {:?}, troubles {:?}, repairs {:?}, faults {:?}",
             out.hash,
             out.acked.len(),
             out.changes,
             out.raft_damaged,
             out.troubles,
+            out.repairs,
             out.plan
         );
     }

@@ -439,6 +439,71 @@ fn f7_membership_change_partition_kill() {
     );
 }
 
+/// Faults aimed at catch-ups: a node is power-cut with bit flips in its stream blocks, so it
+/// restarts in trouble and catches up from a peer; a moment after it restarts, while the
+/// catch-up is under way, it is cut off by a partition or killed again. The catch-up is
+/// interrupted for real and must resume (what it wrote is checked against the peer and
+/// completed) once the fault ends.
+fn catchup_cut_plan(rng: &mut SplitMix64, ids: &[NodeId]) -> Plan {
+    let mut plan = Vec::new();
+    let mut t = 3_000;
+    for _ in 0..3 {
+        let v = pick(rng, ids, 1)[0];
+        plan.push((ms(t), Fault::Crash(v, crash_mode(rng))));
+        plan.push((ms(t + 1), Fault::BitFlip(v, Files::StreamBlocks, 2)));
+        let up = t + 300 + rng.below(500);
+        plan.push((ms(up), Fault::Restart(v)));
+        let cut = up + 100 + rng.below(300);
+        if rng.below(2) == 0 {
+            plan.push((ms(cut), Fault::Partition(vec![v])));
+            plan.push((ms(cut + 1_000 + rng.below(1_000)), Fault::HealNet));
+        } else {
+            plan.push((ms(cut), Fault::Kill(v)));
+            plan.push((ms(cut + 500 + rng.below(500)), Fault::Restart(v)));
+        }
+        t = cut + 3_000;
+    }
+    plan
+}
+
+/// Catch-ups cut by partitions and kills: see [`catchup_cut_plan`]. Every run must pass the
+/// checkers; across the sweep, some catch-up must have been cut part-way and a later one
+/// must have completed what it left.
+#[test]
+fn catchup_cut_by_partition_or_kill_resumes() {
+    let spec = Spec {
+        ack: Ack::Committed,
+        nodes: 3,
+        meta: false,
+        publishes: 100,
+        plan: catchup_cut_plan,
+    };
+    let seeds = natsd_sim::seeds::sweep_seeds("catchup_cut_by_partition_or_kill_resumes", 4);
+    let (mut cut, mut resumed) = (0, 0);
+    for &seed in &seeds {
+        let replay = natsd_sim::seeds::replay_command(
+            module_path!(),
+            "catchup_cut_by_partition_or_kill_resumes",
+            seed,
+        );
+        let o = run(spec, seed).unwrap_or_else(|e| panic!("{e}\nreplay: {replay}"));
+        check(&o).unwrap_or_else(|e| panic!("{e}; faults: {:?}\nreplay: {replay}", o.plan));
+        let notes: Vec<&String> = o.repairs.values().flatten().collect();
+        cut += notes
+            .iter()
+            .filter(|n| n.starts_with("catch-up: from"))
+            .count();
+        resumed += notes
+            .iter()
+            .filter(|n| n.starts_with("caught up") && !n.contains("(0 kept)"))
+            .count();
+    }
+    assert!(
+        cut > 0 && resumed > 0,
+        "no catch-up was cut and resumed in seeds {seeds:?} ({cut} cut, {resumed} resumed)"
+    );
+}
+
 /// The same seed twice gives the same trace hash (faults, acknowledgements, convergence).
 #[test]
 fn jetstream_cluster_same_seed_same_trace() {

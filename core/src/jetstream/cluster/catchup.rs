@@ -638,12 +638,6 @@ impl Catchup {
         self.transmit.take().map(|r| r.encode())
     }
 
-    /// The next request to send, as a value.
-    #[must_use]
-    pub fn poll_request(&mut self) -> Option<CatchupRequest> {
-        self.transmit.take()
-    }
-
     /// How the catch-up ended, once it did.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<CatchupEvent> {
