@@ -31,6 +31,17 @@
 //! and start over in a fresh one. A gap over a message the replica holds is a removal the peer
 //! made (the log said so there), and is made here too. Nothing else is removed.
 //!
+//! # Driving it
+//! Requester: build [`Catchup::new`] over the store to fill (a fresh one for a diverged or
+//! damaged replica; best kept apart from the live store until complete, so a crash or a Raft
+//! snapshot taken meanwhile never sees a half-filled store); after it and after every
+//! [`Catchup::handle_chunk`] / [`Catchup::handle_timeout`], send what
+//! [`Catchup::poll_transmit`] gives, check [`Catchup::poll_event`], re-arm
+//! [`Catchup::poll_timeout`]. On [`CatchupEvent::Done`], restore the peer's snapshot over the
+//! store ([`ReplicatedStream::restore`](super::ReplicatedStream::restore)) and apply the kept
+//! entries after its applied index. Server: one [`CatchupServer`] per request, its chunks
+//! sent in order as [`CatchupServer::poll_chunk`] makes them.
+//!
 //! # Contract
 //! No I/O but the stores handed in, no clock (times are `now` arguments), no randomness.
 //! Bytes that do not decode are an output ([`CatchupEvent::Failed`] on the requester, `None`
