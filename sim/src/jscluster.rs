@@ -149,7 +149,7 @@ pub struct Outcome {
     pub violations: Vec<String>,
     /// Replicas that were in trouble at some point, and why.
     pub troubles: BTreeMap<NodeId, Vec<String>>,
-    /// The repair loops' log: each trouble seen and each catch-up attempt that failed.
+    /// The repair loops' log: each trouble seen, each catch-up done, each one cut or failed.
     pub repairs: BTreeMap<NodeId, Vec<String>>,
     /// Replicas whose Raft log was found damaged at some open.
     pub raft_damaged: BTreeSet<NodeId>,
