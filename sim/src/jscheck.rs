@@ -94,6 +94,7 @@ mod tests {
             assigned_acked: Vec::new(),
             violations: Vec::new(),
             troubles: BTreeMap::new(),
+            repairs: BTreeMap::new(),
             raft_damaged: BTreeSet::new(),
             changes: Vec::new(),
             plan: Vec::new(),

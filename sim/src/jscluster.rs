@@ -1,6 +1,7 @@
 //! Clustered JetStream on turmoil: 3 or 5 hubs, each running the stream `S` as a
 //! `natsd-raft` group over [`jsgroup`](crate::jsgroup)'s machines (and, when asked, the meta
-//! group), on its own `MemDisk`; a publisher that goes through the group leader
+//! group), on its own `MemDisk`, and a catch-up server for its peers
+//! ([`jscatchup`](crate::jscatchup)); a publisher that goes through the group leader
 //! (`leader_publish`, acknowledged only once `client_write` committed); faults from the seed;
 //! then a fault-free phase that must converge; then the checkers ([`check`]).
 //!
@@ -22,10 +23,10 @@ use natsd_raft::{
     StoreConfig,
 };
 
+use crate::jscatchup::{catch_up, CATCHUP_PORT};
 pub use crate::jscheck::check;
 use crate::jsgroup::{
-    lock, rebuild_from, stream_config, MetaMachine, Replica, SharedMeta, SharedReplica,
-    StreamMachine, STREAM_DIR,
+    lock, stream_config, MetaMachine, Replica, SharedMeta, SharedReplica, StreamMachine, STREAM_DIR,
 };
 use crate::raftnet::{serve, TurmoilRaft, RAFT_PORT};
 use crate::seeds::Seeds;
@@ -148,6 +149,8 @@ pub struct Outcome {
     pub violations: Vec<String>,
     /// Replicas that were in trouble at some point, and why.
     pub troubles: BTreeMap<NodeId, Vec<String>>,
+    /// The repair loops' log: each trouble seen, each catch-up done, each one cut or failed.
+    pub repairs: BTreeMap<NodeId, Vec<String>>,
     /// Replicas whose Raft log was found damaged at some open.
     pub raft_damaged: BTreeSet<NodeId>,
     /// Membership changes that committed.
@@ -167,8 +170,6 @@ struct Live {
 #[derive(Default)]
 struct World {
     live: BTreeMap<NodeId, Live>,
-    /// Links cut by partitions or pauses (both orders stored).
-    cut: BTreeSet<(NodeId, NodeId)>,
     skew: BTreeMap<NodeId, i64>,
     violations: Vec<String>,
     raft_damaged: BTreeSet<NodeId>,
@@ -216,52 +217,39 @@ fn leader_of(w: &World, pick: impl Fn(&Live) -> Option<&RaftGroup>) -> Option<(N
     })
 }
 
-/// The repair loop of one host: rebuilds its replica from a reachable healthy peer, and
-/// watches that a damaged replica never leads.
-async fn host_loop(me: NodeId, world: Shared) {
+/// The repair loop of one host: catches its replica up from a healthy peer over the network
+/// when it is in trouble (see [`catch_up`]), and watches that a damaged replica never leads.
+async fn host_loop(me: NodeId, ids: Vec<NodeId>, world: Shared) {
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let mut w = lock(&world);
-        let Some(mine) = w.live.get(&me).cloned() else {
-            continue;
-        };
-        for g in std::iter::once(&mine.stream).chain(mine.meta.as_ref()) {
-            if g.is_damaged() && g.raft().metrics().borrow().state == ServerState::Leader {
-                let v = format!("n{me}: damaged replica leads {}", g.name());
-                if !w.violations.contains(&v) {
-                    w.violations.push(v);
+        let replica = {
+            let mut w = lock(&world);
+            let Some(mine) = w.live.get(&me).cloned() else {
+                continue;
+            };
+            for g in std::iter::once(&mine.stream).chain(mine.meta.as_ref()) {
+                if g.is_damaged() && g.raft().metrics().borrow().state == ServerState::Leader {
+                    let v = format!("n{me}: damaged replica leads {}", g.name());
+                    if !w.violations.contains(&v) {
+                        w.violations.push(v);
+                    }
                 }
             }
-        }
-        let mut r = lock(&mine.replica);
-        if let Some(why) = r.trouble.clone() {
+            let Some(why) = lock(&mine.replica).trouble.clone() else {
+                continue;
+            };
             let list = w.troubles.entry(me).or_default();
             if list.last() != Some(&why) {
                 list.push(why);
             }
-            // The healthy, reachable peer that applied the most.
-            let source = w
-                .live
-                .iter()
-                .filter(|(id, _)| **id != me && !w.cut.contains(&(me, **id)))
-                .filter(|(_, l)| !l.stream.is_damaged())
-                .filter_map(|(id, l)| {
-                    let s = lock(&l.replica);
-                    (s.trouble.is_none() && s.rs().applied() >= r.trusted)
-                        .then(|| (s.rs().applied(), *id))
-                })
-                .max();
-            if let Some((_, id)) = source {
-                let src = Arc::clone(&w.live[&id].replica);
-                let s = lock(&src);
-                if let Err(e) = rebuild_from(&mut r, &s) {
-                    w.troubles
-                        .entry(me)
-                        .or_default()
-                        .push(format!("rebuild: {e}"));
-                }
-            }
-        }
+            mine.replica
+        };
+        let note = match catch_up(me, &ids, &replica).await {
+            Ok(None) => continue,
+            Ok(Some(how)) => how,
+            Err(e) => format!("catch-up: {e}"),
+        };
+        lock(&world).troubles.entry(me).or_default().push(note);
     }
 }
 
@@ -565,9 +553,11 @@ pub fn run(spec: Spec, seed: u64) -> Result<Outcome, String> {
         disks.insert(id, disk.clone());
         let world = Arc::clone(&world);
         let meta = spec.meta;
+        let all = ids.clone();
         sim.host(host(id).as_str(), move || {
             let disk = disk.clone();
             let world = Arc::clone(&world);
+            let all = all.clone();
             async move {
                 let hub = RaftHub::new(id, Arc::new(TurmoilRaft));
                 let replica = Replica::open(disk.clone());
@@ -596,6 +586,13 @@ pub fn run(spec: Spec, seed: u64) -> Result<Outcome, String> {
                 } else {
                     None
                 };
+                let catchup = turmoil::net::TcpListener::bind(("0.0.0.0", CATCHUP_PORT)).await?;
+                let group = stream.clone();
+                tokio::spawn(crate::jscatchup::serve(
+                    catchup,
+                    Arc::clone(&replica),
+                    move || group.is_damaged(),
+                ));
                 {
                     let mut w = lock(&world);
                     for g in std::iter::once(&stream).chain(meta.as_ref()) {
@@ -611,7 +608,7 @@ pub fn run(spec: Spec, seed: u64) -> Result<Outcome, String> {
                     };
                     w.live.insert(id, live);
                 }
-                tokio::spawn(host_loop(id, Arc::clone(&world)));
+                tokio::spawn(host_loop(id, all, Arc::clone(&world)));
                 let listener = turmoil::net::TcpListener::bind(("0.0.0.0", RAFT_PORT)).await?;
                 loop {
                     let (stream, _) = listener.accept().await?;
@@ -656,20 +653,14 @@ pub fn run(spec: Spec, seed: u64) -> Result<Outcome, String> {
                 Fault::Partition(side) => {
                     let rest: Vec<NodeId> =
                         ids.iter().copied().filter(|o| !side.contains(o)).collect();
-                    let mut w = lock(&world);
                     for a in side {
                         for b in &rest {
                             sim.partition(host(*a).as_str(), host(*b).as_str());
-                            w.cut.insert((*a, *b));
-                            w.cut.insert((*b, *a));
                         }
                     }
                 }
                 Fault::HealNet => {
                     heal_links(&mut sim, &ids, &paused);
-                    let mut w = lock(&world);
-                    w.cut
-                        .retain(|(a, b)| paused.contains(a) || paused.contains(b));
                 }
                 Fault::Crash(n, mode) => {
                     crash(&mut sim, &world, &disks, &mut down, *n, Some(*mode));
@@ -692,11 +683,8 @@ pub fn run(spec: Spec, seed: u64) -> Result<Outcome, String> {
                 }
                 Fault::Pause(n) => {
                     if paused.insert(*n) {
-                        let mut w = lock(&world);
                         for o in others(*n) {
                             sim.hold(host(*n).as_str(), host(o).as_str());
-                            w.cut.insert((*n, o));
-                            w.cut.insert((o, *n));
                         }
                     }
                 }
@@ -705,7 +693,6 @@ pub fn run(spec: Spec, seed: u64) -> Result<Outcome, String> {
                         for o in others(*n) {
                             sim.release(host(*n).as_str(), host(o).as_str());
                         }
-                        lock(&world).cut.retain(|(a, b)| a != n && b != n);
                     }
                 }
                 Fault::BitFlip(n, kind, bits) => {
@@ -754,7 +741,6 @@ pub fn run(spec: Spec, seed: u64) -> Result<Outcome, String> {
                     );
                 }
             }
-            lock(&world).cut.clear();
             for n in std::mem::take(&mut down) {
                 sim.bounce(host(n).as_str());
             }
@@ -795,18 +781,20 @@ pub fn run(spec: Spec, seed: u64) -> Result<Outcome, String> {
             .map(|(id, l)| (*id, lock(&l.replica).history.clone()))
             .filter(|(_, h)| !h.is_empty())
             .collect(),
+        repairs: w.troubles.clone(),
         raft_damaged: w.raft_damaged.clone(),
         changes: w.changes.clone(),
         plan,
     };
     if std::env::var_os(crate::harness::VERBOSE_VAR).is_some() {
         eprintln!(
-            "jetstream cluster seed {seed}: hash {:016x}, {} acked, membership {:?}, raft damaged {:?}, troubles {:?}, faults {:?}",
+            "jetstream cluster seed {seed}: hash {:016x}, {} acked, membership {:?}, raft damaged {:?}, troubles {:?}, repairs {:?}, faults {:?}",
             out.hash,
             out.acked.len(),
             out.changes,
             out.raft_damaged,
             out.troubles,
+            out.repairs,
             out.plan
         );
     }

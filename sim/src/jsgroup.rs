@@ -14,19 +14,32 @@
 //! files, [`Applied::Behind`]), or the store reports corruption when opened. The replica is then
 //! in *trouble*: it keeps the committed entries it is handed, in order, without applying them
 //! (they travel in its Raft snapshots too, so a restart or a snapshot install cannot skip them),
-//! and refuses to lead publishes. The host's repair loop rebuilds it from a healthy peer it can
-//! reach ([`rebuild_from`]: the peer's snapshot and every message it stores, replayed into a
-//! fresh store) and then applies the kept entries the peer had not. Nothing is deleted because
-//! it looks wrong: the damaged store is replaced only by a peer's copy.
+//! and refuses to lead publishes. Nothing is deleted because it looks wrong: the damaged store
+//! is set aside (renamed under `damaged-<n>/`) only once a peer's copy replaces it.
 //!
-//! The catch-up itself is a direct copy between the two hosts' replicas (gated by the driver's
-//! view of which links are cut); Raft traffic goes over turmoil's network.
+//! # Catch-up
+//!
+//! The host's repair loop catches the replica up over the simulated network
+//! ([`jscatchup`](crate::jscatchup), the `natsd-core` catch-up protocol): it asks its peers for
+//! their snapshots, takes the healthy one that applied the most (at least what this replica
+//! trusted), and fills a new store in [`CATCHUP_DIR`] from that peer's store up to the
+//! snapshot's last sequence, in bounded chunks. The old store and replica stay as they are
+//! meanwhile, so a Raft snapshot taken during the catch-up is the same as before it. When the
+//! new store is complete, the old one is set aside, the new one moved into [`STREAM_DIR`], the
+//! peer's snapshot restored over it ([`Replica::finish_catchup`]), and the kept entries the peer
+//! had not applied are applied. A partition, a pause or a crash interrupts the catch-up for
+//! real: lost chunks and silences are asked for again, and an attempt that fails keeps what it
+//! wrote in [`CATCHUP_DIR`], which the next attempt (after a restart too) checks against the
+//! peer and completes instead of starting over; if it differs from the peer, it is set aside
+//! and the next attempt starts from an empty store. [`rebuild_from`] runs the same protocol
+//! between two replicas in memory (unit tests).
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use natsd_core::jetstream::api::StreamConfig;
 use natsd_core::jetstream::cluster::{
-    Applied, MetaEntry, MetaState, ReplicatedStream, StreamEntry,
+    Applied, Catchup, CatchupEvent, CatchupLimits, CatchupServer, MetaEntry, MetaState,
+    ReplicatedStream, StreamEntry,
 };
 use natsd_core::jetstream::store::{
     Disk, FileStore, FileStoreConfig, MemDisk, StreamStore, SyncPolicy,
@@ -36,6 +49,8 @@ use natsd_raft::{GroupMachine, RestoreError};
 
 /// The stream's directory on each host's disk.
 pub const STREAM_DIR: &str = "streams/S";
+/// Where a catch-up fills the replacement store until it is complete.
+pub const CATCHUP_DIR: &str = "streams/S.catchup";
 /// The stream's creation time (the meta leader's clock when it was assigned).
 pub const CREATED: u64 = 1_704_067_200_000_000_000;
 
@@ -57,12 +72,17 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Opens the stream's file store on `disk`; also says what damage opening found.
 fn open_store(disk: &MemDisk) -> (Box<dyn StreamStore + Send>, Option<String>) {
+    open_store_in(disk, STREAM_DIR)
+}
+
+/// Opens the stream's file store in `dir` (see [`open_store`]).
+fn open_store_in(disk: &MemDisk, dir: &str) -> (Box<dyn StreamStore + Send>, Option<String>) {
     let cfg = stream_config();
     let f = FileStoreConfig {
         block_size: 1024,
         sync: SyncPolicy::Always,
     };
-    match FileStore::open(disk.clone(), STREAM_DIR, store_config(&cfg), f) {
+    match FileStore::open(disk.clone(), dir, store_config(&cfg), f) {
         Ok(s) => {
             let why = (!s.corruption().is_empty()).then(|| {
                 let c = s.corruption();
@@ -76,8 +96,8 @@ fn open_store(disk: &MemDisk) -> (Box<dyn StreamStore + Send>, Option<String>) {
         }
         Err(e) => {
             // Unreadable: set the files aside (never delete data) and start empty.
-            set_aside(disk);
-            let fresh = FileStore::open(disk.clone(), STREAM_DIR, store_config(&cfg), f)
+            set_aside(disk, dir);
+            let fresh = FileStore::open(disk.clone(), dir, store_config(&cfg), f)
                 .expect("an empty store opens");
             (
                 Box::new(fresh),
@@ -87,10 +107,10 @@ fn open_store(disk: &MemDisk) -> (Box<dyn StreamStore + Send>, Option<String>) {
     }
 }
 
-/// Moves the stream's files under `damaged-<n>/`, out of the store's way.
-fn set_aside(disk: &MemDisk) {
+/// Moves the files of `dir` under `damaged-<n>/`, out of the store's way.
+fn set_aside(disk: &MemDisk, dir: &str) {
     let mut d = disk.clone();
-    let prefix = format!("{STREAM_DIR}/");
+    let prefix = format!("{dir}/");
     let n = d
         .paths()
         .iter()
@@ -98,9 +118,22 @@ fn set_aside(disk: &MemDisk) {
         .count();
     for p in d.paths() {
         if let Some(rest) = p.strip_prefix(&prefix) {
-            let _ = d.rename(&p, &format!("damaged-{n}/{rest}"));
+            let _ = d.rename(&p, &format!("damaged-{n}/{dir}/{rest}"));
         }
     }
+}
+
+/// Moves the files of `from` into `to` (an empty directory).
+fn move_dir(disk: &MemDisk, from: &str, to: &str) -> Result<(), String> {
+    let mut d = disk.clone();
+    let prefix = format!("{from}/");
+    for p in d.paths() {
+        if let Some(rest) = p.strip_prefix(&prefix) {
+            d.rename(&p, &format!("{to}/{rest}"))
+                .map_err(|e| format!("move {p}: {e}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// One host's replica of the stream, shared by its Raft group, its publisher and the checkers.
@@ -116,6 +149,9 @@ pub struct Replica {
     pub trusted: u64,
     /// Rebuilds done, and every reason this replica was ever in trouble.
     pub history: Vec<String>,
+    /// Bumped whenever the replica is replaced (a snapshot install, a finished catch-up): a
+    /// catch-up begun before is stale.
+    pub epoch: u64,
 }
 
 /// A shared replica.
@@ -132,6 +168,7 @@ impl Replica {
             pending: Vec::new(),
             trusted: 0,
             history: Vec::new(),
+            epoch: 0,
         };
         if let Some(why) = trouble {
             r.fail(why);
@@ -147,6 +184,12 @@ impl Replica {
     /// The replicated stream, mutably (the leader's publish path).
     pub fn rs_mut(&mut self) -> &mut ReplicatedStream {
         self.rs.as_mut().expect("replica present")
+    }
+
+    /// Puts the replica in trouble as a failed apply would (tests).
+    #[cfg(test)]
+    pub(crate) fn fail_for_test(&mut self, why: String) {
+        self.fail(why);
     }
 
     fn fail(&mut self, why: String) {
@@ -269,6 +312,7 @@ impl GroupMachine for StreamMachine {
         r.rs = Some(rs);
         r.trouble = None;
         r.pending = pending;
+        r.epoch += 1;
         if let Some(why) = damage {
             r.fail(why);
         } else if let Some((have, want)) = behind {
@@ -280,50 +324,110 @@ impl GroupMachine for StreamMachine {
     }
 }
 
-/// Rebuilds `target` from the healthy `source`: a fresh store filled with every message the
-/// source stores, the source's snapshot over it, then `target`'s kept entries after that.
-pub fn rebuild_from(target: &mut Replica, source: &Replica) -> Result<(), String> {
-    let out = rebuild(target, source);
-    if target.rs.is_none() {
-        // Failed part-way: stay in trouble over an empty store until the next attempt.
-        let (store, _) = open_store(&target.disk);
-        target.rs = Some(ReplicatedStream::new(stream_config(), store, CREATED));
+impl Replica {
+    /// What a peer catching up is given: this replica's snapshot, unless it is in trouble.
+    pub fn serve_snapshot(&self) -> Option<Vec<u8>> {
+        self.trouble.is_none().then(|| self.rs().snapshot())
     }
-    out
+
+    /// Starts a catch-up to `snap` (a peer's snapshot): the store in [`CATCHUP_DIR`] (what an
+    /// earlier attempt left there is checked against the peer, not trusted) and the machine
+    /// that fills it.
+    pub fn begin_catchup(
+        &mut self,
+        now: std::time::Instant,
+        snap: &[u8],
+        limits: CatchupLimits,
+    ) -> Result<(Box<dyn StreamStore + Send>, Catchup), String> {
+        let info = ReplicatedStream::snapshot_info(snap).map_err(|e| e.to_string())?;
+        if info.applied < self.trusted {
+            return Err(format!(
+                "peer applied {}, this replica trusted {}",
+                info.applied, self.trusted
+            ));
+        }
+        let (mut store, damage) = open_store_in(&self.disk, CATCHUP_DIR);
+        if damage.is_some() {
+            drop(store);
+            set_aside(&self.disk, CATCHUP_DIR);
+            store = open_store_in(&self.disk, CATCHUP_DIR).0;
+        }
+        let kept = store.state().last_seq > 0;
+        let c = Catchup::new(now, store.as_ref(), info.last_seq, kept, limits);
+        Ok((store, c))
+    }
+
+    /// What an attempt wrote differs from the peer: set it aside, start empty next time.
+    pub fn discard_catchup(&mut self, store: Box<dyn StreamStore + Send>) {
+        drop(store);
+        set_aside(&self.disk, CATCHUP_DIR);
+    }
+
+    /// A complete catch-up: the old store set aside, the new one in its place, `snap`
+    /// restored over it, then the kept entries the peer had not applied.
+    pub fn finish_catchup(
+        &mut self,
+        mut store: Box<dyn StreamStore + Send>,
+        snap: &[u8],
+    ) -> Result<(), String> {
+        store.sync().map_err(|e| e.to_string())?;
+        drop(store);
+        self.rs = None;
+        set_aside(&self.disk, STREAM_DIR);
+        let moved = move_dir(&self.disk, CATCHUP_DIR, STREAM_DIR);
+        let (store, damage) = open_store(&self.disk);
+        let restored = ReplicatedStream::restore(snap, store).map_err(|e| e.to_string());
+        let out = match (moved, damage, restored) {
+            (Err(e), _, _) | (_, Some(e), _) | (_, _, Err(e)) => Err(e),
+            (Ok(()), None, Ok((_, Some((have, want))))) => {
+                Err(format!("caught-up store holds {have}, snapshot {want}"))
+            }
+            (Ok(()), None, Ok((rs, None))) => {
+                self.rs = Some(rs);
+                self.trouble = None;
+                self.epoch += 1;
+                self.history
+                    .push(format!("rebuilt at {}", self.rs().applied()));
+                self.drain();
+                Ok(())
+            }
+        };
+        if self.rs.is_none() {
+            // Failed part-way: stay in trouble over an empty store until the next attempt.
+            let (store, _) = open_store(&self.disk);
+            self.rs = Some(ReplicatedStream::new(stream_config(), store, CREATED));
+        }
+        out
+    }
 }
 
-fn rebuild(target: &mut Replica, source: &Replica) -> Result<(), String> {
-    if source.trouble.is_some() {
-        return Err("source in trouble".into());
-    }
-    let snap = source.rs().snapshot();
-    let entries = source.rs().leader_stored(0, false);
-    target.rs = None;
-    set_aside(&target.disk);
-    let (store, damage) = open_store(&target.disk);
-    if let Some(why) = damage {
-        return Err(why);
-    }
-    let mut tmp = ReplicatedStream::new(stream_config(), store, CREATED);
-    for (i, e) in entries.iter().enumerate() {
-        match tmp.apply(i as u64 + 1, e) {
-            Applied::Done | Applied::AlreadyHad => {}
-            other => return Err(format!("catch-up record {i}: {other:?}")),
+/// Rebuilds `target` from the healthy `source` with the catch-up protocol run in memory (no
+/// network, nothing lost): see the module docs.
+pub fn rebuild_from(target: &mut Replica, source: &Replica) -> Result<(), String> {
+    let snap = source
+        .serve_snapshot()
+        .ok_or_else(|| "source in trouble".to_owned())?;
+    #[allow(clippy::disallowed_methods)] // no timer runs out in memory
+    let now = std::time::Instant::now();
+    let limits = CatchupLimits::default();
+    let (mut store, mut c) = target.begin_catchup(now, &snap, limits)?;
+    for _ in 0..1_000_000 {
+        match c.poll_event() {
+            Some(CatchupEvent::Done) => return target.finish_catchup(store, &snap),
+            Some(CatchupEvent::Diverged { seq }) => {
+                target.discard_catchup(store);
+                return Err(format!("catch-up store differs at {seq}"));
+            }
+            Some(ev) => return Err(format!("{ev:?}")),
+            None => {}
+        }
+        let req = c.poll_transmit().ok_or("catch-up stalled")?;
+        let mut srv = CatchupServer::from_request(&req, limits).ok_or("request")?;
+        while let Some(chunk) = srv.poll_chunk(source.rs().stream.store.as_ref()) {
+            c.handle_chunk(now, store.as_mut(), &chunk.encode());
         }
     }
-    let mut store = tmp.stream.store;
-    store.sync().map_err(|e| e.to_string())?;
-    let (rs, behind) = ReplicatedStream::restore(&snap, store).map_err(|e| e.to_string())?;
-    if let Some((have, want)) = behind {
-        return Err(format!("rebuilt store holds {have}, source {want}"));
-    }
-    target.rs = Some(rs);
-    target.trouble = None;
-    target
-        .history
-        .push(format!("rebuilt at {}", target.rs().applied()));
-    target.drain();
-    Ok(())
+    Err("catch-up did not end".into())
 }
 
 /// The meta group's state, shared with the checkers.

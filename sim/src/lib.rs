@@ -9,7 +9,8 @@
 //! turmoil TCP, each replica on its own `MemDisk`) with the same seeds, sweeps and trace hashes.
 //! [`jscluster`] does the same for clustered JetStream: the stream group over
 //! `ReplicatedStream` and the meta group over `MetaState` ([`jsgroup`]), under the faults of
-//! Jepsen's NATS analysis (`sim/tests/jetstream_cluster.rs`, one scenario per finding).
+//! Jepsen's NATS analysis (`sim/tests/jetstream_cluster.rs`, one scenario per finding); a
+//! replica in trouble catches up from a peer over the simulated network ([`jscatchup`]).
 //!
 //! # Running
 //!
@@ -44,6 +45,7 @@ pub mod checkers;
 pub mod client;
 pub mod faults;
 pub mod harness;
+pub mod jscatchup;
 pub mod jscheck;
 pub mod jscluster;
 pub mod jsgroup;

@@ -1,7 +1,8 @@
 //! Clustered JetStream under the faults of Jepsen's NATS 2.12.1 analysis: one named scenario
 //! per finding (F1–F7), each on the replicated stream group of `natsd_sim::jscluster` (3 or
 //! 5 hubs, `natsd-raft` over turmoil, each replica's file store and Raft files on its own
-//! `MemDisk`), plus a general chaos scenario.
+//! `MemDisk`), plus a general chaos scenario and one that cuts catch-ups (a replica rebuilt from
+//! a peer over the simulated network) part-way.
 //!
 //! Every run ends with a fault-free phase that must converge, then the checkers
 //! (`jscluster::check`): no acknowledged publish lost on any replica, replicas identical (no
@@ -250,7 +251,8 @@ fn minority_damage(
 /// minority plus kills lost acknowledged writes, some in the middle, and a corrupted node
 /// could lead. Defeated by: checksums on every stream and Raft record; a replica whose Raft
 /// log fails them neither votes nor leads until repaired (`natsd_raft::Health`), and one whose
-/// stream store fails them is rebuilt from a healthy peer before it applies more.
+/// stream store fails them is rebuilt from a healthy peer (caught up over the simulated
+/// network, so the faults can cut the catch-up too) before it applies more.
 #[test]
 fn f3_bitflip_minority_r5() {
     let spec = Spec {
@@ -436,6 +438,74 @@ fn f7_membership_change_partition_kill() {
         spec,
         removed_and_added,
     );
+}
+
+/// Faults aimed at catch-ups: a node is power-cut with bit flips in its stream blocks, so it
+/// restarts in trouble and catches up from a peer; a moment after it restarts, while the
+/// catch-up is under way, it is cut off by a partition or killed again. The catch-up is
+/// interrupted for real and must resume (what it wrote is checked against the peer and
+/// completed) once the fault ends.
+fn catchup_cut_plan(rng: &mut SplitMix64, ids: &[NodeId]) -> Plan {
+    let mut plan = Vec::new();
+    let mut t = 3_000;
+    for _ in 0..3 {
+        let v = pick(rng, ids, 1)[0];
+        plan.push((ms(t), Fault::Crash(v, crash_mode(rng))));
+        plan.push((ms(t + 1), Fault::BitFlip(v, Files::StreamBlocks, 2)));
+        let up = t + 300 + rng.below(500);
+        plan.push((ms(up), Fault::Restart(v)));
+        let cut = up + 100 + rng.below(300);
+        if rng.below(2) == 0 {
+            plan.push((ms(cut), Fault::Partition(vec![v])));
+            plan.push((ms(cut + 1_000 + rng.below(1_000)), Fault::HealNet));
+        } else {
+            plan.push((ms(cut), Fault::Kill(v)));
+            plan.push((ms(cut + 500 + rng.below(500)), Fault::Restart(v)));
+        }
+        t = cut + 3_000;
+    }
+    plan
+}
+
+/// Catch-ups cut by partitions and kills: see [`catchup_cut_plan`]. Every run must pass the
+/// checkers; across the sweep, some catch-up must have been cut part-way and a later one
+/// must have completed what it left.
+#[test]
+fn catchup_cut_by_partition_or_kill_resumes() {
+    let spec = Spec {
+        ack: Ack::Committed,
+        nodes: 3,
+        meta: false,
+        publishes: 100,
+        plan: catchup_cut_plan,
+    };
+    let seeds = natsd_sim::seeds::sweep_seeds("catchup_cut_by_partition_or_kill_resumes", 4);
+    let (mut cut, mut resumed) = (0, 0);
+    for &seed in &seeds {
+        let replay = natsd_sim::seeds::replay_command(
+            module_path!(),
+            "catchup_cut_by_partition_or_kill_resumes",
+            seed,
+        );
+        let o = run(spec, seed).unwrap_or_else(|e| panic!("{e}\nreplay: {replay}"));
+        check(&o).unwrap_or_else(|e| panic!("{e}; faults: {:?}\nreplay: {replay}", o.plan));
+        let notes: Vec<&String> = o.repairs.values().flatten().collect();
+        cut += notes
+            .iter()
+            .filter(|n| n.starts_with("catch-up: from"))
+            .count();
+        resumed += notes
+            .iter()
+            .filter(|n| n.starts_with("caught up") && !n.contains("(0 kept)"))
+            .count();
+    }
+    // One replayed seed need not cut a catch-up; a sweep must.
+    if seeds.len() > 1 {
+        assert!(
+            cut > 0 && resumed > 0,
+            "no catch-up was cut and resumed in seeds {seeds:?} ({cut} cut, {resumed} resumed)"
+        );
+    }
 }
 
 /// The same seed twice gives the same trace hash (faults, acknowledgements, convergence).

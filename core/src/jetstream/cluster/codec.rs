@@ -3,11 +3,13 @@
 //! one is refused with an error instead of being misread.
 //!
 //! ```text
-//! byte 0   kind: b'M' meta entry, b'm' meta snapshot, b'S' stream entry, b's' stream snapshot
+//! byte 0   kind: b'M' meta entry, b'm' meta snapshot, b'S' stream entry, b's' stream snapshot,
+//!          b'C' catch-up request, b'c' catch-up chunk
 //! byte 1   format version (1)
 //! rest     meta: JSON (serde, struct fields in declaration order, maps ordered: the same
 //!          value always gives the same bytes); stream entries: the binary layout of
-//!          `replica::StreamEntry` (varints are LEB128, byte strings are length-prefixed)
+//!          `replica::StreamEntry` (varints are LEB128, byte strings are length-prefixed);
+//!          catch-up: the binary layout in `catchup`
 //! ```
 
 /// What a buffer claims to be (byte 0 of the envelope).
@@ -21,6 +23,10 @@ pub(crate) enum Kind {
     StreamEntry,
     /// A stream group snapshot.
     StreamSnapshot,
+    /// A catch-up request (see `catchup`).
+    CatchupRequest,
+    /// A catch-up chunk (see `catchup`).
+    CatchupChunk,
 }
 
 impl Kind {
@@ -30,6 +36,8 @@ impl Kind {
             Self::MetaSnapshot => b'm',
             Self::StreamEntry => b'S',
             Self::StreamSnapshot => b's',
+            Self::CatchupRequest => b'C',
+            Self::CatchupChunk => b'c',
         }
     }
 }

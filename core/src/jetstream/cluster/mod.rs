@@ -13,6 +13,8 @@
 //! * [`entry`]: what a replicated stream's log carries ([`StreamEntry`]) and its byte form.
 //! * [`replica`]: one replica of a replicated stream ([`ReplicatedStream`]): applying entries
 //!   to the single-server stream and consumer machines, the leader's side, snapshots.
+//! * [`catchup`]: filling a replica's store from a peer's ([`Catchup`] asks,
+//!   [`CatchupServer`] answers in bounded chunks), since a snapshot holds no messages.
 //! * [`shapes`]: the JSON of the clustered API (stream/consumer `cluster` info, the stepdown
 //!   and removal requests, `/jsz` `meta_cluster`, `/varz` `jetstream.meta`).
 //!
@@ -26,6 +28,7 @@
 //! this build does not know is refused with an error, never a panic. An entry never re-decides
 //! what the leader decided, and nothing is deleted except by an entry that says so.
 
+pub mod catchup;
 pub mod checks;
 mod codec;
 pub mod entry;
@@ -35,6 +38,9 @@ pub mod propose;
 pub mod replica;
 pub mod shapes;
 
+pub use catchup::{
+    Catchup, CatchupChunk, CatchupEvent, CatchupLimits, CatchupRequest, CatchupServer,
+};
 pub use codec::{DecodeError, VERSION};
 pub use entry::{MsgRecord, StreamEntry};
 pub use meta::{
@@ -42,9 +48,11 @@ pub use meta::{
     StreamAssignment,
 };
 pub use placement::{Cluster, PlacementError, ServerInfo};
-pub use replica::{Applied, ReplicatedStream};
+pub use replica::{Applied, ReplicatedStream, SnapshotInfo};
 pub use shapes::{ClusterInfo, MetaClusterInfo, PeerInfo};
 
+#[cfg(test)]
+mod catchup_tests;
 #[cfg(test)]
 mod checks_tests;
 #[cfg(test)]

@@ -20,7 +20,8 @@
 //! effect is already in the store. A message entry skipped so is still compared with what the
 //! store holds at its sequence, and a difference is reported ([`Applied::Diverged`]) rather
 //! than kept silently. A replica whose store holds less than `last_seq` is missing writes
-//! ([`Applied::Behind`]) and must catch up from the leader before it applies more. Message
+//! ([`Applied::Behind`]) and must catch up from a peer before it applies more (see `catchup`:
+//! the peer's snapshot gives the target, its store the messages). Message
 //! records are checked one by one, so a batch the store kept only part of is completed. A
 //! config met while replaying waits for the store's end, so it cannot trim messages a later
 //! config allowed. A snapshot holds the replica's state but not its messages: take it once
@@ -71,7 +72,7 @@ pub enum Applied {
         /// The first sequence that differs.
         seq: u64,
     },
-    /// The store lacks writes the entry follows: catch up from the leader first.
+    /// The store lacks writes the entry follows: catch up from a peer first (`catchup`).
     Behind {
         /// The store's last sequence.
         have: u64,
@@ -84,7 +85,8 @@ pub enum Applied {
 }
 
 /// The part of a replicated stream a snapshot holds; the messages stay in the store (a
-/// replica that lacks them catches up from the leader, as in nats-server).
+/// replica that lacks them catches up from a peer with the `catchup` protocol, up to the
+/// snapshot's `last_seq`, as in nats-server).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Snapshot {
     applied: u64,
@@ -93,6 +95,15 @@ struct Snapshot {
     last_seq: u64,
     /// (meta, state-file bytes) by consumer name.
     consumers: Vec<(ConsumerMeta, Vec<u8>)>,
+}
+
+/// What a catch-up needs to know of a snapshot ([`ReplicatedStream::snapshot_info`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// The last log index it applied.
+    pub applied: u64,
+    /// The store's last sequence when it was taken: the catch-up's target.
+    pub last_seq: u64,
 }
 
 /// One replica of a replicated stream: the stream machine, its consumers, and the last
@@ -620,9 +631,18 @@ impl ReplicatedStream {
         codec::seal_json(Kind::StreamSnapshot, &s)
     }
 
+    /// The applied index and last sequence a snapshot's bytes hold.
+    pub fn snapshot_info(bytes: &[u8]) -> Result<SnapshotInfo, DecodeError> {
+        let s: Snapshot = codec::open_json(Kind::StreamSnapshot, bytes)?;
+        Ok(SnapshotInfo {
+            applied: s.applied,
+            last_seq: s.last_seq,
+        })
+    }
+
     /// A replica rebuilt from a snapshot over its (recovered) store. Also says whether the
     /// store holds fewer messages than the snapshot saw (`Some((have, want))`): then it lost
-    /// writes and must catch up from the leader before applying more.
+    /// writes and must catch up from a peer (`catchup`) before applying more.
     pub fn restore(
         bytes: &[u8],
         store: Box<dyn StreamStore + Send>,

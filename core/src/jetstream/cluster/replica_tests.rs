@@ -14,10 +14,10 @@ use crate::jetstream::store::{
 };
 use crate::jetstream::stream::{check_config, store_config};
 
-const T0: u64 = 1_700_000_000_000_000_000;
-const SEC: u64 = 1_000_000_000;
+pub(super) const T0: u64 = 1_700_000_000_000_000_000;
+pub(super) const SEC: u64 = 1_000_000_000;
 
-fn stream_cfg() -> StreamConfig {
+pub(super) fn stream_cfg() -> StreamConfig {
     check_config(
         serde_json::from_value(json!({
             "name": "S",
@@ -31,7 +31,7 @@ fn stream_cfg() -> StreamConfig {
     .unwrap()
 }
 
-fn open(disk: &MemDisk, cfg: &StreamConfig) -> Box<dyn StreamStore + Send> {
+pub(super) fn open(disk: &MemDisk, cfg: &StreamConfig) -> Box<dyn StreamStore + Send> {
     let f = FileStoreConfig {
         block_size: 2048,
         sync: SyncPolicy::Always,
@@ -39,7 +39,7 @@ fn open(disk: &MemDisk, cfg: &StreamConfig) -> Box<dyn StreamStore + Send> {
     Box::new(FileStore::open(disk.clone(), "streams/S", store_config(cfg), f).unwrap())
 }
 
-fn replica(disk: &MemDisk) -> ReplicatedStream {
+pub(super) fn replica(disk: &MemDisk) -> ReplicatedStream {
     let c = stream_cfg();
     ReplicatedStream::new(c.clone(), open(disk, &c), T0)
 }
@@ -53,11 +53,11 @@ fn hdr(lines: &[(&str, &str)]) -> Vec<u8> {
     h.into_bytes()
 }
 
-type Msg = (u64, u64, String, Vec<u8>, Vec<u8>);
+pub(super) type Msg = (u64, u64, String, Vec<u8>, Vec<u8>);
 
 /// Everything two replicas must agree on: the store's accounting and every message, and each
 /// consumer's meta and delivery state.
-fn contents(r: &ReplicatedStream) -> (String, Vec<Msg>, Vec<String>) {
+pub(super) fn contents(r: &ReplicatedStream) -> (String, Vec<Msg>, Vec<String>) {
     let store = r.stream.store.as_ref();
     let mut msgs = Vec::new();
     let mut seq = 0;
@@ -94,7 +94,7 @@ fn contents(r: &ReplicatedStream) -> (String, Vec<Msg>, Vec<String>) {
 }
 
 /// A leader's run through every kind of entry; returns the leader and the log it proposed.
-fn leader_run() -> (ReplicatedStream, Vec<StreamEntry>) {
+pub(super) fn leader_run() -> (ReplicatedStream, Vec<StreamEntry>) {
     let mut l = replica(&MemDisk::new(1));
     let mut log = Vec::new();
     let mut now = T0;
@@ -218,7 +218,7 @@ fn leader_run() -> (ReplicatedStream, Vec<StreamEntry>) {
 }
 
 /// Applies `log` (through its byte form) from index `from`; every entry must apply.
-fn follow(r: &mut ReplicatedStream, log: &[StreamEntry], from: usize) {
+pub(super) fn follow(r: &mut ReplicatedStream, log: &[StreamEntry], from: usize) {
     for (i, e) in log.iter().enumerate().skip(from) {
         let e = StreamEntry::decode(&e.encode()).unwrap();
         let a = r.apply(i as u64 + 1, &e);
