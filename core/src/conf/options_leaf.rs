@@ -8,8 +8,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::options::{
-    bool_of, int_of, listen_of, lower, map_of, node_type_err, seconds_of, str_of, type_err,
-    unknown, Mapper,
+    bool_of, int_of, listen_of, lower, map_of, node_type_err, seconds_of, str_of, unknown, Mapper,
 };
 use super::{ConfError, Entry, Node, Value};
 
