@@ -195,7 +195,7 @@ impl RouteAuthorizer for RouteCredentials {
 
 /// Go: server/auth.go comparePasswords — bcrypt when the configured secret is a hash, else a
 /// constant-time comparison.
-fn password_matches(configured: &str, given: &str) -> bool {
+pub(crate) fn password_matches(configured: &str, given: &str) -> bool {
     let is_bcrypt = ["$2a$", "$2b$", "$2x$", "$2y$"]
         .iter()
         .any(|p| configured.starts_with(p));

@@ -22,14 +22,49 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 pub use super::route::{
-    encode_connect, encode_err, encode_info, MsgHeader, RemoteSub, RemoteUnsub, RouteConnect,
-    RouteInfo, RouteOp, RouteParser, RouteProtoError, RoutedMsg, PING, PONG,
+    encode_err, encode_info, MsgHeader, RemoteSub, RemoteUnsub, RouteConnect, RouteInfo, RouteOp,
+    RouteParser, RouteProtoError, RoutedMsg, PING, PONG,
 };
 use super::route::{put_interest, put_msg_args};
 
 /// A parser of what the peer of a leaf link sends, every op read as naming `account`.
 pub fn parser(max_control_line: u32, max_payload: u32, account: Bytes) -> RouteParser {
     RouteParser::new_leaf(max_control_line, max_payload, account)
+}
+
+/// The leaf's CONNECT body, in nats-server's field order (Go: server/leafnode.go
+/// leafConnectInfo).
+#[derive(serde::Serialize)]
+struct LeafConnectJson<'a> {
+    version: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    user: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pass: &'a str,
+    tls_required: bool,
+    server_id: &'a str,
+    name: &'a str,
+    cluster: &'a str,
+    headers: bool,
+}
+
+/// Writes the leaf's `CONNECT {json}\r\n` from `c`'s `version`, `user`, `pass`,
+/// `tls_required`, `server_id`, `name` (the server name), `cluster` and `headers`.
+pub fn encode_leaf_connect(out: &mut BytesMut, c: &RouteConnect) {
+    let body = LeafConnectJson {
+        version: &c.version,
+        user: &c.user,
+        pass: &c.pass,
+        tls_required: c.tls_required,
+        server_id: &c.server_id,
+        name: &c.name,
+        cluster: &c.cluster,
+        headers: c.headers,
+    };
+    out.put_slice(b"CONNECT ");
+    // Strings and booleans only: serialization cannot fail.
+    out.put_slice(&serde_json::to_vec(&body).unwrap_or_default());
+    out.put_slice(b"\r\n");
 }
 
 /// Writes `LS+ <subject>[ <queue> <weight>]\r\n`.
