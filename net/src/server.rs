@@ -854,7 +854,7 @@ impl<T: Transport> Server<T> {
         self.shared.gatewayz()
     }
 
-    /// `/leafz` (no leaf nodes in this build).
+    /// `/leafz`.
     pub fn leafz(&self) -> Leafz {
         self.shared.leafz()
     }

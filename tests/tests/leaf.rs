@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use natsd_tests::cluster::await_interest;
+use natsd_tests::cluster::{await_interest, monitor_get};
 use natsd_tests::{free_port, next_msg, text, ServerKind, TestServer, SCENARIO, STEP};
 
 /// One test per pairing for each scenario `async fn name(hub: ServerKind, leaf: ServerKind)`.
@@ -50,7 +50,8 @@ pairs!(
     request_reply_both_ways,
     queue_group_gets_each_message_once,
     unsubscribe_stops_the_flow,
-    leaf_reconnects_after_hub_restart_and_resends_interest
+    leaf_reconnects_after_hub_restart_and_resends_interest,
+    leafz_and_varz_show_the_link
 );
 
 async fn run<F, Fut>(hub: ServerKind, leaf: ServerKind, scenario: F)
@@ -274,4 +275,42 @@ async fn leaf_reconnects_after_hub_restart_and_resends_interest(hub: ServerKind,
         .unwrap();
     hc.flush().await.unwrap();
     assert_eq!(text(&next_msg(&mut sub).await), "back");
+}
+
+async fn leafz_and_varz_show_the_link(hub: ServerKind, leaf: ServerKind) {
+    let (port, http) = (free_port(), free_port());
+    let h = TestServer::start_with_args(hub, &hub_conf(port), &["-m", &http.to_string()]).await;
+    let l = TestServer::start(leaf, &leaf_conf(port)).await;
+    let (hc, lc) = (h.client().await, l.client().await);
+    let mut sub = lc.subscribe("mon.sub").await.unwrap();
+    await_interest(&hc, "mon.sub", &mut sub).await;
+    let z = monitor_get(http, "/leafz?subs=1").await.unwrap();
+    assert_eq!(z["leafnodes"], 1, "{z}");
+    let link = &z["leafs"][0];
+    assert_eq!(link["account"], "$G", "{z}");
+    assert_eq!(link["ip"], "127.0.0.1", "{z}");
+    assert!(
+        link["in_msgs"].is_u64() && link["out_msgs"].as_u64() >= Some(1),
+        "{z}"
+    );
+    let list: Vec<&str> = link["subscriptions_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(list.contains(&"mon.sub"), "{z}");
+    assert_eq!(
+        link["subscriptions"].as_u64(),
+        Some(list.len() as u64),
+        "{z}"
+    );
+    let plain = monitor_get(http, "/leafz").await.unwrap();
+    assert!(
+        plain["leafs"][0].get("subscriptions_list").is_none(),
+        "{plain}"
+    );
+    let v = monitor_get(http, "/varz").await.unwrap();
+    assert_eq!(v["leafnodes"], 1, "{v}");
+    assert_eq!(v["leaf"]["port"], port, "{v}");
 }

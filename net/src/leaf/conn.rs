@@ -48,7 +48,6 @@ where
         pending: PendingFlush::default(),
         cache: MatchCache::default(),
         account: None,
-        start: srv.wall_clock(),
         peer,
         solicited,
     };
@@ -108,7 +107,6 @@ struct Ctx {
     cache: MatchCache,
     /// The bound account, once connected.
     account: Option<(Bytes, Arc<Account>)>,
-    start: std::time::SystemTime,
     peer: SocketAddr,
     solicited: bool,
 }
@@ -124,8 +122,8 @@ fn process(srv: &Arc<Shared>, h: &Arc<LeafHandle>, ctx: &mut Ctx) -> Option<Leaf
             LeafEvent::Closed(r) => closed = Some(r),
             LeafEvent::Connected {
                 account,
-                remote_id,
                 remote_name,
+                ..
             } => {
                 let Some(acc) = srv.lookup_account(&account) else {
                     tracing::error!(lid = h.id, account = %account, "leafnode bound to an unknown account");
@@ -142,11 +140,7 @@ fn process(srv: &Arc<Shared>, h: &Arc<LeafHandle>, ctx: &mut Ctx) -> Option<Leaf
                 srv.leafs.register(LeafEntry {
                     handle: Arc::clone(h),
                     account,
-                    remote_id,
-                    remote_name,
                     peer: ctx.peer,
-                    start: ctx.start,
-                    solicited: ctx.solicited,
                 });
             }
             LeafEvent::RemoteSub(sub) => {

@@ -13,12 +13,12 @@
 
 pub(crate) mod conn;
 pub(crate) mod dial;
+mod monitor;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::SystemTime;
 
 use bytes::Bytes;
 use natsd_core::account::Account;
@@ -131,11 +131,7 @@ impl RouteSink for LeafHandle {
 pub(crate) struct LeafEntry {
     pub(crate) handle: Arc<LeafHandle>,
     pub(crate) account: String,
-    pub(crate) remote_id: String,
-    pub(crate) remote_name: String,
     pub(crate) peer: SocketAddr,
-    pub(crate) start: SystemTime,
-    pub(crate) solicited: bool,
 }
 
 /// Links and interest, under one lock.
