@@ -51,7 +51,8 @@ pairs!(
     queue_group_gets_each_message_once,
     unsubscribe_stops_the_flow,
     leaf_reconnects_after_hub_restart_and_resends_interest,
-    leafz_and_varz_show_the_link
+    leafz_and_varz_show_the_link,
+    messages_cross_a_hub_cluster
 );
 
 async fn run<F, Fut>(hub: ServerKind, leaf: ServerKind, scenario: F)
@@ -313,4 +314,33 @@ async fn leafz_and_varz_show_the_link(hub: ServerKind, leaf: ServerKind) {
     let v = monitor_get(http, "/varz").await.unwrap();
     assert_eq!(v["leafnodes"], 1, "{v}");
     assert_eq!(v["leaf"]["port"], port, "{v}");
+}
+
+/// The hub is one node of a two-node cluster: the leaf's interest reaches the other node
+/// through the routes, and the leaf's messages are routed on to it.
+async fn messages_cross_a_hub_cluster(hub: ServerKind, leaf: ServerKind) {
+    let port = free_port();
+    let cluster = natsd_tests::cluster::TestCluster::start_conf(
+        &[hub, hub],
+        |_| String::new(),
+        |i| {
+            if i == 0 {
+                format!("leafnodes {{ listen: \"127.0.0.1:{port}\" }}")
+            } else {
+                String::new()
+            }
+        },
+    )
+    .await;
+    let l = TestServer::start(leaf, &leaf_conf(port)).await;
+    let (far, lc) = (cluster.client(1).await, l.client().await);
+    let mut down = lc.subscribe("to.leaf").await.unwrap();
+    await_interest(&far, "to.leaf", &mut down).await;
+    let mut up = far.subscribe("from.leaf").await.unwrap();
+    await_interest(&lc, "from.leaf", &mut up).await;
+    responder(&lc, "leaf.svc", "leaf answers").await;
+    assert_eq!(
+        request_until_answered(&far, "leaf.svc").await,
+        "leaf answers"
+    );
 }

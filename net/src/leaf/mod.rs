@@ -143,6 +143,9 @@ pub(crate) struct LeafState {
     interest: BTreeMap<InterestKey, u32>,
     /// Each link's own interest: (link id, key) → its sublist entry.
     remote: BTreeMap<(u64, InterestKey), SubRef>,
+    /// Interest learned from routes, (route id, key): the links are told of it as of local
+    /// interest (Go: a hub's leaf links see the whole cluster's interest).
+    routed: std::collections::BTreeSet<(u64, InterestKey)>,
 }
 
 /// The leaf-node side of the server.
@@ -211,6 +214,52 @@ impl Leafs {
         );
         let mut st = lock(&self.state);
         change(&mut st, &key, added, None);
+    }
+
+    /// `RS+`/`RS-` from route `route`: the links learn of the cluster's interest.
+    pub(crate) fn route_interest(
+        &self,
+        route: u64,
+        account: &[u8],
+        subject: &Bytes,
+        queue: Option<&Bytes>,
+        added: bool,
+    ) {
+        if !self.enabled {
+            return;
+        }
+        let key: InterestKey = (
+            String::from_utf8_lossy(account).into_owned(),
+            subject.clone(),
+            queue.cloned(),
+        );
+        let mut st = lock(&self.state);
+        let changed = if added {
+            st.routed.insert((route, key.clone()))
+        } else {
+            st.routed.remove(&(route, key.clone()))
+        };
+        if changed {
+            change(&mut st, &key, added, None);
+        }
+    }
+
+    /// A route closed: the interest it brought is gone.
+    pub(crate) fn route_closed(&self, route: u64) {
+        if !self.enabled {
+            return;
+        }
+        let mut st = lock(&self.state);
+        let keys: Vec<_> = st
+            .routed
+            .iter()
+            .filter(|(id, _)| *id == route)
+            .cloned()
+            .collect();
+        for k in keys {
+            st.routed.remove(&k);
+            change(&mut st, &k.1, false, None);
+        }
     }
 
     /// A newly bound link learns the whole interest of its account (Go: sendAllLeafSubs).
