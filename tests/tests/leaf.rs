@@ -185,7 +185,7 @@ async fn queue_group_gets_each_message_once(hub: ServerKind, leaf: ServerKind) {
     let (h, l, _) = start_pair(hub, leaf).await;
     let (hc, lc) = (h.client().await, l.client().await);
     let lc2 = l.client().await;
-    let mut members = vec![
+    let mut members = [
         lc.queue_subscribe("work", "workers".into()).await.unwrap(),
         lc2.queue_subscribe("work", "workers".into()).await.unwrap(),
         hc.queue_subscribe("work", "workers".into()).await.unwrap(),
