@@ -10,7 +10,7 @@
 //! [`LeafConn::poll_event`], then re-arm the timer from [`LeafConn::poll_timeout`]).
 //!
 //! Shared with routes: the parser (the route parser's leaf mode), the INFO/CONNECT JSON, the
-//! close reasons, password checking and the stall gate of [`crate::outbound`].
+//! close reasons, password checking and the outbound queue ([`crate::linkout`]).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
+use crate::linkout::LinkOut;
 use crate::options::LeafUser;
 use crate::outbound::StallGate;
 use crate::proto::leaf::{
@@ -29,8 +30,6 @@ pub use crate::route::RouteCloseReason as LeafCloseReason;
 
 /// Go: server/server.go firstPingInterval.
 const FIRST_PING_INTERVAL: Duration = Duration::from_secs(1);
-/// Payloads up to this size are copied into the control-line buffer (one write, not three).
-const INLINE_PAYLOAD_MAX: usize = 512;
 /// The global account's name.
 pub const GLOBAL_ACCOUNT: &str = "$G";
 
@@ -167,16 +166,13 @@ pub struct LeafConn {
     account: Option<String>,
     remote: Option<(String, String)>,
     peer_headers: bool,
-    out: BytesMut,
-    queue: VecDeque<Bytes>,
-    queued: usize,
+    out: LinkOut,
     events: VecDeque<LeafEvent>,
     auth_deadline: Option<Instant>,
     next_ping: Instant,
     pings_out: u32,
     rtt_start: Option<Instant>,
     rtt: Option<Duration>,
-    gate: Arc<StallGate>,
 }
 
 impl LeafConn {
@@ -196,9 +192,7 @@ impl LeafConn {
             account: None,
             remote: None,
             peer_headers: false,
-            out: BytesMut::with_capacity(1024),
-            queue: VecDeque::new(),
-            queued: 0,
+            out: LinkOut::new(),
             events: VecDeque::new(),
             // Go: server/leafnode.go createLeafNode — the hub waits auth_timeout for CONNECT.
             auth_deadline: accepted.then(|| now + cfg.auth_timeout),
@@ -206,7 +200,6 @@ impl LeafConn {
             pings_out: 0,
             rtt_start: None,
             rtt: None,
-            gate: Arc::default(),
             cfg,
         };
         if accepted {
@@ -216,7 +209,7 @@ impl LeafConn {
             info.auth_required = true;
             info.info_on_connect = true;
             info.client_id = id;
-            proto::encode_info(&mut conn.out, &info);
+            proto::encode_info(conn.out.buf(), &info);
         }
         conn
     }
@@ -253,12 +246,12 @@ impl LeafConn {
 
     /// The gate client producers feeding this link wait on (see [`crate::outbound`]).
     pub fn stall_gate(&self) -> &Arc<StallGate> {
-        &self.gate
+        self.out.gate()
     }
 
     /// Bytes queued for the peer.
     pub fn pending_bytes(&self) -> usize {
-        self.queued + self.out.len()
+        self.out.pending_bytes()
     }
 
     /// Eats complete ops from the front of `buf`; a partial op stays in `buf`. Stops after an
@@ -285,7 +278,7 @@ impl LeafConn {
     fn proto_error(&mut self, e: &RouteProtoError) {
         tracing::error!(lid = self.id, error = %e, "leafnode protocol error");
         if e.sends_err() {
-            proto::encode_err(&mut self.out, &e.err_text());
+            proto::encode_err(self.out.buf(), &e.err_text());
         }
         let reason = match e {
             RouteProtoError::UnknownOp => LeafCloseReason::ParseError,
@@ -308,7 +301,7 @@ impl LeafConn {
         match op {
             RouteOp::Connect(c) => self.handle_connect(*c),
             RouteOp::Info(info) => self.handle_info(*info),
-            RouteOp::Ping => self.out.extend_from_slice(proto::PONG),
+            RouteOp::Ping => self.out.buf().extend_from_slice(proto::PONG),
             RouteOp::Pong => {
                 self.pings_out = 0;
                 if let Some(start) = self.rtt_start.take() {
@@ -335,7 +328,7 @@ impl LeafConn {
     }
 
     fn err_and_close(&mut self, text: &str, reason: LeafCloseReason) {
-        proto::encode_err(&mut self.out, text);
+        proto::encode_err(self.out.buf(), text);
         self.close(reason);
     }
 
@@ -360,7 +353,7 @@ impl LeafConn {
         info.connect_info = true;
         info.client_id = self.id;
         info.remote_account.clone_from(&account);
-        proto::encode_info(&mut self.out, &info);
+        proto::encode_info(self.out.buf(), &info);
         self.bind(account, c.server_id, c.name);
     }
 
@@ -394,7 +387,7 @@ impl LeafConn {
             pass: pass.clone().unwrap_or_default(),
             ..RouteConnect::default()
         };
-        proto::encode_leaf_connect(&mut self.out, &connect);
+        proto::encode_leaf_connect(self.out.buf(), &connect);
         self.peer_headers = self.cfg.info.headers && info.headers;
         let account = account.clone();
         self.bind(account, info.server_id, info.server_name);
@@ -417,7 +410,7 @@ impl LeafConn {
             return;
         }
         self.closed = true;
-        self.gate.release();
+        self.out.gate().release();
         if matches!(
             reason,
             LeafCloseReason::SlowConsumerPendingBytes
@@ -425,9 +418,7 @@ impl LeafConn {
                 | LeafCloseReason::ReadError
                 | LeafCloseReason::WriteError
         ) {
-            self.out.clear();
-            self.queue.clear();
-            self.queued = 0;
+            self.out.discard();
         }
         self.events.push_back(LeafEvent::Closed(reason));
     }
@@ -435,7 +426,7 @@ impl LeafConn {
     /// Sends `LS+` (`queue`: the group and its local member count). Nothing before binding.
     pub fn send_sub(&mut self, subject: &[u8], queue: Option<(&[u8], u32)>) {
         if !self.closed && self.account.is_some() {
-            proto::encode_sub(&mut self.out, subject, queue);
+            proto::encode_sub(self.out.buf(), subject, queue);
             self.check_pending();
         }
     }
@@ -443,7 +434,7 @@ impl LeafConn {
     /// Sends `LS-`.
     pub fn send_unsub(&mut self, subject: &[u8], queue: Option<&[u8]>) {
         if !self.closed && self.account.is_some() {
-            proto::encode_unsub(&mut self.out, subject, queue);
+            proto::encode_unsub(self.out.buf(), subject, queue);
             self.check_pending();
         }
     }
@@ -471,43 +462,23 @@ impl LeafConn {
             header_len,
             total_len: header_len.unwrap_or(0) + payload.len(),
         };
-        proto::encode_msg_header(&mut self.out, subject, &h);
+        proto::encode_msg_header(self.out.buf(), subject, &h);
         if let Some(h) = headers {
-            self.out.extend_from_slice(h);
+            self.out.put_part(h, None);
         }
-        if payload.len() <= INLINE_PAYLOAD_MAX {
-            self.out.extend_from_slice(payload);
-        } else {
-            self.flush_out();
-            self.queued += payload.len();
-            self.queue.push_back(match shared {
-                Some(b) if b.len() == payload.len() => b.clone(),
-                _ => Bytes::copy_from_slice(payload),
-            });
-        }
-        self.out.extend_from_slice(b"\r\n");
+        self.out.put_part(payload, shared);
+        self.out.buf().extend_from_slice(b"\r\n");
         self.check_pending();
     }
 
-    fn flush_out(&mut self) {
-        if !self.out.is_empty() {
-            let chunk = self.out.split().freeze();
-            self.queued += chunk.len();
-            self.queue.push_back(chunk);
-        }
-    }
-
     fn check_pending(&mut self) {
-        let (pending, max) = (self.pending_bytes() as u64, self.cfg.max_pending as u64);
-        if pending > max {
+        let max = self.cfg.max_pending;
+        if self.out.over(max) {
             tracing::info!(
                 lid = self.id,
                 "Slow Consumer Detected: MaxPending of {max} Exceeded"
             );
             self.close(LeafCloseReason::SlowConsumerPendingBytes);
-        } else if pending > max / 2 {
-            self.gate
-                .hold_for(crate::outbound::stall_duration(pending, max));
         }
     }
 
@@ -535,20 +506,13 @@ impl LeafConn {
         }
         self.pings_out += 1;
         self.rtt_start = Some(now);
-        self.out.extend_from_slice(proto::PING);
+        self.out.buf().extend_from_slice(proto::PING);
     }
 
     /// The next chunk of bytes for the peer, if any.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        self.flush_out();
-        let Some(chunk) = self.queue.pop_front() else {
-            self.gate.release();
-            return None;
-        };
-        debug_assert!(self.queued >= chunk.len());
-        self.queued -= chunk.len();
-        Some(chunk)
+        self.out.poll_transmit()
     }
 
     /// The next event for the server, if any.
