@@ -22,10 +22,14 @@ const LEAF_MAX_PENDING: usize = 64 * 1024 * 1024;
 const LEAF_MAX_CONTROL_LINE: u32 = 64 * 1024;
 
 fn settings(srv: &Shared, opts: &Options, c: &LeafConfig, port: u16) -> LeafSettings {
-    let advertise = c
-        .advertise
-        .clone()
-        .unwrap_or_else(|| format!("{}:{port}", c.host));
+    // An unspecified listen host is no address to dial: without `advertise` such a hub
+    // names no URL rather than `0.0.0.0` (nats-server lists the host's interface addresses).
+    let unspecified = c.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified());
+    let advertise = match &c.advertise {
+        Some(a) => Some(a.clone()),
+        None if unspecified || port == 0 => None,
+        None => Some(format!("{}:{port}", c.host)),
+    };
     let info = RouteInfo {
         server_id: srv.server_id.clone(),
         server_name: srv.server_name.clone(),
@@ -39,7 +43,7 @@ fn settings(srv: &Shared, opts: &Options, c: &LeafConfig, port: u16) -> LeafSett
         leafnode_urls: if c.no_advertise {
             Vec::new()
         } else {
-            vec![advertise]
+            advertise.into_iter().collect()
         },
         ..RouteInfo::default()
     };
