@@ -28,7 +28,7 @@ pub use gojson::js_request_json;
 pub use js::js_api;
 pub use perms::permissions;
 pub use proto::{client_parser, connect_json};
-pub use route::route_parser;
+pub use route::{parse_leaf, route_parser};
 pub use sublist::sublist_ops;
 
 /// A fuzz entry point as the replay test calls it: a starting instant, then the input.
@@ -45,6 +45,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("sublist_ops", |_, d| sublist_ops(d)),
     ("permissions", |_, d| permissions(d)),
     ("route_parser", |_, d| route_parser(d)),
+    ("parse_leaf", |_, d| parse_leaf(d)),
     ("js_api", |_, d| js_api(d)),
     ("js_request_json", |_, d| js_request_json(d)),
 ];

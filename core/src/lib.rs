@@ -51,6 +51,8 @@ pub mod conn;
 pub mod fuzzing;
 pub mod gojson;
 pub mod jetstream;
+pub mod leaf;
+pub mod linkout;
 pub mod options;
 pub mod outbound;
 pub mod proto;

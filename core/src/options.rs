@@ -6,6 +6,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::conf::options_leaf::{LeafConfig, LeafRemote, LeafUser};
+
 /// Default client port.
 pub const DEFAULT_PORT: u16 = 4222;
 /// Default maximum payload: 1 MiB.
@@ -113,6 +115,8 @@ pub struct Options {
     pub config_file: Option<PathBuf>,
     /// `jetstream {}` / `-js`: JetStream on this server (`None`: disabled).
     pub jetstream: Option<JetStreamConfig>,
+    /// `leafnodes { … }`: the leaf-node listener (hub side) and the remotes we dial.
+    pub leafnodes: Option<LeafConfig>,
 }
 
 impl Default for Options {
@@ -152,6 +156,7 @@ impl Default for Options {
             ports_file_dir: None,
             config_file: None,
             jetstream: None,
+            leafnodes: None,
         }
     }
 }

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
+use crate::linkout::LinkOut;
 use crate::proto::route::{
     self as proto, MsgHeader, RemoteSub, RemoteUnsub, RouteConnect, RouteInfo, RouteOp,
     RouteParser, RouteProtoError, RoutedMsg,
@@ -35,9 +36,6 @@ const FIRST_PING_INTERVAL: Duration = Duration::from_secs(1);
 /// Go: server/const.go DEFAULT_RTT_MEASUREMENT_INTERVAL — a PING is forced this long after the
 /// last RTT sample even when traffic proves the route alive.
 const RTT_MEASUREMENT_INTERVAL: Duration = Duration::from_secs(3600);
-/// Payloads up to this size are copied into the control-line buffer rather than queued as their
-/// own chunk: one write instead of three for small messages.
-const INLINE_PAYLOAD_MAX: usize = 512;
 
 /// Why a route closed, with nats-server's wording (`/routez`, log lines).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,7 +193,7 @@ impl RouteAuthorizer for RouteCredentials {
 
 /// Go: server/auth.go comparePasswords — bcrypt when the configured secret is a hash, else a
 /// constant-time comparison.
-fn password_matches(configured: &str, given: &str) -> bool {
+pub(crate) fn password_matches(configured: &str, given: &str) -> bool {
     let is_bcrypt = ["$2a$", "$2b$", "$2x$", "$2y$"]
         .iter()
         .any(|p| configured.starts_with(p));
@@ -275,10 +273,9 @@ pub struct RouteConn {
     peer: Option<Peer>,
     /// Both sides support headers (Go: c.headers, set from CONNECT or INFO).
     peer_headers: bool,
-    /// Bytes not yet chunked; chunks wait in `queue`.
-    out: BytesMut,
-    queue: VecDeque<Bytes>,
-    queued: usize,
+    /// What waits for the peer (its stall gate holds client producers feeding this route
+    /// while its queue is more than half full, see [`crate::outbound`]).
+    out: LinkOut,
     events: VecDeque<RouteEvent>,
     auth_deadline: Option<Instant>,
     next_ping: Instant,
@@ -291,9 +288,6 @@ pub struct RouteConn {
     held_info: Option<RouteInfo>,
     /// The account of a pinned route: left out of interest and message ops.
     pinned: Option<Bytes>,
-    /// Client producers feeding this route wait on it while its queue is more than half
-    /// full (see [`crate::outbound`]).
-    gate: Arc<crate::outbound::StallGate>,
 }
 
 impl RouteConn {
@@ -331,9 +325,7 @@ impl RouteConn {
             connect_received: false,
             peer: None,
             peer_headers: false,
-            out: BytesMut::with_capacity(1024),
-            queue: VecDeque::new(),
-            queued: 0,
+            out: LinkOut::new(),
             events: VecDeque::new(),
             // Go: createRoute arms the auth timer on accepted routes only.
             auth_deadline: (auth_required && !solicited).then(|| now + cfg.auth_timeout),
@@ -345,7 +337,6 @@ impl RouteConn {
             rtt: None,
             held_info: None,
             pinned: None,
-            gate: Arc::default(),
             cfg,
         };
         if let RouteRole::Solicited { user, pass } = role {
@@ -362,7 +353,7 @@ impl RouteConn {
                 lnoc: true,
                 ..RouteConnect::default()
             };
-            proto::encode_connect(&mut conn.out, &connect);
+            proto::encode_connect(conn.out.buf(), &connect);
         }
         let mut info = conn.cfg.info.clone();
         info.nonce = crate::auth::new_nonce(&mut rng);
@@ -373,11 +364,11 @@ impl RouteConn {
             Some(a) if solicited => {
                 info.route_account.clone_from(&a);
                 conn.set_account(Bytes::from(a));
-                proto::encode_info(&mut conn.out, &info);
+                proto::encode_info(conn.out.buf(), &info);
             }
             // Go: routeShouldDelayInfo — a pooled dialer waits for the peer's INFO.
             _ if solicited && pooled => conn.held_info = Some(info),
-            _ => proto::encode_info(&mut conn.out, &info),
+            _ => proto::encode_info(conn.out.buf(), &info),
         }
         conn
     }
@@ -389,7 +380,7 @@ impl RouteConn {
             info.route_pool_idx = i32::try_from(idx).unwrap_or(0);
             info.cluster = self.cluster.clone();
             if !self.closed {
-                proto::encode_info(&mut self.out, &info);
+                proto::encode_info(self.out.buf(), &info);
                 self.check_pending();
             }
         }
@@ -454,12 +445,12 @@ impl RouteConn {
 
     /// The gate client producers feeding this route wait on (see [`crate::outbound`]).
     pub fn stall_gate(&self) -> &Arc<crate::outbound::StallGate> {
-        &self.gate
+        self.out.gate()
     }
 
     /// Bytes queued for the peer.
     pub fn pending_bytes(&self) -> usize {
-        self.queued + self.out.len()
+        self.out.pending_bytes()
     }
 
     /// Eats complete ops from the front of `buf`; a partial op stays in `buf`.
@@ -490,7 +481,7 @@ impl RouteConn {
         tracing::debug!(rid = self.id, error = %e, "route protocol error");
         // Go: parser errors say why only for an unknown op; argument errors close silently.
         if e.sends_err() {
-            proto::encode_err(&mut self.out, &e.err_text());
+            proto::encode_err(self.out.buf(), &e.err_text());
         }
         let reason = match e {
             RouteProtoError::UnknownOp => RouteCloseReason::ParseError,
@@ -515,7 +506,7 @@ impl RouteConn {
             RouteOp::Connect(c) => self.handle_connect(*c),
             RouteOp::Info(info) => self.handle_info(*info),
             RouteOp::Ping => {
-                self.out.extend_from_slice(proto::PONG);
+                self.out.buf().extend_from_slice(proto::PONG);
                 self.last_ping_in = Some(now);
             }
             RouteOp::Pong => {
@@ -549,7 +540,7 @@ impl RouteConn {
     }
 
     fn err_and_close(&mut self, text: &str, reason: RouteCloseReason) {
-        proto::encode_err(&mut self.out, text);
+        proto::encode_err(self.out.buf(), text);
         self.close(reason);
     }
 
@@ -652,7 +643,7 @@ impl RouteConn {
             return;
         }
         self.closed = true;
-        self.gate.release();
+        self.out.gate().release();
         if matches!(
             reason,
             RouteCloseReason::SlowConsumerPendingBytes
@@ -661,9 +652,7 @@ impl RouteConn {
                 | RouteCloseReason::WriteError
         ) {
             // Go: closeConnection sets skipFlushOnClose for these: nothing more is written.
-            self.out.clear();
-            self.queue.clear();
-            self.queued = 0;
+            self.out.discard();
         }
         self.events.push_back(RouteEvent::Closed(reason));
     }
@@ -676,7 +665,7 @@ impl RouteConn {
             } else {
                 account
             };
-            proto::encode_sub(&mut self.out, account, subject, queue);
+            proto::encode_sub(self.out.buf(), account, subject, queue);
             self.check_pending();
         }
     }
@@ -689,7 +678,7 @@ impl RouteConn {
             } else {
                 account
             };
-            proto::encode_unsub(&mut self.out, account, subject, queue);
+            proto::encode_unsub(self.out.buf(), account, subject, queue);
             self.check_pending();
         }
     }
@@ -747,34 +736,21 @@ impl RouteConn {
         } else {
             account
         };
-        proto::encode_msg_header(&mut self.out, account, subject, &h);
+        proto::encode_msg_header(self.out.buf(), account, subject, &h);
         for (part, shared) in headers
             .into_iter()
             .chain(std::iter::once((payload, shared)))
         {
-            if part.len() <= INLINE_PAYLOAD_MAX {
-                self.out.extend_from_slice(part);
-            } else {
-                self.flush_out();
-                self.queued += part.len();
-                let chunk = match shared {
-                    Some(b) => {
-                        debug_assert_eq!(&b[..], part);
-                        b.clone()
-                    }
-                    None => Bytes::copy_from_slice(part),
-                };
-                self.queue.push_back(chunk);
-            }
+            self.out.put_part(part, shared);
         }
-        self.out.extend_from_slice(b"\r\n");
+        self.out.buf().extend_from_slice(b"\r\n");
         self.check_pending();
     }
 
     /// Sends an INFO update about this server (lame duck mode, new client URLs, permissions).
     pub fn send_info_update(&mut self, info: &RouteInfo) {
         if !self.closed {
-            proto::encode_info(&mut self.out, info);
+            proto::encode_info(self.out.buf(), info);
             self.check_pending();
         }
     }
@@ -786,35 +762,23 @@ impl RouteConn {
             return;
         }
         if info.nonce.is_empty() {
-            proto::encode_forwarded_info(&mut self.out, info);
+            proto::encode_forwarded_info(self.out.buf(), info);
         } else {
             let mut info = info.clone();
             info.nonce.clear();
-            proto::encode_forwarded_info(&mut self.out, &info);
+            proto::encode_forwarded_info(self.out.buf(), &info);
         }
         self.check_pending();
     }
 
-    fn flush_out(&mut self) {
-        if !self.out.is_empty() {
-            let chunk = self.out.split().freeze();
-            self.queued += chunk.len();
-            self.queue.push_back(chunk);
-        }
-    }
-
     fn check_pending(&mut self) {
-        let (pending, max) = (self.pending_bytes() as u64, self.cfg.max_pending as u64);
-        if pending > max {
+        let max = self.cfg.max_pending;
+        if self.out.over(max) {
             tracing::info!(
                 rid = self.id,
                 "Slow Consumer Detected: MaxPending of {max} Exceeded"
             );
             self.close(RouteCloseReason::SlowConsumerPendingBytes);
-        } else if pending > max / 2 {
-            // Go: client.go queueOutbound — past half, producers feeding us wait.
-            self.gate
-                .hold_for(crate::outbound::stall_duration(pending, max));
         }
     }
 
@@ -856,21 +820,14 @@ impl RouteConn {
         }
         self.pings_out += 1;
         self.rtt_start = Some(now);
-        self.out.extend_from_slice(proto::PING);
+        self.out.buf().extend_from_slice(proto::PING);
     }
 
     /// The next chunk of bytes for the peer, if any. Call when the socket is writable.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        self.flush_out();
-        let Some(chunk) = self.queue.pop_front() else {
-            // The writer took everything: the peer caught up (Go: flushOutbound).
-            self.gate.release();
-            return None;
-        };
-        debug_assert!(self.queued >= chunk.len());
-        self.queued -= chunk.len();
-        Some(chunk)
+        // Once the writer took everything, the peer caught up (Go: flushOutbound).
+        self.out.poll_transmit()
     }
 
     /// The next event for the server, if any.

@@ -104,6 +104,11 @@ pub trait RouteSink: Send + Sync + std::fmt::Debug {
     fn stall_gate(&self) -> Option<&Arc<StallGate>> {
         None
     }
+    /// A leaf-node link rather than a route: it gets routed messages too (a leaf's interest
+    /// is this server's own, as for a local subscriber).
+    fn is_leaf(&self) -> bool {
+        false
+    }
 }
 
 /// Where a matched subscription sends the message.
@@ -515,7 +520,7 @@ pub fn can_publish(client: &ClientShared, now: Instant, subject: &[u8]) -> bool 
 /// subscribers and to the routes with interest. Returns how many subscriptions (a route
 /// counting once) received it.
 pub fn publish(account: &Arc<Account>, p: &mut Publisher<'_>, m: &Message<'_>) -> usize {
-    let delivered = route(account, p, m, 0, None);
+    let delivered = route(account, p, m, 0, Source::Local);
     if delivered == 0 {
         if let (Some(client), Some(reply)) = (p.client, m.reply) {
             if client.no_responders.load(Ordering::Relaxed)
@@ -549,7 +554,7 @@ pub fn deliver_as(
         if matches!(sub.0.target, SubTarget::Route { .. }) {
             continue;
         }
-        delivered += deliver_to(account, p, sub, m, 0, false, &mut tpl);
+        delivered += deliver_to(account, p, sub, m, 0, Source::Local, &mut tpl);
     }
     for group in result.qsubs.iter().filter(|g| !g.is_empty()) {
         let start = p.rng.below(group.len() as u64) as usize;
@@ -558,7 +563,7 @@ pub fn deliver_as(
             if matches!(sub.0.target, SubTarget::Route { .. }) {
                 continue;
             }
-            let n = deliver_to(account, p, sub, m, 0, false, &mut tpl);
+            let n = deliver_to(account, p, sub, m, 0, Source::Local, &mut tpl);
             if n > 0 {
                 delivered += n;
                 break;
@@ -577,7 +582,60 @@ pub fn deliver_routed(
     m: &Message<'_>,
     queues: &[Bytes],
 ) -> usize {
-    route(account, p, m, 0, Some(queues))
+    route(account, p, m, 0, Source::Route(queues))
+}
+
+/// Delivers a message that came from the leaf-node link `from` (`LMSG`): like a local publish
+/// (to local subscribers, routes and other leaf links) except that it never goes back on
+/// `from`, and queue groups get it only when named in `queues` (the leaf chose us for those).
+/// Go: leafnode.go processInboundLeafMsg.
+pub fn deliver_from_leaf(
+    account: &Arc<Account>,
+    p: &mut Publisher<'_>,
+    m: &Message<'_>,
+    from: u64,
+    queues: &[Bytes],
+) -> usize {
+    route(account, p, m, 0, Source::Leaf(from, queues))
+}
+
+/// Where a message being routed came from: what it may be forwarded to, and which queue
+/// groups it is meant for.
+#[derive(Debug, Clone, Copy)]
+enum Source<'a> {
+    /// A local publish: everything.
+    Local,
+    /// A route, for these queue groups: local subscribers and leaf links only.
+    Route(&'a [Bytes]),
+    /// A leaf link (its id), for these queue groups: everything but that link.
+    Leaf(u64, &'a [Bytes]),
+}
+
+impl Source<'_> {
+    /// The queue groups named by the sender (`None`: a local publish, every group).
+    fn queues(&self) -> Option<&[Bytes]> {
+        match self {
+            Self::Local => None,
+            Self::Route(q) | Self::Leaf(_, q) => Some(q),
+        }
+    }
+
+    fn may_forward(&self, sink: &dyn RouteSink) -> bool {
+        match self {
+            Self::Local => true,
+            Self::Route(_) => sink.is_leaf(),
+            Self::Leaf(from, _) => sink.route_id() != *from,
+        }
+    }
+
+    /// Through an import the names no longer apply (only the first level filters).
+    fn nested(self) -> Self {
+        match self {
+            Self::Local => Self::Local,
+            Self::Route(_) => Self::Route(&[]),
+            Self::Leaf(from, _) => Self::Leaf(from, &[]),
+        }
+    }
 }
 
 /// Routes that get one copy of the message at this level, with the queue groups each was
@@ -619,6 +677,14 @@ impl RouteTargets {
     }
 }
 
+/// Whether a route or leaf member of a queue group may get a message from `source`.
+fn forwards(source: Source<'_>, sub: &SubRef) -> bool {
+    match &sub.0.target {
+        SubTarget::Route { route, .. } => source.may_forward(route.as_ref()),
+        _ => true,
+    }
+}
+
 fn route_weight(sub: &SubRef) -> Option<u64> {
     match &sub.0.target {
         SubTarget::Route { weight, .. } => Some(u64::from(weight.load(Ordering::Relaxed))),
@@ -626,13 +692,13 @@ fn route_weight(sub: &SubRef) -> Option<u64> {
     }
 }
 
-/// `routed`: the queue groups a routed message is meant for (`None`: a local publish).
+/// `source`: where the message came from (what it may go to, which queue groups it is for).
 fn route(
     account: &Arc<Account>,
     p: &mut Publisher<'_>,
     m: &Message<'_>,
     depth: u8,
-    routed: Option<&[Bytes]>,
+    source: Source<'_>,
 ) -> usize {
     if depth > MAX_IMPORT_DEPTH {
         return 0;
@@ -654,31 +720,22 @@ fn route(
     tpl.reset();
     for sub in &result.psubs {
         if let SubTarget::Route { route, .. } = &sub.0.target {
-            if routed.is_none() && !sub.0.is_removed() {
+            if source.may_forward(route.as_ref()) && !sub.0.is_removed() {
                 targets.add(route, None);
             }
             continue;
         }
-        delivered += deliver_to(account, p, sub, m, depth, routed.is_some(), &mut tpl);
+        delivered += deliver_to(account, p, sub, m, depth, source, &mut tpl);
     }
     for group in &result.qsubs {
         let Some(first) = group.first() else { continue };
-        if let Some(wanted) = routed {
+        if let Some(wanted) = source.queues() {
             // Through an import the names no longer apply; only the first level filters.
             if depth == 0 && !wanted.iter().any(|q| Some(q) == first.0.queue.as_ref()) {
                 continue;
             }
         }
-        delivered += pick_queue_member(
-            account,
-            p,
-            group,
-            m,
-            depth,
-            routed.is_some(),
-            &mut targets,
-            &mut tpl,
-        );
+        delivered += pick_queue_member(account, p, group, m, depth, source, &mut targets, &mut tpl);
     }
     if depth == 0 {
         p.pending.template = tpl;
@@ -699,13 +756,13 @@ fn pick_queue_member(
     group: &[SubRef],
     m: &Message<'_>,
     depth: u8,
-    routed: bool,
+    source: Source<'_>,
     targets: &mut RouteTargets,
     tpl: &mut MsgTemplate,
 ) -> usize {
     let len = group.len();
     let weight = |s: &SubRef| match route_weight(s) {
-        Some(_) if routed => 0,
+        Some(_) if !forwards(source, s) => 0,
         Some(w) => w,
         None => 1,
     };
@@ -732,13 +789,16 @@ fn pick_queue_member(
     for i in 0..len {
         let sub = &group[(start + i) % len];
         if let SubTarget::Route { route, weight } = &sub.0.target {
-            if routed || weight.load(Ordering::Relaxed) == 0 || sub.0.is_removed() {
+            if !source.may_forward(route.as_ref())
+                || weight.load(Ordering::Relaxed) == 0
+                || sub.0.is_removed()
+            {
                 continue;
             }
             targets.add(route, sub.0.queue.as_ref());
             return 0;
         }
-        let n = deliver_to(account, p, sub, m, depth, routed, tpl);
+        let n = deliver_to(account, p, sub, m, depth, source, tpl);
         if n > 0 {
             return n;
         }
@@ -752,7 +812,7 @@ fn deliver_to(
     sub: &SubRef,
     m: &Message<'_>,
     depth: u8,
-    routed: bool,
+    source: Source<'_>,
     tpl: &mut MsgTemplate,
 ) -> usize {
     let s = &sub.0;
@@ -813,7 +873,7 @@ fn deliver_to(
             // (where every server's import announces its interest) and import it themselves,
             // as nats-server's shadow subscriptions do. Routing the imported copy too would
             // deliver it twice.
-            route(&into, p, &fwd, depth + 1, Some(&[]))
+            route(&into, p, &fwd, depth + 1, Source::Route(&[]))
         }
         SubTarget::ServiceImport {
             exporter,
@@ -843,13 +903,7 @@ fn deliver_to(
             };
             // The requester's own connection is not the publisher inside the exporter.
             let mut inner = p.internal();
-            route(
-                &exporter,
-                &mut inner,
-                &fwd,
-                depth + 1,
-                routed.then_some(&[]),
-            )
+            route(&exporter, &mut inner, &fwd, depth + 1, source.nested())
         }
         SubTarget::Response {
             importer,
@@ -871,13 +925,7 @@ fn deliver_to(
                 ..*m
             };
             let mut inner = p.internal();
-            route(
-                &importer,
-                &mut inner,
-                &fwd,
-                depth + 1,
-                routed.then_some(&[]),
-            )
+            route(&importer, &mut inner, &fwd, depth + 1, source.nested())
         }
     }
 }

@@ -61,6 +61,7 @@ fn every_target_has_a_replay_test() {
             "sublist_ops",
             "permissions",
             "route_parser",
+            "parse_leaf",
             "js_api",
             "js_request_json"
         ]
@@ -100,6 +101,11 @@ fn permissions() {
 #[test]
 fn route_parser() {
     replay("route_parser");
+}
+
+#[test]
+fn parse_leaf() {
+    replay("parse_leaf");
 }
 
 #[test]

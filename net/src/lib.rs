@@ -34,6 +34,7 @@ pub mod cli;
 mod client;
 pub mod config;
 mod jetstream;
+mod leaf;
 pub mod logging;
 pub mod monitor;
 mod prefixed;

@@ -184,6 +184,8 @@ pub(crate) struct Shared {
     wall_clock: fn() -> SystemTime,
     /// Routes to the other servers of the cluster (inert without a `cluster` block).
     pub(crate) cluster: Arc<crate::route::Cluster>,
+    /// Leaf-node links, hub and leaf side (inert without a `leafnodes` block).
+    pub(crate) leafs: Arc<crate::leaf::Leafs>,
 }
 
 impl Shared {
@@ -231,7 +233,12 @@ impl Shared {
         peer: SocketAddr,
     ) -> Arc<AtomicU64> {
         self.total_connections.fetch_add(1, Ordering::Relaxed);
-        if self.cluster.enabled {
+        if self.leafs.enabled {
+            shared.set_interest_hook(Arc::new(crate::leaf::ServerInterest {
+                cluster: self.cluster.enabled.then(|| Arc::clone(&self.cluster)),
+                leafs: Arc::clone(&self.leafs),
+            }));
+        } else if self.cluster.enabled {
             shared.set_interest_hook(self.cluster.interest_hook(self.system_account_name()));
         }
         let start = self.wall_clock();
@@ -538,6 +545,7 @@ impl<T: Transport> Server<T> {
             .map_err(|e| ServerError::Tls(e.to_string()))?;
         let cfg = client_config(&opts, &server_id, &server_name, opts.port.unwrap_or(0))?;
         let cluster_enabled = opts.cluster.is_some();
+        let leaf_enabled = opts.leafnodes.is_some();
         let name_seed = rng.next_u64();
         let (cluster_name, cluster_dynamic) =
             match opts.cluster.as_ref().and_then(|c| c.name.clone()) {
@@ -587,6 +595,7 @@ impl<T: Transport> Server<T> {
                     cluster_name,
                     cluster_dynamic,
                 )),
+                leafs: Arc::new(crate::leaf::Leafs::new(leaf_enabled)),
             }),
             client_addr: Mutex::new(None),
             shutdown_tx,
@@ -658,6 +667,11 @@ impl<T: Transport> Server<T> {
         {
             lock(&self.tasks).push(t);
             self.shared.update_client_urls();
+        }
+        if let Some(t) =
+            crate::leaf::dial::start::<T>(&self.shared, &opts, self.shutdown_tx.subscribe()).await?
+        {
+            lock(&self.tasks).push(t);
         }
         self.start_monitoring(&opts).await?;
         let sys_tasks = crate::sys::start(&self.shared, self.shutdown_tx.subscribe());
@@ -840,7 +854,7 @@ impl<T: Transport> Server<T> {
         self.shared.gatewayz()
     }
 
-    /// `/leafz` (no leaf nodes in this build).
+    /// `/leafz`.
     pub fn leafz(&self) -> Leafz {
         self.shared.leafz()
     }
@@ -954,6 +968,7 @@ impl<T: Transport> Server<T> {
         crate::jetstream::stop(&self.shared);
         let _ = self.shutdown_tx.send(true);
         self.shared.cluster.shutdown();
+        self.shared.leafs.shutdown();
         let clients: Vec<_> = lock(&self.shared.clients)
             .values()
             .map(|e| Arc::clone(&e.shared))

@@ -2,7 +2,7 @@
 //!
 //! Keys compare case-insensitively, as in nats-server. A key nats-server does not know is an
 //! error naming its position; a key nats-server knows but natsd does not implement yet
-//! (jetstream, gateway, leafnodes, websocket, mqtt, operator, resolver, …) is accepted
+//! (gateway, websocket, mqtt, operator, resolver, …) is accepted
 //! and reported in [`ConfReport::ignored`] so the server can warn about it.
 
 use std::path::PathBuf;
@@ -212,6 +212,7 @@ impl Mapper {
             "ports_file_dir" => o.ports_file_dir = Some(PathBuf::from(str_of(e)?)),
             "cluster" => o.cluster = Some(self.cluster(o, e)?),
             "jetstream" => o.jetstream = self.jetstream(e)?,
+            "leafnodes" | "leaf" => o.leafnodes = Some(self.leafnodes(e)?),
             k if IGNORED_TOP.contains(&k) => self.ignore("", e),
             _ => unknown(e)?,
         }
@@ -395,8 +396,6 @@ impl Mapper {
 /// Top-level keys of nats-server features natsd does not have yet.
 const IGNORED_TOP: &[&str] = &[
     "gateway",
-    "leaf",
-    "leafnodes",
     "store_dir",
     "storedir",
     "mappings",
@@ -502,7 +501,7 @@ fn handshake_first(e: &Entry) -> Result<Option<Duration>, ConfError> {
 }
 
 /// Go: parseListen — a port number or `host:port`. An empty host is `None`.
-fn listen_of(e: &Entry) -> Result<(Option<String>, i64), ConfError> {
+pub(super) fn listen_of(e: &Entry) -> Result<(Option<String>, i64), ConfError> {
     match &e.value.value {
         Value::Int(p) => Ok((None, *p)),
         Value::String(s) => {

@@ -194,7 +194,7 @@ fn keys_used_as_variables_are_not_unknown() {
 fn features_not_yet_implemented_are_ignored_and_reported() {
     let (o, rep) = map(concat!(
         "cluster { name: c1, listen: 0.0.0.0:6222, no_advertise: true }\n",
-        "jetstream { store_dir: /data }\ngateway { name: g }\nleafnodes { port: 7422 }\n",
+        "jetstream { store_dir: /data }\ngateway { name: g }\n",
         "websocket { port: 8080 }\nmqtt { port: 1883 }\noperator: /op.jwt\nresolver: MEMORY\n",
         "syslog: true\nserver_tags: [a]\n"
     ))
@@ -205,7 +205,6 @@ fn features_not_yet_implemented_are_ignored_and_reported() {
         keys,
         [
             "gateway",
-            "leafnodes",
             "websocket",
             "mqtt",
             "operator",

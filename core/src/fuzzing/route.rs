@@ -28,8 +28,12 @@ fn drain(p: &mut RouteParser, buf: &mut BytesMut, out: &mut Out) -> bool {
     panic!("route parser returned ops without consuming input");
 }
 
-fn feed(limits: (u32, u32), input: &[u8], cuts: &[usize]) -> Out {
-    let mut p = RouteParser::new(limits.0, limits.1);
+fn feed(limits: (u32, u32), leaf: bool, input: &[u8], cuts: &[usize]) -> Out {
+    let mut p = if leaf {
+        crate::proto::leaf::parser(limits.0, limits.1, bytes::Bytes::from_static(b"ACC"))
+    } else {
+        RouteParser::new(limits.0, limits.1)
+    };
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     let mut from = 0;
@@ -45,6 +49,16 @@ fn feed(limits: (u32, u32), input: &[u8], cuts: &[usize]) -> Out {
 
 /// Fuzz entry point: see the module docs for the input format.
 pub fn route_parser(data: &[u8]) {
+    split_invariance(data, false);
+}
+
+/// Fuzz entry point for the leaf-node protocol (the route parser in its leaf mode), with the
+/// same input format and checks.
+pub fn parse_leaf(data: &[u8]) {
+    split_invariance(data, true);
+}
+
+fn split_invariance(data: &[u8], leaf: bool) {
     let mut b = Input::new(data);
     let limits = if b.byte() & 1 == 0 {
         (64, 64)
@@ -59,14 +73,24 @@ pub fn route_parser(data: &[u8]) {
         .map(|&c| usize::from(c) * input.len() / 256)
         .collect();
     cuts.sort_unstable();
-    let whole = feed(limits, input, &[]);
-    let pieces = feed(limits, input, &cuts);
+    let whole = feed(limits, leaf, input, &[]);
+    let pieces = feed(limits, leaf, input, &cuts);
     assert_eq!(whole, pieces, "route ops depend on how the stream was cut");
 }
 
 #[cfg(test)]
 mod tests {
-    use super::route_parser;
+    use super::{parse_leaf, route_parser};
+
+    #[test]
+    fn leaf_stream_parses_the_same_whole_and_cut() {
+        let mut input = vec![1u8, 3, 10, 90, 200];
+        input.extend_from_slice(
+            b"PING\r\nLS+ foo.bar\r\nLS+ q.* grp 3\r\nLMSG foo.bar + r grp 5\r\nhello\r\n\
+              HMSG foo 12 14\r\nNATS/1.0\r\n\r\nhi\r\nLS- foo.bar\r\nPONG\r\n",
+        );
+        parse_leaf(&input);
+    }
 
     #[test]
     fn typical_stream_parses_the_same_whole_and_cut() {

@@ -3,4 +3,5 @@
 pub mod client;
 pub mod headers;
 pub mod info;
+pub mod leaf;
 pub mod route;

@@ -338,6 +338,9 @@ pub struct RouteParser {
     state: State,
     /// The account of a pinned route (nats-server 2.10): its ops leave the account out.
     account: Option<Bytes>,
+    /// A leaf-node link ([`crate::proto::leaf`]): `LS+`/`LS-` carry no origin and `LMSG`
+    /// is `RMSG`'s shape (no origin, no header size); the bound account is `account`.
+    leaf: bool,
 }
 
 impl RouteParser {
@@ -348,6 +351,16 @@ impl RouteParser {
             max_payload,
             state: State::Line { scanned: 0 },
             account: None,
+            leaf: false,
+        }
+    }
+
+    /// A parser for a leaf-node link bound to `account` (see [`crate::proto::leaf`]).
+    pub fn new_leaf(max_control_line: u32, max_payload: u32, account: Bytes) -> Self {
+        Self {
+            leaf: true,
+            account: Some(account),
+            ..Self::new(max_control_line, max_payload)
         }
     }
 
@@ -484,7 +497,7 @@ impl RouteParser {
             }
             Op::RsSub | Op::LsSub => RouteOp::Sub(sub_args(
                 &buf[args..end],
-                op == Op::LsSub,
+                op == Op::LsSub && !self.leaf,
                 self.account.as_ref(),
             )?),
             Op::RsUnsub | Op::LsUnsub => RouteOp::Unsub(unsub_args(
@@ -527,6 +540,9 @@ impl RouteParser {
         line_len: usize,
     ) -> Result<PendingMsg, RouteProtoError> {
         let (name, lead, sizes) = match op {
+            // Go: server/leafnode.go processLeafMsgArgs / processLeafHeaderMsgArgs.
+            Op::Lmsg if self.leaf => ("processLeafMsgArgs", 0, 1),
+            Op::Hmsg if self.leaf => ("processLeafHeaderMsgArgs", 0, 2),
             Op::Rmsg => ("processRoutedMsgArgs", 0, 1),
             Op::Hmsg => ("processRoutedHeaderMsgArgs", 0, 2),
             _ => ("processRoutedOriginClusterMsgArgs", 1, 2),

@@ -215,7 +215,7 @@ impl Shared {
             max_pending: opts.max_pending,
             cluster: self.cluster_varz(),
             gateway: GatewayOptsVarz::default(),
-            leaf: LeafNodeOptsVarz::default(),
+            leaf: self.leafs.varz(),
             mqtt: MqttOptsVarz::default(),
             websocket: WebsocketOptsVarz::default(),
             jetstream: self.jetstream_varz(),
@@ -236,7 +236,7 @@ impl Shared {
             total_connections: self.total_connections.load(Ordering::Relaxed),
             routes: self.cluster.num_routes() as u64,
             remotes: self.cluster.num_routes() as u64,
-            leafnodes: 0,
+            leafnodes: self.leafs.num_links() as u64,
             in_msgs: self.in_msgs.load(Ordering::Relaxed),
             out_msgs,
             in_bytes: self.in_bytes.load(Ordering::Relaxed),
@@ -487,11 +487,17 @@ impl Shared {
     }
 
     pub(crate) fn leafz(&self) -> Leafz {
+        self.leafz_with(false)
+    }
+
+    /// `/leafz`, with each link's interest when `subs`.
+    pub(crate) fn leafz_with(&self, subs: bool) -> Leafz {
+        let leafs = self.leafs.leafz_entries(subs);
         Leafz {
             server_id: self.server_id.clone(),
             now: self.now_string().1,
-            leafnodes: 0,
-            leafs: None,
+            leafnodes: leafs.len(),
+            leafs: (!leafs.is_empty()).then_some(leafs),
         }
     }
 

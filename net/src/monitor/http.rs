@@ -182,7 +182,7 @@ pub(crate) fn handle(srv: &Shared, path: &str, query: Option<&str>) -> Response<
             .map(|z| json(&z)),
         "/routez" => q.bool("subs").map(|subs| json(&srv.routez(subs))),
         "/gatewayz" => Ok(json(&srv.gatewayz())),
-        "/leafz" => Ok(json(&srv.leafz())),
+        "/leafz" => q.bool("subs").map(|subs| json(&srv.leafz_with(subs))),
         "/subsz" | "/subscriptionsz" => subsz_options(&q).map(|o| {
             let z = srv.subsz(&o);
             if o.subscriptions {

@@ -129,6 +129,22 @@ pub struct ClusterOptsVarz {
     #[serde(default, skip_serializing_if = "is_false")]
     pub tls_verify: bool,
 }
+/// `gateway` in `/varz`; empty while natsd has no gateways.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GatewayOptsVarz {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+}
+/// `leaf` in `/varz`: the leaf-node listener, empty without one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LeafNodeOptsVarz {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
+    #[serde(default, skip_serializing_if = "is_zero_u16")]
+    pub port: u16,
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub auth_timeout: f64,
+}
 
 fn is_zero_u16(n: &u16) -> bool {
     *n == 0
@@ -136,18 +152,6 @@ fn is_zero_u16(n: &u16) -> bool {
 
 fn is_zero_f64(n: &f64) -> bool {
     *n == 0.0
-}
-/// `gateway` in `/varz`; empty while natsd has no gateways.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct GatewayOptsVarz {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub name: String,
-}
-/// `leaf` in `/varz`; empty while natsd has no leaf nodes.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct LeafNodeOptsVarz {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub host: String,
 }
 /// `mqtt` in `/varz`; empty while natsd has no MQTT listener.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -360,15 +364,33 @@ pub struct Gatewayz {
     pub inbound_gateways: BTreeMap<String, serde_json::Value>,
 }
 
-/// `/leafz`. Go: server/monitor.go Leafz. natsd has no leaf nodes yet: `leafs` is null, as
-/// nats-server shows it when none are connected.
+/// `/leafz`. Go: server/monitor.go Leafz. `leafs` is null when no link is up, as nats-server
+/// shows it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Leafz {
     pub server_id: String,
     pub now: String,
     pub leafnodes: usize,
-    pub leafs: Option<Vec<serde_json::Value>>,
+    pub leafs: Option<Vec<LeafInfo>>,
+}
+
+/// One leaf link in `/leafz` (Go 2.9.10: server/monitor.go LeafInfo).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct LeafInfo {
+    pub account: String,
+    pub ip: String,
+    pub port: u16,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rtt: String,
+    pub in_msgs: u64,
+    pub out_msgs: u64,
+    pub in_bytes: u64,
+    pub out_bytes: u64,
+    pub subscriptions: usize,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscriptions_list: Vec<String>,
 }
 
 /// `/accountz`. Go: server/monitor.go Accountz.

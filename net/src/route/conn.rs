@@ -205,6 +205,7 @@ where
         }
     }
     cluster.drop_route_interest(id, |a| srv.lookup_account(a));
+    srv.leafs.route_closed(id);
     if registered {
         let name = entry
             .as_ref()
@@ -281,10 +282,16 @@ fn process(
                 name_changed(srv, handle.id, name, dynamic);
             }
             RouteEvent::RemoteSub(sub) => {
+                let (a, q) = (&sub.account, sub.queue.as_ref());
+                srv.leafs
+                    .route_interest(handle.id, a, &sub.subject, q, true);
                 let acc = account_of(srv, &sub.account);
                 srv.cluster.remote_sub(handle, acc, sub);
             }
             RouteEvent::RemoteUnsub(unsub) => {
+                let (a, q) = (&unsub.account, unsub.queue.as_ref());
+                srv.leafs
+                    .route_interest(handle.id, a, &unsub.subject, q, false);
                 let acc = account_of(srv, &unsub.account);
                 srv.cluster.remote_unsub(handle.id, acc, unsub);
             }

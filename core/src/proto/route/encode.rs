@@ -92,7 +92,12 @@ pub fn encode_leaf_unsub(out: &mut BytesMut, account: &[u8], subject: &[u8], que
 
 /// `weight` 0 means "no weight field" (unsubscribe protocols). An empty `account` is left out
 /// (a pinned route, where the connection names the account).
-fn put_interest(out: &mut BytesMut, account: &[u8], subject: &[u8], queue: Option<(&[u8], u32)>) {
+pub(crate) fn put_interest(
+    out: &mut BytesMut,
+    account: &[u8],
+    subject: &[u8],
+    queue: Option<(&[u8], u32)>,
+) {
     put_account(out, account);
     out.put_slice(subject);
     if let Some((q, weight)) = queue {
@@ -135,6 +140,11 @@ pub fn encode_msg_header(out: &mut BytesMut, account: &[u8], subject: &[u8], h: 
         (None, Some(_)) => out.put_slice(b"HMSG "),
         (None, None) => out.put_slice(b"RMSG "),
     }
+    put_msg_args(out, account, subject, h);
+}
+
+/// Everything of a message control line after the op name (shared with the leaf protocol).
+pub(crate) fn put_msg_args(out: &mut BytesMut, account: &[u8], subject: &[u8], h: &MsgHeader<'_>) {
     put_account(out, account);
     out.put_slice(subject);
     out.put_u8(b' ');

@@ -186,6 +186,12 @@ pub struct RouteConnect {
     /// Set by client libraries: a client dialed the route port by mistake.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub lang: String,
+    /// Leaf nodes only: the soliciting server's version.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub version: String,
+    /// Leaf nodes only: the soliciting server's id (`name` is then its server name).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub server_id: String,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -1,0 +1,536 @@
+//! The leaf-node connection machine: one TCP connection between a leaf server and its hub.
+//!
+//! [`LeafConn`] speaks nats-server 2.9.10's leaf protocol ([`crate::proto::leaf`]) in both
+//! roles: *accepted* (we are the hub: we send INFO at once, expect CONNECT, check its
+//! credentials and bind the link to an account) and *solicited* (we are the leaf: we wait for
+//! the hub's INFO, answer with CONNECT and bind the link to the account of our `remotes`
+//! entry). It turns the peer's bytes into [`LeafEvent`]s and the server's interest and message
+//! updates into bytes. No I/O and no clock: drive it as the crate docs say (after every
+//! `handle_*` or `send_*` call, drain [`LeafConn::poll_transmit`], then
+//! [`LeafConn::poll_event`], then re-arm the timer from [`LeafConn::poll_timeout`]).
+//!
+//! Shared with routes: the parser (the route parser's leaf mode), the INFO/CONNECT JSON, the
+//! close reasons, password checking and the outbound queue ([`crate::linkout`]).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::linkout::LinkOut;
+use crate::options::LeafUser;
+use crate::outbound::StallGate;
+use crate::proto::leaf::{
+    self as proto, MsgHeader, RemoteSub, RemoteUnsub, RouteConnect, RouteInfo, RouteOp,
+    RouteParser, RouteProtoError, RoutedMsg,
+};
+use crate::rng::SplitMix64;
+pub use crate::route::RouteCloseReason as LeafCloseReason;
+
+/// Go: server/server.go firstPingInterval.
+const FIRST_PING_INTERVAL: Duration = Duration::from_secs(1);
+/// The global account's name.
+pub const GLOBAL_ACCOUNT: &str = "$G";
+
+#[cfg(test)]
+mod tests;
+
+/// What the server must do about this leaf connection.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum LeafEvent {
+    /// The link is up and bound to `account`: register it, then send it the account's
+    /// interest ([`LeafConn::send_sub`]).
+    Connected {
+        /// The local account this link carries.
+        account: String,
+        /// The peer's server id.
+        remote_id: String,
+        /// The peer's server name.
+        remote_name: String,
+    },
+    /// `LS+`: the peer has interest (or a new queue weight).
+    RemoteSub(RemoteSub),
+    /// `LS-`: the peer lost interest.
+    RemoteUnsub(RemoteUnsub),
+    /// `LMSG`/`HMSG`: a message for the bound account.
+    Msg(RoutedMsg),
+    /// The link must close; a final `-ERR` (if any) is queued.
+    Closed(LeafCloseReason),
+}
+
+/// `leafnodes { authorization { … } }`: who may connect, and to which account.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct LeafAuth {
+    /// The single user (empty: none).
+    pub user: String,
+    /// Its password (plain or bcrypt).
+    pub password: String,
+    /// The account of the single user, or of every leaf without authentication.
+    pub account: Option<String>,
+    /// Users, each bound to its account.
+    pub users: Vec<LeafUser>,
+}
+
+impl std::fmt::Debug for LeafAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeafAuth")
+            .field("user", &self.user)
+            .field("account", &self.account)
+            .field("users", &self.users)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LeafAuth {
+    /// The account a CONNECT with these credentials is bound to, or `None` if refused
+    /// (Go: server/auth.go isLeafNodeAuthorized).
+    pub fn authorize(&self, user: &str, pass: &str) -> Option<String> {
+        let account = |a: &Option<String>| a.clone().unwrap_or_else(|| GLOBAL_ACCOUNT.to_owned());
+        if !self.users.is_empty() {
+            return self
+                .users
+                .iter()
+                .find(|u| u.user == user && crate::route::password_matches(&u.password, pass))
+                .map(|u| account(&u.account));
+        }
+        if !self.user.is_empty()
+            && (user != self.user || !crate::route::password_matches(&self.password, pass))
+        {
+            return None;
+        }
+        Some(account(&self.account))
+    }
+}
+
+/// Per-server settings every leaf connection reads.
+#[derive(Debug, Clone)]
+pub struct LeafSettings {
+    /// Our INFO (hub side): `server_id`, `server_name`, `version`, `proto` (1), `go`,
+    /// `host`/`port` of the leaf listener, `headers`, `max_payload`, `leafnode_urls`. The
+    /// nonce, `client_id` and the answer to CONNECT are filled in per connection.
+    pub info: RouteInfo,
+    /// Our cluster name, sent in CONNECT (the server name when there is no cluster).
+    pub cluster: String,
+    /// Bound on a control line.
+    pub max_control_line: u32,
+    /// Bound on a message (headers plus body).
+    pub max_payload: u32,
+    /// Bound on bytes queued for the peer; passing it closes the link.
+    pub max_pending: usize,
+    /// `ping_interval`.
+    pub ping_interval: Duration,
+    /// `ping_max`.
+    pub ping_max: u32,
+    /// `leafnodes.authorization.timeout`.
+    pub auth_timeout: Duration,
+    /// Hub side: who may connect.
+    pub auth: LeafAuth,
+}
+
+/// Which side dialed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeafRole {
+    /// We are the leaf: we dialed a `remotes` URL.
+    Solicited {
+        /// URL user.
+        user: Option<String>,
+        /// URL password.
+        pass: Option<String>,
+        /// The local account of this remote.
+        account: String,
+    },
+    /// We are the hub: the peer dialed our leaf port.
+    Accepted,
+}
+
+/// Which timer is armed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeafTimer {
+    /// CONNECT must arrive before this.
+    Auth,
+    /// Time to send a PING (or declare the link stale).
+    Ping,
+}
+
+/// One leaf connection's protocol state.
+#[derive(Debug)]
+pub struct LeafConn {
+    id: u64,
+    cfg: Arc<LeafSettings>,
+    role: LeafRole,
+    parser: RouteParser,
+    closed: bool,
+    /// Set once bound to an account (hub: after CONNECT; leaf: after the hub's INFO).
+    account: Option<String>,
+    remote: Option<(String, String)>,
+    peer_headers: bool,
+    out: LinkOut,
+    events: VecDeque<LeafEvent>,
+    auth_deadline: Option<Instant>,
+    next_ping: Instant,
+    pings_out: u32,
+    rtt_start: Option<Instant>,
+    rtt: Option<Duration>,
+}
+
+impl LeafConn {
+    /// A new leaf connection; the hub's INFO is queued at once.
+    pub fn new(now: Instant, id: u64, cfg: Arc<LeafSettings>, role: LeafRole, seed: u64) -> Self {
+        let mut rng = SplitMix64::new(seed);
+        let accepted = role == LeafRole::Accepted;
+        let mut conn = Self {
+            id,
+            parser: proto::parser(
+                cfg.max_control_line,
+                cfg.max_payload,
+                Bytes::from_static(GLOBAL_ACCOUNT.as_bytes()),
+            ),
+            role,
+            closed: false,
+            account: None,
+            remote: None,
+            peer_headers: false,
+            out: LinkOut::new(),
+            events: VecDeque::new(),
+            // Go: server/leafnode.go createLeafNode — the hub waits auth_timeout for CONNECT.
+            auth_deadline: accepted.then(|| now + cfg.auth_timeout),
+            next_ping: now + cfg.ping_interval.min(FIRST_PING_INTERVAL),
+            pings_out: 0,
+            rtt_start: None,
+            rtt: None,
+            cfg,
+        };
+        if accepted {
+            // Go: the hub always asks for CONNECT credentials checking (auth_required: true).
+            let mut info = conn.cfg.info.clone();
+            info.nonce = crate::auth::new_nonce(&mut rng);
+            info.auth_required = true;
+            info.info_on_connect = true;
+            info.client_id = id;
+            proto::encode_info(conn.out.buf(), &info);
+        }
+        conn
+    }
+
+    /// This connection's id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Did we dial (are we the leaf side)?
+    pub fn is_solicited(&self) -> bool {
+        self.role != LeafRole::Accepted
+    }
+
+    /// Has the link closed?
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The account the link is bound to, once connected.
+    pub fn account(&self) -> Option<&str> {
+        self.account.as_deref()
+    }
+
+    /// The peer's server id and name, once known.
+    pub fn remote(&self) -> Option<(&str, &str)> {
+        self.remote.as_ref().map(|(i, n)| (i.as_str(), n.as_str()))
+    }
+
+    /// Last measured round-trip time.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.rtt
+    }
+
+    /// The gate client producers feeding this link wait on (see [`crate::outbound`]).
+    pub fn stall_gate(&self) -> &Arc<StallGate> {
+        self.out.gate()
+    }
+
+    /// Bytes queued for the peer.
+    pub fn pending_bytes(&self) -> usize {
+        self.out.pending_bytes()
+    }
+
+    /// Eats complete ops from the front of `buf`; a partial op stays in `buf`. Stops after an
+    /// op that emitted an event; returns true when input is left (drain, then call again).
+    pub fn handle_input(&mut self, now: Instant, buf: &mut BytesMut) -> bool {
+        while !self.closed {
+            match self.parser.parse(buf) {
+                Ok(Some(op)) => {
+                    self.handle_op(now, op);
+                    if !self.events.is_empty() {
+                        return !buf.is_empty() && !self.closed;
+                    }
+                }
+                Ok(None) => return false,
+                Err(e) => {
+                    self.proto_error(&e);
+                    return false;
+                }
+            }
+        }
+        false
+    }
+
+    fn proto_error(&mut self, e: &RouteProtoError) {
+        tracing::error!(lid = self.id, error = %e, "leafnode protocol error");
+        if e.sends_err() {
+            proto::encode_err(self.out.buf(), &e.err_text());
+        }
+        let reason = match e {
+            RouteProtoError::UnknownOp => LeafCloseReason::ParseError,
+            RouteProtoError::MaxPayload { .. } => LeafCloseReason::MaxPayloadExceeded,
+            RouteProtoError::MaxControlLine { .. } => LeafCloseReason::MaxControlLineExceeded,
+            _ => LeafCloseReason::ProtocolViolation,
+        };
+        self.close(reason);
+    }
+
+    fn handle_op(&mut self, now: Instant, op: RouteOp) {
+        if self.auth_deadline.is_some() && !matches!(op, RouteOp::Connect(_)) {
+            // Go: parser.go OP_START — a hub expects CONNECT before anything else.
+            self.err_and_close(
+                "Authorization Violation",
+                LeafCloseReason::AuthenticationViolation,
+            );
+            return;
+        }
+        match op {
+            RouteOp::Connect(c) => self.handle_connect(*c),
+            RouteOp::Info(info) => self.handle_info(*info),
+            RouteOp::Ping => self.out.buf().extend_from_slice(proto::PONG),
+            RouteOp::Pong => {
+                self.pings_out = 0;
+                if let Some(start) = self.rtt_start.take() {
+                    self.rtt = Some(
+                        now.saturating_duration_since(start)
+                            .max(Duration::from_nanos(1)),
+                    );
+                }
+            }
+            RouteOp::Err(text) => {
+                tracing::warn!(lid = self.id, error = %String::from_utf8_lossy(&text), "leafnode error");
+                self.close(LeafCloseReason::ParseError);
+            }
+            // Interest and messages mean nothing until the link is bound.
+            RouteOp::Sub(s) if self.account.is_some() => {
+                self.events.push_back(LeafEvent::RemoteSub(s));
+            }
+            RouteOp::Unsub(u) if self.account.is_some() => {
+                self.events.push_back(LeafEvent::RemoteUnsub(u));
+            }
+            RouteOp::Msg(m) if self.account.is_some() => self.events.push_back(LeafEvent::Msg(m)),
+            _ => {}
+        }
+    }
+
+    fn err_and_close(&mut self, text: &str, reason: LeafCloseReason) {
+        proto::encode_err(self.out.buf(), text);
+        self.close(reason);
+    }
+
+    /// Hub side. Go: server/leafnode.go processLeafNodeConnect.
+    fn handle_connect(&mut self, c: RouteConnect) {
+        if self.is_solicited() || self.account.is_some() {
+            return;
+        }
+        let Some(account) = self.cfg.auth.authorize(&c.user, &c.pass) else {
+            self.err_and_close(
+                "Authorization Violation",
+                LeafCloseReason::AuthenticationViolation,
+            );
+            return;
+        };
+        self.auth_deadline = None;
+        self.peer_headers = self.cfg.info.headers && c.headers;
+        // Go: sendInfo after CONNECT — tells the leaf which account it landed in.
+        let mut info = self.cfg.info.clone();
+        info.auth_required = true;
+        info.info_on_connect = true;
+        info.connect_info = true;
+        info.client_id = self.id;
+        info.remote_account.clone_from(&account);
+        proto::encode_info(self.out.buf(), &info);
+        self.bind(account, c.server_id, c.name);
+    }
+
+    /// Leaf side: the hub's first INFO is answered with CONNECT. Later INFOs (the answer to
+    /// CONNECT, URL updates) change nothing here.
+    fn handle_info(&mut self, info: RouteInfo) {
+        let LeafRole::Solicited {
+            user,
+            pass,
+            account,
+        } = &self.role
+        else {
+            return;
+        };
+        if self.account.is_some() {
+            return;
+        }
+        if info.server_id == self.cfg.info.server_id {
+            // A remote URL that resolves to ourselves.
+            self.close(LeafCloseReason::DuplicateRoute);
+            return;
+        }
+        // Go: server/leafnode.go sendLeafConnect.
+        let connect = RouteConnect {
+            version: self.cfg.info.version.clone(),
+            server_id: self.cfg.info.server_id.clone(),
+            name: self.cfg.info.server_name.clone(),
+            cluster: self.cfg.cluster.clone(),
+            headers: self.cfg.info.headers,
+            user: user.clone().unwrap_or_default(),
+            pass: pass.clone().unwrap_or_default(),
+            ..RouteConnect::default()
+        };
+        proto::encode_leaf_connect(self.out.buf(), &connect);
+        self.peer_headers = self.cfg.info.headers && info.headers;
+        let account = account.clone();
+        self.bind(account, info.server_id, info.server_name);
+    }
+
+    fn bind(&mut self, account: String, remote_id: String, remote_name: String) {
+        self.parser.set_account(Bytes::from(account.clone()));
+        self.account = Some(account.clone());
+        self.remote = Some((remote_id.clone(), remote_name.clone()));
+        self.events.push_back(LeafEvent::Connected {
+            account,
+            remote_id,
+            remote_name,
+        });
+    }
+
+    /// Closes from outside (EOF, write error, shutdown…).
+    pub fn close(&mut self, reason: LeafCloseReason) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        self.out.gate().release();
+        if matches!(
+            reason,
+            LeafCloseReason::SlowConsumerPendingBytes
+                | LeafCloseReason::SlowConsumerWriteDeadline
+                | LeafCloseReason::ReadError
+                | LeafCloseReason::WriteError
+        ) {
+            self.out.discard();
+        }
+        self.events.push_back(LeafEvent::Closed(reason));
+    }
+
+    /// Sends `LS+` (`queue`: the group and its local member count). Nothing before binding.
+    pub fn send_sub(&mut self, subject: &[u8], queue: Option<(&[u8], u32)>) {
+        if !self.closed && self.account.is_some() {
+            proto::encode_sub(self.out.buf(), subject, queue);
+            self.check_pending();
+        }
+    }
+
+    /// Sends `LS-`.
+    pub fn send_unsub(&mut self, subject: &[u8], queue: Option<&[u8]>) {
+        if !self.closed && self.account.is_some() {
+            proto::encode_unsub(self.out.buf(), subject, queue);
+            self.check_pending();
+        }
+    }
+
+    /// Sends one message (`LMSG`, or `HMSG` with headers the peer supports), naming the queue
+    /// groups a member on the peer was chosen for. A large part is queued by reference when
+    /// the caller holds it refcounted (the pair's second half).
+    pub fn send_msg_from(
+        &mut self,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        queues: &[&[u8]],
+        headers: Option<&[u8]>,
+        (payload, shared): (&[u8], Option<&Bytes>),
+    ) {
+        if self.closed || self.account.is_none() {
+            return;
+        }
+        let headers = headers.filter(|h| !h.is_empty() && self.peer_headers);
+        let header_len = headers.map(<[u8]>::len);
+        let h = MsgHeader {
+            origin: None,
+            reply,
+            queues,
+            header_len,
+            total_len: header_len.unwrap_or(0) + payload.len(),
+        };
+        proto::encode_msg_header(self.out.buf(), subject, &h);
+        if let Some(h) = headers {
+            self.out.put_part(h, None);
+        }
+        self.out.put_part(payload, shared);
+        self.out.buf().extend_from_slice(b"\r\n");
+        self.check_pending();
+    }
+
+    fn check_pending(&mut self) {
+        let max = self.cfg.max_pending;
+        if self.out.over(max) {
+            tracing::info!(
+                lid = self.id,
+                "Slow Consumer Detected: MaxPending of {max} Exceeded"
+            );
+            self.close(LeafCloseReason::SlowConsumerPendingBytes);
+        }
+    }
+
+    /// Fires due timers; early or spurious calls do nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        if let Some(deadline) = self.auth_deadline {
+            if now >= deadline {
+                self.err_and_close(
+                    "Authentication Timeout",
+                    LeafCloseReason::AuthenticationTimeout,
+                );
+                return;
+            }
+        }
+        if now < self.next_ping {
+            return;
+        }
+        self.next_ping = now + self.cfg.ping_interval;
+        if self.pings_out + 1 > self.cfg.ping_max {
+            self.err_and_close("Stale Connection", LeafCloseReason::StaleConnection);
+            return;
+        }
+        self.pings_out += 1;
+        self.rtt_start = Some(now);
+        self.out.buf().extend_from_slice(proto::PING);
+    }
+
+    /// The next chunk of bytes for the peer, if any.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        self.out.poll_transmit()
+    }
+
+    /// The next event for the server, if any.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<LeafEvent> {
+        self.events.pop_front()
+    }
+
+    /// When to call [`Self::handle_timeout`] next.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<(Instant, LeafTimer)> {
+        if self.closed {
+            return None;
+        }
+        let ping = (self.next_ping, LeafTimer::Ping);
+        match self.auth_deadline {
+            Some(a) if a < ping.0 => Some((a, LeafTimer::Auth)),
+            _ => Some(ping),
+        }
+    }
+}

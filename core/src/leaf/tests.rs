@@ -1,0 +1,208 @@
+use super::*;
+
+fn settings(auth: LeafAuth) -> Arc<LeafSettings> {
+    Arc::new(LeafSettings {
+        info: RouteInfo {
+            server_id: "HUBID".into(),
+            server_name: "hub".into(),
+            version: "2.9.10".into(),
+            proto: 1,
+            go: "go1.19.8".into(),
+            host: "127.0.0.1".into(),
+            port: 7422,
+            headers: true,
+            max_payload: 1 << 20,
+            ..RouteInfo::default()
+        },
+        cluster: "hub".into(),
+        max_control_line: 4096,
+        max_payload: 1 << 20,
+        max_pending: 1 << 20,
+        ping_interval: Duration::from_secs(120),
+        ping_max: 2,
+        auth_timeout: Duration::from_secs(2),
+        auth,
+    })
+}
+
+fn drain_out(c: &mut LeafConn) -> Vec<u8> {
+    let mut v = Vec::new();
+    while let Some(b) = c.poll_transmit() {
+        v.extend_from_slice(&b);
+    }
+    v
+}
+
+fn events(c: &mut LeafConn) -> Vec<LeafEvent> {
+    std::iter::from_fn(|| c.poll_event()).collect()
+}
+
+fn feed(c: &mut LeafConn, now: Instant, bytes: &[u8]) -> Vec<LeafEvent> {
+    let mut buf = BytesMut::from(bytes);
+    let mut ev = Vec::new();
+    while c.handle_input(now, &mut buf) {
+        ev.extend(events(c));
+    }
+    ev.extend(events(c));
+    ev
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A hub and a leaf machine wired back to back, as nats-server's capture shows them talk.
+#[test]
+#[allow(clippy::disallowed_methods)] // any start instant will do
+fn hub_and_leaf_bind_and_exchange_interest_and_messages() {
+    let now = Instant::now();
+    let users = LeafAuth {
+        users: vec![LeafUser {
+            user: "l".into(),
+            password: "p".into(),
+            account: Some("A".into()),
+        }],
+        ..LeafAuth::default()
+    };
+    let mut hub = LeafConn::new(now, 4, settings(users), LeafRole::Accepted, 1);
+    let mut leaf_cfg = (*settings(LeafAuth::default())).clone();
+    leaf_cfg.info.server_id = "LEAFID".into();
+    leaf_cfg.info.server_name = "leaf".into();
+    let role = LeafRole::Solicited {
+        user: Some("l".into()),
+        pass: Some("p".into()),
+        account: "B".into(),
+    };
+    let mut leaf = LeafConn::new(now, 9, Arc::new(leaf_cfg), role, 2);
+    assert!(drain_out(&mut leaf).is_empty(), "the leaf waits for INFO");
+    let info = drain_out(&mut hub);
+    let t = text(&info);
+    assert!(t.starts_with("INFO {\"server_id\":\"HUBID\""), "{t}");
+    assert!(
+        t.contains("\"auth_required\":true") && t.contains("\"nonce\""),
+        "{t}"
+    );
+    let ev = feed(&mut leaf, now, &info);
+    assert!(
+        matches!(&ev[..], [LeafEvent::Connected { account, remote_name, .. }]
+        if account == "B" && remote_name == "hub")
+    );
+    leaf.send_sub(b"foo.*", None);
+    leaf.send_sub(b"bar", Some((b"q", 2)));
+    let wire = drain_out(&mut leaf);
+    let t = text(&wire);
+    assert!(
+        t.starts_with("CONNECT {\"version\":\"2.9.10\",\"user\":\"l\",\"pass\":\"p\""),
+        "{t}"
+    );
+    assert!(t.ends_with("LS+ foo.*\r\nLS+ bar q 2\r\n"), "{t}");
+    let ev = feed(&mut hub, now, &wire);
+    assert_eq!(ev.len(), 3, "{ev:?}");
+    assert!(
+        matches!(&ev[0], LeafEvent::Connected { account, remote_id, .. }
+        if account == "A" && remote_id == "LEAFID")
+    );
+    assert!(matches!(&ev[2], LeafEvent::RemoteSub(s) if s.weight == 2 && &s.account[..] == b"A"));
+    let answer = text(&drain_out(&mut hub));
+    assert!(
+        answer.contains("\"connect_info\":true") && answer.contains("\"remote_account\":\"A\"")
+    );
+    hub.send_msg_from(
+        b"foo.x",
+        Some(b"r"),
+        &[],
+        Some(b"NATS/1.0\r\nA: b\r\n\r\n"),
+        (b"hi", None),
+    );
+    hub.send_msg_from(b"bar", None, &[b"q"], None, (b"q1", None));
+    let ev = feed(&mut leaf, now, &drain_out(&mut hub));
+    let [LeafEvent::Msg(m1), LeafEvent::Msg(m2)] = &ev[..] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(
+        (&m1.subject[..], m1.reply.as_deref()),
+        (&b"foo.x"[..], Some(&b"r"[..]))
+    );
+    assert!(m1.headers.is_some());
+    assert_eq!((&m2.payload[..], m2.queues.len()), (&b"q1"[..], 1));
+    leaf.send_unsub(b"foo.*", None);
+    let ev = feed(&mut hub, now, &drain_out(&mut leaf));
+    assert!(matches!(&ev[..], [LeafEvent::RemoteUnsub(u)] if &u.subject[..] == b"foo.*"));
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)]
+fn hub_refuses_bad_credentials_and_ops_before_connect() {
+    let now = Instant::now();
+    let auth = LeafAuth {
+        user: "u".into(),
+        password: "secret".into(),
+        ..LeafAuth::default()
+    };
+    let mut hub = LeafConn::new(now, 1, settings(auth.clone()), LeafRole::Accepted, 1);
+    drain_out(&mut hub);
+    let ev = feed(
+        &mut hub,
+        now,
+        b"CONNECT {\"user\":\"u\",\"pass\":\"nope\"}\r\n",
+    );
+    assert_eq!(
+        ev,
+        [LeafEvent::Closed(LeafCloseReason::AuthenticationViolation)]
+    );
+    assert_eq!(drain_out(&mut hub), b"-ERR 'Authorization Violation'\r\n");
+
+    let mut hub = LeafConn::new(now, 2, settings(auth.clone()), LeafRole::Accepted, 1);
+    drain_out(&mut hub);
+    let ev = feed(&mut hub, now, b"LS+ foo\r\n");
+    assert_eq!(
+        ev,
+        [LeafEvent::Closed(LeafCloseReason::AuthenticationViolation)]
+    );
+
+    let mut hub = LeafConn::new(now, 3, settings(auth), LeafRole::Accepted, 1);
+    drain_out(&mut hub);
+    hub.handle_timeout(now + Duration::from_secs(2));
+    assert_eq!(
+        events(&mut hub),
+        [LeafEvent::Closed(LeafCloseReason::AuthenticationTimeout)]
+    );
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)]
+fn pings_and_stale_detection() {
+    let now = Instant::now();
+    let mut hub = LeafConn::new(now, 1, settings(LeafAuth::default()), LeafRole::Accepted, 1);
+    feed(&mut hub, now, b"CONNECT {}\r\n");
+    drain_out(&mut hub);
+    assert_eq!(feed(&mut hub, now, b"PING\r\n"), []);
+    assert_eq!(drain_out(&mut hub), b"PONG\r\n");
+    let mut t = now;
+    for _ in 0..2 {
+        t = hub.poll_timeout().expect("armed").0;
+        hub.handle_timeout(t);
+        assert_eq!(drain_out(&mut hub), b"PING\r\n");
+    }
+    t += Duration::from_secs(120);
+    hub.handle_timeout(t);
+    assert_eq!(
+        events(&mut hub).pop(),
+        Some(LeafEvent::Closed(LeafCloseReason::StaleConnection))
+    );
+}
+
+#[test]
+fn auth_binds_accounts() {
+    let none = LeafAuth::default();
+    assert_eq!(none.authorize("", "").as_deref(), Some(GLOBAL_ACCOUNT));
+    let single = LeafAuth {
+        user: "u".into(),
+        password: "p".into(),
+        account: Some("A".into()),
+        users: Vec::new(),
+    };
+    assert_eq!(single.authorize("u", "p").as_deref(), Some("A"));
+    assert_eq!(single.authorize("u", "x"), None);
+    assert_eq!(single.authorize("", ""), None);
+}

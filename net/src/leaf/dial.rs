@@ -1,0 +1,189 @@
+//! The leaf-node listener (hub side) and one dialer per `leafnodes.remotes` entry (leaf side).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use natsd_core::leaf::{LeafAuth, LeafRole, LeafSettings, GLOBAL_ACCOUNT};
+use natsd_core::options::{LeafConfig, LeafRemote, Options};
+use natsd_core::proto::leaf::RouteInfo;
+use tokio::sync::watch;
+
+use crate::route::RouteUrl;
+use crate::server::{ServerError, Shared, NATS_COMPAT_VERSION};
+use crate::transport::Transport;
+
+/// Jitter added to every pause, so that leaves restarted together do not dial in lock step.
+const RECONNECT_JITTER_MS: u64 = 100;
+/// Bytes queued for one link before it is a slow consumer.
+const LEAF_MAX_PENDING: usize = 64 * 1024 * 1024;
+/// Bound on a leaf control line.
+const LEAF_MAX_CONTROL_LINE: u32 = 64 * 1024;
+
+fn settings(srv: &Shared, opts: &Options, c: &LeafConfig, port: u16) -> LeafSettings {
+    // An unspecified listen host is no address to dial: without `advertise` such a hub
+    // names no URL rather than `0.0.0.0` (nats-server lists the host's interface addresses).
+    let unspecified = c.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified());
+    let advertise = match &c.advertise {
+        Some(a) => Some(a.clone()),
+        None if unspecified || port == 0 => None,
+        None => Some(format!("{}:{port}", c.host)),
+    };
+    let info = RouteInfo {
+        server_id: srv.server_id.clone(),
+        server_name: srv.server_name.clone(),
+        version: NATS_COMPAT_VERSION.to_owned(),
+        proto: 1,
+        go: "go1.19.8".to_owned(),
+        host: c.host.clone(),
+        port,
+        headers: true,
+        max_payload: i32::try_from(opts.max_payload).unwrap_or(i32::MAX),
+        leafnode_urls: if c.no_advertise {
+            Vec::new()
+        } else {
+            advertise.into_iter().collect()
+        },
+        ..RouteInfo::default()
+    };
+    LeafSettings {
+        info,
+        cluster: opts
+            .cluster
+            .as_ref()
+            .and_then(|c| c.name.clone())
+            .unwrap_or_else(|| srv.server_name.clone()),
+        max_control_line: LEAF_MAX_CONTROL_LINE,
+        max_payload: opts.max_payload,
+        max_pending: LEAF_MAX_PENDING,
+        ping_interval: opts.ping_interval,
+        ping_max: opts.ping_max,
+        auth_timeout: c.auth_timeout,
+        auth: LeafAuth {
+            user: c.user.clone().unwrap_or_default(),
+            password: c.password.clone().unwrap_or_default(),
+            account: c.account.clone(),
+            users: c.users.clone(),
+        },
+    }
+}
+
+/// Binds the leaf-node listener (if a port is configured), starts accepting, and starts a
+/// dialer per remote.
+pub(crate) async fn start<T: Transport>(
+    srv: &Arc<Shared>,
+    opts: &Options,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Option<tokio::task::JoinHandle<()>>, ServerError> {
+    let Some(c) = &opts.leafnodes else {
+        return Ok(None);
+    };
+    let remotes = c
+        .remotes
+        .iter()
+        .map(|r| {
+            r.urls
+                .iter()
+                .map(|u| RouteUrl::parse(u))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ServerError::Config)?;
+    let mut task = None;
+    let mut port = 0;
+    let mut listener = None;
+    if let Some(p) = c.port {
+        let host: IpAddr = c
+            .host
+            .parse()
+            .map_err(|_| ServerError::Config(format!("invalid leafnode host {:?}", c.host)))?;
+        let (l, bound) = crate::server::bind_listener::<T>(SocketAddr::new(host, p)).await?;
+        port = bound.port();
+        *crate::server::lock(&srv.leafs.addr) = Some(bound);
+        tracing::info!("Listening for leafnode connections on {bound}");
+        listener = Some(l);
+    }
+    *srv.leafs
+        .settings
+        .write()
+        .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(settings(srv, opts, c, port)));
+    if let Some(listener) = listener {
+        let accept_srv = Arc::clone(srv);
+        let mut stop = shutdown.clone();
+        task = Some(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    r = T::accept(&listener) => match r {
+                        Ok((stream, peer)) => {
+                            let srv = Arc::clone(&accept_srv);
+                            tokio::spawn(super::conn::run(srv, stream, peer, LeafRole::Accepted));
+                        }
+                        Err(e) => {
+                            tracing::error!("Error accepting leafnode connection: {e}");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    },
+                    _ = stop.changed() => break,
+                }
+            }
+        }));
+    }
+    for (remote, urls) in c.remotes.iter().zip(remotes) {
+        if !urls.is_empty() {
+            spawn_remote::<T>(Arc::clone(srv), remote.clone(), urls, c.reconnect);
+        }
+    }
+    Ok(task)
+}
+
+/// Dials a remote's URLs in turn, forever: runs the link, then waits `reconnect` (plus
+/// jitter) and dials again (Go: leafnode.go reConnectToRemoteLeafNode).
+fn spawn_remote<T: Transport>(
+    srv: Arc<Shared>,
+    remote: LeafRemote,
+    urls: Vec<RouteUrl>,
+    reconnect: Duration,
+) {
+    tokio::spawn(async move {
+        let account = remote
+            .account
+            .clone()
+            .unwrap_or_else(|| GLOBAL_ACCOUNT.to_owned());
+        let mut i = 0usize;
+        let mut wait = false;
+        loop {
+            if wait {
+                let jitter = srv.next_seed() % RECONNECT_JITTER_MS;
+                tokio::time::sleep(reconnect + Duration::from_millis(jitter)).await;
+            }
+            wait = true;
+            if srv.leafs.shutting_down.load(Ordering::Acquire) {
+                return;
+            }
+            let url = &urls[i % urls.len()];
+            i = i.wrapping_add(1);
+            let addr = match url.resolve().await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::debug!(url = %url, "error resolving leafnode remote: {e}");
+                    continue;
+                }
+            };
+            match T::connect(addr).await {
+                Ok(stream) => {
+                    let role = LeafRole::Solicited {
+                        user: url.user.clone(),
+                        pass: url.pass.clone(),
+                        account: account.clone(),
+                    };
+                    super::conn::run(Arc::clone(&srv), stream, addr, role).await;
+                }
+                Err(e) => {
+                    // Go: "Error trying to connect as leafnode to remote server %q (attempt %v): %v".
+                    tracing::debug!(url = %url, "Error trying to connect as leafnode to remote server: {e}");
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,346 @@
+//! Leaf nodes: a hub and a leaf server linked by `leafnodes`, each scenario run for every
+//! pairing of natsd and nats-server 2.9.10 (natsd–natsd, natsd hub with a nats-server leaf,
+//! nats-server hub with a natsd leaf, and nats-server–nats-server to check the expectations).
+//! Interest crossing the link is awaited by probing, never by sleeping.
+
+// Integration-test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use natsd_tests::cluster::{await_interest, monitor_get};
+use natsd_tests::{free_port, next_msg, text, ServerKind, TestServer, SCENARIO, STEP};
+
+/// One test per pairing for each scenario `async fn name(hub: ServerKind, leaf: ServerKind)`.
+macro_rules! pairs {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                use natsd_tests::ServerKind::{NatsServer, Natsd};
+
+                #[tokio::test]
+                async fn natsd_hub_natsd_leaf() {
+                    super::run(Natsd, Natsd, super::$name).await;
+                }
+
+                #[tokio::test]
+                async fn natsd_hub_nats_server_leaf() {
+                    super::run(Natsd, NatsServer, super::$name).await;
+                }
+
+                #[tokio::test]
+                async fn nats_server_hub_natsd_leaf() {
+                    super::run(NatsServer, Natsd, super::$name).await;
+                }
+
+                #[tokio::test]
+                async fn nats_server_hub_nats_server_leaf() {
+                    super::run(NatsServer, NatsServer, super::$name).await;
+                }
+            }
+        )+
+    };
+}
+
+pairs!(
+    pub_sub_both_ways_with_wildcards_and_headers,
+    request_reply_both_ways,
+    queue_group_gets_each_message_once,
+    unsubscribe_stops_the_flow,
+    leaf_reconnects_after_hub_restart_and_resends_interest,
+    leafz_and_varz_show_the_link,
+    messages_cross_a_hub_cluster
+);
+
+async fn run<F, Fut>(hub: ServerKind, leaf: ServerKind, scenario: F)
+where
+    F: FnOnce(ServerKind, ServerKind) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    for k in [hub, leaf] {
+        if !k.available() {
+            eprintln!("note: {} is not installed; scenario skipped", k.name());
+            return;
+        }
+        let _ = k.binary();
+    }
+    if tokio::time::timeout(SCENARIO, scenario(hub, leaf))
+        .await
+        .is_err()
+    {
+        panic!(
+            "scenario with a {} hub and a {} leaf did not finish within {SCENARIO:?}",
+            hub.name(),
+            leaf.name()
+        );
+    }
+}
+
+fn hub_conf(leaf_port: u16) -> String {
+    format!("server_name: hub\nleafnodes {{ listen: \"127.0.0.1:{leaf_port}\" }}\n")
+}
+
+fn leaf_conf(leaf_port: u16) -> String {
+    format!(
+        "server_name: leaf\nleafnodes {{ remotes: [ {{ url: \"nats://127.0.0.1:{leaf_port}\" }} ], reconnect: 1 }}\n"
+    )
+}
+
+/// A hub on a free leaf port and a leaf dialing it.
+async fn start_pair(hub: ServerKind, leaf: ServerKind) -> (TestServer, TestServer, u16) {
+    let port = free_port();
+    let h = TestServer::start(hub, &hub_conf(port)).await;
+    let l = TestServer::start(leaf, &leaf_conf(port)).await;
+    (h, l, port)
+}
+
+async fn pub_sub_both_ways_with_wildcards_and_headers(hub: ServerKind, leaf: ServerKind) {
+    let (h, l, _) = start_pair(hub, leaf).await;
+    let (hc, lc) = (h.client().await, l.client().await);
+
+    // Hub to leaf, through a wildcard subscription on the leaf.
+    let mut down = lc.subscribe("down.*").await.unwrap();
+    await_interest(&hc, "down.probe", &mut down).await;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("X-Trace", "abc");
+    hc.publish_with_headers("down.one", headers, Bytes::from_static(b"hello leaf"))
+        .await
+        .unwrap();
+    hc.flush().await.unwrap();
+    let m = next_msg(&mut down).await;
+    assert_eq!(
+        (m.subject.as_str(), text(&m).as_str()),
+        ("down.one", "hello leaf")
+    );
+    let got = m
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("X-Trace"))
+        .map(|v| v.as_str().to_owned());
+    assert_eq!(got.as_deref(), Some("abc"));
+
+    // Leaf to hub, through a full wildcard on the hub.
+    let mut up = hc.subscribe("up.>").await.unwrap();
+    await_interest(&lc, "up.probe", &mut up).await;
+    lc.publish("up.a.b", Bytes::from_static(b"hello hub"))
+        .await
+        .unwrap();
+    lc.flush().await.unwrap();
+    let m = next_msg(&mut up).await;
+    assert_eq!(
+        (m.subject.as_str(), text(&m).as_str()),
+        ("up.a.b", "hello hub")
+    );
+}
+
+/// Answers every request on `subject` with `answer`.
+async fn responder(client: &async_nats::Client, subject: &str, answer: &'static str) {
+    let mut sub = client.subscribe(subject.to_owned()).await.unwrap();
+    let c = client.clone();
+    tokio::spawn(async move {
+        while let Some(m) = sub.next().await {
+            if let Some(reply) = m.reply {
+                let _ = c
+                    .publish(reply, Bytes::from_static(answer.as_bytes()))
+                    .await;
+            }
+        }
+    });
+    client.flush().await.unwrap();
+}
+
+/// Requests until answered (the responder's interest may not have crossed yet).
+async fn request_until_answered(client: &async_nats::Client, subject: &str) -> String {
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let r = tokio::time::timeout(
+            Duration::from_millis(500),
+            client.request(subject.to_owned(), Bytes::from_static(b"q")),
+        )
+        .await;
+        match r {
+            Ok(Ok(m)) => return text(&m),
+            _ if tokio::time::Instant::now() >= deadline => {
+                panic!("no answer on {subject} within {STEP:?}")
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn request_reply_both_ways(hub: ServerKind, leaf: ServerKind) {
+    let (h, l, _) = start_pair(hub, leaf).await;
+    let (hc, lc) = (h.client().await, l.client().await);
+    responder(&lc, "svc.leaf", "from leaf").await;
+    responder(&hc, "svc.hub", "from hub").await;
+    assert_eq!(request_until_answered(&hc, "svc.leaf").await, "from leaf");
+    assert_eq!(request_until_answered(&lc, "svc.hub").await, "from hub");
+}
+
+async fn queue_group_gets_each_message_once(hub: ServerKind, leaf: ServerKind) {
+    const N: usize = 60;
+    let (h, l, _) = start_pair(hub, leaf).await;
+    let (hc, lc) = (h.client().await, l.client().await);
+    let lc2 = l.client().await;
+    let mut members = [
+        lc.queue_subscribe("work", "workers".into()).await.unwrap(),
+        lc2.queue_subscribe("work", "workers".into()).await.unwrap(),
+        hc.queue_subscribe("work", "workers".into()).await.unwrap(),
+    ];
+    lc.flush().await.unwrap();
+    lc2.flush().await.unwrap();
+    // A plain subscription behind the queue ones on the leaf: once its interest crossed,
+    // theirs has too.
+    let mut watch = lc2.subscribe("work").await.unwrap();
+    await_interest(&hc, "work", &mut watch).await;
+    for i in 0..N {
+        hc.publish("work", Bytes::from(format!("job {i}")))
+            .await
+            .unwrap();
+    }
+    hc.flush().await.unwrap();
+    // The plain subscriber sees every job: then every queue delivery has been made too
+    // (each server handles the messages in order).
+    for _ in 0..N {
+        next_msg(&mut watch).await;
+    }
+    let mut seen = Vec::new();
+    for m in members.iter_mut() {
+        loop {
+            match tokio::time::timeout(Duration::from_millis(300), m.next()).await {
+                Ok(Some(msg)) if msg.payload.as_ref() != natsd_tests::cluster::PROBE => {
+                    seen.push(text(&msg));
+                }
+                Ok(Some(_)) => {}
+                _ => break,
+            }
+        }
+    }
+    seen.retain(|s| s.starts_with("job "));
+    seen.sort();
+    let mut want: Vec<String> = (0..N).map(|i| format!("job {i}")).collect();
+    want.sort();
+    assert_eq!(seen, want, "every job exactly once across the group");
+}
+
+async fn unsubscribe_stops_the_flow(hub: ServerKind, leaf: ServerKind) {
+    let (h, l, _) = start_pair(hub, leaf).await;
+    let (hc, lc) = (h.client().await, l.client().await);
+    let mut sub = lc.subscribe("gone").await.unwrap();
+    await_interest(&hc, "gone", &mut sub).await;
+    sub.unsubscribe().await.unwrap();
+    lc.flush().await.unwrap();
+    // The hub forgets the leaf's interest: a request finds nobody (no responders) rather
+    // than being carried to the leaf. Until the LS- has crossed, a request goes to the leaf
+    // and is never answered: each attempt is bounded.
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let r = tokio::time::timeout(
+            Duration::from_millis(500),
+            hc.request("gone", Bytes::from_static(b"?")),
+        )
+        .await;
+        match r {
+            Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => break,
+            _ if tokio::time::Instant::now() >= deadline => {
+                panic!("the hub still has interest in \"gone\" after the leaf unsubscribed")
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn leaf_reconnects_after_hub_restart_and_resends_interest(hub: ServerKind, leaf: ServerKind) {
+    let (h, l, port) = start_pair(hub, leaf).await;
+    let lc = l.client().await;
+    let mut sub = lc.subscribe("again").await.unwrap();
+    {
+        let hc = h.client().await;
+        await_interest(&hc, "again", &mut sub).await;
+    }
+    drop(h);
+    let h = TestServer::start(hub, &hub_conf(port)).await;
+    let hc = h.client().await;
+    // The leaf dials again and sends the subscription it already had.
+    natsd_tests::within_for(
+        Duration::from_secs(20),
+        "the leaf's interest after the hub restarted",
+        await_interest(&hc, "again", &mut sub),
+    )
+    .await;
+    hc.publish("again", Bytes::from_static(b"back"))
+        .await
+        .unwrap();
+    hc.flush().await.unwrap();
+    assert_eq!(text(&next_msg(&mut sub).await), "back");
+}
+
+async fn leafz_and_varz_show_the_link(hub: ServerKind, leaf: ServerKind) {
+    let (port, http) = (free_port(), free_port());
+    let h = TestServer::start_with_args(hub, &hub_conf(port), &["-m", &http.to_string()]).await;
+    let l = TestServer::start(leaf, &leaf_conf(port)).await;
+    let (hc, lc) = (h.client().await, l.client().await);
+    let mut sub = lc.subscribe("mon.sub").await.unwrap();
+    await_interest(&hc, "mon.sub", &mut sub).await;
+    let z = monitor_get(http, "/leafz?subs=1").await.unwrap();
+    assert_eq!(z["leafnodes"], 1, "{z}");
+    let link = &z["leafs"][0];
+    assert_eq!(link["account"], "$G", "{z}");
+    assert_eq!(link["ip"], "127.0.0.1", "{z}");
+    assert!(
+        link["in_msgs"].is_u64() && link["out_msgs"].as_u64() >= Some(1),
+        "{z}"
+    );
+    let list: Vec<&str> = link["subscriptions_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(list.contains(&"mon.sub"), "{z}");
+    assert_eq!(
+        link["subscriptions"].as_u64(),
+        Some(list.len() as u64),
+        "{z}"
+    );
+    let plain = monitor_get(http, "/leafz").await.unwrap();
+    assert!(
+        plain["leafs"][0].get("subscriptions_list").is_none(),
+        "{plain}"
+    );
+    let v = monitor_get(http, "/varz").await.unwrap();
+    assert_eq!(v["leafnodes"], 1, "{v}");
+    assert_eq!(v["leaf"]["port"], port, "{v}");
+}
+
+/// The hub is one node of a two-node cluster: the leaf's interest reaches the other node
+/// through the routes, and the leaf's messages are routed on to it.
+async fn messages_cross_a_hub_cluster(hub: ServerKind, leaf: ServerKind) {
+    let port = free_port();
+    let cluster = natsd_tests::cluster::TestCluster::start_conf(
+        &[hub, hub],
+        |_| String::new(),
+        |i| {
+            if i == 0 {
+                format!("leafnodes {{ listen: \"127.0.0.1:{port}\" }}")
+            } else {
+                String::new()
+            }
+        },
+    )
+    .await;
+    let l = TestServer::start(leaf, &leaf_conf(port)).await;
+    let (far, lc) = (cluster.client(1).await, l.client().await);
+    let mut down = lc.subscribe("to.leaf").await.unwrap();
+    await_interest(&far, "to.leaf", &mut down).await;
+    let mut up = far.subscribe("from.leaf").await.unwrap();
+    await_interest(&lc, "from.leaf", &mut up).await;
+    responder(&lc, "leaf.svc", "leaf answers").await;
+    assert_eq!(
+        request_until_answered(&far, "leaf.svc").await,
+        "leaf answers"
+    );
+}
