@@ -38,14 +38,16 @@
 //! The meta group's effects (replicas to start) are only logged: streams still live on the
 //! server a client asked, and replicated streams (R>1) are refused as before.
 
+mod api;
 mod bootstrap;
 mod bus;
 mod machine;
+mod replicas;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -135,6 +137,15 @@ pub(crate) struct JsCluster {
     joining: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
     subs: Mutex<Vec<(Arc<natsd_core::account::Account>, SubRef)>>,
+    srv: Weak<Shared>,
+    /// What the meta group agreed on (its machine applies to it).
+    meta_state: machine::SharedMeta,
+    /// The stream replicas this server holds.
+    streams: replicas::Groups,
+    /// `<store_dir>/jetstream/_raft`.
+    raft_root: PathBuf,
+    /// Placement's seeded generator.
+    rng: Mutex<SplitMix64>,
 }
 
 impl std::fmt::Debug for JsCluster {
@@ -174,9 +185,12 @@ pub(crate) fn start(srv: &Arc<Shared>, root: &Path) -> Result<(), String> {
     let dir = root.join("_raft");
     std::fs::create_dir_all(dir.join(META_GROUP))
         .map_err(|e| format!("could not create storage directory {dir:?}: {e}"))?;
-    let disk = SharedDisk::new(FsDisk::new(dir, false));
+    let disk = SharedDisk::new(FsDisk::new(dir.clone(), false));
     let (fx_tx, mut fx_rx) = mpsc::unbounded_channel();
     let machine = machine::MetaMachine::new(&peer_id(&name), fx_tx);
+    let meta_state = machine.state();
+    let (api_tx, mut api_rx) = api::channel();
+    let seed = srv.next_seed();
     let (sink, inbound) = bus::sink();
     let srv2 = Arc::clone(srv);
     let cluster_name = srv.cluster.name();
@@ -215,17 +229,34 @@ pub(crate) fn start(srv: &Arc<Shared>, root: &Path) -> Result<(), String> {
             joining: Arc::new(AtomicBool::new(false)),
             stop,
             subs: Mutex::new(Vec::new()),
+            srv: Arc::downgrade(&srv2),
+            meta_state,
+            streams: Mutex::new(BTreeMap::new()),
+            raft_root: dir,
+            rng: Mutex::new(SplitMix64::new(seed)),
         });
         c.subscribe(&srv2, &sys, &(sink as Arc<dyn InternalSink>));
+        let opts = srv2.opts();
+        for (account, _) in natsd_core::jetstream::limits::jetstream_accounts(&opts) {
+            if let Some(acc) = srv2.lookup_account(&account) {
+                c.subscribe_api(&acc, &api_tx);
+            }
+        }
         *lock(&srv2.js.cluster) = Some(Arc::clone(&c));
         tracing::info!(
             "JetStream cluster: server {name} is Raft node {node} (peer {})",
             peer_id(&name)
         );
+        let c2 = Arc::clone(&c);
         tokio::spawn(async move {
-            // The effects are for the replicas, which do not run yet.
             while let Some(fx) = fx_rx.recv().await {
-                tracing::debug!(?fx, "JetStream meta effects");
+                c2.effects(fx).await;
+            }
+        });
+        let c3 = Arc::clone(&c);
+        tokio::spawn(async move {
+            while let Some(r) = api_rx.recv().await {
+                c3.serve_api(r);
             }
         });
         c.run(inbound, stopped).await;
@@ -239,6 +270,7 @@ pub(crate) fn stop(srv: &Shared) {
         return;
     };
     let _ = c.stop.send(true);
+    c.stop_streams();
     for (acc, sub) in lock(&c.subs).drain(..) {
         if acc.sublist.remove(&sub.0.subject, None, &sub).is_ok() {
             srv.cluster
@@ -321,7 +353,14 @@ impl JsCluster {
         } else if m.subject == bus::HEARTBEAT {
             self.heard(&m.payload);
         } else if m.subject.starts_with(bus::ELECT_PREFIX) {
-            let raft = self.meta.raft().clone();
+            // The payload names a stream's group; empty: the meta group.
+            let group = if m.payload.is_empty() {
+                Some(self.meta.clone())
+            } else {
+                self.hub.group(&String::from_utf8_lossy(&m.payload))
+            };
+            let Some(group) = group else { return };
+            let raft = group.raft().clone();
             tokio::spawn(async move {
                 let _ = raft.trigger().elect().await;
             });
@@ -653,6 +692,9 @@ impl JsCluster {
     /// Why `/healthz` should fail (Go: healthz's clustered checks, with its texts): a damaged
     /// replica being repaired, no meta leader, or this server not yet a voting member.
     pub(crate) fn unhealthy(&self) -> Option<String> {
+        if let Some(why) = self.stream_trouble() {
+            return Some(why);
+        }
         for name in self.hub.group_names() {
             if let Some(why) = self.hub.group(&name).and_then(|g| g.damage_reason()) {
                 return Some(format!("JetStream group {name} is being repaired: {why}"));
