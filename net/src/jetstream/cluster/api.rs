@@ -13,13 +13,11 @@
 //! with nats-server before its meta group formed). Requests not listed (consumers, snapshots,
 //! direct gets, peer and server removal) are not served in a cluster yet: nobody answers.
 //!
-//! A create is answered by the new stream group's first peer (the one that initialises the
-//! group) once the group has a leader, with the stream's info (nats-server has the new leader
-//! answer). Updates and deletes are answered by the meta leader once the entry is applied.
+//! A create is answered by the new stream's leader once it leads (subscribed to the stream's
+//! subjects), with the stream's info, as in nats-server. Updates and deletes are answered by the meta leader once the entry is applied.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use natsd_core::account::Account;
@@ -600,15 +598,20 @@ impl JsCluster {
             }
         };
         lock(&self.streams).insert(key, Arc::clone(&g));
-        tokio::spawn(Arc::clone(&g).watch(self.srv.clone()));
+        let c = Arc::downgrade(self);
+        let on_lead = Box::new(move |g: &Arc<StreamGroup>| {
+            if let Some(c) = c.upgrade() {
+                c.answer_create(g);
+            }
+        });
+        tokio::spawn(Arc::clone(&g).watch(self.srv.clone(), on_lead));
         if sa.group.peers.first() == Some(&peer_id(&self.name)) {
             let c = Arc::clone(self);
             tokio::spawn(async move { c.initialize_stream(g, sa).await });
         }
     }
 
-    /// The first peer initialises a new group once every member was heard from, then
-    /// answers the create that asked for it.
+    /// The first peer initialises a new group once every member was heard from.
     async fn initialize_stream(self: Arc<Self>, g: Arc<StreamGroup>, sa: StreamAssignment) {
         let mut members = BTreeMap::new();
         for _ in 0..replicas::INIT_TRIES {
@@ -627,28 +630,25 @@ impl JsCluster {
             tracing::error!("JetStream: members of {} never heard from", g.group.name());
             return;
         }
-        // Refused when the group was initialised before (a restart replays the assignment):
-        // then the create was answered already.
-        if g.group.raft().initialize(members).await.is_err() {
-            return;
+        if let Err(e) = g.group.raft().initialize(members).await {
+            // A restart replays the assignment: the group exists already.
+            tracing::debug!("JetStream: {} initialised before: {e}", g.group.name());
         }
+    }
+
+    /// A new leader of a stream nothing was stored in yet answers the create that asked for
+    /// it (Go: the new stream's leader answers), now that it takes publishes. A repeat (a
+    /// later leader of a still empty stream) goes to an inbox nobody listens on any more.
+    fn answer_create(&self, g: &StreamGroup) {
+        let sa = lock(&g.assignment).clone();
         let Some(request) = sa.request.clone() else {
             return;
         };
-        let mut rx = g.group.raft().metrics();
-        let led = tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                if rx.borrow_and_update().current_leader.is_some() {
-                    return;
-                }
-                if rx.changed().await.is_err() {
-                    return;
-                }
-            }
-        })
-        .await;
-        if led.is_err() {
-            tracing::warn!("JetStream: new stream {} has no leader yet", sa.config.name);
+        let fresh = lock(&g.replica)
+            .rs()
+            .is_some_and(|rs| rs.stream.store.state().last_seq == 0 && rs.consumers.is_empty());
+        if !fresh || !g.first_lead() {
+            return;
         }
         let now = self.now();
         let mut info = self.stream_info(&sa, now);

@@ -234,6 +234,8 @@ pub(super) struct StreamGroup {
     pub(super) dir: PathBuf,
     leading: Mutex<Option<Leading>>,
     stopped: AtomicBool,
+    /// Has led since this server opened it.
+    led: AtomicBool,
 }
 
 impl StreamGroup {
@@ -271,7 +273,13 @@ impl StreamGroup {
             dir,
             leading: Mutex::new(None),
             stopped: AtomicBool::new(false),
+            led: AtomicBool::new(false),
         }))
+    }
+
+    /// True the first time it is called after this replica started leading.
+    pub(super) fn first_lead(&self) -> bool {
+        !self.led.swap(true, Ordering::AcqRel)
     }
 
     /// Is this replica leading (subscribed and proposing)?
@@ -291,8 +299,13 @@ impl StreamGroup {
             .is_some_and(|l| l.tx.try_send(op).is_ok())
     }
 
-    /// Follows the group's Raft state until it shuts down: leads when Raft says so.
-    pub(super) async fn watch(self: Arc<Self>, srv: Weak<Shared>) {
+    /// Follows the group's Raft state until it shuts down: leads when Raft says so, and
+    /// calls `on_lead` each time it starts leading.
+    pub(super) async fn watch(
+        self: Arc<Self>,
+        srv: Weak<Shared>,
+        on_lead: Box<dyn Fn(&Arc<Self>) + Send + Sync>,
+    ) {
         let mut rx = self.group.raft().metrics();
         let me = self.group.raft().metrics().borrow().id;
         loop {
@@ -308,6 +321,9 @@ impl StreamGroup {
                 self.unlead(&srv);
             } else if caught_up && !self.is_leading() {
                 self.lead(&srv);
+                if self.is_leading() {
+                    on_lead(&self);
+                }
             }
             if rx.changed().await.is_err() {
                 self.unlead(&srv);
