@@ -313,6 +313,80 @@ async fn acknowledged_publishes_survive_killing_the_stream_leader(kind: ServerKi
     }
 }
 
+/// Kills node `i` with SIGKILL and waits for it to be gone.
+async fn kill(c: &mut TestCluster, i: usize) {
+    let status = std::process::Command::new("kill")
+        .args(["-9", &c.nodes[i].server.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while c.nodes[i].server.is_running() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "killed server still runs"
+        );
+        // Poll interval; the wait is bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Publishes `n` messages, each retried until acknowledged; returns the last sequence.
+async fn publish_n(js: &async_nats::jetstream::Context, subject: &str, n: usize) -> u64 {
+    let deadline = tokio::time::Instant::now() + ELECTION;
+    let mut last = 0;
+    for i in 0..n {
+        loop {
+            if let Some(s) = publish(js, subject, format!("p{i}")).await {
+                last = s;
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "publishes not acknowledged"
+            );
+        }
+    }
+    last
+}
+
+/// A follower killed and restarted from its files catches up: with the other follower
+/// killed next, the leader and the restarted one still form a quorum that takes publishes,
+/// and the stream holds every message.
+async fn a_restarted_replica_catches_up_and_counts_for_the_quorum(kind: ServerKind) {
+    let (mut cluster, _dirs) = start(kind).await;
+    meta_leader(&cluster).await;
+    let c0 = app(&cluster, 0).await;
+    create(&c0, "F", 3).await;
+    let v = info_until(&c0, "F", |_| true).await;
+    let leader = index_of(v["cluster"]["leader"].as_str().unwrap());
+    let (f, g) = ((leader + 1) % 3, (leader + 2) % 3);
+    let js = async_nats::jetstream::new(app(&cluster, leader).await);
+    assert_eq!(publish_n(&js, "f.x", 10).await, 10);
+
+    kill(&mut cluster, f).await;
+    assert_eq!(publish_n(&js, "f.x", 10).await, 20);
+    cluster.restart(f).await;
+    cluster.wait_mesh().await;
+    // The restarted replica is current once the leader reports it so.
+    let asker = app(&cluster, leader).await;
+    let fname = format!("n{f}");
+    info_until(&asker, "F", |v| {
+        v["cluster"]["replicas"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r["name"] == fname.as_str() && r["current"] == true)
+    })
+    .await;
+
+    kill(&mut cluster, g).await;
+    let last = publish_n(&js, "f.x", 10).await;
+    assert_eq!(last, 30);
+    let v = info_until(&asker, "F", |v| v["state"]["messages"] == 30).await;
+    assert_eq!(v["state"]["last_seq"], 30, "{v}");
+}
+
 fn b64(data: &[u8]) -> String {
     const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::new();
@@ -339,5 +413,6 @@ fn b64(data: &[u8]) -> String {
 both!(
     replicated_streams_created_published_and_listed,
     replicated_stream_steps_down_and_serves_messages,
-    acknowledged_publishes_survive_killing_the_stream_leader
+    acknowledged_publishes_survive_killing_the_stream_leader,
+    a_restarted_replica_catches_up_and_counts_for_the_quorum
 );

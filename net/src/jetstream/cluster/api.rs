@@ -461,7 +461,11 @@ impl JsCluster {
                 pr.map(|pr| {
                     if let Some(req) = pr {
                         let reply = reply.to_owned();
-                        g.submit(Op::Purge { req, reply, kind });
+                        g.submit(Op::Purge {
+                            req: Box::new(req),
+                            reply,
+                            kind,
+                        });
                     }
                     None
                 })
@@ -525,7 +529,7 @@ impl JsCluster {
                         let changed = lock(&g.assignment).config != sa.config;
                         *lock(&g.assignment) = sa.clone();
                         if changed {
-                            g.submit(Op::Config(sa.config.clone()));
+                            g.submit(Op::Config(Box::new(sa.config.clone())));
                         }
                     }
                 }

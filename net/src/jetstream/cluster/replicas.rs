@@ -69,13 +69,20 @@ pub(super) enum Op {
     },
     /// `STREAM.PURGE`, checked.
     Purge {
-        req: PurgeRequest,
+        req: Box<PurgeRequest>,
         reply: String,
         kind: String,
     },
     /// A config the meta group agreed on (`STREAM.UPDATE`).
-    Config(StreamConfig),
+    Config(Box<StreamConfig>),
 }
+
+/// An answer: (reply subject, body).
+type Reply = (String, Vec<u8>);
+/// An entry to propose and the answer that waits for its commit.
+type Proposal = (Vec<u8>, Option<Reply>);
+/// Called when a replica starts leading.
+pub(super) type OnLead = Box<dyn Fn(&Arc<StreamGroup>) + Send + Sync>;
 
 /// One replica's state: the replicated stream and whether it can be trusted.
 pub(super) struct Replica {
@@ -301,11 +308,7 @@ impl StreamGroup {
 
     /// Follows the group's Raft state until it shuts down: leads when Raft says so, and
     /// calls `on_lead` each time it starts leading.
-    pub(super) async fn watch(
-        self: Arc<Self>,
-        srv: Weak<Shared>,
-        on_lead: Box<dyn Fn(&Arc<Self>) + Send + Sync>,
-    ) {
+    pub(super) async fn watch(self: Arc<Self>, srv: Weak<Shared>, on_lead: OnLead) {
         let mut rx = self.group.raft().metrics();
         let me = self.group.raft().metrics().borrow().id;
         loop {
@@ -421,8 +424,8 @@ impl StreamGroup {
             let Some(now) = srv.upgrade().map(|s| unix_nanos(s.wall_clock())) else {
                 return;
             };
-            let mut now_answers: Vec<(String, Vec<u8>)> = Vec::new();
-            let mut proposals: Vec<(Vec<u8>, Option<(String, Vec<u8>)>)> = Vec::new();
+            let mut now_answers: Vec<Reply> = Vec::new();
+            let mut proposals: Vec<Proposal> = Vec::new();
             {
                 let mut r = lock(&self.replica);
                 if r.trouble.is_some() {
@@ -466,8 +469,8 @@ fn leader_op(
     rs: &mut ReplicatedStream,
     op: Op,
     now: u64,
-    proposals: &mut Vec<(Vec<u8>, Option<(String, Vec<u8>)>)>,
-    now_answers: &mut Vec<(String, Vec<u8>)>,
+    proposals: &mut Vec<Proposal>,
+    now_answers: &mut Vec<Reply>,
 ) {
     match op {
         Op::Publish {
@@ -532,7 +535,7 @@ fn leader_op(
             proposals.push((e.encode(), Some((reply, body.to_string().into_bytes()))));
         }
         Op::Config(cfg) => {
-            let (_, e) = rs.leader_config(cfg);
+            let (_, e) = rs.leader_config(*cfg);
             proposals.push((e.encode(), None));
         }
     }
