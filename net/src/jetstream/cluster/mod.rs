@@ -33,10 +33,29 @@
 //! waits: the meta leader adds every server it hears from that is not a member, as a learner
 //! first (it catches up) and then as a voter.
 //!
+//! # Streams
+//!
+//! In clustered mode (and with the store not injected) every stream is a clustered asset,
+//! R1 included, as in nats-server: the account's `$JS.API.>` is served by [`api`] (the meta
+//! leader or the stream's leader answers, see its docs), a create becomes a meta entry, and
+//! the meta group's effects open each stream's own Raft group on its peers ([`replicas`]),
+//! whose leader alone takes publishes and acknowledges them once committed. The single-server
+//! JetStream of each account keeps running beside it for what was stored before clustering
+//! (its streams are recovered and still take publishes) and for acks and snapshots, but no
+//! longer hears the API.
+//!
 //! # Not yet
 //!
-//! The meta group's effects (replicas to start) are only logged: streams still live on the
-//! server a client asked, and replicated streams (R>1) are refused as before.
+//! * Consumers on clustered streams (create/info/delete, MSG.NEXT, acks): the API requests
+//!   go unanswered. Core's replica carries consumer state in the stream's log already.
+//! * DIRECT.GET, snapshots and restores, STREAM.PEER.REMOVE and SERVER.REMOVE in a cluster.
+//! * STREAM.LIST reports the state of the streams this server holds a replica of; others
+//!   show an empty state (nats-server asks each stream's leader).
+//! * Repairing a replica in trouble (`Behind`, `Diverged`, a damaged store): it stops
+//!   applying, does not lead, and `/healthz` fails; a peer does not rebuild it yet.
+//! * Memory-storage streams are kept in files when clustered.
+//! * `$JS.<domain>.API` in a cluster; account usage in `$JS.API.INFO` counts this server's
+//!   replicas only.
 
 mod api;
 mod bootstrap;
