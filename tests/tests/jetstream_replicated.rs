@@ -387,6 +387,89 @@ async fn a_restarted_replica_catches_up_and_counts_for_the_quorum(kind: ServerKi
     assert_eq!(v["state"]["last_seq"], 30, "{v}");
 }
 
+/// Fetches up to `n` messages of pull consumer `name` on stream `stream` and double-acks
+/// each: their stream sequences.
+async fn fetch_and_ack(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+    name: &str,
+    n: usize,
+) -> Vec<u64> {
+    use futures::StreamExt;
+    let st = js.get_stream(stream).await.unwrap();
+    let cons: async_nats::jetstream::consumer::PullConsumer = st.get_consumer(name).await.unwrap();
+    let mut msgs = cons
+        .fetch()
+        .max_messages(n)
+        .expires(Duration::from_secs(2))
+        .messages()
+        .await
+        .unwrap();
+    let mut seqs = Vec::new();
+    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(5), msgs.next()).await {
+        let m = m.unwrap();
+        seqs.push(m.info().unwrap().stream_sequence);
+        m.double_ack().await.unwrap();
+        if seqs.len() == n {
+            break;
+        }
+    }
+    seqs
+}
+
+/// A durable pull consumer on an R3 stream: created through the meta leader, messages
+/// fetched and acknowledged through the stream's leader; after a stepdown the new leader
+/// knows the acks (nothing is redelivered) and hands out only the new messages.
+async fn pull_consumer_on_a_replicated_stream_keeps_its_acks_across_leaders(kind: ServerKind) {
+    let (cluster, _dirs) = start(kind).await;
+    meta_leader(&cluster).await;
+    let c0 = app(&cluster, 0).await;
+    create(&c0, "C", 3).await;
+    let js = async_nats::jetstream::new(app(&cluster, 1).await);
+    assert_eq!(publish_n(&js, "c.x", 10).await, 10);
+    let created = api(
+        &c0,
+        "$JS.API.CONSUMER.DURABLE.CREATE.C.d",
+        json!({"stream_name": "C", "config": {"durable_name": "d", "ack_policy": "explicit"}}),
+    )
+    .await;
+    assert_eq!(
+        created["type"], "io.nats.jetstream.api.v1.consumer_create_response",
+        "{created}"
+    );
+    assert_eq!(created["name"], "d", "{created}");
+    assert_eq!(created["num_pending"], 10, "{created}");
+    let names = api(&c0, "$JS.API.CONSUMER.NAMES.C", Value::Null).await;
+    assert_eq!(names["consumers"], json!(["d"]), "{names}");
+
+    assert_eq!(
+        fetch_and_ack(&js, "C", "d", 10).await,
+        (1..=10).collect::<Vec<u64>>()
+    );
+    let info = api(&c0, "$JS.API.CONSUMER.INFO.C.d", Value::Null).await;
+    assert_eq!(info["ack_floor"]["stream_seq"], 10, "{info}");
+    assert_eq!(info["num_ack_pending"], 0, "{info}");
+
+    let v = info_until(&c0, "C", |_| true).await;
+    let first = v["cluster"]["leader"].as_str().unwrap().to_owned();
+    let sd = api(&c0, "$JS.API.STREAM.LEADER.STEPDOWN.C", Value::Null).await;
+    assert_eq!(sd["success"], true, "{sd}");
+    info_until(&c0, "C", |v| v["cluster"]["leader"] != first.as_str()).await;
+    let info = api(&c0, "$JS.API.CONSUMER.INFO.C.d", Value::Null).await;
+    assert_eq!(info["ack_floor"]["stream_seq"], 10, "{info}");
+
+    assert_eq!(publish_n(&js, "c.x", 5).await, 15);
+    assert_eq!(
+        fetch_and_ack(&js, "C", "d", 5).await,
+        (11..=15).collect::<Vec<u64>>()
+    );
+
+    let del = api(&c0, "$JS.API.CONSUMER.DELETE.C.d", Value::Null).await;
+    assert_eq!(del["success"], true, "{del}");
+    let names = api(&c0, "$JS.API.CONSUMER.NAMES.C", Value::Null).await;
+    assert_eq!(names["total"], 0, "{names}");
+}
+
 fn b64(data: &[u8]) -> String {
     const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::new();
@@ -414,5 +497,6 @@ both!(
     replicated_streams_created_published_and_listed,
     replicated_stream_steps_down_and_serves_messages,
     acknowledged_publishes_survive_killing_the_stream_leader,
-    a_restarted_replica_catches_up_and_counts_for_the_quorum
+    a_restarted_replica_catches_up_and_counts_for_the_quorum,
+    pull_consumer_on_a_replicated_stream_keeps_its_acks_across_leaders
 );

@@ -358,8 +358,8 @@ pub(crate) fn start(srv: &Arc<Shared>, inline: bool) -> Result<(), String> {
         // Recovery happens here, before the first client can ask about a stream.
         let (sink, js) = opener.open(srv, &name, &acc, *limits);
         for s in opener.api_subjects() {
-            // In a cluster the API is the meta group's (see `cluster`'s `api`).
-            if clustered && !injected && s.contains("API.") {
+            // In a cluster the API and acks are the clustered streams' (see `cluster`).
+            if clustered && !injected && (s.contains("API.") || s.starts_with("$JS.ACK.")) {
                 continue;
             }
             subscribe(srv, &acc, &sink, &s);

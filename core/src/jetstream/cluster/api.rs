@@ -13,8 +13,10 @@ use super::meta::{MetaState, StreamAssignment};
 use super::replica::ReplicatedStream;
 use super::shapes::ClusterInfo;
 use crate::jetstream::api::{
-    err, rfc3339, ApiError, ListRequest, MsgGetRequest, PurgeRequest, StreamConfig,
+    err, rfc3339, ApiError, ConsumerConfig, CreateConsumerRequest, ListRequest, MsgGetRequest,
+    PurgeRequest, StreamConfig,
 };
+use crate::jetstream::consumer::check_config as check_consumer;
 use crate::jetstream::handlers::{base64, decode};
 use crate::jetstream::limits::AccountLimits;
 use crate::jetstream::store::{StoreError, StoredMsg, UnixNanos};
@@ -58,7 +60,26 @@ pub enum ApiOp {
     Purge(String),
     /// `STREAM.LEADER.STEPDOWN.<stream>`.
     StreamStepdown(String),
-    /// Anything else (consumers, snapshots, direct gets, …): not served yet.
+    /// `CONSUMER.CREATE.<stream>[.<name>[.<filter>]]` or `CONSUMER.DURABLE.CREATE.<stream>.<name>`.
+    ConsumerCreate {
+        /// Stream.
+        stream: String,
+        /// The name the subject gives, if any.
+        name: Option<String>,
+        /// The filter the subject gives, if any.
+        filter: Option<String>,
+    },
+    /// `CONSUMER.DELETE.<stream>.<consumer>`.
+    ConsumerDelete(String, String),
+    /// `CONSUMER.INFO.<stream>.<consumer>`.
+    ConsumerInfo(String, String),
+    /// `CONSUMER.NAMES.<stream>`.
+    ConsumerNames(String),
+    /// `CONSUMER.LIST.<stream>`.
+    ConsumerList(String),
+    /// `CONSUMER.MSG.NEXT.<stream>.<consumer>`: a pull request.
+    MsgNext(String, String),
+    /// Anything else (snapshots, direct gets, …): not served yet.
     Other,
 }
 
@@ -79,6 +100,28 @@ impl ApiOp {
             ["STREAM", "MSG", "DELETE", n] => Self::MsgDelete(s(n)),
             ["STREAM", "PURGE", n] => Self::Purge(s(n)),
             ["STREAM", "LEADER", "STEPDOWN", n] => Self::StreamStepdown(s(n)),
+            ["CONSUMER", "CREATE", st] => Self::ConsumerCreate {
+                stream: s(st),
+                name: None,
+                filter: None,
+            },
+            ["CONSUMER", "CREATE", st, n] | ["CONSUMER", "DURABLE", "CREATE", st, n] => {
+                Self::ConsumerCreate {
+                    stream: s(st),
+                    name: Some(s(n)),
+                    filter: None,
+                }
+            }
+            ["CONSUMER", "CREATE", st, n, f @ ..] => Self::ConsumerCreate {
+                stream: s(st),
+                name: Some(s(n)),
+                filter: Some(f.join(".")),
+            },
+            ["CONSUMER", "DELETE", st, c] => Self::ConsumerDelete(s(st), s(c)),
+            ["CONSUMER", "INFO", st, c] => Self::ConsumerInfo(s(st), s(c)),
+            ["CONSUMER", "NAMES", st] => Self::ConsumerNames(s(st)),
+            ["CONSUMER", "LIST", st] => Self::ConsumerList(s(st)),
+            ["CONSUMER", "MSG", "NEXT", st, c] => Self::MsgNext(s(st), s(c)),
             _ => Self::Other,
         }
     }
@@ -91,7 +134,12 @@ impl ApiOp {
             | Self::StreamUpdate(_)
             | Self::StreamDelete(_)
             | Self::StreamNames
-            | Self::StreamList => Answerer::MetaLeader,
+            | Self::StreamList
+            | Self::ConsumerCreate { .. }
+            | Self::ConsumerDelete(..)
+            | Self::ConsumerNames(_)
+            | Self::ConsumerList(_) => Answerer::MetaLeader,
+            Self::ConsumerInfo(..) | Self::MsgNext(..) => Answerer::StreamLeader,
             Self::StreamInfo(_)
             | Self::MsgGet(_)
             | Self::MsgDelete(_)
@@ -111,7 +159,13 @@ impl ApiOp {
             | Self::MsgGet(n)
             | Self::MsgDelete(n)
             | Self::Purge(n)
-            | Self::StreamStepdown(n) => Some(n),
+            | Self::StreamStepdown(n)
+            | Self::ConsumerDelete(n, _)
+            | Self::ConsumerInfo(n, _)
+            | Self::ConsumerNames(n)
+            | Self::ConsumerList(n)
+            | Self::MsgNext(n, _) => Some(n),
+            Self::ConsumerCreate { stream, .. } => Some(stream),
             Self::AccountInfo | Self::StreamNames | Self::StreamList | Self::Other => None,
         }
     }
@@ -130,7 +184,12 @@ impl ApiOp {
             Self::MsgDelete(_) => "stream_msg_delete",
             Self::Purge(_) => "stream_purge",
             Self::StreamStepdown(_) => "stream_leader_stepdown",
-            Self::Other => "unknown",
+            Self::ConsumerCreate { .. } => "consumer_create",
+            Self::ConsumerDelete(..) => "consumer_delete",
+            Self::ConsumerInfo(..) => "consumer_info",
+            Self::ConsumerNames(_) => "consumer_names",
+            Self::ConsumerList(_) => "consumer_list",
+            Self::MsgNext(..) | Self::Other => "unknown",
         };
         format!("io.nats.jetstream.api.v1.{kind}_response")
     }
@@ -367,6 +426,104 @@ pub fn purge_request(rs: &ReplicatedStream, payload: &[u8]) -> Result<PurgeReque
     Ok(req)
 }
 
+/// A consumer create request checked as on one server against the stream's config (Go:
+/// jsConsumerCreateRequest): the consumer's name (`ephemeral` names one without), its config
+/// with defaults filled in, and the action (`""`, `"create"` or `"update"`).
+pub fn consumer_request(
+    op_name: Option<&str>,
+    op_filter: Option<&str>,
+    payload: &[u8],
+    stream: &StreamConfig,
+    ephemeral: impl FnOnce() -> String,
+) -> Result<(String, ConsumerConfig, String), ApiError> {
+    if payload.iter().all(u8::is_ascii_whitespace) {
+        return Err(err::bad_request());
+    }
+    let req: CreateConsumerRequest = decode(payload)?;
+    if !matches!(req.action.as_str(), "" | "create" | "update") {
+        return Err(err::invalid_json(&format!(
+            "unknown consumer action: {:?}",
+            req.action
+        )));
+    }
+    if !req.stream_name.is_empty() && req.stream_name != stream.name {
+        return Err(err::stream_mismatch());
+    }
+    let mut cfg = req.config.ok_or_else(err::consumer_config_required)?;
+    if let Some(n) = op_name {
+        let differs = |x: &Option<String>| x.as_deref().is_some_and(|x| x != n);
+        if differs(&cfg.durable_name) || differs(&cfg.name) {
+            return Err(err::durable_name_mismatch());
+        }
+        if cfg.name.is_none() {
+            cfg.name = Some(n.to_owned());
+        }
+    }
+    if op_filter.is_some_and(|f| f != cfg.filter_subject) {
+        return Err(err::filter_mismatch());
+    }
+    if let (Some(d), None) = (&cfg.durable_name, &cfg.name) {
+        cfg.name = Some(d.clone());
+    }
+    let name = match &cfg.name {
+        Some(n) if n.contains(['/', '\\']) => return Err(err::consumer_name_path_separators()),
+        Some(n) if n.is_empty() || n.contains(['.', '*', '>', ' ']) => {
+            return Err(ApiError::new(
+                400,
+                10103,
+                "durable name can not contain '.', '*', '>'",
+            ))
+        }
+        Some(n) => n.clone(),
+        None => ephemeral(),
+    };
+    cfg.name = Some(name.clone());
+    let cfg = check_consumer(cfg, &stream.subjects)?;
+    crate::jetstream::retention::check_config(stream, &cfg)?;
+    Ok((name, cfg, req.action))
+}
+
+/// `CONSUMER.NAMES` from the meta group's state.
+pub fn consumer_names(
+    meta: &MetaState,
+    account: &str,
+    stream: &str,
+    payload: &[u8],
+) -> Result<Value, ApiError> {
+    let req: ListRequest = parse_or_default(payload)?;
+    let rec = meta
+        .stream(account, stream)
+        .ok_or_else(err::stream_not_found)?;
+    let page: Vec<&String> = rec.consumers.keys().skip(req.offset).take(1024).collect();
+    Ok(json!({
+        "total": rec.consumers.len(), "offset": req.offset, "limit": 1024, "consumers": page,
+    }))
+}
+
+/// `CONSUMER.LIST` from the meta group's state; `info` gives each consumer's info.
+pub fn consumer_list(
+    meta: &MetaState,
+    account: &str,
+    stream: &str,
+    payload: &[u8],
+    info: impl Fn(&str) -> Option<Value>,
+) -> Result<Value, ApiError> {
+    let req: ListRequest = parse_or_default(payload)?;
+    let rec = meta
+        .stream(account, stream)
+        .ok_or_else(err::stream_not_found)?;
+    let page: Vec<Value> = rec
+        .consumers
+        .keys()
+        .skip(req.offset)
+        .take(256)
+        .filter_map(|n| info(n))
+        .collect();
+    Ok(json!({
+        "total": rec.consumers.len(), "offset": req.offset, "limit": 256, "consumers": page,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,7 +541,7 @@ mod tests {
         );
         assert_eq!(ApiOp::parse("STREAM.MSG.GET.S").stream(), Some("S"));
         assert_eq!(
-            ApiOp::parse("CONSUMER.CREATE.S").answered_by(),
+            ApiOp::parse("STREAM.SNAPSHOT.S").answered_by(),
             Answerer::Nobody
         );
         assert_eq!(

@@ -33,11 +33,14 @@ use natsd_raft::{Command, NodeId, NodeInfo};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use super::consumers;
 use super::replicas::{self, Op, StreamGroup};
 use super::{bus, peer_id, JsCluster, OFFLINE_AFTER};
 use crate::jetstream::answer_from_sink;
 use crate::server::{lock, unix_nanos};
 
+/// Longest a stream leader's stepdown waits for its successor to hold its whole log.
+const STEPDOWN_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(2);
 /// API requests waiting for the dispatcher; past this they are dropped (clients retry).
 const INBOUND: usize = 8192;
 
@@ -187,6 +190,32 @@ impl JsCluster {
                 let p = lock(&self.meta_state).propose_stream_delete(name, &origin);
                 p.map(|p| self.submit_meta(p, op.clone(), account, reply))
             }
+            ApiOp::ConsumerCreate {
+                stream,
+                name,
+                filter,
+            } => self.propose_consumer(stream, name.as_deref(), filter.as_deref(), req, reply, now),
+            ApiOp::ConsumerDelete(stream, consumer) => {
+                let origin = self.origin(req, reply);
+                let p = lock(&self.meta_state).propose_consumer_delete(stream, consumer, &origin);
+                p.map(|p| self.submit_meta(p, op.clone(), account, reply))
+            }
+            ApiOp::ConsumerNames(stream) => {
+                capi::consumer_names(&lock(&self.meta_state), account, stream, &req.payload)
+                    .map(Some)
+            }
+            ApiOp::ConsumerList(stream) => {
+                let g = lock(&self.streams)
+                    .get(&(account.to_owned(), stream.clone()))
+                    .cloned();
+                let meta = lock(&self.meta_state);
+                capi::consumer_list(&meta, account, stream, &req.payload, |n| {
+                    let g = g.as_ref()?;
+                    let r = lock(&g.replica);
+                    Some(r.rs()?.consumers.get(n)?.info(now))
+                })
+                .map(Some)
+            }
             _ => Ok(None),
         };
         match r {
@@ -217,6 +246,45 @@ impl JsCluster {
             meta.propose_stream_create(cfg, &origin, &view, max_streams, now, &mut rng)?
         };
         Ok(self.submit_meta(p, ApiOp::StreamCreate(name.to_owned()), &req.account, reply))
+    }
+
+    fn propose_consumer(
+        self: &Arc<Self>,
+        stream: &str,
+        name: Option<&str>,
+        filter: Option<&str>,
+        req: &ApiRequest,
+        reply: &str,
+        now: u64,
+    ) -> Result<Option<Value>, ApiError> {
+        let scfg = lock(&self.meta_state)
+            .stream(&req.account, stream)
+            .map(|r| r.assignment.config.clone())
+            .ok_or_else(err::stream_not_found)?;
+        let ephemeral = || {
+            const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+            let mut rng = lock(&self.rng);
+            (0..8)
+                .map(|_| A[rng.below(A.len() as u64) as usize] as char)
+                .collect::<String>()
+        };
+        let (cname, cfg, action) =
+            capi::consumer_request(name, filter, &req.payload, &scfg, ephemeral)?;
+        let view = self.placement_view();
+        let origin = self.origin(req, reply);
+        let p = {
+            let meta = lock(&self.meta_state);
+            let mut rng = lock(&self.rng);
+            meta.propose_consumer_create(
+                stream, &cname, cfg, &action, &origin, &view, now, &mut rng,
+            )?
+        };
+        let op = ApiOp::ConsumerCreate {
+            stream: stream.to_owned(),
+            name: name.map(str::to_owned),
+            filter: filter.map(str::to_owned),
+        };
+        Ok(self.submit_meta(p, op, &req.account, reply))
     }
 
     fn propose_update(
@@ -470,6 +538,32 @@ impl JsCluster {
                     None
                 })
             }
+            ApiOp::ConsumerInfo(_, consumer) => {
+                let cluster =
+                    serde_json::to_value(self.group_cluster_info(g, now)).unwrap_or_default();
+                let mut expired = Vec::new();
+                let v = {
+                    let mut r = lock(&g.replica);
+                    r.rs_mut()
+                        .and_then(|rs| consumers::info(rs, consumer, cluster, now, &mut expired))
+                };
+                if let Some(acc) = self
+                    .srv
+                    .upgrade()
+                    .and_then(|s| s.lookup_account(&req.account))
+                {
+                    consumers::emit(&acc, expired);
+                }
+                v.map(Some).ok_or_else(err::consumer_not_found)
+            }
+            ApiOp::MsgNext(_, consumer) => {
+                g.submit(Op::Next {
+                    consumer: consumer.clone(),
+                    reply: reply.to_owned(),
+                    payload: req.payload.clone(),
+                });
+                return;
+            }
             ApiOp::StreamStepdown(_) => {
                 let body = match self.stream_stepdown(g) {
                     Ok(()) => ClusterOp::StreamLeaderStepdown.ok(),
@@ -508,11 +602,37 @@ impl JsCluster {
         };
         let target =
             target.ok_or_else(|| err::cluster_no_peers("no replacement peer connected"))?;
-        self.bus.publish(
-            &format!("{}{target}", bus::ELECT_PREFIX),
-            None,
-            Bytes::from(g.group.name().to_owned()),
-        );
+        // A candidate whose log lacks the leader's last entries loses the vote; wait (a
+        // bounded time) until the target holds everything the leader has, then ask it.
+        let bus = Arc::clone(&self.bus);
+        let raft = g.group.raft().clone();
+        let name = g.group.name().to_owned();
+        tokio::spawn(async move {
+            let mut rx = raft.metrics();
+            let _ = tokio::time::timeout(STEPDOWN_CATCH_UP, async {
+                loop {
+                    let caught_up = {
+                        let m = rx.borrow_and_update();
+                        let last = m.last_log_index.unwrap_or(0);
+                        let got = m
+                            .replication
+                            .as_ref()
+                            .and_then(|r| r.get(&target).copied().flatten())
+                            .map_or(0, |l| l.index);
+                        got >= last
+                    };
+                    if caught_up || rx.changed().await.is_err() {
+                        return;
+                    }
+                }
+            })
+            .await;
+            bus.publish(
+                &format!("{}{target}", bus::ELECT_PREFIX),
+                None,
+                Bytes::from(name),
+            );
+        });
         Ok(())
     }
 
@@ -565,6 +685,11 @@ impl JsCluster {
         let body = match answer {
             Answer::Err(e) => op.body(Err(e)),
             Answer::Ok => match &op {
+                ApiOp::ConsumerCreate { stream, .. } => {
+                    // The stream's leader answers once it created the consumer.
+                    let _ = stream;
+                    return;
+                }
                 ApiOp::StreamCreate(name) | ApiOp::StreamUpdate(name) => {
                     let sa = lock(&self.meta_state)
                         .stream(&request.account, name)
@@ -659,6 +784,23 @@ impl JsCluster {
         info["did_create"] = json!(true);
         let op = ApiOp::StreamCreate(sa.config.name.clone());
         self.answer(&request.account, &request.reply, &op.body(Ok(info)));
+    }
+
+    /// Every leading replica gets the meta group's consumers of its stream and runs its
+    /// consumers' timers (see `consumers`).
+    pub(super) fn tick_leaders(&self) {
+        let groups: Vec<Arc<StreamGroup>> = lock(&self.streams)
+            .values()
+            .filter(|g| g.is_leading())
+            .cloned()
+            .collect();
+        for g in groups {
+            let assigned = lock(&self.meta_state)
+                .stream(&g.account, &g.name)
+                .map(|r| r.consumers.values().cloned().collect())
+                .unwrap_or_default();
+            g.submit(Op::Tick(Box::new(consumers::Tick { assigned })));
+        }
     }
 
     /// Removes every stream group's leadership subscriptions (at stop).

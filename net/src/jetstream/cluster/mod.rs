@@ -60,6 +60,7 @@
 mod api;
 mod bootstrap;
 mod bus;
+mod consumers;
 mod machine;
 mod replicas;
 
@@ -92,6 +93,8 @@ use crate::server::{lock, Shared};
 pub(crate) const META_GROUP: &str = "_meta_";
 /// How often heartbeats go out and the meta group's membership is looked after.
 const TICK: Duration = Duration::from_millis(250);
+/// How often stream leaders run their consumers' timers and look for consumer changes.
+const LEADER_TICK: Duration = Duration::from_millis(100);
 /// How long a server's set of known servers must stay unchanged before it may initialise.
 const SETTLE: Duration = Duration::from_secs(1);
 /// A server not heard from for this long counts as offline.
@@ -276,6 +279,18 @@ pub(crate) fn start(srv: &Arc<Shared>, root: &Path) -> Result<(), String> {
         tokio::spawn(async move {
             while let Some(r) = api_rx.recv().await {
                 c3.serve_api(r);
+            }
+        });
+        let c4 = Arc::downgrade(&c);
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(LEADER_TICK);
+            loop {
+                t.tick().await;
+                let Some(c) = c4.upgrade() else { return };
+                if *c.stop.borrow() {
+                    return;
+                }
+                c.tick_leaders();
             }
         });
         c.run(inbound, stopped).await;

@@ -44,6 +44,7 @@ use tokio::sync::mpsc;
 
 use super::super::answer_from_sink;
 use super::super::fsdisk::FsDisk;
+use super::consumers::{self, Batch, Tick};
 use crate::server::{lock, unix_nanos, Shared};
 
 /// Operations queued for a stream's proposer; past this a publish is answered 503.
@@ -75,12 +76,26 @@ pub(super) enum Op {
     },
     /// A config the meta group agreed on (`STREAM.UPDATE`).
     Config(Box<StreamConfig>),
+    /// An ack on `$JS.ACK.<stream>.>`.
+    Ack {
+        subject: String,
+        reply: Option<String>,
+        body: Bytes,
+    },
+    /// A pull request.
+    Next {
+        consumer: String,
+        reply: String,
+        payload: Bytes,
+    },
+    /// The meta group's consumers and the timers (see `consumers`).
+    Tick(Box<Tick>),
 }
 
 /// An answer: (reply subject, body).
-type Reply = (String, Vec<u8>);
+pub(super) type Reply = (String, Vec<u8>);
 /// An entry to propose and the answer that waits for its commit.
-type Proposal = (Vec<u8>, Option<Reply>);
+pub(super) type Proposal = (Vec<u8>, Option<Reply>);
 /// Called when a replica starts leading.
 pub(super) type OnLead = Box<dyn Fn(&Arc<StreamGroup>) + Send + Sync>;
 
@@ -114,6 +129,11 @@ impl Replica {
     /// The replicated stream.
     pub(super) fn rs(&self) -> Option<&ReplicatedStream> {
         self.rs.as_ref()
+    }
+
+    /// The replicated stream, mutably (the leader's consumers).
+    pub(super) fn rs_mut(&mut self) -> Option<&mut ReplicatedStream> {
+        self.rs.as_mut()
     }
 
     fn fail(&mut self, why: String) {
@@ -345,7 +365,10 @@ impl StreamGroup {
             r.leading = true;
             let Some(rs) = r.rs.as_mut() else { return };
             rs.set_leading(true);
-            rs.stream.config.subjects.clone()
+            let mut s = rs.stream.config.subjects.clone();
+            // Acks of its consumers come to the leader from anywhere in the cluster.
+            s.push(format!("$JS.ACK.{}.>", rs.stream.config.name));
+            s
         };
         let (tx, rx) = mpsc::channel(QUEUE);
         let sink: Arc<dyn InternalSink> = Arc::new(PubSink {
@@ -413,6 +436,8 @@ impl StreamGroup {
         acc: Arc<Account>,
     ) {
         let raft = self.group.raft().clone();
+        // Create requests answered (by reply subject), so a tick answers each once.
+        let mut answered = std::collections::BTreeSet::new();
         while let Some(first) = rx.recv().await {
             let mut ops = vec![first];
             while ops.len() < BATCH {
@@ -424,8 +449,7 @@ impl StreamGroup {
             let Some(now) = srv.upgrade().map(|s| unix_nanos(s.wall_clock())) else {
                 return;
             };
-            let mut now_answers: Vec<Reply> = Vec::new();
-            let mut proposals: Vec<Proposal> = Vec::new();
+            let mut b = Batch::default();
             {
                 let mut r = lock(&self.replica);
                 if r.trouble.is_some() {
@@ -433,12 +457,19 @@ impl StreamGroup {
                 }
                 let Some(rs) = r.rs.as_mut() else { return };
                 for op in ops {
-                    leader_op(rs, op, now, &mut proposals, &mut now_answers);
+                    leader_op(rs, op, now, &mut b, &mut answered);
                 }
+                // New messages, pull requests and acks all let consumers hand out more.
+                if !rs.consumers.is_empty() {
+                    b.pump(rs, now);
+                }
+                b.finish(rs);
             }
-            for (reply, body) in now_answers {
+            for (reply, body) in std::mem::take(&mut b.now_answers) {
                 answer_from_sink(&acc, reply.as_bytes(), &body);
             }
+            consumers::emit(&acc, std::mem::take(&mut b.deliveries));
+            let proposals = b.proposals;
             let mut pending = Vec::with_capacity(proposals.len());
             for (bytes, answer) in proposals {
                 match raft.client_write_ff(Command(bytes)).await {
@@ -469,9 +500,14 @@ fn leader_op(
     rs: &mut ReplicatedStream,
     op: Op,
     now: u64,
-    proposals: &mut Vec<Proposal>,
-    now_answers: &mut Vec<Reply>,
+    b: &mut Batch,
+    answered: &mut std::collections::BTreeSet<String>,
 ) {
+    let Batch {
+        proposals,
+        now_answers,
+        ..
+    } = b;
     match op {
         Op::Publish {
             subject,
@@ -538,6 +574,17 @@ fn leader_op(
             let (_, e) = rs.leader_config(*cfg);
             proposals.push((e.encode(), None));
         }
+        Op::Ack {
+            subject,
+            reply,
+            body,
+        } => consumers::ack(rs, &subject, reply.as_deref(), &body, now, b),
+        Op::Next {
+            consumer,
+            reply,
+            payload,
+        } => consumers::next(rs, &consumer, &reply, &payload, now, b),
+        Op::Tick(t) => consumers::tick(rs, *t, now, answered, b),
     }
 }
 
@@ -559,6 +606,14 @@ struct PubSink {
 
 impl InternalSink for PubSink {
     fn deliver(&self, m: &Message<'_>) {
+        if m.subject.starts_with(b"$JS.ACK.") {
+            let _ = self.tx.try_send(Op::Ack {
+                subject: String::from_utf8_lossy(m.subject).into_owned(),
+                reply: m.reply.map(|r| String::from_utf8_lossy(r).into_owned()),
+                body: Bytes::copy_from_slice(m.payload),
+            });
+            return;
+        }
         let op = Op::Publish {
             subject: String::from_utf8_lossy(m.subject).into_owned(),
             reply: m.reply.map(|r| String::from_utf8_lossy(r).into_owned()),
