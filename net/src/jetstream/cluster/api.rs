@@ -39,7 +39,10 @@ use super::{bus, peer_id, JsCluster, OFFLINE_AFTER};
 use crate::jetstream::answer_from_sink;
 use crate::server::{lock, unix_nanos};
 
-/// Longest a stream leader's stepdown waits for its successor to hold its whole log.
+/// How many times a stream leader's stepdown asks its successor to campaign.
+const STEPDOWN_TRIES: usize = 3;
+/// Longest a stream leader's stepdown waits for its successor to hold its whole log, and
+/// then for the successor's election.
 const STEPDOWN_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(2);
 /// API requests waiting for the dispatcher; past this they are dropped (clients retry).
 const INBOUND: usize = 8192;
@@ -603,35 +606,54 @@ impl JsCluster {
         let target =
             target.ok_or_else(|| err::cluster_no_peers("no replacement peer connected"))?;
         // A candidate whose log lacks the leader's last entries loses the vote; wait (a
-        // bounded time) until the target holds everything the leader has, then ask it.
+        // bounded time) until the target holds everything the leader has, then ask it. A
+        // campaign can still lose (a follower that heard from this leader within its lease
+        // refuses to vote): asked again, a few times, while this server still leads.
         let bus = Arc::clone(&self.bus);
         let raft = g.group.raft().clone();
         let name = g.group.name().to_owned();
+        let me = self.node;
         tokio::spawn(async move {
             let mut rx = raft.metrics();
-            let _ = tokio::time::timeout(STEPDOWN_CATCH_UP, async {
-                loop {
-                    let caught_up = {
-                        let m = rx.borrow_and_update();
-                        let last = m.last_log_index.unwrap_or(0);
-                        let got = m
-                            .replication
-                            .as_ref()
-                            .and_then(|r| r.get(&target).copied().flatten())
-                            .map_or(0, |l| l.index);
-                        got >= last
-                    };
-                    if caught_up || rx.changed().await.is_err() {
-                        return;
+            for _ in 0..STEPDOWN_TRIES {
+                let _ = tokio::time::timeout(STEPDOWN_CATCH_UP, async {
+                    loop {
+                        let caught_up = {
+                            let m = rx.borrow_and_update();
+                            let last = m.last_log_index.unwrap_or(0);
+                            let got = m
+                                .replication
+                                .as_ref()
+                                .and_then(|r| r.get(&target).copied().flatten())
+                                .map_or(0, |l| l.index);
+                            got >= last
+                        };
+                        if caught_up || rx.changed().await.is_err() {
+                            return;
+                        }
                     }
+                })
+                .await;
+                bus.publish(
+                    &format!("{}{target}", bus::ELECT_PREFIX),
+                    None,
+                    Bytes::from(name.clone()),
+                );
+                let moved = tokio::time::timeout(STEPDOWN_CATCH_UP, async {
+                    loop {
+                        if rx.borrow_and_update().current_leader != Some(me) {
+                            return;
+                        }
+                        if rx.changed().await.is_err() {
+                            return;
+                        }
+                    }
+                })
+                .await;
+                if moved.is_ok() {
+                    return;
                 }
-            })
-            .await;
-            bus.publish(
-                &format!("{}{target}", bus::ELECT_PREFIX),
-                None,
-                Bytes::from(name),
-            );
+            }
         });
         Ok(())
     }
