@@ -470,6 +470,55 @@ async fn pull_consumer_on_a_replicated_stream_keeps_its_acks_across_leaders(kind
     assert_eq!(names["total"], 0, "{names}");
 }
 
+/// A key-value bucket with three replicas through async-nats: puts, gets (direct gets on
+/// the stream's leader), an update that checks the revision, a delete. natsd only:
+/// async-nats' `create_key_value` needs nats-server 2.10's account-info fields.
+async fn key_value_bucket_with_three_replicas(kind: ServerKind) {
+    let (cluster, _dirs) = start(kind).await;
+    meta_leader(&cluster).await;
+    let js = async_nats::jetstream::new(app(&cluster, 0).await);
+    let deadline = tokio::time::Instant::now() + ELECTION;
+    let kv = loop {
+        let cfg = async_nats::jetstream::kv::Config {
+            bucket: "cfg".into(),
+            history: 5,
+            num_replicas: 3,
+            ..Default::default()
+        };
+        match tokio::time::timeout(Duration::from_secs(5), js.create_key_value(cfg)).await {
+            Ok(Ok(kv)) => break kv,
+            other => assert!(
+                tokio::time::Instant::now() < deadline,
+                "bucket not created: {other:?}"
+            ),
+        }
+    };
+    let r1 = kv.put("a", "1".into()).await.unwrap();
+    kv.put("b", "2".into()).await.unwrap();
+    // Read through another server.
+    let js2 = async_nats::jetstream::new(app(&cluster, 2).await);
+    let kv2 = js2.get_key_value("cfg").await.unwrap();
+    assert_eq!(kv2.get("a").await.unwrap(), Some(Bytes::from("1")));
+    assert_eq!(kv2.get("b").await.unwrap(), Some(Bytes::from("2")));
+    assert_eq!(kv2.get("none").await.unwrap(), None);
+    let r3 = kv2.update("a", "3".into(), r1).await.unwrap();
+    assert!(r3 > r1);
+    assert!(
+        kv2.update("a", "4".into(), r1).await.is_err(),
+        "stale revision"
+    );
+    assert_eq!(kv.get("a").await.unwrap(), Some(Bytes::from("3")));
+    kv.delete("b").await.unwrap();
+    assert_eq!(kv2.get("b").await.unwrap(), None);
+    let v = info_until(&app(&cluster, 1).await, "KV_cfg", |_| true).await;
+    assert_eq!(v["config"]["num_replicas"], 3, "{v}");
+    assert_eq!(
+        v["cluster"]["replicas"].as_array().map(Vec::len),
+        Some(2),
+        "{v}"
+    );
+}
+
 fn b64(data: &[u8]) -> String {
     const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::new();
@@ -500,3 +549,8 @@ both!(
     a_restarted_replica_catches_up_and_counts_for_the_quorum,
     pull_consumer_on_a_replicated_stream_keeps_its_acks_across_leaders
 );
+
+#[tokio::test]
+async fn key_value_bucket_with_three_replicas_natsd() {
+    natsd_tests::run_scenario(ServerKind::Natsd, key_value_bucket_with_three_replicas).await;
+}

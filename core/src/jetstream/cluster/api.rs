@@ -16,7 +16,7 @@ use crate::jetstream::api::{
     err, rfc3339, ApiError, ConsumerConfig, CreateConsumerRequest, ListRequest, MsgGetRequest,
     PurgeRequest, StreamConfig,
 };
-use crate::jetstream::consumer::check_config as check_consumer;
+use crate::jetstream::consumer::{check_config as check_consumer, Delivery};
 use crate::jetstream::handlers::{base64, decode};
 use crate::jetstream::limits::AccountLimits;
 use crate::jetstream::store::{StoreError, StoredMsg, UnixNanos};
@@ -79,6 +79,13 @@ pub enum ApiOp {
     ConsumerList(String),
     /// `CONSUMER.MSG.NEXT.<stream>.<consumer>`: a pull request.
     MsgNext(String, String),
+    /// `DIRECT.GET.<stream>[.<subject>]`: answered with the message itself.
+    DirectGet {
+        /// Stream.
+        stream: String,
+        /// The subject whose last message is asked for, when the subject names one.
+        last_by_subj: Option<String>,
+    },
     /// Anything else (snapshots, direct gets, …): not served yet.
     Other,
 }
@@ -122,6 +129,14 @@ impl ApiOp {
             ["CONSUMER", "NAMES", st] => Self::ConsumerNames(s(st)),
             ["CONSUMER", "LIST", st] => Self::ConsumerList(s(st)),
             ["CONSUMER", "MSG", "NEXT", st, c] => Self::MsgNext(s(st), s(c)),
+            ["DIRECT", "GET", st] => Self::DirectGet {
+                stream: s(st),
+                last_by_subj: None,
+            },
+            ["DIRECT", "GET", st, subj @ ..] => Self::DirectGet {
+                stream: s(st),
+                last_by_subj: Some(subj.join(".")),
+            },
             _ => Self::Other,
         }
     }
@@ -139,7 +154,9 @@ impl ApiOp {
             | Self::ConsumerDelete(..)
             | Self::ConsumerNames(_)
             | Self::ConsumerList(_) => Answerer::MetaLeader,
-            Self::ConsumerInfo(..) | Self::MsgNext(..) => Answerer::StreamLeader,
+            Self::ConsumerInfo(..) | Self::MsgNext(..) | Self::DirectGet { .. } => {
+                Answerer::StreamLeader
+            }
             Self::StreamInfo(_)
             | Self::MsgGet(_)
             | Self::MsgDelete(_)
@@ -165,7 +182,7 @@ impl ApiOp {
             | Self::ConsumerNames(n)
             | Self::ConsumerList(n)
             | Self::MsgNext(n, _) => Some(n),
-            Self::ConsumerCreate { stream, .. } => Some(stream),
+            Self::ConsumerCreate { stream, .. } | Self::DirectGet { stream, .. } => Some(stream),
             Self::AccountInfo | Self::StreamNames | Self::StreamList | Self::Other => None,
         }
     }
@@ -189,7 +206,7 @@ impl ApiOp {
             Self::ConsumerInfo(..) => "consumer_info",
             Self::ConsumerNames(_) => "consumer_names",
             Self::ConsumerList(_) => "consumer_list",
-            Self::MsgNext(..) | Self::Other => "unknown",
+            Self::MsgNext(..) | Self::DirectGet { .. } | Self::Other => "unknown",
         };
         format!("io.nats.jetstream.api.v1.{kind}_response")
     }
@@ -370,6 +387,18 @@ pub fn msg_get(rs: &ReplicatedStream, payload: &[u8]) -> Result<Value, ApiError>
         return Err(err::bad_request());
     }
     let req: MsgGetRequest = decode(payload)?;
+    let m = lookup(rs, &req)?;
+    let mut msg = json!({"subject": m.subject, "seq": m.seq, "time": rfc3339(m.ts)});
+    if !m.headers.is_empty() {
+        msg["hdrs"] = json!(base64(&m.headers));
+    }
+    if !m.payload.is_empty() {
+        msg["data"] = json!(base64(&m.payload));
+    }
+    Ok(json!({ "message": msg }))
+}
+
+fn lookup(rs: &ReplicatedStream, req: &MsgGetRequest) -> Result<StoredMsg, ApiError> {
     let store = rs.stream.store.as_ref();
     let r = if !req.last_by_subj.is_empty() {
         store.load_last_msg(&req.last_by_subj)
@@ -380,18 +409,60 @@ pub fn msg_get(rs: &ReplicatedStream, payload: &[u8]) -> Result<Value, ApiError>
     } else {
         return Err(err::bad_request());
     };
-    let m: StoredMsg = r.map_err(|e| match e {
+    r.map_err(|e| match e {
         StoreError::NotFound | StoreError::Eof => err::no_message_found(),
         e => err::store_failed(&e.to_string()),
-    })?;
-    let mut msg = json!({"subject": m.subject, "seq": m.seq, "time": rfc3339(m.ts)});
-    if !m.headers.is_empty() {
-        msg["hdrs"] = json!(base64(&m.headers));
+    })
+}
+
+/// `DIRECT.GET` on the leader: the message with its stream headers, or a status; nothing
+/// when the stream does not allow direct gets (Go answers only from its direct subscription).
+pub fn direct_get(
+    rs: &ReplicatedStream,
+    last_by_subj: Option<&str>,
+    payload: &[u8],
+    reply: &str,
+) -> Option<Delivery> {
+    let name = &rs.stream.config.name;
+    if !rs.stream.config.allow_direct {
+        return None;
     }
-    if !m.payload.is_empty() {
-        msg["data"] = json!(base64(&m.payload));
-    }
-    Ok(json!({ "message": msg }))
+    let req = match last_by_subj {
+        Some(subj) => Ok(MsgGetRequest {
+            last_by_subj: subj.to_owned(),
+            ..MsgGetRequest::default()
+        }),
+        None => parse_or_default::<MsgGetRequest>(payload),
+    };
+    let Ok(req) = req else {
+        return Some(Delivery::status(reply, "408 Bad Request", &[]));
+    };
+    let m = match lookup(rs, &req) {
+        Ok(m) => m,
+        Err(e) if e.err_code == 10003 => {
+            return Some(Delivery::status(reply, "408 Empty Request", &[]));
+        }
+        Err(_) => return Some(Delivery::status(reply, "404 Message Not Found", &[])),
+    };
+    let mut h = if m.headers.is_empty() {
+        "NATS/1.0\r\n".to_owned()
+    } else {
+        let s = String::from_utf8_lossy(&m.headers).into_owned();
+        s.trim_end_matches("\r\n").to_owned() + "\r\n"
+    };
+    h.push_str(&format!(
+        "Nats-Stream: {name}\r\nNats-Subject: {}\r\nNats-Sequence: {}\r\nNats-Time-Stamp: {}\r\n\r\n",
+        m.subject,
+        m.seq,
+        rfc3339(m.ts)
+    ));
+    Some(Delivery {
+        subject: reply.to_owned(),
+        reply: None,
+        headers: h.into_bytes(),
+        payload: m.payload.to_vec(),
+        shown_subject: None,
+    })
 }
 
 /// `STREAM.MSG.DELETE`: the sequence to remove, after the config's refusals.

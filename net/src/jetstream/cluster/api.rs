@@ -559,6 +559,22 @@ impl JsCluster {
                 }
                 v.map(Some).ok_or_else(err::consumer_not_found)
             }
+            ApiOp::DirectGet { last_by_subj, .. } => {
+                let d = {
+                    let r = lock(&g.replica);
+                    r.rs().and_then(|rs| {
+                        capi::direct_get(rs, last_by_subj.as_deref(), &req.payload, reply)
+                    })
+                };
+                let acc = self
+                    .srv
+                    .upgrade()
+                    .and_then(|s| s.lookup_account(&req.account));
+                if let (Some(d), Some(acc)) = (d, acc) {
+                    consumers::emit(&acc, vec![d]);
+                }
+                return;
+            }
             ApiOp::MsgNext(_, consumer) => {
                 g.submit(Op::Next {
                     consumer: consumer.clone(),
