@@ -42,17 +42,19 @@
 //! whose leader alone takes publishes and acknowledges them once committed. The single-server
 //! JetStream of each account keeps running beside it for what was stored before clustering
 //! (its streams are recovered and still take publishes) and for acks and snapshots, but no
-//! longer hears the API.
+//! longer hears the API or the acks.
 //!
 //! # Not yet
 //!
-//! * Consumers on clustered streams (create/info/delete, MSG.NEXT, acks): the API requests
-//!   go unanswered. Core's replica carries consumer state in the stream's log already.
-//! * DIRECT.GET, snapshots and restores, STREAM.PEER.REMOVE and SERVER.REMOVE in a cluster.
-//! * STREAM.LIST reports the state of the streams this server holds a replica of; others
+//! * Push consumers on clustered streams (created, but they deliver only to subscribers the
+//!   leader sees), consumer updates and CONSUMER.LEADER.STEPDOWN, pause/reset/unpin (see
+//!   [`consumers`]).
+//! * Snapshots and restores, STREAM.PEER.REMOVE and SERVER.REMOVE in a cluster: unanswered.
+//! * STREAM.LIST and CONSUMER.LIST report the state this server holds a replica of; others
 //!   show an empty state (nats-server asks each stream's leader).
 //! * Repairing a replica in trouble (`Behind`, `Diverged`, a damaged store): it stops
 //!   applying, does not lead, and `/healthz` fails; a peer does not rebuild it yet.
+//! * A consumer may be handed a message the leader stored before its entry committed.
 //! * Memory-storage streams are kept in files when clustered.
 //! * `$JS.<domain>.API` in a cluster; account usage in `$JS.API.INFO` counts this server's
 //!   replicas only.
