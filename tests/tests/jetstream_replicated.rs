@@ -237,6 +237,19 @@ async fn replicated_stream_steps_down_and_serves_messages(kind: ServerKind) {
     };
     assert_eq!(seq, 11);
 
+    // An update goes through the meta group; the replicas take the new limit from the
+    // stream's log.
+    let mut cfg = stream_cfg("S", 3);
+    cfg["max_msgs"] = json!(1000);
+    let up = api(&c0, "$JS.API.STREAM.UPDATE.S", cfg).await;
+    assert!(up.get("error").is_none(), "{up}");
+    assert_eq!(
+        up["type"], "io.nats.jetstream.api.v1.stream_update_response",
+        "{up}"
+    );
+    assert_eq!(up["config"]["max_msgs"], 1000, "{up}");
+    info_until(&c0, "S", |v| v["config"]["max_msgs"] == 1000).await;
+
     let purged = api(&c0, "$JS.API.STREAM.PURGE.S", Value::Null).await;
     assert_eq!(purged["success"], true, "{purged}");
     assert_eq!(purged["purged"], 10, "{purged}");

@@ -739,7 +739,10 @@ impl JsCluster {
                     if is_new {
                         return;
                     }
-                    op.body(Ok(self.stream_info(&sa, now)))
+                    // The replicas take the new config a moment later, from their log.
+                    let mut info = self.stream_info(&sa, now);
+                    info["config"] = serde_json::to_value(&sa.config).unwrap_or_default();
+                    op.body(Ok(info))
                 }
                 _ => op.body(Ok(json!({"success": true}))),
             },
