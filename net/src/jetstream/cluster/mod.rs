@@ -63,6 +63,7 @@ mod api;
 mod bootstrap;
 mod bus;
 mod consumers;
+mod effects;
 mod machine;
 mod replicas;
 
