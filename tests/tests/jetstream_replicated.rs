@@ -532,6 +532,35 @@ async fn key_value_bucket_with_three_replicas(kind: ServerKind) {
     );
 }
 
+/// Every server killed and restarted from its files: the streams and their messages come
+/// back, and the stream takes publishes again at the next sequence.
+async fn streams_survive_restarting_every_server(kind: ServerKind) {
+    let (mut cluster, _dirs) = start(kind).await;
+    meta_leader(&cluster).await;
+    let c0 = app(&cluster, 0).await;
+    create(&c0, "W", 3).await;
+    create(&c0, "V", 1).await;
+    let js = async_nats::jetstream::new(app(&cluster, 1).await);
+    assert_eq!(publish_n(&js, "w.x", 10).await, 10);
+    assert_eq!(publish_n(&js, "v.x", 10).await, 10);
+    drop((c0, js));
+    for i in 0..3 {
+        kill(&mut cluster, i).await;
+    }
+    for i in 0..3 {
+        cluster.restart(i).await;
+    }
+    cluster.wait_mesh().await;
+    meta_leader(&cluster).await;
+    let c2 = app(&cluster, 2).await;
+    let v = info_until(&c2, "W", |v| v["state"]["messages"] == 10).await;
+    assert_eq!(v["state"]["last_seq"], 10, "{v}");
+    info_until(&c2, "V", |v| v["state"]["messages"] == 10).await;
+    let js = async_nats::jetstream::new(app(&cluster, 0).await);
+    assert_eq!(publish_n(&js, "w.x", 1).await, 11);
+    assert_eq!(publish_n(&js, "v.x", 1).await, 11);
+}
+
 fn b64(data: &[u8]) -> String {
     const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::new();
@@ -560,7 +589,8 @@ both!(
     replicated_stream_steps_down_and_serves_messages,
     acknowledged_publishes_survive_killing_the_stream_leader,
     a_restarted_replica_catches_up_and_counts_for_the_quorum,
-    pull_consumer_on_a_replicated_stream_keeps_its_acks_across_leaders
+    pull_consumer_on_a_replicated_stream_keeps_its_acks_across_leaders,
+    streams_survive_restarting_every_server
 );
 
 #[tokio::test]
