@@ -38,6 +38,10 @@ use super::{bus, peer_id, JsCluster, OFFLINE_AFTER};
 use crate::jetstream::answer_from_sink;
 use crate::server::{lock, unix_nanos};
 
+/// How long a stream leader's stepdown stays quiet for its successor's election (longer
+/// than the election timeout, so the followers elect one of them even if the asked one
+/// cannot win).
+const STEPDOWN_ELECTION: std::time::Duration = std::time::Duration::from_secs(4);
 /// How many times a stream leader's stepdown asks its successor to campaign.
 const STEPDOWN_TRIES: usize = 3;
 /// Longest a stream leader's stepdown waits for its successor to hold its whole log, and
@@ -621,9 +625,8 @@ impl JsCluster {
         let target =
             target.ok_or_else(|| err::cluster_no_peers("no replacement peer connected"))?;
         // A candidate whose log lacks the leader's last entries loses the vote; wait (a
-        // bounded time) until the target holds everything the leader has, then ask it. A
-        // campaign can still lose (a follower that heard from this leader within its lease
-        // refuses to vote): asked again, a few times, while this server still leads.
+        // bounded time) until the target holds everything the leader has, then ask it; asked
+        // again, a few times, while this server still leads.
         let bus = Arc::clone(&self.bus);
         let raft = g.group.raft().clone();
         let name = g.group.name().to_owned();
@@ -649,12 +652,17 @@ impl JsCluster {
                     }
                 })
                 .await;
+                // Quiet while the successor campaigns: followers that still hear this
+                // leader's heartbeats would refuse it their votes (openraft's leader lease),
+                // and this server must not win the next election itself.
+                raft.runtime_config().heartbeat(false);
+                raft.runtime_config().elect(false);
                 bus.publish(
                     &format!("{}{target}", bus::ELECT_PREFIX),
                     None,
                     Bytes::from(name.clone()),
                 );
-                let moved = tokio::time::timeout(STEPDOWN_CATCH_UP, async {
+                let moved = tokio::time::timeout(STEPDOWN_ELECTION, async {
                     loop {
                         if rx.borrow_and_update().current_leader != Some(me) {
                             return;
@@ -665,6 +673,8 @@ impl JsCluster {
                     }
                 })
                 .await;
+                raft.runtime_config().heartbeat(true);
+                raft.runtime_config().elect(true);
                 if moved.is_ok() {
                     return;
                 }
