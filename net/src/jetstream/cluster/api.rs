@@ -1,19 +1,24 @@
-//! The clustered `$JS.API`: who answers what, and the meta group's effects on this server.
+//! The clustered `$JS.API`: who answers what.
 //!
 //! In clustered mode each JetStream account's `$JS.API.>` subscription is route-visible, so
 //! every server hears every request once; exactly one answers (core's
 //! `cluster::api::ApiOp::answered_by`):
 //!
-//! * the **meta leader**: `$JS.API.INFO`, STREAM.CREATE/UPDATE/DELETE, STREAM.NAMES/LIST, and
-//!   any stream request naming a stream the meta group does not know (10059);
-//! * the **stream's leader**: STREAM.INFO, STREAM.MSG.GET/DELETE, STREAM.PURGE,
-//!   STREAM.LEADER.STEPDOWN.
+//! * the **meta leader**: `$JS.API.INFO`, STREAM.CREATE/UPDATE/DELETE, STREAM.NAMES/LIST,
+//!   CONSUMER.CREATE (and DURABLE.CREATE)/DELETE/NAMES/LIST, and any stream request naming a
+//!   stream the meta group does not know (10059);
+//! * the **stream's leader**: STREAM.INFO, STREAM.MSG.GET/DELETE, DIRECT.GET, STREAM.PURGE,
+//!   STREAM.LEADER.STEPDOWN, CONSUMER.INFO and CONSUMER.MSG.NEXT (acks reach it on its own
+//!   subscription, see `replicas`).
 //!
 //! A server that knows no meta leader answers nothing (the client times out and retries, as
-//! with nats-server before its meta group formed). Requests not listed (consumers, snapshots,
-//! direct gets, peer and server removal) are not served in a cluster yet: nobody answers.
+//! with nats-server before its meta group formed). Requests not listed (snapshots, restores,
+//! consumer stepdown/pause/reset/unpin, peer and server removal) are not served in a cluster
+//! yet: nobody answers.
 //!
-//! A create is answered by the new stream's leader once it leads (see `effects`). Updates and deletes are answered by the meta leader once the entry is applied.
+//! A create is answered by the new stream's leader once it leads (see `effects`); a consumer
+//! create by the stream's leader once the consumer's entry is committed. Updates and deletes
+//! are answered by the meta leader once the entry is applied.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
