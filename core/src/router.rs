@@ -549,12 +549,22 @@ pub fn deliver_as(
     };
     let mut delivered = 0;
     let mut tpl = MsgTemplate::default();
+    let mut targets = RouteTargets::default();
     for sub in &result.psubs {
-        // JetStream is single-server for now: consumers deliver to local subscribers only.
-        if matches!(sub.0.target, SubTarget::Route { .. }) {
+        // A clustered stream's leader delivers to subscribers on other servers too: over a
+        // route the message travels under the deliver subject (a routed message has one
+        // subject), which the receiving server's subscriber then sees.
+        if let SubTarget::Route { route, .. } = &sub.0.target {
+            if !sub.0.is_removed() {
+                targets.add(route, None);
+            }
             continue;
         }
         delivered += deliver_to(account, p, sub, m, 0, Source::Local, &mut tpl);
+    }
+    if !targets.list.is_empty() {
+        let routed = Message { subject: to, ..*m };
+        delivered += targets.send(account, p, &routed);
     }
     for group in result.qsubs.iter().filter(|g| !g.is_empty()) {
         let start = p.rng.below(group.len() as u64) as usize;

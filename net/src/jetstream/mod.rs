@@ -146,7 +146,7 @@ struct Sink {
 
 /// The answer to a request the worker has no room for: nats-server's error for a JetStream
 /// that is temporarily unavailable (503, 10008), which clients treat as retryable.
-const OVERLOADED: &[u8] =
+pub(super) const OVERLOADED: &[u8] =
     br#"{"error":{"code":503,"err_code":10008,"description":"JetStream system temporarily unavailable"}}"#;
 
 impl InternalSink for Sink {
@@ -358,6 +358,10 @@ pub(crate) fn start(srv: &Arc<Shared>, inline: bool) -> Result<(), String> {
         // Recovery happens here, before the first client can ask about a stream.
         let (sink, js) = opener.open(srv, &name, &acc, *limits);
         for s in opener.api_subjects() {
+            // In a cluster the API and acks are the clustered streams' (see `cluster`).
+            if clustered && !injected && (s.contains("API.") || s.starts_with("$JS.ACK.")) {
+                continue;
+            }
             subscribe(srv, &acc, &sink, &s);
         }
         let (mem, file) = js.reserved();

@@ -5,6 +5,7 @@
 //!   updates and removals, peer and server removal) and its state machine ([`MetaState`]),
 //!   whose [`MetaEffect`]s tell this server which replicas to start, update or stop and which
 //!   requests to answer.
+//! * [`api`]: who answers each clustered API request, and the JSON of the answers.
 //! * [`checks`]: what the meta leader checks against the agreed state before it proposes.
 //! * [`propose`]: the meta leader's side of each clustered API request: checks, placement,
 //!   the entry to propose.
@@ -28,6 +29,7 @@
 //! this build does not know is refused with an error, never a panic. An entry never re-decides
 //! what the leader decided, and nothing is deleted except by an entry that says so.
 
+pub mod api;
 pub mod catchup;
 pub mod checks;
 mod codec;

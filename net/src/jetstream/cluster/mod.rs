@@ -36,20 +36,45 @@
 //! A server routed to a nats-server running JetStream forms, joins and grows no meta group
 //! and says why (see [`mixed`]).
 //!
+//! # Streams
+//!
+//! In clustered mode (and with the store not injected) every stream is a clustered asset,
+//! R1 included, as in nats-server: the account's `$JS.API.>` is served by [`api`] (the meta
+//! leader or the stream's leader answers, see its docs), a create becomes a meta entry, and
+//! the meta group's effects open each stream's own Raft group on its peers ([`replicas`]),
+//! whose leader alone takes publishes and acknowledges them once committed. The single-server
+//! JetStream of each account keeps running beside it for what was stored before clustering
+//! (its streams are recovered and still take publishes) and for acks and snapshots, but no
+//! longer hears the API or the acks.
+//!
 //! # Not yet
 //!
-//! The meta group's effects (replicas to start) are only logged: streams still live on the
-//! server a client asked, and replicated streams (R>1) are refused as before.
+//! * Push consumers on clustered streams (created, but they deliver only to subscribers the
+//!   leader sees), consumer updates and CONSUMER.LEADER.STEPDOWN, pause/reset/unpin (see
+//!   [`consumers`]).
+//! * Snapshots and restores, STREAM.PEER.REMOVE and SERVER.REMOVE in a cluster: unanswered.
+//! * STREAM.LIST and CONSUMER.LIST report the state this server holds a replica of; others
+//!   show an empty state (nats-server asks each stream's leader).
+//! * Repairing a replica in trouble (`Behind`, `Diverged`, a damaged store): it stops
+//!   applying, does not lead, and `/healthz` fails; a peer does not rebuild it yet.
+//! * A consumer may be handed a message the leader stored before its entry committed.
+//! * Memory-storage streams are kept in files when clustered.
+//! * `$JS.<domain>.API` in a cluster; account usage in `$JS.API.INFO` counts this server's
+//!   replicas only.
 
+mod api;
 mod bootstrap;
 mod bus;
+mod consumers;
+mod effects;
 mod machine;
 mod mixed;
+mod replicas;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -75,6 +100,8 @@ use crate::server::{lock, Shared};
 pub(crate) const META_GROUP: &str = "_meta_";
 /// How often heartbeats go out and the meta group's membership is looked after.
 const TICK: Duration = Duration::from_millis(250);
+/// How often stream leaders run their consumers' timers and look for consumer changes.
+const LEADER_TICK: Duration = Duration::from_millis(100);
 /// How long a server's set of known servers must stay unchanged before it may initialise.
 const SETTLE: Duration = Duration::from_secs(1);
 /// A server not heard from for this long counts as offline.
@@ -143,6 +170,15 @@ pub(crate) struct JsCluster {
     stop: watch::Sender<bool>,
     subs: Mutex<Vec<(Arc<natsd_core::account::Account>, SubRef)>>,
     mixed: mixed::Guard,
+    srv: Weak<Shared>,
+    /// What the meta group agreed on (its machine applies to it).
+    meta_state: machine::SharedMeta,
+    /// The stream replicas this server holds.
+    streams: replicas::Groups,
+    /// `<store_dir>/jetstream/_raft`.
+    raft_root: PathBuf,
+    /// Placement's seeded generator.
+    rng: Mutex<SplitMix64>,
 }
 
 impl std::fmt::Debug for JsCluster {
@@ -182,9 +218,12 @@ pub(crate) fn start(srv: &Arc<Shared>, root: &Path) -> Result<(), String> {
     let dir = root.join("_raft");
     std::fs::create_dir_all(dir.join(META_GROUP))
         .map_err(|e| format!("could not create storage directory {dir:?}: {e}"))?;
-    let disk = SharedDisk::new(FsDisk::new(dir, false));
+    let disk = SharedDisk::new(FsDisk::new(dir.clone(), false));
     let (fx_tx, mut fx_rx) = mpsc::unbounded_channel();
     let machine = machine::MetaMachine::new(&peer_id(&name), fx_tx);
+    let meta_state = machine.state();
+    let (api_tx, mut api_rx) = api::channel();
+    let seed = srv.next_seed();
     let (sink, inbound) = bus::sink();
     let srv2 = Arc::clone(srv);
     let cluster_name = srv.cluster.name();
@@ -224,17 +263,46 @@ pub(crate) fn start(srv: &Arc<Shared>, root: &Path) -> Result<(), String> {
             stop,
             subs: Mutex::new(Vec::new()),
             mixed: mixed::Guard::new(&srv2),
+            srv: Arc::downgrade(&srv2),
+            meta_state,
+            streams: Mutex::new(BTreeMap::new()),
+            raft_root: dir,
+            rng: Mutex::new(SplitMix64::new(seed)),
         });
         c.subscribe(&srv2, &sys, &(sink as Arc<dyn InternalSink>));
+        let opts = srv2.opts();
+        for (account, _) in natsd_core::jetstream::limits::jetstream_accounts(&opts) {
+            if let Some(acc) = srv2.lookup_account(&account) {
+                c.subscribe_api(&acc, &api_tx);
+            }
+        }
         *lock(&srv2.js.cluster) = Some(Arc::clone(&c));
         tracing::info!(
             "JetStream cluster: server {name} is Raft node {node} (peer {})",
             peer_id(&name)
         );
+        let c2 = Arc::clone(&c);
         tokio::spawn(async move {
-            // The effects are for the replicas, which do not run yet.
             while let Some(fx) = fx_rx.recv().await {
-                tracing::debug!(?fx, "JetStream meta effects");
+                c2.effects(fx).await;
+            }
+        });
+        let c3 = Arc::clone(&c);
+        tokio::spawn(async move {
+            while let Some(r) = api_rx.recv().await {
+                c3.serve_api(r);
+            }
+        });
+        let c4 = Arc::downgrade(&c);
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(LEADER_TICK);
+            loop {
+                t.tick().await;
+                let Some(c) = c4.upgrade() else { return };
+                if *c.stop.borrow() {
+                    return;
+                }
+                c.tick_leaders();
             }
         });
         c.run(inbound, stopped).await;
@@ -248,6 +316,7 @@ pub(crate) fn stop(srv: &Shared) {
         return;
     };
     let _ = c.stop.send(true);
+    c.stop_streams();
     for (acc, sub) in lock(&c.subs).drain(..) {
         if acc.sublist.remove(&sub.0.subject, None, &sub).is_ok() {
             srv.cluster
@@ -330,7 +399,14 @@ impl JsCluster {
         } else if m.subject == bus::HEARTBEAT {
             self.heard(&m.payload);
         } else if m.subject.starts_with(bus::ELECT_PREFIX) {
-            let raft = self.meta.raft().clone();
+            // The payload names a stream's group; empty: the meta group.
+            let group = if m.payload.is_empty() {
+                Some(self.meta.clone())
+            } else {
+                self.hub.group(&String::from_utf8_lossy(&m.payload))
+            };
+            let Some(group) = group else { return };
+            let raft = group.raft().clone();
             tokio::spawn(async move {
                 let _ = raft.trigger().elect().await;
             });
@@ -671,6 +747,9 @@ impl JsCluster {
     /// replica being repaired, no meta leader, or this server not yet a voting member.
     pub(crate) fn unhealthy(&self) -> Option<String> {
         if let Some(why) = self.mixed.unhealthy() {
+            return Some(why);
+        }
+        if let Some(why) = self.stream_trouble() {
             return Some(why);
         }
         for name in self.hub.group_names() {

@@ -1,0 +1,690 @@
+//! The clustered `$JS.API`: who answers what.
+//!
+//! In clustered mode each JetStream account's `$JS.API.>` subscription is route-visible, so
+//! every server hears every request once; exactly one answers (core's
+//! `cluster::api::ApiOp::answered_by`):
+//!
+//! * the **meta leader**: `$JS.API.INFO`, STREAM.CREATE/UPDATE/DELETE, STREAM.NAMES/LIST,
+//!   CONSUMER.CREATE (and DURABLE.CREATE)/DELETE/NAMES/LIST, and any stream request naming a
+//!   stream the meta group does not know (10059);
+//! * the **stream's leader**: STREAM.INFO, STREAM.MSG.GET/DELETE, DIRECT.GET, STREAM.PURGE,
+//!   STREAM.LEADER.STEPDOWN, CONSUMER.INFO and CONSUMER.MSG.NEXT (acks reach it on its own
+//!   subscription, see `replicas`).
+//!
+//! A server that knows no meta leader answers nothing (the client times out and retries, as
+//! with nats-server before its meta group formed). Requests not listed (snapshots, restores,
+//! consumer stepdown/pause/reset/unpin, peer and server removal) are not served in a cluster
+//! yet: nobody answers.
+//!
+//! A create is answered by the new stream's leader once it leads (see `effects`); a consumer
+//! create by the stream's leader once the consumer's entry is committed. Updates and deletes
+//! are answered by the meta leader once the entry is applied.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use natsd_core::account::Account;
+use natsd_core::jetstream::api::{err, ApiError};
+use natsd_core::jetstream::cluster::api::{self as capi, Answerer, ApiOp};
+use natsd_core::jetstream::cluster::placement::{Cluster, ServerInfo};
+use natsd_core::jetstream::cluster::propose::{Origin, Proposal};
+use natsd_core::jetstream::cluster::shapes::{ClusterOp, PeerState};
+use natsd_core::jetstream::cluster::{ClusterInfo, Request, StreamAssignment};
+use natsd_core::router::{InternalSink, Message, SubRef, SubTarget, Subscription};
+use natsd_raft::openraft::ServerState;
+use natsd_raft::{Command, NodeId, NodeInfo};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::consumers;
+use super::replicas::{Op, StreamGroup};
+use super::{bus, peer_id, JsCluster, OFFLINE_AFTER};
+use crate::jetstream::answer_from_sink;
+use crate::server::{lock, unix_nanos};
+
+/// How long a stream leader's stepdown stays quiet for its successor's election (longer
+/// than the election timeout, so the followers elect one of them even if the asked one
+/// cannot win).
+const STEPDOWN_ELECTION: std::time::Duration = std::time::Duration::from_secs(4);
+/// How many times a stream leader's stepdown asks its successor to campaign.
+const STEPDOWN_TRIES: usize = 3;
+/// Longest a stream leader's stepdown waits for its successor to hold its whole log, and
+/// then for the successor's election.
+const STEPDOWN_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(2);
+/// API requests waiting for the dispatcher; past this they are dropped (clients retry).
+const INBOUND: usize = 8192;
+
+/// One API request heard in an account.
+#[derive(Debug)]
+pub(super) struct ApiRequest {
+    account: String,
+    subject: String,
+    reply: Option<String>,
+    payload: Bytes,
+}
+
+/// The `$JS.API.>` subscription of one account.
+#[derive(Debug)]
+struct ApiSink {
+    account: String,
+    tx: mpsc::Sender<ApiRequest>,
+}
+
+impl InternalSink for ApiSink {
+    fn deliver(&self, m: &Message<'_>) {
+        let _ = self.tx.try_send(ApiRequest {
+            account: self.account.clone(),
+            subject: String::from_utf8_lossy(m.subject).into_owned(),
+            reply: m.reply.map(|r| String::from_utf8_lossy(r).into_owned()),
+            payload: m
+                .shared
+                .cloned()
+                .unwrap_or_else(|| Bytes::copy_from_slice(m.payload)),
+        });
+    }
+}
+
+/// The request channel the API sinks feed.
+pub(super) fn channel() -> (mpsc::Sender<ApiRequest>, mpsc::Receiver<ApiRequest>) {
+    mpsc::channel(INBOUND)
+}
+
+impl JsCluster {
+    /// Subscribes `$JS.API.>` in `acc`, route-visible.
+    pub(super) fn subscribe_api(&self, acc: &Arc<Account>, tx: &mpsc::Sender<ApiRequest>) {
+        let Some(srv) = self.srv.upgrade() else {
+            return;
+        };
+        let sink: Arc<dyn InternalSink> = Arc::new(ApiSink {
+            account: acc.name.clone(),
+            tx: tx.clone(),
+        });
+        let s = Bytes::from_static(b"$JS.API.>");
+        let sub = SubRef(Arc::new(Subscription::new(
+            s.clone(),
+            None,
+            SubTarget::Internal(sink),
+        )));
+        if acc.sublist.insert(&s, None, sub.clone()).is_ok() {
+            srv.cluster.local_interest(&acc.name, &s, None, true);
+            lock(&self.subs).push((Arc::clone(acc), sub));
+        }
+    }
+
+    pub(super) fn is_meta_leader(&self) -> bool {
+        let m = self.meta.raft().metrics().borrow().clone();
+        m.state == ServerState::Leader && m.current_leader == Some(self.node)
+    }
+
+    pub(super) fn answer(&self, account: &str, reply: &str, body: &Value) {
+        let Some(acc) = self.srv.upgrade().and_then(|s| s.lookup_account(account)) else {
+            return;
+        };
+        answer_from_sink(&acc, reply.as_bytes(), body.to_string().as_bytes());
+    }
+
+    pub(super) fn now(&self) -> u64 {
+        self.srv.upgrade().map_or(0, |s| unix_nanos(s.wall_clock()))
+    }
+
+    /// Handles one API request (see the module docs for who answers).
+    pub(super) fn serve_api(self: &Arc<Self>, req: ApiRequest) {
+        let Some(reply) = req.reply.clone() else {
+            return;
+        };
+        let Some(rest) = req.subject.strip_prefix("$JS.API.") else {
+            return;
+        };
+        let op = ApiOp::parse(rest);
+        match op.answered_by() {
+            Answerer::Nobody => {}
+            Answerer::MetaLeader => {
+                if self.is_meta_leader() {
+                    self.meta_op(&op, &req, &reply);
+                }
+            }
+            Answerer::StreamLeader => {
+                let stream = op.stream().unwrap_or_default().to_owned();
+                let known = lock(&self.meta_state)
+                    .stream(&req.account, &stream)
+                    .is_some();
+                if !known {
+                    if self.is_meta_leader() {
+                        let body = op.body(Err(err::stream_not_found()));
+                        self.answer(&req.account, &reply, &body);
+                    }
+                    return;
+                }
+                let g = lock(&self.streams)
+                    .get(&(req.account.clone(), stream))
+                    .cloned();
+                if let Some(g) = g.filter(|g| g.is_leading()) {
+                    self.stream_op(&g, &op, &req, &reply);
+                }
+            }
+        }
+    }
+
+    fn origin(&self, req: &ApiRequest, reply: &str) -> Origin {
+        Origin {
+            request: Request {
+                account: req.account.clone(),
+                server: self.name.clone(),
+                subject: req.subject.clone(),
+                reply: reply.to_owned(),
+            },
+            cluster: self.cluster_name.clone(),
+            alternates: Vec::new(),
+        }
+    }
+
+    fn meta_op(self: &Arc<Self>, op: &ApiOp, req: &ApiRequest, reply: &str) {
+        let account = req.account.as_str();
+        let now = self.now();
+        let r: Result<Option<Value>, ApiError> = match op {
+            ApiOp::AccountInfo => Ok(Some(self.account_info(account))),
+            ApiOp::StreamNames => {
+                capi::stream_names(&lock(&self.meta_state), account, &req.payload).map(Some)
+            }
+            ApiOp::StreamList => {
+                let list = {
+                    let meta = lock(&self.meta_state);
+                    capi::stream_list(&meta, account, &req.payload, |sa| self.stream_info(sa, now))
+                };
+                list.map(Some)
+            }
+            ApiOp::StreamCreate(name) => self.propose_create(name, req, reply, now),
+            ApiOp::StreamUpdate(name) => self.propose_update(name, req, reply),
+            ApiOp::StreamDelete(name) => {
+                let origin = self.origin(req, reply);
+                let p = lock(&self.meta_state).propose_stream_delete(name, &origin);
+                p.map(|p| self.submit_meta(p, op.clone(), account, reply))
+            }
+            ApiOp::ConsumerCreate {
+                stream,
+                name,
+                filter,
+            } => self.propose_consumer(stream, name.as_deref(), filter.as_deref(), req, reply, now),
+            ApiOp::ConsumerDelete(stream, consumer) => {
+                let origin = self.origin(req, reply);
+                let p = lock(&self.meta_state).propose_consumer_delete(stream, consumer, &origin);
+                p.map(|p| self.submit_meta(p, op.clone(), account, reply))
+            }
+            ApiOp::ConsumerNames(stream) => {
+                capi::consumer_names(&lock(&self.meta_state), account, stream, &req.payload)
+                    .map(Some)
+            }
+            ApiOp::ConsumerList(stream) => {
+                let g = lock(&self.streams)
+                    .get(&(account.to_owned(), stream.clone()))
+                    .cloned();
+                let meta = lock(&self.meta_state);
+                capi::consumer_list(&meta, account, stream, &req.payload, |n| {
+                    let g = g.as_ref()?;
+                    let r = lock(&g.replica);
+                    Some(r.rs()?.consumers.get(n)?.info(now))
+                })
+                .map(Some)
+            }
+            _ => Ok(None),
+        };
+        match r {
+            Ok(Some(v)) => self.answer(account, reply, &op.body(Ok(v))),
+            Ok(None) => {}
+            Err(e) => self.answer(account, reply, &op.body(Err(e))),
+        }
+    }
+
+    fn propose_create(
+        self: &Arc<Self>,
+        name: &str,
+        req: &ApiRequest,
+        reply: &str,
+        now: u64,
+    ) -> Result<Option<Value>, ApiError> {
+        let cfg = capi::request_config(name, &req.payload, true)?;
+        let max_streams = self
+            .limits(&req.account)
+            .max_streams
+            .try_into()
+            .unwrap_or(0);
+        let view = self.placement_view();
+        let origin = self.origin(req, reply);
+        let p = {
+            let meta = lock(&self.meta_state);
+            let mut rng = lock(&self.rng);
+            meta.propose_stream_create(cfg, &origin, &view, max_streams, now, &mut rng)?
+        };
+        Ok(self.submit_meta(p, ApiOp::StreamCreate(name.to_owned()), &req.account, reply))
+    }
+
+    fn propose_consumer(
+        self: &Arc<Self>,
+        stream: &str,
+        name: Option<&str>,
+        filter: Option<&str>,
+        req: &ApiRequest,
+        reply: &str,
+        now: u64,
+    ) -> Result<Option<Value>, ApiError> {
+        let scfg = lock(&self.meta_state)
+            .stream(&req.account, stream)
+            .map(|r| r.assignment.config.clone())
+            .ok_or_else(err::stream_not_found)?;
+        let ephemeral = || {
+            const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+            let mut rng = lock(&self.rng);
+            (0..8)
+                .map(|_| A[rng.below(A.len() as u64) as usize] as char)
+                .collect::<String>()
+        };
+        let (cname, cfg, action) =
+            capi::consumer_request(name, filter, &req.payload, &scfg, ephemeral)?;
+        let view = self.placement_view();
+        let origin = self.origin(req, reply);
+        let p = {
+            let meta = lock(&self.meta_state);
+            let mut rng = lock(&self.rng);
+            meta.propose_consumer_create(
+                stream, &cname, cfg, &action, &origin, &view, now, &mut rng,
+            )?
+        };
+        let op = ApiOp::ConsumerCreate {
+            stream: stream.to_owned(),
+            name: name.map(str::to_owned),
+            filter: filter.map(str::to_owned),
+        };
+        Ok(self.submit_meta(p, op, &req.account, reply))
+    }
+
+    fn propose_update(
+        self: &Arc<Self>,
+        name: &str,
+        req: &ApiRequest,
+        reply: &str,
+    ) -> Result<Option<Value>, ApiError> {
+        let cfg = capi::request_config(name, &req.payload, false)?;
+        let view = self.placement_view();
+        let origin = self.origin(req, reply);
+        let p = {
+            let meta = lock(&self.meta_state);
+            let mut rng = lock(&self.rng);
+            meta.propose_stream_update(cfg, &origin, &view, &mut rng)?
+        };
+        Ok(self.submit_meta(p, ApiOp::StreamUpdate(name.to_owned()), &req.account, reply))
+    }
+
+    /// Writes a proposal to the meta group (the answer follows its apply), or answers an
+    /// unchanged one at once.
+    fn submit_meta(
+        self: &Arc<Self>,
+        p: Proposal,
+        op: ApiOp,
+        account: &str,
+        reply: &str,
+    ) -> Option<Value> {
+        match p {
+            Proposal::Unchanged(sa) => Some(self.stream_info(&sa, self.now())),
+            Proposal::Propose(entry) => {
+                let raft = self.meta.raft().clone();
+                let c = Arc::clone(self);
+                let (account, reply) = (account.to_owned(), reply.to_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = raft.client_write(Command(entry.encode())).await {
+                        tracing::warn!("JetStream: meta proposal failed: {e}");
+                        let body = op.body(Err(err::cluster_not_avail()));
+                        c.answer(&account, &reply, &body);
+                    }
+                });
+                None
+            }
+        }
+    }
+
+    /// The account's limits as configured.
+    fn limits(&self, account: &str) -> natsd_core::jetstream::limits::AccountLimits {
+        self.srv
+            .upgrade()
+            .and_then(|s| lock(&s.js.limits).get(account).copied())
+            .unwrap_or_default()
+    }
+
+    fn account_info(&self, account: &str) -> Value {
+        let (mut memory, mut storage) = (0, 0);
+        for g in lock(&self.streams)
+            .values()
+            .filter(|g| g.account == account)
+        {
+            let r = lock(&g.replica);
+            if let Some(rs) = r.rs() {
+                let bytes = rs.stream.store.state().bytes;
+                if rs.stream.config.storage == "memory" {
+                    memory += bytes;
+                } else {
+                    storage += bytes;
+                }
+            }
+        }
+        let meta = lock(&self.meta_state);
+        capi::account_info(
+            &meta,
+            account,
+            self.limits(account),
+            memory,
+            storage,
+            (0, 0),
+        )
+    }
+
+    /// Every JetStream server heard from, as placement sees it.
+    pub(super) fn placement_view(&self) -> Cluster {
+        let mut servers = vec![ServerInfo {
+            name: self.name.clone(),
+            id: peer_id(&self.name),
+            cluster: self.cluster_name.clone(),
+            max_store: u64::MAX,
+            max_memory: u64::MAX,
+            ..ServerInfo::default()
+        }];
+        let meta = lock(&self.meta_state);
+        for p in lock(&self.peers).values() {
+            let id = peer_id(&p.hb.name);
+            if meta.is_removed(&id) {
+                continue;
+            }
+            servers.push(ServerInfo {
+                name: p.hb.name.clone(),
+                id,
+                cluster: self.cluster_name.clone(),
+                offline: p.last.elapsed() >= OFFLINE_AFTER,
+                max_store: u64::MAX,
+                max_memory: u64::MAX,
+                ..ServerInfo::default()
+            });
+        }
+        let mut streams_on = BTreeMap::new();
+        for r in meta.all_streams() {
+            for p in &r.assignment.group.peers {
+                *streams_on.entry(p.clone()).or_insert(0) += 1;
+            }
+        }
+        Cluster {
+            servers,
+            streams_on,
+            clustered: true,
+            has_leader: true,
+        }
+    }
+
+    /// The name and node id of the server with peer id `pid`, if heard from.
+    pub(super) fn server_of(&self, pid: &str) -> Option<(NodeId, NodeInfo)> {
+        if peer_id(&self.name) == pid {
+            return Some((self.node, self.node_info(&self.name, &self.server_id)));
+        }
+        lock(&self.peers)
+            .iter()
+            .find(|(_, p)| peer_id(&p.hb.name) == pid)
+            .map(|(id, p)| (*id, self.node_info(&p.hb.name, &p.hb.server_id)))
+    }
+
+    /// A stream's info: from this server's replica when it holds one, else from the
+    /// assignment.
+    pub(super) fn stream_info(&self, sa: &StreamAssignment, now: u64) -> Value {
+        let g = lock(&self.streams)
+            .get(&(sa.account.clone(), sa.config.name.clone()))
+            .cloned();
+        match g {
+            Some(g) => {
+                let cluster = self.group_cluster_info(&g, now);
+                let r = lock(&g.replica);
+                match r.rs() {
+                    Some(rs) => capi::replica_info(rs, &cluster, now),
+                    None => capi::assigned_info(sa, &cluster, now),
+                }
+            }
+            None => {
+                let cluster = ClusterInfo {
+                    name: self.cluster_name.clone(),
+                    ..ClusterInfo::default()
+                };
+                capi::assigned_info(sa, &cluster, now)
+            }
+        }
+    }
+
+    /// A group's `cluster` block as this server sees it (the leader knows each peer's lag).
+    pub(super) fn group_cluster_info(&self, g: &StreamGroup, now: u64) -> ClusterInfo {
+        let m = g.group.raft().metrics().borrow().clone();
+        let membership = m.membership_config.membership().clone();
+        let leader = m
+            .current_leader
+            .and_then(|id| membership.get_node(&id))
+            .map(|n| n.name.clone())
+            .unwrap_or_default();
+        let last = m.last_log_index.unwrap_or(0);
+        let matched = m.replication.clone().unwrap_or_default();
+        let peers_seen = lock(&self.peers);
+        let peers: Vec<PeerState> = membership
+            .nodes()
+            .map(|(id, n)| {
+                let seen = peers_seen.get(id).map(|p| p.last.elapsed());
+                let lag = matched
+                    .get(id)
+                    .map(|l| last.saturating_sub(l.map_or(0, |l| l.index)))
+                    .unwrap_or(0);
+                let ago = seen.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(0));
+                PeerState {
+                    id: peer_id(&n.name),
+                    name: Some(n.name.clone()),
+                    offline: *id != self.node && seen.is_none_or(|d| d >= OFFLINE_AFTER),
+                    current: lag == 0,
+                    last_seen: if *id == self.node {
+                        now
+                    } else {
+                        now.saturating_sub(ago)
+                    },
+                    lag,
+                }
+            })
+            .collect();
+        let leader_id = if leader.is_empty() {
+            String::new()
+        } else {
+            peer_id(&leader)
+        };
+        ClusterInfo::build(&self.cluster_name, &leader, &leader_id, &peers, now)
+    }
+
+    fn stream_op(
+        self: &Arc<Self>,
+        g: &Arc<StreamGroup>,
+        op: &ApiOp,
+        req: &ApiRequest,
+        reply: &str,
+    ) {
+        let now = self.now();
+        let kind = op.response_type();
+        let r: Result<Option<Value>, ApiError> = match op {
+            ApiOp::StreamInfo(_) => {
+                let cluster = self.group_cluster_info(g, now);
+                let r = lock(&g.replica);
+                Ok(r.rs().map(|rs| capi::replica_info(rs, &cluster, now)))
+            }
+            ApiOp::MsgGet(_) => {
+                let r = lock(&g.replica);
+                r.rs().map(|rs| capi::msg_get(rs, &req.payload)).transpose()
+            }
+            ApiOp::MsgDelete(_) => {
+                let seq = {
+                    let r = lock(&g.replica);
+                    r.rs()
+                        .map(|rs| capi::msg_delete_seq(rs, &req.payload))
+                        .transpose()
+                };
+                seq.map(|seq| {
+                    if let Some(seq) = seq {
+                        let reply = reply.to_owned();
+                        g.submit(Op::Delete { seq, reply, kind });
+                    }
+                    None
+                })
+            }
+            ApiOp::Purge(_) => {
+                let pr = {
+                    let r = lock(&g.replica);
+                    r.rs()
+                        .map(|rs| capi::purge_request(rs, &req.payload))
+                        .transpose()
+                };
+                pr.map(|pr| {
+                    if let Some(req) = pr {
+                        let reply = reply.to_owned();
+                        g.submit(Op::Purge {
+                            req: Box::new(req),
+                            reply,
+                            kind,
+                        });
+                    }
+                    None
+                })
+            }
+            ApiOp::ConsumerInfo(_, consumer) => {
+                let cluster =
+                    serde_json::to_value(self.group_cluster_info(g, now)).unwrap_or_default();
+                let mut expired = Vec::new();
+                let v = {
+                    let mut r = lock(&g.replica);
+                    r.rs_mut()
+                        .and_then(|rs| consumers::info(rs, consumer, cluster, now, &mut expired))
+                };
+                if let Some(acc) = self
+                    .srv
+                    .upgrade()
+                    .and_then(|s| s.lookup_account(&req.account))
+                {
+                    consumers::emit(&acc, expired);
+                }
+                v.map(Some).ok_or_else(err::consumer_not_found)
+            }
+            ApiOp::DirectGet { last_by_subj, .. } => {
+                let d = {
+                    let r = lock(&g.replica);
+                    r.rs().and_then(|rs| {
+                        capi::direct_get(rs, last_by_subj.as_deref(), &req.payload, reply)
+                    })
+                };
+                let acc = self
+                    .srv
+                    .upgrade()
+                    .and_then(|s| s.lookup_account(&req.account));
+                if let (Some(d), Some(acc)) = (d, acc) {
+                    consumers::emit(&acc, vec![d]);
+                }
+                return;
+            }
+            ApiOp::MsgNext(_, consumer) => {
+                g.submit(Op::Next {
+                    consumer: consumer.clone(),
+                    reply: reply.to_owned(),
+                    payload: req.payload.clone(),
+                });
+                return;
+            }
+            ApiOp::StreamStepdown(_) => {
+                let body = match self.stream_stepdown(g) {
+                    Ok(()) => ClusterOp::StreamLeaderStepdown.ok(),
+                    Err(e) => ClusterOp::StreamLeaderStepdown.fail(e),
+                };
+                let v = serde_json::to_value(body).unwrap_or_default();
+                self.answer(&req.account, reply, &v);
+                return;
+            }
+            _ => Ok(None),
+        };
+        match r {
+            Ok(Some(v)) => self.answer(&req.account, reply, &op.body(Ok(v))),
+            Ok(None) => {}
+            Err(e) => self.answer(&req.account, reply, &op.body(Err(e))),
+        }
+    }
+
+    /// Asks the most caught-up live member other than this one to campaign (Go:
+    /// jsStreamLeaderStepDownRequest); its election ends this leader's term.
+    fn stream_stepdown(&self, g: &StreamGroup) -> Result<(), ApiError> {
+        let m = g.group.raft().metrics().borrow().clone();
+        let matched = m.replication.clone().unwrap_or_default();
+        let target = {
+            let peers = lock(&self.peers);
+            m.membership_config
+                .membership()
+                .voter_ids()
+                .filter(|id| *id != self.node)
+                .filter(|id| {
+                    peers
+                        .get(id)
+                        .is_some_and(|p| p.last.elapsed() < OFFLINE_AFTER)
+                })
+                .max_by_key(|id| (matched.get(id).copied().flatten().map(|l| l.index), *id))
+        };
+        let target =
+            target.ok_or_else(|| err::cluster_no_peers("no replacement peer connected"))?;
+        // A candidate whose log lacks the leader's last entries loses the vote; wait (a
+        // bounded time) until the target holds everything the leader has, then ask it; asked
+        // again, a few times, while this server still leads.
+        let bus = Arc::clone(&self.bus);
+        let raft = g.group.raft().clone();
+        let name = g.group.name().to_owned();
+        let me = self.node;
+        tokio::spawn(async move {
+            let mut rx = raft.metrics();
+            for _ in 0..STEPDOWN_TRIES {
+                let _ = tokio::time::timeout(STEPDOWN_CATCH_UP, async {
+                    loop {
+                        let caught_up = {
+                            let m = rx.borrow_and_update();
+                            let last = m.last_log_index.unwrap_or(0);
+                            let got = m
+                                .replication
+                                .as_ref()
+                                .and_then(|r| r.get(&target).copied().flatten())
+                                .map_or(0, |l| l.index);
+                            got >= last
+                        };
+                        if caught_up || rx.changed().await.is_err() {
+                            return;
+                        }
+                    }
+                })
+                .await;
+                // Quiet while the successor campaigns: followers that still hear this
+                // leader's heartbeats would refuse it their votes (openraft's leader lease),
+                // and this server must not win the next election itself.
+                raft.runtime_config().heartbeat(false);
+                raft.runtime_config().elect(false);
+                bus.publish(
+                    &format!("{}{target}", bus::ELECT_PREFIX),
+                    None,
+                    Bytes::from(name.clone()),
+                );
+                let moved = tokio::time::timeout(STEPDOWN_ELECTION, async {
+                    loop {
+                        if rx.borrow_and_update().current_leader != Some(me) {
+                            return;
+                        }
+                        if rx.changed().await.is_err() {
+                            return;
+                        }
+                    }
+                })
+                .await;
+                raft.runtime_config().heartbeat(true);
+                raft.runtime_config().elect(true);
+                if moved.is_ok() {
+                    return;
+                }
+            }
+        });
+        Ok(())
+    }
+}

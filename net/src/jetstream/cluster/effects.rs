@@ -1,0 +1,210 @@
+//! The meta group's effects on this server: stream replicas started, updated and stopped,
+//! and the answers to the requests the meta entries carried (Go: jetstream_cluster.go
+//! processStreamAssignment, processClusterCreateStream and their responses).
+//!
+//! A new stream's group is initialised by its first peer once every member was heard from;
+//! its create is answered by the new stream's leader once it leads (subscribed to the stream's
+//! subjects), with the stream's info, as in nats-server. Updates and deletes are answered by
+//! the meta leader that proposed them, once their entry is applied.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use natsd_core::jetstream::cluster::api::ApiOp;
+use natsd_core::jetstream::cluster::{Answer, MetaEffect, Request, StreamAssignment};
+use serde_json::json;
+
+use super::replicas::{self, Op, StreamGroup};
+use super::{consumers, peer_id, JsCluster};
+use crate::server::lock;
+
+impl JsCluster {
+    /// Applies the meta group's effects on this server, in order.
+    pub(super) async fn effects(self: &Arc<Self>, fx: Vec<MetaEffect>) {
+        for e in fx {
+            match e {
+                MetaEffect::StartStream(sa) => self.start_stream(sa).await,
+                MetaEffect::UpdateStream(sa) => {
+                    let g = lock(&self.streams)
+                        .get(&(sa.account.clone(), sa.config.name.clone()))
+                        .cloned();
+                    if let Some(g) = g {
+                        let changed = lock(&g.assignment).config != sa.config;
+                        *lock(&g.assignment) = sa.clone();
+                        if changed {
+                            g.submit(Op::Config(Box::new(sa.config.clone())));
+                        }
+                    }
+                }
+                MetaEffect::StopStream {
+                    account,
+                    stream,
+                    delete,
+                } => {
+                    let g = lock(&self.streams).remove(&(account, stream));
+                    if let Some(g) = g {
+                        g.stop(&self.srv);
+                        self.hub.close_group(g.group.name()).await;
+                        if delete {
+                            replicas::delete_files(&g.dir);
+                        }
+                    }
+                }
+                MetaEffect::Respond { request, answer } => self.respond(&request, answer),
+                other => tracing::debug!(?other, "JetStream meta effect not acted on yet"),
+            }
+        }
+    }
+
+    fn respond(&self, request: &Request, answer: Answer) {
+        if request.server != self.name {
+            return;
+        }
+        let Some(rest) = request.subject.strip_prefix("$JS.API.") else {
+            return;
+        };
+        let op = ApiOp::parse(rest);
+        let now = self.now();
+        let body = match answer {
+            Answer::Err(e) => op.body(Err(e)),
+            Answer::Ok => match &op {
+                ApiOp::ConsumerCreate { stream, .. } => {
+                    // The stream's leader answers once it created the consumer.
+                    let _ = stream;
+                    return;
+                }
+                ApiOp::StreamCreate(name) | ApiOp::StreamUpdate(name) => {
+                    let sa = lock(&self.meta_state)
+                        .stream(&request.account, name)
+                        .map(|r| r.assignment.clone());
+                    let Some(sa) = sa else { return };
+                    // A new stream is answered by its first peer once it has a leader.
+                    let is_new = matches!(op, ApiOp::StreamCreate(_))
+                        && sa.request.as_ref() == Some(request);
+                    if is_new {
+                        return;
+                    }
+                    // The replicas take the new config a moment later, from their log.
+                    let mut info = self.stream_info(&sa, now);
+                    info["config"] = serde_json::to_value(&sa.config).unwrap_or_default();
+                    op.body(Ok(info))
+                }
+                _ => op.body(Ok(json!({"success": true}))),
+            },
+        };
+        self.answer(&request.account, &request.reply, &body);
+    }
+
+    async fn start_stream(self: &Arc<Self>, sa: StreamAssignment) {
+        let key = (sa.account.clone(), sa.config.name.clone());
+        if let Some(g) = lock(&self.streams).get(&key) {
+            *lock(&g.assignment) = sa;
+            return;
+        }
+        let g = match StreamGroup::open(&self.hub, &self.raft_root, &sa).await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::error!(
+                    "JetStream: cannot open the replica of {} > {}: {e}",
+                    sa.account,
+                    sa.config.name
+                );
+                return;
+            }
+        };
+        lock(&self.streams).insert(key, Arc::clone(&g));
+        let c = Arc::downgrade(self);
+        let on_lead = Box::new(move |g: &Arc<StreamGroup>| {
+            if let Some(c) = c.upgrade() {
+                c.answer_create(g);
+            }
+        });
+        tokio::spawn(Arc::clone(&g).watch(self.srv.clone(), on_lead));
+        if sa.group.peers.first() == Some(&peer_id(&self.name)) {
+            let c = Arc::clone(self);
+            tokio::spawn(async move { c.initialize_stream(g, sa).await });
+        }
+    }
+
+    /// The first peer initialises a new group once every member was heard from.
+    async fn initialize_stream(self: Arc<Self>, g: Arc<StreamGroup>, sa: StreamAssignment) {
+        let mut members = BTreeMap::new();
+        for _ in 0..replicas::INIT_TRIES {
+            members = sa
+                .group
+                .peers
+                .iter()
+                .filter_map(|p| self.server_of(p))
+                .collect();
+            if members.len() == sa.group.peers.len() {
+                break;
+            }
+            tokio::time::sleep(replicas::RETRY).await;
+        }
+        if members.len() != sa.group.peers.len() {
+            tracing::error!("JetStream: members of {} never heard from", g.group.name());
+            return;
+        }
+        if let Err(e) = g.group.raft().initialize(members).await {
+            // A restart replays the assignment: the group exists already.
+            tracing::debug!("JetStream: {} initialised before: {e}", g.group.name());
+        }
+    }
+
+    /// A new leader of a stream nothing was stored in yet answers the create that asked for
+    /// it (Go: the new stream's leader answers), now that it takes publishes. A repeat (a
+    /// later leader of a still empty stream) goes to an inbox nobody listens on any more.
+    fn answer_create(&self, g: &StreamGroup) {
+        let sa = lock(&g.assignment).clone();
+        let Some(request) = sa.request.clone() else {
+            return;
+        };
+        let fresh = lock(&g.replica)
+            .rs()
+            .is_some_and(|rs| rs.stream.store.state().last_seq == 0 && rs.consumers.is_empty());
+        if !fresh || !g.first_lead() {
+            return;
+        }
+        let now = self.now();
+        let mut info = self.stream_info(&sa, now);
+        info["did_create"] = json!(true);
+        let op = ApiOp::StreamCreate(sa.config.name.clone());
+        self.answer(&request.account, &request.reply, &op.body(Ok(info)));
+    }
+
+    /// Every leading replica gets the meta group's consumers of its stream and runs its
+    /// consumers' timers (see `consumers`).
+    pub(super) fn tick_leaders(&self) {
+        let groups: Vec<Arc<StreamGroup>> = lock(&self.streams)
+            .values()
+            .filter(|g| g.is_leading())
+            .cloned()
+            .collect();
+        for g in groups {
+            let assigned = lock(&self.meta_state)
+                .stream(&g.account, &g.name)
+                .map(|r| r.consumers.values().cloned().collect())
+                .unwrap_or_default();
+            g.submit(Op::Tick(Box::new(consumers::Tick { assigned })));
+        }
+    }
+
+    /// Removes every stream group's leadership subscriptions (at stop).
+    pub(super) fn stop_streams(&self) {
+        for g in lock(&self.streams).values() {
+            g.stop(&self.srv);
+        }
+    }
+
+    /// Why a stream replica makes this server unhealthy, if one does.
+    pub(super) fn stream_trouble(&self) -> Option<String> {
+        lock(&self.streams).values().find_map(|g| {
+            g.trouble().map(|why| {
+                format!(
+                    "JetStream stream {} > {} is in trouble: {why}",
+                    g.account, g.name
+                )
+            })
+        })
+    }
+}
