@@ -279,7 +279,7 @@ impl PendingFlush {
 
     /// Wakes every listed writer. Call before the publisher waits for more input.
     pub fn flush(&mut self) {
-        if !self.stall.is_empty() {
+        if !self.stall.is_empty() || self.stall.writers_behind() {
             self.stall = Stall::default();
         }
         let deliveries = std::mem::take(&mut self.deliveries);
@@ -786,11 +786,14 @@ fn deliver_to(
             }
             // Auto-unsubscribe: the delivery slot is claimed under the receiver's queue lock,
             // so concurrent publishers never deliver more than max in total.
-            let Some((n, max)) = client.deliver(s, sid, m, tpl) else {
+            let Some((n, max, behind)) = client.deliver(s, sid, m, tpl) else {
                 return 0;
             };
             p.pending.add(client);
             p.pending.note_stall(&client.gate);
+            if behind {
+                p.pending.stall.note_writer_behind();
+            }
             if let (Some(reply), Some(tracker)) = (m.reply, client.responses.get()) {
                 lock(tracker).record(p.now, reply);
             }
@@ -898,7 +901,7 @@ fn send_no_responders(account: &Account, client: &Arc<ClientShared>, reply: &[u8
         if let SubTarget::Client { client: c, sid, .. } = &sub.0.target {
             if c.id == client.id {
                 let s = &sub.0;
-                if let Some((n, max)) = client.deliver(s, sid, &m, &mut MsgTemplate::default()) {
+                if let Some((n, max, _)) = client.deliver(s, sid, &m, &mut MsgTemplate::default()) {
                     client.notifier.notify_write();
                     if max > 0 && n == max && s.mark_removed() {
                         lock(&client.subs).remove(sid);
@@ -926,3 +929,8 @@ pub fn err_line(text: &str) -> Bytes {
     crate::proto::client::encode_err(&mut b, text);
     b.freeze()
 }
+
+#[cfg(test)]
+// Tests start their clock somewhere: the machines only ever take `now` as an input.
+#[allow(clippy::disallowed_methods)]
+mod tests;

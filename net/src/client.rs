@@ -154,6 +154,11 @@ pub(crate) async fn run<S>(
         if !stall.is_empty() {
             // A receiver of this read is falling behind: read nothing more for a while.
             wait_stall(&stall, &notify.close).await;
+        } else if stall.writers_behind() {
+            // A receiver's writer has not yet taken what earlier reads queued: let it run
+            // before reading more, or an open-loop publisher sharing its core queues up to
+            // the stall threshold first (see `natsd_core::outbound::READ_AHEAD_BYTES`).
+            tokio::task::yield_now().await;
         }
         let deadline = conn
             .poll_timeout()

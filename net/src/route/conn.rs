@@ -180,6 +180,10 @@ where
                             natsd_core::outbound::STALL_MIN,
                         )
                         .await;
+                    } else if stall.writers_behind() {
+                        // As a client's reader does: let the local receivers' writers take
+                        // what this read queued before reading more.
+                        tokio::task::yield_now().await;
                     }
                 }
                 Err(_) => handle.close(RouteCloseReason::ReadError),
