@@ -53,19 +53,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub trait Notifier: Send + Sync + std::fmt::Debug {
     /// There are bytes in the outbound queue.
     fn notify_write(&self);
-    /// Like [`Notifier::notify_write`] after a small batch (a request, a reply): the shell may
-    /// write inline instead of waking the connection's writer.
+    /// Like [`Notifier::notify_write`] at the end of a publisher's batch, or after a protocol
+    /// reply: the shell may write inline instead of waking the connection's writer when little
+    /// is pending for it (its own bound, per receiver).
     fn notify_write_small(&self) {
         self.notify_write();
-    }
-    /// The end of a publisher's batch that queued `deliveries` messages in all: small batches
-    /// are latency-bound and may be written inline ([`Notifier::notify_write_small`]).
-    fn notify_write_after(&self, deliveries: usize) {
-        if deliveries <= SMALL_BATCH {
-            self.notify_write_small();
-        } else {
-            self.notify_write();
-        }
     }
     /// The connection must close (reason recorded in [`ClientShared`]).
     fn notify_close(&self);
@@ -245,9 +237,6 @@ pub enum SubscribeError {
 pub struct PendingFlush {
     clients: Vec<Arc<ClientShared>>,
     routes: Vec<Arc<dyn RouteSink>>,
-    /// Deliveries in this batch: a small batch is latency-bound (a request, a reply), a big one
-    /// throughput-bound; the shell may write the small ones inline.
-    deliveries: usize,
     /// The current message's shared encoding; kept here so its buffer is reused across
     /// the publisher's messages.
     template: MsgTemplate,
@@ -256,12 +245,8 @@ pub struct PendingFlush {
     stall: Stall,
 }
 
-/// Batches with at most this many deliveries may be written inline by the publisher.
-const SMALL_BATCH: usize = 4;
-
 impl PendingFlush {
     fn add(&mut self, client: &Arc<ClientShared>) {
-        self.deliveries += 1;
         // Whoever flips the flag owns the wake-up; a receiver is listed once per batch. The
         // plain load first spares a locked read-modify-write per message once it is set.
         if !client.flush_pending.load(Ordering::Acquire)
@@ -282,10 +267,13 @@ impl PendingFlush {
         if !self.stall.is_empty() || self.stall.writers_behind() {
             self.stall = Stall::default();
         }
-        let deliveries = std::mem::take(&mut self.deliveries);
         for c in self.clients.drain(..) {
             c.flush_pending.store(false, Ordering::Release);
-            c.notifier.notify_write_after(deliveries);
+            // Whether the batch is small is decided per receiver, by what is pending for it:
+            // a batch of 16 replies to 16 requesters is 16 small writes, which the publisher
+            // writes itself instead of waking 16 writers (Go: client.go flushClients writes
+            // inline too). Bulk stays with the receiver's writer (see net's writer module).
+            c.notifier.notify_write_small();
         }
         for r in self.routes.drain(..) {
             r.flush_flag().store(false, Ordering::Release);
