@@ -7,6 +7,7 @@
 #   scripts/profile-route.sh                 # 300000 messages of 16 bytes (pubsub)
 #   MSGS=100000 SIZE=128 SCENARIO=queue scripts/profile-route.sh
 #   NATSD=target/release/natsd scripts/profile-route.sh   # skip the build
+#   OPEN=1 scripts/profile-route.sh          # open-loop publisher (`bench --open-loop`)
 #
 # Prints the total instructions of node B, the inclusive share of the route parser
 # (`RouteParser::parse`) and both per message, then the top of `callgrind_annotate`.
@@ -17,6 +18,7 @@ cd "$(dirname "$0")/.."
 MSGS=${MSGS:-300000}
 SIZE=${SIZE:-16}
 SCENARIO=${SCENARIO:-pubsub}
+OPEN=${OPEN:-0}
 BASE=${BASE:-24500}
 OUT=${OUT:-target/profile-route/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
@@ -60,8 +62,11 @@ wait_routes "$A_HTTP"
 wait_routes "$B_HTTP"
 
 # A fixed count: the time budget is far above what the count needs, even under valgrind.
+open_loop=()
+[ "$OPEN" = 1 ] && open_loop=(--open-loop)
 "$NATSD" bench --url "nats://127.0.0.1:$A_PORT" --sub-url "nats://127.0.0.1:$B_PORT" \
-    --msgs "$MSGS" --size "$SIZE" --duration 600 --timeout 900 "$SCENARIO" | tee "$OUT/bench.json"
+    --msgs "$MSGS" --size "$SIZE" --duration 600 --timeout 900 "${open_loop[@]}" "$SCENARIO" |
+    tee "$OUT/bench.json"
 
 # Stop node B first so that callgrind writes its profile, then node A.
 kill -TERM "$VG"

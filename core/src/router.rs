@@ -96,6 +96,12 @@ pub trait RouteSink: Send + Sync + std::fmt::Debug {
     fn stall_gate(&self) -> Option<&Arc<StallGate>> {
         None
     }
+    /// Has the route's writer more than [`crate::outbound::READ_AHEAD_BYTES`] not yet taken
+    /// (as of the last [`RouteSink::send_msg`])? The producer then yields before its next
+    /// read, as for a client receiver ([`Stall::writers_behind`]).
+    fn writer_behind(&self) -> bool {
+        false
+    }
 }
 
 /// Where a matched subscription sends the message.
@@ -599,6 +605,9 @@ impl RouteTargets {
                 p.pending.add_route(&route);
                 if let Some(g) = route.stall_gate() {
                     p.pending.note_stall(g);
+                }
+                if route.writer_behind() {
+                    p.pending.stall.note_writer_behind();
                 }
                 sent += 1;
             }

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use natsd_core::outbound::StallGate;
+use natsd_core::outbound::{StallGate, READ_AHEAD_BYTES};
 use natsd_core::proto::route::RouteInfo;
 use natsd_core::route::{RouteCloseReason, RouteConfig, RouteConn};
 use natsd_core::router::{Message, RouteSink, SubRef};
@@ -55,6 +55,8 @@ pub(crate) struct RouteHandle {
     pub(crate) last_activity: AtomicU64,
     /// The machine's stall gate, readable without the machine's lock.
     gate: Arc<StallGate>,
+    /// The writer has more than `READ_AHEAD_BYTES` not yet taken (set by each send).
+    behind: AtomicBool,
 }
 
 impl RouteHandle {
@@ -71,6 +73,7 @@ impl RouteHandle {
             out_msgs: AtomicU64::new(0),
             out_bytes: AtomicU64::new(0),
             last_activity: AtomicU64::new(0),
+            behind: AtomicBool::new(false),
         })
     }
 
@@ -120,7 +123,12 @@ impl RouteSink for RouteHandle {
             (m.payload, shared),
         );
         let closed = c.is_closed();
+        let behind = c.pending_bytes() as u64 > READ_AHEAD_BYTES;
         drop(c);
+        // Written only when it changes: every publisher feeding this route reads it.
+        if self.behind.load(Ordering::Relaxed) != behind {
+            self.behind.store(behind, Ordering::Relaxed);
+        }
         self.out_msgs.fetch_add(1, Ordering::Relaxed);
         self.out_bytes.fetch_add(
             (m.payload.len() + m.headers.map_or(0, <[u8]>::len)) as u64,
@@ -143,6 +151,10 @@ impl RouteSink for RouteHandle {
 
     fn stall_gate(&self) -> Option<&Arc<StallGate>> {
         Some(&self.gate)
+    }
+
+    fn writer_behind(&self) -> bool {
+        self.behind.load(Ordering::Relaxed)
     }
 }
 
