@@ -293,6 +293,7 @@ impl Outbound {
 
     /// Opens (or refreshes) the gate once pending passes half of `max_pending`.
     /// Go: client.go queueOutbound — `pb > mp/2` makes the stall channel.
+    #[inline]
     fn check_stall(&self) {
         let pending = self.pending_bytes();
         if pending > self.max_pending_bytes / 2 {
@@ -303,11 +304,13 @@ impl Outbound {
 
     /// Bytes not yet written: queued, or taken by the writer and not yet written
     /// (Go: `c.out.pb`).
+    #[inline]
     pub fn pending_bytes(&self) -> u64 {
         self.queued_bytes + self.in_flight_bytes
     }
 
     /// Bytes queued and not yet taken by the writer.
+    #[inline]
     pub fn queued_bytes(&self) -> u64 {
         self.queued_bytes
     }
@@ -329,6 +332,7 @@ impl Outbound {
         self.closed
     }
 
+    #[inline]
     fn admit(&self, len: usize) -> Result<(), PushError> {
         if self.closed {
             return Err(PushError::Closed);
@@ -391,6 +395,10 @@ impl Outbound {
     /// Queues one message encoded once by a [`MsgTemplate`] for all its receivers, completed
     /// with this receiver's `sid`. `by_ref` is the payload when the template does not hold it
     /// inline (large payloads are queued by reference, never copied per receiver).
+    // Inlined (with the template's `write_to`) into the per-receiver delivery: out of line,
+    // the calls' register saves and restores were a tenth of a fan-out's instructions per
+    // delivery (callgrind).
+    #[inline]
     pub fn push_template(
         &mut self,
         t: &mut MsgTemplate,
@@ -411,6 +419,7 @@ impl Outbound {
         Ok(total)
     }
 
+    #[inline]
     fn seal_tail(&mut self) {
         if !self.tail.is_empty() {
             self.queue.push_back(self.tail.split().freeze());
