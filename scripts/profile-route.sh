@@ -8,6 +8,7 @@
 #   MSGS=100000 SIZE=128 SCENARIO=queue scripts/profile-route.sh
 #   NATSD=target/release/natsd scripts/profile-route.sh   # skip the build
 #   OPEN=1 scripts/profile-route.sh          # open-loop publisher (`bench --open-loop`)
+#   NODE=a scripts/profile-route.sh          # profile the publishing node instead
 #
 # Prints the total instructions of node B, the inclusive share of the route parser
 # (`RouteParser::parse`) and both per message, then the top of `callgrind_annotate`.
@@ -49,15 +50,21 @@ A_PORT=$BASE B_PORT=$((BASE + 1))
 A_CLUSTER=$((BASE + 10)) B_CLUSTER=$((BASE + 11))
 A_HTTP=$((BASE + 20)) B_HTTP=$((BASE + 21))
 
-"$NATSD" -a 127.0.0.1 -p "$A_PORT" -m "$A_HTTP" -n prof-a --cluster_name prof \
+# NODE=a profiles the publishing node instead (its client reader and the route's writer).
+VG_A=() VG_B=(valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out")
+if [ "${NODE:-b}" = a ]; then
+    VG_A=("${VG_B[@]}") VG_B=()
+fi
+"${VG_A[@]}" "$NATSD" -a 127.0.0.1 -p "$A_PORT" -m "$A_HTTP" -n prof-a --cluster_name prof \
     --cluster "nats://127.0.0.1:$A_CLUSTER" >"$OUT/node-a.log" 2>&1 &
-PIDS+=($!)
-valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" \
-    "$NATSD" -a 127.0.0.1 -p "$B_PORT" -m "$B_HTTP" -n prof-b --cluster_name prof \
+A_PID=$!
+PIDS+=("$A_PID")
+"${VG_B[@]}" "$NATSD" -a 127.0.0.1 -p "$B_PORT" -m "$B_HTTP" -n prof-b --cluster_name prof \
     --cluster "nats://127.0.0.1:$B_CLUSTER" --routes "nats://127.0.0.1:$A_CLUSTER" \
     >"$OUT/node-b.log" 2>&1 &
 VG=$!
 PIDS+=("$VG")
+[ "${NODE:-b}" = a ] && VG=$A_PID
 wait_routes "$A_HTTP"
 wait_routes "$B_HTTP"
 
@@ -68,7 +75,7 @@ open_loop=()
     --msgs "$MSGS" --size "$SIZE" --duration 600 --timeout 900 "${open_loop[@]}" "$SCENARIO" |
     tee "$OUT/bench.json"
 
-# Stop node B first so that callgrind writes its profile, then node A.
+# Stop the profiled node first so that callgrind writes its profile, then the other.
 kill -TERM "$VG"
 wait "$VG" 2>/dev/null || true
 cleanup
@@ -78,10 +85,10 @@ callgrind_annotate --inclusive=yes "$OUT/callgrind.out" >"$OUT/inclusive.txt"
 callgrind_annotate "$OUT/callgrind.out" >"$OUT/self.txt"
 total=$(grep -m1 -E '^[0-9,]+ .*PROGRAM TOTALS' "$OUT/inclusive.txt" | awk '{gsub(",", "", $1); print $1}')
 parse=$(grep -m1 -E 'RouteParser>::parse\b|RouteParser::parse\b' "$OUT/inclusive.txt" | awk '{gsub(",", "", $1); print $1}')
-echo "node B: ${total} instructions, $((total / MSGS)) per message"
+echo "node ${NODE:-b}: ${total} instructions, $((total / MSGS)) per message"
 if [ -n "$parse" ]; then
     echo "route parser (inclusive): ${parse} instructions, $((parse / MSGS)) per message," \
-        "$((parse * 100 / total))% of node B"
+        "$((parse * 100 / total))% of node ${NODE:-b}"
 fi
 echo "--- top functions by self cost ($OUT/self.txt) ---"
 sed -n '1,60p' "$OUT/self.txt" | grep -E '^ *[0-9,]+ ' | head -30

@@ -249,6 +249,10 @@ pub struct PendingFlush {
     /// Open gates of receivers this batch delivered to: the producer should wait on them
     /// before reading more (see [`crate::outbound`]).
     stall: Stall,
+    /// The routes list of the current message, kept so its allocation is reused across the
+    /// publisher's messages: a fresh one per message cost an allocation and a free each
+    /// (about 120 instructions of a routed message's 1,870 on the publishing node).
+    route_targets: Vec<(Arc<dyn RouteSink>, Vec<Bytes>)>,
 }
 
 impl PendingFlush {
@@ -597,9 +601,10 @@ impl RouteTargets {
         }
     }
 
-    fn send(self, account: &Account, p: &mut Publisher<'_>, m: &Message<'_>) -> usize {
+    /// Sends to every listed route and empties the list (its allocation stays).
+    fn send(&mut self, account: &Account, p: &mut Publisher<'_>, m: &Message<'_>) -> usize {
         let mut sent = 0;
-        for (route, queues) in self.list {
+        for (route, queues) in self.list.drain(..) {
             let names: Vec<&[u8]> = queues.iter().map(|q| &q[..]).collect();
             if route.send_msg(&account.name, m, &names) {
                 p.pending.add_route(&route);
@@ -640,7 +645,13 @@ fn route(
         _ => account.sublist.matches(m.subject),
     };
     let mut delivered = 0;
-    let mut targets = RouteTargets::default();
+    let mut targets = if depth == 0 {
+        RouteTargets {
+            list: std::mem::take(&mut p.pending.route_targets),
+        }
+    } else {
+        RouteTargets::default()
+    };
     // Encoded at most once, by the first local receiver; the outermost level reuses the
     // publisher's buffer (a nested import level encodes a renamed subject into its own).
     let mut tpl = if depth == 0 {
@@ -682,6 +693,9 @@ fn route(
     }
     if !targets.list.is_empty() {
         delivered += targets.send(account, p, m);
+    }
+    if depth == 0 {
+        p.pending.route_targets = targets.list;
     }
     delivered
 }
