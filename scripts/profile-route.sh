@@ -7,6 +7,8 @@
 #   scripts/profile-route.sh                 # 300000 messages of 16 bytes (pubsub)
 #   MSGS=100000 SIZE=128 SCENARIO=queue scripts/profile-route.sh
 #   NATSD=target/release/natsd scripts/profile-route.sh   # skip the build
+#   OPEN=1 scripts/profile-route.sh          # open-loop publisher (`bench --open-loop`)
+#   NODE=a scripts/profile-route.sh          # profile the publishing node instead
 #
 # Prints the total instructions of node B, the inclusive share of the route parser
 # (`RouteParser::parse`) and both per message, then the top of `callgrind_annotate`.
@@ -17,6 +19,7 @@ cd "$(dirname "$0")/.."
 MSGS=${MSGS:-300000}
 SIZE=${SIZE:-16}
 SCENARIO=${SCENARIO:-pubsub}
+OPEN=${OPEN:-0}
 BASE=${BASE:-24500}
 OUT=${OUT:-target/profile-route/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
@@ -47,23 +50,32 @@ A_PORT=$BASE B_PORT=$((BASE + 1))
 A_CLUSTER=$((BASE + 10)) B_CLUSTER=$((BASE + 11))
 A_HTTP=$((BASE + 20)) B_HTTP=$((BASE + 21))
 
-"$NATSD" -a 127.0.0.1 -p "$A_PORT" -m "$A_HTTP" -n prof-a --cluster_name prof \
+# NODE=a profiles the publishing node instead (its client reader and the route's writer).
+VG_A=() VG_B=(valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out")
+if [ "${NODE:-b}" = a ]; then
+    VG_A=("${VG_B[@]}") VG_B=()
+fi
+"${VG_A[@]}" "$NATSD" -a 127.0.0.1 -p "$A_PORT" -m "$A_HTTP" -n prof-a --cluster_name prof \
     --cluster "nats://127.0.0.1:$A_CLUSTER" >"$OUT/node-a.log" 2>&1 &
-PIDS+=($!)
-valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" \
-    "$NATSD" -a 127.0.0.1 -p "$B_PORT" -m "$B_HTTP" -n prof-b --cluster_name prof \
+A_PID=$!
+PIDS+=("$A_PID")
+"${VG_B[@]}" "$NATSD" -a 127.0.0.1 -p "$B_PORT" -m "$B_HTTP" -n prof-b --cluster_name prof \
     --cluster "nats://127.0.0.1:$B_CLUSTER" --routes "nats://127.0.0.1:$A_CLUSTER" \
     >"$OUT/node-b.log" 2>&1 &
 VG=$!
 PIDS+=("$VG")
+[ "${NODE:-b}" = a ] && VG=$A_PID
 wait_routes "$A_HTTP"
 wait_routes "$B_HTTP"
 
 # A fixed count: the time budget is far above what the count needs, even under valgrind.
+open_loop=()
+[ "$OPEN" = 1 ] && open_loop=(--open-loop)
 "$NATSD" bench --url "nats://127.0.0.1:$A_PORT" --sub-url "nats://127.0.0.1:$B_PORT" \
-    --msgs "$MSGS" --size "$SIZE" --duration 600 --timeout 900 "$SCENARIO" | tee "$OUT/bench.json"
+    --msgs "$MSGS" --size "$SIZE" --duration 600 --timeout 900 "${open_loop[@]}" "$SCENARIO" |
+    tee "$OUT/bench.json"
 
-# Stop node B first so that callgrind writes its profile, then node A.
+# Stop the profiled node first so that callgrind writes its profile, then the other.
 kill -TERM "$VG"
 wait "$VG" 2>/dev/null || true
 cleanup
@@ -73,10 +85,10 @@ callgrind_annotate --inclusive=yes "$OUT/callgrind.out" >"$OUT/inclusive.txt"
 callgrind_annotate "$OUT/callgrind.out" >"$OUT/self.txt"
 total=$(grep -m1 -E '^[0-9,]+ .*PROGRAM TOTALS' "$OUT/inclusive.txt" | awk '{gsub(",", "", $1); print $1}')
 parse=$(grep -m1 -E 'RouteParser>::parse\b|RouteParser::parse\b' "$OUT/inclusive.txt" | awk '{gsub(",", "", $1); print $1}')
-echo "node B: ${total} instructions, $((total / MSGS)) per message"
+echo "node ${NODE:-b}: ${total} instructions, $((total / MSGS)) per message"
 if [ -n "$parse" ]; then
     echo "route parser (inclusive): ${parse} instructions, $((parse / MSGS)) per message," \
-        "$((parse * 100 / total))% of node B"
+        "$((parse * 100 / total))% of node ${NODE:-b}"
 fi
 echo "--- top functions by self cost ($OUT/self.txt) ---"
 sed -n '1,60p' "$OUT/self.txt" | grep -E '^ *[0-9,]+ ' | head -30

@@ -477,6 +477,51 @@ impl RouteConn {
         false
     }
 
+    /// Like [`Self::handle_input`], but routed messages go straight into `msgs` instead of
+    /// through [`Self::poll_event`], at most until `msgs` holds `max`. Any other op that emits
+    /// an event stops the run after it, so the caller acts on `msgs` first, then on the events.
+    ///
+    /// Why: a routed message is about 220 bytes, and on its way as an event (into the event
+    /// queue, out of it, into the driver's list, out again) it was copied about eight times;
+    /// memcpy was 14% of a receiving node's instructions (callgrind, open-loop 1→1 across a
+    /// route). Here it is moved once, from the parser into `msgs`.
+    pub fn handle_input_msgs(
+        &mut self,
+        now: Instant,
+        buf: &mut BytesMut,
+        msgs: &mut Vec<RoutedMsg>,
+        max: usize,
+    ) -> bool {
+        // Events another task caused (a close) go first.
+        if !self.events.is_empty() {
+            return !buf.is_empty();
+        }
+        while !self.closed {
+            if msgs.len() >= max {
+                return !buf.is_empty();
+            }
+            let awaiting_auth = self.auth_deadline.is_some() && !self.connect_received;
+            match self.parser.parse(buf) {
+                Ok(Some(RouteOp::Msg(msg))) if !awaiting_auth => {
+                    self.last_activity = Some(now);
+                    msgs.push(msg);
+                }
+                Ok(Some(op)) => {
+                    self.handle_op(now, op);
+                    if !self.events.is_empty() {
+                        return !self.closed && !buf.is_empty();
+                    }
+                }
+                Ok(None) => return false,
+                Err(e) => {
+                    self.protocol_error(&e);
+                    return false;
+                }
+            }
+        }
+        false
+    }
+
     fn protocol_error(&mut self, e: &RouteProtoError) {
         tracing::debug!(rid = self.id, error = %e, "route protocol error");
         // Go: parser errors say why only for an unknown op; argument errors close silently.

@@ -740,3 +740,74 @@ proptest! {
         prop_assert_eq!(closed(&events).len() == 1, p.a.conn.is_closed());
     }
 }
+
+/// Feeds `input` in two pieces split at `at` through `handle_input_msgs` (runs of at most
+/// `max`), collecting messages and events in wire order, as the shell's route reader does.
+fn feed_msgs(
+    conn: &mut RouteConn,
+    now: Instant,
+    input: &[u8],
+    at: usize,
+    max: usize,
+) -> Vec<RouteEvent> {
+    let mut seen = Vec::new();
+    let mut buf = BytesMut::new();
+    for piece in [&input[..at], &input[at..]] {
+        buf.extend_from_slice(piece);
+        loop {
+            let mut msgs = Vec::new();
+            let more = conn.handle_input_msgs(now, &mut buf, &mut msgs, max);
+            assert!(msgs.len() <= max);
+            seen.extend(msgs.into_iter().map(RouteEvent::RoutedMsg));
+            seen.extend(std::iter::from_fn(|| conn.poll_event()));
+            if !more {
+                break;
+            }
+        }
+    }
+    seen
+}
+
+#[test]
+fn messages_taken_in_runs_match_handle_input_at_every_split() {
+    let wire: &[u8] = b"RMSG $G a 2\r\nhi\r\nRMSG $G b _R.1 3\r\nabc\r\nRS+ $G x\r\nPING\r\n\
+        HMSG $G c + q1 q2 12 14\r\nNATS/1.0\r\n\r\nhi\r\nRS- $G x\r\nRMSG $G d 0\r\n\r\n";
+    let mut reference = Pair::connected(config("NA", "A", "c1"), config("NB", "B", "c1"));
+    let mut buf = BytesMut::from(wire);
+    let mut want = Vec::new();
+    loop {
+        let more = reference.a.conn.handle_input(reference.now, &mut buf);
+        want.extend(std::iter::from_fn(|| reference.a.conn.poll_event()));
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(want.len(), 6, "{want:?}");
+    for max in [1, 2, 64] {
+        for at in 0..=wire.len() {
+            let mut p = Pair::connected(config("NA", "A", "c1"), config("NB", "B", "c1"));
+            let got = feed_msgs(&mut p.a.conn, p.now, wire, at, max);
+            assert_eq!(got, want, "split at {at}, runs of {max}");
+            assert_eq!(&p.a.conn.poll_transmit().unwrap()[..], b"PONG\r\n");
+        }
+    }
+}
+
+#[test]
+fn messages_taken_in_runs_still_need_connect_first() {
+    let t0 = Instant::now();
+    let mut cfg = config("NB", "B", "c1");
+    cfg.authorizer = Some(Arc::new(creds("u", "p")));
+    let mut b = RouteConn::new(t0, 2, Arc::new(cfg), RouteRole::Accepted, 3);
+    let _ = b.poll_transmit();
+    let mut buf = BytesMut::from(&b"RMSG $G a 2\r\nhi\r\n"[..]);
+    let mut msgs = Vec::new();
+    assert!(!b.handle_input_msgs(t0, &mut buf, &mut msgs, 64));
+    assert!(msgs.is_empty(), "no message is delivered before CONNECT");
+    assert_eq!(
+        b.poll_event(),
+        Some(RouteEvent::Closed(
+            RouteCloseReason::AuthenticationViolation
+        ))
+    );
+}

@@ -28,6 +28,12 @@
 //! `slow_consumer_stats`), shown as the close reason in `/connz?state=closed`, and announced
 //! by the `$SYS.ACCOUNT.<account>.DISCONNECT` event with that reason (nats-server 2.9 and 2.10
 //! publish no separate slow-consumer advisory).
+//!
+//! Short of a stall, a reader whose batch left more than 128 KiB untaken at a receiver's writer
+//! (`natsd_core::outbound::READ_AHEAD_BYTES`) yields its turn once before reading more, so
+//! the writers sharing its core run first: an open-loop publisher no longer fills every
+//! receiver's queue to the stall threshold before anything is written. A receiver with little
+//! pending is written inline by the publisher at the end of its batch (see `writer`).
 
 pub mod bench;
 pub mod cli;

@@ -16,7 +16,7 @@ fn add(counter: &AtomicU64, n: u64) {
 use crate::account::Account;
 use crate::auth::{PermissionChecker, ResponseTracker};
 use crate::conn::CloseReason;
-use crate::outbound::{Outbound, PushError, StallGate, COPY_THRESHOLD};
+use crate::outbound::{Outbound, PushError, StallGate, COPY_THRESHOLD, READ_AHEAD_BYTES};
 use crate::proto::client::MsgTemplate;
 
 /// Counters of one connection.
@@ -185,15 +185,16 @@ impl ClientShared {
 
     /// Queues `m` for this connection's subscription `sub` (`sid`). `t` is the message's
     /// shared encoding (filled here by the first receiver of the publish). Returns the
-    /// delivery's number on the subscription and the subscription's max (0: none), or `None`
-    /// when nothing was queued (past the max, a slow consumer, closed).
+    /// delivery's number on the subscription, the subscription's max (0: none) and whether
+    /// the writer has more than [`crate::outbound::READ_AHEAD_BYTES`] queued and not yet taken,
+    /// or `None` when nothing was queued (past the max, a slow consumer, closed).
     pub(super) fn deliver(
         &self,
         sub: &Subscription,
         sid: &[u8],
         m: &Message<'_>,
         t: &mut MsgTemplate,
-    ) -> Option<(u64, u64)> {
+    ) -> Option<(u64, u64, bool)> {
         let total = m.headers.map_or(0, <[u8]>::len) + m.payload.len();
         let by_ref = m.shared.filter(|_| m.payload.len() > COPY_THRESHOLD);
         if !t.is_filled() {
@@ -214,10 +215,11 @@ impl ClientShared {
             Ok(_) => {
                 add(&self.stats.out_msgs, 1);
                 add(&self.stats.out_bytes, total as u64);
+                let behind = out.queued_bytes() > READ_AHEAD_BYTES;
                 drop(out);
                 // No wake-up here: the caller lists the receiver in its `PendingFlush` (or wakes
                 // it itself), so the writer is woken once per batch, not once per message.
-                Some((n, max))
+                Some((n, max, behind))
             }
             Err(PushError::SlowConsumer) => {
                 drop(out);

@@ -52,7 +52,10 @@ struct DeliverCtx {
     /// Messages and bytes received in this read, added to the route's counters once per read.
     in_msgs: u64,
     in_bytes: u64,
-    /// Events taken from the machine in one lock, acted on outside it.
+    /// Routed messages taken from the machine in one lock, delivered outside it, by reference.
+    msgs: Vec<RoutedMsg>,
+    /// Events taken from the machine in one lock, acted on outside it (after `msgs`, which
+    /// came before them on the wire).
     events: Vec<RouteEvent>,
 }
 
@@ -121,6 +124,7 @@ where
         account: None,
         in_msgs: 0,
         in_bytes: 0,
+        msgs: Vec::with_capacity(MSG_RUN),
         events: Vec::new(),
     };
     let mut buf = BytesMut::with_capacity(READ_BUF);
@@ -151,8 +155,8 @@ where
                     ctx.account = None;
                     let mut closed = None;
                     loop {
-                        let (t, events) = (ctx.now, &mut ctx.events);
-                        let more = handle.with(|c| take_input(c, t, &mut buf, events));
+                        let (t, msgs, events) = (ctx.now, &mut ctx.msgs, &mut ctx.events);
+                        let more = handle.with(|c| take_input(c, t, &mut buf, msgs, events));
                         if let Some(r) = process(&srv, &handle, peer, &mut ctx) {
                             closed = Some(r);
                             break;
@@ -180,6 +184,10 @@ where
                             natsd_core::outbound::STALL_MIN,
                         )
                         .await;
+                    } else if stall.writers_behind() {
+                        // As a client's reader does: let the local receivers' writers take
+                        // what this read queued before reading more.
+                        tokio::task::yield_now().await;
                     }
                 }
                 Err(_) => handle.close(RouteCloseReason::ReadError),
@@ -229,27 +237,22 @@ where
     })
 }
 
-/// Feeds `buf` to the machine and moves its events into `events`. A run of routed messages
-/// (up to [`MSG_RUN`]) is parsed under this one lock; any other event ends the run, so that
+/// Feeds `buf` to the machine: a run of routed messages (up to [`MSG_RUN`]) goes into `msgs`
+/// under this one lock, and the event that ended the run, if any, into `events`, so that
 /// interest changes and the like are acted on before later ops are read, as
 /// [`RouteConn::handle_input`] intends. Returns whether input is left.
 fn take_input(
     c: &mut RouteConn,
     now: Instant,
     buf: &mut BytesMut,
+    msgs: &mut Vec<RoutedMsg>,
     events: &mut Vec<RouteEvent>,
 ) -> bool {
-    loop {
-        let more = c.handle_input(now, buf);
-        let mut only_msgs = true;
-        while let Some(ev) = c.poll_event() {
-            only_msgs &= matches!(ev, RouteEvent::RoutedMsg(_));
-            events.push(ev);
-        }
-        if !more || !only_msgs || events.len() >= MSG_RUN {
-            return more;
-        }
+    let more = c.handle_input_msgs(now, buf, msgs, MSG_RUN);
+    while let Some(ev) = c.poll_event() {
+        events.push(ev);
     }
+    more
 }
 
 /// Acts on every event taken or still queued in the machine. Returns the close reason once
@@ -261,6 +264,13 @@ fn process(
     ctx: &mut DeliverCtx,
 ) -> Option<RouteCloseReason> {
     let mut closed = None;
+    // The messages first: on the wire they came before the event that ended their run.
+    let msgs = std::mem::take(&mut ctx.msgs);
+    for msg in &msgs {
+        deliver(srv, ctx, msg);
+    }
+    ctx.msgs = msgs;
+    ctx.msgs.clear();
     let mut taken = std::mem::take(&mut ctx.events);
     let mut taken_iter = taken.drain(..);
     loop {

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use natsd_core::outbound::StallGate;
+use natsd_core::outbound::{StallGate, READ_AHEAD_BYTES};
 use natsd_core::proto::route::RouteInfo;
 use natsd_core::route::{RouteCloseReason, RouteConfig, RouteConn};
 use natsd_core::router::{Message, RouteSink, SubRef};
@@ -37,6 +37,11 @@ pub(crate) use url::RouteUrl;
 
 /// Local interest: (account, subject, queue) → number of local subscriptions.
 type InterestKey = (String, Bytes, Option<Bytes>);
+
+/// Adds to a counter whose writers all hold one lock (readers may be anywhere).
+fn add(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+}
 
 /// One route connection as the rest of the server sees it.
 #[derive(Debug)]
@@ -55,6 +60,8 @@ pub(crate) struct RouteHandle {
     pub(crate) last_activity: AtomicU64,
     /// The machine's stall gate, readable without the machine's lock.
     gate: Arc<StallGate>,
+    /// The writer has more than `READ_AHEAD_BYTES` not yet taken (set by each send).
+    behind: AtomicBool,
 }
 
 impl RouteHandle {
@@ -71,6 +78,7 @@ impl RouteHandle {
             out_msgs: AtomicU64::new(0),
             out_bytes: AtomicU64::new(0),
             last_activity: AtomicU64::new(0),
+            behind: AtomicBool::new(false),
         })
     }
 
@@ -120,12 +128,19 @@ impl RouteSink for RouteHandle {
             (m.payload, shared),
         );
         let closed = c.is_closed();
-        drop(c);
-        self.out_msgs.fetch_add(1, Ordering::Relaxed);
-        self.out_bytes.fetch_add(
+        let behind = c.pending_bytes() as u64 > READ_AHEAD_BYTES;
+        // Every send holds the machine's lock: the counters have one writer at a time, so
+        // plain adds do instead of two locked read-modify-writes per routed message.
+        add(&self.out_msgs, 1);
+        add(
+            &self.out_bytes,
             (m.payload.len() + m.headers.map_or(0, <[u8]>::len)) as u64,
-            Ordering::Relaxed,
         );
+        drop(c);
+        // Written only when it changes: every publisher feeding this route reads it.
+        if self.behind.load(Ordering::Relaxed) != behind {
+            self.behind.store(behind, Ordering::Relaxed);
+        }
         if closed {
             // Slow consumer: the machine closed itself; its reader must notice.
             self.close.notify_one();
@@ -143,6 +158,10 @@ impl RouteSink for RouteHandle {
 
     fn stall_gate(&self) -> Option<&Arc<StallGate>> {
         Some(&self.gate)
+    }
+
+    fn writer_behind(&self) -> bool {
+        self.behind.load(Ordering::Relaxed)
     }
 }
 

@@ -74,6 +74,7 @@ impl MsgTemplate {
     }
 
     /// Has [`Self::fill`] run since the last [`Self::reset`]?
+    #[inline]
     pub fn is_filled(&self) -> bool {
         self.filled
     }
@@ -90,16 +91,19 @@ impl MsgTemplate {
     }
 
     /// Bytes [`Self::write_to`] writes for `sid`.
+    #[inline]
     pub fn encoded_len(&self, sid: &[u8]) -> usize {
         self.buf.len() - self.sid_len + sid.len()
     }
 
     /// Is the payload (and its CRLF) part of [`Self::tail`]?
+    #[inline]
     pub fn payload_inline(&self) -> bool {
         self.payload_inline
     }
 
     /// Writes the whole encoding for one sid (header, payload and CRLF only when inline).
+    #[inline]
     pub fn write_to(&mut self, out: &mut BytesMut, sid: &[u8]) {
         let at = self.sid_at..self.sid_at + self.sid_len;
         if self.buf[at.clone()] != *sid {
