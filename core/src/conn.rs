@@ -203,8 +203,7 @@ pub struct ClientConn {
 }
 
 impl ClientConn {
-    /// A new connection; its INFO is queued for transmission at once (unless `defer_info`, for
-    /// TLS-first handshakes where the shell sends it after the handshake via [`Self::send_info`]).
+    /// A new connection; its INFO is queued for transmission at once.
     pub fn new(
         now: Instant,
         id: u64,

@@ -13,6 +13,7 @@
 
 use std::time::Instant;
 
+mod cluster;
 mod conf;
 mod conn;
 mod gojson;
@@ -22,6 +23,7 @@ mod proto;
 mod route;
 mod sublist;
 
+pub use cluster::{cluster_entries, cluster_snapshots};
 pub use conf::config_parser;
 pub use conn::conn_machine;
 pub use gojson::js_request_json;
@@ -36,7 +38,7 @@ pub type Target = fn(Instant, &[u8]);
 
 /// The fuzz targets by name, for replaying corpora: `fuzz/corpus/<name>/` holds the inputs of
 /// each. `conn_machine` needs a starting instant, which the caller supplies (core reads no
-/// clock); the others ignore it.
+/// clock), and so does `cluster_entries`; the others ignore it.
 pub const TARGETS: &[(&str, Target)] = &[
     ("client_parser", |_, d| client_parser(d)),
     ("connect_json", |_, d| connect_json(d)),
@@ -48,6 +50,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("parse_leaf", |_, d| parse_leaf(d)),
     ("js_api", |_, d| js_api(d)),
     ("js_request_json", |_, d| js_request_json(d)),
+    ("cluster_entries", cluster_entries),
+    ("cluster_snapshots", |_, d| cluster_snapshots(d)),
 ];
 
 /// Reads fuzz bytes front to back; past the end every read yields zero, so decoding never fails

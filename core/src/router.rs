@@ -1,7 +1,7 @@
 //! Message routing within and across accounts.
 //!
 //! The publish path (DESIGN.md): the publisher's own task matches the subject in its account's
-//! sublist and appends the refcounted payload to each receiver's bounded [`Outbound`], then
+//! sublist and appends the refcounted payload to each receiver's bounded [`Outbound`](crate::outbound::Outbound), then
 //! wakes that receiver's writer through its [`Notifier`]. No global lock and no channel hop per
 //! message: the only locks taken are the sublist's (read, or its cache) and each receiver's
 //! outbound queue.

@@ -63,7 +63,9 @@ fn every_target_has_a_replay_test() {
             "route_parser",
             "parse_leaf",
             "js_api",
-            "js_request_json"
+            "js_request_json",
+            "cluster_entries",
+            "cluster_snapshots"
         ]
     );
 }
@@ -116,4 +118,14 @@ fn js_api() {
 #[test]
 fn js_request_json() {
     replay("js_request_json");
+}
+
+#[test]
+fn cluster_entries() {
+    replay("cluster_entries");
+}
+
+#[test]
+fn cluster_snapshots() {
+    replay("cluster_snapshots");
 }

@@ -112,6 +112,8 @@
 #![allow(clippy::result_large_err)]
 
 mod codec;
+#[doc(hidden)]
+pub mod fuzzing;
 mod health;
 mod hub;
 mod local;

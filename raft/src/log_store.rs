@@ -106,7 +106,7 @@ pub struct RecoveryReport {
 
 /// What the `state` file holds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct PersistedState {
+pub(crate) struct PersistedState {
     vote: Option<Vote>,
     last_purged: Option<LogId>,
     damage: Option<Damage>,

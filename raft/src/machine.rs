@@ -43,7 +43,7 @@ pub trait GroupMachine: Send + 'static {
 
 /// What the `snapshot` file holds.
 #[derive(Serialize, Deserialize)]
-struct StoredSnapshot {
+pub(crate) struct StoredSnapshot {
     meta: SnapshotMeta,
     data: Vec<u8>,
 }

@@ -31,7 +31,7 @@ fn env() -> BTreeMap<String, String> {
 /// `config_parser`: arbitrary text into [`conf::parse`] and [`conf::options_from_conf`].
 ///
 /// Format: the input is cut at NUL bytes; the first part is the main file `/etc/nats/main.conf`,
-/// the following parts are include files next to it (see [`INCLUDE_NAMES`]). Invalid UTF-8 is
+/// the following parts are include files next to it (see `INCLUDE_NAMES`). Invalid UTF-8 is
 /// replaced, as a loader reading text would have to. A small environment is available for
 /// `$VAR` references.
 ///

@@ -312,7 +312,7 @@ fn check_wire(wire: &[u8], nonce: &str) {
 /// Format: byte 0 picks the configuration (bits 0–1: password/nkey users in accounts, no
 /// authentication, `no_auth_user`, token; bit 2: small limits and a 1 s ping interval; bit 3:
 /// a WebSocket connection), byte 1 seeds the connection. The rest is what the client sends,
-/// cut into reads by `0xFF a` markers that also advance time (see [`script`]). `@NKEY@` in a
+/// cut into reads by `0xFF a` markers that also advance time (see `script`). `@NKEY@` in a
 /// read becomes the nkey user's public key and `@SIG@` its signature of this connection's nonce.
 ///
 /// Checks: no panic; every output drained after every call; `poll_timeout` never goes

@@ -3,7 +3,7 @@
 //!
 //! nats-server runs an internal consumer per source. Here the origin's store is in the same
 //! process, so a source is a cursor: after each group commit the service calls
-//! [`JetStream::pull_sources`], which copies what the origins hold *and have committed*
+//! `JetStream::pull_sources`, which copies what the origins hold *and have committed*
 //! (synced, or acknowledged in `sync_interval` mode) past each cursor into the sourcing
 //! streams. A cursor whose origin does not exist yet waits for it.
 //!

@@ -126,7 +126,7 @@ impl Stream {
         self.batches.len()
     }
 
-    /// Abandons the batches idle for [`BATCH_TIMEOUT_NS`].
+    /// Abandons the batches idle for `BATCH_TIMEOUT_NS` (10 s).
     pub fn expire_batches(&mut self, now: UnixNanos) {
         self.batches
             .retain(|_, b| now.saturating_sub(b.last) < BATCH_TIMEOUT_NS);

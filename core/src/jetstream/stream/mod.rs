@@ -1,7 +1,7 @@
 //! One stream: its config, its store, de-duplication, the publish checks, the subject
 //! transform, republish and per-message TTL (Go: server/stream.go processJetStreamMsg).
 //!
-//! * [`config`]: the config checks and the store-level part of a config.
+//! * `config`: the config checks and the store-level part of a config.
 //! * Mirrors and sources are driven by the service (see `super::sourcing`); this module
 //!   stores what they bring in ([`Stream::store_sourced`], [`Stream::store_mirrored`]).
 
