@@ -1,7 +1,7 @@
 //! HTTP monitoring: nats-server's endpoints (`/varz`, `/connz`, …) with its JSON field names
 //! and query options, plus Prometheus `/metrics`.
 //!
-//! The documents are built by [`build`] from the server's shared state; the same structs are
+//! The documents are built by `build` from the server's shared state; the same structs are
 //! returned by the embedding API and the `$SYS.REQ.…` services.
 
 mod build;
