@@ -12,8 +12,11 @@
 //!
 //! Not yet: push consumers (they are created, but deliver only while their deliver subject
 //! has local interest on the leader), consumer updates through the meta group, consumer
-//! leader stepdown, and pausing/resetting/unpinning. A message is handed to a consumer once
-//! the leader stored it, which may be before its entry commits.
+//! leader stepdown, and pausing/resetting/unpinning.
+//!
+//! The leader stores a message before its entry commits, so its consumers are capped at the
+//! last committed sequence (core's `ReplicatedStream::committed`); an applied entry that
+//! raises it queues an `Op::Pump`, and the batch's pump hands out what it now covers.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
