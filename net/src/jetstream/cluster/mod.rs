@@ -50,9 +50,8 @@
 //!
 //! # Not yet
 //!
-//! * Push consumers on clustered streams (created, but they deliver only to subscribers the
-//!   leader sees), consumer updates and CONSUMER.LEADER.STEPDOWN, pause/reset/unpin (see
-//!   [`consumers`]).
+//! * Consumer updates and CONSUMER.LEADER.STEPDOWN, pause/reset/unpin on clustered streams
+//!   (see [`consumers`]).
 //! * Snapshots and restores, STREAM.PEER.REMOVE and SERVER.REMOVE in a cluster: unanswered.
 //! * STREAM.LIST and CONSUMER.LIST report the state this server holds a replica of; others
 //!   show an empty state (nats-server asks each stream's leader).

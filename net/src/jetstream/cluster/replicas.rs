@@ -477,6 +477,16 @@ impl StreamGroup {
                 for op in ops {
                     leader_op(rs, op, now, &mut b, &mut answered);
                 }
+                // Push consumers deliver while their deliver subject has a subscriber here
+                // or on another server (route interest is in the account's sublist).
+                for c in rs.consumers.values_mut() {
+                    if let Some(d) = c.config.deliver_subject.as_deref() {
+                        let interest = acc.sublist.has_interest(d.as_bytes());
+                        if interest != c.active {
+                            c.set_active(interest, now);
+                        }
+                    }
+                }
                 // New messages, pull requests and acks all let consumers hand out more.
                 if !rs.consumers.is_empty() {
                     b.pump(rs, now);
