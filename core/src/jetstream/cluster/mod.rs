@@ -58,6 +58,8 @@ mod catchup_tests;
 #[cfg(test)]
 mod checks_tests;
 #[cfg(test)]
+mod commit_tests;
+#[cfg(test)]
 mod flow_tests;
 #[cfg(test)]
 mod meta_tests;

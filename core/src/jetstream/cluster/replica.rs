@@ -122,6 +122,10 @@ pub struct ReplicatedStream {
     /// This replica leads the group (set by the shell from Raft): its consumers are live, and
     /// their state entries, older than what they hold, are not applied back to them.
     leading: bool,
+    /// The stream's last sequence among the entries applied, i.e. committed: a leader's
+    /// consumers hand out nothing past it (the leader stores a message before its entry
+    /// commits).
+    committed: u64,
 }
 
 impl ReplicatedStream {
@@ -137,6 +141,7 @@ impl ReplicatedStream {
             applied: 0,
             pending_config: None,
             leading: false,
+            committed: 0,
         }
     }
 
@@ -150,6 +155,35 @@ impl ReplicatedStream {
     /// they hold by the time they commit, so a leader does not apply them back.
     pub fn set_leading(&mut self, leading: bool) {
         self.leading = leading;
+        let ceiling = if leading { self.committed } else { u64::MAX };
+        for c in self.consumers.values_mut() {
+            c.set_ceiling(ceiling);
+        }
+    }
+
+    /// The last stream sequence known committed (see the field).
+    pub fn committed(&self) -> u64 {
+        self.committed
+    }
+
+    /// Raises the committed sequence after an applied entry; a leader's consumers follow.
+    fn commit_upto(&mut self, entry: &StreamEntry) {
+        let upto = match entry {
+            StreamEntry::Msg(m) => Some(m.seq),
+            StreamEntry::Batch(ms) => ms.last().map(|m| m.seq),
+            StreamEntry::Skip { seq, count, .. } => Some((seq + count).saturating_sub(1)),
+            other => other.last_seq(),
+        };
+        // Never past what the store holds (a replica that refused an entry).
+        let upto = upto.unwrap_or(0).min(self.last_seq());
+        if upto > self.committed {
+            self.committed = upto;
+            if self.leading {
+                for c in self.consumers.values_mut() {
+                    c.set_ceiling(upto);
+                }
+            }
+        }
     }
 
     fn last_seq(&self) -> u64 {
@@ -395,6 +429,9 @@ impl ReplicatedStream {
         if !matches!(out, Applied::Behind { .. }) {
             self.applied = index;
         }
+        if !matches!(out, Applied::Behind { .. } | Applied::Diverged { .. }) {
+            self.commit_upto(entry);
+        }
         out
     }
 
@@ -588,6 +625,10 @@ impl ReplicatedStream {
                 meta.created,
             )
         };
+        let mut c = c;
+        if self.leading {
+            c.set_ceiling(self.committed);
+        }
         self.consumers.insert(meta.name.clone(), c);
     }
 
@@ -665,6 +706,8 @@ impl ReplicatedStream {
                 applied: s.applied,
                 pending_config: None,
                 leading: false,
+                // What the snapshot saw was committed (a store that holds less is behind).
+                committed: s.last_seq.min(have),
             },
             behind,
         ))

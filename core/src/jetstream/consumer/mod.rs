@@ -196,6 +196,9 @@ pub struct Consumer {
     /// `last_active` in the info); 0: never since it was loaded.
     last_delivered_ts: UnixNanos,
     last_ack_ts: UnixNanos,
+    /// The highest stream sequence it may hand out fresh (a replicated stream's leader caps
+    /// it at the last committed message); `u64::MAX` otherwise.
+    ceiling: u64,
 }
 
 /// A durable consumer's config and ack floor, saved on create and update and when the floor
@@ -320,6 +323,7 @@ impl Consumer {
             state_dirty: false,
             last_delivered_ts: 0,
             last_ack_ts: 0,
+            ceiling: u64::MAX,
             created: now,
             config,
         };
@@ -415,6 +419,12 @@ impl Consumer {
             .iter()
             .filter_map(|f| store.load_next_msg(f, from).ok())
             .min_by_key(|m| m.seq)
+    }
+
+    /// Fresh messages past `seq` are not handed out until the ceiling rises (a replicated
+    /// stream's leader: only committed messages); `u64::MAX` lifts it.
+    pub fn set_ceiling(&mut self, seq: u64) {
+        self.ceiling = seq;
     }
 
     /// Recomputes the pending count from the store (after purges and deletes).
@@ -541,7 +551,9 @@ impl Consumer {
                 return Some((m, Source::Initial));
             }
         }
-        let m = self.load_next(store, self.next_sseq)?;
+        let m = self
+            .load_next(store, self.next_sseq)
+            .filter(|m| m.seq <= self.ceiling)?;
         self.next_sseq = m.seq + 1;
         self.num_pending = self.num_pending.saturating_sub(1);
         Some((m, Source::Fresh))

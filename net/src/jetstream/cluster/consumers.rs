@@ -1,4 +1,4 @@
-//! Pull consumers on clustered streams, run by the stream's leader (core's replica carries
+//! Pull and push consumers on clustered streams, run by the stream's leader (core's replica carries
 //! their state in the stream's log: the consumer leader is always the stream leader).
 //!
 //! The meta group records which consumers exist (CONSUMER.CREATE/DELETE through the meta
@@ -8,12 +8,16 @@
 //! it no longer lists. Pull requests (`CONSUMER.MSG.NEXT`) and acks (`$JS.ACK.<stream>.>`,
 //! which the leader subscribes to with route interest) are handled on the leader's live
 //! consumers; after a batch that delivered or acked, each consumer's delivery state is proposed
-//! as one entry, then the removals acks made on interest and work-queue streams.
+//! as one entry, then the removals acks made on interest and work-queue streams. A push
+//! consumer delivers while its deliver subject has interest in the leader's account sublist,
+//! which holds the other servers' interest too (checked on every batch, ticks included).
 //!
-//! Not yet: push consumers (they are created, but deliver only while their deliver subject
-//! has local interest on the leader), consumer updates through the meta group, consumer
-//! leader stepdown, and pausing/resetting/unpinning. A message is handed to a consumer once
-//! the leader stored it, which may be before its entry commits.
+//! Not yet: consumer updates through the meta group, consumer leader stepdown, and
+//! pausing/resetting/unpinning.
+//!
+//! The leader stores a message before its entry commits, so its consumers are capped at the
+//! last committed sequence (core's `ReplicatedStream::committed`); an applied entry that
+//! raises it queues an `Op::Pump`, and the batch's pump hands out what it now covers.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

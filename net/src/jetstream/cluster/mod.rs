@@ -42,22 +42,21 @@
 //! R1 included, as in nats-server: the account's `$JS.API.>` is served by [`api`] (the meta
 //! leader or the stream's leader answers, see its docs), a create becomes a meta entry, and
 //! the meta group's effects open each stream's own Raft group on its peers ([`replicas`]),
-//! whose leader alone takes publishes and acknowledges them once committed. The single-server
-//! JetStream of each account keeps running beside it for what was stored before clustering
+//! whose leader alone takes publishes and acknowledges them once committed; its consumers
+//! hand out only messages whose entry committed. The single-server JetStream of each
+//! account keeps running beside it for what was stored before clustering
 //! (its streams are recovered and still take publishes) and for acks and snapshots, but no
 //! longer hears the API or the acks.
 //!
 //! # Not yet
 //!
-//! * Push consumers on clustered streams (created, but they deliver only to subscribers the
-//!   leader sees), consumer updates and CONSUMER.LEADER.STEPDOWN, pause/reset/unpin (see
-//!   [`consumers`]).
+//! * Consumer updates and CONSUMER.LEADER.STEPDOWN, pause/reset/unpin on clustered streams
+//!   (see [`consumers`]).
 //! * Snapshots and restores, STREAM.PEER.REMOVE and SERVER.REMOVE in a cluster: unanswered.
 //! * STREAM.LIST and CONSUMER.LIST report the state this server holds a replica of; others
 //!   show an empty state (nats-server asks each stream's leader).
 //! * Repairing a replica in trouble (`Behind`, `Diverged`, a damaged store): it stops
 //!   applying, does not lead, and `/healthz` fails; a peer does not rebuild it yet.
-//! * A consumer may be handed a message the leader stored before its entry committed.
 //! * Memory-storage streams are kept in files when clustered.
 //! * `$JS.<domain>.API` in a cluster; account usage in `$JS.API.INFO` counts this server's
 //!   replicas only.

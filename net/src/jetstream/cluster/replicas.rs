@@ -90,6 +90,8 @@ pub(super) enum Op {
     },
     /// The meta group's consumers and the timers (see `consumers`).
     Tick(Box<Tick>),
+    /// Entries committed: consumers may hand out what they now cover.
+    Pump,
 }
 
 /// An answer: (reply subject, body).
@@ -108,6 +110,10 @@ pub(super) struct Replica {
     /// Why this replica stopped applying (see the module docs).
     pub(super) trouble: Option<String>,
     leading: bool,
+    /// The leader's proposer, woken when a commit lets consumers hand out more; `pump_queued`
+    /// keeps one wake-up queued at most.
+    wake: Option<mpsc::Sender<Op>>,
+    pump_queued: bool,
 }
 
 impl Replica {
@@ -119,6 +125,8 @@ impl Replica {
             rs: Some(ReplicatedStream::new(sa.config.clone(), store, sa.created)),
             trouble: None,
             leading: false,
+            wake: None,
+            pump_queued: false,
         };
         if let Some(why) = why {
             r.fail(why);
@@ -155,7 +163,13 @@ impl Replica {
             }
         };
         let Some(rs) = self.rs.as_mut() else { return };
+        let committed = rs.committed();
         let out = rs.apply(index, &entry);
+        if rs.committed() > committed && !rs.consumers.is_empty() && !self.pump_queued {
+            if let Some(w) = &self.wake {
+                self.pump_queued = w.try_send(Op::Pump).is_ok();
+            }
+        }
         // The group commit of the replica's store: durable before the next entry, and before
         // any snapshot (which holds no messages).
         let synced = rs.stream.store.sync();
@@ -360,9 +374,12 @@ impl StreamGroup {
         let Some(acc) = srv.lookup_account(&self.account) else {
             return;
         };
+        let (tx, rx) = mpsc::channel(QUEUE);
         let subjects = {
             let mut r = lock(&self.replica);
             r.leading = true;
+            r.wake = Some(tx.clone());
+            r.pump_queued = false;
             let Some(rs) = r.rs.as_mut() else { return };
             rs.set_leading(true);
             let mut s = rs.stream.config.subjects.clone();
@@ -370,7 +387,6 @@ impl StreamGroup {
             s.push(format!("$JS.ACK.{}.>", rs.stream.config.name));
             s
         };
-        let (tx, rx) = mpsc::channel(QUEUE);
         let sink: Arc<dyn InternalSink> = Arc::new(PubSink {
             tx: tx.clone(),
             acc: Arc::downgrade(&acc),
@@ -402,6 +418,7 @@ impl StreamGroup {
         {
             let mut r = lock(&self.replica);
             r.leading = false;
+            r.wake = None;
             if let Some(rs) = r.rs.as_mut() {
                 rs.set_leading(false);
             }
@@ -455,9 +472,20 @@ impl StreamGroup {
                 if r.trouble.is_some() {
                     return;
                 }
+                r.pump_queued = false;
                 let Some(rs) = r.rs.as_mut() else { return };
                 for op in ops {
                     leader_op(rs, op, now, &mut b, &mut answered);
+                }
+                // Push consumers deliver while their deliver subject has a subscriber here
+                // or on another server (route interest is in the account's sublist).
+                for c in rs.consumers.values_mut() {
+                    if let Some(d) = c.config.deliver_subject.as_deref() {
+                        let interest = acc.sublist.has_interest(d.as_bytes());
+                        if interest != c.active {
+                            c.set_active(interest, now);
+                        }
+                    }
                 }
                 // New messages, pull requests and acks all let consumers hand out more.
                 if !rs.consumers.is_empty() {
@@ -585,6 +613,8 @@ fn leader_op(
             payload,
         } => consumers::next(rs, &consumer, &reply, &payload, now, b),
         Op::Tick(t) => consumers::tick(rs, *t, now, answered, b),
+        // The pump after every batch does the work.
+        Op::Pump => {}
     }
 }
 
