@@ -282,6 +282,17 @@ fn leaf_all_faults() {
     });
 }
 
+/// Regression (seed 141428552 of `leaf_link_flaps_and_hub_crash`, sweep base 11): input that
+/// closed a leaf link (its close event taken while processing that input) was forgotten, so
+/// the link's reader kept reading a socket at EOF without ever ending: a busy loop that froze
+/// the server (and the sim) in one step.
+#[test]
+fn leaf_link_closed_by_its_input_ends() {
+    if let Err(e) = run(141_428_552, Faults::Aimed) {
+        panic!("{e}");
+    }
+}
+
 #[test]
 fn leaf_determinism() {
     sweep(module_path!(), "leaf_determinism", 1, |seed| {
