@@ -131,27 +131,37 @@ pub struct Outcome {
 /// The port every simulated server listens on for routes, when clustered.
 pub const CLUSTER_PORT: u16 = 6222;
 
-/// Route URLs name sim hosts (`nats://n2:6222`); natsd resolves names with the system
-/// resolver, which knows nothing of turmoil's hosts, so they become turmoil's addresses here.
+/// The port a simulated leaf-node hub listens on for leaf connections.
+pub const LEAF_PORT: u16 = 7422;
+
+/// Route and leaf-remote URLs name sim hosts (`nats://n2:6222`); natsd resolves names with
+/// the system resolver, which knows nothing of turmoil's hosts, so they become turmoil's
+/// addresses here.
 fn resolve_route_hosts(opts: &mut Options) {
-    let Some(c) = opts.cluster.as_mut() else {
+    if let Some(c) = opts.cluster.as_mut() {
+        c.routes.iter_mut().for_each(resolve_url);
+    }
+    if let Some(l) = opts.leafnodes.as_mut() {
+        for r in &mut l.remotes {
+            r.urls.iter_mut().for_each(resolve_url);
+        }
+    }
+}
+
+fn resolve_url(r: &mut String) {
+    let (scheme, rest) = r.split_once("://").unwrap_or(("nats", r.as_str()));
+    let (cred, hostport) = match rest.rsplit_once('@') {
+        Some((c, hp)) => (format!("{c}@"), hp),
+        None => (String::new(), rest),
+    };
+    let Some((host, port)) = hostport.rsplit_once(':') else {
         return;
     };
-    for r in &mut c.routes {
-        let (scheme, rest) = r.split_once("://").unwrap_or(("nats", r.as_str()));
-        let (cred, hostport) = match rest.rsplit_once('@') {
-            Some((c, hp)) => (format!("{c}@"), hp),
-            None => (String::new(), rest),
-        };
-        let Some((host, port)) = hostport.rsplit_once(':') else {
-            continue;
-        };
-        if host.parse::<std::net::IpAddr>().is_ok() {
-            continue;
-        }
-        let ip = turmoil::lookup(host);
-        *r = format!("{scheme}://{cred}{ip}:{port}");
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return;
     }
+    let ip = turmoil::lookup(host);
+    *r = format!("{scheme}://{cred}{ip}:{port}");
 }
 
 /// Server options for host `me` of a cluster of `hosts` (full mesh of configured routes on

@@ -63,6 +63,7 @@ where
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(READ_BUF);
         }
+        let mut closed_by_input = None;
         tokio::select! {
             biased;
             () = handle.close.notified() => {}
@@ -70,13 +71,22 @@ where
                 Ok(0) => handle.close(LeafCloseReason::ClientClosed),
                 Ok(_) => loop {
                     let more = handle.with(|c| c.handle_input(now(), &mut buf));
-                    if process(&srv, &handle, &mut ctx).is_some() || !more {
+                    // The close event is queued once: dropping it here would leave the
+                    // loop reading a dead socket forever (EOF returns at once).
+                    if let Some(r) = process(&srv, &handle, &mut ctx) {
+                        closed_by_input = Some(r);
+                        break;
+                    }
+                    if !more {
                         break;
                     }
                 },
                 Err(_) => handle.close(LeafCloseReason::ReadError),
             },
             () = sleep_until(deadline) => handle.with(|c| c.handle_timeout(now())),
+        }
+        if let Some(r) = closed_by_input {
+            break r;
         }
     };
     ctx.pending.flush();
