@@ -8,6 +8,9 @@
 //! * `$NATSD.JSC.HB`: every clustered JetStream server's heartbeat (see the module docs of
 //!   `cluster`), which is also how a server learns the others' node ids;
 //! * `$NATSD.JSC.ELECT.<node>`: asks node `<node>` to campaign (the meta leader's stepdown).
+//! * `$NATSD.JSC.CU.<node>.<group>`: asks node `<node>` for its replica of stream group
+//!   `<group>`: its snapshot, or a window of catch-up chunks (see `repair`), answered on the
+//!   asker's reply subject (one message, or one per chunk).
 //!
 //! A frame is handed to [`RaftHub::handle_frame`] on a task of its own, so a slow append never
 //! holds up a vote. A node no heartbeat came from yet, or one nobody routes to, is
@@ -34,6 +37,8 @@ pub(super) const REPLY_PREFIX: &str = "$NATSD.RAFTR.";
 pub(super) const HEARTBEAT: &str = "$NATSD.JSC.HB";
 /// Prefix of the campaign requests.
 pub(super) const ELECT_PREFIX: &str = "$NATSD.JSC.ELECT.";
+/// Prefix of the catch-up requests (see `repair`).
+pub(super) const CATCHUP_PREFIX: &str = "$NATSD.JSC.CU.";
 /// The meta leader stepdown request (Go: JSApiLeaderStepDown), answered by the meta leader.
 pub(super) const META_STEPDOWN: &str = "$JS.API.META.LEADER.STEPDOWN";
 
@@ -80,6 +85,8 @@ pub(super) struct Bus {
     rng: Mutex<SplitMix64>,
     seq: AtomicU64,
     pending: Mutex<BTreeMap<u64, oneshot::Sender<Bytes>>>,
+    /// Reply subjects that take many answers (catch-up chunks), by sequence.
+    inboxes: Mutex<BTreeMap<u64, mpsc::Sender<Bytes>>>,
     /// Node ids heard from (a heartbeat arrived), so frames to others fail fast.
     known: Mutex<std::collections::BTreeSet<NodeId>>,
 }
@@ -92,6 +99,7 @@ impl Bus {
             rng: Mutex::new(SplitMix64::new(seed)),
             seq: AtomicU64::new(0),
             pending: Mutex::new(BTreeMap::new()),
+            inboxes: Mutex::new(BTreeMap::new()),
             known: Mutex::new(std::collections::BTreeSet::new()),
         })
     }
@@ -145,12 +153,44 @@ impl Bus {
         };
         if let Some(tx) = lock(&self.pending).remove(&seq) {
             let _ = tx.send(payload);
+        } else if let Some(tx) = lock(&self.inboxes).get(&seq) {
+            // Full: dropped, as a lost chunk is (the catch-up asks again).
+            let _ = tx.try_send(payload);
+        }
+    }
+
+    /// A reply subject that takes up to `cap` unread answers, until the inbox is dropped.
+    pub(super) fn inbox(self: &Arc<Self>, cap: usize) -> Inbox {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(cap.max(1));
+        lock(&self.inboxes).insert(seq, tx);
+        Inbox {
+            bus: Arc::clone(self),
+            seq,
+            reply: format!("{REPLY_PREFIX}{}.{seq}", self.me),
+            rx,
         }
     }
 
     /// The subject this server's replies come back on (subscribe to it with a wildcard).
     pub(super) fn reply_subjects(&self) -> String {
         format!("{REPLY_PREFIX}{}.*", self.me)
+    }
+}
+
+/// A reply subject of this server and what arrives on it (see [`Bus::inbox`]).
+pub(super) struct Inbox {
+    bus: Arc<Bus>,
+    seq: u64,
+    /// The reply subject to hand out.
+    pub(super) reply: String,
+    /// The answers.
+    pub(super) rx: mpsc::Receiver<Bytes>,
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        lock(&self.bus.inboxes).remove(&self.seq);
     }
 }
 

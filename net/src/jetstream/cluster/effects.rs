@@ -15,7 +15,7 @@ use natsd_core::jetstream::cluster::{Answer, MetaEffect, Request, StreamAssignme
 use serde_json::json;
 
 use super::replicas::{self, Op, StreamGroup};
-use super::{consumers, peer_id, JsCluster};
+use super::{consumers, peer_id, repair, JsCluster};
 use crate::server::lock;
 
 impl JsCluster {
@@ -120,6 +120,7 @@ impl JsCluster {
             }
         });
         tokio::spawn(Arc::clone(&g).watch(self.srv.clone(), on_lead));
+        tokio::spawn(repair::run(Arc::clone(&g), Arc::clone(&self.bus)));
         if sa.group.peers.first() == Some(&peer_id(&self.name)) {
             let c = Arc::clone(self);
             tokio::spawn(async move { c.initialize_stream(g, sa).await });
@@ -201,8 +202,8 @@ impl JsCluster {
         lock(&self.streams).values().find_map(|g| {
             g.trouble().map(|why| {
                 format!(
-                    "JetStream stream {} > {} is in trouble: {why}",
-                    g.account, g.name
+                    "JetStream stream {} in account {} is being repaired: {why}",
+                    g.name, g.account
                 )
             })
         })

@@ -43,7 +43,8 @@
 //! leader or the stream's leader answers, see its docs), a create becomes a meta entry, and
 //! the meta group's effects open each stream's own Raft group on its peers ([`replicas`]),
 //! whose leader alone takes publishes and acknowledges them once committed; its consumers
-//! hand out only messages whose entry committed. The single-server JetStream of each
+//! hand out only messages whose entry committed. A replica that falls out of step with its
+//! group (a store that lacks, differs or is damaged) is rebuilt from a peer ([`repair`]). The single-server JetStream of each
 //! account keeps running beside it for what was stored before clustering
 //! (its streams are recovered and still take publishes) and for acks and snapshots, but no
 //! longer hears the API or the acks.
@@ -55,8 +56,6 @@
 //! * Snapshots and restores, STREAM.PEER.REMOVE and SERVER.REMOVE in a cluster: unanswered.
 //! * STREAM.LIST and CONSUMER.LIST report the state this server holds a replica of; others
 //!   show an empty state (nats-server asks each stream's leader).
-//! * Repairing a replica in trouble (`Behind`, `Diverged`, a damaged store): it stops
-//!   applying, does not lead, and `/healthz` fails; a peer does not rebuild it yet.
 //! * Memory-storage streams are kept in files when clustered.
 //! * `$JS.<domain>.API` in a cluster; account usage in `$JS.API.INFO` counts this server's
 //!   replicas only.
@@ -68,6 +67,7 @@ mod consumers;
 mod effects;
 mod machine;
 mod mixed;
+mod repair;
 mod replicas;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -357,6 +357,7 @@ impl JsCluster {
             self.bus.reply_subjects(),
             bus::HEARTBEAT.to_owned(),
             format!("{}{}", bus::ELECT_PREFIX, self.node),
+            format!("{}{}.*", bus::CATCHUP_PREFIX, self.node),
             bus::META_STEPDOWN.to_owned(),
         ];
         let mut subs = lock(&self.subs);
@@ -409,6 +410,8 @@ impl JsCluster {
             tokio::spawn(async move {
                 let _ = raft.trigger().elect().await;
             });
+        } else if m.subject.starts_with(bus::CATCHUP_PREFIX) {
+            self.serve_catchup(m);
         } else if m.subject == bus::META_STEPDOWN {
             self.stepdown(m.reply.as_deref(), &m.payload);
         }

@@ -20,9 +20,11 @@
 //! leader subscribes instead.
 //!
 //! # Trouble
-//! A replica whose apply reports `Behind` or `Diverged`, or whose store reports corruption,
-//! is in *trouble*: it stops applying (logged; `/healthz` fails) and does not lead. Repairing
-//! it from a peer is not done yet.
+//! A replica whose apply reports `Behind` or `Diverged`, whose store reports corruption, or
+//! whose restored snapshot saw more than its store holds, is in *trouble*: it keeps the
+//! committed entries it is handed, in order, without applying them (they travel in its Raft
+//! snapshots too, so a restart cannot skip them), does not lead or campaign, and `/healthz`
+//! fails until [`repair`](super::repair) has rebuilt its store from a peer.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -104,11 +106,23 @@ pub(super) type OnLead = Box<dyn Fn(&Arc<StreamGroup>) + Send + Sync>;
 /// One replica's state: the replicated stream and whether it can be trusted.
 pub(super) struct Replica {
     /// `<group dir>/msgs` is the store's directory.
-    dir: PathBuf,
+    pub(super) dir: PathBuf,
     /// Always `Some` outside a restore.
-    rs: Option<ReplicatedStream>,
+    pub(super) rs: Option<ReplicatedStream>,
     /// Why this replica stopped applying (see the module docs).
     pub(super) trouble: Option<String>,
+    /// The store itself was found damaged: only a rebuilt store ends the trouble (a snapshot
+    /// restored over it does not).
+    pub(super) damaged_store: bool,
+    /// Committed entries handed over while in trouble, in order.
+    pub(super) pending: Vec<(u64, Vec<u8>)>,
+    /// The last index applied before the trouble: a repair source must have applied it.
+    pub(super) trusted: u64,
+    /// Bumped whenever the replica is replaced or gets into trouble: a repair begun before
+    /// is stale. Watched by the repair task and the leadership watcher.
+    pub(super) epoch: tokio::sync::watch::Sender<u64>,
+    /// The stream's config, for stores opened anew.
+    pub(super) config: StreamConfig,
     leading: bool,
     /// The leader's proposer, woken when a commit lets consumers hand out more; `pump_queued`
     /// keeps one wake-up queued at most.
@@ -124,11 +138,17 @@ impl Replica {
             dir,
             rs: Some(ReplicatedStream::new(sa.config.clone(), store, sa.created)),
             trouble: None,
+            damaged_store: false,
+            pending: Vec::new(),
+            trusted: 0,
+            epoch: tokio::sync::watch::Sender::new(0),
+            config: sa.config.clone(),
             leading: false,
             wake: None,
             pump_queued: false,
         };
         if let Some(why) = why {
+            r.damaged_store = true;
             r.fail(why);
         }
         Arc::new(Mutex::new(r))
@@ -144,21 +164,24 @@ impl Replica {
         self.rs.as_mut()
     }
 
-    fn fail(&mut self, why: String) {
+    pub(super) fn fail(&mut self, why: String) {
         if self.trouble.is_none() {
-            tracing::error!("JetStream replica in trouble, not applying until repaired: {why}");
+            self.trusted = self.rs.as_ref().map_or(0, ReplicatedStream::applied);
             self.trouble = Some(why);
+            self.epoch.send_modify(|e| *e += 1);
         }
     }
 
-    fn apply_bytes(&mut self, index: u64, bytes: &[u8]) {
+    pub(super) fn apply_bytes(&mut self, index: u64, bytes: &[u8]) {
         if self.trouble.is_some() {
+            self.pending.push((index, bytes.to_vec()));
             return;
         }
         let entry = match StreamEntry::decode(bytes) {
             Ok(e) => e,
             Err(e) => {
                 self.fail(format!("entry {index} does not decode: {e}"));
+                self.pending.push((index, bytes.to_vec()));
                 return;
             }
         };
@@ -182,19 +205,50 @@ impl Replica {
                     e.description
                 );
             }
-            other => self.fail(format!("entry {index}: {other:?}")),
+            other => {
+                self.fail(format!("entry {index}: {other:?}"));
+                self.pending.push((index, bytes.to_vec()));
+                return;
+            }
         }
         if let Err(e) = synced {
+            self.damaged_store = true;
             self.fail(format!("store sync failed: {e}"));
+        }
+    }
+
+    /// Applies the kept entries while healthy (after a repair or a restore).
+    pub(super) fn drain(&mut self) {
+        let kept = std::mem::take(&mut self.pending);
+        for (index, bytes) in kept {
+            let applied = self.rs.as_ref().map_or(0, ReplicatedStream::applied);
+            if index > applied {
+                self.apply_bytes(index, &bytes);
+            }
         }
     }
 }
 
 /// Opens the stream's file store in `<dir>/msgs`; also says what damage opening found.
-fn open_store(dir: &Path, cfg: &StreamConfig) -> (Box<dyn StreamStore + Send>, Option<String>) {
+pub(super) fn open_store(
+    dir: &Path,
+    cfg: &StreamConfig,
+) -> (Box<dyn StreamStore + Send>, Option<String>) {
+    open_store_in(dir, STORE_DIR, cfg)
+}
+
+/// The store's directory in the group's.
+pub(super) const STORE_DIR: &str = "msgs";
+
+/// Opens a stream file store in `<dir>/<name>`; also says what damage opening found.
+pub(super) fn open_store_in(
+    dir: &Path,
+    name: &str,
+    cfg: &StreamConfig,
+) -> (Box<dyn StreamStore + Send>, Option<String>) {
     let disk = FsDisk::new(dir.to_path_buf(), false);
     let f = FileStoreConfig::default();
-    match FileStore::open(disk, "msgs", store_config(cfg), f) {
+    match FileStore::open(disk, name, store_config(cfg), f) {
         Ok(s) => {
             let why = (!s.corruption().is_empty())
                 .then(|| format!("stream store corrupt in {} places", s.corruption().len()));
@@ -202,16 +256,15 @@ fn open_store(dir: &Path, cfg: &StreamConfig) -> (Box<dyn StreamStore + Send>, O
         }
         Err(e) => {
             // Unreadable: set the files aside (never delete data) and start empty.
-            let aside = dir.join(format!("damaged-{}", std::process::id()));
-            let _ = std::fs::rename(dir.join("msgs"), &aside);
+            super::repair::set_aside(dir, name);
             let disk = FsDisk::new(dir.to_path_buf(), false);
             let why = Some(format!("stream store does not open: {e}"));
-            match FileStore::open(disk, "msgs", store_config(cfg), f) {
+            match FileStore::open(disk, name, store_config(cfg), f) {
                 Ok(s) => (Box::new(s), why),
                 Err(e) => {
                     tracing::error!("JetStream: cannot open an empty stream store: {e}");
                     let mem = natsd_core::jetstream::store::MemDisk::new(0);
-                    let s = FileStore::open(mem, "msgs", store_config(cfg), f)
+                    let s = FileStore::open(mem, name, store_config(cfg), f)
                         .expect("an empty in-memory store opens");
                     (Box::new(s), why)
                 }
@@ -233,26 +286,52 @@ impl GroupMachine for StreamMachine {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        lock(&self.replica)
-            .rs
-            .as_ref()
-            .map(ReplicatedStream::snapshot)
-            .unwrap_or_default()
+        let r = lock(&self.replica);
+        let rs =
+            r.rs.as_ref()
+                .map(ReplicatedStream::snapshot)
+                .unwrap_or_default();
+        super::repair::encode_snapshot(&rs, &r.pending)
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
+        let (rs_bytes, pending) = super::repair::decode_snapshot(snapshot)
+            .ok_or_else(|| RestoreError::Decode("stream snapshot framing".into()))?;
         let mut r = lock(&self.replica);
+        let config =
+            r.rs.as_ref()
+                .map_or_else(|| self.config.clone(), |rs| rs.stream.config.clone());
         // Close the store before reopening it over the same files.
         r.rs = None;
-        let (store, damage) = open_store(&r.dir, &self.config);
-        let (mut rs, behind) = ReplicatedStream::restore(snapshot, store)
-            .map_err(|e| RestoreError::Decode(e.to_string()))?;
+        let (store, damage) = open_store(&r.dir, &config);
+        let restored = ReplicatedStream::restore(rs_bytes, store);
+        let (mut rs, behind) = match restored {
+            Ok(x) => x,
+            Err(e) => {
+                // Keep a replica over the store so the group can still be served and repaired.
+                let (store, _) = open_store(&r.dir, &config);
+                r.rs = Some(ReplicatedStream::new(config, store, 0));
+                return Err(RestoreError::Decode(e.to_string()));
+            }
+        };
         rs.set_leading(r.leading);
+        r.config = rs.stream.config.clone();
         r.rs = Some(rs);
+        r.pending = pending;
+        // The snapshot replaces the replica: what the trouble was about is now judged anew,
+        // except a damaged store, which only a rebuilt one mends.
+        let sticky = r.damaged_store.then(|| r.trouble.clone()).flatten();
+        r.trouble = None;
+        r.epoch.send_modify(|e| *e += 1);
         if let Some(why) = damage {
+            r.damaged_store = true;
+            r.fail(why);
+        } else if let Some(why) = sticky {
             r.fail(why);
         } else if let Some((have, want)) = behind {
             r.fail(format!("store holds {have}, snapshot saw {want}"));
+        } else {
+            r.drain();
         }
         Ok(())
     }
@@ -344,6 +423,7 @@ impl StreamGroup {
     /// calls `on_lead` each time it starts leading.
     pub(super) async fn watch(self: Arc<Self>, srv: Weak<Shared>, on_lead: OnLead) {
         let mut rx = self.group.raft().metrics();
+        let mut epoch = lock(&self.replica).epoch.subscribe();
         let me = self.group.raft().metrics().borrow().id;
         loop {
             let m = rx.borrow_and_update().clone();
@@ -362,7 +442,12 @@ impl StreamGroup {
                     on_lead(&self);
                 }
             }
-            if rx.changed().await.is_err() {
+            // A repair finished (or trouble began) changes the epoch, not Raft's metrics.
+            let gone = tokio::select! {
+                r = rx.changed() => r.is_err(),
+                r = epoch.changed() => r.is_err(),
+            };
+            if gone {
                 self.unlead(&srv);
                 return;
             }
@@ -443,6 +528,13 @@ impl StreamGroup {
     pub(super) fn stop(&self, srv: &Weak<Shared>) {
         self.stopped.store(true, Ordering::Release);
         self.unlead(srv);
+        // Wakes the repair task, which then ends.
+        lock(&self.replica).epoch.send_modify(|e| *e += 1);
+    }
+
+    /// Has [`Self::stop`] been called?
+    pub(super) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
     }
 
     /// The stream's one proposer (see the module docs).

@@ -1,0 +1,494 @@
+//! Replicas of a clustered stream that fell out of step with their group and are rebuilt
+//! from their peers: an old stream leader that stored writes no quorum took (it comes back
+//! diverged), a follower whose message block was damaged on disk, and a follower that missed
+//! so much that the group snapshotted past its log. Each ends healthy (`/healthz`) and
+//! holding exactly the acknowledged messages, checked on every replica by moving the stream's
+//! leadership to it.
+
+// Integration-test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use natsd_tests::cluster::{monitor_get, TestCluster};
+use natsd_tests::ServerKind;
+use serde_json::{json, Value};
+
+/// How long the cluster may take to elect what a step needs.
+const ELECTION: Duration = Duration::from_secs(20);
+/// How long a restarted replica may take to repair itself.
+const REPAIR: Duration = Duration::from_secs(60);
+
+fn top(dirs: &[tempfile::TempDir], i: usize) -> String {
+    format!(
+        "jetstream {{ store_dir: \"{}\" }}\nsystem_account: SYS\naccounts {{\n  SYS {{ users: [{{ user: sys, password: sys }}] }}\n  APP {{ jetstream: enabled, users: [{{ user: a, password: a }}] }}\n}}\n",
+        dirs[i].path().display()
+    )
+}
+
+async fn start(kind: ServerKind) -> (TestCluster, Vec<tempfile::TempDir>) {
+    let dirs: Vec<tempfile::TempDir> = (0..3)
+        .map(|_| tempfile::tempdir().expect("temp dir"))
+        .collect();
+    let cluster = TestCluster::start_mesh(&[kind; 3], |i| top(&dirs, i)).await;
+    (cluster, dirs)
+}
+
+/// A client of node `i` in the JetStream account.
+async fn app(c: &TestCluster, i: usize) -> async_nats::Client {
+    c.nodes[i]
+        .server
+        .client_with(async_nats::ConnectOptions::with_user_and_password(
+            "a".into(),
+            "a".into(),
+        ))
+        .await
+}
+
+/// Waits until node 0's `/jsz` names a meta leader of three servers.
+async fn meta_leader(c: &TestCluster) {
+    let deadline = tokio::time::Instant::now() + ELECTION;
+    loop {
+        let jsz = monitor_get(c.nodes[0].http_port, "/jsz").await;
+        let m = jsz.as_ref().and_then(|j| j.get("meta_cluster"));
+        let leader = m.and_then(|m| m["leader"].as_str()).unwrap_or("");
+        if !leader.is_empty() && m.and_then(|m| m["cluster_size"].as_u64()) == Some(3) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no meta leader: {jsz:?}"
+        );
+        // Poll interval; the wait is bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An API request, asked again until some server answers, within `limit`.
+async fn api_within(
+    client: &async_nats::Client,
+    subject: &str,
+    body: Value,
+    limit: Duration,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + limit;
+    let payload = Bytes::from(if body.is_null() {
+        Vec::new()
+    } else {
+        body.to_string().into_bytes()
+    });
+    loop {
+        let r = tokio::time::timeout(
+            Duration::from_secs(2),
+            client.request(subject.to_owned(), payload.clone()),
+        )
+        .await;
+        if let Ok(Ok(m)) = r {
+            return serde_json::from_slice(&m.payload).expect("JSON reply");
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no answer to {subject}: {r:?}"
+        );
+    }
+}
+
+async fn api(client: &async_nats::Client, subject: &str, body: Value) -> Value {
+    api_within(client, subject, body, ELECTION).await
+}
+
+/// Publishes and waits up to `wait` for the PubAck: the sequence, or `None`.
+async fn publish_within(
+    js: &async_nats::jetstream::Context,
+    subject: &str,
+    payload: String,
+    wait: Duration,
+) -> Option<u64> {
+    let ack = tokio::time::timeout(wait, async {
+        js.publish(subject.to_owned(), Bytes::from(payload))
+            .await
+            .ok()?
+            .await
+            .ok()
+    })
+    .await;
+    ack.ok().flatten().map(|a| a.sequence)
+}
+
+/// Publishes each of `payloads`, retried until acknowledged; the acked (sequence, payload).
+async fn publish_all(
+    js: &async_nats::jetstream::Context,
+    subject: &str,
+    payloads: impl IntoIterator<Item = String>,
+) -> Vec<(u64, String)> {
+    let deadline = tokio::time::Instant::now() + ELECTION;
+    let mut acked = Vec::new();
+    for p in payloads {
+        loop {
+            if let Some(s) = publish_within(js, subject, p.clone(), Duration::from_secs(2)).await {
+                acked.push((s, p));
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "publishes not acknowledged"
+            );
+        }
+    }
+    acked
+}
+
+async fn create(client: &async_nats::Client, name: &str) {
+    let cfg = json!({
+        "name": name,
+        "subjects": [format!("{}.>", name.to_lowercase())],
+        "num_replicas": 3,
+        "storage": "file",
+    });
+    let v = api(client, &format!("$JS.API.STREAM.CREATE.{name}"), cfg).await;
+    assert!(v.get("error").is_none(), "{v}");
+}
+
+/// Stream info, asked until it shows a leader and `ok` holds.
+async fn info_until(client: &async_nats::Client, name: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + ELECTION;
+    loop {
+        let v = api(client, &format!("$JS.API.STREAM.INFO.{name}"), Value::Null).await;
+        let led = v["cluster"]["leader"]
+            .as_str()
+            .is_some_and(|l| !l.is_empty());
+        if led && ok(&v) {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stream info never fit: {v}"
+        );
+        // Poll interval; the wait is bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn leader_of(v: &Value) -> usize {
+    v["cluster"]["leader"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches('n')
+        .parse()
+        .expect("node name n<i>")
+}
+
+fn signal(c: &TestCluster, i: usize, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &c.nodes[i].server.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+/// Kills node `i` with SIGKILL and waits for it to be gone.
+async fn kill(c: &mut TestCluster, i: usize) {
+    signal(c, i, "-9");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while c.nodes[i].server.is_running() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "killed server still runs"
+        );
+        // Poll interval; the wait is bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until node `i`'s `/healthz` is ok.
+async fn healthy(c: &TestCluster, i: usize) {
+    let deadline = tokio::time::Instant::now() + REPAIR;
+    loop {
+        let h = monitor_get(c.nodes[i].http_port, "/healthz").await;
+        if h.as_ref().is_some_and(|h| h["status"] == "ok") {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node {i} never healthy: {h:?}\n{}",
+            c.nodes[i].server.log()
+        );
+        // Poll interval; the wait is bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until node `i`'s log says its replica of `stream` was repaired (natsd).
+async fn repaired(c: &TestCluster, i: usize, stream: &str) -> String {
+    let want = format!("JetStream stream {stream} in account APP repaired");
+    let deadline = tokio::time::Instant::now() + REPAIR;
+    loop {
+        let log = c.nodes[i].server.log();
+        if log.contains(&want) {
+            return log;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node {i} never repaired {stream}:\n{log}"
+        );
+        // Poll interval; the wait is bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Moves the stream's leadership around until every server led it once, and checks on
+/// each that the stream holds exactly `acked` (and nothing else). Stepdowns choose their
+/// successor themselves, so a server that led already is stopped (SIGSTOP) while the
+/// leadership moves on, once the leader sees it offline.
+async fn every_replica_holds(c: &TestCluster, stream: &str, acked: &[(u64, String)]) {
+    let mut clients = Vec::new();
+    for i in 0..c.nodes.len() {
+        clients.push(app(c, i).await);
+    }
+    let last = acked.iter().map(|a| a.0).max().unwrap_or(0);
+    let mut checked = BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + REPAIR;
+    loop {
+        let v = info_until(&clients[0], stream, |_| true).await;
+        let leader = leader_of(&v);
+        let client = &clients[leader];
+        if checked.insert(leader) {
+            assert_eq!(v["state"]["messages"], acked.len(), "n{leader}: {v}");
+            assert_eq!(v["state"]["last_seq"], last, "n{leader}: {v}");
+            for (seq, payload) in acked {
+                let got = api(
+                    client,
+                    &format!("$JS.API.STREAM.MSG.GET.{stream}"),
+                    json!({"seq": seq}),
+                )
+                .await;
+                let data = got["message"]["data"].as_str().unwrap_or_default();
+                assert_eq!(data, b64(payload.as_bytes()), "n{leader} seq {seq}: {got}");
+            }
+        }
+        if checked.len() == c.nodes.len() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the leadership never reached every server: {checked:?}"
+        );
+        // A server other than the leader that led already sits this stepdown out.
+        let parked = (0..c.nodes.len()).find(|i| *i != leader && checked.contains(i));
+        if let Some(p) = parked {
+            signal(c, p, "-STOP");
+            let pname = format!("n{p}");
+            info_until(client, stream, |v| {
+                v["cluster"]["replicas"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|r| r["name"] == pname.as_str() && r["offline"] == true)
+            })
+            .await;
+        }
+        let sd = api(
+            client,
+            &format!("$JS.API.STREAM.LEADER.STEPDOWN.{stream}"),
+            Value::Null,
+        )
+        .await;
+        assert_eq!(sd["success"], true, "{sd}");
+        let lname = format!("n{leader}");
+        let next = (0..c.nodes.len())
+            .find(|i| !checked.contains(i))
+            .expect("an unvisited server");
+        info_until(&clients[next], stream, |v| {
+            v["cluster"]["leader"] != lname.as_str()
+        })
+        .await;
+        if let Some(p) = parked {
+            signal(c, p, "-CONT");
+        }
+    }
+}
+
+fn payloads(tag: &str, n: usize) -> impl Iterator<Item = String> + '_ {
+    (0..n).map(move |i| format!("{tag}-{i}-{}", "x".repeat(40)))
+}
+
+/// The stream leader stores writes while both followers are down (no quorum: never
+/// acknowledged), is killed, and the followers come back and elect a leader that takes other
+/// writes at those sequences. The old leader restarts diverged, repairs itself from its peers, turns
+/// healthy, and then holds exactly the acknowledged messages, as every replica does.
+async fn a_diverged_old_leader_repairs_itself(kind: ServerKind) {
+    let (mut cluster, _dirs) = start(kind).await;
+    meta_leader(&cluster).await;
+    let c0 = app(&cluster, 0).await;
+    create(&c0, "D").await;
+    let v = info_until(&c0, "D", |_| true).await;
+    let l = leader_of(&v);
+    let (f, g) = ((l + 1) % 3, (l + 2) % 3);
+    let js = async_nats::jetstream::new(app(&cluster, l).await);
+    let mut acked = publish_all(&js, "d.x", payloads("before", 5)).await;
+
+    // The followers go away for good while the leader stores (a SIGSTOP would not do: a
+    // stopped server's socket buffers still take the leader's appends, and the next leader
+    // may commit them).
+    kill(&mut cluster, f).await;
+    kill(&mut cluster, g).await;
+    for p in payloads("lost", 3) {
+        assert_eq!(
+            publish_within(&js, "d.x", p, Duration::from_millis(500)).await,
+            None,
+            "acknowledged without a quorum"
+        );
+    }
+    kill(&mut cluster, l).await;
+    eprintln!("step: old leader n{l} killed with 3 unacknowledged writes");
+    cluster.restart(f).await;
+    cluster.restart(g).await;
+
+    let js = async_nats::jetstream::new(app(&cluster, f).await);
+    acked.extend(publish_all(&js, "d.x", payloads("after", 5)).await);
+    assert_eq!(acked.last().map(|a| a.0), Some(10), "{acked:?}");
+
+    eprintln!("step: new leader acknowledged {} in all", acked.len());
+    cluster.restart(l).await;
+    cluster.wait_mesh().await;
+    eprintln!("step: old leader n{l} back");
+    if kind == ServerKind::Natsd {
+        let log = repaired(&cluster, l, "D").await;
+        assert!(
+            log.contains("JetStream stream D in account APP is out of step"),
+            "{log}"
+        );
+    }
+    healthy(&cluster, l).await;
+    every_replica_holds(&cluster, "D", &acked).await;
+}
+
+/// The stream's group directory on node `i` (natsd's layout).
+fn group_dir(dirs: &[tempfile::TempDir], i: usize) -> PathBuf {
+    let raft = dirs[i].path().join("jetstream").join("_raft");
+    std::fs::read_dir(&raft)
+        .expect("raft dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.file_name().is_some_and(|n| n != "_meta_"))
+        .expect("a stream group")
+}
+
+/// Flips one byte in the middle of the biggest block file in `dir`.
+fn corrupt_a_block(dir: &Path) {
+    let blk = std::fs::read_dir(dir)
+        .expect("store dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "blk"))
+        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .expect("a block file");
+    let mut bytes = std::fs::read(&blk).expect("read block");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x5a;
+    std::fs::write(&blk, bytes).expect("write block");
+}
+
+/// A follower stopped, a byte of its message block flipped, restarted: it reports the
+/// damage, repairs itself from its peers, and ends holding what they hold (natsd's files).
+async fn a_follower_with_a_damaged_block_repairs_itself(kind: ServerKind) {
+    let (mut cluster, dirs) = start(kind).await;
+    meta_leader(&cluster).await;
+    let c0 = app(&cluster, 0).await;
+    create(&c0, "B").await;
+    let v = info_until(&c0, "B", |_| true).await;
+    let l = leader_of(&v);
+    let f = (l + 1) % 3;
+    let js = async_nats::jetstream::new(app(&cluster, l).await);
+    let mut acked = publish_all(&js, "b.x", payloads("m", 40)).await;
+    // The follower applied them all before it stops.
+    let fname = format!("n{f}");
+    info_until(&c0, "B", |v| {
+        v["cluster"]["replicas"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r["name"] == fname.as_str() && r["current"] == true)
+    })
+    .await;
+    kill(&mut cluster, f).await;
+    corrupt_a_block(&group_dir(&dirs, f).join("msgs"));
+    acked.extend(publish_all(&js, "b.x", payloads("n", 5)).await);
+
+    cluster.restart(f).await;
+    cluster.wait_mesh().await;
+    let log = repaired(&cluster, f, "B").await;
+    assert!(log.contains("stream store corrupt"), "{log}");
+    healthy(&cluster, f).await;
+    let aside = std::fs::read_dir(group_dir(&dirs, f))
+        .expect("group dir")
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().starts_with("damaged-"));
+    assert!(aside, "the damaged store was set aside, not deleted");
+    every_replica_holds(&cluster, "B", &acked).await;
+}
+
+fn b64(data: &[u8]) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::new();
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        s.push(T[(n >> 18) as usize & 63] as char);
+        s.push(T[(n >> 12) as usize & 63] as char);
+        s.push(if c.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        s.push(if c.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
+    }
+    s
+}
+
+/// Like `run_scenario`, with room for a restart, a repair and a tour of the leadership.
+async fn run_long<F, Fut>(kind: ServerKind, scenario: F)
+where
+    F: FnOnce(ServerKind) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    if !kind.available() {
+        eprintln!("note: {} is not installed; scenario skipped", kind.name());
+        return;
+    }
+    assert!(kind.binary().is_file(), "no {} binary", kind.name());
+    let limit = Duration::from_secs(180);
+    if tokio::time::timeout(limit, scenario(kind)).await.is_err() {
+        panic!(
+            "scenario against {} did not finish within {limit:?}",
+            kind.name()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_diverged_old_leader_repairs_itself_natsd() {
+    run_long(ServerKind::Natsd, a_diverged_old_leader_repairs_itself).await;
+}
+
+#[tokio::test]
+async fn a_diverged_old_leader_repairs_itself_nats_server() {
+    run_long(ServerKind::NatsServer, a_diverged_old_leader_repairs_itself).await;
+}
+
+#[tokio::test]
+async fn a_follower_with_a_damaged_block_repairs_itself_natsd() {
+    run_long(
+        ServerKind::Natsd,
+        a_follower_with_a_damaged_block_repairs_itself,
+    )
+    .await;
+}
