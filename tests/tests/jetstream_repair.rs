@@ -242,7 +242,8 @@ async fn repaired(c: &TestCluster, i: usize, stream: &str) -> String {
 /// Moves the stream's leadership around until every server led it once, and checks on
 /// each that the stream holds exactly `acked` (and nothing else). Stepdowns choose their
 /// successor themselves, so a server that led already is stopped (SIGSTOP) while the
-/// leadership moves on, once the leader sees it offline.
+/// leadership moves on, once the leader sees it offline
+/// (or not current).
 async fn every_replica_holds(c: &TestCluster, stream: &str, acked: &[(u64, String)]) {
     let mut clients = Vec::new();
     for i in 0..c.nodes.len() {
@@ -286,7 +287,11 @@ async fn every_replica_holds(c: &TestCluster, stream: &str, acked: &[(u64, Strin
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .any(|r| r["name"] == pname.as_str() && r["offline"] == true)
+                    .any(|r| {
+                        // natsd says offline; nats-server 2.9 only stops calling it current.
+                        r["name"] == pname.as_str()
+                            && (r["offline"] == true || r["current"] == false)
+                    })
             })
             .await;
         }
@@ -319,6 +324,9 @@ fn payloads(tag: &str, n: usize) -> impl Iterator<Item = String> + '_ {
 /// acknowledged), is killed, and the followers come back and elect a leader that takes other
 /// writes at those sequences. The old leader restarts diverged, repairs itself from its peers, turns
 /// healthy, and then holds exactly the acknowledged messages, as every replica does.
+/// natsd only: nats-server 2.9.10 keeps the old leader's unacknowledged write (led by it
+/// again, the stream answers a MSG.GET of that sequence with the write no quorum took, not
+/// the acknowledged one).
 async fn a_diverged_old_leader_repairs_itself(kind: ServerKind) {
     let (mut cluster, _dirs) = start(kind).await;
     meta_leader(&cluster).await;
@@ -477,11 +485,6 @@ where
 #[tokio::test]
 async fn a_diverged_old_leader_repairs_itself_natsd() {
     run_long(ServerKind::Natsd, a_diverged_old_leader_repairs_itself).await;
-}
-
-#[tokio::test]
-async fn a_diverged_old_leader_repairs_itself_nats_server() {
-    run_long(ServerKind::NatsServer, a_diverged_old_leader_repairs_itself).await;
 }
 
 #[tokio::test]
