@@ -439,6 +439,94 @@ async fn a_follower_with_a_damaged_block_repairs_itself(kind: ServerKind) {
     every_replica_holds(&cluster, "B", &acked).await;
 }
 
+/// Publishes `n` messages with their acks awaited in windows; every one must be
+/// acknowledged, at the sequences after `after`.
+async fn publish_many(js: &async_nats::jetstream::Context, subject: &str, after: u64, n: u64) {
+    const WINDOW: u64 = 500;
+    let mut next = after + 1;
+    while next <= after + n {
+        let upto = (next + WINDOW).min(after + n + 1);
+        let mut acks = Vec::new();
+        for i in next..upto {
+            let ack = js
+                .publish(subject.to_owned(), Bytes::from(format!("bulk-{i}")))
+                .await
+                .expect("publish");
+            acks.push(ack);
+        }
+        for (i, ack) in (next..upto).zip(acks) {
+            let ack = tokio::time::timeout(ELECTION, ack)
+                .await
+                .expect("ack in time")
+                .expect("ack");
+            assert_eq!(ack.sequence, i);
+        }
+        next = upto;
+    }
+}
+
+/// A follower down while so many messages are published that the group snapshots and
+/// drops the log it missed: back, it is sent the leader's snapshot (which holds no
+/// messages), finds its store short of it, and catches up from its peers (natsd).
+async fn a_follower_past_the_log_catches_up_from_a_snapshot(kind: ServerKind) {
+    let (mut cluster, _dirs) = start(kind).await;
+    meta_leader(&cluster).await;
+    let c0 = app(&cluster, 0).await;
+    create(&c0, "C").await;
+    let v = info_until(&c0, "C", |_| true).await;
+    let l = leader_of(&v);
+    let f = (l + 1) % 3;
+    let js = async_nats::jetstream::new(app(&cluster, l).await);
+    let acked = publish_all(&js, "c.x", payloads("m", 10)).await;
+    kill(&mut cluster, f).await;
+    // Past the group's snapshot threshold (8192 entries) and the log it keeps after one.
+    const BULK: u64 = 9_500;
+    publish_many(&js, "c.x", 10, BULK).await;
+    let last = 10 + BULK;
+
+    cluster.restart(f).await;
+    cluster.wait_mesh().await;
+    let log = repaired(&cluster, f, "C").await;
+    assert!(log.contains("snapshot saw"), "{log}");
+    healthy(&cluster, f).await;
+    // The follower holds what the others hold: checked with it leading.
+    let fc = app(&cluster, f).await;
+    let v = info_until(&fc, "C", |_| true).await;
+    if leader_of(&v) != f {
+        let other = (0..3)
+            .find(|i| *i != f && *i != leader_of(&v))
+            .expect("a third");
+        signal(&cluster, other, "-STOP");
+        let oname = format!("n{other}");
+        info_until(&fc, "C", |v| {
+            v["cluster"]["replicas"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|r| r["name"] == oname.as_str() && r["offline"] == true)
+        })
+        .await;
+        let sd = api(&fc, "$JS.API.STREAM.LEADER.STEPDOWN.C", Value::Null).await;
+        assert_eq!(sd["success"], true, "{sd}");
+        let fname = format!("n{f}");
+        info_until(&fc, "C", |v| v["cluster"]["leader"] == fname.as_str()).await;
+        signal(&cluster, other, "-CONT");
+    }
+    let v = info_until(&fc, "C", |_| true).await;
+    assert_eq!(leader_of(&v), f, "{v}");
+    assert_eq!(v["state"]["messages"], last, "{v}");
+    assert_eq!(v["state"]["last_seq"], last, "{v}");
+    for (seq, payload) in &acked {
+        let got = api(&fc, "$JS.API.STREAM.MSG.GET.C", json!({"seq": seq})).await;
+        assert_eq!(got["message"]["data"], b64(payload.as_bytes()), "{got}");
+    }
+    for seq in [11, 4_000, 8_500, last] {
+        let got = api(&fc, "$JS.API.STREAM.MSG.GET.C", json!({"seq": seq})).await;
+        let want = format!("bulk-{seq}");
+        assert_eq!(got["message"]["data"], b64(want.as_bytes()), "{got}");
+    }
+}
+
 fn b64(data: &[u8]) -> String {
     const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::new();
@@ -492,6 +580,15 @@ async fn a_follower_with_a_damaged_block_repairs_itself_natsd() {
     run_long(
         ServerKind::Natsd,
         a_follower_with_a_damaged_block_repairs_itself,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_follower_past_the_log_catches_up_from_a_snapshot_natsd() {
+    run_long(
+        ServerKind::Natsd,
+        a_follower_past_the_log_catches_up_from_a_snapshot,
     )
     .await;
 }
