@@ -478,7 +478,8 @@ impl JsCluster {
                     id: peer_id(&n.name),
                     name: Some(n.name.clone()),
                     offline: *id != self.node && seen.is_none_or(|d| d >= OFFLINE_AFTER),
-                    current: lag == 0,
+                    // A replica being repaired is not current, whatever its log holds.
+                    current: lag == 0 && !self.peer_repairing(*id, g.group.name()),
                     last_seen: if *id == self.node {
                         now
                     } else {

@@ -197,6 +197,15 @@ impl JsCluster {
         }
     }
 
+    /// The groups whose replica here is in trouble (being repaired).
+    pub(super) fn repairing_groups(&self) -> Vec<String> {
+        lock(&self.streams)
+            .values()
+            .filter(|g| g.trouble().is_some())
+            .map(|g| g.group.name().to_owned())
+            .collect()
+    }
+
     /// Why a stream replica makes this server unhealthy, if one does.
     pub(super) fn stream_trouble(&self) -> Option<String> {
         lock(&self.streams).values().find_map(|g| {

@@ -141,6 +141,10 @@ struct Heartbeat {
     /// It refuses a meta group: nats-server with JetStream is routed to it (see [`mixed`]).
     #[serde(default)]
     refusing: bool,
+    /// The stream groups whose replica here is being repaired (see [`repair`]): their
+    /// leaders report it not current.
+    #[serde(default)]
+    repairing: Vec<String>,
 }
 
 /// The last heartbeat of another server.
@@ -438,6 +442,16 @@ impl JsCluster {
         );
     }
 
+    /// Whether server `node` last said its replica of `group` is being repaired.
+    pub(super) fn peer_repairing(&self, node: NodeId, group: &str) -> bool {
+        if node == self.node {
+            return self.repairing_groups().iter().any(|g| g == group);
+        }
+        lock(&self.peers)
+            .get(&node)
+            .is_some_and(|p| p.hb.repairing.iter().any(|g| g == group))
+    }
+
     /// Every node id this server has heard from, itself included.
     fn seen(&self) -> BTreeSet<NodeId> {
         let mut s: BTreeSet<NodeId> = lock(&self.peers).keys().copied().collect();
@@ -472,6 +486,7 @@ impl JsCluster {
             seen: self.seen(),
             in_group: self.in_group(),
             refusing,
+            repairing: self.repairing_groups(),
         };
         if let Ok(b) = serde_json::to_vec(&hb) {
             self.bus.publish(bus::HEARTBEAT, None, Bytes::from(b));
