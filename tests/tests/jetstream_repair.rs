@@ -527,6 +527,78 @@ async fn a_follower_past_the_log_catches_up_from_a_snapshot(kind: ServerKind) {
     }
 }
 
+fn cfg_of(name: &str, replicas: u64) -> Value {
+    json!({
+        "name": name,
+        "subjects": [format!("{}.>", name.to_lowercase())],
+        "num_replicas": replicas,
+        "storage": "file",
+    })
+}
+
+/// Whether stream info lists `n` other replicas, all current.
+fn replicas_current(v: &Value, n: usize) -> bool {
+    let rs = v["cluster"]["replicas"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    rs.len() == n && rs.iter().all(|r| r["current"] == true)
+}
+
+/// A stream scaled by STREAM.UPDATE from one replica to three (the new peers catch up and
+/// count: the stream survives its first server's death) and back to one.
+async fn a_stream_scales_up_and_down_by_update(kind: ServerKind) {
+    let (mut cluster, _dirs) = start(kind).await;
+    meta_leader(&cluster).await;
+    let c0 = app(&cluster, 0).await;
+    let v = api(&c0, "$JS.API.STREAM.CREATE.G", cfg_of("G", 1)).await;
+    assert!(v.get("error").is_none(), "{v}");
+    let v = info_until(&c0, "G", |_| true).await;
+    let first = leader_of(&v);
+    let js = async_nats::jetstream::new(app(&cluster, first).await);
+    let mut acked = publish_all(&js, "g.x", payloads("r1", 10)).await;
+
+    let up = api(&c0, "$JS.API.STREAM.UPDATE.G", cfg_of("G", 3)).await;
+    assert!(up.get("error").is_none(), "{up}");
+    assert_eq!(up["config"]["num_replicas"], 3, "{up}");
+    info_until(&c0, "G", |v| replicas_current(v, 2)).await;
+    acked.extend(publish_all(&js, "g.x", payloads("r3", 5)).await);
+    info_until(&c0, "G", |v| {
+        replicas_current(v, 2) && v["state"]["messages"] == 15
+    })
+    .await;
+
+    // The first server goes: the two new replicas hold everything and take over.
+    kill(&mut cluster, first).await;
+    let other = (first + 1) % 3;
+    let co = app(&cluster, other).await;
+    let v = info_until(&co, "G", |v| leader_of(v) != first).await;
+    assert_eq!(v["state"]["messages"], 15, "{v}");
+    for (seq, payload) in &acked {
+        let got = api(&co, "$JS.API.STREAM.MSG.GET.G", json!({"seq": seq})).await;
+        assert_eq!(got["message"]["data"], b64(payload.as_bytes()), "{got}");
+    }
+    let js = async_nats::jetstream::new(app(&cluster, other).await);
+    acked.extend(publish_all(&js, "g.x", payloads("two", 1)).await);
+    cluster.restart(first).await;
+    cluster.wait_mesh().await;
+    info_until(&co, "G", |v| replicas_current(v, 2)).await;
+
+    let down = api(&co, "$JS.API.STREAM.UPDATE.G", cfg_of("G", 1)).await;
+    assert!(down.get("error").is_none(), "{down}");
+    assert_eq!(down["config"]["num_replicas"], 1, "{down}");
+    let v = info_until(&co, "G", |v| {
+        v["cluster"]["replicas"]
+            .as_array()
+            .is_none_or(Vec::is_empty)
+    })
+    .await;
+    assert_eq!(v["state"]["messages"], 16, "{v}");
+    let js = async_nats::jetstream::new(app(&cluster, leader_of(&v)).await);
+    acked.extend(publish_all(&js, "g.x", payloads("back", 1)).await);
+    assert_eq!(acked.last().map(|a| a.0), Some(17), "{acked:?}");
+}
+
 fn b64(data: &[u8]) -> String {
     const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::new();
@@ -589,6 +661,20 @@ async fn a_follower_past_the_log_catches_up_from_a_snapshot_natsd() {
     run_long(
         ServerKind::Natsd,
         a_follower_past_the_log_catches_up_from_a_snapshot,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_stream_scales_up_and_down_by_update_natsd() {
+    run_long(ServerKind::Natsd, a_stream_scales_up_and_down_by_update).await;
+}
+
+#[tokio::test]
+async fn a_stream_scales_up_and_down_by_update_nats_server() {
+    run_long(
+        ServerKind::NatsServer,
+        a_stream_scales_up_and_down_by_update,
     )
     .await;
 }

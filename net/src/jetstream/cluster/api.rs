@@ -464,6 +464,7 @@ impl JsCluster {
             .unwrap_or_default();
         let last = m.last_log_index.unwrap_or(0);
         let matched = m.replication.clone().unwrap_or_default();
+        let repairing = self.repairing_peers(g.group.name());
         let peers_seen = lock(&self.peers);
         let peers: Vec<PeerState> = membership
             .nodes()
@@ -479,7 +480,7 @@ impl JsCluster {
                     name: Some(n.name.clone()),
                     offline: *id != self.node && seen.is_none_or(|d| d >= OFFLINE_AFTER),
                     // A replica being repaired is not current, whatever its log holds.
-                    current: lag == 0 && !self.peer_repairing(*id, g.group.name()),
+                    current: lag == 0 && !repairing.contains(id),
                     last_seen: if *id == self.node {
                         now
                     } else {

@@ -41,7 +41,22 @@ impl JsCluster {
                     stream,
                     delete,
                 } => {
-                    let g = lock(&self.streams).remove(&(account, stream));
+                    let key = (account, stream);
+                    // This server removed from a stream that lives on: it leaves once its
+                    // group let it go (see `members`).
+                    let lives_on = lock(&self.meta_state)
+                        .stream(&key.0, &key.1)
+                        .map(|r| r.assignment.clone())
+                        .filter(|sa| !sa.group.has(&peer_id(&self.name)));
+                    if let (true, Some(sa)) = (delete, lives_on) {
+                        let g = lock(&self.streams).get(&key).cloned();
+                        if let Some(g) = g {
+                            *lock(&g.assignment) = sa;
+                            self.leave(g);
+                        }
+                        continue;
+                    }
+                    let g = lock(&self.streams).remove(&key);
                     if let Some(g) = g {
                         g.stop(&self.srv);
                         self.hub.close_group(g.group.name()).await;
@@ -121,7 +136,13 @@ impl JsCluster {
         });
         tokio::spawn(Arc::clone(&g).watch(self.srv.clone(), on_lead));
         tokio::spawn(repair::run(Arc::clone(&g), Arc::clone(&self.bus)));
-        if sa.group.peers.first() == Some(&peer_id(&self.name)) {
+        // Only the creation's first peer initialises; a peer added later (a scale up, a
+        // replacement) joins through the group's leader (see `members`).
+        let created = sa
+            .request
+            .as_ref()
+            .is_some_and(|r| r.subject.starts_with("$JS.API.STREAM.CREATE."));
+        if created && sa.group.peers.first() == Some(&peer_id(&self.name)) {
             let c = Arc::clone(self);
             tokio::spawn(async move { c.initialize_stream(g, sa).await });
         }

@@ -66,6 +66,7 @@ mod bus;
 mod consumers;
 mod effects;
 mod machine;
+mod members;
 mod mixed;
 mod repair;
 mod replicas;
@@ -306,6 +307,7 @@ pub(crate) fn start(srv: &Arc<Shared>, root: &Path) -> Result<(), String> {
                     return;
                 }
                 c.tick_leaders();
+                c.reconcile_members();
             }
         });
         c.run(inbound, stopped).await;
@@ -442,14 +444,18 @@ impl JsCluster {
         );
     }
 
-    /// Whether server `node` last said its replica of `group` is being repaired.
-    pub(super) fn peer_repairing(&self, node: NodeId, group: &str) -> bool {
-        if node == self.node {
-            return self.repairing_groups().iter().any(|g| g == group);
+    /// The servers (this one included) whose replica of `group` is being repaired, as they
+    /// last said. Takes the peers' lock: call it without holding that.
+    pub(super) fn repairing_peers(&self, group: &str) -> BTreeSet<NodeId> {
+        let mut out: BTreeSet<NodeId> = lock(&self.peers)
+            .iter()
+            .filter(|(_, p)| p.hb.repairing.iter().any(|g| g == group))
+            .map(|(id, _)| *id)
+            .collect();
+        if self.repairing_groups().iter().any(|g| g == group) {
+            out.insert(self.node);
         }
-        lock(&self.peers)
-            .get(&node)
-            .is_some_and(|p| p.hb.repairing.iter().any(|g| g == group))
+        out
     }
 
     /// Every node id this server has heard from, itself included.

@@ -356,6 +356,8 @@ pub(super) struct StreamGroup {
     stopped: AtomicBool,
     /// Has led since this server opened it.
     led: AtomicBool,
+    /// A membership change is under way (see `members`).
+    pub(super) changing: AtomicBool,
 }
 
 impl StreamGroup {
@@ -394,6 +396,7 @@ impl StreamGroup {
             leading: Mutex::new(None),
             stopped: AtomicBool::new(false),
             led: AtomicBool::new(false),
+            changing: AtomicBool::new(false),
         }))
     }
 

@@ -1,0 +1,144 @@
+//! A stream group's members follow its assignment (Go: jetstream_cluster.go
+//! processClusterUpdateStream, the leader's `ProposeAddPeer` / `ProposeRemovePeer`).
+//!
+//! The meta group decides a stream's peers (a `num_replicas` update, a peer removed); each
+//! server then starts or stops its replica ([`effects`](super::effects)). The Raft group's
+//! membership is brought along by its **leader**: every [`super::LEADER_TICK`] it compares
+//! the group's voters with the assigned peers, adds each new peer as a learner (blocking until
+//! it caught up: its replica fills from the log, or from an installed snapshot and then a
+//! [`repair`](super::repair)), then makes the voters exactly the assigned peers. A leader that
+//! is not assigned any more removes itself; openraft then has it step down.
+//!
+//! A server removed from a stream that lives on keeps its replica running until the group's
+//! membership no longer holds it (the remaining peers need it for their quorum until then),
+//! at most [`LEAVE_WAIT`]; then it stops the replica and deletes its files, as that explicit
+//! removal asks.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use natsd_raft::openraft::ChangeMembers;
+use natsd_raft::{NodeId, NodeInfo};
+
+use super::replicas::{self, StreamGroup};
+use super::JsCluster;
+use crate::server::lock;
+
+/// How long a removed replica waits for its group to let it go.
+const LEAVE_WAIT: Duration = Duration::from_secs(60);
+/// How long a new member may take to catch up as a learner.
+const LEARN_WAIT: Duration = Duration::from_secs(120);
+
+impl JsCluster {
+    /// On every leading replica: starts bringing the group's membership to its assignment.
+    pub(super) fn reconcile_members(&self) {
+        let groups: Vec<Arc<StreamGroup>> = lock(&self.streams)
+            .values()
+            .filter(|g| g.is_leading())
+            .cloned()
+            .collect();
+        for g in groups {
+            let peers = lock(&g.assignment).group.peers.clone();
+            let want: BTreeMap<NodeId, NodeInfo> =
+                peers.iter().filter_map(|p| self.server_of(p)).collect();
+            if want.len() != peers.len() || want.is_empty() {
+                // A peer not heard from yet: wait.
+                continue;
+            }
+            let m = g.group.raft().metrics().borrow().clone();
+            let membership = m.membership_config.membership().clone();
+            if membership.get_joint_config().len() > 1 {
+                continue;
+            }
+            let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+            let want_ids: BTreeSet<NodeId> = want.keys().copied().collect();
+            let learners: BTreeSet<NodeId> = membership.learner_ids().collect();
+            if voters == want_ids && learners.is_empty() {
+                continue;
+            }
+            if g.changing.swap(true, Ordering::AcqRel) {
+                continue;
+            }
+            let raft = g.group.raft().clone();
+            let name = format!("{} in account {}", g.name, g.account);
+            let g2 = Arc::clone(&g);
+            tokio::spawn(async move {
+                for (id, info) in &want {
+                    if voters.contains(id) || learners.contains(id) {
+                        continue;
+                    }
+                    tracing::info!("JetStream stream {name}: adding {} as a learner", info.name);
+                    let added =
+                        tokio::time::timeout(LEARN_WAIT, raft.add_learner(*id, info.clone(), true))
+                            .await;
+                    if !matches!(added, Ok(Ok(_))) {
+                        tracing::warn!(
+                            "JetStream stream {name}: {} did not join as a learner",
+                            info.name
+                        );
+                        g2.changing.store(false, Ordering::Release);
+                        return;
+                    }
+                }
+                tracing::info!(
+                    "JetStream stream {name}: voters now {:?}",
+                    want.values().map(|n| n.name.as_str()).collect::<Vec<_>>()
+                );
+                if let Err(e) = raft
+                    .change_membership(ChangeMembers::ReplaceAllVoters(want_ids), false)
+                    .await
+                {
+                    tracing::warn!("JetStream stream {name}: changing its members: {e}");
+                }
+                g2.changing.store(false, Ordering::Release);
+            });
+        }
+    }
+
+    /// This server was removed from the stream `g` replicates, which lives on: leaves once
+    /// the group let it go (see the module docs).
+    pub(super) fn leave(self: &Arc<Self>, g: Arc<StreamGroup>) {
+        let c = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut rx = g.group.raft().metrics();
+            let me = c.node;
+            let gone = tokio::time::timeout(LEAVE_WAIT, async {
+                loop {
+                    let member = {
+                        let m = rx.borrow_and_update();
+                        let mem = m.membership_config.membership();
+                        mem.voter_ids().any(|id| id == me)
+                    };
+                    if !member || rx.changed().await.is_err() {
+                        return;
+                    }
+                }
+            })
+            .await;
+            if gone.is_err() {
+                tracing::warn!(
+                    "JetStream stream {} in account {}: the group kept this server; leaving anyway",
+                    g.name,
+                    g.account
+                );
+            }
+            let key = (g.account.clone(), g.name.clone());
+            {
+                let mut streams = lock(&c.streams);
+                if streams.get(&key).is_some_and(|x| Arc::ptr_eq(x, &g)) {
+                    streams.remove(&key);
+                }
+            }
+            g.stop(&c.srv);
+            c.hub.close_group(g.group.name()).await;
+            tracing::info!(
+                "JetStream stream {} in account {}: this server's replica removed",
+                g.name,
+                g.account
+            );
+            replicas::delete_files(&g.dir);
+        });
+    }
+}
