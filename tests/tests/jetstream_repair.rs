@@ -599,6 +599,88 @@ async fn a_stream_scales_up_and_down_by_update(kind: ServerKind) {
     assert_eq!(acked.last().map(|a| a.0), Some(17), "{acked:?}");
 }
 
+/// STREAM.PEER.REMOVE on four servers: a follower of an R3 stream is replaced by the free
+/// server, which catches up and counts for the quorum; an unknown peer is refused.
+async fn a_removed_peer_is_replaced(kind: ServerKind) {
+    let dirs: Vec<tempfile::TempDir> = (0..4)
+        .map(|_| tempfile::tempdir().expect("temp dir"))
+        .collect();
+    let mut cluster = TestCluster::start_mesh(&[kind; 4], |i| top(&dirs, i)).await;
+    let deadline = tokio::time::Instant::now() + ELECTION;
+    loop {
+        let jsz = monitor_get(cluster.nodes[0].http_port, "/jsz").await;
+        let m = jsz.as_ref().and_then(|j| j.get("meta_cluster"));
+        if m.is_some_and(|m| {
+            m["leader"].as_str().is_some_and(|l| !l.is_empty()) && m["cluster_size"] == 4
+        }) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no meta leader: {jsz:?}"
+        );
+        // Poll interval; the wait is bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let c0 = app(&cluster, 0).await;
+    create(&c0, "P").await;
+    let v = info_until(&c0, "P", |v| replicas_current(v, 2)).await;
+    let l = leader_of(&v);
+    let members: Vec<usize> = v["cluster"]["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap()[1..].parse().unwrap())
+        .chain([l])
+        .collect();
+    let free = (0..4)
+        .find(|i| !members.contains(i))
+        .expect("a free server");
+    let gone = members.iter().copied().find(|m| *m != l).unwrap();
+    let js = async_nats::jetstream::new(app(&cluster, l).await);
+    let acked = publish_all(&js, "p.x", payloads("m", 10)).await;
+
+    let bad = api(&c0, "$JS.API.STREAM.PEER.REMOVE.P", json!({"peer": "nope"})).await;
+    assert_eq!(
+        bad["type"], "io.nats.jetstream.api.v1.stream_remove_peer_response",
+        "{bad}"
+    );
+    assert_eq!(bad["error"]["err_code"], 10040, "{bad}");
+
+    let r = api(
+        &c0,
+        "$JS.API.STREAM.PEER.REMOVE.P",
+        json!({"peer": format!("n{gone}")}),
+    )
+    .await;
+    assert_eq!(r["success"], true, "{r}");
+    let gname = format!("n{gone}");
+    let fname = format!("n{free}");
+    info_until(&c0, "P", |v| {
+        let rs = v["cluster"]["replicas"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        replicas_current(v, 2)
+            && rs.iter().all(|r| r["name"] != gname.as_str())
+            && (leader_of(v) == free || rs.iter().any(|r| r["name"] == fname.as_str()))
+    })
+    .await;
+    // The leader goes: the replacement and the other member hold everything and take over.
+    kill(&mut cluster, l).await;
+    let other = (0..4).find(|i| *i != l && *i != gone).unwrap();
+    let co = app(&cluster, other).await;
+    let v = info_until(&co, "P", |v| leader_of(v) != l).await;
+    assert_eq!(v["state"]["messages"], 10, "{v}");
+    for (seq, payload) in &acked {
+        let got = api(&co, "$JS.API.STREAM.MSG.GET.P", json!({"seq": seq})).await;
+        assert_eq!(got["message"]["data"], b64(payload.as_bytes()), "{got}");
+    }
+    let js = async_nats::jetstream::new(app(&cluster, other).await);
+    let more = publish_all(&js, "p.x", payloads("after", 1)).await;
+    assert_eq!(more[0].0, 11);
+}
+
 fn b64(data: &[u8]) -> String {
     const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::new();
@@ -677,4 +759,14 @@ async fn a_stream_scales_up_and_down_by_update_nats_server() {
         a_stream_scales_up_and_down_by_update,
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_removed_peer_is_replaced_natsd() {
+    run_long(ServerKind::Natsd, a_removed_peer_is_replaced).await;
+}
+
+#[tokio::test]
+async fn a_removed_peer_is_replaced_nats_server() {
+    run_long(ServerKind::NatsServer, a_removed_peer_is_replaced).await;
 }

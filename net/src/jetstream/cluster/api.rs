@@ -29,7 +29,7 @@ use natsd_core::jetstream::api::{err, ApiError};
 use natsd_core::jetstream::cluster::api::{self as capi, Answerer, ApiOp};
 use natsd_core::jetstream::cluster::placement::{Cluster, ServerInfo};
 use natsd_core::jetstream::cluster::propose::{Origin, Proposal};
-use natsd_core::jetstream::cluster::shapes::{ClusterOp, PeerState};
+use natsd_core::jetstream::cluster::shapes::{ClusterOp, ClusterRequest, PeerState};
 use natsd_core::jetstream::cluster::{ClusterInfo, Request, StreamAssignment};
 use natsd_core::router::{InternalSink, Message, SubRef, SubTarget, Subscription};
 use natsd_raft::openraft::ServerState;
@@ -58,10 +58,10 @@ const INBOUND: usize = 8192;
 /// One API request heard in an account.
 #[derive(Debug)]
 pub(super) struct ApiRequest {
-    account: String,
-    subject: String,
+    pub(super) account: String,
+    pub(super) subject: String,
     reply: Option<String>,
-    payload: Bytes,
+    pub(super) payload: Bytes,
 }
 
 /// The `$JS.API.>` subscription of one account.
@@ -136,6 +136,13 @@ impl JsCluster {
         let Some(rest) = req.subject.strip_prefix("$JS.API.") else {
             return;
         };
+        // STREAM.PEER.REMOVE: the meta leader answers (see `members`).
+        if let Some(ClusterRequest::StreamPeerRemove { stream }) = ClusterRequest::parse(rest) {
+            if self.is_meta_leader() {
+                self.peer_remove(&stream, &req, &reply);
+            }
+            return;
+        }
         let op = ApiOp::parse(rest);
         match op.answered_by() {
             Answerer::Nobody => {}
@@ -166,7 +173,7 @@ impl JsCluster {
         }
     }
 
-    fn origin(&self, req: &ApiRequest, reply: &str) -> Origin {
+    pub(super) fn origin(&self, req: &ApiRequest, reply: &str) -> Origin {
         Origin {
             request: Request {
                 account: req.account.clone(),

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use natsd_core::jetstream::cluster::api::ApiOp;
+use natsd_core::jetstream::cluster::shapes::ClusterRequest;
 use natsd_core::jetstream::cluster::{Answer, MetaEffect, Request, StreamAssignment};
 use serde_json::json;
 
@@ -78,6 +79,15 @@ impl JsCluster {
         let Some(rest) = request.subject.strip_prefix("$JS.API.") else {
             return;
         };
+        if let Some(cr) = ClusterRequest::parse(rest) {
+            let op = cr.op();
+            let body = match answer {
+                Answer::Ok => op.ok(),
+                Answer::Err(e) => op.fail(e),
+            };
+            self.answer_cluster(&request.account, &request.reply, &body);
+            return;
+        }
         let op = ApiOp::parse(rest);
         let now = self.now();
         let body = match answer {

@@ -9,6 +9,10 @@
 //! [`repair`](super::repair)), then makes the voters exactly the assigned peers. A leader that
 //! is not assigned any more removes itself; openraft then has it step down.
 //!
+//! `$JS.API.STREAM.PEER.REMOVE.<stream>` (`{"peer": "<server name>"}`) is answered by the
+//! meta leader once its entry applied: the named member is replaced by a server of the
+//! group's cluster that holds no replica when one is free (Go: jsStreamRemovePeerRequest).
+//!
 //! A server removed from a stream that lives on keeps its replica running until the group's
 //! membership no longer holds it (the remaining peers need it for their quorum until then),
 //! at most [`LEAVE_WAIT`]; then it stops the replica and deletes its files, as that explicit
@@ -19,9 +23,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use natsd_core::jetstream::api::{err, ApiError};
+use natsd_core::jetstream::cluster::propose::Proposal;
+use natsd_core::jetstream::cluster::shapes::{ClusterOp, StreamRemovePeerRequest};
 use natsd_raft::openraft::ChangeMembers;
-use natsd_raft::{NodeId, NodeInfo};
+use natsd_raft::{Command, NodeId, NodeInfo};
 
+use super::api::ApiRequest;
 use super::replicas::{self, StreamGroup};
 use super::JsCluster;
 use crate::server::lock;
@@ -140,5 +148,59 @@ impl JsCluster {
             );
             replicas::delete_files(&g.dir);
         });
+    }
+}
+
+impl JsCluster {
+    /// `$JS.API.STREAM.PEER.REMOVE.<stream>` on the meta leader (see the module docs).
+    pub(super) fn peer_remove(self: &Arc<Self>, stream: &str, req: &ApiRequest, reply: &str) {
+        let op = ClusterOp::StreamPeerRemove;
+        let proposal = (|| -> Result<Proposal, ApiError> {
+            if req.payload.iter().all(u8::is_ascii_whitespace) {
+                return Err(err::bad_request());
+            }
+            let body: StreamRemovePeerRequest = serde_json::from_slice(&req.payload)
+                .map_err(|e| err::invalid_json(&e.to_string()))?;
+            if body.peer.is_empty() {
+                return Err(err::bad_request());
+            }
+            let view = self.placement_view();
+            let origin = self.origin(req, reply);
+            let meta = lock(&self.meta_state);
+            let mut rng = lock(&self.rng);
+            meta.propose_peer_remove(stream, &body.peer, &origin, &view, &mut rng)
+        })();
+        let entry = match proposal {
+            Ok(Proposal::Propose(entry)) => entry,
+            Ok(Proposal::Unchanged(_)) => {
+                self.answer_cluster(&req.account, reply, &op.ok());
+                return;
+            }
+            Err(e) => {
+                self.answer_cluster(&req.account, reply, &op.fail(e));
+                return;
+            }
+        };
+        let raft = self.meta.raft().clone();
+        let c = Arc::clone(self);
+        let (account, reply) = (req.account.clone(), reply.to_owned());
+        tokio::spawn(async move {
+            if let Err(e) = raft.client_write(Command(entry.encode())).await {
+                tracing::warn!("JetStream: meta proposal failed: {e}");
+                c.answer_cluster(&account, &reply, &op.fail(err::cluster_not_avail()));
+            }
+        });
+    }
+
+    /// Answers a clustered request with its `{"type", "success"|"error"}` body.
+    pub(super) fn answer_cluster(
+        &self,
+        account: &str,
+        reply: &str,
+        body: &natsd_core::jetstream::cluster::shapes::SuccessResponse,
+    ) {
+        if let Ok(v) = serde_json::to_value(body) {
+            self.answer(account, reply, &v);
+        }
     }
 }
