@@ -681,6 +681,87 @@ async fn a_removed_peer_is_replaced(kind: ServerKind) {
     assert_eq!(more[0].0, 11);
 }
 
+/// Starts four servers and waits for their meta group.
+async fn start4(kind: ServerKind) -> (TestCluster, Vec<tempfile::TempDir>) {
+    let dirs: Vec<tempfile::TempDir> = (0..4)
+        .map(|_| tempfile::tempdir().expect("temp dir"))
+        .collect();
+    let cluster = TestCluster::start_mesh(&[kind; 4], |i| top(&dirs, i)).await;
+    let deadline = tokio::time::Instant::now() + ELECTION;
+    loop {
+        let jsz = monitor_get(cluster.nodes[0].http_port, "/jsz").await;
+        let m = jsz.as_ref().and_then(|j| j.get("meta_cluster"));
+        if m.is_some_and(|m| {
+            m["leader"].as_str().is_some_and(|l| !l.is_empty()) && m["cluster_size"] == 4
+        }) {
+            return (cluster, dirs);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no meta leader: {jsz:?}"
+        );
+        // Poll interval; the wait is bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// SERVER.REMOVE from the system account on four servers: a member of an R3 stream leaves
+/// the meta group and the stream moves its replica to the free server; an unknown server is
+/// refused.
+async fn a_removed_server_is_replaced(kind: ServerKind) {
+    let (mut cluster, _dirs) = start4(kind).await;
+    let c0 = app(&cluster, 0).await;
+    create(&c0, "Q").await;
+    let v = info_until(&c0, "Q", |v| replicas_current(v, 2)).await;
+    let l = leader_of(&v);
+    let gone: usize = v["cluster"]["replicas"][0]["name"].as_str().unwrap()[1..]
+        .parse()
+        .unwrap();
+    let js = async_nats::jetstream::new(app(&cluster, l).await);
+    let acked = publish_all(&js, "q.x", payloads("m", 10)).await;
+
+    let asker = (0..4).find(|i| *i != gone).unwrap();
+    let sys = cluster.nodes[asker]
+        .server
+        .client_with(async_nats::ConnectOptions::with_user_and_password(
+            "sys".into(),
+            "sys".into(),
+        ))
+        .await;
+    let bad = api(&sys, "$JS.API.SERVER.REMOVE", json!({"peer": "nope"})).await;
+    assert_eq!(
+        bad["type"], "io.nats.jetstream.api.v1.meta_server_remove_response",
+        "{bad}"
+    );
+    assert_eq!(bad["error"]["err_code"], 10044, "{bad}");
+    let r = api(
+        &sys,
+        "$JS.API.SERVER.REMOVE",
+        json!({"peer": format!("n{gone}")}),
+    )
+    .await;
+    assert_eq!(r["success"], true, "{r}");
+    kill(&mut cluster, gone).await;
+
+    let gname = format!("n{gone}");
+    let ca = app(&cluster, asker).await;
+    let v = info_until(&ca, "Q", |v| {
+        let rs = v["cluster"]["replicas"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        replicas_current(v, 2)
+            && leader_of(v) != gone
+            && rs.iter().all(|r| r["name"] != gname.as_str())
+    })
+    .await;
+    assert_eq!(v["state"]["messages"], 10, "{v}");
+    for (seq, payload) in &acked {
+        let got = api(&ca, "$JS.API.STREAM.MSG.GET.Q", json!({"seq": seq})).await;
+        assert_eq!(got["message"]["data"], b64(payload.as_bytes()), "{got}");
+    }
+}
+
 fn b64(data: &[u8]) -> String {
     const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::new();
@@ -769,4 +850,14 @@ async fn a_removed_peer_is_replaced_natsd() {
 #[tokio::test]
 async fn a_removed_peer_is_replaced_nats_server() {
     run_long(ServerKind::NatsServer, a_removed_peer_is_replaced).await;
+}
+
+#[tokio::test]
+async fn a_removed_server_is_replaced_natsd() {
+    run_long(ServerKind::Natsd, a_removed_server_is_replaced).await;
+}
+
+#[tokio::test]
+async fn a_removed_server_is_replaced_nats_server() {
+    run_long(ServerKind::NatsServer, a_removed_server_is_replaced).await;
 }

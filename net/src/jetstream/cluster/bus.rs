@@ -37,6 +37,9 @@ pub(super) const REPLY_PREFIX: &str = "$NATSD.RAFTR.";
 pub(super) const HEARTBEAT: &str = "$NATSD.JSC.HB";
 /// Prefix of the campaign requests.
 pub(super) const ELECT_PREFIX: &str = "$NATSD.JSC.ELECT.";
+/// `$JS.API.SERVER.REMOVE` (Go: JSApiRemoveServer), heard in the system account and answered
+/// by the meta leader.
+pub(super) const SERVER_REMOVE: &str = "$JS.API.SERVER.REMOVE";
 /// Prefix of the catch-up requests (see `repair`).
 pub(super) const CATCHUP_PREFIX: &str = "$NATSD.JSC.CU.";
 /// The meta leader stepdown request (Go: JSApiLeaderStepDown), answered by the meta leader.

@@ -67,6 +67,9 @@ impl JsCluster {
                     }
                 }
                 MetaEffect::Respond { request, answer } => self.respond(&request, answer),
+                MetaEffect::ServerRemoved => tracing::warn!(
+                    "JetStream cluster: this server was removed from the meta group (SERVER.REMOVE); its replicas move to other servers"
+                ),
                 other => tracing::debug!(?other, "JetStream meta effect not acted on yet"),
             }
         }

@@ -13,6 +13,12 @@
 //! meta leader once its entry applied: the named member is replaced by a server of the
 //! group's cluster that holds no replica when one is free (Go: jsStreamRemovePeerRequest).
 //!
+//! `$JS.API.SERVER.REMOVE` (system account; `{"peer": "<server name>"}` or
+//! `{"peer_id": "<peer id>"}`) is answered by the meta leader once applied (Go:
+//! jsLeaderServerRemoveRequest); the leader then takes the server out of the meta group and
+//! replaces it in every stream it held a replica of, as a peer removal would. It is never
+//! added back while it is marked removed.
+//!
 //! A server removed from a stream that lives on keeps its replica running until the group's
 //! membership no longer holds it (the remaining peers need it for their quorum until then),
 //! at most [`LEAVE_WAIT`]; then it stops the replica and deletes its files, as that explicit
@@ -24,8 +30,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use natsd_core::jetstream::api::{err, ApiError};
-use natsd_core::jetstream::cluster::propose::Proposal;
-use natsd_core::jetstream::cluster::shapes::{ClusterOp, StreamRemovePeerRequest};
+use natsd_core::jetstream::cluster::placement::replace_peer;
+use natsd_core::jetstream::cluster::propose::{Origin, Proposal};
+use natsd_core::jetstream::cluster::shapes::{
+    ClusterOp, ServerRemoveRequest, StreamRemovePeerRequest,
+};
+use natsd_core::jetstream::cluster::{MetaEntry, Request};
 use natsd_raft::openraft::ChangeMembers;
 use natsd_raft::{Command, NodeId, NodeInfo};
 
@@ -202,5 +212,135 @@ impl JsCluster {
         if let Ok(v) = serde_json::to_value(body) {
             self.answer(account, reply, &v);
         }
+    }
+}
+
+impl JsCluster {
+    /// `$JS.API.SERVER.REMOVE` on the meta leader (see the module docs).
+    pub(super) fn server_remove(
+        self: &Arc<Self>,
+        subject: &str,
+        reply: Option<&str>,
+        payload: &[u8],
+    ) {
+        if !self.is_meta_leader() {
+            return;
+        }
+        let Some(reply) = reply else { return };
+        let Some(sys) = self.srv.upgrade().map(|s| s.system_account_name()) else {
+            return;
+        };
+        let op = ClusterOp::ServerRemove;
+        let proposal = (|| -> Result<Proposal, ApiError> {
+            if payload.iter().all(u8::is_ascii_whitespace) {
+                return Err(err::bad_request());
+            }
+            let req: ServerRemoveRequest =
+                serde_json::from_slice(payload).map_err(|e| err::invalid_json(&e.to_string()))?;
+            let origin = Origin {
+                request: Request {
+                    account: sys.clone(),
+                    server: self.name.clone(),
+                    subject: subject.to_owned(),
+                    reply: reply.to_owned(),
+                },
+                cluster: self.cluster_name.clone(),
+                alternates: Vec::new(),
+            };
+            let view = self.placement_view();
+            lock(&self.meta_state).propose_server_remove(&req, &origin, &view)
+        })();
+        let entry = match proposal {
+            Ok(Proposal::Propose(entry)) => entry,
+            Ok(Proposal::Unchanged(_)) => {
+                self.answer_cluster(&sys, reply, &op.ok());
+                return;
+            }
+            Err(e) => {
+                self.answer_cluster(&sys, reply, &op.fail(e));
+                return;
+            }
+        };
+        let raft = self.meta.raft().clone();
+        let c = Arc::clone(self);
+        let reply = reply.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = raft.client_write(Command(entry.encode())).await {
+                tracing::warn!("JetStream: meta proposal failed: {e}");
+                c.answer_cluster(&sys, &reply, &op.fail(err::cluster_not_avail()));
+            }
+        });
+    }
+
+    /// On the meta leader, every tick: a server marked removed leaves the meta group's voters,
+    /// and every stream it was a member of replaces it. One change at a time.
+    pub(super) fn follow_removals(self: &Arc<Self>) {
+        if !self.is_meta_leader() || self.removing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let m = self.meta.raft().metrics().borrow().clone();
+        let membership = m.membership_config.membership().clone();
+        let (leave, streams) = {
+            let meta = lock(&self.meta_state);
+            let leave: BTreeSet<NodeId> = membership
+                .voter_ids()
+                .filter(|id| {
+                    membership
+                        .get_node(id)
+                        .is_some_and(|n| meta.is_removed(&super::peer_id(&n.name)))
+                })
+                .collect();
+            let streams = meta.all_streams().find_map(|r| {
+                let gone = r
+                    .assignment
+                    .group
+                    .peers
+                    .iter()
+                    .find(|p| meta.is_removed(p))?;
+                Some((r.assignment.clone(), gone.clone()))
+            });
+            (leave, streams)
+        };
+        if leave.is_empty() && streams.is_none() {
+            self.removing.store(false, Ordering::Release);
+            return;
+        }
+        let c = Arc::clone(self);
+        tokio::spawn(async move {
+            let raft = c.meta.raft().clone();
+            if !leave.is_empty() && membership.get_joint_config().len() == 1 {
+                tracing::warn!("JetStream cluster: removing {leave:?} from the meta group");
+                let out = raft
+                    .change_membership(ChangeMembers::RemoveVoters(leave), false)
+                    .await;
+                if let Err(e) = out {
+                    tracing::warn!("JetStream cluster: removing servers from the meta group: {e}");
+                }
+            } else if let Some((sa, peer)) = streams {
+                let replacement = {
+                    let view = c.placement_view();
+                    let mut rng = lock(&c.rng);
+                    replace_peer(&view, &sa.group, &sa.config, &peer, &mut rng)
+                        .ok()
+                        .flatten()
+                };
+                tracing::info!(
+                    "JetStream cluster: stream {} in account {} replaces removed server {peer} with {replacement:?}",
+                    sa.config.name,
+                    sa.account
+                );
+                let e = MetaEntry::RemovePeer {
+                    account: sa.account.clone(),
+                    stream: sa.config.name.clone(),
+                    peer,
+                    replacement,
+                    request: None,
+                };
+                if let Err(e) = raft.client_write(Command(e.encode())).await {
+                    tracing::warn!("JetStream cluster: re-placing a stream: {e}");
+                }
+            }
+            c.removing.store(false, Ordering::Release);
+        });
     }
 }

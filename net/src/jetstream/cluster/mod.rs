@@ -171,6 +171,8 @@ pub(crate) struct JsCluster {
     initialized: AtomicBool,
     /// A learner is being added.
     joining: Arc<AtomicBool>,
+    /// A removed server is being taken out (see `members`).
+    removing: AtomicBool,
     stop: watch::Sender<bool>,
     subs: Mutex<Vec<(Arc<natsd_core::account::Account>, SubRef)>>,
     mixed: mixed::Guard,
@@ -264,6 +266,7 @@ pub(crate) fn start(srv: &Arc<Shared>, root: &Path) -> Result<(), String> {
             grown: Mutex::new(Instant::now()),
             initialized: AtomicBool::new(false),
             joining: Arc::new(AtomicBool::new(false)),
+            removing: AtomicBool::new(false),
             stop,
             subs: Mutex::new(Vec::new()),
             mixed: mixed::Guard::new(&srv2),
@@ -365,6 +368,7 @@ impl JsCluster {
             format!("{}{}", bus::ELECT_PREFIX, self.node),
             format!("{}{}.*", bus::CATCHUP_PREFIX, self.node),
             bus::META_STEPDOWN.to_owned(),
+            bus::SERVER_REMOVE.to_owned(),
         ];
         let mut subs = lock(&self.subs);
         for subject in subjects {
@@ -418,6 +422,8 @@ impl JsCluster {
             });
         } else if m.subject.starts_with(bus::CATCHUP_PREFIX) {
             self.serve_catchup(m);
+        } else if m.subject == bus::SERVER_REMOVE {
+            self.server_remove(&m.subject, m.reply.as_deref(), &m.payload);
         } else if m.subject == bus::META_STEPDOWN {
             self.stepdown(m.reply.as_deref(), &m.payload);
         }
@@ -499,6 +505,7 @@ impl JsCluster {
         }
         if may_form {
             self.admit_newcomers();
+            self.follow_removals();
         }
     }
 
@@ -568,9 +575,11 @@ impl JsCluster {
         let membership = m.membership_config.membership().clone();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         let candidate = {
+            let meta = lock(&self.meta_state);
             let peers = lock(&self.peers);
             peers
                 .iter()
+                .filter(|(_, p)| !meta.is_removed(&peer_id(&p.hb.name)))
                 .find(|(id, p)| !voters.contains(id) && p.last.elapsed() < OFFLINE_AFTER)
                 .map(|(id, p)| (*id, self.node_info(&p.hb.name, &p.hb.server_id)))
         };
