@@ -44,7 +44,9 @@
 //! the meta group's effects open each stream's own Raft group on its peers ([`replicas`]),
 //! whose leader alone takes publishes and acknowledges them once committed; its consumers
 //! hand out only messages whose entry committed. A replica that falls out of step with its
-//! group (a store that lacks, differs or is damaged) is rebuilt from a peer ([`repair`]). The single-server JetStream of each
+//! group (a store that lacks, differs or is damaged) is rebuilt from a peer ([`repair`]).
+//! Scaling a stream by STREAM.UPDATE, STREAM.PEER.REMOVE and SERVER.REMOVE change its
+//! group's members through the group's leader ([`members`]). The single-server JetStream of each
 //! account keeps running beside it for what was stored before clustering
 //! (its streams are recovered and still take publishes) and for acks and snapshots, but no
 //! longer hears the API or the acks.
@@ -53,7 +55,8 @@
 //!
 //! * Consumer updates and CONSUMER.LEADER.STEPDOWN, pause/reset/unpin on clustered streams
 //!   (see [`consumers`]).
-//! * Snapshots and restores, STREAM.PEER.REMOVE and SERVER.REMOVE in a cluster: unanswered.
+//! * Snapshots and restores in a cluster: unanswered.
+//! * Moving a stream to other tags or another cluster by STREAM.UPDATE (refused, 10074).
 //! * STREAM.LIST and CONSUMER.LIST report the state this server holds a replica of; others
 //!   show an empty state (nats-server asks each stream's leader).
 //! * Memory-storage streams are kept in files when clustered.

@@ -94,8 +94,11 @@ pub(super) fn encode_snapshot(rs: &[u8], pending: &[(u64, Vec<u8>)]) -> Vec<u8> 
     out
 }
 
+/// Committed entries kept while in trouble: (log index, entry bytes), in order.
+pub(super) type Kept = Vec<(u64, Vec<u8>)>;
+
 /// The replica's snapshot and the kept entries of a group snapshot; `None` when cut short.
-pub(super) fn decode_snapshot(b: &[u8]) -> Option<(&[u8], Vec<(u64, Vec<u8>)>)> {
+pub(super) fn decode_snapshot(b: &[u8]) -> Option<(&[u8], Kept)> {
     let Some(b) = b.strip_prefix(KEPT) else {
         return Some((b, Vec::new()));
     };
@@ -517,13 +520,15 @@ mod tests {
 
     #[test]
     fn set_aside_never_overwrites() {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = std::env::temp_dir().join(format!("natsd-set-aside-{}", std::process::id()));
         for _ in 0..2 {
-            std::fs::create_dir_all(dir.path().join("msgs")).expect("mkdir");
-            set_aside(dir.path(), "msgs");
+            std::fs::create_dir_all(dir.join("msgs")).expect("mkdir");
+            set_aside(&dir, "msgs");
         }
-        assert!(dir.path().join("damaged-0-msgs").is_dir());
-        assert!(dir.path().join("damaged-1-msgs").is_dir());
-        assert!(!dir.path().join("msgs").exists());
+        let ok = dir.join("damaged-0-msgs").is_dir()
+            && dir.join("damaged-1-msgs").is_dir()
+            && !dir.join("msgs").exists();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(ok, "both set aside under their own names");
     }
 }
