@@ -56,7 +56,7 @@
 //! * Consumer updates and CONSUMER.LEADER.STEPDOWN, pause/reset/unpin on clustered streams
 //!   (see [`consumers`]).
 //! * Snapshots and restores in a cluster: unanswered.
-//! * Moving a stream to other tags or another cluster by STREAM.UPDATE (refused, 10074).
+//! * Moving a stream to other tags or another cluster by STREAM.UPDATE (refused, 10036).
 //! * STREAM.LIST and CONSUMER.LIST report the state this server holds a replica of; others
 //!   show an empty state (nats-server asks each stream's leader).
 //! * Memory-storage streams are kept in files when clustered.
