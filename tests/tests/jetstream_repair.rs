@@ -707,7 +707,8 @@ async fn start4(kind: ServerKind) -> (TestCluster, Vec<tempfile::TempDir>) {
 
 /// SERVER.REMOVE from the system account on four servers: a member of an R3 stream leaves
 /// the meta group and the stream moves its replica to the free server; an unknown server is
-/// refused.
+/// refused. natsd only: nats-server 2.9.10 passed this once and once left the removed server
+/// in the stream's peers for good (no re-placement), so it is not a reliable reference here.
 async fn a_removed_server_is_replaced(kind: ServerKind) {
     let (mut cluster, _dirs) = start4(kind).await;
     let c0 = app(&cluster, 0).await;
@@ -855,9 +856,4 @@ async fn a_removed_peer_is_replaced_nats_server() {
 #[tokio::test]
 async fn a_removed_server_is_replaced_natsd() {
     run_long(ServerKind::Natsd, a_removed_server_is_replaced).await;
-}
-
-#[tokio::test]
-async fn a_removed_server_is_replaced_nats_server() {
-    run_long(ServerKind::NatsServer, a_removed_server_is_replaced).await;
 }

@@ -744,6 +744,13 @@ impl JsCluster {
             let membership = m.membership_config.membership().clone();
             let last = m.last_log_index.unwrap_or(0);
             let matched = m.replication.clone().unwrap_or_default();
+            // A damaged Raft log, or a stream replica being repaired.
+            let damaged = g.damage_reason().or_else(|| {
+                lock(&self.streams)
+                    .values()
+                    .find(|s| s.group.name() == name)
+                    .and_then(|s| s.trouble())
+            });
             let peers: BTreeMap<String, serde_json::Value> = membership
                 .nodes()
                 .map(|(id, n)| {
@@ -770,7 +777,7 @@ impl JsCluster {
                     // as soon as it is committed, so the applied index stands for it.
                     "commit": m.last_applied.map_or(0, |l| l.index),
                     "last_index": last,
-                    "damaged": g.damage_reason(),
+                    "damaged": damaged,
                     "peers": peers,
                 }),
             );
