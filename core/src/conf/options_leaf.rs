@@ -1,8 +1,7 @@
 //! The `leafnodes { … }` block (Go: server/opts.go parseLeafNodes, parseLeafAuthorization,
 //! parseLeafUsers, parseRemoteLeafNodes), with nats-server's error texts.
 //!
-//! TLS (on the listener or a remote) and `.creds` remotes are refused with a clear error until
-//! the leaf driver supports them.
+//! `.creds` remotes are refused with a clear error until the leaf driver supports them.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -11,6 +10,7 @@ use super::options::{
     bool_of, int_of, listen_of, lower, map_of, node_type_err, seconds_of, str_of, unknown, Mapper,
 };
 use super::{ConfError, Entry, Node, Value};
+use crate::options::TlsConfig;
 
 /// Default leaf-node port (Go: server/const.go DEFAULT_LEAFNODE_PORT).
 pub const DEFAULT_LEAFNODE_PORT: u16 = 7422;
@@ -46,6 +46,8 @@ pub struct LeafConfig {
     pub remotes: Vec<LeafRemote>,
     /// `reconnect` / `reconnect_delay` / `reconnect_interval` (whole seconds).
     pub reconnect: Duration,
+    /// `tls`: accepted leaf nodes must upgrade to TLS after our INFO.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for LeafConfig {
@@ -62,6 +64,7 @@ impl Default for LeafConfig {
             users: Vec::new(),
             remotes: Vec::new(),
             reconnect: DEFAULT_LEAF_RECONNECT,
+            tls: None,
         }
     }
 }
@@ -87,13 +90,16 @@ impl std::fmt::Debug for LeafUser {
 }
 
 /// One entry of `leafnodes.remotes` (Go: RemoteLeafOpts).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct LeafRemote {
     /// `url` / `urls`: the hub's leaf-node URLs (`nats-leaf://`, `nats://`; credentials in the
     /// user-info part).
     pub urls: Vec<String>,
     /// `account` / `local`: the local account bound to this link; `None` is the global one.
     pub account: Option<String>,
+    /// `tls`: upgrade to TLS after the hub's INFO (also with a `tls://` URL, or when the hub
+    /// asks for it). Its `cert_file` may be empty: no client certificate.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Mapper {
@@ -131,7 +137,7 @@ impl Mapper {
                     })?;
                     c.reconnect = Duration::from_secs(secs);
                 }
-                "tls" => return Err(not_yet(le, "leafnode TLS")),
+                "tls" => c.tls = Some(self.tls_with(le, true)?),
                 "leafnode_advertise" | "advertise" => c.advertise = Some(str_of(le)?),
                 "no_advertise" => c.no_advertise = bool_of(le)?,
                 "min_version" | "minimum_version" | "compression" => self.ignore("leafnodes", le),
@@ -207,7 +213,7 @@ impl Mapper {
                     "creds" | "credentials" => {
                         return Err(not_yet(re, "leafnode credentials (.creds)"))
                     }
-                    "tls" => return Err(not_yet(re, "leafnode TLS")),
+                    "tls" => r.tls = Some(self.tls_with(re, false)?),
                     "no_randomize"
                     | "dont_randomize"
                     | "hub"
@@ -421,10 +427,33 @@ mod tests {
     }
 
     #[test]
-    fn tls_and_creds_refused_for_now() {
-        assert!(
-            err("leafnodes { tls { cert_file: a, key_file: b } }").contains("not yet supported")
+    fn tls_on_the_hub_and_on_remotes() {
+        let c = leaf(concat!(
+            "leafnodes {\n  port: 7422\n  tls { cert_file: s.pem, key_file: s.key, ca_file: ca.pem, verify: true }\n",
+            "  remotes: [ { url: \"tls://127.0.0.1:7422\", tls { ca_file: ca.pem } },\n",
+            "             { url: \"nats://h:1\", tls { cert_file: c.pem, key_file: c.key, ca_file: ca.pem } } ]\n}\n"
+        ))
+        .unwrap();
+        let hub = c.tls.expect("hub tls");
+        assert!(hub.verify);
+        assert_eq!(hub.cert_file.to_str(), Some("s.pem"));
+        let r0 = c.remotes[0].tls.as_ref().expect("remote tls");
+        assert_eq!(r0.cert_file.as_os_str(), "");
+        assert_eq!(
+            r0.ca_file.as_deref().and_then(|p| p.to_str()),
+            Some("ca.pem")
         );
+        let r1 = c.remotes[1].tls.as_ref().expect("remote tls");
+        assert_eq!(r1.key_file.to_str(), Some("c.key"));
+        assert!(err("leafnodes { tls { ca_file: a } }").contains("missing 'cert_file'"));
+        assert!(
+            err("leafnodes { remotes: [ { url: \"nats://h:1\", tls { cert_file: c } } ] }")
+                .contains("missing 'key_file'")
+        );
+    }
+
+    #[test]
+    fn creds_refused_for_now() {
         assert!(
             err("leafnodes { remotes: [ { url: \"nats://h:1\", credentials: x.creds } ] }")
                 .contains("not yet supported")

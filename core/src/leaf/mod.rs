@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
+pub use crate::link::CloseReason as LeafCloseReason;
+use crate::link::{close_reason, password_matches, Keepalive, Tick};
 use crate::linkout::LinkOut;
 use crate::options::LeafUser;
 use crate::outbound::StallGate;
@@ -26,7 +28,6 @@ use crate::proto::leaf::{
     RouteParser, RouteProtoError, RoutedMsg,
 };
 use crate::rng::SplitMix64;
-pub use crate::route::RouteCloseReason as LeafCloseReason;
 
 /// Go: server/server.go firstPingInterval.
 const FIRST_PING_INTERVAL: Duration = Duration::from_secs(1);
@@ -92,12 +93,10 @@ impl LeafAuth {
             return self
                 .users
                 .iter()
-                .find(|u| u.user == user && crate::route::password_matches(&u.password, pass))
+                .find(|u| u.user == user && password_matches(&u.password, pass))
                 .map(|u| account(&u.account));
         }
-        if !self.user.is_empty()
-            && (user != self.user || !crate::route::password_matches(&self.password, pass))
-        {
+        if !self.user.is_empty() && (user != self.user || !password_matches(&self.password, pass)) {
             return None;
         }
         Some(account(&self.account))
@@ -146,13 +145,7 @@ pub enum LeafRole {
 }
 
 /// Which timer is armed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeafTimer {
-    /// CONNECT must arrive before this.
-    Auth,
-    /// Time to send a PING (or declare the link stale).
-    Ping,
-}
+pub use crate::link::LinkTimer as LeafTimer;
 
 /// One leaf connection's protocol state.
 #[derive(Debug)]
@@ -168,11 +161,7 @@ pub struct LeafConn {
     peer_headers: bool,
     out: LinkOut,
     events: VecDeque<LeafEvent>,
-    auth_deadline: Option<Instant>,
-    next_ping: Instant,
-    pings_out: u32,
-    rtt_start: Option<Instant>,
-    rtt: Option<Duration>,
+    keepalive: Keepalive,
 }
 
 impl LeafConn {
@@ -195,11 +184,10 @@ impl LeafConn {
             out: LinkOut::new(),
             events: VecDeque::new(),
             // Go: server/leafnode.go createLeafNode — the hub waits auth_timeout for CONNECT.
-            auth_deadline: accepted.then(|| now + cfg.auth_timeout),
-            next_ping: now + cfg.ping_interval.min(FIRST_PING_INTERVAL),
-            pings_out: 0,
-            rtt_start: None,
-            rtt: None,
+            keepalive: Keepalive::new(
+                now + cfg.ping_interval.min(FIRST_PING_INTERVAL),
+                accepted.then(|| now + cfg.auth_timeout),
+            ),
             cfg,
         };
         if accepted {
@@ -241,7 +229,7 @@ impl LeafConn {
 
     /// Last measured round-trip time.
     pub fn rtt(&self) -> Option<Duration> {
-        self.rtt
+        self.keepalive.rtt()
     }
 
     /// The gate client producers feeding this link wait on (see [`crate::outbound`]).
@@ -280,17 +268,12 @@ impl LeafConn {
         if e.sends_err() {
             proto::encode_err(self.out.buf(), &e.err_text());
         }
-        let reason = match e {
-            RouteProtoError::UnknownOp => LeafCloseReason::ParseError,
-            RouteProtoError::MaxPayload { .. } => LeafCloseReason::MaxPayloadExceeded,
-            RouteProtoError::MaxControlLine { .. } => LeafCloseReason::MaxControlLineExceeded,
-            _ => LeafCloseReason::ProtocolViolation,
-        };
+        let reason = close_reason(e);
         self.close(reason);
     }
 
     fn handle_op(&mut self, now: Instant, op: RouteOp) {
-        if self.auth_deadline.is_some() && !matches!(op, RouteOp::Connect(_)) {
+        if self.keepalive.awaiting_auth() && !matches!(op, RouteOp::Connect(_)) {
             // Go: parser.go OP_START — a hub expects CONNECT before anything else.
             self.err_and_close(
                 "Authorization Violation",
@@ -302,15 +285,7 @@ impl LeafConn {
             RouteOp::Connect(c) => self.handle_connect(*c),
             RouteOp::Info(info) => self.handle_info(*info),
             RouteOp::Ping => self.out.buf().extend_from_slice(proto::PONG),
-            RouteOp::Pong => {
-                self.pings_out = 0;
-                if let Some(start) = self.rtt_start.take() {
-                    self.rtt = Some(
-                        now.saturating_duration_since(start)
-                            .max(Duration::from_nanos(1)),
-                    );
-                }
-            }
+            RouteOp::Pong => self.keepalive.pong(now),
             RouteOp::Err(text) => {
                 tracing::warn!(lid = self.id, error = %String::from_utf8_lossy(&text), "leafnode error");
                 self.close(LeafCloseReason::ParseError);
@@ -344,7 +319,7 @@ impl LeafConn {
             );
             return;
         };
-        self.auth_deadline = None;
+        self.keepalive.auth_done();
         self.peer_headers = self.cfg.info.headers && c.headers;
         // Go: sendInfo after CONNECT — tells the leaf which account it landed in.
         let mut info = self.cfg.info.clone();
@@ -487,26 +462,19 @@ impl LeafConn {
         if self.closed {
             return;
         }
-        if let Some(deadline) = self.auth_deadline {
-            if now >= deadline {
-                self.err_and_close(
-                    "Authentication Timeout",
-                    LeafCloseReason::AuthenticationTimeout,
-                );
-                return;
-            }
+        let cfg = &self.cfg;
+        match self
+            .keepalive
+            .tick(now, cfg.ping_interval, cfg.ping_max, None)
+        {
+            Tick::Idle => {}
+            Tick::AuthTimeout => self.err_and_close(
+                "Authentication Timeout",
+                LeafCloseReason::AuthenticationTimeout,
+            ),
+            Tick::Stale => self.err_and_close("Stale Connection", LeafCloseReason::StaleConnection),
+            Tick::Ping => self.out.buf().extend_from_slice(proto::PING),
         }
-        if now < self.next_ping {
-            return;
-        }
-        self.next_ping = now + self.cfg.ping_interval;
-        if self.pings_out + 1 > self.cfg.ping_max {
-            self.err_and_close("Stale Connection", LeafCloseReason::StaleConnection);
-            return;
-        }
-        self.pings_out += 1;
-        self.rtt_start = Some(now);
-        self.out.buf().extend_from_slice(proto::PING);
     }
 
     /// The next chunk of bytes for the peer, if any.
@@ -527,10 +495,6 @@ impl LeafConn {
         if self.closed {
             return None;
         }
-        let ping = (self.next_ping, LeafTimer::Ping);
-        match self.auth_deadline {
-            Some(a) if a < ping.0 => Some((a, LeafTimer::Auth)),
-            _ => Some(ping),
-        }
+        Some(self.keepalive.poll_timeout())
     }
 }

@@ -11,15 +11,14 @@ use natsd_core::account::Account;
 use natsd_core::leaf::{LeafCloseReason, LeafConn, LeafEvent, LeafRole};
 use natsd_core::rng::SplitMix64;
 use natsd_core::router::{self, MatchCache, Message, PendingFlush, Publisher};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use super::{LeafEntry, LeafHandle};
+use crate::link::{sleep_until, write_loop};
 use crate::server::{lock, Shared};
 use crate::transport::now;
 
 const READ_BUF: usize = 32 * 1024;
-/// Chunks per vectored write.
-const MAX_IOVECS: usize = 64;
 /// Time a closing link gets to flush its last bytes (a final -ERR).
 const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
@@ -213,72 +212,5 @@ fn tell_routes<'a>(
     for ((acc, subject, queue), added) in changes {
         srv.cluster
             .local_interest(acc, subject, queue.as_deref(), added);
-    }
-}
-
-/// Writes what the machine queues; a write that makes no progress within the write deadline
-/// closes the link as a slow consumer.
-async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, h: Arc<LeafHandle>, deadline: Duration) {
-    let mut chunks: std::collections::VecDeque<Bytes> = std::collections::VecDeque::new();
-    loop {
-        let closed = {
-            let mut c = lock(&h.conn);
-            while let Some(b) = c.poll_transmit() {
-                chunks.push_back(b);
-            }
-            c.is_closed()
-        };
-        if chunks.is_empty() {
-            if closed {
-                break;
-            }
-            h.write.notified().await;
-            continue;
-        }
-        while !chunks.is_empty() {
-            let slices: Vec<std::io::IoSlice<'_>> = chunks
-                .iter()
-                .take(MAX_IOVECS)
-                .map(|b| std::io::IoSlice::new(b))
-                .collect();
-            match tokio::time::timeout(deadline, wr.write_vectored(&slices)).await {
-                Ok(Ok(n)) if n > 0 => {
-                    drop(slices);
-                    advance(&mut chunks, n);
-                }
-                Ok(_) => {
-                    h.close(LeafCloseReason::WriteError);
-                    return;
-                }
-                Err(_) => {
-                    h.close(LeafCloseReason::SlowConsumerWriteDeadline);
-                    return;
-                }
-            }
-        }
-    }
-    let _ = wr.flush().await;
-    let _ = wr.shutdown().await;
-}
-
-fn advance(chunks: &mut std::collections::VecDeque<Bytes>, mut n: usize) {
-    while n > 0 {
-        let Some(front) = chunks.front_mut() else {
-            return;
-        };
-        if n >= front.len() {
-            n -= front.len();
-            chunks.pop_front();
-        } else {
-            let _ = front.split_to(n);
-            n = 0;
-        }
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }

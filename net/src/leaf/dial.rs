@@ -110,24 +110,15 @@ pub(crate) async fn start<T: Transport>(
         .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(settings(srv, opts, c, port)));
     if let Some(listener) = listener {
         let accept_srv = Arc::clone(srv);
-        let mut stop = shutdown.clone();
-        task = Some(tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    r = T::accept(&listener) => match r {
-                        Ok((stream, peer)) => {
-                            let srv = Arc::clone(&accept_srv);
-                            tokio::spawn(super::conn::run(srv, stream, peer, LeafRole::Accepted));
-                        }
-                        Err(e) => {
-                            tracing::error!("Error accepting leafnode connection: {e}");
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                        }
-                    },
-                    _ = stop.changed() => break,
-                }
-            }
-        }));
+        task = Some(crate::link::spawn_accept_loop::<T, _>(
+            listener,
+            shutdown.clone(),
+            "leafnode",
+            move |stream, peer| {
+                let srv = Arc::clone(&accept_srv);
+                tokio::spawn(super::conn::run(srv, stream, peer, LeafRole::Accepted));
+            },
+        ));
     }
     for (remote, urls) in c.remotes.iter().zip(remotes) {
         if !urls.is_empty() {
