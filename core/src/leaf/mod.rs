@@ -159,6 +159,8 @@ pub struct LeafConn {
     account: Option<String>,
     remote: Option<(String, String)>,
     peer_headers: bool,
+    /// The hub's INFO asked for TLS (`tls_required`).
+    peer_tls: bool,
     out: LinkOut,
     events: VecDeque<LeafEvent>,
     keepalive: Keepalive,
@@ -181,6 +183,7 @@ impl LeafConn {
             account: None,
             remote: None,
             peer_headers: false,
+            peer_tls: false,
             out: LinkOut::new(),
             events: VecDeque::new(),
             // Go: server/leafnode.go createLeafNode — the hub waits auth_timeout for CONNECT.
@@ -225,6 +228,12 @@ impl LeafConn {
     /// The peer's server id and name, once known.
     pub fn remote(&self) -> Option<(&str, &str)> {
         self.remote.as_ref().map(|(i, n)| (i.as_str(), n.as_str()))
+    }
+
+    /// Leaf side: whether the hub's INFO asked for TLS (the driver upgrades before anything
+    /// queued after that INFO goes out).
+    pub fn peer_tls_required(&self) -> bool {
+        self.peer_tls
     }
 
     /// Last measured round-trip time.
@@ -346,6 +355,7 @@ impl LeafConn {
         if self.account.is_some() {
             return;
         }
+        self.peer_tls = info.tls_required;
         if info.server_id == self.cfg.info.server_id {
             // A remote URL that resolves to ourselves.
             self.close(LeafCloseReason::DuplicateRoute);

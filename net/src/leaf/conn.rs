@@ -11,7 +11,11 @@ use natsd_core::account::Account;
 use natsd_core::leaf::{LeafCloseReason, LeafConn, LeafEvent, LeafRole};
 use natsd_core::rng::SplitMix64;
 use natsd_core::router::{self, MatchCache, Message, PendingFlush, Publisher};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::tls::{LeafTlsClient, LeafTlsServer};
+use crate::link::LinkIo;
+use crate::tls::TlsError;
 
 use super::{LeafEntry, LeafHandle};
 use crate::link::{sleep_until, write_loop};
@@ -22,20 +26,143 @@ const READ_BUF: usize = 32 * 1024;
 /// Time a closing link gets to flush its last bytes (a final -ERR).
 const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
+/// Bound on the wait for a hub's first INFO (nats-server 2.10 calls it `first_info_timeout`).
+const FIRST_INFO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How a link's TLS goes (see [`super::tls`]).
+#[derive(Debug)]
+pub(crate) enum LinkTls {
+    /// We are the hub without TLS.
+    Plain,
+    /// We are the hub, with `leafnodes { tls }`: our INFO goes out in the clear, then we
+    /// upgrade as TLS server.
+    Hub(Arc<LeafTlsServer>),
+    /// We are the leaf: the hub's INFO is read in the clear, then we upgrade as TLS client
+    /// when `wanted` (a `tls` block or a `tls://` URL) or when the INFO asks for it.
+    Leaf {
+        client: Option<Arc<LeafTlsClient>>,
+        host: String,
+        wanted: bool,
+    },
+}
+
 /// Runs one leaf link to completion. `role` says which side we are.
-pub(crate) async fn run<S>(srv: Arc<Shared>, stream: S, peer: SocketAddr, role: LeafRole)
-where
+pub(crate) async fn run<S>(
+    srv: Arc<Shared>,
+    mut stream: S,
+    peer: SocketAddr,
+    role: LeafRole,
+    tls: LinkTls,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let leafs = Arc::clone(&srv.leafs);
     let Some(cfg) = leafs.settings() else { return };
     let id = srv.next_conn_id();
-    let solicited = role != LeafRole::Accepted;
     let mut rng = SplitMix64::new(srv.next_seed());
     let handle = LeafHandle::new(LeafConn::new(now(), id, cfg, role, rng.next_u64()));
     if leafs.shutting_down.load(Ordering::Acquire) {
         handle.close(LeafCloseReason::ServerShutdown);
     }
+    let mut buf = BytesMut::with_capacity(READ_BUF);
+    match tls {
+        LinkTls::Plain => drive(srv, handle, stream, buf, peer, rng).await,
+        LinkTls::Hub(t) => {
+            // Go: createLeafNode — INFO in the clear, then the server handshake.
+            let mut info = std::collections::VecDeque::new();
+            handle.take_output(&mut info);
+            for chunk in info {
+                if stream.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+            match t.accept(stream).await {
+                Ok(s) => drive(srv, handle, s, buf, peer, rng).await,
+                Err(e) => tls_failed(id, peer, &e),
+            }
+        }
+        LinkTls::Leaf {
+            client,
+            host,
+            wanted,
+        } => {
+            match tokio::time::timeout(FIRST_INFO_TIMEOUT, read_line(&mut stream, &mut buf)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(lid = id, %peer, "leafnode connection closed before INFO: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::error!(lid = id, %peer, "Leafnode connection closed: did not receive INFO in time");
+                    return;
+                }
+            }
+            // The INFO is handled before the upgrade: the CONNECT it queues waits for the
+            // writer, which starts on the upgraded stream.
+            handle.with(|c| c.handle_input(now(), &mut buf));
+            let (closed, asked) = {
+                let c = lock(&handle.conn);
+                (c.is_closed(), c.peer_tls_required())
+            };
+            if closed || !(wanted || asked) {
+                return drive(srv, handle, stream, buf, peer, rng).await;
+            }
+            let client = match client {
+                Some(c) => c,
+                None => match LeafTlsClient::new(None) {
+                    Ok(c) => Arc::new(c),
+                    Err(e) => return tls_failed(id, peer, &e),
+                },
+            };
+            match client.connect(&host, stream).await {
+                Ok(s) => drive(srv, handle, s, buf, peer, rng).await,
+                Err(e) => tls_failed(id, peer, &e),
+            }
+        }
+    }
+}
+
+fn tls_failed(id: u64, peer: SocketAddr, e: &TlsError) {
+    // Go: "TLS leafnode handshake error: %v", then the close with its reason.
+    tracing::error!(lid = id, %peer, "TLS leafnode handshake error: {e}");
+    tracing::info!(lid = id, %peer, "Leafnode connection closed: {}", LeafCloseReason::TlsHandshakeError);
+}
+
+/// Reads until `buf` holds a whole line (the hub's INFO), within the control-line bound.
+async fn read_line<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+) -> std::io::Result<()> {
+    const MAX_LINE: usize = 64 * 1024;
+    while !buf.windows(2).any(|w| w == b"\r\n") {
+        if buf.len() > MAX_LINE {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "INFO line too long",
+            ));
+        }
+        buf.reserve(4096);
+        if stream.read_buf(buf).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(())
+}
+
+/// Runs the link over `stream` (plain or upgraded). `buf` may already hold input.
+async fn drive<S>(
+    srv: Arc<Shared>,
+    handle: Arc<LeafHandle>,
+    stream: S,
+    mut buf: BytesMut,
+    peer: SocketAddr,
+    rng: SplitMix64,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let leafs = Arc::clone(&srv.leafs);
+    let id = handle.id;
+    let solicited = lock(&handle.conn).is_solicited();
     let (mut rd, wr) = tokio::io::split(stream);
     let writer = tokio::spawn(write_loop(
         wr,
@@ -50,7 +177,7 @@ where
         peer,
         solicited,
     };
-    let mut buf = BytesMut::with_capacity(READ_BUF);
+    let mut input_waiting = !buf.is_empty();
     let reason = loop {
         if let Some(r) = process(&srv, &handle, &mut ctx) {
             break r;
@@ -62,24 +189,19 @@ where
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(READ_BUF);
         }
+        if std::mem::take(&mut input_waiting) {
+            if let Some(r) = eat(&srv, &handle, &mut ctx, &mut buf) {
+                break r;
+            }
+            continue;
+        }
         let mut closed_by_input = None;
         tokio::select! {
             biased;
             () = handle.close.notified() => {}
             r = rd.read_buf(&mut buf) => match r {
                 Ok(0) => handle.close(LeafCloseReason::ClientClosed),
-                Ok(_) => loop {
-                    let more = handle.with(|c| c.handle_input(now(), &mut buf));
-                    // The close event is queued once: dropping it here would leave the
-                    // loop reading a dead socket forever (EOF returns at once).
-                    if let Some(r) = process(&srv, &handle, &mut ctx) {
-                        closed_by_input = Some(r);
-                        break;
-                    }
-                    if !more {
-                        break;
-                    }
-                },
+                Ok(_) => closed_by_input = eat(&srv, &handle, &mut ctx, &mut buf),
                 Err(_) => handle.close(LeafCloseReason::ReadError),
             },
             () = sleep_until(deadline) => handle.with(|c| c.handle_timeout(now())),
@@ -108,6 +230,27 @@ where
         None => tracing::debug!(lid = id, %peer, "Leafnode connection closed: {reason}"),
     }
     let _ = tokio::time::timeout(CLOSE_FLUSH, writer).await;
+}
+
+/// Feeds `buf` to the machine, acting on its events between ops. Returns the close reason
+/// once it closed.
+fn eat(
+    srv: &Arc<Shared>,
+    handle: &Arc<LeafHandle>,
+    ctx: &mut Ctx,
+    buf: &mut BytesMut,
+) -> Option<LeafCloseReason> {
+    loop {
+        let more = handle.with(|c| c.handle_input(now(), buf));
+        // The close event is queued once: dropping it here would leave the loop reading a
+        // dead socket forever (EOF returns at once).
+        if let Some(r) = process(srv, handle, ctx) {
+            return Some(r);
+        }
+        if !more {
+            return None;
+        }
+    }
 }
 
 struct Ctx {

@@ -10,6 +10,8 @@ use natsd_core::options::{LeafConfig, LeafRemote, Options};
 use natsd_core::proto::leaf::RouteInfo;
 use tokio::sync::watch;
 
+use super::conn::LinkTls;
+use super::tls::{LeafTlsClient, LeafTlsServer};
 use crate::route::RouteUrl;
 use crate::server::{ServerError, Shared, NATS_COMPAT_VERSION};
 use crate::transport::Transport;
@@ -40,6 +42,8 @@ fn settings(srv: &Shared, opts: &Options, c: &LeafConfig, port: u16) -> LeafSett
         port,
         headers: true,
         max_payload: i32::try_from(opts.max_payload).unwrap_or(i32::MAX),
+        tls_required: c.tls.is_some(),
+        tls_verify: c.tls.as_ref().is_some_and(|t| t.verify),
         leafnode_urls: if c.no_advertise {
             Vec::new()
         } else {
@@ -90,6 +94,25 @@ pub(crate) async fn start<T: Transport>(
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(ServerError::Config)?;
+    let hub_tls = match &c.tls {
+        Some(t) if c.port.is_some() => {
+            Some(Arc::new(LeafTlsServer::new(t).map_err(|e| {
+                ServerError::Config(format!("leafnode tls: {e}"))
+            })?))
+        }
+        _ => None,
+    };
+    let remote_tls = c
+        .remotes
+        .iter()
+        .map(|r| {
+            let wanted = r.tls.is_some() || r.urls.iter().any(|u| u.starts_with("tls://"));
+            wanted
+                .then(|| LeafTlsClient::new(r.tls.as_ref()).map(Arc::new))
+                .transpose()
+                .map_err(|e| ServerError::Config(format!("leafnode remote tls: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut task = None;
     let mut port = 0;
     let mut listener = None;
@@ -116,13 +139,14 @@ pub(crate) async fn start<T: Transport>(
             "leafnode",
             move |stream, peer| {
                 let srv = Arc::clone(&accept_srv);
-                tokio::spawn(super::conn::run(srv, stream, peer, LeafRole::Accepted));
+                let tls = hub_tls.clone().map_or(LinkTls::Plain, LinkTls::Hub);
+                tokio::spawn(super::conn::run(srv, stream, peer, LeafRole::Accepted, tls));
             },
         ));
     }
-    for (remote, urls) in c.remotes.iter().zip(remotes) {
+    for ((remote, urls), tls) in c.remotes.iter().zip(remotes).zip(remote_tls) {
         if !urls.is_empty() {
-            spawn_remote::<T>(Arc::clone(srv), remote.clone(), urls, c.reconnect);
+            spawn_remote::<T>(Arc::clone(srv), remote.clone(), urls, tls, c.reconnect);
         }
     }
     Ok(task)
@@ -134,6 +158,7 @@ fn spawn_remote<T: Transport>(
     srv: Arc<Shared>,
     remote: LeafRemote,
     urls: Vec<RouteUrl>,
+    tls: Option<Arc<LeafTlsClient>>,
     reconnect: Duration,
 ) {
     tokio::spawn(async move {
@@ -168,7 +193,12 @@ fn spawn_remote<T: Transport>(
                         pass: url.pass.clone(),
                         account: account.clone(),
                     };
-                    super::conn::run(Arc::clone(&srv), stream, addr, role).await;
+                    let tls = LinkTls::Leaf {
+                        client: tls.clone(),
+                        host: url.host.clone(),
+                        wanted: tls.is_some(),
+                    };
+                    super::conn::run(Arc::clone(&srv), stream, addr, role, tls).await;
                 }
                 Err(e) => {
                     // Go: "Error trying to connect as leafnode to remote server %q (attempt %v): %v".

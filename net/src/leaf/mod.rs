@@ -14,6 +14,7 @@
 pub(crate) mod conn;
 pub(crate) mod dial;
 mod monitor;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
