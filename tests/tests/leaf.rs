@@ -52,7 +52,8 @@ pairs!(
     unsubscribe_stops_the_flow,
     leaf_reconnects_after_hub_restart_and_resends_interest,
     leafz_and_varz_show_the_link,
-    messages_cross_a_hub_cluster
+    messages_cross_a_hub_cluster,
+    remote_deny_lists_filter_both_ways
 );
 
 async fn run<F, Fut>(hub: ServerKind, leaf: ServerKind, scenario: F)
@@ -343,4 +344,45 @@ async fn messages_cross_a_hub_cluster(hub: ServerKind, leaf: ServerKind) {
         request_until_answered(&far, "leaf.svc").await,
         "leaf answers"
     );
+}
+
+/// `deny_exports` keeps the leaf's messages on those subjects from the hub, even under the
+/// hub's wildcard interest; `deny_imports` keeps the leaf from asking for them.
+async fn remote_deny_lists_filter_both_ways(hub: ServerKind, leaf: ServerKind) {
+    let port = free_port();
+    let h = TestServer::start(hub, &hub_conf(port)).await;
+    let leaf_conf = format!(
+        "server_name: leaf\nleafnodes {{ reconnect: 1, remotes: [ {{ url: \"nats://127.0.0.1:{port}\", deny_exports: [\"up.secret.>\"], deny_imports: [\"down.secret.>\"] }} ] }}\n"
+    );
+    let l = TestServer::start(leaf, &leaf_conf).await;
+    let (hc, lc) = (h.client().await, l.client().await);
+
+    // Leaf to hub: the hub's `up.>` crosses, but up.secret.* messages do not.
+    let mut up = hc.subscribe("up.>").await.unwrap();
+    await_interest(&lc, "up.probe", &mut up).await;
+    lc.publish("up.secret.a", Bytes::from_static(b"kept"))
+        .await
+        .unwrap();
+    lc.publish("up.open", Bytes::from_static(b"sent"))
+        .await
+        .unwrap();
+    lc.flush().await.unwrap();
+    let m = next_msg(&mut up).await;
+    assert_eq!((m.subject.as_str(), text(&m).as_str()), ("up.open", "sent"));
+
+    // Hub to leaf: the leaf's interest in down.secret.a never reaches the hub. It subscribed
+    // first, so once down.open's interest has crossed, down.secret.a's would have too.
+    let mut secret = lc.subscribe("down.secret.a").await.unwrap();
+    let mut open = lc.subscribe("down.open").await.unwrap();
+    await_interest(&hc, "down.open", &mut open).await;
+    hc.publish("down.secret.a", Bytes::from_static(b"kept"))
+        .await
+        .unwrap();
+    hc.publish("down.open", Bytes::from_static(b"sent"))
+        .await
+        .unwrap();
+    hc.flush().await.unwrap();
+    assert_eq!(text(&next_msg(&mut open).await), "sent");
+    let leaked = natsd_tests::drain_ready(&mut secret);
+    assert!(leaked.is_empty(), "denied import delivered: {leaked:?}");
 }

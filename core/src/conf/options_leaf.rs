@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::options::{
-    bool_of, int_of, listen_of, lower, map_of, node_type_err, seconds_of, str_of, unknown, Mapper,
+    bool_of, int_of, listen_of, lower, map_of, node_type_err, seconds_of, str_of, string_list,
+    unknown, Mapper,
 };
 use super::{ConfError, Entry, Node, Value};
 use crate::options::TlsConfig;
@@ -100,6 +101,10 @@ pub struct LeafRemote {
     /// `tls`: upgrade to TLS after the hub's INFO (also with a `tls://` URL, or when the hub
     /// asks for it). Its `cert_file` may be empty: no client certificate.
     pub tls: Option<TlsConfig>,
+    /// `deny_imports`: subjects this leaf will not receive from the hub.
+    pub deny_imports: Vec<String>,
+    /// `deny_exports`: subjects this leaf will not send to the hub.
+    pub deny_exports: Vec<String>,
 }
 
 impl Mapper {
@@ -214,13 +219,11 @@ impl Mapper {
                         return Err(not_yet(re, "leafnode credentials (.creds)"))
                     }
                     "tls" => r.tls = Some(self.tls_with(re, false)?),
+                    "deny_imports" | "deny_import" => r.deny_imports = string_list(re)?,
+                    "deny_exports" | "deny_export" => r.deny_exports = string_list(re)?,
                     "no_randomize"
                     | "dont_randomize"
                     | "hub"
-                    | "deny_imports"
-                    | "deny_import"
-                    | "deny_exports"
-                    | "deny_export"
                     | "ws_compress"
                     | "ws_compression"
                     | "websocket_compress"

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
+use crate::auth::PermissionChecker;
 pub use crate::link::CloseReason as LeafCloseReason;
 use crate::link::{close_reason, password_matches, Keepalive, Tick};
 use crate::linkout::LinkOut;
@@ -161,6 +162,9 @@ pub struct LeafConn {
     peer_headers: bool,
     /// The hub's INFO asked for TLS (`tls_required`).
     peer_tls: bool,
+    /// What may cross the link: publish is what we send, subscribe what we take in (a
+    /// remote's `deny_exports` and `deny_imports`).
+    perms: Option<Arc<PermissionChecker>>,
     out: LinkOut,
     events: VecDeque<LeafEvent>,
     keepalive: Keepalive,
@@ -184,6 +188,7 @@ impl LeafConn {
             remote: None,
             peer_headers: false,
             peer_tls: false,
+            perms: None,
             out: LinkOut::new(),
             events: VecDeque::new(),
             // Go: server/leafnode.go createLeafNode — the hub waits auth_timeout for CONNECT.
@@ -203,6 +208,28 @@ impl LeafConn {
             proto::encode_info(conn.out.buf(), &info);
         }
         conn
+    }
+
+    /// Restricts what crosses the link (Go: leafnode.go, a remote's deny lists become the
+    /// link's permissions: publish deny = `deny_exports`, subscribe deny = `deny_imports`).
+    ///
+    /// - Our interest in a subject we may not subscribe to is never sent (no `LS+`), and a
+    ///   message on it that arrives anyway is dropped.
+    /// - The peer's interest in a literal subject we may not publish to is ignored, and no
+    ///   message on such a subject is sent (a wildcard interest is taken, its messages checked
+    ///   one by one: Go: client.go deliverMsg).
+    pub fn set_permissions(&mut self, perms: Arc<PermissionChecker>) {
+        self.perms = Some(perms);
+    }
+
+    fn may_send(&self, subject: &[u8]) -> bool {
+        self.perms.as_ref().is_none_or(|p| p.can_publish(subject))
+    }
+
+    fn may_take(&self, subject: &[u8], queue: Option<&[u8]>) -> bool {
+        self.perms
+            .as_ref()
+            .is_none_or(|p| p.can_subscribe(subject, queue))
     }
 
     /// This connection's id.
@@ -301,12 +328,25 @@ impl LeafConn {
             }
             // Interest and messages mean nothing until the link is bound.
             RouteOp::Sub(s) if self.account.is_some() => {
+                if crate::subject::is_literal(&s.subject) && !self.may_send(&s.subject) {
+                    // Go: processLeafSub — "Not permitted to subscribe to" on the link.
+                    tracing::debug!(lid = self.id, subject = %String::from_utf8_lossy(&s.subject), "leafnode subscription denied");
+                    return;
+                }
                 self.events.push_back(LeafEvent::RemoteSub(s));
             }
             RouteOp::Unsub(u) if self.account.is_some() => {
                 self.events.push_back(LeafEvent::RemoteUnsub(u));
             }
-            RouteOp::Msg(m) if self.account.is_some() => self.events.push_back(LeafEvent::Msg(m)),
+            RouteOp::Msg(m) if self.account.is_some() => {
+                if self
+                    .perms
+                    .as_ref()
+                    .is_none_or(|p| p.deliver_allowed(&m.subject, None))
+                {
+                    self.events.push_back(LeafEvent::Msg(m));
+                }
+            }
             _ => {}
         }
     }
@@ -410,7 +450,7 @@ impl LeafConn {
 
     /// Sends `LS+` (`queue`: the group and its local member count). Nothing before binding.
     pub fn send_sub(&mut self, subject: &[u8], queue: Option<(&[u8], u32)>) {
-        if !self.closed && self.account.is_some() {
+        if !self.closed && self.account.is_some() && self.may_take(subject, None) {
             proto::encode_sub(self.out.buf(), subject, queue);
             self.check_pending();
         }
@@ -418,7 +458,7 @@ impl LeafConn {
 
     /// Sends `LS-`.
     pub fn send_unsub(&mut self, subject: &[u8], queue: Option<&[u8]>) {
-        if !self.closed && self.account.is_some() {
+        if !self.closed && self.account.is_some() && self.may_take(subject, None) {
             proto::encode_unsub(self.out.buf(), subject, queue);
             self.check_pending();
         }
@@ -435,7 +475,7 @@ impl LeafConn {
         headers: Option<&[u8]>,
         (payload, shared): (&[u8], Option<&Bytes>),
     ) {
-        if self.closed || self.account.is_none() {
+        if self.closed || self.account.is_none() || !self.may_send(subject) {
             return;
         }
         let headers = headers.filter(|h| !h.is_empty() && self.peer_headers);

@@ -206,3 +206,54 @@ fn auth_binds_accounts() {
     assert_eq!(single.authorize("u", "x"), None);
     assert_eq!(single.authorize("", ""), None);
 }
+
+/// A remote's deny lists: no `LS+` for a denied import, a message on one dropped; a literal
+/// `LS+` on a denied export ignored, and no message on one sent under a wildcard.
+#[test]
+#[allow(clippy::disallowed_methods)] // any start instant will do
+fn deny_lists_filter_interest_and_messages() {
+    use crate::options::{Permissions, SubjectPermission};
+    let now = Instant::now();
+    let mut hub = LeafConn::new(now, 4, settings(LeafAuth::default()), LeafRole::Accepted, 1);
+    let mut leaf_cfg = (*settings(LeafAuth::default())).clone();
+    leaf_cfg.info.server_id = "LEAFID".into();
+    let role = LeafRole::Solicited {
+        user: None,
+        pass: None,
+        account: "$G".into(),
+    };
+    let mut leaf = LeafConn::new(now, 9, Arc::new(leaf_cfg), role, 2);
+    let deny = |d: &str| {
+        Some(SubjectPermission {
+            allow: Vec::new(),
+            deny: vec![d.into()],
+        })
+    };
+    leaf.set_permissions(Arc::new(PermissionChecker::new(&Permissions {
+        publish: deny("out.secret.>"),
+        subscribe: deny("in.secret.>"),
+        allow_responses: None,
+    })));
+    feed(&mut leaf, now, &drain_out(&mut hub));
+    leaf.send_sub(b"in.secret.a", None);
+    leaf.send_sub(b"in.>", None);
+    let wire = text(&drain_out(&mut leaf));
+    assert!(
+        !wire.contains("LS+ in.secret.a") && wire.ends_with("LS+ in.>\r\n"),
+        "{wire}"
+    );
+
+    let ev = feed(
+        &mut leaf,
+        now,
+        b"LS+ out.secret.x\r\nLS+ out.>\r\nLMSG in.secret.a 2\r\nno\r\nLMSG in.b 2\r\nok\r\n",
+    );
+    assert!(
+        matches!(&ev[..], [LeafEvent::RemoteSub(s), LeafEvent::Msg(m)]
+            if &s.subject[..] == b"out.>" && &m.subject[..] == b"in.b"),
+        "{ev:?}"
+    );
+    leaf.send_msg_from(b"out.secret.y", None, &[], None, (b"no", None));
+    leaf.send_msg_from(b"out.z", None, &[], None, (b"ok", None));
+    assert_eq!(text(&drain_out(&mut leaf)), "LMSG out.z 2\r\nok\r\n");
+}

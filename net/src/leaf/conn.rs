@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use natsd_core::account::Account;
+use natsd_core::auth::PermissionChecker;
 use natsd_core::leaf::{LeafCloseReason, LeafConn, LeafEvent, LeafRole};
 use natsd_core::rng::SplitMix64;
 use natsd_core::router::{self, MatchCache, Message, PendingFlush, Publisher};
@@ -53,6 +54,7 @@ pub(crate) async fn run<S>(
     peer: SocketAddr,
     role: LeafRole,
     tls: LinkTls,
+    perms: Option<Arc<PermissionChecker>>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -60,7 +62,11 @@ pub(crate) async fn run<S>(
     let Some(cfg) = leafs.settings() else { return };
     let id = srv.next_conn_id();
     let mut rng = SplitMix64::new(srv.next_seed());
-    let handle = LeafHandle::new(LeafConn::new(now(), id, cfg, role, rng.next_u64()));
+    let mut conn = LeafConn::new(now(), id, cfg, role, rng.next_u64());
+    if let Some(p) = perms {
+        conn.set_permissions(p);
+    }
+    let handle = LeafHandle::new(conn);
     if leafs.shutting_down.load(Ordering::Acquire) {
         handle.close(LeafCloseReason::ServerShutdown);
     }

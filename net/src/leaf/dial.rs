@@ -5,8 +5,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use natsd_core::auth::PermissionChecker;
 use natsd_core::leaf::{LeafAuth, LeafRole, LeafSettings, GLOBAL_ACCOUNT};
-use natsd_core::options::{LeafConfig, LeafRemote, Options};
+use natsd_core::options::{LeafConfig, LeafRemote, Options, Permissions, SubjectPermission};
 use natsd_core::proto::leaf::RouteInfo;
 use tokio::sync::watch;
 
@@ -140,7 +141,14 @@ pub(crate) async fn start<T: Transport>(
             move |stream, peer| {
                 let srv = Arc::clone(&accept_srv);
                 let tls = hub_tls.clone().map_or(LinkTls::Plain, LinkTls::Hub);
-                tokio::spawn(super::conn::run(srv, stream, peer, LeafRole::Accepted, tls));
+                tokio::spawn(super::conn::run(
+                    srv,
+                    stream,
+                    peer,
+                    LeafRole::Accepted,
+                    tls,
+                    None,
+                ));
             },
         ));
     }
@@ -161,6 +169,18 @@ fn spawn_remote<T: Transport>(
     tls: Option<Arc<LeafTlsClient>>,
     reconnect: Duration,
 ) {
+    // Go: leafnode.go — a remote's deny lists become the link's permissions.
+    let perms = (!remote.deny_exports.is_empty() || !remote.deny_imports.is_empty()).then(|| {
+        let deny = |d: &[String]| SubjectPermission {
+            allow: Vec::new(),
+            deny: d.to_vec(),
+        };
+        Arc::new(PermissionChecker::new(&Permissions {
+            publish: Some(deny(&remote.deny_exports)),
+            subscribe: Some(deny(&remote.deny_imports)),
+            allow_responses: None,
+        }))
+    });
     tokio::spawn(async move {
         let account = remote
             .account
@@ -198,7 +218,8 @@ fn spawn_remote<T: Transport>(
                         host: url.host.clone(),
                         wanted: tls.is_some(),
                     };
-                    super::conn::run(Arc::clone(&srv), stream, addr, role, tls).await;
+                    super::conn::run(Arc::clone(&srv), stream, addr, role, tls, perms.clone())
+                        .await;
                 }
                 Err(e) => {
                     // Go: "Error trying to connect as leafnode to remote server %q (attempt %v): %v".
