@@ -53,7 +53,8 @@ pairs!(
     leaf_reconnects_after_hub_restart_and_resends_interest,
     leafz_and_varz_show_the_link,
     messages_cross_a_hub_cluster,
-    remote_deny_lists_filter_both_ways
+    remote_deny_lists_filter_both_ways,
+    a_loop_is_detected_and_reported
 );
 
 async fn run<F, Fut>(hub: ServerKind, leaf: ServerKind, scenario: F)
@@ -385,4 +386,31 @@ async fn remote_deny_lists_filter_both_ways(hub: ServerKind, leaf: ServerKind) {
     assert_eq!(text(&next_msg(&mut open).await), "sent");
     let leaked = natsd_tests::drain_ready(&mut secret);
     assert!(leaked.is_empty(), "denied import delivered: {leaked:?}");
+}
+
+/// Two servers that are each other's hub: the `$LDS.` subject one sends comes back to it,
+/// and the loop is reported with nats-server's text.
+async fn a_loop_is_detected_and_reported(a: ServerKind, b: ServerKind) {
+    let (pa, pb) = (free_port(), free_port());
+    let conf = |name: &str, listen: u16, remote: u16| {
+        format!(
+            "server_name: {name}\nleafnodes {{ listen: \"127.0.0.1:{listen}\", reconnect: 1, remotes: [ {{ url: \"nats://127.0.0.1:{remote}\" }} ] }}\n"
+        )
+    };
+    let sa = TestServer::start(a, &conf("a", pa, pb)).await;
+    let sb = TestServer::start(b, &conf("b", pb, pa)).await;
+    let want = "Loop detected for leafnode account=\"$G\". Delaying attempt to reconnect for 30s";
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        if sa.log().contains(want) || sb.log().contains(want) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no loop reported within {STEP:?}\n--- a ---\n{}\n--- b ---\n{}",
+            sa.log(),
+            sb.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

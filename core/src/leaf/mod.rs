@@ -34,6 +34,11 @@ use crate::rng::SplitMix64;
 const FIRST_PING_INTERVAL: Duration = Duration::from_secs(1);
 /// The global account's name.
 pub const GLOBAL_ACCOUNT: &str = "$G";
+/// Go: leafnode.go leafNodeLoopDetectionSubjectPrefix — each server tells its leaf links of
+/// a `$LDS.<random>` subject per account; seeing its own come back means a loop.
+pub const LOOP_DETECTION_PREFIX: &str = "$LDS.";
+/// Go: leafnode.go leafNodeReconnectDelayAfterLoopDetected.
+pub const LOOP_RECONNECT_DELAY: Duration = Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests;
@@ -165,6 +170,11 @@ pub struct LeafConn {
     /// What may cross the link: publish is what we send, subscribe what we take in (a
     /// remote's `deny_exports` and `deny_imports`).
     perms: Option<Arc<PermissionChecker>>,
+    /// Our `$LDS.` subject for the bound account.
+    loop_subject: Option<Bytes>,
+    /// A loop was detected (here or by the peer): the dialer waits
+    /// [`LOOP_RECONNECT_DELAY`] before the next attempt.
+    loop_detected: bool,
     out: LinkOut,
     events: VecDeque<LeafEvent>,
     keepalive: Keepalive,
@@ -189,6 +199,8 @@ impl LeafConn {
             peer_headers: false,
             peer_tls: false,
             perms: None,
+            loop_subject: None,
+            loop_detected: false,
             out: LinkOut::new(),
             events: VecDeque::new(),
             // Go: server/leafnode.go createLeafNode — the hub waits auth_timeout for CONNECT.
@@ -220,6 +232,36 @@ impl LeafConn {
     ///   one by one: Go: client.go deliverMsg).
     pub fn set_permissions(&mut self, perms: Arc<PermissionChecker>) {
         self.perms = Some(perms);
+    }
+
+    /// Sets our loop-detection subject for the bound account (`$LDS.<random>`, the same on
+    /// every link of the account) and sends it as interest (Go: initLeafNodeSmapAndSendSubs).
+    /// An `LS+` of it coming back on any link is a loop: the link closes with `-ERR 'Loop
+    /// detected …'`.
+    pub fn set_loop_subject(&mut self, subject: Bytes) {
+        self.send_sub(&subject, None);
+        self.loop_subject = Some(subject);
+    }
+
+    /// Whether this link closed over a loop, found here or reported by the peer: wait
+    /// [`LOOP_RECONNECT_DELAY`] before dialing again.
+    pub fn loop_detected(&self) -> bool {
+        self.loop_detected
+    }
+
+    /// Go: leafnode.go handleLeafNodeLoop.
+    fn loop_found(&mut self, send_err: bool) {
+        self.loop_detected = true;
+        let account = self.account.as_deref().unwrap_or(GLOBAL_ACCOUNT);
+        let text = format!(
+            "Loop detected for leafnode account={account:?}. Delaying attempt to reconnect for {}s",
+            LOOP_RECONNECT_DELAY.as_secs()
+        );
+        tracing::error!(lid = self.id, "{text}");
+        if send_err {
+            proto::encode_err(self.out.buf(), &text);
+        }
+        self.close(LeafCloseReason::ProtocolViolation);
     }
 
     fn may_send(&self, subject: &[u8]) -> bool {
@@ -323,11 +365,21 @@ impl LeafConn {
             RouteOp::Ping => self.out.buf().extend_from_slice(proto::PONG),
             RouteOp::Pong => self.keepalive.pong(now),
             RouteOp::Err(text) => {
-                tracing::warn!(lid = self.id, error = %String::from_utf8_lossy(&text), "leafnode error");
+                let text = String::from_utf8_lossy(&text);
+                // Go: client.go processErr — the peer found a loop: wait before redialing.
+                if text.contains("Loop detected") {
+                    self.loop_found(false);
+                    return;
+                }
+                tracing::warn!(lid = self.id, error = %text, "leafnode error");
                 self.close(LeafCloseReason::ParseError);
             }
             // Interest and messages mean nothing until the link is bound.
             RouteOp::Sub(s) if self.account.is_some() => {
+                if self.loop_subject.as_ref() == Some(&s.subject) {
+                    self.loop_found(true);
+                    return;
+                }
                 if crate::subject::is_literal(&s.subject) && !self.may_send(&s.subject) {
                     // Go: processLeafSub — "Not permitted to subscribe to" on the link.
                     tracing::debug!(lid = self.id, subject = %String::from_utf8_lossy(&s.subject), "leafnode subscription denied");

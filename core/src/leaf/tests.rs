@@ -257,3 +257,49 @@ fn deny_lists_filter_interest_and_messages() {
     leaf.send_msg_from(b"out.z", None, &[], None, (b"ok", None));
     assert_eq!(text(&drain_out(&mut leaf)), "LMSG out.z 2\r\nok\r\n");
 }
+
+/// Our own `$LDS.` subject coming back closes the link with nats-server's text; the peer's
+/// report of a loop marks the link too (its dialer waits before redialing).
+#[test]
+#[allow(clippy::disallowed_methods)] // any start instant will do
+fn own_loop_subject_coming_back_is_a_loop() {
+    let now = Instant::now();
+    let mut hub = LeafConn::new(now, 4, settings(LeafAuth::default()), LeafRole::Accepted, 1);
+    feed(
+        &mut hub,
+        now,
+        b"CONNECT {\"server_id\":\"L\",\"name\":\"l\"}\r\n",
+    );
+    drain_out(&mut hub);
+    hub.set_loop_subject(Bytes::from_static(b"$LDS.abc"));
+    assert_eq!(text(&drain_out(&mut hub)), "LS+ $LDS.abc\r\n");
+    let ev = feed(&mut hub, now, b"LS+ $LDS.other\r\nLS+ $LDS.abc\r\n");
+    assert!(
+        matches!(
+            &ev[..],
+            [
+                LeafEvent::RemoteSub(_),
+                LeafEvent::Closed(LeafCloseReason::ProtocolViolation)
+            ]
+        ),
+        "{ev:?}"
+    );
+    assert!(hub.loop_detected());
+    assert_eq!(
+        text(&drain_out(&mut hub)),
+        "-ERR 'Loop detected for leafnode account=\"$G\". Delaying attempt to reconnect for 30s'\r\n"
+    );
+
+    let mut leaf_cfg = (*settings(LeafAuth::default())).clone();
+    leaf_cfg.info.server_id = "LEAFID".into();
+    let role = LeafRole::Solicited {
+        user: None,
+        pass: None,
+        account: "$G".into(),
+    };
+    let mut leaf = LeafConn::new(now, 9, Arc::new(leaf_cfg), role, 2);
+    let mut hub2 = LeafConn::new(now, 5, settings(LeafAuth::default()), LeafRole::Accepted, 3);
+    feed(&mut leaf, now, &drain_out(&mut hub2));
+    feed(&mut leaf, now, b"-ERR 'Loop detected for leafnode account=\"$G\". Delaying attempt to reconnect for 30s'\r\n");
+    assert!(leaf.is_closed() && leaf.loop_detected());
+}

@@ -47,22 +47,26 @@ pub(crate) enum LinkTls {
     },
 }
 
-/// Runs one leaf link to completion. `role` says which side we are.
+/// Runs one leaf link to completion. `role` says which side we are. Returns whether it
+/// closed over a loop (the dialer then waits
+/// [`natsd_core::leaf::LOOP_RECONNECT_DELAY`]).
 pub(crate) async fn run<S>(
     srv: Arc<Shared>,
-    mut stream: S,
+    stream: S,
     peer: SocketAddr,
     role: LeafRole,
     tls: LinkTls,
     perms: Option<Arc<PermissionChecker>>,
-) where
+) -> bool
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let leafs = Arc::clone(&srv.leafs);
-    let Some(cfg) = leafs.settings() else { return };
-    let id = srv.next_conn_id();
+    let Some(cfg) = leafs.settings() else {
+        return false;
+    };
     let mut rng = SplitMix64::new(srv.next_seed());
-    let mut conn = LeafConn::new(now(), id, cfg, role, rng.next_u64());
+    let mut conn = LeafConn::new(now(), srv.next_conn_id(), cfg, role, rng.next_u64());
     if let Some(p) = perms {
         conn.set_permissions(p);
     }
@@ -70,6 +74,23 @@ pub(crate) async fn run<S>(
     if leafs.shutting_down.load(Ordering::Acquire) {
         handle.close(LeafCloseReason::ServerShutdown);
     }
+    connect(srv, Arc::clone(&handle), stream, peer, tls, rng).await;
+    let looped = lock(&handle.conn).loop_detected();
+    looped
+}
+
+/// The TLS upgrade, if any, then the link.
+async fn connect<S>(
+    srv: Arc<Shared>,
+    handle: Arc<LeafHandle>,
+    mut stream: S,
+    peer: SocketAddr,
+    tls: LinkTls,
+    rng: SplitMix64,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let id = handle.id;
     let mut buf = BytesMut::with_capacity(READ_BUF);
     match tls {
         LinkTls::Plain => drive(srv, handle, stream, buf, peer, rng).await,
@@ -289,6 +310,8 @@ fn process(srv: &Arc<Shared>, h: &Arc<LeafHandle>, ctx: &mut Ctx) -> Option<Leaf
                     continue;
                 };
                 ctx.account = Some((Bytes::from(account.clone()), acc));
+                let lds = srv.leafs.loop_subject(&account, srv.next_seed());
+                h.with(|c| c.set_loop_subject(lds));
                 // Go: leafnode.go — "Leafnode connection created[ for account: X]".
                 if ctx.solicited {
                     tracing::info!(lid = h.id, peer = %ctx.peer, "Leafnode connection created for account: {account}");

@@ -188,10 +188,13 @@ fn spawn_remote<T: Transport>(
             .unwrap_or_else(|| GLOBAL_ACCOUNT.to_owned());
         let mut i = 0usize;
         let mut wait = false;
+        // Go: leafnode.go setConnectDelay — after a loop, the next attempt waits longer.
+        let mut delay: Option<Duration> = None;
         loop {
             if wait {
                 let jitter = srv.next_seed() % RECONNECT_JITTER_MS;
-                tokio::time::sleep(reconnect + Duration::from_millis(jitter)).await;
+                let pause = delay.take().unwrap_or(reconnect);
+                tokio::time::sleep(pause + Duration::from_millis(jitter)).await;
             }
             wait = true;
             if srv.leafs.shutting_down.load(Ordering::Acquire) {
@@ -218,8 +221,12 @@ fn spawn_remote<T: Transport>(
                         host: url.host.clone(),
                         wanted: tls.is_some(),
                     };
-                    super::conn::run(Arc::clone(&srv), stream, addr, role, tls, perms.clone())
-                        .await;
+                    let looped =
+                        super::conn::run(Arc::clone(&srv), stream, addr, role, tls, perms.clone())
+                            .await;
+                    if looped {
+                        delay = Some(natsd_core::leaf::LOOP_RECONNECT_DELAY);
+                    }
                 }
                 Err(e) => {
                     // Go: "Error trying to connect as leafnode to remote server %q (attempt %v): %v".
