@@ -264,6 +264,12 @@ impl LeafConn {
         self.close(LeafCloseReason::ProtocolViolation);
     }
 
+    fn may_deliver(&self, subject: &[u8]) -> bool {
+        self.perms
+            .as_ref()
+            .is_none_or(|p| p.deliver_allowed(subject, None))
+    }
+
     fn may_send(&self, subject: &[u8]) -> bool {
         self.perms.as_ref().is_none_or(|p| p.can_publish(subject))
     }
@@ -390,14 +396,8 @@ impl LeafConn {
             RouteOp::Unsub(u) if self.account.is_some() => {
                 self.events.push_back(LeafEvent::RemoteUnsub(u));
             }
-            RouteOp::Msg(m) if self.account.is_some() => {
-                if self
-                    .perms
-                    .as_ref()
-                    .is_none_or(|p| p.deliver_allowed(&m.subject, None))
-                {
-                    self.events.push_back(LeafEvent::Msg(m));
-                }
+            RouteOp::Msg(m) if self.account.is_some() && self.may_deliver(&m.subject) => {
+                self.events.push_back(LeafEvent::Msg(m));
             }
             _ => {}
         }
