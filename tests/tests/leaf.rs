@@ -414,3 +414,85 @@ async fn a_loop_is_detected_and_reported(a: ServerKind, b: ServerKind) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// natsd only (the hub here is the test itself, speaking nats-server 2.9.10's side): a
+/// remote with `credentials` sends the `.creds` JWT and the hub's nonce signed with its seed,
+/// and no URL user, as nats-server's leaf does.
+#[tokio::test]
+async fn creds_remote_signs_the_hub_nonce() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if !ServerKind::Natsd.available() {
+        return;
+    }
+    const JWT: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.e30.c2ln";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let kp = nkeys::KeyPair::new_user();
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("leaf.creds");
+    std::fs::write(
+        &creds,
+        format!(
+            "-----BEGIN NATS USER JWT-----\n{JWT}\n------END NATS USER JWT------\n\n\
+             -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+            kp.seed().unwrap()
+        ),
+    )
+    .unwrap();
+    let conf = format!(
+        "server_name: leaf\nleafnodes {{ remotes: [ {{ url: \"nats://u:p@127.0.0.1:{port}\", credentials: \"{}\" }} ] }}\n",
+        creds.display()
+    );
+    let _leaf = TestServer::start(ServerKind::Natsd, &conf).await;
+    let (mut sock, _) = natsd_tests::within("the leaf to dial", listener.accept())
+        .await
+        .unwrap();
+    sock.write_all(
+        b"INFO {\"server_id\":\"FAKEHUB\",\"server_name\":\"hub\",\"version\":\"2.9.10\",\"proto\":1,\"headers\":true,\"max_payload\":1048576,\"nonce\":\"xD5QbV8RSLe2a-M\",\"auth_required\":true}\r\n",
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    while !got.windows(2).any(|w| w == b"\r\n") {
+        let mut chunk = [0u8; 4096];
+        let n = natsd_tests::within("CONNECT", sock.read(&mut chunk))
+            .await
+            .unwrap();
+        assert!(n > 0, "the leaf hung up: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&chunk[..n]);
+    }
+    let line = String::from_utf8_lossy(&got);
+    let line = line.split("\r\n").next().unwrap();
+    let json = line.strip_prefix("CONNECT ").expect(line);
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(v["jwt"].as_str(), Some(JWT), "{v}");
+    assert!(v.get("user").is_none() && v.get("pass").is_none(), "{v}");
+    let sig = base64_url_raw(v["sig"].as_str().unwrap());
+    kp.verify(b"xD5QbV8RSLe2a-M", &sig)
+        .expect("the nonce signed with the seed");
+}
+
+/// Raw URL-safe base64 (no padding), as nkey signatures travel.
+fn base64_url_raw(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => panic!("not URL-safe base64: {c:?}"),
+        }
+    };
+    let (mut out, mut acc, mut bits) = (Vec::new(), 0u32, 0u32);
+    for c in s.bytes() {
+        acc = (acc << 6) | val(c);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}

@@ -1,7 +1,6 @@
 //! The `leafnodes { … }` block (Go: server/opts.go parseLeafNodes, parseLeafAuthorization,
 //! parseLeafUsers, parseRemoteLeafNodes), with nats-server's error texts.
 //!
-//! `.creds` remotes are refused with a clear error until the leaf driver supports them.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -105,6 +104,8 @@ pub struct LeafRemote {
     pub deny_imports: Vec<String>,
     /// `deny_exports`: subjects this leaf will not send to the hub.
     pub deny_exports: Vec<String>,
+    /// `credentials`: a `.creds` file (user JWT and nkey seed) to authenticate with.
+    pub credentials: Option<String>,
 }
 
 impl Mapper {
@@ -215,9 +216,7 @@ impl Mapper {
                 match lower(re).as_str() {
                     "url" | "urls" => r.urls = remote_urls(re)?,
                     "account" | "local" => r.account = Some(str_of(re)?),
-                    "creds" | "credentials" => {
-                        return Err(not_yet(re, "leafnode credentials (.creds)"))
-                    }
+                    "creds" | "credentials" => r.credentials = Some(str_of(re)?),
                     "tls" => r.tls = Some(self.tls_with(re, false)?),
                     "deny_imports" | "deny_import" => r.deny_imports = string_list(re)?,
                     "deny_exports" | "deny_export" => r.deny_exports = string_list(re)?,
@@ -253,10 +252,6 @@ fn leaf_port(e: &Entry, p: i64) -> Result<Option<u16>, ConfError> {
             ConfError::new(&e.value.pos, format!("invalid port {p} for \"{}\"", e.key))
         }),
     }
-}
-
-fn not_yet(e: &Entry, what: &str) -> ConfError {
-    ConfError::new(&e.key_pos, format!("{what} is not yet supported"))
 }
 
 /// Go: parseLeafUsers.
@@ -456,10 +451,17 @@ mod tests {
     }
 
     #[test]
-    fn creds_refused_for_now() {
-        assert!(
-            err("leafnodes { remotes: [ { url: \"nats://h:1\", credentials: x.creds } ] }")
-                .contains("not yet supported")
+    fn creds_and_deny_lists() {
+        let c = leaf(concat!(
+            "leafnodes { remotes: [ { url: \"nats://h:1\", credentials: \"x.creds\",\n",
+            "  deny_exports: [\"a.>\", b], deny_import: c } ] }"
+        ))
+        .unwrap();
+        let r = &c.remotes[0];
+        assert_eq!(r.credentials.as_deref(), Some("x.creds"));
+        assert_eq!(
+            (r.deny_exports.len(), r.deny_imports.as_slice()),
+            (2, &["c".to_owned()][..])
         );
     }
 }

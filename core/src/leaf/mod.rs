@@ -40,8 +40,11 @@ pub const LOOP_DETECTION_PREFIX: &str = "$LDS.";
 /// Go: leafnode.go leafNodeReconnectDelayAfterLoopDetected.
 pub const LOOP_RECONNECT_DELAY: Duration = Duration::from_secs(30);
 
+mod creds;
 #[cfg(test)]
 mod tests;
+
+pub use creds::LeafCredentials;
 
 /// What the server must do about this leaf connection.
 #[derive(Debug, Clone, PartialEq)]
@@ -170,6 +173,8 @@ pub struct LeafConn {
     /// What may cross the link: publish is what we send, subscribe what we take in (a
     /// remote's `deny_exports` and `deny_imports`).
     perms: Option<Arc<PermissionChecker>>,
+    /// Leaf side: a `.creds` remote's JWT and seed.
+    creds: Option<Arc<LeafCredentials>>,
     /// Our `$LDS.` subject for the bound account.
     loop_subject: Option<Bytes>,
     /// A loop was detected (here or by the peer): the dialer waits
@@ -199,6 +204,7 @@ impl LeafConn {
             peer_headers: false,
             peer_tls: false,
             perms: None,
+            creds: None,
             loop_subject: None,
             loop_detected: false,
             out: LinkOut::new(),
@@ -232,6 +238,12 @@ impl LeafConn {
     ///   one by one: Go: client.go deliverMsg).
     pub fn set_permissions(&mut self, perms: Arc<PermissionChecker>) {
         self.perms = Some(perms);
+    }
+
+    /// Leaf side: authenticate with a `.creds` file (its JWT, and the hub's nonce signed with
+    /// its seed) instead of URL credentials.
+    pub fn set_credentials(&mut self, creds: Arc<LeafCredentials>) {
+        self.creds = Some(creds);
     }
 
     /// Sets our loop-detection subject for the bound account (`$LDS.<random>`, the same on
@@ -464,6 +476,14 @@ impl LeafConn {
             pass: pass.clone().unwrap_or_default(),
             ..RouteConnect::default()
         };
+        let mut connect = connect;
+        if let Some(c) = &self.creds {
+            // Go: sendLeafConnect — credentials take precedence over the URL's user.
+            connect.user.clear();
+            connect.pass.clear();
+            connect.jwt.clone_from(&c.jwt);
+            connect.sig = c.sign(&info.nonce).unwrap_or_default();
+        }
         proto::encode_leaf_connect(self.out.buf(), &connect);
         self.peer_headers = self.cfg.info.headers && info.headers;
         let account = account.clone();

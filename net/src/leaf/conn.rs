@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use natsd_core::account::Account;
 use natsd_core::auth::PermissionChecker;
-use natsd_core::leaf::{LeafCloseReason, LeafConn, LeafEvent, LeafRole};
+use natsd_core::leaf::{LeafCloseReason, LeafConn, LeafCredentials, LeafEvent, LeafRole};
 use natsd_core::rng::SplitMix64;
 use natsd_core::router::{self, MatchCache, Message, PendingFlush, Publisher};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -29,6 +29,15 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
 /// Bound on the wait for a hub's first INFO (nats-server 2.10 calls it `first_info_timeout`).
 const FIRST_INFO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a dialed link is set up with from its `remotes` entry.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LinkSetup {
+    /// The deny lists, as permissions (see [`LeafConn::set_permissions`]).
+    pub(crate) perms: Option<Arc<PermissionChecker>>,
+    /// A `.creds` file.
+    pub(crate) creds: Option<Arc<LeafCredentials>>,
+}
 
 /// How a link's TLS goes (see [`super::tls`]).
 #[derive(Debug)]
@@ -56,7 +65,7 @@ pub(crate) async fn run<S>(
     peer: SocketAddr,
     role: LeafRole,
     tls: LinkTls,
-    perms: Option<Arc<PermissionChecker>>,
+    setup: LinkSetup,
 ) -> bool
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -67,8 +76,11 @@ where
     };
     let mut rng = SplitMix64::new(srv.next_seed());
     let mut conn = LeafConn::new(now(), srv.next_conn_id(), cfg, role, rng.next_u64());
-    if let Some(p) = perms {
+    if let Some(p) = setup.perms {
         conn.set_permissions(p);
+    }
+    if let Some(c) = setup.creds {
+        conn.set_credentials(c);
     }
     let handle = LeafHandle::new(conn);
     if leafs.shutting_down.load(Ordering::Acquire) {

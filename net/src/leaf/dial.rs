@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use natsd_core::auth::PermissionChecker;
-use natsd_core::leaf::{LeafAuth, LeafRole, LeafSettings, GLOBAL_ACCOUNT};
+use natsd_core::leaf::{LeafAuth, LeafCredentials, LeafRole, LeafSettings, GLOBAL_ACCOUNT};
 use natsd_core::options::{LeafConfig, LeafRemote, Options, Permissions, SubjectPermission};
 use natsd_core::proto::leaf::RouteInfo;
 use tokio::sync::watch;
 
-use super::conn::LinkTls;
+use super::conn::{LinkSetup, LinkTls};
 use super::tls::{LeafTlsClient, LeafTlsServer};
 use crate::route::RouteUrl;
 use crate::server::{ServerError, Shared, NATS_COMPAT_VERSION};
@@ -114,6 +114,24 @@ pub(crate) async fn start<T: Transport>(
                 .map_err(|e| ServerError::Config(format!("leafnode remote tls: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let remote_creds = c
+        .remotes
+        .iter()
+        .map(|r| {
+            r.credentials
+                .as_ref()
+                .map(|path| {
+                    std::fs::read_to_string(path)
+                        .map_err(|e| e.to_string())
+                        .and_then(|t| LeafCredentials::parse(&t))
+                        .map(Arc::new)
+                        .map_err(|e| {
+                            ServerError::Config(format!("leafnode credentials {path:?}: {e}"))
+                        })
+                })
+                .transpose()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut task = None;
     let mut port = 0;
     let mut listener = None;
@@ -147,17 +165,30 @@ pub(crate) async fn start<T: Transport>(
                     peer,
                     LeafRole::Accepted,
                     tls,
-                    None,
+                    LinkSetup::default(),
                 ));
             },
         ));
     }
-    for ((remote, urls), tls) in c.remotes.iter().zip(remotes).zip(remote_tls) {
+    for (((remote, urls), tls), creds) in c
+        .remotes
+        .iter()
+        .zip(remotes)
+        .zip(remote_tls)
+        .zip(remote_creds)
+    {
         if !urls.is_empty() {
-            spawn_remote::<T>(Arc::clone(srv), remote.clone(), urls, tls, c.reconnect);
+            let auth = RemoteAuth { tls, creds };
+            spawn_remote::<T>(Arc::clone(srv), remote.clone(), urls, auth, c.reconnect);
         }
     }
     Ok(task)
+}
+
+/// What a remote's links authenticate and protect themselves with.
+struct RemoteAuth {
+    tls: Option<Arc<LeafTlsClient>>,
+    creds: Option<Arc<LeafCredentials>>,
 }
 
 /// Dials a remote's URLs in turn, forever: runs the link, then waits `reconnect` (plus
@@ -166,21 +197,25 @@ fn spawn_remote<T: Transport>(
     srv: Arc<Shared>,
     remote: LeafRemote,
     urls: Vec<RouteUrl>,
-    tls: Option<Arc<LeafTlsClient>>,
+    auth: RemoteAuth,
     reconnect: Duration,
 ) {
+    let RemoteAuth { tls, creds } = auth;
     // Go: leafnode.go — a remote's deny lists become the link's permissions.
-    let perms = (!remote.deny_exports.is_empty() || !remote.deny_imports.is_empty()).then(|| {
-        let deny = |d: &[String]| SubjectPermission {
-            allow: Vec::new(),
-            deny: d.to_vec(),
-        };
-        Arc::new(PermissionChecker::new(&Permissions {
-            publish: Some(deny(&remote.deny_exports)),
-            subscribe: Some(deny(&remote.deny_imports)),
-            allow_responses: None,
-        }))
-    });
+    let setup = LinkSetup {
+        perms: (!remote.deny_exports.is_empty() || !remote.deny_imports.is_empty()).then(|| {
+            let deny = |d: &[String]| SubjectPermission {
+                allow: Vec::new(),
+                deny: d.to_vec(),
+            };
+            Arc::new(PermissionChecker::new(&Permissions {
+                publish: Some(deny(&remote.deny_exports)),
+                subscribe: Some(deny(&remote.deny_imports)),
+                allow_responses: None,
+            }))
+        }),
+        creds,
+    };
     tokio::spawn(async move {
         let account = remote
             .account
@@ -222,7 +257,7 @@ fn spawn_remote<T: Transport>(
                         wanted: tls.is_some(),
                     };
                     let looped =
-                        super::conn::run(Arc::clone(&srv), stream, addr, role, tls, perms.clone())
+                        super::conn::run(Arc::clone(&srv), stream, addr, role, tls, setup.clone())
                             .await;
                     if looped {
                         delay = Some(natsd_core::leaf::LOOP_RECONNECT_DELAY);
