@@ -6,46 +6,14 @@
 // Integration-test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use natsd_tests::cluster::{await_interest, monitor_get};
-use natsd_tests::{free_port, next_msg, text, ServerKind, TestServer, SCENARIO, STEP};
+use natsd_tests::{free_port, next_msg, text, ServerKind, TestServer, STEP};
 
-/// One test per pairing for each scenario `async fn name(hub: ServerKind, leaf: ServerKind)`.
-macro_rules! pairs {
-    ($($name:ident),+ $(,)?) => {
-        $(
-            mod $name {
-                use natsd_tests::ServerKind::{NatsServer, Natsd};
-
-                #[tokio::test]
-                async fn natsd_hub_natsd_leaf() {
-                    super::run(Natsd, Natsd, super::$name).await;
-                }
-
-                #[tokio::test]
-                async fn natsd_hub_nats_server_leaf() {
-                    super::run(Natsd, NatsServer, super::$name).await;
-                }
-
-                #[tokio::test]
-                async fn nats_server_hub_natsd_leaf() {
-                    super::run(NatsServer, Natsd, super::$name).await;
-                }
-
-                #[tokio::test]
-                async fn nats_server_hub_nats_server_leaf() {
-                    super::run(NatsServer, NatsServer, super::$name).await;
-                }
-            }
-        )+
-    };
-}
-
-pairs!(
+natsd_tests::leaf_pairs!(
     pub_sub_both_ways_with_wildcards_and_headers,
     request_reply_both_ways,
     queue_group_gets_each_message_once,
@@ -56,30 +24,6 @@ pairs!(
     remote_deny_lists_filter_both_ways,
     a_loop_is_detected_and_reported
 );
-
-async fn run<F, Fut>(hub: ServerKind, leaf: ServerKind, scenario: F)
-where
-    F: FnOnce(ServerKind, ServerKind) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    for k in [hub, leaf] {
-        if !k.available() {
-            eprintln!("note: {} is not installed; scenario skipped", k.name());
-            return;
-        }
-        let _ = k.binary();
-    }
-    if tokio::time::timeout(SCENARIO, scenario(hub, leaf))
-        .await
-        .is_err()
-    {
-        panic!(
-            "scenario with a {} hub and a {} leaf did not finish within {SCENARIO:?}",
-            hub.name(),
-            leaf.name()
-        );
-    }
-}
 
 fn hub_conf(leaf_port: u16) -> String {
     format!("server_name: hub\nleafnodes {{ listen: \"127.0.0.1:{leaf_port}\" }}\n")

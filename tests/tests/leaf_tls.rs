@@ -6,73 +6,18 @@
 // Integration-test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use std::future::Future;
 use std::path::PathBuf;
 
 use bytes::Bytes;
 use natsd_tests::cluster::{await_interest, monitor_get};
-use natsd_tests::{free_port, next_msg, text, ServerKind, TestServer, SCENARIO};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
+use natsd_tests::{free_port, next_msg, text, ServerKind, TestServer};
+use rcgen::ExtendedKeyUsagePurpose;
 
-/// One test per pairing for each scenario `async fn name(hub: ServerKind, leaf: ServerKind)`.
-macro_rules! pairs {
-    ($($name:ident),+ $(,)?) => {
-        $(
-            mod $name {
-                use natsd_tests::ServerKind::{NatsServer, Natsd};
+#[path = "support/pki.rs"]
+mod pki;
+use pki::{issue, new_ca};
 
-                #[tokio::test]
-                async fn natsd_hub_natsd_leaf() {
-                    super::run(Natsd, Natsd, super::$name).await;
-                }
-
-                #[tokio::test]
-                async fn natsd_hub_nats_server_leaf() {
-                    super::run(Natsd, NatsServer, super::$name).await;
-                }
-
-                #[tokio::test]
-                async fn nats_server_hub_natsd_leaf() {
-                    super::run(NatsServer, Natsd, super::$name).await;
-                }
-
-                #[tokio::test]
-                async fn nats_server_hub_nats_server_leaf() {
-                    super::run(NatsServer, NatsServer, super::$name).await;
-                }
-            }
-        )+
-    };
-}
-
-pairs!(pub_sub_over_verified_tls, untrusted_hub_never_links);
-
-async fn run<F, Fut>(hub: ServerKind, leaf: ServerKind, scenario: F)
-where
-    F: FnOnce(ServerKind, ServerKind) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    for k in [hub, leaf] {
-        if !k.available() {
-            eprintln!("note: {} is not installed; scenario skipped", k.name());
-            return;
-        }
-        let _ = k.binary();
-    }
-    if tokio::time::timeout(SCENARIO, scenario(hub, leaf))
-        .await
-        .is_err()
-    {
-        panic!(
-            "scenario with a {} hub and a {} leaf did not finish within {SCENARIO:?}",
-            hub.name(),
-            leaf.name()
-        );
-    }
-}
+natsd_tests::leaf_pairs!(pub_sub_over_verified_tls, untrusted_hub_never_links);
 
 /// PEM files: a CA, the hub's certificate for 127.0.0.1, the leaf's client certificate, and
 /// a second CA that signed neither.
@@ -84,38 +29,6 @@ struct Pki {
     hub_key: PathBuf,
     leaf_cert: PathBuf,
     leaf_key: PathBuf,
-}
-
-fn new_ca(name: &str) -> (rcgen::Certificate, Issuer<'static, KeyPair>) {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let key = KeyPair::generate().unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    (cert, Issuer::new(params, key))
-}
-
-fn issue(
-    issuer: &Issuer<'static, KeyPair>,
-    names: &[&str],
-    usage: ExtendedKeyUsagePurpose,
-) -> (String, String) {
-    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-    let mut params = CertificateParams::new(names.clone()).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, names[0].clone());
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![usage];
-    params.use_authority_key_identifier_extension = true;
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, issuer).unwrap();
-    (cert.pem(), key.serialize_pem())
 }
 
 fn pki() -> Pki {

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use natsd_core::options::{TlsConfig, DEFAULT_TLS_TIMEOUT};
-use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::{client, server, TlsConnector};
 
@@ -38,10 +37,7 @@ impl LeafTlsServer {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        tokio::time::timeout(self.timeout, self.setup.acceptor().accept(tcp))
-            .await
-            .map_err(|_| TlsError::Handshake("timeout".to_owned()))?
-            .map_err(|e| TlsError::Handshake(e.to_string()))
+        crate::tls::accept_within(&self.setup.acceptor(), self.timeout, tcp).await
     }
 }
 
@@ -93,12 +89,6 @@ impl LeafTlsClient {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let name = ServerName::try_from(host.to_owned())
-            .map_err(|e| TlsError::Handshake(format!("server name {host:?}: {e}")))?;
-        tokio::time::timeout(self.timeout, self.connector.connect(name, tcp))
-            .await
-            .map_err(|_| TlsError::Handshake("timeout".to_owned()))?
-            .map_err(|e| TlsError::Handshake(e.to_string()))
+        crate::tls::connect_within(&self.connector, self.timeout, host, tcp).await
     }
 }
