@@ -47,6 +47,18 @@ fn feed(c: &mut LeafConn, now: Instant, bytes: &[u8]) -> Vec<LeafEvent> {
     ev
 }
 
+/// A leaf-side machine for the global account, without URL credentials.
+fn global_leaf(now: Instant) -> LeafConn {
+    let mut leaf_cfg = (*settings(LeafAuth::default())).clone();
+    leaf_cfg.info.server_id = "LEAFID".into();
+    let role = LeafRole::Solicited {
+        user: None,
+        pass: None,
+        account: "$G".into(),
+    };
+    LeafConn::new(now, 9, Arc::new(leaf_cfg), role, 2)
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -215,14 +227,7 @@ fn deny_lists_filter_interest_and_messages() {
     use crate::options::{Permissions, SubjectPermission};
     let now = Instant::now();
     let mut hub = LeafConn::new(now, 4, settings(LeafAuth::default()), LeafRole::Accepted, 1);
-    let mut leaf_cfg = (*settings(LeafAuth::default())).clone();
-    leaf_cfg.info.server_id = "LEAFID".into();
-    let role = LeafRole::Solicited {
-        user: None,
-        pass: None,
-        account: "$G".into(),
-    };
-    let mut leaf = LeafConn::new(now, 9, Arc::new(leaf_cfg), role, 2);
+    let mut leaf = global_leaf(now);
     let deny = |d: &str| {
         Some(SubjectPermission {
             allow: Vec::new(),
@@ -290,14 +295,7 @@ fn own_loop_subject_coming_back_is_a_loop() {
         "-ERR 'Loop detected for leafnode account=\"$G\". Delaying attempt to reconnect for 30s'\r\n"
     );
 
-    let mut leaf_cfg = (*settings(LeafAuth::default())).clone();
-    leaf_cfg.info.server_id = "LEAFID".into();
-    let role = LeafRole::Solicited {
-        user: None,
-        pass: None,
-        account: "$G".into(),
-    };
-    let mut leaf = LeafConn::new(now, 9, Arc::new(leaf_cfg), role, 2);
+    let mut leaf = global_leaf(now);
     let mut hub2 = LeafConn::new(now, 5, settings(LeafAuth::default()), LeafRole::Accepted, 3);
     feed(&mut leaf, now, &drain_out(&mut hub2));
     feed(&mut leaf, now, b"-ERR 'Loop detected for leafnode account=\"$G\". Delaying attempt to reconnect for 30s'\r\n");

@@ -39,6 +39,47 @@ pub(crate) trait LinkIo: Send + Sync + 'static {
     fn write_failed(&self, why: WriteFailure);
 }
 
+/// The output side of a link machine (routes' and leaf nodes' alike).
+pub(crate) trait LinkOutput {
+    /// The next chunk for the peer.
+    fn next_chunk(&mut self) -> Option<Bytes>;
+    /// Whether the machine has closed.
+    fn closed(&self) -> bool;
+}
+
+impl LinkOutput for natsd_core::route::RouteConn {
+    fn next_chunk(&mut self) -> Option<Bytes> {
+        self.poll_transmit()
+    }
+
+    fn closed(&self) -> bool {
+        self.is_closed()
+    }
+}
+
+impl LinkOutput for natsd_core::leaf::LeafConn {
+    fn next_chunk(&mut self) -> Option<Bytes> {
+        self.poll_transmit()
+    }
+
+    fn closed(&self) -> bool {
+        self.is_closed()
+    }
+}
+
+/// Moves every chunk `machine` has queued onto `out` under one lock; returns whether it has
+/// closed (what [`LinkIo::take_output`] does for every link).
+pub(crate) fn take_output<M: LinkOutput>(
+    machine: &std::sync::Mutex<M>,
+    out: &mut VecDeque<Bytes>,
+) -> bool {
+    let mut m = crate::server::lock(machine);
+    while let Some(b) = m.next_chunk() {
+        out.push_back(b);
+    }
+    m.closed()
+}
+
 /// Writes what the machine queues, in vectored writes (a control line and a shared payload are
 /// separate chunks; a partial write leaves the rest of the front chunk), until it closes.
 ///

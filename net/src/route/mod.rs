@@ -112,11 +112,7 @@ impl crate::link::LinkIo for RouteHandle {
     }
 
     fn take_output(&self, out: &mut std::collections::VecDeque<Bytes>) -> bool {
-        let mut c = lock(&self.conn);
-        while let Some(b) = c.poll_transmit() {
-            out.push_back(b);
-        }
-        c.is_closed()
+        crate::link::take_output(&self.conn, out)
     }
 
     fn write_wakeup(&self) -> &Notify {

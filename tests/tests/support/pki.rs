@@ -7,7 +7,7 @@ use rcgen::{
 };
 
 /// A self-signed CA: its certificate and the issuer that signs with it.
-pub fn new_ca(name: &str) -> (rcgen::Certificate, Issuer<'static, KeyPair>) {
+pub(crate) fn new_ca(name: &str) -> (rcgen::Certificate, Issuer<'static, KeyPair>) {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.distinguished_name.push(DnType::CommonName, name);
@@ -23,7 +23,7 @@ pub fn new_ca(name: &str) -> (rcgen::Certificate, Issuer<'static, KeyPair>) {
 
 /// A certificate `issuer` signs for `names` (the first is also the common name), as PEM
 /// certificate and PEM key.
-pub fn issue(
+pub(crate) fn issue(
     issuer: &Issuer<'static, KeyPair>,
     names: &[&str],
     usage: ExtendedKeyUsagePurpose,
