@@ -22,7 +22,8 @@ natsd_tests::leaf_pairs!(
     leafz_and_varz_show_the_link,
     messages_cross_a_hub_cluster,
     remote_deny_lists_filter_both_ways,
-    a_loop_is_detected_and_reported
+    a_loop_is_detected_and_reported,
+    a_leaf_cluster_gets_each_message_once
 );
 
 fn hub_conf(leaf_port: u16) -> String {
@@ -439,4 +440,84 @@ fn base64_url_raw(s: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The leaf side is itself a cluster of two, each node with its own link to the hub: a
+/// subscriber on either leaf node gets each hub message once, and both publish to the hub.
+async fn a_leaf_cluster_gets_each_message_once(hub: ServerKind, leaf: ServerKind) {
+    let port = free_port();
+    let h = TestServer::start(hub, &hub_conf(port)).await;
+    let leaves = natsd_tests::cluster::TestCluster::start_conf(
+        &[leaf, leaf],
+        |_| String::new(),
+        |_| {
+            format!(
+                "leafnodes {{ reconnect: 1, remotes: [ {{ url: \"nats://127.0.0.1:{port}\" }} ] }}"
+            )
+        },
+    )
+    .await;
+    let hc = h.client().await;
+    let (l0, l1) = (leaves.client(0).await, leaves.client(1).await);
+    let mut subs = [
+        l0.subscribe("to.leaves").await.unwrap(),
+        l1.subscribe("to.leaves").await.unwrap(),
+    ];
+    for s in subs.iter_mut() {
+        await_interest(&hc, "to.leaves", s).await;
+    }
+    // Each leaf subscriber has swallowed the other's probes by now; what is left is drained.
+    for s in subs.iter_mut() {
+        let _ = natsd_tests::drain_ready(s);
+    }
+    const N: usize = 20;
+    for i in 0..N {
+        hc.publish("to.leaves", Bytes::from(format!("m{i}")))
+            .await
+            .unwrap();
+    }
+    hc.publish("to.leaves", Bytes::from_static(b"end"))
+        .await
+        .unwrap();
+    hc.flush().await.unwrap();
+    for s in subs.iter_mut() {
+        let mut got = Vec::new();
+        loop {
+            let m = next_msg(s).await;
+            if m.payload.as_ref() == natsd_tests::cluster::PROBE {
+                continue;
+            }
+            let t = text(&m);
+            if t == "end" {
+                break;
+            }
+            if t.starts_with('m') {
+                got.push(t);
+            }
+        }
+        let want: Vec<String> = (0..N).map(|i| format!("m{i}")).collect();
+        assert_eq!(got, want, "each message once, in order");
+    }
+
+    let mut up = hc.subscribe("from.leaves").await.unwrap();
+    await_interest(&l1, "from.leaves", &mut up).await;
+    await_interest(&l0, "from.leaves", &mut up).await;
+    // The two nodes' messages take different links: their order is not kept, each node's is.
+    for (c, body) in [(&l1, "one"), (&l0, "zero")] {
+        for b in [body, "end"] {
+            c.publish("from.leaves", Bytes::from(b)).await.unwrap();
+        }
+        c.flush().await.unwrap();
+    }
+    let (mut got, mut ends) = (Vec::new(), 0);
+    while ends < 2 {
+        let m = next_msg(&mut up).await;
+        match text(&m).as_str() {
+            "end" => ends += 1,
+            t if m.payload.as_ref() != natsd_tests::cluster::PROBE => got.push(t.to_owned()),
+            _ => {}
+        }
+    }
+    got.sort();
+    assert_eq!(got, ["one", "zero"], "each message once");
 }
