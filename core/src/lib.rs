@@ -52,6 +52,7 @@ pub mod fuzzing;
 pub mod gojson;
 pub mod jetstream;
 pub mod leaf;
+pub mod link;
 pub mod linkout;
 pub mod options;
 pub mod outbound;

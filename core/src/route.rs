@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
+pub use crate::link::CloseReason as RouteCloseReason;
+use crate::link::{close_reason, password_matches, Keepalive, Tick};
 use crate::linkout::LinkOut;
 use crate::proto::route::{
     self as proto, MsgHeader, RemoteSub, RemoteUnsub, RouteConnect, RouteInfo, RouteOp,
@@ -33,89 +35,6 @@ pub mod pool;
 /// Go: server/server.go firstPingInterval — a route's first PING goes out within a second, so
 /// the RTT is known early.
 const FIRST_PING_INTERVAL: Duration = Duration::from_secs(1);
-/// Go: server/const.go DEFAULT_RTT_MEASUREMENT_INTERVAL — a PING is forced this long after the
-/// last RTT sample even when traffic proves the route alive.
-const RTT_MEASUREMENT_INTERVAL: Duration = Duration::from_secs(3600);
-
-/// Why a route closed, with nats-server's wording (`/routez`, log lines).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RouteCloseReason {
-    /// The peer closed the connection.
-    ClientClosed,
-    /// No CONNECT within `cluster.authorization.timeout`.
-    AuthenticationTimeout,
-    /// Bad route credentials, or an op before CONNECT while credentials are required.
-    AuthenticationViolation,
-    /// Outbound bytes passed the pending bound.
-    SlowConsumerPendingBytes,
-    /// A write did not finish within the write deadline.
-    SlowConsumerWriteDeadline,
-    /// Too many PINGs went unanswered.
-    StaleConnection,
-    /// Unknown op, or `-ERR` from the peer.
-    ParseError,
-    /// Bad arguments or JSON.
-    ProtocolViolation,
-    /// A message larger than our bound.
-    MaxPayloadExceeded,
-    /// A control line longer than our bound.
-    MaxControlLineExceeded,
-    /// A route to ourselves, or a second connection to a server already routed.
-    DuplicateRoute,
-    /// A route whose URL was removed from the configuration.
-    RouteRemoved,
-    /// The cluster names differ (and ours may not give way).
-    ClusterNameConflict,
-    /// The peer (which dialed us) has our server name.
-    DuplicateServerName,
-    /// A client dialed the cluster port.
-    WrongPort,
-    /// A gateway dialed the cluster port.
-    WrongGateway,
-    /// Reading from the socket failed.
-    ReadError,
-    /// Writing to the socket failed.
-    WriteError,
-    /// The TLS handshake failed.
-    TlsHandshakeError,
-    /// The server is shutting down.
-    ServerShutdown,
-}
-
-impl RouteCloseReason {
-    /// nats-server's text for this reason (Go: server/monitor.go ClosedState.String).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ClientClosed => "Client Closed",
-            Self::AuthenticationTimeout => "Authentication Timeout",
-            Self::AuthenticationViolation => "Authentication Failure",
-            Self::SlowConsumerPendingBytes => "Slow Consumer (Pending Bytes)",
-            Self::SlowConsumerWriteDeadline => "Slow Consumer (Write Deadline)",
-            Self::StaleConnection => "Stale Connection",
-            Self::ParseError => "Parse Error",
-            Self::ProtocolViolation => "Protocol Violation",
-            Self::MaxPayloadExceeded => "Maximum Message Payload Exceeded",
-            Self::MaxControlLineExceeded => "Maximum Control Line Exceeded",
-            Self::DuplicateRoute => "Duplicate Route",
-            Self::RouteRemoved => "Route Removed",
-            Self::ClusterNameConflict => "Cluster Name Conflict",
-            Self::DuplicateServerName => "Duplicate Server Name",
-            Self::WrongPort => "Incorrect Port",
-            Self::WrongGateway => "Wrong Gateway",
-            Self::ReadError => "Read Error",
-            Self::WriteError => "Write Error",
-            Self::TlsHandshakeError => "TLS Handshake Failure",
-            Self::ServerShutdown => "Server Shutdown",
-        }
-    }
-}
-
-impl fmt::Display for RouteCloseReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// What the server must do about this route.
 #[derive(Debug, Clone, PartialEq)]
@@ -191,19 +110,6 @@ impl RouteAuthorizer for RouteCredentials {
     }
 }
 
-/// Go: server/auth.go comparePasswords — bcrypt when the configured secret is a hash, else a
-/// constant-time comparison.
-pub(crate) fn password_matches(configured: &str, given: &str) -> bool {
-    let is_bcrypt = ["$2a$", "$2b$", "$2x$", "$2y$"]
-        .iter()
-        .any(|p| configured.starts_with(p));
-    if is_bcrypt {
-        return bcrypt::verify(given, configured).unwrap_or(false);
-    }
-    let (a, b) = (configured.as_bytes(), given.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Per-server settings every route connection reads.
 #[derive(Debug, Clone)]
 pub struct RouteConfig {
@@ -244,13 +150,7 @@ pub enum RouteRole {
 }
 
 /// Which timer is armed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteTimer {
-    /// CONNECT must arrive before this.
-    Auth,
-    /// Time to send a PING (or declare the route stale).
-    Ping,
-}
+pub use crate::link::LinkTimer as RouteTimer;
 
 /// What we know of the peer once its first INFO has passed.
 #[derive(Debug, Clone)]
@@ -277,13 +177,9 @@ pub struct RouteConn {
     /// while its queue is more than half full, see [`crate::outbound`]).
     out: LinkOut,
     events: VecDeque<RouteEvent>,
-    auth_deadline: Option<Instant>,
-    next_ping: Instant,
-    pings_out: u32,
+    keepalive: Keepalive,
     last_activity: Option<Instant>,
     last_ping_in: Option<Instant>,
-    rtt_start: Option<Instant>,
-    rtt: Option<Duration>,
     /// Our first INFO, when a pooled dialer holds it back until the slot is chosen.
     held_info: Option<RouteInfo>,
     /// The account of a pinned route: left out of interest and message ops.
@@ -328,13 +224,12 @@ impl RouteConn {
             out: LinkOut::new(),
             events: VecDeque::new(),
             // Go: createRoute arms the auth timer on accepted routes only.
-            auth_deadline: (auth_required && !solicited).then(|| now + cfg.auth_timeout),
-            next_ping: now + first + Duration::from_millis(jitter_ms),
-            pings_out: 0,
+            keepalive: Keepalive::new(
+                now + first + Duration::from_millis(jitter_ms),
+                (auth_required && !solicited).then(|| now + cfg.auth_timeout),
+            ),
             last_activity: None,
             last_ping_in: None,
-            rtt_start: None,
-            rtt: None,
             held_info: None,
             pinned: None,
             cfg,
@@ -435,7 +330,7 @@ impl RouteConn {
 
     /// Last measured round-trip time.
     pub fn rtt(&self) -> Option<Duration> {
-        self.rtt
+        self.keepalive.rtt()
     }
 
     /// Our cluster name as negotiated on this route.
@@ -500,7 +395,7 @@ impl RouteConn {
             if msgs.len() >= max {
                 return !buf.is_empty();
             }
-            let awaiting_auth = self.auth_deadline.is_some() && !self.connect_received;
+            let awaiting_auth = self.keepalive.awaiting_auth() && !self.connect_received;
             match self.parser.parse(buf) {
                 Ok(Some(RouteOp::Msg(msg))) if !awaiting_auth => {
                     self.last_activity = Some(now);
@@ -528,17 +423,12 @@ impl RouteConn {
         if e.sends_err() {
             proto::encode_err(self.out.buf(), &e.err_text());
         }
-        let reason = match e {
-            RouteProtoError::UnknownOp => RouteCloseReason::ParseError,
-            RouteProtoError::MaxPayload { .. } => RouteCloseReason::MaxPayloadExceeded,
-            RouteProtoError::MaxControlLine { .. } => RouteCloseReason::MaxControlLineExceeded,
-            _ => RouteCloseReason::ProtocolViolation,
-        };
+        let reason = close_reason(e);
         self.close(reason);
     }
 
     fn handle_op(&mut self, now: Instant, op: RouteOp) {
-        let awaiting_auth = self.auth_deadline.is_some() && !self.connect_received;
+        let awaiting_auth = self.keepalive.awaiting_auth() && !self.connect_received;
         if awaiting_auth && !matches!(op, RouteOp::Connect(_)) {
             // Go: parser.go OP_START — anything but CONNECT while auth is pending.
             self.err_and_close(
@@ -555,13 +445,7 @@ impl RouteConn {
                 self.last_ping_in = Some(now);
             }
             RouteOp::Pong => {
-                self.pings_out = 0;
-                if let Some(start) = self.rtt_start {
-                    self.rtt = Some(
-                        now.saturating_duration_since(start)
-                            .max(Duration::from_nanos(1)),
-                    );
-                }
+                self.keepalive.pong(now);
             }
             RouteOp::Ok | RouteOp::AccountSub(_) | RouteOp::AccountUnsub(_) => {}
             RouteOp::Err(text) => {
@@ -636,7 +520,7 @@ impl RouteConn {
             }
         }
         self.connect_received = true;
-        self.auth_deadline = None;
+        self.keepalive.auth_done();
         self.peer_headers = self.cfg.info.headers && c.headers;
     }
 
@@ -832,40 +716,22 @@ impl RouteConn {
         if self.closed {
             return;
         }
-        if let Some(deadline) = self.auth_deadline {
-            if now >= deadline {
-                self.err_and_close(
-                    "Authentication Timeout",
-                    RouteCloseReason::AuthenticationTimeout,
-                );
-                return;
+        let last_heard = self.last_activity.max(self.last_ping_in);
+        let cfg = &self.cfg;
+        match self
+            .keepalive
+            .tick(now, cfg.ping_interval, cfg.ping_max, last_heard)
+        {
+            Tick::Idle => {}
+            Tick::AuthTimeout => self.err_and_close(
+                "Authentication Timeout",
+                RouteCloseReason::AuthenticationTimeout,
+            ),
+            Tick::Stale => {
+                self.err_and_close("Stale Connection", RouteCloseReason::StaleConnection)
             }
+            Tick::Ping => self.out.buf().extend_from_slice(proto::PING),
         }
-        if now < self.next_ping {
-            return;
-        }
-        let interval = self.cfg.ping_interval;
-        self.next_ping = now + interval;
-        // Go: server/client.go processPingTimer — recent messages, interest changes or a PING
-        // from the peer prove the route alive, unless an RTT sample is due.
-        let need_rtt = match (self.rtt, self.rtt_start) {
-            (Some(_), Some(start)) => {
-                now.saturating_duration_since(start) > RTT_MEASUREMENT_INTERVAL
-            }
-            _ => true,
-        };
-        let recent =
-            |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) < interval);
-        if !need_rtt && (recent(self.last_activity) || recent(self.last_ping_in)) {
-            return;
-        }
-        if self.pings_out + 1 > self.cfg.ping_max {
-            self.err_and_close("Stale Connection", RouteCloseReason::StaleConnection);
-            return;
-        }
-        self.pings_out += 1;
-        self.rtt_start = Some(now);
-        self.out.buf().extend_from_slice(proto::PING);
     }
 
     /// The next chunk of bytes for the peer, if any. Call when the socket is writable.
@@ -887,10 +753,6 @@ impl RouteConn {
         if self.closed {
             return None;
         }
-        let ping = (self.next_ping, RouteTimer::Ping);
-        match self.auth_deadline {
-            Some(a) if a < ping.0 => Some((a, RouteTimer::Auth)),
-            _ => Some(ping),
-        }
+        Some(self.keepalive.poll_timeout())
     }
 }

@@ -41,6 +41,7 @@ mod client;
 pub mod config;
 mod jetstream;
 mod leaf;
+mod link;
 pub mod logging;
 pub mod monitor;
 mod prefixed;

@@ -70,6 +70,42 @@ pub(crate) fn key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
         .ok_or_else(|| TlsError::Material(format!("{}: no private key found", path.display())))
 }
 
+/// Server side of a handshake on a server-to-server link, bounded by `timeout`.
+pub(crate) async fn accept_within<S>(
+    acceptor: &TlsAcceptor,
+    timeout: Duration,
+    tcp: S,
+) -> Result<TlsStream<S>, TlsError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    tokio::time::timeout(timeout, acceptor.accept(tcp))
+        .await
+        .map_err(|_| TlsError::Handshake("timeout".to_owned()))?
+        .map_err(|e| TlsError::Handshake(e.to_string()))
+}
+
+/// Client side of a handshake on a dialed server-to-server link, bounded by `timeout`; the
+/// peer's certificate must name `host` (the URL's host, a DNS name or an IP address) as Go's
+/// dialers check.
+pub(crate) async fn connect_within<S>(
+    connector: &tokio_rustls::TlsConnector,
+    timeout: Duration,
+    host: &str,
+    tcp: S,
+) -> Result<tokio_rustls::client::TlsStream<S>, TlsError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|e| TlsError::Handshake(format!("server name {host:?}: {e}")))?;
+    tokio::time::timeout(timeout, connector.connect(name, tcp))
+        .await
+        .map_err(|_| TlsError::Handshake("timeout".to_owned()))?
+        .map_err(|e| TlsError::Handshake(e.to_string()))
+}
+
 /// A listener's TLS setup.
 pub(crate) struct TlsSetup {
     acceptor: TlsAcceptor,

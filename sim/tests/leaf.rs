@@ -73,7 +73,7 @@ fn leaf_options(me: &str, hubs: &[&str]) -> Options {
                     .iter()
                     .map(|h| format!("nats-leaf://{h}:{LEAF_PORT}"))
                     .collect(),
-                account: None,
+                ..LeafRemote::default()
             }],
             ..LeafConfig::default()
         }),

@@ -6,78 +6,25 @@
 // Integration-test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use natsd_tests::cluster::{await_interest, monitor_get};
-use natsd_tests::{free_port, next_msg, text, ServerKind, TestServer, SCENARIO, STEP};
+use natsd_tests::{free_port, next_msg, text, ServerKind, TestServer, STEP};
 
-/// One test per pairing for each scenario `async fn name(hub: ServerKind, leaf: ServerKind)`.
-macro_rules! pairs {
-    ($($name:ident),+ $(,)?) => {
-        $(
-            mod $name {
-                use natsd_tests::ServerKind::{NatsServer, Natsd};
-
-                #[tokio::test]
-                async fn natsd_hub_natsd_leaf() {
-                    super::run(Natsd, Natsd, super::$name).await;
-                }
-
-                #[tokio::test]
-                async fn natsd_hub_nats_server_leaf() {
-                    super::run(Natsd, NatsServer, super::$name).await;
-                }
-
-                #[tokio::test]
-                async fn nats_server_hub_natsd_leaf() {
-                    super::run(NatsServer, Natsd, super::$name).await;
-                }
-
-                #[tokio::test]
-                async fn nats_server_hub_nats_server_leaf() {
-                    super::run(NatsServer, NatsServer, super::$name).await;
-                }
-            }
-        )+
-    };
-}
-
-pairs!(
+natsd_tests::leaf_pairs!(
     pub_sub_both_ways_with_wildcards_and_headers,
     request_reply_both_ways,
     queue_group_gets_each_message_once,
     unsubscribe_stops_the_flow,
     leaf_reconnects_after_hub_restart_and_resends_interest,
     leafz_and_varz_show_the_link,
-    messages_cross_a_hub_cluster
+    messages_cross_a_hub_cluster,
+    remote_deny_lists_filter_both_ways,
+    a_loop_is_detected_and_reported,
+    a_leaf_cluster_gets_each_message_once
 );
-
-async fn run<F, Fut>(hub: ServerKind, leaf: ServerKind, scenario: F)
-where
-    F: FnOnce(ServerKind, ServerKind) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    for k in [hub, leaf] {
-        if !k.available() {
-            eprintln!("note: {} is not installed; scenario skipped", k.name());
-            return;
-        }
-        let _ = k.binary();
-    }
-    if tokio::time::timeout(SCENARIO, scenario(hub, leaf))
-        .await
-        .is_err()
-    {
-        panic!(
-            "scenario with a {} hub and a {} leaf did not finish within {SCENARIO:?}",
-            hub.name(),
-            leaf.name()
-        );
-    }
-}
 
 fn hub_conf(leaf_port: u16) -> String {
     format!("server_name: hub\nleafnodes {{ listen: \"127.0.0.1:{leaf_port}\" }}\n")
@@ -343,4 +290,234 @@ async fn messages_cross_a_hub_cluster(hub: ServerKind, leaf: ServerKind) {
         request_until_answered(&far, "leaf.svc").await,
         "leaf answers"
     );
+}
+
+/// `deny_exports` keeps the leaf's messages on those subjects from the hub, even under the
+/// hub's wildcard interest; `deny_imports` keeps the leaf from asking for them.
+async fn remote_deny_lists_filter_both_ways(hub: ServerKind, leaf: ServerKind) {
+    let port = free_port();
+    let h = TestServer::start(hub, &hub_conf(port)).await;
+    let leaf_conf = format!(
+        "server_name: leaf\nleafnodes {{ reconnect: 1, remotes: [ {{ url: \"nats://127.0.0.1:{port}\", deny_exports: [\"up.secret.>\"], deny_imports: [\"down.secret.>\"] }} ] }}\n"
+    );
+    let l = TestServer::start(leaf, &leaf_conf).await;
+    let (hc, lc) = (h.client().await, l.client().await);
+
+    // Leaf to hub: the hub's `up.>` crosses, but up.secret.* messages do not.
+    let mut up = hc.subscribe("up.>").await.unwrap();
+    await_interest(&lc, "up.probe", &mut up).await;
+    lc.publish("up.secret.a", Bytes::from_static(b"kept"))
+        .await
+        .unwrap();
+    lc.publish("up.open", Bytes::from_static(b"sent"))
+        .await
+        .unwrap();
+    lc.flush().await.unwrap();
+    let m = next_msg(&mut up).await;
+    assert_eq!((m.subject.as_str(), text(&m).as_str()), ("up.open", "sent"));
+
+    // Hub to leaf: the leaf's interest in down.secret.a never reaches the hub. It subscribed
+    // first, so once down.open's interest has crossed, down.secret.a's would have too.
+    let mut secret = lc.subscribe("down.secret.a").await.unwrap();
+    let mut open = lc.subscribe("down.open").await.unwrap();
+    await_interest(&hc, "down.open", &mut open).await;
+    hc.publish("down.secret.a", Bytes::from_static(b"kept"))
+        .await
+        .unwrap();
+    hc.publish("down.open", Bytes::from_static(b"sent"))
+        .await
+        .unwrap();
+    hc.flush().await.unwrap();
+    assert_eq!(text(&next_msg(&mut open).await), "sent");
+    let leaked = natsd_tests::drain_ready(&mut secret);
+    assert!(leaked.is_empty(), "denied import delivered: {leaked:?}");
+}
+
+/// Two servers that are each other's hub: the `$LDS.` subject one sends comes back to it,
+/// and the loop is reported with nats-server's text.
+async fn a_loop_is_detected_and_reported(a: ServerKind, b: ServerKind) {
+    let (pa, pb) = (free_port(), free_port());
+    let conf = |name: &str, listen: u16, remote: u16| {
+        format!(
+            "server_name: {name}\nleafnodes {{ listen: \"127.0.0.1:{listen}\", reconnect: 1, remotes: [ {{ url: \"nats://127.0.0.1:{remote}\" }} ] }}\n"
+        )
+    };
+    let sa = TestServer::start(a, &conf("a", pa, pb)).await;
+    let sb = TestServer::start(b, &conf("b", pb, pa)).await;
+    let want = "Loop detected for leafnode account=\"$G\". Delaying attempt to reconnect for 30s";
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        if sa.log().contains(want) || sb.log().contains(want) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no loop reported within {STEP:?}\n--- a ---\n{}\n--- b ---\n{}",
+            sa.log(),
+            sb.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// natsd only (the hub here is the test itself, speaking nats-server 2.9.10's side): a
+/// remote with `credentials` sends the `.creds` JWT and the hub's nonce signed with its seed,
+/// and no URL user, as nats-server's leaf does.
+#[tokio::test]
+async fn creds_remote_signs_the_hub_nonce() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if !ServerKind::Natsd.available() {
+        return;
+    }
+    const JWT: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.e30.c2ln";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let kp = nkeys::KeyPair::new_user();
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("leaf.creds");
+    std::fs::write(
+        &creds,
+        format!(
+            "-----BEGIN NATS USER JWT-----\n{JWT}\n------END NATS USER JWT------\n\n\
+             -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+            kp.seed().unwrap()
+        ),
+    )
+    .unwrap();
+    let conf = format!(
+        "server_name: leaf\nleafnodes {{ remotes: [ {{ url: \"nats://u:p@127.0.0.1:{port}\", credentials: \"{}\" }} ] }}\n",
+        creds.display()
+    );
+    let _leaf = TestServer::start(ServerKind::Natsd, &conf).await;
+    let (mut sock, _) = natsd_tests::within("the leaf to dial", listener.accept())
+        .await
+        .unwrap();
+    sock.write_all(
+        b"INFO {\"server_id\":\"FAKEHUB\",\"server_name\":\"hub\",\"version\":\"2.9.10\",\"proto\":1,\"headers\":true,\"max_payload\":1048576,\"nonce\":\"xD5QbV8RSLe2a-M\",\"auth_required\":true}\r\n",
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    while !got.windows(2).any(|w| w == b"\r\n") {
+        let mut chunk = [0u8; 4096];
+        let n = natsd_tests::within("CONNECT", sock.read(&mut chunk))
+            .await
+            .unwrap();
+        assert!(n > 0, "the leaf hung up: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&chunk[..n]);
+    }
+    let line = String::from_utf8_lossy(&got);
+    let line = line.split("\r\n").next().unwrap();
+    let json = line.strip_prefix("CONNECT ").expect(line);
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(v["jwt"].as_str(), Some(JWT), "{v}");
+    assert!(v.get("user").is_none() && v.get("pass").is_none(), "{v}");
+    let sig = base64_url_raw(v["sig"].as_str().unwrap());
+    kp.verify(b"xD5QbV8RSLe2a-M", &sig)
+        .expect("the nonce signed with the seed");
+}
+
+/// Raw URL-safe base64 (no padding), as nkey signatures travel.
+fn base64_url_raw(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => panic!("not URL-safe base64: {c:?}"),
+        }
+    };
+    let (mut out, mut acc, mut bits) = (Vec::new(), 0u32, 0u32);
+    for c in s.bytes() {
+        acc = (acc << 6) | val(c);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+/// The leaf side is itself a cluster of two, each node with its own link to the hub: a
+/// subscriber on either leaf node gets each hub message once, and both publish to the hub.
+async fn a_leaf_cluster_gets_each_message_once(hub: ServerKind, leaf: ServerKind) {
+    let port = free_port();
+    let h = TestServer::start(hub, &hub_conf(port)).await;
+    let leaves = natsd_tests::cluster::TestCluster::start_conf(
+        &[leaf, leaf],
+        |_| String::new(),
+        |_| {
+            format!(
+                "leafnodes {{ reconnect: 1, remotes: [ {{ url: \"nats://127.0.0.1:{port}\" }} ] }}"
+            )
+        },
+    )
+    .await;
+    let hc = h.client().await;
+    let (l0, l1) = (leaves.client(0).await, leaves.client(1).await);
+    let mut subs = [
+        l0.subscribe("to.leaves").await.unwrap(),
+        l1.subscribe("to.leaves").await.unwrap(),
+    ];
+    for s in subs.iter_mut() {
+        await_interest(&hc, "to.leaves", s).await;
+    }
+    // Each leaf subscriber has swallowed the other's probes by now; what is left is drained.
+    for s in subs.iter_mut() {
+        let _ = natsd_tests::drain_ready(s);
+    }
+    const N: usize = 20;
+    for i in 0..N {
+        hc.publish("to.leaves", Bytes::from(format!("m{i}")))
+            .await
+            .unwrap();
+    }
+    hc.publish("to.leaves", Bytes::from_static(b"end"))
+        .await
+        .unwrap();
+    hc.flush().await.unwrap();
+    for s in subs.iter_mut() {
+        let mut got = Vec::new();
+        loop {
+            let m = next_msg(s).await;
+            if m.payload.as_ref() == natsd_tests::cluster::PROBE {
+                continue;
+            }
+            let t = text(&m);
+            if t == "end" {
+                break;
+            }
+            if t.starts_with('m') {
+                got.push(t);
+            }
+        }
+        let want: Vec<String> = (0..N).map(|i| format!("m{i}")).collect();
+        assert_eq!(got, want, "each message once, in order");
+    }
+
+    let mut up = hc.subscribe("from.leaves").await.unwrap();
+    await_interest(&l1, "from.leaves", &mut up).await;
+    await_interest(&l0, "from.leaves", &mut up).await;
+    // The two nodes' messages take different links: their order is not kept, each node's is.
+    for (c, body) in [(&l1, "one"), (&l0, "zero")] {
+        for b in [body, "end"] {
+            c.publish("from.leaves", Bytes::from(b)).await.unwrap();
+        }
+        c.flush().await.unwrap();
+    }
+    let (mut got, mut ends) = (Vec::new(), 0);
+    while ends < 2 {
+        let m = next_msg(&mut up).await;
+        match text(&m).as_str() {
+            "end" => ends += 1,
+            t if m.payload.as_ref() != natsd_tests::cluster::PROBE => got.push(t.to_owned()),
+            _ => {}
+        }
+    }
+    got.sort();
+    assert_eq!(got, ["one", "zero"], "each message once");
 }

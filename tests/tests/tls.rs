@@ -7,10 +7,11 @@ use std::path::PathBuf;
 
 use async_nats::ConnectOptions;
 use natsd_tests::{both, flush, next_msg, text, ServerKind, TestServer};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
+use rcgen::ExtendedKeyUsagePurpose;
+
+#[path = "support/pki.rs"]
+mod pki;
+use pki::{issue, new_ca};
 
 both!(
     tls_pub_sub,
@@ -32,38 +33,6 @@ struct Pki {
     rogue_client_key: PathBuf,
 }
 
-fn new_ca(name: &str) -> (rcgen::Certificate, Issuer<'static, KeyPair>) {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let key = KeyPair::generate().unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    (cert, Issuer::new(params, key))
-}
-
-fn leaf(
-    issuer: &Issuer<'static, KeyPair>,
-    names: &[&str],
-    usage: ExtendedKeyUsagePurpose,
-) -> (String, String) {
-    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-    let mut params = CertificateParams::new(names.clone()).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, names[0].clone());
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![usage];
-    params.use_authority_key_identifier_extension = true;
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, issuer).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
-
 fn pki() -> Pki {
     let dir = tempfile::Builder::new()
         .prefix("natsd-tls-")
@@ -75,14 +44,14 @@ fn pki() -> Pki {
         p
     };
     let (ca_cert, ca) = new_ca("natsd test CA");
-    let (server_cert, server_key) = leaf(
+    let (server_cert, server_key) = issue(
         &ca,
         &["localhost", "127.0.0.1"],
         ExtendedKeyUsagePurpose::ServerAuth,
     );
-    let (client_cert, client_key) = leaf(&ca, &["client"], ExtendedKeyUsagePurpose::ClientAuth);
+    let (client_cert, client_key) = issue(&ca, &["client"], ExtendedKeyUsagePurpose::ClientAuth);
     let (_, rogue) = new_ca("rogue CA");
-    let (rogue_cert, rogue_key) = leaf(&rogue, &["client"], ExtendedKeyUsagePurpose::ClientAuth);
+    let (rogue_cert, rogue_key) = issue(&rogue, &["client"], ExtendedKeyUsagePurpose::ClientAuth);
     Pki {
         ca: write("ca.pem", &ca_cert.pem()),
         server_cert: write("server.pem", &server_cert),

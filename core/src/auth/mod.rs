@@ -13,7 +13,7 @@ pub mod authenticate;
 pub mod permissions;
 pub mod responses;
 
-mod b64;
+pub(crate) mod b64;
 
 pub use authenticate::{new_nonce, AuthError, AuthOutcome, Authenticator, ConnType};
 pub use permissions::{DeliverPermCache, PermissionChecker, PubPermCache};

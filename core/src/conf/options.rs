@@ -339,6 +339,12 @@ impl Mapper {
 
     /// Go: parseTLS for the client listener.
     fn tls(&mut self, e: &Entry) -> Result<TlsConfig, ConfError> {
+        self.tls_with(e, true)
+    }
+
+    /// A `tls { … }` block; a dialer's (a leaf node's remote) may leave out its own key pair
+    /// (an empty `cert_file`/`key_file`: no client certificate).
+    pub(super) fn tls_with(&mut self, e: &Entry, need_cert: bool) -> Result<TlsConfig, ConfError> {
         let map = map_of(e)?;
         let mut cfg = TlsConfig::new(PathBuf::new(), PathBuf::new());
         let (mut cert, mut key) = (None, None);
@@ -383,6 +389,9 @@ impl Mapper {
                     ))
                 }
             }
+        }
+        if !need_cert && cert.is_none() && key.is_none() {
+            return Ok(cfg);
         }
         cfg.cert_file = cert.ok_or_else(|| {
             ConfError::new(&e.key_pos, "missing 'cert_file' in TLS configuration")

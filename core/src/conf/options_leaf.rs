@@ -1,16 +1,16 @@
 //! The `leafnodes { … }` block (Go: server/opts.go parseLeafNodes, parseLeafAuthorization,
 //! parseLeafUsers, parseRemoteLeafNodes), with nats-server's error texts.
 //!
-//! TLS (on the listener or a remote) and `.creds` remotes are refused with a clear error until
-//! the leaf driver supports them.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::options::{
-    bool_of, int_of, listen_of, lower, map_of, node_type_err, seconds_of, str_of, unknown, Mapper,
+    bool_of, int_of, listen_of, lower, map_of, node_type_err, seconds_of, str_of, string_list,
+    unknown, Mapper,
 };
 use super::{ConfError, Entry, Node, Value};
+use crate::options::TlsConfig;
 
 /// Default leaf-node port (Go: server/const.go DEFAULT_LEAFNODE_PORT).
 pub const DEFAULT_LEAFNODE_PORT: u16 = 7422;
@@ -46,6 +46,8 @@ pub struct LeafConfig {
     pub remotes: Vec<LeafRemote>,
     /// `reconnect` / `reconnect_delay` / `reconnect_interval` (whole seconds).
     pub reconnect: Duration,
+    /// `tls`: accepted leaf nodes must upgrade to TLS after our INFO.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for LeafConfig {
@@ -62,6 +64,7 @@ impl Default for LeafConfig {
             users: Vec::new(),
             remotes: Vec::new(),
             reconnect: DEFAULT_LEAF_RECONNECT,
+            tls: None,
         }
     }
 }
@@ -87,13 +90,22 @@ impl std::fmt::Debug for LeafUser {
 }
 
 /// One entry of `leafnodes.remotes` (Go: RemoteLeafOpts).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct LeafRemote {
     /// `url` / `urls`: the hub's leaf-node URLs (`nats-leaf://`, `nats://`; credentials in the
     /// user-info part).
     pub urls: Vec<String>,
     /// `account` / `local`: the local account bound to this link; `None` is the global one.
     pub account: Option<String>,
+    /// `tls`: upgrade to TLS after the hub's INFO (also with a `tls://` URL, or when the hub
+    /// asks for it). Its `cert_file` may be empty: no client certificate.
+    pub tls: Option<TlsConfig>,
+    /// `deny_imports`: subjects this leaf will not receive from the hub.
+    pub deny_imports: Vec<String>,
+    /// `deny_exports`: subjects this leaf will not send to the hub.
+    pub deny_exports: Vec<String>,
+    /// `credentials`: a `.creds` file (user JWT and nkey seed) to authenticate with.
+    pub credentials: Option<String>,
 }
 
 impl Mapper {
@@ -131,7 +143,7 @@ impl Mapper {
                     })?;
                     c.reconnect = Duration::from_secs(secs);
                 }
-                "tls" => return Err(not_yet(le, "leafnode TLS")),
+                "tls" => c.tls = Some(self.tls_with(le, true)?),
                 "leafnode_advertise" | "advertise" => c.advertise = Some(str_of(le)?),
                 "no_advertise" => c.no_advertise = bool_of(le)?,
                 "min_version" | "minimum_version" | "compression" => self.ignore("leafnodes", le),
@@ -204,17 +216,13 @@ impl Mapper {
                 match lower(re).as_str() {
                     "url" | "urls" => r.urls = remote_urls(re)?,
                     "account" | "local" => r.account = Some(str_of(re)?),
-                    "creds" | "credentials" => {
-                        return Err(not_yet(re, "leafnode credentials (.creds)"))
-                    }
-                    "tls" => return Err(not_yet(re, "leafnode TLS")),
+                    "creds" | "credentials" => r.credentials = Some(str_of(re)?),
+                    "tls" => r.tls = Some(self.tls_with(re, false)?),
+                    "deny_imports" | "deny_import" => r.deny_imports = string_list(re)?,
+                    "deny_exports" | "deny_export" => r.deny_exports = string_list(re)?,
                     "no_randomize"
                     | "dont_randomize"
                     | "hub"
-                    | "deny_imports"
-                    | "deny_import"
-                    | "deny_exports"
-                    | "deny_export"
                     | "ws_compress"
                     | "ws_compression"
                     | "websocket_compress"
@@ -244,10 +252,6 @@ fn leaf_port(e: &Entry, p: i64) -> Result<Option<u16>, ConfError> {
             ConfError::new(&e.value.pos, format!("invalid port {p} for \"{}\"", e.key))
         }),
     }
-}
-
-fn not_yet(e: &Entry, what: &str) -> ConfError {
-    ConfError::new(&e.key_pos, format!("{what} is not yet supported"))
 }
 
 /// Go: parseLeafUsers.
@@ -421,13 +425,43 @@ mod tests {
     }
 
     #[test]
-    fn tls_and_creds_refused_for_now() {
-        assert!(
-            err("leafnodes { tls { cert_file: a, key_file: b } }").contains("not yet supported")
+    fn tls_on_the_hub_and_on_remotes() {
+        let c = leaf(concat!(
+            "leafnodes {\n  port: 7422\n  tls { cert_file: s.pem, key_file: s.key, ca_file: ca.pem, verify: true }\n",
+            "  remotes: [ { url: \"tls://127.0.0.1:7422\", tls { ca_file: ca.pem } },\n",
+            "             { url: \"nats://h:1\", tls { cert_file: c.pem, key_file: c.key, ca_file: ca.pem } } ]\n}\n"
+        ))
+        .unwrap();
+        let hub = c.tls.expect("hub tls");
+        assert!(hub.verify);
+        assert_eq!(hub.cert_file.to_str(), Some("s.pem"));
+        let r0 = c.remotes[0].tls.as_ref().expect("remote tls");
+        assert_eq!(r0.cert_file.as_os_str(), "");
+        assert_eq!(
+            r0.ca_file.as_deref().and_then(|p| p.to_str()),
+            Some("ca.pem")
         );
+        let r1 = c.remotes[1].tls.as_ref().expect("remote tls");
+        assert_eq!(r1.key_file.to_str(), Some("c.key"));
+        assert!(err("leafnodes { tls { ca_file: a } }").contains("missing 'cert_file'"));
         assert!(
-            err("leafnodes { remotes: [ { url: \"nats://h:1\", credentials: x.creds } ] }")
-                .contains("not yet supported")
+            err("leafnodes { remotes: [ { url: \"nats://h:1\", tls { cert_file: c } } ] }")
+                .contains("missing 'key_file'")
+        );
+    }
+
+    #[test]
+    fn creds_and_deny_lists() {
+        let c = leaf(concat!(
+            "leafnodes { remotes: [ { url: \"nats://h:1\", credentials: \"x.creds\",\n",
+            "  deny_exports: [\"a.>\", b], deny_import: c } ] }"
+        ))
+        .unwrap();
+        let r = &c.remotes[0];
+        assert_eq!(r.credentials.as_deref(), Some("x.creds"));
+        assert_eq!(
+            (r.deny_exports.len(), r.deny_imports.as_slice()),
+            (2, &["c".to_owned()][..])
         );
     }
 }

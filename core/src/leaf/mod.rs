@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
+use crate::auth::PermissionChecker;
+pub use crate::link::CloseReason as LeafCloseReason;
+use crate::link::{close_reason, password_matches, Keepalive, Tick};
 use crate::linkout::LinkOut;
 use crate::options::LeafUser;
 use crate::outbound::StallGate;
@@ -26,15 +29,22 @@ use crate::proto::leaf::{
     RouteParser, RouteProtoError, RoutedMsg,
 };
 use crate::rng::SplitMix64;
-pub use crate::route::RouteCloseReason as LeafCloseReason;
 
 /// Go: server/server.go firstPingInterval.
 const FIRST_PING_INTERVAL: Duration = Duration::from_secs(1);
 /// The global account's name.
 pub const GLOBAL_ACCOUNT: &str = "$G";
+/// Go: leafnode.go leafNodeLoopDetectionSubjectPrefix — each server tells its leaf links of
+/// a `$LDS.<random>` subject per account; seeing its own come back means a loop.
+pub const LOOP_DETECTION_PREFIX: &str = "$LDS.";
+/// Go: leafnode.go leafNodeReconnectDelayAfterLoopDetected.
+pub const LOOP_RECONNECT_DELAY: Duration = Duration::from_secs(30);
 
+mod creds;
 #[cfg(test)]
 mod tests;
+
+pub use creds::LeafCredentials;
 
 /// What the server must do about this leaf connection.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,12 +102,10 @@ impl LeafAuth {
             return self
                 .users
                 .iter()
-                .find(|u| u.user == user && crate::route::password_matches(&u.password, pass))
+                .find(|u| u.user == user && password_matches(&u.password, pass))
                 .map(|u| account(&u.account));
         }
-        if !self.user.is_empty()
-            && (user != self.user || !crate::route::password_matches(&self.password, pass))
-        {
+        if !self.user.is_empty() && (user != self.user || !password_matches(&self.password, pass)) {
             return None;
         }
         Some(account(&self.account))
@@ -146,13 +154,7 @@ pub enum LeafRole {
 }
 
 /// Which timer is armed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeafTimer {
-    /// CONNECT must arrive before this.
-    Auth,
-    /// Time to send a PING (or declare the link stale).
-    Ping,
-}
+pub use crate::link::LinkTimer as LeafTimer;
 
 /// One leaf connection's protocol state.
 #[derive(Debug)]
@@ -166,13 +168,21 @@ pub struct LeafConn {
     account: Option<String>,
     remote: Option<(String, String)>,
     peer_headers: bool,
+    /// The hub's INFO asked for TLS (`tls_required`).
+    peer_tls: bool,
+    /// What may cross the link: publish is what we send, subscribe what we take in (a
+    /// remote's `deny_exports` and `deny_imports`).
+    perms: Option<Arc<PermissionChecker>>,
+    /// Leaf side: a `.creds` remote's JWT and seed.
+    creds: Option<Arc<LeafCredentials>>,
+    /// Our `$LDS.` subject for the bound account.
+    loop_subject: Option<Bytes>,
+    /// A loop was detected (here or by the peer): the dialer waits
+    /// [`LOOP_RECONNECT_DELAY`] before the next attempt.
+    loop_detected: bool,
     out: LinkOut,
     events: VecDeque<LeafEvent>,
-    auth_deadline: Option<Instant>,
-    next_ping: Instant,
-    pings_out: u32,
-    rtt_start: Option<Instant>,
-    rtt: Option<Duration>,
+    keepalive: Keepalive,
 }
 
 impl LeafConn {
@@ -192,14 +202,18 @@ impl LeafConn {
             account: None,
             remote: None,
             peer_headers: false,
+            peer_tls: false,
+            perms: None,
+            creds: None,
+            loop_subject: None,
+            loop_detected: false,
             out: LinkOut::new(),
             events: VecDeque::new(),
             // Go: server/leafnode.go createLeafNode — the hub waits auth_timeout for CONNECT.
-            auth_deadline: accepted.then(|| now + cfg.auth_timeout),
-            next_ping: now + cfg.ping_interval.min(FIRST_PING_INTERVAL),
-            pings_out: 0,
-            rtt_start: None,
-            rtt: None,
+            keepalive: Keepalive::new(
+                now + cfg.ping_interval.min(FIRST_PING_INTERVAL),
+                accepted.then(|| now + cfg.auth_timeout),
+            ),
             cfg,
         };
         if accepted {
@@ -212,6 +226,70 @@ impl LeafConn {
             proto::encode_info(conn.out.buf(), &info);
         }
         conn
+    }
+
+    /// Restricts what crosses the link (Go: leafnode.go, a remote's deny lists become the
+    /// link's permissions: publish deny = `deny_exports`, subscribe deny = `deny_imports`).
+    ///
+    /// - Our interest in a subject we may not subscribe to is never sent (no `LS+`), and a
+    ///   message on it that arrives anyway is dropped.
+    /// - The peer's interest in a literal subject we may not publish to is ignored, and no
+    ///   message on such a subject is sent (a wildcard interest is taken, its messages checked
+    ///   one by one: Go: client.go deliverMsg).
+    pub fn set_permissions(&mut self, perms: Arc<PermissionChecker>) {
+        self.perms = Some(perms);
+    }
+
+    /// Leaf side: authenticate with a `.creds` file (its JWT, and the hub's nonce signed with
+    /// its seed) instead of URL credentials.
+    pub fn set_credentials(&mut self, creds: Arc<LeafCredentials>) {
+        self.creds = Some(creds);
+    }
+
+    /// Sets our loop-detection subject for the bound account (`$LDS.<random>`, the same on
+    /// every link of the account) and sends it as interest (Go: initLeafNodeSmapAndSendSubs).
+    /// An `LS+` of it coming back on any link is a loop: the link closes with `-ERR 'Loop
+    /// detected …'`.
+    pub fn set_loop_subject(&mut self, subject: Bytes) {
+        self.send_sub(&subject, None);
+        self.loop_subject = Some(subject);
+    }
+
+    /// Whether this link closed over a loop, found here or reported by the peer: wait
+    /// [`LOOP_RECONNECT_DELAY`] before dialing again.
+    pub fn loop_detected(&self) -> bool {
+        self.loop_detected
+    }
+
+    /// Go: leafnode.go handleLeafNodeLoop.
+    fn loop_found(&mut self, send_err: bool) {
+        self.loop_detected = true;
+        let account = self.account.as_deref().unwrap_or(GLOBAL_ACCOUNT);
+        let text = format!(
+            "Loop detected for leafnode account={account:?}. Delaying attempt to reconnect for {}s",
+            LOOP_RECONNECT_DELAY.as_secs()
+        );
+        tracing::error!(lid = self.id, "{text}");
+        if send_err {
+            proto::encode_err(self.out.buf(), &text);
+        }
+        self.close(LeafCloseReason::ProtocolViolation);
+    }
+
+    fn may_deliver(&self, subject: &[u8]) -> bool {
+        self.perms
+            .as_ref()
+            .is_none_or(|p| p.deliver_allowed(subject, None))
+    }
+
+    fn may_send(&self, subject: &[u8]) -> bool {
+        self.perms.as_ref().is_none_or(|p| p.can_publish(subject))
+    }
+
+    fn may_take(&self, subject: &[u8], queue: Option<&[u8]>) -> bool {
+        self.perms
+            .as_ref()
+            .is_none_or(|p| p.can_subscribe(subject, queue))
     }
 
     /// This connection's id.
@@ -239,9 +317,15 @@ impl LeafConn {
         self.remote.as_ref().map(|(i, n)| (i.as_str(), n.as_str()))
     }
 
+    /// Leaf side: whether the hub's INFO asked for TLS (the driver upgrades before anything
+    /// queued after that INFO goes out).
+    pub fn peer_tls_required(&self) -> bool {
+        self.peer_tls
+    }
+
     /// Last measured round-trip time.
     pub fn rtt(&self) -> Option<Duration> {
-        self.rtt
+        self.keepalive.rtt()
     }
 
     /// The gate client producers feeding this link wait on (see [`crate::outbound`]).
@@ -280,17 +364,12 @@ impl LeafConn {
         if e.sends_err() {
             proto::encode_err(self.out.buf(), &e.err_text());
         }
-        let reason = match e {
-            RouteProtoError::UnknownOp => LeafCloseReason::ParseError,
-            RouteProtoError::MaxPayload { .. } => LeafCloseReason::MaxPayloadExceeded,
-            RouteProtoError::MaxControlLine { .. } => LeafCloseReason::MaxControlLineExceeded,
-            _ => LeafCloseReason::ProtocolViolation,
-        };
+        let reason = close_reason(e);
         self.close(reason);
     }
 
     fn handle_op(&mut self, now: Instant, op: RouteOp) {
-        if self.auth_deadline.is_some() && !matches!(op, RouteOp::Connect(_)) {
+        if self.keepalive.awaiting_auth() && !matches!(op, RouteOp::Connect(_)) {
             // Go: parser.go OP_START — a hub expects CONNECT before anything else.
             self.err_and_close(
                 "Authorization Violation",
@@ -302,27 +381,36 @@ impl LeafConn {
             RouteOp::Connect(c) => self.handle_connect(*c),
             RouteOp::Info(info) => self.handle_info(*info),
             RouteOp::Ping => self.out.buf().extend_from_slice(proto::PONG),
-            RouteOp::Pong => {
-                self.pings_out = 0;
-                if let Some(start) = self.rtt_start.take() {
-                    self.rtt = Some(
-                        now.saturating_duration_since(start)
-                            .max(Duration::from_nanos(1)),
-                    );
-                }
-            }
+            RouteOp::Pong => self.keepalive.pong(now),
             RouteOp::Err(text) => {
-                tracing::warn!(lid = self.id, error = %String::from_utf8_lossy(&text), "leafnode error");
+                let text = String::from_utf8_lossy(&text);
+                // Go: client.go processErr — the peer found a loop: wait before redialing.
+                if text.contains("Loop detected") {
+                    self.loop_found(false);
+                    return;
+                }
+                tracing::warn!(lid = self.id, error = %text, "leafnode error");
                 self.close(LeafCloseReason::ParseError);
             }
             // Interest and messages mean nothing until the link is bound.
             RouteOp::Sub(s) if self.account.is_some() => {
+                if self.loop_subject.as_ref() == Some(&s.subject) {
+                    self.loop_found(true);
+                    return;
+                }
+                if crate::subject::is_literal(&s.subject) && !self.may_send(&s.subject) {
+                    // Go: processLeafSub — "Not permitted to subscribe to" on the link.
+                    tracing::debug!(lid = self.id, subject = %String::from_utf8_lossy(&s.subject), "leafnode subscription denied");
+                    return;
+                }
                 self.events.push_back(LeafEvent::RemoteSub(s));
             }
             RouteOp::Unsub(u) if self.account.is_some() => {
                 self.events.push_back(LeafEvent::RemoteUnsub(u));
             }
-            RouteOp::Msg(m) if self.account.is_some() => self.events.push_back(LeafEvent::Msg(m)),
+            RouteOp::Msg(m) if self.account.is_some() && self.may_deliver(&m.subject) => {
+                self.events.push_back(LeafEvent::Msg(m));
+            }
             _ => {}
         }
     }
@@ -344,7 +432,7 @@ impl LeafConn {
             );
             return;
         };
-        self.auth_deadline = None;
+        self.keepalive.auth_done();
         self.peer_headers = self.cfg.info.headers && c.headers;
         // Go: sendInfo after CONNECT — tells the leaf which account it landed in.
         let mut info = self.cfg.info.clone();
@@ -371,6 +459,7 @@ impl LeafConn {
         if self.account.is_some() {
             return;
         }
+        self.peer_tls = info.tls_required;
         if info.server_id == self.cfg.info.server_id {
             // A remote URL that resolves to ourselves.
             self.close(LeafCloseReason::DuplicateRoute);
@@ -387,6 +476,14 @@ impl LeafConn {
             pass: pass.clone().unwrap_or_default(),
             ..RouteConnect::default()
         };
+        let mut connect = connect;
+        if let Some(c) = &self.creds {
+            // Go: sendLeafConnect — credentials take precedence over the URL's user.
+            connect.user.clear();
+            connect.pass.clear();
+            connect.jwt.clone_from(&c.jwt);
+            connect.sig = c.sign(&info.nonce).unwrap_or_default();
+        }
         proto::encode_leaf_connect(self.out.buf(), &connect);
         self.peer_headers = self.cfg.info.headers && info.headers;
         let account = account.clone();
@@ -425,7 +522,7 @@ impl LeafConn {
 
     /// Sends `LS+` (`queue`: the group and its local member count). Nothing before binding.
     pub fn send_sub(&mut self, subject: &[u8], queue: Option<(&[u8], u32)>) {
-        if !self.closed && self.account.is_some() {
+        if !self.closed && self.account.is_some() && self.may_take(subject, None) {
             proto::encode_sub(self.out.buf(), subject, queue);
             self.check_pending();
         }
@@ -433,7 +530,7 @@ impl LeafConn {
 
     /// Sends `LS-`.
     pub fn send_unsub(&mut self, subject: &[u8], queue: Option<&[u8]>) {
-        if !self.closed && self.account.is_some() {
+        if !self.closed && self.account.is_some() && self.may_take(subject, None) {
             proto::encode_unsub(self.out.buf(), subject, queue);
             self.check_pending();
         }
@@ -450,7 +547,7 @@ impl LeafConn {
         headers: Option<&[u8]>,
         (payload, shared): (&[u8], Option<&Bytes>),
     ) {
-        if self.closed || self.account.is_none() {
+        if self.closed || self.account.is_none() || !self.may_send(subject) {
             return;
         }
         let headers = headers.filter(|h| !h.is_empty() && self.peer_headers);
@@ -487,26 +584,19 @@ impl LeafConn {
         if self.closed {
             return;
         }
-        if let Some(deadline) = self.auth_deadline {
-            if now >= deadline {
-                self.err_and_close(
-                    "Authentication Timeout",
-                    LeafCloseReason::AuthenticationTimeout,
-                );
-                return;
-            }
+        let cfg = &self.cfg;
+        match self
+            .keepalive
+            .tick(now, cfg.ping_interval, cfg.ping_max, None)
+        {
+            Tick::Idle => {}
+            Tick::AuthTimeout => self.err_and_close(
+                "Authentication Timeout",
+                LeafCloseReason::AuthenticationTimeout,
+            ),
+            Tick::Stale => self.err_and_close("Stale Connection", LeafCloseReason::StaleConnection),
+            Tick::Ping => self.out.buf().extend_from_slice(proto::PING),
         }
-        if now < self.next_ping {
-            return;
-        }
-        self.next_ping = now + self.cfg.ping_interval;
-        if self.pings_out + 1 > self.cfg.ping_max {
-            self.err_and_close("Stale Connection", LeafCloseReason::StaleConnection);
-            return;
-        }
-        self.pings_out += 1;
-        self.rtt_start = Some(now);
-        self.out.buf().extend_from_slice(proto::PING);
     }
 
     /// The next chunk of bytes for the peer, if any.
@@ -527,10 +617,6 @@ impl LeafConn {
         if self.closed {
             return None;
         }
-        let ping = (self.next_ping, LeafTimer::Ping);
-        match self.auth_deadline {
-            Some(a) if a < ping.0 => Some((a, LeafTimer::Auth)),
-            _ => Some(ping),
-        }
+        Some(self.keepalive.poll_timeout())
     }
 }

@@ -47,6 +47,18 @@ fn feed(c: &mut LeafConn, now: Instant, bytes: &[u8]) -> Vec<LeafEvent> {
     ev
 }
 
+/// A leaf-side machine for the global account, without URL credentials.
+fn global_leaf(now: Instant) -> LeafConn {
+    let mut leaf_cfg = (*settings(LeafAuth::default())).clone();
+    leaf_cfg.info.server_id = "LEAFID".into();
+    let role = LeafRole::Solicited {
+        user: None,
+        pass: None,
+        account: "$G".into(),
+    };
+    LeafConn::new(now, 9, Arc::new(leaf_cfg), role, 2)
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -205,4 +217,87 @@ fn auth_binds_accounts() {
     assert_eq!(single.authorize("u", "p").as_deref(), Some("A"));
     assert_eq!(single.authorize("u", "x"), None);
     assert_eq!(single.authorize("", ""), None);
+}
+
+/// A remote's deny lists: no `LS+` for a denied import, a message on one dropped; a literal
+/// `LS+` on a denied export ignored, and no message on one sent under a wildcard.
+#[test]
+#[allow(clippy::disallowed_methods)] // any start instant will do
+fn deny_lists_filter_interest_and_messages() {
+    use crate::options::{Permissions, SubjectPermission};
+    let now = Instant::now();
+    let mut hub = LeafConn::new(now, 4, settings(LeafAuth::default()), LeafRole::Accepted, 1);
+    let mut leaf = global_leaf(now);
+    let deny = |d: &str| {
+        Some(SubjectPermission {
+            allow: Vec::new(),
+            deny: vec![d.into()],
+        })
+    };
+    leaf.set_permissions(Arc::new(PermissionChecker::new(&Permissions {
+        publish: deny("out.secret.>"),
+        subscribe: deny("in.secret.>"),
+        allow_responses: None,
+    })));
+    feed(&mut leaf, now, &drain_out(&mut hub));
+    leaf.send_sub(b"in.secret.a", None);
+    leaf.send_sub(b"in.>", None);
+    let wire = text(&drain_out(&mut leaf));
+    assert!(
+        !wire.contains("LS+ in.secret.a") && wire.ends_with("LS+ in.>\r\n"),
+        "{wire}"
+    );
+
+    let ev = feed(
+        &mut leaf,
+        now,
+        b"LS+ out.secret.x\r\nLS+ out.>\r\nLMSG in.secret.a 2\r\nno\r\nLMSG in.b 2\r\nok\r\n",
+    );
+    assert!(
+        matches!(&ev[..], [LeafEvent::RemoteSub(s), LeafEvent::Msg(m)]
+            if &s.subject[..] == b"out.>" && &m.subject[..] == b"in.b"),
+        "{ev:?}"
+    );
+    leaf.send_msg_from(b"out.secret.y", None, &[], None, (b"no", None));
+    leaf.send_msg_from(b"out.z", None, &[], None, (b"ok", None));
+    assert_eq!(text(&drain_out(&mut leaf)), "LMSG out.z 2\r\nok\r\n");
+}
+
+/// Our own `$LDS.` subject coming back closes the link with nats-server's text; the peer's
+/// report of a loop marks the link too (its dialer waits before redialing).
+#[test]
+#[allow(clippy::disallowed_methods)] // any start instant will do
+fn own_loop_subject_coming_back_is_a_loop() {
+    let now = Instant::now();
+    let mut hub = LeafConn::new(now, 4, settings(LeafAuth::default()), LeafRole::Accepted, 1);
+    feed(
+        &mut hub,
+        now,
+        b"CONNECT {\"server_id\":\"L\",\"name\":\"l\"}\r\n",
+    );
+    drain_out(&mut hub);
+    hub.set_loop_subject(Bytes::from_static(b"$LDS.abc"));
+    assert_eq!(text(&drain_out(&mut hub)), "LS+ $LDS.abc\r\n");
+    let ev = feed(&mut hub, now, b"LS+ $LDS.other\r\nLS+ $LDS.abc\r\n");
+    assert!(
+        matches!(
+            &ev[..],
+            [
+                LeafEvent::RemoteSub(_),
+                LeafEvent::Closed(LeafCloseReason::ProtocolViolation)
+            ]
+        ),
+        "{ev:?}"
+    );
+    assert!(hub.loop_detected());
+    assert_eq!(
+        text(&drain_out(&mut hub)),
+        "-ERR 'Loop detected for leafnode account=\"$G\". Delaying attempt to reconnect for 30s'\r\n"
+    );
+
+    let mut leaf = global_leaf(now);
+    let mut hub2 = LeafConn::new(now, 5, settings(LeafAuth::default()), LeafRole::Accepted, 3);
+    feed(&mut leaf, now, &drain_out(&mut hub2));
+    feed(&mut leaf, now, b"-ERR 'Loop detected for leafnode account=\"$G\". Delaying attempt to reconnect for 30s'\r\n");
+    assert!(leaf.is_closed() && leaf.loop_detected());
 }

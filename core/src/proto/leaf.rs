@@ -38,6 +38,10 @@ pub fn parser(max_control_line: u32, max_payload: u32, account: Bytes) -> RouteP
 struct LeafConnectJson<'a> {
     version: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
+    jwt: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    sig: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
     user: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     pass: &'a str,
@@ -48,11 +52,13 @@ struct LeafConnectJson<'a> {
     headers: bool,
 }
 
-/// Writes the leaf's `CONNECT {json}\r\n` from `c`'s `version`, `user`, `pass`,
+/// Writes the leaf's `CONNECT {json}\r\n` from `c`'s `version`, `jwt`, `sig`, `user`, `pass`,
 /// `tls_required`, `server_id`, `name` (the server name), `cluster` and `headers`.
 pub fn encode_leaf_connect(out: &mut BytesMut, c: &RouteConnect) {
     let body = LeafConnectJson {
         version: &c.version,
+        jwt: &c.jwt,
+        sig: &c.sig,
         user: &c.user,
         pass: &c.pass,
         tls_required: c.tls_required,

@@ -8,35 +8,200 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use natsd_core::account::Account;
-use natsd_core::leaf::{LeafCloseReason, LeafConn, LeafEvent, LeafRole};
+use natsd_core::auth::PermissionChecker;
+use natsd_core::leaf::{LeafCloseReason, LeafConn, LeafCredentials, LeafEvent, LeafRole};
 use natsd_core::rng::SplitMix64;
 use natsd_core::router::{self, MatchCache, Message, PendingFlush, Publisher};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::tls::{LeafTlsClient, LeafTlsServer};
+use crate::link::LinkIo;
+use crate::tls::TlsError;
+
 use super::{LeafEntry, LeafHandle};
+use crate::link::{sleep_until, write_loop};
 use crate::server::{lock, Shared};
 use crate::transport::now;
 
 const READ_BUF: usize = 32 * 1024;
-/// Chunks per vectored write.
-const MAX_IOVECS: usize = 64;
 /// Time a closing link gets to flush its last bytes (a final -ERR).
 const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
-/// Runs one leaf link to completion. `role` says which side we are.
-pub(crate) async fn run<S>(srv: Arc<Shared>, stream: S, peer: SocketAddr, role: LeafRole)
+/// Bound on the wait for a hub's first INFO (nats-server 2.10 calls it `first_info_timeout`).
+const FIRST_INFO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a dialed link is set up with from its `remotes` entry.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LinkSetup {
+    /// The deny lists, as permissions (see [`LeafConn::set_permissions`]).
+    pub(crate) perms: Option<Arc<PermissionChecker>>,
+    /// A `.creds` file.
+    pub(crate) creds: Option<Arc<LeafCredentials>>,
+}
+
+/// How a link's TLS goes (see [`super::tls`]).
+#[derive(Debug)]
+pub(crate) enum LinkTls {
+    /// We are the hub without TLS.
+    Plain,
+    /// We are the hub, with `leafnodes { tls }`: our INFO goes out in the clear, then we
+    /// upgrade as TLS server.
+    Hub(Arc<LeafTlsServer>),
+    /// We are the leaf: the hub's INFO is read in the clear, then we upgrade as TLS client
+    /// when `wanted` (a `tls` block or a `tls://` URL) or when the INFO asks for it.
+    Leaf {
+        client: Option<Arc<LeafTlsClient>>,
+        host: String,
+        wanted: bool,
+    },
+}
+
+/// Runs one leaf link to completion. `role` says which side we are. Returns whether it
+/// closed over a loop (the dialer then waits
+/// [`natsd_core::leaf::LOOP_RECONNECT_DELAY`]).
+pub(crate) async fn run<S>(
+    srv: Arc<Shared>,
+    stream: S,
+    peer: SocketAddr,
+    role: LeafRole,
+    tls: LinkTls,
+    setup: LinkSetup,
+) -> bool
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let leafs = Arc::clone(&srv.leafs);
-    let Some(cfg) = leafs.settings() else { return };
-    let id = srv.next_conn_id();
-    let solicited = role != LeafRole::Accepted;
+    let Some(cfg) = leafs.settings() else {
+        return false;
+    };
     let mut rng = SplitMix64::new(srv.next_seed());
-    let handle = LeafHandle::new(LeafConn::new(now(), id, cfg, role, rng.next_u64()));
+    let mut conn = LeafConn::new(now(), srv.next_conn_id(), cfg, role, rng.next_u64());
+    if let Some(p) = setup.perms {
+        conn.set_permissions(p);
+    }
+    if let Some(c) = setup.creds {
+        conn.set_credentials(c);
+    }
+    let handle = LeafHandle::new(conn);
     if leafs.shutting_down.load(Ordering::Acquire) {
         handle.close(LeafCloseReason::ServerShutdown);
     }
+    connect(srv, Arc::clone(&handle), stream, peer, tls, rng).await;
+    let looped = lock(&handle.conn).loop_detected();
+    looped
+}
+
+/// The TLS upgrade, if any, then the link.
+async fn connect<S>(
+    srv: Arc<Shared>,
+    handle: Arc<LeafHandle>,
+    mut stream: S,
+    peer: SocketAddr,
+    tls: LinkTls,
+    rng: SplitMix64,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let id = handle.id;
+    let mut buf = BytesMut::with_capacity(READ_BUF);
+    match tls {
+        LinkTls::Plain => drive(srv, handle, stream, buf, peer, rng).await,
+        LinkTls::Hub(t) => {
+            // Go: createLeafNode — INFO in the clear, then the server handshake.
+            let mut info = std::collections::VecDeque::new();
+            handle.take_output(&mut info);
+            for chunk in info {
+                if stream.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+            match t.accept(stream).await {
+                Ok(s) => drive(srv, handle, s, buf, peer, rng).await,
+                Err(e) => tls_failed(id, peer, &e),
+            }
+        }
+        LinkTls::Leaf {
+            client,
+            host,
+            wanted,
+        } => {
+            match tokio::time::timeout(FIRST_INFO_TIMEOUT, read_line(&mut stream, &mut buf)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(lid = id, %peer, "leafnode connection closed before INFO: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::error!(lid = id, %peer, "Leafnode connection closed: did not receive INFO in time");
+                    return;
+                }
+            }
+            // The INFO is handled before the upgrade: the CONNECT it queues waits for the
+            // writer, which starts on the upgraded stream.
+            handle.with(|c| c.handle_input(now(), &mut buf));
+            let (closed, asked) = {
+                let c = lock(&handle.conn);
+                (c.is_closed(), c.peer_tls_required())
+            };
+            if closed || !(wanted || asked) {
+                return drive(srv, handle, stream, buf, peer, rng).await;
+            }
+            let client = match client {
+                Some(c) => c,
+                None => match LeafTlsClient::new(None) {
+                    Ok(c) => Arc::new(c),
+                    Err(e) => return tls_failed(id, peer, &e),
+                },
+            };
+            match client.connect(&host, stream).await {
+                Ok(s) => drive(srv, handle, s, buf, peer, rng).await,
+                Err(e) => tls_failed(id, peer, &e),
+            }
+        }
+    }
+}
+
+fn tls_failed(id: u64, peer: SocketAddr, e: &TlsError) {
+    // Go: "TLS leafnode handshake error: %v", then the close with its reason.
+    tracing::error!(lid = id, %peer, "TLS leafnode handshake error: {e}");
+    tracing::info!(lid = id, %peer, "Leafnode connection closed: {}", LeafCloseReason::TlsHandshakeError);
+}
+
+/// Reads until `buf` holds a whole line (the hub's INFO), within the control-line bound.
+async fn read_line<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+) -> std::io::Result<()> {
+    const MAX_LINE: usize = 64 * 1024;
+    while !buf.windows(2).any(|w| w == b"\r\n") {
+        if buf.len() > MAX_LINE {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "INFO line too long",
+            ));
+        }
+        buf.reserve(4096);
+        if stream.read_buf(buf).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(())
+}
+
+/// Runs the link over `stream` (plain or upgraded). `buf` may already hold input.
+async fn drive<S>(
+    srv: Arc<Shared>,
+    handle: Arc<LeafHandle>,
+    stream: S,
+    mut buf: BytesMut,
+    peer: SocketAddr,
+    rng: SplitMix64,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let leafs = Arc::clone(&srv.leafs);
+    let id = handle.id;
+    let solicited = lock(&handle.conn).is_solicited();
     let (mut rd, wr) = tokio::io::split(stream);
     let writer = tokio::spawn(write_loop(
         wr,
@@ -51,7 +216,7 @@ where
         peer,
         solicited,
     };
-    let mut buf = BytesMut::with_capacity(READ_BUF);
+    let mut input_waiting = !buf.is_empty();
     let reason = loop {
         if let Some(r) = process(&srv, &handle, &mut ctx) {
             break r;
@@ -63,24 +228,19 @@ where
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(READ_BUF);
         }
+        if std::mem::take(&mut input_waiting) {
+            if let Some(r) = eat(&srv, &handle, &mut ctx, &mut buf) {
+                break r;
+            }
+            continue;
+        }
         let mut closed_by_input = None;
         tokio::select! {
             biased;
             () = handle.close.notified() => {}
             r = rd.read_buf(&mut buf) => match r {
                 Ok(0) => handle.close(LeafCloseReason::ClientClosed),
-                Ok(_) => loop {
-                    let more = handle.with(|c| c.handle_input(now(), &mut buf));
-                    // The close event is queued once: dropping it here would leave the
-                    // loop reading a dead socket forever (EOF returns at once).
-                    if let Some(r) = process(&srv, &handle, &mut ctx) {
-                        closed_by_input = Some(r);
-                        break;
-                    }
-                    if !more {
-                        break;
-                    }
-                },
+                Ok(_) => closed_by_input = eat(&srv, &handle, &mut ctx, &mut buf),
                 Err(_) => handle.close(LeafCloseReason::ReadError),
             },
             () = sleep_until(deadline) => handle.with(|c| c.handle_timeout(now())),
@@ -109,6 +269,27 @@ where
         None => tracing::debug!(lid = id, %peer, "Leafnode connection closed: {reason}"),
     }
     let _ = tokio::time::timeout(CLOSE_FLUSH, writer).await;
+}
+
+/// Feeds `buf` to the machine, acting on its events between ops. Returns the close reason
+/// once it closed.
+fn eat(
+    srv: &Arc<Shared>,
+    handle: &Arc<LeafHandle>,
+    ctx: &mut Ctx,
+    buf: &mut BytesMut,
+) -> Option<LeafCloseReason> {
+    loop {
+        let more = handle.with(|c| c.handle_input(now(), buf));
+        // The close event is queued once: dropping it here would leave the loop reading a
+        // dead socket forever (EOF returns at once).
+        if let Some(r) = process(srv, handle, ctx) {
+            return Some(r);
+        }
+        if !more {
+            return None;
+        }
+    }
 }
 
 struct Ctx {
@@ -141,6 +322,8 @@ fn process(srv: &Arc<Shared>, h: &Arc<LeafHandle>, ctx: &mut Ctx) -> Option<Leaf
                     continue;
                 };
                 ctx.account = Some((Bytes::from(account.clone()), acc));
+                let lds = srv.leafs.loop_subject(&account, srv.next_seed());
+                h.with(|c| c.set_loop_subject(lds));
                 // Go: leafnode.go — "Leafnode connection created[ for account: X]".
                 if ctx.solicited {
                     tracing::info!(lid = h.id, peer = %ctx.peer, "Leafnode connection created for account: {account}");
@@ -213,72 +396,5 @@ fn tell_routes<'a>(
     for ((acc, subject, queue), added) in changes {
         srv.cluster
             .local_interest(acc, subject, queue.as_deref(), added);
-    }
-}
-
-/// Writes what the machine queues; a write that makes no progress within the write deadline
-/// closes the link as a slow consumer.
-async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, h: Arc<LeafHandle>, deadline: Duration) {
-    let mut chunks: std::collections::VecDeque<Bytes> = std::collections::VecDeque::new();
-    loop {
-        let closed = {
-            let mut c = lock(&h.conn);
-            while let Some(b) = c.poll_transmit() {
-                chunks.push_back(b);
-            }
-            c.is_closed()
-        };
-        if chunks.is_empty() {
-            if closed {
-                break;
-            }
-            h.write.notified().await;
-            continue;
-        }
-        while !chunks.is_empty() {
-            let slices: Vec<std::io::IoSlice<'_>> = chunks
-                .iter()
-                .take(MAX_IOVECS)
-                .map(|b| std::io::IoSlice::new(b))
-                .collect();
-            match tokio::time::timeout(deadline, wr.write_vectored(&slices)).await {
-                Ok(Ok(n)) if n > 0 => {
-                    drop(slices);
-                    advance(&mut chunks, n);
-                }
-                Ok(_) => {
-                    h.close(LeafCloseReason::WriteError);
-                    return;
-                }
-                Err(_) => {
-                    h.close(LeafCloseReason::SlowConsumerWriteDeadline);
-                    return;
-                }
-            }
-        }
-    }
-    let _ = wr.flush().await;
-    let _ = wr.shutdown().await;
-}
-
-fn advance(chunks: &mut std::collections::VecDeque<Bytes>, mut n: usize) {
-    while n > 0 {
-        let Some(front) = chunks.front_mut() else {
-            return;
-        };
-        if n >= front.len() {
-            n -= front.len();
-            chunks.pop_front();
-        } else {
-            let _ = front.split_to(n);
-            n = 0;
-        }
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }

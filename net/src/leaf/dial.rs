@@ -5,11 +5,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use natsd_core::leaf::{LeafAuth, LeafRole, LeafSettings, GLOBAL_ACCOUNT};
-use natsd_core::options::{LeafConfig, LeafRemote, Options};
+use natsd_core::auth::PermissionChecker;
+use natsd_core::leaf::{LeafAuth, LeafCredentials, LeafRole, LeafSettings, GLOBAL_ACCOUNT};
+use natsd_core::options::{LeafConfig, LeafRemote, Options, Permissions, SubjectPermission};
 use natsd_core::proto::leaf::RouteInfo;
 use tokio::sync::watch;
 
+use super::conn::{LinkSetup, LinkTls};
+use super::tls::{LeafTlsClient, LeafTlsServer};
 use crate::route::RouteUrl;
 use crate::server::{ServerError, Shared, NATS_COMPAT_VERSION};
 use crate::transport::Transport;
@@ -40,6 +43,8 @@ fn settings(srv: &Shared, opts: &Options, c: &LeafConfig, port: u16) -> LeafSett
         port,
         headers: true,
         max_payload: i32::try_from(opts.max_payload).unwrap_or(i32::MAX),
+        tls_required: c.tls.is_some(),
+        tls_verify: c.tls.as_ref().is_some_and(|t| t.verify),
         leafnode_urls: if c.no_advertise {
             Vec::new()
         } else {
@@ -90,6 +95,43 @@ pub(crate) async fn start<T: Transport>(
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(ServerError::Config)?;
+    let hub_tls = match &c.tls {
+        Some(t) if c.port.is_some() => {
+            Some(Arc::new(LeafTlsServer::new(t).map_err(|e| {
+                ServerError::Config(format!("leafnode tls: {e}"))
+            })?))
+        }
+        _ => None,
+    };
+    let remote_tls = c
+        .remotes
+        .iter()
+        .map(|r| {
+            let wanted = r.tls.is_some() || r.urls.iter().any(|u| u.starts_with("tls://"));
+            wanted
+                .then(|| LeafTlsClient::new(r.tls.as_ref()).map(Arc::new))
+                .transpose()
+                .map_err(|e| ServerError::Config(format!("leafnode remote tls: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let remote_creds = c
+        .remotes
+        .iter()
+        .map(|r| {
+            r.credentials
+                .as_ref()
+                .map(|path| {
+                    std::fs::read_to_string(path)
+                        .map_err(|e| e.to_string())
+                        .and_then(|t| LeafCredentials::parse(&t))
+                        .map(Arc::new)
+                        .map_err(|e| {
+                            ServerError::Config(format!("leafnode credentials {path:?}: {e}"))
+                        })
+                })
+                .transpose()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut task = None;
     let mut port = 0;
     let mut listener = None;
@@ -110,31 +152,43 @@ pub(crate) async fn start<T: Transport>(
         .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(settings(srv, opts, c, port)));
     if let Some(listener) = listener {
         let accept_srv = Arc::clone(srv);
-        let mut stop = shutdown.clone();
-        task = Some(tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    r = T::accept(&listener) => match r {
-                        Ok((stream, peer)) => {
-                            let srv = Arc::clone(&accept_srv);
-                            tokio::spawn(super::conn::run(srv, stream, peer, LeafRole::Accepted));
-                        }
-                        Err(e) => {
-                            tracing::error!("Error accepting leafnode connection: {e}");
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                        }
-                    },
-                    _ = stop.changed() => break,
-                }
-            }
-        }));
+        task = Some(crate::link::spawn_accept_loop::<T, _>(
+            listener,
+            shutdown.clone(),
+            "leafnode",
+            move |stream, peer| {
+                let srv = Arc::clone(&accept_srv);
+                let tls = hub_tls.clone().map_or(LinkTls::Plain, LinkTls::Hub);
+                tokio::spawn(super::conn::run(
+                    srv,
+                    stream,
+                    peer,
+                    LeafRole::Accepted,
+                    tls,
+                    LinkSetup::default(),
+                ));
+            },
+        ));
     }
-    for (remote, urls) in c.remotes.iter().zip(remotes) {
+    for (((remote, urls), tls), creds) in c
+        .remotes
+        .iter()
+        .zip(remotes)
+        .zip(remote_tls)
+        .zip(remote_creds)
+    {
         if !urls.is_empty() {
-            spawn_remote::<T>(Arc::clone(srv), remote.clone(), urls, c.reconnect);
+            let auth = RemoteAuth { tls, creds };
+            spawn_remote::<T>(Arc::clone(srv), remote.clone(), urls, auth, c.reconnect);
         }
     }
     Ok(task)
+}
+
+/// What a remote's links authenticate and protect themselves with.
+struct RemoteAuth {
+    tls: Option<Arc<LeafTlsClient>>,
+    creds: Option<Arc<LeafCredentials>>,
 }
 
 /// Dials a remote's URLs in turn, forever: runs the link, then waits `reconnect` (plus
@@ -143,8 +197,25 @@ fn spawn_remote<T: Transport>(
     srv: Arc<Shared>,
     remote: LeafRemote,
     urls: Vec<RouteUrl>,
+    auth: RemoteAuth,
     reconnect: Duration,
 ) {
+    let RemoteAuth { tls, creds } = auth;
+    // Go: leafnode.go — a remote's deny lists become the link's permissions.
+    let setup = LinkSetup {
+        perms: (!remote.deny_exports.is_empty() || !remote.deny_imports.is_empty()).then(|| {
+            let deny = |d: &[String]| SubjectPermission {
+                allow: Vec::new(),
+                deny: d.to_vec(),
+            };
+            Arc::new(PermissionChecker::new(&Permissions {
+                publish: Some(deny(&remote.deny_exports)),
+                subscribe: Some(deny(&remote.deny_imports)),
+                allow_responses: None,
+            }))
+        }),
+        creds,
+    };
     tokio::spawn(async move {
         let account = remote
             .account
@@ -152,10 +223,13 @@ fn spawn_remote<T: Transport>(
             .unwrap_or_else(|| GLOBAL_ACCOUNT.to_owned());
         let mut i = 0usize;
         let mut wait = false;
+        // Go: leafnode.go setConnectDelay — after a loop, the next attempt waits longer.
+        let mut delay: Option<Duration> = None;
         loop {
             if wait {
                 let jitter = srv.next_seed() % RECONNECT_JITTER_MS;
-                tokio::time::sleep(reconnect + Duration::from_millis(jitter)).await;
+                let pause = delay.take().unwrap_or(reconnect);
+                tokio::time::sleep(pause + Duration::from_millis(jitter)).await;
             }
             wait = true;
             if srv.leafs.shutting_down.load(Ordering::Acquire) {
@@ -177,7 +251,17 @@ fn spawn_remote<T: Transport>(
                         pass: url.pass.clone(),
                         account: account.clone(),
                     };
-                    super::conn::run(Arc::clone(&srv), stream, addr, role).await;
+                    let tls = LinkTls::Leaf {
+                        client: tls.clone(),
+                        host: url.host.clone(),
+                        wanted: tls.is_some(),
+                    };
+                    let looped =
+                        super::conn::run(Arc::clone(&srv), stream, addr, role, tls, setup.clone())
+                            .await;
+                    if looped {
+                        delay = Some(natsd_core::leaf::LOOP_RECONNECT_DELAY);
+                    }
                 }
                 Err(e) => {
                     // Go: "Error trying to connect as leafnode to remote server %q (attempt %v): %v".

@@ -14,6 +14,7 @@
 pub(crate) mod conn;
 pub(crate) mod dial;
 mod monitor;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -82,6 +83,27 @@ impl LeafHandle {
 
     pub(crate) fn close(&self, reason: LeafCloseReason) {
         self.with(|c| c.close(reason));
+    }
+}
+
+impl crate::link::LinkIo for LeafHandle {
+    fn link_id(&self) -> u64 {
+        self.id
+    }
+
+    fn take_output(&self, out: &mut std::collections::VecDeque<Bytes>) -> bool {
+        crate::link::take_output(&self.conn, out)
+    }
+
+    fn write_wakeup(&self) -> &Notify {
+        &self.write
+    }
+
+    fn write_failed(&self, why: crate::link::WriteFailure) {
+        self.close(match why {
+            crate::link::WriteFailure::Error => LeafCloseReason::WriteError,
+            crate::link::WriteFailure::Deadline => LeafCloseReason::SlowConsumerWriteDeadline,
+        });
     }
 }
 
@@ -156,6 +178,8 @@ pub(crate) struct Leafs {
     pub(crate) state: Mutex<LeafState>,
     pub(crate) addr: Mutex<Option<SocketAddr>>,
     pub(crate) shutting_down: AtomicBool,
+    /// Our `$LDS.` subject per account, made on first use.
+    loop_subjects: Mutex<BTreeMap<String, Bytes>>,
 }
 
 impl Leafs {
@@ -166,6 +190,7 @@ impl Leafs {
             state: Mutex::new(LeafState::default()),
             addr: Mutex::new(None),
             shutting_down: AtomicBool::new(false),
+            loop_subjects: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -173,6 +198,25 @@ impl Leafs {
         self.settings
             .read()
             .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// This server's loop-detection subject for `account` (Go: account.go getLDSubject, a
+    /// `$LDS.` prefix and a random id); `seed` makes it when the account has none yet.
+    pub(crate) fn loop_subject(&self, account: &str, seed: u64) -> Bytes {
+        const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        lock(&self.loop_subjects)
+            .entry(account.to_owned())
+            .or_insert_with(|| {
+                let mut rng = natsd_core::rng::SplitMix64::new(seed);
+                let mut s = natsd_core::leaf::LOOP_DETECTION_PREFIX.to_owned();
+                for _ in 0..22 {
+                    s.push(char::from(
+                        ALPHABET[rng.below(ALPHABET.len() as u64) as usize],
+                    ));
+                }
+                Bytes::from(s)
+            })
             .clone()
     }
 

@@ -12,17 +12,16 @@ use natsd_core::proto::route::RoutedMsg;
 use natsd_core::rng::SplitMix64;
 use natsd_core::route::{RouteCloseReason, RouteConn, RouteEvent, RouteRole};
 use natsd_core::router::{self, MatchCache, Message, PendingFlush, Publisher, Stall};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use super::{RouteEntry, RouteHandle, RouteUrl};
+use crate::link::{sleep_until, write_loop};
 use crate::server::{lock, Shared};
 use crate::transport::now;
 
 const READ_BUF: usize = 32 * 1024;
 /// Routed messages parsed under one lock of the route's machine before they are delivered.
 const MSG_RUN: usize = 64;
-/// Chunks per vectored write (Linux's IOV_MAX is 1024).
-const MAX_IOVECS: usize = 64;
 /// Time a closing route gets to flush its last bytes (a final -ERR).
 const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
@@ -395,105 +394,4 @@ fn name_changed(srv: &Shared, id: u64, name: String, dynamic: bool) {
         h.close(RouteCloseReason::ClusterNameConflict);
     }
     srv.update_client_urls();
-}
-
-/// Go: client.go flushOutbound → handleWriteTimeout — a route is a slow consumer when a write
-/// makes no progress at all within the write deadline (a peer that stopped reading); a write
-/// that progresses slowly is given more time, as nats-server closes routes only when nothing
-/// was written.
-async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, h: Arc<RouteHandle>, deadline: Duration) {
-    let mut chunks: std::collections::VecDeque<Bytes> = std::collections::VecDeque::new();
-    loop {
-        let closed = {
-            let mut c = lock(&h.conn);
-            while let Some(b) = c.poll_transmit() {
-                chunks.push_back(b);
-            }
-            c.is_closed()
-        };
-        if chunks.is_empty() {
-            if closed {
-                break;
-            }
-            h.write.notified().await;
-            continue;
-        }
-        // Everything taken goes out in vectored writes (a control line and a shared payload
-        // are separate chunks); a partial write leaves the rest of the front chunk.
-        while !chunks.is_empty() {
-            let slices: Vec<std::io::IoSlice<'_>> = chunks
-                .iter()
-                .take(MAX_IOVECS)
-                .map(|b| std::io::IoSlice::new(b))
-                .collect();
-            match tokio::time::timeout(deadline, wr.write_vectored(&slices)).await {
-                Ok(Ok(n)) if n > 0 => {
-                    drop(slices);
-                    advance(&mut chunks, n);
-                }
-                Ok(_) => {
-                    h.close(RouteCloseReason::WriteError);
-                    return;
-                }
-                Err(_) => {
-                    let bytes: usize = chunks.iter().map(Bytes::len).sum();
-                    // Go: client.go handleWriteTimeout (Noticef), word for word.
-                    tracing::info!(
-                        rid = h.id,
-                        "Slow Consumer Detected: WriteDeadline of {deadline:?} exceeded with {} chunks of {bytes} total bytes.",
-                        chunks.len()
-                    );
-                    h.close(RouteCloseReason::SlowConsumerWriteDeadline);
-                    return;
-                }
-            }
-        }
-    }
-    let _ = wr.flush().await;
-    let _ = wr.shutdown().await;
-}
-
-/// Drops `n` written bytes from the front of `chunks`.
-fn advance(chunks: &mut std::collections::VecDeque<Bytes>, mut n: usize) {
-    while n > 0 {
-        let Some(front) = chunks.front_mut() else {
-            return;
-        };
-        if n >= front.len() {
-            n -= front.len();
-            chunks.pop_front();
-        } else {
-            let _ = front.split_to(n);
-            n = 0;
-        }
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn advance_drops_written_bytes_across_chunks() {
-        let mut q: std::collections::VecDeque<Bytes> = ["RMSG a b 5\r\n", "hello", "\r\n"]
-            .into_iter()
-            .map(|s| Bytes::from_static(s.as_bytes()))
-            .collect();
-        advance(&mut q, 3);
-        assert_eq!(q[0], "G a b 5\r\n");
-        advance(&mut q, 9 + 2);
-        assert_eq!(q.len(), 2);
-        assert_eq!(q[0], "llo");
-        advance(&mut q, 5);
-        assert!(q.is_empty());
-        advance(&mut q, 1);
-        assert!(q.is_empty());
-    }
 }

@@ -154,36 +154,27 @@ pub(crate) async fn start<T: Transport>(
     tracing::info!("Cluster name is {}", srv.cluster.name());
     tracing::info!("Listening for route connections on {bound}");
     let accept_srv = Arc::clone(srv);
-    let mut stop = shutdown.clone();
-    let task = tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                r = T::accept(&listener) => match r {
-                    Ok((stream, peer)) => {
-                        let srv = Arc::clone(&accept_srv);
-                        tokio::spawn(async move {
-                            let again = match srv.cluster.tls.get().cloned() {
-                                None => conn::run(Arc::clone(&srv), stream, peer, None).await,
-                                Some(tls) => match tls.accept(stream).await {
-                                    Ok(s) => conn::run(Arc::clone(&srv), s, peer, None).await,
-                                    Err(e) => {
-                                        tracing::error!(%peer, "route TLS handshake error: {e}");
-                                        None
-                                    }
-                                },
-                            };
-                            redial::<T>(srv, again);
-                        });
-                    }
-                    Err(e) => {
-                        tracing::error!("Error accepting route connection: {e}");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                },
-                _ = stop.changed() => break,
-            }
-        }
-    });
+    let task = crate::link::spawn_accept_loop::<T, _>(
+        listener,
+        shutdown.clone(),
+        "route",
+        move |stream, peer| {
+            let srv = Arc::clone(&accept_srv);
+            tokio::spawn(async move {
+                let again = match srv.cluster.tls.get().cloned() {
+                    None => conn::run(Arc::clone(&srv), stream, peer, None).await,
+                    Some(tls) => match tls.accept(stream).await {
+                        Ok(s) => conn::run(Arc::clone(&srv), s, peer, None).await,
+                        Err(e) => {
+                            tracing::error!(%peer, "route TLS handshake error: {e}");
+                            None
+                        }
+                    },
+                };
+                redial::<T>(srv, again);
+            });
+        },
+    );
     for url in routes {
         spawn_dial::<T>(
             Arc::clone(srv),

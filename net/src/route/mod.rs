@@ -106,6 +106,27 @@ impl RouteHandle {
     }
 }
 
+impl crate::link::LinkIo for RouteHandle {
+    fn link_id(&self) -> u64 {
+        self.id
+    }
+
+    fn take_output(&self, out: &mut std::collections::VecDeque<Bytes>) -> bool {
+        crate::link::take_output(&self.conn, out)
+    }
+
+    fn write_wakeup(&self) -> &Notify {
+        &self.write
+    }
+
+    fn write_failed(&self, why: crate::link::WriteFailure) {
+        self.close(match why {
+            crate::link::WriteFailure::Error => RouteCloseReason::WriteError,
+            crate::link::WriteFailure::Deadline => RouteCloseReason::SlowConsumerWriteDeadline,
+        });
+    }
+}
+
 impl RouteSink for RouteHandle {
     fn route_id(&self) -> u64 {
         self.id

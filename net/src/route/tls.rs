@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use natsd_core::options::TlsConfig;
-use rustls::pki_types::ServerName;
 use rustls::server::WebPkiClientVerifier;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::{client, server, TlsAcceptor, TlsConnector};
@@ -68,10 +67,7 @@ impl RouteTls {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        tokio::time::timeout(self.timeout, self.acceptor.accept(tcp))
-            .await
-            .map_err(|_| TlsError::Handshake("timeout".to_owned()))?
-            .map_err(|e| TlsError::Handshake(e.to_string()))
+        crate::tls::accept_within(&self.acceptor, self.timeout, tcp).await
     }
 
     /// Client side of the handshake on a dialed route; the peer's certificate must name `host`
@@ -84,12 +80,6 @@ impl RouteTls {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let name = ServerName::try_from(host.to_owned())
-            .map_err(|e| TlsError::Handshake(format!("server name {host:?}: {e}")))?;
-        tokio::time::timeout(self.timeout, self.connector.connect(name, tcp))
-            .await
-            .map_err(|_| TlsError::Handshake("timeout".to_owned()))?
-            .map_err(|e| TlsError::Handshake(e.to_string()))
+        crate::tls::connect_within(&self.connector, self.timeout, host, tcp).await
     }
 }

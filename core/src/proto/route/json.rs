@@ -192,6 +192,12 @@ pub struct RouteConnect {
     /// Leaf nodes only: the soliciting server's id (`name` is then its server name).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub server_id: String,
+    /// Leaf nodes only: the user JWT of a `.creds` remote.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub jwt: String,
+    /// Leaf nodes only: the INFO nonce signed with the `.creds` seed (raw URL-safe base64).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub sig: String,
 }
 
 fn is_false(b: &bool) -> bool {
