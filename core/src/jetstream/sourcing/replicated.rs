@@ -233,6 +233,15 @@ pub fn cursors(rs: &mut ReplicatedStream) -> Vec<Cursor> {
     out
 }
 
+/// Leader: forgets every cursor, so the next [`cursors`] computes them from the store (a
+/// replica that starts leading: what it remembers from an earlier term of its own is stale).
+pub fn reset(rs: &mut ReplicatedStream) {
+    for st in rs.stream.mirror.iter_mut().chain(&mut rs.stream.sources) {
+        st.next = None;
+        st.more = false;
+    }
+}
+
 /// Leader: the origin could not be read (no replica answered): the source shows inactive
 /// from then on until a read succeeds.
 pub fn unreachable(rs: &mut ReplicatedStream, slot: Option<usize>) {

@@ -69,6 +69,7 @@ mod effects;
 mod machine;
 mod mixed;
 mod replicas;
+mod sourcing;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -178,6 +179,8 @@ pub(crate) struct JsCluster {
     raft_root: PathBuf,
     /// Placement's seeded generator.
     rng: Mutex<SplitMix64>,
+    /// The stream groups whose sourcing task runs (see [`sourcing`]).
+    sourcing: Mutex<BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for JsCluster {
@@ -267,6 +270,7 @@ pub(crate) fn start(srv: &Arc<Shared>, root: &Path) -> Result<(), String> {
             streams: Mutex::new(BTreeMap::new()),
             raft_root: dir,
             rng: Mutex::new(SplitMix64::new(seed)),
+            sourcing: Mutex::new(BTreeSet::new()),
         });
         c.subscribe(&srv2, &sys, &(sink as Arc<dyn InternalSink>));
         let opts = srv2.opts();
@@ -302,6 +306,7 @@ pub(crate) fn start(srv: &Arc<Shared>, root: &Path) -> Result<(), String> {
                     return;
                 }
                 c.tick_leaders();
+                c.tick_sourcing();
             }
         });
         c.run(inbound, stopped).await;
@@ -358,6 +363,7 @@ impl JsCluster {
             bus::HEARTBEAT.to_owned(),
             format!("{}{}", bus::ELECT_PREFIX, self.node),
             bus::META_STEPDOWN.to_owned(),
+            format!("{}{}", sourcing::READ_PREFIX, self.node),
         ];
         let mut subs = lock(&self.subs);
         for subject in subjects {
@@ -411,6 +417,8 @@ impl JsCluster {
             });
         } else if m.subject == bus::META_STEPDOWN {
             self.stepdown(m.reply.as_deref(), &m.payload);
+        } else if m.subject.starts_with(sourcing::READ_PREFIX) {
+            self.serve_source_read(&m);
         }
     }
 

@@ -1,0 +1,333 @@
+//! Assets on clustered JetStream, three servers routed together: mirrors and sources between
+//! replicated streams (converging on every replica across leader changes, with neither loss
+//! nor duplicates), the object store on replicated streams, and placement by server tags.
+
+// Integration-test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use natsd_tests::cluster::{monitor_get, TestCluster};
+use natsd_tests::{both, ServerKind};
+use serde_json::{json, Value};
+
+both!(
+    mirror_and_sources_converge_across_leader_changes,
+    mirror_of_a_single_replica_stream_on_another_server,
+);
+
+/// How long the cluster may take to elect what a step needs.
+const ELECTION: Duration = Duration::from_secs(20);
+/// How long copying may take to converge.
+const CONVERGE: Duration = Duration::from_secs(30);
+
+fn top(dirs: &[tempfile::TempDir], i: usize, extra: &str) -> String {
+    format!(
+        "jetstream {{ store_dir: \"{}\" }}\nsystem_account: SYS\naccounts {{\n  SYS {{ users: [{{ user: sys, password: sys }}] }}\n  APP {{ jetstream: enabled, users: [{{ user: a, password: a }}] }}\n}}\n{extra}",
+        dirs[i].path().display()
+    )
+}
+
+async fn start_with(
+    kind: ServerKind,
+    extra: impl Fn(usize) -> String,
+) -> (TestCluster, Vec<tempfile::TempDir>) {
+    let dirs: Vec<tempfile::TempDir> = (0..3)
+        .map(|_| tempfile::tempdir().expect("temp dir"))
+        .collect();
+    let cluster = TestCluster::start_mesh(&[kind; 3], |i| top(&dirs, i, &extra(i))).await;
+    meta_leader(&cluster).await;
+    (cluster, dirs)
+}
+
+/// A client of node `i` in the JetStream account.
+async fn app(c: &TestCluster, i: usize) -> async_nats::Client {
+    c.nodes[i]
+        .server
+        .client_with(async_nats::ConnectOptions::with_user_and_password(
+            "a".into(),
+            "a".into(),
+        ))
+        .await
+}
+
+/// Waits until node 0's `/jsz` names a meta leader of three servers.
+async fn meta_leader(c: &TestCluster) {
+    let deadline = tokio::time::Instant::now() + ELECTION;
+    loop {
+        let jsz = monitor_get(c.nodes[0].http_port, "/jsz").await;
+        let m = jsz.as_ref().and_then(|j| j.get("meta_cluster"));
+        let leader = m.and_then(|m| m["leader"].as_str()).unwrap_or("");
+        if !leader.is_empty() && m.and_then(|m| m["cluster_size"].as_u64()) == Some(3) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no meta leader: {jsz:?}"
+        );
+        // Poll interval; the wait is bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An API request, asked again until some server answers, within [`ELECTION`].
+async fn api(client: &async_nats::Client, subject: &str, body: Value) -> Value {
+    let deadline = tokio::time::Instant::now() + ELECTION;
+    let payload = Bytes::from(if body.is_null() {
+        Vec::new()
+    } else {
+        body.to_string().into_bytes()
+    });
+    loop {
+        let r = tokio::time::timeout(
+            Duration::from_secs(2),
+            client.request(subject.to_owned(), payload.clone()),
+        )
+        .await;
+        if let Ok(Ok(m)) = r {
+            return serde_json::from_slice(&m.payload).expect("JSON reply");
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no answer to {subject}: {r:?}"
+        );
+    }
+}
+
+async fn create(client: &async_nats::Client, cfg: Value) -> Value {
+    let name = cfg["name"].as_str().unwrap().to_owned();
+    let v = api(client, &format!("$JS.API.STREAM.CREATE.{name}"), cfg).await;
+    assert!(v.get("error").is_none(), "{v}");
+    v
+}
+
+/// Publishes each payload on `subject`, each retried until acknowledged.
+async fn publish_all(js: &async_nats::jetstream::Context, subject: &str, payloads: &[String]) {
+    let deadline = tokio::time::Instant::now() + ELECTION;
+    for p in payloads {
+        loop {
+            let ack = tokio::time::timeout(Duration::from_secs(2), async {
+                js.publish(subject.to_owned(), Bytes::from(p.clone()))
+                    .await
+                    .ok()?
+                    .await
+                    .ok()
+            })
+            .await;
+            if ack.ok().flatten().is_some() {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "publishes not acknowledged"
+            );
+        }
+    }
+}
+
+/// Stream info, asked until it shows a leader and `ok` holds, within `wait`.
+async fn info_until(
+    client: &async_nats::Client,
+    name: &str,
+    wait: Duration,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let v = api(client, &format!("$JS.API.STREAM.INFO.{name}"), Value::Null).await;
+        let led = v["cluster"]["leader"]
+            .as_str()
+            .is_some_and(|l| !l.is_empty());
+        if led && ok(&v) {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stream info never fit: {v}"
+        );
+        // Poll interval; the wait is bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Asks the stream's leader to step down and waits for another one.
+async fn step_down(client: &async_nats::Client, name: &str) {
+    let v = info_until(client, name, ELECTION, |_| true).await;
+    let first = v["cluster"]["leader"].as_str().unwrap().to_owned();
+    let sd = api(
+        client,
+        &format!("$JS.API.STREAM.LEADER.STEPDOWN.{name}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(sd["success"], true, "{sd}");
+    info_until(client, name, ELECTION, |v| {
+        v["cluster"]["leader"] != first.as_str()
+    })
+    .await;
+}
+
+/// Every message of a stream by sequence: (subject, payload).
+async fn contents(
+    client: &async_nats::Client,
+    name: &str,
+    last: u64,
+) -> BTreeMap<u64, (String, String)> {
+    let mut out = BTreeMap::new();
+    for seq in 1..=last {
+        let got = api(
+            client,
+            &format!("$JS.API.STREAM.MSG.GET.{name}"),
+            json!({"seq": seq}),
+        )
+        .await;
+        if got.get("error").is_some() {
+            continue;
+        }
+        let m = &got["message"];
+        let data = m["data"].as_str().unwrap_or_default();
+        let bytes = base64_decode(data);
+        out.insert(
+            seq,
+            (
+                m["subject"].as_str().unwrap().to_owned(),
+                String::from_utf8(bytes).unwrap(),
+            ),
+        );
+    }
+    out
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes().filter(|c| *c != b'=') {
+        let v = A.iter().position(|x| *x == c).expect("base64") as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+fn payloads(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("{prefix}{i}")).collect()
+}
+
+/// An R3 mirror of an R3 stream and an R3 stream sourcing it (filtered) and an R1 stream:
+/// the targets' leaders step down while the origins take publishes; both converge, the
+/// mirror with the origin's sequences, the sourcing stream with each message once; a second
+/// round of stepdowns shows the other replicas hold the same.
+async fn mirror_and_sources_converge_across_leader_changes(kind: ServerKind) {
+    let (cluster, _dirs) = start_with(kind, |_| String::new()).await;
+    let c0 = app(&cluster, 0).await;
+    create(
+        &c0,
+        json!({"name": "O", "subjects": ["o.>"], "num_replicas": 3}),
+    )
+    .await;
+    create(
+        &c0,
+        json!({"name": "P", "subjects": ["p.>"], "num_replicas": 1}),
+    )
+    .await;
+    create(
+        &c0,
+        json!({"name": "M", "mirror": {"name": "O"}, "num_replicas": 3}),
+    )
+    .await;
+    create(
+        &c0,
+        json!({"name": "AGG", "subjects": ["agg.>"], "num_replicas": 3,
+               "sources": [{"name": "O", "filter_subject": "o.a"}, {"name": "P"}]}),
+    )
+    .await;
+
+    let js = async_nats::jetstream::new(app(&cluster, 1).await);
+    publish_all(&js, "o.a", &payloads("a", 0..40)).await;
+    publish_all(&js, "o.b", &payloads("b", 0..20)).await;
+    publish_all(&js, "p.x", &payloads("p", 0..30)).await;
+    // The targets' leaders change while the origins keep taking messages.
+    step_down(&c0, "M").await;
+    step_down(&c0, "AGG").await;
+    publish_all(&js, "o.a", &payloads("a", 40..60)).await;
+    publish_all(&js, "p.x", &payloads("p", 30..50)).await;
+
+    let origin = contents(&c0, "O", 80).await;
+    assert_eq!(origin.len(), 80);
+    let m = info_until(&c0, "M", CONVERGE, |v| v["state"]["last_seq"] == 80).await;
+    assert_eq!(m["state"]["messages"], 80, "{m}");
+    assert_eq!(m["mirror"]["name"], "O", "{m}");
+    let agg = info_until(&c0, "AGG", CONVERGE, |v| v["state"]["messages"] == 110).await;
+    assert_eq!(agg["state"]["last_seq"], 110, "{agg}");
+    assert_eq!(agg["sources"].as_array().map(Vec::len), Some(2), "{agg}");
+
+    let check = |mirror: &BTreeMap<u64, (String, String)>,
+                 agg: &BTreeMap<u64, (String, String)>| {
+        assert_eq!(mirror, &origin, "the mirror holds the origin's sequences");
+        let mut want: Vec<String> = payloads("a", 0..60);
+        want.extend(payloads("p", 0..50));
+        want.sort();
+        let mut got: Vec<String> = agg.values().map(|(_, p)| p.clone()).collect();
+        got.sort();
+        assert_eq!(got, want, "each sourced message exactly once");
+    };
+    check(
+        &contents(&c0, "M", 80).await,
+        &contents(&c0, "AGG", 110).await,
+    );
+
+    // The next leaders hold the same.
+    step_down(&c0, "M").await;
+    step_down(&c0, "AGG").await;
+    info_until(&c0, "M", ELECTION, |v| v["state"]["messages"] == 80).await;
+    info_until(&c0, "AGG", ELECTION, |v| v["state"]["messages"] == 110).await;
+    check(
+        &contents(&c0, "M", 80).await,
+        &contents(&c0, "AGG", 110).await,
+    );
+    // And they go on copying.
+    publish_all(&js, "o.a", &payloads("a", 60..65)).await;
+    info_until(&c0, "M", CONVERGE, |v| v["state"]["last_seq"] == 85).await;
+    info_until(&c0, "AGG", CONVERGE, |v| v["state"]["messages"] == 115).await;
+}
+
+/// An R3 mirror of an R1 stream: copying reaches the origin's one replica on whichever
+/// server holds it.
+async fn mirror_of_a_single_replica_stream_on_another_server(kind: ServerKind) {
+    let (cluster, _dirs) = start_with(kind, |_| String::new()).await;
+    let c0 = app(&cluster, 0).await;
+    create(
+        &c0,
+        json!({"name": "ONE", "subjects": ["one.>"], "num_replicas": 1}),
+    )
+    .await;
+    create(
+        &c0,
+        json!({"name": "M1", "mirror": {"name": "ONE"}, "num_replicas": 3}),
+    )
+    .await;
+    // The mirror's leader is not the origin's server, so it reads over the routes.
+    let one = info_until(&c0, "ONE", ELECTION, |_| true).await;
+    let origin_server = one["cluster"]["leader"].as_str().unwrap().to_owned();
+    while info_until(&c0, "M1", ELECTION, |_| true).await["cluster"]["leader"]
+        == origin_server.as_str()
+    {
+        step_down(&c0, "M1").await;
+    }
+    let js = async_nats::jetstream::new(app(&cluster, 2).await);
+    publish_all(&js, "one.x", &payloads("x", 0..25)).await;
+    let v = info_until(&c0, "M1", CONVERGE, |v| v["state"]["last_seq"] == 25).await;
+    assert_eq!(v["state"]["messages"], 25, "{v}");
+    assert_eq!(v["mirror"]["lag"], 0, "{v}");
+    assert_eq!(
+        contents(&c0, "M1", 25).await,
+        contents(&c0, "ONE", 25).await
+    );
+}
