@@ -6,16 +6,22 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
+use std::process::Stdio;
 use std::time::Duration;
 
+use async_nats::jetstream::object_store;
 use bytes::Bytes;
+use futures::StreamExt;
 use natsd_tests::cluster::{monitor_get, TestCluster};
-use natsd_tests::{both, ServerKind};
+use natsd_tests::{both, within, within_for, ServerKind};
 use serde_json::{json, Value};
+use tokio::io::AsyncReadExt;
 
 both!(
     mirror_and_sources_converge_across_leader_changes,
     mirror_of_a_single_replica_stream_on_another_server,
+    object_store_with_three_replicas,
+    py_object_store_with_three_replicas,
 );
 
 /// How long the cluster may take to elect what a step needs.
@@ -330,4 +336,115 @@ async fn mirror_of_a_single_replica_stream_on_another_server(kind: ServerKind) {
         contents(&c0, "M1", 25).await,
         contents(&c0, "ONE", 25).await
     );
+}
+
+/// Deterministic bytes that differ from chunk to chunk.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i.wrapping_mul(31) ^ (i >> 9)) as u8)
+        .collect()
+}
+
+/// A bucket of three replicas: a 1 MiB object (eight chunks) put through one server is read
+/// back whole through another, listed, replaced, and deleted.
+async fn object_store_with_three_replicas(kind: ServerKind) {
+    let (cluster, _dirs) = start_with(kind, |_| String::new()).await;
+    let js0 = async_nats::jetstream::new(app(&cluster, 0).await);
+    let store = within(
+        "create bucket",
+        js0.create_object_store(object_store::Config {
+            bucket: "files".into(),
+            num_replicas: 3,
+            ..Default::default()
+        }),
+    )
+    .await
+    .unwrap();
+    let data = pattern(1024 * 1024);
+    let info = within("put", store.put("big.bin", &mut &data[..]))
+        .await
+        .unwrap();
+    assert_eq!((info.size, info.chunks), (data.len(), 8));
+    within("put small", store.put("small.txt", &mut &b"hello"[..]))
+        .await
+        .unwrap();
+
+    let js2 = async_nats::jetstream::new(app(&cluster, 2).await);
+    let other = within("get bucket", js2.get_object_store("files"))
+        .await
+        .unwrap();
+    let mut obj = within("get", other.get("big.bin")).await.unwrap();
+    let mut got = Vec::new();
+    within("read", obj.read_to_end(&mut got)).await.unwrap();
+    assert!(got == data, "the object read back differs");
+    let info = within("info", other.info("big.bin")).await.unwrap();
+    assert_eq!(info.size, data.len());
+
+    let mut names: Vec<String> = within("list", async {
+        let mut l = other.list().await.unwrap();
+        let mut v = Vec::new();
+        while let Some(o) = l.next().await {
+            v.push(o.unwrap().name);
+        }
+        v
+    })
+    .await;
+    names.sort();
+    assert_eq!(names, ["big.bin", "small.txt"]);
+
+    // Replacing an object purges its old chunks; deleting removes it from the list.
+    let small = pattern(1000);
+    within("replace", other.put("big.bin", &mut &small[..]))
+        .await
+        .unwrap();
+    let mut obj = within("get replaced", store.get("big.bin")).await.unwrap();
+    let mut got = Vec::new();
+    within("read replaced", obj.read_to_end(&mut got))
+        .await
+        .unwrap();
+    assert!(got == small, "the replaced object differs");
+    within("delete", other.delete("small.txt")).await.unwrap();
+    assert!(within("get deleted", store.get("small.txt")).await.is_err());
+    let c0 = app(&cluster, 0).await;
+    // Eight chunks replaced by one: only the new chunk and two infos remain.
+    info_until(&c0, "OBJ_files", CONVERGE, |v| v["state"]["messages"] == 3).await;
+}
+
+/// nats-py's object store on a bucket of three replicas (tests/py/js_object_cluster.py):
+/// put through one server, read, list, replace and delete through another.
+async fn py_object_store_with_three_replicas(kind: ServerKind) {
+    let probe = tokio::process::Command::new("python3")
+        .args(["-c", "import nats.js.object_store"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    if !matches!(within("python3 probe", probe).await, Ok(s) if s.success()) {
+        eprintln!("note: python3 with nats-py is not available; skipped");
+        return;
+    }
+    let (cluster, _dirs) = start_with(kind, |_| String::new()).await;
+    let url = |i: usize| format!("nats://a:a@127.0.0.1:{}", cluster.nodes[i].server.port());
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("py")
+        .join("js_object_cluster.py");
+    let run = tokio::process::Command::new("python3")
+        .arg(&file)
+        .arg(url(0))
+        .arg(url(2))
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = within_for(Duration::from_secs(120), "js_object_cluster.py", run)
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("js_object_cluster ok"),
+        "js_object_cluster.py failed against {}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        kind.name()
+    );
+    eprintln!("js_object_cluster.py against {}: {stdout}", kind.name());
 }
