@@ -22,6 +22,7 @@ both!(
     mirror_of_a_single_replica_stream_on_another_server,
     object_store_with_three_replicas,
     py_object_store_with_three_replicas,
+    placement_by_server_tags,
 );
 
 /// How long the cluster may take to elect what a step needs.
@@ -447,4 +448,64 @@ async fn py_object_store_with_three_replicas(kind: ServerKind) {
         kind.name()
     );
     eprintln!("js_object_cluster.py against {}: {stdout}", kind.name());
+}
+
+/// The servers a stream's group is on, by stream info (leader and replicas).
+fn placed_on(v: &Value) -> Vec<String> {
+    let mut on: Vec<String> = v["cluster"]["replicas"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["name"].as_str().map(str::to_owned))
+        .collect();
+    on.extend(v["cluster"]["leader"].as_str().map(str::to_owned));
+    on.sort();
+    on
+}
+
+/// Servers n0 and n1 tagged `ssd`, n2 `hdd`: streams placed by tags land only on matching
+/// servers; a placement no server set satisfies is refused at once with 10005.
+async fn placement_by_server_tags(kind: ServerKind) {
+    let (cluster, _dirs) = start_with(kind, |i| {
+        let tag = if i < 2 { "ssd" } else { "HDD" };
+        format!("server_tags: [\"{tag}\", \"az:{i}\"]\n")
+    })
+    .await;
+    let c0 = app(&cluster, 0).await;
+    let with_tags = |name: &str, r: u64, tags: Value| {
+        json!({"name": name, "subjects": [format!("{}.>", name.to_lowercase())],
+               "num_replicas": r, "placement": {"tags": tags}})
+    };
+    create(&c0, with_tags("HD", 1, json!(["hdd"]))).await;
+    let v = info_until(&c0, "HD", ELECTION, |_| true).await;
+    assert_eq!(placed_on(&v), ["n2"], "{v}");
+    create(&c0, with_tags("SD", 2, json!(["ssd"]))).await;
+    let v = info_until(&c0, "SD", ELECTION, |v| placed_on(v).len() == 2).await;
+    assert_eq!(placed_on(&v), ["n0", "n1"], "{v}");
+    create(&c0, with_tags("AZ", 1, json!(["ssd", "az:1"]))).await;
+    let v = info_until(&c0, "AZ", ELECTION, |_| true).await;
+    assert_eq!(placed_on(&v), ["n1"], "{v}");
+
+    for (name, r, tags, why) in [
+        ("BIG", 3, json!(["ssd"]), "tags not matched ['ssd']"),
+        ("NONE", 1, json!(["nvme"]), "tags not matched ['nvme']"),
+    ] {
+        let started = tokio::time::Instant::now();
+        let v = api(
+            &c0,
+            &format!("$JS.API.STREAM.CREATE.{name}"),
+            with_tags(name, r, tags),
+        )
+        .await;
+        assert!(started.elapsed() < Duration::from_secs(5), "slow refusal");
+        assert_eq!(v["error"]["code"], 400, "{v}");
+        assert_eq!(v["error"]["err_code"], 10005, "{v}");
+        assert_eq!(
+            v["error"]["description"],
+            format!("no suitable peers for placement, {why}"),
+            "{v}"
+        );
+    }
+    let names = api(&c0, "$JS.API.STREAM.NAMES", Value::Null).await;
+    assert_eq!(names["total"], 3, "{names}");
 }

@@ -142,6 +142,44 @@ struct Heartbeat {
     /// It refuses a meta group: nats-server with JetStream is routed to it (see [`mixed`]).
     #[serde(default)]
     refusing: bool,
+    /// Its `server_tags` and JetStream limits, for placement (see [`Placed`]).
+    #[serde(default, flatten)]
+    placed: Placed,
+}
+
+/// What placement needs to know of a server (Go: the `ServerInfo` of its statsz: `tags`,
+/// `jetstream.config.max_storage` / `max_memory`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Placed {
+    /// `server_tags`, lowercased.
+    #[serde(default)]
+    tags: BTreeSet<String>,
+    /// `jetstream { max_file_store }`; `None`: unlimited.
+    #[serde(default)]
+    max_store: Option<u64>,
+    /// `jetstream { max_memory_store }`; `None`: unlimited.
+    #[serde(default)]
+    max_memory: Option<u64>,
+}
+
+impl Placed {
+    /// This server's, from its current options.
+    fn of(srv: &Shared) -> Self {
+        let opts = srv.opts();
+        let js = opts.jetstream.as_ref();
+        Self {
+            tags: opts.server_tags.iter().cloned().collect(),
+            max_store: js.and_then(|j| j.max_file_store),
+            max_memory: js.and_then(|j| j.max_memory_store),
+        }
+    }
+
+    /// Fills the placement fields of `info`.
+    fn fill(&self, info: &mut ServerInfo) {
+        info.tags.clone_from(&self.tags);
+        info.max_store = self.max_store.unwrap_or(u64::MAX);
+        info.max_memory = self.max_memory.unwrap_or(u64::MAX);
+    }
 }
 
 /// The last heartbeat of another server.
@@ -450,6 +488,14 @@ impl JsCluster {
         s
     }
 
+    /// This server's placement facts (default when it is shutting down).
+    fn placed(&self) -> Placed {
+        self.srv
+            .upgrade()
+            .map(|s| Placed::of(&s))
+            .unwrap_or_default()
+    }
+
     fn in_group(&self) -> bool {
         if self.initialized.load(Ordering::Acquire) {
             return true;
@@ -477,6 +523,7 @@ impl JsCluster {
             seen: self.seen(),
             in_group: self.in_group(),
             refusing,
+            placed: self.placed(),
         };
         if let Ok(b) = serde_json::to_vec(&hb) {
             self.bus.publish(bus::HEARTBEAT, None, Bytes::from(b));
