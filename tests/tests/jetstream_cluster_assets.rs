@@ -20,6 +20,7 @@ use tokio::io::AsyncReadExt;
 both!(
     mirror_and_sources_converge_across_leader_changes,
     mirror_of_a_single_replica_stream_on_another_server,
+    sources_survive_killing_the_target_leader,
     object_store_with_three_replicas,
     py_object_store_with_three_replicas,
     placement_by_server_tags,
@@ -508,4 +509,51 @@ async fn placement_by_server_tags(kind: ServerKind) {
     }
     let names = api(&c0, "$JS.API.STREAM.NAMES", Value::Null).await;
     assert_eq!(names["total"], 3, "{names}");
+}
+
+/// SIGKILL of a sourcing stream's leader while its origin takes publishes: the new leader
+/// resumes where the committed copies end, so each origin message is in the sourcing stream
+/// exactly once.
+async fn sources_survive_killing_the_target_leader(kind: ServerKind) {
+    let (cluster, _dirs) = start_with(kind, |_| String::new()).await;
+    let c0 = app(&cluster, 0).await;
+    create(
+        &c0,
+        json!({"name": "KO", "subjects": ["ko.>"], "num_replicas": 3}),
+    )
+    .await;
+    create(
+        &c0,
+        json!({"name": "KS", "subjects": ["ks.>"], "num_replicas": 3,
+               "sources": [{"name": "KO"}]}),
+    )
+    .await;
+    let v = info_until(&c0, "KS", ELECTION, |_| true).await;
+    let leader: usize = v["cluster"]["leader"].as_str().unwrap()[1..]
+        .parse()
+        .unwrap();
+    let other = (leader + 1) % 3;
+    let asker = app(&cluster, other).await;
+    let js = async_nats::jetstream::new(app(&cluster, other).await);
+    publish_all(&js, "ko.x", &payloads("k", 0..40)).await;
+    let status = std::process::Command::new("kill")
+        .args(["-9", &cluster.nodes[leader].server.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    publish_all(&js, "ko.x", &payloads("k", 40..70)).await;
+    let v = info_until(&asker, "KS", CONVERGE, |v| {
+        v["state"]["messages"].as_u64() >= Some(70)
+    })
+    .await;
+    assert_eq!(v["state"]["messages"], 70, "{v}");
+    let mut got: Vec<String> = contents(&asker, "KS", 70)
+        .await
+        .into_values()
+        .map(|(_, p)| p)
+        .collect();
+    got.sort();
+    let mut want = payloads("k", 0..70);
+    want.sort();
+    assert_eq!(got, want, "each origin message exactly once");
 }
