@@ -48,6 +48,10 @@
 //! (its streams are recovered and still take publishes) and for acks and snapshots, but no
 //! longer hears the API or the acks.
 //!
+//! Mirrors and sources of clustered streams are copied by the sourcing stream's leader
+//! through its own group, from a replica of the origin ([`sourcing`]). Placement sees each
+//! server's `server_tags` and JetStream limits, which its heartbeat carries.
+//!
 //! # Not yet
 //!
 //! * Consumer updates and CONSUMER.LEADER.STEPDOWN, pause/reset/unpin on clustered streams
@@ -60,6 +64,9 @@
 //! * Memory-storage streams are kept in files when clustered.
 //! * `$JS.<domain>.API` in a cluster; account usage in `$JS.API.INFO` counts this server's
 //!   replicas only.
+//! * Mirrors and sources of clustered streams from another account or domain (`external`)
+//!   or through a durable consumer: not copied. Placement does not weigh the storage
+//!   servers use (heartbeats carry their limits, not their usage).
 
 mod api;
 mod bootstrap;
