@@ -1,6 +1,7 @@
 //! Assets on clustered JetStream, three servers routed together: mirrors and sources between
 //! replicated streams (converging on every replica across leader changes, with neither loss
-//! nor duplicates), the object store on replicated streams, and placement by server tags.
+//! nor duplicates; subject transforms natsd only), the object store on replicated streams,
+//! and placement by server tags.
 
 // Integration-test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -565,4 +566,38 @@ async fn sources_survive_killing_the_target_leader(kind: ServerKind) {
     let mut want = payloads("k", 0..70);
     want.sort();
     assert_eq!(got, want, "each origin message exactly once");
+}
+
+/// A source with subject transforms (nats-server 2.10) on replicated streams: the copies
+/// carry the rewritten subjects, before and after a stepdown of the sourcing stream's leader.
+#[tokio::test]
+async fn source_with_subject_transforms() {
+    natsd_tests::run_scenario(ServerKind::Natsd, |kind| async move {
+        let (cluster, _dirs) = start_with(kind, |_| String::new()).await;
+        let c0 = app(&cluster, 0).await;
+        create(
+            &c0,
+            json!({"name": "T", "subjects": ["t.>"], "num_replicas": 3}),
+        )
+        .await;
+        create(
+            &c0,
+            json!({"name": "TT", "subjects": ["own.>"], "num_replicas": 3,
+                   "sources": [{"name": "T",
+                                "subject_transforms": [{"src": "t.*", "dest": "moved.$1"}]}]}),
+        )
+        .await;
+        let js = async_nats::jetstream::new(app(&cluster, 1).await);
+        publish_all(&js, "t.a", &payloads("a", 0..10)).await;
+        info_until(&c0, "TT", CONVERGE, |v| v["state"]["messages"] == 10).await;
+        step_down(&c0, "TT").await;
+        publish_all(&js, "t.b", &payloads("b", 0..10)).await;
+        info_until(&c0, "TT", CONVERGE, |v| v["state"]["messages"] == 20).await;
+        let got = contents(&c0, "TT", 20).await;
+        let subjects: Vec<&str> = got.values().map(|(s, _)| s.as_str()).collect();
+        let mut want = vec!["moved.a"; 10];
+        want.extend(["moved.b"; 10]);
+        assert_eq!(subjects, want);
+    })
+    .await;
 }
