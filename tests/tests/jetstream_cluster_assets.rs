@@ -352,7 +352,8 @@ fn pattern(len: usize) -> Vec<u8> {
 /// back whole through another, listed, replaced, and deleted.
 async fn object_store_with_three_replicas(kind: ServerKind) {
     let (cluster, _dirs) = start_with(kind, |_| String::new()).await;
-    let js0 = async_nats::jetstream::new(app(&cluster, 0).await);
+    let mut js0 = async_nats::jetstream::new(app(&cluster, 0).await);
+    js0.set_timeout(CONVERGE);
     let store = within(
         "create bucket",
         js0.create_object_store(object_store::Config {
@@ -364,7 +365,9 @@ async fn object_store_with_three_replicas(kind: ServerKind) {
     .await
     .unwrap();
     let data = pattern(1024 * 1024);
-    let info = within("put", store.put("big.bin", &mut &data[..]))
+    // Eight 128 KiB entries through Raft on a busy debug build take a while; correctness,
+    // not speed, is what this checks.
+    let info = within_for(CONVERGE, "put", store.put("big.bin", &mut &data[..]))
         .await
         .unwrap();
     assert_eq!((info.size, info.chunks), (data.len(), 8));
