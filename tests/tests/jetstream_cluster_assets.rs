@@ -161,21 +161,35 @@ async fn info_until(
     }
 }
 
-/// Asks the stream's leader to step down and waits for another one.
+/// Asks the stream's leader to step down and waits for another one; asks again when the
+/// successor it named lost its election (a busy machine), within [`ELECTION`].
 async fn step_down(client: &async_nats::Client, name: &str) {
     let v = info_until(client, name, ELECTION, |_| true).await;
     let first = v["cluster"]["leader"].as_str().unwrap().to_owned();
-    let sd = api(
-        client,
-        &format!("$JS.API.STREAM.LEADER.STEPDOWN.{name}"),
-        Value::Null,
-    )
-    .await;
-    assert_eq!(sd["success"], true, "{sd}");
-    info_until(client, name, ELECTION, |v| {
-        v["cluster"]["leader"] != first.as_str()
-    })
-    .await;
+    let deadline = tokio::time::Instant::now() + ELECTION;
+    loop {
+        let sd = api(
+            client,
+            &format!("$JS.API.STREAM.LEADER.STEPDOWN.{name}"),
+            Value::Null,
+        )
+        .await;
+        assert_eq!(sd["success"], true, "{sd}");
+        let asked = tokio::time::Instant::now();
+        while asked.elapsed() < Duration::from_secs(6) {
+            let v = api(client, &format!("$JS.API.STREAM.INFO.{name}"), Value::Null).await;
+            let leader = v["cluster"]["leader"].as_str().unwrap_or_default();
+            if !leader.is_empty() && leader != first {
+                return;
+            }
+            // Poll interval; the wait is bounded by `deadline`.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name}: the leader {first} never changed"
+        );
+    }
 }
 
 /// Every message of a stream by sequence: (subject, payload).
