@@ -117,6 +117,8 @@ pub struct Options {
     pub jetstream: Option<JetStreamConfig>,
     /// `leafnodes { … }`: the leaf-node listener (hub side) and the remotes we dial.
     pub leafnodes: Option<LeafConfig>,
+    /// `server_tags`: lowercased (Go: jwt.TagList), for JetStream placement.
+    pub server_tags: Vec<String>,
 }
 
 impl Default for Options {
@@ -157,6 +159,7 @@ impl Default for Options {
             config_file: None,
             jetstream: None,
             leafnodes: None,
+            server_tags: Vec::new(),
         }
     }
 }

@@ -126,6 +126,15 @@ impl Mapper {
             }
             "port" => o.port = client_port(e, int_of(e)?)?,
             "host" | "net" => o.host = str_of(e)?,
+            // Go: server_tags takes a string or strings, kept lowercased and unique.
+            "server_tags" => {
+                for t in string_list(e)? {
+                    let t = t.trim().to_lowercase();
+                    if !t.is_empty() && !o.server_tags.contains(&t) {
+                        o.server_tags.push(t);
+                    }
+                }
+            }
             "server_name" => {
                 let name = str_of(e)?;
                 // Go: validateOptions — spaces would break subjects built from the name.
@@ -448,7 +457,6 @@ const IGNORED_TOP: &[&str] = &[
     "websocket",
     "ws",
     "mqtt",
-    "server_tags",
     "default_js_domain",
     "jetstream_max_memory",
     "jetstream_max_store",

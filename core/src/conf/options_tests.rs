@@ -210,10 +210,10 @@ fn features_not_yet_implemented_are_ignored_and_reported() {
             "operator",
             "resolver",
             "syslog",
-            "server_tags"
         ]
     );
     assert_eq!(rep.ignored[0].pos.line, 3);
+    assert_eq!(o.server_tags, ["a"]);
 }
 
 #[test]

@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 
 use super::api::{err, ApiError, StreamConfig, StreamSource};
 use super::consumer::Delivery;
-use super::service::{Entry, JetStream};
+use super::service::JetStream;
 use super::store::{StoredMsg, StreamStore, UnixNanos};
 use super::stream::{source_iname, Stream, SOURCE_HEADER};
 use super::transform::{apply_first, Transform};
@@ -32,6 +32,7 @@ use crate::proto::headers::Headers;
 
 pub mod durable;
 pub mod external;
+pub mod replicated;
 
 /// Most messages one source copies per round; the rest follow in the next rounds.
 const BATCH: usize = 1024;
@@ -245,8 +246,10 @@ fn resume_point(target: &dyn StreamStore, iname: &str) -> Option<u64> {
 /// (skipping what it already holds), a source publishes each message anew under its
 /// `Nats-Stream-Source` header. Returns where the cursor goes next (`cursor`, or the first
 /// message that could not be stored, to retry later) and whether anything was stored.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn store_batch(
-    target: &mut Entry,
+    stream: &mut Stream,
+    consumers: &mut std::collections::BTreeMap<String, super::consumer::Consumer>,
     st: &mut SourceState,
     batch: &[(StoredMsg, String)],
     mirror: bool,
@@ -254,7 +257,6 @@ pub(crate) fn store_batch(
     now: UnixNanos,
     out: &mut Vec<Delivery>,
 ) -> (u64, bool) {
-    let (stream, consumers) = (&mut target.stream, &mut target.consumers);
     let mut stored = false;
     for (m, subj) in batch {
         let r = if mirror && m.seq <= stream.store.state().last_seq {
@@ -451,8 +453,16 @@ impl JetStream {
         let Some(target) = self.streams.get_mut(name) else {
             return false;
         };
-        let (done, stored) =
-            store_batch(target, &mut st, &batch, source.is_none(), cursor, now, out);
+        let (done, stored) = store_batch(
+            &mut target.stream,
+            &mut target.consumers,
+            &mut st,
+            &batch,
+            source.is_none(),
+            cursor,
+            now,
+            out,
+        );
         st.next = Some(done);
         let last = self
             .streams

@@ -424,7 +424,8 @@ fn store_held(
         // (the consumer was reset backwards).
         if item.0.seq > st.high {
             let (done, s) = store_batch(
-                target,
+                &mut target.stream,
+                &mut target.consumers,
                 st,
                 std::slice::from_ref(item),
                 mirror,

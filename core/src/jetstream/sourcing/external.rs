@@ -341,7 +341,16 @@ fn copy_batch(
             .map_or_else(|| start_of(&st.cfg, ostore), |s| s + 1),
     };
     let (batch, cursor) = st.read_batch(ostore, next, committed, now);
-    let (done, stored) = store_batch(target, &mut st, &batch, is_mirror, cursor, now, out);
+    let (done, stored) = store_batch(
+        &mut target.stream,
+        &mut target.consumers,
+        &mut st,
+        &batch,
+        is_mirror,
+        cursor,
+        now,
+        out,
+    );
     st.next = Some(done);
     st.lag = ostore
         .state()

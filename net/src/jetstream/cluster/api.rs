@@ -386,29 +386,29 @@ impl JsCluster {
 
     /// Every JetStream server heard from, as placement sees it.
     pub(super) fn placement_view(&self) -> Cluster {
-        let mut servers = vec![ServerInfo {
+        let mut me = ServerInfo {
             name: self.name.clone(),
             id: peer_id(&self.name),
             cluster: self.cluster_name.clone(),
-            max_store: u64::MAX,
-            max_memory: u64::MAX,
             ..ServerInfo::default()
-        }];
+        };
+        self.placed().fill(&mut me);
+        let mut servers = vec![me];
         let meta = lock(&self.meta_state);
         for p in lock(&self.peers).values() {
             let id = peer_id(&p.hb.name);
             if meta.is_removed(&id) {
                 continue;
             }
-            servers.push(ServerInfo {
+            let mut info = ServerInfo {
                 name: p.hb.name.clone(),
                 id,
                 cluster: self.cluster_name.clone(),
                 offline: p.last.elapsed() >= OFFLINE_AFTER,
-                max_store: u64::MAX,
-                max_memory: u64::MAX,
                 ..ServerInfo::default()
-            });
+            };
+            p.hb.placed.fill(&mut info);
+            servers.push(info);
         }
         let mut streams_on = BTreeMap::new();
         for r in meta.all_streams() {

@@ -175,6 +175,28 @@ impl Bus {
         }
     }
 
+    /// Sends a request to `subject` in the system account and waits up to `wait` for its
+    /// answer (which comes back on this server's reply subjects).
+    pub(super) async fn request(
+        self: &Arc<Self>,
+        subject: &str,
+        payload: Bytes,
+        wait: std::time::Duration,
+    ) -> Option<Bytes> {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.pending).insert(seq, tx);
+        let _guard = PendingGuard {
+            bus: Arc::clone(self),
+            seq,
+        };
+        let reply = format!("{REPLY_PREFIX}{}.{seq}", self.me);
+        if !self.publish(subject, Some(&reply), payload) {
+            return None;
+        }
+        tokio::time::timeout(wait, rx).await.ok()?.ok()
+    }
+
     /// The subject this server's replies come back on (subscribe to it with a wildcard).
     pub(super) fn reply_subjects(&self) -> String {
         format!("{REPLY_PREFIX}{}.*", self.me)

@@ -51,6 +51,10 @@
 //! (its streams are recovered and still take publishes) and for acks and snapshots, but no
 //! longer hears the API or the acks.
 //!
+//! Mirrors and sources of clustered streams are copied by the sourcing stream's leader
+//! through its own group, from a replica of the origin ([`sourcing`]). Placement sees each
+//! server's `server_tags` and JetStream limits, which its heartbeat carries.
+//!
 //! # Not yet
 //!
 //! * Consumer updates and CONSUMER.LEADER.STEPDOWN, pause/reset/unpin on clustered streams
@@ -62,6 +66,9 @@
 //! * Memory-storage streams are kept in files when clustered.
 //! * `$JS.<domain>.API` in a cluster; account usage in `$JS.API.INFO` counts this server's
 //!   replicas only.
+//! * Mirrors and sources of clustered streams from another account or domain (`external`)
+//!   or through a durable consumer: not copied. Placement does not weigh the storage
+//!   servers use (heartbeats carry their limits, not their usage).
 
 mod api;
 mod bootstrap;
@@ -73,6 +80,7 @@ mod members;
 mod mixed;
 mod repair;
 mod replicas;
+mod sourcing;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -149,6 +157,44 @@ struct Heartbeat {
     /// leaders report it not current.
     #[serde(default)]
     repairing: Vec<String>,
+    /// Its `server_tags` and JetStream limits, for placement (see [`Placed`]).
+    #[serde(default, flatten)]
+    placed: Placed,
+}
+
+/// What placement needs to know of a server (Go: the `ServerInfo` of its statsz: `tags`,
+/// `jetstream.config.max_storage` / `max_memory`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Placed {
+    /// `server_tags`, lowercased.
+    #[serde(default)]
+    tags: BTreeSet<String>,
+    /// `jetstream { max_file_store }`; `None`: unlimited.
+    #[serde(default)]
+    max_store: Option<u64>,
+    /// `jetstream { max_memory_store }`; `None`: unlimited.
+    #[serde(default)]
+    max_memory: Option<u64>,
+}
+
+impl Placed {
+    /// This server's, from its current options.
+    fn of(srv: &Shared) -> Self {
+        let opts = srv.opts();
+        let js = opts.jetstream.as_ref();
+        Self {
+            tags: opts.server_tags.iter().cloned().collect(),
+            max_store: js.and_then(|j| j.max_file_store),
+            max_memory: js.and_then(|j| j.max_memory_store),
+        }
+    }
+
+    /// Fills the placement fields of `info`.
+    fn fill(&self, info: &mut ServerInfo) {
+        info.tags.clone_from(&self.tags);
+        info.max_store = self.max_store.unwrap_or(u64::MAX);
+        info.max_memory = self.max_memory.unwrap_or(u64::MAX);
+    }
 }
 
 /// The last heartbeat of another server.
@@ -188,6 +234,8 @@ pub(crate) struct JsCluster {
     raft_root: PathBuf,
     /// Placement's seeded generator.
     rng: Mutex<SplitMix64>,
+    /// The stream groups whose sourcing task runs (see [`sourcing`]).
+    sourcing: Mutex<BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for JsCluster {
@@ -278,6 +326,7 @@ pub(crate) fn start(srv: &Arc<Shared>, root: &Path) -> Result<(), String> {
             streams: Mutex::new(BTreeMap::new()),
             raft_root: dir,
             rng: Mutex::new(SplitMix64::new(seed)),
+            sourcing: Mutex::new(BTreeSet::new()),
         });
         c.subscribe(&srv2, &sys, &(sink as Arc<dyn InternalSink>));
         let opts = srv2.opts();
@@ -314,6 +363,7 @@ pub(crate) fn start(srv: &Arc<Shared>, root: &Path) -> Result<(), String> {
                 }
                 c.tick_leaders();
                 c.reconcile_members();
+                c.tick_sourcing();
             }
         });
         c.run(inbound, stopped).await;
@@ -372,6 +422,7 @@ impl JsCluster {
             format!("{}{}.*", bus::CATCHUP_PREFIX, self.node),
             bus::META_STEPDOWN.to_owned(),
             bus::SERVER_REMOVE.to_owned(),
+            format!("{}{}", sourcing::READ_PREFIX, self.node),
         ];
         let mut subs = lock(&self.subs);
         for subject in subjects {
@@ -429,6 +480,8 @@ impl JsCluster {
             self.server_remove(&m.subject, m.reply.as_deref(), &m.payload);
         } else if m.subject == bus::META_STEPDOWN {
             self.stepdown(m.reply.as_deref(), &m.payload);
+        } else if m.subject.starts_with(sourcing::READ_PREFIX) {
+            self.serve_source_read(&m);
         }
     }
 
@@ -474,6 +527,14 @@ impl JsCluster {
         s
     }
 
+    /// This server's placement facts (default when it is shutting down).
+    fn placed(&self) -> Placed {
+        self.srv
+            .upgrade()
+            .map(|s| Placed::of(&s))
+            .unwrap_or_default()
+    }
+
     fn in_group(&self) -> bool {
         if self.initialized.load(Ordering::Acquire) {
             return true;
@@ -502,6 +563,7 @@ impl JsCluster {
             in_group: self.in_group(),
             refusing,
             repairing: self.repairing_groups(),
+            placed: self.placed(),
         };
         if let Ok(b) = serde_json::to_vec(&hb) {
             self.bus.publish(bus::HEARTBEAT, None, Bytes::from(b));

@@ -94,6 +94,8 @@ pub(super) enum Op {
     Tick(Box<Tick>),
     /// Entries committed: consumers may hand out what they now cover.
     Pump,
+    /// What a mirror or source read from its origin (see `sourcing`).
+    Sourced(Box<super::sourcing::Sourced>),
 }
 
 /// An answer: (reply subject, body).
@@ -710,6 +712,7 @@ fn leader_op(
         Op::Tick(t) => consumers::tick(rs, *t, now, answered, b),
         // The pump after every batch does the work.
         Op::Pump => {}
+        Op::Sourced(s) => super::sourcing::store(rs, *s, now, b),
     }
 }
 
