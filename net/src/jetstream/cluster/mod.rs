@@ -66,6 +66,7 @@ mod bootstrap;
 mod bus;
 mod consumers;
 mod effects;
+mod group_commit;
 mod machine;
 mod mixed;
 mod replicas;
