@@ -8,10 +8,11 @@
 #   scripts/profile-r3.sh                                   # js-pub-async, 20,000 messages
 #   SCENARIO=js-pub-sync MSGS=2000 scripts/profile-r3.sh    # one at a time
 #   SYSCALLS=fsync,fdatasync,write,sendto,recvfrom,epoll_wait scripts/profile-r3.sh
+#   SYSCALLS=none scripts/profile-r3.sh                     # no strace: context switches only
 #   NATSD=target/release/natsd scripts/profile-r3.sh        # skip the build
 #
-# Prints the bench line, then per node the counted calls and fsyncs (fsync + fdatasync) per
-# 1,000 messages. Node 0 is where the client connects; the stream leader is whichever node the
+# Prints the bench line, then per node the counted calls, fsyncs (fsync + fdatasync) and
+# context switches (all threads; strace itself adds some) per 1,000 messages. Node 0 is where the client connects; the stream leader is whichever node the
 # cluster picked. The outputs (server logs, strace summaries) stay in $OUT.
 set -euo pipefail
 
@@ -73,6 +74,7 @@ done
 
 # Every thread of each node; threads started later (blocking fsync threads) are followed.
 for i in 0 1 2; do
+    [ "$SYSCALLS" = none ] && break
     tids=()
     for t in /proc/"${PIDS[$i]}"/task/*; do tids+=(-p "${t##*/}"); done
     strace -f -c -e trace="$SYSCALLS" -o "$OUT/strace-$i.txt" "${tids[@]}" 2>/dev/null &
@@ -80,8 +82,19 @@ for i in 0 1 2; do
 done
 sleep 1 # strace attaches before the load starts
 
+# Context switches of every thread of a node so far (threads that exited meanwhile are lost,
+# so the figure is a floor).
+switches() {
+    cat /proc/"$1"/task/*/status 2>/dev/null |
+        awk '/^(non)?voluntary_ctxt_switches/ { n += $2 } END { print n + 0 }'
+}
+csw0=()
+for i in 0 1 2; do csw0+=("$(switches "${PIDS[$i]}")"); done
+
 "$NATSD" bench --url "nats://127.0.0.1:$PORT" --replicas 3 --storage file --size "$SIZE" \
     --msgs "$MSGS" --duration 600 --timeout 900 "$SCENARIO" | tee "$OUT/bench.txt"
+csw1=()
+for i in 0 1 2; do csw1+=("$(switches "${PIDS[$i]}")"); done
 for p in "${STRACES[@]}"; do kill -INT "$p" 2>/dev/null || true; done
 for p in "${STRACES[@]}"; do wait "$p" 2>/dev/null || true; done
 STRACES=()
@@ -89,7 +102,10 @@ STRACES=()
 msgs=$(grep -m1 '^{' "$OUT/bench.txt" | grep -oE '"msgs":[0-9.]+' | head -1 | cut -d: -f2 | cut -d. -f1)
 msgs=${msgs:-$MSGS}
 for i in 0 1 2; do
-    echo "--- node $i ($OUT/strace-$i.txt)"
+    echo "--- node $i"
+    awk -v c="$((csw1[i] - csw0[i]))" -v m="$msgs" -v s="$SYSCALLS" \
+        'BEGIN { printf "  context switches per 1000 msgs%s: %.0f\n", s == "none" ? "" : " (strace adds its own)", c * 1000 / m }'
+    [ "$SYSCALLS" = none ] && continue
     # strace -c rows: % time, seconds, usecs/call, calls, [errors,] syscall.
     awk '$1 ~ /^[0-9.]+$/ && $NF != "total" { print "  " $NF ": " $4 }' "$OUT/strace-$i.txt"
     awk -v m="$msgs" '$NF == "fsync" || $NF == "fdatasync" { n += $4 }
