@@ -78,11 +78,11 @@ impl Batch {
         let names: Vec<String> = rs.consumers.keys().cloned().collect();
         for n in names {
             if let Some(e) = rs.consumer_state_entry(&n) {
-                self.proposals.push((e.encode(), None));
+                self.proposals.push((e, None));
             }
         }
         for e in rs.leader_settle() {
-            self.proposals.push((e.encode(), None));
+            self.proposals.push((e, None));
         }
     }
 }
@@ -115,7 +115,7 @@ pub(super) fn tick(
             b.deliveries.extend(c.release_waiting());
         }
         for e in rs.leader_delete_consumer(&n) {
-            b.proposals.push((e.encode(), None));
+            b.proposals.push((e, None));
         }
     }
     for ca in &t.assigned {
@@ -128,7 +128,7 @@ pub(super) fn tick(
                     .then(|| create_answer(rs, &ca.name, now).map(|a| (r.reply.clone(), a)))
                     .flatten()
             });
-            b.proposals.push((e.encode(), answer));
+            b.proposals.push((e, answer));
         } else if let Some(r) = &ca.request {
             // An update or a repeated create: answered with what the consumer is.
             if answered.insert(r.reply.clone()) {

@@ -75,6 +75,7 @@ mod bootstrap;
 mod bus;
 mod consumers;
 mod effects;
+mod group_commit;
 mod machine;
 mod members;
 mod mixed;

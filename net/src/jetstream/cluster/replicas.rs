@@ -14,7 +14,8 @@
 //! (the other servers route publishes to it) and starts the stream's one proposer task. The
 //! proposer runs `leader_publish` on the leader's replica and proposes the entries it returns
 //! in that same order (openraft's `client_write_ff` keeps the submission order), a batch of
-//! whatever is queued at a time; a PubAck goes out only once its entry is committed, i.e. a
+//! whatever is queued at a time, its messages as one entry (the group commit, see
+//! `group_commit`); a PubAck goes out only once its entry is committed, i.e. a
 //! quorum's logs hold it on disk. Message deletes and purges go through the same proposer.
 //! When Raft takes the leadership away, the subscriptions go and the proposer stops; a new
 //! leader subscribes instead.
@@ -47,6 +48,7 @@ use tokio::sync::mpsc;
 use super::super::answer_from_sink;
 use super::super::fsdisk::FsDisk;
 use super::consumers::{self, Batch, Tick};
+use super::group_commit::{coalesce, early_sync, InFlight, DEPTH};
 use crate::server::{lock, unix_nanos, Shared};
 
 /// Operations queued for a stream's proposer; past this a publish is answered 503.
@@ -101,7 +103,7 @@ pub(super) enum Op {
 /// An answer: (reply subject, body).
 pub(super) type Reply = (String, Vec<u8>);
 /// An entry to propose and the answer that waits for its commit.
-pub(super) type Proposal = (Vec<u8>, Option<Reply>);
+pub(super) type Proposal = (StreamEntry, Option<Reply>);
 /// Called when a replica starts leading.
 pub(super) type OnLead = Box<dyn Fn(&Arc<StreamGroup>) + Send + Sync>;
 
@@ -552,7 +554,12 @@ impl StreamGroup {
         let raft = self.group.raft().clone();
         // Create requests answered (by reply subject), so a tick answers each once.
         let mut answered = std::collections::BTreeSet::new();
-        while let Some(first) = rx.recv().await {
+        let mut inflight = InFlight::new(Arc::clone(&acc));
+        let syncing = Arc::new(AtomicBool::new(false));
+        loop {
+            let Some(first) = inflight.next_op(&mut rx).await else {
+                return;
+            };
             let mut ops = vec![first];
             while ops.len() < BATCH {
                 match rx.try_recv() {
@@ -589,32 +596,24 @@ impl StreamGroup {
                     b.pump(rs, now);
                 }
                 b.finish(rs);
+                early_sync(&self.replica, rs, &b, &syncing);
             }
             for (reply, body) in std::mem::take(&mut b.now_answers) {
                 answer_from_sink(&acc, reply.as_bytes(), &body);
             }
             consumers::emit(&acc, std::mem::take(&mut b.deliveries));
-            let proposals = b.proposals;
-            let mut pending = Vec::with_capacity(proposals.len());
-            for (bytes, answer) in proposals {
+            for (bytes, answers) in coalesce(b.proposals) {
                 match raft.client_write_ff(Command(bytes)).await {
-                    Ok(rx) => pending.push((rx, answer)),
+                    Ok(rx) => inflight.push(rx, answers),
                     Err(e) => {
                         tracing::warn!("JetStream: stream {} proposer stopped: {e}", self.name);
                         return;
                     }
                 }
             }
-            // Commits come back in log order; the next batch is proposed meanwhile.
-            let acc = Arc::clone(&acc);
-            tokio::spawn(async move {
-                for (rx, answer) in pending {
-                    let committed = matches!(rx.await, Ok(Ok(_)));
-                    if let (true, Some((reply, body))) = (committed, answer) {
-                        answer_from_sink(&acc, reply.as_bytes(), &body);
-                    }
-                }
-            });
+            // The group commit: with this many entries on their way, what arrives meanwhile
+            // waits in the queue and goes out as the next batch's one entry.
+            inflight.settle(DEPTH).await;
         }
     }
 }
@@ -663,7 +662,7 @@ fn leader_op(
                     let n = entries.len();
                     for (i, e) in entries.into_iter().enumerate() {
                         let a = if i + 1 == n { ack.clone() } else { None };
-                        proposals.push((e.encode(), a));
+                        proposals.push((e, a));
                     }
                 }
                 Err(e) => {
@@ -682,7 +681,7 @@ fn leader_op(
                 }
                 _ => json!({"type": kind, "success": true}),
             };
-            proposals.push((e.encode(), Some((reply, body.to_string().into_bytes()))));
+            proposals.push((e, Some((reply, body.to_string().into_bytes()))));
         }
         Op::Purge { req, reply, kind } => {
             let before = rs.stream.store.state().msgs;
@@ -693,11 +692,11 @@ fn leader_op(
             }
             let purged = before.saturating_sub(rs.stream.store.state().msgs);
             let body = json!({"type": kind, "success": true, "purged": purged});
-            proposals.push((e.encode(), Some((reply, body.to_string().into_bytes()))));
+            proposals.push((e, Some((reply, body.to_string().into_bytes()))));
         }
         Op::Config(cfg) => {
             let (_, e) = rs.leader_config(*cfg);
-            proposals.push((e.encode(), None));
+            proposals.push((e, None));
         }
         Op::Ack {
             subject,
