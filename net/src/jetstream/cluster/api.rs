@@ -183,16 +183,19 @@ impl JsCluster {
         let account = req.account.as_str();
         let now = self.now();
         let r: Result<Option<Value>, ApiError> = match op {
-            ApiOp::AccountInfo => Ok(Some(self.account_info(account))),
+            ApiOp::AccountInfo => {
+                self.account_info_gathered(account, reply);
+                Ok(None)
+            }
             ApiOp::StreamNames => {
                 capi::stream_names(&lock(&self.meta_state), account, &req.payload).map(Some)
             }
             ApiOp::StreamList => {
-                let list = {
-                    let meta = lock(&self.meta_state);
-                    capi::stream_list(&meta, account, &req.payload, |sa| self.stream_info(sa, now))
-                };
-                list.map(Some)
+                let page = capi::stream_list_page(&lock(&self.meta_state), account, &req.payload);
+                page.map(|page| {
+                    self.list_streams(account, page, reply);
+                    None
+                })
             }
             ApiOp::StreamCreate(name) => self.propose_create(name, req, reply, now),
             ApiOp::StreamUpdate(name) => self.propose_update(name, req, reply),
@@ -216,16 +219,12 @@ impl JsCluster {
                     .map(Some)
             }
             ApiOp::ConsumerList(stream) => {
-                let g = lock(&self.streams)
-                    .get(&(account.to_owned(), stream.clone()))
-                    .cloned();
-                let meta = lock(&self.meta_state);
-                capi::consumer_list(&meta, account, stream, &req.payload, |n| {
-                    let g = g.as_ref()?;
-                    let r = lock(&g.replica);
-                    Some(r.rs()?.consumers.get(n)?.info(now))
+                let page =
+                    capi::consumer_list_page(&lock(&self.meta_state), account, stream, &req.payload);
+                page.map(|page| {
+                    self.list_consumers(account, stream, page, reply);
+                    None
                 })
-                .map(Some)
             }
             _ => Ok(None),
         };
@@ -343,38 +342,11 @@ impl JsCluster {
     }
 
     /// The account's limits as configured.
-    fn limits(&self, account: &str) -> natsd_core::jetstream::limits::AccountLimits {
+    pub(super) fn limits(&self, account: &str) -> natsd_core::jetstream::limits::AccountLimits {
         self.srv
             .upgrade()
             .and_then(|s| lock(&s.js.limits).get(account).copied())
             .unwrap_or_default()
-    }
-
-    fn account_info(&self, account: &str) -> Value {
-        let (mut memory, mut storage) = (0, 0);
-        for g in lock(&self.streams)
-            .values()
-            .filter(|g| g.account == account)
-        {
-            let r = lock(&g.replica);
-            if let Some(rs) = r.rs() {
-                let bytes = rs.stream.store.state().bytes;
-                if rs.stream.config.storage == "memory" {
-                    memory += bytes;
-                } else {
-                    storage += bytes;
-                }
-            }
-        }
-        let meta = lock(&self.meta_state);
-        capi::account_info(
-            &meta,
-            account,
-            self.limits(account),
-            memory,
-            storage,
-            (0, 0),
-        )
     }
 
     /// Every JetStream server heard from, as placement sees it.

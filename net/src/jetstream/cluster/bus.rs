@@ -7,7 +7,9 @@
 //!   it), with the reply subject `$NATSD.RAFTR.<sender>.<seq>` its answer goes to;
 //! * `$NATSD.JSC.HB`: every clustered JetStream server's heartbeat (see the module docs of
 //!   `cluster`), which is also how a server learns the others' node ids;
-//! * `$NATSD.JSC.ELECT.<node>`: asks node `<node>` to campaign (the meta leader's stepdown).
+//! * `$NATSD.JSC.ELECT.<node>`: asks node `<node>` to campaign (the meta leader's stepdown);
+//! * `$NATSD.JSC.INFO`: the meta leader asks a stream's leader for the stream's (or its
+//!   consumers') info, for the lists and account usage (see `gather`).
 //!
 //! A frame is handed to [`RaftHub::handle_frame`] on a task of its own, so a slow append never
 //! holds up a vote. A node no heartbeat came from yet, or one nobody routes to, is
@@ -34,6 +36,8 @@ pub(super) const REPLY_PREFIX: &str = "$NATSD.RAFTR.";
 pub(super) const HEARTBEAT: &str = "$NATSD.JSC.HB";
 /// Prefix of the campaign requests.
 pub(super) const ELECT_PREFIX: &str = "$NATSD.JSC.ELECT.";
+/// What the meta leader asks streams' leaders (see `gather`).
+pub(super) const INFO: &str = "$NATSD.JSC.INFO";
 /// The meta leader stepdown request (Go: JSApiLeaderStepDown), answered by the meta leader.
 pub(super) const META_STEPDOWN: &str = "$JS.API.META.LEADER.STEPDOWN";
 
@@ -146,6 +150,29 @@ impl Bus {
         if let Some(tx) = lock(&self.pending).remove(&seq) {
             let _ = tx.send(payload);
         }
+    }
+
+    /// Publishes a request on `subject` and waits up to `deadline` for its answer (which
+    /// comes back on this server's reply subjects). `None`: nobody listens, or no answer in
+    /// time.
+    pub(super) async fn request(
+        self: &Arc<Self>,
+        subject: &str,
+        payload: Bytes,
+        deadline: std::time::Duration,
+    ) -> Option<Bytes> {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.pending).insert(seq, tx);
+        let _guard = PendingGuard {
+            bus: Arc::clone(self),
+            seq,
+        };
+        let reply = format!("{REPLY_PREFIX}{}.{seq}", self.me);
+        if !self.publish(subject, Some(&reply), payload) {
+            return None;
+        }
+        tokio::time::timeout(deadline, rx).await.ok()?.ok()
     }
 
     /// The subject this server's replies come back on (subscribe to it with a wildcard).

@@ -66,6 +66,7 @@ mod bootstrap;
 mod bus;
 mod consumers;
 mod effects;
+mod gather;
 mod machine;
 mod mixed;
 mod replicas;
@@ -358,6 +359,7 @@ impl JsCluster {
             bus::HEARTBEAT.to_owned(),
             format!("{}{}", bus::ELECT_PREFIX, self.node),
             bus::META_STEPDOWN.to_owned(),
+            bus::INFO.to_owned(),
         ];
         let mut subs = lock(&self.subs);
         for subject in subjects {
@@ -411,6 +413,8 @@ impl JsCluster {
             });
         } else if m.subject == bus::META_STEPDOWN {
             self.stepdown(m.reply.as_deref(), &m.payload);
+        } else if m.subject == bus::INFO {
+            self.answer_info(m.reply.as_deref(), &m.payload);
         }
     }
 

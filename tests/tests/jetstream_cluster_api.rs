@@ -1,0 +1,257 @@
+//! The JetStream API of a three-server cluster as clients see it: lists and account usage
+//! showing each stream's real state whichever server is asked, consumer updates and
+//! stepdowns, ephemeral consumers, the meta leader stepdown, and the domain-prefixed API.
+
+// Integration-test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use natsd_tests::cluster::{monitor_get, TestCluster, CLUSTER_NAME};
+use natsd_tests::{both, ServerKind};
+use serde_json::{json, Value};
+
+/// How long the cluster may take to elect what a step needs.
+const ELECTION: Duration = Duration::from_secs(20);
+
+fn top(dirs: &[tempfile::TempDir], i: usize, js_extra: &str) -> String {
+    format!(
+        "jetstream {{ store_dir: \"{}\" {js_extra} }}\nsystem_account: SYS\naccounts {{\n  SYS {{ users: [{{ user: sys, password: sys }}] }}\n  APP {{ jetstream: enabled, users: [{{ user: a, password: a }}] }}\n}}\n",
+        dirs[i].path().display()
+    )
+}
+
+async fn start_with(kind: ServerKind, js_extra: &str) -> (TestCluster, Vec<tempfile::TempDir>) {
+    let dirs: Vec<tempfile::TempDir> = (0..3)
+        .map(|_| tempfile::tempdir().expect("temp dir"))
+        .collect();
+    let cluster = TestCluster::start_mesh(&[kind; 3], |i| top(&dirs, i, js_extra)).await;
+    meta_leader(&cluster).await;
+    (cluster, dirs)
+}
+
+async fn start(kind: ServerKind) -> (TestCluster, Vec<tempfile::TempDir>) {
+    start_with(kind, "").await
+}
+
+/// A client of node `i` as `user`.
+async fn client_as(c: &TestCluster, i: usize, user: &str) -> async_nats::Client {
+    c.nodes[i]
+        .server
+        .client_with(async_nats::ConnectOptions::with_user_and_password(
+            user.into(),
+            user.into(),
+        ))
+        .await
+}
+
+/// A client of node `i` in the JetStream account.
+async fn app(c: &TestCluster, i: usize) -> async_nats::Client {
+    client_as(c, i, "a").await
+}
+
+/// Waits until node 0's `/jsz` names a meta leader of three servers: its name.
+async fn meta_leader(c: &TestCluster) -> String {
+    let deadline = tokio::time::Instant::now() + ELECTION;
+    loop {
+        let jsz = monitor_get(c.nodes[0].http_port, "/jsz").await;
+        let m = jsz.as_ref().and_then(|j| j.get("meta_cluster"));
+        let leader = m.and_then(|m| m["leader"].as_str()).unwrap_or("");
+        if !leader.is_empty() && m.and_then(|m| m["cluster_size"].as_u64()) == Some(3) {
+            return leader.to_owned();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no meta leader: {jsz:?}"
+        );
+        // Poll interval; the wait is bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One request: the JSON answer, or `None` when none came within `limit`.
+async fn ask(
+    client: &async_nats::Client,
+    subject: &str,
+    body: &Value,
+    limit: Duration,
+) -> Option<Value> {
+    let payload = Bytes::from(if body.is_null() {
+        Vec::new()
+    } else {
+        body.to_string().into_bytes()
+    });
+    let r = tokio::time::timeout(limit, client.request(subject.to_owned(), payload)).await;
+    match r {
+        Ok(Ok(m)) => Some(serde_json::from_slice(&m.payload).expect("JSON reply")),
+        _ => None,
+    }
+}
+
+/// An API request, asked again until some server answers (none does while the meta group
+/// or the stream's group has no leader), within [`ELECTION`].
+async fn api(client: &async_nats::Client, subject: &str, body: Value) -> Value {
+    let deadline = tokio::time::Instant::now() + ELECTION;
+    loop {
+        if let Some(v) = ask(client, subject, &body, Duration::from_secs(5)).await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no answer to {subject}"
+        );
+    }
+}
+
+/// Asks `subject` until the answer satisfies `ok`, within [`ELECTION`].
+async fn api_until(
+    client: &async_nats::Client,
+    subject: &str,
+    body: Value,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + ELECTION;
+    loop {
+        let v = api(client, subject, body.clone()).await;
+        if ok(&v) {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{subject} never fit: {v}"
+        );
+        // Poll interval; the wait is bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn create(client: &async_nats::Client, name: &str, replicas: u64) -> Value {
+    let cfg = json!({
+        "name": name,
+        "subjects": [format!("{}.>", name.to_lowercase())],
+        "num_replicas": replicas,
+        "storage": "file",
+    });
+    let v = api(client, &format!("$JS.API.STREAM.CREATE.{name}"), cfg).await;
+    assert!(v.get("error").is_none(), "{v}");
+    v
+}
+
+/// Publishes `n` messages on `subject`, each acknowledged.
+async fn publish_n(js: &async_nats::jetstream::Context, subject: &str, n: usize) {
+    let deadline = tokio::time::Instant::now() + ELECTION;
+    let mut sent = 0;
+    while sent < n {
+        let ack = tokio::time::timeout(Duration::from_secs(2), async {
+            js.publish(subject.to_owned(), Bytes::from(format!("m{sent}")))
+                .await
+                .ok()?
+                .await
+                .ok()
+        })
+        .await;
+        if matches!(ack, Ok(Some(_))) {
+            sent += 1;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "publishes not acknowledged"
+        );
+    }
+}
+
+fn names_of(list: &Value, key: &str) -> Vec<String> {
+    list[key]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|v| {
+            v["config"]["name"]
+                .as_str()
+                .or(v["name"].as_str())
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// STREAM.LIST, CONSUMER.LIST and `$JS.API.INFO` asked of every server show the state the
+/// streams' leaders hold (an R1 stream lives on one server only).
+async fn lists_show_every_streams_real_state(kind: ServerKind) {
+    let (cluster, _dirs) = start(kind).await;
+    let c0 = app(&cluster, 0).await;
+    create(&c0, "R3", 3).await;
+    create(&c0, "R1", 1).await;
+    let js = async_nats::jetstream::new(app(&cluster, 1).await);
+    publish_n(&js, "r3.x", 5).await;
+    publish_n(&js, "r1.x", 7).await;
+    let d = api(
+        &c0,
+        "$JS.API.CONSUMER.DURABLE.CREATE.R3.D",
+        json!({"stream_name": "R3", "config": {"durable_name": "D", "ack_policy": "explicit"}}),
+    )
+    .await;
+    assert!(d.get("error").is_none(), "{d}");
+
+    for i in 0..3 {
+        let c = app(&cluster, i).await;
+        let list = api_until(&c, "$JS.API.STREAM.LIST", Value::Null, |v| {
+            let s = v["streams"].as_array().cloned().unwrap_or_default();
+            let msgs = |n: &str| {
+                s.iter()
+                    .find(|x| x["config"]["name"] == n)
+                    .map(|x| x["state"]["messages"].clone())
+            };
+            msgs("R3") == Some(json!(5)) && msgs("R1") == Some(json!(7))
+        })
+        .await;
+        assert_eq!(
+            list["type"], "io.nats.jetstream.api.v1.stream_list_response",
+            "{list}"
+        );
+        assert_eq!(list["total"], 2, "{list}");
+        assert!(list.get("missing").is_none(), "{list}");
+        let mut names = names_of(&list, "streams");
+        names.sort();
+        assert_eq!(names, ["R1", "R3"], "{list}");
+        for s in list["streams"].as_array().unwrap() {
+            assert_eq!(s["cluster"]["name"], CLUSTER_NAME, "{s}");
+            assert!(s["cluster"]["leader"].as_str().is_some(), "{s}");
+        }
+
+        let cl = api_until(&c, "$JS.API.CONSUMER.LIST.R3", Value::Null, |v| {
+            v["consumers"][0]["num_pending"] == 5
+        })
+        .await;
+        assert_eq!(
+            cl["type"], "io.nats.jetstream.api.v1.consumer_list_response",
+            "{cl}"
+        );
+        assert_eq!(cl["total"], 1, "{cl}");
+        assert_eq!(cl["consumers"][0]["name"], "D", "{cl}");
+        assert_eq!(cl["consumers"][0]["stream_name"], "R3", "{cl}");
+        assert_eq!(cl["consumers"][0]["cluster"]["name"], CLUSTER_NAME, "{cl}");
+
+        let info = api_until(&c, "$JS.API.INFO", Value::Null, |v| {
+            v["storage"].as_u64().unwrap_or(0) > 0
+        })
+        .await;
+        assert_eq!(
+            info["type"], "io.nats.jetstream.api.v1.account_info_response",
+            "{info}"
+        );
+        assert_eq!(info["streams"], 2, "{info}");
+        assert_eq!(info["consumers"], 1, "{info}");
+        assert_eq!(info["memory"], 0, "{info}");
+    }
+
+    // nats-server 2.9 lists nothing for an unknown stream in a cluster (no 10059).
+    let gone = api(&c0, "$JS.API.CONSUMER.LIST.NOPE", Value::Null).await;
+    assert!(gone.get("error").is_none(), "{gone}");
+    assert_eq!(gone["total"], 0, "{gone}");
+    assert_eq!(gone["consumers"], json!([]), "{gone}");
+}
+
+both!(lists_show_every_streams_real_state);
