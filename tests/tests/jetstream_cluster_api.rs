@@ -255,3 +255,103 @@ async fn lists_show_every_streams_real_state(kind: ServerKind) {
 }
 
 both!(lists_show_every_streams_real_state);
+
+/// A durable consumer on an R3 stream: its info carries the group's `cluster` block; an
+/// update changes what may change and refuses the rest with nats-server's errors; too many
+/// replicas are refused; its leader steps down (its state stays).
+async fn consumer_update_and_leader_stepdown(kind: ServerKind) {
+    let (cluster, _dirs) = start(kind).await;
+    let c0 = app(&cluster, 0).await;
+    create(&c0, "S", 3).await;
+    let js = async_nats::jetstream::new(app(&cluster, 1).await);
+    publish_n(&js, "s.x", 4).await;
+    let cfg = json!({"durable_name": "D", "ack_policy": "explicit", "max_ack_pending": 100});
+    let subj = "$JS.API.CONSUMER.DURABLE.CREATE.S.D";
+    let d = api(&c0, subj, json!({"stream_name": "S", "config": cfg})).await;
+    assert!(d.get("error").is_none(), "{d}");
+
+    let info = api_until(&c0, "$JS.API.CONSUMER.INFO.S.D", Value::Null, |v| {
+        v["cluster"]["leader"].as_str().is_some_and(|l| !l.is_empty())
+    })
+    .await;
+    assert_eq!(info["cluster"]["name"], CLUSTER_NAME, "{info}");
+    assert_eq!(
+        info["cluster"]["replicas"].as_array().map(Vec::len),
+        Some(2),
+        "{info}"
+    );
+    assert_eq!(info["num_pending"], 4, "{info}");
+    let first = info["cluster"]["leader"].as_str().unwrap().to_owned();
+
+    // What may change does, through any server.
+    let mut up = cfg.clone();
+    up["max_ack_pending"] = json!(50);
+    up["description"] = json!("changed");
+    let c2 = app(&cluster, 2).await;
+    let v = api(&c2, subj, json!({"stream_name": "S", "config": up})).await;
+    assert!(v.get("error").is_none(), "{v}");
+    assert_eq!(
+        v["type"], "io.nats.jetstream.api.v1.consumer_create_response",
+        "{v}"
+    );
+    assert_eq!(v["config"]["max_ack_pending"], 50, "{v}");
+    assert_eq!(v["config"]["description"], "changed", "{v}");
+    api_until(&c0, "$JS.API.CONSUMER.INFO.S.D", Value::Null, |v| {
+        v["config"]["max_ack_pending"] == 50
+    })
+    .await;
+
+    // What may not change is refused as nats-server refuses it.
+    let mut bad = up.clone();
+    bad["deliver_policy"] = json!("last");
+    let v = api(&c0, subj, json!({"stream_name": "S", "config": bad})).await;
+    assert_eq!(v["error"]["err_code"], 10012, "{v}");
+    assert_eq!(
+        v["error"]["description"], "deliver policy can not be updated",
+        "{v}"
+    );
+    let mut bad = up.clone();
+    bad["deliver_subject"] = json!("push.here");
+    let v = api(&c0, subj, json!({"stream_name": "S", "config": bad})).await;
+    assert_eq!(v["error"]["err_code"], 10012, "{v}");
+    // nats-server 2.9 checks max_waiting (pull only) first; 2.10 names the change itself.
+    let why = v["error"]["description"].as_str().unwrap_or_default();
+    assert!(
+        why == "can not update pull consumer to push based"
+            || why == "max waiting can not be updated",
+        "{v}"
+    );
+
+    // More replicas than the stream has.
+    let many = json!({"durable_name": "M", "ack_policy": "explicit", "num_replicas": 5});
+    let v = api(
+        &c0,
+        "$JS.API.CONSUMER.DURABLE.CREATE.S.M",
+        json!({"stream_name": "S", "config": many}),
+    )
+    .await;
+    assert_eq!(v["error"]["err_code"], 10126, "{v}");
+
+    // The leader steps down; the consumer keeps its state under the next one.
+    let sd = api(&c0, "$JS.API.CONSUMER.LEADER.STEPDOWN.S.D", Value::Null).await;
+    assert_eq!(
+        sd,
+        json!({"type": "io.nats.jetstream.api.v1.consumer_leader_stepdown_response", "success": true})
+    );
+    let info = api_until(&c0, "$JS.API.CONSUMER.INFO.S.D", Value::Null, |v| {
+        v["cluster"]["leader"]
+            .as_str()
+            .is_some_and(|l| !l.is_empty() && l != first)
+    })
+    .await;
+    assert_eq!(info["num_pending"], 4, "{info}");
+    assert_eq!(info["config"]["max_ack_pending"], 50, "{info}");
+    let none = api(&c0, "$JS.API.CONSUMER.LEADER.STEPDOWN.S.NOPE", Value::Null).await;
+    assert_eq!(none["error"]["err_code"], 10014, "{none}");
+    assert_eq!(
+        none["type"], "io.nats.jetstream.api.v1.consumer_leader_stepdown_response",
+        "{none}"
+    );
+}
+
+both!(consumer_update_and_leader_stepdown);

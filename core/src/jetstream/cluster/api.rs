@@ -79,6 +79,9 @@ pub enum ApiOp {
     ConsumerList(String),
     /// `CONSUMER.MSG.NEXT.<stream>.<consumer>`: a pull request.
     MsgNext(String, String),
+    /// `CONSUMER.LEADER.STEPDOWN.<stream>.<consumer>`: the stream's group steps down (a
+    /// consumer's leader is its stream's leader).
+    ConsumerStepdown(String, String),
     /// `DIRECT.GET.<stream>[.<subject>]`: answered with the message itself.
     DirectGet {
         /// Stream.
@@ -129,6 +132,7 @@ impl ApiOp {
             ["CONSUMER", "NAMES", st] => Self::ConsumerNames(s(st)),
             ["CONSUMER", "LIST", st] => Self::ConsumerList(s(st)),
             ["CONSUMER", "MSG", "NEXT", st, c] => Self::MsgNext(s(st), s(c)),
+            ["CONSUMER", "LEADER", "STEPDOWN", st, c] => Self::ConsumerStepdown(s(st), s(c)),
             ["DIRECT", "GET", st] => Self::DirectGet {
                 stream: s(st),
                 last_by_subj: None,
@@ -154,7 +158,10 @@ impl ApiOp {
             | Self::ConsumerDelete(..)
             | Self::ConsumerNames(_)
             | Self::ConsumerList(_) => Answerer::MetaLeader,
-            Self::ConsumerInfo(..) | Self::MsgNext(..) | Self::DirectGet { .. } => {
+            Self::ConsumerInfo(..)
+            | Self::MsgNext(..)
+            | Self::ConsumerStepdown(..)
+            | Self::DirectGet { .. } => {
                 Answerer::StreamLeader
             }
             Self::StreamInfo(_)
@@ -181,7 +188,8 @@ impl ApiOp {
             | Self::ConsumerInfo(n, _)
             | Self::ConsumerNames(n)
             | Self::ConsumerList(n)
-            | Self::MsgNext(n, _) => Some(n),
+            | Self::MsgNext(n, _)
+            | Self::ConsumerStepdown(n, _) => Some(n),
             Self::ConsumerCreate { stream, .. } | Self::DirectGet { stream, .. } => Some(stream),
             Self::AccountInfo | Self::StreamNames | Self::StreamList | Self::Other => None,
         }
@@ -206,6 +214,7 @@ impl ApiOp {
             Self::ConsumerInfo(..) => "consumer_info",
             Self::ConsumerNames(_) => "consumer_names",
             Self::ConsumerList(_) => "consumer_list",
+            Self::ConsumerStepdown(..) => "consumer_leader_stepdown",
             Self::MsgNext(..) | Self::DirectGet { .. } | Self::Other => "unknown",
         };
         format!("io.nats.jetstream.api.v1.{kind}_response")
@@ -677,6 +686,13 @@ mod tests {
             Answerer::StreamLeader
         );
         assert_eq!(ApiOp::parse("STREAM.MSG.GET.S").stream(), Some("S"));
+        let sd = ApiOp::parse("CONSUMER.LEADER.STEPDOWN.S.C");
+        assert_eq!(sd, ApiOp::ConsumerStepdown("S".into(), "C".into()));
+        assert_eq!(sd.answered_by(), Answerer::StreamLeader);
+        assert_eq!(
+            sd.response_type(),
+            "io.nats.jetstream.api.v1.consumer_leader_stepdown_response"
+        );
         assert_eq!(
             ApiOp::parse("STREAM.SNAPSHOT.S").answered_by(),
             Answerer::Nobody

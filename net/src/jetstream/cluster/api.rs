@@ -8,12 +8,13 @@
 //!   CONSUMER.CREATE (and DURABLE.CREATE)/DELETE/NAMES/LIST, and any stream request naming a
 //!   stream the meta group does not know (10059);
 //! * the **stream's leader**: STREAM.INFO, STREAM.MSG.GET/DELETE, DIRECT.GET, STREAM.PURGE,
-//!   STREAM.LEADER.STEPDOWN, CONSUMER.INFO and CONSUMER.MSG.NEXT (acks reach it on its own
-//!   subscription, see `replicas`).
+//!   STREAM.LEADER.STEPDOWN, CONSUMER.INFO, CONSUMER.LEADER.STEPDOWN (the stream's group steps
+//!   down: see `consumers`) and CONSUMER.MSG.NEXT (acks reach it on its own subscription, see
+//!   `replicas`).
 //!
 //! A server that knows no meta leader answers nothing (the client times out and retries, as
 //! with nats-server before its meta group formed). Requests not listed (snapshots, restores,
-//! consumer stepdown/pause/reset/unpin, peer and server removal) are not served in a cluster
+//! consumer pause/reset/unpin, peer and server removal) are not served in a cluster
 //! yet: nobody answers.
 //!
 //! A create is answered by the new stream's leader once it leads (see `effects`); a consumer
@@ -280,13 +281,25 @@ impl JsCluster {
         };
         let (cname, cfg, action) =
             capi::consumer_request(name, filter, &req.payload, &scfg, ephemeral)?;
+        // Whether the existing consumer's deliver subject has a listener anywhere (the
+        // account's sublist holds the routed interest too).
+        let old_deliver = lock(&self.meta_state)
+            .stream(&req.account, stream)
+            .and_then(|r| r.consumers.get(&cname))
+            .and_then(|ca| ca.config.deliver_subject.clone());
+        let bound = old_deliver.is_some_and(|d| {
+            self.srv
+                .upgrade()
+                .and_then(|s| s.lookup_account(&req.account))
+                .is_some_and(|acc| acc.sublist.has_interest(d.as_bytes()))
+        });
         let view = self.placement_view();
         let origin = self.origin(req, reply);
         let p = {
             let meta = lock(&self.meta_state);
             let mut rng = lock(&self.rng);
             meta.propose_consumer_create(
-                stream, &cname, cfg, &action, &origin, &view, now, &mut rng,
+                stream, &cname, cfg, &action, &origin, &view, now, bound, &mut rng,
             )?
         };
         let op = ApiOp::ConsumerCreate {
@@ -567,6 +580,25 @@ impl JsCluster {
                 let body = match self.stream_stepdown(g) {
                     Ok(()) => ClusterOp::StreamLeaderStepdown.ok(),
                     Err(e) => ClusterOp::StreamLeaderStepdown.fail(e),
+                };
+                let v = serde_json::to_value(body).unwrap_or_default();
+                self.answer(&req.account, reply, &v);
+                return;
+            }
+            ApiOp::ConsumerStepdown(_, consumer) => {
+                // The consumer's leader is the stream's: its group steps down (see the
+                // `consumers` module docs).
+                let known = lock(&g.replica)
+                    .rs()
+                    .is_some_and(|rs| rs.consumers.contains_key(consumer));
+                let op = ClusterOp::ConsumerLeaderStepdown;
+                let body = if known {
+                    match self.stream_stepdown(g) {
+                        Ok(()) => op.ok(),
+                        Err(e) => op.fail(e),
+                    }
+                } else {
+                    op.fail(err::consumer_not_found())
                 };
                 let v = serde_json::to_value(body).unwrap_or_default();
                 self.answer(&req.account, reply, &v);

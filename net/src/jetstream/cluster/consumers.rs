@@ -12,8 +12,17 @@
 //! consumer delivers while its deliver subject has interest in the leader's account sublist,
 //! which holds the other servers' interest too (checked on every batch, ticks included).
 //!
-//! Not yet: consumer updates through the meta group, consumer leader stepdown, and
-//! pausing/resetting/unpinning.
+//! An update (CONSUMER.CREATE of an existing consumer with a changed config) is checked and
+//! recorded by the meta leader; the stream leader sees the assignment's config differ from its
+//! consumer's and writes a `ConsumerCreate` entry with the new config, which every replica
+//! takes as an update (the delivery state stays), and answers once it committed.
+//!
+//! A consumer's leader is its stream's leader, so `CONSUMER.LEADER.STEPDOWN` steps the
+//! stream's group down: every consumer of the stream moves with it (nats-server moves one
+//! consumer's own group). Consumer `num_replicas` is checked against the stream's (0:
+//! inherit) but the state is kept by every replica of the stream.
+//!
+//! Not yet: pausing/resetting/unpinning.
 //!
 //! The leader stores a message before its entry commits, so its consumers are capped at the
 //! last committed sequence (core's `ReplicatedStream::committed`); an applied entry that
@@ -120,7 +129,11 @@ pub(super) fn tick(
     }
     for ca in &t.assigned {
         let fresh = !rs.consumers.contains_key(&ca.name);
-        if fresh {
+        let updated = rs
+            .consumers
+            .get(&ca.name)
+            .is_some_and(|c| c.config != ca.config);
+        if fresh || updated {
             let e = rs.leader_create_consumer(&ca.name, ca.config.clone(), ca.created);
             let answer = ca.request.as_ref().and_then(|r| {
                 answered
