@@ -355,3 +355,78 @@ async fn consumer_update_and_leader_stepdown(kind: ServerKind) {
 }
 
 both!(consumer_update_and_leader_stepdown);
+
+/// Ephemeral consumers on an R3 stream: created through any server (the answer names the
+/// generated name), deleted on request, and removed from every replica once idle past
+/// `inactive_threshold` (5 s when unset).
+async fn ephemeral_consumers_come_and_go(kind: ServerKind) {
+    let (cluster, _dirs) = start(kind).await;
+    let c0 = app(&cluster, 0).await;
+    create(&c0, "E", 3).await;
+    let js = async_nats::jetstream::new(app(&cluster, 1).await);
+    publish_n(&js, "e.x", 3).await;
+
+    let c2 = app(&cluster, 2).await;
+    let mut names = Vec::new();
+    for threshold in [0u64, 1_000_000_000, 60_000_000_000] {
+        let mut cfg = json!({"ack_policy": "explicit"});
+        if threshold > 0 {
+            cfg["inactive_threshold"] = json!(threshold);
+        }
+        let v = api(
+            &c2,
+            "$JS.API.CONSUMER.CREATE.E",
+            json!({"stream_name": "E", "config": cfg}),
+        )
+        .await;
+        assert!(v.get("error").is_none(), "{v}");
+        let name = v["name"].as_str().unwrap().to_owned();
+        assert!(v["config"].get("durable_name").is_none(), "{v}");
+        assert_eq!(v["num_pending"], 3, "{v}");
+        names.push(name);
+    }
+    let want = if kind == ServerKind::Natsd {
+        5_000_000_000u64
+    } else {
+        // nats-server 2.9 keeps an unset threshold unset in the config it shows.
+        0
+    };
+    let info = api(
+        &c0,
+        &format!("$JS.API.CONSUMER.INFO.E.{}", names[0]),
+        Value::Null,
+    )
+    .await;
+    assert!(info.get("error").is_none(), "{info}");
+    let shown = info["config"]["inactive_threshold"].as_u64().unwrap_or(0);
+    assert!(shown == want || shown == 5_000_000_000, "{info}");
+
+    // The long-lived one is deleted on request.
+    let del = api(
+        &c0,
+        &format!("$JS.API.CONSUMER.DELETE.E.{}", names[2]),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(del["success"], true, "{del}");
+    let gone = api(
+        &c0,
+        &format!("$JS.API.CONSUMER.INFO.E.{}", names[2]),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(gone["error"]["err_code"], 10014, "{gone}");
+
+    // The idle ones go by themselves, from every server's view.
+    for i in 0..3 {
+        let c = app(&cluster, i).await;
+        api_until(&c, "$JS.API.CONSUMER.NAMES.E", Value::Null, |v| {
+            v["total"] == 0
+        })
+        .await;
+    }
+    let info = api(&c0, "$JS.API.STREAM.INFO.E", Value::Null).await;
+    assert_eq!(info["state"]["consumer_count"], 0, "{info}");
+}
+
+both!(ephemeral_consumers_come_and_go);

@@ -491,11 +491,7 @@ impl JsCluster {
         let now = self.now();
         let kind = op.response_type();
         let r: Result<Option<Value>, ApiError> = match op {
-            ApiOp::StreamInfo(_) => {
-                let cluster = self.group_cluster_info(g, now);
-                let r = lock(&g.replica);
-                Ok(r.rs().map(|rs| capi::replica_info(rs, &cluster, now)))
-            }
+            ApiOp::StreamInfo(_) => Ok(self.leader_stream_info(g, now)),
             ApiOp::MsgGet(_) => {
                 let r = lock(&g.replica);
                 r.rs().map(|rs| capi::msg_get(rs, &req.payload)).transpose()
@@ -534,7 +530,17 @@ impl JsCluster {
                     None
                 })
             }
-            ApiOp::ConsumerInfo(_, consumer) => {
+            ApiOp::ConsumerInfo(stream, consumer) => {
+                // A consumer the meta group removed is gone even before this leader's next
+                // tick takes it out of the replica.
+                let assigned = lock(&self.meta_state)
+                    .stream(&req.account, stream)
+                    .is_some_and(|r| r.consumers.contains_key(consumer));
+                if !assigned {
+                    let body = op.body(Err(err::consumer_not_found()));
+                    self.answer(&req.account, reply, &body);
+                    return;
+                }
                 let cluster =
                     serde_json::to_value(self.group_cluster_info(g, now)).unwrap_or_default();
                 let mut expired = Vec::new();
@@ -611,6 +617,21 @@ impl JsCluster {
             Ok(None) => {}
             Err(e) => self.answer(&req.account, reply, &op.body(Err(e))),
         }
+    }
+
+    /// A stream's info on its leader. The consumer count is the meta group's: a consumer
+    /// created or removed there is counted before this leader's next tick brings the replica
+    /// in line.
+    pub(super) fn leader_stream_info(&self, g: &StreamGroup, now: u64) -> Option<Value> {
+        let cluster = self.group_cluster_info(g, now);
+        let mut v = {
+            let r = lock(&g.replica);
+            capi::replica_info(r.rs()?, &cluster, now)
+        };
+        if let Some(rec) = lock(&self.meta_state).stream(&g.account, &g.name) {
+            v["state"]["consumer_count"] = rec.consumers.len().into();
+        }
+        Some(v)
     }
 
     /// Asks the most caught-up live member other than this one to campaign (Go:

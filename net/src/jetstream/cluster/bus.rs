@@ -9,7 +9,8 @@
 //!   `cluster`), which is also how a server learns the others' node ids;
 //! * `$NATSD.JSC.ELECT.<node>`: asks node `<node>` to campaign (the meta leader's stepdown);
 //! * `$NATSD.JSC.INFO`: the meta leader asks a stream's leader for the stream's (or its
-//!   consumers') info, for the lists and account usage (see `gather`).
+//!   consumers') info, for the lists and account usage (see `gather`);
+//! * `$NATSD.JSC.REAP`: a stream leader asks the meta leader to remove an idle consumer.
 //!
 //! A frame is handed to [`RaftHub::handle_frame`] on a task of its own, so a slow append never
 //! holds up a vote. A node no heartbeat came from yet, or one nobody routes to, is
@@ -38,6 +39,8 @@ pub(super) const HEARTBEAT: &str = "$NATSD.JSC.HB";
 pub(super) const ELECT_PREFIX: &str = "$NATSD.JSC.ELECT.";
 /// What the meta leader asks streams' leaders (see `gather`).
 pub(super) const INFO: &str = "$NATSD.JSC.INFO";
+/// A stream leader asks the meta leader to remove an idle consumer (see `consumers`).
+pub(super) const REAP: &str = "$NATSD.JSC.REAP";
 /// The meta leader stepdown request (Go: JSApiLeaderStepDown), answered by the meta leader.
 pub(super) const META_STEPDOWN: &str = "$JS.API.META.LEADER.STEPDOWN";
 

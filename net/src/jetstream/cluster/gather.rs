@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use natsd_core::jetstream::cluster::api::{self as capi, ApiOp, ListPage};
+use natsd_core::jetstream::cluster::Request;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -67,7 +68,11 @@ impl JsCluster {
                 }
                 json!({ "consumers": all })
             } else {
-                capi::replica_info(rs, &cluster, now)
+                drop(r);
+                let Some(v) = self.leader_stream_info(&g, now) else {
+                    return;
+                };
+                v
             }
         };
         if let Some(acc) = self
@@ -176,6 +181,36 @@ impl JsCluster {
                 capi::account_info(&meta, &account, c.limits(&account), memory, storage, (0, 0))
             };
             c.answer(&account, &reply, &ApiOp::AccountInfo.body(Ok(v)));
+        });
+    }
+
+    /// A consumer delete the meta group applied: answered once the stream's leader no longer
+    /// lists the consumer (it drops it on its next tick), or after [`GATHER`], so that a
+    /// CONSUMER.INFO right after the answer finds it gone (Go: the consumer's leader answers
+    /// once it stopped it).
+    pub(super) fn answer_consumer_delete(
+        self: &Arc<Self>,
+        request: &Request,
+        stream: &str,
+        consumer: &str,
+    ) {
+        let c = Arc::clone(self);
+        let (request, stream, consumer) =
+            (request.clone(), stream.to_owned(), consumer.to_owned());
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + GATHER;
+            while tokio::time::Instant::now() < deadline {
+                let all = c.ask_leader(&request.account, &stream, true).await;
+                let still = all.is_some_and(|v| v["consumers"].get(&consumer).is_some());
+                if !still {
+                    break;
+                }
+                // The leader drops it on its next tick.
+                tokio::time::sleep(super::LEADER_TICK).await;
+            }
+            let op = ApiOp::ConsumerDelete(stream, consumer);
+            let body = op.body(Ok(json!({"success": true})));
+            c.answer(&request.account, &request.reply, &body);
         });
     }
 }

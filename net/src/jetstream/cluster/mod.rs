@@ -179,6 +179,8 @@ pub(crate) struct JsCluster {
     raft_root: PathBuf,
     /// Placement's seeded generator.
     rng: Mutex<SplitMix64>,
+    /// Idle consumers this server asked the meta leader to remove, and when.
+    reaping: Mutex<BTreeMap<(String, String, String), Instant>>,
 }
 
 impl std::fmt::Debug for JsCluster {
@@ -268,6 +270,7 @@ pub(crate) fn start(srv: &Arc<Shared>, root: &Path) -> Result<(), String> {
             streams: Mutex::new(BTreeMap::new()),
             raft_root: dir,
             rng: Mutex::new(SplitMix64::new(seed)),
+            reaping: Mutex::new(BTreeMap::new()),
         });
         c.subscribe(&srv2, &sys, &(sink as Arc<dyn InternalSink>));
         let opts = srv2.opts();
@@ -303,6 +306,7 @@ pub(crate) fn start(srv: &Arc<Shared>, root: &Path) -> Result<(), String> {
                     return;
                 }
                 c.tick_leaders();
+                c.reap_inactive();
             }
         });
         c.run(inbound, stopped).await;
@@ -360,6 +364,7 @@ impl JsCluster {
             format!("{}{}", bus::ELECT_PREFIX, self.node),
             bus::META_STEPDOWN.to_owned(),
             bus::INFO.to_owned(),
+            bus::REAP.to_owned(),
         ];
         let mut subs = lock(&self.subs);
         for subject in subjects {
@@ -415,6 +420,8 @@ impl JsCluster {
             self.stepdown(m.reply.as_deref(), &m.payload);
         } else if m.subject == bus::INFO {
             self.answer_info(m.reply.as_deref(), &m.payload);
+        } else if m.subject == bus::REAP {
+            self.reap(&m.payload);
         }
     }
 
