@@ -17,7 +17,7 @@ const ELECTION: Duration = Duration::from_secs(20);
 
 fn top(dirs: &[tempfile::TempDir], i: usize, js_extra: &str) -> String {
     format!(
-        "jetstream {{ store_dir: \"{}\" {js_extra} }}\nsystem_account: SYS\naccounts {{\n  SYS {{ users: [{{ user: sys, password: sys }}] }}\n  APP {{ jetstream: enabled, users: [{{ user: a, password: a }}] }}\n}}\n",
+        "jetstream {{\n  store_dir: \"{}\"\n  {js_extra}\n}}\nsystem_account: SYS\naccounts {{\n  SYS {{ users: [{{ user: sys, password: sys }}] }}\n  APP {{ jetstream: enabled, users: [{{ user: a, password: a }}] }}\n}}\n",
         dirs[i].path().display()
     )
 }
@@ -430,3 +430,35 @@ async fn ephemeral_consumers_come_and_go(kind: ServerKind) {
 }
 
 both!(ephemeral_consumers_come_and_go);
+
+/// With `jetstream { domain: HUB }` the cluster answers `$JS.HUB.API.>` as `$JS.API.>`:
+/// a stream created, listed and read through the domain prefix from different servers.
+async fn domain_prefixed_api_in_a_cluster(kind: ServerKind) {
+    let (cluster, _dirs) = start_with(kind, "domain: HUB").await;
+    let c0 = app(&cluster, 0).await;
+    let cfg = json!({"name": "D", "subjects": ["d.>"], "num_replicas": 3});
+    let v = api(&c0, "$JS.HUB.API.STREAM.CREATE.D", cfg).await;
+    assert!(v.get("error").is_none(), "{v}");
+    assert_eq!(
+        v["type"], "io.nats.jetstream.api.v1.stream_create_response",
+        "{v}"
+    );
+    let js = async_nats::jetstream::with_domain(app(&cluster, 1).await, "HUB");
+    publish_n(&js, "d.x", 2).await;
+    let c2 = app(&cluster, 2).await;
+    let info = api_until(&c2, "$JS.HUB.API.STREAM.INFO.D", Value::Null, |v| {
+        v["state"]["messages"] == 2
+    })
+    .await;
+    assert_eq!(info["cluster"]["name"], CLUSTER_NAME, "{info}");
+    let names = api(&c2, "$JS.HUB.API.STREAM.NAMES", Value::Null).await;
+    assert_eq!(names["streams"], json!(["D"]), "{names}");
+    let acct = api(&c2, "$JS.HUB.API.INFO", Value::Null).await;
+    assert_eq!(acct["streams"], 1, "{acct}");
+    assert_eq!(acct["domain"], "HUB", "{acct}");
+    // The undecorated API still answers.
+    let plain = api(&c0, "$JS.API.STREAM.INFO.D", Value::Null).await;
+    assert_eq!(plain["config"]["name"], "D", "{plain}");
+}
+
+both!(domain_prefixed_api_in_a_cluster);

@@ -1,6 +1,7 @@
 //! The clustered `$JS.API`: who answers what.
 //!
-//! In clustered mode each JetStream account's `$JS.API.>` subscription is route-visible, so
+//! In clustered mode each JetStream account's `$JS.API.>` subscription (and, with a
+//! JetStream domain, `$JS.<domain>.API.>`, taken as the same requests) is route-visible, so
 //! every server hears every request once; exactly one answers (core's
 //! `cluster::api::ApiOp::answered_by`):
 //!
@@ -65,18 +66,29 @@ pub(super) struct ApiRequest {
     payload: Bytes,
 }
 
-/// The `$JS.API.>` subscription of one account.
+/// The `$JS.API.>` (and `$JS.<domain>.API.>`) subscription of one account.
 #[derive(Debug)]
 struct ApiSink {
     account: String,
     tx: mpsc::Sender<ApiRequest>,
+    /// `$JS.<domain>.API.` with a JetStream domain: requests on it are the account's
+    /// `$JS.API.` requests, as on one server.
+    domain_api: Option<String>,
 }
 
 impl InternalSink for ApiSink {
     fn deliver(&self, m: &Message<'_>) {
+        let mut subject = String::from_utf8_lossy(m.subject).into_owned();
+        if let Some(rest) = self
+            .domain_api
+            .as_deref()
+            .and_then(|p| subject.strip_prefix(p))
+        {
+            subject = format!("$JS.API.{rest}");
+        }
         let _ = self.tx.try_send(ApiRequest {
             account: self.account.clone(),
-            subject: String::from_utf8_lossy(m.subject).into_owned(),
+            subject,
             reply: m.reply.map(|r| String::from_utf8_lossy(r).into_owned()),
             payload: m
                 .shared
@@ -92,24 +104,33 @@ pub(super) fn channel() -> (mpsc::Sender<ApiRequest>, mpsc::Receiver<ApiRequest>
 }
 
 impl JsCluster {
-    /// Subscribes `$JS.API.>` in `acc`, route-visible.
+    /// Subscribes `$JS.API.>` in `acc`, route-visible, and `$JS.<domain>.API.>` when the
+    /// server has a JetStream domain.
     pub(super) fn subscribe_api(&self, acc: &Arc<Account>, tx: &mpsc::Sender<ApiRequest>) {
         let Some(srv) = self.srv.upgrade() else {
             return;
         };
+        let domain = self.domain();
+        let domain_api = domain.as_ref().map(|d| format!("$JS.{d}.API."));
         let sink: Arc<dyn InternalSink> = Arc::new(ApiSink {
             account: acc.name.clone(),
             tx: tx.clone(),
+            domain_api,
         });
-        let s = Bytes::from_static(b"$JS.API.>");
-        let sub = SubRef(Arc::new(Subscription::new(
-            s.clone(),
-            None,
-            SubTarget::Internal(sink),
-        )));
-        if acc.sublist.insert(&s, None, sub.clone()).is_ok() {
-            srv.cluster.local_interest(&acc.name, &s, None, true);
-            lock(&self.subs).push((Arc::clone(acc), sub));
+        let mut subjects = vec![Bytes::from_static(b"$JS.API.>")];
+        if let Some(d) = domain {
+            subjects.push(Bytes::from(format!("$JS.{d}.API.>")));
+        }
+        for s in subjects {
+            let sub = SubRef(Arc::new(Subscription::new(
+                s.clone(),
+                None,
+                SubTarget::Internal(Arc::clone(&sink)),
+            )));
+            if acc.sublist.insert(&s, None, sub.clone()).is_ok() {
+                srv.cluster.local_interest(&acc.name, &s, None, true);
+                lock(&self.subs).push((Arc::clone(acc), sub));
+            }
         }
     }
 
@@ -352,6 +373,13 @@ impl JsCluster {
                 None
             }
         }
+    }
+
+    /// The server's JetStream domain, if any.
+    pub(super) fn domain(&self) -> Option<String> {
+        let srv = self.srv.upgrade()?;
+        let d = srv.opts().jetstream.as_ref()?.domain.clone();
+        d
     }
 
     /// The account's limits as configured.

@@ -176,10 +176,13 @@ impl JsCluster {
                     storage += bytes;
                 }
             }
-            let v = {
+            let mut v = {
                 let meta = lock(&c.meta_state);
                 capi::account_info(&meta, &account, c.limits(&account), memory, storage, (0, 0))
             };
+            if let Some(d) = c.domain() {
+                v["domain"] = json!(d);
+            }
             c.answer(&account, &reply, &ApiOp::AccountInfo.body(Ok(v)));
         });
     }
