@@ -34,8 +34,8 @@ use natsd_core::jetstream::cluster::propose::{Origin, Proposal};
 use natsd_core::jetstream::cluster::shapes::{ClusterOp, PeerState};
 use natsd_core::jetstream::cluster::{ClusterInfo, Request, StreamAssignment};
 use natsd_core::router::{InternalSink, Message, SubRef, SubTarget, Subscription};
-use natsd_raft::openraft::ServerState;
-use natsd_raft::{Command, NodeId, NodeInfo};
+use natsd_raft::openraft::{Raft, ServerState};
+use natsd_raft::{Command, NodeId, NodeInfo, TypeConfig};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -662,6 +662,32 @@ impl JsCluster {
         Some(v)
     }
 
+    /// The embedding API's stream stepdown: this server must lead the stream (10009 if not;
+    /// 10059 for a stream the meta group does not know).
+    pub(crate) fn stepdown_stream_now(&self, account: &str, stream: &str) -> Result<(), ApiError> {
+        if lock(&self.meta_state).stream(account, stream).is_none() {
+            return Err(err::stream_not_found());
+        }
+        let g = lock(&self.streams)
+            .get(&(account.to_owned(), stream.to_owned()))
+            .cloned()
+            .filter(|g| g.is_leading())
+            .ok_or_else(err::cluster_not_leader)?;
+        self.stream_stepdown(&g)
+    }
+
+    /// The embedding API's meta stepdown: this server must be the meta leader (10009 if not);
+    /// another live voter is asked to campaign, as `$JS.API.META.LEADER.STEPDOWN` does.
+    pub(crate) fn stepdown_meta_now(&self) -> Result<(), ApiError> {
+        let m = self.meta.raft().metrics().borrow().clone();
+        if m.current_leader != Some(self.node) {
+            return Err(err::cluster_not_leader());
+        }
+        let t = self.stepdown_target(&m, b"")?;
+        hand_over(&self.bus, self.meta.raft().clone(), Bytes::new(), t, self.node);
+        Ok(())
+    }
+
     /// Asks the most caught-up live member other than this one to campaign (Go:
     /// jsStreamLeaderStepDownRequest); its election ends this leader's term.
     fn stream_stepdown(&self, g: &StreamGroup) -> Result<(), ApiError> {
@@ -682,14 +708,30 @@ impl JsCluster {
         };
         let target =
             target.ok_or_else(|| err::cluster_no_peers("no replacement peer connected"))?;
-        // A candidate whose log lacks the leader's last entries loses the vote; wait (a
-        // bounded time) until the target holds everything the leader has, then ask it; asked
-        // again, a few times, while this server still leads.
-        let bus = Arc::clone(&self.bus);
-        let raft = g.group.raft().clone();
-        let name = g.group.name().to_owned();
-        let me = self.node;
-        tokio::spawn(async move {
+        hand_over(
+            &self.bus,
+            g.group.raft().clone(),
+            Bytes::from(g.group.name().to_owned()),
+            target,
+            self.node,
+        );
+        Ok(())
+    }
+}
+
+/// Hands a group's leadership to `target` (Go: the stepdown requests): waits (a bounded time)
+/// until the target holds everything the leader has (a candidate whose log lacks the
+/// leader's last entries loses the vote), then asks it to campaign (`payload` names the
+/// group, empty: the meta group), asked again a few times while this server still leads.
+pub(super) fn hand_over(
+    bus: &Arc<bus::Bus>,
+    raft: Raft<TypeConfig>,
+    payload: Bytes,
+    target: NodeId,
+    me: NodeId,
+) {
+    let bus = Arc::clone(bus);
+    tokio::spawn(async move {
             let mut rx = raft.metrics();
             for _ in 0..STEPDOWN_TRIES {
                 let _ = tokio::time::timeout(STEPDOWN_CATCH_UP, async {
@@ -718,7 +760,7 @@ impl JsCluster {
                 bus.publish(
                     &format!("{}{target}", bus::ELECT_PREFIX),
                     None,
-                    Bytes::from(name.clone()),
+                    payload.clone(),
                 );
                 let moved = tokio::time::timeout(STEPDOWN_ELECTION, async {
                     loop {
@@ -738,6 +780,4 @@ impl JsCluster {
                 }
             }
         });
-        Ok(())
-    }
 }

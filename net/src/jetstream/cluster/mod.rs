@@ -595,8 +595,8 @@ impl JsCluster {
         let op = ClusterOp::MetaLeaderStepdown;
         let answer = match self.stepdown_target(&m, payload) {
             Ok(t) => {
-                self.bus
-                    .publish(&format!("{}{t}", bus::ELECT_PREFIX), None, Bytes::new());
+                // Quiet while the target campaigns (see `api::hand_over`).
+                api::hand_over(&self.bus, self.meta.raft().clone(), Bytes::new(), t, self.node);
                 op.ok()
             }
             Err(e) => op.fail(e),
