@@ -462,3 +462,63 @@ async fn domain_prefixed_api_in_a_cluster(kind: ServerKind) {
 }
 
 both!(domain_prefixed_api_in_a_cluster);
+
+/// Kills node `i` with SIGKILL and waits for it to be gone.
+async fn kill(c: &mut TestCluster, i: usize) {
+    let status = std::process::Command::new("kill")
+        .args(["-9", &c.nodes[i].server.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while c.nodes[i].server.is_running() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "killed server still runs"
+        );
+        // Poll interval; the wait is bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A request about a stream whose group has no leader (its only server was killed) is
+/// answered within a bound, as nats-server answers it, never left silent.
+async fn a_leaderless_stream_is_answered(kind: ServerKind) {
+    let (mut cluster, _dirs) = start(kind).await;
+    let c0 = app(&cluster, 0).await;
+    let v = create(&c0, "L", 1).await;
+    let host = v["cluster"]["leader"].as_str().unwrap().to_owned();
+    let host_i: usize = host.trim_start_matches('n').parse().unwrap();
+    // Were it the meta leader too, the other two elect another one first.
+    kill(&mut cluster, host_i).await;
+    let other = (0..3).find(|i| *i != host_i).unwrap();
+    let c = app(&cluster, other).await;
+    let deadline = tokio::time::Instant::now() + ELECTION;
+    let v = loop {
+        if let Some(v) = ask(&c, "$JS.API.STREAM.INFO.L", &Value::Null, Duration::from_secs(10)).await {
+            break v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no answer about a leaderless stream"
+        );
+    };
+    assert_eq!(v["error"]["err_code"], 10008, "{v}");
+    assert_eq!(
+        v["error"]["description"], "JetStream system temporarily unavailable",
+        "{v}"
+    );
+    assert_eq!(
+        v["type"], "io.nats.jetstream.api.v1.stream_info_response",
+        "{v}"
+    );
+    // The stream is still listed; its state is missing.
+    let list = api(&c, "$JS.API.STREAM.LIST", Value::Null).await;
+    assert_eq!(list["missing"], json!(["L"]), "{list}");
+}
+
+/// natsd-only: nats-server 2.9.10 leaves a request about a leaderless stream unanswered.
+#[tokio::test]
+async fn a_leaderless_stream_is_answered_natsd() {
+    natsd_tests::run_scenario(ServerKind::Natsd, a_leaderless_stream_is_answered).await;
+}

@@ -14,7 +14,10 @@
 //!   `replicas`).
 //!
 //! A server that knows no meta leader answers nothing (the client times out and retries, as
-//! with nats-server before its meta group formed). Requests not listed (snapshots, restores,
+//! with nats-server before its meta group formed). A request to a stream whose group has had
+//! no leader for [`LEADERLESS`] (every server's heartbeat lists the groups it leads) is
+//! answered by the meta leader with 10008 "JetStream system temporarily unavailable", where
+//! nats-server 2.9 stays silent. Requests not listed (snapshots, restores,
 //! consumer pause/reset/unpin, peer and server removal) are not served in a cluster
 //! yet: nobody answers.
 //!
@@ -54,6 +57,9 @@ const STEPDOWN_TRIES: usize = 3;
 /// Longest a stream leader's stepdown waits for its successor to hold its whole log, and
 /// then for the successor's election.
 const STEPDOWN_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long a stream group may go without a leader before the meta leader answers its
+/// requests with 10008 (a few heartbeats; an election takes one or two seconds).
+const LEADERLESS: std::time::Duration = std::time::Duration::from_secs(4);
 /// API requests waiting for the dispatcher; past this they are dropped (clients retry).
 const INBOUND: usize = 8192;
 
@@ -179,13 +185,65 @@ impl JsCluster {
                     return;
                 }
                 let g = lock(&self.streams)
-                    .get(&(req.account.clone(), stream))
+                    .get(&(req.account.clone(), stream.clone()))
                     .cloned();
                 if let Some(g) = g.filter(|g| g.is_leading()) {
                     self.stream_op(&g, &op, &req, &reply);
+                } else if self.is_meta_leader() && self.leaderless(&req.account, &stream) {
+                    let body = match op {
+                        ApiOp::StreamStepdown(_) => serde_json::to_value(
+                            ClusterOp::StreamLeaderStepdown.fail(err::cluster_not_avail()),
+                        )
+                        .unwrap_or_default(),
+                        ApiOp::ConsumerStepdown(..) => serde_json::to_value(
+                            ClusterOp::ConsumerLeaderStepdown.fail(err::cluster_not_avail()),
+                        )
+                        .unwrap_or_default(),
+                        // A pull request or direct get is answered by status, never JSON.
+                        ApiOp::MsgNext(..) | ApiOp::DirectGet { .. } => return,
+                        _ => op.body(Err(err::cluster_not_avail())),
+                    };
+                    self.answer(&req.account, &reply, &body);
                 }
             }
         }
+    }
+
+    /// The stream groups this server leads (its heartbeat says so).
+    pub(super) fn leading_groups(&self) -> Vec<String> {
+        lock(&self.streams)
+            .values()
+            .filter(|g| g.is_leading())
+            .map(|g| g.group.name().to_owned())
+            .collect()
+    }
+
+    /// Heartbeats (or this server) said these groups have a leader.
+    pub(super) fn saw_leaders(&self, groups: &[String]) {
+        let now = tokio::time::Instant::now();
+        let mut led = lock(&self.led);
+        for g in groups {
+            led.insert(g.clone(), now);
+        }
+    }
+
+    /// A stream whose group nobody has reported leading for [`LEADERLESS`] (nor since this
+    /// server started or the stream was created): the meta leader answers its requests with
+    /// 10008 rather than leave them unanswered. (nats-server 2.9 leaves them unanswered.)
+    fn leaderless(&self, account: &str, stream: &str) -> bool {
+        let Some((group, created)) = lock(&self.meta_state)
+            .stream(account, stream)
+            .map(|r| (r.assignment.group.name.clone(), r.assignment.created))
+        else {
+            return false;
+        };
+        let grace = u64::try_from(LEADERLESS.as_nanos()).unwrap_or(u64::MAX);
+        if self.started.elapsed() < LEADERLESS || self.now().saturating_sub(created) < grace {
+            return false;
+        }
+        !lock(&self.led)
+            .get(&group)
+            .is_some_and(|t| t.elapsed() < LEADERLESS)
     }
 
     fn origin(&self, req: &ApiRequest, reply: &str) -> Origin {

@@ -142,6 +142,9 @@ struct Heartbeat {
     /// It refuses a meta group: nats-server with JetStream is routed to it (see [`mixed`]).
     #[serde(default)]
     refusing: bool,
+    /// The stream groups it leads (so the meta leader knows which have none, see [`api`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    leading: Vec<String>,
 }
 
 /// The last heartbeat of another server.
@@ -179,6 +182,10 @@ pub(crate) struct JsCluster {
     raft_root: PathBuf,
     /// Placement's seeded generator.
     rng: Mutex<SplitMix64>,
+    /// When a heartbeat (or this server) last said a stream group had a leader, by group.
+    led: Mutex<BTreeMap<String, Instant>>,
+    /// When the clustered side started.
+    started: Instant,
     /// Idle consumers this server asked the meta leader to remove, and when.
     reaping: Mutex<BTreeMap<(String, String, String), Instant>>,
 }
@@ -271,6 +278,8 @@ pub(crate) fn start(srv: &Arc<Shared>, root: &Path) -> Result<(), String> {
             raft_root: dir,
             rng: Mutex::new(SplitMix64::new(seed)),
             reaping: Mutex::new(BTreeMap::new()),
+            led: Mutex::new(BTreeMap::new()),
+            started: Instant::now(),
         });
         c.subscribe(&srv2, &sys, &(sink as Arc<dyn InternalSink>));
         let opts = srv2.opts();
@@ -433,6 +442,7 @@ impl JsCluster {
             return;
         }
         self.bus.learn(hb.node);
+        self.saw_leaders(&hb.leading);
         let mut peers = lock(&self.peers);
         if !peers.contains_key(&hb.node) {
             *lock(&self.grown) = Instant::now();
@@ -480,7 +490,9 @@ impl JsCluster {
             seen: self.seen(),
             in_group: self.in_group(),
             refusing,
+            leading: self.leading_groups(),
         };
+        self.saw_leaders(&hb.leading);
         if let Ok(b) = serde_json::to_vec(&hb) {
             self.bus.publish(bus::HEARTBEAT, None, Bytes::from(b));
         }
