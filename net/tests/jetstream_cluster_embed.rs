@@ -86,7 +86,10 @@ async fn stream_leader(c: &async_nats::Client, other_than: &str) -> String {
                 return l.to_owned();
             }
         }
-        assert!(tokio::time::Instant::now() < deadline, "no new stream leader");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no new stream leader"
+        );
         // Poll interval; the wait is bounded by `deadline`.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -118,7 +121,9 @@ async fn stream_and_meta_leaders_step_down_through_the_library() {
     let follower = (index(&leader) + 1) % 3;
     let e = servers[follower].stepdown_meta().unwrap_err();
     assert_eq!(e.err_code, 10009, "{e:?}");
-    servers[index(&leader)].stepdown_meta().expect("meta stepdown");
+    servers[index(&leader)]
+        .stepdown_meta()
+        .expect("meta stepdown");
     let next = eventually("another meta leader", || {
         meta_leader(&servers[0]).filter(|l| *l != leader)
     })

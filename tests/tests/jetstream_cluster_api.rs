@@ -271,7 +271,9 @@ async fn consumer_update_and_leader_stepdown(kind: ServerKind) {
     assert!(d.get("error").is_none(), "{d}");
 
     let info = api_until(&c0, "$JS.API.CONSUMER.INFO.S.D", Value::Null, |v| {
-        v["cluster"]["leader"].as_str().is_some_and(|l| !l.is_empty())
+        v["cluster"]["leader"]
+            .as_str()
+            .is_some_and(|l| !l.is_empty())
     })
     .await;
     assert_eq!(info["cluster"]["name"], CLUSTER_NAME, "{info}");
@@ -495,7 +497,14 @@ async fn a_leaderless_stream_is_answered(kind: ServerKind) {
     let c = app(&cluster, other).await;
     let deadline = tokio::time::Instant::now() + ELECTION;
     let v = loop {
-        if let Some(v) = ask(&c, "$JS.API.STREAM.INFO.L", &Value::Null, Duration::from_secs(10)).await {
+        if let Some(v) = ask(
+            &c,
+            "$JS.API.STREAM.INFO.L",
+            &Value::Null,
+            Duration::from_secs(10),
+        )
+        .await
+        {
             break v;
         }
         assert!(

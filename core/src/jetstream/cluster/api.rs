@@ -161,9 +161,7 @@ impl ApiOp {
             Self::ConsumerInfo(..)
             | Self::MsgNext(..)
             | Self::ConsumerStepdown(..)
-            | Self::DirectGet { .. } => {
-                Answerer::StreamLeader
-            }
+            | Self::DirectGet { .. } => Answerer::StreamLeader,
             Self::StreamInfo(_)
             | Self::MsgGet(_)
             | Self::MsgDelete(_)
@@ -662,7 +660,10 @@ mod tests {
             offset: 0,
             names: vec!["A".into(), "B".into(), "C".into()],
         };
-        let found = [("A".to_owned(), json!({"n": "A"})), ("C".to_owned(), json!({"n": "C"}))];
+        let found = [
+            ("A".to_owned(), json!({"n": "A"})),
+            ("C".to_owned(), json!({"n": "C"})),
+        ];
         let v = list_answer("streams", &page, found.into_iter().collect());
         assert_eq!(v["streams"], json!([{"n": "A"}, {"n": "C"}]));
         assert_eq!(v["missing"], json!(["B"]));

@@ -241,9 +241,9 @@ impl JsCluster {
         if self.started.elapsed() < LEADERLESS || self.now().saturating_sub(created) < grace {
             return false;
         }
-        !lock(&self.led)
+        lock(&self.led)
             .get(&group)
-            .is_some_and(|t| t.elapsed() < LEADERLESS)
+            .is_none_or(|t| t.elapsed() >= LEADERLESS)
     }
 
     fn origin(&self, req: &ApiRequest, reply: &str) -> Origin {
@@ -299,8 +299,12 @@ impl JsCluster {
                     .map(Some)
             }
             ApiOp::ConsumerList(stream) => {
-                let page =
-                    capi::consumer_list_page(&lock(&self.meta_state), account, stream, &req.payload);
+                let page = capi::consumer_list_page(
+                    &lock(&self.meta_state),
+                    account,
+                    stream,
+                    &req.payload,
+                );
                 page.map(|page| {
                     self.list_consumers(account, stream, page, reply);
                     None
@@ -742,7 +746,13 @@ impl JsCluster {
             return Err(err::cluster_not_leader());
         }
         let t = self.stepdown_target(&m, b"")?;
-        hand_over(&self.bus, self.meta.raft().clone(), Bytes::new(), t, self.node);
+        hand_over(
+            &self.bus,
+            self.meta.raft().clone(),
+            Bytes::new(),
+            t,
+            self.node,
+        );
         Ok(())
     }
 
@@ -790,52 +800,52 @@ pub(super) fn hand_over(
 ) {
     let bus = Arc::clone(bus);
     tokio::spawn(async move {
-            let mut rx = raft.metrics();
-            for _ in 0..STEPDOWN_TRIES {
-                let _ = tokio::time::timeout(STEPDOWN_CATCH_UP, async {
-                    loop {
-                        let caught_up = {
-                            let m = rx.borrow_and_update();
-                            let last = m.last_log_index.unwrap_or(0);
-                            let got = m
-                                .replication
-                                .as_ref()
-                                .and_then(|r| r.get(&target).copied().flatten())
-                                .map_or(0, |l| l.index);
-                            got >= last
-                        };
-                        if caught_up || rx.changed().await.is_err() {
-                            return;
-                        }
+        let mut rx = raft.metrics();
+        for _ in 0..STEPDOWN_TRIES {
+            let _ = tokio::time::timeout(STEPDOWN_CATCH_UP, async {
+                loop {
+                    let caught_up = {
+                        let m = rx.borrow_and_update();
+                        let last = m.last_log_index.unwrap_or(0);
+                        let got = m
+                            .replication
+                            .as_ref()
+                            .and_then(|r| r.get(&target).copied().flatten())
+                            .map_or(0, |l| l.index);
+                        got >= last
+                    };
+                    if caught_up || rx.changed().await.is_err() {
+                        return;
                     }
-                })
-                .await;
-                // Quiet while the successor campaigns: followers that still hear this
-                // leader's heartbeats would refuse it their votes (openraft's leader lease),
-                // and this server must not win the next election itself.
-                raft.runtime_config().heartbeat(false);
-                raft.runtime_config().elect(false);
-                bus.publish(
-                    &format!("{}{target}", bus::ELECT_PREFIX),
-                    None,
-                    payload.clone(),
-                );
-                let moved = tokio::time::timeout(STEPDOWN_ELECTION, async {
-                    loop {
-                        if rx.borrow_and_update().current_leader != Some(me) {
-                            return;
-                        }
-                        if rx.changed().await.is_err() {
-                            return;
-                        }
-                    }
-                })
-                .await;
-                raft.runtime_config().heartbeat(true);
-                raft.runtime_config().elect(true);
-                if moved.is_ok() {
-                    return;
                 }
+            })
+            .await;
+            // Quiet while the successor campaigns: followers that still hear this
+            // leader's heartbeats would refuse it their votes (openraft's leader lease),
+            // and this server must not win the next election itself.
+            raft.runtime_config().heartbeat(false);
+            raft.runtime_config().elect(false);
+            bus.publish(
+                &format!("{}{target}", bus::ELECT_PREFIX),
+                None,
+                payload.clone(),
+            );
+            let moved = tokio::time::timeout(STEPDOWN_ELECTION, async {
+                loop {
+                    if rx.borrow_and_update().current_leader != Some(me) {
+                        return;
+                    }
+                    if rx.changed().await.is_err() {
+                        return;
+                    }
+                }
+            })
+            .await;
+            raft.runtime_config().heartbeat(true);
+            raft.runtime_config().elect(true);
+            if moved.is_ok() {
+                return;
             }
-        });
+        }
+    });
 }

@@ -198,8 +198,7 @@ impl JsCluster {
         consumer: &str,
     ) {
         let c = Arc::clone(self);
-        let (request, stream, consumer) =
-            (request.clone(), stream.to_owned(), consumer.to_owned());
+        let (request, stream, consumer) = (request.clone(), stream.to_owned(), consumer.to_owned());
         tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + GATHER;
             while tokio::time::Instant::now() < deadline {

@@ -48,18 +48,19 @@
 //! (its streams are recovered and still take publishes) and for acks and snapshots, but no
 //! longer hears the API or the acks.
 //!
+//! STREAM.LIST, CONSUMER.LIST and `$JS.API.INFO` show the streams' real state whichever
+//! server is asked: the meta leader gathers it from each stream's leader ([`gather`]).
+//! Consumers live in their stream's group: their leader is the stream's leader, and
+//! CONSUMER.LEADER.STEPDOWN steps the stream's group down (see [`consumers`]).
+//!
 //! # Not yet
 //!
-//! * Consumer updates and CONSUMER.LEADER.STEPDOWN, pause/reset/unpin on clustered streams
-//!   (see [`consumers`]).
+//! * Pause/reset/unpin of consumers on clustered streams (see [`consumers`]).
 //! * Snapshots and restores, STREAM.PEER.REMOVE and SERVER.REMOVE in a cluster: unanswered.
-//! * STREAM.LIST and CONSUMER.LIST report the state this server holds a replica of; others
-//!   show an empty state (nats-server asks each stream's leader).
 //! * Repairing a replica in trouble (`Behind`, `Diverged`, a damaged store): it stops
 //!   applying, does not lead, and `/healthz` fails; a peer does not rebuild it yet.
 //! * Memory-storage streams are kept in files when clustered.
-//! * `$JS.<domain>.API` in a cluster; account usage in `$JS.API.INFO` counts this server's
-//!   replicas only.
+//! * `$JS.API.INFO`'s `api` counters are zero in a cluster.
 
 mod api;
 mod bootstrap;
@@ -608,7 +609,13 @@ impl JsCluster {
         let answer = match self.stepdown_target(&m, payload) {
             Ok(t) => {
                 // Quiet while the target campaigns (see `api::hand_over`).
-                api::hand_over(&self.bus, self.meta.raft().clone(), Bytes::new(), t, self.node);
+                api::hand_over(
+                    &self.bus,
+                    self.meta.raft().clone(),
+                    Bytes::new(),
+                    t,
+                    self.node,
+                );
                 op.ok()
             }
             Err(e) => op.fail(e),
