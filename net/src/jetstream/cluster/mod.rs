@@ -71,6 +71,7 @@ mod gather;
 mod machine;
 mod mixed;
 mod replicas;
+mod stepdown;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -608,8 +609,8 @@ impl JsCluster {
         let op = ClusterOp::MetaLeaderStepdown;
         let answer = match self.stepdown_target(&m, payload) {
             Ok(t) => {
-                // Quiet while the target campaigns (see `api::hand_over`).
-                api::hand_over(
+                // Quiet while the target campaigns (see `stepdown::hand_over`).
+                stepdown::hand_over(
                     &self.bus,
                     self.meta.raft().clone(),
                     Bytes::new(),
