@@ -11,6 +11,7 @@ use crate::monitor::types::{
 };
 use crate::monitor::{AccountStatzOptions, AccountzOptions, ConnzOptions, SubszOptions};
 use crate::transport::Transport;
+use natsd_core::jetstream::api::{err, ApiError};
 
 impl<T: Transport> Server<T> {
     /// The bound monitoring (HTTP) address, once started with `http_port`.
@@ -153,9 +154,27 @@ impl<T: Transport> Server<T> {
         self.shared.healthz()
     }
 
-    /// `/raftz` (no Raft groups in this build).
+    /// `/raftz`: the Raft groups of clustered JetStream this server is in.
     pub fn raftz(&self) -> Raftz {
-        Raftz::new()
+        self.shared.raftz()
+    }
+
+    /// Asks the leader of `account`'s clustered `stream` to step down (as
+    /// `$JS.API.STREAM.LEADER.STEPDOWN` does); call it on the server that leads the stream
+    /// (10009 otherwise, 10059 for an unknown stream, 10010 without clustered JetStream).
+    /// Returns once the stepdown started: another member campaigns a moment later.
+    pub fn stepdown_stream(&self, account: &str, stream: &str) -> Result<(), ApiError> {
+        let c = lock(&self.shared.js.cluster).clone();
+        c.ok_or_else(err::cluster_required)?
+            .stepdown_stream_now(account, stream)
+    }
+
+    /// Asks the JetStream meta leader to step down (as `$JS.API.META.LEADER.STEPDOWN`
+    /// does); call it on the meta leader (10009 otherwise, 10010 without clustered
+    /// JetStream).
+    pub fn stepdown_meta(&self) -> Result<(), ApiError> {
+        let c = lock(&self.shared.js.cluster).clone();
+        c.ok_or_else(err::cluster_required)?.stepdown_meta_now()
     }
 
     /// Recently closed connections, oldest first.

@@ -79,6 +79,9 @@ pub enum ApiOp {
     ConsumerList(String),
     /// `CONSUMER.MSG.NEXT.<stream>.<consumer>`: a pull request.
     MsgNext(String, String),
+    /// `CONSUMER.LEADER.STEPDOWN.<stream>.<consumer>`: the stream's group steps down (a
+    /// consumer's leader is its stream's leader).
+    ConsumerStepdown(String, String),
     /// `DIRECT.GET.<stream>[.<subject>]`: answered with the message itself.
     DirectGet {
         /// Stream.
@@ -129,6 +132,7 @@ impl ApiOp {
             ["CONSUMER", "NAMES", st] => Self::ConsumerNames(s(st)),
             ["CONSUMER", "LIST", st] => Self::ConsumerList(s(st)),
             ["CONSUMER", "MSG", "NEXT", st, c] => Self::MsgNext(s(st), s(c)),
+            ["CONSUMER", "LEADER", "STEPDOWN", st, c] => Self::ConsumerStepdown(s(st), s(c)),
             ["DIRECT", "GET", st] => Self::DirectGet {
                 stream: s(st),
                 last_by_subj: None,
@@ -154,9 +158,10 @@ impl ApiOp {
             | Self::ConsumerDelete(..)
             | Self::ConsumerNames(_)
             | Self::ConsumerList(_) => Answerer::MetaLeader,
-            Self::ConsumerInfo(..) | Self::MsgNext(..) | Self::DirectGet { .. } => {
-                Answerer::StreamLeader
-            }
+            Self::ConsumerInfo(..)
+            | Self::MsgNext(..)
+            | Self::ConsumerStepdown(..)
+            | Self::DirectGet { .. } => Answerer::StreamLeader,
             Self::StreamInfo(_)
             | Self::MsgGet(_)
             | Self::MsgDelete(_)
@@ -181,7 +186,8 @@ impl ApiOp {
             | Self::ConsumerInfo(n, _)
             | Self::ConsumerNames(n)
             | Self::ConsumerList(n)
-            | Self::MsgNext(n, _) => Some(n),
+            | Self::MsgNext(n, _)
+            | Self::ConsumerStepdown(n, _) => Some(n),
             Self::ConsumerCreate { stream, .. } | Self::DirectGet { stream, .. } => Some(stream),
             Self::AccountInfo | Self::StreamNames | Self::StreamList | Self::Other => None,
         }
@@ -206,6 +212,7 @@ impl ApiOp {
             Self::ConsumerInfo(..) => "consumer_info",
             Self::ConsumerNames(_) => "consumer_names",
             Self::ConsumerList(_) => "consumer_list",
+            Self::ConsumerStepdown(..) => "consumer_leader_stepdown",
             Self::MsgNext(..) | Self::DirectGet { .. } | Self::Other => "unknown",
         };
         format!("io.nats.jetstream.api.v1.{kind}_response")
@@ -339,22 +346,93 @@ pub fn stream_names(meta: &MetaState, account: &str, payload: &[u8]) -> Result<V
     Ok(json!({"total": all.len(), "offset": req.offset, "limit": 1024, "streams": streams}))
 }
 
-/// `STREAM.LIST` from the meta group's state; `info` gives each stream's info.
-pub fn stream_list(
+/// One page of a `STREAM.LIST` or `CONSUMER.LIST`: which assets it shows, by name. Their
+/// info is gathered from each stream's leader afterwards (Go: jsClusteredStreamListRequest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPage {
+    /// How many assets the request matches.
+    pub total: usize,
+    /// The request's offset.
+    pub offset: usize,
+    /// The names on this page, in name order.
+    pub names: Vec<String>,
+}
+
+/// How many infos one list page holds (Go: JSApiListLimit).
+pub const LIST_LIMIT: usize = 256;
+
+/// The page of a `STREAM.LIST` request.
+pub fn stream_list_page(
     meta: &MetaState,
     account: &str,
     payload: &[u8],
-    info: impl Fn(&StreamAssignment) -> Value,
-) -> Result<Value, ApiError> {
+) -> Result<ListPage, ApiError> {
     let req: ListRequest = parse_or_default(payload)?;
     let all = filtered(meta, account, &req);
-    let page: Vec<Value> = all
-        .iter()
-        .skip(req.offset)
-        .take(256)
-        .map(|sa| info(sa))
-        .collect();
-    Ok(json!({"total": all.len(), "offset": req.offset, "limit": 256, "streams": page}))
+    Ok(ListPage {
+        total: all.len(),
+        offset: req.offset,
+        names: all
+            .iter()
+            .skip(req.offset)
+            .take(LIST_LIMIT)
+            .map(|sa| sa.config.name.clone())
+            .collect(),
+    })
+}
+
+/// The page of a `CONSUMER.LIST` request. An unknown stream lists nothing (nats-server 2.9
+/// answers a clustered list so, not with 10059).
+pub fn consumer_list_page(
+    meta: &MetaState,
+    account: &str,
+    stream: &str,
+    payload: &[u8],
+) -> Result<ListPage, ApiError> {
+    let req: ListRequest = parse_or_default(payload)?;
+    let Some(rec) = meta.stream(account, stream) else {
+        return Ok(ListPage {
+            total: 0,
+            offset: req.offset,
+            names: Vec::new(),
+        });
+    };
+    Ok(ListPage {
+        total: rec.consumers.len(),
+        offset: req.offset,
+        names: rec
+            .consumers
+            .keys()
+            .skip(req.offset)
+            .take(LIST_LIMIT)
+            .cloned()
+            .collect(),
+    })
+}
+
+/// A list answer: `key` (`"streams"` or `"consumers"`) holds the infos found, in the page's
+/// order; `missing` names the assets whose leader did not answer in time (Go: omitted when
+/// empty).
+pub fn list_answer(
+    key: &str,
+    page: &ListPage,
+    mut found: std::collections::BTreeMap<String, Value>,
+) -> Value {
+    let mut infos = Vec::new();
+    let mut missing = Vec::new();
+    for n in &page.names {
+        match found.remove(n) {
+            Some(v) => infos.push(v),
+            None => missing.push(n.clone()),
+        }
+    }
+    let mut v = json!({
+        "total": page.total, "offset": page.offset, "limit": LIST_LIMIT, key: infos,
+    });
+    if !missing.is_empty() {
+        v["missing"] = json!(missing);
+    }
+    v
 }
 
 /// `$JS.API.INFO` in a cluster: the account's streams and consumers as the meta group knows
@@ -571,33 +649,31 @@ pub fn consumer_names(
     }))
 }
 
-/// `CONSUMER.LIST` from the meta group's state; `info` gives each consumer's info.
-pub fn consumer_list(
-    meta: &MetaState,
-    account: &str,
-    stream: &str,
-    payload: &[u8],
-    info: impl Fn(&str) -> Option<Value>,
-) -> Result<Value, ApiError> {
-    let req: ListRequest = parse_or_default(payload)?;
-    let rec = meta
-        .stream(account, stream)
-        .ok_or_else(err::stream_not_found)?;
-    let page: Vec<Value> = rec
-        .consumers
-        .keys()
-        .skip(req.offset)
-        .take(256)
-        .filter_map(|n| info(n))
-        .collect();
-    Ok(json!({
-        "total": rec.consumers.len(), "offset": req.offset, "limit": 256, "consumers": page,
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_list_names_what_no_leader_answered_for_as_missing() {
+        let page = ListPage {
+            total: 3,
+            offset: 0,
+            names: vec!["A".into(), "B".into(), "C".into()],
+        };
+        let found = [
+            ("A".to_owned(), json!({"n": "A"})),
+            ("C".to_owned(), json!({"n": "C"})),
+        ];
+        let v = list_answer("streams", &page, found.into_iter().collect());
+        assert_eq!(v["streams"], json!([{"n": "A"}, {"n": "C"}]));
+        assert_eq!(v["missing"], json!(["B"]));
+        assert_eq!(v["total"], 3);
+        assert_eq!(v["limit"], 256);
+        let all = page.names.iter().map(|n| (n.clone(), json!({})));
+        let v = list_answer("consumers", &page, all.collect());
+        assert!(v.get("missing").is_none(), "{v}");
+        assert_eq!(v["consumers"].as_array().map(Vec::len), Some(3));
+    }
 
     #[test]
     fn every_request_has_one_answerer() {
@@ -611,6 +687,13 @@ mod tests {
             Answerer::StreamLeader
         );
         assert_eq!(ApiOp::parse("STREAM.MSG.GET.S").stream(), Some("S"));
+        let sd = ApiOp::parse("CONSUMER.LEADER.STEPDOWN.S.C");
+        assert_eq!(sd, ApiOp::ConsumerStepdown("S".into(), "C".into()));
+        assert_eq!(sd.answered_by(), Answerer::StreamLeader);
+        assert_eq!(
+            sd.response_type(),
+            "io.nats.jetstream.api.v1.consumer_leader_stepdown_response"
+        );
         assert_eq!(
             ApiOp::parse("STREAM.SNAPSHOT.S").answered_by(),
             Answerer::Nobody

@@ -13,6 +13,7 @@ use super::meta::{ConsumerAssignment, MetaEntry, MetaState, Request, StreamAssig
 use super::placement::{self, Cluster};
 use super::shapes::ServerRemoveRequest;
 use crate::jetstream::api::{err, ApiError, ConsumerConfig, StreamConfig};
+use crate::jetstream::consumer::check_update as check_consumer_update;
 use crate::jetstream::store::UnixNanos;
 use crate::jetstream::stream::check_update;
 use crate::rng::SplitMix64;
@@ -119,7 +120,9 @@ impl MetaState {
     }
 
     /// `$JS.API.CONSUMER.CREATE` (and durable create): the action rules, then a group on the
-    /// stream's online peers (an update keeps the consumer's group).
+    /// stream's online peers (an update keeps the consumer's group, and may change only what
+    /// one server lets it change: `consumer::check_update`; `bound`: the existing consumer's
+    /// deliver subject has a listener).
     #[allow(clippy::too_many_arguments)]
     pub fn propose_consumer_create(
         &self,
@@ -130,13 +133,17 @@ impl MetaState {
         origin: &Origin,
         cluster: &Cluster,
         now: UnixNanos,
+        bound: bool,
         rng: &mut SplitMix64,
     ) -> Result<Proposal, ApiError> {
         let account = origin.request.account.clone();
         let (group, created) = match self
             .check_consumer_create(&account, stream, name, &cfg, action)?
         {
-            ConsumerCreate::Update(ca) => (ca.group.clone(), ca.created),
+            ConsumerCreate::Update(ca) => {
+                check_consumer_update(&ca.config, &cfg, bound)?;
+                (ca.group.clone(), ca.created)
+            }
             ConsumerCreate::New => {
                 let sa = &self
                     .stream(&account, stream)

@@ -82,6 +82,7 @@ fn with_stream(rng: &mut SplitMix64) -> MetaState {
         &origin("$JS.API.CONSUMER.CREATE.S.D"),
         &c,
         T0,
+        false,
         rng,
     ));
     m.apply(2, e);
@@ -240,6 +241,7 @@ fn a_consumer_update_keeps_its_group_and_creation_time() {
         &origin("x"),
         &cluster(5),
         T0 + 99,
+        false,
         &mut rng,
     ));
     let MetaEntry::AssignConsumer(ca) = e else {

@@ -609,6 +609,8 @@ impl ReplicatedStream {
         if let Some(c) = self.consumers.get_mut(&meta.name) {
             if c.config != meta.config {
                 c.update_config(meta.config.clone());
+                // A filter may have changed.
+                c.recount(self.stream.store.as_ref());
             }
             return;
         }

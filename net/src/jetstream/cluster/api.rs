@@ -1,6 +1,7 @@
 //! The clustered `$JS.API`: who answers what.
 //!
-//! In clustered mode each JetStream account's `$JS.API.>` subscription is route-visible, so
+//! In clustered mode each JetStream account's `$JS.API.>` subscription (and, with a
+//! JetStream domain, `$JS.<domain>.API.>`, taken as the same requests) is route-visible, so
 //! every server hears every request once; exactly one answers (core's
 //! `cluster::api::ApiOp::answered_by`):
 //!
@@ -8,12 +9,16 @@
 //!   CONSUMER.CREATE (and DURABLE.CREATE)/DELETE/NAMES/LIST, and any stream request naming a
 //!   stream the meta group does not know (10059);
 //! * the **stream's leader**: STREAM.INFO, STREAM.MSG.GET/DELETE, DIRECT.GET, STREAM.PURGE,
-//!   STREAM.LEADER.STEPDOWN, CONSUMER.INFO and CONSUMER.MSG.NEXT (acks reach it on its own
-//!   subscription, see `replicas`).
+//!   STREAM.LEADER.STEPDOWN, CONSUMER.INFO, CONSUMER.LEADER.STEPDOWN (the stream's group steps
+//!   down: see `consumers`) and CONSUMER.MSG.NEXT (acks reach it on its own subscription, see
+//!   `replicas`).
 //!
 //! A server that knows no meta leader answers nothing (the client times out and retries, as
-//! with nats-server before its meta group formed). Requests not listed (snapshots, restores,
-//! consumer stepdown/pause/reset/unpin, peer and server removal) are not served in a cluster
+//! with nats-server before its meta group formed). A request to a stream whose group has had
+//! no leader for [`LEADERLESS`] (every server's heartbeat lists the groups it leads) is
+//! answered by the meta leader with 10008 "JetStream system temporarily unavailable", where
+//! nats-server 2.9 stays silent. Requests not listed (snapshots, restores,
+//! consumer pause/reset/unpin, peer and server removal) are not served in a cluster
 //! yet: nobody answers.
 //!
 //! A create is answered by the new stream's leader once it leads (see `effects`); a consumer
@@ -39,19 +44,13 @@ use tokio::sync::mpsc;
 
 use super::consumers;
 use super::replicas::{Op, StreamGroup};
-use super::{bus, peer_id, JsCluster, OFFLINE_AFTER};
+use super::{peer_id, JsCluster, OFFLINE_AFTER};
 use crate::jetstream::answer_from_sink;
 use crate::server::{lock, unix_nanos};
 
-/// How long a stream leader's stepdown stays quiet for its successor's election (longer
-/// than the election timeout, so the followers elect one of them even if the asked one
-/// cannot win).
-const STEPDOWN_ELECTION: std::time::Duration = std::time::Duration::from_secs(4);
-/// How many times a stream leader's stepdown asks its successor to campaign.
-const STEPDOWN_TRIES: usize = 3;
-/// Longest a stream leader's stepdown waits for its successor to hold its whole log, and
-/// then for the successor's election.
-const STEPDOWN_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long a stream group may go without a leader before the meta leader answers its
+/// requests with 10008 (a few heartbeats; an election takes one or two seconds).
+const LEADERLESS: std::time::Duration = std::time::Duration::from_secs(4);
 /// API requests waiting for the dispatcher; past this they are dropped (clients retry).
 const INBOUND: usize = 8192;
 
@@ -64,18 +63,29 @@ pub(super) struct ApiRequest {
     pub(super) payload: Bytes,
 }
 
-/// The `$JS.API.>` subscription of one account.
+/// The `$JS.API.>` (and `$JS.<domain>.API.>`) subscription of one account.
 #[derive(Debug)]
 struct ApiSink {
     account: String,
     tx: mpsc::Sender<ApiRequest>,
+    /// `$JS.<domain>.API.` with a JetStream domain: requests on it are the account's
+    /// `$JS.API.` requests, as on one server.
+    domain_api: Option<String>,
 }
 
 impl InternalSink for ApiSink {
     fn deliver(&self, m: &Message<'_>) {
+        let mut subject = String::from_utf8_lossy(m.subject).into_owned();
+        if let Some(rest) = self
+            .domain_api
+            .as_deref()
+            .and_then(|p| subject.strip_prefix(p))
+        {
+            subject = format!("$JS.API.{rest}");
+        }
         let _ = self.tx.try_send(ApiRequest {
             account: self.account.clone(),
-            subject: String::from_utf8_lossy(m.subject).into_owned(),
+            subject,
             reply: m.reply.map(|r| String::from_utf8_lossy(r).into_owned()),
             payload: m
                 .shared
@@ -91,24 +101,33 @@ pub(super) fn channel() -> (mpsc::Sender<ApiRequest>, mpsc::Receiver<ApiRequest>
 }
 
 impl JsCluster {
-    /// Subscribes `$JS.API.>` in `acc`, route-visible.
+    /// Subscribes `$JS.API.>` in `acc`, route-visible, and `$JS.<domain>.API.>` when the
+    /// server has a JetStream domain.
     pub(super) fn subscribe_api(&self, acc: &Arc<Account>, tx: &mpsc::Sender<ApiRequest>) {
         let Some(srv) = self.srv.upgrade() else {
             return;
         };
+        let domain = self.domain();
+        let domain_api = domain.as_ref().map(|d| format!("$JS.{d}.API."));
         let sink: Arc<dyn InternalSink> = Arc::new(ApiSink {
             account: acc.name.clone(),
             tx: tx.clone(),
+            domain_api,
         });
-        let s = Bytes::from_static(b"$JS.API.>");
-        let sub = SubRef(Arc::new(Subscription::new(
-            s.clone(),
-            None,
-            SubTarget::Internal(sink),
-        )));
-        if acc.sublist.insert(&s, None, sub.clone()).is_ok() {
-            srv.cluster.local_interest(&acc.name, &s, None, true);
-            lock(&self.subs).push((Arc::clone(acc), sub));
+        let mut subjects = vec![Bytes::from_static(b"$JS.API.>")];
+        if let Some(d) = domain {
+            subjects.push(Bytes::from(format!("$JS.{d}.API.>")));
+        }
+        for s in subjects {
+            let sub = SubRef(Arc::new(Subscription::new(
+                s.clone(),
+                None,
+                SubTarget::Internal(Arc::clone(&sink)),
+            )));
+            if acc.sublist.insert(&s, None, sub.clone()).is_ok() {
+                srv.cluster.local_interest(&acc.name, &s, None, true);
+                lock(&self.subs).push((Arc::clone(acc), sub));
+            }
         }
     }
 
@@ -164,13 +183,65 @@ impl JsCluster {
                     return;
                 }
                 let g = lock(&self.streams)
-                    .get(&(req.account.clone(), stream))
+                    .get(&(req.account.clone(), stream.clone()))
                     .cloned();
                 if let Some(g) = g.filter(|g| g.is_leading()) {
                     self.stream_op(&g, &op, &req, &reply);
+                } else if self.is_meta_leader() && self.leaderless(&req.account, &stream) {
+                    let body = match op {
+                        ApiOp::StreamStepdown(_) => serde_json::to_value(
+                            ClusterOp::StreamLeaderStepdown.fail(err::cluster_not_avail()),
+                        )
+                        .unwrap_or_default(),
+                        ApiOp::ConsumerStepdown(..) => serde_json::to_value(
+                            ClusterOp::ConsumerLeaderStepdown.fail(err::cluster_not_avail()),
+                        )
+                        .unwrap_or_default(),
+                        // A pull request or direct get is answered by status, never JSON.
+                        ApiOp::MsgNext(..) | ApiOp::DirectGet { .. } => return,
+                        _ => op.body(Err(err::cluster_not_avail())),
+                    };
+                    self.answer(&req.account, &reply, &body);
                 }
             }
         }
+    }
+
+    /// The stream groups this server leads (its heartbeat says so).
+    pub(super) fn leading_groups(&self) -> Vec<String> {
+        lock(&self.streams)
+            .values()
+            .filter(|g| g.is_leading())
+            .map(|g| g.group.name().to_owned())
+            .collect()
+    }
+
+    /// Heartbeats (or this server) said these groups have a leader.
+    pub(super) fn saw_leaders(&self, groups: &[String]) {
+        let now = tokio::time::Instant::now();
+        let mut led = lock(&self.led);
+        for g in groups {
+            led.insert(g.clone(), now);
+        }
+    }
+
+    /// A stream whose group nobody has reported leading for [`LEADERLESS`] (nor since this
+    /// server started or the stream was created): the meta leader answers its requests with
+    /// 10008 rather than leave them unanswered. (nats-server 2.9 leaves them unanswered.)
+    fn leaderless(&self, account: &str, stream: &str) -> bool {
+        let Some((group, created)) = lock(&self.meta_state)
+            .stream(account, stream)
+            .map(|r| (r.assignment.group.name.clone(), r.assignment.created))
+        else {
+            return false;
+        };
+        let grace = u64::try_from(LEADERLESS.as_nanos()).unwrap_or(u64::MAX);
+        if self.started.elapsed() < LEADERLESS || self.now().saturating_sub(created) < grace {
+            return false;
+        }
+        lock(&self.led)
+            .get(&group)
+            .is_none_or(|t| t.elapsed() >= LEADERLESS)
     }
 
     pub(super) fn origin(&self, req: &ApiRequest, reply: &str) -> Origin {
@@ -190,16 +261,19 @@ impl JsCluster {
         let account = req.account.as_str();
         let now = self.now();
         let r: Result<Option<Value>, ApiError> = match op {
-            ApiOp::AccountInfo => Ok(Some(self.account_info(account))),
+            ApiOp::AccountInfo => {
+                self.account_info_gathered(account, reply);
+                Ok(None)
+            }
             ApiOp::StreamNames => {
                 capi::stream_names(&lock(&self.meta_state), account, &req.payload).map(Some)
             }
             ApiOp::StreamList => {
-                let list = {
-                    let meta = lock(&self.meta_state);
-                    capi::stream_list(&meta, account, &req.payload, |sa| self.stream_info(sa, now))
-                };
-                list.map(Some)
+                let page = capi::stream_list_page(&lock(&self.meta_state), account, &req.payload);
+                page.map(|page| {
+                    self.list_streams(account, page, reply);
+                    None
+                })
             }
             ApiOp::StreamCreate(name) => self.propose_create(name, req, reply, now),
             ApiOp::StreamUpdate(name) => self.propose_update(name, req, reply),
@@ -223,16 +297,16 @@ impl JsCluster {
                     .map(Some)
             }
             ApiOp::ConsumerList(stream) => {
-                let g = lock(&self.streams)
-                    .get(&(account.to_owned(), stream.clone()))
-                    .cloned();
-                let meta = lock(&self.meta_state);
-                capi::consumer_list(&meta, account, stream, &req.payload, |n| {
-                    let g = g.as_ref()?;
-                    let r = lock(&g.replica);
-                    Some(r.rs()?.consumers.get(n)?.info(now))
+                let page = capi::consumer_list_page(
+                    &lock(&self.meta_state),
+                    account,
+                    stream,
+                    &req.payload,
+                );
+                page.map(|page| {
+                    self.list_consumers(account, stream, page, reply);
+                    None
                 })
-                .map(Some)
             }
             _ => Ok(None),
         };
@@ -288,13 +362,25 @@ impl JsCluster {
         };
         let (cname, cfg, action) =
             capi::consumer_request(name, filter, &req.payload, &scfg, ephemeral)?;
+        // Whether the existing consumer's deliver subject has a listener anywhere (the
+        // account's sublist holds the routed interest too).
+        let old_deliver = lock(&self.meta_state)
+            .stream(&req.account, stream)
+            .and_then(|r| r.consumers.get(&cname))
+            .and_then(|ca| ca.config.deliver_subject.clone());
+        let bound = old_deliver.is_some_and(|d| {
+            self.srv
+                .upgrade()
+                .and_then(|s| s.lookup_account(&req.account))
+                .is_some_and(|acc| acc.sublist.has_interest(d.as_bytes()))
+        });
         let view = self.placement_view();
         let origin = self.origin(req, reply);
         let p = {
             let meta = lock(&self.meta_state);
             let mut rng = lock(&self.rng);
             meta.propose_consumer_create(
-                stream, &cname, cfg, &action, &origin, &view, now, &mut rng,
+                stream, &cname, cfg, &action, &origin, &view, now, bound, &mut rng,
             )?
         };
         let op = ApiOp::ConsumerCreate {
@@ -349,39 +435,19 @@ impl JsCluster {
         }
     }
 
+    /// The server's JetStream domain, if any.
+    pub(super) fn domain(&self) -> Option<String> {
+        let srv = self.srv.upgrade()?;
+        let d = srv.opts().jetstream.as_ref()?.domain.clone();
+        d
+    }
+
     /// The account's limits as configured.
-    fn limits(&self, account: &str) -> natsd_core::jetstream::limits::AccountLimits {
+    pub(super) fn limits(&self, account: &str) -> natsd_core::jetstream::limits::AccountLimits {
         self.srv
             .upgrade()
             .and_then(|s| lock(&s.js.limits).get(account).copied())
             .unwrap_or_default()
-    }
-
-    fn account_info(&self, account: &str) -> Value {
-        let (mut memory, mut storage) = (0, 0);
-        for g in lock(&self.streams)
-            .values()
-            .filter(|g| g.account == account)
-        {
-            let r = lock(&g.replica);
-            if let Some(rs) = r.rs() {
-                let bytes = rs.stream.store.state().bytes;
-                if rs.stream.config.storage == "memory" {
-                    memory += bytes;
-                } else {
-                    storage += bytes;
-                }
-            }
-        }
-        let meta = lock(&self.meta_state);
-        capi::account_info(
-            &meta,
-            account,
-            self.limits(account),
-            memory,
-            storage,
-            (0, 0),
-        )
     }
 
     /// Every JetStream server heard from, as placement sees it.
@@ -515,11 +581,7 @@ impl JsCluster {
         let now = self.now();
         let kind = op.response_type();
         let r: Result<Option<Value>, ApiError> = match op {
-            ApiOp::StreamInfo(_) => {
-                let cluster = self.group_cluster_info(g, now);
-                let r = lock(&g.replica);
-                Ok(r.rs().map(|rs| capi::replica_info(rs, &cluster, now)))
-            }
+            ApiOp::StreamInfo(_) => Ok(self.leader_stream_info(g, now)),
             ApiOp::MsgGet(_) => {
                 let r = lock(&g.replica);
                 r.rs().map(|rs| capi::msg_get(rs, &req.payload)).transpose()
@@ -558,7 +620,17 @@ impl JsCluster {
                     None
                 })
             }
-            ApiOp::ConsumerInfo(_, consumer) => {
+            ApiOp::ConsumerInfo(stream, consumer) => {
+                // A consumer the meta group removed is gone even before this leader's next
+                // tick takes it out of the replica.
+                let assigned = lock(&self.meta_state)
+                    .stream(&req.account, stream)
+                    .is_some_and(|r| r.consumers.contains_key(consumer));
+                if !assigned {
+                    let body = op.body(Err(err::consumer_not_found()));
+                    self.answer(&req.account, reply, &body);
+                    return;
+                }
                 let cluster =
                     serde_json::to_value(self.group_cluster_info(g, now)).unwrap_or_default();
                 let mut expired = Vec::new();
@@ -609,6 +681,25 @@ impl JsCluster {
                 self.answer(&req.account, reply, &v);
                 return;
             }
+            ApiOp::ConsumerStepdown(_, consumer) => {
+                // The consumer's leader is the stream's: its group steps down (see the
+                // `consumers` module docs).
+                let known = lock(&g.replica)
+                    .rs()
+                    .is_some_and(|rs| rs.consumers.contains_key(consumer));
+                let op = ClusterOp::ConsumerLeaderStepdown;
+                let body = if known {
+                    match self.stream_stepdown(g) {
+                        Ok(()) => op.ok(),
+                        Err(e) => op.fail(e),
+                    }
+                } else {
+                    op.fail(err::consumer_not_found())
+                };
+                let v = serde_json::to_value(body).unwrap_or_default();
+                self.answer(&req.account, reply, &v);
+                return;
+            }
             _ => Ok(None),
         };
         match r {
@@ -618,82 +709,18 @@ impl JsCluster {
         }
     }
 
-    /// Asks the most caught-up live member other than this one to campaign (Go:
-    /// jsStreamLeaderStepDownRequest); its election ends this leader's term.
-    fn stream_stepdown(&self, g: &StreamGroup) -> Result<(), ApiError> {
-        let m = g.group.raft().metrics().borrow().clone();
-        let matched = m.replication.clone().unwrap_or_default();
-        let target = {
-            let peers = lock(&self.peers);
-            m.membership_config
-                .membership()
-                .voter_ids()
-                .filter(|id| *id != self.node)
-                .filter(|id| {
-                    peers
-                        .get(id)
-                        .is_some_and(|p| p.last.elapsed() < OFFLINE_AFTER)
-                })
-                .max_by_key(|id| (matched.get(id).copied().flatten().map(|l| l.index), *id))
+    /// A stream's info on its leader. The consumer count is the meta group's: a consumer
+    /// created or removed there is counted before this leader's next tick brings the replica
+    /// in line.
+    pub(super) fn leader_stream_info(&self, g: &StreamGroup, now: u64) -> Option<Value> {
+        let cluster = self.group_cluster_info(g, now);
+        let mut v = {
+            let r = lock(&g.replica);
+            capi::replica_info(r.rs()?, &cluster, now)
         };
-        let target =
-            target.ok_or_else(|| err::cluster_no_peers("no replacement peer connected"))?;
-        // A candidate whose log lacks the leader's last entries loses the vote; wait (a
-        // bounded time) until the target holds everything the leader has, then ask it; asked
-        // again, a few times, while this server still leads.
-        let bus = Arc::clone(&self.bus);
-        let raft = g.group.raft().clone();
-        let name = g.group.name().to_owned();
-        let me = self.node;
-        tokio::spawn(async move {
-            let mut rx = raft.metrics();
-            for _ in 0..STEPDOWN_TRIES {
-                let _ = tokio::time::timeout(STEPDOWN_CATCH_UP, async {
-                    loop {
-                        let caught_up = {
-                            let m = rx.borrow_and_update();
-                            let last = m.last_log_index.unwrap_or(0);
-                            let got = m
-                                .replication
-                                .as_ref()
-                                .and_then(|r| r.get(&target).copied().flatten())
-                                .map_or(0, |l| l.index);
-                            got >= last
-                        };
-                        if caught_up || rx.changed().await.is_err() {
-                            return;
-                        }
-                    }
-                })
-                .await;
-                // Quiet while the successor campaigns: followers that still hear this
-                // leader's heartbeats would refuse it their votes (openraft's leader lease),
-                // and this server must not win the next election itself.
-                raft.runtime_config().heartbeat(false);
-                raft.runtime_config().elect(false);
-                bus.publish(
-                    &format!("{}{target}", bus::ELECT_PREFIX),
-                    None,
-                    Bytes::from(name.clone()),
-                );
-                let moved = tokio::time::timeout(STEPDOWN_ELECTION, async {
-                    loop {
-                        if rx.borrow_and_update().current_leader != Some(me) {
-                            return;
-                        }
-                        if rx.changed().await.is_err() {
-                            return;
-                        }
-                    }
-                })
-                .await;
-                raft.runtime_config().heartbeat(true);
-                raft.runtime_config().elect(true);
-                if moved.is_ok() {
-                    return;
-                }
-            }
-        });
-        Ok(())
+        if let Some(rec) = lock(&self.meta_state).stream(&g.account, &g.name) {
+            v["state"]["consumer_count"] = rec.consumers.len().into();
+        }
+        Some(v)
     }
 }

@@ -7,10 +7,13 @@
 //!   it), with the reply subject `$NATSD.RAFTR.<sender>.<seq>` its answer goes to;
 //! * `$NATSD.JSC.HB`: every clustered JetStream server's heartbeat (see the module docs of
 //!   `cluster`), which is also how a server learns the others' node ids;
-//! * `$NATSD.JSC.ELECT.<node>`: asks node `<node>` to campaign (the meta leader's stepdown).
+//! * `$NATSD.JSC.ELECT.<node>`: asks node `<node>` to campaign (the meta leader's stepdown);
 //! * `$NATSD.JSC.CU.<node>.<group>`: asks node `<node>` for its replica of stream group
 //!   `<group>`: its snapshot, or a window of catch-up chunks (see `repair`), answered on the
-//!   asker's reply subject (one message, or one per chunk).
+//!   asker's reply subject (one message, or one per chunk);
+//! * `$NATSD.JSC.INFO`: the meta leader asks a stream's leader for the stream's (or its
+//!   consumers') info, for the lists and account usage (see `gather`);
+//! * `$NATSD.JSC.REAP`: a stream leader asks the meta leader to remove an idle consumer.
 //!
 //! A frame is handed to [`RaftHub::handle_frame`] on a task of its own, so a slow append never
 //! holds up a vote. A node no heartbeat came from yet, or one nobody routes to, is
@@ -42,6 +45,10 @@ pub(super) const ELECT_PREFIX: &str = "$NATSD.JSC.ELECT.";
 pub(super) const SERVER_REMOVE: &str = "$JS.API.SERVER.REMOVE";
 /// Prefix of the catch-up requests (see `repair`).
 pub(super) const CATCHUP_PREFIX: &str = "$NATSD.JSC.CU.";
+/// What the meta leader asks streams' leaders (see `gather`).
+pub(super) const INFO: &str = "$NATSD.JSC.INFO";
+/// A stream leader asks the meta leader to remove an idle consumer (see `consumers`).
+pub(super) const REAP: &str = "$NATSD.JSC.REAP";
 /// The meta leader stepdown request (Go: JSApiLeaderStepDown), answered by the meta leader.
 pub(super) const META_STEPDOWN: &str = "$JS.API.META.LEADER.STEPDOWN";
 
@@ -177,11 +184,15 @@ impl Bus {
 
     /// Sends a request to `subject` in the system account and waits up to `wait` for its
     /// answer (which comes back on this server's reply subjects).
+    /// Publishes a request on `subject` and waits up to `deadline` for its answer (which
+    /// comes back on this server's reply subjects). `None`: nobody listens, or no answer in
+    /// time.
     pub(super) async fn request(
         self: &Arc<Self>,
         subject: &str,
         payload: Bytes,
         wait: std::time::Duration,
+        deadline: std::time::Duration,
     ) -> Option<Bytes> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
@@ -195,6 +206,7 @@ impl Bus {
             return None;
         }
         tokio::time::timeout(wait, rx).await.ok()?.ok()
+        tokio::time::timeout(deadline, rx).await.ok()?.ok()
     }
 
     /// The subject this server's replies come back on (subscribe to it with a wildcard).

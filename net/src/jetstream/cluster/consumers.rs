@@ -12,8 +12,21 @@
 //! consumer delivers while its deliver subject has interest in the leader's account sublist,
 //! which holds the other servers' interest too (checked on every batch, ticks included).
 //!
-//! Not yet: consumer updates through the meta group, consumer leader stepdown, and
-//! pausing/resetting/unpinning.
+//! An update (CONSUMER.CREATE of an existing consumer with a changed config) is checked and
+//! recorded by the meta leader; the stream leader sees the assignment's config differ from its
+//! consumer's and writes a `ConsumerCreate` entry with the new config, which every replica
+//! takes as an update (the delivery state stays), and answers once it committed.
+//!
+//! A consumer's leader is its stream's leader, so `CONSUMER.LEADER.STEPDOWN` steps the
+//! stream's group down: every consumer of the stream moves with it (nats-server moves one
+//! consumer's own group). Consumer `num_replicas` is checked against the stream's (0:
+//! inherit) but the state is kept by every replica of the stream.
+//!
+//! A consumer idle past its `inactive_threshold` (an ephemeral's default is 5 s) is removed
+//! the same way a CONSUMER.DELETE removes it: the stream leader asks the meta leader (on
+//! `bus::REAP`), whose entry makes the stream leader write the removal to the stream's log.
+//!
+//! Not yet: pausing/resetting/unpinning.
 //!
 //! The leader stores a message before its entry commits, so its consumers are capped at the
 //! last committed sequence (core's `ReplicatedStream::committed`); an applied entry that
@@ -21,16 +34,22 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use natsd_core::account::Account;
-use natsd_core::jetstream::cluster::{ConsumerAssignment, ReplicatedStream};
+use natsd_core::jetstream::cluster::{ConsumerAssignment, MetaEntry, ReplicatedStream};
 use natsd_core::jetstream::consumer::{parse_next_request, AckKind, Delivery};
 use natsd_core::rng::SplitMix64;
 use natsd_core::router::{self, Message, PendingFlush, Publisher};
+use natsd_raft::Command;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tokio::time::Instant;
 
-use super::replicas::{Proposal, Reply};
+use super::replicas::{Proposal, Reply, StreamGroup};
+use super::{bus, JsCluster};
+use crate::server::lock;
 
 /// The meta group's consumers of one stream, handed to its leader on every tick.
 #[derive(Debug, Default)]
@@ -120,7 +139,11 @@ pub(super) fn tick(
     }
     for ca in &t.assigned {
         let fresh = !rs.consumers.contains_key(&ca.name);
-        if fresh {
+        let updated = rs
+            .consumers
+            .get(&ca.name)
+            .is_some_and(|c| c.config != ca.config);
+        if fresh || updated {
             let e = rs.leader_create_consumer(&ca.name, ca.config.clone(), ca.created);
             let answer = ca.request.as_ref().and_then(|r| {
                 answered
@@ -252,4 +275,86 @@ pub(super) fn emit(acc: &Arc<Account>, ds: Vec<Delivery>) {
         }
     }
     pending.flush();
+}
+
+/// A stream leader's request that the meta leader remove an idle consumer.
+#[derive(Debug, Serialize, Deserialize)]
+struct Reap {
+    account: String,
+    stream: String,
+    consumer: String,
+}
+
+/// How often a stream leader repeats its request to remove an idle consumer while the
+/// consumer is still assigned (the meta leader may have changed).
+const REAP_AGAIN: Duration = Duration::from_secs(1);
+
+impl JsCluster {
+    /// On every leader tick: the consumers of the streams this server leads that passed their
+    /// `inactive_threshold` (ephemerals: 5 s by default) are asked removed of the meta leader
+    /// (Go: deleteNotActive), whose entry then removes them from the stream's log and so
+    /// from every replica.
+    pub(super) fn reap_inactive(&self) {
+        let now = self.now();
+        let groups: Vec<Arc<StreamGroup>> = lock(&self.streams)
+            .values()
+            .filter(|g| g.is_leading())
+            .cloned()
+            .collect();
+        let mut idle = Vec::new();
+        for g in groups {
+            let r = lock(&g.replica);
+            let Some(rs) = r.rs() else { continue };
+            for (n, c) in &rs.consumers {
+                if c.is_inactive(now) {
+                    idle.push((g.account.clone(), g.name.clone(), n.clone()));
+                }
+            }
+        }
+        let mut asked = lock(&self.reaping);
+        asked.retain(|k, at| idle.contains(k) && at.elapsed() < REAP_AGAIN * 30);
+        for k in idle {
+            if asked.get(&k).is_some_and(|at| at.elapsed() < REAP_AGAIN) {
+                continue;
+            }
+            asked.insert(k.clone(), Instant::now());
+            let (account, stream, consumer) = k;
+            let body = Reap {
+                account,
+                stream,
+                consumer,
+            };
+            if let Ok(b) = serde_json::to_vec(&body) {
+                self.bus.publish(bus::REAP, None, Bytes::from(b));
+            }
+        }
+    }
+
+    /// On the meta leader: removes an idle consumer a stream leader reported.
+    pub(super) fn reap(&self, payload: &[u8]) {
+        if !self.is_meta_leader() {
+            return;
+        }
+        let Ok(r) = serde_json::from_slice::<Reap>(payload) else {
+            return;
+        };
+        let assigned = lock(&self.meta_state)
+            .stream(&r.account, &r.stream)
+            .is_some_and(|s| s.consumers.contains_key(&r.consumer));
+        if !assigned {
+            return;
+        }
+        let entry = MetaEntry::RemoveConsumer {
+            account: r.account,
+            stream: r.stream,
+            consumer: r.consumer,
+            request: None,
+        };
+        let raft = self.meta.raft().clone();
+        tokio::spawn(async move {
+            if let Err(e) = raft.client_write(Command(entry.encode())).await {
+                tracing::warn!("JetStream: removing an idle consumer: {e}");
+            }
+        });
+    }
 }

@@ -75,7 +75,7 @@ impl JsCluster {
         }
     }
 
-    fn respond(&self, request: &Request, answer: Answer) {
+    fn respond(self: &Arc<Self>, request: &Request, answer: Answer) {
         if request.server != self.name {
             return;
         }
@@ -116,6 +116,11 @@ impl JsCluster {
                     let mut info = self.stream_info(&sa, now);
                     info["config"] = serde_json::to_value(&sa.config).unwrap_or_default();
                     op.body(Ok(info))
+                }
+                ApiOp::ConsumerDelete(stream, consumer) => {
+                    // Answered once the stream's leader dropped it (see `gather`).
+                    self.answer_consumer_delete(request, stream, consumer);
+                    return;
                 }
                 _ => op.body(Ok(json!({"success": true}))),
             },

@@ -55,17 +55,18 @@
 //! through its own group, from a replica of the origin ([`sourcing`]). Placement sees each
 //! server's `server_tags` and JetStream limits, which its heartbeat carries.
 //!
+//! STREAM.LIST, CONSUMER.LIST and `$JS.API.INFO` show the streams' real state whichever
+//! server is asked: the meta leader gathers it from each stream's leader ([`gather`]).
+//! Consumers live in their stream's group: their leader is the stream's leader, and
+//! CONSUMER.LEADER.STEPDOWN steps the stream's group down (see [`consumers`]).
+//!
 //! # Not yet
 //!
-//! * Consumer updates and CONSUMER.LEADER.STEPDOWN, pause/reset/unpin on clustered streams
-//!   (see [`consumers`]).
+//! * Pause/reset/unpin of consumers on clustered streams (see [`consumers`]).
 //! * Snapshots and restores in a cluster: unanswered.
 //! * Moving a stream to other tags or another cluster by STREAM.UPDATE (refused, 10036).
-//! * STREAM.LIST and CONSUMER.LIST report the state this server holds a replica of; others
-//!   show an empty state (nats-server asks each stream's leader).
 //! * Memory-storage streams are kept in files when clustered.
-//! * `$JS.<domain>.API` in a cluster; account usage in `$JS.API.INFO` counts this server's
-//!   replicas only.
+//! * `$JS.API.INFO`'s `api` counters are zero in a cluster.
 //! * Mirrors and sources of clustered streams from another account or domain (`external`)
 //!   or through a durable consumer: not copied. Placement does not weigh the storage
 //!   servers use (heartbeats carry their limits, not their usage).
@@ -76,12 +77,14 @@ mod bus;
 mod consumers;
 mod effects;
 mod group_commit;
+mod gather;
 mod machine;
 mod members;
 mod mixed;
 mod repair;
 mod replicas;
 mod sourcing;
+mod stepdown;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -161,6 +164,9 @@ struct Heartbeat {
     /// Its `server_tags` and JetStream limits, for placement (see [`Placed`]).
     #[serde(default, flatten)]
     placed: Placed,
+    /// The stream groups it leads (so the meta leader knows which have none, see [`api`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    leading: Vec<String>,
 }
 
 /// What placement needs to know of a server (Go: the `ServerInfo` of its statsz: `tags`,
@@ -237,6 +243,12 @@ pub(crate) struct JsCluster {
     rng: Mutex<SplitMix64>,
     /// The stream groups whose sourcing task runs (see [`sourcing`]).
     sourcing: Mutex<BTreeSet<String>>,
+    /// When a heartbeat (or this server) last said a stream group had a leader, by group.
+    led: Mutex<BTreeMap<String, Instant>>,
+    /// When the clustered side started.
+    started: Instant,
+    /// Idle consumers this server asked the meta leader to remove, and when.
+    reaping: Mutex<BTreeMap<(String, String, String), Instant>>,
 }
 
 impl std::fmt::Debug for JsCluster {
@@ -328,6 +340,9 @@ pub(crate) fn start(srv: &Arc<Shared>, root: &Path) -> Result<(), String> {
             raft_root: dir,
             rng: Mutex::new(SplitMix64::new(seed)),
             sourcing: Mutex::new(BTreeSet::new()),
+            reaping: Mutex::new(BTreeMap::new()),
+            led: Mutex::new(BTreeMap::new()),
+            started: Instant::now(),
         });
         c.subscribe(&srv2, &sys, &(sink as Arc<dyn InternalSink>));
         let opts = srv2.opts();
@@ -365,6 +380,7 @@ pub(crate) fn start(srv: &Arc<Shared>, root: &Path) -> Result<(), String> {
                 c.tick_leaders();
                 c.reconcile_members();
                 c.tick_sourcing();
+                c.reap_inactive();
             }
         });
         c.run(inbound, stopped).await;
@@ -424,6 +440,8 @@ impl JsCluster {
             bus::META_STEPDOWN.to_owned(),
             bus::SERVER_REMOVE.to_owned(),
             format!("{}{}", sourcing::READ_PREFIX, self.node),
+            bus::INFO.to_owned(),
+            bus::REAP.to_owned(),
         ];
         let mut subs = lock(&self.subs);
         for subject in subjects {
@@ -483,6 +501,10 @@ impl JsCluster {
             self.stepdown(m.reply.as_deref(), &m.payload);
         } else if m.subject.starts_with(sourcing::READ_PREFIX) {
             self.serve_source_read(&m);
+        } else if m.subject == bus::INFO {
+            self.answer_info(m.reply.as_deref(), &m.payload);
+        } else if m.subject == bus::REAP {
+            self.reap(&m.payload);
         }
     }
 
@@ -494,6 +516,7 @@ impl JsCluster {
             return;
         }
         self.bus.learn(hb.node);
+        self.saw_leaders(&hb.leading);
         let mut peers = lock(&self.peers);
         if !peers.contains_key(&hb.node) {
             *lock(&self.grown) = Instant::now();
@@ -565,7 +588,9 @@ impl JsCluster {
             refusing,
             repairing: self.repairing_groups(),
             placed: self.placed(),
+            leading: self.leading_groups(),
         };
+        self.saw_leaders(&hb.leading);
         if let Ok(b) = serde_json::to_vec(&hb) {
             self.bus.publish(bus::HEARTBEAT, None, Bytes::from(b));
         }
@@ -683,8 +708,14 @@ impl JsCluster {
         let op = ClusterOp::MetaLeaderStepdown;
         let answer = match self.stepdown_target(&m, payload) {
             Ok(t) => {
-                self.bus
-                    .publish(&format!("{}{t}", bus::ELECT_PREFIX), None, Bytes::new());
+                // Quiet while the target campaigns (see `stepdown::hand_over`).
+                stepdown::hand_over(
+                    &self.bus,
+                    self.meta.raft().clone(),
+                    Bytes::new(),
+                    t,
+                    self.node,
+                );
                 op.ok()
             }
             Err(e) => op.fail(e),

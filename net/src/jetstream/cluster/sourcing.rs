@@ -47,7 +47,7 @@ pub(super) struct Sourced {
 pub(super) fn store(rs: &mut ReplicatedStream, s: Sourced, now: u64, b: &mut Batch) {
     let (entries, republished, more) = rsrc::store_read(rs, &s.cursor, s.reply, now);
     for e in entries {
-        b.proposals.push((e.encode(), None));
+        b.proposals.push((e, None));
     }
     b.deliveries.extend(republished);
     let _ = s.done.send(more);
