@@ -182,8 +182,6 @@ impl Bus {
         }
     }
 
-    /// Sends a request to `subject` in the system account and waits up to `wait` for its
-    /// answer (which comes back on this server's reply subjects).
     /// Publishes a request on `subject` and waits up to `deadline` for its answer (which
     /// comes back on this server's reply subjects). `None`: nobody listens, or no answer in
     /// time.
@@ -191,7 +189,6 @@ impl Bus {
         self: &Arc<Self>,
         subject: &str,
         payload: Bytes,
-        wait: std::time::Duration,
         deadline: std::time::Duration,
     ) -> Option<Bytes> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
@@ -205,7 +202,6 @@ impl Bus {
         if !self.publish(subject, Some(&reply), payload) {
             return None;
         }
-        tokio::time::timeout(wait, rx).await.ok()?.ok()
         tokio::time::timeout(deadline, rx).await.ok()?.ok()
     }
 
