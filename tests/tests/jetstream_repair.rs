@@ -439,13 +439,18 @@ async fn a_follower_with_a_damaged_block_repairs_itself(kind: ServerKind) {
     every_replica_holds(&cluster, "B", &acked).await;
 }
 
-/// Publishes `n` messages with their acks awaited in windows; every one must be
-/// acknowledged, at the sequences after `after`.
-async fn publish_many(js: &async_nats::jetstream::Context, subject: &str, after: u64, n: u64) {
-    const WINDOW: u64 = 500;
+/// Publishes `bulk-<seq>` for the `n` sequences after `after`, with at most `window` acks
+/// awaited at once; every one must be acknowledged, at its sequence.
+async fn publish_many(
+    js: &async_nats::jetstream::Context,
+    subject: &str,
+    after: u64,
+    n: u64,
+    window: u64,
+) {
     let mut next = after + 1;
     while next <= after + n {
-        let upto = (next + WINDOW).min(after + n + 1);
+        let upto = (next + window).min(after + n + 1);
         let mut acks = Vec::new();
         for i in next..upto {
             let ack = js
@@ -480,8 +485,10 @@ async fn a_follower_past_the_log_catches_up_from_a_snapshot(kind: ServerKind) {
     let acked = publish_all(&js, "c.x", payloads("m", 10)).await;
     kill(&mut cluster, f).await;
     // Past the group's snapshot threshold (8192 entries) and the log it keeps after one.
+    // One message in flight at a time: the stream's proposer puts every message that
+    // arrives during a commit into one entry, and each must be an entry of its own here.
     const BULK: u64 = 9_500;
-    publish_many(&js, "c.x", 10, BULK).await;
+    publish_many(&js, "c.x", 10, BULK, 1).await;
     let last = 10 + BULK;
 
     cluster.restart(f).await;
