@@ -11,80 +11,28 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use natsd_tests::cluster::{monitor_get, TestCluster, CLUSTER_NAME};
+use natsd_tests::jscluster::{
+    self, api_within, app, b64, index_of, kill, publish_within, stream_cfg,
+};
 use natsd_tests::{both, ServerKind};
 use serde_json::{json, Value};
 
 /// How long the cluster may take to elect what a step needs.
 const ELECTION: Duration = Duration::from_secs(20);
 
-fn top(dirs: &[tempfile::TempDir], i: usize) -> String {
-    format!(
-        "jetstream {{ store_dir: \"{}\" }}\nsystem_account: SYS\naccounts {{\n  SYS {{ users: [{{ user: sys, password: sys }}] }}\n  APP {{ jetstream: enabled, users: [{{ user: a, password: a }}] }}\n}}\n",
-        dirs[i].path().display()
-    )
-}
-
 async fn start(kind: ServerKind) -> (TestCluster, Vec<tempfile::TempDir>) {
-    let dirs: Vec<tempfile::TempDir> = (0..3)
-        .map(|_| tempfile::tempdir().expect("temp dir"))
-        .collect();
-    let cluster = TestCluster::start_mesh(&[kind; 3], |i| top(&dirs, i)).await;
-    (cluster, dirs)
-}
-
-/// A client of node `i` in the JetStream account.
-async fn app(c: &TestCluster, i: usize) -> async_nats::Client {
-    c.nodes[i]
-        .server
-        .client_with(async_nats::ConnectOptions::with_user_and_password(
-            "a".into(),
-            "a".into(),
-        ))
-        .await
+    jscluster::start(kind, 3, "", |_| String::new()).await
 }
 
 /// Waits until node 0's `/jsz` names a meta leader of three servers.
 async fn meta_leader(c: &TestCluster) {
-    let deadline = tokio::time::Instant::now() + ELECTION;
-    loop {
-        let jsz = monitor_get(c.nodes[0].http_port, "/jsz").await;
-        let m = jsz.as_ref().and_then(|j| j.get("meta_cluster"));
-        let leader = m.and_then(|m| m["leader"].as_str()).unwrap_or("");
-        if !leader.is_empty() && m.and_then(|m| m["cluster_size"].as_u64()) == Some(3) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no meta leader: {jsz:?}"
-        );
-        // Poll interval; the wait is bounded by `deadline`.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    jscluster::meta_leader(c, 3, ELECTION).await;
 }
 
 /// An API request, asked again until some server answers (none does while the meta group
 /// or the stream's group has no leader), within [`ELECTION`].
 async fn api(client: &async_nats::Client, subject: &str, body: Value) -> Value {
-    let deadline = tokio::time::Instant::now() + ELECTION;
-    let payload = Bytes::from(if body.is_null() {
-        Vec::new()
-    } else {
-        body.to_string().into_bytes()
-    });
-    loop {
-        let r = tokio::time::timeout(
-            Duration::from_secs(2),
-            client.request(subject.to_owned(), payload.clone()),
-        )
-        .await;
-        if let Ok(Ok(m)) = r {
-            return serde_json::from_slice(&m.payload).expect("JSON reply");
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no answer to {subject}: {r:?}"
-        );
-    }
+    api_within(client, subject, body, ELECTION).await
 }
 
 /// Publishes `payload` on `subject` and waits for its PubAck: the sequence, or `None` when
@@ -94,34 +42,11 @@ async fn publish(
     subject: &str,
     payload: String,
 ) -> Option<u64> {
-    let ack = tokio::time::timeout(Duration::from_secs(2), async {
-        js.publish(subject.to_owned(), Bytes::from(payload))
-            .await
-            .ok()?
-            .await
-            .ok()
-    })
-    .await;
-    ack.ok().flatten().map(|a| a.sequence)
-}
-
-fn stream_cfg(name: &str, replicas: u64) -> Value {
-    json!({
-        "name": name,
-        "subjects": [format!("{}.>", name.to_lowercase())],
-        "num_replicas": replicas,
-        "storage": "file",
-    })
+    publish_within(js, subject, payload, Duration::from_secs(2)).await
 }
 
 async fn create(client: &async_nats::Client, name: &str, replicas: u64) -> Value {
-    let v = api(
-        client,
-        &format!("$JS.API.STREAM.CREATE.{name}"),
-        stream_cfg(name, replicas),
-    )
-    .await;
-    assert!(v.get("error").is_none(), "{v}");
+    let v = jscluster::create(client, stream_cfg(name, replicas), ELECTION).await;
     assert_eq!(v["type"], "io.nats.jetstream.api.v1.stream_create_response");
     assert_eq!(v["config"]["num_replicas"], replicas, "{v}");
     assert_eq!(v["cluster"]["name"], CLUSTER_NAME, "{v}");
@@ -130,28 +55,12 @@ async fn create(client: &async_nats::Client, name: &str, replicas: u64) -> Value
 
 /// Stream info, asked until it shows a leader and `ok` holds.
 async fn info_until(client: &async_nats::Client, name: &str, ok: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + ELECTION;
-    loop {
-        let v = api(client, &format!("$JS.API.STREAM.INFO.{name}"), Value::Null).await;
-        let led = v["cluster"]["leader"]
-            .as_str()
-            .is_some_and(|l| !l.is_empty());
-        if led && ok(&v) {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "stream info never fit: {v}"
-        );
-        // Poll interval; the wait is bounded by `deadline`.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    jscluster::info_until(client, name, ELECTION, ok).await
 }
 
-fn index_of(name: &str) -> usize {
-    name.trim_start_matches('n')
-        .parse()
-        .expect("node name n<i>")
+/// Publishes `n` messages, each retried until acknowledged; returns the last sequence.
+async fn publish_n(js: &async_nats::jetstream::Context, subject: &str, n: usize) -> u64 {
+    jscluster::publish_n(js, subject, n, ELECTION).await
 }
 
 /// R1 and R3 streams created from one server, published to from another, listed and read
@@ -325,43 +234,6 @@ async fn acknowledged_publishes_survive_killing_the_stream_leader(kind: ServerKi
         let data = got["message"]["data"].as_str().unwrap_or_default();
         assert_eq!(data, b64(payload.as_bytes()), "seq {seq}: {got}");
     }
-}
-
-/// Kills node `i` with SIGKILL and waits for it to be gone.
-async fn kill(c: &mut TestCluster, i: usize) {
-    let status = std::process::Command::new("kill")
-        .args(["-9", &c.nodes[i].server.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while c.nodes[i].server.is_running() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "killed server still runs"
-        );
-        // Poll interval; the wait is bounded by `deadline`.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Publishes `n` messages, each retried until acknowledged; returns the last sequence.
-async fn publish_n(js: &async_nats::jetstream::Context, subject: &str, n: usize) -> u64 {
-    let deadline = tokio::time::Instant::now() + ELECTION;
-    let mut last = 0;
-    for i in 0..n {
-        loop {
-            if let Some(s) = publish(js, subject, format!("p{i}")).await {
-                last = s;
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "publishes not acknowledged"
-            );
-        }
-    }
-    last
 }
 
 /// A follower killed and restarted from its files catches up: with the other follower
@@ -660,29 +532,6 @@ async fn streams_survive_restarting_every_server(kind: ServerKind) {
     let js = async_nats::jetstream::new(app(&cluster, 0).await);
     assert_eq!(publish_n(&js, "w.x", 1).await, 11);
     assert_eq!(publish_n(&js, "v.x", 1).await, 11);
-}
-
-fn b64(data: &[u8]) -> String {
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::new();
-    for c in data.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        s.push(T[(n >> 18) as usize & 63] as char);
-        s.push(T[(n >> 12) as usize & 63] as char);
-        s.push(if c.len() > 1 {
-            T[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        s.push(if c.len() > 2 {
-            T[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    s
 }
 
 both!(
