@@ -11,26 +11,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use natsd_tests::cluster::{monitor_get, TestCluster};
+use natsd_tests::jscluster::{self, index_of, kill};
 use natsd_tests::{both, within, within_for, ServerKind};
 
 /// How long a new meta leader may take to be agreed on.
 const ELECTION: Duration = Duration::from_secs(20);
 
-/// The top-level config of node `i`: JetStream in its own store directory, a system account
-/// (the stepdown request comes from it) and a JetStream account.
-fn top(dirs: &[tempfile::TempDir], i: usize) -> String {
-    format!(
-        "jetstream {{ store_dir: \"{}\" }}\nsystem_account: SYS\naccounts {{\n  SYS {{ users: [{{ user: sys, password: sys }}] }}\n  APP {{ jetstream: enabled, users: [{{ user: a, password: a }}] }}\n}}\n",
-        dirs[i].path().display()
-    )
-}
-
+/// Three servers with JetStream, a system account (the stepdown request comes from it) and
+/// a JetStream account.
 async fn start(kind: ServerKind) -> (TestCluster, Vec<tempfile::TempDir>) {
-    let dirs: Vec<tempfile::TempDir> = (0..3)
-        .map(|_| tempfile::tempdir().expect("temp dir"))
-        .collect();
-    let cluster = TestCluster::start_mesh(&[kind; 3], |i| top(&dirs, i)).await;
-    (cluster, dirs)
+    jscluster::start(kind, 3, "", |_| String::new()).await
 }
 
 /// `meta_cluster` of node `i`'s `/jsz`.
@@ -74,13 +64,6 @@ async fn agreed_leader(c: &TestCluster, alive: &[usize], size: u64, not: &str) -
         // Poll interval; the wait is bounded by `deadline`.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Node index of server `name` (`n<i>`).
-fn index_of(name: &str) -> usize {
-    name.trim_start_matches('n')
-        .parse()
-        .expect("node name n<i>")
 }
 
 async fn meta_leader_elected_moved_and_replaced(kind: ServerKind) {
@@ -137,19 +120,7 @@ async fn meta_leader_elected_moved_and_replaced(kind: ServerKind) {
 
     // SIGKILL the leader: the other two agree on a new one.
     let dead = index_of(&second);
-    let status = std::process::Command::new("kill")
-        .args(["-9", &cluster.nodes[dead].server.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while cluster.nodes[dead].server.is_running() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "killed server still runs"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    kill(&mut cluster, dead).await;
     let alive: Vec<usize> = (0..3).filter(|i| *i != dead).collect();
     let third = agreed_leader(&cluster, &alive, 3, &second).await;
     assert_ne!(third, second);
