@@ -31,10 +31,16 @@ pub fn top(store_dir: &Path, js_extra: &str, extra: &str) -> String {
     )
 }
 
-/// Starts `n` servers of `kind` routed together, each with [`top`] in its own temp store
-/// directory (`extra(i)` appended to node `i`'s config). Does not wait for the meta group:
-/// see [`meta_leader`]. The directories live as long as the returned `Vec`.
-pub async fn start(
+/// Starts `n` servers of `kind` routed together, each with [`top`] (nothing extra) in its
+/// own temp store directory. Does not wait for the meta group: see [`meta_leader`]. The
+/// directories live as long as the returned `Vec`.
+pub async fn start(kind: ServerKind, n: usize) -> (TestCluster, Vec<tempfile::TempDir>) {
+    start_with(kind, n, "", |_| String::new()).await
+}
+
+/// [`start`] with `js_extra` inside each node's `jetstream` block and `extra(i)` appended
+/// to node `i`'s config.
+pub async fn start_with(
     kind: ServerKind,
     n: usize,
     js_extra: &str,

@@ -11,17 +11,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use natsd_tests::cluster::{monitor_get, TestCluster};
-use natsd_tests::jscluster::{self, index_of, kill};
+use natsd_tests::jscluster::{self, client_as, index_of, kill, start};
 use natsd_tests::{both, within, within_for, ServerKind};
 
 /// How long a new meta leader may take to be agreed on.
 const ELECTION: Duration = Duration::from_secs(20);
-
-/// Three servers with JetStream, a system account (the stepdown request comes from it) and
-/// a JetStream account.
-async fn start(kind: ServerKind) -> (TestCluster, Vec<tempfile::TempDir>) {
-    jscluster::start(kind, 3, "", |_| String::new()).await
-}
 
 /// `meta_cluster` of node `i`'s `/jsz`.
 async fn meta(c: &TestCluster, i: usize) -> Option<serde_json::Value> {
@@ -67,7 +61,7 @@ async fn agreed_leader(c: &TestCluster, alive: &[usize], size: u64, not: &str) -
 }
 
 async fn meta_leader_elected_moved_and_replaced(kind: ServerKind) {
-    let (mut cluster, _dirs) = start(kind).await;
+    let (mut cluster, _dirs) = start(kind, 3).await;
     let first = agreed_leader(&cluster, &[0, 1, 2], 3, "").await;
     for node in &cluster.nodes {
         let health = monitor_get(node.http_port, "/healthz").await;
@@ -76,13 +70,7 @@ async fn meta_leader_elected_moved_and_replaced(kind: ServerKind) {
 
     // Stepdown, asked from a node that is not the leader: the leader answers.
     let asker = (index_of(&first) + 1) % 3;
-    let sys = cluster.nodes[asker]
-        .server
-        .client_with(async_nats::ConnectOptions::with_user_and_password(
-            "sys".into(),
-            "sys".into(),
-        ))
-        .await;
+    let sys = client_as(&cluster, asker, "sys").await;
     // Tags cannot pick the next leader (10011); the leader stays.
     let refused = within(
         "stepdown reply",
@@ -147,7 +135,7 @@ async fn meta_leader_elected_moved_and_replaced(kind: ServerKind) {
 /// A server that comes after the meta group formed is added to it: all four agree on the
 /// leader of a four-server group.
 async fn late_server_joins_the_meta_group(kind: ServerKind) {
-    let (mut cluster, mut dirs) = start(kind).await;
+    let (mut cluster, mut dirs) = start(kind, 3).await;
     agreed_leader(&cluster, &[0, 1, 2], 3, "").await;
     dirs.push(tempfile::tempdir().expect("temp dir"));
     cluster.add_node(kind, &jscluster::top(dirs[3].path(), "", "")).await;

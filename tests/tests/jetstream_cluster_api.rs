@@ -18,7 +18,7 @@ const ELECTION: Duration = Duration::from_secs(20);
 /// Starts three servers (`js_extra` inside their `jetstream` block) and waits for their
 /// meta group.
 async fn start_with(kind: ServerKind, js_extra: &str) -> (TestCluster, Vec<tempfile::TempDir>) {
-    let (cluster, dirs) = jscluster::start(kind, 3, js_extra, |_| String::new()).await;
+    let (cluster, dirs) = jscluster::start_with(kind, 3, js_extra, |_| String::new()).await;
     jscluster::meta_leader(&cluster, 3, ELECTION).await;
     (cluster, dirs)
 }

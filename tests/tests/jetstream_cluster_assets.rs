@@ -38,7 +38,7 @@ async fn start_with(
     kind: ServerKind,
     extra: impl Fn(usize) -> String,
 ) -> (TestCluster, Vec<tempfile::TempDir>) {
-    let (cluster, dirs) = jscluster::start(kind, 3, "", extra).await;
+    let (cluster, dirs) = jscluster::start_with(kind, 3, "", extra).await;
     jscluster::meta_leader(&cluster, 3, ELECTION).await;
     (cluster, dirs)
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use natsd_tests::cluster::{monitor_get, TestCluster};
 use natsd_tests::jscluster::{
-    self, api_within, app, b64, kill, leader_of, publish_within, signal, stream_cfg,
+    self, api_within, app, b64, client_as, index_of, kill, leader_of, meta_leader, publish_within, signal, start, stream_cfg,
 };
 use natsd_tests::ServerKind;
 use serde_json::{json, Value};
@@ -25,15 +25,6 @@ use serde_json::{json, Value};
 const ELECTION: Duration = Duration::from_secs(40);
 /// How long a restarted replica may take to repair itself.
 const REPAIR: Duration = Duration::from_secs(60);
-
-async fn start(kind: ServerKind) -> (TestCluster, Vec<tempfile::TempDir>) {
-    jscluster::start(kind, 3, "", |_| String::new()).await
-}
-
-/// Waits until node 0's `/jsz` names a meta leader of three servers.
-async fn meta_leader(c: &TestCluster) {
-    jscluster::meta_leader(c, 3, ELECTION).await;
-}
 
 async fn api(client: &async_nats::Client, subject: &str, body: Value) -> Value {
     api_within(client, subject, body, ELECTION).await
@@ -182,8 +173,8 @@ fn payloads(tag: &str, n: usize) -> impl Iterator<Item = String> + '_ {
 /// again, the stream answers a MSG.GET of that sequence with the write no quorum took, not
 /// the acknowledged one).
 async fn a_diverged_old_leader_repairs_itself(kind: ServerKind) {
-    let (mut cluster, _dirs) = start(kind).await;
-    meta_leader(&cluster).await;
+    let (mut cluster, _dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let c0 = app(&cluster, 0).await;
     create(&c0, "D").await;
     let v = info_until(&c0, "D", |_| true).await;
@@ -257,8 +248,8 @@ fn corrupt_a_block(dir: &Path) {
 /// A follower stopped, a byte of its message block flipped, restarted: it reports the
 /// damage, repairs itself from its peers, and ends holding what they hold (natsd's files).
 async fn a_follower_with_a_damaged_block_repairs_itself(kind: ServerKind) {
-    let (mut cluster, dirs) = start(kind).await;
-    meta_leader(&cluster).await;
+    let (mut cluster, dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let c0 = app(&cluster, 0).await;
     create(&c0, "B").await;
     let v = info_until(&c0, "B", |_| true).await;
@@ -328,8 +319,8 @@ async fn publish_many(
 /// drops the log it missed: back, it is sent the leader's snapshot (which holds no
 /// messages), finds its store short of it, and catches up from its peers (natsd).
 async fn a_follower_past_the_log_catches_up_from_a_snapshot(kind: ServerKind) {
-    let (mut cluster, _dirs) = start(kind).await;
-    meta_leader(&cluster).await;
+    let (mut cluster, _dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let c0 = app(&cluster, 0).await;
     create(&c0, "C").await;
     let v = info_until(&c0, "C", |_| true).await;
@@ -400,8 +391,8 @@ fn replicas_current(v: &Value, n: usize) -> bool {
 /// A stream scaled by STREAM.UPDATE from one replica to three (the new peers catch up and
 /// count: the stream survives its first server's death) and back to one.
 async fn a_stream_scales_up_and_down_by_update(kind: ServerKind) {
-    let (mut cluster, _dirs) = start(kind).await;
-    meta_leader(&cluster).await;
+    let (mut cluster, _dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let c0 = app(&cluster, 0).await;
     let v = api(&c0, "$JS.API.STREAM.CREATE.G", stream_cfg("G", 1)).await;
     assert!(v.get("error").is_none(), "{v}");
@@ -463,7 +454,7 @@ async fn a_removed_peer_is_replaced(kind: ServerKind) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r["name"].as_str().unwrap()[1..].parse().unwrap())
+        .map(|r| index_of(r["name"].as_str().unwrap()))
         .chain([l])
         .collect();
     let free = (0..4)
@@ -516,8 +507,8 @@ async fn a_removed_peer_is_replaced(kind: ServerKind) {
 
 /// Starts four servers and waits for their meta group.
 async fn start4(kind: ServerKind) -> (TestCluster, Vec<tempfile::TempDir>) {
-    let (cluster, dirs) = jscluster::start(kind, 4, "", |_| String::new()).await;
-    jscluster::meta_leader(&cluster, 4, ELECTION).await;
+    let (cluster, dirs) = start(kind, 4).await;
+    meta_leader(&cluster, 4, ELECTION).await;
     (cluster, dirs)
 }
 
@@ -531,20 +522,12 @@ async fn a_removed_server_is_replaced(kind: ServerKind) {
     create(&c0, "Q").await;
     let v = info_until(&c0, "Q", |v| replicas_current(v, 2)).await;
     let l = leader_of(&v);
-    let gone: usize = v["cluster"]["replicas"][0]["name"].as_str().unwrap()[1..]
-        .parse()
-        .unwrap();
+    let gone = index_of(v["cluster"]["replicas"][0]["name"].as_str().unwrap());
     let js = async_nats::jetstream::new(app(&cluster, l).await);
     let acked = publish_all(&js, "q.x", payloads("m", 10)).await;
 
     let asker = (0..4).find(|i| *i != gone).unwrap();
-    let sys = cluster.nodes[asker]
-        .server
-        .client_with(async_nats::ConnectOptions::with_user_and_password(
-            "sys".into(),
-            "sys".into(),
-        ))
-        .await;
+    let sys = client_as(&cluster, asker, "sys").await;
     let bad = api(&sys, "$JS.API.SERVER.REMOVE", json!({"peer": "nope"})).await;
     assert_eq!(
         bad["type"], "io.nats.jetstream.api.v1.meta_server_remove_response",

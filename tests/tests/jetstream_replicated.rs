@@ -12,22 +12,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use natsd_tests::cluster::{monitor_get, TestCluster, CLUSTER_NAME};
 use natsd_tests::jscluster::{
-    self, api_within, app, b64, index_of, kill, publish_within, stream_cfg,
+    self, meta_leader, start, api_within, app, b64, index_of, kill, publish_within, stream_cfg,
 };
 use natsd_tests::{both, ServerKind};
 use serde_json::{json, Value};
 
 /// How long the cluster may take to elect what a step needs.
 const ELECTION: Duration = Duration::from_secs(20);
-
-async fn start(kind: ServerKind) -> (TestCluster, Vec<tempfile::TempDir>) {
-    jscluster::start(kind, 3, "", |_| String::new()).await
-}
-
-/// Waits until node 0's `/jsz` names a meta leader of three servers.
-async fn meta_leader(c: &TestCluster) {
-    jscluster::meta_leader(c, 3, ELECTION).await;
-}
 
 /// An API request, asked again until some server answers (none does while the meta group
 /// or the stream's group has no leader), within [`ELECTION`].
@@ -66,8 +57,8 @@ async fn publish_n(js: &async_nats::jetstream::Context, subject: &str, n: usize)
 /// R1 and R3 streams created from one server, published to from another, listed and read
 /// from a third; a delete removes one; an unknown stream is 10059.
 async fn replicated_streams_created_published_and_listed(kind: ServerKind) {
-    let (cluster, _dirs) = start(kind).await;
-    meta_leader(&cluster).await;
+    let (cluster, _dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let c1 = app(&cluster, 1).await;
     create(&c1, "R3", 3).await;
     create(&c1, "R1", 1).await;
@@ -110,8 +101,8 @@ async fn replicated_streams_created_published_and_listed(kind: ServerKind) {
 /// On an R3 stream: MSG.GET and MSG.DELETE, a leader stepdown that moves the leadership
 /// (publishes continue at the next sequence), and a purge.
 async fn replicated_stream_steps_down_and_serves_messages(kind: ServerKind) {
-    let (cluster, _dirs) = start(kind).await;
-    meta_leader(&cluster).await;
+    let (cluster, _dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let c0 = app(&cluster, 0).await;
     create(&c0, "S", 3).await;
     let js = async_nats::jetstream::new(app(&cluster, 1).await);
@@ -172,8 +163,8 @@ async fn replicated_stream_steps_down_and_serves_messages(kind: ServerKind) {
 /// SIGKILL of the stream leader while a client publishes: every acknowledged message is in
 /// the stream afterwards, and a new leader answers and takes publishes within seconds.
 async fn acknowledged_publishes_survive_killing_the_stream_leader(kind: ServerKind) {
-    let (cluster, _dirs) = start(kind).await;
-    meta_leader(&cluster).await;
+    let (cluster, _dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let c0 = app(&cluster, 0).await;
     create(&c0, "K", 3).await;
     let v = info_until(&c0, "K", |_| true).await;
@@ -240,8 +231,8 @@ async fn acknowledged_publishes_survive_killing_the_stream_leader(kind: ServerKi
 /// killed next, the leader and the restarted one still form a quorum that takes publishes,
 /// and the stream holds every message.
 async fn a_restarted_replica_catches_up_and_counts_for_the_quorum(kind: ServerKind) {
-    let (mut cluster, _dirs) = start(kind).await;
-    meta_leader(&cluster).await;
+    let (mut cluster, _dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let c0 = app(&cluster, 0).await;
     create(&c0, "F", 3).await;
     let v = info_until(&c0, "F", |_| true).await;
@@ -307,8 +298,8 @@ async fn fetch_and_ack(
 /// fetched and acknowledged through the stream's leader; after a stepdown the new leader
 /// knows the acks (nothing is redelivered) and hands out only the new messages.
 async fn pull_consumer_on_a_replicated_stream_keeps_its_acks_across_leaders(kind: ServerKind) {
-    let (cluster, _dirs) = start(kind).await;
-    meta_leader(&cluster).await;
+    let (cluster, _dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let c0 = app(&cluster, 0).await;
     create(&c0, "C", 3).await;
     let js = async_nats::jetstream::new(app(&cluster, 1).await);
@@ -361,8 +352,8 @@ async fn pull_consumer_on_a_replicated_stream_keeps_its_acks_across_leaders(kind
 /// commits, it is. natsd only: nats-server 2.9.10's leader gives up leading without a quorum
 /// and may drop the entry, so the message need not come back there.
 async fn a_pull_consumer_gets_a_message_only_once_it_committed(kind: ServerKind) {
-    let (mut cluster, _dirs) = start(kind).await;
-    meta_leader(&cluster).await;
+    let (mut cluster, _dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let c0 = app(&cluster, 0).await;
     create(&c0, "U", 3).await;
     let v = info_until(&c0, "U", |_| true).await;
@@ -406,8 +397,8 @@ async fn a_pull_consumer_gets_a_message_only_once_it_committed(kind: ServerKind)
 /// stream's leader (the leader sees its interest through the routes), and acks reach it.
 async fn push_consumer_on_a_replicated_stream_delivers_across_servers(kind: ServerKind) {
     use futures::StreamExt;
-    let (cluster, _dirs) = start(kind).await;
-    meta_leader(&cluster).await;
+    let (cluster, _dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let c0 = app(&cluster, 0).await;
     create(&c0, "P", 3).await;
     let v = info_until(&c0, "P", |_| true).await;
@@ -460,8 +451,8 @@ async fn push_consumer_on_a_replicated_stream_delivers_across_servers(kind: Serv
 /// the stream's leader), an update that checks the revision, a delete. natsd only:
 /// async-nats' `create_key_value` needs nats-server 2.10's account-info fields.
 async fn key_value_bucket_with_three_replicas(kind: ServerKind) {
-    let (cluster, _dirs) = start(kind).await;
-    meta_leader(&cluster).await;
+    let (cluster, _dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let js = async_nats::jetstream::new(app(&cluster, 0).await);
     let deadline = tokio::time::Instant::now() + ELECTION;
     let kv = loop {
@@ -508,8 +499,8 @@ async fn key_value_bucket_with_three_replicas(kind: ServerKind) {
 /// Every server killed and restarted from its files: the streams and their messages come
 /// back, and the stream takes publishes again at the next sequence.
 async fn streams_survive_restarting_every_server(kind: ServerKind) {
-    let (mut cluster, _dirs) = start(kind).await;
-    meta_leader(&cluster).await;
+    let (mut cluster, _dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let c0 = app(&cluster, 0).await;
     create(&c0, "W", 3).await;
     create(&c0, "V", 1).await;
@@ -524,7 +515,7 @@ async fn streams_survive_restarting_every_server(kind: ServerKind) {
         cluster.restart(i).await;
     }
     cluster.wait_mesh().await;
-    meta_leader(&cluster).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let c2 = app(&cluster, 2).await;
     let v = info_until(&c2, "W", |v| v["state"]["messages"] == 10).await;
     assert_eq!(v["state"]["last_seq"], 10, "{v}");
