@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use natsd_tests::cluster::{TestCluster, CLUSTER_NAME};
-use natsd_tests::jscluster::{self, api_tries, app, ask, kill, stream_cfg};
+use natsd_tests::jscluster::{self, api_tries, app, ask, index_of, kill, stream_cfg};
 use natsd_tests::{both, ServerKind};
 use serde_json::{json, Value};
 
@@ -379,7 +379,7 @@ async fn a_leaderless_stream_is_answered(kind: ServerKind) {
     let c0 = app(&cluster, 0).await;
     let v = create(&c0, "L", 1).await;
     let host = v["cluster"]["leader"].as_str().unwrap().to_owned();
-    let host_i: usize = host.trim_start_matches('n').parse().unwrap();
+    let host_i = index_of(&host);
     // Were it the meta leader too, the other two elect another one first.
     kill(&mut cluster, host_i).await;
     let other = (0..3).find(|i| *i != host_i).unwrap();

@@ -12,7 +12,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use natsd_tests::cluster::{monitor_get, TestCluster, CLUSTER_NAME};
 use natsd_tests::jscluster::{
-    self, meta_leader, start, api_within, app, b64, index_of, kill, publish_within, stream_cfg,
+    self, api_within, app, b64, kill, leader_of, meta_leader, publish_within, signal, start,
+    stream_cfg,
 };
 use natsd_tests::{both, ServerKind};
 use serde_json::{json, Value};
@@ -168,7 +169,7 @@ async fn acknowledged_publishes_survive_killing_the_stream_leader(kind: ServerKi
     let c0 = app(&cluster, 0).await;
     create(&c0, "K", 3).await;
     let v = info_until(&c0, "K", |_| true).await;
-    let leader = index_of(v["cluster"]["leader"].as_str().unwrap());
+    let leader = leader_of(&v);
     let other = (leader + 1) % 3;
     let asker = app(&cluster, other).await;
     let js = async_nats::jetstream::new(app(&cluster, other).await);
@@ -190,11 +191,7 @@ async fn acknowledged_publishes_survive_killing_the_stream_leader(kind: ServerKi
             tokio::spawn(async move { (publish(&js, "k.x", p.clone()).await, p) })
         })
         .collect();
-    let status = std::process::Command::new("kill")
-        .args(["-9", &cluster.nodes[leader].server.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    signal(&cluster, leader, "-9");
     for p in pubs {
         if let (Some(s), payload) = p.await.unwrap() {
             acked.push((s, payload));
@@ -216,7 +213,7 @@ async fn acknowledged_publishes_survive_killing_the_stream_leader(kind: ServerKi
     }
     let v = info_until(&asker, "K", |_| true).await;
     assert_ne!(
-        index_of(v["cluster"]["leader"].as_str().unwrap()),
+        leader_of(&v),
         leader,
         "{v}"
     );
@@ -236,7 +233,7 @@ async fn a_restarted_replica_catches_up_and_counts_for_the_quorum(kind: ServerKi
     let c0 = app(&cluster, 0).await;
     create(&c0, "F", 3).await;
     let v = info_until(&c0, "F", |_| true).await;
-    let leader = index_of(v["cluster"]["leader"].as_str().unwrap());
+    let leader = leader_of(&v);
     let (f, g) = ((leader + 1) % 3, (leader + 2) % 3);
     let js = async_nats::jetstream::new(app(&cluster, leader).await);
     assert_eq!(publish_n(&js, "f.x", 10).await, 10);
@@ -357,7 +354,7 @@ async fn a_pull_consumer_gets_a_message_only_once_it_committed(kind: ServerKind)
     let c0 = app(&cluster, 0).await;
     create(&c0, "U", 3).await;
     let v = info_until(&c0, "U", |_| true).await;
-    let leader = index_of(v["cluster"]["leader"].as_str().unwrap());
+    let leader = leader_of(&v);
     let js = async_nats::jetstream::new(app(&cluster, leader).await);
     assert_eq!(publish_n(&js, "u.x", 1).await, 1);
     let created = api(
@@ -402,7 +399,7 @@ async fn push_consumer_on_a_replicated_stream_delivers_across_servers(kind: Serv
     let c0 = app(&cluster, 0).await;
     create(&c0, "P", 3).await;
     let v = info_until(&c0, "P", |_| true).await;
-    let leader = index_of(v["cluster"]["leader"].as_str().unwrap());
+    let leader = leader_of(&v);
     let other = (leader + 1) % 3;
     let sub_client = app(&cluster, other).await;
     let mut sub = sub_client.subscribe("dlv.p").await.unwrap();
