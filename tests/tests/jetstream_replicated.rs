@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use natsd_tests::cluster::{monitor_get, TestCluster, CLUSTER_NAME};
+use natsd_tests::cluster::CLUSTER_NAME;
 use natsd_tests::jscluster::{
     self, api_within, app, b64, kill, leader_of, meta_leader, publish_within, signal, start,
     stream_cfg,
