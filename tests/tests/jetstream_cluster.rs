@@ -138,7 +138,9 @@ async fn late_server_joins_the_meta_group(kind: ServerKind) {
     let (mut cluster, mut dirs) = start(kind, 3).await;
     agreed_leader(&cluster, &[0, 1, 2], 3, "").await;
     dirs.push(tempfile::tempdir().expect("temp dir"));
-    cluster.add_node(kind, &jscluster::top(dirs[3].path(), "", "")).await;
+    cluster
+        .add_node(kind, &jscluster::top(dirs[3].path(), "", ""))
+        .await;
     agreed_leader(&cluster, &[0, 1, 2, 3], 4, "").await;
     // `/raftz` (nats-server 2.10+, so natsd only here): the newcomer lists the meta group
     // under the system account, with its four members and a leader.

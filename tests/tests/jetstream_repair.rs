@@ -15,7 +15,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use natsd_tests::cluster::{monitor_get, TestCluster};
 use natsd_tests::jscluster::{
-    self, api_within, app, b64, client_as, index_of, kill, leader_of, meta_leader, publish_within, signal, start, stream_cfg,
+    self, api_within, app, b64, client_as, index_of, kill, leader_of, meta_leader, publish_within,
+    signal, start, stream_cfg,
 };
 use natsd_tests::ServerKind;
 use serde_json::{json, Value};

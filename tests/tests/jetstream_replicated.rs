@@ -212,11 +212,7 @@ async fn acknowledged_publishes_survive_killing_the_stream_leader(kind: ServerKi
         );
     }
     let v = info_until(&asker, "K", |_| true).await;
-    assert_ne!(
-        leader_of(&v),
-        leader,
-        "{v}"
-    );
+    assert_ne!(leader_of(&v), leader, "{v}");
     for (seq, payload) in &acked {
         let got = api(&asker, "$JS.API.STREAM.MSG.GET.K", json!({"seq": seq})).await;
         let data = got["message"]["data"].as_str().unwrap_or_default();
