@@ -18,6 +18,7 @@
 
 pub mod cluster;
 pub mod js;
+pub mod jscluster;
 pub mod leaf;
 pub mod py313;
 mod raw;

@@ -11,27 +11,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use natsd_tests::cluster::{monitor_get, TestCluster};
+use natsd_tests::jscluster::{self, client_as, index_of, kill, start};
 use natsd_tests::{both, within, within_for, ServerKind};
 
 /// How long a new meta leader may take to be agreed on.
 const ELECTION: Duration = Duration::from_secs(20);
-
-/// The top-level config of node `i`: JetStream in its own store directory, a system account
-/// (the stepdown request comes from it) and a JetStream account.
-fn top(dirs: &[tempfile::TempDir], i: usize) -> String {
-    format!(
-        "jetstream {{ store_dir: \"{}\" }}\nsystem_account: SYS\naccounts {{\n  SYS {{ users: [{{ user: sys, password: sys }}] }}\n  APP {{ jetstream: enabled, users: [{{ user: a, password: a }}] }}\n}}\n",
-        dirs[i].path().display()
-    )
-}
-
-async fn start(kind: ServerKind) -> (TestCluster, Vec<tempfile::TempDir>) {
-    let dirs: Vec<tempfile::TempDir> = (0..3)
-        .map(|_| tempfile::tempdir().expect("temp dir"))
-        .collect();
-    let cluster = TestCluster::start_mesh(&[kind; 3], |i| top(&dirs, i)).await;
-    (cluster, dirs)
-}
 
 /// `meta_cluster` of node `i`'s `/jsz`.
 async fn meta(c: &TestCluster, i: usize) -> Option<serde_json::Value> {
@@ -76,15 +60,8 @@ async fn agreed_leader(c: &TestCluster, alive: &[usize], size: u64, not: &str) -
     }
 }
 
-/// Node index of server `name` (`n<i>`).
-fn index_of(name: &str) -> usize {
-    name.trim_start_matches('n')
-        .parse()
-        .expect("node name n<i>")
-}
-
 async fn meta_leader_elected_moved_and_replaced(kind: ServerKind) {
-    let (mut cluster, _dirs) = start(kind).await;
+    let (mut cluster, _dirs) = start(kind, 3).await;
     let first = agreed_leader(&cluster, &[0, 1, 2], 3, "").await;
     for node in &cluster.nodes {
         let health = monitor_get(node.http_port, "/healthz").await;
@@ -93,13 +70,7 @@ async fn meta_leader_elected_moved_and_replaced(kind: ServerKind) {
 
     // Stepdown, asked from a node that is not the leader: the leader answers.
     let asker = (index_of(&first) + 1) % 3;
-    let sys = cluster.nodes[asker]
-        .server
-        .client_with(async_nats::ConnectOptions::with_user_and_password(
-            "sys".into(),
-            "sys".into(),
-        ))
-        .await;
+    let sys = client_as(&cluster, asker, "sys").await;
     // Tags cannot pick the next leader (10011); the leader stays.
     let refused = within(
         "stepdown reply",
@@ -137,19 +108,7 @@ async fn meta_leader_elected_moved_and_replaced(kind: ServerKind) {
 
     // SIGKILL the leader: the other two agree on a new one.
     let dead = index_of(&second);
-    let status = std::process::Command::new("kill")
-        .args(["-9", &cluster.nodes[dead].server.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while cluster.nodes[dead].server.is_running() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "killed server still runs"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    kill(&mut cluster, dead).await;
     let alive: Vec<usize> = (0..3).filter(|i| *i != dead).collect();
     let third = agreed_leader(&cluster, &alive, 3, &second).await;
     assert_ne!(third, second);
@@ -176,10 +135,12 @@ async fn meta_leader_elected_moved_and_replaced(kind: ServerKind) {
 /// A server that comes after the meta group formed is added to it: all four agree on the
 /// leader of a four-server group.
 async fn late_server_joins_the_meta_group(kind: ServerKind) {
-    let (mut cluster, mut dirs) = start(kind).await;
+    let (mut cluster, mut dirs) = start(kind, 3).await;
     agreed_leader(&cluster, &[0, 1, 2], 3, "").await;
     dirs.push(tempfile::tempdir().expect("temp dir"));
-    cluster.add_node(kind, &top(&dirs, 3)).await;
+    cluster
+        .add_node(kind, &jscluster::top(dirs[3].path(), "", ""))
+        .await;
     agreed_leader(&cluster, &[0, 1, 2, 3], 4, "").await;
     // `/raftz` (nats-server 2.10+, so natsd only here): the newcomer lists the meta group
     // under the system account, with its four members and a leader.

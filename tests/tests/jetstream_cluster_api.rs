@@ -7,27 +7,19 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use natsd_tests::cluster::{monitor_get, TestCluster, CLUSTER_NAME};
+use natsd_tests::cluster::{TestCluster, CLUSTER_NAME};
+use natsd_tests::jscluster::{self, api_tries, app, ask, index_of, kill, stream_cfg};
 use natsd_tests::{both, ServerKind};
 use serde_json::{json, Value};
 
 /// How long the cluster may take to elect what a step needs.
 const ELECTION: Duration = Duration::from_secs(20);
 
-fn top(dirs: &[tempfile::TempDir], i: usize, js_extra: &str) -> String {
-    format!(
-        "jetstream {{\n  store_dir: \"{}\"\n  {js_extra}\n}}\nsystem_account: SYS\naccounts {{\n  SYS {{ users: [{{ user: sys, password: sys }}] }}\n  APP {{ jetstream: enabled, users: [{{ user: a, password: a }}] }}\n}}\n",
-        dirs[i].path().display()
-    )
-}
-
+/// Starts three servers (`js_extra` inside their `jetstream` block) and waits for their
+/// meta group.
 async fn start_with(kind: ServerKind, js_extra: &str) -> (TestCluster, Vec<tempfile::TempDir>) {
-    let dirs: Vec<tempfile::TempDir> = (0..3)
-        .map(|_| tempfile::tempdir().expect("temp dir"))
-        .collect();
-    let cluster = TestCluster::start_mesh(&[kind; 3], |i| top(&dirs, i, js_extra)).await;
-    meta_leader(&cluster).await;
+    let (cluster, dirs) = jscluster::start_with(kind, 3, js_extra, |_| String::new()).await;
+    jscluster::meta_leader(&cluster, 3, ELECTION).await;
     (cluster, dirs)
 }
 
@@ -35,73 +27,10 @@ async fn start(kind: ServerKind) -> (TestCluster, Vec<tempfile::TempDir>) {
     start_with(kind, "").await
 }
 
-/// A client of node `i` as `user`.
-async fn client_as(c: &TestCluster, i: usize, user: &str) -> async_nats::Client {
-    c.nodes[i]
-        .server
-        .client_with(async_nats::ConnectOptions::with_user_and_password(
-            user.into(),
-            user.into(),
-        ))
-        .await
-}
-
-/// A client of node `i` in the JetStream account.
-async fn app(c: &TestCluster, i: usize) -> async_nats::Client {
-    client_as(c, i, "a").await
-}
-
-/// Waits until node 0's `/jsz` names a meta leader of three servers: its name.
-async fn meta_leader(c: &TestCluster) -> String {
-    let deadline = tokio::time::Instant::now() + ELECTION;
-    loop {
-        let jsz = monitor_get(c.nodes[0].http_port, "/jsz").await;
-        let m = jsz.as_ref().and_then(|j| j.get("meta_cluster"));
-        let leader = m.and_then(|m| m["leader"].as_str()).unwrap_or("");
-        if !leader.is_empty() && m.and_then(|m| m["cluster_size"].as_u64()) == Some(3) {
-            return leader.to_owned();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no meta leader: {jsz:?}"
-        );
-        // Poll interval; the wait is bounded by `deadline`.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// One request: the JSON answer, or `None` when none came within `limit`.
-async fn ask(
-    client: &async_nats::Client,
-    subject: &str,
-    body: &Value,
-    limit: Duration,
-) -> Option<Value> {
-    let payload = Bytes::from(if body.is_null() {
-        Vec::new()
-    } else {
-        body.to_string().into_bytes()
-    });
-    let r = tokio::time::timeout(limit, client.request(subject.to_owned(), payload)).await;
-    match r {
-        Ok(Ok(m)) => Some(serde_json::from_slice(&m.payload).expect("JSON reply")),
-        _ => None,
-    }
-}
-
-/// An API request, asked again until some server answers (none does while the meta group
-/// or the stream's group has no leader), within [`ELECTION`].
+/// An API request, asked again (each try waiting 5 s) until some server answers (none does
+/// while the meta group or the stream's group has no leader), within [`ELECTION`].
 async fn api(client: &async_nats::Client, subject: &str, body: Value) -> Value {
-    let deadline = tokio::time::Instant::now() + ELECTION;
-    loop {
-        if let Some(v) = ask(client, subject, &body, Duration::from_secs(5)).await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no answer to {subject}"
-        );
-    }
+    api_tries(client, subject, &body, ELECTION, Duration::from_secs(5)).await
 }
 
 /// Asks `subject` until the answer satisfies `ok`, within [`ELECTION`].
@@ -127,12 +56,7 @@ async fn api_until(
 }
 
 async fn create(client: &async_nats::Client, name: &str, replicas: u64) -> Value {
-    let cfg = json!({
-        "name": name,
-        "subjects": [format!("{}.>", name.to_lowercase())],
-        "num_replicas": replicas,
-        "storage": "file",
-    });
+    let cfg = stream_cfg(name, replicas);
     let v = api(client, &format!("$JS.API.STREAM.CREATE.{name}"), cfg).await;
     assert!(v.get("error").is_none(), "{v}");
     v
@@ -140,25 +64,8 @@ async fn create(client: &async_nats::Client, name: &str, replicas: u64) -> Value
 
 /// Publishes `n` messages on `subject`, each acknowledged.
 async fn publish_n(js: &async_nats::jetstream::Context, subject: &str, n: usize) {
-    let deadline = tokio::time::Instant::now() + ELECTION;
-    let mut sent = 0;
-    while sent < n {
-        let ack = tokio::time::timeout(Duration::from_secs(2), async {
-            js.publish(subject.to_owned(), Bytes::from(format!("m{sent}")))
-                .await
-                .ok()?
-                .await
-                .ok()
-        })
-        .await;
-        if matches!(ack, Ok(Some(_))) {
-            sent += 1;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "publishes not acknowledged"
-        );
-    }
+    let payloads = (0..n).map(|i| format!("m{i}"));
+    jscluster::publish_all(js, subject, payloads, ELECTION).await;
 }
 
 fn names_of(list: &Value, key: &str) -> Vec<String> {
@@ -465,24 +372,6 @@ async fn domain_prefixed_api_in_a_cluster(kind: ServerKind) {
 
 both!(domain_prefixed_api_in_a_cluster);
 
-/// Kills node `i` with SIGKILL and waits for it to be gone.
-async fn kill(c: &mut TestCluster, i: usize) {
-    let status = std::process::Command::new("kill")
-        .args(["-9", &c.nodes[i].server.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while c.nodes[i].server.is_running() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "killed server still runs"
-        );
-        // Poll interval; the wait is bounded by `deadline`.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// A request about a stream whose group has no leader (its only server was killed) is
 /// answered within a bound, as nats-server answers it, never left silent.
 async fn a_leaderless_stream_is_answered(kind: ServerKind) {
@@ -490,7 +379,7 @@ async fn a_leaderless_stream_is_answered(kind: ServerKind) {
     let c0 = app(&cluster, 0).await;
     let v = create(&c0, "L", 1).await;
     let host = v["cluster"]["leader"].as_str().unwrap().to_owned();
-    let host_i: usize = host.trim_start_matches('n').parse().unwrap();
+    let host_i = index_of(&host);
     // Were it the meta leader too, the other two elect another one first.
     kill(&mut cluster, host_i).await;
     let other = (0..3).find(|i| *i != host_i).unwrap();

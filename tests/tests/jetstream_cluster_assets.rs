@@ -11,9 +11,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use async_nats::jetstream::object_store;
-use bytes::Bytes;
 use futures::StreamExt;
-use natsd_tests::cluster::{monitor_get, TestCluster};
+use natsd_tests::cluster::TestCluster;
+use natsd_tests::jscluster::{self, api_within, app, b64_decode, info_until, leader_of, signal};
 use natsd_tests::{both, within, within_for, ServerKind};
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
@@ -32,133 +32,29 @@ const ELECTION: Duration = Duration::from_secs(20);
 /// How long copying may take to converge.
 const CONVERGE: Duration = Duration::from_secs(30);
 
-fn top(dirs: &[tempfile::TempDir], i: usize, extra: &str) -> String {
-    format!(
-        "jetstream {{ store_dir: \"{}\" }}\nsystem_account: SYS\naccounts {{\n  SYS {{ users: [{{ user: sys, password: sys }}] }}\n  APP {{ jetstream: enabled, users: [{{ user: a, password: a }}] }}\n}}\n{extra}",
-        dirs[i].path().display()
-    )
-}
-
+/// Starts three servers (`extra(i)` appended to node `i`'s config) and waits for their
+/// meta group.
 async fn start_with(
     kind: ServerKind,
     extra: impl Fn(usize) -> String,
 ) -> (TestCluster, Vec<tempfile::TempDir>) {
-    let dirs: Vec<tempfile::TempDir> = (0..3)
-        .map(|_| tempfile::tempdir().expect("temp dir"))
-        .collect();
-    let cluster = TestCluster::start_mesh(&[kind; 3], |i| top(&dirs, i, &extra(i))).await;
-    meta_leader(&cluster).await;
+    let (cluster, dirs) = jscluster::start_with(kind, 3, "", extra).await;
+    jscluster::meta_leader(&cluster, 3, ELECTION).await;
     (cluster, dirs)
-}
-
-/// A client of node `i` in the JetStream account.
-async fn app(c: &TestCluster, i: usize) -> async_nats::Client {
-    c.nodes[i]
-        .server
-        .client_with(async_nats::ConnectOptions::with_user_and_password(
-            "a".into(),
-            "a".into(),
-        ))
-        .await
-}
-
-/// Waits until node 0's `/jsz` names a meta leader of three servers.
-async fn meta_leader(c: &TestCluster) {
-    let deadline = tokio::time::Instant::now() + ELECTION;
-    loop {
-        let jsz = monitor_get(c.nodes[0].http_port, "/jsz").await;
-        let m = jsz.as_ref().and_then(|j| j.get("meta_cluster"));
-        let leader = m.and_then(|m| m["leader"].as_str()).unwrap_or("");
-        if !leader.is_empty() && m.and_then(|m| m["cluster_size"].as_u64()) == Some(3) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no meta leader: {jsz:?}"
-        );
-        // Poll interval; the wait is bounded by `deadline`.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// An API request, asked again until some server answers, within [`ELECTION`].
 async fn api(client: &async_nats::Client, subject: &str, body: Value) -> Value {
-    let deadline = tokio::time::Instant::now() + ELECTION;
-    let payload = Bytes::from(if body.is_null() {
-        Vec::new()
-    } else {
-        body.to_string().into_bytes()
-    });
-    loop {
-        let r = tokio::time::timeout(
-            Duration::from_secs(2),
-            client.request(subject.to_owned(), payload.clone()),
-        )
-        .await;
-        if let Ok(Ok(m)) = r {
-            return serde_json::from_slice(&m.payload).expect("JSON reply");
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no answer to {subject}: {r:?}"
-        );
-    }
+    api_within(client, subject, body, ELECTION).await
 }
 
 async fn create(client: &async_nats::Client, cfg: Value) -> Value {
-    let name = cfg["name"].as_str().unwrap().to_owned();
-    let v = api(client, &format!("$JS.API.STREAM.CREATE.{name}"), cfg).await;
-    assert!(v.get("error").is_none(), "{v}");
-    v
+    jscluster::create(client, cfg, ELECTION).await
 }
 
 /// Publishes each payload on `subject`, each retried until acknowledged.
 async fn publish_all(js: &async_nats::jetstream::Context, subject: &str, payloads: &[String]) {
-    let deadline = tokio::time::Instant::now() + ELECTION;
-    for p in payloads {
-        loop {
-            let ack = tokio::time::timeout(Duration::from_secs(2), async {
-                js.publish(subject.to_owned(), Bytes::from(p.clone()))
-                    .await
-                    .ok()?
-                    .await
-                    .ok()
-            })
-            .await;
-            if ack.ok().flatten().is_some() {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "publishes not acknowledged"
-            );
-        }
-    }
-}
-
-/// Stream info, asked until it shows a leader and `ok` holds, within `wait`.
-async fn info_until(
-    client: &async_nats::Client,
-    name: &str,
-    wait: Duration,
-    ok: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let v = api(client, &format!("$JS.API.STREAM.INFO.{name}"), Value::Null).await;
-        let led = v["cluster"]["leader"]
-            .as_str()
-            .is_some_and(|l| !l.is_empty());
-        if led && ok(&v) {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "stream info never fit: {v}"
-        );
-        // Poll interval; the wait is bounded by `deadline`.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    jscluster::publish_all(js, subject, payloads.iter().cloned(), ELECTION).await;
 }
 
 /// Asks the stream's leader to step down and waits for another one; asks again when the
@@ -211,7 +107,7 @@ async fn contents(
         }
         let m = &got["message"];
         let data = m["data"].as_str().unwrap_or_default();
-        let bytes = base64_decode(data);
+        let bytes = b64_decode(data);
         out.insert(
             seq,
             (
@@ -219,22 +115,6 @@ async fn contents(
                 String::from_utf8(bytes).unwrap(),
             ),
         );
-    }
-    out
-}
-
-fn base64_decode(s: &str) -> Vec<u8> {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.bytes().filter(|c| *c != b'=') {
-        let v = A.iter().position(|x| *x == c).expect("base64") as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
     }
     out
 }
@@ -556,18 +436,12 @@ async fn sources_survive_killing_the_target_leader(kind: ServerKind) {
     )
     .await;
     let v = info_until(&c0, "KS", ELECTION, |_| true).await;
-    let leader: usize = v["cluster"]["leader"].as_str().unwrap()[1..]
-        .parse()
-        .unwrap();
+    let leader = leader_of(&v);
     let other = (leader + 1) % 3;
     let asker = app(&cluster, other).await;
     let js = async_nats::jetstream::new(app(&cluster, other).await);
     publish_all(&js, "ko.x", &payloads("k", 0..40)).await;
-    let status = std::process::Command::new("kill")
-        .args(["-9", &cluster.nodes[leader].server.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    signal(&cluster, leader, "-9");
     publish_all(&js, "ko.x", &payloads("k", 40..70)).await;
     let v = info_until(&asker, "KS", CONVERGE, |v| {
         v["state"]["messages"].as_u64() >= Some(70)

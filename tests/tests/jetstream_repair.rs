@@ -14,6 +14,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use natsd_tests::cluster::{monitor_get, TestCluster};
+use natsd_tests::jscluster::{
+    self, api_within, app, b64, client_as, index_of, kill, leader_of, meta_leader, publish_within,
+    signal, start, stream_cfg,
+};
 use natsd_tests::ServerKind;
 use serde_json::{json, Value};
 
@@ -23,100 +27,8 @@ const ELECTION: Duration = Duration::from_secs(40);
 /// How long a restarted replica may take to repair itself.
 const REPAIR: Duration = Duration::from_secs(60);
 
-fn top(dirs: &[tempfile::TempDir], i: usize) -> String {
-    format!(
-        "jetstream {{ store_dir: \"{}\" }}\nsystem_account: SYS\naccounts {{\n  SYS {{ users: [{{ user: sys, password: sys }}] }}\n  APP {{ jetstream: enabled, users: [{{ user: a, password: a }}] }}\n}}\n",
-        dirs[i].path().display()
-    )
-}
-
-async fn start(kind: ServerKind) -> (TestCluster, Vec<tempfile::TempDir>) {
-    let dirs: Vec<tempfile::TempDir> = (0..3)
-        .map(|_| tempfile::tempdir().expect("temp dir"))
-        .collect();
-    let cluster = TestCluster::start_mesh(&[kind; 3], |i| top(&dirs, i)).await;
-    (cluster, dirs)
-}
-
-/// A client of node `i` in the JetStream account.
-async fn app(c: &TestCluster, i: usize) -> async_nats::Client {
-    c.nodes[i]
-        .server
-        .client_with(async_nats::ConnectOptions::with_user_and_password(
-            "a".into(),
-            "a".into(),
-        ))
-        .await
-}
-
-/// Waits until node 0's `/jsz` names a meta leader of three servers.
-async fn meta_leader(c: &TestCluster) {
-    let deadline = tokio::time::Instant::now() + ELECTION;
-    loop {
-        let jsz = monitor_get(c.nodes[0].http_port, "/jsz").await;
-        let m = jsz.as_ref().and_then(|j| j.get("meta_cluster"));
-        let leader = m.and_then(|m| m["leader"].as_str()).unwrap_or("");
-        if !leader.is_empty() && m.and_then(|m| m["cluster_size"].as_u64()) == Some(3) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no meta leader: {jsz:?}"
-        );
-        // Poll interval; the wait is bounded by `deadline`.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// An API request, asked again until some server answers, within `limit`.
-async fn api_within(
-    client: &async_nats::Client,
-    subject: &str,
-    body: Value,
-    limit: Duration,
-) -> Value {
-    let deadline = tokio::time::Instant::now() + limit;
-    let payload = Bytes::from(if body.is_null() {
-        Vec::new()
-    } else {
-        body.to_string().into_bytes()
-    });
-    loop {
-        let r = tokio::time::timeout(
-            Duration::from_secs(2),
-            client.request(subject.to_owned(), payload.clone()),
-        )
-        .await;
-        if let Ok(Ok(m)) = r {
-            return serde_json::from_slice(&m.payload).expect("JSON reply");
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no answer to {subject}: {r:?}"
-        );
-    }
-}
-
 async fn api(client: &async_nats::Client, subject: &str, body: Value) -> Value {
     api_within(client, subject, body, ELECTION).await
-}
-
-/// Publishes and waits up to `wait` for the PubAck: the sequence, or `None`.
-async fn publish_within(
-    js: &async_nats::jetstream::Context,
-    subject: &str,
-    payload: String,
-    wait: Duration,
-) -> Option<u64> {
-    let ack = tokio::time::timeout(wait, async {
-        js.publish(subject.to_owned(), Bytes::from(payload))
-            .await
-            .ok()?
-            .await
-            .ok()
-    })
-    .await;
-    ack.ok().flatten().map(|a| a.sequence)
 }
 
 /// Publishes each of `payloads`, retried until acknowledged; the acked (sequence, payload).
@@ -125,83 +37,16 @@ async fn publish_all(
     subject: &str,
     payloads: impl IntoIterator<Item = String>,
 ) -> Vec<(u64, String)> {
-    let deadline = tokio::time::Instant::now() + ELECTION;
-    let mut acked = Vec::new();
-    for p in payloads {
-        loop {
-            if let Some(s) = publish_within(js, subject, p.clone(), Duration::from_secs(2)).await {
-                acked.push((s, p));
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "publishes not acknowledged"
-            );
-        }
-    }
-    acked
+    jscluster::publish_all(js, subject, payloads, ELECTION).await
 }
 
 async fn create(client: &async_nats::Client, name: &str) {
-    let cfg = json!({
-        "name": name,
-        "subjects": [format!("{}.>", name.to_lowercase())],
-        "num_replicas": 3,
-        "storage": "file",
-    });
-    let v = api(client, &format!("$JS.API.STREAM.CREATE.{name}"), cfg).await;
-    assert!(v.get("error").is_none(), "{v}");
+    jscluster::create(client, stream_cfg(name, 3), ELECTION).await;
 }
 
 /// Stream info, asked until it shows a leader and `ok` holds.
 async fn info_until(client: &async_nats::Client, name: &str, ok: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + ELECTION;
-    loop {
-        let v = api(client, &format!("$JS.API.STREAM.INFO.{name}"), Value::Null).await;
-        let led = v["cluster"]["leader"]
-            .as_str()
-            .is_some_and(|l| !l.is_empty());
-        if led && ok(&v) {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "stream info never fit: {v}"
-        );
-        // Poll interval; the wait is bounded by `deadline`.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn leader_of(v: &Value) -> usize {
-    v["cluster"]["leader"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches('n')
-        .parse()
-        .expect("node name n<i>")
-}
-
-fn signal(c: &TestCluster, i: usize, sig: &str) {
-    let status = std::process::Command::new("kill")
-        .args([sig, &c.nodes[i].server.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-}
-
-/// Kills node `i` with SIGKILL and waits for it to be gone.
-async fn kill(c: &mut TestCluster, i: usize) {
-    signal(c, i, "-9");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while c.nodes[i].server.is_running() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "killed server still runs"
-        );
-        // Poll interval; the wait is bounded by `deadline`.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    jscluster::info_until(client, name, ELECTION, ok).await
 }
 
 /// Waits until node `i`'s `/healthz` is ok.
@@ -329,8 +174,8 @@ fn payloads(tag: &str, n: usize) -> impl Iterator<Item = String> + '_ {
 /// again, the stream answers a MSG.GET of that sequence with the write no quorum took, not
 /// the acknowledged one).
 async fn a_diverged_old_leader_repairs_itself(kind: ServerKind) {
-    let (mut cluster, _dirs) = start(kind).await;
-    meta_leader(&cluster).await;
+    let (mut cluster, _dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let c0 = app(&cluster, 0).await;
     create(&c0, "D").await;
     let v = info_until(&c0, "D", |_| true).await;
@@ -404,8 +249,8 @@ fn corrupt_a_block(dir: &Path) {
 /// A follower stopped, a byte of its message block flipped, restarted: it reports the
 /// damage, repairs itself from its peers, and ends holding what they hold (natsd's files).
 async fn a_follower_with_a_damaged_block_repairs_itself(kind: ServerKind) {
-    let (mut cluster, dirs) = start(kind).await;
-    meta_leader(&cluster).await;
+    let (mut cluster, dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let c0 = app(&cluster, 0).await;
     create(&c0, "B").await;
     let v = info_until(&c0, "B", |_| true).await;
@@ -475,8 +320,8 @@ async fn publish_many(
 /// drops the log it missed: back, it is sent the leader's snapshot (which holds no
 /// messages), finds its store short of it, and catches up from its peers (natsd).
 async fn a_follower_past_the_log_catches_up_from_a_snapshot(kind: ServerKind) {
-    let (mut cluster, _dirs) = start(kind).await;
-    meta_leader(&cluster).await;
+    let (mut cluster, _dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let c0 = app(&cluster, 0).await;
     create(&c0, "C").await;
     let v = info_until(&c0, "C", |_| true).await;
@@ -535,15 +380,6 @@ async fn a_follower_past_the_log_catches_up_from_a_snapshot(kind: ServerKind) {
     }
 }
 
-fn cfg_of(name: &str, replicas: u64) -> Value {
-    json!({
-        "name": name,
-        "subjects": [format!("{}.>", name.to_lowercase())],
-        "num_replicas": replicas,
-        "storage": "file",
-    })
-}
-
 /// Whether stream info lists `n` other replicas, all current.
 fn replicas_current(v: &Value, n: usize) -> bool {
     let rs = v["cluster"]["replicas"]
@@ -556,17 +392,17 @@ fn replicas_current(v: &Value, n: usize) -> bool {
 /// A stream scaled by STREAM.UPDATE from one replica to three (the new peers catch up and
 /// count: the stream survives its first server's death) and back to one.
 async fn a_stream_scales_up_and_down_by_update(kind: ServerKind) {
-    let (mut cluster, _dirs) = start(kind).await;
-    meta_leader(&cluster).await;
+    let (mut cluster, _dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let c0 = app(&cluster, 0).await;
-    let v = api(&c0, "$JS.API.STREAM.CREATE.G", cfg_of("G", 1)).await;
+    let v = api(&c0, "$JS.API.STREAM.CREATE.G", stream_cfg("G", 1)).await;
     assert!(v.get("error").is_none(), "{v}");
     let v = info_until(&c0, "G", |_| true).await;
     let first = leader_of(&v);
     let js = async_nats::jetstream::new(app(&cluster, first).await);
     let mut acked = publish_all(&js, "g.x", payloads("r1", 10)).await;
 
-    let up = api(&c0, "$JS.API.STREAM.UPDATE.G", cfg_of("G", 3)).await;
+    let up = api(&c0, "$JS.API.STREAM.UPDATE.G", stream_cfg("G", 3)).await;
     assert!(up.get("error").is_none(), "{up}");
     assert_eq!(up["config"]["num_replicas"], 3, "{up}");
     info_until(&c0, "G", |v| replicas_current(v, 2)).await;
@@ -592,7 +428,7 @@ async fn a_stream_scales_up_and_down_by_update(kind: ServerKind) {
     cluster.wait_mesh().await;
     info_until(&co, "G", |v| replicas_current(v, 2)).await;
 
-    let down = api(&co, "$JS.API.STREAM.UPDATE.G", cfg_of("G", 1)).await;
+    let down = api(&co, "$JS.API.STREAM.UPDATE.G", stream_cfg("G", 1)).await;
     assert!(down.get("error").is_none(), "{down}");
     assert_eq!(down["config"]["num_replicas"], 1, "{down}");
     let v = info_until(&co, "G", |v| {
@@ -610,26 +446,7 @@ async fn a_stream_scales_up_and_down_by_update(kind: ServerKind) {
 /// STREAM.PEER.REMOVE on four servers: a follower of an R3 stream is replaced by the free
 /// server, which catches up and counts for the quorum; an unknown peer is refused.
 async fn a_removed_peer_is_replaced(kind: ServerKind) {
-    let dirs: Vec<tempfile::TempDir> = (0..4)
-        .map(|_| tempfile::tempdir().expect("temp dir"))
-        .collect();
-    let mut cluster = TestCluster::start_mesh(&[kind; 4], |i| top(&dirs, i)).await;
-    let deadline = tokio::time::Instant::now() + ELECTION;
-    loop {
-        let jsz = monitor_get(cluster.nodes[0].http_port, "/jsz").await;
-        let m = jsz.as_ref().and_then(|j| j.get("meta_cluster"));
-        if m.is_some_and(|m| {
-            m["leader"].as_str().is_some_and(|l| !l.is_empty()) && m["cluster_size"] == 4
-        }) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no meta leader: {jsz:?}"
-        );
-        // Poll interval; the wait is bounded by `deadline`.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (mut cluster, _dirs) = start4(kind).await;
     let c0 = app(&cluster, 0).await;
     create(&c0, "P").await;
     let v = info_until(&c0, "P", |v| replicas_current(v, 2)).await;
@@ -638,7 +455,7 @@ async fn a_removed_peer_is_replaced(kind: ServerKind) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r["name"].as_str().unwrap()[1..].parse().unwrap())
+        .map(|r| index_of(r["name"].as_str().unwrap()))
         .chain([l])
         .collect();
     let free = (0..4)
@@ -691,26 +508,9 @@ async fn a_removed_peer_is_replaced(kind: ServerKind) {
 
 /// Starts four servers and waits for their meta group.
 async fn start4(kind: ServerKind) -> (TestCluster, Vec<tempfile::TempDir>) {
-    let dirs: Vec<tempfile::TempDir> = (0..4)
-        .map(|_| tempfile::tempdir().expect("temp dir"))
-        .collect();
-    let cluster = TestCluster::start_mesh(&[kind; 4], |i| top(&dirs, i)).await;
-    let deadline = tokio::time::Instant::now() + ELECTION;
-    loop {
-        let jsz = monitor_get(cluster.nodes[0].http_port, "/jsz").await;
-        let m = jsz.as_ref().and_then(|j| j.get("meta_cluster"));
-        if m.is_some_and(|m| {
-            m["leader"].as_str().is_some_and(|l| !l.is_empty()) && m["cluster_size"] == 4
-        }) {
-            return (cluster, dirs);
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no meta leader: {jsz:?}"
-        );
-        // Poll interval; the wait is bounded by `deadline`.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (cluster, dirs) = start(kind, 4).await;
+    meta_leader(&cluster, 4, ELECTION).await;
+    (cluster, dirs)
 }
 
 /// SERVER.REMOVE from the system account on four servers: a member of an R3 stream leaves
@@ -723,20 +523,12 @@ async fn a_removed_server_is_replaced(kind: ServerKind) {
     create(&c0, "Q").await;
     let v = info_until(&c0, "Q", |v| replicas_current(v, 2)).await;
     let l = leader_of(&v);
-    let gone: usize = v["cluster"]["replicas"][0]["name"].as_str().unwrap()[1..]
-        .parse()
-        .unwrap();
+    let gone = index_of(v["cluster"]["replicas"][0]["name"].as_str().unwrap());
     let js = async_nats::jetstream::new(app(&cluster, l).await);
     let acked = publish_all(&js, "q.x", payloads("m", 10)).await;
 
     let asker = (0..4).find(|i| *i != gone).unwrap();
-    let sys = cluster.nodes[asker]
-        .server
-        .client_with(async_nats::ConnectOptions::with_user_and_password(
-            "sys".into(),
-            "sys".into(),
-        ))
-        .await;
+    let sys = client_as(&cluster, asker, "sys").await;
     let bad = api(&sys, "$JS.API.SERVER.REMOVE", json!({"peer": "nope"})).await;
     assert_eq!(
         bad["type"], "io.nats.jetstream.api.v1.meta_server_remove_response",
@@ -769,29 +561,6 @@ async fn a_removed_server_is_replaced(kind: ServerKind) {
         let got = api(&ca, "$JS.API.STREAM.MSG.GET.Q", json!({"seq": seq})).await;
         assert_eq!(got["message"]["data"], b64(payload.as_bytes()), "{got}");
     }
-}
-
-fn b64(data: &[u8]) -> String {
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::new();
-    for c in data.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        s.push(T[(n >> 18) as usize & 63] as char);
-        s.push(T[(n >> 12) as usize & 63] as char);
-        s.push(if c.len() > 1 {
-            T[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        s.push(if c.len() > 2 {
-            T[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    s
 }
 
 /// Like `run_scenario`, with room for a restart, a repair and a tour of the leadership.

@@ -10,81 +10,21 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use natsd_tests::cluster::{monitor_get, TestCluster, CLUSTER_NAME};
+use natsd_tests::cluster::CLUSTER_NAME;
+use natsd_tests::jscluster::{
+    self, api_within, app, b64, kill, leader_of, meta_leader, publish_within, signal, start,
+    stream_cfg,
+};
 use natsd_tests::{both, ServerKind};
 use serde_json::{json, Value};
 
 /// How long the cluster may take to elect what a step needs.
 const ELECTION: Duration = Duration::from_secs(20);
 
-fn top(dirs: &[tempfile::TempDir], i: usize) -> String {
-    format!(
-        "jetstream {{ store_dir: \"{}\" }}\nsystem_account: SYS\naccounts {{\n  SYS {{ users: [{{ user: sys, password: sys }}] }}\n  APP {{ jetstream: enabled, users: [{{ user: a, password: a }}] }}\n}}\n",
-        dirs[i].path().display()
-    )
-}
-
-async fn start(kind: ServerKind) -> (TestCluster, Vec<tempfile::TempDir>) {
-    let dirs: Vec<tempfile::TempDir> = (0..3)
-        .map(|_| tempfile::tempdir().expect("temp dir"))
-        .collect();
-    let cluster = TestCluster::start_mesh(&[kind; 3], |i| top(&dirs, i)).await;
-    (cluster, dirs)
-}
-
-/// A client of node `i` in the JetStream account.
-async fn app(c: &TestCluster, i: usize) -> async_nats::Client {
-    c.nodes[i]
-        .server
-        .client_with(async_nats::ConnectOptions::with_user_and_password(
-            "a".into(),
-            "a".into(),
-        ))
-        .await
-}
-
-/// Waits until node 0's `/jsz` names a meta leader of three servers.
-async fn meta_leader(c: &TestCluster) {
-    let deadline = tokio::time::Instant::now() + ELECTION;
-    loop {
-        let jsz = monitor_get(c.nodes[0].http_port, "/jsz").await;
-        let m = jsz.as_ref().and_then(|j| j.get("meta_cluster"));
-        let leader = m.and_then(|m| m["leader"].as_str()).unwrap_or("");
-        if !leader.is_empty() && m.and_then(|m| m["cluster_size"].as_u64()) == Some(3) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no meta leader: {jsz:?}"
-        );
-        // Poll interval; the wait is bounded by `deadline`.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// An API request, asked again until some server answers (none does while the meta group
 /// or the stream's group has no leader), within [`ELECTION`].
 async fn api(client: &async_nats::Client, subject: &str, body: Value) -> Value {
-    let deadline = tokio::time::Instant::now() + ELECTION;
-    let payload = Bytes::from(if body.is_null() {
-        Vec::new()
-    } else {
-        body.to_string().into_bytes()
-    });
-    loop {
-        let r = tokio::time::timeout(
-            Duration::from_secs(2),
-            client.request(subject.to_owned(), payload.clone()),
-        )
-        .await;
-        if let Ok(Ok(m)) = r {
-            return serde_json::from_slice(&m.payload).expect("JSON reply");
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no answer to {subject}: {r:?}"
-        );
-    }
+    api_within(client, subject, body, ELECTION).await
 }
 
 /// Publishes `payload` on `subject` and waits for its PubAck: the sequence, or `None` when
@@ -94,34 +34,11 @@ async fn publish(
     subject: &str,
     payload: String,
 ) -> Option<u64> {
-    let ack = tokio::time::timeout(Duration::from_secs(2), async {
-        js.publish(subject.to_owned(), Bytes::from(payload))
-            .await
-            .ok()?
-            .await
-            .ok()
-    })
-    .await;
-    ack.ok().flatten().map(|a| a.sequence)
-}
-
-fn stream_cfg(name: &str, replicas: u64) -> Value {
-    json!({
-        "name": name,
-        "subjects": [format!("{}.>", name.to_lowercase())],
-        "num_replicas": replicas,
-        "storage": "file",
-    })
+    publish_within(js, subject, payload, Duration::from_secs(2)).await
 }
 
 async fn create(client: &async_nats::Client, name: &str, replicas: u64) -> Value {
-    let v = api(
-        client,
-        &format!("$JS.API.STREAM.CREATE.{name}"),
-        stream_cfg(name, replicas),
-    )
-    .await;
-    assert!(v.get("error").is_none(), "{v}");
+    let v = jscluster::create(client, stream_cfg(name, replicas), ELECTION).await;
     assert_eq!(v["type"], "io.nats.jetstream.api.v1.stream_create_response");
     assert_eq!(v["config"]["num_replicas"], replicas, "{v}");
     assert_eq!(v["cluster"]["name"], CLUSTER_NAME, "{v}");
@@ -130,35 +47,19 @@ async fn create(client: &async_nats::Client, name: &str, replicas: u64) -> Value
 
 /// Stream info, asked until it shows a leader and `ok` holds.
 async fn info_until(client: &async_nats::Client, name: &str, ok: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + ELECTION;
-    loop {
-        let v = api(client, &format!("$JS.API.STREAM.INFO.{name}"), Value::Null).await;
-        let led = v["cluster"]["leader"]
-            .as_str()
-            .is_some_and(|l| !l.is_empty());
-        if led && ok(&v) {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "stream info never fit: {v}"
-        );
-        // Poll interval; the wait is bounded by `deadline`.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    jscluster::info_until(client, name, ELECTION, ok).await
 }
 
-fn index_of(name: &str) -> usize {
-    name.trim_start_matches('n')
-        .parse()
-        .expect("node name n<i>")
+/// Publishes `n` messages, each retried until acknowledged; returns the last sequence.
+async fn publish_n(js: &async_nats::jetstream::Context, subject: &str, n: usize) -> u64 {
+    jscluster::publish_n(js, subject, n, ELECTION).await
 }
 
 /// R1 and R3 streams created from one server, published to from another, listed and read
 /// from a third; a delete removes one; an unknown stream is 10059.
 async fn replicated_streams_created_published_and_listed(kind: ServerKind) {
-    let (cluster, _dirs) = start(kind).await;
-    meta_leader(&cluster).await;
+    let (cluster, _dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let c1 = app(&cluster, 1).await;
     create(&c1, "R3", 3).await;
     create(&c1, "R1", 1).await;
@@ -201,8 +102,8 @@ async fn replicated_streams_created_published_and_listed(kind: ServerKind) {
 /// On an R3 stream: MSG.GET and MSG.DELETE, a leader stepdown that moves the leadership
 /// (publishes continue at the next sequence), and a purge.
 async fn replicated_stream_steps_down_and_serves_messages(kind: ServerKind) {
-    let (cluster, _dirs) = start(kind).await;
-    meta_leader(&cluster).await;
+    let (cluster, _dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let c0 = app(&cluster, 0).await;
     create(&c0, "S", 3).await;
     let js = async_nats::jetstream::new(app(&cluster, 1).await);
@@ -263,12 +164,12 @@ async fn replicated_stream_steps_down_and_serves_messages(kind: ServerKind) {
 /// SIGKILL of the stream leader while a client publishes: every acknowledged message is in
 /// the stream afterwards, and a new leader answers and takes publishes within seconds.
 async fn acknowledged_publishes_survive_killing_the_stream_leader(kind: ServerKind) {
-    let (cluster, _dirs) = start(kind).await;
-    meta_leader(&cluster).await;
+    let (cluster, _dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let c0 = app(&cluster, 0).await;
     create(&c0, "K", 3).await;
     let v = info_until(&c0, "K", |_| true).await;
-    let leader = index_of(v["cluster"]["leader"].as_str().unwrap());
+    let leader = leader_of(&v);
     let other = (leader + 1) % 3;
     let asker = app(&cluster, other).await;
     let js = async_nats::jetstream::new(app(&cluster, other).await);
@@ -290,11 +191,7 @@ async fn acknowledged_publishes_survive_killing_the_stream_leader(kind: ServerKi
             tokio::spawn(async move { (publish(&js, "k.x", p.clone()).await, p) })
         })
         .collect();
-    let status = std::process::Command::new("kill")
-        .args(["-9", &cluster.nodes[leader].server.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    signal(&cluster, leader, "-9");
     for p in pubs {
         if let (Some(s), payload) = p.await.unwrap() {
             acked.push((s, payload));
@@ -315,11 +212,7 @@ async fn acknowledged_publishes_survive_killing_the_stream_leader(kind: ServerKi
         );
     }
     let v = info_until(&asker, "K", |_| true).await;
-    assert_ne!(
-        index_of(v["cluster"]["leader"].as_str().unwrap()),
-        leader,
-        "{v}"
-    );
+    assert_ne!(leader_of(&v), leader, "{v}");
     for (seq, payload) in &acked {
         let got = api(&asker, "$JS.API.STREAM.MSG.GET.K", json!({"seq": seq})).await;
         let data = got["message"]["data"].as_str().unwrap_or_default();
@@ -327,53 +220,16 @@ async fn acknowledged_publishes_survive_killing_the_stream_leader(kind: ServerKi
     }
 }
 
-/// Kills node `i` with SIGKILL and waits for it to be gone.
-async fn kill(c: &mut TestCluster, i: usize) {
-    let status = std::process::Command::new("kill")
-        .args(["-9", &c.nodes[i].server.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while c.nodes[i].server.is_running() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "killed server still runs"
-        );
-        // Poll interval; the wait is bounded by `deadline`.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Publishes `n` messages, each retried until acknowledged; returns the last sequence.
-async fn publish_n(js: &async_nats::jetstream::Context, subject: &str, n: usize) -> u64 {
-    let deadline = tokio::time::Instant::now() + ELECTION;
-    let mut last = 0;
-    for i in 0..n {
-        loop {
-            if let Some(s) = publish(js, subject, format!("p{i}")).await {
-                last = s;
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "publishes not acknowledged"
-            );
-        }
-    }
-    last
-}
-
 /// A follower killed and restarted from its files catches up: with the other follower
 /// killed next, the leader and the restarted one still form a quorum that takes publishes,
 /// and the stream holds every message.
 async fn a_restarted_replica_catches_up_and_counts_for_the_quorum(kind: ServerKind) {
-    let (mut cluster, _dirs) = start(kind).await;
-    meta_leader(&cluster).await;
+    let (mut cluster, _dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let c0 = app(&cluster, 0).await;
     create(&c0, "F", 3).await;
     let v = info_until(&c0, "F", |_| true).await;
-    let leader = index_of(v["cluster"]["leader"].as_str().unwrap());
+    let leader = leader_of(&v);
     let (f, g) = ((leader + 1) % 3, (leader + 2) % 3);
     let js = async_nats::jetstream::new(app(&cluster, leader).await);
     assert_eq!(publish_n(&js, "f.x", 10).await, 10);
@@ -435,8 +291,8 @@ async fn fetch_and_ack(
 /// fetched and acknowledged through the stream's leader; after a stepdown the new leader
 /// knows the acks (nothing is redelivered) and hands out only the new messages.
 async fn pull_consumer_on_a_replicated_stream_keeps_its_acks_across_leaders(kind: ServerKind) {
-    let (cluster, _dirs) = start(kind).await;
-    meta_leader(&cluster).await;
+    let (cluster, _dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let c0 = app(&cluster, 0).await;
     create(&c0, "C", 3).await;
     let js = async_nats::jetstream::new(app(&cluster, 1).await);
@@ -489,12 +345,12 @@ async fn pull_consumer_on_a_replicated_stream_keeps_its_acks_across_leaders(kind
 /// commits, it is. natsd only: nats-server 2.9.10's leader gives up leading without a quorum
 /// and may drop the entry, so the message need not come back there.
 async fn a_pull_consumer_gets_a_message_only_once_it_committed(kind: ServerKind) {
-    let (mut cluster, _dirs) = start(kind).await;
-    meta_leader(&cluster).await;
+    let (mut cluster, _dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let c0 = app(&cluster, 0).await;
     create(&c0, "U", 3).await;
     let v = info_until(&c0, "U", |_| true).await;
-    let leader = index_of(v["cluster"]["leader"].as_str().unwrap());
+    let leader = leader_of(&v);
     let js = async_nats::jetstream::new(app(&cluster, leader).await);
     assert_eq!(publish_n(&js, "u.x", 1).await, 1);
     let created = api(
@@ -534,12 +390,12 @@ async fn a_pull_consumer_gets_a_message_only_once_it_committed(kind: ServerKind)
 /// stream's leader (the leader sees its interest through the routes), and acks reach it.
 async fn push_consumer_on_a_replicated_stream_delivers_across_servers(kind: ServerKind) {
     use futures::StreamExt;
-    let (cluster, _dirs) = start(kind).await;
-    meta_leader(&cluster).await;
+    let (cluster, _dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let c0 = app(&cluster, 0).await;
     create(&c0, "P", 3).await;
     let v = info_until(&c0, "P", |_| true).await;
-    let leader = index_of(v["cluster"]["leader"].as_str().unwrap());
+    let leader = leader_of(&v);
     let other = (leader + 1) % 3;
     let sub_client = app(&cluster, other).await;
     let mut sub = sub_client.subscribe("dlv.p").await.unwrap();
@@ -588,8 +444,8 @@ async fn push_consumer_on_a_replicated_stream_delivers_across_servers(kind: Serv
 /// the stream's leader), an update that checks the revision, a delete. natsd only:
 /// async-nats' `create_key_value` needs nats-server 2.10's account-info fields.
 async fn key_value_bucket_with_three_replicas(kind: ServerKind) {
-    let (cluster, _dirs) = start(kind).await;
-    meta_leader(&cluster).await;
+    let (cluster, _dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let js = async_nats::jetstream::new(app(&cluster, 0).await);
     let deadline = tokio::time::Instant::now() + ELECTION;
     let kv = loop {
@@ -636,8 +492,8 @@ async fn key_value_bucket_with_three_replicas(kind: ServerKind) {
 /// Every server killed and restarted from its files: the streams and their messages come
 /// back, and the stream takes publishes again at the next sequence.
 async fn streams_survive_restarting_every_server(kind: ServerKind) {
-    let (mut cluster, _dirs) = start(kind).await;
-    meta_leader(&cluster).await;
+    let (mut cluster, _dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let c0 = app(&cluster, 0).await;
     create(&c0, "W", 3).await;
     create(&c0, "V", 1).await;
@@ -652,7 +508,7 @@ async fn streams_survive_restarting_every_server(kind: ServerKind) {
         cluster.restart(i).await;
     }
     cluster.wait_mesh().await;
-    meta_leader(&cluster).await;
+    meta_leader(&cluster, 3, ELECTION).await;
     let c2 = app(&cluster, 2).await;
     let v = info_until(&c2, "W", |v| v["state"]["messages"] == 10).await;
     assert_eq!(v["state"]["last_seq"], 10, "{v}");
@@ -660,29 +516,6 @@ async fn streams_survive_restarting_every_server(kind: ServerKind) {
     let js = async_nats::jetstream::new(app(&cluster, 0).await);
     assert_eq!(publish_n(&js, "w.x", 1).await, 11);
     assert_eq!(publish_n(&js, "v.x", 1).await, 11);
-}
-
-fn b64(data: &[u8]) -> String {
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::new();
-    for c in data.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        s.push(T[(n >> 18) as usize & 63] as char);
-        s.push(T[(n >> 12) as usize & 63] as char);
-        s.push(if c.len() > 1 {
-            T[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        s.push(if c.len() > 2 {
-            T[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    s
 }
 
 both!(
