@@ -67,18 +67,7 @@ impl LeafHandle {
 
     /// Runs `f` on the machine, then wakes the writer (and the reader, if `f` closed it).
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut LeafConn) -> R) -> R {
-        let (r, closed, output) = {
-            let mut c = lock(&self.conn);
-            let r = f(&mut c);
-            (r, c.is_closed(), c.pending_bytes() > 0)
-        };
-        if output || closed {
-            self.write.notify_one();
-        }
-        if closed {
-            self.close.notify_one();
-        }
-        r
+        crate::link::run_on(&self.conn, &self.write, &self.close, f)
     }
 
     pub(crate) fn close(&self, reason: LeafCloseReason) {
@@ -100,10 +89,7 @@ impl crate::link::LinkIo for LeafHandle {
     }
 
     fn write_failed(&self, why: crate::link::WriteFailure) {
-        self.close(match why {
-            crate::link::WriteFailure::Error => LeafCloseReason::WriteError,
-            crate::link::WriteFailure::Deadline => LeafCloseReason::SlowConsumerWriteDeadline,
-        });
+        self.close(why.close_reason());
     }
 }
 

@@ -27,6 +27,16 @@ pub(crate) enum WriteFailure {
     Deadline,
 }
 
+impl WriteFailure {
+    /// The reason the link closes with.
+    pub(crate) fn close_reason(self) -> natsd_core::link::CloseReason {
+        match self {
+            Self::Error => natsd_core::link::CloseReason::WriteError,
+            Self::Deadline => natsd_core::link::CloseReason::SlowConsumerWriteDeadline,
+        }
+    }
+}
+
 /// A link handle as its writer task sees it.
 pub(crate) trait LinkIo: Send + Sync + 'static {
     /// The connection id (log lines).
@@ -45,6 +55,8 @@ pub(crate) trait LinkOutput {
     fn next_chunk(&mut self) -> Option<Bytes>;
     /// Whether the machine has closed.
     fn closed(&self) -> bool;
+    /// Bytes queued for the peer and not yet taken.
+    fn queued_bytes(&self) -> usize;
 }
 
 impl LinkOutput for natsd_core::route::RouteConn {
@@ -54,6 +66,10 @@ impl LinkOutput for natsd_core::route::RouteConn {
 
     fn closed(&self) -> bool {
         self.is_closed()
+    }
+
+    fn queued_bytes(&self) -> usize {
+        self.pending_bytes()
     }
 }
 
@@ -65,6 +81,34 @@ impl LinkOutput for natsd_core::leaf::LeafConn {
     fn closed(&self) -> bool {
         self.is_closed()
     }
+
+    fn queued_bytes(&self) -> usize {
+        self.pending_bytes()
+    }
+}
+
+/// Runs `f` on a link's machine, then wakes its writer (and its reader, if `f` closed it):
+/// what each link handle's `with` does.
+pub(crate) fn run_on<M: LinkOutput, R>(
+    machine: &std::sync::Mutex<M>,
+    write: &Notify,
+    close: &Notify,
+    f: impl FnOnce(&mut M) -> R,
+) -> R {
+    let (r, closed, output) = {
+        let mut m = crate::server::lock(machine);
+        let r = f(&mut m);
+        (r, m.closed(), m.queued_bytes() > 0)
+    };
+    // Only when there is something to write (or the writer must finish): a wake-up after
+    // every routed message read cost the writer task a needless switch each.
+    if output || closed {
+        write.notify_one();
+    }
+    if closed {
+        close.notify_one();
+    }
+    r
 }
 
 /// Moves every chunk `machine` has queued onto `out` under one lock; returns whether it has

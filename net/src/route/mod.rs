@@ -84,20 +84,7 @@ impl RouteHandle {
 
     /// Runs `f` on the machine, then wakes the writer (and the reader, if `f` closed it).
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut RouteConn) -> R) -> R {
-        let (r, closed, output) = {
-            let mut c = lock(&self.conn);
-            let r = f(&mut c);
-            (r, c.is_closed(), c.pending_bytes() > 0)
-        };
-        // Only when there is something to write (or the writer must finish): a wake-up after
-        // every routed message read cost the writer task a needless switch each.
-        if output || closed {
-            self.write.notify_one();
-        }
-        if closed {
-            self.close.notify_one();
-        }
-        r
+        crate::link::run_on(&self.conn, &self.write, &self.close, f)
     }
 
     /// Closes the route from outside (duplicate, name conflict, shutdown).
@@ -120,10 +107,7 @@ impl crate::link::LinkIo for RouteHandle {
     }
 
     fn write_failed(&self, why: crate::link::WriteFailure) {
-        self.close(match why {
-            crate::link::WriteFailure::Error => RouteCloseReason::WriteError,
-            crate::link::WriteFailure::Deadline => RouteCloseReason::SlowConsumerWriteDeadline,
-        });
+        self.close(why.close_reason());
     }
 }
 
