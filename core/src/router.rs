@@ -100,6 +100,13 @@ pub trait RouteSink: Send + Sync + std::fmt::Debug {
     fn is_leaf(&self) -> bool {
         false
     }
+    /// A leaf link this server dialed (the peer is our hub). Every node of a leaf-side
+    /// cluster dials the hub itself, so what comes down such a link is not passed on to
+    /// routes, and what comes in from a route is not sent up it: the hub already sent or got
+    /// it over the other node's own link. Go: client.go processMsgResults (isSpokeLeafNode).
+    fn is_spoke_leaf(&self) -> bool {
+        false
+    }
     /// Has the route's writer more than [`crate::outbound::READ_AHEAD_BYTES`] not yet taken
     /// (as of the last [`RouteSink::send_msg`])? The producer then yields before its next
     /// read, as for a client receiver ([`Stall::writers_behind`]).
@@ -521,16 +528,26 @@ pub fn deliver_routed(
 
 /// Delivers a message that came from the leaf-node link `from` (`LMSG`): like a local publish
 /// (to local subscribers, routes and other leaf links) except that it never goes back on
-/// `from`, and queue groups get it only when named in `queues` (the leaf chose us for those).
-/// Go: leafnode.go processInboundLeafMsg.
+/// `from`, never to routes when `from` is a link we dialed (`spoke`, see
+/// [`RouteSink::is_spoke_leaf`]), and queue groups get it only when named in `queues` (the
+/// leaf chose us for those). Go: leafnode.go processInboundLeafMsg.
 pub fn deliver_from_leaf(
     account: &Arc<Account>,
     p: &mut Publisher<'_>,
     m: &Message<'_>,
-    from: u64,
+    from: LeafOrigin,
     queues: &[Bytes],
 ) -> usize {
     route(account, p, m, 0, Source::Leaf(from, queues))
+}
+
+/// The leaf link a message came in on.
+#[derive(Debug, Clone, Copy)]
+pub struct LeafOrigin {
+    /// The link's id ([`RouteSink::route_id`]).
+    pub id: u64,
+    /// Did we dial it (is its peer our hub)?
+    pub spoke: bool,
 }
 
 /// Where a message being routed came from: what it may be forwarded to, and which queue
@@ -539,10 +556,12 @@ pub fn deliver_from_leaf(
 enum Source<'a> {
     /// A local publish: everything.
     Local,
-    /// A route, for these queue groups: local subscribers and leaf links only.
+    /// A route, for these queue groups: local subscribers and the leaf links whose hub we
+    /// are.
     Route(&'a [Bytes]),
-    /// A leaf link (its id), for these queue groups: everything but that link.
-    Leaf(u64, &'a [Bytes]),
+    /// A leaf link, for these queue groups: everything but that link, and no routes when we
+    /// dialed it.
+    Leaf(LeafOrigin, &'a [Bytes]),
 }
 
 impl Source<'_> {
@@ -557,8 +576,8 @@ impl Source<'_> {
     fn may_forward(&self, sink: &dyn RouteSink) -> bool {
         match self {
             Self::Local => true,
-            Self::Route(_) => sink.is_leaf(),
-            Self::Leaf(from, _) => sink.route_id() != *from,
+            Self::Route(_) => sink.is_leaf() && !sink.is_spoke_leaf(),
+            Self::Leaf(from, _) => sink.route_id() != from.id && (sink.is_leaf() || !from.spoke),
         }
     }
 

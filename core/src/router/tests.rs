@@ -1,4 +1,5 @@
-//! The publish path's batch bookkeeping: wake-ups and the producer's read-ahead signal.
+//! The publish path's batch bookkeeping (wake-ups, the producer's read-ahead signal) and which
+//! routes and leaf links a message may be forwarded to.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -102,4 +103,127 @@ fn writers_behind_survives_absorb() {
     a.absorb(b);
     assert!(a.writers_behind());
     assert!(a.is_empty());
+}
+
+/// A route or leaf link that counts what it is sent.
+#[derive(Debug)]
+struct CountingLink {
+    id: u64,
+    leaf: bool,
+    spoke: bool,
+    sent: AtomicUsize,
+    flush: std::sync::atomic::AtomicBool,
+}
+
+impl RouteSink for CountingLink {
+    fn route_id(&self) -> u64 {
+        self.id
+    }
+    fn send_msg(&self, _account: &str, _m: &Message<'_>, _queues: &[&[u8]]) -> bool {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+    fn flush_flag(&self) -> &std::sync::atomic::AtomicBool {
+        &self.flush
+    }
+    fn wake(&self) {}
+    fn is_leaf(&self) -> bool {
+        self.leaf
+    }
+    fn is_spoke_leaf(&self) -> bool {
+        self.spoke
+    }
+}
+
+/// One account with interest in `s` from a route (id 1), a leaf link whose hub we are (id 2)
+/// and a leaf link we dialed (id 3).
+fn links_with_interest() -> (Arc<Account>, [Arc<CountingLink>; 3]) {
+    let acc = Account::new("A");
+    let links = [(1, false, false), (2, true, false), (3, true, true)].map(|(id, leaf, spoke)| {
+        Arc::new(CountingLink {
+            id,
+            leaf,
+            spoke,
+            sent: AtomicUsize::new(0),
+            flush: Default::default(),
+        })
+    });
+    for l in &links {
+        let route: Arc<dyn RouteSink> = Arc::clone(l) as Arc<dyn RouteSink>;
+        let sub = SubRef(Arc::new(Subscription::new(
+            Bytes::from_static(b"s"),
+            None,
+            SubTarget::Route {
+                route,
+                weight: std::sync::atomic::AtomicU32::new(0),
+            },
+        )));
+        acc.sublist.insert(b"s", None, sub).unwrap();
+    }
+    (acc, links)
+}
+
+/// Which of the three links get a message coming from `source`.
+fn reached_from(
+    source: impl FnOnce(&Arc<Account>, &mut Publisher<'_>, &Message<'_>),
+) -> [usize; 3] {
+    let (acc, links) = links_with_interest();
+    let mut rng = SplitMix64::new(1);
+    let mut pending = PendingFlush::default();
+    let mut p = Publisher {
+        client: None,
+        rng: &mut rng,
+        now: Instant::now(),
+        pending: &mut pending,
+        cache: None,
+        transient: false,
+    };
+    let payload = Bytes::from_static(b"x");
+    let m = Message {
+        subject: b"s",
+        reply: None,
+        headers: None,
+        payload: &payload,
+        shared: Some(&payload),
+    };
+    source(&acc, &mut p, &m);
+    links.map(|l| l.sent.load(Ordering::Relaxed))
+}
+
+#[test]
+fn a_leaf_cluster_node_neither_routes_what_its_hub_sent_nor_sends_routed_messages_up() {
+    // From the hub, over the link we dialed: not to routes (each node of a leaf cluster has
+    // its own link and got its copy from the hub), but on to the leaves below us.
+    let spoke = LeafOrigin { id: 3, spoke: true };
+    assert_eq!(
+        reached_from(|a, p, m| {
+            deliver_from_leaf(a, p, m, spoke, &[]);
+        }),
+        [0, 1, 0]
+    );
+    // From a leaf below us: everywhere but back.
+    let below = LeafOrigin {
+        id: 2,
+        spoke: false,
+    };
+    assert_eq!(
+        reached_from(|a, p, m| {
+            deliver_from_leaf(a, p, m, below, &[]);
+        }),
+        [1, 0, 1]
+    );
+    // From a route: down to our leaves, not up to our hub (the origin node sent it there).
+    assert_eq!(
+        reached_from(|a, p, m| {
+            deliver_routed(a, p, m, &[]);
+        }),
+        [0, 1, 0]
+    );
+    // A local publish goes everywhere.
+    assert_eq!(
+        reached_from(|a, p, m| {
+            publish(a, p, m);
+        }),
+        [1, 1, 1]
+    );
 }

@@ -376,7 +376,11 @@ fn process(srv: &Arc<Shared>, h: &Arc<LeafHandle>, ctx: &mut Ctx) -> Option<Leaf
                     cache: Some(&mut ctx.cache),
                     transient: false,
                 };
-                router::deliver_from_leaf(acc, &mut p, &m, h.id, &msg.queues);
+                let from = router::LeafOrigin {
+                    id: h.id,
+                    spoke: h.spoke,
+                };
+                router::deliver_from_leaf(acc, &mut p, &m, from, &msg.queues);
             }
             _ => {}
         }

@@ -4,7 +4,7 @@
 //! Each link runs the sans-IO [`LeafConn`] machine in a driver ([`conn`]) generic over the
 //! [`Transport`](crate::transport::Transport), like routes. The machine sits behind a mutex in
 //! a [`LeafHandle`], which is also the [`RouteSink`] the publish path forwards messages through
-//! (marked as a leaf, so routed messages reach it too).
+//! (marked as a leaf, so routed messages reach it when we are its hub).
 //!
 //! Interest, per bound account: local client subscriptions and the interest of every other
 //! leaf link are told to each link (`LS+`/`LS-`: a plain subject on 0↔1, a queue group with
@@ -38,6 +38,8 @@ type InterestKey = (String, Bytes, Option<Bytes>);
 #[derive(Debug)]
 pub(crate) struct LeafHandle {
     pub(crate) id: u64,
+    /// We dialed this link (its peer is our hub); fixed for the link's life.
+    pub(crate) spoke: bool,
     pub(crate) conn: Mutex<LeafConn>,
     write: Notify,
     close: Notify,
@@ -53,6 +55,7 @@ impl LeafHandle {
     fn new(conn: LeafConn) -> Arc<Self> {
         Arc::new(Self {
             id: conn.id(),
+            spoke: conn.is_solicited(),
             gate: Arc::clone(conn.stall_gate()),
             conn: Mutex::new(conn),
             write: Notify::new(),
@@ -131,6 +134,10 @@ impl RouteSink for LeafHandle {
 
     fn is_leaf(&self) -> bool {
         true
+    }
+
+    fn is_spoke_leaf(&self) -> bool {
+        self.spoke
     }
 }
 
