@@ -112,7 +112,7 @@ struct CountingLink {
     leaf: bool,
     spoke: bool,
     sent: AtomicUsize,
-    flush: std::sync::atomic::AtomicBool,
+    flush: AtomicBool,
 }
 
 impl RouteSink for CountingLink {
@@ -123,7 +123,7 @@ impl RouteSink for CountingLink {
         self.sent.fetch_add(1, Ordering::Relaxed);
         true
     }
-    fn flush_flag(&self) -> &std::sync::atomic::AtomicBool {
+    fn flush_flag(&self) -> &AtomicBool {
         &self.flush
     }
     fn wake(&self) {}
@@ -155,7 +155,7 @@ fn links_with_interest() -> (Arc<Account>, [Arc<CountingLink>; 3]) {
             None,
             SubTarget::Route {
                 route,
-                weight: std::sync::atomic::AtomicU32::new(0),
+                weight: AtomicU32::new(0),
             },
         )));
         acc.sublist.insert(b"s", None, sub).unwrap();
