@@ -327,10 +327,27 @@ impl Drop for TestServer {
     }
 }
 
-/// A port that was free a moment ago. The start loop retries on the rare race.
+/// Ports handed to servers come from below the kernel's ephemeral range (32768 and up on
+/// Linux): a port the kernel picked for `bind(0)` and we let go of can be taken again at once
+/// by any outgoing connection on the machine, which made a busy test run lose config ports
+/// (cluster, leaf, monitoring) it had already written into a server's config.
+const PORT_RANGE: std::ops::Range<u16> = 20_000..32_000;
+
+/// A port that was free a moment ago and that no other test of this process was given.
+/// Each process starts at its own place in [`PORT_RANGE`] (from its pid), so test binaries
+/// running side by side rarely meet; a port found taken is skipped.
 pub fn free_port() -> u16 {
-    match TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
-        Ok(a) => a.port(),
-        Err(e) => panic!("cannot bind a loopback port: {e}"),
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(PORT_RANGE.end - PORT_RANGE.start);
+    let start = std::process::id().wrapping_mul(2_654_435_761) % span;
+    let _ = NEXT.compare_exchange(u32::MAX, start, Ordering::Relaxed, Ordering::Relaxed);
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        let port = PORT_RANGE.start + n as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
     }
+    panic!("no free loopback port in {PORT_RANGE:?}");
 }

@@ -258,7 +258,8 @@ async fn monitoring_and_connect_urls() {
     let sub = c.client(1).await;
     let _s = sub.subscribe("mon.x").await.expect("subscribe");
     flush(&sub).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    // Generous: gossip is slow on a loaded machine, and the checks below poll anyway.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let routez = loop {
         let z = monitor_get(c.nodes[0].http_port, "/routez?subs=1")
             .await
@@ -280,13 +281,23 @@ async fn monitoring_and_connect_urls() {
         .expect("varz");
     assert_eq!(varz["routes"], 2);
     assert_eq!(varz["cluster"]["name"], "natsd-test");
-    let raw = c.nodes[2].server.raw().await;
-    let info = raw.info["connect_urls"].to_string();
-    for n in &c.nodes {
-        assert!(
-            info.contains(&format!("127.0.0.1:{}", n.server.port())),
-            "connect_urls in {info}"
-        );
+    // Node 2 learns the others' client URLs by gossip: ask again until they are all in.
+    let want: Vec<String> = c
+        .nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.server.port()))
+        .collect();
+    let info = loop {
+        let raw = c.nodes[2].server.raw().await;
+        let info = raw.info["connect_urls"].to_string();
+        if want.iter().all(|u| info.contains(u)) || tokio::time::Instant::now() >= deadline {
+            break info;
+        }
+        // Poll interval; bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for u in &want {
+        assert!(info.contains(u), "connect_urls in {info}");
     }
 }
 
