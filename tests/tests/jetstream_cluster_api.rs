@@ -13,7 +13,9 @@ use natsd_tests::{both, ServerKind};
 use serde_json::{json, Value};
 
 /// How long the cluster may take to elect what a step needs.
-const ELECTION: Duration = Duration::from_secs(20);
+/// Generous: only a failing step waits this long, and a stepdown under load may take
+/// its three tries (see the server's stepdown).
+const ELECTION: Duration = Duration::from_secs(40);
 
 /// Starts three servers (`js_extra` inside their `jetstream` block) and waits for their
 /// meta group.

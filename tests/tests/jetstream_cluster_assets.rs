@@ -28,7 +28,9 @@ both!(
 );
 
 /// How long the cluster may take to elect what a step needs.
-const ELECTION: Duration = Duration::from_secs(20);
+/// Generous: only a failing step waits this long, and a stepdown under load may take
+/// its three tries (see the server's stepdown).
+const ELECTION: Duration = Duration::from_secs(40);
 /// How long copying may take to converge.
 const CONVERGE: Duration = Duration::from_secs(30);
 

@@ -19,7 +19,9 @@ use natsd_tests::{both, ServerKind};
 use serde_json::{json, Value};
 
 /// How long the cluster may take to elect what a step needs.
-const ELECTION: Duration = Duration::from_secs(20);
+/// Generous: only a failing step waits this long, and a stepdown under load may take
+/// its three tries (see the server's stepdown).
+const ELECTION: Duration = Duration::from_secs(40);
 
 /// An API request, asked again until some server answers (none does while the meta group
 /// or the stream's group has no leader), within [`ELECTION`].
@@ -95,8 +97,18 @@ async fn replicated_streams_created_published_and_listed(kind: ServerKind) {
     assert_eq!(del["success"], true, "{del}");
     let names = api(&c0, "$JS.API.STREAM.NAMES", Value::Null).await;
     assert_eq!(names["streams"], json!(["R3"]), "{names}");
-    let gone = api(&c0, "$JS.API.STREAM.INFO.R1", Value::Null).await;
-    assert_eq!(gone["error"]["err_code"], 10059, "{gone}");
+    // The delete was answered once the meta group applied it; the stream's replicas stop a
+    // moment later, on each server's own time, as in nats-server: ask until it is gone.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let gone = api(&c0, "$JS.API.STREAM.INFO.R1", Value::Null).await;
+        if gone["error"]["err_code"] == 10059 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{gone}");
+        // Poll interval; bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// On an R3 stream: MSG.GET and MSG.DELETE, a leader stepdown that moves the leadership

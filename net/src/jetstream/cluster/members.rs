@@ -7,7 +7,9 @@
 //! the group's voters with the assigned peers, adds each new peer as a learner (blocking until
 //! it caught up: its replica fills from the log, or from an installed snapshot and then a
 //! [`repair`](super::repair)), then makes the voters exactly the assigned peers. A leader that
-//! is not assigned any more removes itself; openraft then has it step down.
+//! is not assigned any more removes itself; openraft then has it step down. A joint
+//! configuration left behind by a leader that stopped half-way is finished by the next one
+//! (openraft moves from a joint configuration on to the one asked for).
 //!
 //! `$JS.API.STREAM.PEER.REMOVE.<stream>` (`{"peer": "<server name>"}`) is answered by the
 //! meta leader once its entry applied: the named member is replaced by a server of the
@@ -67,9 +69,6 @@ impl JsCluster {
             }
             let m = g.group.raft().metrics().borrow().clone();
             let membership = m.membership_config.membership().clone();
-            if membership.get_joint_config().len() > 1 {
-                continue;
-            }
             let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
             let want_ids: BTreeSet<NodeId> = want.keys().copied().collect();
             let learners: BTreeSet<NodeId> = membership.learner_ids().collect();
@@ -124,12 +123,19 @@ impl JsCluster {
             let me = c.node;
             let gone = tokio::time::timeout(LEAVE_WAIT, async {
                 loop {
-                    let member = {
+                    let let_go = {
                         let m = rx.borrow_and_update();
-                        let mem = m.membership_config.membership();
-                        mem.voter_ids().any(|id| id == me)
+                        let stored = &m.membership_config;
+                        let mem = stored.membership();
+                        let_go(LeaveView {
+                            member: mem.voter_ids().any(|id| id == me),
+                            joint: mem.get_joint_config().len() > 1,
+                            leading: m.current_leader == Some(me),
+                            applied: m.last_applied.map(|l| l.index),
+                            membership_at: stored.log_id().map(|l| l.index),
+                        })
                     };
-                    if !member || rx.changed().await.is_err() {
+                    if let_go || rx.changed().await.is_err() {
                         return;
                     }
                 }
@@ -159,6 +165,32 @@ impl JsCluster {
             replicas::delete_files(&g.dir);
         });
     }
+}
+
+/// What a removed replica sees of its group's membership.
+#[derive(Debug, Clone, Copy)]
+struct LeaveView {
+    /// This server is a voter of the effective configuration.
+    member: bool,
+    /// The effective configuration is joint (a change half-way).
+    joint: bool,
+    /// This server leads the group.
+    leading: bool,
+    /// The last applied log index.
+    applied: Option<u64>,
+    /// The index of the effective configuration's log entry.
+    membership_at: Option<u64>,
+}
+
+/// Has the group let this server go? Once the final configuration without it is in place; a
+/// leader also waits for that configuration to be applied (so committed): stopping before
+/// would leave the remaining members in the joint configuration, with this server's vote
+/// still needed for every commit.
+fn let_go(v: LeaveView) -> bool {
+    if v.member || v.joint {
+        return false;
+    }
+    !v.leading || v.applied >= v.membership_at
 }
 
 impl JsCluster {
@@ -342,5 +374,34 @@ impl JsCluster {
             }
             c.removing.store(false, Ordering::Release);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{let_go, LeaveView};
+
+    fn view(member: bool, joint: bool, leading: bool, applied: u64, at: u64) -> LeaveView {
+        LeaveView {
+            member,
+            joint,
+            leading,
+            applied: Some(applied),
+            membership_at: Some(at),
+        }
+    }
+
+    #[test]
+    fn a_removed_leader_stays_until_the_final_configuration_is_committed() {
+        // Still a voter, or the change only half-way: stay.
+        assert!(!let_go(view(true, false, false, 30, 25)));
+        assert!(!let_go(view(false, true, true, 30, 25)));
+        // The leader appended the configuration without itself, not yet committed: stay, or
+        // the remaining members are left in the joint configuration needing its vote.
+        assert!(!let_go(view(false, false, true, 24, 25)));
+        assert!(let_go(view(false, false, true, 25, 25)));
+        // A follower that sees the final configuration may go: that entry needs only the
+        // new members to commit.
+        assert!(let_go(view(false, false, false, 20, 25)));
     }
 }
