@@ -157,7 +157,14 @@ impl InternalSink for Sink {
             .as_deref()
             .and_then(|p| subject.strip_prefix(p))
         {
-            subject = format!("$JS.API.{rest}");
+            // Go: jetstream_api.go generateJSMappingTable — under a domain, `$KV.>` and
+            // `$OBJ.>` are the KV and object-store subjects themselves (a KV client given a
+            // domain puts to `$JS.<domain>.API.$KV.<bucket>.<key>`); the rest is the API.
+            subject = if rest.starts_with("$KV.") || rest.starts_with("$OBJ.") {
+                rest.to_owned()
+            } else {
+                format!("$JS.API.{rest}")
+            };
         }
         let input = Input::Msg {
             account: Arc::clone(&self.account),
