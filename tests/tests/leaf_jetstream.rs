@@ -6,18 +6,21 @@
 // Integration-test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
 use futures::StreamExt;
 use natsd_tests::js::api;
-use natsd_tests::{drain_ready, free_port, within, ServerKind, TestServer};
+use natsd_tests::{drain_ready, free_port, within, within_for, ServerKind, TestServer};
 use serde_json::Value;
 
 natsd_tests::leaf_pairs!(
     each_side_reaches_the_others_domain,
-    a_leaf_without_jetstream_uses_the_hub_domain
+    a_leaf_without_jetstream_uses_the_hub_domain,
+    nats_py_reaches_the_hub_domain
 );
 
 /// How long a link and the interest it carries may take to come up on a loaded machine.
@@ -224,6 +227,29 @@ async fn fetch_and_ack(st: &stream::Stream, n: usize) -> Vec<String> {
     got
 }
 
+/// A push consumer on `st` (across the link) delivers its first message to this side's
+/// deliver subject, showing the subject it was stored under; the ack crosses back.
+async fn push_first(st: &stream::Stream, client: &async_nats::Client) -> String {
+    let cons = within(
+        "push consumer create",
+        st.create_consumer(consumer::push::Config {
+            durable_name: Some("P".to_owned()),
+            deliver_subject: client.new_inbox(),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ..Default::default()
+        }),
+    )
+    .await
+    .unwrap();
+    let mut msgs = within("push messages", cons.messages()).await.unwrap();
+    let m = within("pushed message", msgs.next())
+        .await
+        .unwrap()
+        .unwrap();
+    within("ack", m.double_ack()).await.unwrap();
+    format!("{}={}", m.subject, String::from_utf8_lossy(&m.payload))
+}
+
 /// `jetstream { domain: hub }` and `{ domain: leaf }`: a client on either side creates a
 /// stream in the other's JetStream, publishes into it and consumes it with an acked pull
 /// consumer, all through the other's domain; `$JS.API` stays each side's own.
@@ -241,6 +267,7 @@ async fn each_side_reaches_the_others_domain(hub: ServerKind, leaf: ServerKind) 
     assert_eq!(publish_when_ready(&to_hub, "orders.1", "o1").await, "hub");
     assert_eq!(publish_when_ready(&to_hub, "orders.2", "o2").await, "hub");
     assert_eq!(fetch_and_ack(&st, 2).await, ["orders.1=o1", "orders.2=o2"]);
+    assert_eq!(push_first(&st, &lc).await, "orders.1=o1");
     // A KV bucket in the hub's domain: the client puts to `$JS.hub.API.$KV.B.<key>`. Only on
     // a natsd hub: against a nats-server 2.9.10 hub, async-nats's `create_key_value` fails
     // with an answer it cannot parse (a plain request on that subject is stored there).
@@ -268,6 +295,7 @@ async fn each_side_reaches_the_others_domain(hub: ServerKind, leaf: ServerKind) 
         "leaf"
     );
     assert_eq!(fetch_and_ack(&st, 1).await, ["sensors.a=s1"]);
+    assert_eq!(push_first(&st, &hc).await, "sensors.a=s1");
 
     // Each side's own API lists only its own stream.
     let names = |v: Value| -> Vec<String> {
@@ -305,6 +333,46 @@ async fn a_leaf_without_jetstream_uses_the_hub_domain(hub: ServerKind, leaf: Ser
     let st = create_stream(&js, "EVENTS", "events.>").await;
     assert_eq!(publish_when_ready(&js, "events.1", "e1").await, "hub");
     assert_eq!(fetch_and_ack(&st, 1).await, ["events.1=e1"]);
+}
+
+/// nats-py (`nc.jetstream(domain="hub")`) on the leaf: tests/py/leaf_domain.py creates a
+/// stream in the hub's domain, publishes, fetches and acks (skipped without nats-py).
+async fn nats_py_reaches_the_hub_domain(hub: ServerKind, leaf: ServerKind) {
+    let probe = tokio::process::Command::new("python3")
+        .args(["-c", "import nats"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    if !matches!(within_for(Duration::from_secs(20), "python3 probe", probe).await, Ok(s) if s.success())
+    {
+        eprintln!("note: python3 with nats-py is not available; test skipped");
+        return;
+    }
+    let p = start_pair(hub, Js::On(Some("hub")), leaf, Js::On(Some("leaf"))).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("py")
+        .join("leaf_domain.py");
+    let run = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(p.leaf.url())
+        .arg("hub")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = within_for(Duration::from_secs(45), "leaf_domain.py", run)
+        .await
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success() && stdout.contains("leaf domain ok"),
+        "leaf_domain.py failed ({})\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        out.status
+    );
 }
 
 /// natsd–natsd only: a leaf without JetStream reaches a hub's JetStream that has no domain
