@@ -17,6 +17,11 @@
 //! a guard against a hub and a leaf configured with the same domain… and against answering
 //! twice): its own JetStream answers it.
 //!
+//! nats-server also denies `$JSC.>` and `$NRG.>` (its clustered JetStream's internal
+//! subjects), but only on a link of the system account, where a leaf with the same domain
+//! *extends* the hub's JetStream; natsd's links carry no system account and do not extend a
+//! domain, so those subjects never reach a link here.
+//!
 //! Where natsd differs on purpose: when only one side runs JetStream, nats-server 2.9.10 still
 //! denies `$JS.API.>` (a leaf without JetStream reaches its hub's only through a shared system
 //! account, which natsd's links do not carry, or through the hub's domain). natsd lets it
