@@ -33,9 +33,11 @@ use crate::proto::headers::no_responders_block;
 use crate::rng::SplitMix64;
 
 mod client;
+mod deliver_as;
 mod match_cache;
 mod sids;
 pub use client::{ClientShared, ClientStats};
+pub use deliver_as::{deliver_as, deliver_from_leaf_as};
 pub use match_cache::MatchCache;
 
 /// Forwarding through imports stops at this depth (cycles are rejected at config time; this is
@@ -458,56 +460,6 @@ pub fn publish(account: &Arc<Account>, p: &mut Publisher<'_>, m: &Message<'_>) -
                 && client.headers.load(Ordering::Relaxed)
             {
                 send_no_responders(account, client, reply);
-            }
-        }
-    }
-    delivered
-}
-
-/// Delivers `m` to the subscribers of `to` while showing them `m.subject`: a JetStream
-/// consumer's messages go to its deliver (or pull reply) subject but carry the subject they
-/// were stored under (Go: the consumer's `dsubj` versus the message subject).
-pub fn deliver_as(
-    account: &Arc<Account>,
-    p: &mut Publisher<'_>,
-    to: &[u8],
-    m: &Message<'_>,
-) -> usize {
-    let result = if p.transient {
-        account.sublist.matches_transient(to)
-    } else {
-        account.sublist.matches(to)
-    };
-    let mut delivered = 0;
-    let mut tpl = MsgTemplate::default();
-    let mut targets = RouteTargets::default();
-    for sub in &result.psubs {
-        // A clustered stream's leader delivers to subscribers on other servers too: over a
-        // route the message travels under the deliver subject (a routed message has one
-        // subject), which the receiving server's subscriber then sees.
-        if let SubTarget::Route { route, .. } = &sub.0.target {
-            if !sub.0.is_removed() {
-                targets.add(route, None);
-            }
-            continue;
-        }
-        delivered += deliver_to(account, p, sub, m, 0, Source::Local, &mut tpl);
-    }
-    if !targets.list.is_empty() {
-        let routed = Message { subject: to, ..*m };
-        delivered += targets.send(account, p, &routed);
-    }
-    for group in result.qsubs.iter().filter(|g| !g.is_empty()) {
-        let start = p.rng.below(group.len() as u64) as usize;
-        for i in 0..group.len() {
-            let sub = &group[(start + i) % group.len()];
-            if matches!(sub.0.target, SubTarget::Route { .. }) {
-                continue;
-            }
-            let n = deliver_to(account, p, sub, m, 0, Source::Local, &mut tpl);
-            if n > 0 {
-                delivered += n;
-                break;
             }
         }
     }

@@ -9,6 +9,9 @@
 //! `handle_*` or `send_*` call, drain [`LeafConn::poll_transmit`], then
 //! [`LeafConn::poll_event`], then re-arm the timer from [`LeafConn::poll_timeout`]).
 //!
+//! JetStream: each side tells the other whether it runs JetStream and in which domain, and
+//! the link keeps the plain JetStream API from crossing when both do (see [`JsDeny`]).
+//!
 //! Shared with routes: the parser (the route parser's leaf mode), the INFO/CONNECT JSON, the
 //! close reasons, password checking and the outbound queue ([`crate::linkout`]).
 
@@ -41,10 +44,12 @@ pub const LOOP_DETECTION_PREFIX: &str = "$LDS.";
 pub const LOOP_RECONNECT_DELAY: Duration = Duration::from_secs(30);
 
 mod creds;
+mod jetstream;
 #[cfg(test)]
 mod tests;
 
 pub use creds::LeafCredentials;
+pub use jetstream::{encode_js_reply, split_js_reply, JsDeny, JsSide, JS_ACK_PREFIX};
 
 /// What the server must do about this leaf connection.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,8 +121,9 @@ impl LeafAuth {
 #[derive(Debug, Clone)]
 pub struct LeafSettings {
     /// Our INFO (hub side): `server_id`, `server_name`, `version`, `proto` (1), `go`,
-    /// `host`/`port` of the leaf listener, `headers`, `max_payload`, `leafnode_urls`. The
-    /// nonce, `client_id` and the answer to CONNECT are filled in per connection.
+    /// `host`/`port` of the leaf listener, `headers`, `max_payload`, `jetstream`, `domain`,
+    /// `leafnode_urls`. The nonce, `client_id` and the answer to CONNECT are filled in per
+    /// connection. As a leaf we send our `jetstream` and `domain` in CONNECT.
     pub info: RouteInfo,
     /// Our cluster name, sent in CONNECT (the server name when there is no cluster).
     pub cluster: String,
@@ -175,6 +181,8 @@ pub struct LeafConn {
     perms: Option<Arc<PermissionChecker>>,
     /// Leaf side: a `.creds` remote's JWT and seed.
     creds: Option<Arc<LeafCredentials>>,
+    /// The JetStream API subjects kept from crossing (set when bound; see [`jetstream`]).
+    js: JsDeny,
     /// Our `$LDS.` subject for the bound account.
     loop_subject: Option<Bytes>,
     /// A loop was detected (here or by the peer): the dialer waits
@@ -205,6 +213,7 @@ impl LeafConn {
             peer_tls: false,
             perms: None,
             creds: None,
+            js: JsDeny::default(),
             loop_subject: None,
             loop_detected: false,
             out: LinkOut::new(),
@@ -277,19 +286,47 @@ impl LeafConn {
     }
 
     fn may_deliver(&self, subject: &[u8]) -> bool {
-        self.perms
-            .as_ref()
-            .is_none_or(|p| p.deliver_allowed(subject, None))
+        self.js.may_receive(subject)
+            && self
+                .perms
+                .as_ref()
+                .is_none_or(|p| p.deliver_allowed(subject, None))
     }
 
     fn may_send(&self, subject: &[u8]) -> bool {
-        self.perms.as_ref().is_none_or(|p| p.can_publish(subject))
+        self.js.may_send(subject) && self.perms.as_ref().is_none_or(|p| p.can_publish(subject))
     }
 
     fn may_take(&self, subject: &[u8], queue: Option<&[u8]>) -> bool {
-        self.perms
-            .as_ref()
-            .is_none_or(|p| p.can_subscribe(subject, queue))
+        self.js.may_tell(subject)
+            && self
+                .perms
+                .as_ref()
+                .is_none_or(|p| p.can_subscribe(subject, queue))
+    }
+
+    /// Our JetStream, from our INFO.
+    fn local_js(&self) -> JsSide {
+        JsSide {
+            enabled: self.cfg.info.jetstream,
+            domain: self.cfg.info.domain.clone(),
+        }
+    }
+
+    /// Sets the JetStream rules for a peer with `peer`'s JetStream (Go: leafnode.go
+    /// addLeafNodeConnection, on both sides once the peer is known).
+    fn set_peer_js(&mut self, peer: &JsSide) {
+        let local = self.local_js();
+        self.js = JsDeny::new(&local, peer);
+        if local.enabled && peer.enabled {
+            // Go: "JetStream using domains: local %q, remote %q".
+            tracing::info!(
+                lid = self.id,
+                "JetStream using domains: local {:?}, remote {:?}",
+                local.domain,
+                peer.domain
+            );
+        }
     }
 
     /// This connection's id.
@@ -398,7 +435,9 @@ impl LeafConn {
                     self.loop_found(true);
                     return;
                 }
-                if crate::subject::is_literal(&s.subject) && !self.may_send(&s.subject) {
+                if self.js.ignores_interest(&s.subject)
+                    || (crate::subject::is_literal(&s.subject) && !self.may_send(&s.subject))
+                {
                     // Go: processLeafSub — "Not permitted to subscribe to" on the link.
                     tracing::debug!(lid = self.id, subject = %String::from_utf8_lossy(&s.subject), "leafnode subscription denied");
                     return;
@@ -434,6 +473,10 @@ impl LeafConn {
         };
         self.keepalive.auth_done();
         self.peer_headers = self.cfg.info.headers && c.headers;
+        self.set_peer_js(&JsSide {
+            enabled: c.jetstream,
+            domain: c.domain.clone(),
+        });
         // Go: sendInfo after CONNECT — tells the leaf which account it landed in.
         let mut info = self.cfg.info.clone();
         info.auth_required = true;
@@ -474,6 +517,8 @@ impl LeafConn {
             headers: self.cfg.info.headers,
             user: user.clone().unwrap_or_default(),
             pass: pass.clone().unwrap_or_default(),
+            domain: self.cfg.info.domain.clone(),
+            jetstream: self.cfg.info.jetstream,
             ..RouteConnect::default()
         };
         let mut connect = connect;
@@ -487,6 +532,10 @@ impl LeafConn {
         proto::encode_leaf_connect(self.out.buf(), &connect);
         self.peer_headers = self.cfg.info.headers && info.headers;
         let account = account.clone();
+        self.set_peer_js(&JsSide {
+            enabled: info.jetstream,
+            domain: info.domain.clone(),
+        });
         self.bind(account, info.server_id, info.server_name);
     }
 

@@ -47,13 +47,18 @@ struct LeafConnectJson<'a> {
     pass: &'a str,
     tls_required: bool,
     server_id: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    domain: &'a str,
     name: &'a str,
     cluster: &'a str,
     headers: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    jetstream: bool,
 }
 
 /// Writes the leaf's `CONNECT {json}\r\n` from `c`'s `version`, `jwt`, `sig`, `user`, `pass`,
-/// `tls_required`, `server_id`, `name` (the server name), `cluster` and `headers`.
+/// `tls_required`, `server_id`, `domain`, `name` (the server name), `cluster`, `headers` and
+/// `jetstream`.
 pub fn encode_leaf_connect(out: &mut BytesMut, c: &RouteConnect) {
     let body = LeafConnectJson {
         version: &c.version,
@@ -63,9 +68,11 @@ pub fn encode_leaf_connect(out: &mut BytesMut, c: &RouteConnect) {
         pass: &c.pass,
         tls_required: c.tls_required,
         server_id: &c.server_id,
+        domain: &c.domain,
         name: &c.name,
         cluster: &c.cluster,
         headers: c.headers,
+        jetstream: c.jetstream,
     };
     out.put_slice(b"CONNECT ");
     // Strings and booleans only: serialization cannot fail.

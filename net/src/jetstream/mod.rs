@@ -157,7 +157,14 @@ impl InternalSink for Sink {
             .as_deref()
             .and_then(|p| subject.strip_prefix(p))
         {
-            subject = format!("$JS.API.{rest}");
+            // Go: jetstream_api.go generateJSMappingTable — under a domain, `$KV.>` and
+            // `$OBJ.>` are the KV and object-store subjects themselves (a KV client given a
+            // domain puts to `$JS.<domain>.API.$KV.<bucket>.<key>`); the rest is the API.
+            subject = if rest.starts_with("$KV.") || rest.starts_with("$OBJ.") {
+                rest.to_owned()
+            } else {
+                format!("$JS.API.{rest}")
+            };
         }
         let input = Input::Msg {
             account: Arc::clone(&self.account),
@@ -426,7 +433,7 @@ pub(crate) fn stop(srv: &Shared) {
 /// Removes every internal subscription JetStream made.
 fn unsubscribe_all(srv: &Shared) {
     for (acc, sub) in lock(&srv.js.subs).drain(..) {
-        let _ = acc.sublist.remove(&sub.0.subject, None, &sub);
+        unsubscribe_one(srv, &acc, &sub);
     }
 }
 
@@ -460,7 +467,7 @@ fn unsubscribe_account(srv: &Shared, acc: &Arc<Account>) {
         if !Arc::ptr_eq(a, acc) {
             return true;
         }
-        let _ = a.sublist.remove(&sub.0.subject, None, sub);
+        unsubscribe_one(srv, a, sub);
         false
     });
 }
@@ -471,6 +478,26 @@ fn subscribe(srv: &Shared, acc: &Arc<Account>, sink: &Arc<dyn InternalSink>, sub
     let sub = SubRef(Arc::new(Subscription::new(s.clone(), None, target)));
     if acc.sublist.insert(&s, None, sub.clone()).is_ok() {
         lock(&srv.js.subs).push((Arc::clone(acc), sub));
+        tell_leafs(srv, acc, &s, true);
+    }
+}
+
+/// Drops one internal subscription [`subscribe`] made.
+pub(super) fn unsubscribe_one(srv: &Shared, acc: &Account, sub: &SubRef) {
+    if acc.sublist.remove(&sub.0.subject, None, sub).is_ok() {
+        tell_leafs(srv, acc, &sub.0.subject, false);
+    }
+}
+
+/// JetStream's subscriptions are the account's interest on its leaf links, as a client's
+/// are (Go: the JetStream internal client's subscriptions update the leaf nodes): a client
+/// across the link reaches this JetStream through them — its API under our domain
+/// (`$JS.<domain>.API.>`), acks, and publishes into our streams. What may not cross (the
+/// plain API when both sides run JetStream) each link filters (see
+/// `natsd_core::leaf::JsDeny`).
+fn tell_leafs(srv: &Shared, acc: &Account, subject: &[u8], added: bool) {
+    if srv.leafs.enabled {
+        srv.leafs.local_interest(&acc.name, subject, None, added);
     }
 }
 

@@ -575,7 +575,7 @@ fn reconcile(srv: &Shared, a: &mut AccountJs) {
         let s = String::from_utf8_lossy(&sub.0.subject);
         let keep = s.starts_with("$JS.") || want.iter().any(|w| *w == s);
         if !keep {
-            let _ = acc.sublist.remove(&sub.0.subject, None, sub);
+            super::unsubscribe_one(srv, acc, sub);
         }
         keep
     });

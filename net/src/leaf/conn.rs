@@ -9,7 +9,9 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use natsd_core::account::Account;
 use natsd_core::auth::PermissionChecker;
-use natsd_core::leaf::{LeafCloseReason, LeafConn, LeafCredentials, LeafEvent, LeafRole};
+use natsd_core::leaf::{
+    split_js_reply, LeafCloseReason, LeafConn, LeafCredentials, LeafEvent, LeafRole,
+};
 use natsd_core::rng::SplitMix64;
 use natsd_core::router::{self, MatchCache, Message, PendingFlush, Publisher};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -380,7 +382,20 @@ fn process(srv: &Arc<Shared>, h: &Arc<LeafHandle>, ctx: &mut Ctx) -> Option<Leaf
                     id: h.id,
                     spoke: h.spoke,
                 };
-                router::deliver_from_leaf(acc, &mut p, &m, from, &msg.queues);
+                match msg.reply.as_deref().and_then(split_js_reply) {
+                    // A JetStream delivery: its subscriber sees the stored subject.
+                    Some((reply, subject)) => {
+                        let shown = Message {
+                            subject,
+                            reply: Some(reply),
+                            ..m
+                        };
+                        router::deliver_from_leaf_as(acc, &mut p, &m, &shown, from, &msg.queues);
+                    }
+                    None => {
+                        router::deliver_from_leaf(acc, &mut p, &m, from, &msg.queues);
+                    }
+                }
             }
             _ => {}
         }

@@ -45,6 +45,14 @@ fn settings(srv: &Shared, opts: &Options, c: &LeafConfig, port: u16) -> LeafSett
         max_payload: i32::try_from(opts.max_payload).unwrap_or(i32::MAX),
         tls_required: c.tls.is_some(),
         tls_verify: c.tls.as_ref().is_some_and(|t| t.verify),
+        // Go: leafnode.go — the hub's INFO and the leaf's CONNECT say whether JetStream runs
+        // and in which domain; each side decides from them what JetStream API may cross.
+        jetstream: opts.jetstream.is_some(),
+        domain: opts
+            .jetstream
+            .as_ref()
+            .and_then(|j| j.domain.clone())
+            .unwrap_or_default(),
         leafnode_urls: if c.no_advertise {
             Vec::new()
         } else {

@@ -663,3 +663,23 @@ fn pull_request_accepts_null_priority_fields() {
     .unwrap();
     assert_eq!((r.batch, r.min_pending, r.group.as_str()), (1, 0, ""));
 }
+
+#[test]
+fn a_double_ack_is_confirmed_only_by_the_consumer_it_names() {
+    let mut js = stream(json!({}));
+    add(&mut js, json!({"durable_name": "D"}), T0);
+    let known = "$JS.ACK.S.D.1.1.1.1.0";
+    let out = js.ack(known, Some("_INBOX.a"), b"+ACK", T0);
+    assert!(out.iter().any(|d| d.subject == "_INBOX.a"), "confirmed");
+    // Another server's consumer (across a leaf link): its own server confirms, not us.
+    for other in [
+        "$JS.ACK.S.X.1.1.1.1.0",
+        "$JS.ACK.T.D.1.1.1.1.0",
+        "$JS.ACK.S",
+    ] {
+        assert!(
+            js.ack(other, Some("_INBOX.b"), b"+ACK", T0).is_empty(),
+            "{other}"
+        );
+    }
+}

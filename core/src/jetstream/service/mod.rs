@@ -305,6 +305,12 @@ impl JetStream {
         body: &[u8],
         now: UnixNanos,
     ) -> Vec<Delivery> {
+        if !self.has_ack_target(subj) {
+            // Go: only the consumer's own subscription hears its acks. Ours covers
+            // `$JS.ACK.>`, so an ack for a consumer we do not have (one across a leaf link)
+            // gets no answer from us: its own server confirms it.
+            return Vec::new();
+        }
         let kind = AckKind::parse(body);
         let mut out = self.ack_inner(subj, body, now);
         if let (AckKind::Next, Some(r)) = (kind, reply) {
@@ -320,6 +326,18 @@ impl JetStream {
             });
         }
         out
+    }
+
+    /// Does the stream and consumer an ack subject names exist here?
+    fn has_ack_target(&self, subj: &str) -> bool {
+        let mut t = subj.split('.').skip(2);
+        match (t.next(), t.next()) {
+            (Some(stream), Some(consumer)) => self
+                .streams
+                .get(stream)
+                .is_some_and(|e| e.consumers.contains_key(consumer)),
+            _ => false,
+        }
     }
 
     fn ack_inner(&mut self, subj: &str, body: &[u8], now: UnixNanos) -> Vec<Delivery> {

@@ -198,6 +198,12 @@ pub struct RouteConnect {
     /// Leaf nodes only: the INFO nonce signed with the `.creds` seed (raw URL-safe base64).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub sig: String,
+    /// Leaf nodes only: the soliciting server's JetStream domain.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub domain: String,
+    /// Leaf nodes only: the soliciting server runs JetStream.
+    #[serde(skip_serializing_if = "is_false")]
+    pub jetstream: bool,
 }
 
 fn is_false(b: &bool) -> bool {
