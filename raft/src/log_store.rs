@@ -12,8 +12,10 @@
 //!
 //! # Durability
 //!
-//! `append` writes the records and then syncs every segment it touched; the `LogFlushed`
-//! callback fires only after `sync` returned `Ok`. A failed sync is final (the kernel may have
+//! `append` writes the records and then syncs every segment it touched, on the log's fsync
+//! lane (see `flush`); the `LogFlushed` callback fires only after `sync` returned `Ok`, except
+//! for a leader's own entries with flush-ahead on, which are reported once the OS holds them
+//! and whose durability [`Synced`] tells. A failed sync is final (the kernel may have
 //! dropped the pages): the store refuses every later write; a failed append is rolled back.
 //! `truncate`, `purge`, `save_vote` are durable when they return (the `Disk` rules for
 //! truncate, remove and rename).
@@ -43,11 +45,13 @@ use natsd_core::jetstream::store::{Disk, DiskError, SyncJob};
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogState, RaftLogReader, StorageIOError};
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
 use crate::codec::{decode, encode};
+use crate::flush::{self, Item, Synced};
 use crate::health::{Damage, Health};
 use crate::record::{self, Parsed};
-use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
+use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
 
 /// A [`Disk`] shared by the stores of one or more groups (the `Disk` trait takes `&mut self`).
 #[derive(Debug)]
@@ -133,6 +137,10 @@ struct Inner<D> {
     health: Health,
     /// Set after a failed sync: the store no longer writes.
     failed: Option<String>,
+    /// How far the log is durable, and whether a leader flushes ahead (see `flush`).
+    synced: Arc<Synced>,
+    /// The fsync lane, started by the first append that needs it.
+    lane: Option<mpsc::UnboundedSender<Item>>,
 }
 
 /// A group's Raft log on a [`Disk`]; cheap to clone (clones are openraft's log readers).
@@ -299,8 +307,14 @@ fn scan_segment(buf: &[u8], is_last: bool) -> Scan {
 enum Step {
     /// Finished (the callback was called).
     Done(Result<(), StorageError>),
-    /// Written; durable once these fsync jobs return `Ok`, then call the callback.
-    Sync(Vec<SyncJob>, LogFlushed<TypeConfig>),
+    /// Written; durable once these fsync jobs return `Ok`, then call the callback (at once
+    /// when `ahead`: see `flush`).
+    Sync {
+        jobs: Vec<SyncJob>,
+        callback: LogFlushed<TypeConfig>,
+        last: LogId,
+        ahead: bool,
+    },
 }
 
 impl<D: Disk + Send + 'static> LogStore<D> {
@@ -461,6 +475,8 @@ impl<D: Disk + Send + 'static> LogStore<D> {
             committed: None,
             health,
             failed: None,
+            synced: Synced::new(0),
+            lane: None,
         };
         Ok((
             Self {
@@ -504,6 +520,11 @@ impl<D: Disk + Send + 'static> LogStore<D> {
             }
         }
         let first_index = records.first().map(|(l, _)| l.index);
+        let ids: Vec<LogId> = records.iter().map(|(l, _)| *l).collect();
+        let Some(last) = ids.last().copied() else {
+            callback.log_io_completed(Ok(()));
+            return Step::Done(Ok(()));
+        };
         // Where each touched segment ended before this batch (0 for one created by it).
         let mut touched: Vec<(u64, u64)> = Vec::new();
         let written = (|| -> Result<(), DiskError> {
@@ -566,10 +587,43 @@ impl<D: Disk + Send + 'static> LogStore<D> {
         }
         if jobs.is_empty() {
             // Only now is every appended byte durable.
+            g.synced.advance(last);
             callback.log_io_completed(Ok(()));
             return Step::Done(Ok(()));
         }
-        Step::Sync(jobs, callback)
+        let ahead = g.synced.may_flush_ahead(g.state.vote.as_ref(), &ids);
+        Step::Sync {
+            jobs,
+            callback,
+            last,
+            ahead,
+        }
+    }
+
+    /// This log's [`Synced`], now bound to node `me` (a group's Raft node id).
+    pub fn bind_synced(&self, me: NodeId) -> Arc<Synced> {
+        let s = Synced::new(me);
+        self.lock().synced = Arc::clone(&s);
+        s
+    }
+
+    /// The fsync lane, started on first use.
+    fn lane(&self) -> mpsc::UnboundedSender<Item> {
+        let mut g = self.lock();
+        if let Some(l) = &g.lane {
+            return l.clone();
+        }
+        let weak = Arc::downgrade(&self.inner);
+        let failed = Box::new(move |e: &DiskError| {
+            if let Some(inner) = weak.upgrade() {
+                let mut g = inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                tracing::error!(dir = g.dir, error = %e, "raft log sync failed; the log is frozen");
+                g.failed.get_or_insert_with(|| e.to_string());
+            }
+        });
+        let l = flush::lane(Arc::clone(&g.synced), failed);
+        g.lane = Some(l.clone());
+        l
     }
 
     /// The replica's health, shared with its state machine store and dispatcher.
@@ -616,6 +670,13 @@ impl<D: Disk> Inner<D> {
             Parsed::Record { payload, .. } => decode(payload).map_err(fail),
             other => Err(fail(format!("entry fails its checksum on read: {other:?}"))),
         }
+    }
+
+    /// A failure of a sync whose append was already reported flushed: final as well.
+    fn sync_failed_later(&mut self, e: DiskError) -> StorageError {
+        self.failed.get_or_insert_with(|| e.to_string());
+        tracing::error!(dir = self.dir, error = %e, "raft log sync failed; the log is frozen");
+        StorageIOError::write_logs(any_err(e)).into()
     }
 
     /// A failed fsync is final (fsyncgate): the kernel may have dropped the pages, so a retry
@@ -753,13 +814,42 @@ impl<D: Disk + Send + 'static> RaftLogStorage<TypeConfig> for LogStore<D> {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let (jobs, callback) = match self.write_batch(entries, callback) {
+        let (jobs, callback, last, ahead) = match self.write_batch(entries, callback) {
             Step::Done(r) => return r,
-            Step::Sync(jobs, callback) => (jobs, callback),
+            Step::Sync {
+                jobs,
+                callback,
+                last,
+                ahead,
+            } => (jobs, callback, last, ahead),
         };
-        let synced =
-            tokio::task::spawn_blocking(move || jobs.into_iter().try_for_each(|job| job())).await;
-        let synced = synced.unwrap_or_else(|e| Err(DiskError::Io(format!("sync job: {e}"))));
+        let lane = self.lane();
+        if ahead {
+            // The OS holds the bytes; the fsync follows on the lane (see `flush`).
+            callback.log_io_completed(Ok(()));
+            let item = Item {
+                jobs,
+                last,
+                done: None,
+            };
+            if lane.send(item).is_err() {
+                let e = DiskError::Io("the sync lane stopped".into());
+                return Err(self.lock().sync_failed_later(e));
+            }
+            return Ok(());
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let item = Item {
+            jobs,
+            last,
+            done: Some(tx),
+        };
+        let synced = match lane.send(item) {
+            Ok(()) => rx
+                .await
+                .unwrap_or_else(|_| Err(DiskError::Io("the sync lane stopped".into()))),
+            Err(_) => Err(DiskError::Io("the sync lane stopped".into())),
+        };
         match synced {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));

@@ -10,13 +10,15 @@
 //! grows to whatever arrived during one commit; a lone publish still goes out at once.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use natsd_core::account::Account;
 use natsd_core::jetstream::cluster::{MsgRecord, StreamEntry};
 use natsd_raft::openraft::raft::ClientWriteResult;
-use natsd_raft::TypeConfig;
-use tokio::sync::mpsc;
+use natsd_raft::{Synced, TypeConfig};
+use tokio::sync::{mpsc, oneshot};
 
 use super::super::answer_from_sink;
 use super::replicas::{Op, Proposal, Reply};
@@ -30,26 +32,41 @@ const SETTLE_MAX: std::time::Duration = std::time::Duration::from_millis(25);
 const COALESCE_BYTES: usize = 1 << 20;
 
 /// Raft entries the proposer has in flight, oldest first, each with the answers that wait
-/// for its commit. Answers go out in log order; dropping it hands what is left to a task
+/// for its commit and for this leader's own log to hold it synced (the log flushes ahead:
+/// see `natsd_raft::Synced`; a quorum then holds it synced). Answers go out in log order; dropping it hands what is left to a task
 /// that still answers each entry once it commits.
 pub(super) struct InFlight {
     acc: Arc<Account>,
+    synced: Arc<Synced>,
     entries: VecDeque<(Commit, Vec<Reply>)>,
 }
 
-/// What `client_write_ff` resolves with once the entry is applied (or the write failed).
-type Commit = tokio::sync::oneshot::Receiver<ClientWriteResult<TypeConfig>>;
+/// Resolves once the entry is applied and synced here (true), or the write failed.
+type Commit = Pin<Box<dyn Future<Output = bool> + Send>>;
 
 impl InFlight {
-    pub(super) fn new(acc: Arc<Account>) -> Self {
+    pub(super) fn new(acc: Arc<Account>, synced: Arc<Synced>) -> Self {
         Self {
             acc,
+            synced,
             entries: VecDeque::new(),
         }
     }
 
-    pub(super) fn push(&mut self, commit: Commit, answers: Vec<Reply>) {
-        self.entries.push_back((commit, answers));
+    /// `commit` is what `client_write_ff` resolves with once the entry is applied.
+    pub(super) fn push(
+        &mut self,
+        commit: oneshot::Receiver<ClientWriteResult<TypeConfig>>,
+        answers: Vec<Reply>,
+    ) {
+        let synced = Arc::clone(&self.synced);
+        let durable = async move {
+            match commit.await {
+                Ok(Ok(r)) => synced.wait(r.log_id).await,
+                _ => false,
+            }
+        };
+        self.entries.push_back((Box::pin(durable), answers));
     }
 
     fn answer(&self, committed: bool, answers: Vec<Reply>) {
@@ -73,7 +90,7 @@ impl InFlight {
                 return;
             };
             if let Some((_, answers)) = self.entries.pop_front() {
-                self.answer(matches!(r, Ok(Ok(_))), answers);
+                self.answer(r, answers);
             }
         }
     }
@@ -86,8 +103,7 @@ impl InFlight {
             };
             tokio::select! {
                 biased;
-                r = commit => {
-                    let committed = matches!(r, Ok(Ok(_)));
+                committed = commit => {
                     if let Some((_, answers)) = self.entries.pop_front() {
                         self.answer(committed, answers);
                     }
@@ -109,7 +125,7 @@ impl Drop for InFlight {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 for (commit, answers) in entries {
-                    if matches!(commit.await, Ok(Ok(_))) {
+                    if commit.await {
                         for (reply, body) in answers {
                             answer_from_sink(&acc, reply.as_bytes(), &body);
                         }

@@ -409,6 +409,9 @@ impl StreamGroup {
             )
             .await
             .map_err(|e| e.to_string())?;
+        // The leader's log fsync runs alongside its followers'; the proposer's answers wait
+        // for both (see `group_commit::InFlight`).
+        group.synced().set_ahead(true);
         Ok(Arc::new(Self {
             account: sa.account.clone(),
             name: sa.config.name.clone(),
@@ -576,7 +579,7 @@ impl StreamGroup {
         let raft = self.group.raft().clone();
         // Create requests answered (by reply subject), so a tick answers each once.
         let mut answered = std::collections::BTreeSet::new();
-        let mut inflight = InFlight::new(Arc::clone(&acc));
+        let mut inflight = InFlight::new(Arc::clone(&acc), Arc::clone(self.group.synced()));
         loop {
             let Some(first) = inflight.next_op(&mut rx).await else {
                 return;
