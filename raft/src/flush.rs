@@ -145,3 +145,45 @@ pub(crate) fn lane(
     });
     tx
 }
+
+#[cfg(test)]
+mod tests {
+    use openraft::CommittedLeaderId;
+
+    use super::*;
+
+    fn ids(term: u64, node: NodeId, n: u64) -> Vec<LogId> {
+        (1..=n)
+            .map(|i| LogId::new(CommittedLeaderId::new(term, node), i))
+            .collect()
+    }
+
+    #[test]
+    fn only_a_leaders_own_entries_of_its_term_flush_ahead() {
+        let s = Synced::new(1);
+        let leader = Vote::new_committed(3, 1);
+        assert!(!s.may_flush_ahead(Some(&leader), &ids(3, 1, 2)), "off");
+        s.set_ahead(true);
+        assert!(s.may_flush_ahead(Some(&leader), &ids(3, 1, 2)));
+        // A candidate (vote not committed), a follower, another leader's or an older
+        // term's entries, no vote: every fsync is awaited.
+        assert!(!s.may_flush_ahead(Some(&Vote::new(3, 1)), &ids(3, 1, 2)));
+        let follower = Vote::new_committed(3, 2);
+        assert!(!s.may_flush_ahead(Some(&follower), &ids(3, 2, 2)));
+        assert!(!s.may_flush_ahead(Some(&leader), &ids(3, 2, 2)));
+        assert!(!s.may_flush_ahead(Some(&leader), &ids(2, 1, 2)));
+        assert!(!s.may_flush_ahead(None, &ids(3, 1, 2)));
+        assert!(!s.may_flush_ahead(Some(&leader), &[]));
+    }
+
+    #[test]
+    fn synced_only_moves_forward_in_log_id_order() {
+        let s = Synced::new(1);
+        let rx = s.watch();
+        s.advance(LogId::new(CommittedLeaderId::new(2, 1), 10));
+        // A later term's entry at a lower index is newer; an older term's is not.
+        s.advance(LogId::new(CommittedLeaderId::new(3, 2), 5));
+        s.advance(LogId::new(CommittedLeaderId::new(2, 1), 20));
+        assert_eq!(*rx.borrow(), Some(LogId::new(CommittedLeaderId::new(3, 2), 5)));
+    }
+}
