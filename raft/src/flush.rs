@@ -184,6 +184,9 @@ mod tests {
         // A later term's entry at a lower index is newer; an older term's is not.
         s.advance(LogId::new(CommittedLeaderId::new(3, 2), 5));
         s.advance(LogId::new(CommittedLeaderId::new(2, 1), 20));
-        assert_eq!(*rx.borrow(), Some(LogId::new(CommittedLeaderId::new(3, 2), 5)));
+        assert_eq!(
+            *rx.borrow(),
+            Some(LogId::new(CommittedLeaderId::new(3, 2), 5))
+        );
     }
 }

@@ -141,6 +141,61 @@ struct Inner<D> {
     synced: Arc<Synced>,
     /// The fsync lane, started by the first append that needs it.
     lane: Option<mpsc::UnboundedSender<Item>>,
+    /// A leader's newest own entries, which replication reads back at once.
+    recent: Recent,
+}
+
+/// Most payload bytes [`Recent`] keeps (it always keeps the newest batch).
+const RECENT_BYTES: usize = 1 << 20;
+
+/// The newest entries a leader appended, by index: replicating them then needs no read,
+/// checksum and decode of what was just written.
+#[derive(Debug, Default)]
+struct Recent {
+    entries: BTreeMap<u64, Entry>,
+    bytes: usize,
+}
+
+fn payload_len(e: &Entry) -> usize {
+    match &e.payload {
+        openraft::EntryPayload::Normal(c) => c.0.len(),
+        _ => 0,
+    }
+}
+
+impl Recent {
+    fn keep(&mut self, batch: Vec<Entry>) {
+        for e in batch {
+            self.bytes += payload_len(&e);
+            if let Some(old) = self.entries.insert(e.log_id.index, e) {
+                self.bytes -= payload_len(&old);
+            }
+        }
+        while self.bytes > RECENT_BYTES && self.entries.len() > 1 {
+            if let Some((_, old)) = self.entries.pop_first() {
+                self.bytes -= payload_len(&old);
+            }
+        }
+    }
+
+    /// Forgets the entries from `index` on (truncated) or through it (purged).
+    fn forget(&mut self, index: u64, from: bool) {
+        let dropped = if from {
+            self.entries.split_off(&index)
+        } else {
+            let keep = self.entries.split_off(&(index + 1));
+            std::mem::replace(&mut self.entries, keep)
+        };
+        self.bytes -= dropped.values().map(payload_len).sum::<usize>();
+    }
+
+    /// The entry at `loc` when kept (and still the one the log holds there).
+    fn get(&self, loc: &Loc) -> Option<Entry> {
+        self.entries
+            .get(&loc.log_id.index)
+            .filter(|e| e.log_id == loc.log_id)
+            .cloned()
+    }
 }
 
 /// A group's Raft log on a [`Disk`]; cheap to clone (clones are openraft's log readers).
@@ -477,6 +532,7 @@ impl<D: Disk + Send + 'static> LogStore<D> {
             failed: None,
             synced: Synced::new(0),
             lane: None,
+            recent: Recent::default(),
         };
         Ok((
             Self {
@@ -506,9 +562,13 @@ impl<D: Disk + Send + 'static> LogStore<D> {
         // Encode the whole batch first: an entry that does not encode is refused before a
         // byte is written, and the log stays usable.
         let mut records = Vec::new();
+        let mut kept = Vec::new();
         for entry in entries {
             match encode(&entry) {
-                Ok(payload) => records.push((entry.log_id, record::encode(&payload))),
+                Ok(payload) => {
+                    records.push((entry.log_id, record::encode(&payload)));
+                    kept.push(entry);
+                }
                 Err(e) => {
                     let e = StorageError::from(StorageIOError::write_log_entry(
                         entry.log_id,
@@ -592,6 +652,9 @@ impl<D: Disk + Send + 'static> LogStore<D> {
             return Step::Done(Ok(()));
         }
         let ahead = g.synced.may_flush_ahead(g.state.vote.as_ref(), &ids);
+        if ahead {
+            g.recent.keep(kept);
+        }
         Step::Sync {
             jobs,
             callback,
@@ -616,7 +679,9 @@ impl<D: Disk + Send + 'static> LogStore<D> {
         let weak = Arc::downgrade(&self.inner);
         let failed = Box::new(move |e: &DiskError| {
             if let Some(inner) = weak.upgrade() {
-                let mut g = inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut g = inner
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 tracing::error!(dir = g.dir, error = %e, "raft log sync failed; the log is frozen");
                 g.failed.get_or_insert_with(|| e.to_string());
             }
@@ -736,7 +801,10 @@ impl<D: Disk + Send + 'static> RaftLogReader<TypeConfig> for LogStore<D> {
         let g = self.lock();
         g.index
             .range(range)
-            .map(|(_, loc)| g.read_entry(loc))
+            .map(|(_, loc)| match g.recent.get(loc) {
+                Some(e) => Ok(e),
+                None => g.read_entry(loc),
+            })
             .collect()
     }
 }
@@ -894,6 +962,7 @@ impl<D: Disk + Send + 'static> RaftLogStorage<TypeConfig> for LogStore<D> {
             g.segments.insert(first.segment, first.offset);
         }
         g.index.split_off(&log_id.index);
+        g.recent.forget(log_id.index, true);
         Ok(())
     }
 
@@ -905,6 +974,7 @@ impl<D: Disk + Send + 'static> RaftLogStorage<TypeConfig> for LogStore<D> {
         g.write_state()?;
         let keep = g.index.split_off(&(log_id.index + 1));
         g.index = keep;
+        g.recent.forget(log_id.index, false);
         let firsts: Vec<u64> = g.segments.keys().copied().collect();
         let dir = g.dir.clone();
         for (i, first) in firsts.iter().enumerate() {

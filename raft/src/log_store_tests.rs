@@ -41,7 +41,7 @@ fn open(disk: &MemDisk) -> (LogStore<MemDisk>, RecoveryReport) {
     .unwrap()
 }
 
-async fn indexes(store: &mut LogStore<MemDisk>) -> Vec<u64> {
+async fn indexes<D: Disk + Send + 'static>(store: &mut LogStore<D>) -> Vec<u64> {
     let entries = store.try_get_log_entries(0..u64::MAX).await.unwrap();
     for e in &entries {
         // Every entry reads back whole.
@@ -567,15 +567,19 @@ async fn a_leaders_own_entries_flush_ahead_of_their_fsync() {
         .unwrap();
     assert_eq!(*synced.watch().borrow(), None, "not durable yet");
     gate.set(false);
-    assert!(
-        tokio::time::timeout(PROMPT, synced.wait(log_id(1, 3)))
-            .await
-            .expect("durable once the fsync ran"),
-    );
+    assert!(tokio::time::timeout(PROMPT, synced.wait(log_id(1, 3)))
+        .await
+        .expect("durable once the fsync ran"),);
+    // Read back (from the leader's recent entries) as written, and truncated alike.
+    assert_eq!(indexes(&mut s).await, (0..=3).collect::<Vec<_>>());
+    s.truncate(log_id(1, 3)).await.unwrap();
+    assert_eq!(indexes(&mut s).await, (0..=2).collect::<Vec<_>>());
+    s.purge(log_id(1, 0)).await.unwrap();
+    assert_eq!(indexes(&mut s).await, (1..=2).collect::<Vec<_>>());
     // Whatever was reported is on disk.
     drop(s);
     disk.crash(CrashMode::LoseUnsynced);
     let s = open();
     let got: Vec<u64> = s.log_ids().iter().map(|l| l.index).collect();
-    assert_eq!(got, (0..=3).collect::<Vec<_>>());
+    assert_eq!(got, (1..=2).collect::<Vec<_>>());
 }
