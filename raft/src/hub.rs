@@ -8,6 +8,7 @@ use natsd_core::jetstream::store::{Disk, DiskError};
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::Config;
 
+use crate::flush::Synced;
 use crate::health::Health;
 use crate::log_store::{LogStore, RecoveryReport, SharedDisk, StoreConfig};
 use crate::machine::{GroupMachine, MachineStore};
@@ -51,6 +52,7 @@ pub struct RaftGroup {
     health: Health,
     log_ids: Arc<dyn Fn() -> Vec<LogId> + Send + Sync>,
     report: RecoveryReport,
+    synced: Arc<Synced>,
 }
 
 impl RaftGroup {
@@ -82,6 +84,11 @@ impl RaftGroup {
     /// What recovery found when the group was opened.
     pub fn recovery(&self) -> &RecoveryReport {
         &self.report
+    }
+
+    /// How far this replica's log is durable, and its flush-ahead switch.
+    pub fn synced(&self) -> &Arc<Synced> {
+        &self.synced
     }
 
     /// The ids of the log entries this replica holds (checkers compare them across replicas).
@@ -135,6 +142,7 @@ impl RaftHub {
             health.clone(),
             snapshot_damaged,
         )?;
+        let synced = log.bind_synced(self.id);
         let mut raft_cfg = cfg.raft.clone();
         raft_cfg.cluster_name = name.to_owned();
         if health.is_damaged() {
@@ -169,6 +177,7 @@ impl RaftHub {
             health,
             log_ids: Arc::new(move || reader.log_ids()),
             report,
+            synced,
         };
         self.groups
             .write()

@@ -112,6 +112,7 @@
 #![allow(clippy::result_large_err)]
 
 mod codec;
+mod flush;
 #[doc(hidden)]
 pub mod fuzzing;
 mod health;
@@ -126,6 +127,7 @@ mod record;
 mod runtime;
 mod types;
 
+pub use flush::Synced;
 pub use health::{Damage, Health};
 pub use hub::{GroupConfig, OpenError, RaftGroup, RaftHub};
 pub use local::LocalNet;

@@ -12,8 +12,10 @@
 //!
 //! # Durability
 //!
-//! `append` writes the records and then syncs every segment it touched; the `LogFlushed`
-//! callback fires only after `sync` returned `Ok`. A failed sync is final (the kernel may have
+//! `append` writes the records and then syncs every segment it touched, on the log's fsync
+//! lane (see `flush`); the `LogFlushed` callback fires only after `sync` returned `Ok`, except
+//! for a leader's own entries with flush-ahead on, which are reported once the OS holds them
+//! and whose durability [`Synced`] tells. A failed sync is final (the kernel may have
 //! dropped the pages): the store refuses every later write; a failed append is rolled back.
 //! `truncate`, `purge`, `save_vote` are durable when they return (the `Disk` rules for
 //! truncate, remove and rename).
@@ -43,11 +45,13 @@ use natsd_core::jetstream::store::{Disk, DiskError, SyncJob};
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogState, RaftLogReader, StorageIOError};
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
 use crate::codec::{decode, encode};
+use crate::flush::{self, Item, Synced};
 use crate::health::{Damage, Health};
 use crate::record::{self, Parsed};
-use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
+use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
 
 /// A [`Disk`] shared by the stores of one or more groups (the `Disk` trait takes `&mut self`).
 #[derive(Debug)]
@@ -133,6 +137,65 @@ struct Inner<D> {
     health: Health,
     /// Set after a failed sync: the store no longer writes.
     failed: Option<String>,
+    /// How far the log is durable, and whether a leader flushes ahead (see `flush`).
+    synced: Arc<Synced>,
+    /// The fsync lane, started by the first append that needs it.
+    lane: Option<mpsc::UnboundedSender<Item>>,
+    /// A leader's newest own entries, which replication reads back at once.
+    recent: Recent,
+}
+
+/// Most payload bytes [`Recent`] keeps (it always keeps the newest batch).
+const RECENT_BYTES: usize = 1 << 20;
+
+/// The newest entries a leader appended, by index: replicating them then needs no read,
+/// checksum and decode of what was just written.
+#[derive(Debug, Default)]
+struct Recent {
+    entries: BTreeMap<u64, Entry>,
+    bytes: usize,
+}
+
+fn payload_len(e: &Entry) -> usize {
+    match &e.payload {
+        openraft::EntryPayload::Normal(c) => c.0.len(),
+        _ => 0,
+    }
+}
+
+impl Recent {
+    fn keep(&mut self, batch: Vec<Entry>) {
+        for e in batch {
+            self.bytes += payload_len(&e);
+            if let Some(old) = self.entries.insert(e.log_id.index, e) {
+                self.bytes -= payload_len(&old);
+            }
+        }
+        while self.bytes > RECENT_BYTES && self.entries.len() > 1 {
+            if let Some((_, old)) = self.entries.pop_first() {
+                self.bytes -= payload_len(&old);
+            }
+        }
+    }
+
+    /// Forgets the entries from `index` on (truncated) or through it (purged).
+    fn forget(&mut self, index: u64, from: bool) {
+        let dropped = if from {
+            self.entries.split_off(&index)
+        } else {
+            let keep = self.entries.split_off(&(index + 1));
+            std::mem::replace(&mut self.entries, keep)
+        };
+        self.bytes -= dropped.values().map(payload_len).sum::<usize>();
+    }
+
+    /// The entry at `loc` when kept (and still the one the log holds there).
+    fn get(&self, loc: &Loc) -> Option<Entry> {
+        self.entries
+            .get(&loc.log_id.index)
+            .filter(|e| e.log_id == loc.log_id)
+            .cloned()
+    }
 }
 
 /// A group's Raft log on a [`Disk`]; cheap to clone (clones are openraft's log readers).
@@ -299,8 +362,14 @@ fn scan_segment(buf: &[u8], is_last: bool) -> Scan {
 enum Step {
     /// Finished (the callback was called).
     Done(Result<(), StorageError>),
-    /// Written; durable once these fsync jobs return `Ok`, then call the callback.
-    Sync(Vec<SyncJob>, LogFlushed<TypeConfig>),
+    /// Written; durable once these fsync jobs return `Ok`, then call the callback (at once
+    /// when `ahead`: see `flush`).
+    Sync {
+        jobs: Vec<SyncJob>,
+        callback: LogFlushed<TypeConfig>,
+        last: LogId,
+        ahead: bool,
+    },
 }
 
 impl<D: Disk + Send + 'static> LogStore<D> {
@@ -461,6 +530,9 @@ impl<D: Disk + Send + 'static> LogStore<D> {
             committed: None,
             health,
             failed: None,
+            synced: Synced::new(0),
+            lane: None,
+            recent: Recent::default(),
         };
         Ok((
             Self {
@@ -490,9 +562,13 @@ impl<D: Disk + Send + 'static> LogStore<D> {
         // Encode the whole batch first: an entry that does not encode is refused before a
         // byte is written, and the log stays usable.
         let mut records = Vec::new();
+        let mut kept = Vec::new();
         for entry in entries {
             match encode(&entry) {
-                Ok(payload) => records.push((entry.log_id, record::encode(&payload))),
+                Ok(payload) => {
+                    records.push((entry.log_id, record::encode(&payload)));
+                    kept.push(entry);
+                }
                 Err(e) => {
                     let e = StorageError::from(StorageIOError::write_log_entry(
                         entry.log_id,
@@ -504,6 +580,11 @@ impl<D: Disk + Send + 'static> LogStore<D> {
             }
         }
         let first_index = records.first().map(|(l, _)| l.index);
+        let ids: Vec<LogId> = records.iter().map(|(l, _)| *l).collect();
+        let Some(last) = ids.last().copied() else {
+            callback.log_io_completed(Ok(()));
+            return Step::Done(Ok(()));
+        };
         // Where each touched segment ended before this batch (0 for one created by it).
         let mut touched: Vec<(u64, u64)> = Vec::new();
         let written = (|| -> Result<(), DiskError> {
@@ -566,10 +647,48 @@ impl<D: Disk + Send + 'static> LogStore<D> {
         }
         if jobs.is_empty() {
             // Only now is every appended byte durable.
+            g.synced.advance(last);
             callback.log_io_completed(Ok(()));
             return Step::Done(Ok(()));
         }
-        Step::Sync(jobs, callback)
+        let ahead = g.synced.may_flush_ahead(g.state.vote.as_ref(), &ids);
+        if ahead {
+            g.recent.keep(kept);
+        }
+        Step::Sync {
+            jobs,
+            callback,
+            last,
+            ahead,
+        }
+    }
+
+    /// This log's [`Synced`], now bound to node `me` (a group's Raft node id).
+    pub fn bind_synced(&self, me: NodeId) -> Arc<Synced> {
+        let s = Synced::new(me);
+        self.lock().synced = Arc::clone(&s);
+        s
+    }
+
+    /// The fsync lane, started on first use.
+    fn lane(&self) -> mpsc::UnboundedSender<Item> {
+        let mut g = self.lock();
+        if let Some(l) = &g.lane {
+            return l.clone();
+        }
+        let weak = Arc::downgrade(&self.inner);
+        let failed = Box::new(move |e: &DiskError| {
+            if let Some(inner) = weak.upgrade() {
+                let mut g = inner
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                tracing::error!(dir = g.dir, error = %e, "raft log sync failed; the log is frozen");
+                g.failed.get_or_insert_with(|| e.to_string());
+            }
+        });
+        let l = flush::lane(Arc::clone(&g.synced), failed);
+        g.lane = Some(l.clone());
+        l
     }
 
     /// The replica's health, shared with its state machine store and dispatcher.
@@ -616,6 +735,13 @@ impl<D: Disk> Inner<D> {
             Parsed::Record { payload, .. } => decode(payload).map_err(fail),
             other => Err(fail(format!("entry fails its checksum on read: {other:?}"))),
         }
+    }
+
+    /// A failure of a sync whose append was already reported flushed: final as well.
+    fn sync_failed_later(&mut self, e: DiskError) -> StorageError {
+        self.failed.get_or_insert_with(|| e.to_string());
+        tracing::error!(dir = self.dir, error = %e, "raft log sync failed; the log is frozen");
+        StorageIOError::write_logs(any_err(e)).into()
     }
 
     /// A failed fsync is final (fsyncgate): the kernel may have dropped the pages, so a retry
@@ -675,7 +801,10 @@ impl<D: Disk + Send + 'static> RaftLogReader<TypeConfig> for LogStore<D> {
         let g = self.lock();
         g.index
             .range(range)
-            .map(|(_, loc)| g.read_entry(loc))
+            .map(|(_, loc)| match g.recent.get(loc) {
+                Some(e) => Ok(e),
+                None => g.read_entry(loc),
+            })
             .collect()
     }
 }
@@ -753,13 +882,42 @@ impl<D: Disk + Send + 'static> RaftLogStorage<TypeConfig> for LogStore<D> {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let (jobs, callback) = match self.write_batch(entries, callback) {
+        let (jobs, callback, last, ahead) = match self.write_batch(entries, callback) {
             Step::Done(r) => return r,
-            Step::Sync(jobs, callback) => (jobs, callback),
+            Step::Sync {
+                jobs,
+                callback,
+                last,
+                ahead,
+            } => (jobs, callback, last, ahead),
         };
-        let synced =
-            tokio::task::spawn_blocking(move || jobs.into_iter().try_for_each(|job| job())).await;
-        let synced = synced.unwrap_or_else(|e| Err(DiskError::Io(format!("sync job: {e}"))));
+        let lane = self.lane();
+        if ahead {
+            // The OS holds the bytes; the fsync follows on the lane (see `flush`).
+            callback.log_io_completed(Ok(()));
+            let item = Item {
+                jobs,
+                last,
+                done: None,
+            };
+            if lane.send(item).is_err() {
+                let e = DiskError::Io("the sync lane stopped".into());
+                return Err(self.lock().sync_failed_later(e));
+            }
+            return Ok(());
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let item = Item {
+            jobs,
+            last,
+            done: Some(tx),
+        };
+        let synced = match lane.send(item) {
+            Ok(()) => rx
+                .await
+                .unwrap_or_else(|_| Err(DiskError::Io("the sync lane stopped".into()))),
+            Err(_) => Err(DiskError::Io("the sync lane stopped".into())),
+        };
         match synced {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));
@@ -804,6 +962,7 @@ impl<D: Disk + Send + 'static> RaftLogStorage<TypeConfig> for LogStore<D> {
             g.segments.insert(first.segment, first.offset);
         }
         g.index.split_off(&log_id.index);
+        g.recent.forget(log_id.index, true);
         Ok(())
     }
 
@@ -815,6 +974,7 @@ impl<D: Disk + Send + 'static> RaftLogStorage<TypeConfig> for LogStore<D> {
         g.write_state()?;
         let keep = g.index.split_off(&(log_id.index + 1));
         g.index = keep;
+        g.recent.forget(log_id.index, false);
         let firsts: Vec<u64> = g.segments.keys().copied().collect();
         let dir = g.dir.clone();
         for (i, first) in firsts.iter().enumerate() {

@@ -1,5 +1,8 @@
 //! Log store tests over `MemDisk`: reopen, crash, torn tails and bit flips.
 
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
 use natsd_core::jetstream::store::{CrashMode, Disk, DiskError, DiskOp, MemDisk};
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
 use openraft::{CommittedLeaderId, EntryPayload, RaftLogReader};
@@ -38,7 +41,7 @@ fn open(disk: &MemDisk) -> (LogStore<MemDisk>, RecoveryReport) {
     .unwrap()
 }
 
-async fn indexes(store: &mut LogStore<MemDisk>) -> Vec<u64> {
+async fn indexes<D: Disk + Send + 'static>(store: &mut LogStore<D>) -> Vec<u64> {
     let entries = store.try_get_log_entries(0..u64::MAX).await.unwrap();
     for e in &entries {
         // Every entry reads back whole.
@@ -427,9 +430,30 @@ async fn failed_append_rolls_back_and_the_log_goes_on() {
     assert_eq!(indexes(&mut s).await, (0..=6).collect::<Vec<_>>());
 }
 
-/// A disk whose fsyncs come back as jobs, like the production one's.
+/// A disk whose fsyncs come back as jobs, like the production one's; the jobs wait while
+/// the gate is shut.
 #[derive(Clone)]
-struct JobDisk(MemDisk);
+struct JobDisk(MemDisk, Arc<Gate>);
+
+#[derive(Default)]
+struct Gate {
+    shut: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl Gate {
+    fn set(&self, shut: bool) {
+        *self.shut.lock().unwrap() = shut;
+        self.opened.notify_all();
+    }
+
+    fn pass(&self) {
+        let mut shut = self.shut.lock().unwrap();
+        while *shut {
+            shut = self.opened.wait(shut).unwrap();
+        }
+    }
+}
 
 impl Disk for JobDisk {
     fn create(&mut self, path: &str) -> Result<(), DiskError> {
@@ -452,8 +476,12 @@ impl Disk for JobDisk {
         path: &str,
     ) -> Result<Option<natsd_core::jetstream::store::SyncJob>, DiskError> {
         let mut disk = self.0.clone();
+        let gate = Arc::clone(&self.1);
         let path = path.to_owned();
-        Ok(Some(Box::new(move || disk.sync(&path))))
+        Ok(Some(Box::new(move || {
+            gate.pass();
+            disk.sync(&path)
+        })))
     }
     fn truncate(&mut self, path: &str, len: u64) -> Result<(), DiskError> {
         self.0.truncate(path, len)
@@ -474,7 +502,7 @@ async fn fsync_jobs_run_before_the_flush_is_reported() {
     let disk = MemDisk::new(8);
     let open_jobs = || {
         LogStore::open(
-            SharedDisk::new(JobDisk(disk.clone())),
+            SharedDisk::new(JobDisk(disk.clone(), Arc::default())),
             DIR,
             small_segments(),
             Health::new(None),
@@ -506,4 +534,52 @@ async fn fsync_jobs_run_before_the_flush_is_reported() {
     let got: Vec<u64> = s.log_ids().iter().map(|l| l.index).collect();
     assert_eq!(got, (0..=7).collect::<Vec<_>>());
     assert_eq!(s.try_get_log_entries(0..8).await.unwrap().len(), 8);
+}
+
+/// How long a step that needs no fsync may take on a loaded machine.
+const PROMPT: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn a_leaders_own_entries_flush_ahead_of_their_fsync() {
+    let disk = MemDisk::new(9);
+    let gate = Arc::new(Gate::default());
+    let jobs = JobDisk(disk.clone(), Arc::clone(&gate));
+    let open = || {
+        LogStore::open(
+            SharedDisk::new(jobs.clone()),
+            DIR,
+            small_segments(),
+            Health::new(None),
+            false,
+        )
+        .unwrap()
+        .0
+    };
+    let mut s = open();
+    let synced = s.bind_synced(1);
+    synced.set_ahead(true);
+    // Node 1 leads term 1: its own entries are reported flushed while their fsync waits.
+    s.save_vote(&Vote::new_committed(1, 1)).await.unwrap();
+    gate.set(true);
+    tokio::time::timeout(PROMPT, s.blocking_append((0..=3).map(|i| entry(1, i))))
+        .await
+        .expect("reported before the fsync ran")
+        .unwrap();
+    assert_eq!(*synced.watch().borrow(), None, "not durable yet");
+    gate.set(false);
+    assert!(tokio::time::timeout(PROMPT, synced.wait(log_id(1, 3)))
+        .await
+        .expect("durable once the fsync ran"),);
+    // Read back (from the leader's recent entries) as written, and truncated alike.
+    assert_eq!(indexes(&mut s).await, (0..=3).collect::<Vec<_>>());
+    s.truncate(log_id(1, 3)).await.unwrap();
+    assert_eq!(indexes(&mut s).await, (0..=2).collect::<Vec<_>>());
+    s.purge(log_id(1, 0)).await.unwrap();
+    assert_eq!(indexes(&mut s).await, (1..=2).collect::<Vec<_>>());
+    // Whatever was reported is on disk.
+    drop(s);
+    disk.crash(CrashMode::LoseUnsynced);
+    let s = open();
+    let got: Vec<u64> = s.log_ids().iter().map(|l| l.index).collect();
+    assert_eq!(got, (1..=2).collect::<Vec<_>>());
 }

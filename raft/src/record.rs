@@ -73,29 +73,10 @@ pub(crate) fn parse(buf: &[u8], off: usize) -> Parsed<'_> {
 
 /// CRC-32C (Castagnoli), bitwise over a nibble table: small, and fast enough for Raft entries,
 /// which are summed once on write and once on recovery.
+/// CRC-32C: the store's table-driven one (slicing by eight), which the leader's hot path
+/// needs (every entry is summed when appended and again when read back to replicate).
 pub(crate) fn crc32c(data: &[u8]) -> u32 {
-    const POLY: u32 = 0x82F6_3B78;
-    const TABLE: [u32; 16] = {
-        let mut t = [0u32; 16];
-        let mut i = 0;
-        while i < 16 {
-            let mut c = i as u32;
-            let mut k = 0;
-            while k < 4 {
-                c = if c & 1 == 1 { (c >> 1) ^ POLY } else { c >> 1 };
-                k += 1;
-            }
-            t[i] = c;
-            i += 1;
-        }
-        t
-    };
-    let mut crc = !0u32;
-    for &b in data {
-        crc = TABLE[((crc ^ u32::from(b)) & 0xF) as usize] ^ (crc >> 4);
-        crc = TABLE[((crc ^ (u32::from(b) >> 4)) & 0xF) as usize] ^ (crc >> 4);
-    }
-    !crc
+    natsd_core::jetstream::store::crc32c(data)
 }
 
 #[cfg(test)]

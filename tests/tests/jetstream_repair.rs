@@ -380,6 +380,78 @@ async fn a_follower_past_the_log_catches_up_from_a_snapshot(kind: ServerKind) {
     }
 }
 
+/// Every server killed (SIGKILL) right after a run of acknowledged publishes, then
+/// restarted: a replica's store is not synced per entry (the Raft log a quorum synced holds
+/// the entry), so what its store had not written out is gone, and the restart replays it
+/// from the log. Every replica then holds every acknowledged message, needing no repair.
+/// natsd only: nats-server 2.9.10 acknowledges before its writes reach the OS, so killing
+/// every server at once may lose acknowledged messages.
+async fn acknowledged_messages_survive_killing_every_replica(kind: ServerKind) {
+    let (mut cluster, dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
+    let c0 = app(&cluster, 0).await;
+    create(&c0, "D").await;
+    let v = info_until(&c0, "D", |_| true).await;
+    let js = async_nats::jetstream::new(app(&cluster, leader_of(&v)).await);
+    // Well past the size from which the file store keeps appends in memory until a sync,
+    // with many publishes in flight, so entries carry several messages each.
+    const N: u64 = 400;
+    let payload = |i: u64| format!("{i}-{}", "y".repeat(1_000));
+    let mut acks = Vec::new();
+    for i in 1..=N {
+        let ack = js
+            .publish("d.x", Bytes::from(payload(i)))
+            .await
+            .expect("publish");
+        acks.push(ack);
+    }
+    let mut acked = Vec::new();
+    for (i, ack) in (1..=N).zip(acks) {
+        let ack = tokio::time::timeout(ELECTION, ack)
+            .await
+            .expect("ack in time")
+            .expect("ack");
+        assert_eq!(ack.sequence, i);
+        acked.push((i, payload(i)));
+    }
+    drop((c0, js));
+    for i in 0..3 {
+        kill(&mut cluster, i).await;
+    }
+    // The premise: some store lost its tail (else this tests no replay).
+    let last = payload(N).into_bytes();
+    let short = (0..3)
+        .filter(|i| !store_holds(&group_dir(&dirs, *i).join("msgs"), &last))
+        .count();
+    assert!(short > 0, "every store kept the last message");
+    for i in 0..3 {
+        cluster.restart(i).await;
+    }
+    cluster.wait_mesh().await;
+    meta_leader(&cluster, 3, ELECTION).await;
+    for i in 0..3 {
+        healthy(&cluster, i).await;
+    }
+    every_replica_holds(&cluster, "D", &acked).await;
+    for i in 0..3 {
+        let log = cluster.nodes[i].server.log();
+        assert!(
+            !log.contains("JetStream stream D in account APP repaired"),
+            "n{i} needed a repair:\n{log}"
+        );
+    }
+}
+
+/// Whether a block file in the store directory `dir` holds the bytes `want`.
+fn store_holds(dir: &Path, want: &[u8]) -> bool {
+    std::fs::read_dir(dir)
+        .expect("store dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "blk"))
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .any(|b| b.windows(want.len()).any(|w| w == want))
+}
+
 /// Whether stream info lists `n` other replicas, all current.
 fn replicas_current(v: &Value, n: usize) -> bool {
     let rs = v["cluster"]["replicas"]
@@ -602,6 +674,15 @@ async fn a_follower_past_the_log_catches_up_from_a_snapshot_natsd() {
     run_long(
         ServerKind::Natsd,
         a_follower_past_the_log_catches_up_from_a_snapshot,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn acknowledged_messages_survive_killing_every_replica_natsd() {
+    run_long(
+        ServerKind::Natsd,
+        acknowledged_messages_survive_killing_every_replica,
     )
     .await;
 }

@@ -25,7 +25,7 @@
 //! records are checked one by one, so a batch the store kept only part of is completed. A
 //! config met while replaying waits for the store's end, so it cannot trim messages a later
 //! config allowed. A snapshot holds the replica's state but not its messages: take it once
-//! the store synced (the group commit does), or a crash can leave the store short of it.
+//! the store synced (the shell syncs it before each), or a crash can leave the store short of it.
 //!
 //! # Consumers
 //! Consumer state rides in the stream's own log ([`StreamEntry::ConsumerCreate`],

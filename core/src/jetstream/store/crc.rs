@@ -39,7 +39,7 @@ const fn build_tables() -> [[u32; 256]; 8] {
 }
 
 /// CRC-32C of `data`.
-pub(crate) fn crc32c(data: &[u8]) -> u32 {
+pub fn crc32c(data: &[u8]) -> u32 {
     let mut crc = !0u32;
     let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {

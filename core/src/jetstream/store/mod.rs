@@ -38,6 +38,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+pub use crc::crc32c;
 pub use disk::{Disk, DiskError, SyncJob};
 pub use engine::{Backend, MemLog, Store};
 pub use filestore::{

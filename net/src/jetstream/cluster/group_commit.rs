@@ -10,19 +10,18 @@
 //! grows to whatever arrived during one commit; a lone publish still goes out at once.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use natsd_core::account::Account;
-use natsd_core::jetstream::cluster::{MsgRecord, ReplicatedStream, StreamEntry};
+use natsd_core::jetstream::cluster::{MsgRecord, StreamEntry};
 use natsd_raft::openraft::raft::ClientWriteResult;
-use natsd_raft::TypeConfig;
-use tokio::sync::mpsc;
+use natsd_raft::{Synced, TypeConfig};
+use tokio::sync::{mpsc, oneshot};
 
 use super::super::answer_from_sink;
-use super::consumers::Batch;
-use super::replicas::{Op, Proposal, Replica, Reply};
-use crate::server::lock;
+use super::replicas::{Op, Proposal, Reply};
 
 /// Raft entries the proposer keeps in flight before it waits for the oldest to commit.
 pub(super) const DEPTH: usize = 2;
@@ -33,26 +32,41 @@ const SETTLE_MAX: std::time::Duration = std::time::Duration::from_millis(25);
 const COALESCE_BYTES: usize = 1 << 20;
 
 /// Raft entries the proposer has in flight, oldest first, each with the answers that wait
-/// for its commit. Answers go out in log order; dropping it hands what is left to a task
+/// for its commit and for this leader's own log to hold it synced (the log flushes ahead:
+/// see `natsd_raft::Synced`; a quorum then holds it synced). Answers go out in log order; dropping it hands what is left to a task
 /// that still answers each entry once it commits.
 pub(super) struct InFlight {
     acc: Arc<Account>,
+    synced: Arc<Synced>,
     entries: VecDeque<(Commit, Vec<Reply>)>,
 }
 
-/// What `client_write_ff` resolves with once the entry is applied (or the write failed).
-type Commit = tokio::sync::oneshot::Receiver<ClientWriteResult<TypeConfig>>;
+/// Resolves once the entry is applied and synced here (true), or the write failed.
+type Commit = Pin<Box<dyn Future<Output = bool> + Send>>;
 
 impl InFlight {
-    pub(super) fn new(acc: Arc<Account>) -> Self {
+    pub(super) fn new(acc: Arc<Account>, synced: Arc<Synced>) -> Self {
         Self {
             acc,
+            synced,
             entries: VecDeque::new(),
         }
     }
 
-    pub(super) fn push(&mut self, commit: Commit, answers: Vec<Reply>) {
-        self.entries.push_back((commit, answers));
+    /// `commit` is what `client_write_ff` resolves with once the entry is applied.
+    pub(super) fn push(
+        &mut self,
+        commit: oneshot::Receiver<ClientWriteResult<TypeConfig>>,
+        answers: Vec<Reply>,
+    ) {
+        let synced = Arc::clone(&self.synced);
+        let durable = async move {
+            match commit.await {
+                Ok(Ok(r)) => synced.wait(r.log_id).await,
+                _ => false,
+            }
+        };
+        self.entries.push_back((Box::pin(durable), answers));
     }
 
     fn answer(&self, committed: bool, answers: Vec<Reply>) {
@@ -76,7 +90,7 @@ impl InFlight {
                 return;
             };
             if let Some((_, answers)) = self.entries.pop_front() {
-                self.answer(matches!(r, Ok(Ok(_))), answers);
+                self.answer(r, answers);
             }
         }
     }
@@ -89,8 +103,7 @@ impl InFlight {
             };
             tokio::select! {
                 biased;
-                r = commit => {
-                    let committed = matches!(r, Ok(Ok(_)));
+                committed = commit => {
                     if let Some((_, answers)) = self.entries.pop_front() {
                         self.answer(committed, answers);
                     }
@@ -112,7 +125,7 @@ impl Drop for InFlight {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 for (commit, answers) in entries {
-                    if matches!(commit.await, Ok(Ok(_))) {
+                    if commit.await {
                         for (reply, body) in answers {
                             answer_from_sink(&acc, reply.as_bytes(), &body);
                         }
@@ -125,8 +138,7 @@ impl Drop for InFlight {
 
 /// The batch's proposals as Raft commands: runs of consecutive message records become one
 /// `Batch` entry (bounded by [`COALESCE_BYTES`]), so a batch of publishes costs one log
-/// append, one fsync per replica and one store sync when applied, instead of one each per
-/// message. Every other entry keeps its own command, in order.
+/// append and one fsync per replica instead of one each per message. Every other entry keeps its own command, in order.
 pub(super) fn coalesce(proposals: Vec<Proposal>) -> Vec<(Vec<u8>, Vec<Reply>)> {
     let mut out = Vec::new();
     let mut run: Vec<MsgRecord> = Vec::new();
@@ -164,43 +176,6 @@ pub(super) fn coalesce(proposals: Vec<Proposal>) -> Vec<(Vec<u8>, Vec<Reply>)> {
     }
     flush(&mut run, &mut run_answers, &mut out);
     out
-}
-
-/// The leader's store sync, started as soon as a batch of messages is in it: its fsyncs run
-/// on a blocking thread while Raft appends and replicates the batch, so the sync the apply
-/// makes before the PubAck (see `Replica::apply_bytes`) finds nothing left to do instead of
-/// adding a third fsync to the PubAck's path. One such sync at a time (`syncing`); when it has
-/// not finished by the apply, the apply syncs as before.
-pub(super) fn early_sync(
-    replica: &Arc<Mutex<Replica>>,
-    rs: &mut ReplicatedStream,
-    b: &Batch,
-    syncing: &Arc<AtomicBool>,
-) {
-    let stores = b
-        .proposals
-        .iter()
-        .any(|(e, _)| matches!(e, StreamEntry::Msg(_) | StreamEntry::Batch(_)));
-    if !stores || syncing.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    let (through, jobs) = match rs.stream.store.begin_sync() {
-        Ok((through, jobs)) if !jobs.is_empty() => (through, jobs),
-        // Nothing dirty, or a failure the apply's own sync reports.
-        _ => {
-            syncing.store(false, Ordering::Release);
-            return;
-        }
-    };
-    let (replica, syncing) = (Arc::clone(replica), Arc::clone(syncing));
-    tokio::task::spawn_blocking(move || {
-        let done = jobs.into_iter().try_for_each(|job| job());
-        if let Some(rs) = lock(&replica).rs_mut() {
-            // A failure freezes the store; the apply's sync then reports it.
-            let _ = rs.stream.store.finish_sync(through, done);
-        }
-        syncing.store(false, Ordering::Release);
-    });
 }
 
 #[cfg(test)]

@@ -20,6 +20,14 @@
 //! When Raft takes the leadership away, the subscriptions go and the proposer stops; a new
 //! leader subscribes instead.
 //!
+//! # Durability
+//! A PubAck waits for a quorum's Raft logs to hold the entry synced; the store it is applied
+//! to is not synced per entry. A crash can lose the store's unsynced tail, and the restart
+//! replays the log after the last snapshot into it ([`ReplicatedStream::apply`] completes a
+//! store that holds less). So the store is synced only where the log stops covering it:
+//! before a snapshot is taken or installed (openraft purges the log behind it), and when the
+//! group stops.
+//!
 //! # Trouble
 //! A replica whose apply reports `Behind` or `Diverged`, whose store reports corruption, or
 //! whose restored snapshot saw more than its store holds, is in *trouble*: it keeps the
@@ -48,7 +56,7 @@ use tokio::sync::mpsc;
 use super::super::answer_from_sink;
 use super::super::fsdisk::FsDisk;
 use super::consumers::{self, Batch, Tick};
-use super::group_commit::{coalesce, early_sync, InFlight, DEPTH};
+use super::group_commit::{coalesce, InFlight, DEPTH};
 use crate::server::{lock, unix_nanos, Shared};
 
 /// Operations queued for a stream's proposer; past this a publish is answered 503.
@@ -197,9 +205,10 @@ impl Replica {
                 self.pump_queued = w.try_send(Op::Pump).is_ok();
             }
         }
-        // The group commit of the replica's store: durable before the next entry, and before
-        // any snapshot (which holds no messages).
-        let synced = rs.stream.store.sync();
+        // No store sync here: the entry is already durable in a quorum's Raft logs, and a
+        // restart replays the log after the last snapshot into the store, so an unsynced tail
+        // lost in a crash comes back. The store is synced before a snapshot covers it (see
+        // `sync_store`), the one point past which the log no longer holds the entries.
         match out {
             Applied::Replay | Applied::Done | Applied::AlreadyHad => {}
             Applied::Failed(e) => {
@@ -212,10 +221,16 @@ impl Replica {
             other => {
                 self.fail(format!("entry {index}: {other:?}"));
                 self.pending.push((index, bytes.to_vec()));
-                return;
             }
         }
-        if let Err(e) = synced {
+    }
+
+    /// Makes everything applied so far durable in the store: before a snapshot says the
+    /// store holds it (openraft then purges the log that could replay it), and on a clean
+    /// stop. A failure freezes the store, so the replica is rebuilt from a peer.
+    pub(super) fn sync_store(&mut self) {
+        let Some(rs) = self.rs.as_mut() else { return };
+        if let Err(e) = rs.stream.store.sync() {
             self.damaged_store = true;
             self.fail(format!("store sync failed: {e}"));
         }
@@ -290,7 +305,9 @@ impl GroupMachine for StreamMachine {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        let r = lock(&self.replica);
+        let mut r = lock(&self.replica);
+        // The snapshot holds no messages: the store must hold them durably first.
+        r.sync_store();
         let rs =
             r.rs.as_ref()
                 .map(ReplicatedStream::snapshot)
@@ -337,6 +354,8 @@ impl GroupMachine for StreamMachine {
         } else {
             r.drain();
         }
+        // openraft persists this snapshot and purges the log it covers once this returns.
+        r.sync_store();
         Ok(())
     }
 }
@@ -390,6 +409,9 @@ impl StreamGroup {
             )
             .await
             .map_err(|e| e.to_string())?;
+        // The leader's log fsync runs alongside its followers'; the proposer's answers wait
+        // for both (see `group_commit::InFlight`).
+        group.synced().set_ahead(true);
         Ok(Arc::new(Self {
             account: sa.account.clone(),
             name: sa.config.name.clone(),
@@ -535,8 +557,11 @@ impl StreamGroup {
     pub(super) fn stop(&self, srv: &Weak<Shared>) {
         self.stopped.store(true, Ordering::Release);
         self.unlead(srv);
+        let mut r = lock(&self.replica);
+        // A clean stop leaves nothing for the next start to replay.
+        r.sync_store();
         // Wakes the repair task, which then ends.
-        lock(&self.replica).epoch.send_modify(|e| *e += 1);
+        r.epoch.send_modify(|e| *e += 1);
     }
 
     /// Has [`Self::stop`] been called?
@@ -554,8 +579,7 @@ impl StreamGroup {
         let raft = self.group.raft().clone();
         // Create requests answered (by reply subject), so a tick answers each once.
         let mut answered = std::collections::BTreeSet::new();
-        let mut inflight = InFlight::new(Arc::clone(&acc));
-        let syncing = Arc::new(AtomicBool::new(false));
+        let mut inflight = InFlight::new(Arc::clone(&acc), Arc::clone(self.group.synced()));
         loop {
             let Some(first) = inflight.next_op(&mut rx).await else {
                 return;
@@ -596,7 +620,6 @@ impl StreamGroup {
                     b.pump(rs, now);
                 }
                 b.finish(rs);
-                early_sync(&self.replica, rs, &b, &syncing);
             }
             for (reply, body) in std::mem::take(&mut b.now_answers) {
                 answer_from_sink(&acc, reply.as_bytes(), &body);
