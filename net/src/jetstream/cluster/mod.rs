@@ -43,8 +43,10 @@
 //! leader or the stream's leader answers, see its docs), a create becomes a meta entry, and
 //! the meta group's effects open each stream's own Raft group on its peers ([`replicas`]),
 //! whose leader alone takes publishes and acknowledges them once committed; its consumers
-//! hand out only messages whose entry committed. A replica that falls out of step with its
-//! group (a store that lacks, differs or is damaged) is rebuilt from a peer ([`repair`]).
+//! hand out only messages whose entry committed. A `storage: memory` stream keeps its messages
+//! in memory on every replica, its Raft log on disk (see [`repair`] for a restart). A replica
+//! that falls out of step with its group (a store that lacks, differs or is damaged) is
+//! rebuilt from a peer ([`repair`]).
 //! Scaling a stream by STREAM.UPDATE, STREAM.PEER.REMOVE and SERVER.REMOVE change its
 //! group's members through the group's leader ([`members`]). The single-server JetStream of each
 //! account keeps running beside it for what was stored before clustering
@@ -65,7 +67,6 @@
 //! * Pause/reset/unpin of consumers on clustered streams (see [`consumers`]).
 //! * Snapshots and restores in a cluster: unanswered.
 //! * Moving a stream to other tags or another cluster by STREAM.UPDATE (refused, 10036).
-//! * Memory-storage streams are kept in files when clustered.
 //! * `$JS.API.INFO`'s `api` counters are zero in a cluster.
 //! * Mirrors and sources of clustered streams from another account or domain (`external`)
 //!   or through a durable consumer: not copied. Placement does not weigh the storage
