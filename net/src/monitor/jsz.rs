@@ -52,6 +52,10 @@ impl Shared {
             .unwrap_or_else(|| std::env::temp_dir().join("nats"))
             .join("jetstream");
         let details = account_details(o, st.details);
+        let cluster = lock(&self.js.cluster).clone();
+        // Clustered streams' API requests are served beside the worker's (see the cluster's
+        // `counters`).
+        let (api_total, api_errors) = cluster.as_ref().map_or((0, 0), |c| c.api_counts());
         Jsz {
             server_id: self.server_id.clone(),
             now: self.now_string().1,
@@ -69,8 +73,8 @@ impl Shared {
             reserved_storage: st.reserved_storage,
             accounts: st.accounts as u64,
             api: JsApiStats {
-                total: st.api_total,
-                errors: st.api_errors,
+                total: st.api_total + api_total,
+                errors: st.api_errors + api_errors,
                 inflight: 0,
             },
             streams: st.streams as u64,
@@ -78,7 +82,7 @@ impl Shared {
             messages: st.messages,
             bytes: st.memory + st.storage,
             account_details: details,
-            meta_cluster: lock(&self.js.cluster).as_ref().map(|c| c.meta_info()),
+            meta_cluster: cluster.as_ref().map(|c| c.meta_info()),
             ..Jsz::default()
         }
     }
