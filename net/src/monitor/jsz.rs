@@ -51,8 +51,12 @@ impl Shared {
             .clone()
             .unwrap_or_else(|| std::env::temp_dir().join("nats"))
             .join("jetstream");
-        let details = account_details(o, st.details);
         let cluster = lock(&self.js.cluster).clone();
+        let mut all = st.details;
+        if let Some(c) = &cluster {
+            add_replicas(&mut all, c.jsz_streams());
+        }
+        let details = account_details(o, all);
         // Clustered streams' API requests are served beside the worker's (see the cluster's
         // `counters`).
         let (api_total, api_errors) = cluster.as_ref().map_or((0, 0), |c| c.api_counts());
@@ -111,6 +115,22 @@ fn account_details(o: &JszOptions, mut accounts: Vec<(String, Value)>) -> Vec<Va
             d
         })
         .collect()
+}
+
+/// Adds the clustered streams' replicas on this server to their accounts' `stream_detail`.
+fn add_replicas(accounts: &mut [(String, Value)], replicas: Vec<(String, Value)>) {
+    for (account, d) in replicas {
+        let Some((_, entry)) = accounts.iter_mut().find(|a| a.0 == account) else {
+            continue;
+        };
+        let Value::Object(m) = entry else { continue };
+        let list = m
+            .entry("stream_detail")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(list) = list {
+            list.push(d);
+        }
+    }
 }
 
 /// Drops the parts of one account entry the query did not ask for.

@@ -202,6 +202,55 @@ impl JsCluster {
         (c.total, c.errors)
     }
 
+    /// `/jsz` stream details of the replicas this server holds, by account: each as this
+    /// replica sees itself (name, created, state, config) with its group's `cluster` block.
+    /// A replica entry there carries `trouble` while that replica is out of step and being
+    /// repaired: this server's reason for its own, "being repaired" for a peer whose
+    /// heartbeat says so. (natsd's own field: nats-server shows no such state.)
+    pub(crate) fn jsz_streams(&self) -> Vec<(String, Value)> {
+        let now = self.now();
+        let groups: Vec<_> = lock(&self.streams).values().cloned().collect();
+        let mut out = Vec::new();
+        for g in groups {
+            let cluster = self.group_cluster_info(&g, now);
+            let (mut d, mine) = {
+                let r = lock(&g.replica);
+                let Some(rs) = r.rs() else { continue };
+                (capi::replica_info(rs, &cluster, now), r.trouble.clone())
+            };
+            let m = g.group.raft().metrics().borrow().clone();
+            let membership = m.membership_config.membership().clone();
+            let repairing: Vec<String> = self
+                .repairing_peers(g.group.name())
+                .iter()
+                .filter_map(|id| membership.get_node(id).map(|n| n.name.clone()))
+                .collect();
+            if let Some(Value::Array(rs)) = d.get_mut("cluster").and_then(|c| c.get_mut("replicas"))
+            {
+                for r in rs.iter_mut() {
+                    let name = r["name"].as_str().unwrap_or_default().to_owned();
+                    let trouble = if name == self.name {
+                        mine.clone()
+                    } else {
+                        repairing
+                            .contains(&name)
+                            .then(|| "being repaired".to_owned())
+                    };
+                    if let Some(t) = trouble {
+                        r["trouble"] = json!(t);
+                    }
+                }
+            }
+            if let Value::Object(o) = &mut d {
+                o.remove("ts");
+                o.insert("name".into(), json!(g.name));
+            }
+            out.push((g.account.clone(), d));
+        }
+        out.sort_by(|a, b| (&a.0, a.1["name"].as_str()).cmp(&(&b.0, b.1["name"].as_str())));
+        out
+    }
+
     /// The API errors of `account` every server answered: this one's and what each peer's
     /// last heartbeat said.
     fn api_errors(&self, account: &str) -> u64 {
