@@ -360,6 +360,62 @@ async fn jsz_shows_replicas_in_trouble(kind: ServerKind) {
     }
 }
 
+/// Every server of a memory stream restarts after its group snapshotted: each replica's
+/// memory is empty beneath its Raft snapshot and no peer holds the messages, so once they all
+/// say so they go on without the messages before the snapshot; the sequences go on, and the
+/// stream takes publishes again. natsd only (nats-server 2.9.10 brings a memory stream back
+/// empty, see `jetstream_cluster_memory.rs`).
+async fn memory_replicas_past_their_snapshot_go_on_without(kind: ServerKind) {
+    let (mut cluster, _dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
+    let c0 = app(&cluster, 0).await;
+    let mut cfg = stream_cfg("MS", 3);
+    cfg["storage"] = json!("memory");
+    jscluster::create(&c0, cfg, ELECTION).await;
+    let v = info_until(&c0, "MS", |_| true).await;
+    let js = async_nats::jetstream::new(app(&cluster, leader_of(&v)).await);
+    // Past the group's snapshot threshold (8192 entries), one entry per message.
+    const BULK: u64 = 8_400;
+    publish_many(&js, "ms.x", 0, BULK, 1).await;
+    drop(js);
+    for i in 0..3 {
+        kill(&mut cluster, i).await;
+    }
+    for i in 0..3 {
+        cluster.restart(i).await;
+    }
+    meta_leader(&cluster, 3, ELECTION).await;
+    let c = app(&cluster, 1).await;
+    let deadline = tokio::time::Instant::now() + REPAIR;
+    let v = loop {
+        let v = api(&c, "$JS.API.STREAM.INFO.MS", Value::Null).await;
+        let led = v["cluster"]["leader"]
+            .as_str()
+            .is_some_and(|l| !l.is_empty());
+        if led && v["state"]["last_seq"] == BULK {
+            break v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stream never came back: {v}"
+        );
+        // Poll interval; the wait is bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let kept = v["state"]["messages"].as_u64().unwrap();
+    assert!(kept < BULK, "messages before the snapshot are gone: {v}");
+    let lost = (0..3).any(|i| {
+        cluster.nodes[i]
+            .server
+            .log()
+            .contains("lost its messages (memory storage)")
+    });
+    assert!(lost, "no replica said it went on without its messages");
+    let js = async_nats::jetstream::new(c);
+    let seq = jscluster::publish_n(&js, "ms.y", 1, ELECTION).await;
+    assert_eq!(seq, BULK + 1);
+}
+
 /// Publishes `bulk-<seq>` for the `n` sequences after `after`, with at most `window` acks
 /// awaited at once; every one must be acknowledged, at its sequence.
 async fn publish_many(
@@ -675,6 +731,15 @@ async fn a_follower_with_a_damaged_block_repairs_itself_natsd() {
 #[tokio::test]
 async fn jsz_shows_replicas_in_trouble_natsd() {
     run_long(ServerKind::Natsd, jsz_shows_replicas_in_trouble).await;
+}
+
+#[tokio::test]
+async fn memory_replicas_past_their_snapshot_go_on_without_natsd() {
+    run_long(
+        ServerKind::Natsd,
+        memory_replicas_past_their_snapshot_go_on_without,
+    )
+    .await;
 }
 
 #[tokio::test]
