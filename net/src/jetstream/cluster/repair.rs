@@ -433,7 +433,7 @@ async fn attempt(
                 let now = srv.upgrade().map_or(0, |s| unix_nanos(s.wall_clock()));
                 r.accept_memory_loss(now)?;
                 return Ok(Some(
-                    "every replica restarted and lost its messages (memory storage); the stream goes on empty".to_owned(),
+                    "every replica restarted and lost its messages (memory storage); the stream goes on without them".to_owned(),
                 ));
             }
         }
