@@ -3,7 +3,7 @@
 //! diverged), a follower whose message block was damaged on disk, and a follower that missed
 //! so much that the group snapshotted past its log. Each ends healthy (`/healthz`) and
 //! holding exactly the acknowledged messages, checked on every replica by moving the stream's
-//! leadership to it.
+//! leadership to it. `/jsz` shows replicas that cannot be repaired as in trouble.
 
 // Integration-test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -283,6 +283,137 @@ async fn a_follower_with_a_damaged_block_repairs_itself(kind: ServerKind) {
         .any(|e| e.file_name().to_string_lossy().starts_with("damaged-"));
     assert!(aside, "the damaged store was set aside, not deleted");
     every_replica_holds(&cluster, "B", &acked).await;
+}
+
+/// The replica entries of `stream` in node `i`'s `/jsz?accounts=1&streams=1`.
+async fn jsz_replicas(c: &TestCluster, i: usize, stream: &str) -> Vec<Value> {
+    let jsz = monitor_get(c.nodes[i].http_port, "/jsz?accounts=1&streams=1").await;
+    jsz.as_ref()
+        .and_then(|j| j["account_details"].as_array())
+        .into_iter()
+        .flatten()
+        .flat_map(|a| a["stream_detail"].as_array().cloned().unwrap_or_default())
+        .filter(|d| d["name"] == stream)
+        .flat_map(|d| {
+            d["cluster"]["replicas"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Every replica of a stream restarts over a damaged block, so none can be repaired from a
+/// peer: a server's `/jsz?accounts=1&streams=1` shows its own replica entry with `trouble`
+/// saying why, and its peers' as being repaired. natsd only (nats-server has no such field).
+async fn jsz_shows_replicas_in_trouble(kind: ServerKind) {
+    let (mut cluster, dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
+    let c0 = app(&cluster, 0).await;
+    create(&c0, "T").await;
+    let v = info_until(&c0, "T", |_| true).await;
+    let l = leader_of(&v);
+    let js = async_nats::jetstream::new(app(&cluster, l).await);
+    publish_all(&js, "t.x", payloads("m", 40)).await;
+    info_until(&c0, "T", |v| {
+        v["cluster"]["replicas"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|r| r["current"] == true)
+    })
+    .await;
+    let healthy_view = jsz_replicas(&cluster, l, "T").await;
+    assert!(
+        healthy_view.len() == 2 && healthy_view.iter().all(|r| r.get("trouble").is_none()),
+        "{healthy_view:?}"
+    );
+    for i in 0..3 {
+        kill(&mut cluster, i).await;
+        corrupt_a_block(&group_dir(&dirs, i).join("msgs"));
+    }
+    for i in 0..3 {
+        cluster.restart(i).await;
+    }
+    let me = format!("n{l}");
+    let deadline = tokio::time::Instant::now() + REPAIR;
+    loop {
+        let rs = jsz_replicas(&cluster, l, "T").await;
+        let own = rs
+            .iter()
+            .find(|r| r["name"] == me.as_str())
+            .and_then(|r| r["trouble"].as_str());
+        let peers = rs
+            .iter()
+            .filter(|r| r["name"] != me.as_str() && r["trouble"] == "being repaired")
+            .count();
+        if let (Some(own), 2) = (own, peers) {
+            assert!(own.contains("stream store corrupt"), "{rs:?}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no trouble shown: {rs:?}"
+        );
+        // Poll interval; the wait is bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every server of a memory stream restarts after its group snapshotted: each replica's
+/// memory is empty beneath its Raft snapshot and no peer holds the messages, so once they all
+/// say so they go on without the messages before the snapshot; the sequences go on, and the
+/// stream takes publishes again. natsd only (nats-server 2.9.10 brings a memory stream back
+/// empty, see `jetstream_cluster_memory.rs`).
+async fn memory_replicas_past_their_snapshot_go_on_without(kind: ServerKind) {
+    let (mut cluster, _dirs) = start(kind, 3).await;
+    meta_leader(&cluster, 3, ELECTION).await;
+    let c0 = app(&cluster, 0).await;
+    let mut cfg = stream_cfg("MS", 3);
+    cfg["storage"] = json!("memory");
+    jscluster::create(&c0, cfg, ELECTION).await;
+    let v = info_until(&c0, "MS", |_| true).await;
+    let js = async_nats::jetstream::new(app(&cluster, leader_of(&v)).await);
+    // Past the group's snapshot threshold (8192 entries), one entry per message.
+    const BULK: u64 = 8_400;
+    publish_many(&js, "ms.x", 0, BULK, 1).await;
+    drop(js);
+    for i in 0..3 {
+        kill(&mut cluster, i).await;
+    }
+    for i in 0..3 {
+        cluster.restart(i).await;
+    }
+    meta_leader(&cluster, 3, ELECTION).await;
+    let c = app(&cluster, 1).await;
+    let deadline = tokio::time::Instant::now() + REPAIR;
+    let v = loop {
+        let v = api(&c, "$JS.API.STREAM.INFO.MS", Value::Null).await;
+        let led = v["cluster"]["leader"]
+            .as_str()
+            .is_some_and(|l| !l.is_empty());
+        if led && v["state"]["last_seq"] == BULK {
+            break v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stream never came back: {v}"
+        );
+        // Poll interval; the wait is bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let kept = v["state"]["messages"].as_u64().unwrap();
+    assert!(kept < BULK, "messages before the snapshot are gone: {v}");
+    let lost = (0..3).any(|i| {
+        cluster.nodes[i]
+            .server
+            .log()
+            .contains("lost its messages (memory storage)")
+    });
+    assert!(lost, "no replica said it went on without its messages");
+    let js = async_nats::jetstream::new(c);
+    let seq = jscluster::publish_n(&js, "ms.y", 1, ELECTION).await;
+    assert_eq!(seq, BULK + 1);
 }
 
 /// Publishes `bulk-<seq>` for the `n` sequences after `after`, with at most `window` acks
@@ -665,6 +796,20 @@ async fn a_follower_with_a_damaged_block_repairs_itself_natsd() {
     run_long(
         ServerKind::Natsd,
         a_follower_with_a_damaged_block_repairs_itself,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn jsz_shows_replicas_in_trouble_natsd() {
+    run_long(ServerKind::Natsd, jsz_shows_replicas_in_trouble).await;
+}
+
+#[tokio::test]
+async fn memory_replicas_past_their_snapshot_go_on_without_natsd() {
+    run_long(
+        ServerKind::Natsd,
+        memory_replicas_past_their_snapshot_go_on_without,
     )
     .await;
 }

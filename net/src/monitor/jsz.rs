@@ -51,7 +51,15 @@ impl Shared {
             .clone()
             .unwrap_or_else(|| std::env::temp_dir().join("nats"))
             .join("jetstream");
-        let details = account_details(o, st.details);
+        let cluster = lock(&self.js.cluster).clone();
+        let mut all = st.details;
+        if let Some(c) = &cluster {
+            add_replicas(&mut all, c.jsz_streams());
+        }
+        let details = account_details(o, all);
+        // Clustered streams' API requests are served beside the worker's (see the cluster's
+        // `counters`).
+        let (api_total, api_errors) = cluster.as_ref().map_or((0, 0), |c| c.api_counts());
         Jsz {
             server_id: self.server_id.clone(),
             now: self.now_string().1,
@@ -69,8 +77,8 @@ impl Shared {
             reserved_storage: st.reserved_storage,
             accounts: st.accounts as u64,
             api: JsApiStats {
-                total: st.api_total,
-                errors: st.api_errors,
+                total: st.api_total + api_total,
+                errors: st.api_errors + api_errors,
                 inflight: 0,
             },
             streams: st.streams as u64,
@@ -78,7 +86,7 @@ impl Shared {
             messages: st.messages,
             bytes: st.memory + st.storage,
             account_details: details,
-            meta_cluster: lock(&self.js.cluster).as_ref().map(|c| c.meta_info()),
+            meta_cluster: cluster.as_ref().map(|c| c.meta_info()),
             ..Jsz::default()
         }
     }
@@ -107,6 +115,22 @@ fn account_details(o: &JszOptions, mut accounts: Vec<(String, Value)>) -> Vec<Va
             d
         })
         .collect()
+}
+
+/// Adds the clustered streams' replicas on this server to their accounts' `stream_detail`.
+fn add_replicas(accounts: &mut [(String, Value)], replicas: Vec<(String, Value)>) {
+    for (account, d) in replicas {
+        let Some((_, entry)) = accounts.iter_mut().find(|a| a.0 == account) else {
+            continue;
+        };
+        let Value::Object(m) = entry else { continue };
+        let list = m
+            .entry("stream_detail")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(list) = list {
+            list.push(d);
+        }
+    }
 }
 
 /// Drops the parts of one account entry the query did not ask for.

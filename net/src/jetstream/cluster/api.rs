@@ -137,6 +137,9 @@ impl JsCluster {
     }
 
     pub(super) fn answer(&self, account: &str, reply: &str, body: &Value) {
+        if super::counters::is_error(body) {
+            self.api.error(account);
+        }
         let Some(acc) = self.srv.upgrade().and_then(|s| s.lookup_account(account)) else {
             return;
         };
@@ -163,11 +166,12 @@ impl JsCluster {
             return;
         }
         let op = ApiOp::parse(rest);
+        let before = self.api.heard(&req.account, &op);
         match op.answered_by() {
             Answerer::Nobody => {}
             Answerer::MetaLeader => {
                 if self.is_meta_leader() {
-                    self.meta_op(&op, &req, &reply);
+                    self.meta_op(&op, &req, &reply, before);
                 }
             }
             Answerer::StreamLeader => {
@@ -257,12 +261,19 @@ impl JsCluster {
         }
     }
 
-    fn meta_op(self: &Arc<Self>, op: &ApiOp, req: &ApiRequest, reply: &str) {
+    /// `before`: the account's API counts before this request.
+    fn meta_op(
+        self: &Arc<Self>,
+        op: &ApiOp,
+        req: &ApiRequest,
+        reply: &str,
+        before: super::counters::Counts,
+    ) {
         let account = req.account.as_str();
         let now = self.now();
         let r: Result<Option<Value>, ApiError> = match op {
             ApiOp::AccountInfo => {
-                self.account_info_gathered(account, reply);
+                self.account_info_gathered(account, reply, before);
                 Ok(None)
             }
             ApiOp::StreamNames => {

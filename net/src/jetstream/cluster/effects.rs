@@ -153,7 +153,11 @@ impl JsCluster {
             }
         });
         tokio::spawn(Arc::clone(&g).watch(self.srv.clone(), on_lead));
-        tokio::spawn(repair::run(Arc::clone(&g), Arc::clone(&self.bus)));
+        tokio::spawn(repair::run(
+            Arc::clone(&g),
+            Arc::clone(&self.bus),
+            self.srv.clone(),
+        ));
         // Only the creation's first peer initialises; a peer added later (a scale up, a
         // replacement) joins through the group's leader (see `members`).
         let created = sa

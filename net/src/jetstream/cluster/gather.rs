@@ -6,8 +6,9 @@
 //! requests of jsClusteredStreamListRequest and jsClusteredConsumerListRequest), waits for
 //! the answers up to [`GATHER`] and then answers the client: STREAM.LIST and CONSUMER.LIST
 //! list what came back and name what did not under `"missing"`, as nats-server does;
-//! `$JS.API.INFO` sums the bytes of every stream once (a replicated stream counts once, not
-//! once per replica), a stream whose leader did not answer counting nothing.
+//! `$JS.API.INFO` sums the bytes each stream's leader holds times the stream's replicas (as
+//! nats-server 2.9.10 adds up what every server holds), a stream whose leader did not answer
+//! counting nothing, and shows the API counts of [`counters`](super::counters).
 //!
 //! Every server subscribes [`bus::INFO`]; the one leading the stream named answers (the meta
 //! leader asks itself the same way), the others stay silent.
@@ -158,7 +159,12 @@ impl JsCluster {
     }
 
     /// `$JS.API.INFO`: the account's usage summed over its streams' leaders.
-    pub(super) fn account_info_gathered(self: &Arc<Self>, account: &str, reply: &str) {
+    pub(super) fn account_info_gathered(
+        self: &Arc<Self>,
+        account: &str,
+        reply: &str,
+        before: super::counters::Counts,
+    ) {
         let names: Vec<String> = lock(&self.meta_state)
             .streams(account)
             .map(|r| r.assignment.config.name.clone())
@@ -169,22 +175,91 @@ impl JsCluster {
             let found = c.stream_infos(&account, &names).await;
             let (mut memory, mut storage) = (0, 0);
             for v in found.values() {
-                let bytes = v["state"]["bytes"].as_u64().unwrap_or(0);
+                let replicas = v["config"]["num_replicas"].as_u64().unwrap_or(1).max(1);
+                let bytes = v["state"]["bytes"].as_u64().unwrap_or(0) * replicas;
                 if v["config"]["storage"] == "memory" {
                     memory += bytes;
                 } else {
                     storage += bytes;
                 }
             }
+            let api = (before.total, c.api_errors(&account));
             let mut v = {
                 let meta = lock(&c.meta_state);
-                capi::account_info(&meta, &account, c.limits(&account), memory, storage, (0, 0))
+                capi::account_info(&meta, &account, c.limits(&account), memory, storage, api)
             };
             if let Some(d) = c.domain() {
                 v["domain"] = json!(d);
             }
             c.answer(&account, &reply, &ApiOp::AccountInfo.body(Ok(v)));
         });
+    }
+
+    /// The API requests this server heard and the errors it answered, every account (for
+    /// `/jsz`, whose `api` is the server's own).
+    pub(crate) fn api_counts(&self) -> (u64, u64) {
+        let c = self.api.sum();
+        (c.total, c.errors)
+    }
+
+    /// `/jsz` stream details of the replicas this server holds, by account: each as this
+    /// replica sees itself (name, created, state, config) with its group's `cluster` block.
+    /// A replica entry there carries `trouble` while that replica is out of step and being
+    /// repaired: this server's reason for its own, "being repaired" for a peer whose
+    /// heartbeat says so. (natsd's own field: nats-server shows no such state.)
+    pub(crate) fn jsz_streams(&self) -> Vec<(String, Value)> {
+        let now = self.now();
+        let groups: Vec<_> = lock(&self.streams).values().cloned().collect();
+        let mut out = Vec::new();
+        for g in groups {
+            let cluster = self.group_cluster_info(&g, now);
+            let (mut d, mine) = {
+                let r = lock(&g.replica);
+                let Some(rs) = r.rs() else { continue };
+                (capi::replica_info(rs, &cluster, now), r.trouble.clone())
+            };
+            let m = g.group.raft().metrics().borrow().clone();
+            let membership = m.membership_config.membership().clone();
+            let repairing: Vec<String> = self
+                .repairing_peers(g.group.name())
+                .iter()
+                .filter_map(|id| membership.get_node(id).map(|n| n.name.clone()))
+                .collect();
+            if let Some(Value::Array(rs)) = d.get_mut("cluster").and_then(|c| c.get_mut("replicas"))
+            {
+                for r in rs.iter_mut() {
+                    let name = r["name"].as_str().unwrap_or_default().to_owned();
+                    let trouble = if name == self.name {
+                        mine.clone()
+                    } else {
+                        repairing
+                            .contains(&name)
+                            .then(|| "being repaired".to_owned())
+                    };
+                    if let Some(t) = trouble {
+                        r["trouble"] = json!(t);
+                    }
+                }
+            }
+            if let Value::Object(o) = &mut d {
+                o.remove("ts");
+                o.insert("name".into(), json!(g.name));
+            }
+            out.push((g.account.clone(), d));
+        }
+        out.sort_by(|a, b| (&a.0, a.1["name"].as_str()).cmp(&(&b.0, b.1["name"].as_str())));
+        out
+    }
+
+    /// The API errors of `account` every server answered: this one's and what each peer's
+    /// last heartbeat said.
+    fn api_errors(&self, account: &str) -> u64 {
+        let mine = self.api.errors().get(account).copied().unwrap_or(0);
+        let theirs: u64 = lock(&self.peers)
+            .values()
+            .filter_map(|p| p.hb.api_errors.get(account))
+            .sum();
+        mine + theirs
     }
 
     /// A consumer delete the meta group applied: answered once the stream's leader no longer

@@ -43,8 +43,10 @@
 //! leader or the stream's leader answers, see its docs), a create becomes a meta entry, and
 //! the meta group's effects open each stream's own Raft group on its peers ([`replicas`]),
 //! whose leader alone takes publishes and acknowledges them once committed; its consumers
-//! hand out only messages whose entry committed. A replica that falls out of step with its
-//! group (a store that lacks, differs or is damaged) is rebuilt from a peer ([`repair`]).
+//! hand out only messages whose entry committed. A `storage: memory` stream keeps its messages
+//! in memory on every replica, its Raft log on disk (see [`repair`] for a restart). A replica
+//! that falls out of step with its group (a store that lacks, differs or is damaged) is
+//! rebuilt from a peer ([`repair`]).
 //! Scaling a stream by STREAM.UPDATE, STREAM.PEER.REMOVE and SERVER.REMOVE change its
 //! group's members through the group's leader ([`members`]). The single-server JetStream of each
 //! account keeps running beside it for what was stored before clustering
@@ -65,8 +67,6 @@
 //! * Pause/reset/unpin of consumers on clustered streams (see [`consumers`]).
 //! * Snapshots and restores in a cluster: unanswered.
 //! * Moving a stream to other tags or another cluster by STREAM.UPDATE (refused, 10036).
-//! * Memory-storage streams are kept in files when clustered.
-//! * `$JS.API.INFO`'s `api` counters are zero in a cluster.
 //! * Mirrors and sources of clustered streams from another account or domain (`external`)
 //!   or through a durable consumer: not copied. Placement does not weigh the storage
 //!   servers use (heartbeats carry their limits, not their usage).
@@ -75,6 +75,7 @@ mod api;
 mod bootstrap;
 mod bus;
 mod consumers;
+mod counters;
 mod effects;
 mod gather;
 mod group_commit;
@@ -167,6 +168,9 @@ struct Heartbeat {
     /// The stream groups it leads (so the meta leader knows which have none, see [`api`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     leading: Vec<String>,
+    /// The JetStream API errors it answered, by account (see [`counters`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    api_errors: BTreeMap<String, u64>,
 }
 
 /// What placement needs to know of a server (Go: the `ServerInfo` of its statsz: `tags`,
@@ -249,6 +253,8 @@ pub(crate) struct JsCluster {
     started: Instant,
     /// Idle consumers this server asked the meta leader to remove, and when.
     reaping: Mutex<BTreeMap<(String, String, String), Instant>>,
+    /// This server's JetStream API counts (see [`counters`]).
+    api: counters::ApiCounters,
 }
 
 impl std::fmt::Debug for JsCluster {
@@ -341,6 +347,7 @@ pub(crate) fn start(srv: &Arc<Shared>, root: &Path) -> Result<(), String> {
             rng: Mutex::new(SplitMix64::new(seed)),
             sourcing: Mutex::new(BTreeSet::new()),
             reaping: Mutex::new(BTreeMap::new()),
+            api: counters::ApiCounters::default(),
             led: Mutex::new(BTreeMap::new()),
             started: Instant::now(),
         });
@@ -589,6 +596,7 @@ impl JsCluster {
             repairing: self.repairing_groups(),
             placed: self.placed(),
             leading: self.leading_groups(),
+            api_errors: self.api.errors(),
         };
         self.saw_leaders(&hb.leading);
         if let Ok(b) = serde_json::to_vec(&hb) {

@@ -24,6 +24,14 @@
 //!    deleted), move the new one in, restore the peer's snapshot over it and apply the
 //!    committed entries kept meanwhile.
 //!
+//! A memory stream's replica whose server restarted finds its store empty beneath its Raft
+//! snapshot and is repaired the same way. While in that state it answers a snapshot ask with
+//! [`LOST`]; when every other member answers so too (the whole group restarted), nobody holds
+//! the messages any more, and the replica takes the loss: its store starts empty after the
+//! snapshot's last sequence, which keeps the sequences of the group's Raft log in step (Go: a
+//! memory stream comes back empty after its servers restart; nats-server also starts its
+//! sequences again from 1, natsd continues them).
+//!
 //! Then elections come back (unless the Raft log itself is damaged), an info line is logged,
 //! and the replica leads again when Raft makes it leader. A snapshot installed or a stop
 //! meanwhile makes the attempt stale; it is dropped.
@@ -34,7 +42,7 @@
 //! `u32` length and its bytes. A snapshot without kept entries is the replica's own bytes.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -48,9 +56,9 @@ use natsd_raft::NodeId;
 use tokio::time::{timeout_at, Instant};
 
 use super::bus::{self, Bus, Inbound};
-use super::replicas::{open_store, open_store_in, Replica, StreamGroup, STORE_DIR};
+use super::replicas::{is_memory, open_store, open_store_in, Replica, StreamGroup, STORE_DIR};
 use super::JsCluster;
-use crate::server::lock;
+use crate::server::{lock, unix_nanos, Shared};
 
 /// Where a catch-up fills the replacement store until it is complete.
 pub(super) const CATCHUP_DIR: &str = "catchup";
@@ -66,6 +74,9 @@ const MAX_SILENCES: u32 = 3;
 const RETRY: Duration = Duration::from_secs(1);
 /// Starts a snapshot that carries kept entries (no replica snapshot starts with `0xff`).
 pub(super) const KEPT: &[u8] = b"\xffKEPT1";
+/// A memory replica's answer to a snapshot ask while its messages are lost (see the module
+/// docs).
+const LOST: &[u8] = b"\xffLOST1";
 
 /// Chunks small enough for any route's `max_payload`, windows small enough that a window in
 /// flight (256 KiB) never stalls a route.
@@ -149,7 +160,7 @@ impl Replica {
     /// trouble.
     fn serve_snapshot(&self) -> Option<Vec<u8>> {
         if self.trouble.is_some() {
-            return None;
+            return self.memory_lost.map(|_| LOST.to_vec());
         }
         self.rs.as_ref().map(ReplicatedStream::snapshot)
     }
@@ -195,13 +206,19 @@ impl Replica {
         store
             .sync()
             .map_err(|e| format!("catch-up store sync: {e}"))?;
-        drop(store);
         let created = self.rs.as_ref().map_or(0, |rs| rs.stream.created);
         self.rs = None;
-        set_aside(&self.dir, STORE_DIR);
-        let moved = std::fs::rename(self.dir.join(CATCHUP_DIR), self.dir.join(STORE_DIR))
-            .map_err(|e| format!("moving the caught-up store in: {e}"));
-        let (store, damage) = open_store(&self.dir, &self.config);
+        let (moved, store, damage) = if is_memory(&self.config) {
+            // In memory: the filled store itself goes in.
+            (Ok(()), store, None)
+        } else {
+            drop(store);
+            set_aside(&self.dir, STORE_DIR);
+            let moved = std::fs::rename(self.dir.join(CATCHUP_DIR), self.dir.join(STORE_DIR))
+                .map_err(|e| format!("moving the caught-up store in: {e}"));
+            let (store, damage) = open_store(&self.dir, &self.config);
+            (moved, store, damage)
+        };
         let restored = ReplicatedStream::restore(snap, store).map_err(|e| e.to_string());
         let out = match (moved, damage, restored) {
             (Err(e), _, _) | (_, Some(e), _) | (_, _, Err(e)) => Err(e),
@@ -214,6 +231,7 @@ impl Replica {
                 self.rs = Some(rs);
                 self.trouble = None;
                 self.damaged_store = false;
+                self.memory_lost = None;
                 self.epoch.send_modify(|e| *e += 1);
                 self.drain();
                 Ok(())
@@ -230,8 +248,52 @@ impl Replica {
     }
 }
 
+impl Replica {
+    /// Every member of a memory stream's group lost its messages (see the module docs): the
+    /// store starts empty after the last sequence the snapshot saw, and the kept entries
+    /// apply over it.
+    fn accept_memory_loss(
+        &mut self,
+        now: natsd_core::jetstream::store::UnixNanos,
+    ) -> Result<(), String> {
+        let Some(want) = self.memory_lost else {
+            return Err("not a memory replica that lost its messages".to_owned());
+        };
+        let Some(rs) = self.rs.as_mut() else {
+            return Err("no replica".to_owned());
+        };
+        let store = &mut rs.stream.store;
+        let have = store.state().last_seq;
+        if have < want {
+            store
+                .skip_msgs(have + 1, want - have, now)
+                .map_err(|e| format!("skipping the lost sequences: {e}"))?;
+        }
+        // Rebuilt from its own snapshot over the store, now level with it.
+        let snap = rs.snapshot();
+        let store = std::mem::replace(
+            &mut rs.stream.store,
+            Box::new(natsd_core::jetstream::store::MemStore::new(
+                natsd_core::jetstream::stream::store_config(&self.config),
+            )),
+        );
+        let (mut rs, behind) =
+            ReplicatedStream::restore(&snap, store).map_err(|e| e.to_string())?;
+        if let Some((have, want)) = behind {
+            return Err(format!("store holds {have}, snapshot saw {want}"));
+        }
+        rs.set_leading(false);
+        self.rs = Some(rs);
+        self.trouble = None;
+        self.memory_lost = None;
+        self.epoch.send_modify(|e| *e += 1);
+        self.drain();
+        Ok(())
+    }
+}
+
 /// Follows `g`'s replica: repairs it whenever it is in trouble, until the group stops.
-pub(super) async fn run(g: Arc<StreamGroup>, bus: Arc<Bus>) {
+pub(super) async fn run(g: Arc<StreamGroup>, bus: Arc<Bus>, srv: Weak<Shared>) {
     let mut epoch = lock(&g.replica).epoch.subscribe();
     let mut warned: Option<u64> = None;
     loop {
@@ -259,7 +321,7 @@ pub(super) async fn run(g: Arc<StreamGroup>, bus: Arc<Bus>) {
             warned = Some(at);
         }
         hand_over_leadership(&g, &bus);
-        match attempt(&g, &bus).await {
+        match attempt(&g, &bus, &srv).await {
             Ok(Some(how)) => {
                 tracing::info!(
                     "JetStream stream {} in account {} repaired: {how}",
@@ -321,7 +383,11 @@ async fn ask_snapshot(bus: &Arc<Bus>, peer: NodeId, group: &str) -> Option<Vec<u
 
 /// One repair attempt: `Ok(Some(how))` once rebuilt, `Ok(None)` when no peer could serve or
 /// the attempt went stale, `Err` when it failed part-way.
-async fn attempt(g: &Arc<StreamGroup>, bus: &Arc<Bus>) -> Result<Option<String>, String> {
+async fn attempt(
+    g: &Arc<StreamGroup>,
+    bus: &Arc<Bus>,
+    srv: &Weak<Shared>,
+) -> Result<Option<String>, String> {
     let started = Instant::now();
     let (trusted, epoch) = {
         let r = lock(&g.replica);
@@ -343,10 +409,16 @@ async fn attempt(g: &Arc<StreamGroup>, bus: &Arc<Bus>) -> Result<Option<String>,
     }
     let group = g.group.name().to_owned();
     let mut best: Option<(u64, NodeId, Vec<u8>)> = None;
+    let mut lost = 0;
+    let asked = peers.len();
     for peer in peers {
         let Some(snap) = ask_snapshot(bus, peer, &group).await else {
             continue;
         };
+        if snap == LOST {
+            lost += 1;
+            continue;
+        }
         let Ok(info) = ReplicatedStream::snapshot_info(&snap) else {
             continue;
         };
@@ -355,6 +427,16 @@ async fn attempt(g: &Arc<StreamGroup>, bus: &Arc<Bus>) -> Result<Option<String>,
         }
     }
     let Some((_, peer, snap)) = best else {
+        if lost == asked && asked > 0 {
+            let mut r = lock(&g.replica);
+            if r.epoch_now() == epoch && r.memory_lost.is_some() {
+                let now = srv.upgrade().map_or(0, |s| unix_nanos(s.wall_clock()));
+                r.accept_memory_loss(now)?;
+                return Ok(Some(
+                    "every replica restarted and lost its messages (memory storage); the stream goes on without them".to_owned(),
+                ));
+            }
+        }
         return Ok(None);
     };
     let stale = |r: &Replica| r.epoch_now() != epoch || r.trouble.is_none();

@@ -45,7 +45,7 @@ use bytes::Bytes;
 use natsd_core::account::Account;
 use natsd_core::jetstream::api::{ApiError, PurgeRequest, StreamConfig};
 use natsd_core::jetstream::cluster::{Applied, ReplicatedStream, StreamAssignment, StreamEntry};
-use natsd_core::jetstream::store::{FileStore, FileStoreConfig, StreamStore};
+use natsd_core::jetstream::store::{FileStore, FileStoreConfig, MemStore, StreamStore};
 use natsd_core::jetstream::stream::store_config;
 use natsd_core::router::{InternalSink, Message, SubRef, SubTarget, Subscription};
 use natsd_raft::openraft::ServerState;
@@ -126,6 +126,9 @@ pub(super) struct Replica {
     /// The store itself was found damaged: only a rebuilt store ends the trouble (a snapshot
     /// restored over it does not).
     pub(super) damaged_store: bool,
+    /// A memory store found short of the Raft snapshot beneath it (its server restarted): the
+    /// last sequence the snapshot saw. See `repair` for what happens when every replica is so.
+    pub(super) memory_lost: Option<u64>,
     /// Committed entries handed over while in trouble, in order.
     pub(super) pending: Vec<(u64, Vec<u8>)>,
     /// The last index applied before the trouble: a repair source must have applied it.
@@ -151,6 +154,7 @@ impl Replica {
             rs: Some(ReplicatedStream::new(sa.config.clone(), store, sa.created)),
             trouble: None,
             damaged_store: false,
+            memory_lost: None,
             pending: Vec::new(),
             trusted: 0,
             epoch: tokio::sync::watch::Sender::new(0),
@@ -248,7 +252,9 @@ impl Replica {
     }
 }
 
-/// Opens the stream's file store in `<dir>/msgs`; also says what damage opening found.
+/// Opens the stream's store: its files in `<dir>/msgs`, or for a `storage: memory` stream an
+/// empty store in memory (as nats-server keeps it; the group's Raft log stays on disk, see
+/// `StreamMachine::restore`). Also says what damage opening found.
 pub(super) fn open_store(
     dir: &Path,
     cfg: &StreamConfig,
@@ -259,12 +265,16 @@ pub(super) fn open_store(
 /// The store's directory in the group's.
 pub(super) const STORE_DIR: &str = "msgs";
 
-/// Opens a stream file store in `<dir>/<name>`; also says what damage opening found.
+/// Opens a stream store in `<dir>/<name>` (in memory for a memory stream); also says what
+/// damage opening found.
 pub(super) fn open_store_in(
     dir: &Path,
     name: &str,
     cfg: &StreamConfig,
 ) -> (Box<dyn StreamStore + Send>, Option<String>) {
+    if is_memory(cfg) {
+        return (Box::new(MemStore::new(store_config(cfg))), None);
+    }
     let disk = FsDisk::new(dir.to_path_buf(), false);
     let f = FileStoreConfig::default();
     match FileStore::open(disk, name, store_config(cfg), f) {
@@ -290,6 +300,11 @@ pub(super) fn open_store_in(
             }
         }
     }
+}
+
+/// A stream kept in memory.
+pub(super) fn is_memory(cfg: &StreamConfig) -> bool {
+    cfg.storage == "memory"
 }
 
 /// The stream group's [`GroupMachine`].
@@ -322,9 +337,13 @@ impl GroupMachine for StreamMachine {
         let config =
             r.rs.as_ref()
                 .map_or_else(|| self.config.clone(), |rs| rs.stream.config.clone());
-        // Close the store before reopening it over the same files.
-        r.rs = None;
-        let (store, damage) = open_store(&r.dir, &config);
+        // Close the store before reopening it over the same files; a memory store is kept
+        // (reopening it would empty it).
+        let kept = r.rs.take().filter(|_| is_memory(&config));
+        let (store, damage) = match kept {
+            Some(rs) => (rs.stream.store, None),
+            None => open_store(&r.dir, &config),
+        };
         let restored = ReplicatedStream::restore(rs_bytes, store);
         let (mut rs, behind) = match restored {
             Ok(x) => x,
@@ -343,6 +362,7 @@ impl GroupMachine for StreamMachine {
         // except a damaged store, which only a rebuilt one mends.
         let sticky = r.damaged_store.then(|| r.trouble.clone()).flatten();
         r.trouble = None;
+        r.memory_lost = None;
         r.epoch.send_modify(|e| *e += 1);
         if let Some(why) = damage {
             r.damaged_store = true;
@@ -350,6 +370,12 @@ impl GroupMachine for StreamMachine {
         } else if let Some(why) = sticky {
             r.fail(why);
         } else if let Some((have, want)) = behind {
+            // A memory store under a snapshot taken before its server restarted: what it held
+            // is gone here and comes back from a peer (Go: a memory stream's replica restarts
+            // empty and catches up from the leader).
+            if is_memory(&config) {
+                r.memory_lost = Some(want);
+            }
             r.fail(format!("store holds {have}, snapshot saw {want}"));
         } else {
             r.drain();
