@@ -18,16 +18,18 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::auth::PermissionChecker;
+use crate::auth::{Authenticator, PermissionChecker};
 pub use crate::link::CloseReason as LeafCloseReason;
 use crate::link::{close_reason, password_matches, Keepalive, Tick};
 use crate::linkout::LinkOut;
 use crate::options::LeafUser;
+use crate::options::{Permissions, SubjectPermission};
 use crate::outbound::StallGate;
 use crate::proto::leaf::{
     self as proto, MsgHeader, RemoteSub, RemoteUnsub, RouteConnect, RouteInfo, RouteOp,
     RouteParser, RouteProtoError, RoutedMsg,
 };
+use crate::proto::route::RoutePermission;
 use crate::rng::SplitMix64;
 
 /// Go: server/server.go firstPingInterval.
@@ -45,6 +47,25 @@ mod creds;
 mod tests;
 
 pub use creds::LeafCredentials;
+
+/// Go: processLeafSub and sendLeafNodeSubUpdate — loop detection and gateway reply
+/// subjects cross a link whatever its permissions.
+fn exempt(subject: &[u8]) -> bool {
+    [LOOP_DETECTION_PREFIX.as_bytes(), b"$GR.", b"_GR_."]
+        .iter()
+        .any(|p| subject.starts_with(p))
+}
+
+/// A user's permissions as the hub applies them to that user's leaf link: what the leaf may
+/// publish is what we take from it (and ask it for), what it may subscribe to is what we
+/// send it (Go: processLeafNodeConnect swaps `perms.pub` and `perms.sub`).
+fn swapped(p: &Permissions) -> Permissions {
+    Permissions {
+        publish: p.subscribe.clone(),
+        subscribe: p.publish.clone(),
+        ..Permissions::default()
+    }
+}
 
 /// What the server must do about this leaf connection.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,6 +115,11 @@ impl std::fmt::Debug for LeafAuth {
 }
 
 impl LeafAuth {
+    /// Names no user: the server's own users (if any) decide.
+    pub fn is_open(&self) -> bool {
+        self.user.is_empty() && self.users.is_empty()
+    }
+
     /// The account a CONNECT with these credentials is bound to, or `None` if refused
     /// (Go: server/auth.go isLeafNodeAuthorized).
     pub fn authorize(&self, user: &str, pass: &str) -> Option<String> {
@@ -135,6 +161,9 @@ pub struct LeafSettings {
     pub auth_timeout: Duration,
     /// Hub side: who may connect.
     pub auth: LeafAuth,
+    /// Hub side: the server's own users, which authenticate leaves when `auth` names nobody
+    /// (`None`: every leaf is let in then).
+    pub main_auth: Option<Arc<Authenticator>>,
 }
 
 /// Which side dialed.
@@ -173,6 +202,14 @@ pub struct LeafConn {
     /// What may cross the link: publish is what we send, subscribe what we take in (a
     /// remote's `deny_exports` and `deny_imports`).
     perms: Option<Arc<PermissionChecker>>,
+    /// Leaf side: the remote's `deny_exports` and `deny_imports`, merged into the
+    /// permissions the hub sends.
+    deny: (Vec<String>, Vec<String>),
+    /// Leaf side: CONNECT is sent, the hub's answer (INFO with `connect_info`) is awaited
+    /// before the link is bound: the account, the hub's id and name.
+    pending_bind: Option<(String, String, String)>,
+    /// Hub side: the leaf user's own permissions, told to the leaf in our answer to CONNECT.
+    user_perms: Option<Permissions>,
     /// Leaf side: a `.creds` remote's JWT and seed.
     creds: Option<Arc<LeafCredentials>>,
     /// Our `$LDS.` subject for the bound account.
@@ -204,6 +241,9 @@ impl LeafConn {
             peer_headers: false,
             peer_tls: false,
             perms: None,
+            deny: (Vec::new(), Vec::new()),
+            pending_bind: None,
+            user_perms: None,
             creds: None,
             loop_subject: None,
             loop_detected: false,
@@ -236,8 +276,38 @@ impl LeafConn {
     /// - The peer's interest in a literal subject we may not publish to is ignored, and no
     ///   message on such a subject is sent (a wildcard interest is taken, its messages checked
     ///   one by one: Go: client.go deliverMsg).
-    pub fn set_permissions(&mut self, perms: Arc<PermissionChecker>) {
-        self.perms = Some(perms);
+    pub fn set_deny_lists(&mut self, deny_exports: &[String], deny_imports: &[String]) {
+        self.deny = (deny_exports.to_vec(), deny_imports.to_vec());
+        self.apply_permissions(None, None);
+    }
+
+    /// Leaf side: the link's permissions, from what the hub told us (its `export` is what we
+    /// may send, its `import` what we may ask for and take in) plus our deny lists (Go:
+    /// processLeafnodeInfo).
+    fn apply_permissions(
+        &mut self,
+        export: Option<&RoutePermission>,
+        import: Option<&RoutePermission>,
+    ) {
+        let side = |from: Option<&RoutePermission>, deny: &[String]| {
+            if from.is_none() && deny.is_empty() {
+                return None;
+            }
+            let mut p = SubjectPermission::default();
+            if let Some(f) = from {
+                p.allow.clone_from(&f.allow);
+                p.deny.clone_from(&f.deny);
+            }
+            p.deny.extend_from_slice(deny);
+            Some(p)
+        };
+        let perms = Permissions {
+            publish: side(export, &self.deny.0),
+            subscribe: side(import, &self.deny.1),
+            ..Permissions::default()
+        };
+        self.perms = (perms.publish.is_some() || perms.subscribe.is_some())
+            .then(|| Arc::new(PermissionChecker::new(&perms)));
     }
 
     /// Leaf side: authenticate with a `.creds` file (its JWT, and the hub's nonce signed with
@@ -287,9 +357,13 @@ impl LeafConn {
     }
 
     fn may_take(&self, subject: &[u8], queue: Option<&[u8]>) -> bool {
-        self.perms
-            .as_ref()
-            .is_none_or(|p| p.can_subscribe(subject, queue))
+        // Go: canSubscribe — a leaf link may ask for a wildcard wider than what it may
+        // take (messages are checked one by one, see may_deliver).
+        exempt(subject)
+            || self
+                .perms
+                .as_ref()
+                .is_none_or(|p| p.can_subscribe(subject, queue) || p.may_want(subject))
     }
 
     /// This connection's id.
@@ -398,9 +472,25 @@ impl LeafConn {
                     self.loop_found(true);
                     return;
                 }
-                if crate::subject::is_literal(&s.subject) && !self.may_send(&s.subject) {
-                    // Go: processLeafSub — "Not permitted to subscribe to" on the link.
-                    tracing::debug!(lid = self.id, subject = %String::from_utf8_lossy(&s.subject), "leafnode subscription denied");
+                if !exempt(&s.subject)
+                    && crate::subject::is_literal(&s.subject)
+                    && !self.may_send(&s.subject)
+                {
+                    let subject = String::from_utf8_lossy(&s.subject).into_owned();
+                    if self.is_solicited() {
+                        // Go: processLeafSub — on the leaf side a no-op: our deny lists.
+                        tracing::debug!(lid = self.id, %subject, "leafnode subscription denied");
+                        return;
+                    }
+                    // Go: leafnode.go leafPermViolation — the hub cuts the leaf off.
+                    tracing::error!(
+                        lid = self.id,
+                        "Subscription Violation on {subject:?} - Check other side configuration"
+                    );
+                    self.err_and_close(
+                        &format!("Permissions Violation for Subscription to {subject:?}"),
+                        LeafCloseReason::ProtocolViolation,
+                    );
                     return;
                 }
                 self.events.push_back(LeafEvent::RemoteSub(s));
@@ -425,7 +515,7 @@ impl LeafConn {
         if self.is_solicited() || self.account.is_some() {
             return;
         }
-        let Some(account) = self.cfg.auth.authorize(&c.user, &c.pass) else {
+        let Some(account) = self.authorize(&c) else {
             self.err_and_close(
                 "Authorization Violation",
                 LeafCloseReason::AuthenticationViolation,
@@ -441,8 +531,43 @@ impl LeafConn {
         info.connect_info = true;
         info.client_id = self.id;
         info.remote_account.clone_from(&account);
+        // Go: setPermissions (isHubLeafNode) and sendPermsAndAccountInfo — the leaf is told
+        // its user's permissions, unswapped, to enforce them on its side.
+        if let Some(p) = &self.user_perms {
+            let wire = |s: &Option<SubjectPermission>| {
+                s.as_ref().map(|s| RoutePermission {
+                    allow: s.allow.clone(),
+                    deny: s.deny.clone(),
+                })
+            };
+            info.import = wire(&p.subscribe);
+            info.export = wire(&p.publish);
+        }
         proto::encode_info(self.out.buf(), &info);
         self.bind(account, c.server_id, c.name);
+    }
+
+    /// Hub side: the account a CONNECT binds to, or `None` if refused. A user of the main
+    /// `authorization` brings its permissions onto the link.
+    fn authorize(&mut self, c: &RouteConnect) -> Option<String> {
+        let main = match &self.cfg.main_auth {
+            Some(m) if self.cfg.auth.is_open() => m,
+            _ => return self.cfg.auth.authorize(&c.user, &c.pass),
+        };
+        match main.authenticate_leaf(&c.user, &c.pass) {
+            Ok(None) => self.cfg.auth.authorize("", ""),
+            Ok(Some(outcome)) => {
+                if let Some(p) = &outcome.permissions {
+                    self.perms = Some(Arc::new(PermissionChecker::new(&swapped(p))));
+                    self.user_perms = Some(p.clone());
+                }
+                Some(outcome.account)
+            }
+            Err(e) => {
+                tracing::warn!(lid = self.id, error = %e, "leafnode authentication failed");
+                None
+            }
+        }
     }
 
     /// Leaf side: the hub's first INFO is answered with CONNECT. Later INFOs (the answer to
@@ -457,6 +582,15 @@ impl LeafConn {
             return;
         };
         if self.account.is_some() {
+            return;
+        }
+        if let Some((account, id, name)) = self.pending_bind.take() {
+            // Go: processLeafnodeInfo — the answer to CONNECT carries our permissions; only
+            // then is the connect finished (our interest sent).
+            if info.import.is_some() || info.export.is_some() {
+                self.apply_permissions(info.export.as_ref(), info.import.as_ref());
+            }
+            self.bind(account, id, name);
             return;
         }
         self.peer_tls = info.tls_required;
@@ -487,7 +621,12 @@ impl LeafConn {
         proto::encode_leaf_connect(self.out.buf(), &connect);
         self.peer_headers = self.cfg.info.headers && info.headers;
         let account = account.clone();
-        self.bind(account, info.server_id, info.server_name);
+        if info.info_on_connect {
+            // Go: leafNodeFinishConnectProcess waits for the hub's answer.
+            self.pending_bind = Some((account, info.server_id, info.server_name));
+        } else {
+            self.bind(account, info.server_id, info.server_name);
+        }
     }
 
     fn bind(&mut self, account: String, remote_id: String, remote_name: String) {

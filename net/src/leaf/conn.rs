@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use natsd_core::account::Account;
-use natsd_core::auth::PermissionChecker;
 use natsd_core::leaf::{LeafCloseReason, LeafConn, LeafCredentials, LeafEvent, LeafRole};
 use natsd_core::rng::SplitMix64;
 use natsd_core::router::{self, MatchCache, Message, PendingFlush, Publisher};
@@ -33,8 +32,8 @@ const FIRST_INFO_TIMEOUT: Duration = Duration::from_secs(5);
 /// What a dialed link is set up with from its `remotes` entry.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LinkSetup {
-    /// The deny lists, as permissions (see [`LeafConn::set_permissions`]).
-    pub(crate) perms: Option<Arc<PermissionChecker>>,
+    /// The remote's `deny_exports` and `deny_imports` (see [`LeafConn::set_deny_lists`]).
+    pub(crate) deny: Option<(Vec<String>, Vec<String>)>,
     /// A `.creds` file.
     pub(crate) creds: Option<Arc<LeafCredentials>>,
 }
@@ -76,8 +75,8 @@ where
     };
     let mut rng = SplitMix64::new(srv.next_seed());
     let mut conn = LeafConn::new(now(), srv.next_conn_id(), cfg, role, rng.next_u64());
-    if let Some(p) = setup.perms {
-        conn.set_permissions(p);
+    if let Some((exports, imports)) = &setup.deny {
+        conn.set_deny_lists(exports, imports);
     }
     if let Some(c) = setup.creds {
         conn.set_credentials(c);
