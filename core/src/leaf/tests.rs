@@ -329,7 +329,7 @@ fn main_users_authenticate_leaves_with_swapped_permissions() {
         ..User::default()
     }];
     let mut cfg = (*settings(LeafAuth::default())).clone();
-    cfg.main_auth = Some(Arc::new(crate::auth::Authenticator::new(&opts)));
+    cfg.main_auth = Some(Arc::new(Authenticator::new(&opts)));
     let cfg = Arc::new(cfg);
     let connect = |user: &str, pass: &str| {
         format!("CONNECT {{\"user\":\"{user}\",\"pass\":\"{pass}\",\"name\":\"leaf\",\"server_id\":\"L\"}}\r\n")
