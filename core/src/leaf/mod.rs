@@ -268,8 +268,9 @@ impl LeafConn {
         conn
     }
 
-    /// Restricts what crosses the link (Go: leafnode.go, a remote's deny lists become the
-    /// link's permissions: publish deny = `deny_exports`, subscribe deny = `deny_imports`).
+    /// Leaf side: restricts what crosses the link (Go: leafnode.go, a remote's deny lists
+    /// become the link's permissions: publish deny = `deny_exports`, subscribe deny =
+    /// `deny_imports`), merged into the permissions the hub may send in its answer to CONNECT.
     ///
     /// - Our interest in a subject we may not subscribe to is never sent (no `LS+`), and a
     ///   message on it that arrives anyway is dropped.
