@@ -434,6 +434,50 @@ impl LeafConn {
         false
     }
 
+    /// Like [`Self::handle_input`], but messages for the bound account go straight into
+    /// `msgs` instead of through [`Self::poll_event`], at most until `msgs` holds `max`. Any
+    /// other op that emits an event stops the run after it, so the caller acts on `msgs`
+    /// first, then on the events (as the route's machine does, and for the same reason: a
+    /// message moved once rather than copied through the event queue, one lock per run).
+    pub fn handle_input_msgs(
+        &mut self,
+        now: Instant,
+        buf: &mut BytesMut,
+        msgs: &mut Vec<RoutedMsg>,
+        max: usize,
+    ) -> bool {
+        // Events another task caused (a close) go first.
+        if !self.events.is_empty() {
+            return !buf.is_empty();
+        }
+        while !self.closed {
+            if msgs.len() >= max {
+                return !buf.is_empty();
+            }
+            match self.parser.parse(buf) {
+                Ok(Some(RouteOp::Msg(m)))
+                    if self.account.is_some() && !self.keepalive.awaiting_auth() =>
+                {
+                    if self.may_deliver(&m.subject) {
+                        msgs.push(m);
+                    }
+                }
+                Ok(Some(op)) => {
+                    self.handle_op(now, op);
+                    if !self.events.is_empty() {
+                        return !self.closed && !buf.is_empty();
+                    }
+                }
+                Ok(None) => return false,
+                Err(e) => {
+                    self.proto_error(&e);
+                    return false;
+                }
+            }
+        }
+        false
+    }
+
     fn proto_error(&mut self, e: &RouteProtoError) {
         tracing::error!(lid = self.id, error = %e, "leafnode protocol error");
         if e.sends_err() {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use natsd_core::account::Account;
 use natsd_core::leaf::{LeafCloseReason, LeafConn, LeafCredentials, LeafEvent, LeafRole};
+use natsd_core::proto::leaf::RoutedMsg;
 use natsd_core::rng::SplitMix64;
 use natsd_core::router::{self, MatchCache, Message, PendingFlush, Publisher};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -23,6 +24,9 @@ use crate::server::{lock, Shared};
 use crate::transport::now;
 
 const READ_BUF: usize = 32 * 1024;
+/// Messages taken from the machine per lock (as a route's reader does).
+const MSG_RUN: usize = 64;
+
 /// Time a closing link gets to flush its last bytes (a final -ERR).
 const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
@@ -209,6 +213,7 @@ async fn drive<S>(
     ));
     let mut ctx = Ctx {
         rng,
+        msgs: Vec::with_capacity(MSG_RUN),
         pending: PendingFlush::default(),
         cache: MatchCache::default(),
         account: None,
@@ -278,21 +283,65 @@ fn eat(
     ctx: &mut Ctx,
     buf: &mut BytesMut,
 ) -> Option<LeafCloseReason> {
-    loop {
-        let more = handle.with(|c| c.handle_input(now(), buf));
+    let mut msgs = std::mem::take(&mut ctx.msgs);
+    let closed = loop {
+        let more = handle.with(|c| c.handle_input_msgs(now(), buf, &mut msgs, MSG_RUN));
+        // The messages first: on the wire they came before the event that ended their run.
+        deliver_run(handle, ctx, &msgs);
+        msgs.clear();
         // The close event is queued once: dropping it here would leave the loop reading a
         // dead socket forever (EOF returns at once).
         if let Some(r) = process(srv, handle, ctx) {
-            return Some(r);
+            break Some(r);
         }
         if !more {
-            return None;
+            break None;
         }
+    };
+    ctx.msgs = msgs;
+    closed
+}
+
+/// Delivers a run of messages from the peer to the bound account's local interest.
+fn deliver_run(h: &Arc<LeafHandle>, ctx: &mut Ctx, msgs: &[RoutedMsg]) {
+    let Some((_, acc)) = &ctx.account else {
+        return;
+    };
+    if msgs.is_empty() {
+        return;
+    }
+    let bytes: usize = msgs.iter().map(RoutedMsg::total_len).sum();
+    h.in_msgs.fetch_add(msgs.len() as u64, Ordering::Relaxed);
+    h.in_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    let now = now();
+    let from = router::LeafOrigin {
+        id: h.id,
+        spoke: h.spoke,
+    };
+    for msg in msgs {
+        let m = Message {
+            subject: &msg.subject,
+            reply: msg.reply.as_deref(),
+            headers: msg.headers.as_deref(),
+            payload: &msg.payload,
+            shared: Some(&msg.payload),
+        };
+        let mut p = Publisher {
+            client: None,
+            rng: &mut ctx.rng,
+            now,
+            pending: &mut ctx.pending,
+            cache: Some(&mut ctx.cache),
+            transient: false,
+        };
+        router::deliver_from_leaf(acc, &mut p, &m, from, &msg.queues);
     }
 }
 
 struct Ctx {
     rng: SplitMix64,
+    /// A run of messages taken from the machine under one lock (kept for its allocation).
+    msgs: Vec<RoutedMsg>,
     pending: PendingFlush,
     cache: MatchCache,
     /// The bound account, once connected.
