@@ -397,3 +397,26 @@ fn main_users_authenticate_leaves_with_swapped_permissions() {
         "-ERR 'Permissions Violation for Subscription to \"secret\"'\r\n"
     );
 }
+
+/// Messages come out in runs, stopped by any other op's event so it is acted on in order.
+#[test]
+#[allow(clippy::disallowed_methods)] // any start instant will do
+fn messages_come_out_in_runs_up_to_an_event() {
+    let now = Instant::now();
+    let mut hub = LeafConn::new(now, 4, settings(LeafAuth::default()), LeafRole::Accepted, 1);
+    let _ = feed(
+        &mut hub,
+        now,
+        b"CONNECT {\"server_id\":\"L\",\"name\":\"l\"}\r\n",
+    );
+    let mut buf =
+        BytesMut::from(&b"LMSG a 1\r\nx\r\nLMSG b 1\r\ny\r\nLS+ s\r\nLMSG c 1\r\nz\r\n"[..]);
+    let mut msgs = Vec::new();
+    assert!(hub.handle_input_msgs(now, &mut buf, &mut msgs, 64));
+    let subjects: Vec<&[u8]> = msgs.iter().map(|m| &m.subject[..]).collect();
+    assert_eq!(subjects, [&b"a"[..], b"b"]);
+    assert!(matches!(&events(&mut hub)[..], [LeafEvent::RemoteSub(s)] if &s.subject[..] == b"s"));
+    msgs.clear();
+    assert!(!hub.handle_input_msgs(now, &mut buf, &mut msgs, 1));
+    assert_eq!((msgs.len(), &msgs[0].payload[..]), (1, &b"z"[..]));
+}
