@@ -30,6 +30,12 @@
 #                       cross-node scenarios (groups separated by ';', as BENCH_GROUPS): each server kind runs as a 3-node cluster
 #                       (routes on PORT+1000..), publishers on node 1, subscribers on node 2;
 #                       reported in their own table. Empty skips them.
+#   LEAF_GROUP="pubsub queue;--open-loop pubsub queue"
+#                       across a leaf link (groups separated by ';', as BENCH_GROUPS): each
+#                       server kind as a hub and a leaf dialing it (leaf port PORT+1030,
+#                       clients on PORT+30 (hub) and PORT+31 (leaf)); each direction of
+#                       LEAF_DIRS in its own table. Empty skips them.
+#   LEAF_DIRS="up down" up: publishers on the leaf, subscribers on the hub; down: the reverse
 #   JS_GROUP="js-pub-sync js-pub-async js-consume kv-put kv-get"
 #                       JetStream scenarios, reported in their own table; each round starts, in
 #                       a fresh store dir: natsd (default: synced before every PubAck),
@@ -210,6 +216,59 @@ if [ -n "$CLUSTER_GROUP" ]; then
     done
 fi
 
+LEAF_GROUP=${LEAF_GROUP-"pubsub queue;--open-loop pubsub queue"}
+LEAF_DIRS=${LEAF_DIRS-"up down"}
+for dir in $LEAF_DIRS; do : >"$OUT/leaf-$dir-results.jsonl"; done
+
+# A hub and a leaf of one kind linked by `leafnodes` (config files under $OUT: neither
+# server has command-line flags for leaf nodes); waits for the link through the hub's
+# /leafz, then runs LEAF_GROUP in each direction of LEAF_DIRS.
+run_leaf() {
+    local label=$1 round=$2 bin base lport hub leaf dir pub sub g groups
+    if [ "$label" = natsd ]; then bin=$NATSD; base=$PORT_NATSD; else bin=$NATS_SERVER; base=$PORT_GO; fi
+    lport=$((base + 1030)); hub=$((base + 30)); leaf=$((base + 31))
+    printf 'server_name: benchhub\nleafnodes { listen: "127.0.0.1:%d" }\n' "$lport" >"$OUT/leaf-hub.conf"
+    printf 'server_name: benchleaf\nleafnodes { reconnect: 1, remotes: [ { url: "nats://127.0.0.1:%d" } ] }\n' \
+        "$lport" >"$OUT/leaf-leaf.conf"
+    CLUSTER_PIDS=()
+    "${SRV_PIN[@]}" "$bin" -c "$OUT/leaf-hub.conf" -a 127.0.0.1 -p "$hub" -m "$((base + 2030))" \
+        >>"$OUT/$label-leaf-$round.log" 2>&1 &
+    CLUSTER_PIDS+=($!)
+    wait_port "$hub"
+    "${SRV_PIN[@]}" "$bin" -c "$OUT/leaf-leaf.conf" -a 127.0.0.1 -p "$leaf" \
+        >>"$OUT/$label-leaf-$round.log" 2>&1 &
+    CLUSTER_PIDS+=($!)
+    wait_port "$leaf"
+    for _ in $(seq 1 100); do
+        curl -s "http://127.0.0.1:$((base + 2030))/leafz" | grep -Eq '"leafnodes": ?1' && break
+        sleep 0.1
+    done
+    for dir in $LEAF_DIRS; do
+        if [ "$dir" = up ]; then pub=$leaf; sub=$hub; else pub=$hub; sub=$leaf; fi
+        echo "== round $round: $label hub and leaf, $dir: $LEAF_GROUP" >&2
+        IFS=';' read -ra groups <<<"$LEAF_GROUP"
+        for g in "${groups[@]}"; do
+            # shellcheck disable=SC2086 # word splitting of the group and BENCH_ARGS is intended
+            "${CLI_PIN[@]}" "$NATSD" bench --url "nats://127.0.0.1:$pub" --sub-url "nats://127.0.0.1:$sub" \
+                --label "$label" --round "$round" --duration "$DURATION" $BENCH_ARGS $g \
+                >>"$OUT/leaf-$dir-results.jsonl" 2> >(tee -a "$OUT/bench.log" >&2) ||
+                echo "warning: some $label leaf scenarios failed" >&2
+        done
+    done
+    for i in "${CLUSTER_PIDS[@]}"; do
+        kill -TERM "$i" 2>/dev/null || true
+        wait "$i" 2>/dev/null || true
+    done
+    CLUSTER_PIDS=()
+}
+
+if [ -n "$LEAF_GROUP" ] && [ -n "$LEAF_DIRS" ]; then
+    for round in $(seq 1 "$ROUNDS"); do
+        if [ $((round % 2)) -eq 1 ]; then order="natsd nats-server"; else order="nats-server natsd"; fi
+        for label in $order; do run_leaf "$label" "$round"; done
+    done
+fi
+
 JS_GROUP=${JS_GROUP-"js-pub-sync js-pub-async js-consume kv-put kv-get"}
 JS_RESULTS="$OUT/js-results.jsonl"
 JS_STORE_BASE=${JS_STORE_BASE:-$OUT}
@@ -380,6 +439,18 @@ fi
         echo
         "$NATSD" bench report "$CLUSTER_RESULTS"
     fi
+    for dir in $LEAF_DIRS; do
+        if [ -s "$OUT/leaf-$dir-results.jsonl" ]; then
+            echo
+            if [ "$dir" = up ]; then
+                echo "#### Across a leaf link, up: publisher on the leaf, subscribers on the hub (target: natsd ≥ 1.5× nats-server)"
+            else
+                echo "#### Across a leaf link, down: publisher on the hub, subscribers on the leaf (target: natsd ≥ 1.5× nats-server)"
+            fi
+            echo
+            "$NATSD" bench report "$OUT/leaf-$dir-results.jsonl"
+        fi
+    done
     if [ -s "$JS_RESULTS" ]; then
         echo
         echo "#### JetStream: file and memory streams, fresh store per server (store under $JS_STORE_BASE)"

@@ -483,6 +483,51 @@ impl Authenticator {
     }
 }
 
+impl Authenticator {
+    /// Checks a leaf node's CONNECT against these users when `leafnodes.authorization` names
+    /// nobody (Go: auth.go isLeafNodeAuthorized falling back to
+    /// processClientOrLeafAuthentication). `Ok(None)`: the leaf is let in without a user, into
+    /// the leaf listener's default account. nats-server 2.9.10 only asks a leaf for a user
+    /// when users are configured; a token or the single `user`/`password` is never checked
+    /// for leaves, and a leaf that names no user (and there is no `no_auth_user`) is let in.
+    pub fn authenticate_leaf(
+        &self,
+        user: &str,
+        pass: &str,
+    ) -> Result<Option<AuthOutcome>, AuthError> {
+        if !self.required || self.users.is_empty() {
+            return Ok(None);
+        }
+        let conn_type = ConnType::Leafnode;
+        let name = if !user.is_empty() {
+            user
+        } else if let (NoAuth::User(n), true) = (&self.no_auth, pass.is_empty()) {
+            n.as_str()
+        } else {
+            return Ok(None);
+        };
+        let Some(u) = self.users.get(name) else {
+            // Go: the no_auth_user may name an nkey user; a leaf cannot sign for it.
+            return if user.is_empty() {
+                Ok(None)
+            } else {
+                Err(AuthError::UnknownUser(name.to_owned()))
+            };
+        };
+        if !u.allows(conn_type) {
+            return Err(AuthError::ConnectionTypeNotAllowed {
+                user: name.to_owned(),
+                conn_type,
+            });
+        }
+        // Go: the no_auth_user's own password is filled in for a leaf that sent none.
+        if !user.is_empty() && !compare_secret(&u.password, pass) {
+            return Err(AuthError::BadPassword(name.to_owned()));
+        }
+        Ok(Some(u.outcome(false)))
+    }
+}
+
 /// Go: nats-server decodes `sig` as raw URL-safe base64, falling back to standard base64.
 fn verify_signature(nkey: &str, sig: Option<&str>, nonce: &[u8]) -> Result<(), AuthError> {
     let sig = sig

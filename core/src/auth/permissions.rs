@@ -190,6 +190,20 @@ impl PermissionChecker {
             .any(|e| e.applies_to(queue) && matches(&e.subject, subject))
     }
 
+    /// A leaf link's wider interest: a wildcard `subject` the subscribe allow list refuses
+    /// but that covers an allowed subject (Go: canSubscribe's ReverseMatch for leaf nodes).
+    /// The messages under it are checked one by one on delivery.
+    pub fn may_want(&self, subject: &[u8]) -> bool {
+        self.sub_restricted
+            && is_valid_subject(subject)
+            && !is_literal(subject)
+            && self
+                .sub_allow
+                .iter()
+                .any(|e| e.queue.is_none() && is_subset(&e.subject, subject))
+            && !self.sub_deny.iter().any(|e| matches(&e.subject, subject))
+    }
+
     /// Must messages to this (allowed) subscription be re-checked on delivery? True when the
     /// subscription pattern overlaps a deny entry that applies to its queue group.
     pub fn needs_delivery_check(&self, sub_subject: &[u8], queue: Option<&[u8]>) -> bool {

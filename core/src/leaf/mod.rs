@@ -21,16 +21,18 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::auth::PermissionChecker;
+use crate::auth::{Authenticator, PermissionChecker};
 pub use crate::link::CloseReason as LeafCloseReason;
 use crate::link::{close_reason, password_matches, Keepalive, Tick};
 use crate::linkout::LinkOut;
 use crate::options::LeafUser;
+use crate::options::{Permissions, SubjectPermission};
 use crate::outbound::StallGate;
 use crate::proto::leaf::{
     self as proto, MsgHeader, RemoteSub, RemoteUnsub, RouteConnect, RouteInfo, RouteOp,
     RouteParser, RouteProtoError, RoutedMsg,
 };
+use crate::proto::route::RoutePermission;
 use crate::rng::SplitMix64;
 
 /// Go: server/server.go firstPingInterval.
@@ -50,6 +52,25 @@ mod tests;
 
 pub use creds::LeafCredentials;
 pub use jetstream::{encode_js_reply, split_js_reply, JsDeny, JsSide, JS_ACK_PREFIX};
+
+/// Go: processLeafSub and sendLeafNodeSubUpdate — loop detection and gateway reply
+/// subjects cross a link whatever its permissions.
+fn exempt(subject: &[u8]) -> bool {
+    [LOOP_DETECTION_PREFIX.as_bytes(), b"$GR.", b"_GR_."]
+        .iter()
+        .any(|p| subject.starts_with(p))
+}
+
+/// A user's permissions as the hub applies them to that user's leaf link: what the leaf may
+/// publish is what we take from it (and ask it for), what it may subscribe to is what we
+/// send it (Go: processLeafNodeConnect swaps `perms.pub` and `perms.sub`).
+fn swapped(p: &Permissions) -> Permissions {
+    Permissions {
+        publish: p.subscribe.clone(),
+        subscribe: p.publish.clone(),
+        ..Permissions::default()
+    }
+}
 
 /// What the server must do about this leaf connection.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,6 +120,11 @@ impl std::fmt::Debug for LeafAuth {
 }
 
 impl LeafAuth {
+    /// Names no user: the server's own users (if any) decide.
+    pub fn is_open(&self) -> bool {
+        self.user.is_empty() && self.users.is_empty()
+    }
+
     /// The account a CONNECT with these credentials is bound to, or `None` if refused
     /// (Go: server/auth.go isLeafNodeAuthorized).
     pub fn authorize(&self, user: &str, pass: &str) -> Option<String> {
@@ -141,6 +167,9 @@ pub struct LeafSettings {
     pub auth_timeout: Duration,
     /// Hub side: who may connect.
     pub auth: LeafAuth,
+    /// Hub side: the server's own users, which authenticate leaves when `auth` names nobody
+    /// (`None`: every leaf is let in then).
+    pub main_auth: Option<Arc<Authenticator>>,
 }
 
 /// Which side dialed.
@@ -179,6 +208,14 @@ pub struct LeafConn {
     /// What may cross the link: publish is what we send, subscribe what we take in (a
     /// remote's `deny_exports` and `deny_imports`).
     perms: Option<Arc<PermissionChecker>>,
+    /// Leaf side: the remote's `deny_exports` and `deny_imports`, merged into the
+    /// permissions the hub sends.
+    deny: (Vec<String>, Vec<String>),
+    /// Leaf side: CONNECT is sent, the hub's answer (INFO with `connect_info`) is awaited
+    /// before the link is bound: the account, the hub's id and name.
+    pending_bind: Option<(String, String, String)>,
+    /// Hub side: the leaf user's own permissions, told to the leaf in our answer to CONNECT.
+    user_perms: Option<Permissions>,
     /// Leaf side: a `.creds` remote's JWT and seed.
     creds: Option<Arc<LeafCredentials>>,
     /// The JetStream API subjects kept from crossing (set when bound; see [`jetstream`]).
@@ -212,6 +249,9 @@ impl LeafConn {
             peer_headers: false,
             peer_tls: false,
             perms: None,
+            deny: (Vec::new(), Vec::new()),
+            pending_bind: None,
+            user_perms: None,
             creds: None,
             js: JsDeny::default(),
             loop_subject: None,
@@ -237,16 +277,47 @@ impl LeafConn {
         conn
     }
 
-    /// Restricts what crosses the link (Go: leafnode.go, a remote's deny lists become the
-    /// link's permissions: publish deny = `deny_exports`, subscribe deny = `deny_imports`).
+    /// Leaf side: restricts what crosses the link (Go: leafnode.go, a remote's deny lists
+    /// become the link's permissions: publish deny = `deny_exports`, subscribe deny =
+    /// `deny_imports`), merged into the permissions the hub may send in its answer to CONNECT.
     ///
     /// - Our interest in a subject we may not subscribe to is never sent (no `LS+`), and a
     ///   message on it that arrives anyway is dropped.
     /// - The peer's interest in a literal subject we may not publish to is ignored, and no
     ///   message on such a subject is sent (a wildcard interest is taken, its messages checked
     ///   one by one: Go: client.go deliverMsg).
-    pub fn set_permissions(&mut self, perms: Arc<PermissionChecker>) {
-        self.perms = Some(perms);
+    pub fn set_deny_lists(&mut self, deny_exports: &[String], deny_imports: &[String]) {
+        self.deny = (deny_exports.to_vec(), deny_imports.to_vec());
+        self.apply_permissions(None, None);
+    }
+
+    /// Leaf side: the link's permissions, from what the hub told us (its `export` is what we
+    /// may send, its `import` what we may ask for and take in) plus our deny lists (Go:
+    /// processLeafnodeInfo).
+    fn apply_permissions(
+        &mut self,
+        export: Option<&RoutePermission>,
+        import: Option<&RoutePermission>,
+    ) {
+        let side = |from: Option<&RoutePermission>, deny: &[String]| {
+            if from.is_none() && deny.is_empty() {
+                return None;
+            }
+            let mut p = SubjectPermission::default();
+            if let Some(f) = from {
+                p.allow.clone_from(&f.allow);
+                p.deny.clone_from(&f.deny);
+            }
+            p.deny.extend_from_slice(deny);
+            Some(p)
+        };
+        let perms = Permissions {
+            publish: side(export, &self.deny.0),
+            subscribe: side(import, &self.deny.1),
+            ..Permissions::default()
+        };
+        self.perms = (perms.publish.is_some() || perms.subscribe.is_some())
+            .then(|| Arc::new(PermissionChecker::new(&perms)));
     }
 
     /// Leaf side: authenticate with a `.creds` file (its JWT, and the hub's nonce signed with
@@ -298,11 +369,14 @@ impl LeafConn {
     }
 
     fn may_take(&self, subject: &[u8], queue: Option<&[u8]>) -> bool {
+        // Go: canSubscribe — a leaf link may ask for a wildcard wider than what it may
+        // take (messages are checked one by one, see may_deliver).
         self.js.may_tell(subject)
-            && self
-                .perms
-                .as_ref()
-                .is_none_or(|p| p.can_subscribe(subject, queue))
+            && (exempt(subject)
+                || self
+                    .perms
+                    .as_ref()
+                    .is_none_or(|p| p.can_subscribe(subject, queue) || p.may_want(subject)))
     }
 
     /// Our JetStream, from our INFO.
@@ -396,6 +470,50 @@ impl LeafConn {
         false
     }
 
+    /// Like [`Self::handle_input`], but messages for the bound account go straight into
+    /// `msgs` instead of through [`Self::poll_event`], at most until `msgs` holds `max`. Any
+    /// other op that emits an event stops the run after it, so the caller acts on `msgs`
+    /// first, then on the events (as the route's machine does, and for the same reason: a
+    /// message moved once rather than copied through the event queue, one lock per run).
+    pub fn handle_input_msgs(
+        &mut self,
+        now: Instant,
+        buf: &mut BytesMut,
+        msgs: &mut Vec<RoutedMsg>,
+        max: usize,
+    ) -> bool {
+        // Events another task caused (a close) go first.
+        if !self.events.is_empty() {
+            return !buf.is_empty();
+        }
+        while !self.closed {
+            if msgs.len() >= max {
+                return !buf.is_empty();
+            }
+            match self.parser.parse(buf) {
+                Ok(Some(RouteOp::Msg(m)))
+                    if self.account.is_some() && !self.keepalive.awaiting_auth() =>
+                {
+                    if self.may_deliver(&m.subject) {
+                        msgs.push(m);
+                    }
+                }
+                Ok(Some(op)) => {
+                    self.handle_op(now, op);
+                    if !self.events.is_empty() {
+                        return !self.closed && !buf.is_empty();
+                    }
+                }
+                Ok(None) => return false,
+                Err(e) => {
+                    self.proto_error(&e);
+                    return false;
+                }
+            }
+        }
+        false
+    }
+
     fn proto_error(&mut self, e: &RouteProtoError) {
         tracing::error!(lid = self.id, error = %e, "leafnode protocol error");
         if e.sends_err() {
@@ -435,11 +553,30 @@ impl LeafConn {
                     self.loop_found(true);
                     return;
                 }
+                let literal = crate::subject::is_literal(&s.subject);
                 if self.js.ignores_interest(&s.subject)
-                    || (crate::subject::is_literal(&s.subject) && !self.may_send(&s.subject))
+                    || (literal && !self.js.may_send(&s.subject))
                 {
-                    // Go: processLeafSub — "Not permitted to subscribe to" on the link.
+                    // JetStream's rules for the link: quietly not taken.
                     tracing::debug!(lid = self.id, subject = %String::from_utf8_lossy(&s.subject), "leafnode subscription denied");
+                    return;
+                }
+                if !exempt(&s.subject) && literal && !self.may_send(&s.subject) {
+                    let subject = String::from_utf8_lossy(&s.subject).into_owned();
+                    if self.is_solicited() {
+                        // Go: processLeafSub — on the leaf side a no-op: our deny lists.
+                        tracing::debug!(lid = self.id, %subject, "leafnode subscription denied");
+                        return;
+                    }
+                    // Go: leafnode.go leafPermViolation — the hub cuts the leaf off.
+                    tracing::error!(
+                        lid = self.id,
+                        "Subscription Violation on {subject:?} - Check other side configuration"
+                    );
+                    self.err_and_close(
+                        &format!("Permissions Violation for Subscription to {subject:?}"),
+                        LeafCloseReason::ProtocolViolation,
+                    );
                     return;
                 }
                 self.events.push_back(LeafEvent::RemoteSub(s));
@@ -464,7 +601,7 @@ impl LeafConn {
         if self.is_solicited() || self.account.is_some() {
             return;
         }
-        let Some(account) = self.cfg.auth.authorize(&c.user, &c.pass) else {
+        let Some(account) = self.authorize(&c) else {
             self.err_and_close(
                 "Authorization Violation",
                 LeafCloseReason::AuthenticationViolation,
@@ -484,8 +621,43 @@ impl LeafConn {
         info.connect_info = true;
         info.client_id = self.id;
         info.remote_account.clone_from(&account);
+        // Go: setPermissions (isHubLeafNode) and sendPermsAndAccountInfo — the leaf is told
+        // its user's permissions, unswapped, to enforce them on its side.
+        if let Some(p) = &self.user_perms {
+            let wire = |s: &Option<SubjectPermission>| {
+                s.as_ref().map(|s| RoutePermission {
+                    allow: s.allow.clone(),
+                    deny: s.deny.clone(),
+                })
+            };
+            info.import = wire(&p.subscribe);
+            info.export = wire(&p.publish);
+        }
         proto::encode_info(self.out.buf(), &info);
         self.bind(account, c.server_id, c.name);
+    }
+
+    /// Hub side: the account a CONNECT binds to, or `None` if refused. A user of the main
+    /// `authorization` brings its permissions onto the link.
+    fn authorize(&mut self, c: &RouteConnect) -> Option<String> {
+        let main = match &self.cfg.main_auth {
+            Some(m) if self.cfg.auth.is_open() => m,
+            _ => return self.cfg.auth.authorize(&c.user, &c.pass),
+        };
+        match main.authenticate_leaf(&c.user, &c.pass) {
+            Ok(None) => self.cfg.auth.authorize("", ""),
+            Ok(Some(outcome)) => {
+                if let Some(p) = &outcome.permissions {
+                    self.perms = Some(Arc::new(PermissionChecker::new(&swapped(p))));
+                    self.user_perms = Some(p.clone());
+                }
+                Some(outcome.account)
+            }
+            Err(e) => {
+                tracing::warn!(lid = self.id, error = %e, "leafnode authentication failed");
+                None
+            }
+        }
     }
 
     /// Leaf side: the hub's first INFO is answered with CONNECT. Later INFOs (the answer to
@@ -500,6 +672,15 @@ impl LeafConn {
             return;
         };
         if self.account.is_some() {
+            return;
+        }
+        if let Some((account, id, name)) = self.pending_bind.take() {
+            // Go: processLeafnodeInfo — the answer to CONNECT carries our permissions; only
+            // then is the connect finished (our interest sent).
+            if info.import.is_some() || info.export.is_some() {
+                self.apply_permissions(info.export.as_ref(), info.import.as_ref());
+            }
+            self.bind(account, id, name);
             return;
         }
         self.peer_tls = info.tls_required;
@@ -536,7 +717,12 @@ impl LeafConn {
             enabled: info.jetstream,
             domain: info.domain.clone(),
         });
-        self.bind(account, info.server_id, info.server_name);
+        if info.info_on_connect {
+            // Go: leafNodeFinishConnectProcess waits for the hub's answer.
+            self.pending_bind = Some((account, info.server_id, info.server_name));
+        } else {
+            self.bind(account, info.server_id, info.server_name);
+        }
     }
 
     fn bind(&mut self, account: String, remote_id: String, remote_name: String) {

@@ -22,6 +22,7 @@ fn settings(auth: LeafAuth) -> Arc<LeafSettings> {
         ping_max: 2,
         auth_timeout: Duration::from_secs(2),
         auth,
+        main_auth: None,
     })
 }
 
@@ -59,6 +60,15 @@ fn global_leaf(now: Instant) -> LeafConn {
     LeafConn::new(now, 9, Arc::new(leaf_cfg), role, 2)
 }
 
+/// Hub INFO, leaf CONNECT, hub answer: both sides bound, the wire drained.
+fn handshake(hub: &mut LeafConn, leaf: &mut LeafConn, now: Instant) {
+    feed(leaf, now, &drain_out(hub));
+    feed(hub, now, &drain_out(leaf));
+    let ev = feed(leaf, now, &drain_out(hub));
+    assert!(matches!(&ev[..], [LeafEvent::Connected { .. }]), "{ev:?}");
+    let _ = drain_out(leaf);
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -94,7 +104,22 @@ fn hub_and_leaf_bind_and_exchange_interest_and_messages() {
         t.contains("\"auth_required\":true") && t.contains("\"nonce\""),
         "{t}"
     );
-    let ev = feed(&mut leaf, now, &info);
+    // The leaf answers with CONNECT and binds once the hub has answered it.
+    assert!(feed(&mut leaf, now, &info).is_empty());
+    let connect = text(&drain_out(&mut leaf));
+    assert!(
+        connect.starts_with("CONNECT {\"version\":\"2.9.10\",\"user\":\"l\",\"pass\":\"p\""),
+        "{connect}"
+    );
+    let ev = feed(&mut hub, now, connect.as_bytes());
+    assert!(
+        matches!(&ev[..], [LeafEvent::Connected { account, remote_id, .. }]
+        if account == "A" && remote_id == "LEAFID")
+    );
+    let answer = drain_out(&mut hub);
+    let t = text(&answer);
+    assert!(t.contains("\"connect_info\":true") && t.contains("\"remote_account\":\"A\""));
+    let ev = feed(&mut leaf, now, &answer);
     assert!(
         matches!(&ev[..], [LeafEvent::Connected { account, remote_name, .. }]
         if account == "B" && remote_name == "hub")
@@ -103,22 +128,10 @@ fn hub_and_leaf_bind_and_exchange_interest_and_messages() {
     leaf.send_sub(b"bar", Some((b"q", 2)));
     let wire = drain_out(&mut leaf);
     let t = text(&wire);
-    assert!(
-        t.starts_with("CONNECT {\"version\":\"2.9.10\",\"user\":\"l\",\"pass\":\"p\""),
-        "{t}"
-    );
-    assert!(t.ends_with("LS+ foo.*\r\nLS+ bar q 2\r\n"), "{t}");
+    assert_eq!(t, "LS+ foo.*\r\nLS+ bar q 2\r\n");
     let ev = feed(&mut hub, now, &wire);
-    assert_eq!(ev.len(), 3, "{ev:?}");
-    assert!(
-        matches!(&ev[0], LeafEvent::Connected { account, remote_id, .. }
-        if account == "A" && remote_id == "LEAFID")
-    );
-    assert!(matches!(&ev[2], LeafEvent::RemoteSub(s) if s.weight == 2 && &s.account[..] == b"A"));
-    let answer = text(&drain_out(&mut hub));
-    assert!(
-        answer.contains("\"connect_info\":true") && answer.contains("\"remote_account\":\"A\"")
-    );
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert!(matches!(&ev[1], LeafEvent::RemoteSub(s) if s.weight == 2 && &s.account[..] == b"A"));
     hub.send_msg_from(
         b"foo.x",
         Some(b"r"),
@@ -224,22 +237,11 @@ fn auth_binds_accounts() {
 #[test]
 #[allow(clippy::disallowed_methods)] // any start instant will do
 fn deny_lists_filter_interest_and_messages() {
-    use crate::options::{Permissions, SubjectPermission};
     let now = Instant::now();
     let mut hub = LeafConn::new(now, 4, settings(LeafAuth::default()), LeafRole::Accepted, 1);
     let mut leaf = global_leaf(now);
-    let deny = |d: &str| {
-        Some(SubjectPermission {
-            allow: Vec::new(),
-            deny: vec![d.into()],
-        })
-    };
-    leaf.set_permissions(Arc::new(PermissionChecker::new(&Permissions {
-        publish: deny("out.secret.>"),
-        subscribe: deny("in.secret.>"),
-        allow_responses: None,
-    })));
-    feed(&mut leaf, now, &drain_out(&mut hub));
+    leaf.set_deny_lists(&["out.secret.>".into()], &["in.secret.>".into()]);
+    handshake(&mut hub, &mut leaf, now);
     leaf.send_sub(b"in.secret.a", None);
     leaf.send_sub(b"in.>", None);
     let wire = text(&drain_out(&mut leaf));
@@ -300,4 +302,121 @@ fn own_loop_subject_coming_back_is_a_loop() {
     feed(&mut leaf, now, &drain_out(&mut hub2));
     feed(&mut leaf, now, b"-ERR 'Loop detected for leafnode account=\"$G\". Delaying attempt to reconnect for 30s'\r\n");
     assert!(leaf.is_closed() && leaf.loop_detected());
+}
+
+/// With no `leafnodes.authorization`, the server's users let leaves in, with their
+/// permissions swapped onto the link (nats-server 2.9.10).
+#[test]
+#[allow(clippy::disallowed_methods)] // any start instant will do
+fn main_users_authenticate_leaves_with_swapped_permissions() {
+    use crate::options::{Options, Permissions, SubjectPermission, User};
+    let now = Instant::now();
+    let allow = |s: &str| {
+        Some(SubjectPermission {
+            allow: vec![s.into()],
+            ..SubjectPermission::default()
+        })
+    };
+    let mut opts = Options::default();
+    opts.authorization.users = vec![User {
+        username: Some("l".into()),
+        password: Some("p".into()),
+        permissions: Some(Permissions {
+            publish: allow("up.>"),
+            subscribe: allow("down.>"),
+            ..Permissions::default()
+        }),
+        ..User::default()
+    }];
+    let mut cfg = (*settings(LeafAuth::default())).clone();
+    cfg.main_auth = Some(Arc::new(Authenticator::new(&opts)));
+    let cfg = Arc::new(cfg);
+    let connect = |user: &str, pass: &str| {
+        format!("CONNECT {{\"user\":\"{user}\",\"pass\":\"{pass}\",\"name\":\"leaf\",\"server_id\":\"L\"}}\r\n")
+    };
+
+    // A wrong password or an unknown user is refused; no user at all is let in.
+    for (u, p, ok) in [("l", "x", false), ("who", "p", false), ("", "", true)] {
+        let mut hub = LeafConn::new(now, 1, cfg.clone(), LeafRole::Accepted, 1);
+        let ev = feed(&mut hub, now, connect(u, p).as_bytes());
+        assert_eq!(
+            matches!(&ev[..], [LeafEvent::Connected { .. }]),
+            ok,
+            "{u}/{p}: {ev:?}"
+        );
+    }
+
+    let mut hub = LeafConn::new(now, 1, cfg, LeafRole::Accepted, 1);
+    let _ = drain_out(&mut hub);
+    let ev = feed(&mut hub, now, connect("l", "p").as_bytes());
+    assert!(matches!(&ev[..], [LeafEvent::Connected { account, .. }] if account == "$G"));
+    // The answer tells the leaf its user's permissions, unswapped (Go: import = subscribe).
+    let answer = drain_out(&mut hub);
+    let t = text(&answer);
+    assert!(
+        t.contains("\"import\":{\"allow\":[\"down.>\"]},\"export\":{\"allow\":[\"up.>\"]}"),
+        "{t}"
+    );
+    // A leaf enforces them: it asks only for what it may subscribe to, sends only what it
+    // may publish, and ignores interest it may not serve.
+    let mut leaf = global_leaf(now);
+    let mut hub_first = LeafConn::new(now, 2, settings(LeafAuth::default()), LeafRole::Accepted, 1);
+    feed(&mut leaf, now, &drain_out(&mut hub_first));
+    let _ = drain_out(&mut leaf);
+    let ev = feed(&mut leaf, now, &answer);
+    assert!(matches!(&ev[..], [LeafEvent::Connected { .. }]), "{ev:?}");
+    leaf.send_sub(b"down.a", None);
+    leaf.send_sub(b"nope", None);
+    leaf.send_msg_from(b"up.a", None, &[], None, (b"1", None));
+    leaf.send_msg_from(b"nope", None, &[], None, (b"2", None));
+    assert_eq!(
+        text(&drain_out(&mut leaf)),
+        "LS+ down.a\r\nLMSG up.a 1\r\n1\r\n"
+    );
+    assert!(feed(&mut leaf, now, b"LS+ secret\r\n").is_empty());
+    // We ask the leaf only for what it may publish (a wider wildcard too), and the loop
+    // detection subject always.
+    for s in [&b"up.a"[..], b"up.*", b">", b"down.a", b"$LDS.x"] {
+        hub.send_sub(s, None);
+    }
+    assert_eq!(
+        text(&drain_out(&mut hub)),
+        "LS+ up.a\r\nLS+ up.*\r\nLS+ >\r\nLS+ $LDS.x\r\n"
+    );
+    // We send it only what it may subscribe to.
+    hub.send_msg_from(b"up.a", None, &[], None, (b"no", None));
+    hub.send_msg_from(b"down.a", None, &[], None, (b"yes", None));
+    assert_eq!(text(&drain_out(&mut hub)), "LMSG down.a 3\r\nyes\r\n");
+    // Its interest within its subscribe permissions is taken; outside them it is cut off.
+    let ev = feed(&mut hub, now, b"LS+ down.*\r\nLS+ $LDS.y\r\nLS+ down.b\r\n");
+    assert_eq!(ev.len(), 3, "{ev:?}");
+    let ev = feed(&mut hub, now, b"LS+ secret\r\n");
+    assert_eq!(ev, [LeafEvent::Closed(LeafCloseReason::ProtocolViolation)]);
+    assert_eq!(
+        text(&drain_out(&mut hub)),
+        "-ERR 'Permissions Violation for Subscription to \"secret\"'\r\n"
+    );
+}
+
+/// Messages come out in runs, stopped by any other op's event so it is acted on in order.
+#[test]
+#[allow(clippy::disallowed_methods)] // any start instant will do
+fn messages_come_out_in_runs_up_to_an_event() {
+    let now = Instant::now();
+    let mut hub = LeafConn::new(now, 4, settings(LeafAuth::default()), LeafRole::Accepted, 1);
+    let _ = feed(
+        &mut hub,
+        now,
+        b"CONNECT {\"server_id\":\"L\",\"name\":\"l\"}\r\n",
+    );
+    let mut buf =
+        BytesMut::from(&b"LMSG a 1\r\nx\r\nLMSG b 1\r\ny\r\nLS+ s\r\nLMSG c 1\r\nz\r\n"[..]);
+    let mut msgs = Vec::new();
+    assert!(hub.handle_input_msgs(now, &mut buf, &mut msgs, 64));
+    let subjects: Vec<&[u8]> = msgs.iter().map(|m| &m.subject[..]).collect();
+    assert_eq!(subjects, [&b"a"[..], b"b"]);
+    assert!(matches!(&events(&mut hub)[..], [LeafEvent::RemoteSub(s)] if &s.subject[..] == b"s"));
+    msgs.clear();
+    assert!(!hub.handle_input_msgs(now, &mut buf, &mut msgs, 1));
+    assert_eq!((msgs.len(), &msgs[0].payload[..]), (1, &b"z"[..]));
 }

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use natsd_core::account::Account;
-use natsd_core::auth::PermissionChecker;
 use natsd_core::leaf::{
     split_js_reply, LeafCloseReason, LeafConn, LeafCredentials, LeafEvent, LeafRole,
 };
+use natsd_core::proto::leaf::RoutedMsg;
 use natsd_core::rng::SplitMix64;
 use natsd_core::router::{self, MatchCache, Message, PendingFlush, Publisher};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -26,6 +26,9 @@ use crate::server::{lock, Shared};
 use crate::transport::now;
 
 const READ_BUF: usize = 32 * 1024;
+/// Messages taken from the machine per lock (as a route's reader does).
+const MSG_RUN: usize = 64;
+
 /// Time a closing link gets to flush its last bytes (a final -ERR).
 const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
@@ -35,8 +38,8 @@ const FIRST_INFO_TIMEOUT: Duration = Duration::from_secs(5);
 /// What a dialed link is set up with from its `remotes` entry.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LinkSetup {
-    /// The deny lists, as permissions (see [`LeafConn::set_permissions`]).
-    pub(crate) perms: Option<Arc<PermissionChecker>>,
+    /// The remote's `deny_exports` and `deny_imports` (see [`LeafConn::set_deny_lists`]).
+    pub(crate) deny: Option<(Vec<String>, Vec<String>)>,
     /// A `.creds` file.
     pub(crate) creds: Option<Arc<LeafCredentials>>,
 }
@@ -78,8 +81,8 @@ where
     };
     let mut rng = SplitMix64::new(srv.next_seed());
     let mut conn = LeafConn::new(now(), srv.next_conn_id(), cfg, role, rng.next_u64());
-    if let Some(p) = setup.perms {
-        conn.set_permissions(p);
+    if let Some((exports, imports)) = &setup.deny {
+        conn.set_deny_lists(exports, imports);
     }
     if let Some(c) = setup.creds {
         conn.set_credentials(c);
@@ -212,6 +215,7 @@ async fn drive<S>(
     ));
     let mut ctx = Ctx {
         rng,
+        msgs: Vec::with_capacity(MSG_RUN),
         pending: PendingFlush::default(),
         cache: MatchCache::default(),
         account: None,
@@ -281,21 +285,78 @@ fn eat(
     ctx: &mut Ctx,
     buf: &mut BytesMut,
 ) -> Option<LeafCloseReason> {
-    loop {
-        let more = handle.with(|c| c.handle_input(now(), buf));
+    let mut msgs = std::mem::take(&mut ctx.msgs);
+    let closed = loop {
+        let more = handle.with(|c| c.handle_input_msgs(now(), buf, &mut msgs, MSG_RUN));
+        // The messages first: on the wire they came before the event that ended their run.
+        deliver_run(handle, ctx, &msgs);
+        msgs.clear();
         // The close event is queued once: dropping it here would leave the loop reading a
         // dead socket forever (EOF returns at once).
         if let Some(r) = process(srv, handle, ctx) {
-            return Some(r);
+            break Some(r);
         }
         if !more {
-            return None;
+            break None;
+        }
+    };
+    ctx.msgs = msgs;
+    closed
+}
+
+/// Delivers a run of messages from the peer to the bound account's local interest.
+fn deliver_run(h: &Arc<LeafHandle>, ctx: &mut Ctx, msgs: &[RoutedMsg]) {
+    let Some((_, acc)) = &ctx.account else {
+        return;
+    };
+    if msgs.is_empty() {
+        return;
+    }
+    let bytes: usize = msgs.iter().map(RoutedMsg::total_len).sum();
+    h.in_msgs.fetch_add(msgs.len() as u64, Ordering::Relaxed);
+    h.in_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    let now = now();
+    let from = router::LeafOrigin {
+        id: h.id,
+        spoke: h.spoke,
+    };
+    for msg in msgs {
+        let m = Message {
+            subject: &msg.subject,
+            reply: msg.reply.as_deref(),
+            headers: msg.headers.as_deref(),
+            payload: &msg.payload,
+            shared: Some(&msg.payload),
+        };
+        let mut p = Publisher {
+            client: None,
+            rng: &mut ctx.rng,
+            now,
+            pending: &mut ctx.pending,
+            cache: Some(&mut ctx.cache),
+            transient: false,
+        };
+        match msg.reply.as_deref().and_then(split_js_reply) {
+            // A JetStream delivery: its subscriber sees the stored subject.
+            Some((reply, subject)) => {
+                let shown = Message {
+                    subject,
+                    reply: Some(reply),
+                    ..m
+                };
+                router::deliver_from_leaf_as(acc, &mut p, &m, &shown, from, &msg.queues);
+            }
+            None => {
+                router::deliver_from_leaf(acc, &mut p, &m, from, &msg.queues);
+            }
         }
     }
 }
 
 struct Ctx {
     rng: SplitMix64,
+    /// A run of messages taken from the machine under one lock (kept for its allocation).
+    msgs: Vec<RoutedMsg>,
     pending: PendingFlush,
     cache: MatchCache,
     /// The bound account, once connected.
@@ -356,47 +417,7 @@ fn process(srv: &Arc<Shared>, h: &Arc<LeafHandle>, ctx: &mut Ctx) -> Option<Leaf
                     tell_routes(srv, std::iter::once((&key, false)));
                 }
             }
-            LeafEvent::Msg(msg) => {
-                let Some((_, acc)) = &ctx.account else {
-                    continue;
-                };
-                h.in_msgs.fetch_add(1, Ordering::Relaxed);
-                h.in_bytes
-                    .fetch_add(msg.total_len() as u64, Ordering::Relaxed);
-                let m = Message {
-                    subject: &msg.subject,
-                    reply: msg.reply.as_deref(),
-                    headers: msg.headers.as_deref(),
-                    payload: &msg.payload,
-                    shared: Some(&msg.payload),
-                };
-                let mut p = Publisher {
-                    client: None,
-                    rng: &mut ctx.rng,
-                    now: now(),
-                    pending: &mut ctx.pending,
-                    cache: Some(&mut ctx.cache),
-                    transient: false,
-                };
-                let from = router::LeafOrigin {
-                    id: h.id,
-                    spoke: h.spoke,
-                };
-                match msg.reply.as_deref().and_then(split_js_reply) {
-                    // A JetStream delivery: its subscriber sees the stored subject.
-                    Some((reply, subject)) => {
-                        let shown = Message {
-                            subject,
-                            reply: Some(reply),
-                            ..m
-                        };
-                        router::deliver_from_leaf_as(acc, &mut p, &m, &shown, from, &msg.queues);
-                    }
-                    None => {
-                        router::deliver_from_leaf(acc, &mut p, &m, from, &msg.queues);
-                    }
-                }
-            }
+            LeafEvent::Msg(msg) => deliver_run(h, ctx, std::slice::from_ref(&msg)),
             _ => {}
         }
     }

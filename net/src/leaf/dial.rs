@@ -5,9 +5,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use natsd_core::auth::PermissionChecker;
+use natsd_core::auth::Authenticator;
 use natsd_core::leaf::{LeafAuth, LeafCredentials, LeafRole, LeafSettings, GLOBAL_ACCOUNT};
-use natsd_core::options::{LeafConfig, LeafRemote, Options, Permissions, SubjectPermission};
+use natsd_core::options::{LeafConfig, LeafRemote, Options};
 use natsd_core::proto::leaf::RouteInfo;
 use tokio::sync::watch;
 
@@ -79,6 +79,7 @@ fn settings(srv: &Shared, opts: &Options, c: &LeafConfig, port: u16) -> LeafSett
             account: c.account.clone(),
             users: c.users.clone(),
         },
+        main_auth: Some(Arc::new(Authenticator::new(opts))),
     }
 }
 
@@ -211,17 +212,8 @@ fn spawn_remote<T: Transport>(
     let RemoteAuth { tls, creds } = auth;
     // Go: leafnode.go — a remote's deny lists become the link's permissions.
     let setup = LinkSetup {
-        perms: (!remote.deny_exports.is_empty() || !remote.deny_imports.is_empty()).then(|| {
-            let deny = |d: &[String]| SubjectPermission {
-                allow: Vec::new(),
-                deny: d.to_vec(),
-            };
-            Arc::new(PermissionChecker::new(&Permissions {
-                publish: Some(deny(&remote.deny_exports)),
-                subscribe: Some(deny(&remote.deny_imports)),
-                allow_responses: None,
-            }))
-        }),
+        deny: (!remote.deny_exports.is_empty() || !remote.deny_imports.is_empty())
+            .then(|| (remote.deny_exports.clone(), remote.deny_imports.clone())),
         creds,
     };
     tokio::spawn(async move {
