@@ -706,7 +706,13 @@ async fn a_removed_peer_is_replaced(kind: ServerKind) {
     }
     let js = async_nats::jetstream::new(app(&cluster, other).await);
     let more = publish_all(&js, "p.x", payloads("after", 1)).await;
-    assert_eq!(more[0].0, 11);
+    if kind == ServerKind::Natsd {
+        assert_eq!(more[0].0, 11);
+    } else {
+        // nats-server 2.9.10 once numbered it 21 on a loaded machine (a new leader's view of
+        // the sequence after the kill); what it kept is checked above.
+        assert!(more[0].0 > 10, "{more:?}");
+    }
 }
 
 /// Starts four servers and waits for their meta group.
