@@ -37,6 +37,7 @@ mod deliver_as;
 mod match_cache;
 mod sids;
 pub use client::{ClientShared, ClientStats};
+use deliver_as::deliver_routed_as;
 pub use deliver_as::{deliver_as, deliver_from_leaf_as};
 pub use match_cache::MatchCache;
 
@@ -469,12 +470,24 @@ pub fn publish(account: &Arc<Account>, p: &mut Publisher<'_>, m: &Message<'_>) -
 /// Delivers a message that came from a route (`RMSG`): to local plain subscribers, and to one
 /// local member of each queue group in `queues` (the sender chose us for those). Never to
 /// another route (Go: client.go processMsgResults skips ROUTER subs for a ROUTER source).
+///
+/// A JetStream delivery from another server's consumer (its ack reply carrying `@<stored
+/// subject>`, see [`deliver_as`]) is shown to local subscribers under the stored subject with
+/// the plain ack reply.
 pub fn deliver_routed(
     account: &Arc<Account>,
     p: &mut Publisher<'_>,
     m: &Message<'_>,
     queues: &[Bytes],
 ) -> usize {
+    if let Some((reply, subject)) = m.reply.and_then(crate::leaf::split_js_reply) {
+        let shown = Message {
+            subject,
+            reply: Some(reply),
+            ..*m
+        };
+        return deliver_routed_as(account, p, m, &shown, queues);
+    }
     route(account, p, m, 0, Source::Route(queues))
 }
 

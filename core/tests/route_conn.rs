@@ -811,3 +811,39 @@ fn messages_taken_in_runs_still_need_connect_first() {
         ))
     );
 }
+
+#[test]
+fn a_consumer_delivery_carries_its_stored_subject_in_the_reply() {
+    // The wire form nats-server 2.9.10 uses between servers: `RMSG <acc> <deliver subject>
+    // <ack reply>@<stored subject> <size>`, split back apart by the receiving server.
+    let mut p = Pair::connected(config("NA", "A", "c1"), config("NB", "B", "c1"));
+    let ack = &b"$JS.ACK.KV_b.c.1.7.7.1700000000000000000.0"[..];
+    let stored = &b"$KV.b.a-b_c=d/e.f"[..];
+    let reply = natsd_core::leaf::encode_js_reply(ack, stored);
+    p.a.conn.send_msg(
+        b"$G",
+        b"_INBOX.x.y",
+        Some(&reply),
+        &[],
+        None,
+        &Bytes::from_static(b"v"),
+    );
+    p.drive();
+    let want =
+        b"RMSG $G _INBOX.x.y $JS.ACK.KV_b.c.1.7.7.1700000000000000000.0@$KV.b.a-b_c=d/e.f 1\r\nv\r\n";
+    assert!(
+        p.a.sent.ends_with(want),
+        "{:?}",
+        String::from_utf8_lossy(&p.a.sent)
+    );
+    let RouteEvent::RoutedMsg(m) = &p.b.events[0] else {
+        panic!("message to B")
+    };
+    assert_eq!(&m.subject[..], b"_INBOX.x.y");
+    assert_eq!(
+        m.reply
+            .as_deref()
+            .and_then(natsd_core::leaf::split_js_reply),
+        Some((ack, stored))
+    );
+}

@@ -1,6 +1,6 @@
 //! Deliveries whose subscribers see another subject than the one they are matched on: a
 //! JetStream consumer's messages go to its deliver (or pull reply) subject but show the
-//! subject they were stored under, here and across a leaf link.
+//! subject they were stored under, here and across routes and leaf links.
 
 use std::sync::Arc;
 
@@ -10,11 +10,18 @@ use super::{
     deliver_to, pick_queue_member, LeafOrigin, Message, Publisher, RouteTargets, Source, SubTarget,
 };
 use crate::account::Account;
+use crate::leaf::encode_js_reply;
 use crate::proto::client::MsgTemplate;
 
 /// Delivers `m` to the subscribers of `to` while showing them `m.subject`: a JetStream
 /// consumer's messages go to its deliver (or pull reply) subject but carry the subject they
 /// were stored under (Go: the consumer's `dsubj` versus the message subject).
+///
+/// Routes and leaf links get the message under `to` (a routed message has one subject, the
+/// one the receiving server matches on) with the stored subject after an `@` in the reply;
+/// the receiving server takes it off again ([`super::deliver_routed`], [`deliver_from_leaf_as`]).
+/// Go: client.go processMsgResults — every route, leaf or gateway target of a delivery with
+/// a deliver subject and a reply gets `<reply>@<subject>`.
 pub fn deliver_as(
     account: &Arc<Account>,
     p: &mut Publisher<'_>,
@@ -29,58 +36,53 @@ pub fn deliver_as(
     let mut delivered = 0;
     let mut tpl = MsgTemplate::default();
     let mut targets = RouteTargets::default();
-    // Leaf links get the stored subject inside the ack reply (see below).
-    let mut leaf_targets = RouteTargets::default();
-    let ack_reply = m
-        .reply
-        .filter(|r| r.starts_with(crate::leaf::JS_ACK_PREFIX));
     for sub in &result.psubs {
-        // A clustered stream's leader delivers to subscribers on other servers too: over a
-        // route the message travels under the deliver subject (a routed message has one
-        // subject), which the receiving server's subscriber then sees.
         if let SubTarget::Route { route, .. } = &sub.0.target {
             if !sub.0.is_removed() {
-                if ack_reply.is_some() && route.is_leaf() {
-                    leaf_targets.add(route, None);
-                } else {
-                    targets.add(route, None);
-                }
+                targets.add(route, None);
             }
             continue;
         }
         delivered += deliver_to(account, p, sub, m, 0, Source::Local, &mut tpl);
     }
-    if !targets.list.is_empty() {
-        let routed = Message { subject: to, ..*m };
-        delivered += targets.send(account, p, &routed);
+    for group in result.qsubs.iter().filter(|g| !g.is_empty()) {
+        // A deliver group's member on another server is picked like a local one.
+        delivered += pick_queue_member(
+            account,
+            p,
+            group,
+            m,
+            0,
+            Source::Local,
+            &mut targets,
+            &mut tpl,
+        );
     }
-    if let (false, Some(reply)) = (leaf_targets.list.is_empty(), ack_reply) {
-        // Go: a JetStream delivery crossing a link carries its stored subject after an `@`
-        // in the ack reply; the receiving server shows it to the subscriber (see
-        // `deliver_from_leaf_as`).
-        let reply = crate::leaf::encode_js_reply(reply, m.subject);
+    if !targets.list.is_empty() {
+        let reply = m.reply.map(|r| encode_js_reply(r, m.subject));
         let routed = Message {
             subject: to,
-            reply: Some(&reply),
+            reply: reply.as_deref(),
             ..*m
         };
-        delivered += leaf_targets.send(account, p, &routed);
-    }
-    for group in result.qsubs.iter().filter(|g| !g.is_empty()) {
-        let start = p.rng.below(group.len() as u64) as usize;
-        for i in 0..group.len() {
-            let sub = &group[(start + i) % group.len()];
-            if matches!(sub.0.target, SubTarget::Route { .. }) {
-                continue;
-            }
-            let n = deliver_to(account, p, sub, m, 0, Source::Local, &mut tpl);
-            if n > 0 {
-                delivered += n;
-                break;
-            }
-        }
+        delivered += targets.send(account, p, &routed);
     }
     delivered
+}
+
+/// Delivers a JetStream message that came from a route under its deliver subject
+/// `arrived.subject` with the stored subject in its ack reply (see [`crate::leaf::split_js_reply`]):
+/// local subscribers of the deliver subject see `m` (the stored subject, the plain ack
+/// reply), the leaf links it may go on to get `arrived` as it came. Otherwise as
+/// [`super::deliver_routed`], which calls it. Go: client.go processMsgResults (`remapped`).
+pub(super) fn deliver_routed_as(
+    account: &Arc<Account>,
+    p: &mut Publisher<'_>,
+    arrived: &Message<'_>,
+    m: &Message<'_>,
+    queues: &[Bytes],
+) -> usize {
+    deliver_linked_as(account, p, arrived, m, Source::Route(queues))
 }
 
 /// Delivers a JetStream message that came from the leaf link `from` under its deliver subject
@@ -96,7 +98,19 @@ pub fn deliver_from_leaf_as(
     from: LeafOrigin,
     queues: &[Bytes],
 ) -> usize {
-    let source = Source::Leaf(from, queues);
+    deliver_linked_as(account, p, arrived, m, Source::Leaf(from, queues))
+}
+
+/// [`deliver_routed_as`] and [`deliver_from_leaf_as`]: `source` names the link and the
+/// queue groups the sender chose this server for.
+fn deliver_linked_as(
+    account: &Arc<Account>,
+    p: &mut Publisher<'_>,
+    arrived: &Message<'_>,
+    m: &Message<'_>,
+    source: Source<'_>,
+) -> usize {
+    let queues = source.queues().unwrap_or_default();
     let result = if p.transient {
         account.sublist.matches_transient(arrived.subject)
     } else {

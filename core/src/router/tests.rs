@@ -227,3 +227,216 @@ fn a_leaf_cluster_node_neither_routes_what_its_hub_sent_nor_sends_routed_message
         [1, 1, 1]
     );
 }
+
+/// What a [`RecordingLink`] was sent: subject, reply, queue groups.
+type Sent = (Vec<u8>, Option<Vec<u8>>, Vec<Vec<u8>>);
+
+/// A route or leaf link that keeps what it is sent.
+#[derive(Debug)]
+struct RecordingLink {
+    id: u64,
+    leaf: bool,
+    sent: Mutex<Vec<Sent>>,
+    flush: AtomicBool,
+}
+
+impl RecordingLink {
+    fn new(id: u64, leaf: bool) -> Arc<Self> {
+        Arc::new(Self {
+            id,
+            leaf,
+            sent: Mutex::new(Vec::new()),
+            flush: AtomicBool::new(false),
+        })
+    }
+
+    fn take(&self) -> Vec<Sent> {
+        std::mem::take(&mut *lock(&self.sent))
+    }
+}
+
+impl RouteSink for RecordingLink {
+    fn route_id(&self) -> u64 {
+        self.id
+    }
+    fn send_msg(&self, _account: &str, m: &Message<'_>, queues: &[&[u8]]) -> bool {
+        lock(&self.sent).push((
+            m.subject.to_vec(),
+            m.reply.map(<[u8]>::to_vec),
+            queues.iter().map(|q| q.to_vec()).collect(),
+        ));
+        true
+    }
+    fn flush_flag(&self) -> &AtomicBool {
+        &self.flush
+    }
+    fn wake(&self) {}
+    fn is_leaf(&self) -> bool {
+        self.leaf
+    }
+}
+
+/// Interest of `link` in `subject` (in `queue`, standing for one member).
+fn link_interest(
+    acc: &Account,
+    link: &Arc<RecordingLink>,
+    subject: &'static [u8],
+    queue: Option<&'static [u8]>,
+) {
+    let route: Arc<dyn RouteSink> = Arc::clone(link) as Arc<dyn RouteSink>;
+    let sub = SubRef(Arc::new(Subscription::new(
+        Bytes::from_static(subject),
+        queue.map(Bytes::from_static),
+        SubTarget::Route {
+            route,
+            weight: AtomicU32::new(1),
+        },
+    )));
+    acc.sublist.insert(subject, queue, sub).unwrap();
+}
+
+/// A local client subscribed to `subject` as sid `1`.
+fn local_subscriber(acc: &Arc<Account>, subject: &'static [u8]) -> Arc<ClientShared> {
+    let c = ClientShared::new(7, 64 << 20, Arc::new(CountWakes::default()));
+    subscribe(
+        acc,
+        &c,
+        Bytes::from_static(b"1"),
+        Bytes::from_static(subject),
+        None,
+        0,
+    )
+    .unwrap();
+    c
+}
+
+/// Everything queued for `c`, as text.
+fn written(c: &ClientShared) -> String {
+    let mut out = Vec::new();
+    c.drain_outbound(&mut out);
+    out.iter().map(|b| String::from_utf8_lossy(b)).collect()
+}
+
+/// Runs `f` with a publisher that has no client.
+fn with_publisher<R>(f: impl FnOnce(&mut Publisher<'_>) -> R) -> R {
+    let mut rng = SplitMix64::new(1);
+    let mut pending = PendingFlush::default();
+    let mut p = Publisher {
+        client: None,
+        rng: &mut rng,
+        now: Instant::now(),
+        pending: &mut pending,
+        cache: None,
+        transient: false,
+    };
+    f(&mut p)
+}
+
+fn msg<'a>(subject: &'a [u8], reply: Option<&'a [u8]>, payload: &'a Bytes) -> Message<'a> {
+    Message {
+        subject,
+        reply,
+        headers: None,
+        payload,
+        shared: Some(payload),
+    }
+}
+
+const ACK: &[u8] = b"$JS.ACK.KV_b.c.1.7.7.1700000000000000000.0";
+
+#[test]
+fn a_consumer_delivery_crosses_routes_and_leaf_links_with_its_stored_subject() {
+    let acc = Account::new("A");
+    let (route, leaf) = (RecordingLink::new(1, false), RecordingLink::new(2, true));
+    link_interest(&acc, &route, b"dlv", None);
+    link_interest(&acc, &leaf, b"dlv", None);
+    let local = local_subscriber(&acc, b"dlv");
+    let payload = Bytes::from_static(b"v");
+    let stored = &b"$KV.b.a-b_c=d/e.f"[..];
+    let n = with_publisher(|p| deliver_as(&acc, p, b"dlv", &msg(stored, Some(ACK), &payload)));
+    assert_eq!(n, 3);
+    // Here: the stored subject, the plain ack reply.
+    assert_eq!(
+        written(&local),
+        format!(
+            "MSG $KV.b.a-b_c=d/e.f 1 {} 1\r\nv\r\n",
+            String::from_utf8_lossy(ACK)
+        )
+    );
+    // Across a link: the deliver subject, the stored one after the reply's `@`.
+    let mut encoded = ACK.to_vec();
+    encoded.extend_from_slice(b"@$KV.b.a-b_c=d/e.f");
+    let want = vec![(b"dlv".to_vec(), Some(encoded), Vec::new())];
+    assert_eq!(route.take(), want);
+    assert_eq!(leaf.take(), want);
+
+    // Without a reply there is nothing to carry it in: the deliver subject crosses alone.
+    with_publisher(|p| deliver_as(&acc, p, b"dlv", &msg(stored, None, &payload)));
+    assert_eq!(route.take(), vec![(b"dlv".to_vec(), None, Vec::new())]);
+    assert!(written(&local).starts_with("MSG $KV.b.a-b_c=d/e.f 1 1\r\n"));
+}
+
+#[test]
+fn a_deliver_group_member_on_another_server_gets_the_stored_subject_too() {
+    let acc = Account::new("A");
+    let route = RecordingLink::new(1, false);
+    link_interest(&acc, &route, b"dlv", Some(b"workers"));
+    let payload = Bytes::from_static(b"v");
+    let n = with_publisher(|p| deliver_as(&acc, p, b"dlv", &msg(b"orders.1", Some(ACK), &payload)));
+    assert_eq!(n, 1);
+    let mut encoded = ACK.to_vec();
+    encoded.extend_from_slice(b"@orders.1");
+    assert_eq!(
+        route.take(),
+        vec![(b"dlv".to_vec(), Some(encoded), vec![b"workers".to_vec()])]
+    );
+}
+
+#[test]
+fn a_routed_delivery_shows_the_stored_subject_and_goes_on_to_leaves_as_it_came() {
+    let acc = Account::new("A");
+    let (route, leaf) = (RecordingLink::new(1, false), RecordingLink::new(2, true));
+    link_interest(&acc, &route, b"dlv", None);
+    link_interest(&acc, &leaf, b"dlv", None);
+    let local = local_subscriber(&acc, b"dlv");
+    let payload = Bytes::from_static(b"v");
+    let mut arrived = ACK.to_vec();
+    arrived.extend_from_slice(b"@$KV.b.a-b_c=d/e.f");
+    let n =
+        with_publisher(|p| deliver_routed(&acc, p, &msg(b"dlv", Some(&arrived), &payload), &[]));
+    assert_eq!(n, 2);
+    assert_eq!(
+        written(&local),
+        format!(
+            "MSG $KV.b.a-b_c=d/e.f 1 {} 1\r\nv\r\n",
+            String::from_utf8_lossy(ACK)
+        )
+    );
+    // The leaf link's server takes the suffix off itself; never back to a route.
+    assert_eq!(
+        leaf.take(),
+        vec![(b"dlv".to_vec(), Some(arrived), Vec::new())]
+    );
+    assert!(route.take().is_empty());
+}
+
+#[test]
+fn a_routed_reply_without_a_stored_subject_is_left_alone() {
+    let acc = Account::new("A");
+    let local = local_subscriber(&acc, b"dlv");
+    let payload = Bytes::from_static(b"v");
+    // A plain ack reply, an `@` with nothing after it, and an `@` outside JetStream's acks
+    // all reach the subscriber as they came (Go: only a `$JS.ACK.` reply with a non-empty
+    // part after its last `@` is split).
+    for reply in [
+        ACK.to_vec(),
+        [ACK, b"@"].concat(),
+        b"_INBOX.abc@orders.1".to_vec(),
+    ] {
+        with_publisher(|p| deliver_routed(&acc, p, &msg(b"dlv", Some(&reply), &payload), &[]));
+        assert_eq!(
+            written(&local),
+            format!("MSG dlv 1 {} 1\r\nv\r\n", String::from_utf8_lossy(&reply))
+        );
+    }
+}
