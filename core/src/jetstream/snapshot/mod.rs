@@ -31,18 +31,20 @@
 //! middle removes the partial files rather than leaving them to a later stream of that name.
 
 pub(crate) mod archive;
+pub(crate) mod replica;
 mod restore;
 #[cfg(test)]
 mod tests;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde_json::{json, Value};
 
 use super::api::{err, rfc3339, ApiError};
-use super::consumer::Delivery;
+use super::consumer::{Consumer, Delivery};
 use super::service::JetStream;
 use super::store::UnixNanos;
+use super::stream::Stream;
 use archive::{End, Header};
 pub(crate) use restore::RestoreJob;
 
@@ -125,6 +127,177 @@ fn valid_subject(s: &str) -> bool {
     !s.is_empty() && !s.contains([' ', '\t', '\r', '\n']) && s.split('.').all(|t| !t.is_empty())
 }
 
+/// Validates a snapshot request of stream `name` and starts its job (ack subjects named with
+/// `id`): the job and the API answer (`config` and `state`).
+pub(crate) fn start_job(
+    name: &str,
+    stream: &Stream,
+    consumers: &BTreeMap<String, Consumer>,
+    payload: &[u8],
+    id: &str,
+    now: UnixNanos,
+) -> Result<(SnapshotJob, Value), ApiError> {
+    let req: SnapshotRequest = super::handlers::decode(payload)?;
+    if !valid_subject(&req.deliver_subject) {
+        return Err(ApiError::new(400, 10015, "deliver subject not valid"));
+    }
+    // Go (2.11): chunks of 1 KiB to 1 MiB, a window of 1 KiB to 32 MiB holding one
+    // chunk at least.
+    let pick = |v: i64, d: usize| usize::try_from(v).ok().filter(|v| *v > 0).unwrap_or(d);
+    let chunk = pick(req.chunk_size, DEFAULT_CHUNK).clamp(1024, 1 << 20);
+    let window = pick(req.window_size, DEFAULT_WINDOW)
+        .clamp(1024, 32 << 20)
+        .max(chunk);
+    let st = stream.store.state();
+    let snaps: VecDeque<Vec<u8>> = if req.no_consumers {
+        VecDeque::new()
+    } else {
+        consumers
+            .values()
+            .filter(|c| c.is_durable())
+            .map(|c| serde_json::to_vec(&c.snap()).unwrap_or_default())
+            .collect()
+    };
+    let header = Header {
+        version: archive::VERSION,
+        created: stream.created,
+        config: stream.config.clone(),
+        first_seq: st.first_seq,
+        last_seq: st.last_seq,
+        last_ts: st.last_ts,
+        consumers: snaps.len() as u64,
+    };
+    let state = stream.state_json(consumers.len());
+    let mut buf = Vec::new();
+    archive::write_header(&mut buf, &header);
+    let job = SnapshotJob {
+        stream: name.to_owned(),
+        deliver: req.deliver_subject,
+        ack: format!("{ACK_PREFIX}{name}.{id}"),
+        chunk,
+        window: window / chunk,
+        in_flight: 0,
+        index: 0,
+        next_seq: st.first_seq.max(1),
+        end_seq: st.last_seq,
+        msgs: 0,
+        buf,
+        consumers: snaps,
+        body_done: false,
+        start: now,
+        last_ack: now,
+    };
+    let state = serde_json::to_value(&state).unwrap_or(Value::Null);
+    let answer = json!({"config": stream.config, "state": state});
+    Ok((job, answer))
+}
+
+/// Sends chunks up to the window. `Some(None)`: the archive is complete, `Some(Some(e))`:
+/// it failed with status line `e`.
+fn pump_job(
+    stream: Option<&Stream>,
+    j: &mut SnapshotJob,
+    out: &mut Vec<Delivery>,
+) -> Option<Option<String>> {
+    let mut budget = TURN_BUDGET;
+    while j.in_flight < j.window && budget > 0 {
+        if let Err(e) = fill(stream, j) {
+            return Some(Some(e));
+        }
+        if j.buf.is_empty() {
+            return j.body_done.then_some(None);
+        }
+        let n = j.chunk.min(j.buf.len());
+        budget = budget.saturating_sub(n);
+        let rest = j.buf.split_off(n);
+        let chunk = std::mem::replace(&mut j.buf, rest);
+        j.index += 1;
+        j.in_flight += 1;
+        out.push(Delivery {
+            subject: j.deliver.clone(),
+            reply: Some(format!("{}.{}.{}", j.ack, chunk.len(), j.index)),
+            headers: Vec::new(),
+            payload: chunk,
+            shown_subject: None,
+        });
+    }
+    None
+}
+
+/// Reads the stream until a chunk's worth of archive is buffered or the archive ends.
+fn fill(stream: Option<&Stream>, j: &mut SnapshotJob) -> Result<(), String> {
+    while j.buf.len() < j.chunk && !j.body_done {
+        if let Some(c) = j.consumers.pop_front() {
+            archive::write_consumer(&mut j.buf, &c);
+            continue;
+        }
+        let Some(stream) = stream else {
+            return Err("500 stream deleted".to_owned());
+        };
+        let next = if j.next_seq > j.end_seq {
+            None
+        } else {
+            match stream.store.load_next_msg("", j.next_seq) {
+                Ok(m) if m.seq <= j.end_seq => Some(m),
+                Ok(_) | Err(super::store::StoreError::Eof | super::store::StoreError::NotFound) => {
+                    None
+                }
+                Err(x) => return Err(format!("500 {x}")),
+            }
+        };
+        match next {
+            Some(m) => {
+                j.next_seq = m.seq + 1;
+                j.msgs += 1;
+                archive::write_msg(&mut j.buf, &m);
+            }
+            None => {
+                archive::write_end(&mut j.buf, End { msgs: j.msgs });
+                j.body_done = true;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The empty message that ends a snapshot, with a status header when it failed.
+fn end_delivery(j: &SnapshotJob, error: Option<&str>) -> Delivery {
+    // Go 2.9.10 ends with a bare empty message; 2.11 adds the status on failure.
+    let headers = error
+        .map(|e| format!("NATS/1.0 {e}\r\n\r\n").into_bytes())
+        .unwrap_or_default();
+    Delivery {
+        subject: j.deliver.clone(),
+        reply: None,
+        headers,
+        payload: Vec::new(),
+        shown_subject: None,
+    }
+}
+
+impl SnapshotJob {
+    /// A chunk was acknowledged.
+    fn acked(&mut self, now: UnixNanos) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.last_ack = now;
+    }
+
+    /// Has the receiver stopped acking (Go: "408 No Flow Response")?
+    fn stalled(&self, now: UnixNanos) -> bool {
+        self.in_flight > 0 && now.saturating_sub(self.last_ack) > ACK_TIMEOUT
+    }
+
+    /// When the job needs a turn: at once while its window has room, else when its oldest
+    /// unacknowledged chunk times out.
+    fn deadline(&self) -> UnixNanos {
+        if self.in_flight < self.window {
+            0
+        } else {
+            self.last_ack + ACK_TIMEOUT + 1
+        }
+    }
+}
+
 impl JetStream {
     /// A NUID-like id (22 base-62 characters) from the seeded event generator.
     pub(crate) fn snap_id(&mut self) -> String {
@@ -160,68 +333,21 @@ impl JetStream {
         if payload.iter().all(u8::is_ascii_whitespace) {
             return Err(err::bad_request());
         }
-        let e = self.streams.get(name).ok_or_else(err::stream_not_found)?;
-        let req: SnapshotRequest = super::handlers::decode(payload)?;
-        if !valid_subject(&req.deliver_subject) {
-            return Err(ApiError::new(400, 10015, "deliver subject not valid"));
+        if !self.streams.contains_key(name) {
+            return Err(err::stream_not_found());
         }
-        // Go (2.11): chunks of 1 KiB to 1 MiB, a window of 1 KiB to 32 MiB holding one
-        // chunk at least.
-        let pick = |v: i64, d: usize| usize::try_from(v).ok().filter(|v| *v > 0).unwrap_or(d);
-        let chunk = pick(req.chunk_size, DEFAULT_CHUNK).clamp(1024, 1 << 20);
-        let window = pick(req.window_size, DEFAULT_WINDOW)
-            .clamp(1024, 32 << 20)
-            .max(chunk);
-        let st = e.stream.store.state();
-        let consumers: VecDeque<Vec<u8>> = if req.no_consumers {
-            VecDeque::new()
-        } else {
-            e.consumers
-                .values()
-                .filter(|c| c.is_durable())
-                .map(|c| serde_json::to_vec(&c.snap()).unwrap_or_default())
-                .collect()
-        };
-        let header = Header {
-            version: archive::VERSION,
-            created: e.stream.created,
-            config: e.stream.config.clone(),
-            first_seq: st.first_seq,
-            last_seq: st.last_seq,
-            last_ts: st.last_ts,
-            consumers: consumers.len() as u64,
-        };
-        let state = e.stream.state_json(e.consumers.len());
-        let config = e.stream.config.clone();
-        let mut buf = Vec::new();
-        archive::write_header(&mut buf, &header);
         let id = self.snap_id();
-        self.snap.snapshots.push(SnapshotJob {
-            stream: name.to_owned(),
-            deliver: req.deliver_subject,
-            ack: format!("{ACK_PREFIX}{name}.{id}"),
-            chunk,
-            window: window / chunk,
-            in_flight: 0,
-            index: 0,
-            next_seq: st.first_seq.max(1),
-            end_seq: st.last_seq,
-            msgs: 0,
-            buf,
-            consumers,
-            body_done: false,
-            start: now,
-            last_ack: now,
-        });
-        let state = serde_json::to_value(&state).unwrap_or(Value::Null);
+        let e = self.streams.get(name).ok_or_else(err::stream_not_found)?;
+        let (job, answer) = start_job(name, &e.stream, &e.consumers, payload, &id, now)?;
+        self.snap.snapshots.push(job);
         self.snap_advisory(
             SNAPSHOT_CREATE,
             "snapshot_create",
             name,
             now,
-            json!({"state": state}),
+            json!({"state": answer["state"].clone()}),
         );
-        Ok(json!({"config": config, "state": state}))
+        Ok(answer)
     }
 
     /// Sends what each snapshot's window allows; finished snapshots send their end.
@@ -229,7 +355,7 @@ impl JetStream {
         let mut out = Vec::new();
         let mut jobs = std::mem::take(&mut self.snap.snapshots);
         jobs.retain_mut(|j| {
-            let r = self.pump_one(j, &mut out);
+            let r = pump_job(self.streams.get(&j.stream).map(|e| &e.stream), j, &mut out);
             if let Some(error) = &r {
                 self.end_snapshot(j, error.as_deref(), now, &mut out);
             }
@@ -241,71 +367,6 @@ impl JetStream {
         out
     }
 
-    /// Sends chunks up to the window. `Some(None)`: the archive is complete, `Some(Some(e))`:
-    /// it failed with status line `e`.
-    fn pump_one(&self, j: &mut SnapshotJob, out: &mut Vec<Delivery>) -> Option<Option<String>> {
-        let mut budget = TURN_BUDGET;
-        while j.in_flight < j.window && budget > 0 {
-            if let Err(e) = self.fill(j) {
-                return Some(Some(e));
-            }
-            if j.buf.is_empty() {
-                return j.body_done.then_some(None);
-            }
-            let n = j.chunk.min(j.buf.len());
-            budget = budget.saturating_sub(n);
-            let rest = j.buf.split_off(n);
-            let chunk = std::mem::replace(&mut j.buf, rest);
-            j.index += 1;
-            j.in_flight += 1;
-            out.push(Delivery {
-                subject: j.deliver.clone(),
-                reply: Some(format!("{}.{}.{}", j.ack, chunk.len(), j.index)),
-                headers: Vec::new(),
-                payload: chunk,
-                shown_subject: None,
-            });
-        }
-        None
-    }
-
-    /// Reads the stream until a chunk's worth of archive is buffered or the archive ends.
-    fn fill(&self, j: &mut SnapshotJob) -> Result<(), String> {
-        while j.buf.len() < j.chunk && !j.body_done {
-            if let Some(c) = j.consumers.pop_front() {
-                archive::write_consumer(&mut j.buf, &c);
-                continue;
-            }
-            let Some(e) = self.streams.get(&j.stream) else {
-                return Err("500 stream deleted".to_owned());
-            };
-            let next = if j.next_seq > j.end_seq {
-                None
-            } else {
-                match e.stream.store.load_next_msg("", j.next_seq) {
-                    Ok(m) if m.seq <= j.end_seq => Some(m),
-                    Ok(_)
-                    | Err(super::store::StoreError::Eof | super::store::StoreError::NotFound) => {
-                        None
-                    }
-                    Err(x) => return Err(format!("500 {x}")),
-                }
-            };
-            match next {
-                Some(m) => {
-                    j.next_seq = m.seq + 1;
-                    j.msgs += 1;
-                    archive::write_msg(&mut j.buf, &m);
-                }
-                None => {
-                    archive::write_end(&mut j.buf, End { msgs: j.msgs });
-                    j.body_done = true;
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// The empty message that ends a snapshot (a status header when it failed) and the
     /// SNAPSHOT_COMPLETE advisory.
     fn end_snapshot(
@@ -315,17 +376,7 @@ impl JetStream {
         now: UnixNanos,
         out: &mut Vec<Delivery>,
     ) {
-        // Go 2.9.10 ends with a bare empty message; 2.11 adds the status on failure.
-        let headers = error
-            .map(|e| format!("NATS/1.0 {e}\r\n\r\n").into_bytes())
-            .unwrap_or_default();
-        out.push(Delivery {
-            subject: j.deliver.clone(),
-            reply: None,
-            headers,
-            payload: Vec::new(),
-            shown_subject: None,
-        });
+        out.push(end_delivery(j, error));
         let mut f = json!({"start": rfc3339(j.start), "end": rfc3339(now)});
         if let Some(e) = error {
             f["error"] = json!(e);
@@ -349,8 +400,7 @@ impl JetStream {
                 return Vec::new();
             };
             if let Some(j) = self.snap.snapshots.iter_mut().find(|j| j.ack == base) {
-                j.in_flight = j.in_flight.saturating_sub(1);
-                j.last_ack = now;
+                j.acked(now);
             }
             return self.pump_snapshots(now);
         }
@@ -369,7 +419,7 @@ impl JetStream {
         let mut out = Vec::new();
         let jobs = std::mem::take(&mut self.snap.snapshots);
         for j in jobs {
-            if j.in_flight > 0 && now.saturating_sub(j.last_ack) > ACK_TIMEOUT {
+            if j.stalled(now) {
                 self.end_snapshot(&j, Some("408 No Flow Response"), now, &mut out);
             } else {
                 self.snap.snapshots.push(j);
@@ -384,16 +434,6 @@ impl JetStream {
     /// When the snapshots need [`JetStream::tick`]: at once while a window has room, else
     /// when the oldest unacknowledged chunk times out.
     pub(crate) fn snapshot_deadline(&self) -> Option<UnixNanos> {
-        self.snap
-            .snapshots
-            .iter()
-            .map(|j| {
-                if j.in_flight < j.window {
-                    0
-                } else {
-                    j.last_ack + ACK_TIMEOUT + 1
-                }
-            })
-            .min()
+        self.snap.snapshots.iter().map(SnapshotJob::deadline).min()
     }
 }

@@ -167,6 +167,11 @@ impl JsCluster {
         }
         let op = ApiOp::parse(rest);
         let before = self.api.heard(&req.account, &op);
+        // Snapshots and restores (see `snapshot`).
+        if let Some(name) = rest.strip_prefix("STREAM.SNAPSHOT.") {
+            self.serve_snapshot(name, &req, &reply);
+            return;
+        }
         match op.answered_by() {
             Answerer::Nobody => {}
             Answerer::MetaLeader => {
@@ -232,7 +237,7 @@ impl JsCluster {
     /// A stream whose group nobody has reported leading for [`LEADERLESS`] (nor since this
     /// server started or the stream was created): the meta leader answers its requests with
     /// 10008 rather than leave them unanswered. (nats-server 2.9 leaves them unanswered.)
-    fn leaderless(&self, account: &str, stream: &str) -> bool {
+    pub(super) fn leaderless(&self, account: &str, stream: &str) -> bool {
         let Some((group, created)) = lock(&self.meta_state)
             .stream(account, stream)
             .map(|r| (r.assignment.group.name.clone(), r.assignment.created))
