@@ -20,12 +20,20 @@ use natsd_tests::jscluster::{self, api_within, app, info_until, leader_of};
 use natsd_tests::{both, flush, within_for, ServerKind};
 use serde_json::{json, Value};
 
-both!(snapshot_through_any_server, snapshot_request_errors,);
+both!(
+    snapshot_through_any_server,
+    snapshot_request_errors,
+    backup_delete_restore_r3_and_r1,
+    restore_request_errors,
+);
 
 /// How long the cluster may take to elect or converge.
 const CONVERGE: Duration = Duration::from_secs(30);
 const SNAPSHOT: &str = "$JS.API.STREAM.SNAPSHOT.";
 const SNAPSHOT_TYPE: &str = "io.nats.jetstream.api.v1.stream_snapshot_response";
+const RESTORE: &str = "$JS.API.STREAM.RESTORE.";
+const RESTORE_TYPE: &str = "io.nats.jetstream.api.v1.stream_restore_response";
+const CREATE_TYPE: &str = "io.nats.jetstream.api.v1.stream_create_response";
 
 async fn start(kind: ServerKind) -> (TestCluster, Vec<tempfile::TempDir>) {
     let (cluster, dirs) = jscluster::start(kind, 3).await;
@@ -210,4 +218,217 @@ async fn snapshot_request_errors(kind: ServerKind) {
         assert_eq!(err_code(&v), 10059, "{v}");
         assert_eq!(v["type"], SNAPSHOT_TYPE, "{v}");
     }
+}
+
+/// Uploads `data` through `c` in `chunk`-byte requests: the first non-empty answer (an
+/// error on a chunk, or the final `stream_create_response`).
+async fn restore(c: &async_nats::Client, cfg: Value, data: &[u8], chunk: usize) -> Value {
+    let name = cfg["name"].as_str().unwrap().to_owned();
+    let v = api_within(
+        c,
+        &format!("{RESTORE}{name}"),
+        json!({"config": cfg}),
+        CONVERGE,
+    )
+    .await;
+    assert_eq!(v["type"], RESTORE_TYPE, "{v}");
+    let subject = v["deliver_subject"]
+        .as_str()
+        .unwrap_or_else(|| panic!("deliver subject: {v}"))
+        .to_owned();
+    assert!(
+        subject.starts_with(&format!("$JS.SNAPSHOT.RESTORE.{name}.")),
+        "{subject}"
+    );
+    let ask = |payload: Bytes| {
+        within_for(
+            CONVERGE,
+            "restore chunk answer",
+            c.request(subject.clone(), payload),
+        )
+    };
+    for part in data.chunks(chunk) {
+        let r = ask(Bytes::copy_from_slice(part)).await.unwrap();
+        if !r.payload.is_empty() {
+            return serde_json::from_slice(&r.payload).unwrap();
+        }
+    }
+    let r = ask(Bytes::new()).await.unwrap();
+    serde_json::from_slice(&r.payload).unwrap()
+}
+
+/// Every message of stream `name` (sequences 1 to 20) as (seq, subject, data), asked of
+/// its leader through `c`.
+async fn messages(c: &async_nats::Client, name: &str) -> Vec<(u64, String, String)> {
+    let mut out = Vec::new();
+    for seq in 1..=20u64 {
+        let v = api_within(
+            c,
+            &format!("$JS.API.STREAM.MSG.GET.{name}"),
+            json!({"seq": seq}),
+            CONVERGE,
+        )
+        .await;
+        if v.get("error").is_none() {
+            let m = &v["message"];
+            out.push((
+                m["seq"].as_u64().unwrap(),
+                m["subject"].as_str().unwrap().to_owned(),
+                m["data"].as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    out
+}
+
+/// Stream `name` deleted, as every server sees it.
+async fn deleted(c: &async_nats::Client, name: &str) {
+    let v = api_within(
+        c,
+        &format!("$JS.API.STREAM.DELETE.{name}"),
+        Value::Null,
+        CONVERGE,
+    )
+    .await;
+    assert_eq!(v["success"], true, "{v}");
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    loop {
+        let v = api_within(
+            c,
+            &format!("$JS.API.STREAM.INFO.{name}"),
+            Value::Null,
+            CONVERGE,
+        )
+        .await;
+        if err_code(&v) == 10059 {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still there: {v}");
+        // Poll interval; the wait is bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Backup, delete and restore of an R3 and an R1 stream through different servers: the
+/// restore creates the stream with its replicas and brings back every message (sequences,
+/// subjects, headers, the deleted one still missing) and the durable's delivery state; an
+/// R3 stream's new leader after a stepdown holds them too; publishing goes on after the
+/// last sequence.
+async fn backup_delete_restore_r3_and_r1(kind: ServerKind) {
+    let (cluster, _dirs) = start(kind).await;
+    let c0 = app(&cluster, 0).await;
+    let c1 = app(&cluster, 1).await;
+    let c2 = app(&cluster, 2).await;
+    for (name, replicas) in [("THREE", 3u64), ("ONE", 1)] {
+        let cinfo = populate(&c0, name, replicas).await;
+        let sinfo = info_until(&c0, name, CONVERGE, |v| v["state"]["messages"] == 19).await;
+        let before = messages(&c0, name).await;
+        assert_eq!(before.len(), 19);
+        let (snap, archive, _) = take_snapshot(&c1, name, json!({"chunk_size": 4096})).await;
+        deleted(&c0, name).await;
+
+        let done = restore(&c2, snap["config"].clone(), &archive, 1000).await;
+        assert_eq!(done["type"], CREATE_TYPE, "{done}");
+        assert_eq!(err_code(&done), 0, "{done}");
+        assert_eq!(done["config"]["num_replicas"], replicas, "{done}");
+        assert_eq!(done["state"]["messages"], 19, "{done}");
+        assert_eq!(
+            done["state"]["first_seq"], sinfo["state"]["first_seq"],
+            "{done}"
+        );
+        assert_eq!(done["state"]["last_seq"], 20, "{done}");
+        let info = info_until(&c0, name, CONVERGE, |v| {
+            v["state"]["messages"] == 19
+                && v["cluster"]["replicas"].as_array().map_or(0, Vec::len) == replicas as usize - 1
+        })
+        .await;
+        assert_eq!(messages(&c0, name).await, before);
+
+        let after = consumer_info_until(&c0, name, |v| v["ack_floor"]["stream_seq"] == 4).await;
+        for k in ["delivered", "ack_floor"] {
+            for f in ["consumer_seq", "stream_seq"] {
+                assert_eq!(after[k][f], cinfo[k][f], "{k}.{f}: {after} vs {cinfo}");
+            }
+        }
+        assert_eq!(after["num_pending"], cinfo["num_pending"], "{after}");
+
+        if replicas == 3 {
+            // Every replica holds the restored messages: a new leader serves them.
+            let old = info["cluster"]["leader"].clone();
+            let v = api_within(
+                &c0,
+                &format!("$JS.API.STREAM.LEADER.STEPDOWN.{name}"),
+                Value::Null,
+                CONVERGE,
+            )
+            .await;
+            assert_eq!(v["success"], true, "{v}");
+            info_until(&c0, name, CONVERGE, |v| v["cluster"]["leader"] != old).await;
+            assert_eq!(messages(&c0, name).await, before);
+        }
+        let js = async_nats::jetstream::new(c0.clone());
+        let subject = format!("{}.x", name.to_lowercase());
+        let acked = jscluster::publish_all(&js, &subject, ["after".into()], CONVERGE).await;
+        assert_eq!(acked[0].0, 21);
+    }
+}
+
+/// The consumer `D` of stream `name`, asked until `ok` holds, within [`CONVERGE`].
+async fn consumer_info_until(
+    c: &async_nats::Client,
+    name: &str,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    loop {
+        let v = api_within(
+            c,
+            &format!("$JS.API.CONSUMER.INFO.{name}.D"),
+            Value::Null,
+            CONVERGE,
+        )
+        .await;
+        if ok(&v) {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "consumer info never fit: {v}"
+        );
+        // Poll interval; the wait is bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What a restore request is refused with in a cluster, as nats-server 2.9.10 words it.
+async fn restore_request_errors(kind: ServerKind) {
+    let (cluster, _dirs) = start(kind).await;
+    let c1 = app(&cluster, 1).await;
+    let v = api_within(&c1, &format!("{RESTORE}R"), Value::Null, CONVERGE).await;
+    assert_eq!(v["type"], RESTORE_TYPE, "{v}");
+    assert_eq!(err_code(&v), 10003, "{v}");
+    let m = within_for(
+        CONVERGE,
+        "restore answer",
+        c1.request(format!("{RESTORE}R"), Bytes::from_static(b"{not json")),
+    )
+    .await
+    .unwrap();
+    let v: Value = serde_json::from_slice(&m.payload).unwrap();
+    assert_eq!(err_code(&v), 10025, "{v}");
+    jscluster::create(&c1, jscluster::stream_cfg("R", 3), CONVERGE).await;
+    let v = api_within(
+        &c1,
+        &format!("{RESTORE}R"),
+        json!({"config": jscluster::stream_cfg("R", 3)}),
+        CONVERGE,
+    )
+    .await;
+    assert_eq!(v["type"], RESTORE_TYPE, "{v}");
+    assert_eq!(err_code(&v), 10130, "{v}");
+    assert_eq!(v["error"]["code"], 400, "{v}");
+    assert_eq!(
+        v["error"]["description"], "stream name already in use, cannot restore",
+        "{v}"
+    );
 }

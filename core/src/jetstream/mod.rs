@@ -23,7 +23,7 @@ mod retention;
 pub mod service;
 pub mod signed;
 mod snapshot;
-pub use snapshot::replica::ReplicaSnapshot;
+pub use snapshot::replica::{ReplicaRestore, ReplicaSnapshot};
 pub mod sourcing;
 pub mod store;
 pub mod stream;

@@ -172,6 +172,10 @@ impl JsCluster {
             self.serve_snapshot(name, &req, &reply);
             return;
         }
+        if let Some(name) = rest.strip_prefix("STREAM.RESTORE.") {
+            self.serve_restore(name, &req, &reply);
+            return;
+        }
         match op.answered_by() {
             Answerer::Nobody => {}
             Answerer::MetaLeader => {
@@ -426,7 +430,7 @@ impl JsCluster {
 
     /// Writes a proposal to the meta group (the answer follows its apply), or answers an
     /// unchanged one at once.
-    fn submit_meta(
+    pub(super) fn submit_meta(
         self: &Arc<Self>,
         p: Proposal,
         op: ApiOp,

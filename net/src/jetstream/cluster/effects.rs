@@ -91,6 +91,13 @@ impl JsCluster {
             self.answer_cluster(&request.account, &request.reply, &body);
             return;
         }
+        if rest.starts_with("STREAM.RESTORE.") {
+            // The restored stream's leader answers once it leads (see `restore`).
+            if let Answer::Err(e) = answer {
+                self.answer_restore_error(request, &e);
+            }
+            return;
+        }
         let op = ApiOp::parse(rest);
         let now = self.now();
         let body = match answer {
@@ -160,10 +167,10 @@ impl JsCluster {
         ));
         // Only the creation's first peer initialises; a peer added later (a scale up, a
         // replacement) joins through the group's leader (see `members`).
-        let created = sa
-            .request
-            .as_ref()
-            .is_some_and(|r| r.subject.starts_with("$JS.API.STREAM.CREATE."));
+        let created = sa.request.as_ref().is_some_and(|r| {
+            r.subject.starts_with("$JS.API.STREAM.CREATE.")
+                || r.subject.starts_with("$JS.API.STREAM.RESTORE.")
+        });
         if created && sa.group.peers.first() == Some(&peer_id(&self.name)) {
             let c = Arc::clone(self);
             tokio::spawn(async move { c.initialize_stream(g, sa).await });
@@ -198,7 +205,7 @@ impl JsCluster {
     /// A new leader of a stream nothing was stored in yet answers the create that asked for
     /// it (Go: the new stream's leader answers), now that it takes publishes. A repeat (a
     /// later leader of a still empty stream) goes to an inbox nobody listens on any more.
-    fn answer_create(&self, g: &StreamGroup) {
+    fn answer_create(self: &Arc<Self>, g: &Arc<StreamGroup>) {
         let sa = lock(&g.assignment).clone();
         let Some(request) = sa.request.clone() else {
             return;
@@ -207,6 +214,11 @@ impl JsCluster {
             .rs()
             .is_some_and(|rs| rs.stream.store.state().last_seq == 0 && rs.consumers.is_empty());
         if !fresh || !g.first_lead() {
+            return;
+        }
+        if request.subject.starts_with("$JS.API.STREAM.RESTORE.") {
+            // A restore's stream: its leader takes the upload (see `restore`).
+            self.start_restore(g, &request);
             return;
         }
         let now = self.now();

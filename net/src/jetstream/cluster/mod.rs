@@ -84,6 +84,7 @@ mod members;
 mod mixed;
 mod repair;
 mod replicas;
+mod restore;
 mod snapshot;
 mod sourcing;
 mod stepdown;

@@ -106,6 +106,8 @@ pub(super) enum Op {
     Pump,
     /// What a mirror or source read from its origin (see `sourcing`).
     Sourced(Box<super::sourcing::Sourced>),
+    /// A chunk of a restore's upload (see `restore`).
+    Restore(Box<super::restore::RestoreStep>),
 }
 
 /// An answer: (reply subject, body).
@@ -761,6 +763,7 @@ fn leader_op(
         // The pump after every batch does the work.
         Op::Pump => {}
         Op::Sourced(s) => super::sourcing::store(rs, *s, now, b),
+        Op::Restore(s) => super::restore::step(rs, *s, b),
     }
 }
 

@@ -44,14 +44,14 @@ impl InternalSink for AckSink {
 }
 
 /// A route-visible internal subscription, removed on drop.
-struct Listening {
+pub(super) struct Listening {
     srv: Arc<Shared>,
     acc: Arc<Account>,
     sub: SubRef,
 }
 
 impl Listening {
-    fn new(
+    pub(super) fn new(
         srv: Arc<Shared>,
         acc: Arc<Account>,
         subject: String,
