@@ -25,6 +25,7 @@ both!(
     snapshot_request_errors,
     backup_delete_restore_r3_and_r1,
     restore_request_errors,
+    corrupted_archive_is_refused,
 );
 
 /// How long the cluster may take to elect or converge.
@@ -431,4 +432,47 @@ async fn restore_request_errors(kind: ServerKind) {
         v["error"]["description"], "stream name already in use, cannot restore",
         "{v}"
     );
+}
+
+/// A damaged archive is refused (10062) and the stream it was creating is gone; the
+/// undamaged one restores after it.
+async fn corrupted_archive_is_refused(kind: ServerKind) {
+    let (cluster, _dirs) = start(kind).await;
+    let c0 = app(&cluster, 0).await;
+    populate(&c0, "BAD", 3).await;
+    let (snap, archive, _) = take_snapshot(&c0, "BAD", json!({"chunk_size": 1024})).await;
+    deleted(&c0, "BAD").await;
+    let mut bad = archive.clone();
+    let mid = bad.len() / 2;
+    for b in &mut bad[mid..mid + 8] {
+        *b ^= 0x5a;
+    }
+    let c1 = app(&cluster, 1).await;
+    let v = restore(&c1, snap["config"].clone(), &bad, 1024).await;
+    assert_eq!(err_code(&v), 10062, "{v}");
+    assert_eq!(v["error"]["code"], 500, "{v}");
+    assert!(
+        v["error"]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("restore failed: "),
+        "{v}"
+    );
+    // Deleted through the meta group: asked until it is gone.
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    loop {
+        let v = api_within(&c0, "$JS.API.STREAM.INFO.BAD", Value::Null, CONVERGE).await;
+        if err_code(&v) == 10059 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "half-restored stream stays: {v}"
+        );
+        // Poll interval; the wait is bounded by `deadline`.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let v = restore(&c1, snap["config"].clone(), &archive, 4096).await;
+    assert_eq!(err_code(&v), 0, "{v}");
+    assert_eq!(v["state"]["messages"], 19, "{v}");
 }

@@ -17,9 +17,10 @@
 //! with nats-server before its meta group formed). A request to a stream whose group has had
 //! no leader for [`LEADERLESS`] (every server's heartbeat lists the groups it leads) is
 //! answered by the meta leader with 10008 "JetStream system temporarily unavailable", where
-//! nats-server 2.9 stays silent. Requests not listed (snapshots, restores,
-//! consumer pause/reset/unpin, peer and server removal) are not served in a cluster
-//! yet: nobody answers.
+//! nats-server 2.9 stays silent. STREAM.SNAPSHOT goes to the stream's leader and
+//! STREAM.RESTORE to the meta leader (see `snapshot` and `restore`). Requests not listed
+//! (consumer pause/reset/unpin, peer and server removal) are not served in a cluster yet:
+//! nobody answers.
 //!
 //! A create is answered by the new stream's leader once it leads (see `effects`); a consumer
 //! create by the stream's leader once the consumer's entry is committed. Updates and deletes

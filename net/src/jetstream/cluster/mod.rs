@@ -62,10 +62,13 @@
 //! Consumers live in their stream's group: their leader is the stream's leader, and
 //! CONSUMER.LEADER.STEPDOWN steps the stream's group down (see [`consumers`]).
 //!
+//! A stream's snapshot is sent by its leader from its replica ([`snapshot`]); a restore
+//! creates the stream through the meta group and its leader loads the upload into the
+//! stream's group, so every replica gets it ([`restore`]).
+//!
 //! # Not yet
 //!
 //! * Pause/reset/unpin of consumers on clustered streams (see [`consumers`]).
-//! * Snapshots and restores in a cluster: unanswered.
 //! * Moving a stream to other tags or another cluster by STREAM.UPDATE (refused, 10036).
 //! * Mirrors and sources of clustered streams from another account or domain (`external`)
 //!   or through a durable consumer: not copied. Placement does not weigh the storage

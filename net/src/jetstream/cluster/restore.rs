@@ -14,8 +14,8 @@
 //! chunk is answered, once everything is committed, with the stream's info as a
 //! `stream_create_response`.
 //!
-//! A restore that fails or stalls leaves the stream as far as it got (nats-server removes
-//! it); an archive is natsd's own (see core's `snapshot`).
+//! A restore that fails, stalls or is cancelled has its stream deleted through the meta
+//! group, as nats-server does; an archive is natsd's own (see core's `snapshot`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -206,17 +206,20 @@ impl JsCluster {
         loop {
             let Ok(Some((reply, payload))) = tokio::time::timeout(STALL, rx.recv()).await else {
                 tracing::warn!("Restore of stream '{} > {}' is stalled", g.account, g.name);
+                self.abandon_restore(acc, &g.name);
                 return;
             };
             let Some(reply) = reply else {
                 // Go: a chunk without a reply subject cancels the restore.
                 tracing::warn!("Restore of stream '{} > {}' cancelled", g.account, g.name);
+                self.abandon_restore(acc, &g.name);
                 return;
             };
             let end = payload.is_empty();
             if end && !self.consumers_assigned(g, &consumers).await {
                 let e = ApiError::new(500, 10062, "restore failed: consumers not assigned");
                 self.answer(&g.account, &reply, &fail_body(CREATE_TYPE, &e));
+                self.abandon_restore(acc, &g.name);
                 return;
             }
             let (done, stored) = oneshot::channel();
@@ -243,6 +246,7 @@ impl JsCluster {
                         e.description
                     );
                     self.answer(&g.account, &reply, &fail_body(CREATE_TYPE, &e));
+                    self.abandon_restore(acc, &g.name);
                     return;
                 }
             };
@@ -274,20 +278,33 @@ impl JsCluster {
         }
     }
 
+    /// A restore that failed or stopped: its stream is deleted through the meta group, as
+    /// nats-server deletes it, rather than left half loaded.
+    fn abandon_restore(&self, acc: &Arc<Account>, stream: &str) {
+        self.internal_request(acc, format!("$JS.API.STREAM.DELETE.{stream}"), Vec::new());
+    }
+
+    /// Publishes an API request in `acc` as a client would; its answer goes to an inbox
+    /// nobody listens on.
+    fn internal_request(&self, acc: &Arc<Account>, subject: String, payload: Vec<u8>) {
+        super::consumers::emit(
+            acc,
+            vec![Delivery {
+                subject,
+                reply: Some(format!("_INBOX.{}", self.transfer_id())),
+                headers: Vec::new(),
+                payload,
+                shown_subject: None,
+            }],
+        );
+    }
+
     /// Asks the meta group (as a client would) to assign a consumer the archive holds; its
     /// answer goes nowhere: [`Self::consumers_assigned`] waits for the assignment.
     fn assign_consumer(&self, acc: &Arc<Account>, stream: &str, name: &str, config: Value) {
         let body = json!({"stream_name": stream, "config": config});
-        super::consumers::emit(
-            acc,
-            vec![Delivery {
-                subject: format!("$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{name}"),
-                reply: Some(format!("_INBOX.{}", self.transfer_id())),
-                headers: Vec::new(),
-                payload: body.to_string().into_bytes(),
-                shown_subject: None,
-            }],
-        );
+        let subject = format!("$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{name}");
+        self.internal_request(acc, subject, body.to_string().into_bytes());
     }
 
     /// Waits (within [`SETTLE`]) until the meta group assigned every one of `names`.
