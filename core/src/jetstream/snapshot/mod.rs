@@ -32,6 +32,8 @@
 
 pub(crate) mod archive;
 pub(crate) mod replica;
+#[cfg(test)]
+mod replica_tests;
 mod restore;
 #[cfg(test)]
 mod tests;
