@@ -8,7 +8,7 @@ use super::replica::{ReplicaRestore, ReplicaSnapshot};
 use crate::jetstream::cluster::entry::StreamEntry;
 use crate::jetstream::cluster::{Applied, ReplicatedStream};
 use crate::jetstream::consumer::{self, AckKind};
-use crate::jetstream::store::{MemStore, StoreConfig};
+use crate::jetstream::store::MemStore;
 use crate::jetstream::stream::{check_config, store_config};
 
 const T0: u64 = 1_700_000_000_000_000_000;
@@ -87,7 +87,10 @@ fn archive(l: &ReplicatedStream) -> Vec<u8> {
     panic!("the archive never ended");
 }
 
-fn messages(r: &ReplicatedStream) -> Vec<(u64, u64, String, Vec<u8>, Vec<u8>)> {
+/// A stored message: sequence, time, subject, headers, payload.
+type Msg = (u64, u64, String, Vec<u8>, Vec<u8>);
+
+fn messages(r: &ReplicatedStream) -> Vec<Msg> {
     let mut out = Vec::new();
     let mut seq = 0;
     while let Ok(m) = r.stream.store.load_next_msg("", seq) {
