@@ -69,6 +69,8 @@
 //! # Not yet
 //!
 //! * Pause/reset/unpin of consumers on clustered streams (see [`consumers`]).
+//! * A restore's upload counted against the account's storage as it arrives (only the
+//!   stream's config is checked, as for a create).
 //! * Moving a stream to other tags or another cluster by STREAM.UPDATE (refused, 10036).
 //! * Mirrors and sources of clustered streams from another account or domain (`external`)
 //!   or through a durable consumer: not copied. Placement does not weigh the storage
