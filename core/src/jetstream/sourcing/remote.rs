@@ -1,0 +1,440 @@
+//! Mirrors and sources whose origin only the network reaches: an `external` API prefix that
+//! no import of this server resolves, such as `$JS.<domain>.API` of a JetStream across a leaf
+//! link (Go: server/stream.go setupMirrorConsumer, setSourceConsumer, processInboundMirrorMsg,
+//! processInboundSourceMsg).
+//!
+//! As nats-server does, the sourcing stream asks the origin for an ephemeral push consumer
+//! (`<api>.CONSUMER.CREATE.<stream>`, `direct`, no acks, flow control, 1 s heartbeats)
+//! delivering to a fresh subject under the `deliver` prefix, starting after the last message
+//! it copied, and stores what arrives there in order. It asks again (a new consumer on a new
+//! deliver subject, from the last copied sequence) when the answer does not come within 5 s,
+//! when heartbeats stop for 3 s (a cut link, an origin restart), or when a heartbeat or a
+//! delivery shows that something was missed; never more often than every 2 s.
+//!
+//! The shell subscribes to each cursor's deliver and reply subjects ([`JetStream::subjects`]
+//! includes them), hands what arrives to [`JetStream::remote_inbound`] and runs
+//! [`JetStream::pull_remote`] for each such cursor after every round, which sends the
+//! requests. A delivery arrives under the subject its origin stored it with (the deliver
+//! subject only routes it), so it is recognised by its ack reply, which names the consumer.
+
+use serde_json::{json, Value};
+
+use super::super::api::ApiError;
+use super::super::consumer::Delivery;
+use super::super::service::JetStream;
+use super::super::store::{StoredMsg, UnixNanos};
+use super::external::ExternalCursor;
+use super::{resume_point, store_batch, SourceState};
+use crate::proto::headers::Headers;
+
+/// Go: `sourceHealthCheckInterval`, the consumer's heartbeat.
+const HEARTBEAT: u64 = 1_000_000_000;
+/// Heartbeats missed for this long: the consumer is gone (Go: 3 × the heartbeat).
+const STALLED: u64 = 3 * HEARTBEAT;
+/// How long a create request may go unanswered.
+const ANSWER_WAIT: u64 = 5_000_000_000;
+/// Go: `sourceConsumerRetryThreshold`, the least time between two create requests.
+const RETRY_GAP: u64 = 2_000_000_000;
+/// Go: the consumer's `ack_wait` (22 h): never used with no acks, sent as Go sends it.
+const ACK_WAIT: u64 = 22 * 3600 * 1_000_000_000;
+
+/// The network side of one mirror or source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    /// Where the current consumer delivers.
+    deliver: String,
+    /// Where the answer to the current create request comes.
+    reply: String,
+    /// The current consumer, once the origin answered.
+    cname: Option<String>,
+    /// When the next create request may go (`None`: one is not needed).
+    ask_at: Option<UnixNanos>,
+    /// When the last request went.
+    asked: UnixNanos,
+    /// When the origin was last heard from.
+    heard: UnixNanos,
+    /// The consumer's last delivery sequence seen.
+    dseq: u64,
+    /// The last origin sequence taken.
+    sseq: u64,
+}
+
+/// A delivery's ack reply: (stream, consumer, delivery count, stream seq, consumer seq,
+/// timestamp, pending). Both of nats-server's forms: `$JS.ACK.<stream>.<consumer>.<dc>.…`
+/// and the one with domain and account hash first.
+fn parse_ack(reply: &str) -> Option<(&str, &str, u64, u64, u64, u64, u64)> {
+    let t: Vec<&str> = reply.strip_prefix("$JS.ACK.")?.split('.').collect();
+    let t = match t.len() {
+        7 => &t[..],
+        n if n >= 10 => &t[2..9],
+        _ => return None,
+    };
+    let n = |i: usize| t[i].parse::<u64>().ok();
+    Some((t[0], t[1], n(2)?, n(3)?, n(4)?, n(5)?, n(6)?))
+}
+
+impl JetStream {
+    /// The subjects the remote cursors listen on.
+    pub(crate) fn remote_subjects(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for e in self.streams.values() {
+            for st in e.stream.mirror.iter().chain(&e.stream.sources) {
+                if let Some(r) = &st.remote {
+                    v.push(r.deliver.clone());
+                    v.push(r.reply.clone());
+                }
+            }
+        }
+        v
+    }
+
+    /// Does any cursor listen on the network?
+    fn has_remote(&self) -> bool {
+        self.streams.values().any(|e| {
+            e.stream
+                .mirror
+                .iter()
+                .chain(&e.stream.sources)
+                .any(|s| s.remote.is_some())
+        })
+    }
+
+    /// `c` reads its origin in-process now: forgets its network side. True if that
+    /// changes the subjects to listen on.
+    pub fn drop_remote(&mut self, c: &ExternalCursor) -> bool {
+        self.slot(c).is_some_and(|st| st.remote.take().is_some())
+    }
+
+    fn slot(&mut self, c: &ExternalCursor) -> Option<&mut SourceState> {
+        let e = self.streams.get_mut(&c.stream)?;
+        let st = match c.slot {
+            None => e.stream.mirror.as_mut(),
+            Some(i) => e.stream.sources.get_mut(i),
+        }?;
+        (st.cfg == c.source).then_some(st)
+    }
+
+    /// Runs the network side of `c`, whose origin no import resolves: sends a consumer
+    /// create request when one is due. Returns it and whether the subjects to listen on
+    /// changed (the shell subscribes before it sends the request).
+    pub fn pull_remote(&mut self, c: &ExternalCursor, now: UnixNanos) -> (Vec<Delivery>, bool) {
+        let Some(st) = self.slot(c) else {
+            return (Vec::new(), false);
+        };
+        match &mut st.remote {
+            None => {
+                st.remote = Some(Box::new(Remote {
+                    deliver: String::new(),
+                    reply: String::new(),
+                    cname: None,
+                    ask_at: Some(now),
+                    asked: 0,
+                    heard: now,
+                    dseq: 0,
+                    sseq: 0,
+                }));
+            }
+            Some(r) => {
+                if r.cname.is_some() && now.saturating_sub(r.heard) > STALLED {
+                    // Go: the source is stalled; a new consumer from the last copy.
+                    r.cname = None;
+                    r.ask_at = Some(r.asked.saturating_add(RETRY_GAP).max(now));
+                }
+            }
+        }
+        let due = st
+            .remote
+            .as_ref()
+            .and_then(|r| r.ask_at)
+            .is_some_and(|t| now >= t);
+        if !due {
+            return (Vec::new(), false);
+        }
+        let (deliver, reply, name) = (
+            self.ephemeral_name(),
+            self.ephemeral_name(),
+            self.ephemeral_name(),
+        );
+        let Some(e) = self.streams.get(&c.stream) else {
+            return (Vec::new(), false);
+        };
+        let mirror = c.slot.is_none();
+        let Some(st) = (match c.slot {
+            None => e.stream.mirror.as_ref(),
+            Some(i) => e.stream.sources.get(i),
+        }) else {
+            return (Vec::new(), false);
+        };
+        let Some(ext) = st.cfg.external.as_ref() else {
+            return (Vec::new(), false);
+        };
+        let prefix = match ext.deliver.trim_end_matches('.') {
+            "" => "$JS",
+            p => p,
+        };
+        let deliver = format!("{prefix}.{}.{deliver}", if mirror { "M" } else { "S" });
+        let reply = format!("$JSC.R.{reply}");
+        // Where to start: after the last copy (Go: the mirror's last sequence, a source's
+        // last `Nats-Stream-Source` of its own), else where the config says.
+        let next = match st.remote.as_ref().map_or(0, |r| r.sseq) {
+            0 => match st.next {
+                Some(n) => Some(n),
+                None if mirror => Some(e.stream.store.state().last_seq + 1).filter(|n| *n > 1),
+                None => resume_point(e.stream.store.as_ref(), &st.iname).map(|s| s + 1),
+            },
+            s => Some(s + 1),
+        };
+        let mut cfg = json!({
+            "deliver_subject": deliver,
+            "deliver_policy": "all",
+            "ack_policy": "none",
+            "ack_wait": ACK_WAIT,
+            "max_deliver": 1,
+            "idle_heartbeat": HEARTBEAT,
+            "flow_control": true,
+            "direct": true,
+        });
+        let start = next.or((st.cfg.opt_start_seq > 0).then_some(st.cfg.opt_start_seq));
+        if let Some(seq) = start {
+            cfg["deliver_policy"] = json!("by_start_sequence");
+            cfg["opt_start_seq"] = json!(seq);
+        } else if let Some(t) = &st.cfg.opt_start_time {
+            cfg["deliver_policy"] = json!("by_start_time");
+            cfg["opt_start_time"] = json!(t);
+        }
+        let api = ext.api.trim_end_matches('.');
+        let origin = &st.cfg.name;
+        let subject = if st.cfg.filter_subject.is_empty() {
+            format!("{api}.CONSUMER.CREATE.{origin}")
+        } else {
+            // Go: with a filter, the extended create subject and a name of its own.
+            let name = format!("{}-{name}", if mirror { "mirror" } else { "src" });
+            cfg["filter_subject"] = json!(st.cfg.filter_subject);
+            cfg["name"] = json!(name);
+            format!(
+                "{api}.CONSUMER.CREATE.{origin}.{name}.{}",
+                st.cfg.filter_subject
+            )
+        };
+        let body = json!({"stream_name": origin, "config": cfg});
+        let Some(st) = self.slot(c) else {
+            return (Vec::new(), false);
+        };
+        let Some(r) = st.remote.as_mut() else {
+            return (Vec::new(), false);
+        };
+        r.deliver = deliver;
+        r.reply.clone_from(&reply);
+        r.cname = None;
+        r.asked = now;
+        r.ask_at = Some(now.saturating_add(ANSWER_WAIT));
+        r.dseq = 0;
+        let request = Delivery {
+            subject,
+            reply: Some(reply),
+            headers: Vec::new(),
+            payload: body.to_string().into_bytes(),
+            shown_subject: None,
+        };
+        (vec![request], true)
+    }
+
+    /// A message for a remote cursor (an answer, a heartbeat, a flow-control request or a
+    /// delivery), if it is one: what to send back (flow-control answers, republished
+    /// copies). A new consumer it calls for is asked for by the next [`Self::pull_remote`].
+    pub fn remote_inbound(
+        &mut self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: &[u8],
+        payload: &[u8],
+        now: UnixNanos,
+    ) -> Option<Vec<Delivery>> {
+        if !self.has_remote() {
+            return None;
+        }
+        let ack = reply.and_then(parse_ack);
+        let mut found = None;
+        'streams: for (name, e) in &self.streams {
+            let slots = e.stream.mirror.iter().map(|m| (None, m));
+            let slots = slots.chain(
+                e.stream
+                    .sources
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (Some(i), s)),
+            );
+            for (slot, st) in slots {
+                let Some(r) = &st.remote else { continue };
+                let hit = subject == r.reply
+                    || subject == r.deliver
+                    || ack.is_some_and(|a| a.0 == st.cfg.name && r.cname.as_deref() == Some(a.1));
+                if hit {
+                    found = Some((name.clone(), slot));
+                    break 'streams;
+                }
+            }
+        }
+        let (stream, slot) = found?;
+        let e = self.streams.get_mut(&stream)?;
+        let mirror = slot.is_none();
+        let mut st = match slot {
+            None => e.stream.mirror.clone(),
+            Some(i) => e.stream.sources.get(i).cloned(),
+        }?;
+        let mut r = st.remote.take()?;
+        let mut out = Vec::new();
+        let mut stored = false;
+        if subject == r.reply {
+            answered(&mut st, &mut r, payload, now);
+        } else if subject == r.deliver && headers.starts_with(b"NATS/1.0 100") {
+            r.heard = now;
+            st.last_seen = Some(now);
+            match reply {
+                // Flow control: answering it lets the origin go on.
+                Some(fc) => out.push(empty(fc)),
+                None => {
+                    let h = Headers::parse(headers).ok();
+                    let get = |n: &str| {
+                        h.as_ref()
+                            .and_then(|h| h.get(n))
+                            .map(|v| String::from_utf8_lossy(v).into_owned())
+                    };
+                    let last = get("Nats-Last-Consumer").and_then(|v| v.parse::<u64>().ok());
+                    if r.cname.is_some() && last.is_some_and(|l| l > 0 && l != r.dseq) {
+                        // Go: a heartbeat naming a later delivery than ours: we missed one.
+                        retry(&mut r, now);
+                    } else if let Some(fc) = get("Nats-Consumer-Stalled") {
+                        out.push(empty(&fc));
+                    }
+                }
+            }
+        } else if let Some((_, _, dc, sseq, dseq, ts, pending)) = ack {
+            r.heard = now;
+            st.last_seen = Some(now);
+            if dc == 1 && sseq > r.sseq {
+                if dseq == r.dseq + 1 {
+                    let m = StoredMsg {
+                        seq: sseq,
+                        ts,
+                        subject: subject.to_owned(),
+                        headers: bytes::Bytes::copy_from_slice(headers),
+                        payload: bytes::Bytes::copy_from_slice(payload),
+                    };
+                    let batch: Vec<(StoredMsg, String)> = st
+                        .map_subject(subject)
+                        .map(|s| (m, s))
+                        .into_iter()
+                        .collect();
+                    let (done, s) = store_batch(
+                        &mut e.stream,
+                        &mut e.consumers,
+                        &mut st,
+                        &batch,
+                        mirror,
+                        sseq + 1,
+                        now,
+                        &mut out,
+                    );
+                    stored = s;
+                    if done > sseq {
+                        r.sseq = sseq;
+                        r.dseq = dseq;
+                        st.next = Some(sseq + 1);
+                        st.lag = pending.saturating_sub(1);
+                    } else {
+                        // Not stored (full, sealed): ask again from it later.
+                        retry(&mut r, now);
+                    }
+                } else {
+                    // Go: a delivery sequence out of turn, something was missed.
+                    retry(&mut r, now);
+                }
+            }
+        }
+        st.remote = Some(r);
+        let e = self.streams.get_mut(&stream)?;
+        match slot {
+            None => e.stream.mirror = Some(st),
+            Some(i) => {
+                if let Some(s) = e.stream.sources.get_mut(i) {
+                    *s = st;
+                }
+            }
+        }
+        if stored {
+            self.mark_dirty(&stream);
+        }
+        Some(out)
+    }
+}
+
+/// The origin's answer to a create request.
+fn answered(st: &mut SourceState, r: &mut Remote, payload: &[u8], now: UnixNanos) {
+    let Ok(v) = serde_json::from_slice::<Value>(payload) else {
+        return;
+    };
+    if let Some(e) = v.get("error") {
+        let code = |k: &str| e.get(k).and_then(Value::as_u64).unwrap_or(0);
+        st.error = Some(ApiError::new(
+            u16::try_from(code("code")).unwrap_or(500),
+            u16::try_from(code("err_code")).unwrap_or(0),
+            e.get("description").and_then(Value::as_str).unwrap_or(""),
+        ));
+        // Go: retried, no sooner than the threshold.
+        r.ask_at = Some(r.asked.saturating_add(RETRY_GAP).max(now));
+        return;
+    }
+    let Some(name) = v.get("name").and_then(Value::as_str) else {
+        return;
+    };
+    st.error = None;
+    r.cname = Some(name.to_owned());
+    r.ask_at = None;
+    r.heard = now;
+    r.dseq = 0;
+    st.last_seen = Some(now);
+    // Go: the consumer starts after what it says was delivered.
+    if let Some(s) = v
+        .pointer("/delivered/stream_seq")
+        .and_then(Value::as_u64)
+        .filter(|s| *s > r.sseq)
+    {
+        r.sseq = s;
+    }
+}
+
+/// Asks for a new consumer from the last copy, as soon as the threshold allows.
+fn retry(r: &mut Remote, now: UnixNanos) {
+    r.cname = None;
+    r.ask_at = Some(r.asked.saturating_add(RETRY_GAP).max(now));
+}
+
+fn empty(to: &str) -> Delivery {
+    Delivery {
+        subject: to.to_owned(),
+        reply: None,
+        headers: Vec::new(),
+        payload: Vec::new(),
+        shown_subject: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ack;
+
+    #[test]
+    fn both_ack_reply_forms() {
+        assert_eq!(
+            parse_ack("$JS.ACK.O.C1.1.5.3.1700.9"),
+            Some(("O", "C1", 1, 5, 3, 1700, 9))
+        );
+        assert_eq!(
+            parse_ack("$JS.ACK.hub.ACCHASH.O.C1.2.5.3.1700.9.tok"),
+            Some(("O", "C1", 2, 5, 3, 1700, 9))
+        );
+        assert_eq!(parse_ack("$JS.ACK.O.C1.x.5.3.1700.9"), None);
+        assert_eq!(parse_ack("_INBOX.x"), None);
+    }
+}
