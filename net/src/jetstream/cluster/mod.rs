@@ -404,8 +404,7 @@ pub(crate) fn stop(srv: &Shared) {
     c.stop_streams();
     for (acc, sub) in lock(&c.subs).drain(..) {
         if acc.sublist.remove(&sub.0.subject, None, &sub).is_ok() {
-            srv.cluster
-                .local_interest(&acc.name, &sub.0.subject, None, false);
+            tell_interest(&srv, &acc.name, &sub.0.subject, false);
         }
     }
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -914,6 +913,17 @@ impl JsCluster {
             return Some("JetStream is not current with the meta leader".to_owned());
         }
         None
+    }
+}
+
+/// Tells the routes and the leaf links about an internal subscription of an account, as a
+/// client's would be: a leaf's clients reach the clustered API under the hub's domain, its
+/// streams' subjects and acks through whichever server the leaf is attached to (Go: the
+/// JetStream internal client's subscriptions update routes and leaf nodes alike).
+pub(super) fn tell_interest(srv: &Shared, account: &str, subject: &[u8], added: bool) {
+    srv.cluster.local_interest(account, subject, None, added);
+    if srv.leafs.enabled {
+        srv.leafs.local_interest(account, subject, None, added);
     }
 }
 
