@@ -19,7 +19,7 @@
 
 use serde_json::{json, Value};
 
-use super::super::api::ApiError;
+use super::super::api::{ApiError, ExternalStream, StreamSource};
 use super::super::consumer::Delivery;
 use super::super::service::JetStream;
 use super::super::store::{StoredMsg, UnixNanos};
@@ -62,7 +62,7 @@ pub struct Remote {
 /// A delivery's ack reply: (stream, consumer, delivery count, stream seq, consumer seq,
 /// timestamp, pending). Both of nats-server's forms: `$JS.ACK.<stream>.<consumer>.<dc>.…`
 /// and the one with domain and account hash first.
-fn parse_ack(reply: &str) -> Option<(&str, &str, u64, u64, u64, u64, u64)> {
+pub fn parse_ack(reply: &str) -> Option<(&str, &str, u64, u64, u64, u64, u64)> {
     let t: Vec<&str> = reply.strip_prefix("$JS.ACK.")?.split('.').collect();
     let t = match t.len() {
         7 => &t[..],
@@ -168,11 +168,6 @@ impl JetStream {
         let Some(ext) = st.cfg.external.as_ref() else {
             return (Vec::new(), false);
         };
-        let prefix = match ext.deliver.trim_end_matches('.') {
-            "" => "$JS",
-            p => p,
-        };
-        let deliver = format!("{prefix}.{}.{deliver}", if mirror { "M" } else { "S" });
         let reply = format!("$JSC.R.{reply}");
         // Where to start: after the last copy (Go: the mirror's last sequence, a source's
         // last `Nats-Stream-Source` of its own), else where the config says.
@@ -184,39 +179,7 @@ impl JetStream {
             },
             s => Some(s + 1),
         };
-        let mut cfg = json!({
-            "deliver_subject": deliver,
-            "deliver_policy": "all",
-            "ack_policy": "none",
-            "ack_wait": ACK_WAIT,
-            "max_deliver": 1,
-            "idle_heartbeat": HEARTBEAT,
-            "flow_control": true,
-            "direct": true,
-        });
-        let start = next.or((st.cfg.opt_start_seq > 0).then_some(st.cfg.opt_start_seq));
-        if let Some(seq) = start {
-            cfg["deliver_policy"] = json!("by_start_sequence");
-            cfg["opt_start_seq"] = json!(seq);
-        } else if let Some(t) = &st.cfg.opt_start_time {
-            cfg["deliver_policy"] = json!("by_start_time");
-            cfg["opt_start_time"] = json!(t);
-        }
-        let api = ext.api.trim_end_matches('.');
-        let origin = &st.cfg.name;
-        let subject = if st.cfg.filter_subject.is_empty() {
-            format!("{api}.CONSUMER.CREATE.{origin}")
-        } else {
-            // Go: with a filter, the extended create subject and a name of its own.
-            let name = format!("{}-{name}", if mirror { "mirror" } else { "src" });
-            cfg["filter_subject"] = json!(st.cfg.filter_subject);
-            cfg["name"] = json!(name);
-            format!(
-                "{api}.CONSUMER.CREATE.{origin}.{name}.{}",
-                st.cfg.filter_subject
-            )
-        };
-        let body = json!({"stream_name": origin, "config": cfg});
+        let (deliver, subject, body) = create_request(&st.cfg, ext, mirror, next, &deliver, &name);
         let Some(st) = self.slot(c) else {
             return (Vec::new(), false);
         };
@@ -233,7 +196,7 @@ impl JetStream {
             subject,
             reply: Some(reply),
             headers: Vec::new(),
-            payload: body.to_string().into_bytes(),
+            payload: body.into_bytes(),
             shown_subject: None,
         };
         (vec![request], true)
@@ -253,6 +216,20 @@ impl JetStream {
         if !self.has_remote() {
             return None;
         }
+        // A delivery that came over a route or leaf link may still carry the subject it was
+        // stored under after an `@` in its ack reply.
+        let split = reply
+            .and_then(|r| crate::leaf::split_js_reply(r.as_bytes()))
+            .map(|(a, s)| {
+                (
+                    String::from_utf8_lossy(a).into_owned(),
+                    String::from_utf8_lossy(s).into_owned(),
+                )
+            });
+        let (reply, subject) = match &split {
+            Some((a, s)) => (Some(a.as_str()), s.as_str()),
+            None => (reply, subject),
+        };
         let ack = reply.and_then(parse_ack);
         let mut found = None;
         'streams: for (name, e) in &self.streams {
@@ -290,24 +267,13 @@ impl JetStream {
         } else if subject == r.deliver && headers.starts_with(b"NATS/1.0 100") {
             r.heard = now;
             st.last_seen = Some(now);
-            match reply {
-                // Flow control: answering it lets the origin go on.
-                Some(fc) => out.push(empty(fc)),
-                None => {
-                    let h = Headers::parse(headers).ok();
-                    let get = |n: &str| {
-                        h.as_ref()
-                            .and_then(|h| h.get(n))
-                            .map(|v| String::from_utf8_lossy(v).into_owned())
-                    };
-                    let last = get("Nats-Last-Consumer").and_then(|v| v.parse::<u64>().ok());
-                    if r.cname.is_some() && last.is_some_and(|l| l > 0 && l != r.dseq) {
-                        // Go: a heartbeat naming a later delivery than ours: we missed one.
-                        retry(&mut r, now);
-                    } else if let Some(fc) = get("Nats-Consumer-Stalled") {
-                        out.push(empty(&fc));
-                    }
-                }
+            let (answer, last) = control(headers, reply);
+            if r.cname.is_some() && last.is_some_and(|l| l > 0 && l != r.dseq) {
+                // Go: a heartbeat naming a later delivery than ours: we missed one.
+                retry(&mut r, now);
+            } else if let Some(to) = answer {
+                // Flow control, or a heartbeat saying the origin waits for us.
+                out.push(empty(&to));
             }
         } else if let Some((_, _, dc, sseq, dseq, ts, pending)) = ack {
             r.heard = now;
@@ -369,38 +335,114 @@ impl JetStream {
     }
 }
 
-/// The origin's answer to a create request.
-fn answered(st: &mut SourceState, r: &mut Remote, payload: &[u8], now: UnixNanos) {
-    let Ok(v) = serde_json::from_slice::<Value>(payload) else {
-        return;
+/// nats-server's consumer-create request for a mirror or source reached over the network:
+/// the deliver subject (`token` makes it new), the subject to send the request to and its
+/// body. `next`: the first origin sequence wanted, if known (Go: setupMirrorConsumer,
+/// setSourceConsumer).
+pub fn create_request(
+    src: &StreamSource,
+    ext: &ExternalStream,
+    mirror: bool,
+    next: Option<u64>,
+    token: &str,
+    name: &str,
+) -> (String, String, String) {
+    let prefix = match ext.deliver.trim_end_matches('.') {
+        "" => "$JS",
+        p => p,
     };
+    let deliver = format!("{prefix}.{}.{token}", if mirror { "M" } else { "S" });
+    let mut cfg = json!({
+        "deliver_subject": deliver,
+        "deliver_policy": "all",
+        "ack_policy": "none",
+        "ack_wait": ACK_WAIT,
+        "max_deliver": 1,
+        "idle_heartbeat": HEARTBEAT,
+        "flow_control": true,
+        "direct": true,
+    });
+    let start = next.or((src.opt_start_seq > 0).then_some(src.opt_start_seq));
+    if let Some(seq) = start {
+        cfg["deliver_policy"] = json!("by_start_sequence");
+        cfg["opt_start_seq"] = json!(seq);
+    } else if let Some(t) = &src.opt_start_time {
+        cfg["deliver_policy"] = json!("by_start_time");
+        cfg["opt_start_time"] = json!(t);
+    }
+    let api = ext.api.trim_end_matches('.');
+    let origin = &src.name;
+    let subject = if src.filter_subject.is_empty() {
+        format!("{api}.CONSUMER.CREATE.{origin}")
+    } else {
+        // Go: with a filter, the extended create subject and a name of its own.
+        let name = format!("{}-{name}", if mirror { "mirror" } else { "src" });
+        cfg["filter_subject"] = json!(src.filter_subject);
+        cfg["name"] = json!(name);
+        format!(
+            "{api}.CONSUMER.CREATE.{origin}.{name}.{}",
+            src.filter_subject
+        )
+    };
+    let body = json!({"stream_name": origin, "config": cfg}).to_string();
+    (deliver, subject, body)
+}
+
+/// What an origin's answer to a create request says: the consumer's name and the last
+/// origin sequence it counts as delivered, or the error.
+pub fn parse_answer(payload: &[u8]) -> Option<Result<(String, u64), ApiError>> {
+    let v = serde_json::from_slice::<Value>(payload).ok()?;
     if let Some(e) = v.get("error") {
         let code = |k: &str| e.get(k).and_then(Value::as_u64).unwrap_or(0);
-        st.error = Some(ApiError::new(
+        return Some(Err(ApiError::new(
             u16::try_from(code("code")).unwrap_or(500),
             u16::try_from(code("err_code")).unwrap_or(0),
             e.get("description").and_then(Value::as_str).unwrap_or(""),
-        ));
-        // Go: retried, no sooner than the threshold.
-        r.ask_at = Some(r.asked.saturating_add(RETRY_GAP).max(now));
-        return;
+        )));
     }
-    let Some(name) = v.get("name").and_then(Value::as_str) else {
-        return;
-    };
-    st.error = None;
-    r.cname = Some(name.to_owned());
-    r.ask_at = None;
-    r.heard = now;
-    r.dseq = 0;
-    st.last_seen = Some(now);
-    // Go: the consumer starts after what it says was delivered.
-    if let Some(s) = v
+    let name = v.get("name").and_then(Value::as_str)?;
+    let delivered = v
         .pointer("/delivered/stream_seq")
         .and_then(Value::as_u64)
-        .filter(|s| *s > r.sseq)
-    {
-        r.sseq = s;
+        .unwrap_or(0);
+    Some(Ok((name.to_owned(), delivered)))
+}
+
+/// A flow-control request (it has a reply subject) or a heartbeat: `Some(reply)` to answer
+/// at once; for a heartbeat also the last consumer sequence it names.
+pub fn control(headers: &[u8], reply: Option<&str>) -> (Option<String>, Option<u64>) {
+    if let Some(fc) = reply {
+        return (Some(fc.to_owned()), None);
+    }
+    let h = Headers::parse(headers).ok();
+    let get = |n: &str| {
+        h.as_ref()
+            .and_then(|h| h.get(n))
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    let last = get("Nats-Last-Consumer").and_then(|v| v.parse::<u64>().ok());
+    (get("Nats-Consumer-Stalled"), last)
+}
+
+/// The origin's answer to a create request.
+fn answered(st: &mut SourceState, r: &mut Remote, payload: &[u8], now: UnixNanos) {
+    match parse_answer(payload) {
+        None => {}
+        Some(Err(e)) => {
+            st.error = Some(e);
+            // Go: retried, no sooner than the threshold.
+            r.ask_at = Some(r.asked.saturating_add(RETRY_GAP).max(now));
+        }
+        Some(Ok((name, delivered))) => {
+            st.error = None;
+            r.cname = Some(name);
+            r.ask_at = None;
+            r.heard = now;
+            r.dseq = 0;
+            st.last_seen = Some(now);
+            // Go: the consumer starts after what it says was delivered.
+            r.sseq = r.sseq.max(delivered);
+        }
     }
 }
 

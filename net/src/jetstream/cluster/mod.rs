@@ -54,7 +54,9 @@
 //! longer hears the API or the acks.
 //!
 //! Mirrors and sources of clustered streams are copied by the sourcing stream's leader
-//! through its own group, from a replica of the origin ([`sourcing`]). Placement sees each
+//! through its own group, from a replica of the origin ([`sourcing`]); an `external` one
+//! (another domain, or another account) through a consumer of the origin over the network,
+//! as nats-server does. Placement sees each
 //! server's `server_tags` and JetStream limits, which its heartbeat carries.
 //!
 //! STREAM.LIST, CONSUMER.LIST and `$JS.API.INFO` show the streams' real state whichever
@@ -67,9 +69,9 @@
 //! * Pause/reset/unpin of consumers on clustered streams (see [`consumers`]).
 //! * Snapshots and restores in a cluster: unanswered.
 //! * Moving a stream to other tags or another cluster by STREAM.UPDATE (refused, 10036).
-//! * Mirrors and sources of clustered streams from another account or domain (`external`)
-//!   or through a durable consumer: not copied. Placement does not weigh the storage
-//!   servers use (heartbeats carry their limits, not their usage).
+//! * Mirrors and sources of clustered streams through a durable consumer: not copied.
+//!   Placement does not weigh the storage servers use (heartbeats carry their limits, not
+//!   their usage).
 
 mod api;
 mod bootstrap;
