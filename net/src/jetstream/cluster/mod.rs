@@ -406,7 +406,7 @@ pub(crate) fn stop(srv: &Shared) {
     c.stop_streams();
     for (acc, sub) in lock(&c.subs).drain(..) {
         if acc.sublist.remove(&sub.0.subject, None, &sub).is_ok() {
-            tell_interest(&srv, &acc.name, &sub.0.subject, false);
+            tell_interest(srv, &acc.name, &sub.0.subject, false);
         }
     }
     if let Ok(rt) = tokio::runtime::Handle::try_current() {

@@ -202,9 +202,8 @@ impl JsCluster {
             let mut next = cursor.request.next;
             // The deliveries, in runs.
             'consumer: while current() {
-                let first = match tokio::time::timeout(STALLED, rx.recv()).await {
-                    Ok(Some(h)) => h,
-                    _ => break,
+                let Ok(Some(first)) = tokio::time::timeout(STALLED, rx.recv()).await else {
+                    break;
                 };
                 let mut run = Vec::new();
                 let mut pending = 0;
