@@ -464,7 +464,35 @@ fn empty(to: &str) -> Delivery {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_ack;
+    use serde_json::{json, Value};
+
+    use super::super::external::ExternalCursor;
+    use super::*;
+    use crate::jetstream::factory::DiskFactory;
+    use crate::jetstream::service::JsSettings;
+    use crate::jetstream::store::{MemDisk, SyncPolicy};
+
+    const T0: u64 = 1_700_000_000_000_000_000;
+    const SEC: u64 = 1_000_000_000;
+
+    fn js() -> JetStream {
+        let d = MemDisk::new(1);
+        let f = DiskFactory::new(move || d.clone(), SyncPolicy::Always);
+        JetStream::new(JsSettings::default(), Box::new(f), 1)
+    }
+
+    fn api(js: &mut JetStream, subject: &str, req: &Value) -> Value {
+        let out = js.api(subject, Some("_INBOX.r"), req.to_string().as_bytes(), T0);
+        serde_json::from_slice(&out[0].payload).unwrap()
+    }
+
+    fn cursor(js: &JetStream) -> ExternalCursor {
+        js.external_cursors().remove(0)
+    }
+
+    fn body(d: &Delivery) -> Value {
+        serde_json::from_slice(&d.payload).unwrap()
+    }
 
     #[test]
     fn both_ack_reply_forms() {
@@ -478,5 +506,81 @@ mod tests {
         );
         assert_eq!(parse_ack("$JS.ACK.O.C1.x.5.3.1700.9"), None);
         assert_eq!(parse_ack("_INBOX.x"), None);
+    }
+
+    /// A mirror asks for a consumer, stores its deliveries in order under their origin
+    /// sequences, answers flow control, and asks again from its last copy after a gap.
+    #[test]
+    fn a_mirror_over_the_network() {
+        let mut js = js();
+        let ext = json!({"api": "$JS.hub.API", "deliver": ""});
+        let v = api(
+            &mut js,
+            "$JS.API.STREAM.CREATE.M",
+            &json!({"name": "M", "mirror": {"name": "O", "external": ext}}),
+        );
+        assert!(v["error"].is_null(), "{v}");
+        let c = cursor(&js);
+        let (req, changed) = js.pull_remote(&c, T0);
+        assert!(changed);
+        assert_eq!(req[0].subject, "$JS.hub.API.CONSUMER.CREATE.O");
+        let b = body(&req[0]);
+        assert_eq!(b["stream_name"], "O");
+        assert_eq!(b["config"]["deliver_policy"], "all");
+        assert_eq!(b["config"]["flow_control"], true);
+        assert_eq!(b["config"]["idle_heartbeat"], SEC);
+        let deliver = b["config"]["deliver_subject"].as_str().unwrap().to_owned();
+        assert!(deliver.starts_with("$JS.M."), "{deliver}");
+        let reply = req[0].reply.clone().unwrap();
+        let subs = js.subjects();
+        assert!(subs.contains(&deliver) && subs.contains(&reply), "{subs:?}");
+        // Nothing more is asked while the answer may still come.
+        assert!(js.pull_remote(&c, T0 + SEC).0.is_empty());
+        let answer = json!({"name": "C1", "delivered": {"consumer_seq": 0, "stream_seq": 0}});
+        let out = js.remote_inbound(&reply, None, b"", answer.to_string().as_bytes(), T0 + SEC);
+        assert_eq!(out, Some(Vec::new()));
+        for (seq, ack) in [
+            (1, "$JS.ACK.O.C1.1.1.1.5.1"),
+            (2, "$JS.ACK.O.C1.1.2.2.6.0@o.2"),
+        ] {
+            let p = format!("m{seq}");
+            let out = js.remote_inbound("o.x", Some(ack), b"", p.as_bytes(), T0 + SEC);
+            assert!(out.is_some(), "{ack}");
+        }
+        // Not ours: another consumer's delivery is left to the streams.
+        assert!(js
+            .remote_inbound("o.x", Some("$JS.ACK.O.OLD.1.3.3.7.0"), b"", b"", T0 + SEC)
+            .is_none());
+        // Flow control is answered.
+        let fc = js
+            .remote_inbound(
+                &deliver,
+                Some("$JS.FC.O.C1.1"),
+                b"NATS/1.0 100 FlowControl Request\r\n\r\n",
+                b"",
+                T0 + SEC,
+            )
+            .unwrap();
+        assert_eq!(fc[0].subject, "$JS.FC.O.C1.1");
+        js.commit(T0 + SEC);
+        let st = js.streams["M"].stream.store.state();
+        assert_eq!((st.msgs, st.last_seq), (2, 2));
+        let m = js.streams["M"].stream.store.load_next_msg("", 2).unwrap();
+        assert_eq!((m.subject.as_str(), m.ts), ("o.2", 6));
+        // Delivery 4 after 2: one was missed; a new consumer from sequence 3, not before
+        // two seconds after the last request.
+        js.remote_inbound("o.x", Some("$JS.ACK.O.C1.1.5.4.8.0"), b"", b"", T0 + SEC);
+        assert!(js.pull_remote(&c, T0 + SEC).0.is_empty());
+        let (req, _) = js.pull_remote(&c, T0 + 2 * SEC);
+        let b = body(&req[0]);
+        assert_eq!(b["config"]["deliver_policy"], "by_start_sequence");
+        assert_eq!(b["config"]["opt_start_seq"], 3);
+        assert_ne!(
+            b["config"]["deliver_subject"].as_str(),
+            Some(deliver.as_str())
+        );
+        // No answer within 5 s: asked again.
+        assert!(js.pull_remote(&c, T0 + 6 * SEC).0.is_empty());
+        assert_eq!(js.pull_remote(&c, T0 + 7 * SEC).0.len(), 1);
     }
 }
