@@ -213,7 +213,12 @@ impl JetStream {
         payload: &[u8],
         now: UnixNanos,
     ) -> Option<Vec<Delivery>> {
-        if !self.has_remote() {
+        // Cheap looks first: this sits on every publish's path. An answer comes on `$JSC.R.`,
+        // a delivery with an ack reply, a heartbeat or flow-control request with status 100.
+        let maybe = subject.starts_with("$JSC.R.")
+            || reply.is_some_and(|r| r.starts_with("$JS.ACK."))
+            || headers.starts_with(b"NATS/1.0 100");
+        if !maybe || !self.has_remote() {
             return None;
         }
         // A delivery that came over a route or leaf link may still carry the subject it was
