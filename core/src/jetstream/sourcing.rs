@@ -32,6 +32,7 @@ use crate::proto::headers::Headers;
 
 pub mod durable;
 pub mod external;
+pub mod remote;
 pub mod replicated;
 
 /// Most messages one source copies per round; the rest follow in the next rounds.
@@ -64,6 +65,8 @@ pub struct SourceState {
     unacked: Vec<(u64, u64)>,
     /// Durable sources: the last origin sequence copied.
     high: u64,
+    /// An external origin reached over the network (see [`remote`]).
+    remote: Option<Box<remote::Remote>>,
 }
 
 impl SourceState {
@@ -91,6 +94,7 @@ impl SourceState {
             held: Vec::new(),
             unacked: Vec::new(),
             high: 0,
+            remote: None,
         }
     }
 

@@ -338,6 +338,12 @@ impl Worker {
                 }
             }
             xacct::pull(&mut self.accounts, now, full_sync, &mut out);
+            // A source asking over the network listens before its request goes out.
+            for a in self.accounts.values_mut() {
+                if std::mem::take(&mut a.changed) && !stop {
+                    reconcile(&self.srv, a);
+                }
+            }
             self.detail_dirty |= !out.is_empty();
             self.emit(&mut out);
             self.out = out;
@@ -531,7 +537,9 @@ impl Dispatch for JetStream {
         payload: &[u8],
         now: u64,
     ) -> (Vec<Delivery>, bool) {
-        if subject.starts_with("$JS.API.") {
+        if let Some(ds) = self.remote_inbound(subject, reply, headers, payload, now) {
+            (ds, false)
+        } else if subject.starts_with("$JS.API.") {
             (self.api(subject, reply, payload, now), true)
         } else if subject.starts_with("$JS.ACK.") {
             (self.ack(subject, reply, payload, now), false)
@@ -573,7 +581,8 @@ fn reconcile(srv: &Shared, a: &mut AccountJs) {
             return true;
         }
         let s = String::from_utf8_lossy(&sub.0.subject);
-        let keep = s.starts_with("$JS.") || want.iter().any(|w| *w == s);
+        // The API's own (`$JS.API.>` …) stay; a remote source's literal ones go with it.
+        let keep = (s.starts_with("$JS.") && s.ends_with('>')) || want.iter().any(|w| *w == s);
         if !keep {
             super::unsubscribe_one(srv, acc, sub);
         }

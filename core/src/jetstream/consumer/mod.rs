@@ -289,6 +289,11 @@ impl Consumer {
             0
         };
         let seed = now ^ name_hash(&name) ^ name_hash(&stream).rotate_left(32);
+        let delivered_from = if initial.is_empty() {
+            next_sseq.saturating_sub(1)
+        } else {
+            0
+        };
         let mut c = Self {
             name,
             stream,
@@ -296,7 +301,10 @@ impl Consumer {
             next_sseq,
             initial,
             cseq: 0,
-            last_sseq: 0,
+            // Go: `delivered.stream_seq` starts just before the first message to deliver
+            // (a mirror across a link skips ahead to it, so 0 would make it skip what it
+            // already holds).
+            last_sseq: delivered_from,
             ack_floor_sseq: next_sseq.saturating_sub(1),
             ack_floor_cseq: 0,
             pending: BTreeMap::new(),

@@ -156,6 +156,8 @@ impl JetStream {
             .values()
             .flat_map(|e| e.stream.config.subjects.iter().cloned())
             .collect();
+        // The deliver and reply subjects of sources reached over the network.
+        v.extend(self.remote_subjects());
         v.sort();
         v.dedup();
         v

@@ -8,8 +8,10 @@
 //! `$JS.API` service under the `api` prefix and the origin account's deliver subjects as a
 //! stream. Every account's JetStream lives in one worker here, so the cursor reads the
 //! origin's store directly, but only along that same path: [`resolve`] follows the sourcing
-//! account's imports to the origin account, and without them the cursor stays inactive, as
-//! a Go source whose request goes unanswered does (no error, `active: -1`).
+//! account's imports to the origin account. Without them the request goes out over the
+//! network as nats-server's does (see [`super::remote`]): across a leaf link to another
+//! domain's JetStream, or nowhere, and then the cursor stays inactive, as a Go source whose
+//! request goes unanswered does (no error, `active: -1`).
 //!
 //! `$JS.<domain>.API` with this server's own domain is the account's own API (nats-server
 //! maps `$JS.<domain>.API.>` to `$JS.API.>` in every JetStream account), so such a source

@@ -171,66 +171,107 @@ fn slot_mut(rs: &mut ReplicatedStream, slot: Option<usize>) -> Option<&mut Sourc
     }
 }
 
-/// Leader: the reads its mirror and sources make next (external origins and durable
-/// sources are not copied on replicated streams).
+/// Leader: the reads its mirror and sources make next (external origins, read over the
+/// network with [`remote_cursor`], and durable sources are not read here).
 pub fn cursors(rs: &mut ReplicatedStream) -> Vec<Cursor> {
-    let name = rs.stream.config.name.clone();
-    let last = rs.stream.store.state().last_seq;
+    slots(rs)
+        .into_iter()
+        .filter_map(|slot| cursor_of(rs, slot, false))
+        .collect()
+}
+
+/// Leader: the mirror or sources whose origin is `external` (not through a durable
+/// consumer): read over the network (see [`super::remote`]).
+pub fn remote_slots(rs: &ReplicatedStream) -> Vec<Option<usize>> {
+    slots(rs)
+        .into_iter()
+        .filter(|slot| {
+            let st = match slot {
+                None => rs.stream.mirror.as_ref(),
+                Some(i) => rs.stream.sources.get(*i),
+            };
+            st.is_some_and(|st| st.cfg.external.is_some() && st.cfg.consumer.is_none())
+        })
+        .collect()
+}
+
+/// Leader: where the external mirror or source `slot` goes on from, as [`cursors`] computes
+/// it for the others; the source's config with it.
+pub fn remote_cursor(
+    rs: &mut ReplicatedStream,
+    slot: Option<usize>,
+) -> Option<(Cursor, super::super::api::StreamSource)> {
+    let c = cursor_of(rs, slot, true)?;
+    let st = slot_mut(rs, slot)?;
+    Some((c, st.cfg.clone()))
+}
+
+fn slots(rs: &ReplicatedStream) -> Vec<Option<usize>> {
     let n = rs.stream.sources.len();
-    let slots = rs
-        .stream
+    rs.stream
         .mirror
         .is_some()
         .then_some(None)
         .into_iter()
-        .chain((0..n).map(Some));
-    let slots: Vec<Option<usize>> = slots.collect();
-    let mut out = Vec::new();
-    for slot in slots {
-        let resume = match slot {
-            None => (last > 0).then_some(last),
-            Some(i) => {
-                let st = &rs.stream.sources[i];
-                if st.next.is_some() {
-                    None
-                } else {
-                    resume_point(rs.stream.store.as_ref(), &st.iname)
-                }
+        .chain((0..n).map(Some))
+        .collect()
+}
+
+fn cursor_of(rs: &mut ReplicatedStream, slot: Option<usize>, external: bool) -> Option<Cursor> {
+    let name = rs.stream.config.name.clone();
+    let last = rs.stream.store.state().last_seq;
+    let resume = match slot {
+        None => (last > 0).then_some(last),
+        Some(i) => {
+            let st = rs.stream.sources.get(i)?;
+            if st.next.is_some() {
+                None
+            } else {
+                resume_point(rs.stream.store.as_ref(), &st.iname)
+            }
+        }
+    };
+    let st = slot_mut(rs, slot)?;
+    if st.cfg.external.is_some() != external
+        || st.cfg.consumer.is_some()
+        || (!external && st.cfg.name == name)
+    {
+        return None;
+    }
+    let mut start_time = None;
+    if st.next.is_none() {
+        st.next = match resume {
+            Some(s) => Some(s + 1),
+            None if st.cfg.opt_start_seq > 0 => Some(st.cfg.opt_start_seq),
+            None => {
+                start_time = st.cfg.opt_start_time.as_deref().and_then(super::parse_time);
+                start_time.is_none().then_some(1)
             }
         };
-        let Some(st) = slot_mut(rs, slot) else {
-            continue;
-        };
-        if st.cfg.external.is_some() || st.cfg.consumer.is_some() || st.cfg.name == name {
-            continue;
-        }
-        let mut start_time = None;
-        if st.next.is_none() {
-            st.next = match resume {
-                Some(s) => Some(s + 1),
-                None if st.cfg.opt_start_seq > 0 => Some(st.cfg.opt_start_seq),
-                None => {
-                    start_time = st.cfg.opt_start_time.as_deref().and_then(super::parse_time);
-                    start_time.is_none().then_some(1)
-                }
-            };
-        }
-        let filter = match st.transforms.as_slice() {
-            [t] => t.source().to_owned(),
-            _ => String::new(),
-        };
-        out.push(Cursor {
-            slot,
-            request: ReadRequest {
-                account: String::new(),
-                stream: st.cfg.name.clone(),
-                next: st.next.unwrap_or(0),
-                start_time,
-                filter,
-            },
-        });
     }
-    out
+    let filter = match st.transforms.as_slice() {
+        [t] => t.source().to_owned(),
+        _ => String::new(),
+    };
+    Some(Cursor {
+        slot,
+        request: ReadRequest {
+            account: String::new(),
+            stream: st.cfg.name.clone(),
+            next: st.next.unwrap_or(0),
+            start_time,
+            filter,
+        },
+    })
+}
+
+/// Leader: the next origin sequence the cursor `slot` wants (after [`store_read`]).
+pub fn next_of(rs: &ReplicatedStream, slot: Option<usize>) -> Option<u64> {
+    match slot {
+        None => rs.stream.mirror.as_ref(),
+        Some(i) => rs.stream.sources.get(i),
+    }?
+    .next
 }
 
 /// Leader: forgets every cursor, so the next [`cursors`] computes them from the store (a

@@ -126,7 +126,7 @@ impl JsCluster {
                 SubTarget::Internal(Arc::clone(&sink)),
             )));
             if acc.sublist.insert(&s, None, sub.clone()).is_ok() {
-                srv.cluster.local_interest(&acc.name, &s, None, true);
+                super::tell_interest(&srv, &acc.name, &s, true);
                 lock(&self.subs).push((Arc::clone(acc), sub));
             }
         }

@@ -54,7 +54,9 @@
 //! longer hears the API or the acks.
 //!
 //! Mirrors and sources of clustered streams are copied by the sourcing stream's leader
-//! through its own group, from a replica of the origin ([`sourcing`]). Placement sees each
+//! through its own group, from a replica of the origin ([`sourcing`]); an `external` one
+//! (another domain, or another account) through a consumer of the origin over the network,
+//! as nats-server does. Placement sees each
 //! server's `server_tags` and JetStream limits, which its heartbeat carries.
 //!
 //! STREAM.LIST, CONSUMER.LIST and `$JS.API.INFO` show the streams' real state whichever
@@ -72,9 +74,9 @@
 //! * A restore's upload counted against the account's storage as it arrives (only the
 //!   stream's config is checked, as for a create).
 //! * Moving a stream to other tags or another cluster by STREAM.UPDATE (refused, 10036).
-//! * Mirrors and sources of clustered streams from another account or domain (`external`)
-//!   or through a durable consumer: not copied. Placement does not weigh the storage
-//!   servers use (heartbeats carry their limits, not their usage).
+//! * Mirrors and sources of clustered streams through a durable consumer: not copied.
+//!   Placement does not weigh the storage servers use (heartbeats carry their limits, not
+//!   their usage).
 
 mod api;
 mod bootstrap;
@@ -411,8 +413,7 @@ pub(crate) fn stop(srv: &Shared) {
     c.stop_streams();
     for (acc, sub) in lock(&c.subs).drain(..) {
         if acc.sublist.remove(&sub.0.subject, None, &sub).is_ok() {
-            srv.cluster
-                .local_interest(&acc.name, &sub.0.subject, None, false);
+            tell_interest(srv, &acc.name, &sub.0.subject, false);
         }
     }
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -921,6 +922,17 @@ impl JsCluster {
             return Some("JetStream is not current with the meta leader".to_owned());
         }
         None
+    }
+}
+
+/// Tells the routes and the leaf links about an internal subscription of an account, as a
+/// client's would be: a leaf's clients reach the clustered API under the hub's domain, its
+/// streams' subjects and acks through whichever server the leaf is attached to (Go: the
+/// JetStream internal client's subscriptions update routes and leaf nodes alike).
+pub(super) fn tell_interest(srv: &Shared, account: &str, subject: &[u8], added: bool) {
+    srv.cluster.local_interest(account, subject, None, added);
+    if srv.leafs.enabled {
+        srv.leafs.local_interest(account, subject, None, added);
     }
 }
 

@@ -539,7 +539,7 @@ impl StreamGroup {
             let target = SubTarget::Internal(Arc::clone(&sink));
             let sub = SubRef(Arc::new(Subscription::new(s.clone(), None, target)));
             if acc.sublist.insert(&s, None, sub.clone()).is_ok() {
-                srv.cluster.local_interest(&acc.name, &s, None, true);
+                super::tell_interest(&srv, &acc.name, &s, true);
                 subs.push(sub);
             }
         }
@@ -569,8 +569,7 @@ impl StreamGroup {
         if let Some(acc) = srv.lookup_account(&self.account) {
             for sub in l.subs {
                 if acc.sublist.remove(&sub.0.subject, None, &sub).is_ok() {
-                    srv.cluster
-                        .local_interest(&acc.name, &sub.0.subject, None, false);
+                    super::tell_interest(&srv, &acc.name, &sub.0.subject, false);
                 }
             }
         }

@@ -12,6 +12,9 @@
 //!
 //! The task ends when the replica stops leading or the group's term changes; the next leader
 //! (this server again, or another) starts over from its replica's own store.
+//!
+//! An `external` mirror or source (another account or domain) is read over the network
+//! instead, through a consumer of the origin, by a task of its own (see [`remote`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +29,8 @@ use super::consumers::Batch;
 use super::replicas::{Op, StreamGroup};
 use super::{peer_id, JsCluster};
 use crate::server::lock;
+
+mod remote;
 
 /// Where a server answers reads of the origins it holds a replica of; its node id follows.
 pub(super) const READ_PREFIX: &str = "$NATSD.JSC.SRC.";
@@ -75,6 +80,22 @@ impl JsCluster {
             .cloned()
             .collect();
         for g in groups {
+            // External mirrors and sources: one task each, over the network.
+            let remote = lock(&g.replica)
+                .rs()
+                .map(rsrc::remote_slots)
+                .unwrap_or_default();
+            for slot in remote {
+                let key = format!("{} {slot:?}", g.group.name());
+                if !lock(&self.sourcing).insert(key.clone()) {
+                    continue;
+                }
+                let (c, g) = (Arc::clone(self), Arc::clone(&g));
+                tokio::spawn(async move {
+                    c.run_remote_source(&g, slot).await;
+                    lock(&c.sourcing).remove(&key);
+                });
+            }
             if !sources_locally(&g) {
                 continue;
             }

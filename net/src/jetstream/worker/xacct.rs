@@ -1,5 +1,7 @@
 //! Sources and mirrors across accounts: after each group commit, every external cursor
-//! copies what its origin committed (see `natsd_core::jetstream::sourcing::external`).
+//! copies what its origin committed (see `natsd_core::jetstream::sourcing::external`); one
+//! whose origin no import reaches asks for it over the network instead
+//! (`natsd_core::jetstream::sourcing::remote`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,6 +45,15 @@ pub(super) fn pull(
                     &c.source.name,
                     c.slot.is_none(),
                 );
+                if matches!(route, Route::Unreachable) {
+                    // No import reaches it: ask over the network, as nats-server does (an
+                    // origin across a leaf link, or none at all).
+                    let (request, changed) = dst.js.pull_remote(&c, now);
+                    ds.extend(request);
+                    dst.changed |= changed;
+                    continue;
+                }
+                dst.changed |= dst.js.drop_remote(&c);
                 let origin = match &route {
                     Route::Unreachable => Origin::Unreachable,
                     Route::Local => Origin::Local,
