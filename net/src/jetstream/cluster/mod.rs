@@ -82,6 +82,7 @@ mod group_commit;
 mod machine;
 mod members;
 mod mixed;
+mod moves;
 mod repair;
 mod replicas;
 mod sourcing;
@@ -171,6 +172,9 @@ struct Heartbeat {
     /// The JetStream API errors it answered, by account (see [`counters`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     api_errors: BTreeMap<String, u64>,
+    /// The moving streams it leads whose new peers caught up (see [`moves`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    moves_ready: Vec<moves::MoveReady>,
 }
 
 /// What placement needs to know of a server (Go: the `ServerInfo` of its statsz: `tags`,
@@ -233,6 +237,8 @@ pub(crate) struct JsCluster {
     joining: Arc<AtomicBool>,
     /// A removed server is being taken out (see `members`).
     removing: AtomicBool,
+    /// A stream's move is being ended (see [`moves`]).
+    moving: AtomicBool,
     stop: watch::Sender<bool>,
     subs: Mutex<Vec<(Arc<natsd_core::account::Account>, SubRef)>>,
     mixed: mixed::Guard,
@@ -337,6 +343,7 @@ pub(crate) fn start(srv: &Arc<Shared>, root: &Path) -> Result<(), String> {
             initialized: AtomicBool::new(false),
             joining: Arc::new(AtomicBool::new(false)),
             removing: AtomicBool::new(false),
+            moving: AtomicBool::new(false),
             stop,
             subs: Mutex::new(Vec::new()),
             mixed: mixed::Guard::new(&srv2),
@@ -597,6 +604,7 @@ impl JsCluster {
             placed: self.placed(),
             leading: self.leading_groups(),
             api_errors: self.api.errors(),
+            moves_ready: self.moves_ready(),
         };
         self.saw_leaders(&hb.leading);
         if let Ok(b) = serde_json::to_vec(&hb) {
@@ -605,6 +613,7 @@ impl JsCluster {
         if may_form {
             self.admit_newcomers();
             self.follow_removals();
+            self.follow_moves();
         }
     }
 
