@@ -87,6 +87,7 @@ mod repair;
 mod replicas;
 mod sourcing;
 mod stepdown;
+mod usage;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -178,7 +179,7 @@ struct Heartbeat {
 }
 
 /// What placement needs to know of a server (Go: the `ServerInfo` of its statsz: `tags`,
-/// `jetstream.config.max_storage` / `max_memory`).
+/// `jetstream.config.max_storage` / `max_memory`, and its `jetstream.stats`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Placed {
     /// `server_tags`, lowercased.
@@ -190,6 +191,9 @@ struct Placed {
     /// `jetstream { max_memory_store }`; `None`: unlimited.
     #[serde(default)]
     max_memory: Option<u64>,
+    /// What its replicas use (see [`usage`]).
+    #[serde(default)]
+    usage: usage::Usage,
 }
 
 impl Placed {
@@ -201,6 +205,7 @@ impl Placed {
             tags: opts.server_tags.iter().cloned().collect(),
             max_store: js.and_then(|j| j.max_file_store),
             max_memory: js.and_then(|j| j.max_memory_store),
+            usage: usage::Usage::default(),
         }
     }
 
@@ -209,6 +214,7 @@ impl Placed {
         info.tags.clone_from(&self.tags);
         info.max_store = self.max_store.unwrap_or(u64::MAX);
         info.max_memory = self.max_memory.unwrap_or(u64::MAX);
+        self.usage.fill(info);
     }
 }
 
@@ -565,12 +571,16 @@ impl JsCluster {
         s
     }
 
-    /// This server's placement facts (default when it is shutting down).
+    /// This server's placement facts, its usage included (default when it is shutting
+    /// down).
     fn placed(&self) -> Placed {
-        self.srv
-            .upgrade()
-            .map(|s| Placed::of(&s))
-            .unwrap_or_default()
+        let Some(srv) = self.srv.upgrade() else {
+            return Placed::default();
+        };
+        Placed {
+            usage: self.usage(),
+            ..Placed::of(&srv)
+        }
     }
 
     fn in_group(&self) -> bool {
