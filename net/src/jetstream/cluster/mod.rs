@@ -53,9 +53,13 @@
 //! (its streams are recovered and still take publishes) and for acks and snapshots, but no
 //! longer hears the API or the acks.
 //!
+//! A STREAM.UPDATE with another `placement` moves the stream: new peers join, catch up,
+//! and the old ones leave ([`moves`]).
+//!
 //! Mirrors and sources of clustered streams are copied by the sourcing stream's leader
 //! through its own group, from a replica of the origin ([`sourcing`]). Placement sees each
-//! server's `server_tags` and JetStream limits, which its heartbeat carries.
+//! server's `server_tags`, JetStream limits and usage, which its heartbeat carries
+//! ([`usage`]).
 //!
 //! STREAM.LIST, CONSUMER.LIST and `$JS.API.INFO` show the streams' real state whichever
 //! server is asked: the meta leader gathers it from each stream's leader ([`gather`]).
@@ -66,10 +70,10 @@
 //!
 //! * Pause/reset/unpin of consumers on clustered streams (see [`consumers`]).
 //! * Snapshots and restores in a cluster: unanswered.
-//! * Moving a stream to other tags or another cluster by STREAM.UPDATE (refused, 10036).
+//! * Cancelling a move (`ACCOUNT.STREAM.CANCEL_MOVE`), `ACCOUNT.STREAM.MOVE`, and a move to
+//!   another cluster (natsd forms one).
 //! * Mirrors and sources of clustered streams from another account or domain (`external`)
-//!   or through a durable consumer: not copied. Placement does not weigh the storage
-//!   servers use (heartbeats carry their limits, not their usage).
+//!   or through a durable consumer: not copied.
 
 mod api;
 mod bootstrap;
