@@ -1,8 +1,9 @@
-//! Moving a replicated stream to other servers by STREAM.UPDATE with other placement tags,
-//! five servers routed together: the replicas end up exactly on the servers the new tags
-//! name, every acknowledged message is still there, publishes go on during and after the
-//! move, and a durable consumer keeps its acknowledged floor; and what an update that would
-//! move refuses (no server fits, a cluster that does not exist, a move with a scale).
+//! Moving a stream to other servers by STREAM.UPDATE with other placement tags (an R3 file
+//! stream, an R1 memory stream), five servers routed together: the replicas end up exactly
+//! on the servers the new tags name, every acknowledged message is still there, publishes
+//! go on during and after the move, and a durable consumer keeps its acknowledged floor;
+//! and what an update that would move refuses (no server fits, a cluster that does not
+//! exist, a move with a scale).
 
 // Integration-test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -19,7 +20,8 @@ use serde_json::{json, Value};
 
 both!(
     a_move_by_tags_keeps_messages_and_consumer,
-    what_a_move_refuses
+    a_single_replica_memory_stream_moves,
+    what_a_move_refuses,
 );
 
 /// How long the cluster may take to elect what a step needs (generous: only a failing step
@@ -28,10 +30,11 @@ const ELECTION: Duration = Duration::from_secs(40);
 /// How long a move may take to finish: new peers join, catch up, old ones leave.
 const MOVE: Duration = Duration::from_secs(60);
 
-/// Five servers: n0 and n1 tagged `a`, n2 both `a` and `b`, n3 and n4 `b`; waits for their
-/// meta group.
+/// Five servers: n0 and n1 tagged `a`, n2 both `a` and `b`, n3 and n4 `b`, and each `n<i>`
+/// also `s<i>`; waits for their meta group.
 async fn start(kind: ServerKind) -> (TestCluster, Vec<tempfile::TempDir>) {
-    let (cluster, dirs) = jscluster::start_tagged(kind, &["a", "a", "a,b", "b", "b"]).await;
+    let tags = ["a,s0", "a,s1", "a,b,s2", "b,s3", "b,s4"];
+    let (cluster, dirs) = jscluster::start_tagged(kind, &tags).await;
     jscluster::meta_leader(&cluster, 5, ELECTION).await;
     (cluster, dirs)
 }
@@ -96,16 +99,33 @@ async fn fetch_ack(js: &async_nats::jetstream::Context, n: usize) -> Vec<u64> {
     seqs
 }
 
-/// An R3 stream on tags `a` (n0, n1, n2) moves to tags `b`: its replicas end up on exactly
-/// n2, n3 and n4; every message acknowledged before and during the move reads back; the
-/// consumer's acknowledged floor stays; publishes go on after.
-async fn a_move_by_tags_keeps_messages_and_consumer(kind: ServerKind) {
+/// One move: stream MV (`replicas`, `storage`) created on tags `from`, placed on `was`,
+/// with durable C; moved to tags `to`, it must end up on exactly `now`.
+struct Move {
+    replicas: u64,
+    storage: &'static str,
+    from: &'static [&'static str],
+    was: &'static [&'static str],
+    to: &'static [&'static str],
+    now: &'static [&'static str],
+}
+
+fn config_of(m: &Move, tags: &[&str]) -> Value {
+    let mut c = config(tags, m.replicas);
+    c["storage"] = json!(m.storage);
+    c
+}
+
+/// Runs `m`: every message acknowledged before and during the move reads back; the
+/// consumer's acknowledged floor stays; publishes go on after, on the new servers only.
+async fn moves(kind: ServerKind, m: Move) {
     let (cluster, _dirs) = start(kind).await;
     let c0 = app(&cluster, 0).await;
     let js = async_nats::jetstream::new(c0.clone());
-    jscluster::create(&c0, config(&["a"], 3), ELECTION).await;
-    let v = info_until(&c0, "MV", ELECTION, |v| placed_on(v).len() == 3).await;
-    assert_eq!(placed_on(&v), ["n0", "n1", "n2"], "{v}");
+    let r = m.replicas as usize;
+    jscluster::create(&c0, config_of(&m, m.from), ELECTION).await;
+    let v = info_until(&c0, "MV", ELECTION, |v| placed_on(v).len() == r).await;
+    assert_eq!(placed_on(&v), m.was, "{v}");
     let cc = api(
         &c0,
         "$JS.API.CONSUMER.DURABLE.CREATE.MV.C",
@@ -122,16 +142,16 @@ async fn a_move_by_tags_keeps_messages_and_consumer(kind: ServerKind) {
     }
     assert_eq!(fetch_ack(&js, 10).await, (1..=10).collect::<Vec<u64>>());
 
-    let up = api(&c0, "$JS.API.STREAM.UPDATE.MV", config(&["b"], 3)).await;
+    let up = api(&c0, "$JS.API.STREAM.UPDATE.MV", config_of(&m, m.to)).await;
     assert!(up.get("error").is_none(), "{up}");
-    assert_eq!(up["config"]["placement"]["tags"], json!(["b"]), "{up}");
+    assert_eq!(up["config"]["placement"]["tags"], json!(m.to), "{up}");
     // Publishes go on while the group moves.
     for i in 0..20 {
         let p = format!("during-{i}");
         acked.push((publish_id(&c0, "mv.x", &p, &p).await, p));
     }
-    let v = info_until(&c0, "MV", MOVE, |v| placed_on(v) == ["n2", "n3", "n4"]).await;
-    assert_eq!(v["config"]["num_replicas"], 3, "{v}");
+    let v = info_until(&c0, "MV", MOVE, |v| placed_on(v) == m.now).await;
+    assert_eq!(v["config"]["num_replicas"], m.replicas, "{v}");
 
     // Every acknowledged message is there, once, in order.
     let seqs: Vec<u64> = acked.iter().map(|a| a.0).collect();
@@ -143,11 +163,11 @@ async fn a_move_by_tags_keeps_messages_and_consumer(kind: ServerKind) {
     let v = info_until(&c0, "MV", ELECTION, |v| v["state"]["messages"] == 40).await;
     assert_eq!(v["state"]["last_seq"], 40, "{v}");
     for (seq, payload) in &acked {
-        let m = api(&c0, "$JS.API.STREAM.MSG.GET.MV", json!({"seq": seq})).await;
-        let data = m["message"]["data"]
+        let got = api(&c0, "$JS.API.STREAM.MSG.GET.MV", json!({"seq": seq})).await;
+        let data = got["message"]["data"]
             .as_str()
-            .unwrap_or_else(|| panic!("{m}"));
-        assert_eq!(b64_decode(data), payload.as_bytes(), "seq {seq}: {m}");
+            .unwrap_or_else(|| panic!("{got}"));
+        assert_eq!(b64_decode(data), payload.as_bytes(), "seq {seq}: {got}");
     }
 
     // The consumer kept its acknowledged floor and goes on from it.
@@ -162,7 +182,34 @@ async fn a_move_by_tags_keeps_messages_and_consumer(kind: ServerKind) {
         assert_eq!(publish_id(&c0, "mv.x", &p, &p).await, 41 + i);
     }
     let v = info_until(&c0, "MV", ELECTION, |v| v["state"]["messages"] == 45).await;
-    assert_eq!(placed_on(&v), ["n2", "n3", "n4"], "{v}");
+    assert_eq!(placed_on(&v), m.now, "{v}");
+}
+
+/// An R3 file stream on tags `a` (n0, n1, n2) moves to tags `b`: n2 stays, n3 and n4 take
+/// the places of n0 and n1.
+async fn a_move_by_tags_keeps_messages_and_consumer(kind: ServerKind) {
+    let m = Move {
+        replicas: 3,
+        storage: "file",
+        from: &["a"],
+        was: &["n0", "n1", "n2"],
+        to: &["b"],
+        now: &["n2", "n3", "n4"],
+    };
+    moves(kind, m).await;
+}
+
+/// An R1 memory stream moves from n0 to n4 (each server also carries its own tag `s<i>`).
+async fn a_single_replica_memory_stream_moves(kind: ServerKind) {
+    let m = Move {
+        replicas: 1,
+        storage: "memory",
+        from: &["s0"],
+        was: &["n0"],
+        to: &["s4"],
+        now: &["n4"],
+    };
+    moves(kind, m).await;
 }
 
 /// Updates that would move the stream but cannot: no server carries the tags, a cluster
