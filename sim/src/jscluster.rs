@@ -93,6 +93,9 @@ pub enum Fault {
     Remove(NodeId),
     /// Add it back (learner, then voter).
     Add(NodeId),
+    /// Move the stream group to these voters as a stream move does: the new ones join as
+    /// learners and catch up, the voters become old and new together, then only the new.
+    Move(Vec<NodeId>),
     /// The node's wall clock jumps by this many seconds (the leader stamps messages with it).
     Clock(NodeId, i64),
     /// Messages on the node's links take up to this long.
@@ -369,6 +372,22 @@ async fn change(world: &Shared, op: &Fault) -> bool {
             }
             members.insert(*n);
         }
+        Fault::Move(to) => {
+            let to: BTreeSet<NodeId> = to.iter().copied().collect();
+            for n in to.difference(&members) {
+                let add = raft.add_learner(*n, node_info(*n), true);
+                if !matches!(tokio::time::timeout(t, add).await, Ok(Ok(_))) {
+                    return false;
+                }
+            }
+            let both: BTreeSet<NodeId> = members.union(&to).copied().collect();
+            let ch = raft.change_membership(both.clone(), false);
+            if !matches!(tokio::time::timeout(t, ch).await, Ok(Ok(_))) {
+                return false;
+            }
+            lock(world).members = both;
+            members = to;
+        }
         _ => return true,
     }
     let ch = raft.change_membership(members.clone(), false);
@@ -423,6 +442,11 @@ async fn client(
         if let Some(op) = op {
             let ok = change(&world, &op).await;
             trace.note("client", format!("{} {op:?} done={ok}", now_text()));
+            // A stream's leader goes on with a move until it is done (natsd's leader
+            // reconciles its group with the assignment every tick): so does the client.
+            if !ok && matches!(op, Fault::Move(_)) {
+                lock(&world).ops.push_back(op);
+            }
         }
         if spec.meta && i % 10 == 5 {
             let name = format!("T{i}");
@@ -717,7 +741,9 @@ pub fn run(spec: Spec, seed: u64) -> Result<Outcome, String> {
                         trace.note("sim", format!("truncate n{n} {path} by {cut}"));
                     }
                 }
-                Fault::Remove(_) | Fault::Add(_) => lock(&world).ops.push_back(fault.clone()),
+                Fault::Remove(_) | Fault::Add(_) | Fault::Move(_) => {
+                    lock(&world).ops.push_back(fault.clone());
+                }
                 Fault::Clock(n, secs) => *lock(&world).skew.entry(*n).or_default() += secs,
                 Fault::Delay(n, d) => {
                     for o in others(*n) {

@@ -1,8 +1,8 @@
 //! Clustered JetStream under the faults of Jepsen's NATS 2.12.1 analysis: one named scenario
 //! per finding (F1–F7), each on the replicated stream group of `natsd_sim::jscluster` (3 or
 //! 5 hubs, `natsd-raft` over turmoil, each replica's file store and Raft files on its own
-//! `MemDisk`), plus a general chaos scenario and one that cuts catch-ups (a replica rebuilt from
-//! a peer over the simulated network) part-way.
+//! `MemDisk`), plus a general chaos scenario, one that cuts catch-ups (a replica rebuilt from
+//! a peer over the simulated network) part-way, and a stream move's membership steps.
 //!
 //! Every run ends with a fault-free phase that must converge, then the checkers
 //! (`jscluster::check`): no acknowledged publish lost on any replica, replicas identical (no
@@ -438,6 +438,48 @@ fn f7_membership_change_partition_kill() {
         spec,
         removed_and_added,
     );
+}
+
+/// A stream move (STREAM.UPDATE with other placement tags): an R3 group on three of five
+/// nodes moves to two other nodes and one it shares, the new ones joining as learners, the
+/// voters old and new together, then only the new; an old-only node is cut off while it
+/// moves, and once moved a new node is killed and restarted. Acknowledged writes must
+/// survive and every replica converge.
+fn move_plan(rng: &mut SplitMix64, ids: &[NodeId]) -> Plan {
+    let p = pick(rng, ids, 5);
+    let (a, b, keep, cut) = (p[0], p[1], p[2], p[3]);
+    let mut plan = Vec::new();
+    let t0 = 2_000 + rng.below(1_000);
+    plan.push((ms(t0), Fault::Remove(a)));
+    plan.push((ms(t0 + 300), Fault::Remove(b)));
+    let t1 = t0 + 2_000 + rng.below(1_000);
+    plan.push((ms(t1), Fault::Move(vec![a, b, keep])));
+    plan.push((ms(t1 + rng.below(300)), Fault::Partition(vec![cut])));
+    let t2 = t1 + 3_000 + rng.below(1_000);
+    plan.push((ms(t2), Fault::HealNet));
+    plan.push((ms(t2 + 500), Fault::Kill(a)));
+    plan.push((ms(t2 + 1_500 + rng.below(1_000)), Fault::Restart(a)));
+    plan
+}
+
+fn moved(o: &Outcome) -> Result<(), String> {
+    if !o.changes.iter().any(|c| c.starts_with("Move")) {
+        return Err(format!("the move did not happen: {:?}", o.changes));
+    }
+    Ok(())
+}
+
+/// The move of [`move_plan`].
+#[test]
+fn stream_move_with_a_partition_and_a_kill() {
+    let spec = Spec {
+        ack: Ack::Committed,
+        nodes: 5,
+        meta: false,
+        publishes: 100,
+        plan: move_plan,
+    };
+    sweep_spec("stream_move_with_a_partition_and_a_kill", 5, spec, moved);
 }
 
 /// Faults aimed at catch-ups: a node is power-cut with bit flips in its stream blocks, so it

@@ -55,6 +55,36 @@ pub async fn start_with(
     (cluster, dirs)
 }
 
+/// [`start`] with node `i` tagged `tags[i]` (`server_tags`; comma-separated for several):
+/// as many servers as tags.
+pub async fn start_tagged(
+    kind: ServerKind,
+    tags: &[&str],
+) -> (TestCluster, Vec<tempfile::TempDir>) {
+    let lists: Vec<String> = tags
+        .iter()
+        .map(|t| {
+            let quoted: Vec<String> = t.split(',').map(|x| format!("\"{x}\"")).collect();
+            format!("server_tags: [{}]\n", quoted.join(", "))
+        })
+        .collect();
+    start_with(kind, tags.len(), "", |i| lists[i].clone()).await
+}
+
+/// The servers a stream's group is on by a stream info answer (leader and replicas),
+/// sorted.
+pub fn placed_on(info: &Value) -> Vec<String> {
+    let mut on: Vec<String> = info["cluster"]["replicas"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["name"].as_str().map(str::to_owned))
+        .collect();
+    on.extend(info["cluster"]["leader"].as_str().map(str::to_owned));
+    on.sort();
+    on
+}
+
 /// A client of node `i` as `user` (whose password is its name).
 pub async fn client_as(c: &TestCluster, i: usize, user: &str) -> async_nats::Client {
     c.nodes[i]

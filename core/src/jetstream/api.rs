@@ -330,6 +330,22 @@ pub mod err {
     pub fn raft_general(e: &str) -> ApiError {
         ApiError::new(500, 10041, e)
     }
+    /// 10123: an update that both moves a stream (new placement) and changes its replicas.
+    pub fn stream_move_and_scale() -> ApiError {
+        ApiError::new(
+            400,
+            10123,
+            "can not move and scale a stream in a single update",
+        )
+    }
+    /// 10124: an update asking for a move (or a scale) while the stream is moving.
+    pub fn stream_move_in_progress(msg: &str) -> ApiError {
+        ApiError::new(
+            400,
+            10124,
+            format!("stream move already in progress: {msg}"),
+        )
+    }
     /// 10044.
     pub fn cluster_server_not_member() -> ApiError {
         ApiError::new(400, 10044, "server is not a member of the cluster")

@@ -73,6 +73,19 @@ pub struct StreamAssignment {
     pub request: Option<Request>,
 }
 
+impl StreamAssignment {
+    /// The replicas its config asks for (0 counts as 1).
+    pub fn replicas(&self) -> usize {
+        usize::try_from(self.config.num_replicas.max(1)).unwrap_or(1)
+    }
+
+    /// Is the stream moving? Its group then holds more peers than its replicas: the old
+    /// peers, then the new ones (see `propose_stream_update`).
+    pub fn is_moving(&self) -> bool {
+        self.group.peers.len() > self.replicas()
+    }
+}
+
 /// A consumer placed in the cluster (Go: `consumerAssignment`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsumerAssignment {
@@ -395,17 +408,40 @@ impl MetaState {
             }),
             (false, false) => {}
         }
-        // Consumers follow their stream: a peer that left the stream leaves them too.
+        // Consumers follow their stream: a peer that left the stream leaves them too. At the
+        // end of a move (every old peer left at once) the stream's new peers fill them up to
+        // the peers they had, in the stream's order (Go: the consumers' remap of
+        // jsClusteredStreamUpdateRequest).
+        let move_ends = rec.assignment.is_moving() && !sa.is_moving();
         for ca in rec.consumers.values_mut() {
             let before = ca.group.has(&me);
+            let had = ca.group.peers.len();
             ca.group.peers.retain(|p| sa.group.has(p));
-            if before && !ca.group.has(&me) {
-                fx.push(MetaEffect::StopConsumer {
+            let want = if move_ends {
+                had.min(sa.group.peers.len())
+            } else {
+                0
+            };
+            for p in &sa.group.peers {
+                if ca.group.peers.len() >= want {
+                    break;
+                }
+                if !ca.group.has(p) {
+                    ca.group.peers.push(p.clone());
+                }
+            }
+            if !ca.group.has(&ca.group.preferred) {
+                ca.group.preferred.clear();
+            }
+            match (before, ca.group.has(&me)) {
+                (true, false) => fx.push(MetaEffect::StopConsumer {
                     account: ca.account.clone(),
                     stream: ca.stream.clone(),
                     consumer: ca.name.clone(),
                     delete: true,
-                });
+                }),
+                (false, true) => fx.push(MetaEffect::StartConsumer(ca.clone())),
+                _ => {}
             }
         }
         rec.assignment = sa;

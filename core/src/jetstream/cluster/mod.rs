@@ -64,6 +64,8 @@ mod flow_tests;
 #[cfg(test)]
 mod meta_tests;
 #[cfg(test)]
+mod move_tests;
+#[cfg(test)]
 mod placement_tests;
 #[cfg(test)]
 mod propose_tests;

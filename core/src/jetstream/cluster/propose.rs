@@ -69,7 +69,16 @@ impl MetaState {
     }
 
     /// `$JS.API.STREAM.UPDATE`: the update rules, then the new peer set when `num_replicas`
-    /// changed (a scale down keeps the first peers, a scale up adds in the group's cluster).
+    /// changed (a scale down keeps the first peers, a scale up adds in the group's cluster)
+    /// or when `placement` changed: a move (Go: jsClusteredStreamUpdateRequest).
+    ///
+    /// A move places a whole new group as a create would (the requested cluster, else the
+    /// requester's), and the assignment's peers become the old peers that are not in it
+    /// followed by the new ones, `num_replicas` unchanged: more peers than replicas is what
+    /// marks a stream as moving. The old peers leave once the new ones caught up (see
+    /// [`MetaState::propose_move_done`]). A move that picks the peers the stream has is only
+    /// a config change. Refused: moving and scaling at once (10123); a move or a scale while
+    /// a move is under way (10124; nats-server 2.9.10 would scale the moving group).
     pub fn propose_stream_update(
         &self,
         cfg: StreamConfig,
@@ -80,17 +89,39 @@ impl MetaState {
         let account = origin.request.account.clone();
         let old = self.check_stream_update(&account, &cfg)?;
         check_update(&old.config, &cfg)?;
-        // Moving a stream to another cluster or other tags (Go 2.9's stream move) is not
-        // implemented: refused with nats-server's error for an unsupported clustered feature.
-        if cfg.placement != old.config.placement {
-            return Err(err::cluster_unsupported());
+        let moving = old.is_moving();
+        // Go: a move is a placement given and different from the old one; dropping the
+        // placement only changes the config.
+        let is_move = cfg.placement.is_some() && cfg.placement != old.config.placement;
+        let is_scale = cfg.num_replicas != old.config.num_replicas;
+        if moving && (is_move || is_scale) {
+            return Err(err::stream_move_in_progress(&format!(
+                "total peers: {}",
+                old.group.peers.len()
+            )));
+        }
+        if is_move && is_scale {
+            return Err(err::stream_move_and_scale());
         }
         let mut group = old.group.clone();
-        if cfg.num_replicas != old.config.num_replicas {
+        if is_scale {
             group.peers = placement::rescale(cluster, &old.group, &cfg, rng)?;
             if !group.has(&group.preferred) {
                 group.preferred.clear();
             }
+        } else if is_move {
+            let target =
+                placement::place_stream(cluster, &cfg, &origin.cluster, &origin.alternates, rng)?;
+            let mut peers: Vec<String> = old
+                .group
+                .peers
+                .iter()
+                .filter(|p| !target.has(p))
+                .cloned()
+                .collect();
+            peers.extend(target.peers);
+            group.peers = peers;
+            group.preferred.clear();
         }
         Ok(Proposal::Propose(MetaEntry::UpdateStream(
             StreamAssignment {
@@ -101,6 +132,32 @@ impl MetaState {
                 request: Some(origin.request.clone()),
             },
         )))
+    }
+
+    /// The entry that ends a stream's move once its new peers caught up (Go: the new
+    /// leader's scale down in monitorStream): the peers become the last `num_replicas` of
+    /// the moving group, in `cluster`. `None` when the stream is gone or not moving with
+    /// exactly `peers` (a report about an older state).
+    pub fn propose_move_done(
+        &self,
+        account: &str,
+        stream: &str,
+        peers: &[String],
+        cluster: &str,
+    ) -> Option<MetaEntry> {
+        let sa = &self.stream(account, stream)?.assignment;
+        let r = sa.replicas();
+        if sa.group.peers.len() <= r || sa.group.peers != peers {
+            return None;
+        }
+        let mut sa = sa.clone();
+        sa.request = None;
+        sa.group.peers = sa.group.peers.split_off(sa.group.peers.len() - r);
+        sa.group.preferred.clear();
+        if !cluster.is_empty() {
+            sa.group.cluster = cluster.to_owned();
+        }
+        Some(MetaEntry::UpdateStream(sa))
     }
 
     /// `$JS.API.STREAM.DELETE`.

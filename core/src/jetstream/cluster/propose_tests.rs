@@ -186,7 +186,8 @@ fn stream_update_scales_and_keeps_the_rules() {
             &mut rng,
         )
         .unwrap_err();
-    assert_eq!((e.code, e.err_code), (503, 10036));
+    // A move to a cluster that does not exist.
+    assert_eq!((e.code, e.err_code), (400, 10005));
     let e = m
         .propose_stream_update(cfg(json!({"name": "NOPE"})), &origin("x"), &c, &mut rng)
         .unwrap_err();

@@ -497,6 +497,7 @@ impl JsCluster {
             p.hb.placed.fill(&mut info);
             servers.push(info);
         }
+        super::usage::reserve_assigned(&meta, &mut servers);
         let mut streams_on = BTreeMap::new();
         for r in meta.all_streams() {
             for p in &r.assignment.group.peers {

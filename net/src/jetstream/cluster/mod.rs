@@ -53,11 +53,14 @@
 //! (its streams are recovered and still take publishes) and for acks and snapshots, but no
 //! longer hears the API or the acks.
 //!
+//! A STREAM.UPDATE with another `placement` moves the stream: new peers join, catch up,
+//! and the old ones leave ([`moves`]).
+//!
 //! Mirrors and sources of clustered streams are copied by the sourcing stream's leader
 //! through its own group, from a replica of the origin ([`sourcing`]); an `external` one
 //! (another domain, or another account) through a consumer of the origin over the network,
-//! as nats-server does. Placement sees each
-//! server's `server_tags` and JetStream limits, which its heartbeat carries.
+//! as nats-server does. Placement sees each server's `server_tags`, JetStream limits and
+//! usage, which its heartbeat carries ([`usage`]).
 //!
 //! STREAM.LIST, CONSUMER.LIST and `$JS.API.INFO` show the streams' real state whichever
 //! server is asked: the meta leader gathers it from each stream's leader ([`gather`]).
@@ -73,10 +76,9 @@
 //! * Pause/reset/unpin of consumers on clustered streams (see [`consumers`]).
 //! * A restore's upload counted against the account's storage as it arrives (only the
 //!   stream's config is checked, as for a create).
-//! * Moving a stream to other tags or another cluster by STREAM.UPDATE (refused, 10036).
+//! * Cancelling a move (`ACCOUNT.STREAM.CANCEL_MOVE`), `ACCOUNT.STREAM.MOVE`, and a move to
+//!   another cluster (natsd forms one).
 //! * Mirrors and sources of clustered streams through a durable consumer: not copied.
-//!   Placement does not weigh the storage servers use (heartbeats carry their limits, not
-//!   their usage).
 
 mod api;
 mod bootstrap;
@@ -89,12 +91,14 @@ mod group_commit;
 mod machine;
 mod members;
 mod mixed;
+mod moves;
 mod repair;
 mod replicas;
 mod restore;
 mod snapshot;
 mod sourcing;
 mod stepdown;
+mod usage;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -180,10 +184,13 @@ struct Heartbeat {
     /// The JetStream API errors it answered, by account (see [`counters`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     api_errors: BTreeMap<String, u64>,
+    /// The moving streams it leads whose new peers caught up (see [`moves`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    moves_ready: Vec<moves::MoveReady>,
 }
 
 /// What placement needs to know of a server (Go: the `ServerInfo` of its statsz: `tags`,
-/// `jetstream.config.max_storage` / `max_memory`).
+/// `jetstream.config.max_storage` / `max_memory`, and its `jetstream.stats`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Placed {
     /// `server_tags`, lowercased.
@@ -195,6 +202,9 @@ struct Placed {
     /// `jetstream { max_memory_store }`; `None`: unlimited.
     #[serde(default)]
     max_memory: Option<u64>,
+    /// What its replicas use (see [`usage`]).
+    #[serde(default)]
+    usage: usage::Usage,
 }
 
 impl Placed {
@@ -206,6 +216,7 @@ impl Placed {
             tags: opts.server_tags.iter().cloned().collect(),
             max_store: js.and_then(|j| j.max_file_store),
             max_memory: js.and_then(|j| j.max_memory_store),
+            usage: usage::Usage::default(),
         }
     }
 
@@ -214,6 +225,7 @@ impl Placed {
         info.tags.clone_from(&self.tags);
         info.max_store = self.max_store.unwrap_or(u64::MAX);
         info.max_memory = self.max_memory.unwrap_or(u64::MAX);
+        self.usage.fill(info);
     }
 }
 
@@ -242,6 +254,8 @@ pub(crate) struct JsCluster {
     joining: Arc<AtomicBool>,
     /// A removed server is being taken out (see `members`).
     removing: AtomicBool,
+    /// A stream's move is being ended (see [`moves`]).
+    moving: AtomicBool,
     stop: watch::Sender<bool>,
     subs: Mutex<Vec<(Arc<natsd_core::account::Account>, SubRef)>>,
     mixed: mixed::Guard,
@@ -346,6 +360,7 @@ pub(crate) fn start(srv: &Arc<Shared>, root: &Path) -> Result<(), String> {
             initialized: AtomicBool::new(false),
             joining: Arc::new(AtomicBool::new(false)),
             removing: AtomicBool::new(false),
+            moving: AtomicBool::new(false),
             stop,
             subs: Mutex::new(Vec::new()),
             mixed: mixed::Guard::new(&srv2),
@@ -566,12 +581,16 @@ impl JsCluster {
         s
     }
 
-    /// This server's placement facts (default when it is shutting down).
+    /// This server's placement facts, its usage included (default when it is shutting
+    /// down).
     fn placed(&self) -> Placed {
-        self.srv
-            .upgrade()
-            .map(|s| Placed::of(&s))
-            .unwrap_or_default()
+        let Some(srv) = self.srv.upgrade() else {
+            return Placed::default();
+        };
+        Placed {
+            usage: self.usage(),
+            ..Placed::of(&srv)
+        }
     }
 
     fn in_group(&self) -> bool {
@@ -605,6 +624,7 @@ impl JsCluster {
             placed: self.placed(),
             leading: self.leading_groups(),
             api_errors: self.api.errors(),
+            moves_ready: self.moves_ready(),
         };
         self.saw_leaders(&hb.leading);
         if let Ok(b) = serde_json::to_vec(&hb) {
@@ -613,6 +633,7 @@ impl JsCluster {
         if may_form {
             self.admit_newcomers();
             self.follow_removals();
+            self.follow_moves();
         }
     }
 
