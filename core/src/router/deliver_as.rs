@@ -89,7 +89,7 @@ pub(super) fn deliver_routed_as(
 /// `arrived.subject` with the stored subject in its ack reply (see
 /// [`crate::leaf::split_js_reply`]): local subscribers of the deliver subject see `m` (the
 /// stored subject, the plain ack reply), links and routes it may go on to get `arrived` as it
-/// came. Otherwise as [`deliver_from_leaf`].
+/// came. Otherwise as [`super::deliver_from_leaf`].
 pub fn deliver_from_leaf_as(
     account: &Arc<Account>,
     p: &mut Publisher<'_>,

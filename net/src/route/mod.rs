@@ -9,7 +9,7 @@
 //! What spans routes lives in [`Cluster`]: the route table (connection id → route, peer server
 //! id → connection id), the local interest every route is told about (`RS+`/`RS-` on 0↔1
 //! transitions; queue groups with their member count as weight), the remote interest entered
-//! into the account sublists as [`SubTarget::Route`] subscriptions, and the client URLs gossiped
+//! into the account sublists as [`SubTarget::Route`](natsd_core::router::SubTarget::Route) subscriptions, and the client URLs gossiped
 //! by the peers.
 
 pub(crate) mod conn;
