@@ -1,0 +1,1 @@
+//! `/gatewayz` and the `/varz` gateway section.
