@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use natsd_tests::cluster::monitor_get;
 use natsd_tests::gateway::SuperCluster;
 use natsd_tests::{drain_ready, next_msg, text, within, ServerKind};
 
@@ -18,7 +19,8 @@ natsd_tests::gateway_pairs!(
     request_reply_both_ways,
     queue_group_prefers_its_own_cluster,
     withdrawn_interest_stops_the_flow,
-    two_node_clusters_reach_each_other
+    two_node_clusters_reach_each_other,
+    gatewayz_and_varz_show_the_gateways
 );
 
 /// How long interest may take to cross: the gateways are dialed a second after start, and
@@ -361,4 +363,92 @@ async fn two_node_clusters_reach_each_other(a: ServerKind, b: ServerKind) {
         .filter(|m| text(m).starts_with("job-"))
         .collect();
     assert!(stray.is_empty(), "B's member got A's jobs: {stray:?}");
+}
+
+/// Polls `/gatewayz?accs=1` on `http_port` until `ready` holds.
+async fn await_gatewayz(
+    http_port: u16,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + CROSS;
+    loop {
+        if let Some(v) = monitor_get(http_port, "/gatewayz?accs=1").await {
+            if ready(&v) {
+                return v;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "/gatewayz never showed the gateways: {v}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn gatewayz_and_varz_show_the_gateways(a: ServerKind, b: ServerKind) {
+    let sc = SuperCluster::start(a, 1, b, 1).await;
+    let (ac, bc) = (sc.a_client(0).await, sc.b_client(0).await);
+    let mut sub = bc.subscribe("seen").await.unwrap();
+    bc.flush().await.unwrap();
+    await_crossing(&ac, "seen", &mut sub).await;
+    let mut sub = ac.subscribe("seen.back").await.unwrap();
+    ac.flush().await.unwrap();
+    await_crossing(&bc, "seen.back", &mut sub).await;
+
+    let both = |v: &serde_json::Value, peer: &str| {
+        !v["outbound_gateways"][peer].is_null() && v["inbound_gateways"][peer][0].is_object()
+    };
+    let av = await_gatewayz(sc.a[0].http_port, |v| both(v, "B")).await;
+    assert_eq!(av["name"], "A");
+    assert_eq!(av["port"], sc.a[0].gateway_port);
+    assert!(av["server_id"].as_str().is_some_and(|s| !s.is_empty()));
+    let out = &av["outbound_gateways"]["B"];
+    // A names B in its config; B learned A.
+    assert_eq!(out["configured"], true);
+    let conn = &out["connection"];
+    assert!(conn["cid"].as_u64().is_some(), "{av}");
+    assert_eq!(conn["ip"], "127.0.0.1");
+    assert_eq!(conn["port"], sc.b[0].gateway_port);
+    assert!(conn["out_msgs"].as_u64().is_some_and(|n| n > 0), "{av}");
+    // B switched every account to interest-only mode on A's outbound connection.
+    let accounts = out["accounts"].as_array().unwrap();
+    let g = accounts.iter().find(|x| x["name"] == "$G").unwrap();
+    assert_eq!(g["interest_mode"], "Interest-Only");
+    assert!(g["num_subs"].as_u64().is_some_and(|n| n >= 1), "{av}");
+
+    let bv = await_gatewayz(sc.b[0].http_port, |v| both(v, "A")).await;
+    assert_eq!(bv["name"], "B");
+    assert_eq!(bv["outbound_gateways"]["A"]["configured"], false);
+    let inbound = &bv["inbound_gateways"]["A"][0];
+    assert_eq!(inbound["configured"], false);
+    assert!(
+        inbound["connection"]["in_msgs"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "{bv}"
+    );
+    let accounts = inbound["accounts"].as_array().unwrap();
+    let g = accounts.iter().find(|x| x["name"] == "$G").unwrap();
+    assert_eq!(g["interest_mode"], "Interest-Only");
+
+    // Without `accs`, no accounts.
+    let plain = monitor_get(sc.a[0].http_port, "/gatewayz").await.unwrap();
+    assert!(
+        plain["outbound_gateways"]["B"]["accounts"].is_null(),
+        "{plain}"
+    );
+
+    let varz = monitor_get(sc.a[0].http_port, "/varz").await.unwrap();
+    let gw = &varz["gateway"];
+    assert_eq!(gw["name"], "A");
+    assert_eq!(gw["port"], sc.a[0].gateway_port);
+    assert_eq!(gw["gateways"][0]["name"], "B");
+    let varz = monitor_get(sc.b[0].http_port, "/varz").await.unwrap();
+    assert_eq!(varz["gateway"]["name"], "B");
+    assert!(
+        varz["gateway"]["gateways"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "{varz}"
+    );
 }

@@ -140,9 +140,9 @@ fn process(srv: &Arc<Shared>, h: &Arc<GatewayHandle>, ctx: &mut Ctx) -> Option<G
             GatewayEvent::Connected {
                 name,
                 remote_id,
-                remote_name,
                 urls,
-            } => connected(srv, h, ctx, name, remote_id, remote_name, &urls),
+                ..
+            } => connected(srv, h, ctx, name, remote_id, &urls),
             GatewayEvent::Gossip { name, urls } => {
                 gws.implicit(srv, &name, &urls);
                 tell_routes(srv, &name, &urls);
@@ -161,6 +161,7 @@ fn process(srv: &Arc<Shared>, h: &Arc<GatewayHandle>, ctx: &mut Ctx) -> Option<G
             }
             GatewayEvent::InterestMode { account, complete } => {
                 tracing::debug!(gid = h.id, %account, complete, "gateway interest-only mode");
+                gws.interest_mode(h.id, account, complete);
             }
             GatewayEvent::Msg(m) => deliver(srv, h, ctx, &m),
             _ => {}
@@ -169,14 +170,12 @@ fn process(srv: &Arc<Shared>, h: &Arc<GatewayHandle>, ctx: &mut Ctx) -> Option<G
     closed
 }
 
-#[allow(clippy::too_many_arguments)] // the parts of one Connected event
 fn connected(
     srv: &Arc<Shared>,
     h: &Arc<GatewayHandle>,
     ctx: &mut Ctx,
     name: String,
     remote_id: String,
-    remote_name: String,
     urls: &[String],
 ) {
     let gws = &srv.gateways;
@@ -185,7 +184,6 @@ fn connected(
         name: name.clone(),
         peer: ctx.peer,
         remote_id: remote_id.clone(),
-        remote_name,
         start: srv.wall_clock(),
         switched: BTreeSet::new(),
     };

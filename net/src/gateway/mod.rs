@@ -176,7 +176,6 @@ pub(crate) struct GatewayEntry {
     pub(crate) name: String,
     pub(crate) peer: SocketAddr,
     pub(crate) remote_id: String,
-    pub(crate) remote_name: String,
     pub(crate) start: SystemTime,
     /// Inbound: accounts switched to interest-only mode on the peer.
     pub(crate) switched: BTreeSet<String>,
@@ -207,6 +206,9 @@ pub(crate) struct GatewayState {
     routed: BTreeSet<(u64, InterestKey)>,
     /// Each outbound connection's remote interest: (connection id, key) → its sublist entry.
     remote: BTreeMap<(u64, InterestKey), SubRef>,
+    /// Outbound: accounts the peer switched to interest-only mode, (connection id, account)
+    /// → whether the switch is complete.
+    out_modes: BTreeMap<(u64, String), bool>,
 }
 
 /// The gateway side of the server.
@@ -367,6 +369,11 @@ impl Gateways {
         true
     }
 
+    /// Outbound connection `id`: the peer starts or ends switching `account`.
+    fn interest_mode(&self, id: u64, account: String, complete: bool) {
+        lock(&self.state).out_modes.insert((id, account), complete);
+    }
+
     /// `RS+` on outbound connection `h`: the remote cluster's interest.
     fn remote_sub(&self, h: &Arc<GatewayHandle>, account: &Arc<Account>, sub: RemoteSub) {
         let mut st = lock(&self.state);
@@ -386,6 +393,7 @@ impl Gateways {
     fn unregister(&self, srv: &Shared, id: u64) {
         let mut st = lock(&self.state);
         st.inbound.remove(&id);
+        st.out_modes.retain(|(cid, _), _| *cid != id);
         let name = st
             .outbound
             .iter()
