@@ -171,12 +171,9 @@ async fn request_reply_both_ways(a: ServerKind, b: ServerKind) {
     assert_eq!(text(&m), "from A");
     // Many in a row: every answer finds its requester.
     for i in 0..20 {
-        let m = within(
-            "request",
-            ac.request(format!("svc.b"), Bytes::from(format!("{i}"))),
-        )
-        .await
-        .unwrap();
+        let m = within("request", ac.request("svc.b", Bytes::from(format!("{i}"))))
+            .await
+            .unwrap();
         assert_eq!(text(&m), "from B");
     }
 }

@@ -52,7 +52,7 @@ impl Gateways {
                         continue;
                     }
                     let (mut subs, mut qsubs) = (0, 0);
-                    for ((cid, (a, subject, queue)), _) in &st.remote {
+                    for (cid, (a, subject, queue)) in st.remote.keys() {
                         if *cid == e.handle.id && a == acc && !subject.starts_with(b"_GR_.") {
                             subs += 1;
                             qsubs += usize::from(queue.is_some());

@@ -295,11 +295,12 @@ fn process(
             }
             // Go: processGatewayInfoFromRoute — a gateway another server of the cluster
             // connected to: this server dials it too.
-            RouteEvent::PeerUpdate(info) if !info.gateway.is_empty() => {
-                if info.gateway_cmd == natsd_core::gateway::CMD_GOSSIP {
-                    srv.gateways
-                        .implicit(srv, &info.gateway, &info.gateway_urls);
-                }
+            RouteEvent::PeerUpdate(info)
+                if !info.gateway.is_empty()
+                    && info.gateway_cmd == natsd_core::gateway::CMD_GOSSIP =>
+            {
+                srv.gateways
+                    .implicit(srv, &info.gateway, &info.gateway_urls);
             }
             RouteEvent::PeerUpdate(_) => {}
             RouteEvent::ImplicitRoute(info) => super::dial::implicit(srv, &info),
