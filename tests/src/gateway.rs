@@ -92,18 +92,29 @@ impl SuperCluster {
     /// Starts `b` servers of kind `b_kind` as cluster `B`, then `a` servers of kind `a_kind`
     /// as cluster `A` naming `B`'s gateway URLs. Does not wait for the gateways: probe.
     pub async fn start(a_kind: ServerKind, a: usize, b_kind: ServerKind, b: usize) -> Self {
+        Self::start_with(a_kind, a, b_kind, b, "").await
+    }
+
+    /// Like [`SuperCluster::start`], with `top` added at the top of every server's config.
+    pub async fn start_with(
+        a_kind: ServerKind,
+        a: usize,
+        b_kind: ServerKind,
+        b: usize,
+        top: &str,
+    ) -> Self {
         let b_ports: Vec<u16> = (0..b).map(|_| free_port()).collect();
         let b_urls: Vec<String> = b_ports
             .iter()
             .map(|p| format!("\"nats://127.0.0.1:{p}\""))
             .collect();
-        let b_nodes = start_cluster(b_kind, "B", &b_ports, "").await;
+        let b_nodes = start_cluster(b_kind, "B", &b_ports, "", top).await;
         let a_ports: Vec<u16> = (0..a).map(|_| free_port()).collect();
         let remotes = format!(
             "gateways: [ {{ name: B, urls: [ {} ] }} ]",
             b_urls.join(", ")
         );
-        let a_nodes = start_cluster(a_kind, "A", &a_ports, &remotes).await;
+        let a_nodes = start_cluster(a_kind, "A", &a_ports, &remotes, top).await;
         Self {
             a: a_nodes,
             b: b_nodes,
@@ -126,6 +137,7 @@ async fn start_cluster(
     name: &str,
     gateway_ports: &[u16],
     remotes: &str,
+    top: &str,
 ) -> Vec<GatewayNode> {
     let route_ports: Vec<u16> = gateway_ports.iter().map(|_| free_port()).collect();
     let mut nodes = Vec::new();
@@ -147,7 +159,7 @@ async fn start_cluster(
             String::new()
         };
         let conf = format!(
-            "server_name: {name}{i}\nhttp: \"127.0.0.1:{http_port}\"\n{cluster}gateway {{\n  name: {name}\n  listen: \"127.0.0.1:{gp}\"\n  {remotes}\n}}\n"
+            "server_name: {name}{i}\nhttp: \"127.0.0.1:{http_port}\"\n{top}\n{cluster}gateway {{\n  name: {name}\n  listen: \"127.0.0.1:{gp}\"\n  {remotes}\n}}\n"
         );
         let server = TestServer::start(kind, &conf).await;
         nodes.push(GatewayNode {

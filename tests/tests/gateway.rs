@@ -20,7 +20,9 @@ natsd_tests::gateway_pairs!(
     queue_group_prefers_its_own_cluster,
     withdrawn_interest_stops_the_flow,
     two_node_clusters_reach_each_other,
-    gatewayz_and_varz_show_the_gateways
+    gatewayz_and_varz_show_the_gateways,
+    system_account_requests_reach_every_server,
+    service_import_answered_from_the_other_cluster
 );
 
 /// How long interest may take to cross: the gateways are dialed a second after start, and
@@ -448,4 +450,74 @@ async fn gatewayz_and_varz_show_the_gateways(a: ServerKind, b: ServerKind) {
             .is_none_or(Vec::is_empty),
         "{varz}"
     );
+}
+
+async fn system_account_requests_reach_every_server(a: ServerKind, b: ServerKind) {
+    let top = concat!(
+        "accounts {\n  SYS: { users: [ { user: sys, password: sys } ] }\n",
+        "  APP: { users: [ { user: app, password: app } ] }\n}\n",
+        "system_account: SYS\nno_auth_user: app\n"
+    );
+    let sc = SuperCluster::start_with(a, 1, b, 1, top).await;
+    let sys = sc.a[0]
+        .server
+        .client_with(async_nats::ConnectOptions::with_user_and_password(
+            "sys".into(),
+            "sys".into(),
+        ))
+        .await;
+    let inbox = sys.new_inbox();
+    let mut answers = sys.subscribe(inbox.clone()).await.unwrap();
+    sys.flush().await.unwrap();
+    // Every server of both clusters answers a ping (Go: $SYS.REQ.SERVER.PING).
+    let deadline = tokio::time::Instant::now() + CROSS;
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < 2 {
+        sys.publish_with_reply("$SYS.REQ.SERVER.PING", inbox.clone(), Bytes::new())
+            .await
+            .unwrap();
+        sys.flush().await.unwrap();
+        while let Ok(Some(m)) =
+            tokio::time::timeout(Duration::from_millis(200), answers.next()).await
+        {
+            let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+            if let Some(name) = v["server"]["name"].as_str() {
+                seen.insert(name.to_owned());
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {seen:?} answered the ping"
+        );
+    }
+    assert_eq!(seen, ["A0", "B0"].map(str::to_owned).into());
+}
+
+async fn service_import_answered_from_the_other_cluster(a: ServerKind, b: ServerKind) {
+    let top = concat!(
+        "accounts {\n",
+        "  SVC: { users: [ { user: svc, password: svc } ], exports: [ { service: \"help.>\" } ] }\n",
+        "  APP: { users: [ { user: app, password: app } ],\n",
+        "         imports: [ { service: { account: SVC, subject: \"help.>\" } } ] }\n",
+        "}\n"
+    );
+    let sc = SuperCluster::start_with(a, 1, b, 1, top).await;
+    let user = |u: &str| async_nats::ConnectOptions::with_user_and_password(u.into(), u.into());
+    // The responder in the exporting account, in cluster B; the requester in A.
+    let svc = sc.b[0].server.client_with(user("svc")).await;
+    serve(
+        svc.clone(),
+        svc.subscribe("help.>").await.unwrap(),
+        "helped",
+    );
+    svc.flush().await.unwrap();
+    let app = sc.a[0].server.client_with(user("app")).await;
+    let m = await_answer(&app, "help.me").await;
+    assert_eq!(text(&m), "helped");
+    for i in 0..10 {
+        let m = within("request", app.request(format!("help.{i}"), Bytes::new()))
+            .await
+            .unwrap();
+        assert_eq!(text(&m), "helped");
+    }
 }

@@ -124,6 +124,12 @@ pub(crate) async fn start<T: Transport>(
         .write()
         .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(settings(srv, opts, c, bound.port())));
     let _ = srv.gateways.dialer.set(spawn_dialer::<T>);
+    // An import's interest in the exporting account, as for routes: the other clusters send
+    // the exported messages here, where the import takes them in.
+    for (account, subject) in crate::route::interest::import_interest(opts) {
+        srv.gateways
+            .local_interest(&account, subject.as_bytes(), None, true);
+    }
     {
         let mut st = lock(&srv.gateways.state);
         for g in &c.gateways {
