@@ -28,7 +28,7 @@
 //!
 //! The input loop is the gateway's own rather than shared with the route and leaf machines
 //! (the three differ in what each op means before the handshake ends); folding them into one
-//! helper is left for later.
+//! shared loop is left for later.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
