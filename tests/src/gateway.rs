@@ -103,12 +103,29 @@ impl SuperCluster {
         b: usize,
         top: &str,
     ) -> Self {
+        Self::start_auth(a_kind, a, b_kind, b, top, None).await
+    }
+
+    /// Like [`SuperCluster::start_with`]; with `auth` (user, password), `B`'s gateways ask
+    /// for them and `A` dials `B` with them in its URLs.
+    pub async fn start_auth(
+        a_kind: ServerKind,
+        a: usize,
+        b_kind: ServerKind,
+        b: usize,
+        top: &str,
+        auth: Option<(&str, &str)>,
+    ) -> Self {
         let b_ports: Vec<u16> = (0..b).map(|_| free_port()).collect();
+        let userinfo = auth.map_or(String::new(), |(u, p)| format!("{u}:{p}@"));
         let b_urls: Vec<String> = b_ports
             .iter()
-            .map(|p| format!("\"nats://127.0.0.1:{p}\""))
+            .map(|p| format!("\"nats://{userinfo}127.0.0.1:{p}\""))
             .collect();
-        let b_nodes = start_cluster(b_kind, "B", &b_ports, "", top).await;
+        let b_extra = auth.map_or(String::new(), |(u, p)| {
+            format!("authorization {{ user: {u}, password: {p} }}")
+        });
+        let b_nodes = start_cluster(b_kind, "B", &b_ports, &b_extra, top).await;
         let a_ports: Vec<u16> = (0..a).map(|_| free_port()).collect();
         let remotes = format!(
             "gateways: [ {{ name: B, urls: [ {} ] }} ]",

@@ -22,7 +22,8 @@ natsd_tests::gateway_pairs!(
     two_node_clusters_reach_each_other,
     gatewayz_and_varz_show_the_gateways,
     system_account_requests_reach_every_server,
-    service_import_answered_from_the_other_cluster
+    service_import_answered_from_the_other_cluster,
+    credentials_are_checked
 );
 
 /// How long interest may take to cross: the gateways are dialed a second after start, and
@@ -520,4 +521,16 @@ async fn service_import_answered_from_the_other_cluster(a: ServerKind, b: Server
             .unwrap();
         assert_eq!(text(&m), "helped");
     }
+}
+
+async fn credentials_are_checked(a: ServerKind, b: ServerKind) {
+    // B asks for credentials; A's URLs carry them. B dials A back without any (A asks none).
+    let sc = SuperCluster::start_auth(a, 1, b, 1, "", Some(("gw", "s3cret"))).await;
+    let (ac, bc) = (sc.a_client(0).await, sc.b_client(0).await);
+    let mut sub = bc.subscribe("auth.ok").await.unwrap();
+    bc.flush().await.unwrap();
+    await_crossing(&ac, "auth.ok", &mut sub).await;
+    let mut sub = ac.subscribe("auth.back").await.unwrap();
+    ac.flush().await.unwrap();
+    await_crossing(&bc, "auth.back", &mut sub).await;
 }
