@@ -49,6 +49,7 @@ pub mod conf;
 pub mod conn;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod gateway;
 pub mod gojson;
 pub mod jetstream;
 pub mod leaf;

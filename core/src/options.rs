@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::conf::options_gateway::{GatewayConfig, RemoteGateway};
 pub use crate::conf::options_leaf::{LeafConfig, LeafRemote, LeafUser};
 
 /// Default client port.
@@ -117,6 +118,8 @@ pub struct Options {
     pub jetstream: Option<JetStreamConfig>,
     /// `leafnodes { … }`: the leaf-node listener (hub side) and the remotes we dial.
     pub leafnodes: Option<LeafConfig>,
+    /// `gateway { … }`: this cluster's gateway to the other clusters of a super-cluster.
+    pub gateway: Option<GatewayConfig>,
     /// `server_tags`: lowercased (Go: jwt.TagList), for JetStream placement.
     pub server_tags: Vec<String>,
 }
@@ -159,6 +162,7 @@ impl Default for Options {
             config_file: None,
             jetstream: None,
             leafnodes: None,
+            gateway: None,
             server_tags: Vec::new(),
         }
     }

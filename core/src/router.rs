@@ -110,6 +110,13 @@ pub trait RouteSink: Send + Sync + std::fmt::Debug {
     fn is_spoke_leaf(&self) -> bool {
         false
     }
+    /// A gateway to another cluster: it gets what this server's own clients and leaf links
+    /// publish, never what came from a route (the origin server sends it itself) or from
+    /// another gateway, and a queue group's member there only when the cluster has none.
+    /// Go: client.go processMsgResults and sendMsgToGateways.
+    fn is_gateway(&self) -> bool {
+        false
+    }
     /// Has the route's writer more than [`crate::outbound::READ_AHEAD_BYTES`] not yet taken
     /// (as of the last [`RouteSink::send_msg`])? The producer then yields before its next
     /// read, as for a client receiver ([`Stall::writers_behind`]).
@@ -506,6 +513,28 @@ pub fn deliver_from_leaf(
     route(account, p, m, 0, Source::Leaf(from, queues))
 }
 
+/// Delivers a message that came from another cluster over a gateway (`RMSG`): to local
+/// subscribers, routes and leaf links, never to a gateway; queue groups get it only when
+/// named in `queues` (the sending cluster had no member). Go: gateway.go
+/// processInboundGatewayMsg.
+pub fn deliver_from_gateway(
+    account: &Arc<Account>,
+    p: &mut Publisher<'_>,
+    m: &Message<'_>,
+    queues: &[Bytes],
+) -> usize {
+    // A JetStream delivery keeps its stored subject across the gateway as across a route.
+    if let Some((reply, subject)) = m.reply.and_then(crate::leaf::split_js_reply) {
+        let shown = Message {
+            subject,
+            reply: Some(reply),
+            ..*m
+        };
+        return deliver_as::deliver_from_gateway_as(account, p, m, &shown, queues);
+    }
+    route(account, p, m, 0, Source::Gateway(queues))
+}
+
 /// The leaf link a message came in on.
 #[derive(Debug, Clone, Copy)]
 pub struct LeafOrigin {
@@ -527,6 +556,8 @@ enum Source<'a> {
     /// A leaf link, for these queue groups: everything but that link, and no routes when we
     /// dialed it.
     Leaf(LeafOrigin, &'a [Bytes]),
+    /// A gateway, for these queue groups: everything but gateways.
+    Gateway(&'a [Bytes]),
 }
 
 impl Source<'_> {
@@ -534,7 +565,7 @@ impl Source<'_> {
     fn queues(&self) -> Option<&[Bytes]> {
         match self {
             Self::Local => None,
-            Self::Route(q) | Self::Leaf(_, q) => Some(q),
+            Self::Route(q) | Self::Leaf(_, q) | Self::Gateway(q) => Some(q),
         }
     }
 
@@ -543,6 +574,7 @@ impl Source<'_> {
             Self::Local => true,
             Self::Route(_) => sink.is_leaf() && !sink.is_spoke_leaf(),
             Self::Leaf(from, _) => sink.route_id() != from.id && (sink.is_leaf() || !from.spoke),
+            Self::Gateway(_) => !sink.is_gateway(),
         }
     }
 
@@ -552,6 +584,7 @@ impl Source<'_> {
             Self::Local => Self::Local,
             Self::Route(_) => Self::Route(&[]),
             Self::Leaf(from, _) => Self::Leaf(from, &[]),
+            Self::Gateway(_) => Self::Gateway(&[]),
         }
     }
 }
@@ -605,6 +638,10 @@ fn forwards(source: Source<'_>, sub: &SubRef) -> bool {
         SubTarget::Route { route, .. } => source.may_forward(route.as_ref()),
         _ => true,
     }
+}
+
+fn is_gateway_sub(sub: &SubRef) -> bool {
+    matches!(&sub.0.target, SubTarget::Route { route, .. } if route.is_gateway())
 }
 
 fn route_weight(sub: &SubRef) -> Option<u64> {
@@ -692,10 +729,20 @@ fn pick_queue_member(
     tpl: &mut MsgTemplate,
 ) -> usize {
     let len = group.len();
-    let weight = |s: &SubRef| match route_weight(s) {
+    let base = |s: &SubRef| match route_weight(s) {
         Some(_) if !forwards(source, s) => 0,
         Some(w) => w,
         None => 1,
+    };
+    // A member in this cluster (here, over a route or a leaf link) is preferred to one in
+    // another cluster: gateways get the message only when the cluster has none.
+    let local_member = group.iter().any(|s| !is_gateway_sub(s) && base(s) > 0);
+    let weight = |s: &SubRef| {
+        if local_member && is_gateway_sub(s) {
+            0
+        } else {
+            base(s)
+        }
     };
     let has_routes = group.iter().any(|s| route_weight(s).is_some());
     let start = if has_routes {
@@ -723,6 +770,7 @@ fn pick_queue_member(
             if !source.may_forward(route.as_ref())
                 || weight.load(Ordering::Relaxed) == 0
                 || sub.0.is_removed()
+                || (local_member && route.is_gateway())
             {
                 continue;
             }

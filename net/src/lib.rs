@@ -39,6 +39,7 @@ pub mod bench;
 pub mod cli;
 mod client;
 pub mod config;
+mod gateway;
 mod jetstream;
 mod leaf;
 mod link;

@@ -114,6 +114,8 @@ pub(crate) struct Shared {
     pub(crate) cluster: Arc<crate::route::Cluster>,
     /// Leaf-node links, hub and leaf side (inert without a `leafnodes` block).
     pub(crate) leafs: Arc<crate::leaf::Leafs>,
+    /// Gateways to the other clusters of a super-cluster.
+    pub(crate) gateways: Arc<crate::gateway::Gateways>,
 }
 
 impl Shared {
@@ -239,6 +241,7 @@ impl<T: Transport> Server<T> {
         let _ = self.shutdown_tx.send(true);
         self.shared.cluster.shutdown();
         self.shared.leafs.shutdown();
+        self.shared.gateways.shutdown();
         let clients: Vec<_> = lock(&self.shared.clients)
             .values()
             .map(|e| Arc::clone(&e.shared))

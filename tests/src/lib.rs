@@ -17,6 +17,7 @@
 //! When a test fails, the server's log is printed after the panic message.
 
 pub mod cluster;
+pub mod gateway;
 pub mod js;
 pub mod jscluster;
 pub mod leaf;

@@ -23,6 +23,7 @@ pub mod duration;
 pub mod options;
 mod options_accounts;
 mod options_auth;
+pub mod options_gateway;
 pub mod options_leaf;
 mod parser;
 

@@ -2,7 +2,7 @@
 //!
 //! Keys compare case-insensitively, as in nats-server. A key nats-server does not know is an
 //! error naming its position; a key nats-server knows but natsd does not implement yet
-//! (gateway, websocket, mqtt, operator, resolver, …) is accepted
+//! (websocket, mqtt, operator, resolver, …) is accepted
 //! and reported in [`ConfReport::ignored`] so the server can warn about it.
 
 use std::path::PathBuf;
@@ -69,6 +69,7 @@ struct Seen<'a> {
     authorization: Option<&'a Entry>,
     max_payload: Option<&'a Entry>,
     no_auth_user: Option<&'a Entry>,
+    gateway: Option<&'a Entry>,
 }
 
 /// Collects the report while mapping.
@@ -222,6 +223,10 @@ impl Mapper {
             "cluster" => o.cluster = Some(self.cluster(o, e)?),
             "jetstream" => o.jetstream = self.jetstream(e)?,
             "leafnodes" | "leaf" => o.leafnodes = Some(self.leafnodes(e)?),
+            "gateway" => {
+                o.gateway = Some(self.gateway(e)?);
+                seen.gateway = Some(e);
+            }
             k if IGNORED_TOP.contains(&k) => self.ignore("", e),
             _ => unknown(e)?,
         }
@@ -413,7 +418,6 @@ impl Mapper {
 
 /// Top-level keys of nats-server features natsd does not have yet.
 const IGNORED_TOP: &[&str] = &[
-    "gateway",
     "store_dir",
     "storedir",
     "mappings",
@@ -466,6 +470,16 @@ const IGNORED_TOP: &[&str] = &[
 
 /// Go: validateOptions — checks across keys, reported at the key that breaks them.
 fn validate(o: &Options, seen: &Seen<'_>) -> Result<(), ConfError> {
+    // Go: server.go validateCluster — a cluster must be named as its gateway.
+    if let (Some(e), Some(g)) = (seen.gateway, &o.gateway) {
+        let cluster = o.cluster.as_ref().and_then(|c| c.name.as_deref());
+        if !g.name.is_empty() && cluster.is_some_and(|c| c != g.name) {
+            return Err(ConfError::new(
+                &e.key_pos,
+                "cluster name conflicts between cluster and gateway definitions",
+            ));
+        }
+    }
     if let Some(e) = seen.max_payload {
         if u64::from(o.max_payload) > o.max_pending {
             return Err(ConfError::new(

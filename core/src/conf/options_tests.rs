@@ -194,7 +194,7 @@ fn keys_used_as_variables_are_not_unknown() {
 fn features_not_yet_implemented_are_ignored_and_reported() {
     let (o, rep) = map(concat!(
         "cluster { name: c1, listen: 0.0.0.0:6222, no_advertise: true }\n",
-        "jetstream { store_dir: /data }\ngateway { name: g }\n",
+        "jetstream { store_dir: /data }\n",
         "websocket { port: 8080 }\nmqtt { port: 1883 }\noperator: /op.jwt\nresolver: MEMORY\n",
         "syslog: true\nserver_tags: [a]\n"
     ))
@@ -203,14 +203,7 @@ fn features_not_yet_implemented_are_ignored_and_reported() {
     let keys: Vec<&str> = rep.ignored.iter().map(|k| k.key.as_str()).collect();
     assert_eq!(
         keys,
-        [
-            "gateway",
-            "websocket",
-            "mqtt",
-            "operator",
-            "resolver",
-            "syslog",
-        ]
+        ["websocket", "mqtt", "operator", "resolver", "syslog",]
     );
     assert_eq!(rep.ignored[0].pos.line, 3);
     assert_eq!(o.server_tags, ["a"]);

@@ -101,8 +101,20 @@ pub fn deliver_from_leaf_as(
     deliver_linked_as(account, p, arrived, m, Source::Leaf(from, queues))
 }
 
-/// [`deliver_routed_as`] and [`deliver_from_leaf_as`]: `source` names the link and the
-/// queue groups the sender chose this server for.
+/// As [`deliver_routed_as`], for a message that came over a gateway (see
+/// [`super::deliver_from_gateway`]).
+pub(super) fn deliver_from_gateway_as(
+    account: &Arc<Account>,
+    p: &mut Publisher<'_>,
+    arrived: &Message<'_>,
+    m: &Message<'_>,
+    queues: &[Bytes],
+) -> usize {
+    deliver_linked_as(account, p, arrived, m, Source::Gateway(queues))
+}
+
+/// [`deliver_routed_as`], [`deliver_from_leaf_as`] and [`deliver_from_gateway_as`]: `source`
+/// names the link and the queue groups the sender chose this server for.
 fn deliver_linked_as(
     account: &Arc<Account>,
     p: &mut Publisher<'_>,

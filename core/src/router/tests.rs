@@ -111,6 +111,7 @@ struct CountingLink {
     id: u64,
     leaf: bool,
     spoke: bool,
+    gateway: bool,
     sent: AtomicUsize,
     flush: AtomicBool,
 }
@@ -133,6 +134,9 @@ impl RouteSink for CountingLink {
     fn is_spoke_leaf(&self) -> bool {
         self.spoke
     }
+    fn is_gateway(&self) -> bool {
+        self.gateway
+    }
 }
 
 /// One account with interest in `s` from a route (id 1), a leaf link whose hub we are (id 2)
@@ -144,6 +148,7 @@ fn links_with_interest() -> (Arc<Account>, [Arc<CountingLink>; 3]) {
             id,
             leaf,
             spoke,
+            gateway: false,
             sent: AtomicUsize::new(0),
             flush: Default::default(),
         })
@@ -439,4 +444,124 @@ fn a_routed_reply_without_a_stored_subject_is_left_alone() {
             format!("MSG dlv 1 {} 1\r\nv\r\n", String::from_utf8_lossy(&reply))
         );
     }
+}
+
+fn link(id: u64, leaf: bool, gateway: bool) -> Arc<CountingLink> {
+    Arc::new(CountingLink {
+        id,
+        leaf,
+        spoke: false,
+        gateway,
+        sent: AtomicUsize::new(0),
+        flush: Default::default(),
+    })
+}
+
+fn add_interest(acc: &Account, l: &Arc<CountingLink>, queue: Option<&'static [u8]>) {
+    let route: Arc<dyn RouteSink> = Arc::clone(l) as Arc<dyn RouteSink>;
+    let sub = SubRef(Arc::new(Subscription::new(
+        Bytes::from_static(b"s"),
+        queue.map(Bytes::from_static),
+        SubTarget::Route {
+            route,
+            weight: AtomicU32::new(1),
+        },
+    )));
+    acc.sublist.insert(b"s", queue, sub).unwrap();
+}
+
+/// Sends `n` messages on `s` from `source`.
+fn send_n(
+    acc: &Arc<Account>,
+    n: usize,
+    source: impl Fn(&Arc<Account>, &mut Publisher<'_>, &Message<'_>),
+) {
+    let mut rng = SplitMix64::new(7);
+    let mut pending = PendingFlush::default();
+    let payload = Bytes::from_static(b"x");
+    for _ in 0..n {
+        let mut p = Publisher {
+            client: None,
+            rng: &mut rng,
+            now: Instant::now(),
+            pending: &mut pending,
+            cache: None,
+            transient: false,
+        };
+        let m = Message {
+            subject: b"s",
+            reply: None,
+            headers: None,
+            payload: &payload,
+            shared: Some(&payload),
+        };
+        source(acc, &mut p, &m);
+    }
+}
+
+#[test]
+fn gateways_get_local_publishes_only_and_never_pass_one_on() {
+    // A route (1), a gateway (2) and a leaf link whose hub we are (3), each with interest.
+    let acc = Account::new("A");
+    let links = [
+        link(1, false, false),
+        link(2, false, true),
+        link(3, true, false),
+    ];
+    for l in &links {
+        add_interest(&acc, l, None);
+    }
+    let counts = |links: &[Arc<CountingLink>; 3]| {
+        links.each_ref().map(|l| l.sent.swap(0, Ordering::Relaxed))
+    };
+    send_n(&acc, 1, |a, p, m| {
+        publish(a, p, m);
+    });
+    assert_eq!(counts(&links), [1, 1, 1]);
+    // From a route: the origin server sends to the gateways itself.
+    send_n(&acc, 1, |a, p, m| {
+        deliver_routed(a, p, m, &[]);
+    });
+    assert_eq!(counts(&links), [0, 0, 1]);
+    // From a gateway: to routes and leaf links, never to another gateway.
+    send_n(&acc, 1, |a, p, m| {
+        deliver_from_gateway(a, p, m, &[]);
+    });
+    assert_eq!(counts(&links), [1, 0, 1]);
+}
+
+#[test]
+fn a_queue_group_is_served_by_its_own_cluster_first() {
+    let acc = Account::new("A");
+    let (route, gateway) = (link(1, false, false), link(2, false, true));
+    add_interest(&acc, &gateway, Some(b"q"));
+    // Only another cluster has a member: it gets every message.
+    send_n(&acc, 10, |a, p, m| {
+        publish(a, p, m);
+    });
+    assert_eq!(gateway.sent.swap(0, Ordering::Relaxed), 10);
+    // A member over a route counts as local: the gateway gets none.
+    add_interest(&acc, &route, Some(b"q"));
+    send_n(&acc, 50, |a, p, m| {
+        publish(a, p, m);
+    });
+    assert_eq!(
+        (
+            route.sent.load(Ordering::Relaxed),
+            gateway.sent.load(Ordering::Relaxed)
+        ),
+        (50, 0)
+    );
+    // A message from another cluster names the group it is for; it goes to our member.
+    let q = [Bytes::from_static(b"q")];
+    send_n(&acc, 5, |a, p, m| {
+        deliver_from_gateway(a, p, m, &q);
+    });
+    assert_eq!(
+        (
+            route.sent.load(Ordering::Relaxed),
+            gateway.sent.load(Ordering::Relaxed)
+        ),
+        (55, 0)
+    );
 }

@@ -430,11 +430,16 @@ fn tell_routes<'a>(
     srv: &Shared,
     changes: impl Iterator<Item = (&'a (String, Bytes, Option<Bytes>), bool)>,
 ) {
-    if !srv.cluster.enabled {
+    if !srv.cluster.enabled && !srv.gateways.enabled {
         return;
     }
     for ((acc, subject, queue), added) in changes {
-        srv.cluster
+        if srv.cluster.enabled {
+            srv.cluster
+                .local_interest(acc, subject, queue.as_deref(), added);
+        }
+        // A hub's leaf links are local interest for the other clusters too.
+        srv.gateways
             .local_interest(acc, subject, queue.as_deref(), added);
     }
 }

@@ -214,7 +214,7 @@ impl Shared {
             max_payload: opts.max_payload,
             max_pending: opts.max_pending,
             cluster: self.cluster_varz(),
-            gateway: GatewayOptsVarz::default(),
+            gateway: self.gateways.varz(self.opts().gateway.as_ref()),
             leaf: self.leafs.varz(),
             mqtt: MqttOptsVarz::default(),
             websocket: WebsocketOptsVarz::default(),
@@ -479,10 +479,29 @@ impl Shared {
     }
 
     pub(crate) fn gatewayz(&self) -> Gatewayz {
+        self.gatewayz_with(&crate::gateway::monitor::GatewayzFilter::default())
+    }
+
+    /// `/gatewayz` with its filters (Go: monitor.go Gatewayz).
+    pub(crate) fn gatewayz_with(&self, f: &crate::gateway::monitor::GatewayzFilter) -> Gatewayz {
+        let (now, now_s) = self.now_string();
+        let gws = &self.gateways;
+        let Some(cfg) = gws.enabled.then(|| gws.settings()).flatten() else {
+            return Gatewayz {
+                server_id: self.server_id.clone(),
+                now: now_s,
+                ..Gatewayz::default()
+            };
+        };
+        let (outbound_gateways, inbound_gateways) = gws.gatewayz_entries(now, f);
         Gatewayz {
             server_id: self.server_id.clone(),
-            now: self.now_string().1,
-            ..Gatewayz::default()
+            now: now_s,
+            name: gws.name.clone(),
+            host: cfg.info.host.clone(),
+            port: cfg.info.port,
+            outbound_gateways,
+            inbound_gateways,
         }
     }
 

@@ -181,7 +181,7 @@ pub(crate) fn handle(srv: &Shared, path: &str, query: Option<&str>) -> Response<
             .and_then(|o| srv.connz(&o))
             .map(|z| json(&z)),
         "/routez" => q.bool("subs").map(|subs| json(&srv.routez(subs))),
-        "/gatewayz" => Ok(json(&srv.gatewayz())),
+        "/gatewayz" => gatewayz_filter(&q).map(|f| json(&srv.gatewayz_with(&f))),
         "/leafz" => q.bool("subs").map(|subs| json(&srv.leafz_with(subs))),
         "/subsz" | "/subscriptionsz" => subsz_options(&q).map(|o| {
             let z = srv.subsz(&o);
@@ -221,6 +221,15 @@ pub(crate) fn handle(srv: &Shared, path: &str, query: Option<&str>) -> Response<
         _ => Err(String::new()),
     };
     r.unwrap_or_else(bad_request)
+}
+
+/// `/gatewayz` filters: `gw_name`, `accs`, `acc_name` (Go: monitor.go HandleGatewayz).
+fn gatewayz_filter(q: &Query) -> Result<crate::gateway::monitor::GatewayzFilter, String> {
+    Ok(crate::gateway::monitor::GatewayzFilter {
+        name: q.get("gw_name").to_owned(),
+        accounts: q.bool("accs")?,
+        account: q.get("acc_name").to_owned(),
+    })
 }
 
 /// Decoded `key=value` pairs of a query string.

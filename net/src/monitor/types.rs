@@ -129,11 +129,34 @@ pub struct ClusterOptsVarz {
     #[serde(default, skip_serializing_if = "is_false")]
     pub tls_verify: bool,
 }
-/// `gateway` in `/varz`; empty while natsd has no gateways.
+/// `gateway` in `/varz` (Go: server/monitor.go GatewayOptsVarz); empty without gateways.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct GatewayOptsVarz {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
+    #[serde(default, skip_serializing_if = "is_zero_u16")]
+    pub port: u16,
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub auth_timeout: f64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub advertise: String,
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub connect_retries: u32,
+    /// The configured remote clusters (nats-server lists their names only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateways: Vec<RemoteGatewayOptsVarz>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub reject_unknown: bool,
+}
+
+/// One configured remote cluster in `/varz` `gateway.gateways`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RemoteGatewayOptsVarz {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
 }
 /// `leaf` in `/varz`: the leaf-node listener, empty without one.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -144,6 +167,10 @@ pub struct LeafNodeOptsVarz {
     pub port: u16,
     #[serde(default, skip_serializing_if = "is_zero_f64")]
     pub auth_timeout: f64,
+}
+
+fn is_zero_usize(n: &usize) -> bool {
+    *n == 0
 }
 
 fn is_zero_u16(n: &u16) -> bool {
@@ -352,7 +379,7 @@ pub struct RouteInfoz {
     pub subscriptions_list: Vec<String>,
 }
 
-/// `/gatewayz`. Go: server/monitor.go Gatewayz. natsd has no gateways yet: always empty.
+/// `/gatewayz`. Go: server/monitor.go Gatewayz.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Gatewayz {
@@ -360,8 +387,45 @@ pub struct Gatewayz {
     pub now: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
-    pub outbound_gateways: BTreeMap<String, serde_json::Value>,
-    pub inbound_gateways: BTreeMap<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
+    #[serde(default, skip_serializing_if = "is_zero_u16")]
+    pub port: u16,
+    /// Our connection to each remote cluster, by its name.
+    pub outbound_gateways: BTreeMap<String, RemoteGatewayz>,
+    /// The remote servers' connections to us, by their cluster's name.
+    pub inbound_gateways: BTreeMap<String, Vec<RemoteGatewayz>>,
+}
+
+/// One gateway connection in `/gatewayz`. Go: server/monitor.go RemoteGatewayz.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RemoteGatewayz {
+    /// The remote cluster is in our `gateways` list (not learned by gossip).
+    pub configured: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<ConnInfo>,
+    /// Per-account interest mode, with `?accs=1`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<AccountGatewayz>,
+}
+
+/// One account's interest mode on a gateway connection. Go: server/monitor.go
+/// AccountGatewayz.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[non_exhaustive]
+pub struct AccountGatewayz {
+    pub name: String,
+    /// `Optimistic`, `Transitioning` or `Interest-Only`.
+    pub interest_mode: String,
+    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    pub no_interest_count: usize,
+    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    pub interest_only_threshold: usize,
+    #[serde(rename = "num_subs", default, skip_serializing_if = "is_zero_usize")]
+    pub num_subs: usize,
+    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    pub num_queue_subs: usize,
 }
 
 /// `/leafz`. Go: server/monitor.go Leafz. `leafs` is null when no link is up, as nats-server

@@ -213,6 +213,7 @@ where
     }
     cluster.drop_route_interest(id, |a| srv.lookup_account(a));
     srv.leafs.route_closed(id);
+    srv.gateways.route_closed(id);
     if registered {
         let name = entry
             .as_ref()
@@ -284,7 +285,23 @@ fn process(
         };
         match ev {
             RouteEvent::Closed(r) => closed = Some(r),
-            RouteEvent::PeerInfo(info) => super::register::peer_info(srv, handle, peer, *info),
+            RouteEvent::PeerInfo(info) => {
+                super::register::peer_info(srv, handle, peer, *info);
+                // Go: sendGatewayConfigsToRoute — a new route learns our gateways.
+                for (name, urls) in srv.gateways.gossip_for_routes() {
+                    let gw = crate::gateway::conn::gossip_info(srv, &name, &urls);
+                    handle.with(|c| c.send_forwarded_info(&gw));
+                }
+            }
+            // Go: processGatewayInfoFromRoute — a gateway another server of the cluster
+            // connected to: this server dials it too.
+            RouteEvent::PeerUpdate(info)
+                if !info.gateway.is_empty()
+                    && info.gateway_cmd == natsd_core::gateway::CMD_GOSSIP =>
+            {
+                srv.gateways
+                    .implicit(srv, &info.gateway, &info.gateway_urls);
+            }
             RouteEvent::PeerUpdate(_) => {}
             RouteEvent::ImplicitRoute(info) => super::dial::implicit(srv, &info),
             RouteEvent::ClusterNameChanged { name, dynamic } => {
@@ -294,12 +311,16 @@ fn process(
                 let (a, q) = (&sub.account, sub.queue.as_ref());
                 srv.leafs
                     .route_interest(handle.id, a, &sub.subject, q, true);
+                srv.gateways
+                    .route_interest(handle.id, a, &sub.subject, q, true);
                 let acc = account_of(srv, &sub.account);
                 srv.cluster.remote_sub(handle, acc, sub);
             }
             RouteEvent::RemoteUnsub(unsub) => {
                 let (a, q) = (&unsub.account, unsub.queue.as_ref());
                 srv.leafs
+                    .route_interest(handle.id, a, &unsub.subject, q, false);
+                srv.gateways
                     .route_interest(handle.id, a, &unsub.subject, q, false);
                 let acc = account_of(srv, &unsub.account);
                 srv.cluster.remote_unsub(handle.id, acc, unsub);

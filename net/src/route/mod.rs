@@ -14,7 +14,7 @@
 
 pub(crate) mod conn;
 pub(crate) mod dial;
-mod interest;
+pub(crate) mod interest;
 mod register;
 pub(crate) mod tls;
 mod url;

@@ -54,7 +54,7 @@ impl<T: Transport> Server<T> {
         *lock(&self.shared.cluster.addr)
     }
 
-    /// `/gatewayz` (no gateways in this build).
+    /// `/gatewayz`: this server's gateway connections to the other clusters.
     pub fn gatewayz(&self) -> Gatewayz {
         self.shared.gatewayz()
     }

@@ -37,6 +37,10 @@ fn check_not_reloadable(old: &Options, new: &Options) -> Result<(), ServerError>
     if old.system_account != new.system_account {
         bad.push("system_account");
     }
+    // Go: the gateway block is not reloadable (its listener and dialers start once).
+    if old.gateway != new.gateway {
+        bad.push("gateway");
+    }
     // Go 2.12 refuses to reload `jetstream { strict }` (NoJetStreamStrict is not reloadable).
     if let (Some(o), Some(n)) = (&old.jetstream, &new.jetstream) {
         if o.strict != n.strict {

@@ -102,13 +102,26 @@ impl Shared {
         peer: SocketAddr,
     ) -> Arc<AtomicU64> {
         self.total_connections.fetch_add(1, Ordering::Relaxed);
-        if self.leafs.enabled {
-            shared.set_interest_hook(Arc::new(crate::leaf::ServerInterest {
+        let hook: Option<Arc<dyn natsd_core::router::InterestHook>> = if self.leafs.enabled {
+            Some(Arc::new(crate::leaf::ServerInterest {
                 cluster: self.cluster.enabled.then(|| Arc::clone(&self.cluster)),
                 leafs: Arc::clone(&self.leafs),
-            }));
+            }))
         } else if self.cluster.enabled {
-            shared.set_interest_hook(self.cluster.interest_hook(self.system_account_name()));
+            Some(self.cluster.interest_hook(self.system_account_name()))
+        } else {
+            None
+        };
+        let hook = if self.gateways.enabled {
+            Some(Arc::new(crate::gateway::GatewayInterest {
+                inner: hook,
+                gateways: Arc::clone(&self.gateways),
+            }) as Arc<dyn natsd_core::router::InterestHook>)
+        } else {
+            hook
+        };
+        if let Some(h) = hook {
+            shared.set_interest_hook(h);
         }
         let start = self.wall_clock();
         let last_activity = Arc::new(AtomicU64::new(unix_nanos(start)));

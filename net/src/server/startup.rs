@@ -68,6 +68,7 @@ impl<T: Transport> Server<T> {
             .clone()
             .unwrap_or_else(|| server_id.clone());
         let accounts = build_accounts(&opts, &BTreeMap::new())?;
+        let server_id_for_gateways = server_id.clone();
         let default_account = Arc::clone(&accounts[GLOBAL_ACCOUNT]);
         let tls = opts
             .tls
@@ -79,8 +80,12 @@ impl<T: Transport> Server<T> {
         let cluster_enabled = opts.cluster.is_some();
         let leaf_enabled = opts.leafnodes.is_some();
         let name_seed = rng.next_u64();
+        let gateway = opts.gateway.clone().filter(|g| g.enabled());
+        let gateway_name = gateway.as_ref().map(|g| g.name.clone()).unwrap_or_default();
+        // Go: server.go validateCluster — a cluster without a name takes its gateway's.
+        let named = opts.cluster.as_ref().and_then(|c| c.name.clone());
         let (cluster_name, cluster_dynamic) =
-            match opts.cluster.as_ref().and_then(|c| c.name.clone()) {
+            match named.or_else(|| gateway.as_ref().map(|g| g.name.clone())) {
                 Some(n) => (n, false),
                 // Go: an unnamed cluster starts with a generated name that may give way.
                 None => (crate::route::generated_name(name_seed), true),
@@ -128,6 +133,11 @@ impl<T: Transport> Server<T> {
                     cluster_dynamic,
                 )),
                 leafs: Arc::new(crate::leaf::Leafs::new(leaf_enabled)),
+                gateways: Arc::new(crate::gateway::Gateways::new(
+                    gateway.is_some(),
+                    gateway_name,
+                    &server_id_for_gateways,
+                )),
             }),
             client_addr: Mutex::new(None),
             shutdown_tx,
@@ -202,6 +212,12 @@ impl<T: Transport> Server<T> {
         }
         if let Some(t) =
             crate::leaf::dial::start::<T>(&self.shared, &opts, self.shutdown_tx.subscribe()).await?
+        {
+            lock(&self.tasks).push(t);
+        }
+        if let Some(t) =
+            crate::gateway::dial::start::<T>(&self.shared, &opts, self.shutdown_tx.subscribe())
+                .await?
         {
             lock(&self.tasks).push(t);
         }

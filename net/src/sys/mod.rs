@@ -80,6 +80,8 @@ fn install(srv: &Shared, sink: &Arc<Sink>) {
             // Go: internal subscriptions are routed like any other (sysSubscribe), so that
             // a request from any server of the cluster reaches this one.
             srv.cluster.local_interest(&acc.name, &s, None, true);
+            // And across gateways, so that every server of the super-cluster answers.
+            srv.gateways.local_interest(&acc.name, &s, None, true);
             subs.push((Arc::clone(&acc), sub));
         }
     }
@@ -89,6 +91,8 @@ fn uninstall(srv: &Shared) {
     for (acc, sub) in lock(&srv.sys.subs).drain(..) {
         if acc.sublist.remove(&sub.0.subject, None, &sub).is_ok() {
             srv.cluster
+                .local_interest(&acc.name, &sub.0.subject, None, false);
+            srv.gateways
                 .local_interest(&acc.name, &sub.0.subject, None, false);
         }
     }
