@@ -20,6 +20,8 @@ use tokio_rustls::TlsAcceptor;
 use crate::client;
 use crate::server::Shared;
 
+pub(crate) mod peer;
+
 /// Why TLS could not be set up or a handshake failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -116,20 +116,40 @@ impl SuperCluster {
         top: &str,
         auth: Option<(&str, &str)>,
     ) -> Self {
+        let b_block = auth.map_or(String::new(), |(u, p)| {
+            format!("authorization {{ user: {u}, password: {p} }}")
+        });
+        let blocks = GatewayBlocks {
+            b: &b_block,
+            ..GatewayBlocks::default()
+        };
+        Self::start_blocks(a_kind, a, b_kind, b, top, auth, blocks).await
+    }
+
+    /// Like [`SuperCluster::start_auth`], with `blocks` added to the `gateway {}` blocks of
+    /// `A` and of `B` and to `A`'s entry for `B` (a `tls {}` block, say).
+    pub async fn start_blocks(
+        a_kind: ServerKind,
+        a: usize,
+        b_kind: ServerKind,
+        b: usize,
+        top: &str,
+        auth: Option<(&str, &str)>,
+        blocks: GatewayBlocks<'_>,
+    ) -> Self {
         let b_ports: Vec<u16> = (0..b).map(|_| free_port()).collect();
         let userinfo = auth.map_or(String::new(), |(u, p)| format!("{u}:{p}@"));
         let b_urls: Vec<String> = b_ports
             .iter()
             .map(|p| format!("\"nats://{userinfo}127.0.0.1:{p}\""))
             .collect();
-        let b_extra = auth.map_or(String::new(), |(u, p)| {
-            format!("authorization {{ user: {u}, password: {p} }}")
-        });
-        let b_nodes = start_cluster(b_kind, "B", &b_ports, &b_extra, top).await;
+        let b_nodes = start_cluster(b_kind, "B", &b_ports, blocks.b, top).await;
         let a_ports: Vec<u16> = (0..a).map(|_| free_port()).collect();
         let remotes = format!(
-            "gateways: [ {{ name: B, urls: [ {} ] }} ]",
-            b_urls.join(", ")
+            "{}\n  gateways: [ {{ name: B, urls: [ {} ]\n {} }} ]",
+            blocks.a,
+            b_urls.join(", "),
+            blocks.remote
         );
         let a_nodes = start_cluster(a_kind, "A", &a_ports, &remotes, top).await;
         Self {
@@ -147,6 +167,17 @@ impl SuperCluster {
     pub async fn b_client(&self, i: usize) -> async_nats::Client {
         self.b[i].server.client().await
     }
+}
+
+/// Config text for [`SuperCluster::start_blocks`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct GatewayBlocks<'a> {
+    /// Added to `A`'s `gateway {}` block.
+    pub a: &'a str,
+    /// Added to `B`'s `gateway {}` block.
+    pub b: &'a str,
+    /// Added to `A`'s `gateways` entry for `B`.
+    pub remote: &'a str,
 }
 
 async fn start_cluster(

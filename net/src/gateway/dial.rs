@@ -1,5 +1,6 @@
 //! The gateway listener and one dialer per remote cluster (configured, or learned by gossip).
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use tokio::sync::watch;
 use super::RemoteCluster;
 use crate::route::RouteUrl;
 use crate::server::{lock, ServerError, Shared, NATS_COMPAT_VERSION};
+use crate::tls::peer::PeerTls;
 use crate::transport::Transport;
 
 /// Go: gateway.go defaultSolicitGatewaysDelay — the cluster gets a moment to form first, so
@@ -64,6 +66,9 @@ fn settings(srv: &Shared, opts: &Options, c: &GatewayConfig, port: u16) -> Gatew
         port,
         headers: true,
         auth_required: c.user.as_deref().is_some_and(|u| !u.is_empty()),
+        // Go: startGatewayAcceptLoop — TLS on gateways always verifies the peer.
+        tls_required: c.tls.is_some(),
+        tls_verify: c.tls.is_some(),
         max_payload: i32::try_from(opts.max_payload).unwrap_or(i32::MAX),
         gateway: c.name.clone(),
         gateway_url: url.clone(),
@@ -100,10 +105,17 @@ pub(crate) async fn start<T: Transport>(
     let Some(c) = opts.gateway.as_ref().filter(|c| c.enabled()) else {
         return Ok(None);
     };
-    if c.tls.is_some() || c.gateways.iter().any(|g| g.tls.is_some()) {
-        return Err(ServerError::Config(
-            "gateway TLS is not supported yet".to_owned(),
-        ));
+    if let Some(t) = &c.tls {
+        let t = PeerTls::new(t).map_err(|e| ServerError::Config(format!("gateway tls: {e}")))?;
+        let _ = srv.gateways.tls.set(Arc::new(t));
+    }
+    let mut remote_tls = BTreeMap::new();
+    for g in &c.gateways {
+        if let Some(t) = &g.tls {
+            let t = PeerTls::dialer(t)
+                .map_err(|e| ServerError::Config(format!("gateway {:?} tls: {e}", g.name)))?;
+            remote_tls.insert(g.name.clone(), Arc::new(t));
+        }
     }
     for g in &c.gateways {
         for u in &g.urls {
@@ -143,6 +155,7 @@ pub(crate) async fn start<T: Transport>(
                     urls: g.urls.clone(),
                     implicit: false,
                     dialing: true,
+                    tls: remote_tls.get(&g.name).cloned(),
                 },
             );
         }
@@ -155,7 +168,18 @@ pub(crate) async fn start<T: Transport>(
         move |stream, peer| {
             let srv = Arc::clone(&accept_srv);
             tokio::spawn(async move {
-                super::conn::run(srv, stream, peer, GatewayRole::Inbound).await;
+                // Go: createGateway — with `tls`, the handshake comes before our INFO.
+                match srv.gateways.tls.get().cloned() {
+                    None => {
+                        super::conn::run(srv, stream, peer, GatewayRole::Inbound).await;
+                    }
+                    Some(tls) => match tls.accept(stream).await {
+                        Ok(s) => {
+                            super::conn::run(srv, s, peer, GatewayRole::Inbound).await;
+                        }
+                        Err(e) => tracing::error!(%peer, "gateway TLS handshake error: {e}"),
+                    },
+                }
             });
         },
     );
@@ -193,12 +217,18 @@ fn spawn_dialer<T: Transport>(srv: Arc<Shared>, name: String) {
             if gws.shutting_down.load(Ordering::Acquire) {
                 return;
             }
-            let (urls, implicit, connected) = {
+            let (urls, implicit, connected, tls) = {
                 let st = lock(&gws.state);
                 let Some(r) = st.remotes.get(&name) else {
                     return;
                 };
-                (r.urls.clone(), r.implicit, st.outbound.contains_key(&name))
+                let tls = r.tls.clone().or_else(|| gws.tls.get().cloned());
+                (
+                    r.urls.clone(),
+                    r.implicit,
+                    st.outbound.contains_key(&name),
+                    tls,
+                )
             };
             if connected || urls.is_empty() {
                 // Another connection to that cluster registered meanwhile.
@@ -247,9 +277,23 @@ fn spawn_dialer<T: Transport>(srv: Arc<Shared>, name: String) {
                         name: name.clone(),
                         user: url.user.clone(),
                         pass: url.pass.clone(),
-                        tls: false,
+                        tls: tls.is_some(),
                     };
-                    if super::conn::run(Arc::clone(&srv), stream, addr, role).await {
+                    let registered = match &tls {
+                        None => super::conn::run(Arc::clone(&srv), stream, addr, role).await,
+                        // Go: createGateway — the dialer is the TLS client, and the remote's
+                        // certificate must name the URL's host.
+                        Some(tls) => match tls.connect(&url.host, stream).await {
+                            Ok(s) => super::conn::run(Arc::clone(&srv), s, addr, role).await,
+                            Err(e) => {
+                                tracing::error!(
+                                    "Gateway {name:?} TLS handshake error at {addr}: {e}"
+                                );
+                                false
+                            }
+                        },
+                    };
+                    if registered {
                         attempts = 0;
                     }
                 }

@@ -15,6 +15,9 @@
 //! An outbound connection also carries a `_GR_.<its cluster hash>.>` entry in every account:
 //! an answer to a request that came from that cluster goes straight back whatever the
 //! interest.
+//!
+//! TLS ([`Gateways::tls`], a remote's own block in [`RemoteCluster::tls`]) is set up as for
+//! routes, by [`crate::tls::peer`]: the handshake comes first, both sides verify.
 
 pub(crate) mod conn;
 pub(crate) mod dial;
@@ -35,6 +38,7 @@ use natsd_core::router::{Message, RouteSink, SubRef, SubTarget, Subscription};
 use tokio::sync::Notify;
 
 use crate::server::{lock, Shared};
+use crate::tls::peer::PeerTls;
 
 /// (account, subject, queue).
 pub(crate) type InterestKey = (String, Bytes, Option<Bytes>);
@@ -190,6 +194,8 @@ pub(crate) struct RemoteCluster {
     pub(crate) implicit: bool,
     /// A dialer runs for it.
     pub(crate) dialing: bool,
+    /// Its own `tls` block, for dialing it (else the gateway's `tls`, if any).
+    pub(crate) tls: Option<Arc<PeerTls>>,
 }
 
 /// Connections, remote clusters and interest, under one lock.
@@ -223,6 +229,9 @@ pub(crate) struct Gateways {
     pub(crate) prefix: Arc<ReplyPrefix>,
     /// Starts a dialer for a remote cluster on the server's transport (set at start).
     pub(crate) dialer: OnceLock<fn(Arc<Shared>, String)>,
+    /// `gateway.tls`: every inbound connection is TLS from its first byte, and every remote
+    /// without its own `tls` block is dialed with it (Go: newGateway, createGateway).
+    pub(crate) tls: OnceLock<Arc<PeerTls>>,
 }
 
 impl Gateways {
@@ -236,6 +245,7 @@ impl Gateways {
             addr: Mutex::new(None),
             shutting_down: AtomicBool::new(false),
             dialer: OnceLock::new(),
+            tls: OnceLock::new(),
         }
     }
 

@@ -28,13 +28,23 @@ pub(crate) fn issue(
     names: &[&str],
     usage: ExtendedKeyUsagePurpose,
 ) -> (String, String) {
+    issue_for(issuer, names, &[usage])
+}
+
+/// Like [`issue`], for several usages (a server that both accepts and dials, say).
+#[allow(dead_code)] // Not every file that includes this module needs it.
+pub(crate) fn issue_for(
+    issuer: &Issuer<'static, KeyPair>,
+    names: &[&str],
+    usages: &[ExtendedKeyUsagePurpose],
+) -> (String, String) {
     let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
     let mut params = CertificateParams::new(names.clone()).unwrap();
     params
         .distinguished_name
         .push(DnType::CommonName, names[0].clone());
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![usage];
+    params.extended_key_usages = usages.to_vec();
     params.use_authority_key_identifier_extension = true;
     let key = KeyPair::generate().unwrap();
     let cert = params.signed_by(&key, issuer).unwrap();
