@@ -36,6 +36,15 @@
 #                       clients on PORT+30 (hub) and PORT+31 (leaf)); each direction of
 #                       LEAF_DIRS in its own table. Empty skips them.
 #   LEAF_DIRS="up down" up: publishers on the leaf, subscribers on the hub; down: the reverse
+#   GATEWAY_GROUP="pubsub queue reqrep;--open-loop pubsub queue"
+#                       across a gateway (groups separated by ';', as BENCH_GROUPS): each server
+#                       kind as a super-cluster of two one-server clusters, A naming B in its
+#                       `gateways` (gateway ports PORT+1040 (A) and PORT+1041 (B), clients on
+#                       PORT+40 and PORT+41); each direction of GATEWAY_DIRS in its own table
+#                       (reqrep: requesters on one side, the responder on the other). Empty
+#                       skips them.
+#   GATEWAY_DIRS="ab"   ab: publishers (requesters) in A, subscribers (responder) in B; ba: the
+#                       reverse
 #   JS_GROUP="js-pub-sync js-pub-async js-consume kv-put kv-get"
 #                       JetStream scenarios, reported in their own table; each round starts, in
 #                       a fresh store dir: natsd (default: synced before every PubAck),
@@ -269,6 +278,63 @@ if [ -n "$LEAF_GROUP" ] && [ -n "$LEAF_DIRS" ]; then
     done
 fi
 
+GATEWAY_GROUP=${GATEWAY_GROUP-"pubsub queue reqrep;--open-loop pubsub queue"}
+GATEWAY_DIRS=${GATEWAY_DIRS-"ab"}
+for dir in $GATEWAY_DIRS; do : >"$OUT/gateway-$dir-results.jsonl"; done
+
+# Two one-server clusters of one kind, A and B, joined by gateways (config files under $OUT);
+# waits until each has its outbound connection to the other (/gatewayz), then runs
+# GATEWAY_GROUP in each direction of GATEWAY_DIRS. Interest crossing the gateway is awaited
+# by `natsd bench` itself (its --sub-url warm-up).
+run_gateway() {
+    local label=$1 round=$2 bin base a b dir pub sub g groups
+    if [ "$label" = natsd ]; then bin=$NATSD; base=$PORT_NATSD; else bin=$NATS_SERVER; base=$PORT_GO; fi
+    a=$((base + 40)); b=$((base + 41))
+    printf 'server_name: bencha\ngateway { name: A, listen: "127.0.0.1:%d", gateways: [ { name: B, url: "nats://127.0.0.1:%d" } ] }\n' \
+        "$((base + 1040))" "$((base + 1041))" >"$OUT/gateway-a.conf"
+    printf 'server_name: benchb\ngateway { name: B, listen: "127.0.0.1:%d" }\n' "$((base + 1041))" >"$OUT/gateway-b.conf"
+    CLUSTER_PIDS=()
+    "${SRV_PIN[@]}" "$bin" -c "$OUT/gateway-b.conf" -a 127.0.0.1 -p "$b" -m "$((base + 2041))" \
+        >>"$OUT/$label-gateway-$round.log" 2>&1 &
+    CLUSTER_PIDS+=($!)
+    wait_port "$b"
+    "${SRV_PIN[@]}" "$bin" -c "$OUT/gateway-a.conf" -a 127.0.0.1 -p "$a" -m "$((base + 2040))" \
+        >>"$OUT/$label-gateway-$round.log" 2>&1 &
+    CLUSTER_PIDS+=($!)
+    wait_port "$a"
+    # The gateways are dialed a second after start, and B dials back once A reached it.
+    for _ in $(seq 1 300); do
+        curl -s "http://127.0.0.1:$((base + 2040))/gatewayz" | tr -d ' \n' | grep -q '"outbound_gateways":{"B"' &&
+            curl -s "http://127.0.0.1:$((base + 2041))/gatewayz" | tr -d ' \n' | grep -q '"outbound_gateways":{"A"' &&
+            break
+        sleep 0.1
+    done
+    for dir in $GATEWAY_DIRS; do
+        if [ "$dir" = ab ]; then pub=$a; sub=$b; else pub=$b; sub=$a; fi
+        echo "== round $round: $label clusters A and B, $dir: $GATEWAY_GROUP" >&2
+        IFS=';' read -ra groups <<<"$GATEWAY_GROUP"
+        for g in "${groups[@]}"; do
+            # shellcheck disable=SC2086 # word splitting of the group and BENCH_ARGS is intended
+            "${CLI_PIN[@]}" "$NATSD" bench --url "nats://127.0.0.1:$pub" --sub-url "nats://127.0.0.1:$sub" \
+                --label "$label" --round "$round" --duration "$DURATION" $BENCH_ARGS $g \
+                >>"$OUT/gateway-$dir-results.jsonl" 2> >(tee -a "$OUT/bench.log" >&2) ||
+                echo "warning: some $label gateway scenarios failed" >&2
+        done
+    done
+    for i in "${CLUSTER_PIDS[@]}"; do
+        kill -TERM "$i" 2>/dev/null || true
+        wait "$i" 2>/dev/null || true
+    done
+    CLUSTER_PIDS=()
+}
+
+if [ -n "$GATEWAY_GROUP" ] && [ -n "$GATEWAY_DIRS" ]; then
+    for round in $(seq 1 "$ROUNDS"); do
+        if [ $((round % 2)) -eq 1 ]; then order="natsd nats-server"; else order="nats-server natsd"; fi
+        for label in $order; do run_gateway "$label" "$round"; done
+    done
+fi
+
 JS_GROUP=${JS_GROUP-"js-pub-sync js-pub-async js-consume kv-put kv-get"}
 JS_RESULTS="$OUT/js-results.jsonl"
 JS_STORE_BASE=${JS_STORE_BASE:-$OUT}
@@ -449,6 +515,18 @@ fi
             fi
             echo
             "$NATSD" bench report "$OUT/leaf-$dir-results.jsonl"
+        fi
+    done
+    for dir in $GATEWAY_DIRS; do
+        if [ -s "$OUT/gateway-$dir-results.jsonl" ]; then
+            echo
+            if [ "$dir" = ab ]; then
+                echo "#### Across a gateway, A to B: publisher (requester) in cluster A, subscribers (responder) in cluster B (target: natsd ≥ 1.5× nats-server)"
+            else
+                echo "#### Across a gateway, B to A: publisher (requester) in cluster B, subscribers (responder) in cluster A (target: natsd ≥ 1.5× nats-server)"
+            fi
+            echo
+            "$NATSD" bench report "$OUT/gateway-$dir-results.jsonl"
         fi
     done
     if [ -s "$JS_RESULTS" ]; then

@@ -3,7 +3,7 @@
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
@@ -85,14 +85,68 @@ async fn requester(
     Ok(h)
 }
 
-/// Runs the request/reply scenario with `n` requesters.
+/// The responder on another server (`--sub-url`): its interest crosses a route or a gateway
+/// first. Sends requests until one is answered, so that the measured ones all have a way.
+async fn warm_up(args: &Args) -> anyhow::Result<()> {
+    const INBOX: &str = "_INBOX.bench.warmup";
+    let mut c = Conn::connect(&args.addr, "bench-warmup").await?;
+    c.wr.write_all(format!("SUB {INBOX} 1\r\n").as_bytes())
+        .await?;
+    let mut req = BytesMut::new();
+    put_pub(
+        &mut req,
+        SUBJECT.as_bytes(),
+        Some(INBOX.as_bytes()),
+        PAYLOAD,
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if Instant::now() > deadline {
+            anyhow::bail!("no responder on {:?} answered", args.sub_addr);
+        }
+        c.wr.write_all(&req).await?;
+        // Not Conn::flush: an answer may come before the PONG, and this waits for it alone.
+        let Ok(filled) =
+            tokio::time::timeout(Duration::from_millis(50), c.inbound.fill(&mut c.rd)).await
+        else {
+            continue;
+        };
+        filled?;
+        let (mut got, mut err, mut pings) = (false, None, 0);
+        c.inbound.parse(|ev| match ev {
+            Event::Msg { .. } => got = true,
+            Event::Ping => pings += 1,
+            Event::Err(t) => err = Some(server_err(t)),
+            Event::Pong | Event::Other => {}
+        })?;
+        if let Some(e) = err {
+            return Err(e.into());
+        }
+        for _ in 0..pings {
+            c.wr.write_all(b"PONG\r\n").await?;
+        }
+        if got {
+            return Ok(());
+        }
+    }
+}
+
+/// Runs the request/reply scenario with `n` requesters; the responder connects to
+/// `--sub-url` when given (across a route, a leaf link or a gateway).
 pub(crate) async fn run(args: &Args, n: usize) -> anyhow::Result<Record> {
-    let mut rc = Conn::connect(&args.addr, "bench-responder").await?;
+    let raddr = args.sub_addr.as_ref().unwrap_or(&args.addr);
+    let mut rc = Conn::connect(raddr, "bench-responder").await?;
     rc.wr
         .write_all(format!("SUB {SUBJECT} 1\r\n").as_bytes())
         .await?;
     rc.flush().await?;
     let responder = tokio::spawn(responder(rc));
+    if args.sub_addr.is_some() {
+        if let Err(e) = warm_up(args).await {
+            responder.abort();
+            return Err(e);
+        }
+    }
     let mut conns = Vec::new();
     for i in 0..n {
         let mut c = Conn::connect(&args.addr, "bench-requester").await?;

@@ -44,7 +44,8 @@ JetStream scenarios (not in `all`; the server needs JetStream on; one run per --
 
 Options:
   --url URL           server to load (default nats://127.0.0.1:4222)
-  --sub-url URL       subscribers connect here instead (another node of a cluster)
+  --sub-url URL       subscribers and the reqrep responder connect here instead (another
+                      server: a cluster node, a leaf, a server of another cluster)
   --msgs N            message budget per scenario (default 20000000)
   --duration SECS     time budget per scenario (default 3)
   --timeout SECS      hard limit per scenario (default duration + 30)
