@@ -1,7 +1,8 @@
 //! Gateways over TLS, run for every pairing of natsd and nats-server 2.9.10: `gateway { tls }`
 //! on both clusters (each side handshakes first, then the INFO; each verifies the other's
-//! certificate against `ca_file`), and a `tls` block in a `gateways` entry, which the dialer
-//! uses instead of the gateway's own.
+//! certificate against `ca_file`), with one- and two-server clusters (the second dial back
+//! the clusters they learned of, with their gateway's TLS), and a `tls` block in a `gateways`
+//! entry, which the dialer uses instead of the gateway's own.
 
 // Integration-test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -23,6 +24,7 @@ use pki::{issue_for, new_ca};
 
 natsd_tests::gateway_pairs!(
     pub_sub_and_requests_over_verified_tls,
+    two_node_clusters_dial_back_over_tls,
     remote_tls_block_is_used_to_dial
 );
 
@@ -141,6 +143,60 @@ async fn pub_sub_and_requests_over_verified_tls(a: ServerKind, b: ServerKind) {
     assert!(z["outbound_gateways"]["B"].is_object(), "{z}");
     let z = monitor_get(sc.b[0].http_port, "/gatewayz").await.unwrap();
     assert!(z["outbound_gateways"]["A"].is_object(), "{z}");
+}
+
+/// Polls `/gatewayz` on `http_port` until it shows an outbound connection to `to`.
+async fn await_outbound(http_port: u16, to: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let z = monitor_get(http_port, "/gatewayz").await.unwrap();
+        if z["outbound_gateways"][to].is_object() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no outbound gateway to {to}: {z}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn two_node_clusters_dial_back_over_tls(a: ServerKind, b: ServerKind) {
+    // Only A names B: B's servers learn of A from inbound connections and from their routes,
+    // and dial it back with their gateway's TLS; every server ends up with its own link.
+    let p = pki();
+    let a_tls = tls_block(&p.a_cert, &p.a_key, &p.ca);
+    let b_tls = tls_block(&p.b_cert, &p.b_key, &p.ca);
+    let blocks = GatewayBlocks {
+        a: &a_tls,
+        b: &b_tls,
+        remote: "",
+    };
+    let sc = SuperCluster::start_blocks(a, 2, b, 2, "", None, blocks).await;
+    for n in &sc.a {
+        await_outbound(n.http_port, "B").await;
+    }
+    for n in &sc.b {
+        await_outbound(n.http_port, "A").await;
+    }
+    let (a0, a1) = (sc.a_client(0).await, sc.a_client(1).await);
+    let (b0, b1) = (sc.b_client(0).await, sc.b_client(1).await);
+    for (from, to, name) in [
+        (&a0, &b1, "a0b1"),
+        (&a1, &b0, "a1b0"),
+        (&b0, &a1, "b0a1"),
+        (&b1, &a0, "b1a0"),
+    ] {
+        let subject = format!("tls.{name}");
+        let mut sub = to.subscribe(subject.clone()).await.unwrap();
+        to.flush().await.unwrap();
+        await_interest(from, &subject, &mut sub).await;
+        from.publish(subject.clone(), Bytes::from(name.to_owned()))
+            .await
+            .unwrap();
+        from.flush().await.unwrap();
+        assert_eq!(text(&next_msg(&mut sub).await), name);
+    }
 }
 
 async fn remote_tls_block_is_used_to_dial(a: ServerKind, b: ServerKind) {
