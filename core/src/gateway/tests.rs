@@ -405,3 +405,29 @@ fn base64_round_trips() {
     }
     assert_eq!(base64_decode("!!"), None);
 }
+
+#[test]
+#[allow(clippy::disallowed_methods)]
+fn outbound_over_tls_says_so_in_connect() {
+    // Go: sendGatewayConnect — `tls_required` tells whether the dialer secured the link.
+    let now = Instant::now();
+    for tls in [false, true] {
+        let role = GatewayRole::Outbound {
+            name: "B".into(),
+            user: None,
+            pass: None,
+            tls,
+        };
+        let mut c = GatewayConn::new(now, 1, Arc::new(settings("A", "SRVA")), role);
+        let ev = feed(
+            &mut c,
+            now,
+            format!("INFO {{\"server_id\":\"SRVB\",\"gateway\":\"B\",\"tls_required\":{tls},\"tls_verify\":{tls}}}\r\n")
+                .as_bytes(),
+        );
+        assert!(matches!(&ev[..], [GatewayEvent::Connected { .. }]));
+        assert_eq!(c.peer_tls_required(), tls);
+        let t = text(&drain_out(&mut c));
+        assert!(t.contains(&format!("\"tls_required\":{tls}")), "{t}");
+    }
+}
