@@ -473,13 +473,7 @@ fn leaf_learns_the_hub_clusters_leafnode_urls() {
 #[allow(clippy::disallowed_methods)] // any start instant will do
 fn leafnode_urls_wait_for_connect_and_an_empty_list_is_no_event() {
     let now = Instant::now();
-    let mut hub = LeafConn::new(
-        now,
-        4,
-        settings(LeafAuth::default()),
-        LeafRole::Accepted,
-        1,
-    );
+    let mut hub = LeafConn::new(now, 4, settings(LeafAuth::default()), LeafRole::Accepted, 1);
     let first = drain_out(&mut hub);
     assert!(!text(&first).contains("leafnode_urls"), "{}", text(&first));
     hub.send_leaf_urls(&["127.0.0.1:7423".to_owned()]);
