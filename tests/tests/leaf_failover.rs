@@ -15,7 +15,10 @@ use natsd_tests::cluster::TestCluster;
 use natsd_tests::{free_port, ServerKind, TestServer};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-natsd_tests::leaf_pairs!(leaf_moves_to_another_hub_node_when_its_node_dies);
+natsd_tests::leaf_pairs!(
+    leaf_moves_to_another_hub_node_when_its_node_dies,
+    leaf_learns_of_a_hub_node_that_joins_later
+);
 natsd_tests::both!(hub_info_lists_the_clusters_leaf_urls);
 
 /// A link, or a new one after a kill, on a loaded machine.
@@ -99,6 +102,42 @@ async fn leaf_moves_to_another_hub_node_when_its_node_dies(hub: ServerKind, leaf
     natsd_tests::jscluster::kill(&mut c, 0).await;
     crosses("after", &far, "to.leaf", &mut down, LIMIT).await;
     // Node 0 is gone: these crossed over a link to node 1 or 2.
+    crosses("after", &lc, "from.leaf", &mut up, LIMIT).await;
+}
+
+/// A hub of one server with the leaf attached; a second server joins the hub's cluster, and
+/// the hub tells the leaf its URL in an asynchronous INFO. Then the first is killed and the
+/// leaf moves to the newcomer.
+async fn leaf_learns_of_a_hub_node_that_joins_later(hub: ServerKind, leaf: ServerKind) {
+    let (mut c, ports) = hub_cluster(hub, 1, |_| String::new()).await;
+    let l = TestServer::start(
+        leaf,
+        &format!(
+            "server_name: leaf\nleafnodes {{ remotes: [ {{ url: \"nats-leaf://127.0.0.1:{}\" }} ], reconnect: 1 }}\n",
+            ports[0]
+        ),
+    )
+    .await;
+    let (first, lc) = (c.client(0).await, l.client().await);
+    let mut down = lc.subscribe("to.leaf").await.unwrap();
+    lc.flush().await.unwrap();
+    crosses("before", &first, "to.leaf", &mut down, LIMIT).await;
+
+    let port = free_port();
+    c.add_node(
+        hub,
+        &format!("leafnodes {{ listen: \"127.0.0.1:{port}\" }}"),
+    )
+    .await;
+    // The hub queued its INFO update on the link when the route came up, before this
+    // message: once it crossed, the leaf has read the new URL.
+    crosses("joined", &first, "to.leaf", &mut down, LIMIT).await;
+
+    natsd_tests::jscluster::kill(&mut c, 0).await;
+    let newcomer = c.client(1).await;
+    let mut up = newcomer.subscribe("from.leaf").await.unwrap();
+    newcomer.flush().await.unwrap();
+    crosses("after", &newcomer, "to.leaf", &mut down, LIMIT).await;
     crosses("after", &lc, "from.leaf", &mut up, LIMIT).await;
 }
 
