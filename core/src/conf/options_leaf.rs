@@ -29,7 +29,7 @@ pub struct LeafConfig {
     pub port: Option<u16>,
     /// `advertise`: the `host:port` leaf nodes are told to dial.
     pub advertise: Option<String>,
-    /// `no_advertise`: leave our leaf URLs out of the INFO.
+    /// `no_advertise`: keep our leaf URL out of the route INFO (our own leaves still get it).
     pub no_advertise: bool,
     /// `authorization.user`: the single user every leaf node must present.
     pub user: Option<String>,

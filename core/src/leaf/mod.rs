@@ -92,6 +92,10 @@ pub enum LeafEvent {
     RemoteUnsub(RemoteUnsub),
     /// `LMSG`/`HMSG`: a message for the bound account.
     Msg(RoutedMsg),
+    /// Leaf side: the hub's INFO named the leaf-node URLs of its cluster (`leafnode_urls`,
+    /// the newest list, never empty): the remote may dial them when its own URLs fail
+    /// (Go: leafnode.go processLeafnodeInfo → updateLeafNodeURLs).
+    LeafUrls(Vec<String>),
     /// The link must close; a final `-ERR` (if any) is queued.
     Closed(LeafCloseReason),
 }
@@ -661,7 +665,7 @@ impl LeafConn {
     }
 
     /// Leaf side: the hub's first INFO is answered with CONNECT. Later INFOs (the answer to
-    /// CONNECT, URL updates) change nothing here.
+    /// CONNECT, URL updates) only bring the hub cluster's leaf URLs.
     fn handle_info(&mut self, info: RouteInfo) {
         let LeafRole::Solicited {
             user,
@@ -671,6 +675,12 @@ impl LeafConn {
         else {
             return;
         };
+        // Go: processLeafnodeInfo — the first INFO and every later one (the answer to
+        // CONNECT, asynchronous updates) carry the hub cluster's current leaf URLs.
+        if !info.leafnode_urls.is_empty() && info.server_id != self.cfg.info.server_id {
+            self.events
+                .push_back(LeafEvent::LeafUrls(info.leafnode_urls.clone()));
+        }
         if self.account.is_some() {
             return;
         }
@@ -734,6 +744,19 @@ impl LeafConn {
             remote_id,
             remote_name,
         });
+    }
+
+    /// Hub side: tells a bound leaf the cluster's leaf-node URLs changed, with an
+    /// asynchronous INFO (Go: leafnode.go sendAsyncLeafNodeInfo, whose INFO is the hub's
+    /// without a nonce). Nothing on a leaf-side link, before CONNECT or once closed.
+    pub fn send_leaf_urls(&mut self, urls: &[String]) {
+        if self.closed || self.is_solicited() || self.account.is_none() {
+            return;
+        }
+        let mut info = self.cfg.info.clone();
+        info.auth_required = true;
+        info.leafnode_urls = urls.to_vec();
+        proto::encode_info(self.out.buf(), &info);
     }
 
     /// Closes from outside (EOF, write error, shutdown…).

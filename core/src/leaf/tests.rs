@@ -420,3 +420,64 @@ fn messages_come_out_in_runs_up_to_an_event() {
     assert!(!hub.handle_input_msgs(now, &mut buf, &mut msgs, 1));
     assert_eq!((msgs.len(), &msgs[0].payload[..]), (1, &b"z"[..]));
 }
+
+/// Go: leafnode.go — the hub's INFO carries its cluster's `leafnode_urls`; the leaf hears
+/// them from the first INFO, the answer to CONNECT and every asynchronous update.
+#[test]
+#[allow(clippy::disallowed_methods)] // any start instant will do
+fn leaf_learns_the_hub_clusters_leafnode_urls() {
+    let now = Instant::now();
+    let mut cfg = (*settings(LeafAuth::default())).clone();
+    cfg.info.leafnode_urls = vec!["127.0.0.1:7422".into()];
+    let mut hub = LeafConn::new(now, 4, Arc::new(cfg), LeafRole::Accepted, 1);
+    let mut leaf = global_leaf(now);
+    let info = drain_out(&mut hub);
+    assert!(
+        text(&info).contains("\"leafnode_urls\":[\"127.0.0.1:7422\"]"),
+        "{}",
+        text(&info)
+    );
+    let ev = feed(&mut leaf, now, &info);
+    assert_eq!(ev, [LeafEvent::LeafUrls(vec!["127.0.0.1:7422".into()])]);
+    feed(&mut hub, now, &drain_out(&mut leaf));
+    let ev = feed(&mut leaf, now, &drain_out(&mut hub));
+    assert!(
+        matches!(&ev[..], [LeafEvent::LeafUrls(u), LeafEvent::Connected { .. }] if u.len() == 1),
+        "{ev:?}"
+    );
+    let _ = drain_out(&mut leaf);
+
+    // A peer joined the hub's cluster: an asynchronous INFO with both URLs, no nonce.
+    let urls = vec!["127.0.0.1:7422".to_owned(), "127.0.0.1:7423".to_owned()];
+    hub.send_leaf_urls(&urls);
+    let update = text(&drain_out(&mut hub));
+    assert!(
+        update.starts_with("INFO {\"server_id\":\"HUBID\"")
+            && update.contains("\"leafnode_urls\":[\"127.0.0.1:7422\",\"127.0.0.1:7423\"]")
+            && !update.contains("nonce")
+            && !update.contains("connect_info"),
+        "{update}"
+    );
+    let ev = feed(&mut leaf, now, update.as_bytes());
+    assert_eq!(ev, [LeafEvent::LeafUrls(urls.clone())]);
+    assert!(drain_out(&mut leaf).is_empty(), "an update is not answered");
+
+    // A leaf-side link never sends its hub an update.
+    leaf.send_leaf_urls(&urls);
+    assert!(drain_out(&mut leaf).is_empty());
+}
+
+/// The hub tells a link nothing before CONNECT (it gets the list with the answer), and an
+/// INFO without `leafnode_urls` tells the leaf nothing.
+#[test]
+#[allow(clippy::disallowed_methods)] // any start instant will do
+fn leafnode_urls_wait_for_connect_and_an_empty_list_is_no_event() {
+    let now = Instant::now();
+    let mut hub = LeafConn::new(now, 4, settings(LeafAuth::default()), LeafRole::Accepted, 1);
+    let first = drain_out(&mut hub);
+    assert!(!text(&first).contains("leafnode_urls"), "{}", text(&first));
+    hub.send_leaf_urls(&["127.0.0.1:7423".to_owned()]);
+    assert!(drain_out(&mut hub).is_empty(), "no CONNECT yet");
+    let mut leaf = global_leaf(now);
+    assert!(feed(&mut leaf, now, &first).is_empty());
+}

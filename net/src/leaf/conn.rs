@@ -61,9 +61,18 @@ pub(crate) enum LinkTls {
     },
 }
 
-/// Runs one leaf link to completion. `role` says which side we are. Returns whether it
-/// closed over a loop (the dialer then waits
-/// [`natsd_core::leaf::LOOP_RECONNECT_DELAY`]).
+/// How a dialed link ended, for its dialer.
+#[derive(Debug, Default)]
+pub(crate) struct LinkEnd {
+    /// It closed over a loop (the dialer then waits
+    /// [`natsd_core::leaf::LOOP_RECONNECT_DELAY`]).
+    pub(crate) looped: bool,
+    /// The hub cluster's leaf URLs from the hub's latest INFO, if it named any.
+    pub(crate) leaf_urls: Option<Vec<String>>,
+}
+
+/// Runs one leaf link to completion. `role` says which side we are. Returns how it ended
+/// ([`LinkEnd`]).
 pub(crate) async fn run<S>(
     srv: Arc<Shared>,
     stream: S,
@@ -71,13 +80,13 @@ pub(crate) async fn run<S>(
     role: LeafRole,
     tls: LinkTls,
     setup: LinkSetup,
-) -> bool
+) -> LinkEnd
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let leafs = Arc::clone(&srv.leafs);
     let Some(cfg) = leafs.settings() else {
-        return false;
+        return LinkEnd::default();
     };
     let mut rng = SplitMix64::new(srv.next_seed());
     let mut conn = LeafConn::new(now(), srv.next_conn_id(), cfg, role, rng.next_u64());
@@ -93,7 +102,8 @@ where
     }
     connect(srv, Arc::clone(&handle), stream, peer, tls, rng).await;
     let looped = lock(&handle.conn).loop_detected();
-    looped
+    let leaf_urls = lock(&handle.learned_urls).take();
+    LinkEnd { looped, leaf_urls }
 }
 
 /// The TLS upgrade, if any, then the link.
@@ -418,6 +428,10 @@ fn process(srv: &Arc<Shared>, h: &Arc<LeafHandle>, ctx: &mut Ctx) -> Option<Leaf
                 }
             }
             LeafEvent::Msg(msg) => deliver_run(h, ctx, std::slice::from_ref(&msg)),
+            LeafEvent::LeafUrls(urls) => {
+                tracing::debug!(lid = h.id, urls = ?urls, "leafnode URLs from the hub");
+                *lock(&h.learned_urls) = Some(urls);
+            }
             _ => {}
         }
     }

@@ -53,11 +53,9 @@ fn settings(srv: &Shared, opts: &Options, c: &LeafConfig, port: u16) -> LeafSett
             .as_ref()
             .and_then(|j| j.domain.clone())
             .unwrap_or_default(),
-        leafnode_urls: if c.no_advertise {
-            Vec::new()
-        } else {
-            advertise.into_iter().collect()
-        },
+        // Go: startLeafNodeAcceptLoop addLeafNodeURL — our own URL is always offered to our
+        // leaves; `no_advertise` only keeps it from the routes (see `advertised_url`).
+        leafnode_urls: advertise.iter().cloned().collect(),
         ..RouteInfo::default()
     };
     LeafSettings {
@@ -155,10 +153,15 @@ pub(crate) async fn start<T: Transport>(
         tracing::info!("Listening for leafnode connections on {bound}");
         listener = Some(l);
     }
+    let settings = settings(srv, opts, c, port);
+    *crate::server::lock(&srv.leafs.own_url) = settings.info.leafnode_urls.first().cloned();
+    srv.leafs
+        .no_advertise
+        .store(c.no_advertise, Ordering::Release);
     *srv.leafs
         .settings
         .write()
-        .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(settings(srv, opts, c, port)));
+        .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(settings));
     if let Some(listener) = listener {
         let accept_srv = Arc::clone(srv);
         task = Some(crate::link::spawn_accept_loop::<T, _>(
@@ -221,6 +224,9 @@ fn spawn_remote<T: Transport>(
             .account
             .clone()
             .unwrap_or_else(|| GLOBAL_ACCOUNT.to_owned());
+        // The configured URLs, then those the hub's cluster told us of (Go: leafNodeCfg
+        // urls, rebuilt by doUpdateLNURLs from each INFO).
+        let mut all = urls.clone();
         let mut i = 0usize;
         let mut wait = false;
         // Go: leafnode.go setConnectDelay — after a loop, the next attempt waits longer.
@@ -235,7 +241,7 @@ fn spawn_remote<T: Transport>(
             if srv.leafs.shutting_down.load(Ordering::Acquire) {
                 return;
             }
-            let url = &urls[i % urls.len()];
+            let url = &all[i % all.len()];
             i = i.wrapping_add(1);
             let addr = match url.resolve().await {
                 Ok(a) => a,
@@ -253,14 +259,17 @@ fn spawn_remote<T: Transport>(
                     };
                     let tls = LinkTls::Leaf {
                         client: tls.clone(),
-                        host: url.host.clone(),
+                        host: tls_name(&urls, url),
                         wanted: tls.is_some(),
                     };
-                    let looped =
+                    let end =
                         super::conn::run(Arc::clone(&srv), stream, addr, role, tls, setup.clone())
                             .await;
-                    if looped {
+                    if end.looped {
                         delay = Some(natsd_core::leaf::LOOP_RECONNECT_DELAY);
+                    }
+                    if let Some(learned) = end.leaf_urls {
+                        all = with_learned(&urls, &learned);
                     }
                 }
                 Err(e) => {
@@ -270,4 +279,84 @@ fn spawn_remote<T: Transport>(
             }
         }
     });
+}
+
+/// A remote's URLs: the configured ones, then each learned `host:port` that none of them
+/// names (Go: leafnode.go doUpdateLNURLs). A learned URL carries the credentials of the first
+/// configured URL that has some (Go: saveUserPassword), as the hub's INFO names none.
+fn with_learned(configured: &[RouteUrl], learned: &[String]) -> Vec<RouteUrl> {
+    let cred = configured.iter().find(|u| u.user.is_some());
+    let mut all = configured.to_vec();
+    for hp in learned {
+        let Ok(mut u) = RouteUrl::parse(hp) else {
+            tracing::debug!(url = %hp, "ignoring a bad leafnode URL from the hub");
+            continue;
+        };
+        if all.iter().any(|c| c.host_port() == u.host_port()) {
+            continue;
+        }
+        if let Some(c) = cred {
+            u.user.clone_from(&c.user);
+            u.pass.clone_from(&c.pass);
+        }
+        all.push(u);
+    }
+    all
+}
+
+/// The name a TLS link to `url` checks the hub's certificate against: its host, or for an
+/// IP address the first configured host name (Go: leafNodeCfg saveTLSHostname — a learned URL
+/// is usually an IP address while the certificate names the host).
+fn tls_name(configured: &[RouteUrl], url: &RouteUrl) -> String {
+    if url.host.parse::<IpAddr>().is_ok() {
+        if let Some(name) = configured
+            .iter()
+            .find(|c| c.host.parse::<IpAddr>().is_err())
+        {
+            return name.host.clone();
+        }
+    }
+    url.host.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> RouteUrl {
+        RouteUrl::parse(s).unwrap()
+    }
+
+    #[test]
+    fn learned_urls_follow_the_configured_ones_with_their_credentials() {
+        let configured = [url("nats-leaf://u:p@127.0.0.1:7422")];
+        let all = with_learned(
+            &configured,
+            &[
+                "127.0.0.1:7422".into(),
+                "127.0.0.1:7423".into(),
+                "bad".into(),
+            ],
+        );
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[1].host_port(), "127.0.0.1:7423");
+        assert_eq!(all[1].user.as_deref(), Some("u"));
+        assert_eq!(all[1].pass.as_deref(), Some("p"));
+        // A newer list replaces the older one.
+        let all = with_learned(&configured, &["127.0.0.1:7424".into()]);
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[1].port, 7424);
+    }
+
+    #[test]
+    fn a_learned_ip_url_checks_the_configured_host_name() {
+        let configured = [url("tls://hub.example:7422")];
+        assert_eq!(tls_name(&configured, &url("10.0.0.2:7422")), "hub.example");
+        assert_eq!(
+            tls_name(&configured, &url("hub2.example:7422")),
+            "hub2.example"
+        );
+        let ips = [url("tls://10.0.0.1:7422")];
+        assert_eq!(tls_name(&ips, &url("10.0.0.2:7422")), "10.0.0.2");
+    }
 }

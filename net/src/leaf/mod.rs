@@ -15,6 +15,7 @@ pub(crate) mod conn;
 pub(crate) mod dial;
 mod monitor;
 mod tls;
+mod urls;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -49,6 +50,8 @@ pub(crate) struct LeafHandle {
     pub(crate) out_msgs: AtomicU64,
     pub(crate) out_bytes: AtomicU64,
     gate: Arc<StallGate>,
+    /// Leaf side: the hub cluster's leaf URLs from the hub's latest INFO, for the dialer.
+    pub(crate) learned_urls: Mutex<Option<Vec<String>>>,
 }
 
 impl LeafHandle {
@@ -65,6 +68,7 @@ impl LeafHandle {
             in_bytes: AtomicU64::new(0),
             out_msgs: AtomicU64::new(0),
             out_bytes: AtomicU64::new(0),
+            learned_urls: Mutex::new(None),
         })
     }
 
@@ -173,6 +177,11 @@ pub(crate) struct Leafs {
     pub(crate) shutting_down: AtomicBool,
     /// Our `$LDS.` subject per account, made on first use.
     loop_subjects: Mutex<BTreeMap<String, Bytes>>,
+    /// This server's leaf URL (`host:port` of `advertise` or the listener), set once the
+    /// listener is bound; `None` without one or when it names no address.
+    pub(crate) own_url: Mutex<Option<String>>,
+    /// `leafnodes.no_advertise`: our URL stays out of the route INFO.
+    pub(crate) no_advertise: AtomicBool,
 }
 
 impl Leafs {
@@ -184,6 +193,8 @@ impl Leafs {
             addr: Mutex::new(None),
             shutting_down: AtomicBool::new(false),
             loop_subjects: Mutex::new(BTreeMap::new()),
+            own_url: Mutex::new(None),
+            no_advertise: AtomicBool::new(false),
         }
     }
 

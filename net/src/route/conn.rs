@@ -222,6 +222,8 @@ where
             .unwrap_or_default();
         tracing::info!(rid = id, %peer, remote = %name, reason = reason.as_str(), "route connection closed");
         srv.update_client_urls();
+        // Go: route.go removeRoute — the peer's leaf URL is withdrawn from our leaves.
+        srv.update_leaf_urls();
     } else {
         tracing::debug!(rid = id, %peer, reason = reason.as_str(), "route connection closed");
     }

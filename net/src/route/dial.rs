@@ -74,6 +74,9 @@ pub(crate) fn route_config(
         } else {
             client_urls
         },
+        // Go: route.go — each server tells its routes its own leaf URL, which they pass on
+        // to their leaves.
+        leafnode_urls: srv.leafs.advertised_url().into_iter().collect(),
         import: permission(c.import.as_ref()),
         export: permission(c.export.as_ref()),
         lnoc: true,

@@ -360,6 +360,19 @@ impl Cluster {
             .collect();
         set.into_iter().collect()
     }
+
+    /// Leaf URLs gossiped by the registered peers (route INFO `leafnode_urls`), sorted and
+    /// deduplicated.
+    pub(crate) fn peer_leaf_urls(&self) -> Vec<String> {
+        let st = lock(&self.state);
+        let set: BTreeSet<String> = st
+            .routes
+            .values()
+            .filter_map(|e| e.info.as_ref())
+            .flat_map(|i| i.leafnode_urls.iter().cloned())
+            .collect();
+        set.into_iter().collect()
+    }
 }
 
 /// A generated cluster name: 22 characters like a NUID (Go: server.go uses nuid.Next()).

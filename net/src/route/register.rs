@@ -135,6 +135,8 @@ pub(super) fn peer_info(
     }
     if first {
         srv.update_client_urls();
+        // Go: route.go addRoute — a new peer's leaf URL goes to our leaves.
+        srv.update_leaf_urls();
     }
 }
 

@@ -198,6 +198,13 @@ impl<T: Transport> Server<T> {
             }
         });
         lock(&self.tasks).push(task);
+        // Leaf nodes before routes, as nats-server starts them: our route INFO carries the
+        // bound leaf listener's URL (`leafnode_urls`).
+        if let Some(t) =
+            crate::leaf::dial::start::<T>(&self.shared, &opts, self.shutdown_tx.subscribe()).await?
+        {
+            lock(&self.tasks).push(t);
+        }
         let own_urls = self.shared.own_client_urls();
         if let Some(t) = crate::route::dial::start::<T>(
             &self.shared,
@@ -209,11 +216,6 @@ impl<T: Transport> Server<T> {
         {
             lock(&self.tasks).push(t);
             self.shared.update_client_urls();
-        }
-        if let Some(t) =
-            crate::leaf::dial::start::<T>(&self.shared, &opts, self.shutdown_tx.subscribe()).await?
-        {
-            lock(&self.tasks).push(t);
         }
         if let Some(t) =
             crate::gateway::dial::start::<T>(&self.shared, &opts, self.shutdown_tx.subscribe())

@@ -357,6 +357,23 @@ fn captured_go_info_reencodes_byte_for_byte() {
     assert_eq!(&out[..], line);
 }
 
+/// nats-server 2.9.10's route INFO names its leaf listener's URL (`leafnode_urls`, after
+/// `lnoc`); it reads and encodes again byte for byte.
+#[test]
+fn go_route_info_with_leafnode_urls_round_trips() {
+    let line: &[u8] = b"INFO {\"server_id\":\"NCMAL6B366TEABL5NYGL44KGBQMRHORTACQT3WEKBD7KZO2ZHITHJW3N\",\
+\"server_name\":\"A\",\"version\":\"2.9.10\",\"proto\":2,\"go\":\"go1.19.8\",\"host\":\"127.0.0.1\",\
+\"port\":24112,\"headers\":true,\"max_payload\":1048576,\"nonce\":\"k9zBbxSGXp8r0f0\",\"cluster\":\"c1\",\
+\"connect_urls\":[\"127.0.0.1:24111\"],\"lnoc\":true,\"leafnode_urls\":[\"127.0.0.1:24113\"]} \r\n";
+    let [RouteOp::Info(info)] = &ok(parse_all(line))[..] else {
+        panic!("one INFO")
+    };
+    assert_eq!(info.leafnode_urls, ["127.0.0.1:24113"]);
+    let mut out = BytesMut::new();
+    encode_info(&mut out, info);
+    assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(line));
+}
+
 fn err_of(input: &[u8]) -> RouteProtoError {
     match parse_all(input).pop() {
         Some(Err(e)) => e,
