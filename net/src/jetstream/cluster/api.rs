@@ -253,6 +253,15 @@ impl JsCluster {
         if self.started.elapsed() < LEADERLESS || self.now().saturating_sub(created) < grace {
             return false;
         }
+        // This server's own replica knows better than heartbeats: while its Raft follows a
+        // leader, the group is not leaderless (heartbeats can lag behind a fresh leader, and
+        // a 10008 from here would race that leader's own answer).
+        let follows = lock(&self.streams)
+            .get(&(account.to_owned(), stream.to_owned()))
+            .is_some_and(|g| g.group.raft().metrics().borrow().current_leader.is_some());
+        if follows {
+            return false;
+        }
         lock(&self.led)
             .get(&group)
             .is_none_or(|t| t.elapsed() >= LEADERLESS)
