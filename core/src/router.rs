@@ -37,7 +37,6 @@ mod deliver_as;
 mod match_cache;
 mod sids;
 pub use client::{ClientShared, ClientStats};
-use deliver_as::deliver_routed_as;
 pub use deliver_as::{deliver_as, deliver_from_leaf_as};
 pub use match_cache::MatchCache;
 
@@ -487,15 +486,7 @@ pub fn deliver_routed(
     m: &Message<'_>,
     queues: &[Bytes],
 ) -> usize {
-    if let Some((reply, subject)) = m.reply.and_then(crate::leaf::split_js_reply) {
-        let shown = Message {
-            subject,
-            reply: Some(reply),
-            ..*m
-        };
-        return deliver_routed_as(account, p, m, &shown, queues);
-    }
-    route(account, p, m, 0, Source::Route(queues))
+    deliver_as::deliver_linked(account, p, m, Source::Route(queues))
 }
 
 /// Delivers a message that came from the leaf-node link `from` (`LMSG`): like a local publish
@@ -524,15 +515,7 @@ pub fn deliver_from_gateway(
     queues: &[Bytes],
 ) -> usize {
     // A JetStream delivery keeps its stored subject across the gateway as across a route.
-    if let Some((reply, subject)) = m.reply.and_then(crate::leaf::split_js_reply) {
-        let shown = Message {
-            subject,
-            reply: Some(reply),
-            ..*m
-        };
-        return deliver_as::deliver_from_gateway_as(account, p, m, &shown, queues);
-    }
-    route(account, p, m, 0, Source::Gateway(queues))
+    deliver_as::deliver_linked(account, p, m, Source::Gateway(queues))
 }
 
 /// The leaf link a message came in on.

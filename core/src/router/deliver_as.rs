@@ -70,19 +70,26 @@ pub fn deliver_as(
     delivered
 }
 
-/// Delivers a JetStream message that came from a route under its deliver subject
-/// `arrived.subject` with the stored subject in its ack reply (see [`crate::leaf::split_js_reply`]):
-/// local subscribers of the deliver subject see `m` (the stored subject, the plain ack
-/// reply), the leaf links it may go on to get `arrived` as it came. Otherwise as
-/// [`super::deliver_routed`], which calls it. Go: client.go processMsgResults (`remapped`).
-pub(super) fn deliver_routed_as(
+/// Delivers a message that came from a route or a gateway (`source`): a JetStream delivery
+/// whose ack reply carries its stored subject (see [`crate::leaf::split_js_reply`]) is shown to
+/// local subscribers of its deliver subject under the stored subject with the plain ack reply,
+/// and goes on to leaf links as it came; anything else is routed as usual. Go: client.go
+/// processMsgResults (`remapped`).
+pub(super) fn deliver_linked(
     account: &Arc<Account>,
     p: &mut Publisher<'_>,
-    arrived: &Message<'_>,
     m: &Message<'_>,
-    queues: &[Bytes],
+    source: Source<'_>,
 ) -> usize {
-    deliver_linked_as(account, p, arrived, m, Source::Route(queues))
+    if let Some((reply, subject)) = m.reply.and_then(crate::leaf::split_js_reply) {
+        let shown = Message {
+            subject,
+            reply: Some(reply),
+            ..*m
+        };
+        return deliver_linked_as(account, p, m, &shown, source);
+    }
+    super::route(account, p, m, 0, source)
 }
 
 /// Delivers a JetStream message that came from the leaf link `from` under its deliver subject
@@ -101,20 +108,8 @@ pub fn deliver_from_leaf_as(
     deliver_linked_as(account, p, arrived, m, Source::Leaf(from, queues))
 }
 
-/// As [`deliver_routed_as`], for a message that came over a gateway (see
-/// [`super::deliver_from_gateway`]).
-pub(super) fn deliver_from_gateway_as(
-    account: &Arc<Account>,
-    p: &mut Publisher<'_>,
-    arrived: &Message<'_>,
-    m: &Message<'_>,
-    queues: &[Bytes],
-) -> usize {
-    deliver_linked_as(account, p, arrived, m, Source::Gateway(queues))
-}
-
-/// [`deliver_routed_as`], [`deliver_from_leaf_as`] and [`deliver_from_gateway_as`]: `source`
-/// names the link and the queue groups the sender chose this server for.
+/// [`deliver_linked`] and [`deliver_from_leaf_as`]: `source` names the link and the queue
+/// groups the sender chose this server for.
 fn deliver_linked_as(
     account: &Arc<Account>,
     p: &mut Publisher<'_>,
